@@ -1,0 +1,341 @@
+//! The subcommands' glue: settings in, library calls, an exit code out. `main` only calls [`dispatch`].
+//!
+//! Exit codes: 0 complete; 1 the run failed (setup, output, or a run-level error such as rejected
+//! credentials); 2 bad flags or bad input; 4 the dataset is complete but some pairs ended as `error`
+//! rows; 130/143 interrupted by SIGINT/SIGTERM (committed work is kept).
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use aws_credential_types::Credentials;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::audit::Stop;
+use crate::cli::{Cli, Command, DemoArgs, DescribeArgs, FleetArgs, RunArgs, SimArgs};
+use crate::client::{load_sdk_config, ClientSettings};
+use crate::config::RunConfig;
+use crate::run::{run, RunError, Summary};
+use crate::sim::{Faults, FleetSpec, Latency, SimConfig, SimServer};
+use crate::sink::{Format, Layout};
+
+/// Exit code of a run whose dataset is complete but holds `error` rows.
+pub const EXIT_PAIR_ERRORS: i32 = 4;
+
+/// The signal that asked for shutdown (0 until one does).
+static SIGNAL_EXIT: AtomicI32 = AtomicI32::new(0);
+
+/// A shutdown flag set by the first SIGINT/SIGTERM; a second one exits at once.
+pub fn shutdown_on_signals() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut count = 0;
+        loop {
+            let code = wait_signal().await;
+            count += 1;
+            SIGNAL_EXIT.store(code, Ordering::SeqCst);
+            if count == 1 {
+                eprintln!("fleet-audit: stopping: finishing calls in flight (signal again to quit at once)");
+                let _ = tx.send(true);
+            } else {
+                // Temporary files are never under a final name, so leaving now loses only work.
+                std::process::exit(code);
+            }
+        }
+    });
+    rx
+}
+
+#[cfg(unix)]
+async fn wait_signal() -> i32 {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => 130,
+        _ = term.recv() => 143,
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_signal() -> i32 {
+    let _ = tokio::signal::ctrl_c().await;
+    130
+}
+
+/// Runs the parsed command and returns the process exit code.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Run(a) => run_command(a).await,
+        Command::Describe(a) => describe_command(a).await,
+        Command::Sim(a) => sim_command(a).await,
+        Command::Demo(a) => demo_command(a).await,
+    }
+}
+
+fn print_summary(s: &Summary, quiet: bool, json: Option<&Path>) -> anyhow::Result<()> {
+    if !quiet {
+        eprintln!("{}", s.render());
+    }
+    if let Some(p) = json {
+        let body = serde_json::to_vec_pretty(s).expect("summary serializes");
+        std::fs::write(p, body).with_context(|| format!("cannot write summary {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Maps a run's result to its exit code, printing what the user needs.
+fn finish_run(
+    result: Result<Summary, RunError>,
+    quiet: bool,
+    summary_json: Option<&Path>,
+) -> anyhow::Result<i32> {
+    match result {
+        Ok(s) => {
+            print_summary(&s, quiet, summary_json)?;
+            Ok(if s.errors > 0 { EXIT_PAIR_ERRORS } else { 0 })
+        }
+        Err(RunError::Stopped { stop, out, summary }) => {
+            print_summary(&summary, quiet, summary_json)?;
+            eprintln!(
+                "fleet-audit: error: {stop}; the dataset at {} was not completed",
+                out.display()
+            );
+            Ok(match stop {
+                Stop::Interrupted => match SIGNAL_EXIT.load(Ordering::SeqCst) {
+                    0 => 130,
+                    c => c,
+                },
+                _ => 1,
+            })
+        }
+        Err(e @ (RunError::Config(_) | RunError::Input(_))) => {
+            eprintln!("fleet-audit: error: {e}");
+            Ok(2)
+        }
+        Err(e) => {
+            eprintln!("fleet-audit: error: {e}");
+            Ok(1)
+        }
+    }
+}
+
+async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
+    let cfg = match RunConfig::from_args(&a) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fleet-audit: error: {e}");
+            return Ok(2);
+        }
+    };
+    let (quiet, summary_json) = (cfg.quiet, cfg.summary_json.clone());
+    let shutdown = shutdown_on_signals();
+    finish_run(run(cfg, shutdown).await, quiet, summary_json.as_deref())
+}
+
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|_| out.flush()) {
+        // A closed pipe (`| head`) is not an error worth a message.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("cannot write to standard output"),
+    }
+}
+
+async fn describe_command(a: DescribeArgs) -> anyhow::Result<i32> {
+    use crate::describe::{describe, request_of, skeleton, to_cli_json};
+    if let Some(kind) = &a.generate_cli_skeleton {
+        return match skeleton(kind) {
+            Ok(s) => write_stdout(&s).map(|_| 0),
+            Err(e) => {
+                eprintln!("fleet-audit describe: error: {e}");
+                Ok(e.exit_code())
+            }
+        };
+    }
+    let req = match request_of(&a) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fleet-audit describe: error: {e}");
+            return Ok(e.exit_code());
+        }
+    };
+    let sdk = load_sdk_config(&ClientSettings::from(&a.connection)).await;
+    if let Err(e) = crate::client::preflight(&sdk).await {
+        eprintln!("fleet-audit describe: error: {e}");
+        return Ok(255);
+    }
+    let client = aws_sdk_iot::Client::new(&sdk);
+    match describe(&client, &req).await {
+        Ok(doc) => write_stdout(&to_cli_json(&doc)).map(|_| 0),
+        Err(e) => {
+            eprintln!("\n{e}");
+            Ok(e.exit_code())
+        }
+    }
+}
+
+fn fleet_spec(f: &FleetArgs) -> anyhow::Result<FleetSpec> {
+    let now_ms = match f.now {
+        Some(s) if s.is_finite() && s > 0.0 => (s * 1000.0).round() as u64,
+        Some(_) => anyhow::bail!("--now must be positive epoch seconds"),
+        None => SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .context("system clock before 1970")?
+            .as_millis() as u64,
+    };
+    anyhow::ensure!(f.things > 0, "--things must be at least 1");
+    anyhow::ensure!(
+        (1..=1000).contains(&f.jobs),
+        "--jobs must be between 1 and 1000"
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&f.future_status),
+        "--future-status must be between 0 and 1"
+    );
+    Ok(FleetSpec {
+        things: f.things,
+        jobs: f.jobs,
+        seed: f.seed,
+        now_ms,
+        region: f.region.clone(),
+        future_status: f.future_status,
+    })
+}
+
+/// Writes `dir/things.txt` and `dir/jobs.txt` for a fleet.
+pub fn write_lists(fleet: &crate::sim::Fleet, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let things = dir.join("things.txt");
+    let mut w = std::io::BufWriter::new(
+        std::fs::File::create(&things).with_context(|| format!("cannot create {}", things.display()))?,
+    );
+    for i in 0..fleet.spec().things {
+        writeln!(w, "{}", fleet.thing_name(i))?;
+    }
+    w.flush()?;
+    let jobs: String = fleet.jobs().iter().map(|j| format!("{}\n", j.id)).collect();
+    std::fs::write(dir.join("jobs.txt"), jobs)?;
+    Ok(())
+}
+
+fn probability(name: &str, p: f64) -> anyhow::Result<f64> {
+    anyhow::ensure!((0.0..=1.0).contains(&p), "--{name} must be a probability between 0 and 1");
+    Ok(p)
+}
+
+/// Builds a simulator configuration from the `sim` flags.
+pub fn sim_config(a: &SimArgs) -> anyhow::Result<SimConfig> {
+    let latency: Latency = a
+        .latency_ms
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!("--latency-ms: {e}"))?;
+    if let Some(q) = a.quota_rps {
+        anyhow::ensure!(q.is_finite() && q > 0.0, "--quota-rps must be positive");
+    }
+    Ok(SimConfig {
+        fleet: fleet_spec(&a.fleet)?,
+        quota_rps: a.quota_rps,
+        quota_burst: a.quota_burst,
+        latency,
+        faults: Faults {
+            p_5xx: probability("fault-5xx", a.fault_5xx)?,
+            p_drop: probability("fault-drop", a.fault_drop)?,
+            p_slow: probability("fault-slow", a.fault_slow)?,
+            p_garbage: probability("fault-garbage", a.fault_garbage)?,
+            p_throttle: probability("fault-throttle", a.fault_throttle)?,
+            slow: std::time::Duration::from_millis(a.fault_slow_ms),
+        },
+    })
+}
+
+async fn sim_command(a: SimArgs) -> anyhow::Result<i32> {
+    let config = sim_config(&a)?;
+    let listener = TcpListener::bind(&a.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.listen))?;
+    let server = SimServer::start(config, listener)?;
+    if let Some(dir) = &a.write_lists {
+        write_lists(server.simulator().fleet(), dir)?;
+    }
+    write_stdout(&format!("listening on {}", server.endpoint_url()))?;
+    let mut shutdown = shutdown_on_signals();
+    let _ = shutdown.wait_for(|s| *s).await;
+    server.stop().await;
+    Ok(0)
+}
+
+/// Fixed credentials for the embedded simulator: the demo never sends a user's real keys anywhere.
+pub fn simulator_credentials() -> Credentials {
+    Credentials::new(
+        "AKIDFLEETAUDITSIM",
+        "fleet-audit-simulator-secret",
+        None,
+        None,
+        "fleet-audit-simulator",
+    )
+}
+
+async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
+    let spec = fleet_spec(&a.fleet)?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let server = SimServer::start(
+        SimConfig {
+            fleet: spec,
+            quota_rps: None,
+            quota_burst: None,
+            latency: Latency::None,
+            faults: Faults::default(),
+        },
+        listener,
+    )?;
+    let out = &a.out;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    write_lists(server.simulator().fleet(), out)?;
+    let dataset = out.join("executions.parquet");
+    eprintln!(
+        "simulator on {} with {} things x {} jobs; lists in {}",
+        server.endpoint_url(),
+        a.fleet.things,
+        a.fleet.jobs,
+        out.display()
+    );
+    let cfg = RunConfig {
+        input: crate::input::InputSpec::Lists {
+            things: out.join("things.txt"),
+            jobs: out.join("jobs.txt"),
+        },
+        layout: Layout::File(dataset.clone()),
+        format: Format::Parquet,
+        overwrite: true,
+        client: ClientSettings {
+            region: Some("us-east-1".into()),
+            profile: None,
+            endpoint_url: Some(server.endpoint_url()),
+            static_credentials: Some(simulator_credentials()),
+            connect_timeout: None,
+        },
+        rps: None,
+        burst: 1,
+        adaptive: true,
+        engine: crate::audit::EngineSettings {
+            concurrency: a.concurrency,
+            max_attempts: 5,
+            call_timeout: std::time::Duration::from_secs(10),
+            backoff: crate::retry::Backoff::default(),
+        },
+        part_rows: 1_000_000,
+        quiet: false,
+        summary_json: None,
+    };
+    let shutdown = shutdown_on_signals();
+    let result = run(cfg, shutdown).await;
+    let code = finish_run(result, false, None)?;
+    server.stop().await;
+    if code == 0 {
+        eprintln!("\nread it with DuckDB: SELECT status, count(*) FROM '{}' GROUP BY status;", dataset.display());
+    }
+    Ok(code)
+}

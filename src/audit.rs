@@ -1,0 +1,262 @@
+//! The engine: targets -> bounded concurrent, rate-limited, retried calls -> rows -> the writer.
+//!
+//! A dispatcher takes a concurrency permit before spawning each pair's task and moves the permit into
+//! it, so at most `concurrency` pairs are in flight; each attempt first takes a token from the shared
+//! [`CallLimiter`]. A pair's failure is a row, never a stop, except for failures that would repeat for
+//! every pair (credentials, permissions): those stop the dispatcher and are returned as [`Stop::Fatal`].
+//! Rows go to the writer through a bounded channel, which is also the back-pressure.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::client::{CallError, FleetClient};
+use crate::input::{InputError, Target};
+use crate::limit::CallLimiter;
+use crate::retry::{classify, Backoff, Class};
+use crate::schema::{Outcome, Row};
+use crate::sink::SinkMsg;
+
+/// How pairs are called.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Pairs in flight at once.
+    pub concurrency: usize,
+    /// Attempts per pair, the first included.
+    pub max_attempts: u32,
+    /// Upper bound of one attempt.
+    pub call_timeout: Duration,
+    pub backoff: Backoff,
+}
+
+/// Live counters, shared with the progress display.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub done: AtomicU64,
+    pub ok: AtomicU64,
+    pub not_found: AtomicU64,
+    pub errors: AtomicU64,
+    pub attempts: AtomicU64,
+    pub throttled: AtomicU64,
+}
+
+impl Counters {
+    pub fn get(a: &AtomicU64) -> u64 {
+        a.load(Ordering::Relaxed)
+    }
+}
+
+/// Why the engine stopped before every pair had a row.
+#[derive(Debug, thiserror::Error)]
+pub enum Stop {
+    /// Every further call would fail the same way.
+    #[error("stopped: {error} (every call would fail the same way)")]
+    Fatal { error: CallError },
+    /// Shutdown was requested (a signal).
+    #[error("interrupted")]
+    Interrupted,
+    /// The input could not be read to the end.
+    #[error(transparent)]
+    Input(#[from] InputError),
+    /// The writer stopped taking rows.
+    #[error("the output writer stopped")]
+    WriterGone,
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Calls DescribeJobExecution for one pair until a final answer, the attempt budget, a fatal error or a
+/// shutdown. `Ok(None)` means shutdown came first and the pair has no row.
+pub async fn describe_pair<C: FleetClient>(
+    client: &C,
+    limiter: &CallLimiter,
+    settings: &EngineSettings,
+    counters: &Counters,
+    target: Target,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Option<Row>, CallError> {
+    let mut attempt: u32 = 0;
+    loop {
+        if *shutdown.borrow() {
+            return Ok(None);
+        }
+        attempt += 1;
+        limiter.acquire().await;
+        counters.attempts.fetch_add(1, Ordering::Relaxed);
+        let result = match tokio::time::timeout(
+            settings.call_timeout,
+            client.describe_job_execution(
+                &target.thing_name,
+                &target.job_id,
+                target.execution_number,
+            ),
+        )
+        .await
+        {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Timeout(settings.call_timeout)),
+        };
+        let row = |outcome, error, execution| Row {
+            thing_name: target.thing_name.clone(),
+            job_id: target.job_id.clone(),
+            requested_execution_number: target.execution_number,
+            outcome,
+            error,
+            attempts: attempt as i32,
+            fetched_at_ms: now_ms(),
+            execution,
+        };
+        let err = match result {
+            Ok(rec) => {
+                limiter.on_success();
+                return Ok(Some(row(Outcome::Ok, None, Some(rec))));
+            }
+            Err(e) => e,
+        };
+        match classify(&err) {
+            Class::NotFound => {
+                limiter.on_success();
+                return Ok(Some(row(Outcome::NotFound, Some(err), None)));
+            }
+            Class::Final => return Ok(Some(row(Outcome::Error, Some(err), None))),
+            Class::Fatal => return Err(err),
+            Class::Retry { throttled } => {
+                if throttled {
+                    counters.throttled.fetch_add(1, Ordering::Relaxed);
+                    limiter.on_throttle();
+                }
+                tracing::debug!(thing = %target.thing_name, job = %target.job_id, attempt, error = %err, "attempt failed");
+                if attempt >= settings.max_attempts {
+                    return Ok(Some(row(Outcome::Error, Some(err), None)));
+                }
+                let wait = settings.backoff.delay(attempt, rand::random::<f64>());
+                let mut sd = shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = sd.wait_for(|s| *s) => return Ok(None),
+                }
+            }
+        }
+    }
+}
+
+/// Runs every target through [`describe_pair`] and sends each row to `rows`. Returns when all targets
+/// have rows, or with the reason it stopped early (after the pairs already in flight have finished).
+pub async fn run_engine<C, I>(
+    client: Arc<C>,
+    limiter: Arc<CallLimiter>,
+    settings: EngineSettings,
+    counters: Arc<Counters>,
+    targets: I,
+    rows: mpsc::Sender<SinkMsg>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(), Stop>
+where
+    C: FleetClient,
+    I: Iterator<Item = Result<Target, InputError>>,
+{
+    let settings = Arc::new(settings);
+    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
+    let fatal: Arc<Mutex<Option<CallError>>> = Arc::new(Mutex::new(None));
+    // Pairs that ended without a row: abandoned on shutdown, or refused by a stopped writer.
+    let abandoned = Arc::new(AtomicU64::new(0));
+    let lost = Arc::new(AtomicU64::new(0));
+    let mut tasks = JoinSet::new();
+    let mut stop: Option<Stop> = None;
+    let mut sd = shutdown.clone();
+    for target in targets {
+        let target = match target {
+            Ok(t) => t,
+            Err(e) => {
+                stop = Some(Stop::Input(e));
+                break;
+            }
+        };
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
+            _ = sd.wait_for(|s| *s) => {
+                stop = Some(Stop::Interrupted);
+                break;
+            }
+        };
+        if let Some(error) = fatal.lock().expect("fatal lock").clone() {
+            stop = Some(Stop::Fatal { error });
+            break;
+        }
+        if rows.is_closed() {
+            stop = Some(Stop::WriterGone);
+            break;
+        }
+        let (client, limiter, settings, counters, rows, fatal, shutdown) = (
+            client.clone(),
+            limiter.clone(),
+            settings.clone(),
+            counters.clone(),
+            rows.clone(),
+            fatal.clone(),
+            shutdown.clone(),
+        );
+        let (abandoned, lost) = (abandoned.clone(), lost.clone());
+        tasks.spawn(async move {
+            let _permit = permit;
+            match describe_pair(&*client, &limiter, &settings, &counters, target, &shutdown).await
+            {
+                Ok(Some(row)) => {
+                    let c = match row.outcome {
+                        Outcome::Ok => &counters.ok,
+                        Outcome::NotFound => &counters.not_found,
+                        Outcome::Error => &counters.errors,
+                    };
+                    if rows.send(SinkMsg::Row(Box::new(row))).await.is_ok() {
+                        c.fetch_add(1, Ordering::Relaxed);
+                        counters.done.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        lost.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Ok(None) => {
+                    abandoned.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    fatal.lock().expect("fatal lock").get_or_insert(e);
+                }
+            }
+        });
+        // Reap finished tasks so the set stays as small as the concurrency.
+        while let Some(r) = tasks.try_join_next() {
+            if let Err(e) = r {
+                if e.is_panic() {
+                    std::panic::resume_unwind(e.into_panic());
+                }
+            }
+        }
+    }
+    while let Some(r) = tasks.join_next().await {
+        if let Err(e) = r {
+            if e.is_panic() {
+                std::panic::resume_unwind(e.into_panic());
+            }
+        }
+    }
+    if stop.is_none() {
+        if let Some(error) = fatal.lock().expect("fatal lock").take() {
+            stop = Some(Stop::Fatal { error });
+        } else if lost.load(Ordering::Relaxed) > 0 {
+            stop = Some(Stop::WriterGone);
+        } else if abandoned.load(Ordering::Relaxed) > 0 {
+            stop = Some(Stop::Interrupted);
+        }
+    }
+    match stop {
+        Some(s) => Err(s),
+        None => Ok(()),
+    }
+}

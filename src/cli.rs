@@ -1,0 +1,199 @@
+//! Command-line definitions only: plain parsed flags, no I/O. `config` turns them into settings.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "fleet-audit",
+    version,
+    about = "Audit AWS IoT job executions across a device fleet: stuck, timed out, failed.",
+    long_about = None
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Describe every (thing, job) pair through DescribeJobExecution and write one row per pair.
+    Run(RunArgs),
+    /// Describe one job execution and print it as `aws iot describe-job-execution` does.
+    Describe(DescribeArgs),
+    /// Serve a simulated fleet over the AWS IoT Jobs wire API (for tests, demos, benchmarks).
+    Sim(SimArgs),
+    /// Start the simulator in-process, audit its whole fleet into ./demo-out, and print the summary.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    Parquet,
+    Arrow,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectionArgs {
+    /// AWS region to call (else AWS_REGION or the profile's region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Named profile from the AWS config and credentials files.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Endpoint URL instead of the region's (AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_IOT also work).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// File of thing names, one a line (`-` for stdin); audited against every job of --jobs.
+    #[arg(long, value_name = "FILE", requires = "jobs", conflicts_with = "pairs")]
+    pub things: Option<PathBuf>,
+    /// File of job ids, one a line (`-` for stdin).
+    #[arg(long, value_name = "FILE", requires = "things")]
+    pub jobs: Option<PathBuf>,
+    /// CSV (header thing_name,job_id[,execution_number]) or JSON Lines file of pairs (`-` for stdin).
+    #[arg(long, value_name = "FILE")]
+    pub pairs: Option<PathBuf>,
+    /// Output: a .parquet or .arrow file, or else a directory of part files.
+    #[arg(long, value_name = "PATH")]
+    pub out: PathBuf,
+    /// Output format (default: from --out's extension, else parquet).
+    #[arg(long, value_enum)]
+    pub format: Option<FormatArg>,
+    /// Replace existing output.
+    #[arg(long)]
+    pub overwrite: bool,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+    /// Most calls per second, retries included; 0 means no limit.
+    #[arg(long, default_value_t = 10.0)]
+    pub rps: f64,
+    /// Calls that may start at once after an idle moment.
+    #[arg(long, default_value_t = 1)]
+    pub burst: u32,
+    /// Most pairs in flight at once.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Attempts per pair, the first included.
+    #[arg(long, default_value_t = 5)]
+    pub max_attempts: u32,
+    /// Upper bound of one attempt, e.g. `10s`, `500ms`.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    pub call_timeout: String,
+    /// Keep the rate at --rps even when throttled (by default it backs off and recovers).
+    #[arg(long)]
+    pub no_adaptive: bool,
+    /// Rows per part file in a directory output.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub part_rows: u64,
+    /// No progress bar and no summary on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Also write the summary as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub summary_json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// The unique identifier you assigned to this job when it was created.
+    #[arg(long)]
+    pub job_id: Option<String>,
+    /// The name of the thing on which the job execution is running.
+    #[arg(long)]
+    pub thing_name: Option<String>,
+    /// A particular execution of the job on the thing.
+    #[arg(long)]
+    pub execution_number: Option<i64>,
+    /// Arguments as JSON (text, or `file://PATH`), in the format of --generate-cli-skeleton.
+    #[arg(long, value_name = "JSON", conflicts_with = "cli_input_yaml")]
+    pub cli_input_json: Option<String>,
+    /// Arguments as YAML (text, or `file://PATH`), in the format of --generate-cli-skeleton yaml-input.
+    #[arg(long, value_name = "YAML")]
+    pub cli_input_yaml: Option<String>,
+    /// Print a skeleton (input, yaml-input or output) without calling AWS.
+    #[arg(long, value_name = "KIND", num_args = 0..=1, default_missing_value = "input")]
+    pub generate_cli_skeleton: Option<String>,
+    #[command(flatten)]
+    pub connection: ConnectionArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct FleetArgs {
+    /// Number of things in the simulated fleet.
+    #[arg(long, default_value_t = 10_000)]
+    pub things: u64,
+    /// Number of jobs in the simulated fleet.
+    #[arg(long, default_value_t = 5)]
+    pub jobs: u32,
+    /// Seed of the fleet: same seed, same fleet.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The fleet's "now" in epoch seconds (default: when it starts); fixes every timestamp.
+    #[arg(long, value_name = "EPOCH_SECONDS")]
+    pub now: Option<f64>,
+    /// Region in the fleet's ARNs.
+    #[arg(long = "fleet-region", default_value = "us-east-1")]
+    pub region: String,
+    /// Share (0..1) of executions that report a status AWS may add later (PAUSED).
+    #[arg(long, default_value_t = 0.0)]
+    pub future_status: f64,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// Address to listen on; the first line printed is `listening on http://HOST:PORT`.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// Per-operation quota in calls per second (a token bucket); off by default.
+    #[arg(long, value_name = "N")]
+    pub quota_rps: Option<f64>,
+    /// Bucket size of the quota (default: one second's worth).
+    #[arg(long, value_name = "N")]
+    pub quota_burst: Option<u32>,
+    /// Added latency: milliseconds (`5`) or median,p99 (`5,40`).
+    #[arg(long, value_name = "MS[,P99]", default_value = "0")]
+    pub latency_ms: String,
+    /// Probability of a 500/503 answer.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_5xx: f64,
+    /// Probability of closing the connection without an answer.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_drop: f64,
+    /// Probability of a stalled answer (see --fault-slow-ms).
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_slow: f64,
+    /// How long a stalled answer stalls, in milliseconds.
+    #[arg(long, default_value_t = 30_000)]
+    pub fault_slow_ms: u64,
+    /// Probability of a 200 answer with a malformed body.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_garbage: f64,
+    /// Probability of a ThrottlingException regardless of the quota.
+    #[arg(long, default_value_t = 0.0)]
+    pub fault_throttle: f64,
+    /// Write DIR/things.txt and DIR/jobs.txt for the fleet, then serve.
+    #[arg(long, value_name = "DIR")]
+    pub write_lists: Option<PathBuf>,
+    /// Server worker threads (default: one per core).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    #[command(flatten)]
+    pub fleet: FleetArgs,
+    /// Where the demo's dataset and lists go (replaced on every demo).
+    #[arg(long, default_value = "demo-out")]
+    pub out: PathBuf,
+    /// Pairs in flight at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+}

@@ -1,0 +1,298 @@
+//! The fleet client: one DescribeJobExecution attempt, as a trait, and its `aws-sdk-iot` implementation.
+//!
+//! The trait is the seam between the audit engine and AWS: the engine owns rate limiting, retries and
+//! timeouts, and calls [`FleetClient::describe_job_execution`] once per attempt. [`IotClient`] is the
+//! real implementation and the only one the product uses; it is built by [`load_sdk_config`], the one
+//! place that turns region, profile, endpoint and credentials into SDK configuration. The SDK's own
+//! retry layer is switched off there, so exactly one retry owner exists (`crate::retry`).
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::Credentials;
+use aws_sdk_iot::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_iot::types::JobExecution;
+
+/// One job execution as DescribeJobExecution reported it; absent fields are `None`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExecutionRecord {
+    pub job_id: Option<String>,
+    /// As AWS spells it; a value the SDK does not know is kept as sent.
+    pub status: Option<String>,
+    pub force_canceled: Option<bool>,
+    /// `statusDetails.detailsMap`, sorted by key; `None` when absent.
+    pub status_details: Option<Vec<(String, String)>>,
+    pub thing_arn: Option<String>,
+    pub queued_at_ms: Option<i64>,
+    pub started_at_ms: Option<i64>,
+    pub last_updated_at_ms: Option<i64>,
+    pub execution_number: Option<i64>,
+    pub version_number: Option<i64>,
+    pub approximate_seconds_before_timed_out: Option<i64>,
+}
+
+/// Why one attempt failed, separating what the service said from what the transport did.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    /// The service answered with an error (`x-amzn-ErrorType` code and message).
+    #[error("{code}: {message}")]
+    Service {
+        code: String,
+        message: String,
+        http_status: u16,
+    },
+    /// The attempt took longer than the per-attempt timeout.
+    #[error("attempt timed out after {0:?}")]
+    Timeout(Duration),
+    /// The connection failed or was closed before an answer.
+    #[error("connection error: {0}")]
+    Connection(String),
+    /// An answer arrived but could not be understood.
+    #[error("malformed answer: {0}")]
+    Malformed(String),
+    /// No credentials could be found or used to sign.
+    #[error("credentials unavailable: {0}")]
+    Credentials(String),
+    /// The request could not be built or sent for another reason.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl CallError {
+    /// The value of the `error_code` column: the AWS error code, or a transport class.
+    pub fn code(&self) -> &str {
+        match self {
+            CallError::Service { code, .. } => code,
+            CallError::Timeout(_) => "Timeout",
+            CallError::Connection(_) => "ConnectionError",
+            CallError::Malformed(_) => "MalformedResponse",
+            CallError::Credentials(_) => "CredentialsError",
+            CallError::Other(_) => "ClientError",
+        }
+    }
+
+    /// The value of the `error_message` column.
+    pub fn message(&self) -> String {
+        match self {
+            CallError::Service { message, .. } => message.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
+/// One DescribeJobExecution attempt. Implementations make exactly one request per call and never retry.
+pub trait FleetClient: Send + Sync + 'static {
+    fn describe_job_execution(
+        &self,
+        thing_name: &str,
+        job_id: &str,
+        execution_number: Option<i64>,
+    ) -> impl Future<Output = Result<ExecutionRecord, CallError>> + Send;
+}
+
+/// Where and as whom to call AWS.
+#[derive(Debug, Clone, Default)]
+pub struct ClientSettings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    /// Overrides the endpoint (`AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_IOT` are read by the SDK itself).
+    pub endpoint_url: Option<String>,
+    /// Fixed credentials instead of the default chain (the embedded simulator uses these).
+    pub static_credentials: Option<Credentials>,
+    /// Upper bound of connection set-up.
+    pub connect_timeout: Option<Duration>,
+}
+
+/// Errors before the first call: configuration that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("no AWS region: pass --region or set AWS_REGION (or a region in the profile)")]
+    NoRegion,
+    #[error("no usable AWS credentials: {0}")]
+    NoCredentials(String),
+}
+
+/// Builds SDK configuration from the default chain and the overrides in `s`. The SDK's retries are
+/// disabled: the audit engine is the only retry owner.
+pub async fn load_sdk_config(s: &ClientSettings) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(s.connect_timeout.unwrap_or(Duration::from_secs(5)))
+                .build(),
+        );
+    if let Some(r) = &s.region {
+        loader = loader.region(Region::new(r.clone()));
+    }
+    if let Some(p) = &s.profile {
+        loader = loader.profile_name(p);
+    }
+    if let Some(e) = &s.endpoint_url {
+        loader = loader.endpoint_url(e);
+    }
+    if let Some(c) = &s.static_credentials {
+        loader = loader.credentials_provider(c.clone());
+    }
+    loader.load().await
+}
+
+/// Checks that a region is set and that credentials resolve, before any IoT call is made.
+pub async fn preflight(config: &SdkConfig) -> Result<(), SetupError> {
+    if config.region().is_none() {
+        return Err(SetupError::NoRegion);
+    }
+    let provider = config
+        .credentials_provider()
+        .ok_or_else(|| SetupError::NoCredentials("no credentials provider configured".into()))?;
+    provider
+        .provide_credentials()
+        .await
+        .map(|_| ())
+        .map_err(|e| SetupError::NoCredentials(error_chain(&e)))
+}
+
+/// The real client: `aws-sdk-iot` with signing, endpoint resolution and parsing, no SDK retries.
+#[derive(Clone, Debug)]
+pub struct IotClient {
+    client: aws_sdk_iot::Client,
+}
+
+impl IotClient {
+    pub fn new(config: &SdkConfig) -> Self {
+        IotClient {
+            client: aws_sdk_iot::Client::new(config),
+        }
+    }
+
+    /// The SDK client, for the operations the engine does not wrap (the `describe` subcommand).
+    pub fn sdk(&self) -> &aws_sdk_iot::Client {
+        &self.client
+    }
+}
+
+impl FleetClient for IotClient {
+    async fn describe_job_execution(
+        &self,
+        thing_name: &str,
+        job_id: &str,
+        execution_number: Option<i64>,
+    ) -> Result<ExecutionRecord, CallError> {
+        let out = self
+            .client
+            .describe_job_execution()
+            .thing_name(thing_name)
+            .job_id(job_id)
+            .set_execution_number(execution_number)
+            .send()
+            .await
+            .map_err(classify_sdk_error)?;
+        match out.execution {
+            Some(e) => Ok(record_from_sdk(e)),
+            None => Err(CallError::Malformed("answer has no execution".into())),
+        }
+    }
+}
+
+/// Converts the SDK's JobExecution into our record.
+pub fn record_from_sdk(e: JobExecution) -> ExecutionRecord {
+    let ms = |d: Option<aws_smithy_types::DateTime>| d.and_then(|d| d.to_millis().ok());
+    ExecutionRecord {
+        job_id: e.job_id,
+        status: e.status.map(|s| s.as_str().to_string()),
+        force_canceled: e.force_canceled,
+        status_details: e.status_details.and_then(|d| d.details_map).map(|m| {
+            let mut v: Vec<(String, String)> = m.into_iter().collect();
+            v.sort();
+            v
+        }),
+        thing_arn: e.thing_arn,
+        queued_at_ms: ms(e.queued_at),
+        started_at_ms: ms(e.started_at),
+        last_updated_at_ms: ms(e.last_updated_at),
+        execution_number: e.execution_number,
+        version_number: Some(e.version_number),
+        approximate_seconds_before_timed_out: e.approximate_seconds_before_timed_out,
+    }
+}
+
+/// The error and all its sources, joined with `: `.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !s.contains(&m) {
+            s.push_str(": ");
+            s.push_str(&m);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+/// Maps any SDK operation error to a [`CallError`].
+pub fn classify_sdk_error<E, R>(err: SdkError<E, R>) -> CallError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + HasStatus + Send + Sync + 'static,
+{
+    match &err {
+        SdkError::ServiceError(ctx) => {
+            let status = ctx.raw().status_code();
+            let e = ctx.err();
+            match e.code() {
+                Some(code) => CallError::Service {
+                    code: code.to_string(),
+                    message: e.message().unwrap_or("").to_string(),
+                    http_status: status,
+                },
+                // No error code: a 2xx whose body did not parse, or an error without a type.
+                None if (200..300).contains(&status) => CallError::Malformed(error_chain(&err)),
+                None => CallError::Service {
+                    code: format!("HTTP{status}"),
+                    message: e.message().map(str::to_string).unwrap_or_else(|| error_chain(&err)),
+                    http_status: status,
+                },
+            }
+        }
+        SdkError::TimeoutError(_) => CallError::Timeout(Duration::ZERO),
+        SdkError::DispatchFailure(d) => {
+            let chain = error_chain(&err);
+            if d.is_timeout() {
+                CallError::Timeout(Duration::ZERO)
+            } else if d.is_io() || d.is_other() {
+                CallError::Connection(chain)
+            } else if chain.contains("credential") || chain.contains("identity") {
+                CallError::Credentials(chain)
+            } else {
+                CallError::Connection(chain)
+            }
+        }
+        SdkError::ResponseError(_) => CallError::Malformed(error_chain(&err)),
+        SdkError::ConstructionFailure(_) => {
+            let chain = error_chain(&err);
+            if chain.contains("credential") || chain.contains("identity") {
+                CallError::Credentials(chain)
+            } else {
+                CallError::Other(chain)
+            }
+        }
+        _ => CallError::Other(error_chain(&err)),
+    }
+}
+
+/// Access to the HTTP status of a raw response, so that classification works for any operation.
+pub trait HasStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HasStatus for aws_smithy_runtime_api::client::orchestrator::HttpResponse {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}

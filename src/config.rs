@@ -1,0 +1,241 @@
+//! Flags -> validated settings. Every error a user can fix is found here, before any network call.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::audit::EngineSettings;
+use crate::cli::{ConnectionArgs, FormatArg, RunArgs};
+use crate::client::ClientSettings;
+use crate::input::InputSpec;
+use crate::retry::Backoff;
+use crate::sink::{Format, Layout};
+
+/// A flag value or an output location that cannot work.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--{flag}: {reason}")]
+    Flag { flag: &'static str, reason: String },
+    #[error("give either --things and --jobs, or --pairs")]
+    NoInput,
+    #[error("output {0} exists; pass --overwrite to replace it")]
+    OutputExists(PathBuf),
+    #[error("output {path}: {reason}")]
+    Output { path: PathBuf, reason: String },
+}
+
+fn flag(flag: &'static str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Flag {
+        flag,
+        reason: reason.into(),
+    }
+}
+
+/// Everything `run` needs, validated.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub input: InputSpec,
+    pub layout: Layout,
+    pub format: Format,
+    pub overwrite: bool,
+    pub client: ClientSettings,
+    /// `None`: no rate limit.
+    pub rps: Option<f64>,
+    pub burst: u32,
+    pub adaptive: bool,
+    pub engine: EngineSettings,
+    pub part_rows: u64,
+    pub quiet: bool,
+    pub summary_json: Option<PathBuf>,
+}
+
+/// Parses `10s`, `500ms`, `2m`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as 10s or 500ms"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
+    };
+    if !(secs.is_finite() && secs > 0.0 && secs < 86_400.0 * 7.0) {
+        return Err(format!("`{s}` must be positive and under a week"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+impl From<&ConnectionArgs> for ClientSettings {
+    fn from(c: &ConnectionArgs) -> Self {
+        ClientSettings {
+            region: c.region.clone(),
+            profile: c.profile.clone(),
+            endpoint_url: c.endpoint_url.clone(),
+            static_credentials: None,
+            connect_timeout: None,
+        }
+    }
+}
+
+/// Where the output goes and in what format, from `--out` and `--format`.
+pub fn output_of(out: &Path, format: Option<FormatArg>) -> Result<(Layout, Format), ConfigError> {
+    let by_ext = Format::from_path(out);
+    let asked = format.map(|f| match f {
+        FormatArg::Parquet => Format::Parquet,
+        FormatArg::Arrow => Format::Arrow,
+    });
+    match (by_ext, asked) {
+        (Some(e), Some(a)) if e != a => Err(flag(
+            "format",
+            format!(
+                "{} does not match the extension of {}",
+                a.extension(),
+                out.display()
+            ),
+        )),
+        (Some(e), _) => Ok((Layout::File(out.to_path_buf()), e)),
+        (None, a) => Ok((Layout::Dir(out.to_path_buf()), a.unwrap_or(Format::Parquet))),
+    }
+}
+
+impl RunConfig {
+    /// Validates the flags. Touches the file system only to look at the output location.
+    pub fn from_args(a: &RunArgs) -> Result<RunConfig, ConfigError> {
+        let input = match (&a.things, &a.jobs, &a.pairs) {
+            (Some(t), Some(j), None) => InputSpec::Lists {
+                things: t.clone(),
+                jobs: j.clone(),
+            },
+            (None, None, Some(p)) => InputSpec::Pairs(p.clone()),
+            _ => return Err(ConfigError::NoInput),
+        };
+        if !a.rps.is_finite() || a.rps < 0.0 {
+            return Err(flag("rps", "must be a number >= 0 (0 means no limit)"));
+        }
+        if a.burst == 0 {
+            return Err(flag("burst", "must be at least 1"));
+        }
+        if !(1..=100_000).contains(&a.concurrency) {
+            return Err(flag("concurrency", "must be between 1 and 100000"));
+        }
+        if !(1..=100).contains(&a.max_attempts) {
+            return Err(flag("max-attempts", "must be between 1 and 100"));
+        }
+        if a.part_rows == 0 {
+            return Err(flag("part-rows", "must be at least 1"));
+        }
+        let call_timeout = parse_duration(&a.call_timeout).map_err(|r| flag("call-timeout", r))?;
+        let (layout, format) = output_of(&a.out, a.format)?;
+        check_output(&layout, a.overwrite)?;
+        Ok(RunConfig {
+            input,
+            layout,
+            format,
+            overwrite: a.overwrite,
+            client: ClientSettings::from(&a.connection),
+            rps: (a.rps > 0.0).then_some(a.rps),
+            burst: a.burst,
+            adaptive: !a.no_adaptive,
+            engine: EngineSettings {
+                concurrency: a.concurrency,
+                max_attempts: a.max_attempts,
+                call_timeout,
+                backoff: Backoff::default(),
+            },
+            part_rows: a.part_rows,
+            quiet: a.quiet,
+            summary_json: a.summary_json.clone(),
+        })
+    }
+}
+
+/// Refuses existing output without `overwrite`, and a location that cannot hold the output.
+pub fn check_output(layout: &Layout, overwrite: bool) -> Result<(), ConfigError> {
+    let out = |reason: String| ConfigError::Output {
+        path: layout.path().to_path_buf(),
+        reason,
+    };
+    match layout {
+        Layout::File(p) => {
+            if p.is_dir() {
+                return Err(out("is a directory; name a .parquet or .arrow file".into()));
+            }
+            if p.exists() && !overwrite {
+                return Err(ConfigError::OutputExists(p.clone()));
+            }
+            let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
+            if let Some(d) = parent {
+                if !d.is_dir() {
+                    return Err(out(format!("directory {} does not exist", d.display())));
+                }
+            }
+        }
+        Layout::Dir(d) => {
+            if d.exists() {
+                if !d.is_dir() {
+                    return Err(out(
+                        "exists and is not a directory (name a .parquet or .arrow file, or a directory)"
+                            .into(),
+                    ));
+                }
+                let non_empty = std::fs::read_dir(d)
+                    .map_err(|e| out(e.to_string()))?
+                    .next()
+                    .is_some();
+                if non_empty && !overwrite {
+                    return Err(ConfigError::OutputExists(d.clone()));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("10s").unwrap(), Duration::from_secs(10));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("ten").is_err());
+        assert!(parse_duration("5d").is_err());
+    }
+
+    #[test]
+    fn output_layout_follows_extension_and_format() {
+        let (l, f) = output_of(Path::new("a/b.parquet"), None).unwrap();
+        assert_eq!((l, f), (Layout::File("a/b.parquet".into()), Format::Parquet));
+        let (l, f) = output_of(Path::new("x.arrow"), None).unwrap();
+        assert_eq!((l, f), (Layout::File("x.arrow".into()), Format::Arrow));
+        let (l, f) = output_of(Path::new("outdir"), Some(FormatArg::Arrow)).unwrap();
+        assert_eq!((l, f), (Layout::Dir("outdir".into()), Format::Arrow));
+        assert!(output_of(Path::new("x.arrow"), Some(FormatArg::Parquet)).is_err());
+    }
+
+    #[test]
+    fn existing_output_needs_overwrite() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("o.parquet");
+        std::fs::write(&f, b"x").unwrap();
+        let e = check_output(&Layout::File(f.clone()), false).unwrap_err();
+        assert!(e.to_string().contains("pass --overwrite"), "{e}");
+        assert!(check_output(&Layout::File(f), true).is_ok());
+        let e = check_output(&Layout::File(d.path().join("nope/o.parquet")), false).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
+        assert!(check_output(&Layout::Dir(d.path().join("fresh")), false).is_ok());
+        let e = check_output(&Layout::Dir(d.path().to_path_buf()), false).unwrap_err();
+        assert!(matches!(e, ConfigError::OutputExists(_)));
+    }
+}

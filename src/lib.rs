@@ -1,0 +1,26 @@
+//! fleet-audit: audit the AWS IoT job executions of a device fleet at high throughput.
+//!
+//! Map of the modules, in the order data flows:
+//! - [`cli`] clap definitions only; [`config`] turns flags into validated settings (every input error
+//!   before any network call).
+//! - [`input`] thing/job lists and pairs files -> a lazy stream of targets; [`names`] AWS's naming rules.
+//! - [`client`] the fleet client trait and its `aws-sdk-iot` implementation (the one place that builds
+//!   SDK configuration); [`limit`] the shared rate limiter; [`retry`] error classes and backoff.
+//! - [`audit`] targets -> bounded concurrent calls -> rows; [`schema`] the one Arrow schema;
+//!   [`sink`] Parquet / Arrow IPC writers that commit files atomically.
+//! - [`run`] one audit end to end; [`describe`] the AWS CLI-compatible single describe;
+//!   [`sim`] the AWS IoT Jobs simulator; [`app`] the subcommands' glue and exit codes.
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod describe;
+pub mod input;
+pub mod limit;
+pub mod names;
+pub mod retry;
+pub mod run;
+pub mod schema;
+pub mod sim;
+pub mod sink;

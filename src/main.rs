@@ -1,0 +1,37 @@
+//! The `fleet-audit` binary: parse flags, set up logging and the runtime, call the library, exit.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use fleet_audit::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let mut rt = tokio::runtime::Builder::new_multi_thread();
+    if let Command::Sim(a) = &cli.command {
+        if let Some(w) = a.workers {
+            rt.worker_threads(w.max(1));
+        }
+    }
+    let rt = match rt.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("fleet-audit: error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(fleet_audit::app::dispatch(cli)) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("fleet-audit: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! AWS IoT's own naming rules for things and jobs, shared by the input reader and the simulator.
+//!
+//! Every name that reaches a request path is checked here first, so no input can make the tool call a
+//! path AWS would reject or escape into another resource.
+
+/// The rule a thing name must satisfy, as AWS states it.
+pub const THING_NAME_RULE: &str = "thingName must match [a-zA-Z0-9:_-]{1,128}";
+/// The rule a job id must satisfy, as AWS states it.
+pub const JOB_ID_RULE: &str = "jobId must match [a-zA-Z0-9_-]{1,64}";
+
+/// Whether `name` is a valid thingName: 1 to 128 of `[a-zA-Z0-9:_-]`.
+pub fn is_valid_thing_name(name: &str) -> bool {
+    (1..=128).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-'))
+}
+
+/// Whether `id` is a valid jobId: 1 to 64 of `[a-zA-Z0-9_-]`.
+pub fn is_valid_job_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thing_names_follow_aws_rules() {
+        assert!(is_valid_thing_name("MyRaspberryPi"));
+        assert!(is_valid_thing_name("a:b_c-d9"));
+        assert!(is_valid_thing_name(&"x".repeat(128)));
+        assert!(!is_valid_thing_name(&"x".repeat(129)));
+        assert!(!is_valid_thing_name(""));
+        assert!(!is_valid_thing_name("has space"));
+        assert!(!is_valid_thing_name("../etc"));
+        assert!(!is_valid_thing_name("caf\u{e9}"));
+    }
+
+    #[test]
+    fn job_ids_follow_aws_rules() {
+        assert!(is_valid_job_id("example-job-01"));
+        assert!(is_valid_job_id(&"j".repeat(64)));
+        assert!(!is_valid_job_id(&"j".repeat(65)));
+        assert!(!is_valid_job_id("a:b"));
+        assert!(!is_valid_job_id(""));
+    }
+}

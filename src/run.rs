@@ -1,0 +1,298 @@
+//! `fleet-audit run`: validated settings -> inputs, client, writer, engine -> a committed dataset and a
+//! summary.
+//!
+//! The order is the contract: every input line is validated and the output location checked before the
+//! SDK is even configured; credentials and region are checked before the first IoT call; the dataset is
+//! committed only when every pair has its row.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+
+use crate::audit::{run_engine, Counters, Stop};
+use crate::client::{load_sdk_config, preflight, FleetClient, IotClient, SetupError};
+use crate::config::{ConfigError, RunConfig};
+use crate::input::{prepare, InputError};
+use crate::limit::CallLimiter;
+use crate::sink::{spawn_writer, Layout, SinkError, SinkMsg, SinkSettings};
+
+/// Why a run did not produce a complete dataset.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error("{stop}; nothing was committed under {out}")]
+    Stopped {
+        stop: Stop,
+        out: PathBuf,
+        summary: Box<Summary>,
+    },
+}
+
+/// The end-of-run figures (also written by `--summary-json`).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Summary {
+    pub run_id: String,
+    pub pairs: u64,
+    pub ok: u64,
+    pub not_found: u64,
+    pub errors: u64,
+    pub attempts: u64,
+    pub throttled: u64,
+    pub elapsed_s: f64,
+    pub calls_per_s: f64,
+    pub duplicates: u64,
+    /// Whether every pair has its row and the dataset is committed.
+    pub complete: bool,
+    pub files: Vec<PathBuf>,
+}
+
+impl Summary {
+    /// The human summary printed on stderr.
+    pub fn render(&self) -> String {
+        let mut s = format!(
+            "{} pairs: {} ok, {} not found, {} errors; {} attempts ({} throttled) in {:.1} s, {:.1} calls/s",
+            self.pairs,
+            self.ok,
+            self.not_found,
+            self.errors,
+            self.attempts,
+            self.throttled,
+            self.elapsed_s,
+            self.calls_per_s
+        );
+        if self.duplicates > 0 {
+            s.push_str(&format!("; {} duplicate input lines dropped", self.duplicates));
+        }
+        if self.complete {
+            let rows = self.ok + self.not_found + self.errors;
+            match self.files.as_slice() {
+                [one] => s.push_str(&format!("\nwrote {rows} rows to {}", one.display())),
+                many => s.push_str(&format!("\nwrote {rows} rows in {} files", many.len())),
+            }
+        }
+        s
+    }
+}
+
+/// A fresh run id: UTC time plus random bits, safe in file names.
+pub fn new_run_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!("{}-{:06x}", now.as_secs(), rand::random::<u32>() & 0xFF_FFFF)
+}
+
+fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
+    let target = if quiet || !std::io::stderr().is_terminal() {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr_with_hz(4)
+    };
+    let bar = ProgressBar::with_draw_target(Some(total), target);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{elapsed_precise} [{wide_bar}] {pos}/{len} {per_sec} ETA {eta} {msg}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
+    );
+    bar
+}
+
+/// Removes what an earlier run left in a directory output, when `--overwrite` allows it: only files
+/// this tool writes (part files and their temporaries), never anything else.
+fn clear_old_parts(layout: &Layout) -> Result<(), SinkError> {
+    let Layout::Dir(d) = layout else {
+        return Ok(());
+    };
+    let io = |source| SinkError::Io {
+        path: d.clone(),
+        source,
+    };
+    std::fs::create_dir_all(d).map_err(io)?;
+    for entry in std::fs::read_dir(d).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.starts_with("part-") || (name.starts_with(".part-") && name.ends_with(".tmp"));
+        if ours && entry.file_type().map_err(io)?.is_file() {
+            std::fs::remove_file(entry.path()).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs an audit with the real `aws-sdk-iot` client built from `cfg.client`.
+pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<Summary, RunError> {
+    // Inputs first: a bad line stops the run before anything else happens.
+    let input = prepare(&cfg.input)?;
+    let sdk = load_sdk_config(&cfg.client).await;
+    preflight(&sdk).await?;
+    let region = sdk.region().map(|r| r.to_string());
+    let client = Arc::new(IotClient::new(&sdk));
+    run_with_client(cfg, input, client, region, shutdown).await
+}
+
+/// Runs an audit of prepared inputs with any [`FleetClient`].
+pub async fn run_with_client<C: FleetClient>(
+    cfg: RunConfig,
+    input: crate::input::PreparedInput,
+    client: Arc<C>,
+    region: Option<String>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Summary, RunError> {
+    let started = Instant::now();
+    let run_id = new_run_id();
+    let total = input.total();
+    crate::config::check_output(&cfg.layout, cfg.overwrite)?;
+    if cfg.overwrite {
+        clear_old_parts(&cfg.layout)?;
+    } else if let Layout::Dir(d) = &cfg.layout {
+        std::fs::create_dir_all(d).map_err(|source| SinkError::Io {
+            path: d.clone(),
+            source,
+        })?;
+    }
+    if !cfg.quiet {
+        let eta = cfg
+            .rps
+            .map(|r| format!(", at most {r} calls/s: about {}", human_duration(total as f64 / r)))
+            .unwrap_or_default();
+        eprintln!(
+            "auditing {total} pairs{}{eta}",
+            if input.duplicates() > 0 {
+                format!(" ({} duplicate input lines dropped)", input.duplicates())
+            } else {
+                String::new()
+            }
+        );
+    }
+    let (tx, rx) = mpsc::channel::<SinkMsg>(8192);
+    let writer = spawn_writer(
+        SinkSettings {
+            layout: cfg.layout.clone(),
+            format: cfg.format,
+            part_rows: cfg.part_rows,
+            batch_rows: 8192,
+            row_group_rows: 128 * 1024,
+            run_id: run_id.clone(),
+            region,
+        },
+        rx,
+    );
+    let limiter = Arc::new(CallLimiter::new(cfg.rps, cfg.burst, cfg.adaptive));
+    let counters = Arc::new(Counters::default());
+    let bar = progress_bar(total, cfg.quiet);
+    let ticker = {
+        let (bar, counters) = (bar.clone(), counters.clone());
+        tokio::spawn(async move {
+            loop {
+                bar.set_position(Counters::get(&counters.done));
+                bar.set_message(format!(
+                    "errors {} throttled {}",
+                    Counters::get(&counters.errors),
+                    Counters::get(&counters.throttled)
+                ));
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        })
+    };
+    let targets = input.targets()?;
+    let result = run_engine(
+        client,
+        limiter,
+        cfg.engine.clone(),
+        counters.clone(),
+        targets,
+        tx.clone(),
+        shutdown,
+    )
+    .await;
+    ticker.abort();
+    bar.finish_and_clear();
+    let _ = tx
+        .send(if result.is_ok() {
+            SinkMsg::Commit
+        } else {
+            SinkMsg::Abort
+        })
+        .await;
+    drop(tx);
+    let written = tokio::task::spawn_blocking(move || writer.join())
+        .await
+        .expect("join writer")
+        .expect("writer thread does not panic");
+    let elapsed = started.elapsed().as_secs_f64();
+    let attempts = Counters::get(&counters.attempts);
+    let mut summary = Summary {
+        run_id,
+        pairs: total,
+        ok: Counters::get(&counters.ok),
+        not_found: Counters::get(&counters.not_found),
+        errors: Counters::get(&counters.errors),
+        attempts,
+        throttled: Counters::get(&counters.throttled),
+        elapsed_s: elapsed,
+        calls_per_s: if elapsed > 0.0 {
+            attempts as f64 / elapsed
+        } else {
+            0.0
+        },
+        duplicates: input.duplicates(),
+        complete: false,
+        files: Vec::new(),
+    };
+    let (report, committed) = written?;
+    summary.files = report.files;
+    match result {
+        Ok(()) if committed => {
+            summary.complete = true;
+            Ok(summary)
+        }
+        Ok(()) => Err(RunError::Stopped {
+            stop: Stop::WriterGone,
+            out: cfg.layout.path().to_path_buf(),
+            summary: Box::new(summary),
+        }),
+        Err(stop) => Err(RunError::Stopped {
+            stop,
+            out: cfg.layout.path().to_path_buf(),
+            summary: Box::new(summary),
+        }),
+    }
+}
+
+/// `3h 20m`, `4m 10s`, `12s`.
+pub fn human_duration(secs: f64) -> String {
+    let s = secs.max(0.0).round() as u64;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(12.2), "12s");
+        assert_eq!(human_duration(250.0), "4m 10s");
+        assert_eq!(human_duration(12_000.0), "3h 20m");
+        assert_eq!(human_duration(100_000.0), "1d 3h");
+    }
+}

@@ -1,0 +1,312 @@
+//! The dataset's one Arrow schema, the row type, and the row -> RecordBatch builder.
+//!
+//! The schema is a contract with every reader (DuckDB, Athena, Spark, pandas) and is documented in
+//! README; change it here and there together. Builders are reused across batches so the hot path does
+//! not allocate per column per batch.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, MapBuilder, MapFieldNames, StringBuilder,
+    TimestampMillisecondBuilder,
+};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use arrow::error::ArrowError;
+use arrow::record_batch::RecordBatch;
+
+use crate::client::{CallError, ExecutionRecord};
+
+/// The final outcome of one pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    NotFound,
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::NotFound => "not_found",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// One output row: one pair asked for and what the service finally said about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub thing_name: String,
+    pub job_id: String,
+    pub requested_execution_number: Option<i64>,
+    pub outcome: Outcome,
+    /// The last error, for `not_found` and `error` rows.
+    pub error: Option<CallError>,
+    pub attempts: i32,
+    pub fetched_at_ms: i64,
+    pub execution: Option<ExecutionRecord>,
+}
+
+fn ts() -> DataType {
+    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+}
+
+fn map_field_names() -> MapFieldNames {
+    MapFieldNames {
+        entry: "entries".into(),
+        key: "key".into(),
+        value: "value".into(),
+    }
+}
+
+/// The dataset schema, column by column as README documents it.
+pub fn schema() -> SchemaRef {
+    let entries = Field::new(
+        "entries",
+        DataType::Struct(
+            vec![
+                Field::new("key", DataType::Utf8, false),
+                Field::new("value", DataType::Utf8, true),
+            ]
+            .into(),
+        ),
+        false,
+    );
+    Arc::new(Schema::new(vec![
+        Field::new("run_id", DataType::Utf8, true),
+        Field::new("region", DataType::Utf8, true),
+        Field::new("job_id", DataType::Utf8, false),
+        Field::new("thing_name", DataType::Utf8, false),
+        Field::new("requested_execution_number", DataType::Int64, true),
+        Field::new("outcome", DataType::Utf8, false),
+        Field::new("error_code", DataType::Utf8, true),
+        Field::new("error_message", DataType::Utf8, true),
+        Field::new("attempts", DataType::Int32, false),
+        Field::new("fetched_at", ts(), false),
+        Field::new("status", DataType::Utf8, true),
+        Field::new("force_canceled", DataType::Boolean, true),
+        Field::new(
+            "status_details",
+            DataType::Map(Arc::new(entries), false),
+            true,
+        ),
+        Field::new("thing_arn", DataType::Utf8, true),
+        Field::new("queued_at", ts(), true),
+        Field::new("started_at", ts(), true),
+        Field::new("last_updated_at", ts(), true),
+        Field::new("execution_number", DataType::Int64, true),
+        Field::new("version_number", DataType::Int64, true),
+        Field::new("approximate_seconds_before_timed_out", DataType::Int64, true),
+    ]))
+}
+
+/// Accumulates rows and emits RecordBatches of the dataset schema.
+pub struct BatchBuilder {
+    schema: SchemaRef,
+    run_id: String,
+    region: Option<String>,
+    len: usize,
+    run_id_b: StringBuilder,
+    region_b: StringBuilder,
+    job_id: StringBuilder,
+    thing_name: StringBuilder,
+    requested_execution_number: Int64Builder,
+    outcome: StringBuilder,
+    error_code: StringBuilder,
+    error_message: StringBuilder,
+    attempts: Int32Builder,
+    fetched_at: TimestampMillisecondBuilder,
+    status: StringBuilder,
+    force_canceled: BooleanBuilder,
+    status_details: MapBuilder<StringBuilder, StringBuilder>,
+    thing_arn: StringBuilder,
+    queued_at: TimestampMillisecondBuilder,
+    started_at: TimestampMillisecondBuilder,
+    last_updated_at: TimestampMillisecondBuilder,
+    execution_number: Int64Builder,
+    version_number: Int64Builder,
+    approximate_seconds_before_timed_out: Int64Builder,
+}
+
+impl BatchBuilder {
+    /// A builder whose rows all carry `run_id` and `region`.
+    pub fn new(run_id: &str, region: Option<&str>) -> Self {
+        BatchBuilder {
+            schema: schema(),
+            run_id: run_id.to_string(),
+            region: region.map(str::to_string),
+            len: 0,
+            run_id_b: StringBuilder::new(),
+            region_b: StringBuilder::new(),
+            job_id: StringBuilder::new(),
+            thing_name: StringBuilder::new(),
+            requested_execution_number: Int64Builder::new(),
+            outcome: StringBuilder::new(),
+            error_code: StringBuilder::new(),
+            error_message: StringBuilder::new(),
+            attempts: Int32Builder::new(),
+            fetched_at: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            status: StringBuilder::new(),
+            force_canceled: BooleanBuilder::new(),
+            status_details: MapBuilder::new(
+                Some(map_field_names()),
+                StringBuilder::new(),
+                StringBuilder::new(),
+            ),
+            thing_arn: StringBuilder::new(),
+            queued_at: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            started_at: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            last_updated_at: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            execution_number: Int64Builder::new(),
+            version_number: Int64Builder::new(),
+            approximate_seconds_before_timed_out: Int64Builder::new(),
+        }
+    }
+
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Rows appended since the last [`BatchBuilder::finish`].
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends one row.
+    pub fn push(&mut self, row: &Row) {
+        self.len += 1;
+        self.run_id_b.append_value(&self.run_id);
+        self.region_b.append_option(self.region.as_deref());
+        self.job_id.append_value(&row.job_id);
+        self.thing_name.append_value(&row.thing_name);
+        self.requested_execution_number
+            .append_option(row.requested_execution_number);
+        self.outcome.append_value(row.outcome.as_str());
+        match &row.error {
+            Some(e) => {
+                self.error_code.append_value(e.code());
+                self.error_message.append_value(e.message());
+            }
+            None => {
+                self.error_code.append_null();
+                self.error_message.append_null();
+            }
+        }
+        self.attempts.append_value(row.attempts);
+        self.fetched_at.append_value(row.fetched_at_ms);
+        let e = row.execution.as_ref();
+        self.status
+            .append_option(e.and_then(|e| e.status.as_deref()));
+        self.force_canceled
+            .append_option(e.and_then(|e| e.force_canceled));
+        match e.and_then(|e| e.status_details.as_ref()) {
+            Some(details) => {
+                for (k, v) in details {
+                    self.status_details.keys().append_value(k);
+                    self.status_details.values().append_value(v);
+                }
+                self.status_details
+                    .append(true)
+                    .expect("keys and values appended together");
+            }
+            None => self
+                .status_details
+                .append(false)
+                .expect("keys and values appended together"),
+        }
+        self.thing_arn
+            .append_option(e.and_then(|e| e.thing_arn.as_deref()));
+        self.queued_at.append_option(e.and_then(|e| e.queued_at_ms));
+        self.started_at
+            .append_option(e.and_then(|e| e.started_at_ms));
+        self.last_updated_at
+            .append_option(e.and_then(|e| e.last_updated_at_ms));
+        self.execution_number
+            .append_option(e.and_then(|e| e.execution_number));
+        self.version_number
+            .append_option(e.and_then(|e| e.version_number));
+        self.approximate_seconds_before_timed_out
+            .append_option(e.and_then(|e| e.approximate_seconds_before_timed_out));
+    }
+
+    /// Emits the rows appended so far as one batch and resets the builders (keeping their capacity).
+    pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
+        self.len = 0;
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.run_id_b.finish()),
+            Arc::new(self.region_b.finish()),
+            Arc::new(self.job_id.finish()),
+            Arc::new(self.thing_name.finish()),
+            Arc::new(self.requested_execution_number.finish()),
+            Arc::new(self.outcome.finish()),
+            Arc::new(self.error_code.finish()),
+            Arc::new(self.error_message.finish()),
+            Arc::new(self.attempts.finish()),
+            Arc::new(self.fetched_at.finish()),
+            Arc::new(self.status.finish()),
+            Arc::new(self.force_canceled.finish()),
+            Arc::new(self.status_details.finish()),
+            Arc::new(self.thing_arn.finish()),
+            Arc::new(self.queued_at.finish()),
+            Arc::new(self.started_at.finish()),
+            Arc::new(self.last_updated_at.finish()),
+            Arc::new(self.execution_number.finish()),
+            Arc::new(self.version_number.finish()),
+            Arc::new(self.approximate_seconds_before_timed_out.finish()),
+        ];
+        RecordBatch::try_new(self.schema.clone(), columns)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_become_a_batch_of_the_schema() {
+        let mut b = BatchBuilder::new("run-1", Some("us-east-1"));
+        b.push(&Row {
+            thing_name: "t1".into(),
+            job_id: "j1".into(),
+            requested_execution_number: None,
+            outcome: Outcome::Ok,
+            error: None,
+            attempts: 1,
+            fetched_at_ms: 1_000,
+            execution: Some(ExecutionRecord {
+                status: Some("QUEUED".into()),
+                status_details: Some(vec![("a".into(), "b".into())]),
+                queued_at_ms: Some(500),
+                ..Default::default()
+            }),
+        });
+        b.push(&Row {
+            thing_name: "t2".into(),
+            job_id: "j1".into(),
+            requested_execution_number: Some(3),
+            outcome: Outcome::NotFound,
+            error: Some(CallError::Service {
+                code: "ResourceNotFoundException".into(),
+                message: "nope".into(),
+                http_status: 404,
+            }),
+            attempts: 1,
+            fetched_at_ms: 1_001,
+            execution: None,
+        });
+        let batch = b.finish().unwrap();
+        assert_eq!(batch.num_rows(), 2);
+        assert_eq!(batch.schema(), schema());
+        assert!(b.is_empty());
+        let details = batch.column_by_name("status_details").unwrap();
+        assert!(details.is_valid(0));
+        assert!(details.is_null(1));
+        // Builders are reusable after finish.
+        assert_eq!(b.finish().unwrap().num_rows(), 0);
+    }
+}

@@ -1,0 +1,497 @@
+//! The simulated fleet: a deterministic function of `(seed, things, jobs, now)`.
+//!
+//! Nothing per execution is stored. Every job's and every execution's attributes are derived on demand
+//! from a keyed hash of the seed and the indices, so a fleet of millions of things starts at once, takes
+//! no memory, and is the same on every machine. Only the per-job status counts that DescribeJob reports
+//! (a full scan of the things) are computed lazily and cached.
+
+use std::sync::OnceLock;
+
+/// AWS's own spelling of the job execution statuses, plus the ones the simulator can invent on purpose.
+pub const STATUSES: [&str; 8] = [
+    "QUEUED",
+    "IN_PROGRESS",
+    "SUCCEEDED",
+    "FAILED",
+    "TIMED_OUT",
+    "REJECTED",
+    "REMOVED",
+    "CANCELED",
+];
+
+/// A status value AWS does not send today; the fleet reports it for a configurable share of executions
+/// so that clients can be tested against a value added later.
+pub const FUTURE_STATUS: &str = "PAUSED";
+
+/// Account id in every ARN the simulator makes.
+pub const ACCOUNT_ID: &str = "123456789012";
+
+const MINUTE_MS: u64 = 60_000;
+const HOUR_MS: u64 = 60 * MINUTE_MS;
+const DAY_MS: u64 = 24 * HOUR_MS;
+
+/// The parameters that fully determine a fleet.
+#[derive(Debug, Clone)]
+pub struct FleetSpec {
+    /// Number of things, named `thing-000000` upwards.
+    pub things: u64,
+    /// Number of jobs, named `job-000` upwards.
+    pub jobs: u32,
+    /// Seed of every derived attribute.
+    pub seed: u64,
+    /// The fleet's "now" in epoch milliseconds: every timestamp lies at or before it.
+    pub now_ms: u64,
+    /// Region in ARNs.
+    pub region: String,
+    /// Share (0..=1) of executions that report [`FUTURE_STATUS`] instead of their real status.
+    pub future_status: f64,
+}
+
+/// Per-job attributes derived from the seed.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub index: u32,
+    pub id: String,
+    pub created_at_ms: u64,
+    /// `COMPLETED`, `IN_PROGRESS` or `CANCELED` as AWS spells JobStatus.
+    pub status: &'static str,
+    /// `timeoutConfig.inProgressTimeoutInMinutes`, when the job has one.
+    pub timeout_minutes: Option<u64>,
+    /// Share of things targeted, in thousandths.
+    coverage_permille: u64,
+}
+
+/// One job execution, as DescribeJobExecution reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Execution {
+    pub thing_index: u64,
+    pub job_index: u32,
+    pub status: &'static str,
+    pub force_canceled: Option<bool>,
+    /// `None` means the answer carries `"statusDetails": {}` (no detailsMap).
+    pub details: Option<Vec<(&'static str, &'static str)>>,
+    pub queued_at_ms: u64,
+    pub started_at_ms: Option<u64>,
+    pub last_updated_at_ms: u64,
+    pub execution_number: i64,
+    pub version_number: i64,
+    pub approximate_seconds_before_timed_out: Option<i64>,
+    pub retry_attempt: i32,
+}
+
+/// Per-job counts by status, as DescribeJob's jobProcessDetails reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    /// Indexed like [`STATUSES`]; executions in [`FUTURE_STATUS`] are not counted by AWS's fields.
+    pub by_status: [u64; 8],
+}
+
+/// A generated fleet. Cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct Fleet {
+    spec: FleetSpec,
+    jobs: Vec<Job>,
+    thing_width: usize,
+    counts: Vec<OnceLock<StatusCounts>>,
+}
+
+/// splitmix64: a fast, well-mixed, portable 64-bit hash step.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn h3(seed: u64, a: u64, b: u64) -> u64 {
+    mix(mix(mix(seed) ^ a) ^ b.wrapping_mul(0xD6E8_FEB8_6659_FD93))
+}
+
+/// Draws successive independent values from one key.
+struct Draw(u64);
+impl Draw {
+    fn next(&mut self) -> u64 {
+        self.0 = mix(self.0);
+        self.0
+    }
+    /// Uniform in `lo..hi` (hi exclusive, hi > lo).
+    fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}
+
+const FAILED_DETAILS: [(&str, &str); 4] = [
+    ("errorCode", "E_CHECKSUM"),
+    ("errorCode", "E_NO_SPACE"),
+    ("errorCode", "E_FLASH_WRITE"),
+    ("errorCode", "E_SIGNATURE"),
+];
+const PROGRESS_STEPS: [&str; 4] = ["downloading", "verifying", "installing", "rebooting"];
+const PROGRESS_PCT: [&str; 5] = ["5%", "25%", "50%", "75%", "95%"];
+
+impl Fleet {
+    /// Builds the fleet's job table; executions are derived on demand.
+    pub fn new(spec: FleetSpec) -> Self {
+        let jobs = (0..spec.jobs)
+            .map(|j| {
+                let mut d = Draw(h3(spec.seed, 0x6A6F_6273, u64::from(j)));
+                let age_days = d.range(2, 30);
+                let created_at_ms = spec.now_ms.saturating_sub(age_days * DAY_MS + d.range(0, DAY_MS));
+                let status = match d.range(0, 10) {
+                    0..=6 => "IN_PROGRESS",
+                    7 | 8 => "COMPLETED",
+                    _ => "CANCELED",
+                };
+                // Half the jobs have an in-progress timeout, so both kinds exist in any fleet of 2+ jobs.
+                let timeout_minutes = match j % 4 {
+                    0 => Some(30),
+                    2 => Some(120),
+                    _ => None,
+                };
+                let coverage_permille = d.range(500, 1001);
+                Job {
+                    index: j,
+                    id: format!("job-{j:03}"),
+                    created_at_ms,
+                    status,
+                    timeout_minutes,
+                    coverage_permille,
+                }
+            })
+            .collect();
+        let digits = spec.things.saturating_sub(1).to_string().len();
+        Fleet {
+            thing_width: digits.max(6),
+            counts: (0..spec.jobs).map(|_| OnceLock::new()).collect(),
+            spec,
+            jobs,
+        }
+    }
+
+    pub fn spec(&self) -> &FleetSpec {
+        &self.spec
+    }
+
+    pub fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    /// The name of thing `i`.
+    pub fn thing_name(&self, i: u64) -> String {
+        format!("thing-{i:0width$}", width = self.thing_width)
+    }
+
+    /// The index of a thing name this fleet holds, or `None`.
+    pub fn thing_index(&self, name: &str) -> Option<u64> {
+        let digits = name.strip_prefix("thing-")?;
+        if digits.len() != self.thing_width || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let i: u64 = digits.parse().ok()?;
+        (i < self.spec.things).then_some(i)
+    }
+
+    /// The index of a job id this fleet holds, or `None`.
+    pub fn job_index(&self, id: &str) -> Option<u32> {
+        let digits = id.strip_prefix("job-")?;
+        if digits.len() < 3 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let j: u32 = digits.parse().ok()?;
+        // `job-7` and `job-0007` are not `job-007`.
+        (j < self.spec.jobs && format!("{j:03}") == digits).then_some(j)
+    }
+
+    pub fn thing_arn(&self, i: u64) -> String {
+        format!(
+            "arn:aws:iot:{}:{ACCOUNT_ID}:thing/{}",
+            self.spec.region,
+            self.thing_name(i)
+        )
+    }
+
+    pub fn job_arn(&self, j: u32) -> String {
+        format!(
+            "arn:aws:iot:{}:{ACCOUNT_ID}:job/{}",
+            self.spec.region, self.jobs[j as usize].id
+        )
+    }
+
+    /// Whether thing `i` is offline (it never picks up new work).
+    fn offline(&self, i: u64) -> bool {
+        h3(self.spec.seed, 0x6F66_666C, i) % 100 < 6
+    }
+
+    /// The execution of job `j` on thing `i`, or `None` when the job does not target the thing.
+    pub fn execution(&self, i: u64, j: u32) -> Option<Execution> {
+        if i >= self.spec.things || j >= self.spec.jobs {
+            return None;
+        }
+        let job = &self.jobs[j as usize];
+        let mut d = Draw(h3(self.spec.seed, i, u64::from(j) + 1));
+        if d.range(0, 1000) >= job.coverage_permille {
+            return None;
+        }
+        let now = self.spec.now_ms;
+        let queued_at = job.created_at_ms + d.range(0, 10 * MINUTE_MS);
+        let job_age = now.saturating_sub(queued_at).max(1);
+        let timeout_ms = job.timeout_minutes.map(|m| m * MINUTE_MS);
+        let mut e = Execution {
+            thing_index: i,
+            job_index: j,
+            status: "QUEUED",
+            force_canceled: None,
+            details: None,
+            queued_at_ms: queued_at,
+            started_at_ms: None,
+            last_updated_at_ms: queued_at,
+            execution_number: i64::from(j) + 1,
+            version_number: 1,
+            approximate_seconds_before_timed_out: None,
+            retry_attempt: 0,
+        };
+        let roll = d.range(0, 1000);
+        let kind = if self.offline(i) && job.status != "CANCELED" {
+            "QUEUED"
+        } else {
+            match roll {
+                0..=679 => "SUCCEEDED",
+                680..=739 => "FAILED",
+                740..=769 => "TIMED_OUT",
+                770..=789 => "REJECTED",
+                790..=799 => "REMOVED",
+                800..=829 => "CANCELED",
+                830..=909 => "IN_PROGRESS",
+                _ => "QUEUED",
+            }
+        };
+        // A started execution starts some seconds to hours after it was queued.
+        let start_after = |d: &mut Draw| d.range(1_000, (job_age / 2).max(2_000));
+        match kind {
+            "QUEUED" => {
+                // Offline things have sat in the queue since the job began; a few online ones were
+                // re-queued recently.
+                if !self.offline(i) {
+                    e.queued_at_ms = now.saturating_sub(d.range(MINUTE_MS, 6 * HOUR_MS)).max(queued_at);
+                    e.last_updated_at_ms = e.queued_at_ms;
+                }
+                e.approximate_seconds_before_timed_out = timeout_ms.map(|t| (t / 1000) as i64);
+            }
+            "IN_PROGRESS" => {
+                let started;
+                let last;
+                if let Some(t) = timeout_ms {
+                    // Still inside the in-progress timer.
+                    started = now.saturating_sub(d.range(MINUTE_MS, t)).max(queued_at + 1);
+                    last = d.range(started, now.max(started + 1));
+                    let remaining = t.saturating_sub(now - started) / 1000;
+                    e.approximate_seconds_before_timed_out = Some(remaining as i64);
+                } else {
+                    // No timer: some progress recently, some silent for hours or days.
+                    started = queued_at + start_after(&mut d);
+                    last = if d.range(0, 2) == 0 {
+                        now.saturating_sub(d.range(MINUTE_MS, 30 * MINUTE_MS))
+                    } else {
+                        now.saturating_sub(d.range(2 * HOUR_MS, 3 * DAY_MS))
+                    }
+                    .max(started);
+                }
+                e.status = "IN_PROGRESS";
+                e.started_at_ms = Some(started);
+                e.last_updated_at_ms = last;
+                e.version_number = d.range(2, 7) as i64;
+                e.details = Some(vec![
+                    ("step", PROGRESS_STEPS[d.range(0, 4) as usize]),
+                    ("progress", PROGRESS_PCT[d.range(0, 5) as usize]),
+                ]);
+            }
+            terminal => {
+                let started = queued_at + start_after(&mut d);
+                let finished = match (terminal, timeout_ms) {
+                    ("TIMED_OUT", Some(t)) => started + t,
+                    _ => started + d.range(10_000, 2 * HOUR_MS),
+                }
+                .min(now);
+                e.status = if terminal == "TIMED_OUT" && timeout_ms.is_none() {
+                    "FAILED"
+                } else {
+                    terminal
+                };
+                e.version_number = d.range(2, 9) as i64;
+                e.last_updated_at_ms = finished;
+                match e.status {
+                    "SUCCEEDED" => {
+                        e.started_at_ms = Some(started);
+                        e.details = Some(vec![("firmware", "2.4.1")]);
+                    }
+                    "FAILED" => {
+                        e.started_at_ms = Some(started);
+                        e.details = Some(vec![FAILED_DETAILS[d.range(0, 4) as usize]]);
+                        e.retry_attempt = d.range(0, 3) as i32;
+                    }
+                    "TIMED_OUT" => {
+                        e.started_at_ms = Some(started);
+                        e.details = Some(vec![("step", PROGRESS_STEPS[d.range(0, 4) as usize])]);
+                        e.retry_attempt = d.range(0, 2) as i32;
+                    }
+                    "REJECTED" => {
+                        e.details = Some(vec![("reason", "incompatible hardware revision")]);
+                    }
+                    "REMOVED" => {
+                        e.version_number = 1;
+                    }
+                    _ => {
+                        // CANCELED: half were force-canceled while in progress.
+                        let forced = d.range(0, 2) == 0;
+                        e.force_canceled = Some(forced);
+                        if forced {
+                            e.started_at_ms = Some(started);
+                            e.details = Some(vec![("step", "installing")]);
+                        }
+                    }
+                }
+            }
+        }
+        if job.status == "CANCELED" && matches!(e.status, "QUEUED" | "IN_PROGRESS") {
+            e.force_canceled = Some(e.status == "IN_PROGRESS");
+            e.status = "CANCELED";
+            e.approximate_seconds_before_timed_out = None;
+            e.version_number += 1;
+        }
+        if self.spec.future_status > 0.0 {
+            let p = (self.spec.future_status * 1_000_000.0) as u64;
+            if d.range(0, 1_000_000) < p {
+                e.status = FUTURE_STATUS;
+                e.approximate_seconds_before_timed_out = None;
+            }
+        }
+        Some(e)
+    }
+
+    /// Counts of job `j`'s executions by status (computed once, then cached).
+    pub fn status_counts(&self, j: u32) -> &StatusCounts {
+        self.counts[j as usize].get_or_init(|| {
+            let mut c = StatusCounts::default();
+            for i in 0..self.spec.things {
+                if let Some(e) = self.execution(i, j) {
+                    if let Some(k) = STATUSES.iter().position(|s| *s == e.status) {
+                        c.by_status[k] += 1;
+                    }
+                }
+            }
+            c
+        })
+    }
+
+    /// Timestamp of the job's last update: the latest execution update, bounded by now.
+    pub fn job_last_updated_ms(&self, j: u32) -> u64 {
+        let job = &self.jobs[j as usize];
+        (job.created_at_ms + DAY_MS).min(self.spec.now_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(things: u64, jobs: u32, seed: u64) -> FleetSpec {
+        FleetSpec {
+            things,
+            jobs,
+            seed,
+            now_ms: 1_764_400_000_000,
+            region: "us-east-1".into(),
+            future_status: 0.0,
+        }
+    }
+
+    #[test]
+    fn same_seed_same_fleet_other_seed_other_fleet() {
+        let a = Fleet::new(spec(2_000, 5, 7));
+        let b = Fleet::new(spec(2_000, 5, 7));
+        let c = Fleet::new(spec(2_000, 5, 8));
+        let all = |f: &Fleet| {
+            (0..2_000u64)
+                .flat_map(|i| (0..5u32).map(move |j| (i, j)))
+                .map(|(i, j)| f.execution(i, j))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(all(&a), all(&b));
+        assert_ne!(all(&a), all(&c));
+    }
+
+    #[test]
+    fn fleet_has_the_interesting_mix_and_coherent_timestamps() {
+        let f = Fleet::new(spec(5_000, 6, 42));
+        let mut seen = std::collections::HashMap::new();
+        let mut missing = 0;
+        for i in 0..5_000 {
+            for j in 0..6 {
+                let Some(e) = f.execution(i, j) else {
+                    missing += 1;
+                    continue;
+                };
+                *seen.entry(e.status).or_insert(0u32) += 1;
+                assert!(e.queued_at_ms <= e.last_updated_at_ms, "{e:?}");
+                assert!(e.last_updated_at_ms <= f.spec().now_ms, "{e:?}");
+                if let Some(s) = e.started_at_ms {
+                    assert!(e.queued_at_ms <= s && s <= e.last_updated_at_ms, "{e:?}");
+                }
+                if e.approximate_seconds_before_timed_out.is_some() {
+                    assert!(matches!(e.status, "QUEUED" | "IN_PROGRESS"), "{e:?}");
+                }
+                if e.status == "QUEUED" {
+                    assert_eq!(e.started_at_ms, None);
+                }
+            }
+        }
+        assert!(missing > 0, "some pairs must have no execution");
+        for s in STATUSES {
+            assert!(seen.get(s).copied().unwrap_or(0) > 0, "no {s} in {seen:?}");
+        }
+        // Stuck for days: QUEUED executions older than a day exist.
+        let old_queued = (0..5_000)
+            .filter_map(|i| f.execution(i, 0))
+            .filter(|e| e.status == "QUEUED" && f.spec().now_ms - e.queued_at_ms > DAY_MS)
+            .count();
+        assert!(old_queued > 0);
+    }
+
+    #[test]
+    fn names_round_trip_and_reject_lookalikes() {
+        let f = Fleet::new(spec(1_000, 12, 1));
+        assert_eq!(f.thing_name(42), "thing-000042");
+        assert_eq!(f.thing_index("thing-000042"), Some(42));
+        assert_eq!(f.thing_index("thing-42"), None);
+        assert_eq!(f.thing_index("thing-001000"), None);
+        assert_eq!(f.job_index("job-011"), Some(11));
+        assert_eq!(f.job_index("job-11"), None);
+        assert_eq!(f.job_index("job-0011"), None);
+        assert_eq!(f.job_index("job-012"), None);
+        let big = Fleet::new(spec(10_000_000, 1, 1));
+        assert_eq!(big.thing_name(5), "thing-0000005");
+    }
+
+    #[test]
+    fn status_counts_match_a_scan() {
+        let f = Fleet::new(spec(3_000, 3, 9));
+        for j in 0..3 {
+            let c = f.status_counts(j);
+            let total: u64 = c.by_status.iter().sum();
+            let scanned = (0..3_000).filter(|&i| f.execution(i, j).is_some()).count() as u64;
+            assert_eq!(total, scanned);
+        }
+    }
+
+    #[test]
+    fn future_status_share_is_honoured() {
+        let mut s = spec(10_000, 1, 3);
+        s.future_status = 0.1;
+        let f = Fleet::new(s);
+        let n = (0..10_000)
+            .filter_map(|i| f.execution(i, 0))
+            .filter(|e| e.status == FUTURE_STATUS)
+            .count();
+        assert!((300..1_200).contains(&n), "{n}");
+    }
+}

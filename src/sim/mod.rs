@@ -1,0 +1,365 @@
+//! `fleet-audit sim`: a simulator of the AWS IoT Jobs wire API on loopback.
+//!
+//! It exists so that the auditor can be built, tested, demonstrated and benchmarked without an AWS
+//! account: it answers the real AWS SDKs and CLI exactly as AWS IoT does (paths, JSON shapes, error
+//! headers, ThrottlingException as HTTP 400), over a deterministic fleet ([`fleet`]), and misbehaves on
+//! purpose when its knobs say so ([`Faults`], quotas, latency). Every request received is counted by
+//! operation so tests can check what a client really sent ([`StatsSnapshot`]).
+//!
+//! The binary's `sim` and `demo` subcommands and the integration tests all start it through
+//! [`SimServer::start`] on a listener they own.
+
+pub mod fleet;
+mod server;
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use fleet::{Fleet, FleetSpec};
+
+/// The operations the simulator serves, in the order stats report them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    DescribeJobExecution,
+    ListJobExecutionsForJob,
+    ListJobExecutionsForThing,
+    ListJobs,
+    DescribeJob,
+}
+
+impl Operation {
+    pub const ALL: [Operation; 5] = [
+        Operation::DescribeJobExecution,
+        Operation::ListJobExecutionsForJob,
+        Operation::ListJobExecutionsForThing,
+        Operation::ListJobs,
+        Operation::DescribeJob,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Operation::DescribeJobExecution => "DescribeJobExecution",
+            Operation::ListJobExecutionsForJob => "ListJobExecutionsForJob",
+            Operation::ListJobExecutionsForThing => "ListJobExecutionsForThing",
+            Operation::ListJobs => "ListJobs",
+            Operation::DescribeJob => "DescribeJob",
+        }
+    }
+}
+
+/// Answer latency added before every answer.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Latency {
+    #[default]
+    None,
+    /// Always this long.
+    Fixed(Duration),
+    /// Log-normally distributed with this median and 99th percentile.
+    Distribution { median: Duration, p99: Duration },
+}
+
+impl FromStr for Latency {
+    type Err = String;
+    /// `5` (milliseconds, fixed) or `5,40` (median and p99 in milliseconds).
+    fn from_str(s: &str) -> Result<Self, String> {
+        let ms = |v: &str| -> Result<f64, String> {
+            let x: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("latency `{v}` is not a number of milliseconds"))?;
+            if !(0.0..=600_000.0).contains(&x) {
+                return Err(format!("latency {x} ms is outside 0..=600000"));
+            }
+            Ok(x)
+        };
+        match s.split_once(',') {
+            None => {
+                let m = ms(s)?;
+                Ok(if m == 0.0 {
+                    Latency::None
+                } else {
+                    Latency::Fixed(Duration::from_secs_f64(m / 1000.0))
+                })
+            }
+            Some((a, b)) => {
+                let (median, p99) = (ms(a)?, ms(b)?);
+                if p99 < median || median <= 0.0 {
+                    return Err("latency needs 0 < median <= p99".into());
+                }
+                Ok(Latency::Distribution {
+                    median: Duration::from_secs_f64(median / 1000.0),
+                    p99: Duration::from_secs_f64(p99 / 1000.0),
+                })
+            }
+        }
+    }
+}
+
+impl Latency {
+    fn sample(&self) -> Option<Duration> {
+        match *self {
+            Latency::None => None,
+            Latency::Fixed(d) => Some(d),
+            Latency::Distribution { median, p99 } => {
+                // z(0.99) of the standard normal.
+                let sigma = (p99.as_secs_f64() / median.as_secs_f64()).ln() / 2.326_348;
+                let (u1, u2): (f64, f64) = (rand::random(), rand::random());
+                let z = (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                Some(Duration::from_secs_f64(
+                    (median.as_secs_f64() * (sigma * z).exp()).min(600.0),
+                ))
+            }
+        }
+    }
+}
+
+/// Probabilities (0..=1) of each deliberate misbehaviour, drawn per request.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Faults {
+    /// Answer 500 InternalFailureException or 503 ServiceUnavailableException.
+    pub p_5xx: f64,
+    /// Close the connection without an answer.
+    pub p_drop: f64,
+    /// Stall for `slow` before answering.
+    pub p_slow: f64,
+    /// Answer 200 with a malformed body.
+    pub p_garbage: f64,
+    /// Answer ThrottlingException regardless of the quota.
+    pub p_throttle: f64,
+    /// How long a slow answer stalls.
+    pub slow: Duration,
+}
+
+/// Everything a simulator needs to start.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub fleet: FleetSpec,
+    /// Per-operation quota in calls per second (token bucket); `None` means no quota.
+    pub quota_rps: Option<f64>,
+    /// Bucket size of the quota; defaults to one second's worth of calls.
+    pub quota_burst: Option<u32>,
+    pub latency: Latency,
+    pub faults: Faults,
+}
+
+/// Counters of everything received, readable while the simulator runs.
+#[derive(Default)]
+struct Stats {
+    operations: [AtomicU64; 5],
+    unknown: AtomicU64,
+    unauthenticated: AtomicU64,
+    throttled: AtomicU64,
+    fault_5xx: AtomicU64,
+    fault_drop: AtomicU64,
+    fault_slow: AtomicU64,
+    fault_garbage: AtomicU64,
+    fault_throttle: AtomicU64,
+}
+
+/// A copy of the simulator's counters, also served as JSON at `GET /_sim/stats`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct StatsSnapshot {
+    /// Requests received per operation, answered or not.
+    pub operations: BTreeMap<String, u64>,
+    /// Requests answered with ThrottlingException (quota and injected alike).
+    pub throttled: u64,
+    /// Requests rejected for having no Authorization header.
+    pub unauthenticated: u64,
+    /// Requests to paths the simulator does not serve.
+    pub unknown: u64,
+    /// Injected faults by kind: `5xx`, `drop`, `slow`, `garbage`, `throttle`.
+    pub faults: BTreeMap<String, u64>,
+}
+
+impl StatsSnapshot {
+    /// Requests received for `op`.
+    pub fn calls(&self, op: Operation) -> u64 {
+        self.operations.get(op.name()).copied().unwrap_or(0)
+    }
+
+    /// Requests received for all operations.
+    pub fn total_calls(&self) -> u64 {
+        self.operations.values().sum()
+    }
+}
+
+type Limiter = DefaultDirectRateLimiter;
+
+/// The shared state behind every connection.
+pub struct Simulator {
+    fleet: Fleet,
+    latency: Latency,
+    faults: Faults,
+    limiters: Option<[Limiter; 5]>,
+    stats: Stats,
+    request_ids: AtomicU64,
+}
+
+impl Simulator {
+    /// Builds the fleet and the quota buckets.
+    pub fn new(config: SimConfig) -> Self {
+        let limiters = config.quota_rps.filter(|r| *r > 0.0).map(|rps| {
+            let burst = config
+                .quota_burst
+                .unwrap_or_else(|| rps.ceil().max(1.0) as u32)
+                .max(1);
+            let quota = Quota::with_period(Duration::from_secs_f64(1.0 / rps))
+                .expect("positive period")
+                .allow_burst(NonZeroU32::new(burst).expect("burst >= 1"));
+            std::array::from_fn(|_| RateLimiter::direct(quota))
+        });
+        Simulator {
+            fleet: Fleet::new(config.fleet),
+            latency: config.latency,
+            faults: config.faults,
+            limiters,
+            stats: Stats::default(),
+            request_ids: AtomicU64::new(1),
+        }
+    }
+
+    pub fn fleet(&self) -> &Fleet {
+        &self.fleet
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> StatsSnapshot {
+        let s = &self.stats;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StatsSnapshot {
+            operations: Operation::ALL
+                .iter()
+                .map(|op| (op.name().to_string(), get(&s.operations[*op as usize])))
+                .collect(),
+            throttled: get(&s.throttled),
+            unauthenticated: get(&s.unauthenticated),
+            unknown: get(&s.unknown),
+            faults: [
+                ("5xx", &s.fault_5xx),
+                ("drop", &s.fault_drop),
+                ("slow", &s.fault_slow),
+                ("garbage", &s.fault_garbage),
+                ("throttle", &s.fault_throttle),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), get(v)))
+            .collect(),
+        }
+    }
+
+    /// Sets every counter back to zero.
+    pub fn reset_stats(&self) {
+        let s = &self.stats;
+        for a in s.operations.iter().chain([
+            &s.unknown,
+            &s.unauthenticated,
+            &s.throttled,
+            &s.fault_5xx,
+            &s.fault_drop,
+            &s.fault_slow,
+            &s.fault_garbage,
+            &s.fault_throttle,
+        ]) {
+            a.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// A running simulator: its address, its state, and the means to stop it.
+pub struct SimServer {
+    addr: SocketAddr,
+    sim: Arc<Simulator>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl SimServer {
+    /// Serves `config`'s fleet on `listener` (bind it to `127.0.0.1:0` for a free port) until
+    /// [`SimServer::stop`] or drop.
+    pub fn start(config: SimConfig, listener: TcpListener) -> std::io::Result<SimServer> {
+        let addr = listener.local_addr()?;
+        let sim = Arc::new(Simulator::new(config));
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(server::serve(listener, sim.clone(), async {
+            let _ = rx.await;
+        }));
+        Ok(SimServer {
+            addr,
+            sim,
+            shutdown: Some(tx),
+            task: Some(task),
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://HOST:PORT`, for `--endpoint-url`.
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn simulator(&self) -> &Arc<Simulator> {
+        &self.sim
+    }
+
+    pub fn stats(&self) -> StatsSnapshot {
+        self.sim.stats()
+    }
+
+    /// Stops accepting, closes every connection, and waits for the server task.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SimServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_parses_fixed_and_distribution() {
+        assert_eq!("0".parse::<Latency>().unwrap(), Latency::None);
+        assert_eq!(
+            "5".parse::<Latency>().unwrap(),
+            Latency::Fixed(Duration::from_millis(5))
+        );
+        let d: Latency = "5,40".parse().unwrap();
+        assert!(matches!(d, Latency::Distribution { .. }));
+        assert!("40,5".parse::<Latency>().is_err());
+        assert!("x".parse::<Latency>().is_err());
+        // The median of many samples sits near the configured median.
+        let mut v: Vec<f64> = (0..4001)
+            .map(|_| d.sample().unwrap().as_secs_f64() * 1000.0)
+            .collect();
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert!((4.0..6.0).contains(&v[2000]), "median {}", v[2000]);
+        assert!((25.0..65.0).contains(&v[3960]), "p99 {}", v[3960]);
+    }
+}
