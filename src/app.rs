@@ -210,7 +210,8 @@ pub fn write_lists(fleet: &crate::sim::Fleet, dir: &Path) -> anyhow::Result<()> 
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let things = dir.join("things.txt");
     let mut w = std::io::BufWriter::new(
-        std::fs::File::create(&things).with_context(|| format!("cannot create {}", things.display()))?,
+        std::fs::File::create(&things)
+            .with_context(|| format!("cannot create {}", things.display()))?,
     );
     for i in 0..fleet.spec().things {
         writeln!(w, "{}", fleet.thing_name(i))?;
@@ -222,7 +223,10 @@ pub fn write_lists(fleet: &crate::sim::Fleet, dir: &Path) -> anyhow::Result<()> 
 }
 
 fn probability(name: &str, p: f64) -> anyhow::Result<f64> {
-    anyhow::ensure!((0.0..=1.0).contains(&p), "--{name} must be a probability between 0 and 1");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&p),
+        "--{name} must be a probability between 0 and 1"
+    );
     Ok(p)
 }
 
@@ -335,7 +339,10 @@ async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
     let code = finish_run(result, false, None)?;
     server.stop().await;
     if code == 0 {
-        eprintln!("\nread it with DuckDB: SELECT status, count(*) FROM '{}' GROUP BY status;", dataset.display());
+        eprintln!(
+            "\nread it with DuckDB: SELECT status, count(*) FROM '{}' GROUP BY status;",
+            dataset.display()
+        );
     }
     Ok(code)
 }

@@ -6,7 +6,7 @@
 //! every pair (credentials, permissions): those stop the dispatcher and are returned as [`Stop::Fatal`].
 //! Rows go to the writer through a bounded channel, which is also the back-pressure.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -41,7 +41,15 @@ pub struct Counters {
     pub errors: AtomicU64,
     pub attempts: AtomicU64,
     pub throttled: AtomicU64,
+    /// Whether any attempt has had an HTTP answer (success or a service error).
+    pub answered: AtomicBool,
+    /// Pairs that ended on transport errors before any answer was ever had.
+    pub unanswered_failures: AtomicU64,
 }
+
+/// Pairs that may exhaust their attempts on transport errors, with no answer ever had, before the run
+/// stops as unreachable instead of writing an error row for every pair.
+const UNREACHABLE_AFTER: u64 = 3;
 
 impl Counters {
     pub fn get(a: &AtomicU64) -> u64 {
@@ -55,6 +63,9 @@ pub enum Stop {
     /// Every further call would fail the same way.
     #[error("stopped: {error} (every call would fail the same way)")]
     Fatal { error: CallError },
+    /// No attempt ever got an answer: the endpoint cannot be reached.
+    #[error("stopped: the endpoint cannot be reached ({error})")]
+    Unreachable { error: CallError },
     /// Shutdown was requested (a signal).
     #[error("interrupted")]
     Interrupted,
@@ -71,6 +82,14 @@ fn now_ms() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
+}
+
+/// The run-level stop an error returned by [`describe_pair`] means.
+fn stop_for(error: CallError) -> Stop {
+    match error {
+        CallError::Connection(_) | CallError::Timeout(_) => Stop::Unreachable { error },
+        error => Stop::Fatal { error },
+    }
 }
 
 /// Calls DescribeJobExecution for one pair until a final answer, the attempt budget, a fatal error or a
@@ -114,6 +133,9 @@ pub async fn describe_pair<C: FleetClient>(
             fetched_at_ms: now_ms(),
             execution,
         };
+        if matches!(result, Ok(_) | Err(CallError::Service { .. })) {
+            counters.answered.store(true, Ordering::Relaxed);
+        }
         let err = match result {
             Ok(rec) => {
                 limiter.on_success();
@@ -135,6 +157,13 @@ pub async fn describe_pair<C: FleetClient>(
                 }
                 tracing::debug!(thing = %target.thing_name, job = %target.job_id, attempt, error = %err, "attempt failed");
                 if attempt >= settings.max_attempts {
+                    if matches!(err, CallError::Connection(_) | CallError::Timeout(_))
+                        && !counters.answered.load(Ordering::Relaxed)
+                        && counters.unanswered_failures.fetch_add(1, Ordering::Relaxed) + 1
+                            >= UNREACHABLE_AFTER
+                    {
+                        return Err(err);
+                    }
                     return Ok(Some(row(Outcome::Error, Some(err), None)));
                 }
                 let wait = settings.backoff.delay(attempt, rand::random::<f64>());
@@ -188,7 +217,7 @@ where
             }
         };
         if let Some(error) = fatal.lock().expect("fatal lock").clone() {
-            stop = Some(Stop::Fatal { error });
+            stop = Some(stop_for(error));
             break;
         }
         if rows.is_closed() {
@@ -207,8 +236,7 @@ where
         let (abandoned, lost) = (abandoned.clone(), lost.clone());
         tasks.spawn(async move {
             let _permit = permit;
-            match describe_pair(&*client, &limiter, &settings, &counters, target, &shutdown).await
-            {
+            match describe_pair(&*client, &limiter, &settings, &counters, target, &shutdown).await {
                 Ok(Some(row)) => {
                     let c = match row.outcome {
                         Outcome::Ok => &counters.ok,
@@ -248,7 +276,7 @@ where
     }
     if stop.is_none() {
         if let Some(error) = fatal.lock().expect("fatal lock").take() {
-            stop = Some(Stop::Fatal { error });
+            stop = Some(stop_for(error));
         } else if lost.load(Ordering::Relaxed) > 0 {
             stop = Some(Stop::WriterGone);
         } else if abandoned.load(Ordering::Relaxed) > 0 {

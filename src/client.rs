@@ -198,9 +198,18 @@ impl FleetClient for IotClient {
     }
 }
 
+/// Epoch milliseconds of an SDK timestamp, rounded to the nearest millisecond.
+///
+/// AWS IoT sends epoch seconds with three decimals; the SDK parses them as a float, so
+/// `1763957089.373` arrives as `...089.372999999`. Truncating (as `DateTime::to_millis` does) would
+/// lose a millisecond; rounding recovers exactly what AWS sent.
+pub fn epoch_millis(d: &aws_smithy_types::DateTime) -> i64 {
+    d.secs() * 1000 + ((f64::from(d.subsec_nanos()) / 1e6).round() as i64)
+}
+
 /// Converts the SDK's JobExecution into our record.
 pub fn record_from_sdk(e: JobExecution) -> ExecutionRecord {
-    let ms = |d: Option<aws_smithy_types::DateTime>| d.and_then(|d| d.to_millis().ok());
+    let ms = |d: Option<aws_smithy_types::DateTime>| d.as_ref().map(epoch_millis);
     ExecutionRecord {
         job_id: e.job_id,
         status: e.status.map(|s| s.as_str().to_string()),
@@ -255,7 +264,10 @@ where
                 None if (200..300).contains(&status) => CallError::Malformed(error_chain(&err)),
                 None => CallError::Service {
                     code: format!("HTTP{status}"),
-                    message: e.message().map(str::to_string).unwrap_or_else(|| error_chain(&err)),
+                    message: e
+                        .message()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| error_chain(&err)),
                     http_status: status,
                 },
             }
@@ -294,5 +306,23 @@ pub trait HasStatus {
 impl HasStatus for aws_smithy_runtime_api::client::orchestrator::HttpResponse {
     fn status_code(&self) -> u16 {
         self.status().as_u16()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_round_to_the_millisecond_aws_sent() {
+        let d = aws_smithy_types::DateTime::from_secs_f64(1_763_957_089.373);
+        assert_eq!(
+            d.to_millis().unwrap(),
+            1_763_957_089_372,
+            "the SDK's own conversion truncates"
+        );
+        assert_eq!(epoch_millis(&d), 1_763_957_089_373);
+        let d = aws_smithy_types::DateTime::from_secs_f64(1_560_787_023.9995);
+        assert_eq!(epoch_millis(&d), 1_560_787_024_000);
     }
 }

@@ -216,7 +216,10 @@ mod tests {
     #[test]
     fn output_layout_follows_extension_and_format() {
         let (l, f) = output_of(Path::new("a/b.parquet"), None).unwrap();
-        assert_eq!((l, f), (Layout::File("a/b.parquet".into()), Format::Parquet));
+        assert_eq!(
+            (l, f),
+            (Layout::File("a/b.parquet".into()), Format::Parquet)
+        );
         let (l, f) = output_of(Path::new("x.arrow"), None).unwrap();
         assert_eq!((l, f), (Layout::File("x.arrow".into()), Format::Arrow));
         let (l, f) = output_of(Path::new("outdir"), Some(FormatArg::Arrow)).unwrap();

@@ -21,7 +21,9 @@ pub enum DescribeError {
     #[error("{0}")]
     Usage(String),
     /// The service answered with an error (exit 254, as the AWS CLI v2).
-    #[error("An error occurred ({code}) when calling the DescribeJobExecution operation: {message}")]
+    #[error(
+        "An error occurred ({code}) when calling the DescribeJobExecution operation: {message}"
+    )]
     Service { code: String, message: String },
     /// No answer could be had (exit 255).
     #[error("{0}")]
@@ -46,7 +48,8 @@ pub struct DescribeRequest {
     pub execution_number: Option<i64>,
 }
 
-const INPUT_SKELETON: &str = "{\n    \"jobId\": \"\",\n    \"thingName\": \"\",\n    \"executionNumber\": 0\n}";
+const INPUT_SKELETON: &str =
+    "{\n    \"jobId\": \"\",\n    \"thingName\": \"\",\n    \"executionNumber\": 0\n}";
 
 const YAML_SKELETON: &str = "jobId: '' # [REQUIRED] The unique identifier you assigned to this job when it was created.
 thingName: '' # [REQUIRED] The name of the thing on which the job execution is running.
@@ -103,7 +106,10 @@ fn parse_flat_yaml(text: &str) -> Result<Map<String, Value>, DescribeError> {
             )));
         }
         let (k, v) = line.split_once(':').ok_or_else(|| {
-            DescribeError::Usage(format!("--cli-input-yaml line {}: expected `key: value`", n + 1))
+            DescribeError::Usage(format!(
+                "--cli-input-yaml line {}: expected `key: value`",
+                n + 1
+            ))
         })?;
         let v = v.trim();
         let value = if let Some(s) = v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')) {
@@ -140,8 +146,16 @@ pub fn request_of(a: &DescribeArgs) -> Result<DescribeRequest, DescribeError> {
         let text = text_or_file(j)?;
         input = match serde_json::from_str::<Value>(&text) {
             Ok(Value::Object(m)) => m,
-            Ok(_) => return Err(DescribeError::Usage("--cli-input-json must be a JSON object".into())),
-            Err(e) => return Err(DescribeError::Usage(format!("--cli-input-json is not valid JSON: {e}"))),
+            Ok(_) => {
+                return Err(DescribeError::Usage(
+                    "--cli-input-json must be a JSON object".into(),
+                ))
+            }
+            Err(e) => {
+                return Err(DescribeError::Usage(format!(
+                    "--cli-input-json is not valid JSON: {e}"
+                )))
+            }
         };
     } else if let Some(y) = &a.cli_input_yaml {
         input = parse_flat_yaml(&text_or_file(y)?)?;
@@ -187,13 +201,19 @@ pub fn request_of(a: &DescribeArgs) -> Result<DescribeRequest, DescribeError> {
     }
     let (job_id, thing_name) = (job_id.unwrap_or_default(), thing_name.unwrap_or_default());
     if !is_valid_job_id(&job_id) {
-        return Err(DescribeError::Usage(format!("--job-id {job_id:?}: {JOB_ID_RULE}")));
+        return Err(DescribeError::Usage(format!(
+            "--job-id {job_id:?}: {JOB_ID_RULE}"
+        )));
     }
     if !is_valid_thing_name(&thing_name) {
-        return Err(DescribeError::Usage(format!("--thing-name {thing_name:?}: {THING_NAME_RULE}")));
+        return Err(DescribeError::Usage(format!(
+            "--thing-name {thing_name:?}: {THING_NAME_RULE}"
+        )));
     }
     if execution_number.is_some_and(|n| n < 0) {
-        return Err(DescribeError::Usage("--execution-number must be non-negative".into()));
+        return Err(DescribeError::Usage(
+            "--execution-number must be non-negative".into(),
+        ));
     }
     Ok(DescribeRequest {
         job_id,
@@ -227,7 +247,7 @@ pub fn skeleton(kind: &str) -> Result<String, DescribeError> {
 
 fn ts(d: &aws_smithy_types::DateTime) -> Value {
     // Python's float repr and serde_json's both print the shortest representation that round-trips.
-    let ms = d.to_millis().unwrap_or(0);
+    let ms = crate::client::epoch_millis(d);
     serde_json::Number::from_f64(ms as f64 / 1000.0)
         .map(Value::Number)
         .unwrap_or(Value::Null)
@@ -252,7 +272,11 @@ pub fn execution_document(e: &JobExecution) -> Value {
             kv.sort();
             sd.insert(
                 "detailsMap".into(),
-                Value::Object(kv.into_iter().map(|(k, v)| (k.clone(), v.clone().into())).collect()),
+                Value::Object(
+                    kv.into_iter()
+                        .map(|(k, v)| (k.clone(), v.clone().into()))
+                        .collect(),
+                ),
             );
         }
         m.insert("statusDetails".into(), Value::Object(sd));
@@ -341,7 +365,8 @@ mod tests {
     #[test]
     fn flags_override_cli_input_json() {
         let mut a = args();
-        a.cli_input_json = Some(r#"{"jobId": "j1", "thingName": "t1", "executionNumber": 4}"#.into());
+        a.cli_input_json =
+            Some(r#"{"jobId": "j1", "thingName": "t1", "executionNumber": 4}"#.into());
         a.thing_name = Some("t2".into());
         let r = request_of(&a).unwrap();
         assert_eq!(
@@ -375,11 +400,17 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         let mut a = args();
         a.cli_input_json = Some(r#"{"jobId": "j", "thingName": "t", "nope": 1}"#.into());
-        assert!(request_of(&a).unwrap_err().to_string().contains("Unknown parameter in input: \"nope\""));
+        assert!(request_of(&a)
+            .unwrap_err()
+            .to_string()
+            .contains("Unknown parameter in input: \"nope\""));
         let mut a = args();
         a.job_id = Some("bad id".into());
         a.thing_name = Some("t".into());
-        assert!(request_of(&a).unwrap_err().to_string().contains(JOB_ID_RULE));
+        assert!(request_of(&a)
+            .unwrap_err()
+            .to_string()
+            .contains(JOB_ID_RULE));
     }
 
     #[test]
@@ -388,7 +419,8 @@ mod tests {
         let out: Value = serde_json::from_str(&skeleton("output").unwrap()).unwrap();
         assert!(out["execution"]["approximateSecondsBeforeTimedOut"].is_number());
         assert!(skeleton("bogus").is_err());
-        let doc = json!({"execution": {"jobId": "j", "statusDetails": {}, "queuedAt": 1560787023.636}});
+        let doc =
+            json!({"execution": {"jobId": "j", "statusDetails": {}, "queuedAt": 1560787023.636}});
         assert_eq!(
             to_cli_json(&doc),
             "{\n    \"execution\": {\n        \"jobId\": \"j\",\n        \"statusDetails\": {},\n        \"queuedAt\": 1560787023.636\n    }\n}"

@@ -87,12 +87,12 @@ impl Source {
                 file: display.clone(),
                 source,
             })?;
-            std::io::copy(&mut std::io::stdin().lock(), spool.as_file_mut()).map_err(
-                |source| InputError::Io {
+            std::io::copy(&mut std::io::stdin().lock(), spool.as_file_mut()).map_err(|source| {
+                InputError::Io {
                     file: display.clone(),
                     source,
-                },
-            )?;
+                }
+            })?;
             return Ok(Source {
                 display,
                 path: spool.path().to_path_buf(),
@@ -185,8 +185,9 @@ impl Lines {
 
 /// Fixed-key hashing so that pass 1 and pass 2 agree.
 fn key_hash(parts: &[&str], n: Option<i64>) -> u64 {
-    let mut h = std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
-        .build_hasher();
+    let mut h =
+        std::hash::BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+            .build_hasher();
     for p in parts {
         h.write(p.as_bytes());
         h.write_u8(0xff);
@@ -362,7 +363,12 @@ impl NameIter {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum PairsFormat {
-    Csv { thing: usize, job: usize, number: Option<usize>, columns: usize },
+    Csv {
+        thing: usize,
+        job: usize,
+        number: Option<usize>,
+        columns: usize,
+    },
     JsonLines,
 }
 
@@ -642,7 +648,11 @@ pub struct PreparedInput {
 }
 
 enum Prepared {
-    Lists { things: NameList, jobs: Vec<String>, job_duplicates: u64 },
+    Lists {
+        things: NameList,
+        jobs: Vec<String>,
+        job_duplicates: u64,
+    },
     Pairs(PairsFile),
 }
 
@@ -698,7 +708,9 @@ impl PreparedInput {
     }
 
     /// The distinct pairs, lazily: things in file order, and for each thing every job.
-    pub fn targets(&self) -> Result<Box<dyn Iterator<Item = Result<Target, InputError>> + Send>, InputError> {
+    pub fn targets(
+        &self,
+    ) -> Result<Box<dyn Iterator<Item = Result<Target, InputError>> + Send>, InputError> {
         match &self.kind {
             Prepared::Lists { things, jobs, .. } => {
                 let mut names = things.iter()?;
@@ -758,7 +770,11 @@ mod tests {
     #[test]
     fn lists_skip_comments_blanks_bom_crlf_and_drop_duplicates() {
         let d = tempfile::tempdir().unwrap();
-        let things = file(&d, "things.txt", b"\xEF\xBB\xBFthing-1\r\n# comment\r\n\r\n  thing-2 \r\nthing-1\r\n");
+        let things = file(
+            &d,
+            "things.txt",
+            b"\xEF\xBB\xBFthing-1\r\n# comment\r\n\r\n  thing-2 \r\nthing-1\r\n",
+        );
         let jobs = file(&d, "jobs.txt", b"job-a\njob-b\njob-a\n");
         let p = prepare(&InputSpec::Lists { things, jobs }).unwrap();
         assert_eq!(p.total(), 4);
@@ -770,7 +786,12 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [("thing-1", "job-a"), ("thing-1", "job-b"), ("thing-2", "job-a"), ("thing-2", "job-b")]
+            [
+                ("thing-1", "job-a"),
+                ("thing-1", "job-b"),
+                ("thing-2", "job-a"),
+                ("thing-2", "job-b")
+            ]
         );
     }
 
@@ -779,7 +800,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let things = file(&d, "things.txt", b"ok-1\n\nbad name\n");
         let jobs = file(&d, "jobs.txt", b"job-a\n");
-        let e = prepare(&InputSpec::Lists { things, jobs }).err().unwrap().to_string();
+        let e = prepare(&InputSpec::Lists { things, jobs })
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("things.txt:3"), "{e}");
         assert!(e.contains("\"bad name\""), "{e}");
         assert!(e.contains(THING_NAME_RULE), "{e}");
@@ -790,7 +814,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let things = file(&d, "t.txt", b"a:b\n");
         let jobs = file(&d, "j.txt", b"job:1\n");
-        let e = prepare(&InputSpec::Lists { things, jobs }).err().unwrap().to_string();
+        let e = prepare(&InputSpec::Lists { things, jobs })
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("j.txt:1") && e.contains(JOB_ID_RULE), "{e}");
     }
 
@@ -799,14 +826,27 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let jobs = file(&d, "j.txt", b"job-a\n");
         let bad = file(&d, "t.txt", b"ok\n\xff\xfe\n");
-        let e = prepare(&InputSpec::Lists { things: bad, jobs: jobs.clone() }).err().unwrap();
+        let e = prepare(&InputSpec::Lists {
+            things: bad,
+            jobs: jobs.clone(),
+        })
+        .err()
+        .unwrap();
         assert!(matches!(e, InputError::NotUtf8 { line: 2, .. }), "{e}");
         let empty = file(&d, "e.txt", b"# nothing\n\n");
-        let e = prepare(&InputSpec::Lists { things: empty, jobs: jobs.clone() }).err().unwrap();
+        let e = prepare(&InputSpec::Lists {
+            things: empty,
+            jobs: jobs.clone(),
+        })
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("e.txt: no thing names"), "{e}");
-        let e = prepare(&InputSpec::Lists { things: d.path().join("missing.txt"), jobs })
-            .err()
-            .unwrap();
+        let e = prepare(&InputSpec::Lists {
+            things: d.path().join("missing.txt"),
+            jobs,
+        })
+        .err()
+        .unwrap();
         assert!(e.to_string().contains("missing.txt: cannot read"), "{e}");
     }
 
@@ -831,11 +871,21 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = file(&d, "p.csv", b"thing,job\nt1,j1\n");
         let e = prepare(&InputSpec::Pairs(p)).err().unwrap();
-        assert!(matches!(e, InputError::MissingColumns { line: 1, .. }), "{e}");
+        assert!(
+            matches!(e, InputError::MissingColumns { line: 1, .. }),
+            "{e}"
+        );
         let p = file(&d, "q.csv", b"thing_name,job_id\nt1,j1\nt2\n");
         let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
-        assert!(e.contains("q.csv:3") && e.contains("expected 2 CSV fields"), "{e}");
-        let p = file(&d, "r.csv", b"thing_name,job_id,execution_number\nt1,j1,-4\n");
+        assert!(
+            e.contains("q.csv:3") && e.contains("expected 2 CSV fields"),
+            "{e}"
+        );
+        let p = file(
+            &d,
+            "r.csv",
+            b"thing_name,job_id,execution_number\nt1,j1,-4\n",
+        );
         let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
         assert!(e.contains("r.csv:2") && e.contains("non-negative"), "{e}");
     }
@@ -871,7 +921,10 @@ mod tests {
 
     #[test]
     fn split_csv_handles_quotes() {
-        assert_eq!(split_csv("a,\"b,c\",\"d\"\"e\"").unwrap(), ["a", "b,c", "d\"e"]);
+        assert_eq!(
+            split_csv("a,\"b,c\",\"d\"\"e\"").unwrap(),
+            ["a", "b,c", "d\"e"]
+        );
         assert!(split_csv("\"open").is_err());
     }
 }

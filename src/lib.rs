@@ -15,6 +15,7 @@ pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod dataset;
 pub mod describe;
 pub mod input;
 pub mod limit;

@@ -124,8 +124,14 @@ mod tests {
 
     #[test]
     fn classes_follow_the_error() {
-        assert_eq!(classify(&service("ResourceNotFoundException", 404)), Class::NotFound);
-        assert_eq!(classify(&service("InvalidRequestException", 400)), Class::Final);
+        assert_eq!(
+            classify(&service("ResourceNotFoundException", 404)),
+            Class::NotFound
+        );
+        assert_eq!(
+            classify(&service("InvalidRequestException", 400)),
+            Class::Final
+        );
         assert_eq!(
             classify(&service("ServiceUnavailableException", 503)),
             Class::Retry { throttled: false }
@@ -134,9 +140,18 @@ mod tests {
             classify(&service("InternalFailureException", 500)),
             Class::Retry { throttled: false }
         );
-        assert_eq!(classify(&service("UnrecognizedClientException", 403)), Class::Fatal);
-        assert_eq!(classify(&service("ExpiredTokenException", 403)), Class::Fatal);
-        assert_eq!(classify(&service("AccessDeniedException", 403)), Class::Fatal);
+        assert_eq!(
+            classify(&service("UnrecognizedClientException", 403)),
+            Class::Fatal
+        );
+        assert_eq!(
+            classify(&service("ExpiredTokenException", 403)),
+            Class::Fatal
+        );
+        assert_eq!(
+            classify(&service("AccessDeniedException", 403)),
+            Class::Fatal
+        );
         assert_eq!(
             classify(&CallError::Timeout(Duration::from_secs(1))),
             Class::Retry { throttled: false }
@@ -149,7 +164,10 @@ mod tests {
             classify(&CallError::Malformed("eof".into())),
             Class::Retry { throttled: false }
         );
-        assert_eq!(classify(&CallError::Credentials("none".into())), Class::Fatal);
+        assert_eq!(
+            classify(&CallError::Credentials("none".into())),
+            Class::Fatal
+        );
     }
 
     #[test]

@@ -73,7 +73,10 @@ impl Summary {
             self.calls_per_s
         );
         if self.duplicates > 0 {
-            s.push_str(&format!("; {} duplicate input lines dropped", self.duplicates));
+            s.push_str(&format!(
+                "; {} duplicate input lines dropped",
+                self.duplicates
+            ));
         }
         if self.complete {
             let rows = self.ok + self.not_found + self.errors;
@@ -91,7 +94,11 @@ pub fn new_run_id() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    format!("{}-{:06x}", now.as_secs(), rand::random::<u32>() & 0xFF_FFFF)
+    format!(
+        "{}-{:06x}",
+        now.as_secs(),
+        rand::random::<u32>() & 0xFF_FFFF
+    )
 }
 
 fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
@@ -125,7 +132,8 @@ fn clear_old_parts(layout: &Layout) -> Result<(), SinkError> {
     for entry in std::fs::read_dir(d).map_err(io)? {
         let entry = entry.map_err(io)?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = name.starts_with("part-") || (name.starts_with(".part-") && name.ends_with(".tmp"));
+        let ours =
+            name.starts_with("part-") || (name.starts_with(".part-") && name.ends_with(".tmp"));
         if ours && entry.file_type().map_err(io)?.is_file() {
             std::fs::remove_file(entry.path()).map_err(io)?;
         }
@@ -167,7 +175,12 @@ pub async fn run_with_client<C: FleetClient>(
     if !cfg.quiet {
         let eta = cfg
             .rps
-            .map(|r| format!(", at most {r} calls/s: about {}", human_duration(total as f64 / r)))
+            .map(|r| {
+                format!(
+                    ", at most {r} calls/s: about {}",
+                    human_duration(total as f64 / r)
+                )
+            })
             .unwrap_or_default();
         eprintln!(
             "auditing {total} pairs{}{eta}",

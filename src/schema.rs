@@ -97,7 +97,11 @@ pub fn schema() -> SchemaRef {
         Field::new("last_updated_at", ts(), true),
         Field::new("execution_number", DataType::Int64, true),
         Field::new("version_number", DataType::Int64, true),
-        Field::new("approximate_seconds_before_timed_out", DataType::Int64, true),
+        Field::new(
+            "approximate_seconds_before_timed_out",
+            DataType::Int64,
+            true,
+        ),
     ]))
 }
 

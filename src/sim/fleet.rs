@@ -136,7 +136,9 @@ impl Fleet {
             .map(|j| {
                 let mut d = Draw(h3(spec.seed, 0x6A6F_6273, u64::from(j)));
                 let age_days = d.range(2, 30);
-                let created_at_ms = spec.now_ms.saturating_sub(age_days * DAY_MS + d.range(0, DAY_MS));
+                let created_at_ms = spec
+                    .now_ms
+                    .saturating_sub(age_days * DAY_MS + d.range(0, DAY_MS));
                 let status = match d.range(0, 10) {
                     0..=6 => "IN_PROGRESS",
                     7 | 8 => "COMPLETED",
@@ -272,7 +274,9 @@ impl Fleet {
                 // Offline things have sat in the queue since the job began; a few online ones were
                 // re-queued recently.
                 if !self.offline(i) {
-                    e.queued_at_ms = now.saturating_sub(d.range(MINUTE_MS, 6 * HOUR_MS)).max(queued_at);
+                    e.queued_at_ms = now
+                        .saturating_sub(d.range(MINUTE_MS, 6 * HOUR_MS))
+                        .max(queued_at);
                     e.last_updated_at_ms = e.queued_at_ms;
                 }
                 e.approximate_seconds_before_timed_out = timeout_ms.map(|t| (t / 1000) as i64);

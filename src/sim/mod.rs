@@ -6,6 +6,10 @@
 //! purpose when its knobs say so ([`Faults`], quotas, latency). Every request received is counted by
 //! operation so tests can check what a client really sent ([`StatsSnapshot`]).
 //!
+//! Requests signed with the access key id `AKIDEXPIRED` or `AKIDDENIED` are refused with
+//! ExpiredTokenException or AccessDeniedException (403), so that run-level credential failures can be
+//! tested; every other signature is accepted.
+//!
 //! The binary's `sim` and `demo` subcommands and the integration tests all start it through
 //! [`SimServer::start`] on a listener they own.
 

@@ -90,11 +90,21 @@ fn request_id(sim: &Simulator, h: &mut hyper::HeaderMap) {
 }
 
 fn not_found(sim: &Simulator, what: &str) -> Response<Body> {
-    error(sim, StatusCode::NOT_FOUND, "ResourceNotFoundException", what)
+    error(
+        sim,
+        StatusCode::NOT_FOUND,
+        "ResourceNotFoundException",
+        what,
+    )
 }
 
 fn invalid(sim: &Simulator, what: &str) -> Response<Body> {
-    error(sim, StatusCode::BAD_REQUEST, "InvalidRequestException", what)
+    error(
+        sim,
+        StatusCode::BAD_REQUEST,
+        "InvalidRequestException",
+        what,
+    )
 }
 
 /// Percent-decodes one path segment or query value (`+` stays `+`, as in AWS's URI encoding).
@@ -212,6 +222,29 @@ async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body
             StatusCode::FORBIDDEN,
             "MissingAuthenticationTokenException",
             "Missing Authentication Token",
+        ));
+    }
+    // Test hooks: the simulator accepts any signature, except from these access key ids, which stand
+    // for credentials AWS would refuse.
+    let auth = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth.contains("Credential=AKIDEXPIRED/") {
+        return Ok(error(
+            sim,
+            StatusCode::FORBIDDEN,
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        ));
+    }
+    if auth.contains("Credential=AKIDDENIED/") {
+        return Ok(error(
+            sim,
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "User is not authorized to perform: iot:DescribeJobExecution",
         ));
     }
     if let Some(limiters) = &sim.limiters {
@@ -390,7 +423,10 @@ fn list_for_job(sim: &Simulator, j: &str, q: &Query) -> Response<Body> {
     let mut i = start;
     let things = fleet.spec().things;
     while i < things && n < max {
-        if let Some(e) = fleet.execution(i, jj).filter(|e| status.is_none_or(|s| s == e.status)) {
+        if let Some(e) = fleet
+            .execution(i, jj)
+            .filter(|e| status.is_none_or(|s| s == e.status))
+        {
             if n > 0 {
                 body.push(b',');
             }
@@ -457,7 +493,14 @@ fn list_for_thing(sim: &Simulator, t: &str, q: &Query) -> Response<Body> {
 fn list_jobs(sim: &Simulator, q: &Query) -> Response<Body> {
     let status = match q.status.as_deref() {
         None => None,
-        Some(s) if ["IN_PROGRESS", "CANCELED", "COMPLETED", "DELETION_IN_PROGRESS", "SCHEDULED"]
+        Some(s)
+            if [
+                "IN_PROGRESS",
+                "CANCELED",
+                "COMPLETED",
+                "DELETION_IN_PROGRESS",
+                "SCHEDULED",
+            ]
             .contains(&s) =>
         {
             Some(s)
@@ -556,7 +599,10 @@ mod tests {
             route(&Method::GET, "/jobs/job-001/things"),
             Some(Route::ListForJob(_))
         ));
-        assert!(matches!(route(&Method::GET, "/jobs"), Some(Route::ListJobs)));
+        assert!(matches!(
+            route(&Method::GET, "/jobs"),
+            Some(Route::ListJobs)
+        ));
         assert!(route(&Method::DELETE, "/jobs/job-001").is_none());
         assert!(route(&Method::GET, "/nope").is_none());
     }

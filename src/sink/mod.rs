@@ -120,7 +120,8 @@ impl DatasetWriter {
         if self.builder.len() >= self.settings.batch_rows {
             self.flush_batch()?;
         }
-        if matches!(self.settings.layout, Layout::Dir(_)) && self.part_rows >= self.settings.part_rows
+        if matches!(self.settings.layout, Layout::Dir(_))
+            && self.part_rows >= self.settings.part_rows
         {
             self.commit_part()?;
         }
@@ -144,10 +145,7 @@ impl DatasetWriter {
                 self.settings.row_group_rows,
             )?);
         }
-        self.part
-            .as_mut()
-            .expect("part opened above")
-            .write(&batch)
+        self.part.as_mut().expect("part opened above").write(&batch)
     }
 
     /// Completes the current part: flush, close, sync, rename to its final name.
