@@ -322,7 +322,7 @@ mod tests {
             "the SDK's own conversion truncates"
         );
         assert_eq!(epoch_millis(&d), 1_763_957_089_373);
-        let d = aws_smithy_types::DateTime::from_secs_f64(1_560_787_023.9995);
+        let d = aws_smithy_types::DateTime::from_secs_f64(1_560_787_023.999_5);
         assert_eq!(epoch_millis(&d), 1_560_787_024_000);
     }
 }

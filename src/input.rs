@@ -506,9 +506,8 @@ impl PairsFile {
         pf.suspects = repeated(hashes);
         pf.unique = total;
         if !pf.suspects.is_empty() {
-            let mut it = pf.iter()?;
             let mut unique = 0;
-            while let Some(r) = it.next() {
+            for r in pf.iter()? {
                 r?;
                 unique += 1;
             }

@@ -314,11 +314,12 @@ fn throttled(sim: &Simulator) -> Response<Body> {
     )
 }
 
-fn check_thing(sim: &Simulator, t: &str) -> Result<(), Response<Body>> {
+/// The InvalidRequestException answer for a thing name AWS would refuse, if it is one.
+fn bad_thing(sim: &Simulator, t: &str) -> Option<Response<Body>> {
     if is_valid_thing_name(t) {
-        Ok(())
+        None
     } else {
-        Err(invalid(
+        Some(invalid(
             sim,
             "1 validation error detected: Value at 'thingName' failed to satisfy constraint: \
              Member must satisfy regular expression pattern: [a-zA-Z0-9:_-]+",
@@ -326,11 +327,12 @@ fn check_thing(sim: &Simulator, t: &str) -> Result<(), Response<Body>> {
     }
 }
 
-fn check_job(sim: &Simulator, j: &str) -> Result<(), Response<Body>> {
+/// The InvalidRequestException answer for a job id AWS would refuse, if it is one.
+fn bad_job(sim: &Simulator, j: &str) -> Option<Response<Body>> {
     if is_valid_job_id(j) {
-        Ok(())
+        None
     } else {
-        Err(invalid(
+        Some(invalid(
             sim,
             "1 validation error detected: Value at 'jobId' failed to satisfy constraint: \
              Member must satisfy regular expression pattern: [a-zA-Z0-9_-]+",
@@ -339,7 +341,7 @@ fn check_job(sim: &Simulator, j: &str) -> Result<(), Response<Body>> {
 }
 
 fn describe_execution(sim: &Simulator, t: &str, j: &str, q: &Query) -> Response<Body> {
-    if let Err(r) = check_thing(sim, t).and_then(|_| check_job(sim, j)) {
+    if let Some(r) = bad_thing(sim, t).or_else(|| bad_job(sim, j)) {
         return r;
     }
     let wanted = match q.execution_number.as_deref() {
@@ -401,7 +403,7 @@ fn scope_of(kind: u64, id: &str, status: Option<&str>) -> u64 {
 }
 
 fn list_for_job(sim: &Simulator, j: &str, q: &Query) -> Response<Body> {
-    if let Err(r) = check_job(sim, j) {
+    if let Some(r) = bad_job(sim, j) {
         return r;
     }
     let status = match status_filter(q) {
@@ -446,7 +448,7 @@ fn list_for_job(sim: &Simulator, j: &str, q: &Query) -> Response<Body> {
 }
 
 fn list_for_thing(sim: &Simulator, t: &str, q: &Query) -> Response<Body> {
-    if let Err(r) = check_thing(sim, t) {
+    if let Some(r) = bad_thing(sim, t) {
         return r;
     }
     let status = match status_filter(q) {
@@ -536,7 +538,7 @@ fn list_jobs(sim: &Simulator, q: &Query) -> Response<Body> {
 }
 
 fn describe_job(sim: &Simulator, j: &str) -> Response<Body> {
-    if let Err(r) = check_job(sim, j) {
+    if let Some(r) = bad_job(sim, j) {
         return r;
     }
     let fleet = sim.fleet();

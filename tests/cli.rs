@@ -1,0 +1,309 @@
+//! The `fleet-audit` binary as a user meets it: exit codes, messages, files left behind.
+
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::*;
+use fleet_audit::sim::Operation;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fleet-audit");
+const SECRET: &str = "cli-test-secret-never-printed";
+
+/// Runs the binary with a clean AWS environment (no profile files, no IMDS) and test credentials.
+async fn fa(args: &[&str], cwd: &Path, creds: bool) -> Output {
+    let mut c = tokio::process::Command::new(BIN);
+    c.args(args)
+        .current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", cwd)
+        .env("AWS_CONFIG_FILE", cwd.join("no-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", cwd.join("no-credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "us-east-1")
+        .env("RUST_LOG", "debug");
+    if creds {
+        c.env("AWS_ACCESS_KEY_ID", "AKIDCLITEST")
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_SESSION_TOKEN", "cli-test-session-token");
+    }
+    let out = c.output().await.unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!all.contains(SECRET), "secret leaked: {all}");
+    assert!(
+        !all.contains("cli-test-session-token"),
+        "token leaked: {all}"
+    );
+    out
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, body: &str) -> String {
+    std::fs::write(dir.join(name), body).unwrap();
+    dir.join(name).to_string_lossy().into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_writes_the_dataset_and_a_summary() {
+    let server = start(sim_config(fleet(100, 3, 4))).await;
+    let d = tempfile::tempdir().unwrap();
+    lists(&server, d.path());
+    let url = server.endpoint_url();
+    let o = fa(
+        &[
+            "run",
+            "--things",
+            "things.txt",
+            "--jobs",
+            "jobs.txt",
+            "--out",
+            "a.parquet",
+            "--endpoint-url",
+            &url,
+            "--rps",
+            "0",
+            "--summary-json",
+            "s.json",
+        ],
+        d.path(),
+        true,
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("s.json")).unwrap()).unwrap();
+    assert_eq!(s["pairs"], 300);
+    assert_eq!(s["attempts"], 300);
+    assert_eq!(read_rows(&d.path().join("a.parquet")).len(), 300);
+    assert!(stderr(&o).contains("300 pairs:"), "{}", stderr(&o));
+
+    // Again without --overwrite: refused before any call.
+    let before = server.stats().calls(Operation::DescribeJobExecution);
+    let o = fa(
+        &[
+            "run",
+            "--things",
+            "things.txt",
+            "--jobs",
+            "jobs.txt",
+            "--out",
+            "a.parquet",
+            "--endpoint-url",
+            &url,
+        ],
+        d.path(),
+        true,
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("a.parquet exists; pass --overwrite"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        server.stats().calls(Operation::DescribeJobExecution),
+        before
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_inputs_fail_with_file_line_and_rule_before_any_call() {
+    let server = start(sim_config(fleet(10, 1, 1))).await;
+    let url = server.endpoint_url();
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    let jobs = write(p, "jobs.txt", "job-000\n");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec![
+                "--things".into(),
+                write(p, "t1.txt", "ok\nbad/name\n"),
+                "--jobs".into(),
+                jobs.clone(),
+            ],
+            "t1.txt:2: invalid thing name \"bad/name\": thingName must match [a-zA-Z0-9:_-]{1,128}",
+        ),
+        (
+            vec![
+                "--things".into(),
+                write(p, "t2.txt", "# only comments\n\n"),
+                "--jobs".into(),
+                jobs.clone(),
+            ],
+            "t2.txt: no thing names",
+        ),
+        (
+            vec![
+                "--things".into(),
+                "missing.txt".into(),
+                "--jobs".into(),
+                jobs.clone(),
+            ],
+            "missing.txt: cannot read",
+        ),
+        (
+            vec!["--pairs".into(), write(p, "p.csv", "thing,job\na,b\n")],
+            "p.csv:1: the CSV header must name the columns thing_name and job_id",
+        ),
+        (
+            vec![
+                "--pairs".into(),
+                write(p, "q.jsonl", "{\"thing_name\":\"a\",\"job_id\":\"b c\"}\n"),
+            ],
+            "q.jsonl:1: invalid job id \"b c\"",
+        ),
+        (
+            vec![
+                "--things".into(),
+                write(p, "t3.txt", "ok\n"),
+                "--jobs".into(),
+                write(p, "j.txt", "\u{e9}t\u{e9}\n"),
+            ],
+            "j.txt:1: invalid job id",
+        ),
+    ];
+    for (args, want) in cases {
+        let mut all: Vec<&str> = vec!["run"];
+        all.extend(args.iter().map(String::as_str));
+        all.extend(["--out", "o.parquet", "--endpoint-url", &url]);
+        let o = fa(&all, p, true).await;
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(want),
+            "{args:?}: want {want:?} in {}",
+            stderr(&o)
+        );
+        assert!(!p.join("o.parquet").exists());
+    }
+    // Not UTF-8.
+    std::fs::write(p.join("bin.txt"), b"ok\n\xff\n").unwrap();
+    let o = fa(
+        &[
+            "run",
+            "--things",
+            "bin.txt",
+            "--jobs",
+            &jobs,
+            "--out",
+            "o.parquet",
+            "--endpoint-url",
+            &url,
+        ],
+        p,
+        true,
+    )
+    .await;
+    assert!(
+        stderr(&o).contains("bin.txt:2: not valid UTF-8"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        server.stats().total_calls(),
+        0,
+        "no call was made for any bad input"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_credentials_stop_before_the_first_call() {
+    let server = start(sim_config(fleet(10, 1, 1))).await;
+    let d = tempfile::tempdir().unwrap();
+    lists(&server, d.path());
+    let o = fa(
+        &[
+            "run",
+            "--things",
+            "things.txt",
+            "--jobs",
+            "jobs.txt",
+            "--out",
+            "o.parquet",
+            "--endpoint-url",
+            &server.endpoint_url(),
+        ],
+        d.path(),
+        false,
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no usable AWS credentials"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(server.stats().total_calls(), 0);
+    assert!(!d.path().join("o.parquet").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_audits_the_embedded_fleet() {
+    let d = tempfile::tempdir().unwrap();
+    let o = fa(&["demo", "--things", "300", "--jobs", "2"], d.path(), false).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let rows = read_rows(&d.path().join("demo-out/executions.parquet"));
+    assert_eq!(rows.len(), 600);
+    // A second demo replaces the first.
+    let o = fa(&["demo", "--things", "200", "--jobs", "2"], d.path(), false).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        read_rows(&d.path().join("demo-out/executions.parquet")).len(),
+        400
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sim_announces_its_address_first() {
+    let d = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["sim", "--things", "5", "--jobs", "1", "--write-lists"])
+        .arg(d.path())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next_line().await.unwrap().unwrap();
+    assert!(
+        first.starts_with("listening on http://127.0.0.1:"),
+        "{first}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.path().join("things.txt"))
+            .unwrap()
+            .lines()
+            .count(),
+        5
+    );
+    child.kill().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_skeletons_and_usage() {
+    let d = tempfile::tempdir().unwrap();
+    let o = fa(&["describe", "--generate-cli-skeleton"], d.path(), false).await;
+    assert_eq!(o.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"jobId": "", "thingName": "", "executionNumber": 0})
+    );
+    let o = fa(&["describe", "--job-id", "j"], d.path(), true).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("required: --thing-name"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -1,0 +1,69 @@
+"""Fixtures for the client-compatibility tests: the fleet-audit binary and simulators it serves."""
+import os
+import subprocess
+import pathlib
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+NOW = "1764400000"
+
+
+def binary() -> str:
+    b = os.environ.get("FLEET_AUDIT_BIN")
+    if b:
+        return b
+    for profile in ("debug", "release"):
+        p = ROOT / "target" / profile / "fleet-audit"
+        if p.exists():
+            return str(p)
+    raise RuntimeError("build fleet-audit first (cargo build) or set FLEET_AUDIT_BIN")
+
+
+class Sim:
+    def __init__(self, *args: str):
+        self.proc = subprocess.Popen(
+            [binary(), "sim", "--now", NOW, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        first = self.proc.stdout.readline().strip()
+        assert first.startswith("listening on http://"), first
+        self.url = first.removeprefix("listening on ")
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def aws_env():
+    env = dict(os.environ)
+    env.update(
+        AWS_ACCESS_KEY_ID="AKIDCLIENTTEST",
+        AWS_SECRET_ACCESS_KEY="client-test-secret",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_REGION="us-east-1",
+        AWS_CONFIG_FILE="/dev/null",
+        AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+    )
+    env.pop("AWS_PROFILE", None)
+    os.environ.update({k: env[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION")})
+    return env
+
+
+@pytest.fixture(scope="session")
+def sim(aws_env):
+    s = Sim("--things", "2000", "--jobs", "4", "--seed", "7")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def fa():
+    return binary()
+
+
+@pytest.fixture(scope="session")
+def aws_cli():
+    return str(ROOT / ".venv" / "bin" / "aws")
