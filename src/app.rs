@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 complete; 1 the run failed (setup, output, or a run-level error such as rejected
 //! credentials); 2 bad flags or bad input; 4 the dataset is complete but some pairs ended as `error`
-//! rows; 130/143 interrupted by SIGINT/SIGTERM (committed work is kept).
+//! rows; 130/143 interrupted by SIGINT/SIGTERM (committed work is kept). `report` alone: 3 a
+//! `--fail-on` condition holds.
 
 use std::io::Write;
 use std::path::Path;
@@ -72,6 +73,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Describe(a) => describe_command(a).await,
         Command::Sim(a) => sim_command(a).await,
         Command::Demo(a) => demo_command(a).await,
+        Command::Report(a) => report_command(a),
     }
 }
 
@@ -97,12 +99,24 @@ fn finish_run(
             print_summary(&s, quiet, summary_json)?;
             Ok(if s.errors > 0 { EXIT_PAIR_ERRORS } else { 0 })
         }
-        Err(RunError::Stopped { stop, out, summary }) => {
+        Err(RunError::Stopped {
+            stop,
+            out,
+            resumable,
+            summary,
+        }) => {
             print_summary(&summary, quiet, summary_json)?;
-            eprintln!(
-                "fleet-audit: error: {stop}; the dataset at {} was not completed",
-                out.display()
-            );
+            if resumable {
+                eprintln!(
+                    "fleet-audit: {stop}; the rows committed so far are kept in {}: run the same command with --resume to finish",
+                    out.display()
+                );
+            } else {
+                eprintln!(
+                    "fleet-audit: {stop}; nothing was written to {} (use a directory output to keep partial work)",
+                    out.display()
+                );
+            }
             Ok(match stop {
                 Stop::Interrupted => match SIGNAL_EXIT.load(Ordering::SeqCst) {
                     0 => 130,
@@ -331,6 +345,8 @@ async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
             backoff: crate::retry::Backoff::default(),
         },
         part_rows: 1_000_000,
+        part_interval: std::time::Duration::from_secs(300),
+        resume: false,
         quiet: false,
         summary_json: None,
     };
@@ -345,4 +361,47 @@ async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
         );
     }
     Ok(code)
+}
+
+/// `fleet-audit report`: 0 done; 2 bad flags or a dataset that cannot be read; 1 the HTML page
+/// cannot be written; 3 ([`crate::report::EXIT_FAIL_ON`]) a `--fail-on` condition holds.
+fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<i32> {
+    use crate::report::{report_path, ReportConfig, EXIT_FAIL_ON};
+    use std::io::IsTerminal;
+    let cfg = match ReportConfig::from_args(&a) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fleet-audit report: error: {e}");
+            return Ok(2);
+        }
+    };
+    let report = match report_path(&cfg.path, &cfg.thresholds) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fleet-audit report: error: {e}");
+            return Ok(2);
+        }
+    };
+    if let Some(p) = &cfg.html {
+        std::fs::write(p, report.render_html())
+            .with_context(|| format!("cannot write {}", p.display()))?;
+        eprintln!("wrote {}", p.display());
+    }
+    if cfg.json {
+        let doc = serde_json::to_string_pretty(&report.to_json()).expect("report serializes");
+        write_stdout(&doc)?;
+    } else {
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        write_stdout(&report.render_terminal_with(cfg.thresholds.top, colour))?;
+    }
+    let failing = report.failing(&cfg.fail_on);
+    if failing.is_empty() {
+        return Ok(0);
+    }
+    let what: Vec<String> = failing
+        .iter()
+        .map(|(f, n)| format!("{} {n}", f.as_str()))
+        .collect();
+    eprintln!("fleet-audit report: --fail-on matched: {}", what.join(", "));
+    Ok(EXIT_FAIL_ON)
 }

@@ -177,7 +177,7 @@ pub async fn describe_pair<C: FleetClient>(
     }
 }
 
-/// Runs every target through [`describe_pair`] and sends each row to `rows`. Returns when all targets
+/// Runs every target (with its input ordinal) through [`describe_pair`] and sends each row to `rows`. Returns when all targets
 /// have rows, or with the reason it stopped early (after the pairs already in flight have finished).
 pub async fn run_engine<C, I>(
     client: Arc<C>,
@@ -190,7 +190,7 @@ pub async fn run_engine<C, I>(
 ) -> Result<(), Stop>
 where
     C: FleetClient,
-    I: Iterator<Item = Result<Target, InputError>>,
+    I: Iterator<Item = Result<(u64, Target), InputError>>,
 {
     let settings = Arc::new(settings);
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
@@ -202,7 +202,7 @@ where
     let mut stop: Option<Stop> = None;
     let mut sd = shutdown.clone();
     for target in targets {
-        let target = match target {
+        let (ordinal, target) = match target {
             Ok(t) => t,
             Err(e) => {
                 stop = Some(Stop::Input(e));
@@ -243,7 +243,11 @@ where
                         Outcome::NotFound => &counters.not_found,
                         Outcome::Error => &counters.errors,
                     };
-                    if rows.send(SinkMsg::Row(Box::new(row))).await.is_ok() {
+                    let msg = SinkMsg::Row {
+                        row: Box::new(row),
+                        ordinal,
+                    };
+                    if rows.send(msg).await.is_ok() {
                         c.fetch_add(1, Ordering::Relaxed);
                         counters.done.fetch_add(1, Ordering::Relaxed);
                     } else {

@@ -26,6 +26,9 @@ pub enum Command {
     Sim(SimArgs),
     /// Start the simulator in-process, audit its whole fleet into ./demo-out, and print the summary.
     Demo(DemoArgs),
+    /// Summarize a dataset this tool wrote: counts per job by status, stuck, timed-out and failing
+    /// executions, the oldest of them (exit code 3 with --fail-on when any match).
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -90,6 +93,12 @@ pub struct RunArgs {
     /// Rows per part file in a directory output.
     #[arg(long, default_value_t = 1_000_000)]
     pub part_rows: u64,
+    /// A directory output also commits its current part at least this often, e.g. `5m`.
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub part_interval: String,
+    /// Continue an interrupted audit into the same directory: pairs already committed are skipped.
+    #[arg(long)]
+    pub resume: bool,
     /// No progress bar and no summary on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -196,4 +205,46 @@ pub struct DemoArgs {
     /// Pairs in flight at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+}
+
+/// A `--fail-on` condition of `report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOnArg {
+    /// Any stuck_queued or stale_in_progress execution.
+    Stuck,
+    /// Any TIMED_OUT execution.
+    TimedOut,
+    /// Any pair that ended as an `error` row.
+    Errors,
+    /// Any near_timeout execution.
+    NearTimeout,
+    /// Any pair without an execution (`not_found`).
+    NotFound,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The dataset: a .parquet or .arrow file, or a directory of part files.
+    pub path: PathBuf,
+    /// stuck_queued: QUEUED for longer than this when fetched (e.g. 24h, 90m, 14d).
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub queued_after: String,
+    /// stale_in_progress: IN_PROGRESS with no update for at least this long.
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub stale_after: String,
+    /// near_timeout: QUEUED or IN_PROGRESS with less than this left before timing out.
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub near_timeout: String,
+    /// How many of the oldest stuck or timed-out executions to list.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+    /// Print a JSON document instead of the tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a self-contained HTML page (charts and tables) to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    /// Exit with code 3 when any execution matches one of these (comma list).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub fail_on: Vec<FailOnArg>,
 }

@@ -44,6 +44,10 @@ pub struct RunConfig {
     pub adaptive: bool,
     pub engine: EngineSettings,
     pub part_rows: u64,
+    /// A directory output commits its current part at least this often.
+    pub part_interval: Duration,
+    /// Continue the dataset in a directory output from its manifest.
+    pub resume: bool,
     pub quiet: bool,
     pub summary_json: Option<PathBuf>,
 }
@@ -132,8 +136,22 @@ impl RunConfig {
             return Err(flag("part-rows", "must be at least 1"));
         }
         let call_timeout = parse_duration(&a.call_timeout).map_err(|r| flag("call-timeout", r))?;
+        let part_interval =
+            parse_duration(&a.part_interval).map_err(|r| flag("part-interval", r))?;
         let (layout, format) = output_of(&a.out, a.format)?;
-        check_output(&layout, a.overwrite)?;
+        if a.resume && matches!(layout, Layout::File(_)) {
+            return Err(flag(
+                "resume",
+                "needs a directory output (--out DIR): a single file is only written when complete",
+            ));
+        }
+        if a.resume && a.overwrite {
+            return Err(flag("resume", "cannot be combined with --overwrite"));
+        }
+        // A resumed directory is checked against its manifest when the run starts.
+        if !a.resume {
+            check_output(&layout, a.overwrite)?;
+        }
         Ok(RunConfig {
             input,
             layout,
@@ -150,6 +168,8 @@ impl RunConfig {
                 backoff: Backoff::default(),
             },
             part_rows: a.part_rows,
+            part_interval,
+            resume: a.resume,
             quiet: a.quiet,
             summary_json: a.summary_json.clone(),
         })

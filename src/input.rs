@@ -644,6 +644,25 @@ impl Iterator for PairsIter {
 /// Inputs validated and counted, ready to be streamed.
 pub struct PreparedInput {
     kind: Prepared,
+    identity: String,
+}
+
+/// xxh3 of a file's bytes: a stable fingerprint of an input's content.
+fn content_hash(src: &Source) -> Result<u64, InputError> {
+    let io = |source| InputError::Io {
+        file: src.display.clone(),
+        source,
+    };
+    let mut f = File::open(&src.path).map_err(io)?;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(io)?;
+        if n == 0 {
+            return Ok(h.digest());
+        }
+        h.update(&buf[..n]);
+    }
 }
 
 enum Prepared {
@@ -666,6 +685,11 @@ pub fn prepare(spec: &InputSpec) -> Result<PreparedInput, InputError> {
             let jobs_src = Source::open(jobs)?;
             let job_list = NameList::prepare(jobs_src, ListKind::Jobs)?;
             let things = NameList::prepare(things_src, ListKind::Things)?;
+            let identity = format!(
+                "lists:things={:016x}:jobs={:016x}",
+                content_hash(&things.source)?,
+                content_hash(&job_list.source)?
+            );
             let mut ids = Vec::with_capacity(job_list.unique as usize);
             let mut it = job_list.iter()?;
             while let Some(r) = it.next_name() {
@@ -677,15 +701,27 @@ pub fn prepare(spec: &InputSpec) -> Result<PreparedInput, InputError> {
                     jobs: ids,
                     job_duplicates: job_list.duplicates,
                 },
+                identity,
             })
         }
-        InputSpec::Pairs(p) => Ok(PreparedInput {
-            kind: Prepared::Pairs(PairsFile::prepare(Source::open(p)?)?),
-        }),
+        InputSpec::Pairs(p) => {
+            let pairs = PairsFile::prepare(Source::open(p)?)?;
+            let identity = format!("pairs:{:016x}", content_hash(&pairs.source)?);
+            Ok(PreparedInput {
+                kind: Prepared::Pairs(pairs),
+                identity,
+            })
+        }
     }
 }
 
 impl PreparedInput {
+    /// A fingerprint of the inputs' content (`lists:things=..:jobs=..` or `pairs:..`): the same files
+    /// give the same identity, and so the same targets in the same order.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
     /// Number of distinct pairs the targets will yield.
     pub fn total(&self) -> u64 {
         match &self.kind {

@@ -8,6 +8,7 @@
 //!   SDK configuration); [`limit`] the shared rate limiter; [`retry`] error classes and backoff.
 //! - [`audit`] targets -> bounded concurrent calls -> rows; [`schema`] the one Arrow schema;
 //!   [`sink`] Parquet / Arrow IPC writers that commit files atomically.
+//! - [`report`] what a written dataset says: stuck / timed-out analysis per job.
 //! - [`run`] one audit end to end; [`describe`] the AWS CLI-compatible single describe;
 //!   [`sim`] the AWS IoT Jobs simulator; [`app`] the subcommands' glue and exit codes.
 pub mod app;
@@ -20,6 +21,7 @@ pub mod describe;
 pub mod input;
 pub mod limit;
 pub mod names;
+pub mod report;
 pub mod retry;
 pub mod run;
 pub mod schema;

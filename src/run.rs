@@ -19,7 +19,10 @@ use crate::client::{load_sdk_config, preflight, FleetClient, IotClient, SetupErr
 use crate::config::{ConfigError, RunConfig};
 use crate::input::{prepare, InputError};
 use crate::limit::CallLimiter;
-use crate::sink::{spawn_writer, Layout, SinkError, SinkMsg, SinkSettings};
+use crate::sink::{
+    spawn_writer, DoneSet, Layout, Manifest, ManifestError, SinkError, SinkMsg, SinkSettings,
+    MANIFEST,
+};
 
 /// Why a run did not produce a complete dataset.
 #[derive(Debug, thiserror::Error)]
@@ -32,10 +35,16 @@ pub enum RunError {
     Setup(#[from] SetupError),
     #[error(transparent)]
     Sink(#[from] SinkError),
-    #[error("{stop}; nothing was committed under {out}")]
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("cannot resume into {out}: {reason}")]
+    ResumeMismatch { out: PathBuf, reason: String },
+    #[error("{stop}")]
     Stopped {
         stop: Stop,
         out: PathBuf,
+        /// Whether the committed rows were kept for `--resume` (directory outputs).
+        resumable: bool,
         summary: Box<Summary>,
     },
 }
@@ -53,6 +62,8 @@ pub struct Summary {
     pub elapsed_s: f64,
     pub calls_per_s: f64,
     pub duplicates: u64,
+    /// Pairs skipped because an earlier run had committed them (`--resume`).
+    pub resumed: u64,
     /// Whether every pair has its row and the dataset is committed.
     pub complete: bool,
     pub files: Vec<PathBuf>,
@@ -132,13 +143,97 @@ fn clear_old_parts(layout: &Layout) -> Result<(), SinkError> {
     for entry in std::fs::read_dir(d).map_err(io)? {
         let entry = entry.map_err(io)?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ours =
-            name.starts_with("part-") || (name.starts_with(".part-") && name.ends_with(".tmp"));
+        let ours = name.starts_with("part-")
+            || name == MANIFEST
+            || (name.starts_with('.') && name.ends_with(".tmp"));
         if ours && entry.file_type().map_err(io)?.is_file() {
             std::fs::remove_file(entry.path()).map_err(io)?;
         }
     }
     Ok(())
+}
+
+/// Deletes what a crashed run left uncommitted in `dir`: temporaries, and part files the manifest does
+/// not list (renamed but never recorded), so a resume can never double a row.
+fn remove_uncommitted(dir: &std::path::Path, m: &Manifest) -> Result<(), SinkError> {
+    let io = |source| SinkError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let stale_tmp = name.starts_with('.') && name.ends_with(".tmp");
+        let unlisted_part = name.starts_with("part-") && !m.parts.iter().any(|p| p.file == name);
+        if (stale_tmp || unlisted_part) && entry.file_type().map_err(io)?.is_file() {
+            tracing::info!(file = %name, "removing uncommitted file left by an earlier run");
+            std::fs::remove_file(entry.path()).map_err(io)?;
+        }
+    }
+    Ok(())
+}
+
+/// Prepares the output location: a fresh, replaced or resumed dataset. Returns the starting manifest
+/// of a directory output.
+fn prepare_output(
+    cfg: &RunConfig,
+    identity: &str,
+    total: u64,
+) -> Result<Option<Manifest>, RunError> {
+    let Layout::Dir(dir) = &cfg.layout else {
+        crate::config::check_output(&cfg.layout, cfg.overwrite)?;
+        return Ok(None);
+    };
+    let existing = if cfg.resume {
+        Manifest::load(dir)?
+    } else {
+        None
+    };
+    if let Some(m) = existing {
+        let mismatch = |reason: String| RunError::ResumeMismatch {
+            out: dir.clone(),
+            reason,
+        };
+        if m.input_identity != identity || m.pairs != total {
+            return Err(mismatch(format!(
+                "it was written from other inputs ({} pairs, identity {}); these inputs have {total} pairs, identity {identity}",
+                m.pairs, m.input_identity
+            )));
+        }
+        if m.format != cfg.format.extension() {
+            return Err(mismatch(format!(
+                "it holds {} files, not {}",
+                m.format,
+                cfg.format.extension()
+            )));
+        }
+        remove_uncommitted(dir, &m)?;
+        return Ok(Some(m));
+    }
+    let non_empty = dir.is_dir()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
+    if cfg.resume && non_empty && !cfg.overwrite {
+        return Err(ConfigError::Output {
+            path: dir.clone(),
+            reason: "holds no manifest to resume from; pass --overwrite to start over".into(),
+        }
+        .into());
+    }
+    crate::config::check_output(&cfg.layout, cfg.overwrite)?;
+    if cfg.overwrite {
+        clear_old_parts(&cfg.layout)?;
+    }
+    std::fs::create_dir_all(dir).map_err(|source| SinkError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(Some(Manifest::new(
+        identity.to_string(),
+        total,
+        cfg.format.extension(),
+    )))
 }
 
 /// Runs an audit with the real `aws-sdk-iot` client built from `cfg.client`.
@@ -163,33 +258,62 @@ pub async fn run_with_client<C: FleetClient>(
     let started = Instant::now();
     let run_id = new_run_id();
     let total = input.total();
-    crate::config::check_output(&cfg.layout, cfg.overwrite)?;
-    if cfg.overwrite {
-        clear_old_parts(&cfg.layout)?;
-    } else if let Layout::Dir(d) = &cfg.layout {
-        std::fs::create_dir_all(d).map_err(|source| SinkError::Io {
-            path: d.clone(),
-            source,
-        })?;
+    let manifest = prepare_output(&cfg, input.identity(), total)?;
+    let done: DoneSet = manifest
+        .as_ref()
+        .map(|m| m.committed.clone())
+        .unwrap_or_default();
+    let resumed = done.len();
+    if manifest.as_ref().is_some_and(|m| m.complete) {
+        if !cfg.quiet {
+            eprintln!(
+                "{}: already complete; nothing to do",
+                cfg.layout.path().display()
+            );
+        }
+        return Ok(Summary {
+            run_id,
+            pairs: total,
+            ok: 0,
+            not_found: 0,
+            errors: 0,
+            attempts: 0,
+            throttled: 0,
+            elapsed_s: started.elapsed().as_secs_f64(),
+            calls_per_s: 0.0,
+            duplicates: input.duplicates(),
+            resumed,
+            complete: true,
+            files: Vec::new(),
+        });
     }
+    let remaining = total - resumed;
     if !cfg.quiet {
         let eta = cfg
             .rps
             .map(|r| {
                 format!(
                     ", at most {r} calls/s: about {}",
-                    human_duration(total as f64 / r)
+                    human_duration(remaining as f64 / r)
                 )
             })
             .unwrap_or_default();
-        eprintln!(
-            "auditing {total} pairs{}{eta}",
-            if input.duplicates() > 0 {
-                format!(" ({} duplicate input lines dropped)", input.duplicates())
-            } else {
-                String::new()
-            }
-        );
+        let mut notes = Vec::new();
+        if input.duplicates() > 0 {
+            notes.push(format!(
+                "{} duplicate input lines dropped",
+                input.duplicates()
+            ));
+        }
+        if resumed > 0 {
+            notes.push(format!("resuming: {resumed} already committed"));
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
+        };
+        eprintln!("auditing {remaining} pairs{notes}{eta}");
     }
     let (tx, rx) = mpsc::channel::<SinkMsg>(8192);
     let writer = spawn_writer(
@@ -197,6 +321,8 @@ pub async fn run_with_client<C: FleetClient>(
             layout: cfg.layout.clone(),
             format: cfg.format,
             part_rows: cfg.part_rows,
+            part_interval: cfg.part_interval,
+            manifest,
             batch_rows: 8192,
             row_group_rows: 128 * 1024,
             run_id: run_id.clone(),
@@ -206,11 +332,13 @@ pub async fn run_with_client<C: FleetClient>(
     );
     let limiter = Arc::new(CallLimiter::new(cfg.rps, cfg.burst, cfg.adaptive));
     let counters = Arc::new(Counters::default());
-    let bar = progress_bar(total, cfg.quiet);
+    let bar = progress_bar(remaining, cfg.quiet);
     let ticker = {
-        let (bar, counters) = (bar.clone(), counters.clone());
+        let (bar, counters, tx) = (bar.clone(), counters.clone(), tx.clone());
         tokio::spawn(async move {
             loop {
+                // Lets the writer commit a part on time even when rows are slow to come.
+                let _ = tx.try_send(SinkMsg::Tick);
                 bar.set_position(Counters::get(&counters.done));
                 bar.set_message(format!(
                     "errors {} throttled {}",
@@ -221,7 +349,12 @@ pub async fn run_with_client<C: FleetClient>(
             }
         })
     };
-    let targets = input.targets()?;
+    let targets = input
+        .targets()?
+        .enumerate()
+        .map(|(o, r)| r.map(|t| (o as u64, t)))
+        .filter(|r| !matches!(r, Ok((o, _)) if done.contains(*o)));
+    let resumable = matches!(cfg.layout, Layout::Dir(_));
     let result = run_engine(
         client,
         limiter,
@@ -235,10 +368,10 @@ pub async fn run_with_client<C: FleetClient>(
     ticker.abort();
     bar.finish_and_clear();
     let _ = tx
-        .send(if result.is_ok() {
-            SinkMsg::Commit
-        } else {
-            SinkMsg::Abort
+        .send(match (&result, resumable) {
+            (Ok(()), _) => SinkMsg::Commit,
+            (Err(_), true) => SinkMsg::Checkpoint,
+            (Err(_), false) => SinkMsg::Abort,
         })
         .await;
     drop(tx);
@@ -263,26 +396,25 @@ pub async fn run_with_client<C: FleetClient>(
             0.0
         },
         duplicates: input.duplicates(),
+        resumed,
         complete: false,
         files: Vec::new(),
     };
-    let (report, committed) = written?;
-    summary.files = report.files;
+    let end = written?;
+    summary.files = end.report.files;
+    let stopped = |stop| RunError::Stopped {
+        stop,
+        out: cfg.layout.path().to_path_buf(),
+        resumable,
+        summary: Box::new(summary.clone()),
+    };
     match result {
-        Ok(()) if committed => {
+        Ok(()) if end.complete => {
             summary.complete = true;
             Ok(summary)
         }
-        Ok(()) => Err(RunError::Stopped {
-            stop: Stop::WriterGone,
-            out: cfg.layout.path().to_path_buf(),
-            summary: Box::new(summary),
-        }),
-        Err(stop) => Err(RunError::Stopped {
-            stop,
-            out: cfg.layout.path().to_path_buf(),
-            summary: Box::new(summary),
-        }),
+        Ok(()) => Err(stopped(Stop::WriterGone)),
+        Err(stop) => Err(stopped(stop)),
     }
 }
 

@@ -6,13 +6,16 @@
 //! directory output is a set of part files, rotated every `part_rows` rows.
 
 mod files;
+pub mod manifest;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
 
 pub use files::{FilePart, Format};
+pub use manifest::{DoneSet, Manifest, ManifestError, PartEntry, MANIFEST};
 
 use crate::schema::{BatchBuilder, Row};
 
@@ -40,6 +43,10 @@ pub struct SinkSettings {
     pub format: Format,
     /// Rows per part file in a directory output.
     pub part_rows: u64,
+    /// A directory output's part is also committed once it is this old (and holds rows).
+    pub part_interval: Duration,
+    /// The manifest a directory output starts from (fresh, or loaded to resume); `None` for a file.
+    pub manifest: Option<Manifest>,
     /// Rows per RecordBatch handed to the file writer.
     pub batch_rows: usize,
     /// Rows per Parquet row group.
@@ -69,6 +76,8 @@ pub enum SinkError {
         #[source]
         source: arrow::error::ArrowError,
     },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
 }
 
 /// What was committed.
@@ -85,6 +94,9 @@ pub struct DatasetWriter {
     builder: BatchBuilder,
     part: Option<FilePart>,
     part_rows: u64,
+    /// Ordinals of the pairs in the current part.
+    part_ordinals: Vec<u64>,
+    part_opened: Option<Instant>,
     next_part: u32,
     report: WriteReport,
 }
@@ -96,9 +108,16 @@ impl DatasetWriter {
             settings,
             part: None,
             part_rows: 0,
+            part_ordinals: Vec::new(),
+            part_opened: None,
             next_part: 0,
             report: WriteReport::default(),
         }
+    }
+
+    /// The manifest as committed so far (directory outputs only).
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.settings.manifest.as_ref()
     }
 
     /// The final path of part `n` of a directory output.
@@ -113,10 +132,13 @@ impl DatasetWriter {
         }
     }
 
-    /// Appends one row; writes a batch when enough rows are buffered and rotates parts when full.
-    pub fn push(&mut self, row: &Row) -> Result<(), SinkError> {
+    /// Appends the row of pair `ordinal`; writes a batch when enough rows are buffered and rotates
+    /// parts when full.
+    pub fn push(&mut self, row: &Row, ordinal: u64) -> Result<(), SinkError> {
         self.builder.push(row);
         self.part_rows += 1;
+        self.part_ordinals.push(ordinal);
+        self.part_opened.get_or_insert_with(Instant::now);
         if self.builder.len() >= self.settings.batch_rows {
             self.flush_batch()?;
         }
@@ -148,22 +170,54 @@ impl DatasetWriter {
         self.part.as_mut().expect("part opened above").write(&batch)
     }
 
-    /// Completes the current part: flush, close, sync, rename to its final name.
+    /// Commits the current part when it is older than the part interval (directory outputs).
+    pub fn tick(&mut self) -> Result<(), SinkError> {
+        let due = self
+            .part_opened
+            .is_some_and(|t| t.elapsed() >= self.settings.part_interval);
+        if due && matches!(self.settings.layout, Layout::Dir(_)) {
+            self.commit_part()?;
+        }
+        Ok(())
+    }
+
+    /// Completes the current part: flush, close, sync, rename to its final name, then record it in
+    /// the manifest (directory outputs).
     pub fn commit_part(&mut self) -> Result<(), SinkError> {
         self.flush_batch()?;
         if let Some(part) = self.part.take() {
             let path = part.commit()?;
+            if let (Some(m), Layout::Dir(dir)) =
+                (&mut self.settings.manifest, &self.settings.layout)
+            {
+                m.parts.push(PartEntry {
+                    file: path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                    rows: self.part_rows,
+                });
+                for o in self.part_ordinals.drain(..) {
+                    m.committed.insert(o);
+                }
+                m.store(dir)?;
+            }
             self.report.files.push(path);
             self.report.rows += self.part_rows;
             self.next_part += 1;
         }
         self.part_rows = 0;
+        self.part_ordinals.clear();
+        self.part_opened = None;
         Ok(())
     }
 
-    /// Commits what is buffered. A file output with no rows still gets a valid, empty file.
-    pub fn finish(mut self) -> Result<WriteReport, SinkError> {
-        if self.part.is_none() && self.builder.is_empty() && self.report.files.is_empty() {
+    /// Commits what is buffered; `complete` marks a directory's manifest as holding every pair. A
+    /// dataset with no rows at all still gets one valid, empty file.
+    pub fn finish(mut self, complete: bool) -> Result<WriteReport, SinkError> {
+        let nothing_yet =
+            self.report.files.is_empty() && self.manifest().is_none_or(|m| m.parts.is_empty());
+        if self.part.is_none() && self.builder.is_empty() && nothing_yet && complete {
             let path = self.part_path(0);
             let part = FilePart::create(
                 path,
@@ -171,10 +225,15 @@ impl DatasetWriter {
                 Arc::clone(self.builder.schema()),
                 self.settings.row_group_rows,
             )?;
-            self.report.files.push(part.commit()?);
-            return Ok(self.report);
+            // An empty part still goes through the manifest like any other.
+            self.part = Some(part);
+            self.part_opened = Some(Instant::now());
         }
         self.commit_part()?;
+        if let (Some(m), Layout::Dir(dir)) = (&mut self.settings.manifest, &self.settings.layout) {
+            m.complete = complete;
+            m.store(dir)?;
+        }
         Ok(self.report)
     }
 
@@ -189,36 +248,51 @@ impl DatasetWriter {
 
 /// A message to the writer thread.
 pub enum SinkMsg {
-    Row(Box<Row>),
-    /// Commit everything and stop.
+    /// The row of the pair with this input ordinal.
+    Row { row: Box<Row>, ordinal: u64 },
+    /// Time passed: commit the part if it is older than the part interval.
+    Tick,
+    /// Every pair has its row: commit everything, mark the dataset complete, and stop.
     Commit,
+    /// The run stopped early: commit the rows received (directory outputs, for `--resume`) and stop.
+    Checkpoint,
     /// Discard what is not committed and stop.
     Abort,
 }
 
-/// Runs a writer on its own thread, fed by `rx`. If the channel closes without [`SinkMsg::Commit`],
-/// the uncommitted part is discarded: an interrupted run never leaves a partial file under a final name.
+/// How the writer thread ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriterEnd {
+    pub report: WriteReport,
+    /// Whether the dataset was committed as complete.
+    pub complete: bool,
+}
+
+/// Runs a writer on its own thread, fed by `rx`. If the channel closes without a final message, the
+/// uncommitted part is discarded: an interrupted run never leaves a partial file under a final name.
 pub fn spawn_writer(
     settings: SinkSettings,
     mut rx: tokio::sync::mpsc::Receiver<SinkMsg>,
-) -> std::thread::JoinHandle<Result<(WriteReport, bool), SinkError>> {
+) -> std::thread::JoinHandle<Result<WriterEnd, SinkError>> {
     std::thread::Builder::new()
         .name("fleet-audit-writer".into())
         .spawn(move || {
             let mut w = DatasetWriter::new(settings);
+            let end = |report, complete| WriterEnd { report, complete };
             while let Some(msg) = rx.blocking_recv() {
-                match msg {
-                    SinkMsg::Row(row) => {
-                        if let Err(e) = w.push(&row) {
-                            w.abort();
-                            return Err(e);
-                        }
-                    }
-                    SinkMsg::Commit => return w.finish().map(|r| (r, true)),
-                    SinkMsg::Abort => return Ok((w.abort(), false)),
+                let step = match msg {
+                    SinkMsg::Row { row, ordinal } => w.push(&row, ordinal),
+                    SinkMsg::Tick => w.tick(),
+                    SinkMsg::Commit => return w.finish(true).map(|r| end(r, true)),
+                    SinkMsg::Checkpoint => return w.finish(false).map(|r| end(r, false)),
+                    SinkMsg::Abort => return Ok(end(w.abort(), false)),
+                };
+                if let Err(e) = step {
+                    w.abort();
+                    return Err(e);
                 }
             }
-            Ok((w.abort(), false))
+            Ok(end(w.abort(), false))
         })
         .expect("spawn writer thread")
 }

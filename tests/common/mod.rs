@@ -85,6 +85,8 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
             },
         },
         part_rows: 1_000_000,
+        part_interval: std::time::Duration::from_secs(300),
+        resume: false,
         quiet: true,
         summary_json: None,
     }

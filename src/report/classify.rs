@@ -1,0 +1,226 @@
+//! The classes of one execution, decided from its row alone.
+//!
+//! Kept apart from reading and counting so that the rules, and their edges at exactly the threshold,
+//! live in one small place that a test (or a reader of the report) can check against the docs.
+
+use super::Thresholds;
+
+/// What the report looks for. A row may be in several classes (a QUEUED row can be both
+/// `stuck_queued` and `near_timeout`) or in none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Class {
+    /// Status QUEUED and `fetched_at - queued_at` strictly longer than `--queued-after`.
+    StuckQueued,
+    /// Status IN_PROGRESS and `fetched_at - last_updated_at` at least `--stale-after`.
+    StaleInProgress,
+    /// Status TIMED_OUT.
+    TimedOut,
+    /// Status QUEUED or IN_PROGRESS and `approximate_seconds_before_timed_out` strictly below
+    /// `--near-timeout`.
+    NearTimeout,
+    /// Outcome `not_found`: the service has no such execution.
+    NotFound,
+    /// Outcome `error`: the pair could not be described.
+    Error,
+}
+
+impl Class {
+    /// Every class, in the order the report shows them.
+    pub const ALL: [Class; 6] = [
+        Class::StuckQueued,
+        Class::StaleInProgress,
+        Class::TimedOut,
+        Class::NearTimeout,
+        Class::NotFound,
+        Class::Error,
+    ];
+
+    /// The name in the report and its JSON (`errors` for [`Class::Error`], as the JSON key).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::StuckQueued => "stuck_queued",
+            Class::StaleInProgress => "stale_in_progress",
+            Class::TimedOut => "timed_out",
+            Class::NearTimeout => "near_timeout",
+            Class::NotFound => "not_found",
+            Class::Error => "errors",
+        }
+    }
+
+    /// Position in [`Class::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether rows of this class are ranked among the oldest pairs (stuck or timed out).
+    pub fn is_aged(self) -> bool {
+        matches!(
+            self,
+            Class::StuckQueued | Class::StaleInProgress | Class::TimedOut
+        )
+    }
+}
+
+/// A set of classes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Classes(u8);
+
+impl Classes {
+    /// Adds `c`.
+    pub fn insert(&mut self, c: Class) {
+        self.0 |= 1 << c.index();
+    }
+    /// Whether `c` is in the set.
+    pub fn contains(self, c: Class) -> bool {
+        self.0 & (1 << c.index()) != 0
+    }
+    /// The classes in the set, in [`Class::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Class> {
+        Class::ALL.into_iter().filter(move |c| self.contains(*c))
+    }
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+/// One row of the dataset, as much of it as the report reads (timestamps in epoch milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Execution<'a> {
+    pub job_id: &'a str,
+    pub thing_name: &'a str,
+    /// `ok`, `not_found` or `error`.
+    pub outcome: &'a str,
+    /// As spelled in the dataset; `None` for rows without an execution.
+    pub status: Option<&'a str>,
+    /// Never null in a dataset the tool wrote; without it no age is known.
+    pub fetched_at_ms: Option<i64>,
+    pub queued_at_ms: Option<i64>,
+    pub last_updated_at_ms: Option<i64>,
+    pub seconds_before_timed_out: Option<i64>,
+}
+
+/// The classes of `e` under `t`. A needed timestamp that is missing means the class is not given
+/// (the report never guesses an age).
+pub fn classify(e: &Execution<'_>, t: &Thresholds) -> Classes {
+    let mut c = Classes::default();
+    match e.outcome {
+        "not_found" => c.insert(Class::NotFound),
+        "error" => c.insert(Class::Error),
+        _ => {}
+    }
+    let waited = |since: Option<i64>| Some(e.fetched_at_ms?.saturating_sub(since?));
+    let status = e.status.unwrap_or_default();
+    if status == "QUEUED" && waited(e.queued_at_ms).is_some_and(|w| w > t.queued_after_ms()) {
+        c.insert(Class::StuckQueued);
+    }
+    if status == "IN_PROGRESS"
+        && waited(e.last_updated_at_ms).is_some_and(|w| w >= t.stale_after_ms())
+    {
+        c.insert(Class::StaleInProgress);
+    }
+    if status == "TIMED_OUT" {
+        c.insert(Class::TimedOut);
+    }
+    if matches!(status, "QUEUED" | "IN_PROGRESS")
+        && e.seconds_before_timed_out
+            .is_some_and(|s| s.saturating_mul(1000) < t.near_timeout_ms())
+    {
+        c.insert(Class::NearTimeout);
+    }
+    c
+}
+
+/// For a stuck or timed-out row: its ranking class and since when it has been so (epoch ms):
+/// `queued_at` for `stuck_queued`, `last_updated_at` for `stale_in_progress` and `timed_out` (the last
+/// change of a timed-out execution is its timing out). `None` when the row is in none of those classes
+/// or the timestamp is missing.
+pub fn aged_since(e: &Execution<'_>, classes: Classes) -> Option<(Class, i64)> {
+    if classes.contains(Class::StuckQueued) {
+        Some((Class::StuckQueued, e.queued_at_ms?))
+    } else if classes.contains(Class::StaleInProgress) {
+        Some((Class::StaleInProgress, e.last_updated_at_ms?))
+    } else if classes.contains(Class::TimedOut) {
+        Some((Class::TimedOut, e.last_updated_at_ms?))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+
+    fn ex(status: &'static str) -> Execution<'static> {
+        Execution {
+            job_id: "j",
+            thing_name: "t",
+            outcome: "ok",
+            status: Some(status),
+            fetched_at_ms: Some(100 * H),
+            queued_at_ms: None,
+            last_updated_at_ms: None,
+            seconds_before_timed_out: None,
+        }
+    }
+
+    fn classes(e: Execution<'_>) -> Vec<Class> {
+        classify(&e, &Thresholds::default()).iter().collect()
+    }
+
+    #[test]
+    fn queued_is_stuck_only_beyond_the_threshold() {
+        let at = |ms| Execution {
+            queued_at_ms: Some(100 * H - ms),
+            ..ex("QUEUED")
+        };
+        assert_eq!(classes(at(24 * H)), vec![]);
+        assert_eq!(classes(at(24 * H + 1)), vec![Class::StuckQueued]);
+        assert_eq!(classes(ex("QUEUED")), vec![], "no queued_at, no age");
+    }
+
+    #[test]
+    fn in_progress_is_stale_from_the_threshold_on() {
+        let at = |ms| Execution {
+            last_updated_at_ms: Some(100 * H - ms),
+            ..ex("IN_PROGRESS")
+        };
+        assert_eq!(classes(at(H - 1)), vec![]);
+        assert_eq!(classes(at(H)), vec![Class::StaleInProgress]);
+    }
+
+    #[test]
+    fn near_timeout_is_strictly_below_and_only_while_pending() {
+        let at = |status, s| Execution {
+            seconds_before_timed_out: Some(s),
+            ..ex(status)
+        };
+        assert_eq!(classes(at("IN_PROGRESS", 300)), vec![]);
+        assert_eq!(classes(at("IN_PROGRESS", 299)), vec![Class::NearTimeout]);
+        assert_eq!(classes(at("QUEUED", 0)), vec![Class::NearTimeout]);
+        assert_eq!(classes(at("SUCCEEDED", 1)), vec![]);
+    }
+
+    #[test]
+    fn outcomes_and_timed_out() {
+        let mut e = ex("TIMED_OUT");
+        e.last_updated_at_ms = Some(0);
+        let c = classify(&e, &Thresholds::default());
+        assert_eq!(c.iter().collect::<Vec<_>>(), vec![Class::TimedOut]);
+        assert_eq!(aged_since(&e, c), Some((Class::TimedOut, 0)));
+        let nf = Execution {
+            outcome: "not_found",
+            status: None,
+            ..ex("")
+        };
+        assert_eq!(classes(nf), vec![Class::NotFound]);
+        let err = Execution {
+            outcome: "error",
+            status: None,
+            ..ex("")
+        };
+        assert_eq!(classes(err), vec![Class::Error]);
+    }
+}

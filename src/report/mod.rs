@@ -1,0 +1,348 @@
+//! `fleet-audit report`: what a written dataset says about the fleet, per job.
+//!
+//! It exists so that a user (or a scheduled audit) does not need DuckDB to answer "which executions are
+//! stuck, timed out or failing, and since when". The dataset is streamed one RecordBatch at a time;
+//! only counters per job, a fixed-size age histogram and bounded heaps of the oldest pairs are kept, so
+//! memory does not grow with the number of rows.
+//!
+//! Parts: [`classify`] decides the classes of one execution; `read` turns batches into plain column
+//! views (checking the schema, naming the file); `tally` accumulates counts; `render` and `html` write
+//! the terminal text, the JSON document and the HTML page.
+//!
+//! Library use (e.g. at the end of a run):
+//! ```no_run
+//! # fn main() -> Result<(), fleet_audit::report::ReportError> {
+//! use fleet_audit::report::{report_path, Thresholds};
+//! let report = report_path("out/executions.parquet".as_ref(), &Thresholds::default())?;
+//! eprintln!("{}", report.render_terminal(10));
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod classify;
+mod html;
+mod read;
+mod render;
+mod tally;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use classify::{Class, Classes, Execution};
+pub use tally::{AgeHistogram, Analyzer, Counts, JobReport, OldestPair, AGE_BUCKETS};
+
+use crate::cli::{FailOnArg, ReportArgs};
+use crate::config::ConfigError;
+use crate::dataset::DatasetError;
+
+/// Rows per RecordBatch read from the dataset: large enough to be fast, small enough to bound memory.
+pub const BATCH_ROWS: usize = 8192;
+
+/// Longest threshold accepted by [`parse_threshold`]: a year.
+const MAX_THRESHOLD: Duration = Duration::from_secs(366 * 86_400);
+
+/// The thresholds of the classes and how many of the oldest pairs to keep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Thresholds {
+    /// `stuck_queued`: QUEUED and `fetched_at - queued_at` strictly longer than this.
+    pub queued_after: Duration,
+    /// `stale_in_progress`: IN_PROGRESS and `fetched_at - last_updated_at` at least this.
+    pub stale_after: Duration,
+    /// `near_timeout`: QUEUED or IN_PROGRESS with `approximate_seconds_before_timed_out` strictly
+    /// below this.
+    pub near_timeout: Duration,
+    /// How many of the oldest stuck or timed-out pairs are kept, per job and over all jobs.
+    pub top: usize,
+}
+
+impl Default for Thresholds {
+    /// The CLI defaults: 24h, 1h, 5m, top 10.
+    fn default() -> Self {
+        Thresholds {
+            queued_after: Duration::from_secs(24 * 3600),
+            stale_after: Duration::from_secs(3600),
+            near_timeout: Duration::from_secs(300),
+            top: 10,
+        }
+    }
+}
+
+impl Thresholds {
+    /// `queued_after` in whole milliseconds (the dataset's resolution).
+    pub fn queued_after_ms(&self) -> i64 {
+        millis(self.queued_after)
+    }
+    /// `stale_after` in whole milliseconds.
+    pub fn stale_after_ms(&self) -> i64 {
+        millis(self.stale_after)
+    }
+    /// `near_timeout` in whole milliseconds.
+    pub fn near_timeout_ms(&self) -> i64 {
+        millis(self.near_timeout)
+    }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Parses a threshold such as `24h`, `90m`, `5m`, `30s`, `500ms` or `14d` (a plain number is seconds).
+///
+/// Not [`crate::config::parse_duration`]: that one guards call timeouts and refuses a week or more,
+/// while an execution queued for weeks is exactly what a report looks for. Accepted: positive, at most
+/// a year, units ms, s, m, h, d.
+pub fn parse_threshold(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => (s[..i].trim(), &s[i..]),
+        None => (s, "s"),
+    };
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration such as 24h, 90m or 30s"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        "d" => v * 86_400.0,
+        _ => {
+            return Err(format!(
+                "`{s}`: unknown unit `{unit}` (use ms, s, m, h or d)"
+            ))
+        }
+    };
+    if !(secs.is_finite() && secs > 0.0 && secs <= MAX_THRESHOLD.as_secs_f64()) {
+        return Err(format!("`{s}` must be positive and at most 366d"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A `--fail-on` condition: the report "fails" (exit code 3) when any row has one of its classes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailOn {
+    /// `stuck_queued` or `stale_in_progress`.
+    Stuck,
+    /// `timed_out`.
+    TimedOut,
+    /// `errors` (outcome `error`).
+    Errors,
+    /// `near_timeout`.
+    NearTimeout,
+    /// `not_found`.
+    NotFound,
+}
+
+impl FailOn {
+    /// The flag value as the user spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailOn::Stuck => "stuck",
+            FailOn::TimedOut => "timed-out",
+            FailOn::Errors => "errors",
+            FailOn::NearTimeout => "near-timeout",
+            FailOn::NotFound => "not-found",
+        }
+    }
+
+    /// The classes this condition covers.
+    pub fn classes(self) -> &'static [Class] {
+        match self {
+            FailOn::Stuck => &[Class::StuckQueued, Class::StaleInProgress],
+            FailOn::TimedOut => &[Class::TimedOut],
+            FailOn::Errors => &[Class::Error],
+            FailOn::NearTimeout => &[Class::NearTimeout],
+            FailOn::NotFound => &[Class::NotFound],
+        }
+    }
+}
+
+impl From<FailOnArg> for FailOn {
+    fn from(a: FailOnArg) -> Self {
+        match a {
+            FailOnArg::Stuck => FailOn::Stuck,
+            FailOnArg::TimedOut => FailOn::TimedOut,
+            FailOnArg::Errors => FailOn::Errors,
+            FailOnArg::NearTimeout => FailOn::NearTimeout,
+            FailOnArg::NotFound => FailOn::NotFound,
+        }
+    }
+}
+
+/// The `report` subcommand's flags, validated.
+#[derive(Debug, Clone)]
+pub struct ReportConfig {
+    pub path: PathBuf,
+    pub thresholds: Thresholds,
+    /// Print the JSON document instead of the terminal text.
+    pub json: bool,
+    /// Also write the HTML page here.
+    pub html: Option<PathBuf>,
+    /// Conditions that make the command exit with [`EXIT_FAIL_ON`].
+    pub fail_on: Vec<FailOn>,
+}
+
+/// Exit code of `report` when a `--fail-on` condition holds.
+pub const EXIT_FAIL_ON: i32 = 3;
+
+impl ReportConfig {
+    /// Validates the flags; touches no file.
+    pub fn from_args(a: &ReportArgs) -> Result<ReportConfig, ConfigError> {
+        let dur = |flag: &'static str, v: &str| {
+            parse_threshold(v).map_err(|reason| ConfigError::Flag { flag, reason })
+        };
+        let mut fail_on: Vec<FailOn> = Vec::new();
+        for f in &a.fail_on {
+            let f = FailOn::from(*f);
+            if !fail_on.contains(&f) {
+                fail_on.push(f);
+            }
+        }
+        Ok(ReportConfig {
+            path: a.path.clone(),
+            thresholds: Thresholds {
+                queued_after: dur("queued-after", &a.queued_after)?,
+                stale_after: dur("stale-after", &a.stale_after)?,
+                near_timeout: dur("near-timeout", &a.near_timeout)?,
+                top: a.top,
+            },
+            json: a.json,
+            html: a.html.clone(),
+            fail_on,
+        })
+    }
+}
+
+/// Why a dataset could not be reported on; every variant names the path or file concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The path given does not exist.
+    #[error("{0}: no such file or directory")]
+    NotFound(PathBuf),
+    /// A file could not be listed, opened or decoded (the error names it).
+    #[error(transparent)]
+    Dataset(#[from] DatasetError),
+    /// A file lacks a needed column, or has it with a type the report cannot read.
+    #[error("{path}: not a fleet-audit dataset: {reason}")]
+    Schema { path: PathBuf, reason: String },
+}
+
+/// Everything the report says about one dataset.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The path the report was asked for.
+    pub dataset: PathBuf,
+    /// How many data files were read.
+    pub files: usize,
+    pub thresholds: Thresholds,
+    /// Every status value seen, AWS's statuses in their lifecycle order first, then unknown values
+    /// (kept as spelled) in name order.
+    pub statuses: Vec<String>,
+    /// Counts over all rows.
+    pub totals: Counts,
+    /// One entry per job id, in job id order.
+    pub jobs: Vec<JobReport>,
+    /// The oldest stuck or timed-out pairs over all jobs, oldest first (at most `thresholds.top`).
+    pub oldest: Vec<OldestPair>,
+    /// Ages of the stuck executions (`stuck_queued` and `stale_in_progress`).
+    pub stuck_ages: AgeHistogram,
+}
+
+impl Report {
+    /// The `--fail-on` conditions that hold, each with how many rows match it (only those above zero).
+    pub fn failing(&self, conditions: &[FailOn]) -> Vec<(FailOn, u64)> {
+        conditions
+            .iter()
+            .map(|c| {
+                let n = c.classes().iter().map(|k| self.totals.count(*k)).sum();
+                (*c, n)
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+
+    /// Plain-text tables (no colour) showing at most `top` of the oldest pairs; see
+    /// [`Report::render_terminal_with`].
+    pub fn render_terminal(&self, top: usize) -> String {
+        render::terminal(self, top, false)
+    }
+
+    /// The terminal text: the class definitions with their thresholds, one table per job (total, every
+    /// status, every class), a table over all jobs when there are several, and the oldest `top` stuck
+    /// or timed-out pairs with their ages. `colour` adds ANSI colour (only for a terminal).
+    pub fn render_terminal_with(&self, top: usize, colour: bool) -> String {
+        render::terminal(self, top, colour)
+    }
+
+    /// The `--json` document: `dataset`, `files`, `thresholds`, `totals` and `jobs` (see README).
+    pub fn to_json(&self) -> serde_json::Value {
+        render::json(self)
+    }
+
+    /// A self-contained HTML page (inline CSS and SVG, nothing fetched) with per-job status bars, the
+    /// age histogram of stuck executions and the tables.
+    pub fn render_html(&self) -> String {
+        html::page(self)
+    }
+}
+
+/// Reads the dataset at `path` (a `.parquet`/`.arrow` file or a directory of part files) batch by batch
+/// and returns its report.
+pub fn report_path(path: &Path, thresholds: &Thresholds) -> Result<Report, ReportError> {
+    if let Err(e) = std::fs::metadata(path) {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            return Err(ReportError::NotFound(path.to_path_buf()));
+        }
+    }
+    let mut analyzer = Analyzer::new(thresholds.clone());
+    let files = read::for_each_execution(path, BATCH_ROWS, |e| analyzer.add(e))?;
+    Ok(analyzer.finish(path, files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_parse_beyond_a_week() {
+        assert_eq!(parse_threshold("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(parse_threshold("90m").unwrap(), Duration::from_secs(5_400));
+        assert_eq!(parse_threshold("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_threshold("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(
+            parse_threshold("500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            parse_threshold("14d").unwrap(),
+            Duration::from_secs(14 * 86_400)
+        );
+        assert_eq!(
+            parse_threshold("200h").unwrap(),
+            Duration::from_secs(200 * 3600)
+        );
+        for bad in ["0s", "-1h", "ten", "5w", "400d", "", "h"] {
+            assert!(parse_threshold(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fail_on_counts_only_conditions_that_hold() {
+        let mut a = Analyzer::new(Thresholds::default());
+        a.add(&Execution {
+            job_id: "j",
+            thing_name: "t",
+            outcome: "ok",
+            status: Some("TIMED_OUT"),
+            fetched_at_ms: Some(10_000),
+            queued_at_ms: Some(0),
+            last_updated_at_ms: Some(5_000),
+            seconds_before_timed_out: None,
+        });
+        let r = a.finish(Path::new("x"), 1);
+        assert_eq!(
+            r.failing(&[FailOn::Stuck, FailOn::TimedOut, FailOn::Errors]),
+            vec![(FailOn::TimedOut, 1)]
+        );
+    }
+}

@@ -1,0 +1,172 @@
+//! Dataset batches -> [`Execution`] views, one file at a time, checking each batch's schema.
+//!
+//! Uses [`crate::dataset::data_files`] and [`crate::dataset::read_file`] (the pieces of
+//! `read_dataset`) rather than `read_dataset` itself so that a schema problem can name the file it is
+//! in. Columns are cast to the types the tool writes when a compatible type was used instead (a
+//! dataset rewritten by pyarrow or DuckDB may carry microsecond timestamps or large strings).
+
+use std::path::Path;
+
+use arrow::array::{Array, ArrayRef, AsArray, Int64Array, StringArray, TimestampMillisecondArray};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, TimeUnit};
+use arrow::record_batch::RecordBatch;
+
+use super::{Execution, ReportError};
+use crate::dataset::{data_files, read_file};
+
+/// The columns the report needs.
+pub const NEEDED: [&str; 8] = [
+    "job_id",
+    "thing_name",
+    "outcome",
+    "status",
+    "fetched_at",
+    "queued_at",
+    "last_updated_at",
+    "approximate_seconds_before_timed_out",
+];
+
+/// Calls `f` for every row of the dataset at `path`; returns how many files were read.
+pub fn for_each_execution(
+    path: &Path,
+    batch_rows: usize,
+    mut f: impl FnMut(&Execution<'_>),
+) -> Result<usize, ReportError> {
+    let files = data_files(path)?;
+    for file in &files {
+        for batch in read_file(file, batch_rows)? {
+            let batch = batch?;
+            let cols = Columns::of(file, &batch)?;
+            for i in 0..batch.num_rows() {
+                f(&cols.row(i));
+            }
+        }
+    }
+    Ok(files.len())
+}
+
+/// The needed columns of one batch, in the types the report reads.
+struct Columns {
+    job_id: StringArray,
+    thing_name: StringArray,
+    outcome: StringArray,
+    status: StringArray,
+    fetched_at: TimestampMillisecondArray,
+    queued_at: TimestampMillisecondArray,
+    last_updated_at: TimestampMillisecondArray,
+    seconds_before_timed_out: Int64Array,
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Text,
+    Time,
+    Integer,
+}
+
+impl Kind {
+    fn accepts(self, t: &DataType) -> bool {
+        match self {
+            Kind::Text => matches!(
+                t,
+                DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View
+                    | DataType::Dictionary(..)
+            ),
+            Kind::Time => matches!(t, DataType::Timestamp(..)),
+            Kind::Integer => t.is_integer(),
+        }
+    }
+
+    fn target(self) -> DataType {
+        match self {
+            Kind::Text => DataType::Utf8,
+            Kind::Time => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            Kind::Integer => DataType::Int64,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Text => "a string",
+            Kind::Time => "a timestamp",
+            Kind::Integer => "an integer",
+        }
+    }
+}
+
+impl Columns {
+    fn of(file: &Path, batch: &RecordBatch) -> Result<Columns, ReportError> {
+        let schema_err = |reason: String| ReportError::Schema {
+            path: file.to_path_buf(),
+            reason,
+        };
+        let missing: Vec<&str> = NEEDED
+            .iter()
+            .copied()
+            .filter(|n| batch.column_by_name(n).is_none())
+            .collect();
+        if !missing.is_empty() {
+            return Err(schema_err(format!(
+                "missing column{} {}",
+                if missing.len() == 1 { "" } else { "s" },
+                missing.join(", ")
+            )));
+        }
+        let get = |name: &str, kind: Kind| -> Result<ArrayRef, ReportError> {
+            let col = batch.column_by_name(name).expect("checked above");
+            if !kind.accepts(col.data_type()) {
+                return Err(schema_err(format!(
+                    "column {name} is {}, expected {}",
+                    col.data_type(),
+                    kind.describe()
+                )));
+            }
+            if col.data_type() == &kind.target() {
+                return Ok(col.clone());
+            }
+            cast(col, &kind.target())
+                .map_err(|e| schema_err(format!("column {name} cannot be read: {e}")))
+        };
+        let text = |n| get(n, Kind::Text).map(|a| a.as_string::<i32>().clone());
+        let time = |n| {
+            get(n, Kind::Time).map(|a| {
+                a.as_primitive::<arrow::datatypes::TimestampMillisecondType>()
+                    .clone()
+            })
+        };
+        Ok(Columns {
+            job_id: text("job_id")?,
+            thing_name: text("thing_name")?,
+            outcome: text("outcome")?,
+            status: text("status")?,
+            fetched_at: time("fetched_at")?,
+            queued_at: time("queued_at")?,
+            last_updated_at: time("last_updated_at")?,
+            seconds_before_timed_out: get("approximate_seconds_before_timed_out", Kind::Integer)
+                .map(|a| a.as_primitive::<arrow::datatypes::Int64Type>().clone())?,
+        })
+    }
+
+    fn row(&self, i: usize) -> Execution<'_> {
+        fn s(a: &StringArray, i: usize) -> Option<&str> {
+            a.is_valid(i).then(|| a.value(i))
+        }
+        let t = |a: &TimestampMillisecondArray| a.is_valid(i).then(|| a.value(i));
+        Execution {
+            job_id: s(&self.job_id, i).unwrap_or(""),
+            thing_name: s(&self.thing_name, i).unwrap_or(""),
+            outcome: s(&self.outcome, i).unwrap_or(""),
+            status: s(&self.status, i),
+            fetched_at_ms: t(&self.fetched_at),
+            queued_at_ms: t(&self.queued_at),
+            last_updated_at_ms: t(&self.last_updated_at),
+            seconds_before_timed_out: self
+                .seconds_before_timed_out
+                .is_valid(i)
+                .then(|| self.seconds_before_timed_out.value(i)),
+        }
+    }
+}

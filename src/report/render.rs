@@ -1,0 +1,432 @@
+//! The report as terminal text and as the `--json` document, plus the time formatting both share.
+//!
+//! The terminal text is aligned for a monospace terminal; colour is only added when asked (the caller
+//! decides whether stdout is a terminal), and padding is computed before colour so it stays aligned.
+
+use std::fmt::Write as _;
+
+use serde_json::{json, Map, Value};
+
+use super::classify::Class;
+use super::tally::{Counts, OldestPair};
+use super::Report;
+
+const DAY_MS: i64 = 86_400_000;
+
+/// `2025-11-29T07:06:40Z` (or `...40.123Z` with `millis`), UTC, from epoch milliseconds.
+pub fn iso_utc(ms: i64, millis: bool) -> String {
+    let days = ms.div_euclid(DAY_MS);
+    let in_day = ms.rem_euclid(DAY_MS);
+    let (y, m, d) = civil_from_days(days);
+    let (h, min, s, frac) = (
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000,
+    );
+    if millis {
+        format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{frac:03}Z")
+    } else {
+        format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}Z")
+    }
+}
+
+/// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// An age in two units: `61d 4h`, `5h 12m`, `12m 5s`, `45s`.
+pub fn age_text(ms: i64) -> String {
+    let s = ms.max(0) / 1000;
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3_599 => format!("{}m {}s", s / 60, s % 60),
+        3_600..=86_399 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// A threshold in the largest unit that states it exactly: `24h`, `90m`, `30s`, `1500ms`, `14d`
+/// (days only from two days on).
+pub fn duration_text(ms: i64) -> String {
+    for (unit, size) in [("d", DAY_MS), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
+        // `24h` and `36h` read better than `1d` and `1.5d`; days from two on.
+        if ms % size == 0 && (unit != "d" || ms >= 2 * DAY_MS) {
+            return format!("{}{unit}", ms / size);
+        }
+    }
+    format!("{ms}ms")
+}
+
+/// `1234567` -> `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// One line per class: its name, its rule with the threshold, and the flag that sets it.
+pub fn class_rules(r: &Report) -> [(Class, String, Option<&'static str>); 6] {
+    let t = &r.thresholds;
+    [
+        (
+            Class::StuckQueued,
+            format!(
+                "QUEUED for more than {} when fetched",
+                duration_text(t.queued_after_ms())
+            ),
+            Some("--queued-after"),
+        ),
+        (
+            Class::StaleInProgress,
+            format!(
+                "IN_PROGRESS with no update for {} or more",
+                duration_text(t.stale_after_ms())
+            ),
+            Some("--stale-after"),
+        ),
+        (Class::TimedOut, "status TIMED_OUT".into(), None),
+        (
+            Class::NearTimeout,
+            format!(
+                "QUEUED or IN_PROGRESS with under {} before it times out",
+                duration_text(t.near_timeout_ms())
+            ),
+            Some("--near-timeout"),
+        ),
+        (
+            Class::NotFound,
+            "the service has no such execution (outcome not_found)".into(),
+            None,
+        ),
+        (
+            Class::Error,
+            "the pair could not be described (outcome error)".into(),
+            None,
+        ),
+    ]
+}
+
+/// ANSI styling that is a no-op when colour is off.
+#[derive(Clone, Copy)]
+struct Style {
+    on: bool,
+}
+
+impl Style {
+    fn paint(self, code: &str, text: &str) -> String {
+        if self.on && !text.trim().is_empty() {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+    fn bold(self, t: &str) -> String {
+        self.paint("1", t)
+    }
+    fn dim(self, t: &str) -> String {
+        self.paint("2", t)
+    }
+    /// Red for the classes that usually need action, yellow for the others; only when non-zero.
+    fn class_count(self, c: Class, n: u64, text: &str) -> String {
+        match (n, c) {
+            (0, _) => self.dim(text),
+            (_, Class::NearTimeout | Class::NotFound) => self.paint("33", text),
+            _ => self.paint("1;31", text),
+        }
+    }
+}
+
+fn pct(n: u64, total: u64) -> String {
+    if n == 0 || total == 0 {
+        String::new()
+    } else {
+        format!("{:.1}%", n as f64 * 100.0 / total as f64)
+    }
+}
+
+/// The side-by-side status and class table of one set of counts.
+fn counts_table(out: &mut String, r: &Report, c: &Counts, st: Style) {
+    let mut statuses: Vec<(String, u64)> = r
+        .statuses
+        .iter()
+        .map(|s| (s.clone(), c.status(s)))
+        .collect();
+    if r.totals.no_status > 0 {
+        statuses.push(("(no status)".into(), c.no_status));
+    }
+    let sw = statuses
+        .iter()
+        .map(|(s, _)| s.chars().count())
+        .chain([6])
+        .max()
+        .unwrap_or(6);
+    let cw = Class::ALL
+        .iter()
+        .map(|c| c.as_str().len())
+        .max()
+        .unwrap_or(0);
+    let nw = thousands(c.total).len().max(5);
+    let _ = writeln!(
+        out,
+        "  {}  {}  {}    {}  {}  {}",
+        st.dim(&format!("{:<sw$}", "status")),
+        st.dim(&format!("{:>nw$}", "count")),
+        st.dim(&format!("{:>6}", "%")),
+        st.dim(&format!("{:<cw$}", "class")),
+        st.dim(&format!("{:>nw$}", "count")),
+        st.dim(&format!("{:>6}", "%")),
+    );
+    let rows = statuses.len().max(Class::ALL.len());
+    for i in 0..rows {
+        let left = match statuses.get(i) {
+            Some((s, n)) => {
+                let line = format!(
+                    "{:<sw$}  {:>nw$}  {:>6}",
+                    s,
+                    thousands(*n),
+                    pct(*n, c.total)
+                );
+                if *n == 0 {
+                    st.dim(&line)
+                } else {
+                    line
+                }
+            }
+            None => " ".repeat(sw + nw + 10),
+        };
+        let right = match Class::ALL.get(i) {
+            Some(k) => {
+                let n = c.count(*k);
+                format!(
+                    "{}  {}",
+                    format_args!("{:<cw$}", k.as_str()),
+                    st.class_count(
+                        *k,
+                        n,
+                        &format!("{:>nw$}  {:>6}", thousands(n), pct(n, c.total))
+                    )
+                )
+            }
+            None => String::new(),
+        };
+        let line = format!("  {left}    {right}");
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+fn oldest_table(out: &mut String, pairs: &[OldestPair], st: Style) {
+    let head = ["age", "class", "status", "since (UTC)", "job", "thing"];
+    let rows: Vec<[String; 6]> = pairs
+        .iter()
+        .map(|p| {
+            [
+                age_text(p.age_ms),
+                p.class.as_str().to_string(),
+                p.status.clone(),
+                iso_utc(p.since_ms, false),
+                p.job_id.clone(),
+                p.thing_name.clone(),
+            ]
+        })
+        .collect();
+    let mut w = head.map(|h| h.chars().count());
+    for r in &rows {
+        for (i, cell) in r.iter().enumerate() {
+            w[i] = w[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; 6]| {
+        let mut s = format!("  {:>w0$}", cells[0], w0 = w[0]);
+        for i in 1..6 {
+            let _ = write!(s, "  {:<wi$}", cells[i], wi = w[i]);
+        }
+        s.trim_end().to_string()
+    };
+    let _ = writeln!(out, "{}", st.dim(&line(head)));
+    for r in &rows {
+        let _ = writeln!(out, "{}", line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
+    }
+}
+
+/// See [`Report::render_terminal_with`].
+pub fn terminal(r: &Report, top: usize, colour: bool) -> String {
+    let st = Style { on: colour };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} {} ({} file{}): {} executions, {} job{}",
+        st.bold("fleet-audit report of"),
+        r.dataset.display(),
+        r.files,
+        if r.files == 1 { "" } else { "s" },
+        thousands(r.totals.total),
+        r.jobs.len(),
+        if r.jobs.len() == 1 { "" } else { "s" },
+    );
+    let _ = writeln!(out);
+    let rules = class_rules(r);
+    let rw = rules.iter().map(|(_, t, _)| t.len()).max().unwrap_or(0);
+    for (class, text, flag) in &rules {
+        let line = format!(
+            "  {:<18} {:<rw$}  {}",
+            class.as_str(),
+            text,
+            flag.unwrap_or("")
+        );
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    for j in &r.jobs {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{}: {} executions",
+            st.bold(&j.job_id),
+            thousands(j.counts.total)
+        );
+        counts_table(&mut out, r, &j.counts, st);
+    }
+    if r.jobs.len() > 1 {
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{}: {} executions",
+            st.bold("all jobs"),
+            thousands(r.totals.total)
+        );
+        counts_table(&mut out, r, &r.totals, st);
+    }
+    let _ = writeln!(out);
+    let aged = r.totals.stuck_or_timed_out();
+    let shown = &r.oldest[..top.min(r.oldest.len())];
+    if aged == 0 {
+        let _ = writeln!(out, "no stuck or timed-out executions");
+    } else if shown.is_empty() {
+        let _ = writeln!(out, "{} stuck or timed-out executions", thousands(aged));
+    } else {
+        let _ = writeln!(
+            out,
+            "{} {} of {} stuck or timed-out executions",
+            st.bold("oldest"),
+            shown.len(),
+            thousands(aged)
+        );
+        oldest_table(&mut out, shown, st);
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// A duration in seconds as a JSON number: an integer when whole.
+fn seconds(ms: i64) -> Value {
+    if ms % 1000 == 0 {
+        json!(ms / 1000)
+    } else {
+        json!(ms as f64 / 1000.0)
+    }
+}
+
+fn oldest_json(pairs: &[OldestPair]) -> Value {
+    pairs
+        .iter()
+        .map(|p| {
+            json!({
+                "thing_name": p.thing_name,
+                "job_id": p.job_id,
+                "class": p.class.as_str(),
+                "status": p.status,
+                "since": iso_utc(p.since_ms, true),
+                "age_s": p.age_ms / 1000,
+            })
+        })
+        .collect()
+}
+
+/// `total`, `by_status` (every status of the dataset, zeros included), `no_status`, the classes.
+fn counts_json(m: &mut Map<String, Value>, r: &Report, c: &Counts) {
+    m.insert("total".into(), json!(c.total));
+    let by: Map<String, Value> = r
+        .statuses
+        .iter()
+        .map(|s| (s.clone(), json!(c.status(s))))
+        .collect();
+    m.insert("by_status".into(), Value::Object(by));
+    m.insert("no_status".into(), json!(c.no_status));
+    for k in Class::ALL {
+        m.insert(k.as_str().into(), json!(c.count(k)));
+    }
+}
+
+/// See [`Report::to_json`].
+pub fn json(r: &Report) -> Value {
+    let t = &r.thresholds;
+    let mut totals = Map::new();
+    totals.insert("jobs".into(), json!(r.jobs.len()));
+    counts_json(&mut totals, r, &r.totals);
+    totals.insert("oldest".into(), oldest_json(&r.oldest));
+    let jobs: Vec<Value> = r
+        .jobs
+        .iter()
+        .map(|j| {
+            let mut m = Map::new();
+            m.insert("job_id".into(), json!(j.job_id));
+            counts_json(&mut m, r, &j.counts);
+            m.insert("oldest".into(), oldest_json(&j.oldest));
+            Value::Object(m)
+        })
+        .collect();
+    json!({
+        "dataset": r.dataset.to_string_lossy(),
+        "files": r.files,
+        "thresholds": {
+            "queued_after_s": seconds(t.queued_after_ms()),
+            "stale_after_s": seconds(t.stale_after_ms()),
+            "near_timeout_s": seconds(t.near_timeout_ms()),
+            "top": t.top,
+        },
+        "totals": totals,
+        "jobs": jobs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_timestamps() {
+        assert_eq!(iso_utc(0, false), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_utc(1_764_400_000_123, true), "2025-11-29T07:06:40.123Z");
+        assert_eq!(iso_utc(951_782_400_000, false), "2000-02-29T00:00:00Z");
+        assert_eq!(iso_utc(-1, true), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn durations_and_ages_read_well() {
+        assert_eq!(duration_text(86_400_000), "24h");
+        assert_eq!(duration_text(14 * 86_400_000), "14d");
+        assert_eq!(duration_text(5_400_000), "90m");
+        assert_eq!(duration_text(1_500), "1500ms");
+        assert_eq!(age_text(59_999), "59s");
+        assert_eq!(age_text(90 * 60_000), "1h 30m");
+        assert_eq!(age_text(49 * 3_600_000), "2d 1h");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
+    }
+}

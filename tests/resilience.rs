@@ -1,0 +1,391 @@
+//! Long audits that survive interrupts, kill -9, and every fault the simulator can inject: every pair
+//! ends as exactly one row, with the same contents as an uninterrupted run.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use fleet_audit::audit::Stop;
+use fleet_audit::input::InputSpec;
+use fleet_audit::run::{run, RunError};
+use fleet_audit::sim::{Faults, Latency, Operation};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fleet-audit");
+
+/// The comparable content of a dataset: pair -> (outcome, every execution column).
+fn contents(rows: &[ReadRow]) -> HashMap<(String, String), ReadRow> {
+    let mut m = HashMap::new();
+    for r in rows {
+        let mut c = r.clone();
+        // What legitimately differs between runs.
+        c.run_id = None;
+        c.fetched_at = 0;
+        c.attempts = 0;
+        c.error_message = None;
+        let dup = m.insert((r.thing_name.clone(), r.job_id.clone()), c);
+        assert!(dup.is_none(), "pair {}/{} twice", r.thing_name, r.job_id);
+    }
+    m
+}
+
+fn tmp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_resumes_to_the_same_dataset() {
+    let mut cfg = sim_config(fleet(400, 5, 31));
+    cfg.latency = Latency::Fixed(Duration::from_millis(2));
+    let server = start(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&server, dir.path());
+    let spec = InputSpec::Lists { things, jobs };
+    let out = dir.path().join("ds");
+    let mut rc = run_config(&server.endpoint_url(), spec.clone(), &out);
+    rc.part_rows = 150;
+    rc.engine.concurrency = 8;
+
+    // Interrupt after some rows.
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stopper = {
+        let server_stats = server.simulator().clone();
+        tokio::spawn(async move {
+            while server_stats.stats().calls(Operation::DescribeJobExecution) < 700 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            tx.send(true).unwrap();
+            tx
+        })
+    };
+    let err = run(rc.clone(), rx).await.unwrap_err();
+    let _tx = stopper.await.unwrap();
+    let RunError::Stopped {
+        stop: Stop::Interrupted,
+        resumable: true,
+        summary,
+        ..
+    } = err
+    else {
+        panic!("expected an interrupted, resumable stop: {err}");
+    };
+    assert!(!summary.complete);
+    let first = read_rows(&out);
+    assert!(first.len() >= 600 && first.len() < 2000, "{}", first.len());
+    assert!(tmp_files(&out).is_empty());
+
+    // Resume: the rest is fetched, nothing twice.
+    let calls_before = server.stats().calls(Operation::DescribeJobExecution);
+    rc.resume = true;
+    let s2 = run(rc.clone(), no_shutdown()).await.unwrap();
+    assert!(s2.complete);
+    assert_eq!(s2.resumed as usize, first.len());
+    let calls = server.stats().calls(Operation::DescribeJobExecution) - calls_before;
+    assert_eq!(
+        calls,
+        2000 - first.len() as u64,
+        "only the missing pairs are called"
+    );
+    let rows = read_rows(&out);
+    assert_eq!(rows.len(), 2000);
+    let got = contents(&rows);
+    for r in &rows {
+        assert_row_matches_fleet(r, server.simulator().fleet());
+    }
+
+    // A complete dataset resumes to nothing.
+    let s3 = run(rc.clone(), no_shutdown()).await.unwrap();
+    assert_eq!((s3.attempts, s3.complete), (0, true));
+
+    // Same contents as an uninterrupted run.
+    let out2 = dir.path().join("ds2");
+    run(
+        run_config(&server.endpoint_url(), spec, &out2),
+        no_shutdown(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(contents(&read_rows(&out2)), got);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resume_with_other_inputs_is_refused() {
+    let server = start(sim_config(fleet(50, 2, 3))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&server, dir.path());
+    let out = dir.path().join("ds");
+    let rc = run_config(
+        &server.endpoint_url(),
+        InputSpec::Lists {
+            things: things.clone(),
+            jobs: jobs.clone(),
+        },
+        &out,
+    );
+    run(rc, no_shutdown()).await.unwrap();
+    std::fs::write(&things, "thing-000001\nthing-000002\n").unwrap();
+    let mut rc = run_config(
+        &server.endpoint_url(),
+        InputSpec::Lists { things, jobs },
+        &out,
+    );
+    rc.resume = true;
+    let calls = server.stats().total_calls();
+    let err = run(rc, no_shutdown()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("written from other inputs"),
+        "{err}"
+    );
+    assert_eq!(server.stats().total_calls(), calls);
+}
+
+/// Runs the binary; returns its exit status after `kill_after` (SIGKILL) or at its end.
+async fn run_binary(
+    args: &[&str],
+    kill_after: Option<Duration>,
+    signal: Option<i32>,
+) -> (Option<i32>, String) {
+    let mut child = tokio::process::Command::new(BIN)
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "AKIDKILLTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "kill-test-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    if let Some(d) = kill_after {
+        if tokio::time::timeout(d, child.wait()).await.is_err() {
+            match signal {
+                Some(sig) => unsafe_kill(child.id().unwrap(), sig),
+                None => child.start_kill().unwrap(),
+            }
+        }
+    }
+    let out = child.wait_with_output().await.unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Sends a signal with the system's `kill` command (no libc dependency for one call).
+fn unsafe_kill(pid: u32, sig: i32) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_at_random_moments_then_resume_loses_and_doubles_nothing() {
+    let mut cfg = sim_config(fleet(1_500, 4, 77));
+    cfg.latency = Latency::Fixed(Duration::from_millis(1));
+    let server = start(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    lists(&server, dir.path());
+    let url = server.endpoint_url();
+    let d = dir.path().to_string_lossy().into_owned();
+    let (things, jobs, out) = (
+        format!("{d}/things.txt"),
+        format!("{d}/jobs.txt"),
+        format!("{d}/ds"),
+    );
+    let base = [
+        "run",
+        "--things",
+        &things,
+        "--jobs",
+        &jobs,
+        "--out",
+        &out,
+        "--endpoint-url",
+        &url,
+        "--rps",
+        "0",
+        "--concurrency",
+        "4",
+        "--part-rows",
+        "300",
+        "--quiet",
+    ];
+    let mut kills = 0;
+    let mut finished = false;
+    for round in 0..12 {
+        let mut args = base.to_vec();
+        if round > 0 {
+            args.push("--resume");
+        }
+        // Kill at a random moment in the first rounds; let the last one finish.
+        let wait = (round < 11).then(|| Duration::from_millis(200 + rand::random::<u64>() % 900));
+        let (code, err) = run_binary(&args, wait, None).await;
+        match code {
+            Some(0) => {
+                finished = true;
+                break;
+            }
+            None => kills += 1,
+            Some(c) => panic!("round {round}: exit {c}: {err}"),
+        }
+    }
+    assert!(finished, "never finished");
+    assert!(kills >= 2, "the run was killed only {kills} times");
+    let rows = read_rows(Path::new(&out));
+    assert_eq!(rows.len(), 6_000);
+    let got = contents(&rows);
+    for r in &rows {
+        assert_row_matches_fleet(r, server.simulator().fleet());
+    }
+    assert!(tmp_files(Path::new(&out)).is_empty());
+    // An uninterrupted run of the same inputs holds the same contents.
+    let out2 = format!("{d}/ds2");
+    let mut args = base.to_vec();
+    args[6] = &out2;
+    let (code, err) = run_binary(&args, None, None).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(contents(&read_rows(Path::new(&out2))), got);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_commits_and_says_how_to_resume() {
+    let mut cfg = sim_config(fleet(2_000, 3, 5));
+    cfg.latency = Latency::Fixed(Duration::from_millis(3));
+    let server = start(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    lists(&server, dir.path());
+    let url = server.endpoint_url();
+    let d = dir.path().to_string_lossy().into_owned();
+    let (things, jobs, out) = (
+        format!("{d}/things.txt"),
+        format!("{d}/jobs.txt"),
+        format!("{d}/ds"),
+    );
+    let args = [
+        "run",
+        "--things",
+        &things,
+        "--jobs",
+        &jobs,
+        "--out",
+        &out,
+        "--endpoint-url",
+        &url,
+        "--rps",
+        "0",
+        "--concurrency",
+        "4",
+    ];
+    let (code, err) = run_binary(&args, Some(Duration::from_millis(800)), Some(2)).await;
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("--resume"), "{err}");
+    let first = read_rows(Path::new(&out)).len();
+    assert!(first > 0 && first < 6_000, "{first}");
+    let mut args = args.to_vec();
+    args.push("--resume");
+    let (code, err) = run_binary(&args, None, None).await;
+    assert_eq!(code, Some(0), "{err}");
+    let rows = read_rows(Path::new(&out));
+    assert_eq!(contents(&rows).len(), 6_000);
+    // SIGTERM exits 143.
+    let out3 = format!("{d}/ds3");
+    let mut args = args.to_vec();
+    args.pop();
+    args[6] = &out3;
+    let (code, err) = run_binary(&args, Some(Duration::from_millis(800)), Some(15)).await;
+    assert_eq!(code, Some(143), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_matrix_every_knob_alone_and_combined() {
+    let knobs: Vec<(&str, Faults)> = vec![
+        (
+            "5xx",
+            Faults {
+                p_5xx: 0.3,
+                ..Faults::default()
+            },
+        ),
+        (
+            "drop",
+            Faults {
+                p_drop: 0.3,
+                ..Faults::default()
+            },
+        ),
+        (
+            "slow",
+            Faults {
+                p_slow: 0.2,
+                slow: Duration::from_secs(30),
+                ..Faults::default()
+            },
+        ),
+        (
+            "garbage",
+            Faults {
+                p_garbage: 0.3,
+                ..Faults::default()
+            },
+        ),
+        (
+            "throttle",
+            Faults {
+                p_throttle: 0.3,
+                ..Faults::default()
+            },
+        ),
+        (
+            "all",
+            Faults {
+                p_5xx: 0.1,
+                p_drop: 0.1,
+                p_slow: 0.05,
+                p_garbage: 0.1,
+                p_throttle: 0.1,
+                slow: Duration::from_secs(30),
+            },
+        ),
+    ];
+    for (name, faults) in knobs {
+        let mut spec = fleet(120, 3, 13);
+        spec.future_status = 0.05;
+        let mut cfg = sim_config(spec);
+        cfg.faults = faults;
+        cfg.latency = "1,5".parse().unwrap();
+        let server = start(cfg).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (things, jobs) = lists(&server, dir.path());
+        let out = dir.path().join("ds");
+        let mut rc = run_config(
+            &server.endpoint_url(),
+            InputSpec::Lists { things, jobs },
+            &out,
+        );
+        rc.engine.max_attempts = 30;
+        rc.engine.call_timeout = Duration::from_millis(250);
+        rc.part_rows = 100;
+        let s = run(rc, no_shutdown()).await.unwrap();
+        let rows = read_rows(&out);
+        assert_eq!(rows.len(), 360, "{name}");
+        assert_eq!(contents(&rows).len(), 360, "{name}");
+        assert_eq!(s.errors, 0, "{name}: every pair ends with its real answer");
+        for r in &rows {
+            assert_row_matches_fleet(r, server.simulator().fleet());
+        }
+        let stats = server.stats();
+        let injected: u64 = stats.faults.values().sum();
+        assert!(injected > 0, "{name}: no fault injected");
+        assert!(s.attempts > 360, "{name}: faults must cost attempts");
+        server.stop().await;
+    }
+}
