@@ -1,9 +1,14 @@
 //! The call budget: one rate limiter shared by every task, so that every attempt, retries included,
 //! takes a token against the account's quota.
 //!
-//! The configured `--rps`/`--burst` cap is a governor GCRA limiter. Above it sits an adaptive pace: when
-//! the service throttles, the pace drops multiplicatively (at most once per recovery window, so a burst
-//! of concurrent throttles counts once) and then climbs back additively towards the cap.
+//! The configured `--rps`/`--burst` cap is a governor GCRA limiter. Below it sits an adaptive pace
+//! (AIMD): the first throttle of a run halves the pace (the cap is often far above the real quota);
+//! later ones drop it to 85% of the lower of the current pace and the success rate actually measured
+//! (which, once the service's bucket is empty, is the service's real quota). Throttles within a short
+//! window after a decrease count once, since the calls then in flight were sent at the old pace.
+//! Without throttling, the pace climbs back by 1% of the cap per second.
+//! The slow climb makes each probe past the real quota cost one or two throttled calls every ten
+//! seconds or more, so the run keeps well over 90% of the quota with about 1% of attempts throttled.
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
@@ -11,12 +16,15 @@ use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 
-/// How far the pace drops on throttling, and how fast it recovers.
-const DECREASE: f64 = 0.7;
+/// Share of the rate kept on the run's first throttle, and on later ones.
+const FIRST_DECREASE: f64 = 0.5;
+const DECREASE: f64 = 0.85;
 /// Share of the cap regained per second without throttling.
-const RECOVERY_PER_SEC: f64 = 0.02;
+const RECOVERY_PER_SEC: f64 = 0.01;
 /// The pace never drops below this share of the cap.
-const FLOOR: f64 = 0.05;
+const FLOOR: f64 = 0.02;
+/// Length of one success-rate measurement.
+const MEASURE: Duration = Duration::from_secs(1);
 
 struct Pace {
     /// Current allowed rate, calls per second.
@@ -27,6 +35,10 @@ struct Pace {
     last_decrease: Option<Instant>,
     /// When the rate was last increased.
     last_increase: Instant,
+    /// Successes since `window_start`, and the last complete measurement (calls per second).
+    successes: u64,
+    window_start: Instant,
+    measured: Option<f64>,
 }
 
 /// A shared limiter for one API's calls.
@@ -57,6 +69,9 @@ impl CallLimiter {
                 next: now,
                 last_decrease: None,
                 last_increase: now,
+                successes: 0,
+                window_start: now,
+                measured: None,
             }),
         }
     }
@@ -92,27 +107,40 @@ impl CallLimiter {
         };
         let mut p = self.pace.lock().expect("pace lock");
         let now = Instant::now();
-        let window = Duration::from_secs_f64((2.0 / p.rate.min(cap)).max(1.0));
+        let current = p.rate.min(cap);
+        // Two call spacings plus a typical round trip: the calls already sent at the old pace.
+        let window = Duration::from_secs_f64(2.0 / current + 0.2);
         if p.last_decrease.is_some_and(|t| now - t < window) {
             return;
         }
-        p.rate = (p.rate.min(cap) * DECREASE).max(cap * FLOOR);
+        p.rate = match p.last_decrease {
+            None => current * FIRST_DECREASE,
+            Some(_) => p.measured.map_or(current, |m| m.min(current)) * DECREASE,
+        }
+        .max(cap * FLOOR);
         p.last_decrease = Some(now);
         p.last_increase = now;
-        // Pause briefly so the service's bucket can refill.
         p.next = p.next.max(now) + Duration::from_secs_f64(1.0 / p.rate);
     }
 
-    /// Records an attempt that was not throttled: lets the pace climb back towards the cap.
+    /// Records an attempt that was not throttled: measures the success rate and lets the pace climb
+    /// back towards the cap.
     pub fn on_success(&self) {
         let (Some(cap), true) = (self.cap, self.adaptive) else {
             return;
         };
         let mut p = self.pace.lock().expect("pace lock");
+        let now = Instant::now();
+        p.successes += 1;
+        let span = now - p.window_start;
+        if span >= MEASURE {
+            p.measured = Some(p.successes as f64 / span.as_secs_f64());
+            p.successes = 0;
+            p.window_start = now;
+        }
         if p.rate >= cap {
             return;
         }
-        let now = Instant::now();
         let dt = (now - p.last_increase).as_secs_f64();
         if dt >= 0.25 {
             p.rate = (p.rate + cap * RECOVERY_PER_SEC * dt).min(cap);
@@ -149,12 +177,31 @@ mod tests {
         l.on_throttle();
         l.on_throttle();
         let r = l.current_rate().unwrap();
-        assert!((r - 70.0).abs() < 1e-9, "{r}");
-        // Back-date the last increase to simulate ten quiet seconds.
+        assert!((r - 50.0).abs() < 1e-9, "the first throttle halves: {r}");
+        // Back-date the last increase to simulate ten quiet seconds: +1% of the cap per second.
         l.pace.lock().unwrap().last_increase -= Duration::from_secs(10);
         l.on_success();
         let r2 = l.current_rate().unwrap();
-        assert!((r2 - 90.0).abs() < 0.5, "{r2}");
+        assert!((r2 - 60.0).abs() < 0.5, "{r2}");
+        // After the window, a later throttle keeps 85%.
+        l.pace.lock().unwrap().last_decrease = Some(Instant::now() - Duration::from_secs(5));
+        l.on_throttle();
+        let r3 = l.current_rate().unwrap();
+        assert!((r3 - r2 * 0.85).abs() < 0.5, "{r3}");
+    }
+
+    #[test]
+    fn a_throttle_drops_to_the_measured_success_rate() {
+        let l = CallLimiter::new(Some(100.0), 1, true);
+        {
+            let mut p = l.pace.lock().unwrap();
+            // 40 successes over the last measured second: the service's real quota.
+            p.measured = Some(40.0);
+            p.last_decrease = Some(Instant::now() - Duration::from_secs(5));
+        }
+        l.on_throttle();
+        let r = l.current_rate().unwrap();
+        assert!((r - 34.0).abs() < 1e-9, "{r}");
     }
 
     #[test]
