@@ -87,7 +87,9 @@ impl Classes {
 /// One row of the dataset, as much of it as the report reads (timestamps in epoch milliseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Execution<'a> {
+    /// The job of the pair.
     pub job_id: &'a str,
+    /// The thing of the pair.
     pub thing_name: &'a str,
     /// `ok`, `not_found` or `error`.
     pub outcome: &'a str,
@@ -95,8 +97,11 @@ pub struct Execution<'a> {
     pub status: Option<&'a str>,
     /// Never null in a dataset the tool wrote; without it no age is known.
     pub fetched_at_ms: Option<i64>,
+    /// When the execution was queued.
     pub queued_at_ms: Option<i64>,
+    /// When the execution last changed.
     pub last_updated_at_ms: Option<i64>,
+    /// `approximate_seconds_before_timed_out`: seconds left before the execution times out.
     pub seconds_before_timed_out: Option<i64>,
 }
 

@@ -19,6 +19,8 @@
 //! # }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod classify;
 mod html;
 mod read;
@@ -172,7 +174,9 @@ impl From<FailOnArg> for FailOn {
 /// The `report` subcommand's flags, validated.
 #[derive(Debug, Clone)]
 pub struct ReportConfig {
+    /// The dataset: a file or a directory of parts.
     pub path: PathBuf,
+    /// The classes' thresholds and `--top`.
     pub thresholds: Thresholds,
     /// Print the JSON document instead of the terminal text.
     pub json: bool,
@@ -224,7 +228,12 @@ pub enum ReportError {
     Dataset(#[from] DatasetError),
     /// A file lacks a needed column, or has it with a type the report cannot read.
     #[error("{path}: not a fleet-audit dataset: {reason}")]
-    Schema { path: PathBuf, reason: String },
+    Schema {
+        /// The file whose schema does not fit.
+        path: PathBuf,
+        /// Which columns are missing, or which column has which unusable type.
+        reason: String,
+    },
 }
 
 /// Everything the report says about one dataset.
@@ -234,6 +243,7 @@ pub struct Report {
     pub dataset: PathBuf,
     /// How many data files were read.
     pub files: usize,
+    /// The thresholds the rows were classified under.
     pub thresholds: Thresholds,
     /// Every status value seen, AWS's statuses in their lifecycle order first, then unknown values
     /// (kept as spelled) in name order.
@@ -274,7 +284,12 @@ impl Report {
         render::terminal(self, top, colour)
     }
 
-    /// The `--json` document: `dataset`, `files`, `thresholds`, `totals` and `jobs` (see README).
+    /// The `--json` document: `dataset`, `files`, `thresholds` (`queued_after_s`, `stale_after_s`,
+    /// `near_timeout_s`, `top`), `totals` (`jobs` plus the counts below and the overall `oldest`) and
+    /// `jobs`: one object per job with `job_id`, `total`, `by_status` (every status of the dataset,
+    /// zeros included), `no_status`, `stuck_queued`, `stale_in_progress`, `timed_out`,
+    /// `near_timeout`, `not_found`, `errors` and `oldest` (entries: `thing_name`, `job_id`, `class`,
+    /// `status`, `since` as ISO-8601 UTC with milliseconds, `age_s` in whole seconds).
     pub fn to_json(&self) -> serde_json::Value {
         render::json(self)
     }

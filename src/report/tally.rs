@@ -72,10 +72,13 @@ impl Counts {
 /// One of the oldest stuck or timed-out pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OldestPair {
+    /// The thing of the pair.
     pub thing_name: String,
+    /// The job of the pair.
     pub job_id: String,
     /// `StuckQueued`, `StaleInProgress` or `TimedOut`.
     pub class: Class,
+    /// The execution's status as spelled in the dataset.
     pub status: String,
     /// Since when (epoch ms): `queued_at` for `stuck_queued`, `last_updated_at` otherwise.
     pub since_ms: i64,
@@ -205,7 +208,9 @@ impl AgeHistogram {
 /// What the report says about one job.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobReport {
+    /// The job.
     pub job_id: String,
+    /// Its rows' counts.
     pub counts: Counts,
     /// This job's oldest stuck or timed-out pairs, oldest first (at most `top`).
     pub oldest: Vec<OldestPair>,
