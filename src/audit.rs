@@ -17,7 +17,7 @@ use crate::client::{CallError, FleetClient};
 use crate::input::{InputError, Target};
 use crate::limit::CallLimiter;
 use crate::retry::{classify, Backoff, Class};
-use crate::schema::{Outcome, Row};
+use crate::schema::{Outcome, Row, Source};
 use crate::sink::SinkMsg;
 
 /// How pairs are called.
@@ -132,6 +132,8 @@ pub async fn describe_pair<C: FleetClient>(
             attempts: attempt as i32,
             fetched_at_ms: now_ms(),
             execution,
+            source: Source::Describe,
+            retry_attempt: None,
         };
         if matches!(result, Ok(_) | Err(CallError::Service { .. })) {
             counters.answered.store(true, Ordering::Relaxed);

@@ -34,6 +34,25 @@ impl Outcome {
     }
 }
 
+/// Which API a row's execution fields came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// DescribeJobExecution: every field.
+    Describe,
+    /// A list summary (ListJobExecutionsForJob/ForThing): status, timestamps, execution number and
+    /// retry attempt; the other execution fields are null.
+    List,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Describe => "describe",
+            Source::List => "list",
+        }
+    }
+}
+
 /// One output row: one pair asked for and what the service finally said about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Row {
@@ -46,6 +65,9 @@ pub struct Row {
     pub attempts: i32,
     pub fetched_at_ms: i64,
     pub execution: Option<ExecutionRecord>,
+    pub source: Source,
+    /// `retryAttempt` from a list summary; null when the row was only described.
+    pub retry_attempt: Option<i32>,
 }
 
 fn ts() -> DataType {
@@ -102,6 +124,8 @@ pub fn schema() -> SchemaRef {
             DataType::Int64,
             true,
         ),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("retry_attempt", DataType::Int32, true),
     ]))
 }
 
@@ -131,6 +155,8 @@ pub struct BatchBuilder {
     execution_number: Int64Builder,
     version_number: Int64Builder,
     approximate_seconds_before_timed_out: Int64Builder,
+    source: StringBuilder,
+    retry_attempt: Int32Builder,
 }
 
 impl BatchBuilder {
@@ -165,6 +191,8 @@ impl BatchBuilder {
             execution_number: Int64Builder::new(),
             version_number: Int64Builder::new(),
             approximate_seconds_before_timed_out: Int64Builder::new(),
+            source: StringBuilder::new(),
+            retry_attempt: Int32Builder::new(),
         }
     }
 
@@ -236,6 +264,8 @@ impl BatchBuilder {
             .append_option(e.and_then(|e| e.version_number));
         self.approximate_seconds_before_timed_out
             .append_option(e.and_then(|e| e.approximate_seconds_before_timed_out));
+        self.source.append_value(row.source.as_str());
+        self.retry_attempt.append_option(row.retry_attempt);
     }
 
     /// Emits the rows appended so far as one batch and resets the builders (keeping their capacity).
@@ -262,6 +292,8 @@ impl BatchBuilder {
             Arc::new(self.execution_number.finish()),
             Arc::new(self.version_number.finish()),
             Arc::new(self.approximate_seconds_before_timed_out.finish()),
+            Arc::new(self.source.finish()),
+            Arc::new(self.retry_attempt.finish()),
         ];
         RecordBatch::try_new(self.schema.clone(), columns)
     }
@@ -288,6 +320,8 @@ mod tests {
                 queued_at_ms: Some(500),
                 ..Default::default()
             }),
+            source: Source::Describe,
+            retry_attempt: None,
         });
         b.push(&Row {
             thing_name: "t2".into(),
@@ -302,6 +336,8 @@ mod tests {
             attempts: 1,
             fetched_at_ms: 1_001,
             execution: None,
+            source: Source::List,
+            retry_attempt: Some(1),
         });
         let batch = b.finish().unwrap();
         assert_eq!(batch.num_rows(), 2);

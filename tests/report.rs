@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
 use fleet_audit::client::{CallError, ExecutionRecord};
 use fleet_audit::report::{report_path, Class, Report, Thresholds};
-use fleet_audit::schema::{schema, BatchBuilder, Outcome, Row};
+use fleet_audit::schema::{schema, BatchBuilder, Outcome, Row, Source};
 use parquet::arrow::ArrowWriter;
 use serde_json::{json, Value};
 
@@ -74,6 +74,8 @@ impl Exec {
                 approximate_seconds_before_timed_out: self.left_s,
                 ..Default::default()
             }),
+            source: Source::Describe,
+            retry_attempt: None,
         }
     }
 }
@@ -96,6 +98,8 @@ fn failed(job: &str, thing: &str, outcome: Outcome, n: i64) -> Row {
         attempts: 5,
         fetched_at_ms: NOW + n * S,
         execution: None,
+        source: Source::Describe,
+        retry_attempt: None,
     }
 }
 

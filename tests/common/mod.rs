@@ -121,6 +121,8 @@ pub struct ReadRow {
     pub execution_number: Option<i64>,
     pub version_number: Option<i64>,
     pub approximate_seconds_before_timed_out: Option<i64>,
+    pub source: String,
+    pub retry_attempt: Option<i32>,
 }
 
 fn s(a: &dyn Array, i: usize) -> Option<String> {
@@ -185,6 +187,12 @@ pub fn read_rows(path: &Path) -> Vec<ReadRow> {
                     &c("approximate_seconds_before_timed_out"),
                     i,
                 ),
+                source: s(&c("source"), i).unwrap(),
+                retry_attempt: {
+                    let a = c("retry_attempt");
+                    let a = a.as_primitive::<Int32Type>();
+                    a.is_valid(i).then(|| a.value(i))
+                },
             });
         }
     }
