@@ -209,6 +209,10 @@ fn fleet_spec(f: &FleetArgs) -> anyhow::Result<FleetSpec> {
         (0.0..=1.0).contains(&f.future_status),
         "--future-status must be between 0 and 1"
     );
+    anyhow::ensure!(
+        f.active_share.is_none_or(|p| (0.0..=1.0).contains(&p)),
+        "--active-share must be between 0 and 1"
+    );
     Ok(FleetSpec {
         things: f.things,
         jobs: f.jobs,
@@ -216,6 +220,7 @@ fn fleet_spec(f: &FleetArgs) -> anyhow::Result<FleetSpec> {
         now_ms,
         region: f.region.clone(),
         future_status: f.future_status,
+        active_share: f.active_share,
     })
 }
 
@@ -321,10 +326,10 @@ async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
         out.display()
     );
     let cfg = RunConfig {
-        input: crate::input::InputSpec::Lists {
+        input: crate::config::Input::Describe(crate::input::InputSpec::Lists {
             things: out.join("things.txt"),
             jobs: out.join("jobs.txt"),
-        },
+        }),
         layout: Layout::File(dataset.clone()),
         format: Format::Parquet,
         overwrite: true,

@@ -32,6 +32,15 @@ pub struct EngineSettings {
     pub backoff: Backoff,
 }
 
+/// One pair to describe: its input ordinal, the pair, and what a list summary already said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Work {
+    pub ordinal: u64,
+    pub target: Target,
+    /// `retryAttempt` from the list summary that found the pair (discovery), carried to the row.
+    pub retry_attempt: Option<i32>,
+}
+
 /// Live counters, shared with the progress display.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -41,6 +50,8 @@ pub struct Counters {
     pub errors: AtomicU64,
     pub attempts: AtomicU64,
     pub throttled: AtomicU64,
+    /// List and DescribeJob attempts (discovery).
+    pub list_attempts: AtomicU64,
     /// Whether any attempt has had an HTTP answer (success or a service error).
     pub answered: AtomicBool,
     /// Pairs that ended on transport errors before any answer was ever had.
@@ -72,12 +83,16 @@ pub enum Stop {
     /// The input could not be read to the end.
     #[error(transparent)]
     Input(#[from] InputError),
+    /// A listing failed after its retries (discovery): the executions it would list are unknown.
+    #[error("stopped: {what} failed: {error}")]
+    ListFailed { what: String, error: CallError },
     /// The writer stopped taking rows.
     #[error("the output writer stopped")]
     WriterGone,
 }
 
-fn now_ms() -> i64 {
+/// Wall-clock epoch milliseconds (the `fetched_at` column).
+pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -85,15 +100,115 @@ fn now_ms() -> i64 {
 }
 
 /// The run-level stop an error returned by [`describe_pair`] means.
-fn stop_for(error: CallError) -> Stop {
+pub fn stop_for(error: CallError) -> Stop {
     match error {
         CallError::Connection(_) | CallError::Timeout(_) => Stop::Unreachable { error },
         error => Stop::Fatal { error },
     }
 }
 
+/// How a call ended after its retries.
+#[derive(Debug)]
+pub enum Final<T> {
+    Ok(T),
+    /// ResourceNotFoundException.
+    NotFound(CallError),
+    /// A final error about this call, or the last error once the attempts ran out.
+    Failed(CallError),
+    /// Every further call would fail the same way (credentials, permissions, no endpoint).
+    Fatal(CallError),
+    /// Shutdown came first.
+    Interrupted,
+}
+
+/// A call's end and the attempts it took.
+#[derive(Debug)]
+pub struct Attempted<T> {
+    pub result: Final<T>,
+    pub attempts: u32,
+}
+
+/// Makes `call` until a final answer, the attempt budget, a fatal error or a shutdown. Every attempt
+/// first takes a token from `limiter` and is counted in `attempts`; throttles lower the limiter's pace.
+pub async fn call_with_retries<T, F, Fut>(
+    limiter: &CallLimiter,
+    settings: &EngineSettings,
+    counters: &Counters,
+    attempts: &AtomicU64,
+    shutdown: &watch::Receiver<bool>,
+    mut call: F,
+) -> Attempted<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CallError>>,
+{
+    let mut attempt: u32 = 0;
+    loop {
+        if *shutdown.borrow() {
+            return Attempted {
+                result: Final::Interrupted,
+                attempts: attempt,
+            };
+        }
+        attempt += 1;
+        limiter.acquire().await;
+        attempts.fetch_add(1, Ordering::Relaxed);
+        let result = match tokio::time::timeout(settings.call_timeout, call()).await {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Timeout(settings.call_timeout)),
+        };
+        if matches!(result, Ok(_) | Err(CallError::Service { .. })) {
+            counters.answered.store(true, Ordering::Relaxed);
+        }
+        let end = |result| Attempted {
+            result,
+            attempts: attempt,
+        };
+        let err = match result {
+            Ok(v) => {
+                limiter.on_success();
+                return end(Final::Ok(v));
+            }
+            Err(e) => e,
+        };
+        match classify(&err) {
+            Class::NotFound => {
+                limiter.on_success();
+                return end(Final::NotFound(err));
+            }
+            Class::Final => return end(Final::Failed(err)),
+            Class::Fatal => return end(Final::Fatal(err)),
+            Class::Retry { throttled } => {
+                if throttled {
+                    counters.throttled.fetch_add(1, Ordering::Relaxed);
+                    limiter.on_throttle();
+                }
+                tracing::debug!(attempt, error = %err, "attempt failed");
+                if attempt >= settings.max_attempts {
+                    let unreachable =
+                        matches!(err, CallError::Connection(_) | CallError::Timeout(_))
+                            && !counters.answered.load(Ordering::Relaxed)
+                            && counters.unanswered_failures.fetch_add(1, Ordering::Relaxed) + 1
+                                >= UNREACHABLE_AFTER;
+                    return end(if unreachable {
+                        Final::Fatal(err)
+                    } else {
+                        Final::Failed(err)
+                    });
+                }
+                let wait = settings.backoff.delay(attempt, rand::random::<f64>());
+                let mut sd = shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = sd.wait_for(|s| *s) => return end(Final::Interrupted),
+                }
+            }
+        }
+    }
+}
+
 /// Calls DescribeJobExecution for one pair until a final answer, the attempt budget, a fatal error or a
-/// shutdown. `Ok(None)` means shutdown came first and the pair has no row.
+/// shutdown. `Ok(None)` means shutdown came first and the pair has no row; `Err` is a run-level error.
 pub async fn describe_pair<C: FleetClient>(
     client: &C,
     limiter: &CallLimiter,
@@ -102,81 +217,40 @@ pub async fn describe_pair<C: FleetClient>(
     target: Target,
     shutdown: &watch::Receiver<bool>,
 ) -> Result<Option<Row>, CallError> {
-    let mut attempt: u32 = 0;
-    loop {
-        if *shutdown.borrow() {
-            return Ok(None);
-        }
-        attempt += 1;
-        limiter.acquire().await;
-        counters.attempts.fetch_add(1, Ordering::Relaxed);
-        let result = match tokio::time::timeout(
-            settings.call_timeout,
+    let a = call_with_retries(
+        limiter,
+        settings,
+        counters,
+        &counters.attempts,
+        shutdown,
+        || {
             client.describe_job_execution(
                 &target.thing_name,
                 &target.job_id,
                 target.execution_number,
-            ),
-        )
-        .await
-        {
-            Ok(r) => r,
-            Err(_) => Err(CallError::Timeout(settings.call_timeout)),
-        };
-        let row = |outcome, error, execution| Row {
-            thing_name: target.thing_name.clone(),
-            job_id: target.job_id.clone(),
-            requested_execution_number: target.execution_number,
-            outcome,
-            error,
-            attempts: attempt as i32,
-            fetched_at_ms: now_ms(),
-            execution,
-            source: Source::Describe,
-            retry_attempt: None,
-        };
-        if matches!(result, Ok(_) | Err(CallError::Service { .. })) {
-            counters.answered.store(true, Ordering::Relaxed);
-        }
-        let err = match result {
-            Ok(rec) => {
-                limiter.on_success();
-                return Ok(Some(row(Outcome::Ok, None, Some(rec))));
-            }
-            Err(e) => e,
-        };
-        match classify(&err) {
-            Class::NotFound => {
-                limiter.on_success();
-                return Ok(Some(row(Outcome::NotFound, Some(err), None)));
-            }
-            Class::Final => return Ok(Some(row(Outcome::Error, Some(err), None))),
-            Class::Fatal => return Err(err),
-            Class::Retry { throttled } => {
-                if throttled {
-                    counters.throttled.fetch_add(1, Ordering::Relaxed);
-                    limiter.on_throttle();
-                }
-                tracing::debug!(thing = %target.thing_name, job = %target.job_id, attempt, error = %err, "attempt failed");
-                if attempt >= settings.max_attempts {
-                    if matches!(err, CallError::Connection(_) | CallError::Timeout(_))
-                        && !counters.answered.load(Ordering::Relaxed)
-                        && counters.unanswered_failures.fetch_add(1, Ordering::Relaxed) + 1
-                            >= UNREACHABLE_AFTER
-                    {
-                        return Err(err);
-                    }
-                    return Ok(Some(row(Outcome::Error, Some(err), None)));
-                }
-                let wait = settings.backoff.delay(attempt, rand::random::<f64>());
-                let mut sd = shutdown.clone();
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = sd.wait_for(|s| *s) => return Ok(None),
-                }
-            }
-        }
-    }
+            )
+        },
+    )
+    .await;
+    let (outcome, error, execution) = match a.result {
+        Final::Ok(rec) => (Outcome::Ok, None, Some(rec)),
+        Final::NotFound(e) => (Outcome::NotFound, Some(e), None),
+        Final::Failed(e) => (Outcome::Error, Some(e), None),
+        Final::Fatal(e) => return Err(e),
+        Final::Interrupted => return Ok(None),
+    };
+    Ok(Some(Row {
+        thing_name: target.thing_name,
+        job_id: target.job_id,
+        requested_execution_number: target.execution_number,
+        outcome,
+        error,
+        attempts: a.attempts as i32,
+        fetched_at_ms: now_ms(),
+        execution,
+        source: Source::Describe,
+        retry_attempt: None,
+    }))
 }
 
 /// Runs every target (with its input ordinal) through [`describe_pair`] and sends each row to `rows`. Returns when all targets
@@ -192,7 +266,7 @@ pub async fn run_engine<C, I>(
 ) -> Result<(), Stop>
 where
     C: FleetClient,
-    I: Iterator<Item = Result<(u64, Target), InputError>>,
+    I: futures::Stream<Item = Result<Work, InputError>>,
 {
     let settings = Arc::new(settings);
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
@@ -203,9 +277,15 @@ where
     let mut tasks = JoinSet::new();
     let mut stop: Option<Stop> = None;
     let mut sd = shutdown.clone();
-    for target in targets {
-        let (ordinal, target) = match target {
-            Ok(t) => t,
+    let targets = std::pin::pin!(targets);
+    let mut targets = targets;
+    while let Some(work) = futures::StreamExt::next(&mut targets).await {
+        let Work {
+            ordinal,
+            target,
+            retry_attempt,
+        } = match work {
+            Ok(w) => w,
             Err(e) => {
                 stop = Some(Stop::Input(e));
                 break;
@@ -239,7 +319,8 @@ where
         tasks.spawn(async move {
             let _permit = permit;
             match describe_pair(&*client, &limiter, &settings, &counters, target, &shutdown).await {
-                Ok(Some(row)) => {
+                Ok(Some(mut row)) => {
+                    row.retry_attempt = retry_attempt;
                     let c = match row.outcome {
                         Outcome::Ok => &counters.ok,
                         Outcome::NotFound => &counters.not_found,

@@ -31,6 +31,17 @@ pub enum Command {
     Report(ReportArgs),
 }
 
+/// Which discovered executions to describe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DescribeArg {
+    /// Every listed execution.
+    All,
+    /// QUEUED and IN_PROGRESS only (the ones that can be stuck).
+    Active,
+    /// None: rows from the list summaries only.
+    None,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
     Parquet,
@@ -53,10 +64,11 @@ pub struct ConnectionArgs {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// File of thing names, one a line (`-` for stdin); audited against every job of --jobs.
-    #[arg(long, value_name = "FILE", requires = "jobs", conflicts_with = "pairs")]
+    /// With --discover alone: list each thing's executions.
+    #[arg(long, value_name = "FILE", conflicts_with = "pairs")]
     pub things: Option<PathBuf>,
-    /// File of job ids, one a line (`-` for stdin).
-    #[arg(long, value_name = "FILE", requires = "things")]
+    /// File of job ids, one a line (`-` for stdin). With --discover alone: list each job's executions.
+    #[arg(long, value_name = "FILE")]
     pub jobs: Option<PathBuf>,
     /// CSV (header thing_name,job_id[,execution_number]) or JSON Lines file of pairs (`-` for stdin).
     #[arg(long, value_name = "FILE")]
@@ -99,6 +111,25 @@ pub struct RunArgs {
     /// Continue an interrupted audit into the same directory: pairs already committed are skipped.
     #[arg(long)]
     pub resume: bool,
+    /// List executions (ListJobExecutionsForJob, 250 a call) and describe only what needs detail.
+    /// Jobs come from --jobs, or from ListJobs; with --things instead, each thing's executions.
+    #[arg(long, conflicts_with = "pairs")]
+    pub discover: bool,
+    /// With --discover and no --jobs/--things: only jobs in this status (e.g. IN_PROGRESS).
+    #[arg(long, value_name = "STATUS", requires = "discover")]
+    pub job_status: Option<String>,
+    /// With --discover: only executions in this status (e.g. QUEUED).
+    #[arg(long, value_name = "STATUS", requires = "discover")]
+    pub execution_status: Option<String>,
+    /// With --discover: which listed executions to describe too.
+    #[arg(long, value_enum, default_value = "active", requires = "discover")]
+    pub describe: DescribeArg,
+    /// With --discover: most calls per second of each list API (each has its own quota); 0: no limit.
+    #[arg(long, default_value_t = 10.0, requires = "discover")]
+    pub list_rps: f64,
+    /// With --discover: print the plan (jobs, list calls, describes, ETA) and stop.
+    #[arg(long, requires = "discover")]
+    pub dry_run: bool,
     /// No progress bar and no summary on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -151,6 +182,9 @@ pub struct FleetArgs {
     /// Share (0..1) of executions that report a status AWS may add later (PAUSED).
     #[arg(long, default_value_t = 0.0)]
     pub future_status: f64,
+    /// Share (0..1) of executions that are QUEUED or IN_PROGRESS (default: the natural mix, ~1/5).
+    #[arg(long)]
+    pub active_share: Option<f64>,
 }
 
 #[derive(Debug, Args)]

@@ -4,7 +4,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::audit::EngineSettings;
-use crate::cli::{ConnectionArgs, FormatArg, RunArgs};
+use crate::cli::{ConnectionArgs, DescribeArg, FormatArg, RunArgs};
+use crate::discover::{DescribeMode, DiscoverSpec, Scope};
+
+/// JobStatus values ListJobs accepts.
+const JOB_STATUSES: [&str; 5] = [
+    "IN_PROGRESS",
+    "CANCELED",
+    "COMPLETED",
+    "DELETION_IN_PROGRESS",
+    "SCHEDULED",
+];
 use crate::client::ClientSettings;
 use crate::input::InputSpec;
 use crate::retry::Backoff;
@@ -15,7 +25,7 @@ use crate::sink::{Format, Layout};
 pub enum ConfigError {
     #[error("--{flag}: {reason}")]
     Flag { flag: &'static str, reason: String },
-    #[error("give either --things and --jobs, or --pairs")]
+    #[error("give either --things and --jobs, or --pairs (or --discover)")]
     NoInput,
     #[error("output {0} exists; pass --overwrite to replace it")]
     OutputExists(PathBuf),
@@ -30,10 +40,19 @@ fn flag(flag: &'static str, reason: impl Into<String>) -> ConfigError {
     }
 }
 
+/// What a run audits.
+#[derive(Debug, Clone)]
+pub enum Input {
+    /// Describe every pair of these inputs.
+    Describe(InputSpec),
+    /// List, then describe what needs detail.
+    Discover(DiscoverSpec),
+}
+
 /// Everything `run` needs, validated.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
-    pub input: InputSpec,
+    pub input: Input,
     pub layout: Layout,
     pub format: Format,
     pub overwrite: bool,
@@ -112,13 +131,63 @@ pub fn output_of(out: &Path, format: Option<FormatArg>) -> Result<(Layout, Forma
 impl RunConfig {
     /// Validates the flags. Touches the file system only to look at the output location.
     pub fn from_args(a: &RunArgs) -> Result<RunConfig, ConfigError> {
-        let input = match (&a.things, &a.jobs, &a.pairs) {
-            (Some(t), Some(j), None) => InputSpec::Lists {
-                things: t.clone(),
-                jobs: j.clone(),
-            },
-            (None, None, Some(p)) => InputSpec::Pairs(p.clone()),
-            _ => return Err(ConfigError::NoInput),
+        let input = if a.discover {
+            let scope = match (&a.things, &a.jobs) {
+                (Some(_), Some(_)) => return Err(flag(
+                    "discover",
+                    "give --jobs (list each job's executions) or --things (each thing's), not both",
+                )),
+                (None, Some(j)) => Scope::Jobs(j.clone()),
+                (Some(t), None) => Scope::Things(t.clone()),
+                (None, None) => Scope::AllJobs {
+                    status: a.job_status.clone(),
+                },
+            };
+            if a.job_status.is_some() && !matches!(scope, Scope::AllJobs { .. }) {
+                return Err(flag(
+                    "job-status",
+                    "filters ListJobs: it cannot be combined with --jobs or --things",
+                ));
+            }
+            if let Some(s) = &a.job_status {
+                if !JOB_STATUSES.contains(&s.as_str()) {
+                    return Err(flag(
+                        "job-status",
+                        format!("must be one of {}", JOB_STATUSES.join(", ")),
+                    ));
+                }
+            }
+            if let Some(s) = &a.execution_status {
+                if !crate::sim::fleet::STATUSES.contains(&s.as_str()) {
+                    return Err(flag(
+                        "execution-status",
+                        format!("must be one of {}", crate::sim::fleet::STATUSES.join(", ")),
+                    ));
+                }
+            }
+            if !a.list_rps.is_finite() || a.list_rps < 0.0 {
+                return Err(flag("list-rps", "must be a number >= 0 (0 means no limit)"));
+            }
+            Input::Discover(DiscoverSpec {
+                scope,
+                execution_status: a.execution_status.clone(),
+                describe: match a.describe {
+                    DescribeArg::All => DescribeMode::All,
+                    DescribeArg::Active => DescribeMode::Active,
+                    DescribeArg::None => DescribeMode::None,
+                },
+                list_rps: (a.list_rps > 0.0).then_some(a.list_rps),
+                dry_run: a.dry_run,
+            })
+        } else {
+            match (&a.things, &a.jobs, &a.pairs) {
+                (Some(t), Some(j), None) => Input::Describe(InputSpec::Lists {
+                    things: t.clone(),
+                    jobs: j.clone(),
+                }),
+                (None, None, Some(p)) => Input::Describe(InputSpec::Pairs(p.clone())),
+                _ => return Err(ConfigError::NoInput),
+            }
         };
         if !a.rps.is_finite() || a.rps < 0.0 {
             return Err(flag("rps", "must be a number >= 0 (0 means no limit)"));

@@ -257,8 +257,9 @@ fn check_job(file: &str, line: u64, id: &str) -> Result<(), InputError> {
     }
 }
 
+/// Which AWS naming rule a list's names follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ListKind {
+pub enum ListKind {
     Things,
     Jobs,
 }
@@ -638,6 +639,48 @@ impl Iterator for PairsIter {
             }
             return Some(Ok(t));
         }
+    }
+}
+
+/// One validated, de-duplicated list of names (for discovery), streamed lazily.
+pub struct Names {
+    list: NameList,
+    identity: String,
+}
+
+/// Validates every line of a list of thing names or job ids (`-` reads stdin).
+pub fn prepare_names(path: &Path, kind: ListKind) -> Result<Names, InputError> {
+    let list = NameList::prepare(Source::open(path)?, kind)?;
+    let identity = format!("{:016x}", content_hash(&list.source)?);
+    Ok(Names { list, identity })
+}
+
+impl Names {
+    /// Distinct names.
+    pub fn len(&self) -> u64 {
+        self.list.unique
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.unique == 0
+    }
+
+    /// Duplicate lines dropped.
+    pub fn duplicates(&self) -> u64 {
+        self.list.duplicates
+    }
+
+    /// A fingerprint of the file's content.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// The distinct names in file order.
+    pub fn iter(
+        &self,
+    ) -> Result<impl Iterator<Item = Result<String, InputError>> + Send, InputError> {
+        let mut it = self.list.iter()?;
+        Ok(std::iter::from_fn(move || it.next_name()))
     }
 }
 

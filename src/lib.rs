@@ -18,6 +18,7 @@ pub mod client;
 pub mod config;
 pub mod dataset;
 pub mod describe;
+pub mod discover;
 pub mod input;
 pub mod limit;
 pub mod names;

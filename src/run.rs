@@ -14,14 +14,15 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::audit::{run_engine, Counters, Stop};
+use crate::audit::{run_engine, Counters, Stop, Work};
 use crate::client::{load_sdk_config, preflight, FleetClient, IotClient, SetupError};
+use crate::config::Input;
 use crate::config::{ConfigError, RunConfig};
 use crate::input::{prepare, InputError};
 use crate::limit::CallLimiter;
 use crate::sink::{
     spawn_writer, DoneSet, Layout, Manifest, ManifestError, SinkError, SinkMsg, SinkSettings,
-    MANIFEST,
+    WriterEnd, MANIFEST,
 };
 
 /// Why a run did not produce a complete dataset.
@@ -39,6 +40,8 @@ pub enum RunError {
     Manifest(#[from] ManifestError),
     #[error("cannot resume into {out}: {reason}")]
     ResumeMismatch { out: PathBuf, reason: String },
+    #[error("cannot resume into {out}: {reason}")]
+    Resume { out: PathBuf, reason: String },
     #[error("{stop}")]
     Stopped {
         stop: Stop,
@@ -57,9 +60,14 @@ pub struct Summary {
     pub ok: u64,
     pub not_found: u64,
     pub errors: u64,
+    /// DescribeJobExecution attempts.
     pub attempts: u64,
+    /// List and DescribeJob attempts (discovery).
+    pub list_calls: u64,
+    /// Attempts answered with ThrottlingException.
     pub throttled: u64,
     pub elapsed_s: f64,
+    /// All attempts (describes and lists) per second of the run.
     pub calls_per_s: f64,
     pub duplicates: u64,
     /// Pairs skipped because an earlier run had committed them (`--resume`).
@@ -70,6 +78,26 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// A summary of a run that made no call (yet).
+    pub fn empty(started: Instant) -> Summary {
+        Summary {
+            run_id: new_run_id(),
+            pairs: 0,
+            ok: 0,
+            not_found: 0,
+            errors: 0,
+            attempts: 0,
+            list_calls: 0,
+            throttled: 0,
+            elapsed_s: started.elapsed().as_secs_f64(),
+            calls_per_s: 0.0,
+            duplicates: 0,
+            resumed: 0,
+            complete: false,
+            files: Vec::new(),
+        }
+    }
+
     /// The human summary printed on stderr.
     pub fn render(&self) -> String {
         let mut s = format!(
@@ -175,7 +203,7 @@ fn remove_uncommitted(dir: &std::path::Path, m: &Manifest) -> Result<(), SinkErr
 
 /// Prepares the output location: a fresh, replaced or resumed dataset. Returns the starting manifest
 /// of a directory output.
-fn prepare_output(
+pub(crate) fn prepare_output(
     cfg: &RunConfig,
     identity: &str,
     total: u64,
@@ -239,12 +267,21 @@ fn prepare_output(
 /// Runs an audit with the real `aws-sdk-iot` client built from `cfg.client`.
 pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<Summary, RunError> {
     // Inputs first: a bad line stops the run before anything else happens.
-    let input = prepare(&cfg.input)?;
+    let (input, names) = match &cfg.input {
+        Input::Describe(spec) => (Some(prepare(spec)?), None),
+        Input::Discover(spec) => (None, crate::discover::prepare_scope(&spec.scope)?),
+    };
     let sdk = load_sdk_config(&cfg.client).await;
     preflight(&sdk).await?;
     let region = sdk.region().map(|r| r.to_string());
     let client = Arc::new(IotClient::new(&sdk));
-    run_with_client(cfg, input, client, region, shutdown).await
+    match (input, cfg.input.clone()) {
+        (Some(input), _) => run_with_client(cfg, input, client, region, shutdown).await,
+        (None, Input::Discover(spec)) => {
+            crate::discover::run_discover(cfg, spec, names, client, region, shutdown).await
+        }
+        (None, Input::Describe(_)) => unreachable!("describe inputs are prepared above"),
+    }
 }
 
 /// Runs an audit of prepared inputs with any [`FleetClient`].
@@ -278,6 +315,7 @@ pub async fn run_with_client<C: FleetClient>(
             not_found: 0,
             errors: 0,
             attempts: 0,
+            list_calls: 0,
             throttled: 0,
             elapsed_s: started.elapsed().as_secs_f64(),
             calls_per_s: 0.0,
@@ -315,106 +353,190 @@ pub async fn run_with_client<C: FleetClient>(
         };
         eprintln!("auditing {remaining} pairs{notes}{eta}");
     }
-    let (tx, rx) = mpsc::channel::<SinkMsg>(8192);
-    let writer = spawn_writer(
-        SinkSettings {
-            layout: cfg.layout.clone(),
-            format: cfg.format,
-            part_rows: cfg.part_rows,
-            part_interval: cfg.part_interval,
-            manifest,
-            batch_rows: 8192,
-            row_group_rows: 128 * 1024,
-            run_id: run_id.clone(),
-            region,
-        },
-        rx,
+    let session = Session::open(
+        &cfg,
+        manifest,
+        region,
+        remaining,
+        Arc::new(Counters::default()),
     );
     let limiter = Arc::new(CallLimiter::new(cfg.rps, cfg.burst, cfg.adaptive));
-    let counters = Arc::new(Counters::default());
-    let bar = progress_bar(remaining, cfg.quiet);
-    let ticker = {
-        let (bar, counters, tx) = (bar.clone(), counters.clone(), tx.clone());
-        tokio::spawn(async move {
-            loop {
-                // Lets the writer commit a part on time even when rows are slow to come.
-                let _ = tx.try_send(SinkMsg::Tick);
-                bar.set_position(Counters::get(&counters.done));
-                bar.set_message(format!(
-                    "errors {} throttled {}",
-                    Counters::get(&counters.errors),
-                    Counters::get(&counters.throttled)
-                ));
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        })
-    };
     let targets = input
         .targets()?
         .enumerate()
-        .map(|(o, r)| r.map(|t| (o as u64, t)))
-        .filter(|r| !matches!(r, Ok((o, _)) if done.contains(*o)));
-    let resumable = matches!(cfg.layout, Layout::Dir(_));
+        .map(|(o, r)| {
+            r.map(|target| Work {
+                ordinal: o as u64,
+                target,
+                retry_attempt: None,
+            })
+        })
+        .filter(|r| !matches!(r, Ok(w) if done.contains(w.ordinal)));
     let result = run_engine(
         client,
         limiter,
         cfg.engine.clone(),
-        counters.clone(),
-        targets,
-        tx.clone(),
+        session.counters.clone(),
+        futures::stream::iter(targets),
+        session.rows(),
         shutdown,
     )
     .await;
-    ticker.abort();
-    bar.finish_and_clear();
-    let _ = tx
-        .send(match (&result, resumable) {
-            (Ok(()), _) => SinkMsg::Commit,
-            (Err(_), true) => SinkMsg::Checkpoint,
-            (Err(_), false) => SinkMsg::Abort,
-        })
-        .await;
-    drop(tx);
-    let written = tokio::task::spawn_blocking(move || writer.join())
+    session
+        .close(
+            result,
+            SummaryBase {
+                pairs: total,
+                duplicates: input.duplicates(),
+                resumed,
+            },
+        )
         .await
-        .expect("join writer")
-        .expect("writer thread does not panic");
-    let elapsed = started.elapsed().as_secs_f64();
-    let attempts = Counters::get(&counters.attempts);
-    let mut summary = Summary {
-        run_id,
-        pairs: total,
-        ok: Counters::get(&counters.ok),
-        not_found: Counters::get(&counters.not_found),
-        errors: Counters::get(&counters.errors),
-        attempts,
-        throttled: Counters::get(&counters.throttled),
-        elapsed_s: elapsed,
-        calls_per_s: if elapsed > 0.0 {
-            attempts as f64 / elapsed
-        } else {
-            0.0
-        },
-        duplicates: input.duplicates(),
-        resumed,
-        complete: false,
-        files: Vec::new(),
-    };
-    let end = written?;
-    summary.files = end.report.files;
-    let stopped = |stop| RunError::Stopped {
-        stop,
-        out: cfg.layout.path().to_path_buf(),
-        resumable,
-        summary: Box::new(summary.clone()),
-    };
-    match result {
-        Ok(()) if end.complete => {
-            summary.complete = true;
-            Ok(summary)
+}
+
+/// What the caller knows of a run's summary before it starts.
+pub(crate) struct SummaryBase {
+    pub pairs: u64,
+    pub duplicates: u64,
+    pub resumed: u64,
+}
+
+/// The output side of a run: the writer thread, the progress display and the live counters.
+pub(crate) struct Session {
+    started: Instant,
+    run_id: String,
+    tx: mpsc::Sender<SinkMsg>,
+    writer: std::thread::JoinHandle<Result<WriterEnd, SinkError>>,
+    ticker: tokio::task::JoinHandle<()>,
+    bar: ProgressBar,
+    pub counters: Arc<Counters>,
+    resumable: bool,
+    out: PathBuf,
+}
+
+impl Session {
+    /// Starts the writer and the progress display (`bar_total` rows expected, 0 if unknown).
+    pub(crate) fn open(
+        cfg: &RunConfig,
+        manifest: Option<Manifest>,
+        region: Option<String>,
+        bar_total: u64,
+        counters: Arc<Counters>,
+    ) -> Session {
+        let run_id = new_run_id();
+        let (tx, rx) = mpsc::channel::<SinkMsg>(8192);
+        let writer = spawn_writer(
+            SinkSettings {
+                layout: cfg.layout.clone(),
+                format: cfg.format,
+                part_rows: cfg.part_rows,
+                part_interval: cfg.part_interval,
+                manifest,
+                batch_rows: 8192,
+                row_group_rows: 128 * 1024,
+                run_id: run_id.clone(),
+                region,
+            },
+            rx,
+        );
+        let bar = progress_bar(bar_total, cfg.quiet);
+        let ticker = {
+            let (bar, counters, tx) = (bar.clone(), counters.clone(), tx.clone());
+            tokio::spawn(async move {
+                loop {
+                    // Lets the writer commit a part on time even when rows are slow to come.
+                    let _ = tx.try_send(SinkMsg::Tick);
+                    bar.set_position(Counters::get(&counters.done));
+                    bar.set_message(format!(
+                        "errors {} throttled {}",
+                        Counters::get(&counters.errors),
+                        Counters::get(&counters.throttled)
+                    ));
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            })
+        };
+        Session {
+            started: Instant::now(),
+            run_id,
+            tx,
+            writer,
+            ticker,
+            bar,
+            counters,
+            resumable: matches!(cfg.layout, Layout::Dir(_)),
+            out: cfg.layout.path().to_path_buf(),
         }
-        Ok(()) => Err(stopped(Stop::WriterGone)),
-        Err(stop) => Err(stopped(stop)),
+    }
+
+    /// Where rows go.
+    pub(crate) fn rows(&self) -> mpsc::Sender<SinkMsg> {
+        self.tx.clone()
+    }
+
+    /// Commits (complete on success; a checkpoint of a directory output on a stop; nothing for a file
+    /// on a stop) and builds the summary.
+    pub(crate) async fn close(
+        self,
+        result: Result<(), Stop>,
+        base: SummaryBase,
+    ) -> Result<Summary, RunError> {
+        self.ticker.abort();
+        self.bar.finish_and_clear();
+        let _ = self
+            .tx
+            .send(match (&result, self.resumable) {
+                (Ok(()), _) => SinkMsg::Commit,
+                (Err(_), true) => SinkMsg::Checkpoint,
+                (Err(_), false) => SinkMsg::Abort,
+            })
+            .await;
+        drop(self.tx);
+        let writer = self.writer;
+        let written = tokio::task::spawn_blocking(move || writer.join())
+            .await
+            .expect("join writer")
+            .expect("writer thread does not panic");
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let c = &self.counters;
+        let attempts = Counters::get(&c.attempts);
+        let list_calls = Counters::get(&c.list_attempts);
+        let mut summary = Summary {
+            run_id: self.run_id,
+            pairs: base.pairs,
+            ok: Counters::get(&c.ok),
+            not_found: Counters::get(&c.not_found),
+            errors: Counters::get(&c.errors),
+            attempts,
+            list_calls,
+            throttled: Counters::get(&c.throttled),
+            elapsed_s: elapsed,
+            calls_per_s: if elapsed > 0.0 {
+                (attempts + list_calls) as f64 / elapsed
+            } else {
+                0.0
+            },
+            duplicates: base.duplicates,
+            resumed: base.resumed,
+            complete: false,
+            files: Vec::new(),
+        };
+        let end = written?;
+        summary.files = end.report.files;
+        let stopped = |stop| RunError::Stopped {
+            stop,
+            out: self.out.clone(),
+            resumable: self.resumable,
+            summary: Box::new(summary.clone()),
+        };
+        match result {
+            Ok(()) if end.complete => {
+                summary.complete = true;
+                Ok(summary)
+            }
+            Ok(()) => Err(stopped(Stop::WriterGone)),
+            Err(stop) => Err(stopped(stop)),
+        }
     }
 }
 

@@ -45,6 +45,9 @@ pub struct FleetSpec {
     pub region: String,
     /// Share (0..=1) of executions that report [`FUTURE_STATUS`] instead of their real status.
     pub future_status: f64,
+    /// Share (0..=1) of executions that are active (QUEUED or IN_PROGRESS), instead of the natural
+    /// mix (about a fifth); jobs that were canceled still cancel theirs.
+    pub active_share: Option<f64>,
 }
 
 /// Per-job attributes derived from the seed.
@@ -253,7 +256,22 @@ impl Fleet {
             retry_attempt: 0,
         };
         let roll = d.range(0, 1000);
-        let kind = if self.offline(i) && job.status != "CANCELED" {
+        let kind = if let Some(p) = self.spec.active_share {
+            let active = d.range(0, 1_000_000) < (p.clamp(0.0, 1.0) * 1_000_000.0) as u64;
+            match (active, self.offline(i) || roll.is_multiple_of(2)) {
+                (true, true) => "QUEUED",
+                (true, false) => "IN_PROGRESS",
+                // The terminal part of the natural mix, stretched over all of `roll`.
+                (false, _) => match roll * 830 / 1000 {
+                    0..=679 => "SUCCEEDED",
+                    680..=739 => "FAILED",
+                    740..=769 => "TIMED_OUT",
+                    770..=789 => "REJECTED",
+                    790..=799 => "REMOVED",
+                    _ => "CANCELED",
+                },
+            }
+        } else if self.offline(i) && job.status != "CANCELED" {
             "QUEUED"
         } else {
             match roll {
@@ -406,6 +424,7 @@ mod tests {
             now_ms: 1_764_400_000_000,
             region: "us-east-1".into(),
             future_status: 0.0,
+            active_share: None,
         }
     }
 
@@ -485,6 +504,24 @@ mod tests {
             let scanned = (0..3_000).filter(|&i| f.execution(i, j).is_some()).count() as u64;
             assert_eq!(total, scanned);
         }
+    }
+
+    #[test]
+    fn active_share_is_honoured() {
+        let mut s = spec(20_000, 4, 3);
+        s.active_share = Some(0.1);
+        let f = Fleet::new(s);
+        let (mut n, mut active) = (0, 0);
+        for i in 0..20_000 {
+            for j in 0..4 {
+                if let Some(e) = f.execution(i, j) {
+                    n += 1;
+                    active += matches!(e.status, "QUEUED" | "IN_PROGRESS") as u32;
+                }
+            }
+        }
+        let share = f64::from(active) / f64::from(n);
+        assert!((0.05..0.12).contains(&share), "{share}");
     }
 
     #[test]

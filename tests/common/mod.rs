@@ -26,6 +26,7 @@ pub fn fleet(things: u64, jobs: u32, seed: u64) -> FleetSpec {
         now_ms: NOW_MS,
         region: "us-east-1".into(),
         future_status: 0.0,
+        active_share: None,
     }
 }
 
@@ -67,7 +68,7 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
         None => (Layout::Dir(out.to_path_buf()), Format::Parquet),
     };
     RunConfig {
-        input,
+        input: fleet_audit::config::Input::Describe(input),
         layout,
         format,
         overwrite: false,

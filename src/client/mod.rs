@@ -17,6 +17,11 @@ use aws_credential_types::Credentials;
 use aws_sdk_iot::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iot::types::JobExecution;
 
+mod list;
+pub use list::{
+    thing_name_of_arn, ExecutionSummary, FleetLister, JobCounts, ListedExecution, Page, MAX_PAGE,
+};
+
 /// One job execution as DescribeJobExecution reported it; absent fields are `None`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ExecutionRecord {
