@@ -77,6 +77,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
+/// Prints the stuck / timed-out report of a dataset on stdout, with the default thresholds.
+fn print_report(out: &Path) -> anyhow::Result<()> {
+    let thresholds = crate::report::Thresholds::default();
+    let report = crate::report::report_path(out, &thresholds)
+        .with_context(|| format!("cannot report on {}", out.display()))?;
+    write_stdout(&report.render_terminal(thresholds.top))
+}
+
 fn print_summary(s: &Summary, quiet: bool, json: Option<&Path>) -> anyhow::Result<()> {
     if !quiet {
         eprintln!("{}", s.render());
@@ -93,10 +101,14 @@ fn finish_run(
     result: Result<Summary, RunError>,
     quiet: bool,
     summary_json: Option<&Path>,
+    report_of: Option<&Path>,
 ) -> anyhow::Result<i32> {
     match result {
         Ok(s) => {
             print_summary(&s, quiet, summary_json)?;
+            if let Some(out) = report_of {
+                print_report(out)?;
+            }
             Ok(if s.errors > 0 { EXIT_PAIR_ERRORS } else { 0 })
         }
         Err(RunError::Stopped {
@@ -145,8 +157,14 @@ async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
         }
     };
     let (quiet, summary_json) = (cfg.quiet, cfg.summary_json.clone());
+    let report_of = a.report.then(|| a.out.clone());
     let shutdown = shutdown_on_signals();
-    finish_run(run(cfg, shutdown).await, quiet, summary_json.as_deref())
+    finish_run(
+        run(cfg, shutdown).await,
+        quiet,
+        summary_json.as_deref(),
+        report_of.as_deref(),
+    )
 }
 
 fn write_stdout(text: &str) -> anyhow::Result<()> {
@@ -357,7 +375,7 @@ async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
     };
     let shutdown = shutdown_on_signals();
     let result = run(cfg, shutdown).await;
-    let code = finish_run(result, false, None)?;
+    let code = finish_run(result, false, None, Some(&dataset))?;
     server.stop().await;
     if code == 0 {
         eprintln!(

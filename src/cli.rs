@@ -136,6 +136,9 @@ pub struct RunArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub summary_json: Option<PathBuf>,
+    /// At the end, print the stuck / timed-out report of the dataset (as `fleet-audit report`).
+    #[arg(long)]
+    pub report: bool,
 }
 
 #[derive(Debug, Args)]
