@@ -245,6 +245,30 @@ impl RunConfig {
     }
 }
 
+/// Whether a file can be created in `dir` or, when it does not exist yet, in its nearest existing
+/// ancestor (a probe file is created and removed at once).
+fn writable_location(dir: &Path) -> Result<(), String> {
+    let mut at = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    while !at.exists() {
+        at = match at.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+    }
+    if !at.is_dir() {
+        return Err(format!("{} is not a directory", at.display()));
+    }
+    tempfile::Builder::new()
+        .prefix(".fleet-audit-probe")
+        .tempfile_in(at)
+        .map(drop)
+        .map_err(|e| format!("cannot write in {}: {e}", at.display()))
+}
+
 /// Refuses existing output without `overwrite`, and a location that cannot hold the output.
 pub fn check_output(layout: &Layout, overwrite: bool) -> Result<(), ConfigError> {
     let out = |reason: String| ConfigError::Output {
@@ -265,6 +289,7 @@ pub fn check_output(layout: &Layout, overwrite: bool) -> Result<(), ConfigError>
                     return Err(out(format!("directory {} does not exist", d.display())));
                 }
             }
+            writable_location(parent.unwrap_or(Path::new("."))).map_err(out)?;
         }
         Layout::Dir(d) => {
             if d.exists() {
@@ -282,6 +307,7 @@ pub fn check_output(layout: &Layout, overwrite: bool) -> Result<(), ConfigError>
                     return Err(ConfigError::OutputExists(d.clone()));
                 }
             }
+            writable_location(d).map_err(out)?;
         }
     }
     Ok(())
@@ -323,10 +349,15 @@ mod tests {
         std::fs::write(&f, b"x").unwrap();
         let e = check_output(&Layout::File(f.clone()), false).unwrap_err();
         assert!(e.to_string().contains("pass --overwrite"), "{e}");
-        assert!(check_output(&Layout::File(f), true).is_ok());
+        assert!(check_output(&Layout::File(f.clone()), true).is_ok());
         let e = check_output(&Layout::File(d.path().join("nope/o.parquet")), false).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
         assert!(check_output(&Layout::Dir(d.path().join("fresh")), false).is_ok());
+        assert!(!d.path().join("fresh").exists(), "checking creates nothing");
+        let e = check_output(&Layout::Dir("/proc/fleet-audit/ds".into()), false).unwrap_err();
+        assert!(e.to_string().contains("cannot write in /proc"), "{e}");
+        let e = check_output(&Layout::File(f.join("x.parquet")), false).unwrap_err();
+        assert!(e.to_string().contains("does not exist"), "{e}");
         let e = check_output(&Layout::Dir(d.path().to_path_buf()), false).unwrap_err();
         assert!(matches!(e, ConfigError::OutputExists(_)));
     }

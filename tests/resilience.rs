@@ -389,3 +389,75 @@ async fn fault_matrix_every_knob_alone_and_combined() {
         server.stop().await;
     }
 }
+
+/// Unmounts a test filesystem however the test ends.
+struct Mounted(std::path::PathBuf);
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_run_and_committed_parts_stay_valid() {
+    // A small tmpfs is a disk that fills up mid-run (the tests run as root here and in CI).
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=160k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mounting a tmpfs needs root");
+    let _guard = Mounted(mnt.clone());
+
+    let server = start(sim_config(fleet(3_000, 3, 29))).await;
+    let (things, jobs) = lists(&server, dir.path());
+    let out = mnt.join("ds");
+    let mut rc = run_config(
+        &server.endpoint_url(),
+        InputSpec::Lists { things, jobs },
+        &out,
+    );
+    rc.part_rows = 500;
+    let err = run(rc.clone(), no_shutdown()).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("No space left on device"), "{msg}");
+    assert!(
+        msg.contains(&out.display().to_string()),
+        "the message names the file: {msg}"
+    );
+
+    // What was committed is valid and listed; nothing half-written remains.
+    let m = fleet_audit::sink::Manifest::load(&out).unwrap().unwrap();
+    assert!(
+        !m.parts.is_empty(),
+        "some parts were committed before the disk filled"
+    );
+    let rows = read_rows(&out);
+    assert_eq!(
+        rows.len() as u64,
+        m.parts.iter().map(|p| p.rows).sum::<u64>()
+    );
+    assert_eq!(m.committed.len(), rows.len() as u64);
+    assert!(tmp_files(&out).is_empty(), "{:?}", tmp_files(&out));
+
+    // With room again, --resume finishes the dataset exactly.
+    let grown = std::process::Command::new("mount")
+        .args(["-o", "remount,size=20m"])
+        .arg(&mnt)
+        .status()
+        .unwrap()
+        .success();
+    assert!(grown);
+    rc.resume = true;
+    let s = run(rc, no_shutdown()).await.unwrap();
+    assert!(s.complete);
+    let rows = read_rows(&out);
+    assert_eq!(contents(&rows).len(), 9_000);
+    for r in &rows {
+        assert_row_matches_fleet(r, server.simulator().fleet());
+    }
+}

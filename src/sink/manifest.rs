@@ -138,10 +138,15 @@ impl Manifest {
             source,
         };
         let body = serde_json::to_vec_pretty(self).expect("manifest serializes");
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&body).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
+        let written = std::fs::File::create(&tmp).and_then(|mut f| {
+            f.write_all(&body)?;
+            f.sync_all()
+        });
+        if let Err(e) = written {
+            // A full disk must not leave a stray temporary behind; the old manifest stays valid.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io(e));
+        }
         std::fs::rename(&tmp, &path).map_err(io)?;
         sync_dir(dir).map_err(io)
     }
