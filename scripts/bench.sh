@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# End-to-end benchmark: fleet-audit against `fleet-audit sim` on this machine, next to the bare
+# aws-sdk-iot loop (examples/sdk_loop.rs), boto3 (scripts/boto3_audit.py) and the AWS CLI
+# (scripts/cli_loop.sh); then memory at scale, and rate accuracy against a simulated quota.
+#
+# The simulator and the client share this machine's cores, so throughput figures are client + server
+# on one box. Client CPU and peak RSS are the client process's alone (/usr/bin/time; for the CLI loop,
+# bash and its aws children). calls/s is each tool's own figure over its calling phase (fleet-audit:
+# --summary-json calls_per_s, attempts / run time); wall s is the whole process, startup included.
+#
+# Usage: scripts/bench.sh            (~10 minutes on 2 cores, after the release build)
+# Env:   BENCH_SCALE=small           quick check with small sizes
+#        BENCH_10M=1                 adds the 10M-pair scale row (~15 min at 10k calls/s)
+#        BENCH_RATE_SECS=30          seconds per rate-accuracy row
+#        BENCH_SECTIONS="throughput scale rate"   which sections to run
+#        BENCH_OUT=target/bench-results.md        where the tables are also written
+#        BENCH_WAIT_IDLE=600         first wait up to this many seconds for no rustc to be running
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+scale=${BENCH_SCALE:-full}
+case $scale in
+  full) pairs=150000 boto_calls=5000 cli_calls=20 scale_pairs="100000 1000000" rate_secs=30 ;;
+  small) pairs=10000 boto_calls=500 cli_calls=5 scale_pairs="10000 100000" rate_secs=5 ;;
+  *) echo "bench: BENCH_SCALE must be full or small" >&2; exit 2 ;;
+esac
+rate_secs=${BENCH_RATE_SECS:-$rate_secs}
+[ "${BENCH_10M:-0}" = 1 ] && scale_pairs="$scale_pairs 10000000"
+sections=${BENCH_SECTIONS:-throughput scale rate}
+results=${BENCH_OUT:-$root/target/bench-results.md}
+concurrencies="16 64 256"
+now=1764400000
+
+log() { echo "bench: $*" >&2; }
+
+if [ ! -x /usr/bin/time ]; then
+  apt-get update -qq && apt-get install -y -qq time >/dev/null
+fi
+log "building (release)"
+cargo build --release --locked --bins --examples
+scripts/venv.sh
+bin=$root/target/release/fleet-audit
+sdk_loop=$root/target/release/examples/sdk_loop
+py=$root/.venv/bin/python
+
+wait_idle=${BENCH_WAIT_IDLE:-0}
+while [ "$wait_idle" -gt 0 ] && pgrep -x rustc >/dev/null; do
+  [ "$((wait_idle % 60))" -ne 0 ] || log "waiting for other builds (rustc) to finish (${wait_idle}s left)"
+  sleep 5
+  wait_idle=$((wait_idle - 5))
+done
+if pgrep -x rustc >/dev/null; then
+  log "warning: other builds are running; the figures will show it (see the load line)"
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/fleet-audit-bench.XXXXXX")
+sim_pid=
+cleanup() {
+  if [ -n "$sim_pid" ]; then
+    kill "$sim_pid" 2>/dev/null || true
+    wait "$sim_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Every client signs with these; the simulator accepts any key but the two test ones.
+export AWS_ACCESS_KEY_ID=AKIDBENCH AWS_SECRET_ACCESS_KEY=bench-secret
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
+unset AWS_PROFILE AWS_ENDPOINT_URL AWS_ENDPOINT_URL_IOT
+
+# start_sim NAME SIM_ARGS...: starts a simulator that writes its lists to $work/NAME; sets $url.
+start_sim() {
+  local name=$1
+  shift
+  "$bin" sim --seed 1 --now "$now" --write-lists "$work/$name" "$@" \
+    >"$work/$name.out" 2>"$work/$name.err" &
+  sim_pid=$!
+  for _ in $(seq 600); do
+    grep -q '^listening on ' "$work/$name.out" && break
+    kill -0 "$sim_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  url=$(sed -n 's/^listening on //p' "$work/$name.out")
+  if [ -z "$url" ]; then
+    log "simulator $name did not start:"
+    cat "$work/$name.err" >&2
+    exit 1
+  fi
+  log "simulator $name on $url ($*)"
+}
+
+stop_sim() {
+  kill "$sim_pid" 2>/dev/null || true
+  wait "$sim_pid" 2>/dev/null || true
+  sim_pid=
+}
+
+# The first N things of a list: N things x 5 jobs = the pairs of one row.
+subset() { head -n "$2" "$1/things.txt" >"$1/things-$2.txt"; echo "$1/things-$2.txt"; }
+
+# Load while measuring: the machine's busy CPU time during the sections, less what this script and
+# everything it started used (bash `times`: the shell and its waited-for children, simulators and
+# clients included), is what other processes (other builds) took meanwhile.
+hz=$(getconf CLK_TCK)
+busy_jiffies() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+# Sets $our_cpu: user+sys seconds so far (`times` must run in this shell, not in a subshell).
+snap_cpu() {
+  times >"$work/times"
+  our_cpu=$(tr 'ms' '  ' <"$work/times" | awk '{ t += $1 * 60 + $2 + $3 * 60 + $4 } END { print t }')
+}
+busy_s=0 ours_s=0 max_rustc=0
+note_load() {
+  local n
+  n=$(pgrep -c -x rustc || true)
+  if [ "${n:-0}" -gt "$max_rustc" ]; then max_rustc=$n; fi
+}
+
+# timed CMD...: runs CMD under /usr/bin/time; sets rc, wall, cpu_s (user+sys) and rss_mb.
+timed() {
+  note_load
+  rc=0
+  /usr/bin/time -o "$work/time" -f '%e %U %S %M' "$@" || rc=$?
+  read -r wall user sys rss_kb <"$work/time"
+  cpu_s=$(awk -v u="$user" -v s="$sys" 'BEGIN { print u + s }')
+  rss_mb=$(awk -v k="$rss_kb" 'BEGIN { printf "%.0f", k / 1024 }')
+}
+
+kv() { grep -o "\b$1=[^ ]*" "$2" | head -n1 | cut -d= -f2; }
+json() { "$py" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+us_per_call() { awk -v c="$1" -v n="$2" 'BEGIN { printf "%.0f", (n > 0 ? c * 1e6 / n : 0) }'; }
+fmt() { awk -v x="$1" -v d="$2" 'BEGIN { printf "%.*f", d, x }'; }
+
+throughput_rows=""
+tp_row() { # tool concurrency calls calls/s
+  throughput_rows+="| $1 | $2 | $3 | $(fmt "$4" 0) | $(us_per_call "$cpu_s" "$3") | $rss_mb | $(fmt "$wall" 1) |"$'\n'
+}
+
+# fleet-audit run, unthrottled; sets fa_note when the run was not clean.
+fa_run() { # things-file concurrency out summary
+  timed "$bin" run --things "$1" --jobs "$(dirname "$1")/jobs.txt" --out "$3" --overwrite \
+    --endpoint-url "$url" --region us-east-1 --rps 0 --concurrency "$2" --quiet --summary-json "$4"
+  fa_note=""
+  if [ "$rc" -ne 0 ] || [ "$(json "$4" errors)" != 0 ]; then
+    fa_note=" (exit $rc, $(json "$4" errors) error rows)"
+  fi
+}
+
+section_throughput() {
+  log "throughput: $pairs pairs per fleet-audit and SDK row"
+  start_sim tp --things 200000 --jobs 5
+  local things c
+  things=$(subset "$work/tp" $((pairs / 5)))
+  for c in $concurrencies; do
+    log "fleet-audit run --rps 0 --concurrency $c"
+    fa_run "$things" "$c" "$work/tp-$c.parquet" "$work/tp-$c.json"
+    tp_row "fleet-audit run --rps 0$fa_note" "$c" "$(json "$work/tp-$c.json" attempts)" \
+      "$(json "$work/tp-$c.json" calls_per_s)"
+    rm -f "$work/tp-$c.parquet"
+  done
+  for c in $concurrencies; do
+    log "sdk_loop --concurrency $c"
+    timed "$sdk_loop" --endpoint-url "$url" --concurrency "$c" --calls "$pairs" \
+      --things 200000 --jobs 5 >"$work/sdk-$c.out"
+    tp_row "bare aws-sdk-iot loop (examples/sdk_loop.rs)$([ "$rc" = 0 ] || echo " (exit $rc)")" \
+      "$c" "$(kv calls "$work/sdk-$c.out")" "$(kv calls_per_s "$work/sdk-$c.out")"
+  done
+  log "boto3 ThreadPoolExecutor, 32 threads, $boto_calls pairs"
+  timed "$py" scripts/boto3_audit.py --things "$things" --jobs "$work/tp/jobs.txt" \
+    --endpoint-url "$url" --threads 32 --limit "$boto_calls" --out "$work/boto3.parquet" \
+    >"$work/boto3.out"
+  tp_row "boto3 + ThreadPoolExecutor (scripts/boto3_audit.py)$([ "$rc" = 0 ] || echo " (exit $rc)")" \
+    32 "$(kv calls "$work/boto3.out")" "$(kv calls_per_s "$work/boto3.out")"
+  log "AWS CLI loop, $cli_calls calls"
+  timed scripts/cli_loop.sh "$url" "$things" "$work/tp/jobs.txt" "$cli_calls" >"$work/cli.out"
+  tp_row "aws iot describe-job-execution loop (scripts/cli_loop.sh)$([ "$rc" = 0 ] || echo " (exit $rc)")" \
+    1 "$(kv calls "$work/cli.out")" "$(kv calls_per_s "$work/cli.out")"
+  stop_sim
+}
+
+scale_rows=""
+section_scale() {
+  start_sim scale --things 2000000 --jobs 5
+  local n things out
+  for n in $scale_pairs; do
+    log "scale: fleet-audit run over $n pairs"
+    things=$(subset "$work/scale" $((n / 5)))
+    out="$work/scale-$n.parquet"
+    fa_run "$things" 64 "$out" "$work/scale-$n.json"
+    scale_rows+="| $n$fa_note | $(fmt "$(json "$work/scale-$n.json" calls_per_s)" 0) "
+    scale_rows+="| $(us_per_call "$cpu_s" "$(json "$work/scale-$n.json" attempts)") | $rss_mb "
+    scale_rows+="| $(fmt "$wall" 1) | $(awk -v b="$(stat -c %s "$out")" -v n="$n" 'BEGIN { printf "%.1f", b / n }') |"$'\n'
+    rm -f "$out" "$things"
+  done
+  stop_sim
+}
+
+rate_rows=""
+section_rate() {
+  local quota=50 r s throttled_sim requests
+  start_sim rate --things 200000 --jobs 5 --quota-rps "$quota"
+  for r in 25 50 100; do
+    log "rate: fleet-audit run --rps $r against a quota of $quota/s for ${rate_secs}s"
+    curl -fsS -X POST "$url/_sim/reset" >/dev/null
+    sleep 1.2 # the quota's bucket refills: every row starts from the same state
+    s="$work/rate-$r.json"
+    # Stopped by SIGINT after the interval: the summary is still written (exit 130 expected).
+    timed timeout -s INT -k 30 "$rate_secs" "$bin" run --things "$work/rate/things.txt" \
+      --jobs "$work/rate/jobs.txt" --out "$work/rate-$r.parquet" --overwrite \
+      --endpoint-url "$url" --region us-east-1 --rps "$r" --quiet --summary-json "$s" \
+      2>"$work/rate-$r.err"
+    if [ ! -s "$s" ]; then
+      log "fleet-audit --rps $r wrote no summary (exit $rc; a too short BENCH_RATE_SECS stops it before it starts):"
+      cat "$work/rate-$r.err" >&2
+      rate_rows+="| $r | $quota | no summary (exit $rc) | | | | | | |"$'\n'
+      continue
+    fi
+    curl -fsS "$url/_sim/stats" >"$work/stats-$r.json"
+    throttled_sim=$(json "$work/stats-$r.json" throttled)
+    requests=$("$py" -c 'import json, sys; print(json.load(open(sys.argv[1]))["operations"]["DescribeJobExecution"])' "$work/stats-$r.json")
+    rate_rows+="| $r | $quota | $(fmt "$(json "$s" elapsed_s)" 1) | $(json "$s" attempts) | $requests "
+    rate_rows+="| $(fmt "$(json "$s" calls_per_s)" 1) "
+    rate_rows+="| $(awk -v a="$(json "$s" attempts)" -v t="$(json "$s" throttled)" -v e="$(json "$s" elapsed_s)" 'BEGIN { printf "%.1f", (a - t) / e }') "
+    rate_rows+="| $(json "$s" throttled) | $throttled_sim |"$'\n'
+  done
+  stop_sim
+}
+
+log "sections: $sections (BENCH_SCALE=$scale)"
+for s in $sections; do
+  case $s in
+    throughput | scale | rate)
+      snap_cpu
+      b0=$(busy_jiffies) o0=$our_cpu
+      "section_$s"
+      busy_s=$(awk -v a="$busy_s" -v b0="$b0" -v b1="$(busy_jiffies)" -v hz="$hz" 'BEGIN { print a + (b1 - b0) / hz }')
+      snap_cpu
+      ours_s=$(awk -v a="$ours_s" -v o0="$o0" -v o1="$our_cpu" 'BEGIN { print a + o1 - o0 }')
+      ;;
+    *) log "unknown section $s"; exit 2 ;;
+  esac
+done
+
+{
+  echo "fleet-audit benchmark, $(date -u +%Y-%m-%dT%H:%MZ), BENCH_SCALE=$scale, $(nproc) cores ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), simulator and client on the same machine"
+  awk -v b="$busy_s" -v o="$ours_s" -v r="$max_rustc" 'BEGIN {
+    x = b - o; if (x < 0) x = 0
+    printf "load while measuring: %.0f CPU-seconds busy, %.0f of them by other processes than this benchmark (%.0f%%); at most %d rustc processes seen\n", b, x, (b > 0 ? 100 * x / b : 0), r }'
+  if [ -n "$throughput_rows" ]; then
+    echo
+    echo "| tool | concurrency | calls | calls/s | client CPU µs/call | peak RSS MB | wall s |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    printf '%s' "$throughput_rows"
+  fi
+  if [ -n "$scale_rows" ]; then
+    echo
+    echo "Scale: fleet-audit run --rps 0 --concurrency 64 into one .parquet file, fleet of 2,000,000 things x 5 jobs"
+    echo
+    echo "| pairs | calls/s | client CPU µs/call | peak RSS MB | wall s | parquet bytes/row |"
+    echo "|---:|---:|---:|---:|---:|---:|"
+    printf '%s' "$scale_rows"
+  fi
+  if [ -n "$rate_rows" ]; then
+    echo
+    echo "Rate accuracy: simulator --quota-rps 50, fleet-audit --concurrency 16 stopped (SIGINT) after ${rate_secs} s"
+    echo
+    echo "| --rps | quota/s | run s | attempts | requests at simulator | calls/s (attempts) | answered/s (not throttled) | throttled (summary) | throttled (simulator) |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    printf '%s' "$rate_rows"
+  fi
+} | tee "$results"
+log "tables also written to $results"
