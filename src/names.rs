@@ -1,7 +1,29 @@
-//! AWS IoT's own naming rules for things and jobs, shared by the input reader and the simulator.
+//! AWS IoT's own naming rules for things and jobs, and its status enumerations, shared by the input
+//! reader, the simulator and the report.
 //!
 //! Every name that reaches a request path is checked here first, so no input can make the tool call a
 //! path AWS would reject or escape into another resource.
+
+/// AWS IoT's JobExecutionStatus values, in lifecycle order.
+pub const JOB_EXECUTION_STATUSES: [&str; 8] = [
+    "QUEUED",
+    "IN_PROGRESS",
+    "SUCCEEDED",
+    "FAILED",
+    "TIMED_OUT",
+    "REJECTED",
+    "REMOVED",
+    "CANCELED",
+];
+
+/// AWS IoT's JobStatus values (ListJobs' `status` filter).
+pub const JOB_STATUSES: [&str; 5] = [
+    "IN_PROGRESS",
+    "CANCELED",
+    "COMPLETED",
+    "DELETION_IN_PROGRESS",
+    "SCHEDULED",
+];
 
 /// The rule a thing name must satisfy, as AWS states it.
 pub const THING_NAME_RULE: &str = "thingName must match [a-zA-Z0-9:_-]{1,128}";

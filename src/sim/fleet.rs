@@ -7,17 +7,8 @@
 
 use std::sync::OnceLock;
 
-/// AWS's own spelling of the job execution statuses, plus the ones the simulator can invent on purpose.
-pub const STATUSES: [&str; 8] = [
-    "QUEUED",
-    "IN_PROGRESS",
-    "SUCCEEDED",
-    "FAILED",
-    "TIMED_OUT",
-    "REJECTED",
-    "REMOVED",
-    "CANCELED",
-];
+/// AWS's own spelling of the job execution statuses.
+pub use crate::names::JOB_EXECUTION_STATUSES as STATUSES;
 
 /// A status value AWS does not send today; the fleet reports it for a configurable share of executions
 /// so that clients can be tested against a value added later.

@@ -402,139 +402,167 @@ fn scope_of(kind: u64, id: &str, status: Option<&str>) -> u64 {
     h
 }
 
+/// A listing's parameters: status filter, the token scope, page size and start position.
+struct Listing<'q> {
+    status: Option<&'q str>,
+    scope: u64,
+    max: usize,
+    start: u64,
+}
+
+/// Parses a listing's query; `kind` and `id` bind its page tokens to this listing only.
+fn listing<'q>(
+    sim: &Simulator,
+    q: &'q Query,
+    kind: u64,
+    id: &str,
+    status: Result<Option<&'q str>, &'static str>,
+) -> Result<Listing<'q>, Response<Body>> {
+    let status = status.map_err(|m| invalid(sim, m))?;
+    let scope = scope_of(kind, id, status);
+    let (max, start) = page_params(q, scope).map_err(|m| invalid(sim, m))?;
+    Ok(Listing {
+        status,
+        scope,
+        max,
+        start,
+    })
+}
+
+/// Writes, comma-separated, the items at positions `start..end` that `write` accepts (it returns
+/// whether it wrote one), at most `max`; returns the position a next page starts from, if any.
+fn fill_page(
+    body: &mut Vec<u8>,
+    start: u64,
+    end: u64,
+    max: usize,
+    mut write: impl FnMut(u64, &mut Vec<u8>) -> bool,
+) -> Option<u64> {
+    let mut n = 0;
+    let mut pos = start;
+    while pos < end && n < max {
+        let mark = body.len();
+        if n > 0 {
+            body.push(b',');
+        }
+        if write(pos, body) {
+            n += 1;
+        } else {
+            body.truncate(mark);
+        }
+        pos += 1;
+    }
+    (pos < end).then_some(pos)
+}
+
+/// `{"<array>":[...]` plus the page token, for a listing of positions `0..end`.
+fn page_answer(
+    sim: &Simulator,
+    l: &Listing,
+    array: &str,
+    end: u64,
+    write: impl FnMut(u64, &mut Vec<u8>) -> bool,
+) -> Response<Body> {
+    let mut body = Vec::with_capacity(64 + l.max * 200);
+    body.extend_from_slice(b"{\"");
+    body.extend_from_slice(array.as_bytes());
+    body.extend_from_slice(b"\":[");
+    let next = fill_page(&mut body, l.start, end, l.max, write);
+    body.push(b']');
+    let token = next.map(|pos| token::encode(pos, l.scope));
+    wire::close_page(&mut body, token.as_deref());
+    ok(sim, body)
+}
+
 fn list_for_job(sim: &Simulator, j: &str, q: &Query) -> Response<Body> {
     if let Some(r) = bad_job(sim, j) {
         return r;
     }
-    let status = match status_filter(q) {
-        Ok(s) => s,
-        Err(m) => return invalid(sim, m),
-    };
-    let scope = scope_of(1, j, status);
-    let (max, start) = match page_params(q, scope) {
-        Ok(p) => p,
-        Err(m) => return invalid(sim, m),
+    let l = match listing(sim, q, 1, j, status_filter(q)) {
+        Ok(l) => l,
+        Err(r) => return r,
     };
     let fleet = sim.fleet();
     let Some(jj) = fleet.job_index(j) else {
         return not_found(sim, &format!("Job {j} does not exist"));
     };
-    let mut body = Vec::with_capacity(64 + max * 200);
-    body.extend_from_slice(b"{\"executionSummaries\":[");
-    let mut n = 0;
-    let mut i = start;
-    let things = fleet.spec().things;
-    while i < things && n < max {
-        if let Some(e) = fleet
-            .execution(i, jj)
-            .filter(|e| status.is_none_or(|s| s == e.status))
-        {
-            if n > 0 {
-                body.push(b',');
-            }
+    page_answer(
+        sim,
+        &l,
+        "executionSummaries",
+        fleet.spec().things,
+        |i, body| {
+            let Some(e) = fleet
+                .execution(i, jj)
+                .filter(|e| l.status.is_none_or(|s| s == e.status))
+            else {
+                return false;
+            };
             body.extend_from_slice(b"{\"thingArn\":");
-            wire::push_str(&mut body, &fleet.thing_arn(i));
+            wire::push_str(body, &fleet.thing_arn(i));
             body.extend_from_slice(b",\"jobExecutionSummary\":");
-            wire::execution_summary(&mut body, &e);
+            wire::execution_summary(body, &e);
             body.push(b'}');
-            n += 1;
-        }
-        i += 1;
-    }
-    body.push(b']');
-    let next = (i < things).then(|| token::encode(i, scope));
-    wire::close_page(&mut body, next.as_deref());
-    ok(sim, body)
+            true
+        },
+    )
 }
 
 fn list_for_thing(sim: &Simulator, t: &str, q: &Query) -> Response<Body> {
     if let Some(r) = bad_thing(sim, t) {
         return r;
     }
-    let status = match status_filter(q) {
-        Ok(s) => s,
-        Err(m) => return invalid(sim, m),
-    };
-    let scope = scope_of(2, t, status);
-    let (max, start) = match page_params(q, scope) {
-        Ok(p) => p,
-        Err(m) => return invalid(sim, m),
+    let l = match listing(sim, q, 2, t, status_filter(q)) {
+        Ok(l) => l,
+        Err(r) => return r,
     };
     let fleet = sim.fleet();
     let Some(i) = fleet.thing_index(t) else {
         return not_found(sim, &format!("Thing {t} does not exist"));
     };
-    let jobs = u64::from(fleet.spec().jobs);
-    let mut body = Vec::with_capacity(64 + max * 200);
-    body.extend_from_slice(b"{\"executionSummaries\":[");
-    let mut n = 0;
-    let mut j = start;
-    while j < jobs && n < max {
-        if let Some(e) = fleet
-            .execution(i, j as u32)
-            .filter(|e| status.is_none_or(|s| s == e.status))
-        {
-            if n > 0 {
-                body.push(b',');
-            }
+    page_answer(
+        sim,
+        &l,
+        "executionSummaries",
+        u64::from(fleet.spec().jobs),
+        |j, body| {
+            let Some(e) = fleet
+                .execution(i, j as u32)
+                .filter(|e| l.status.is_none_or(|s| s == e.status))
+            else {
+                return false;
+            };
             body.extend_from_slice(b"{\"jobId\":");
-            wire::push_str(&mut body, &fleet.jobs()[j as usize].id);
+            wire::push_str(body, &fleet.jobs()[j as usize].id);
             body.extend_from_slice(b",\"jobExecutionSummary\":");
-            wire::execution_summary(&mut body, &e);
+            wire::execution_summary(body, &e);
             body.push(b'}');
-            n += 1;
-        }
-        j += 1;
-    }
-    body.push(b']');
-    let next = (j < jobs).then(|| token::encode(j, scope));
-    wire::close_page(&mut body, next.as_deref());
-    ok(sim, body)
+            true
+        },
+    )
 }
 
 fn list_jobs(sim: &Simulator, q: &Query) -> Response<Body> {
     let status = match q.status.as_deref() {
-        None => None,
-        Some(s)
-            if [
-                "IN_PROGRESS",
-                "CANCELED",
-                "COMPLETED",
-                "DELETION_IN_PROGRESS",
-                "SCHEDULED",
-            ]
-            .contains(&s) =>
-        {
-            Some(s)
+        Some(s) if !crate::names::JOB_STATUSES.contains(&s) => {
+            Err("status is not a valid JobStatus")
         }
-        Some(_) => return invalid(sim, "status is not a valid JobStatus"),
+        s => Ok(s),
     };
-    let scope = scope_of(3, "", status);
-    let (max, start) = match page_params(q, scope) {
-        Ok(p) => p,
-        Err(m) => return invalid(sim, m),
+    let l = match listing(sim, q, 3, "", status) {
+        Ok(l) => l,
+        Err(r) => return r,
     };
     let fleet = sim.fleet();
-    let jobs = u64::from(fleet.spec().jobs);
-    let mut body = Vec::with_capacity(64 + max * 250);
-    body.extend_from_slice(b"{\"jobs\":[");
-    let mut n = 0;
-    let mut j = start;
-    while j < jobs && n < max {
-        let job = &fleet.jobs()[j as usize];
-        if status.is_none_or(|s| s == job.status) {
-            if n > 0 {
-                body.push(b',');
-            }
-            wire::job_summary(&mut body, fleet, j as u32);
-            n += 1;
+    page_answer(sim, &l, "jobs", u64::from(fleet.spec().jobs), |j, body| {
+        if l.status
+            .is_some_and(|s| s != fleet.jobs()[j as usize].status)
+        {
+            return false;
         }
-        j += 1;
-    }
-    body.push(b']');
-    let next = (j < jobs).then(|| token::encode(j, scope));
-    wire::close_page(&mut body, next.as_deref());
-    ok(sim, body)
+        wire::job_summary(body, fleet, j as u32);
+        true
+    })
 }
 
 fn describe_job(sim: &Simulator, j: &str) -> Response<Body> {
