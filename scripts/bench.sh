@@ -11,6 +11,7 @@
 # Usage: scripts/bench.sh            (~10 minutes on 2 cores, after the release build)
 # Env:   BENCH_SCALE=small           quick check with small sizes
 #        BENCH_10M=1                 adds the 10M-pair scale row (~15 min at 10k calls/s)
+#        BENCH_SCALE_LAYOUTS="file dir"   scale rows into one .parquet file and/or a directory of parts
 #        BENCH_RATE_SECS=30          seconds per rate-accuracy row
 #        BENCH_SECTIONS="throughput scale rate"   which sections to run
 #        BENCH_OUT=target/bench-results.md        where the tables are also written
@@ -28,6 +29,7 @@ esac
 rate_secs=${BENCH_RATE_SECS:-$rate_secs}
 [ "${BENCH_10M:-0}" = 1 ] && scale_pairs="$scale_pairs 10000000"
 sections=${BENCH_SECTIONS:-throughput scale rate}
+layouts=${BENCH_SCALE_LAYOUTS:-file dir}
 results=${BENCH_OUT:-$root/target/bench-results.md}
 concurrencies="16 64 256"
 now=1764400000
@@ -185,16 +187,24 @@ section_throughput() {
 scale_rows=""
 section_scale() {
   start_sim scale --things 2000000 --jobs 5
-  local n things out
+  local n things out layout bytes
   for n in $scale_pairs; do
-    log "scale: fleet-audit run over $n pairs"
     things=$(subset "$work/scale" $((n / 5)))
-    out="$work/scale-$n.parquet"
-    fa_run "$things" 64 "$out" "$work/scale-$n.json"
-    scale_rows+="| $n$fa_note | $(fmt "$(json "$work/scale-$n.json" calls_per_s)" 0) "
-    scale_rows+="| $(us_per_call "$cpu_s" "$(json "$work/scale-$n.json" attempts)") | $rss_mb "
-    scale_rows+="| $(fmt "$wall" 1) | $(awk -v b="$(stat -c %s "$out")" -v n="$n" 'BEGIN { printf "%.1f", b / n }') |"$'\n'
-    rm -f "$out" "$things"
+    for layout in $layouts; do
+      log "scale: fleet-audit run over $n pairs into a $layout"
+      case $layout in
+        file) out="$work/scale-$n.parquet" ;;
+        dir) out="$work/scale-$n" ;;
+        *) log "BENCH_SCALE_LAYOUTS: file or dir, not $layout"; exit 2 ;;
+      esac
+      fa_run "$things" 64 "$out" "$work/scale-$n.json"
+      bytes=$(find "$out" -name '*.parquet' -printf '%s\n' | awk '{ t += $1 } END { print t + 0 }')
+      scale_rows+="| $n$fa_note | $layout | $(fmt "$(json "$work/scale-$n.json" calls_per_s)" 0) "
+      scale_rows+="| $(us_per_call "$cpu_s" "$(json "$work/scale-$n.json" attempts)") | $rss_mb "
+      scale_rows+="| $(fmt "$wall" 1) | $(awk -v b="$bytes" -v n="$n" 'BEGIN { printf "%.1f", b / n }') |"$'\n'
+      rm -rf "$out"
+    done
+    rm -f "$things"
   done
   stop_sim
 }
@@ -258,10 +268,10 @@ done
   fi
   if [ -n "$scale_rows" ]; then
     echo
-    echo "Scale: fleet-audit run --rps 0 --concurrency 64 into one .parquet file, fleet of 2,000,000 things x 5 jobs"
+    echo "Scale: fleet-audit run --rps 0 --concurrency 64, fleet of 2,000,000 things x 5 jobs; output one .parquet file, or a directory of parts (1,000,000 rows each)"
     echo
-    echo "| pairs | calls/s | client CPU µs/call | peak RSS MB | wall s | parquet bytes/row |"
-    echo "|---:|---:|---:|---:|---:|---:|"
+    echo "| pairs | output | calls/s | client CPU µs/call | peak RSS MB | wall s | parquet bytes/row |"
+    echo "|---:|---|---:|---:|---:|---:|---:|"
     printf '%s' "$scale_rows"
   fi
   if [ -n "$rate_rows" ]; then
