@@ -196,6 +196,7 @@ fn dataset_writer(rows: &[Row], path: &Path, format: Format) -> u64 {
         row_group_rows: ROW_GROUP_ROWS,
         run_id: "bench-run".into(),
         region: Some("us-east-1".into()),
+        shard: None,
     });
     for (o, r) in rows.iter().enumerate() {
         w.push(r, o as u64).expect("push row");

@@ -372,6 +372,7 @@ async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
         resume: false,
         quiet: false,
         summary_json: None,
+        shard: None,
     };
     let shutdown = shutdown_on_signals();
     let result = run(cfg, shutdown).await;

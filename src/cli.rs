@@ -139,6 +139,11 @@ pub struct RunArgs {
     /// At the end, print the stuck / timed-out report of the dataset (as `fleet-audit report`).
     #[arg(long)]
     pub report: bool,
+    /// Audit only shard K of N (0-based): the pairs whose hash of thing and job modulo N is K (with
+    /// --discover: the jobs, or things, whose hash is K). `N` or `auto/N` takes K from
+    /// JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch).
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<String>,
 }
 
 #[derive(Debug, Args)]

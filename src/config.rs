@@ -18,6 +18,7 @@ const JOB_STATUSES: [&str; 5] = [
 use crate::client::ClientSettings;
 use crate::input::InputSpec;
 use crate::retry::Backoff;
+use crate::shard::Shard;
 use crate::sink::{Format, Layout};
 
 /// A flag value or an output location that cannot work.
@@ -69,6 +70,8 @@ pub struct RunConfig {
     pub resume: bool,
     pub quiet: bool,
     pub summary_json: Option<PathBuf>,
+    /// Audit only this shard of the input (`--shard K/N`); `None`: all of it.
+    pub shard: Option<Shard>,
 }
 
 /// Parses `10s`, `500ms`, `2m`, or a plain number of seconds.
@@ -207,6 +210,12 @@ impl RunConfig {
         let call_timeout = parse_duration(&a.call_timeout).map_err(|r| flag("call-timeout", r))?;
         let part_interval =
             parse_duration(&a.part_interval).map_err(|r| flag("part-interval", r))?;
+        let shard = a
+            .shard
+            .as_deref()
+            .map(|s| Shard::parse(s, |var| std::env::var(var).ok()))
+            .transpose()
+            .map_err(|e| flag("shard", e.to_string()))?;
         let (layout, format) = output_of(&a.out, a.format)?;
         if a.resume && matches!(layout, Layout::File(_)) {
             return Err(flag(
@@ -241,6 +250,7 @@ impl RunConfig {
             resume: a.resume,
             quiet: a.quiet,
             summary_json: a.summary_json.clone(),
+            shard,
         })
     }
 }

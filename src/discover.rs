@@ -308,11 +308,17 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
         }
         (_, None) => unreachable!("prepare_scope gives names for a jobs or things scope"),
     };
-    let identity = format!(
-        "discover:{identity}:execution-status={}:describe={}",
-        spec.execution_status.as_deref().unwrap_or("*"),
-        spec.describe.as_str()
+    let identity = crate::shard::identity_with(
+        &format!(
+            "discover:{identity}:execution-status={}:describe={}",
+            spec.execution_status.as_deref().unwrap_or("*"),
+            spec.describe.as_str()
+        ),
+        cfg.shard,
     );
+    // A shard lists only its own jobs (by job id) or things (by thing name).
+    let shard = cfg.shard;
+    let in_shard = move |name: &str| shard.is_none_or(|s| s.owns_name(name));
     let ctx = Arc::new(Ctx {
         client: client.clone(),
         limits: ListLimiters::new(spec.list_rps, cfg.burst, cfg.adaptive),
@@ -335,9 +341,19 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
     let plan_result: Result<(), Stop> = async {
         match (&spec.scope, &names) {
             (Scope::Things(_), Some(n)) => {
-                plan.units = n.len();
+                plan.units = match shard {
+                    None => n.len(),
+                    // One more read of the things file, to count the shard's things.
+                    Some(_) => {
+                        let mut count = 0;
+                        for thing in n.iter()? {
+                            count += u64::from(in_shard(&thing?));
+                        }
+                        count
+                    }
+                };
                 plan.unit_name = "things";
-                plan.list_calls = n.len();
+                plan.list_calls = plan.units;
             }
             _ => {
                 jobs = match &names {
@@ -350,6 +366,7 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
                         ctx.list_all_jobs(status).await?
                     }
                 };
+                jobs.retain(|j| in_shard(j));
                 plan.units = jobs.len() as u64;
                 let (mut execs, mut describes, mut lists) = (0, 0, 0);
                 for job in &jobs {
@@ -401,7 +418,8 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
         });
     }
     if !cfg.quiet || spec.dry_run {
-        eprintln!("{}", plan.render(&spec, cfg.rps));
+        let shard_note = shard.map(|s| format!("shard {s}: ")).unwrap_or_default();
+        eprintln!("{shard_note}{}", plan.render(&spec, cfg.rps));
     }
     if spec.dry_run {
         let mut s = Summary::empty(started);
@@ -445,7 +463,10 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
         let spec = spec.clone();
         let rows = rows.clone();
         let things_iter = match (&spec.scope, &names) {
-            (Scope::Things(_), Some(n)) => Some(n.iter()?),
+            (Scope::Things(_), Some(n)) => Some(n.iter()?.filter(move |r| match r {
+                Ok(thing) => in_shard(thing),
+                Err(_) => true,
+            })),
             _ => None,
         };
         tokio::spawn(async move {

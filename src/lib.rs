@@ -9,8 +9,9 @@
 //! - [`audit`] targets -> bounded concurrent calls -> rows; [`schema`] the one Arrow schema;
 //!   [`sink`] Parquet / Arrow IPC writers that commit files atomically.
 //! - [`report`] what a written dataset says: stuck / timed-out analysis per job.
-//! - [`run`] one audit end to end; [`describe`] the AWS CLI-compatible single describe;
-//!   [`sim`] the AWS IoT Jobs simulator; [`app`] the subcommands' glue and exit codes.
+//! - [`run`] one audit end to end; [`shard`] the hash partition that splits one audit over N
+//!   processes; [`describe`] the AWS CLI-compatible single describe; [`sim`] the AWS IoT Jobs
+//!   simulator; [`app`] the subcommands' glue and exit codes.
 pub mod app;
 pub mod audit;
 pub mod cli;
@@ -26,5 +27,6 @@ pub mod report;
 pub mod retry;
 pub mod run;
 pub mod schema;
+pub mod shard;
 pub mod sim;
 pub mod sink;

@@ -201,6 +201,24 @@ fn remove_uncommitted(dir: &std::path::Path, m: &Manifest) -> Result<(), SinkErr
     Ok(())
 }
 
+/// Whether every entry of `dir` is a file this tool writes before a commit: a temporary, or a part file
+/// (which, without a manifest to list it, was never committed).
+fn holds_only_uncommitted(dir: &std::path::Path) -> Result<bool, SinkError> {
+    let io = |source| SinkError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let ours = name.starts_with("part-") || (name.starts_with('.') && name.ends_with(".tmp"));
+        if !ours || !entry.file_type().map_err(io)?.is_file() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Prepares the output location: a fresh, replaced or resumed dataset. Returns the starting manifest
 /// of a directory output.
 pub(crate) fn prepare_output(
@@ -222,6 +240,27 @@ pub(crate) fn prepare_output(
             out: dir.clone(),
             reason,
         };
+        let shard_of = |id: &str| {
+            id.split_once(":shard=")
+                .map(|(base, s)| (base.to_string(), s.to_string()))
+        };
+        let (base_m, shard_m) =
+            shard_of(&m.input_identity).unwrap_or((m.input_identity.clone(), String::new()));
+        let (base_i, shard_i) = shard_of(identity).unwrap_or((identity.to_string(), String::new()));
+        if base_m == base_i && shard_m != shard_i {
+            let what = |s: &str| {
+                if s.is_empty() {
+                    "all of these inputs".to_string()
+                } else {
+                    format!("shard {s} of these inputs")
+                }
+            };
+            return Err(mismatch(format!(
+                "it holds {}, and this run asks for {}",
+                what(&shard_m),
+                what(&shard_i)
+            )));
+        }
         if m.input_identity != identity || m.pairs != total {
             return Err(mismatch(format!(
                 "it was written from other inputs ({} pairs, identity {}); these inputs have {total} pairs, identity {identity}",
@@ -243,11 +282,18 @@ pub(crate) fn prepare_output(
             .map(|mut d| d.next().is_some())
             .unwrap_or(false);
     if cfg.resume && non_empty && !cfg.overwrite {
-        return Err(ConfigError::Output {
-            path: dir.clone(),
-            reason: "holds no manifest to resume from; pass --overwrite to start over".into(),
+        // A run killed (SIGKILL, out of memory, node lost) before its first commit leaves only its
+        // uncommitted files: nothing was committed, so the resume starts the dataset afresh. Anything
+        // else in the directory is not ours to delete.
+        if !holds_only_uncommitted(dir)? {
+            return Err(ConfigError::Output {
+                path: dir.clone(),
+                reason: "holds no manifest to resume from; pass --overwrite to start over".into(),
+            }
+            .into());
         }
-        .into());
+        tracing::info!(dir = %dir.display(), "no manifest yet: removing the uncommitted files of an earlier run");
+        clear_old_parts(&cfg.layout)?;
     }
     crate::config::check_output(&cfg.layout, cfg.overwrite)?;
     if cfg.overwrite {
@@ -294,8 +340,13 @@ pub async fn run_with_client<C: FleetClient>(
 ) -> Result<Summary, RunError> {
     let started = Instant::now();
     let run_id = new_run_id();
-    let total = input.total();
-    let manifest = prepare_output(&cfg, input.identity(), total)?;
+    let shard = cfg.shard;
+    let total = match shard {
+        None => input.total(),
+        Some(s) => count_in_shard(&input, s)?,
+    };
+    let identity = crate::shard::identity_with(input.identity(), shard);
+    let manifest = prepare_output(&cfg, &identity, total)?;
     let done: DoneSet = manifest
         .as_ref()
         .map(|m| m.committed.clone())
@@ -343,6 +394,9 @@ pub async fn run_with_client<C: FleetClient>(
                 input.duplicates()
             ));
         }
+        if let Some(s) = shard {
+            notes.push(format!("shard {s} of {} input pairs", input.total()));
+        }
         if resumed > 0 {
             notes.push(format!("resuming: {resumed} already committed"));
         }
@@ -361,8 +415,15 @@ pub async fn run_with_client<C: FleetClient>(
         Arc::new(Counters::default()),
     );
     let limiter = Arc::new(CallLimiter::new(cfg.rps, cfg.burst, cfg.adaptive));
+    // The shard's pairs are numbered among themselves: the numbering is as deterministic as the
+    // input's (the identity names the shard), and the manifest's committed set stays a watermark
+    // instead of holding every N-th ordinal of the whole input.
     let targets = input
         .targets()?
+        .filter(move |r| match (shard, r) {
+            (Some(s), Ok(t)) => s.owns_pair(&t.thing_name, &t.job_id),
+            _ => true,
+        })
         .enumerate()
         .map(|(o, r)| {
             r.map(|target| Work {
@@ -392,6 +453,21 @@ pub async fn run_with_client<C: FleetClient>(
             },
         )
         .await
+}
+
+/// The number of distinct pairs of `input` in `shard`: one more read of the input files.
+fn count_in_shard(
+    input: &crate::input::PreparedInput,
+    shard: crate::shard::Shard,
+) -> Result<u64, InputError> {
+    let mut n = 0;
+    for t in input.targets()? {
+        let t = t?;
+        if shard.owns_pair(&t.thing_name, &t.job_id) {
+            n += 1;
+        }
+    }
+    Ok(n)
 }
 
 /// What the caller knows of a run's summary before it starts.
@@ -436,6 +512,7 @@ impl Session {
                 row_group_rows: 128 * 1024,
                 run_id: run_id.clone(),
                 region,
+                shard: cfg.shard,
             },
             rx,
         );

@@ -53,6 +53,8 @@ pub struct SinkSettings {
     pub row_group_rows: usize,
     pub run_id: String,
     pub region: Option<String>,
+    /// The shard a sharded run writes; it goes into the part file names.
+    pub shard: Option<crate::shard::Shard>,
 }
 
 /// Errors of the output side; each names the file it concerns.
@@ -120,15 +122,23 @@ impl DatasetWriter {
         self.settings.manifest.as_ref()
     }
 
-    /// The final path of part `n` of a directory output.
+    /// The final path of part `n` of a directory output: `part-<run_id>-<n>.<ext>`, or
+    /// `part-<run_id>-s<K>of<N>-<n>.<ext>` for shard K of N.
     fn part_path(&self, n: u32) -> PathBuf {
         match &self.settings.layout {
             Layout::File(p) => p.clone(),
-            Layout::Dir(d) => d.join(format!(
-                "part-{}-{n:05}.{}",
-                self.settings.run_id,
-                self.settings.format.extension()
-            )),
+            Layout::Dir(d) => {
+                let shard = self
+                    .settings
+                    .shard
+                    .map(|s| format!("-{}", s.file_tag()))
+                    .unwrap_or_default();
+                d.join(format!(
+                    "part-{}{shard}-{n:05}.{}",
+                    self.settings.run_id,
+                    self.settings.format.extension()
+                ))
+            }
         }
     }
 

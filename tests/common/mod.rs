@@ -90,6 +90,7 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
         resume: false,
         quiet: true,
         summary_json: None,
+        shard: None,
     }
 }
 
