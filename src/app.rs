@@ -74,7 +74,45 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Sim(a) => sim_command(a).await,
         Command::Demo(a) => demo_command(a).await,
         Command::Report(a) => report_command(a),
+        Command::Schema(a) => schema_command(a),
     }
+}
+
+/// `fleet-audit schema`: the schema table, or with `--ddl` a table definition, on stdout. Exit code 2
+/// when the definition cannot be made (a bad --location or --partition-by).
+fn schema_command(a: crate::cli::SchemaArgs) -> anyhow::Result<i32> {
+    use crate::ddl::{ddl, schema_table, Dialect, TableSpec, PLACEHOLDER_LOCATION};
+    let schema = crate::schema::schema();
+    let Some(which) = a.ddl else {
+        return write_stdout(&schema_table(&schema)).map(|_| 0);
+    };
+    let dialect = match which {
+        crate::cli::DdlArg::Athena => Dialect::Athena,
+        crate::cli::DdlArg::Glue => Dialect::Glue,
+        crate::cli::DdlArg::Duckdb => Dialect::DuckDb,
+    };
+    let spec = TableSpec {
+        location: a.location,
+        partition_by: a.partition_by,
+    };
+    let text = match ddl(&schema, dialect, &spec) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("fleet-audit schema: error: {e}");
+            return Ok(2);
+        }
+    };
+    write_stdout(&text)?;
+    if spec.location.is_none() && dialect != Dialect::DuckDb {
+        eprintln!("fleet-audit schema: note: no --location; the table points at the placeholder {PLACEHOLDER_LOCATION}");
+    }
+    if !spec.partition_by.is_empty() && dialect != Dialect::DuckDb {
+        eprintln!(
+            "fleet-audit schema: note: partitions are not found by themselves: after new folders, run MSCK REPAIR TABLE {} (Athena) or add them with ALTER TABLE ADD PARTITION / a Glue crawler",
+            crate::ddl::TABLE
+        );
+    }
+    Ok(0)
 }
 
 /// Prints the stuck / timed-out report of a dataset on stdout, with the default thresholds.

@@ -29,6 +29,8 @@ pub enum Command {
     /// Summarize a dataset this tool wrote: counts per job by status, stuck, timed-out and failing
     /// executions, the oldest of them (exit code 3 with --fail-on when any match).
     Report(ReportArgs),
+    /// Print the dataset's schema, or with --ddl the table definition for Athena, Glue or DuckDB.
+    Schema(SchemaArgs),
 }
 
 /// Which discovered executions to describe.
@@ -289,4 +291,28 @@ pub struct ReportArgs {
     /// Exit with code 3 when any execution matches one of these (comma list).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     pub fail_on: Vec<FailOnArg>,
+}
+
+/// A query engine whose table definition `schema --ddl` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DdlArg {
+    /// Athena `CREATE EXTERNAL TABLE ... STORED AS PARQUET`.
+    Athena,
+    /// The JSON TableInput of `aws glue create-table --table-input`.
+    Glue,
+    /// A DuckDB view over `read_parquet` of the dataset's files.
+    Duckdb,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// Print this engine's table definition instead of the schema table.
+    #[arg(long, value_enum)]
+    pub ddl: Option<DdlArg>,
+    /// Where the dataset's files are (Athena and Glue: an s3:// prefix; DuckDB: a directory or URL).
+    #[arg(long, value_name = "URL", requires = "ddl")]
+    pub location: Option<String>,
+    /// Partition columns, from Hive-style `key=value` folders (comma list, e.g. `date,job_id`).
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS", requires = "ddl")]
+    pub partition_by: Vec<String>,
 }

@@ -12,12 +12,14 @@
 //! - [`run`] one audit end to end; [`shard`] the hash partition that splits one audit over N
 //!   processes; [`describe`] the AWS CLI-compatible single describe; [`sim`] the AWS IoT Jobs
 //!   simulator; [`app`] the subcommands' glue and exit codes.
+//! - [`ddl`] table definitions of the dataset (Athena, Glue, DuckDB) generated from [`schema`].
 pub mod app;
 pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod config;
 pub mod dataset;
+pub mod ddl;
 pub mod describe;
 pub mod discover;
 pub mod input;

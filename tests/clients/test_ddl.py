@@ -1,0 +1,144 @@
+"""`fleet-audit schema` checked against a real dataset: the DuckDB view it prints is executed by DuckDB
+over the Parquet file `fleet-audit demo` wrote (and over a Hive-partitioned copy), and the schema table,
+Glue TableInput and Athena DDL are compared column by column with the file's schema as pyarrow reads it."""
+import json
+import re
+import subprocess
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+ROWS = 1000  # 500 things x 2 jobs
+
+
+@pytest.fixture(scope="module")
+def demo_dir(fa, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddl-demo")
+    r = subprocess.run(
+        [fa, "demo", "--things", "500", "--jobs", "2", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert (out / "executions.parquet").exists()
+    return out
+
+
+@pytest.fixture(scope="module")
+def arrow_schema(demo_dir):
+    return pq.read_schema(demo_dir / "executions.parquet")
+
+
+def schema(fa, *args):
+    r = subprocess.run([fa, "schema", *args], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def describe(con, sql, params=None):
+    return [(row[0], row[1]) for row in con.execute(f"DESCRIBE {sql}", params).fetchall()]
+
+
+def comment_columns(ddl):
+    """The (column, type) pairs the DuckDB DDL's comment lists."""
+    out = []
+    for line in ddl.splitlines():
+        m = re.match(r"^--   (\S+)\s+(.+?)(\s+\(from the folder names\))?$", line)
+        if m:
+            out.append((m.group(1), m.group(2)))
+    return out
+
+
+def hive_type(t: pa.DataType) -> str:
+    """The Hive type of a pyarrow type, written independently of the Rust mapping."""
+    if pa.types.is_string(t):
+        return "string"
+    if pa.types.is_int64(t):
+        return "bigint"
+    if pa.types.is_int32(t):
+        return "int"
+    if pa.types.is_boolean(t):
+        return "boolean"
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_map(t):
+        return f"map<{hive_type(t.key_type)},{hive_type(t.item_type)}>"
+    raise AssertionError(f"unexpected type {t}")
+
+
+def arrow_name(t: pa.DataType) -> str:
+    """The type as the schema table (and README) spells it."""
+    if pa.types.is_string(t):
+        return "utf8"
+    if pa.types.is_boolean(t):
+        return "bool"
+    if pa.types.is_timestamp(t):
+        return f"timestamp[{t.unit}, {t.tz}]"
+    if pa.types.is_map(t):
+        return f"map<{arrow_name(t.key_type)}, {arrow_name(t.item_type)}>"
+    return str(t)
+
+
+def test_duckdb_view_has_the_datasets_columns_types_and_rows(fa, demo_dir, arrow_schema):
+    ddl = schema(fa, "--ddl", "duckdb", "--location", str(demo_dir))
+    con = duckdb.connect()
+    con.execute(ddl)
+    view = describe(con, "fleet_audit")
+    files = describe(con, "SELECT * FROM read_parquet($p)", {"p": str(demo_dir / "executions.parquet")})
+    assert view == files
+    assert [n for n, _ in view] == arrow_schema.names
+    # The comment states exactly what DESCRIBE shows.
+    assert comment_columns(ddl) == view
+    assert con.execute("SELECT count(*) FROM fleet_audit").fetchone()[0] == ROWS
+    assert con.execute("SELECT count(DISTINCT (thing_name, job_id)) FROM fleet_audit").fetchone()[0] == ROWS
+
+
+def test_duckdb_view_reads_hive_partition_folders(fa, demo_dir, tmp_path):
+    parted = tmp_path / "by-job"
+    con = duckdb.connect()
+    con.execute(
+        f"COPY (SELECT * FROM read_parquet($p)) TO '{parted}' (FORMAT parquet, PARTITION_BY (job_id))",
+        {"p": str(demo_dir / "executions.parquet")},
+    )
+    assert sorted(p.name for p in parted.iterdir()) == ["job_id=job-000", "job_id=job-001"]
+    ddl = schema(fa, "--ddl", "duckdb", "--location", str(parted), "--partition-by", "job_id")
+    con.execute(ddl)
+    view = describe(con, "fleet_audit")
+    assert comment_columns(ddl) == view
+    assert view[-1] == ("job_id", "VARCHAR"), "the partition column comes last, from the folders"
+    assert [n for n, _ in view].count("job_id") == 1
+    assert con.execute("SELECT count(*), count(DISTINCT job_id) FROM fleet_audit").fetchone() == (ROWS, 2)
+    same = con.execute(
+        "SELECT count(*) FROM fleet_audit v JOIN read_parquet($p) f USING (thing_name, job_id)"
+        " WHERE v.status IS NOT DISTINCT FROM f.status AND v.queued_at IS NOT DISTINCT FROM f.queued_at",
+        {"p": str(demo_dir / "executions.parquet")},
+    ).fetchone()[0]
+    assert same == ROWS
+
+
+def test_schema_table_matches_the_file(fa, arrow_schema):
+    lines = schema(fa).splitlines()
+    assert lines[0].split() == ["column", "arrow", "type", "nullable"]
+    rows = [re.split(r"\s{2,}", line.strip()) for line in lines[1:]]
+    assert [r[0] for r in rows] == arrow_schema.names
+    for (name, ty, nullable), field in zip(rows, arrow_schema):
+        assert ty == arrow_name(field.type), name
+        assert nullable == ("yes" if field.nullable else "no"), name
+
+
+def test_glue_table_input_matches_the_file(fa, arrow_schema):
+    doc = json.loads(schema(fa, "--ddl", "glue", "--location", "s3://audit-bucket/fleet", "--partition-by", "date,job_id"))
+    sd = doc["StorageDescriptor"]
+    assert sd["Location"] == "s3://audit-bucket/fleet/"
+    assert sd["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    want = [(f.name, hive_type(f.type)) for f in arrow_schema if f.name != "job_id"]
+    assert [(c["Name"], c["Type"]) for c in sd["Columns"]] == want
+    assert doc["PartitionKeys"] == [{"Name": "date", "Type": "string"}, {"Name": "job_id", "Type": "string"}]
+
+
+def test_athena_ddl_matches_the_file(fa, arrow_schema):
+    ddl = schema(fa, "--ddl", "athena", "--location", "s3://audit-bucket/fleet/")
+    cols = re.findall(r"^  `(\w+)` (\S+?),?$", ddl, flags=re.M)
+    assert cols == [(f.name, hive_type(f.type)) for f in arrow_schema]
+    assert "STORED AS PARQUET" in ddl and "LOCATION 's3://audit-bucket/fleet/'" in ddl
