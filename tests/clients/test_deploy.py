@@ -1,0 +1,205 @@
+"""deploy/ checked without a cluster or a Docker engine: the Kubernetes manifests and the Batch job
+definition parse and agree with each other and with the Dockerfile, the Dockerfile copies what Cargo
+needs, and the shell line both schedulers run is executed for every index with the real binary against
+the simulator (paths moved under a temporary directory): the shards' union is the whole input."""
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+
+import duckdb
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+
+
+@pytest.fixture(scope="module")
+def k8s():
+    docs = [d for d in yaml.safe_load_all((DEPLOY / "k8s" / "indexed-job.yaml").read_text()) if d]
+    return {d["kind"]: d for d in docs}
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return json.loads((DEPLOY / "batch" / "job-definition.json").read_text())
+
+
+def dockerfile_stages():
+    """[(stage name, [instruction lines])] of deploy/Dockerfile, continuation lines joined."""
+    text = re.sub(r"\\\n", " ", (DEPLOY / "Dockerfile").read_text())
+    stages = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("FROM "):
+            m = re.match(r"FROM\s+\S+(?:\s+AS\s+(\S+))?", line, flags=re.I)
+            stages.append((m.group(1), []))
+        elif stages:
+            stages[-1][1].append(line)
+    return stages
+
+
+def container(job):
+    (c,) = job["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def env_of(pairs):
+    return {e["name"]: e["value"] for e in pairs}
+
+
+def test_indexed_job_is_consistent(k8s):
+    job = k8s["Job"]
+    spec = job["spec"]
+    pod = spec["template"]["spec"]
+    c = container(job)
+    env = env_of(c["env"])
+    assert spec["completionMode"] == "Indexed"
+    assert spec["completions"] == spec["parallelism"] == int(env["SHARDS"])
+    # Per-index retries and a failure policy need restartPolicy Never; one writer per shard directory.
+    assert spec["backoffLimitPerIndex"] >= 1
+    assert pod["restartPolicy"] == "Never"
+    assert spec["podReplacementPolicy"] == "Failed"
+    for rule in spec["podFailurePolicy"]["rules"]:
+        if "onExitCodes" in rule:
+            assert rule["onExitCodes"]["containerName"] == c["name"]
+            assert set(rule["onExitCodes"]["values"]) == {2, 4}
+    # Credentials from IRSA.
+    sa = k8s["ServiceAccount"]
+    assert pod["serviceAccountName"] == sa["metadata"]["name"]
+    assert sa["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
+    # Inputs from the ConfigMap, output to the PVC, every mount backed by a volume.
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["input"]["configMap"]["name"] == k8s["ConfigMap"]["metadata"]["name"]
+    assert volumes["output"]["persistentVolumeClaim"]["claimName"] == k8s["PersistentVolumeClaim"]["metadata"]["name"]
+    mounts = {m["mountPath"]: m["name"] for m in c["volumeMounts"]}
+    assert mounts["/input"] == "input" and mounts["/output"] == "output"
+    assert set(k8s["ConfigMap"]["data"]) == {"things.txt", "jobs.txt"}
+    # The shell puts the index into the path; exec makes fleet-audit PID 1 (it gets SIGTERM).
+    assert c["command"] == ["/bin/sh", "-c"]
+    script = c["args"][0]
+    assert "--shard \"auto/${SHARDS}\"" in script and "--resume" in script
+    assert "--out \"/output/shard-${JOB_COMPLETION_INDEX}\"" in script
+    assert re.search(r"^\s*exec fleet-audit run", script, flags=re.M)
+    # The image's user can write the volume.
+    assert pod["securityContext"]["runAsUser"] == pod["securityContext"]["fsGroup"] == 10001
+
+
+def test_batch_job_definition_is_consistent(batch):
+    assert batch["type"] == "container"
+    cp = batch["containerProperties"]
+    # Batch sets the command, never the entrypoint: the image is the Dockerfile's `batch` stage (sh -c).
+    assert cp["image"].endswith(":batch")
+    (script,) = cp["command"]
+    assert "--shard \"auto/${SHARDS}\"" in script and "--resume" in script
+    assert "--out \"/output/shard-${AWS_BATCH_JOB_ARRAY_INDEX}\"" in script
+    assert script.lstrip().startswith("set -eu;") and "exec fleet-audit run" in script
+    assert cp["jobRoleArn"].startswith("arn:aws:iam::")
+    volumes = {v["name"] for v in cp["volumes"]}
+    assert {m["sourceVolume"] for m in cp["mountPoints"]} <= volumes
+    assert {m["containerPath"] for m in cp["mountPoints"]} == {"/input", "/output"}
+    # AWS Batch reserves AWS_BATCH_* for itself.
+    assert not any(e["name"].startswith("AWS_BATCH") for e in cp["environment"])
+    rs = batch["retryStrategy"]
+    assert 1 < rs["attempts"] <= 10
+    exits = {e.get("onExitCode"): e["action"] for e in rs["evaluateOnExit"]}
+    assert exits["2"] == exits["4"] == "EXIT"
+    assert rs["evaluateOnExit"][-1] == {"onReason": "*", "action": "RETRY"}
+
+
+def test_dockerfile_matches_the_repository():
+    stages = dict(dockerfile_stages())
+    assert list(stages)[-1] == "runtime", "the default target is the last stage"
+    assert 'ENTRYPOINT ["fleet-audit"]' in stages["runtime"]
+    assert 'ENTRYPOINT ["/bin/sh", "-c"]' in stages["batch"]
+    builder = stages["builder"]
+    copied = []
+    for line in builder:
+        if line.startswith("COPY "):
+            copied += line.split()[1:-1]
+    for src in copied:
+        assert (ROOT / src).exists(), src
+    assert any("cargo build --release --locked" in line for line in builder)
+    assert any("target/release/fleet-audit" in line for line in builder)
+    # Cargo refuses a manifest whose declared bench files are missing: they must be copied.
+    benches = re.findall(r'\[\[bench\]\]\s*name\s*=\s*"([^"]+)"', (ROOT / "Cargo.toml").read_text())
+    assert benches and "benches" in copied
+    for b in benches:
+        assert (ROOT / "benches" / f"{b}.rs").exists(), b
+    assert not (ROOT / "build.rs").exists() or "build.rs" in copied
+    base = stages["base"]
+    assert any("ca-certificates" in line for line in base)
+    assert "USER 10001:10001" in base
+    assert any("/usr/local/bin/fleet-audit" in line for line in base)
+    # The build context filter lets through exactly what is copied.
+    ignore = [l for l in (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines() if l and not l.startswith("#")]
+    assert ignore[0] == "*"
+    assert {l.lstrip("!").rstrip("/") for l in ignore[1:]} == set(copied)
+
+
+@pytest.mark.skipif(shutil.which("cargo") is None, reason="cargo not on PATH")
+def test_the_build_context_is_a_loadable_locked_package(tmp_path):
+    """`cargo metadata --locked` on a copy holding only what the Dockerfile copies."""
+    for src in ("Cargo.toml", "Cargo.lock", "src", "benches"):
+        p = ROOT / src
+        (shutil.copytree if p.is_dir() else shutil.copy)(p, tmp_path / src)
+    r = subprocess.run(
+        ["cargo", "metadata", "--locked", "--offline", "--format-version", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    pkg = next(p for p in json.loads(r.stdout)["packages"] if p["name"] == "fleet-audit")
+    assert any(t["kind"] == ["bin"] and t["name"] == "fleet-audit" for t in pkg["targets"])
+
+
+def run_shard_script(script, index_var, index, env, tmp, fa):
+    bindir = tmp / "bin"
+    bindir.mkdir(exist_ok=True)
+    link = bindir / "fleet-audit"
+    if not link.exists():
+        link.symlink_to(fa)
+    script = script.replace("/input/", f"{tmp}/input/").replace("/output", f"{tmp}/output")
+    full = dict(env)
+    full["PATH"] = f"{bindir}:{os.environ['PATH']}"
+    full[index_var] = str(index)
+    return subprocess.run(["/bin/sh", "-c", script], env=full, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("scheduler", ["k8s", "batch"])
+def test_every_index_of_the_shell_line_covers_the_input_once(scheduler, k8s, batch, fa, sim, aws_env, tmp_path):
+    if scheduler == "k8s":
+        c = container(k8s["Job"])
+        script, env, var = c["args"][0], env_of(c["env"]), "JOB_COMPLETION_INDEX"
+    else:
+        cp = batch["containerProperties"]
+        script, env, var = cp["command"][0], env_of(cp["environment"]), "AWS_BATCH_JOB_ARRAY_INDEX"
+    (tmp_path / "input").mkdir()
+    for name, body in k8s["ConfigMap"]["data"].items():
+        (tmp_path / "input" / name).write_text(body)
+    things = k8s["ConfigMap"]["data"]["things.txt"].split()
+    jobs = k8s["ConfigMap"]["data"]["jobs.txt"].split()
+    full_env = dict(aws_env, **env, AWS_ENDPOINT_URL=sim.url)
+    n = int(env["SHARDS"])
+    for k in range(n):
+        r = run_shard_script(script, var, k, full_env, tmp_path, fa)
+        assert r.returncode == 0, r.stderr
+        parts = list((tmp_path / "output" / f"shard-{k}").glob("part-*.parquet"))
+        assert parts and all(f"-s{k}of{n}-" in p.name for p in parts)
+        summary = json.loads((tmp_path / "output" / "_summaries" / f"shard-{k}.json").read_text())
+        assert summary["complete"]
+    # A retried index resumes its directory, finds it complete, and succeeds without a call.
+    r = run_shard_script(script, var, 0, full_env, tmp_path, fa)
+    assert r.returncode == 0, r.stderr
+    assert "already complete" in r.stderr
+    con = duckdb.connect()
+    pairs = con.execute(
+        "SELECT thing_name, job_id, count(*) FROM read_parquet($glob) GROUP BY ALL",
+        {"glob": f"{tmp_path}/output/**/*.parquet"},
+    ).fetchall()
+    assert sorted((t, j) for t, j, _ in pairs) == sorted((t, j) for t in things for j in jobs)
+    assert all(c == 1 for _, _, c in pairs), "no pair twice"
