@@ -6,15 +6,8 @@ use std::time::Duration;
 use crate::audit::EngineSettings;
 use crate::cli::{ConnectionArgs, DescribeArg, FormatArg, RunArgs};
 use crate::discover::{DescribeMode, DiscoverSpec, Scope};
+use crate::names::{JOB_EXECUTION_STATUSES, JOB_STATUSES};
 
-/// JobStatus values ListJobs accepts.
-const JOB_STATUSES: [&str; 5] = [
-    "IN_PROGRESS",
-    "CANCELED",
-    "COMPLETED",
-    "DELETION_IN_PROGRESS",
-    "SCHEDULED",
-];
 use crate::client::ClientSettings;
 use crate::input::InputSpec;
 use crate::retry::Backoff;
@@ -161,10 +154,10 @@ impl RunConfig {
                 }
             }
             if let Some(s) = &a.execution_status {
-                if !crate::sim::fleet::STATUSES.contains(&s.as_str()) {
+                if !JOB_EXECUTION_STATUSES.contains(&s.as_str()) {
                     return Err(flag(
                         "execution-status",
-                        format!("must be one of {}", crate::sim::fleet::STATUSES.join(", ")),
+                        format!("must be one of {}", JOB_EXECUTION_STATUSES.join(", ")),
                     ));
                 }
             }

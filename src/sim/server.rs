@@ -410,17 +410,17 @@ struct Listing<'q> {
     start: u64,
 }
 
-/// Parses a listing's query; `kind` and `id` bind its page tokens to this listing only.
+/// Parses a listing's query; `kind` and `id` bind its page tokens to this listing only. The error is
+/// the InvalidRequestException message.
 fn listing<'q>(
-    sim: &Simulator,
     q: &'q Query,
     kind: u64,
     id: &str,
     status: Result<Option<&'q str>, &'static str>,
-) -> Result<Listing<'q>, Response<Body>> {
-    let status = status.map_err(|m| invalid(sim, m))?;
+) -> Result<Listing<'q>, &'static str> {
+    let status = status?;
     let scope = scope_of(kind, id, status);
-    let (max, start) = page_params(q, scope).map_err(|m| invalid(sim, m))?;
+    let (max, start) = page_params(q, scope)?;
     Ok(Listing {
         status,
         scope,
@@ -478,9 +478,9 @@ fn list_for_job(sim: &Simulator, j: &str, q: &Query) -> Response<Body> {
     if let Some(r) = bad_job(sim, j) {
         return r;
     }
-    let l = match listing(sim, q, 1, j, status_filter(q)) {
+    let l = match listing(q, 1, j, status_filter(q)) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(m) => return invalid(sim, m),
     };
     let fleet = sim.fleet();
     let Some(jj) = fleet.job_index(j) else {
@@ -512,9 +512,9 @@ fn list_for_thing(sim: &Simulator, t: &str, q: &Query) -> Response<Body> {
     if let Some(r) = bad_thing(sim, t) {
         return r;
     }
-    let l = match listing(sim, q, 2, t, status_filter(q)) {
+    let l = match listing(q, 2, t, status_filter(q)) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(m) => return invalid(sim, m),
     };
     let fleet = sim.fleet();
     let Some(i) = fleet.thing_index(t) else {
@@ -549,9 +549,9 @@ fn list_jobs(sim: &Simulator, q: &Query) -> Response<Body> {
         }
         s => Ok(s),
     };
-    let l = match listing(sim, q, 3, "", status) {
+    let l = match listing(q, 3, "", status) {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(m) => return invalid(sim, m),
     };
     let fleet = sim.fleet();
     page_answer(sim, &l, "jobs", u64::from(fleet.spec().jobs), |j, body| {

@@ -1,0 +1,121 @@
+//! Writes a large dataset of realistic rows without any network, for benchmarking `fleet-audit report`
+//! (and the Parquet path): the simulator's fleet gives each (thing, job) pair its execution, and the
+//! rows go through the product's own writer, exactly as `run` writes them.
+//!
+//! Usage: cargo run --release --example gen_dataset -- OUT_DIR THINGS JOBS
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use fleet_audit::client::{CallError, ExecutionRecord};
+use fleet_audit::schema::{Outcome, Row, Source};
+use fleet_audit::sim::{Fleet, FleetSpec};
+use fleet_audit::sink::{DatasetWriter, Format, Layout, SinkSettings};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 4 {
+        eprintln!("usage: gen_dataset OUT_DIR THINGS JOBS");
+        std::process::exit(2);
+    }
+    let out = PathBuf::from(&args[1]);
+    let things: u64 = args[2].parse()?;
+    let jobs: u32 = args[3].parse()?;
+    let now_ms = 1_764_400_000_000u64;
+    let fleet = Fleet::new(FleetSpec {
+        things,
+        jobs,
+        seed: 1,
+        now_ms,
+        region: "us-east-1".into(),
+        future_status: 0.0,
+        active_share: None,
+    });
+    std::fs::create_dir_all(&out)?;
+    let mut w = DatasetWriter::new(SinkSettings {
+        layout: Layout::Dir(out.clone()),
+        format: Format::Parquet,
+        part_rows: 1_000_000,
+        part_interval: Duration::from_secs(3600),
+        manifest: None,
+        batch_rows: 8192,
+        row_group_rows: 128 * 1024,
+        run_id: "gen".into(),
+        region: Some("us-east-1".into()),
+        shard: None,
+    });
+    let started = Instant::now();
+    let mut n = 0u64;
+    for i in 0..things {
+        let thing = fleet.thing_name(i);
+        for j in 0..jobs {
+            let job = &fleet.jobs()[j as usize].id;
+            let (outcome, error, execution) = match fleet.execution(i, j) {
+                Some(e) => (
+                    Outcome::Ok,
+                    None,
+                    Some(ExecutionRecord {
+                        job_id: Some(job.clone()),
+                        status: Some(e.status.to_string()),
+                        force_canceled: e.force_canceled,
+                        status_details: e.details.as_ref().map(|d| {
+                            d.iter()
+                                .map(|(k, v)| (k.to_string(), v.to_string()))
+                                .collect()
+                        }),
+                        thing_arn: Some(fleet.thing_arn(i)),
+                        queued_at_ms: Some(e.queued_at_ms as i64),
+                        started_at_ms: e.started_at_ms.map(|v| v as i64),
+                        last_updated_at_ms: Some(e.last_updated_at_ms as i64),
+                        execution_number: Some(e.execution_number),
+                        version_number: Some(e.version_number),
+                        approximate_seconds_before_timed_out: e
+                            .approximate_seconds_before_timed_out,
+                    }),
+                ),
+                None => (
+                    Outcome::NotFound,
+                    Some(CallError::Service {
+                        code: "ResourceNotFoundException".into(),
+                        message: format!(
+                            "Job Execution for job {job} on thing {thing} does not exist"
+                        ),
+                        http_status: 404,
+                    }),
+                    None,
+                ),
+            };
+            let row = Row {
+                thing_name: thing.clone(),
+                job_id: job.clone(),
+                requested_execution_number: None,
+                outcome,
+                error,
+                attempts: 1,
+                fetched_at_ms: now_ms as i64,
+                execution,
+                source: Source::Describe,
+                retry_attempt: None,
+            };
+            w.push(&row, n)?;
+            n += 1;
+        }
+    }
+    let report = w.finish(true)?;
+    let secs = started.elapsed().as_secs_f64();
+    let bytes: u64 = report
+        .files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    println!(
+        "{n} rows in {} files, {:.1} MB ({:.1} bytes/row), {:.2} s ({:.0} rows/s)",
+        report.files.len(),
+        bytes as f64 / 1e6,
+        bytes as f64 / n as f64,
+        secs,
+        n as f64 / secs
+    );
+    Ok(())
+}
