@@ -147,7 +147,11 @@ impl DatasetWriter {
     pub fn push(&mut self, row: &Row, ordinal: u64) -> Result<(), SinkError> {
         self.builder.push(row);
         self.part_rows += 1;
-        self.part_ordinals.push(ordinal);
+        // Only a manifest needs to know which pairs a part holds; a single file does not, and
+        // remembering them there would grow with the dataset.
+        if self.settings.manifest.is_some() {
+            self.part_ordinals.push(ordinal);
+        }
         self.part_opened.get_or_insert_with(Instant::now);
         if self.builder.len() >= self.settings.batch_rows {
             self.flush_batch()?;
