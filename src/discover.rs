@@ -217,6 +217,12 @@ impl<C: FleetClient + FleetLister> Ctx<C> {
     }
 }
 
+/// What one listing walks: a job's executions, or a thing's.
+enum Unit {
+    Job(String),
+    Thing(String),
+}
+
 /// Stable 128-bit key of a pair, for skipping committed rows on resume.
 fn pair_key(thing: &str, job: &str) -> u128 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
@@ -516,51 +522,47 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
                 Ok(())
             }
             let status = spec.execution_status.as_deref();
+            // What the listing walks: each thing's executions, or each job's.
+            let units: Box<dyn Iterator<Item = Result<Unit, InputError>> + Send> = match things_iter
+            {
+                Some(things) => Box::new(things.map(|r| r.map(Unit::Thing))),
+                None => Box::new(jobs.into_iter().map(|j| Ok(Unit::Job(j)))),
+            };
             let result: Result<(), Stop> = async {
-                match things_iter {
-                    Some(things) => {
-                        for thing in things {
-                            let thing = thing?;
-                            let mut token = None;
-                            loop {
-                                let page = ctx
-                                    .call(
-                                        &ctx.limits.for_thing,
-                                        &format!("ListJobExecutionsForThing {thing}"),
-                                        || ctx.client.list_for_thing(&thing, status, token.clone()),
-                                    )
-                                    .await?;
-                                let Some(page) = page else { break };
-                                token = page.next_token.clone();
-                                let items = emit(page);
-                                dispatch(items, spec.describe, &ctx.counters, &rows, &work_tx)
-                                    .await?;
-                                if token.is_none() {
-                                    break;
-                                }
-                            }
+                for unit in units {
+                    let unit = unit?;
+                    let (limiter, what) = match &unit {
+                        Unit::Job(j) => {
+                            (&ctx.limits.for_job, format!("ListJobExecutionsForJob {j}"))
                         }
-                    }
-                    None => {
-                        for job in &jobs {
-                            let mut token = None;
-                            loop {
-                                let page = ctx
-                                    .call(
-                                        &ctx.limits.for_job,
-                                        &format!("ListJobExecutionsForJob {job}"),
-                                        || ctx.client.list_for_job(job, status, token.clone()),
-                                    )
-                                    .await?;
-                                let Some(page) = page else { break };
-                                token = page.next_token.clone();
-                                let items = emit(page);
-                                dispatch(items, spec.describe, &ctx.counters, &rows, &work_tx)
-                                    .await?;
-                                if token.is_none() {
-                                    break;
+                        Unit::Thing(t) => (
+                            &ctx.limits.for_thing,
+                            format!("ListJobExecutionsForThing {t}"),
+                        ),
+                    };
+                    let mut token = None;
+                    loop {
+                        let page = ctx
+                            .call(limiter, &what, || {
+                                let (ctx, unit, token) = (&ctx, &unit, token.clone());
+                                async move {
+                                    match unit {
+                                        Unit::Job(j) => {
+                                            ctx.client.list_for_job(j, status, token).await
+                                        }
+                                        Unit::Thing(t) => {
+                                            ctx.client.list_for_thing(t, status, token).await
+                                        }
+                                    }
                                 }
-                            }
+                            })
+                            .await?;
+                        let Some(page) = page else { break };
+                        token = page.next_token.clone();
+                        let items = emit(page);
+                        dispatch(items, spec.describe, &ctx.counters, &rows, &work_tx).await?;
+                        if token.is_none() {
+                            break;
                         }
                     }
                 }
