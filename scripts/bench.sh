@@ -8,9 +8,10 @@
 # bash and its aws children). calls/s is each tool's own figure over its calling phase (fleet-audit:
 # --summary-json calls_per_s, attempts / run time); wall s is the whole process, startup included.
 #
-# Usage: scripts/bench.sh            (~10 minutes on 2 cores, after the release build)
-# Env:   BENCH_SCALE=small           quick check with small sizes
-#        BENCH_10M=1                 adds the 10M-pair scale row (~15 min at 10k calls/s)
+# Usage: scripts/bench.sh            (~15 minutes on 2 cores, after the release build)
+# Env:   BENCH_SCALE=small           quick check with small sizes (~2 minutes)
+#        BENCH_10M=1                 adds the 10M-pair scale rows (~20 min per layout at 8k calls/s)
+#        BENCH_SCALE_PAIRS="100000 1000000"     the scale rows' sizes (multiples of 5)
 #        BENCH_SCALE_LAYOUTS="file dir"   scale rows into one .parquet file and/or a directory of parts
 #        BENCH_RATE_SECS=30          seconds per rate-accuracy row
 #        BENCH_SECTIONS="throughput scale rate"   which sections to run
@@ -28,6 +29,7 @@ case $scale in
 esac
 rate_secs=${BENCH_RATE_SECS:-$rate_secs}
 [ "${BENCH_10M:-0}" = 1 ] && scale_pairs="$scale_pairs 10000000"
+scale_pairs=${BENCH_SCALE_PAIRS:-$scale_pairs}
 sections=${BENCH_SECTIONS:-throughput scale rate}
 layouts=${BENCH_SCALE_LAYOUTS:-file dir}
 results=${BENCH_OUT:-$root/target/bench-results.md}
@@ -139,7 +141,7 @@ fmt() { awk -v x="$1" -v d="$2" 'BEGIN { printf "%.*f", d, x }'; }
 
 throughput_rows=""
 tp_row() { # tool concurrency calls calls/s
-  throughput_rows+="| $1 | $2 | $3 | $(fmt "$4" 0) | $(us_per_call "$cpu_s" "$3") | $rss_mb | $(fmt "$wall" 1) |"$'\n'
+  throughput_rows+="| $1 | $2 | $3 | $(fmt "$4" "$(awk -v x="$4" 'BEGIN { print (x < 100 ? 1 : 0) }')") | $(us_per_call "$cpu_s" "$3") | $rss_mb | $(fmt "$wall" 1) |"$'\n'
 }
 
 # fleet-audit run, unthrottled; sets fa_note when the run was not clean.
