@@ -146,11 +146,7 @@ async fn resume_with_other_inputs_is_refused() {
 }
 
 /// Runs the binary; returns its exit status after `kill_after` (SIGKILL) or at its end.
-async fn run_binary(
-    args: &[&str],
-    kill_after: Option<Duration>,
-    signal: Option<i32>,
-) -> (Option<i32>, String) {
+async fn run_binary(args: &[&str], kill_after: Option<Duration>) -> (Option<i32>, String) {
     let mut child = tokio::process::Command::new(BIN)
         .args(args)
         .env("AWS_ACCESS_KEY_ID", "AKIDKILLTEST")
@@ -163,12 +159,44 @@ async fn run_binary(
         .unwrap();
     if let Some(d) = kill_after {
         if tokio::time::timeout(d, child.wait()).await.is_err() {
-            match signal {
-                Some(sig) => unsafe_kill(child.id().unwrap(), sig),
-                None => child.start_kill().unwrap(),
-            }
+            child.start_kill().unwrap();
         }
     }
+    let out = child.wait_with_output().await.unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs the binary and sends it `signal` once the simulator has received `calls` more
+/// DescribeJobExecution requests (so the signal lands mid-run however loaded the machine is).
+async fn run_binary_signal_after_calls(
+    args: &[&str],
+    sim: &fleet_audit::sim::Simulator,
+    calls: u64,
+    signal: i32,
+) -> (Option<i32>, String) {
+    let target = sim.stats().calls(Operation::DescribeJobExecution) + calls;
+    let mut child = tokio::process::Command::new(BIN)
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", "AKIDKILLTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "kill-test-secret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while sim.stats().calls(Operation::DescribeJobExecution) < target {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run never reached {calls} calls"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    unsafe_kill(child.id().unwrap(), signal);
     let out = child.wait_with_output().await.unwrap();
     (
         out.status.code(),
@@ -228,7 +256,7 @@ async fn sigkill_at_random_moments_then_resume_loses_and_doubles_nothing() {
         }
         // Kill at a random moment in the first rounds; let the last one finish.
         let wait = (round < 11).then(|| Duration::from_millis(200 + rand::random::<u64>() % 900));
-        let (code, err) = run_binary(&args, wait, None).await;
+        let (code, err) = run_binary(&args, wait).await;
         match code {
             Some(0) => {
                 finished = true;
@@ -251,7 +279,7 @@ async fn sigkill_at_random_moments_then_resume_loses_and_doubles_nothing() {
     let out2 = format!("{d}/ds2");
     let mut args = base.to_vec();
     args[6] = &out2;
-    let (code, err) = run_binary(&args, None, None).await;
+    let (code, err) = run_binary(&args, None).await;
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(contents(&read_rows(Path::new(&out2))), got);
 }
@@ -285,14 +313,15 @@ async fn sigint_commits_and_says_how_to_resume() {
         "--concurrency",
         "4",
     ];
-    let (code, err) = run_binary(&args, Some(Duration::from_millis(800)), Some(2)).await;
+    let sim = server.simulator().clone();
+    let (code, err) = run_binary_signal_after_calls(&args, &sim, 200, 2).await;
     assert_eq!(code, Some(130), "{err}");
     assert!(err.contains("--resume"), "{err}");
     let first = read_rows(Path::new(&out)).len();
     assert!(first > 0 && first < 6_000, "{first}");
     let mut args = args.to_vec();
     args.push("--resume");
-    let (code, err) = run_binary(&args, None, None).await;
+    let (code, err) = run_binary(&args, None).await;
     assert_eq!(code, Some(0), "{err}");
     let rows = read_rows(Path::new(&out));
     assert_eq!(contents(&rows).len(), 6_000);
@@ -301,7 +330,7 @@ async fn sigint_commits_and_says_how_to_resume() {
     let mut args = args.to_vec();
     args.pop();
     args[6] = &out3;
-    let (code, err) = run_binary(&args, Some(Duration::from_millis(800)), Some(15)).await;
+    let (code, err) = run_binary_signal_after_calls(&args, &sim, 200, 15).await;
     assert_eq!(code, Some(143), "{err}");
 }
 
