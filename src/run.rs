@@ -359,22 +359,13 @@ pub async fn run_with_client<C: FleetClient>(
                 cfg.layout.path().display()
             );
         }
-        return Ok(Summary {
-            run_id,
-            pairs: total,
-            ok: 0,
-            not_found: 0,
-            errors: 0,
-            attempts: 0,
-            list_calls: 0,
-            throttled: 0,
-            elapsed_s: started.elapsed().as_secs_f64(),
-            calls_per_s: 0.0,
-            duplicates: input.duplicates(),
-            resumed,
-            complete: true,
-            files: Vec::new(),
-        });
+        let mut s = Summary::empty(started);
+        s.run_id = run_id;
+        s.pairs = total;
+        s.duplicates = input.duplicates();
+        s.resumed = resumed;
+        s.complete = true;
+        return Ok(s);
     }
     let remaining = total - resumed;
     if !cfg.quiet {

@@ -145,9 +145,9 @@ async fn resume_with_other_inputs_is_refused() {
     assert_eq!(server.stats().total_calls(), calls);
 }
 
-/// Runs the binary; returns its exit status after `kill_after` (SIGKILL) or at its end.
-async fn run_binary(args: &[&str], kill_after: Option<Duration>) -> (Option<i32>, String) {
-    let mut child = tokio::process::Command::new(BIN)
+/// Starts the binary with test credentials and a clean AWS environment, stderr captured.
+fn spawn_binary(args: &[&str]) -> tokio::process::Child {
+    tokio::process::Command::new(BIN)
         .args(args)
         .env("AWS_ACCESS_KEY_ID", "AKIDKILLTEST")
         .env("AWS_SECRET_ACCESS_KEY", "kill-test-secret")
@@ -156,17 +156,27 @@ async fn run_binary(args: &[&str], kill_after: Option<Duration>) -> (Option<i32>
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .unwrap();
-    if let Some(d) = kill_after {
-        if tokio::time::timeout(d, child.wait()).await.is_err() {
-            child.start_kill().unwrap();
-        }
-    }
+        .unwrap()
+}
+
+/// Waits for the binary to end: its exit code (None when killed by a signal) and its stderr.
+async fn finish(child: tokio::process::Child) -> (Option<i32>, String) {
     let out = child.wait_with_output().await.unwrap();
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Runs the binary; returns its exit status after `kill_after` (SIGKILL) or at its end.
+async fn run_binary(args: &[&str], kill_after: Option<Duration>) -> (Option<i32>, String) {
+    let mut child = spawn_binary(args);
+    if let Some(d) = kill_after {
+        if tokio::time::timeout(d, child.wait()).await.is_err() {
+            child.start_kill().unwrap();
+        }
+    }
+    finish(child).await
 }
 
 /// Runs the binary and sends it `signal` once the simulator has received `calls` more
@@ -178,16 +188,7 @@ async fn run_binary_signal_after_calls(
     signal: i32,
 ) -> (Option<i32>, String) {
     let target = sim.stats().calls(Operation::DescribeJobExecution) + calls;
-    let mut child = tokio::process::Command::new(BIN)
-        .args(args)
-        .env("AWS_ACCESS_KEY_ID", "AKIDKILLTEST")
-        .env("AWS_SECRET_ACCESS_KEY", "kill-test-secret")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let child = spawn_binary(args);
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     while sim.stats().calls(Operation::DescribeJobExecution) < target {
         assert!(
@@ -196,16 +197,12 @@ async fn run_binary_signal_after_calls(
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    unsafe_kill(child.id().unwrap(), signal);
-    let out = child.wait_with_output().await.unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    send_signal(child.id().unwrap(), signal);
+    finish(child).await
 }
 
 /// Sends a signal with the system's `kill` command (no libc dependency for one call).
-fn unsafe_kill(pid: u32, sig: i32) {
+fn send_signal(pid: u32, sig: i32) {
     let ok = std::process::Command::new("kill")
         .arg(format!("-{sig}"))
         .arg(pid.to_string())
