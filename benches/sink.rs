@@ -72,6 +72,7 @@ fn row_of(fleet: &Fleet, i: u64, j: u32, fetched_at_ms: i64) -> Row {
             fetched_at_ms,
             source: Source::Describe,
             retry_attempt: None,
+            origin: None,
         },
         None => Row {
             error: Some(CallError::Service {
@@ -90,6 +91,7 @@ fn row_of(fleet: &Fleet, i: u64, j: u32, fetched_at_ms: i64) -> Row {
             execution: None,
             source: Source::Describe,
             retry_attempt: None,
+            origin: None,
         },
     }
 }

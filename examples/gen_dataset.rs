@@ -96,6 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 execution,
                 source: Source::Describe,
                 retry_attempt: None,
+                origin: None,
             };
             w.push(&row, n)?;
             n += 1;

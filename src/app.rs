@@ -69,7 +69,7 @@ async fn wait_signal() -> i32 {
 /// Runs the parsed command and returns the process exit code.
 pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
-        Command::Run(a) => run_command(a).await,
+        Command::Run(a) => run_command(*a).await,
         Command::Describe(a) => describe_command(a).await,
         Command::Sim(a) => sim_command(a).await,
         Command::Demo(a) => demo_command(a).await,
@@ -395,7 +395,9 @@ async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
             endpoint_url: Some(server.endpoint_url()),
             static_credentials: Some(simulator_credentials()),
             connect_timeout: None,
+            role_arn: None,
         },
+        targets: Default::default(),
         rps: None,
         burst: 1,
         adaptive: true,

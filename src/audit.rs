@@ -1,7 +1,7 @@
 //! The engine: targets -> bounded concurrent, rate-limited, retried calls -> rows -> the writer.
 //!
-//! A dispatcher takes a concurrency permit before spawning each pair's task and moves the permit into
-//! it, so at most `concurrency` pairs are in flight; each attempt first takes a token from the shared
+//! `concurrency` long-lived workers take pairs from the shared input stream, so at most that many pairs
+//! are in flight and no task is spawned per pair; each attempt first takes a token from the target's
 //! [`CallLimiter`]. A pair's failure is a row, never a stop, except for failures that would repeat for
 //! every pair (credentials, permissions): those stop the dispatcher and are returned as [`Stop::Fatal`].
 //! Rows go to the writer through a bounded channel, which is also the back-pressure.
@@ -10,14 +10,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::client::{CallError, FleetClient};
 use crate::input::{InputError, Target};
 use crate::limit::CallLimiter;
 use crate::retry::{classify, Backoff, Class};
-use crate::schema::{Outcome, Row, Source};
+use crate::schema::{Origin, Outcome, Row, Source};
 use crate::sink::SinkMsg;
 
 /// How pairs are called.
@@ -89,6 +89,9 @@ pub enum Stop {
     /// The writer stopped taking rows.
     #[error("the output writer stopped")]
     WriterGone,
+    /// One target of several stopped (the others ran on).
+    #[error("target {target}: {stop}")]
+    InTarget { target: String, stop: Box<Stop> },
 }
 
 /// Wall-clock epoch milliseconds (the `fetched_at` column).
@@ -250,128 +253,174 @@ pub async fn describe_pair<C: FleetClient>(
         execution,
         source: Source::Describe,
         retry_attempt: None,
+        origin: None,
     }))
 }
 
-/// Runs every target (with its input ordinal) through [`describe_pair`] and sends each row to `rows`. Returns when all targets
-/// have rows, or with the reason it stopped early (after the pairs already in flight have finished).
+/// One target's calls: its client, its rate limiter, what its rows carry, and its own counters.
+pub struct Lane<C> {
+    pub client: Arc<C>,
+    pub limiter: Arc<CallLimiter>,
+    /// Region and account of the rows (`None`: the writer's region, no account).
+    pub origin: Option<Arc<Origin>>,
+    pub counters: Arc<Counters>,
+}
+
+impl<C> Clone for Lane<C> {
+    fn clone(&self) -> Self {
+        Lane {
+            client: self.client.clone(),
+            limiter: self.limiter.clone(),
+            origin: self.origin.clone(),
+            counters: self.counters.clone(),
+        }
+    }
+}
+
+/// What the workers of one engine share.
+struct Shared<I> {
+    work: tokio::sync::Mutex<std::pin::Pin<Box<I>>>,
+    /// The first reason to stop; once set, no worker takes more work.
+    stop: Mutex<Option<Stop>>,
+    stopping: AtomicBool,
+    /// Pairs that ended without a row: abandoned on shutdown, or refused by a stopped writer.
+    abandoned: AtomicU64,
+    lost: AtomicU64,
+}
+
+impl<I> Shared<I> {
+    fn set_stop(&self, stop: Stop) {
+        self.stop.lock().expect("stop lock").get_or_insert(stop);
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Runs every pair of `targets` (with its input ordinal) through [`describe_pair`] on `lane` and sends
+/// each row to `rows`. `settings.concurrency` long-lived workers each take the next pair, call, and
+/// send the row, so no task is spawned per pair. Returns when all targets have rows, or with the
+/// reason it stopped early (after the pairs already in flight have finished).
 pub async fn run_engine<C, I>(
-    client: Arc<C>,
-    limiter: Arc<CallLimiter>,
+    lane: Lane<C>,
     settings: EngineSettings,
-    counters: Arc<Counters>,
     targets: I,
     rows: mpsc::Sender<SinkMsg>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), Stop>
 where
     C: FleetClient,
-    I: futures::Stream<Item = Result<Work, InputError>>,
+    I: futures::Stream<Item = Result<Work, InputError>> + Send + 'static,
 {
     let settings = Arc::new(settings);
-    let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
-    let fatal: Arc<Mutex<Option<CallError>>> = Arc::new(Mutex::new(None));
-    // Pairs that ended without a row: abandoned on shutdown, or refused by a stopped writer.
-    let abandoned = Arc::new(AtomicU64::new(0));
-    let lost = Arc::new(AtomicU64::new(0));
-    let mut tasks = JoinSet::new();
-    let mut stop: Option<Stop> = None;
-    let mut sd = shutdown.clone();
-    let targets = std::pin::pin!(targets);
-    let mut targets = targets;
-    while let Some(work) = futures::StreamExt::next(&mut targets).await {
-        let Work {
-            ordinal,
-            target,
-            retry_attempt,
-        } = match work {
-            Ok(w) => w,
-            Err(e) => {
-                stop = Some(Stop::Input(e));
-                break;
-            }
-        };
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => p.expect("semaphore is never closed"),
-            _ = sd.wait_for(|s| *s) => {
-                stop = Some(Stop::Interrupted);
-                break;
-            }
-        };
-        if let Some(error) = fatal.lock().expect("fatal lock").clone() {
-            stop = Some(stop_for(error));
-            break;
-        }
-        if rows.is_closed() {
-            stop = Some(Stop::WriterGone);
-            break;
-        }
-        let (client, limiter, settings, counters, rows, fatal, shutdown) = (
-            client.clone(),
-            limiter.clone(),
+    let shared = Arc::new(Shared {
+        work: tokio::sync::Mutex::new(Box::pin(targets)),
+        stop: Mutex::new(None),
+        stopping: AtomicBool::new(false),
+        abandoned: AtomicU64::new(0),
+        lost: AtomicU64::new(0),
+    });
+    let mut workers = JoinSet::new();
+    for _ in 0..settings.concurrency.max(1) {
+        let (lane, settings, shared, rows, shutdown) = (
+            lane.clone(),
             settings.clone(),
-            counters.clone(),
+            shared.clone(),
             rows.clone(),
-            fatal.clone(),
             shutdown.clone(),
         );
-        let (abandoned, lost) = (abandoned.clone(), lost.clone());
-        tasks.spawn(async move {
-            let _permit = permit;
-            match describe_pair(&*client, &limiter, &settings, &counters, target, &shutdown).await {
-                Ok(Some(mut row)) => {
-                    row.retry_attempt = retry_attempt;
-                    let c = match row.outcome {
-                        Outcome::Ok => &counters.ok,
-                        Outcome::NotFound => &counters.not_found,
-                        Outcome::Error => &counters.errors,
-                    };
-                    let msg = SinkMsg::Row {
-                        row: Box::new(row),
-                        ordinal,
-                    };
-                    if rows.send(msg).await.is_ok() {
-                        c.fetch_add(1, Ordering::Relaxed);
-                        counters.done.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        lost.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Ok(None) => {
-                    abandoned.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    fatal.lock().expect("fatal lock").get_or_insert(e);
-                }
-            }
-        });
-        // Reap finished tasks so the set stays as small as the concurrency.
-        while let Some(r) = tasks.try_join_next() {
-            if let Err(e) = r {
-                if e.is_panic() {
-                    std::panic::resume_unwind(e.into_panic());
-                }
-            }
-        }
+        workers.spawn(worker(lane, settings, shared, rows, shutdown));
     }
-    while let Some(r) = tasks.join_next().await {
+    while let Some(r) = workers.join_next().await {
         if let Err(e) = r {
             if e.is_panic() {
                 std::panic::resume_unwind(e.into_panic());
             }
         }
     }
-    if stop.is_none() {
-        if let Some(error) = fatal.lock().expect("fatal lock").take() {
-            stop = Some(stop_for(error));
-        } else if lost.load(Ordering::Relaxed) > 0 {
-            stop = Some(Stop::WriterGone);
-        } else if abandoned.load(Ordering::Relaxed) > 0 {
-            stop = Some(Stop::Interrupted);
-        }
-    }
+    let stop = shared.stop.lock().expect("stop lock").take();
     match stop {
         Some(s) => Err(s),
+        None if shared.lost.load(Ordering::Relaxed) > 0 => Err(Stop::WriterGone),
+        None if shared.abandoned.load(Ordering::Relaxed) > 0 => Err(Stop::Interrupted),
         None => Ok(()),
+    }
+}
+
+/// One worker: takes the next pair until the work runs out or the engine stops.
+async fn worker<C, I>(
+    lane: Lane<C>,
+    settings: Arc<EngineSettings>,
+    shared: Arc<Shared<I>>,
+    rows: mpsc::Sender<SinkMsg>,
+    shutdown: watch::Receiver<bool>,
+) where
+    C: FleetClient,
+    I: futures::Stream<Item = Result<Work, InputError>>,
+{
+    let counters = &*lane.counters;
+    loop {
+        if shared.stopping.load(Ordering::Relaxed) {
+            return;
+        }
+        if *shutdown.borrow() {
+            shared.set_stop(Stop::Interrupted);
+            return;
+        }
+        if rows.is_closed() {
+            shared.set_stop(Stop::WriterGone);
+            return;
+        }
+        let next = {
+            let mut work = shared.work.lock().await;
+            if shared.stopping.load(Ordering::Relaxed) {
+                return;
+            }
+            futures::StreamExt::next(&mut *work).await
+        };
+        let Work {
+            ordinal,
+            target,
+            retry_attempt,
+        } = match next {
+            None => return,
+            Some(Ok(w)) => w,
+            Some(Err(e)) => {
+                shared.set_stop(Stop::Input(e));
+                return;
+            }
+        };
+        let described = describe_pair(
+            &*lane.client,
+            &lane.limiter,
+            &settings,
+            counters,
+            target,
+            &shutdown,
+        )
+        .await;
+        match described {
+            Ok(Some(mut row)) => {
+                row.retry_attempt = retry_attempt;
+                row.origin = lane.origin.clone();
+                let c = match row.outcome {
+                    Outcome::Ok => &counters.ok,
+                    Outcome::NotFound => &counters.not_found,
+                    Outcome::Error => &counters.errors,
+                };
+                let msg = SinkMsg::Row {
+                    row: Box::new(row),
+                    ordinal,
+                };
+                if rows.send(msg).await.is_ok() {
+                    c.fetch_add(1, Ordering::Relaxed);
+                    counters.done.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    shared.lost.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(None) => {
+                shared.abandoned.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => shared.set_stop(stop_for(e)),
+        }
     }
 }

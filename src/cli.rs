@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Describe every (thing, job) pair through DescribeJobExecution and write one row per pair.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Describe one job execution and print it as `aws iot describe-job-execution` does.
     Describe(DescribeArgs),
     /// Serve a simulated fleet over the AWS IoT Jobs wire API (for tests, demos, benchmarks).
@@ -86,13 +86,25 @@ pub struct RunArgs {
     pub overwrite: bool,
     #[command(flatten)]
     pub connection: ConnectionArgs,
-    /// Most calls per second, retries included; 0 means no limit.
+    /// Audit these regions at once (comma-separated), each with its own client and its own --rps.
+    #[arg(long, value_name = "REGION,...")]
+    pub regions: Option<String>,
+    /// Audit these profiles' accounts at once (comma-separated), each with its own --rps.
+    #[arg(long, value_name = "PROFILE,...", conflicts_with = "profile")]
+    pub profiles: Option<String>,
+    /// Assume this role (through STS) and audit its account; repeat for several accounts at once.
+    #[arg(long = "role-arn", value_name = "ARN")]
+    pub role_arns: Vec<String>,
+    /// The endpoint of one region, `REGION=URL` (repeatable; emulators, private endpoints).
+    #[arg(long = "region-endpoint", value_name = "REGION=URL")]
+    pub region_endpoints: Vec<String>,
+    /// Most calls per second, retries included; 0 means no limit. Per target (account and region).
     #[arg(long, default_value_t = 10.0)]
     pub rps: f64,
     /// Calls that may start at once after an idle moment.
     #[arg(long, default_value_t = 1)]
     pub burst: u32,
-    /// Most pairs in flight at once.
+    /// Most pairs in flight at once, per target.
     #[arg(long, default_value_t = 16)]
     pub concurrency: usize,
     /// Attempts per pair, the first included.

@@ -13,6 +13,7 @@ use crate::input::InputSpec;
 use crate::retry::Backoff;
 use crate::shard::Shard;
 use crate::sink::{Format, Layout};
+use crate::targets::{TargetFlags, TargetSpec};
 
 /// A flag value or an output location that cannot work.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,8 @@ pub enum ConfigError {
     OutputExists(PathBuf),
     #[error("output {path}: {reason}")]
     Output { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Targets(#[from] crate::targets::TargetError),
 }
 
 fn flag(flag: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -51,6 +54,8 @@ pub struct RunConfig {
     pub format: Format,
     pub overwrite: bool,
     pub client: ClientSettings,
+    /// The accounts and regions audited at once, around `client` (none given: `client` alone).
+    pub targets: TargetFlags,
     /// `None`: no rate limit.
     pub rps: Option<f64>,
     pub burst: u32,
@@ -99,6 +104,7 @@ impl From<&ConnectionArgs> for ClientSettings {
             endpoint_url: c.endpoint_url.clone(),
             static_credentials: None,
             connect_timeout: None,
+            role_arn: None,
         }
     }
 }
@@ -209,6 +215,16 @@ impl RunConfig {
             .map(|s| Shard::parse(s, |var| std::env::var(var).ok()))
             .transpose()
             .map_err(|e| flag("shard", e.to_string()))?;
+        let client = ClientSettings::from(&a.connection);
+        let targets = target_flags(a)?;
+        if crate::targets::expand(&client, &targets)?.len() > 1
+            && matches!(input, Input::Discover(_))
+        {
+            return Err(flag(
+                "discover",
+                "audits one account and region at a time; run one process per target (see --shard and deploy/)",
+            ));
+        }
         let (layout, format) = output_of(&a.out, a.format)?;
         if a.resume && matches!(layout, Layout::File(_)) {
             return Err(flag(
@@ -228,7 +244,8 @@ impl RunConfig {
             layout,
             format,
             overwrite: a.overwrite,
-            client: ClientSettings::from(&a.connection),
+            client,
+            targets,
             rps: (a.rps > 0.0).then_some(a.rps),
             burst: a.burst,
             adaptive: !a.no_adaptive,
@@ -246,6 +263,33 @@ impl RunConfig {
             shard,
         })
     }
+}
+
+impl RunConfig {
+    /// The run's targets: `client` alone, or every account and region the target flags name.
+    pub fn target_specs(&self) -> Result<Vec<TargetSpec>, ConfigError> {
+        Ok(crate::targets::expand(&self.client, &self.targets)?)
+    }
+}
+
+/// The multi-target flags, split and parsed.
+fn target_flags(a: &RunArgs) -> Result<TargetFlags, ConfigError> {
+    let list = |flag, v: &Option<String>| {
+        v.as_deref()
+            .map(|v| crate::targets::split_list(flag, v))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    };
+    Ok(TargetFlags {
+        regions: list("regions", &a.regions)?,
+        profiles: list("profiles", &a.profiles)?,
+        role_arns: a.role_arns.clone(),
+        region_endpoints: a
+            .region_endpoints
+            .iter()
+            .map(|v| crate::targets::parse_region_endpoint(v))
+            .collect::<Result<_, _>>()?,
+    })
 }
 
 /// Whether a file can be created in `dir` or, when it does not exist yet, in its nearest existing

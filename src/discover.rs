@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::audit::{
     call_with_retries, now_ms, run_engine, stop_for, Attempted, Counters, EngineSettings, Final,
-    Stop, Work,
+    Lane, Stop, Work,
 };
 use crate::client::{
     ExecutionRecord, ExecutionSummary, FleetClient, FleetLister, JobCounts, ListedExecution, Page,
@@ -32,7 +32,7 @@ use crate::config::RunConfig;
 use crate::input::{prepare_names, InputError, ListKind, Names, Target};
 use crate::limit::CallLimiter;
 use crate::run::{human_duration, RunError, Session, Summary, SummaryBase};
-use crate::schema::{Outcome, Row, Source};
+use crate::schema::{Origin, Outcome, Row, Source};
 use crate::sink::{Layout, Manifest, SinkMsg};
 
 /// Which listed executions are also described.
@@ -284,6 +284,7 @@ pub fn list_row(item: &ListedExecution, attempts: u32) -> Row {
         }),
         source: Source::List,
         retry_attempt: s.retry_attempt,
+        origin: None,
     }
 }
 
@@ -303,7 +304,7 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
     spec: DiscoverSpec,
     names: Option<Names>,
     client: Arc<C>,
-    region: Option<String>,
+    origin: Arc<Origin>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Summary, RunError> {
     let identity = match (&spec.scope, &names) {
@@ -456,7 +457,7 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
     let session = Session::open(
         &cfg,
         manifest,
-        region,
+        origin.region.clone(),
         plan.executions.unwrap_or(0).saturating_sub(resumed),
         ctx.counters.clone(),
     );
@@ -464,6 +465,7 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
 
     // Listing feeds rows (list summaries) and describe work (the executions that need detail).
     let (work_tx, mut work_rx) = mpsc::channel::<Result<Work, InputError>>(1024);
+    let lane_origin = origin.clone();
     let lister = {
         let ctx = ctx.clone();
         let spec = spec.clone();
@@ -494,6 +496,7 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
             async fn dispatch(
                 items: Vec<(u64, ListedExecution)>,
                 describe: DescribeMode,
+                origin: &Arc<Origin>,
                 counters: &Counters,
                 rows: &mpsc::Sender<SinkMsg>,
                 work: &mpsc::Sender<Result<Work, InputError>>,
@@ -511,7 +514,8 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
                         };
                         work.send(Ok(w)).await.map_err(|_| Stop::WriterGone)?;
                     } else {
-                        let row = Box::new(list_row(&item, 1));
+                        let mut row = Box::new(list_row(&item, 1));
+                        row.origin = Some(origin.clone());
                         rows.send(SinkMsg::Row { row, ordinal })
                             .await
                             .map_err(|_| Stop::WriterGone)?;
@@ -560,7 +564,15 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
                         let Some(page) = page else { break };
                         token = page.next_token.clone();
                         let items = emit(page);
-                        dispatch(items, spec.describe, &ctx.counters, &rows, &work_tx).await?;
+                        dispatch(
+                            items,
+                            spec.describe,
+                            &origin,
+                            &ctx.counters,
+                            &rows,
+                            &work_tx,
+                        )
+                        .await?;
                         if token.is_none() {
                             break;
                         }
@@ -575,16 +587,13 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
     };
     let work = futures::stream::poll_fn(move |cx| work_rx.poll_recv(cx));
     let describe_limiter = Arc::new(CallLimiter::new(cfg.rps, cfg.burst, cfg.adaptive));
-    let engine = run_engine(
+    let lane = Lane {
         client,
-        describe_limiter,
-        cfg.engine.clone(),
-        ctx.counters.clone(),
-        work,
-        rows,
-        shutdown,
-    )
-    .await;
+        limiter: describe_limiter,
+        origin: Some(lane_origin),
+        counters: ctx.counters.clone(),
+    };
+    let engine = run_engine(lane, cfg.engine.clone(), work, rows, shutdown).await;
     let (list_result, listed) = lister.await.expect("lister task does not panic");
     // A listing stop (interrupt, fatal) explains an engine that ended early, so it comes first;
     // unless the listing only stopped because the engine had stopped taking work.

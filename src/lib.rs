@@ -5,7 +5,8 @@
 //!   before any network call).
 //! - [`input`] thing/job lists and pairs files -> a lazy stream of targets; [`names`] AWS's naming rules.
 //! - [`client`] the fleet client trait and its `aws-sdk-iot` implementation (the one place that builds
-//!   SDK configuration); [`limit`] the shared rate limiter; [`retry`] error classes and backoff.
+//!   SDK configuration); [`targets`] the accounts and regions of a run, each with its own client and
+//!   limiter; [`limit`] a target's rate limiter; [`retry`] error classes and backoff.
 //! - [`audit`] targets -> bounded concurrent calls -> rows; [`schema`] the one Arrow schema;
 //!   [`sink`] Parquet / Arrow IPC writers that commit files atomically.
 //! - [`report`] what a written dataset says: stuck / timed-out analysis per job.
@@ -32,3 +33,4 @@ pub mod schema;
 pub mod shard;
 pub mod sim;
 pub mod sink;
+pub mod targets;

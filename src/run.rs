@@ -10,19 +10,20 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
-use crate::audit::{run_engine, Counters, Stop, Work};
-use crate::client::{load_sdk_config, preflight, FleetClient, IotClient, SetupError};
+use crate::audit::{run_engine, Counters, Lane, Stop, Work};
+use crate::client::{FleetClient, IotClient, SetupError};
 use crate::config::Input;
 use crate::config::{ConfigError, RunConfig};
 use crate::input::{prepare, InputError};
 use crate::limit::CallLimiter;
+use crate::schema::Origin;
 use crate::sink::{
-    spawn_writer, DoneSet, Layout, Manifest, ManifestError, SinkError, SinkMsg, SinkSettings,
-    WriterEnd, MANIFEST,
+    lane_ordinal, spawn_writer, DoneSet, Layout, Manifest, ManifestError, SinkError, SinkMsg,
+    SinkSettings, WriterEnd, MANIFEST,
 };
 
 /// Why a run did not produce a complete dataset.
@@ -75,6 +76,27 @@ pub struct Summary {
     /// Whether every pair has its row and the dataset is committed.
     pub complete: bool,
     pub files: Vec<PathBuf>,
+    /// Per target, in a run over several accounts or regions (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<TargetSummary>,
+}
+
+/// One target's share of a run over several accounts or regions.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TargetSummary {
+    pub target: String,
+    pub region: Option<String>,
+    pub account_id: Option<String>,
+    pub pairs: u64,
+    pub ok: u64,
+    pub not_found: u64,
+    pub errors: u64,
+    pub attempts: u64,
+    pub throttled: u64,
+    /// Seconds from the start of the run until this target's last row.
+    pub elapsed_s: f64,
+    /// This target's attempts per second, over its own `elapsed_s`.
+    pub calls_per_s: f64,
 }
 
 impl Summary {
@@ -95,6 +117,7 @@ impl Summary {
             resumed: 0,
             complete: false,
             files: Vec::new(),
+            targets: Vec::new(),
         }
     }
 
@@ -115,6 +138,23 @@ impl Summary {
             s.push_str(&format!(
                 "; {} duplicate input lines dropped",
                 self.duplicates
+            ));
+        }
+        for t in &self.targets {
+            s.push_str(&format!(
+                "\n  {}{}: {} pairs: {} ok, {} not found, {} errors; {} attempts ({} throttled), {:.1} calls/s",
+                t.target,
+                t.account_id
+                    .as_deref()
+                    .map(|a| format!(" (account {a})"))
+                    .unwrap_or_default(),
+                t.pairs,
+                t.ok,
+                t.not_found,
+                t.errors,
+                t.attempts,
+                t.throttled,
+                t.calls_per_s
             ));
         }
         if self.complete {
@@ -140,21 +180,33 @@ pub fn new_run_id() -> String {
     )
 }
 
-fn progress_bar(total: u64, quiet: bool) -> ProgressBar {
+/// One bar per lane; several lanes share one display, each bar named by its target.
+fn progress_bars(lanes: &[LaneView], quiet: bool) -> (MultiProgress, Vec<ProgressBar>) {
     let target = if quiet || !std::io::stderr().is_terminal() {
         ProgressDrawTarget::hidden()
     } else {
         ProgressDrawTarget::stderr_with_hz(4)
     };
-    let bar = ProgressBar::with_draw_target(Some(total), target);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{elapsed_precise} [{wide_bar}] {pos}/{len} {per_sec} ETA {eta} {msg}",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
-    );
-    bar
+    let multi = MultiProgress::with_draw_target(target);
+    let template = if lanes.len() > 1 {
+        "{prefix:>24} [{wide_bar}] {pos}/{len} {per_sec} ETA {eta} {msg}"
+    } else {
+        "{elapsed_precise} [{wide_bar}] {pos}/{len} {per_sec} ETA {eta} {msg}"
+    };
+    let bars = lanes
+        .iter()
+        .map(|l| {
+            let bar = multi.add(ProgressBar::new(l.total));
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(l.label.clone());
+            bar
+        })
+        .collect();
+    (multi, bars)
 }
 
 /// Removes what an earlier run left in a directory output, when `--overwrite` allows it: only files
@@ -310,27 +362,46 @@ pub(crate) fn prepare_output(
     )))
 }
 
-/// Runs an audit with the real `aws-sdk-iot` client built from `cfg.client`.
+/// Runs an audit with the real `aws-sdk-iot` client, one per target, each built from `cfg`'s settings.
 pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<Summary, RunError> {
     // Inputs first: a bad line stops the run before anything else happens.
     let (input, names) = match &cfg.input {
         Input::Describe(spec) => (Some(prepare(spec)?), None),
         Input::Discover(spec) => (None, crate::discover::prepare_scope(&spec.scope)?),
     };
-    let sdk = load_sdk_config(&cfg.client).await;
-    preflight(&sdk).await?;
-    let region = sdk.region().map(|r| r.to_string());
-    let client = Arc::new(IotClient::new(&sdk));
+    let specs = cfg.target_specs()?;
+    let resolved = crate::targets::resolve(&specs).await?;
+    let targets: Vec<TargetClient<IotClient>> = resolved
+        .into_iter()
+        .map(|t| TargetClient {
+            label: t.label,
+            client: Arc::new(IotClient::new(&t.sdk)),
+            origin: t.origin,
+        })
+        .collect();
     match (input, cfg.input.clone()) {
-        (Some(input), _) => run_with_client(cfg, input, client, region, shutdown).await,
+        (Some(input), _) => run_targets(cfg, input, targets, shutdown).await,
         (None, Input::Discover(spec)) => {
-            crate::discover::run_discover(cfg, spec, names, client, region, shutdown).await
+            let t = targets
+                .into_iter()
+                .next()
+                .expect("a discovery has exactly one target");
+            crate::discover::run_discover(cfg, spec, names, t.client, t.origin, shutdown).await
         }
         (None, Input::Describe(_)) => unreachable!("describe inputs are prepared above"),
     }
 }
 
-/// Runs an audit of prepared inputs with any [`FleetClient`].
+/// One target of a run, ready to call.
+pub struct TargetClient<C> {
+    /// Names the target in progress and summaries (ignored with one target).
+    pub label: String,
+    pub client: Arc<C>,
+    /// The region and account its rows carry.
+    pub origin: Arc<Origin>,
+}
+
+/// Runs an audit of prepared inputs with any [`FleetClient`] against one target.
 pub async fn run_with_client<C: FleetClient>(
     cfg: RunConfig,
     input: crate::input::PreparedInput,
@@ -338,20 +409,55 @@ pub async fn run_with_client<C: FleetClient>(
     region: Option<String>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Summary, RunError> {
+    let target = TargetClient {
+        label: region.clone().unwrap_or_default(),
+        client,
+        origin: Arc::new(Origin {
+            region,
+            account_id: None,
+        }),
+    };
+    run_targets(cfg, input, vec![target], shutdown).await
+}
+
+/// Runs an audit of prepared inputs against every target at once: each target audits every pair with
+/// its own client, its own rate limiter and its own workers, so a slow or throttled target never holds
+/// the others back. Rows of target `t` are numbered in lane `t` of the manifest.
+pub async fn run_targets<C: FleetClient>(
+    cfg: RunConfig,
+    input: crate::input::PreparedInput,
+    targets: Vec<TargetClient<C>>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Summary, RunError> {
     let started = Instant::now();
     let run_id = new_run_id();
     let shard = cfg.shard;
-    let total = match shard {
+    let per_target = match shard {
         None => input.total(),
         Some(s) => count_in_shard(&input, s)?,
     };
-    let identity = crate::shard::identity_with(input.identity(), shard);
+    let n_targets = targets.len() as u64;
+    let total = per_target * n_targets;
+    let base_identity = if targets.len() > 1 {
+        let labels: Vec<&str> = targets.iter().map(|t| t.label.as_str()).collect();
+        format!("{}:targets={}", input.identity(), labels.join(","))
+    } else {
+        input.identity().to_string()
+    };
+    let identity = crate::shard::identity_with(&base_identity, shard);
     let manifest = prepare_output(&cfg, &identity, total)?;
-    let done: DoneSet = manifest
-        .as_ref()
-        .map(|m| m.committed.clone())
-        .unwrap_or_default();
+    let done: Arc<DoneSet> = Arc::new(
+        manifest
+            .as_ref()
+            .map(|m| m.committed.clone())
+            .unwrap_or_default(),
+    );
     let resumed = done.len();
+    let base = SummaryBase {
+        pairs: total,
+        duplicates: input.duplicates(),
+        resumed,
+    };
     if manifest.as_ref().is_some_and(|m| m.complete) {
         if !cfg.quiet {
             eprintln!(
@@ -372,13 +478,17 @@ pub async fn run_with_client<C: FleetClient>(
         let eta = cfg
             .rps
             .map(|r| {
+                let per = if n_targets > 1 { " per target" } else { "" };
                 format!(
-                    ", at most {r} calls/s: about {}",
-                    human_duration(remaining as f64 / r)
+                    ", at most {r} calls/s{per}: about {}",
+                    human_duration(remaining as f64 / (r * n_targets as f64))
                 )
             })
             .unwrap_or_default();
         let mut notes = Vec::new();
+        if n_targets > 1 {
+            notes.push(format!("{per_target} pairs in each of {n_targets} targets"));
+        }
         if input.duplicates() > 0 {
             notes.push(format!(
                 "{} duplicate input lines dropped",
@@ -398,52 +508,96 @@ pub async fn run_with_client<C: FleetClient>(
         };
         eprintln!("auditing {remaining} pairs{notes}{eta}");
     }
-    let session = Session::open(
-        &cfg,
-        manifest,
-        region,
-        remaining,
-        Arc::new(Counters::default()),
-    );
-    let limiter = Arc::new(CallLimiter::new(cfg.rps, cfg.burst, cfg.adaptive));
-    // The shard's pairs are numbered among themselves: the numbering is as deterministic as the
-    // input's (the identity names the shard), and the manifest's committed set stays a watermark
-    // instead of holding every N-th ordinal of the whole input.
-    let targets = input
-        .targets()?
-        .filter(move |r| match (shard, r) {
-            (Some(s), Ok(t)) => s.owns_pair(&t.thing_name, &t.job_id),
-            _ => true,
+    let lanes: Vec<Lane<C>> = targets
+        .iter()
+        .map(|t| Lane {
+            client: t.client.clone(),
+            limiter: Arc::new(CallLimiter::new(cfg.rps, cfg.burst, cfg.adaptive)),
+            origin: Some(t.origin.clone()),
+            counters: Arc::new(Counters::default()),
         })
+        .collect();
+    let views = targets
+        .iter()
+        .zip(&lanes)
         .enumerate()
-        .map(|(o, r)| {
-            r.map(|target| Work {
-                ordinal: o as u64,
-                target,
-                retry_attempt: None,
-            })
+        .map(|(i, (t, l))| LaneView {
+            label: t.label.clone(),
+            origin: Some(t.origin.clone()),
+            total: per_target - done.lane_len(i as u16),
+            counters: l.counters.clone(),
+            limiter: Some(l.limiter.clone()),
+            finished_s: Default::default(),
         })
-        .filter(|r| !matches!(r, Ok(w) if done.contains(w.ordinal)));
-    let result = run_engine(
-        client,
-        limiter,
-        cfg.engine.clone(),
-        session.counters.clone(),
-        futures::stream::iter(targets),
-        session.rows(),
-        shutdown,
-    )
-    .await;
-    session
-        .close(
-            result,
-            SummaryBase {
-                pairs: total,
-                duplicates: input.duplicates(),
-                resumed,
+        .collect::<Vec<LaneView>>();
+    let finished: Vec<_> = views.iter().map(|v| v.finished_s.clone()).collect();
+    let region = targets.first().and_then(|t| t.origin.region.clone());
+    let session = Session::open_lanes(&cfg, manifest, region, views);
+    let mut engines = Vec::new();
+    for (i, lane) in lanes.into_iter().enumerate() {
+        let lane_no = i as u16;
+        let done = done.clone();
+        // The shard's pairs are numbered among themselves: the numbering is as deterministic as the
+        // input's (the identity names the shard), and the manifest's committed set stays a watermark
+        // instead of holding every N-th ordinal of the whole input.
+        let work = input
+            .targets()?
+            .filter(move |r| match (shard, r) {
+                (Some(s), Ok(t)) => s.owns_pair(&t.thing_name, &t.job_id),
+                _ => true,
+            })
+            .enumerate()
+            .map(move |(o, r)| {
+                r.map(|target| Work {
+                    ordinal: lane_ordinal(lane_no, o as u64),
+                    target,
+                    retry_attempt: None,
+                })
+            })
+            .filter(move |r| !matches!(r, Ok(w) if done.contains(w.ordinal)));
+        let engine = run_engine(
+            lane,
+            cfg.engine.clone(),
+            futures::stream::iter(work),
+            session.rows(),
+            shutdown.clone(),
+        );
+        let finished = finished[i].clone();
+        engines.push(async move {
+            let r = engine.await;
+            let _ = finished.set(started.elapsed().as_secs_f64());
+            r
+        });
+    }
+    let results = futures::future::join_all(engines).await;
+    let result = combine_stops(
+        results,
+        &targets.iter().map(|t| t.label.clone()).collect::<Vec<_>>(),
+    );
+    session.close(result, base).await
+}
+
+/// One result of several targets' engines: success when all succeeded; else an interrupt if there was
+/// one, else the first other stop, named by its target when there are several.
+fn combine_stops(results: Vec<Result<(), Stop>>, labels: &[String]) -> Result<(), Stop> {
+    let several = results.len() > 1;
+    let mut first: Option<Stop> = None;
+    for (r, label) in results.into_iter().zip(labels) {
+        let Err(stop) = r else { continue };
+        let stop = match stop {
+            Stop::Interrupted => Stop::Interrupted,
+            s if several => Stop::InTarget {
+                target: label.clone(),
+                stop: Box::new(s),
             },
-        )
-        .await
+            s => s,
+        };
+        match (&first, &stop) {
+            (None, _) | (Some(Stop::InTarget { .. }), Stop::Interrupted) => first = Some(stop),
+            _ => {}
+        }
+    }
+    first.map_or(Ok(()), Err)
 }
 
 /// The number of distinct pairs of `input` in `shard`: one more read of the input files.
@@ -468,6 +622,18 @@ pub(crate) struct SummaryBase {
     pub resumed: u64,
 }
 
+/// What the progress display and the summary show of one target.
+pub(crate) struct LaneView {
+    pub label: String,
+    pub origin: Option<Arc<Origin>>,
+    /// Rows expected (0 if unknown).
+    pub total: u64,
+    pub counters: Arc<Counters>,
+    pub limiter: Option<Arc<CallLimiter>>,
+    /// Seconds from the start until this target's last row (set when its engine ends).
+    pub finished_s: Arc<std::sync::OnceLock<f64>>,
+}
+
 /// The output side of a run: the writer thread, the progress display and the live counters.
 pub(crate) struct Session {
     started: Instant,
@@ -475,20 +641,40 @@ pub(crate) struct Session {
     tx: mpsc::Sender<SinkMsg>,
     writer: std::thread::JoinHandle<Result<WriterEnd, SinkError>>,
     ticker: tokio::task::JoinHandle<()>,
-    bar: ProgressBar,
-    pub counters: Arc<Counters>,
+    _multi: MultiProgress,
+    bars: Vec<ProgressBar>,
+    lanes: Vec<LaneView>,
     resumable: bool,
     out: PathBuf,
 }
 
 impl Session {
-    /// Starts the writer and the progress display (`bar_total` rows expected, 0 if unknown).
+    /// Starts the writer and the progress display (`bar_total` rows expected, 0 if unknown) of a run
+    /// with one target.
     pub(crate) fn open(
         cfg: &RunConfig,
         manifest: Option<Manifest>,
         region: Option<String>,
         bar_total: u64,
         counters: Arc<Counters>,
+    ) -> Session {
+        let lane = LaneView {
+            label: String::new(),
+            origin: None,
+            total: bar_total,
+            counters,
+            limiter: None,
+            finished_s: Default::default(),
+        };
+        Session::open_lanes(cfg, manifest, region, vec![lane])
+    }
+
+    /// Starts the writer and one progress bar per lane.
+    pub(crate) fn open_lanes(
+        cfg: &RunConfig,
+        manifest: Option<Manifest>,
+        region: Option<String>,
+        lanes: Vec<LaneView>,
     ) -> Session {
         let run_id = new_run_id();
         let (tx, rx) = mpsc::channel::<SinkMsg>(8192);
@@ -507,19 +693,31 @@ impl Session {
             },
             rx,
         );
-        let bar = progress_bar(bar_total, cfg.quiet);
+        let (multi, bars) = progress_bars(&lanes, cfg.quiet);
         let ticker = {
-            let (bar, counters, tx) = (bar.clone(), counters.clone(), tx.clone());
+            let tx = tx.clone();
+            let shown: Vec<(ProgressBar, Arc<Counters>, Option<Arc<CallLimiter>>)> = bars
+                .iter()
+                .zip(&lanes)
+                .map(|(b, l)| (b.clone(), l.counters.clone(), l.limiter.clone()))
+                .collect();
+            let several = lanes.len() > 1;
             tokio::spawn(async move {
                 loop {
                     // Lets the writer commit a part on time even when rows are slow to come.
                     let _ = tx.try_send(SinkMsg::Tick);
-                    bar.set_position(Counters::get(&counters.done));
-                    bar.set_message(format!(
-                        "errors {} throttled {}",
-                        Counters::get(&counters.errors),
-                        Counters::get(&counters.throttled)
-                    ));
+                    for (bar, c, limiter) in &shown {
+                        bar.set_position(Counters::get(&c.done));
+                        let pace = match limiter.as_ref().and_then(|l| l.current_rate()) {
+                            Some(r) if several => format!(" pace {r:.0}/s"),
+                            _ => String::new(),
+                        };
+                        bar.set_message(format!(
+                            "errors {} throttled {}{pace}",
+                            Counters::get(&c.errors),
+                            Counters::get(&c.throttled)
+                        ));
+                    }
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
             })
@@ -530,8 +728,9 @@ impl Session {
             tx,
             writer,
             ticker,
-            bar,
-            counters,
+            _multi: multi,
+            bars,
+            lanes,
             resumable: matches!(cfg.layout, Layout::Dir(_)),
             out: cfg.layout.path().to_path_buf(),
         }
@@ -550,7 +749,9 @@ impl Session {
         base: SummaryBase,
     ) -> Result<Summary, RunError> {
         self.ticker.abort();
-        self.bar.finish_and_clear();
+        for bar in &self.bars {
+            bar.finish_and_clear();
+        }
         let _ = self
             .tx
             .send(match (&result, self.resumable) {
@@ -566,28 +767,66 @@ impl Session {
             .expect("join writer")
             .expect("writer thread does not panic");
         let elapsed = self.started.elapsed().as_secs_f64();
-        let c = &self.counters;
-        let attempts = Counters::get(&c.attempts);
-        let list_calls = Counters::get(&c.list_attempts);
+        let sum = |f: fn(&Counters) -> &std::sync::atomic::AtomicU64| -> u64 {
+            self.lanes
+                .iter()
+                .map(|l| Counters::get(f(&l.counters)))
+                .sum()
+        };
+        let attempts = sum(|c| &c.attempts);
+        let list_calls = sum(|c| &c.list_attempts);
+        let per_s = |n: u64| {
+            if elapsed > 0.0 {
+                n as f64 / elapsed
+            } else {
+                0.0
+            }
+        };
+        let targets = if self.lanes.len() > 1 {
+            self.lanes
+                .iter()
+                .map(|l| {
+                    let c = &l.counters;
+                    let attempts = Counters::get(&c.attempts);
+                    let secs = l.finished_s.get().copied().unwrap_or(elapsed);
+                    TargetSummary {
+                        target: l.label.clone(),
+                        region: l.origin.as_ref().and_then(|o| o.region.clone()),
+                        account_id: l.origin.as_ref().and_then(|o| o.account_id.clone()),
+                        pairs: base.pairs / self.lanes.len() as u64,
+                        ok: Counters::get(&c.ok),
+                        not_found: Counters::get(&c.not_found),
+                        errors: Counters::get(&c.errors),
+                        attempts,
+                        throttled: Counters::get(&c.throttled),
+                        elapsed_s: secs,
+                        calls_per_s: if secs > 0.0 {
+                            attempts as f64 / secs
+                        } else {
+                            0.0
+                        },
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let mut summary = Summary {
             run_id: self.run_id,
             pairs: base.pairs,
-            ok: Counters::get(&c.ok),
-            not_found: Counters::get(&c.not_found),
-            errors: Counters::get(&c.errors),
+            ok: sum(|c| &c.ok),
+            not_found: sum(|c| &c.not_found),
+            errors: sum(|c| &c.errors),
             attempts,
             list_calls,
-            throttled: Counters::get(&c.throttled),
+            throttled: sum(|c| &c.throttled),
             elapsed_s: elapsed,
-            calls_per_s: if elapsed > 0.0 {
-                (attempts + list_calls) as f64 / elapsed
-            } else {
-                0.0
-            },
+            calls_per_s: per_s(attempts + list_calls),
             duplicates: base.duplicates,
             resumed: base.resumed,
             complete: false,
             files: Vec::new(),
+            targets,
         };
         let end = written?;
         summary.files = end.report.files;

@@ -68,6 +68,16 @@ pub struct Row {
     pub source: Source,
     /// `retryAttempt` from a list summary; null when the row was only described.
     pub retry_attempt: Option<i32>,
+    /// The account and region the row was read from, in a run over several targets; `None`: the
+    /// writer's own region and no account id.
+    pub origin: Option<Arc<Origin>>,
+}
+
+/// Where a row was read from: one target of a run (an account and a region).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub region: Option<String>,
+    pub account_id: Option<String>,
 }
 
 fn ts() -> DataType {
@@ -98,6 +108,7 @@ pub fn schema() -> SchemaRef {
     Arc::new(Schema::new(vec![
         Field::new("run_id", DataType::Utf8, true),
         Field::new("region", DataType::Utf8, true),
+        Field::new("account_id", DataType::Utf8, true),
         Field::new("job_id", DataType::Utf8, false),
         Field::new("thing_name", DataType::Utf8, false),
         Field::new("requested_execution_number", DataType::Int64, true),
@@ -137,6 +148,7 @@ pub struct BatchBuilder {
     len: usize,
     run_id_b: StringBuilder,
     region_b: StringBuilder,
+    account_id: StringBuilder,
     job_id: StringBuilder,
     thing_name: StringBuilder,
     requested_execution_number: Int64Builder,
@@ -160,7 +172,7 @@ pub struct BatchBuilder {
 }
 
 impl BatchBuilder {
-    /// A builder whose rows all carry `run_id` and `region`.
+    /// A builder whose rows all carry `run_id`, and `region` unless a row has its own origin.
     pub fn new(run_id: &str, region: Option<&str>) -> Self {
         BatchBuilder {
             schema: schema(),
@@ -169,6 +181,7 @@ impl BatchBuilder {
             len: 0,
             run_id_b: StringBuilder::new(),
             region_b: StringBuilder::new(),
+            account_id: StringBuilder::new(),
             job_id: StringBuilder::new(),
             thing_name: StringBuilder::new(),
             requested_execution_number: Int64Builder::new(),
@@ -213,7 +226,16 @@ impl BatchBuilder {
     pub fn push(&mut self, row: &Row) {
         self.len += 1;
         self.run_id_b.append_value(&self.run_id);
-        self.region_b.append_option(self.region.as_deref());
+        match &row.origin {
+            Some(o) => {
+                self.region_b.append_option(o.region.as_deref());
+                self.account_id.append_option(o.account_id.as_deref());
+            }
+            None => {
+                self.region_b.append_option(self.region.as_deref());
+                self.account_id.append_null();
+            }
+        }
         self.job_id.append_value(&row.job_id);
         self.thing_name.append_value(&row.thing_name);
         self.requested_execution_number
@@ -274,6 +296,7 @@ impl BatchBuilder {
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.run_id_b.finish()),
             Arc::new(self.region_b.finish()),
+            Arc::new(self.account_id.finish()),
             Arc::new(self.job_id.finish()),
             Arc::new(self.thing_name.finish()),
             Arc::new(self.requested_execution_number.finish()),
@@ -302,6 +325,7 @@ impl BatchBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::Array;
 
     #[test]
     fn rows_become_a_batch_of_the_schema() {
@@ -322,6 +346,7 @@ mod tests {
             }),
             source: Source::Describe,
             retry_attempt: None,
+            origin: None,
         });
         b.push(&Row {
             thing_name: "t2".into(),
@@ -338,8 +363,24 @@ mod tests {
             execution: None,
             source: Source::List,
             retry_attempt: Some(1),
+            origin: Some(Arc::new(Origin {
+                region: Some("eu-west-1".into()),
+                account_id: Some("111122223333".into()),
+            })),
         });
         let batch = b.finish().unwrap();
+        let text = |name: &str, i: usize| {
+            let a = batch.column_by_name(name).unwrap();
+            let a = a
+                .as_any()
+                .downcast_ref::<arrow::array::StringArray>()
+                .unwrap();
+            a.is_valid(i).then(|| a.value(i).to_string())
+        };
+        assert_eq!(text("region", 0).as_deref(), Some("us-east-1"));
+        assert_eq!(text("account_id", 0), None);
+        assert_eq!(text("region", 1).as_deref(), Some("eu-west-1"));
+        assert_eq!(text("account_id", 1).as_deref(), Some("111122223333"));
         assert_eq!(batch.num_rows(), 2);
         assert_eq!(batch.schema(), schema());
         assert!(b.is_empty());

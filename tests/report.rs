@@ -76,6 +76,7 @@ impl Exec {
             }),
             source: Source::Describe,
             retry_attempt: None,
+            origin: None,
         }
     }
 }
@@ -100,6 +101,7 @@ fn failed(job: &str, thing: &str, outcome: Outcome, n: i64) -> Row {
         execution: None,
         source: Source::Describe,
         retry_attempt: None,
+        origin: None,
     }
 }
 
@@ -643,7 +645,8 @@ fn errors_name_the_path_or_the_file() {
     );
     let good = batches(&known_rows()[..1], 1).remove(0);
     let mut cols = good.columns().to_vec();
-    cols[9] = std::sync::Arc::new(arrow::array::StringArray::from(vec!["yesterday"]));
+    let at = good.schema().index_of("fetched_at").unwrap();
+    cols[at] = std::sync::Arc::new(arrow::array::StringArray::from(vec!["yesterday"]));
     let typed = d.path().join("typed.parquet");
     let batch = RecordBatch::try_new(wrong.clone().into(), cols).unwrap();
     let mut w = ArrowWriter::try_new(File::create(&typed).unwrap(), wrong.into(), None).unwrap();

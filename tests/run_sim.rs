@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use fleet_audit::audit::Stop;
+use fleet_audit::client::SetupError;
 use fleet_audit::input::{prepare, InputSpec};
 use fleet_audit::run::{run, RunError};
 use fleet_audit::sim::{Faults, Operation};
@@ -211,25 +212,45 @@ async fn rejected_credentials_stop_the_run_without_an_output() {
     let dir = tempfile::tempdir().unwrap();
     let (things, jobs) = lists(&server, dir.path());
     let out = dir.path().join("out.parquet");
-    let mut rc = run_config(
-        &server.endpoint_url(),
-        InputSpec::Lists { things, jobs },
-        &out,
+    let with_key = |key: &str| {
+        let mut rc = run_config(
+            &server.endpoint_url(),
+            InputSpec::Lists {
+                things: things.clone(),
+                jobs: jobs.clone(),
+            },
+            &out,
+        );
+        rc.client.static_credentials = Some(aws_credential_types::Credentials::new(
+            key, "secret", None, None, "test",
+        ));
+        rc
+    };
+    // Expired credentials: STS GetCallerIdentity refuses them before the first IoT call.
+    let err = run(with_key("AKIDEXPIRED"), no_shutdown())
+        .await
+        .unwrap_err();
+    match &err {
+        RunError::Setup(SetupError::Rejected(error)) => assert_eq!(error.code(), "ExpiredToken"),
+        other => panic!("expected a setup error, got {other}"),
+    }
+    assert!(
+        err.to_string().contains("AWS refused the credentials"),
+        "{err}"
     );
-    rc.client.static_credentials = Some(aws_credential_types::Credentials::new(
-        "AKIDEXPIRED",
-        "secret",
-        None,
-        None,
-        "test",
-    ));
-    let err = run(rc, no_shutdown()).await.unwrap_err();
+    assert_eq!(server.stats().total_calls(), 0, "{:?}", server.stats());
+    assert!(!out.exists());
+
+    // Credentials IoT denies (STS accepts any): the first answers stop the run.
+    let err = run(with_key("AKIDDENIED"), no_shutdown())
+        .await
+        .unwrap_err();
     match err {
         RunError::Stopped {
             stop: Stop::Fatal { error },
             ..
         } => {
-            assert_eq!(error.code(), "ExpiredTokenException")
+            assert_eq!(error.code(), "AccessDeniedException")
         }
         other => panic!("expected a fatal stop, got {other}"),
     }

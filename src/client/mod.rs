@@ -12,7 +12,7 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_credential_types::provider::ProvideCredentials;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_credential_types::Credentials;
 use aws_sdk_iot::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iot::types::JobExecution;
@@ -110,6 +110,8 @@ pub struct ClientSettings {
     pub static_credentials: Option<Credentials>,
     /// Upper bound of connection set-up.
     pub connect_timeout: Option<Duration>,
+    /// A role to assume (through STS, with the credentials above as the source) before calling IoT.
+    pub role_arn: Option<String>,
 }
 
 /// Errors before the first call: configuration that cannot work.
@@ -119,6 +121,15 @@ pub enum SetupError {
     NoRegion,
     #[error("no usable AWS credentials: {0}")]
     NoCredentials(String),
+    /// STS refused the credentials (GetCallerIdentity answered with an error).
+    #[error("AWS refused the credentials: {0}")]
+    Rejected(CallError),
+    /// One target of several could not be set up.
+    #[error("target {target}: {source}")]
+    InTarget {
+        target: String,
+        source: Box<SetupError>,
+    },
 }
 
 /// Builds SDK configuration from the default chain and the overrides in `s`. The SDK's retries are
@@ -143,7 +154,56 @@ pub async fn load_sdk_config(s: &ClientSettings) -> SdkConfig {
     if let Some(c) = &s.static_credentials {
         loader = loader.credentials_provider(c.clone());
     }
-    loader.load().await
+    let base = loader.load().await;
+    match &s.role_arn {
+        Some(role) => assume_role(base, role).await,
+        None => base,
+    }
+}
+
+/// `base` with the credentials of `role`, assumed through STS with `base`'s credentials, region and
+/// endpoint (an emulator's STS when an endpoint is given). The SDK's identity cache calls AssumeRole
+/// when first needed and again before the credentials expire.
+pub async fn assume_role(base: SdkConfig, role: &str) -> SdkConfig {
+    let provider = aws_config::sts::AssumeRoleProvider::builder(role)
+        .configure(&base)
+        .session_name("fleet-audit")
+        .build()
+        .await;
+    base.into_builder()
+        .credentials_provider(SharedCredentialsProvider::new(provider))
+        .build()
+}
+
+/// Who the credentials of `config` are, from STS GetCallerIdentity: the account id. `Err` when STS
+/// refuses the credentials (IoT would refuse them too), or, with `required` (assumed-role
+/// credentials, which only STS can give), when STS cannot be reached; otherwise an unreachable STS
+/// gives `Ok(None)` and the run goes on without an account id.
+pub async fn caller_account(
+    config: &SdkConfig,
+    required: bool,
+) -> Result<Option<String>, SetupError> {
+    let sts = aws_sdk_sts::Client::new(config);
+    let err = match sts.get_caller_identity().send().await {
+        Ok(out) => return Ok(out.account),
+        Err(e) => e,
+    };
+    let chain = error_chain(&err);
+    match classify_sdk_error(err) {
+        err @ CallError::Service { .. } => Err(SetupError::Rejected(err)),
+        CallError::Credentials(m) => Err(SetupError::NoCredentials(m)),
+        _ if required => Err(SetupError::NoCredentials(chain)),
+        other => {
+            tracing::warn!(error = %other, "STS GetCallerIdentity failed; account_id stays empty");
+            Ok(None)
+        }
+    }
+}
+
+/// The account id in an ARN (`arn:aws:iam::123456789012:role/name` -> `123456789012`).
+pub fn account_of_arn(arn: &str) -> Option<&str> {
+    let account = arn.split(':').nth(4)?;
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
 /// Checks that a region is set and that credentials resolve, before any IoT call is made.

@@ -10,11 +10,15 @@
 //! ExpiredTokenException or AccessDeniedException (403), so that run-level credential failures can be
 //! tested; every other signature is accepted.
 //!
+//! It also answers STS GetCallerIdentity and AssumeRole ([`sts`]) on the same endpoint, so that runs
+//! over several accounts (`--role-arn`) and the account id column work against it.
+//!
 //! The binary's `sim` and `demo` subcommands and the integration tests all start it through
 //! [`SimServer::start`] on a listener they own.
 
 pub mod fleet;
 mod server;
+mod sts;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -162,6 +166,7 @@ pub struct SimConfig {
 #[derive(Default)]
 struct Stats {
     operations: [AtomicU64; 5],
+    sts: AtomicU64,
     unknown: AtomicU64,
     unauthenticated: AtomicU64,
     throttled: AtomicU64,
@@ -183,6 +188,9 @@ pub struct StatsSnapshot {
     pub unauthenticated: u64,
     /// Requests to paths the simulator does not serve.
     pub unknown: u64,
+    /// STS requests (GetCallerIdentity, AssumeRole), not counted among the IoT operations.
+    #[serde(default)]
+    pub sts: u64,
     /// Injected faults by kind: `5xx`, `drop`, `slow`, `garbage`, `throttle`.
     pub faults: BTreeMap<String, u64>,
 }
@@ -250,6 +258,7 @@ impl Simulator {
             throttled: get(&s.throttled),
             unauthenticated: get(&s.unauthenticated),
             unknown: get(&s.unknown),
+            sts: get(&s.sts),
             faults: [
                 ("5xx", &s.fault_5xx),
                 ("drop", &s.fault_drop),
@@ -268,6 +277,7 @@ impl Simulator {
         let s = &self.stats;
         for a in s.operations.iter().chain([
             &s.unknown,
+            &s.sts,
             &s.unauthenticated,
             &s.throttled,
             &s.fault_5xx,

@@ -191,7 +191,46 @@ fn route(method: &Method, path: &str) -> Option<Route> {
     })
 }
 
+/// An STS request (a form-encoded POST to `/`): see [`super::sts`].
+async fn sts(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    use http_body_util::BodyExt;
+    sim.stats.sts.fetch_add(1, Ordering::Relaxed);
+    let auth = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|_| Dropped)?
+        .to_bytes();
+    let n = sim.request_ids.fetch_add(1, Ordering::Relaxed);
+    let id = format!("00000000-0000-4000-8000-{n:012x}");
+    let a = if auth.is_empty() {
+        super::sts::StsAnswer {
+            status: 403,
+            body: "<ErrorResponse><Error><Type>Sender</Type><Code>MissingAuthenticationToken</Code><Message>Request is missing Authentication Token</Message></Error></ErrorResponse>".into(),
+        }
+    } else {
+        super::sts::answer(&auth, &String::from_utf8_lossy(&body), &id)
+    };
+    let mut r = Response::new(Full::new(Bytes::from(a.body)));
+    *r.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let h = r.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/xml"));
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        h.insert("x-amzn-RequestId", v);
+    }
+    Ok(r)
+}
+
 async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    if req.method() == Method::POST && req.uri().path() == "/" {
+        return sts(sim, req).await;
+    }
     let Some(route) = route(req.method(), req.uri().path()) else {
         sim.stats.unknown.fetch_add(1, Ordering::Relaxed);
         return Ok(error(

@@ -8,7 +8,7 @@
 //! is committed; a part file on disk that the manifest does not list was never committed and is deleted
 //! on resume, so a crash between a part's rename and the manifest's never doubles a row.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -20,37 +20,102 @@ use super::files::sync_dir;
 pub const MANIFEST: &str = "_manifest.json";
 const VERSION: u32 = 1;
 
-/// The set of committed pair ordinals.
+/// Ordinals carry their lane (the target of a run over several accounts or regions) in their top
+/// bits: lane `l`'s pair `o` is `l << LANE_SHIFT | o`. A single-target run uses lane 0 only.
+pub const LANE_SHIFT: u32 = 48;
+const ORDINAL_MASK: u64 = (1 << LANE_SHIFT) - 1;
+
+/// The ordinal of pair `o` of lane `lane`.
+pub fn lane_ordinal(lane: u16, o: u64) -> u64 {
+    (u64::from(lane) << LANE_SHIFT) | (o & ORDINAL_MASK)
+}
+
+/// Committed ordinals of one lane: a watermark plus the few committed above it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DoneSet {
+pub struct LaneDone {
     /// Every ordinal below this is committed.
     pub watermark: u64,
     /// Committed ordinals at or above the watermark, ascending.
     pub above: BTreeSet<u64>,
 }
 
-impl DoneSet {
-    pub fn insert(&mut self, ordinal: u64) {
-        if ordinal < self.watermark {
+impl LaneDone {
+    fn insert(&mut self, o: u64) {
+        if o < self.watermark {
             return;
         }
-        if ordinal == self.watermark {
+        if o == self.watermark {
             self.watermark += 1;
             while self.above.remove(&self.watermark) {
                 self.watermark += 1;
             }
         } else {
-            self.above.insert(ordinal);
+            self.above.insert(o);
+        }
+    }
+
+    fn contains(&self, o: u64) -> bool {
+        o < self.watermark || self.above.contains(&o)
+    }
+
+    fn len(&self) -> u64 {
+        self.watermark + self.above.len() as u64
+    }
+}
+
+/// The set of committed pair ordinals, per lane. Each lane progresses at its own target's pace, so
+/// each keeps its own watermark (lane 0's fields are at the top level, as a single-target run has them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoneSet {
+    /// Every lane-0 ordinal below this is committed.
+    pub watermark: u64,
+    /// Committed lane-0 ordinals at or above the watermark, ascending.
+    pub above: BTreeSet<u64>,
+    /// Lanes 1 and up, in a run over several targets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lanes: BTreeMap<u16, LaneDone>,
+}
+
+impl DoneSet {
+    fn split(ordinal: u64) -> (u16, u64) {
+        ((ordinal >> LANE_SHIFT) as u16, ordinal & ORDINAL_MASK)
+    }
+
+    pub fn insert(&mut self, ordinal: u64) {
+        match Self::split(ordinal) {
+            (0, o) => {
+                let mut l = LaneDone {
+                    watermark: self.watermark,
+                    above: std::mem::take(&mut self.above),
+                };
+                l.insert(o);
+                self.watermark = l.watermark;
+                self.above = l.above;
+            }
+            (lane, o) => self.lanes.entry(lane).or_default().insert(o),
         }
     }
 
     pub fn contains(&self, ordinal: u64) -> bool {
-        ordinal < self.watermark || self.above.contains(&ordinal)
+        match Self::split(ordinal) {
+            (0, o) => o < self.watermark || self.above.contains(&o),
+            (lane, o) => self.lanes.get(&lane).is_some_and(|l| l.contains(o)),
+        }
     }
 
-    /// Number of committed ordinals.
+    /// Number of committed ordinals in all lanes.
     pub fn len(&self) -> u64 {
-        self.watermark + self.above.len() as u64
+        self.watermark
+            + self.above.len() as u64
+            + self.lanes.values().map(LaneDone::len).sum::<u64>()
+    }
+
+    /// Number of committed ordinals of one lane.
+    pub fn lane_len(&self, lane: u16) -> u64 {
+        match lane {
+            0 => self.watermark + self.above.len() as u64,
+            l => self.lanes.get(&l).map_or(0, LaneDone::len),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -169,6 +234,29 @@ mod tests {
         d.insert(4);
         assert_eq!(d.watermark, 6);
         assert!(d.above.is_empty());
+    }
+
+    #[test]
+    fn lanes_keep_their_own_watermarks() {
+        let mut d = DoneSet::default();
+        for o in [0, 1, 2] {
+            d.insert(lane_ordinal(0, o));
+        }
+        for o in [0, 1, 2, 3, 4, 6] {
+            d.insert(lane_ordinal(2, o));
+        }
+        assert_eq!(d.watermark, 3);
+        assert_eq!(d.lanes[&2].watermark, 5);
+        assert_eq!(d.lanes[&2].above, [6].into_iter().collect());
+        assert!(d.contains(lane_ordinal(2, 6)) && !d.contains(lane_ordinal(2, 5)));
+        assert!(!d.contains(lane_ordinal(1, 0)) && !d.contains(lane_ordinal(0, 4)));
+        assert_eq!((d.len(), d.lane_len(0), d.lane_len(2)), (9, 3, 6));
+        // A single-lane set serializes as before (no `lanes` key), and lanes survive a round trip.
+        let one: DoneSet = serde_json::from_str(r#"{"watermark":3,"above":[5]}"#).unwrap();
+        assert!(!one.contains(4) && one.contains(5));
+        assert!(!serde_json::to_string(&one).unwrap().contains("lanes"));
+        let back: DoneSet = serde_json::from_str(&serde_json::to_string(&d).unwrap()).unwrap();
+        assert_eq!(back, d);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use arrow::record_batch::RecordBatch;
 
 pub use files::{FilePart, Format};
-pub use manifest::{DoneSet, Manifest, ManifestError, PartEntry, MANIFEST};
+pub use manifest::{lane_ordinal, DoneSet, Manifest, ManifestError, PartEntry, MANIFEST};
 
 use crate::schema::{BatchBuilder, Row};
 

@@ -58,6 +58,7 @@ pub fn client_settings(endpoint: &str) -> ClientSettings {
         endpoint_url: Some(endpoint.to_string()),
         static_credentials: Some(simulator_credentials()),
         connect_timeout: Some(Duration::from_secs(2)),
+        role_arn: None,
     }
 }
 
@@ -73,6 +74,7 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
         format,
         overwrite: false,
         client: client_settings(endpoint),
+        targets: Default::default(),
         rps: None,
         burst: 1,
         adaptive: true,
@@ -105,6 +107,7 @@ pub fn no_shutdown() -> tokio::sync::watch::Receiver<bool> {
 pub struct ReadRow {
     pub run_id: Option<String>,
     pub region: Option<String>,
+    pub account_id: Option<String>,
     pub job_id: String,
     pub thing_name: String,
     pub requested_execution_number: Option<i64>,
@@ -159,6 +162,7 @@ pub fn read_rows(path: &Path) -> Vec<ReadRow> {
             rows.push(ReadRow {
                 run_id: s(&c("run_id"), i),
                 region: s(&c("region"), i),
+                account_id: s(&c("account_id"), i),
                 job_id: s(&c("job_id"), i).unwrap(),
                 thing_name: s(&c("thing_name"), i).unwrap(),
                 requested_execution_number: i64v(&c("requested_execution_number"), i),

@@ -1,0 +1,307 @@
+//! The targets of a run: the accounts and regions it audits at once, each with its own client and its
+//! own rate limiter (every account and region has its own API quota).
+//!
+//! Targets are the product of `--profiles` (or `--profile`), `--role-arn` (repeatable) and `--regions`
+//! (or `--region`). Each is configured through the same [`load_sdk_config`] as a single-target run; a
+//! role is assumed through STS with the profile's credentials. Before the first IoT call every target
+//! is checked (region, credentials, the role assumed) and its account id is read once with STS
+//! GetCallerIdentity, so every row can carry `account_id` and `region`.
+
+use std::sync::Arc;
+
+use aws_config::SdkConfig;
+
+use crate::client::{
+    account_of_arn, assume_role, caller_account, load_sdk_config, preflight, ClientSettings,
+    SetupError,
+};
+use crate::schema::Origin;
+
+/// One target as the flags name it, before any network call.
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    /// A short stable name: the parts that vary between targets (profile, role, region).
+    pub label: String,
+    pub client: ClientSettings,
+}
+
+/// The flags that make targets, validated by [`expand`].
+#[derive(Debug, Clone, Default)]
+pub struct TargetFlags {
+    pub regions: Vec<String>,
+    pub profiles: Vec<String>,
+    pub role_arns: Vec<String>,
+    /// `REGION=URL` endpoint overrides (for emulators and private endpoints).
+    pub region_endpoints: Vec<(String, String)>,
+}
+
+/// Why the target flags cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("--{flag}: {value:?}: {reason}")]
+    Bad {
+        flag: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+    #[error("--{flag}: {value} is given twice")]
+    Twice { flag: &'static str, value: String },
+}
+
+fn is_region(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 32
+        && r.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !r.starts_with('-')
+        && !r.ends_with('-')
+}
+
+/// Splits a comma list, refusing empty items and repeats.
+pub fn split_list(flag: &'static str, v: &str) -> Result<Vec<String>, TargetError> {
+    let mut out: Vec<String> = Vec::new();
+    for item in v.split(',').map(str::trim) {
+        if item.is_empty() {
+            return Err(TargetError::Bad {
+                flag,
+                value: v.to_string(),
+                reason: "an empty item in the comma-separated list",
+            });
+        }
+        if out.iter().any(|o| o == item) {
+            return Err(TargetError::Twice {
+                flag,
+                value: item.to_string(),
+            });
+        }
+        out.push(item.to_string());
+    }
+    Ok(out)
+}
+
+/// Parses one `--region-endpoint REGION=URL`.
+pub fn parse_region_endpoint(v: &str) -> Result<(String, String), TargetError> {
+    let bad = |reason| TargetError::Bad {
+        flag: "region-endpoint",
+        value: v.to_string(),
+        reason,
+    };
+    let (region, url) = v.split_once('=').ok_or(bad("must be REGION=URL"))?;
+    if !is_region(region) {
+        return Err(bad(
+            "the region must be lowercase letters, digits and dashes",
+        ));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(bad("the URL must start with http:// or https://"));
+    }
+    Ok((region.to_string(), url.to_string()))
+}
+
+/// The targets of a run: every combination of profile, role and region. With none of the flags, the
+/// one target of `base` (its region, profile and endpoint).
+pub fn expand(base: &ClientSettings, f: &TargetFlags) -> Result<Vec<TargetSpec>, TargetError> {
+    for r in &f.regions {
+        if !is_region(r) {
+            return Err(TargetError::Bad {
+                flag: "regions",
+                value: r.clone(),
+                reason: "not a region name (lowercase letters, digits and dashes)",
+            });
+        }
+    }
+    for a in &f.role_arns {
+        let ok = a.starts_with("arn:") && a.contains(":role/") && account_of_arn(a).is_some();
+        if !ok {
+            return Err(TargetError::Bad {
+                flag: "role-arn",
+                value: a.clone(),
+                reason: "not a role ARN (arn:aws:iam::123456789012:role/NAME)",
+            });
+        }
+        if f.role_arns.iter().filter(|b| *b == a).count() > 1 {
+            return Err(TargetError::Twice {
+                flag: "role-arn",
+                value: a.clone(),
+            });
+        }
+    }
+    let one = |v: &Option<String>| vec![v.clone()];
+    let profiles = if f.profiles.is_empty() {
+        one(&base.profile)
+    } else {
+        f.profiles.iter().cloned().map(Some).collect()
+    };
+    let roles = if f.role_arns.is_empty() {
+        one(&base.role_arn)
+    } else {
+        f.role_arns.iter().cloned().map(Some).collect()
+    };
+    let regions = if f.regions.is_empty() {
+        one(&base.region)
+    } else {
+        f.regions.iter().cloned().map(Some).collect()
+    };
+    let mut out = Vec::new();
+    for p in &profiles {
+        for role in &roles {
+            for r in &regions {
+                let mut parts = Vec::new();
+                if profiles.len() > 1 {
+                    parts.push(p.clone().unwrap_or_else(|| "default".into()));
+                }
+                if roles.len() > 1 {
+                    let a = role.as_deref().unwrap_or("");
+                    let name = a.rsplit('/').next().unwrap_or(a);
+                    parts.push(format!("{}:{name}", account_of_arn(a).unwrap_or("?")));
+                }
+                parts.push(r.clone().unwrap_or_else(|| "default-region".into()));
+                let endpoint = r
+                    .as_ref()
+                    .and_then(|r| f.region_endpoints.iter().find(|(er, _)| er == r))
+                    .map(|(_, u)| u.clone())
+                    .or_else(|| base.endpoint_url.clone());
+                out.push(TargetSpec {
+                    label: parts.join("/"),
+                    client: ClientSettings {
+                        region: r.clone(),
+                        profile: p.clone(),
+                        role_arn: role.clone(),
+                        endpoint_url: endpoint,
+                        ..base.clone()
+                    },
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A target ready to call: its SDK configuration and what its rows carry.
+pub struct ResolvedTarget {
+    pub label: String,
+    pub sdk: SdkConfig,
+    pub origin: Arc<Origin>,
+}
+
+/// Configures and checks every target (concurrently): region set, credentials usable (the role
+/// assumed), account id read. Any failure stops the run before the first IoT call, naming the target
+/// when there are several.
+pub async fn resolve(specs: &[TargetSpec]) -> Result<Vec<ResolvedTarget>, SetupError> {
+    let named = specs.len() > 1;
+    let checks = specs.iter().map(|spec| async move {
+        let checked = async {
+            // The source credentials first (a clear message when there are none), then the role
+            // (assumed by the identity cache on the first call, GetCallerIdentity's).
+            let base = load_sdk_config(&ClientSettings {
+                role_arn: None,
+                ..spec.client.clone()
+            })
+            .await;
+            preflight(&base).await?;
+            let role = spec.client.role_arn.as_deref();
+            let sdk = match role {
+                Some(r) => assume_role(base, r).await,
+                None => base,
+            };
+            // STS names the account the credentials really are in.
+            let account = caller_account(&sdk, role.is_some()).await?;
+            Ok((sdk, account))
+        }
+        .await;
+        let (sdk, account_id) = checked.map_err(|e| match named {
+            true => SetupError::InTarget {
+                target: spec.label.clone(),
+                source: Box::new(e),
+            },
+            false => e,
+        })?;
+        let region = sdk.region().map(|r| r.to_string());
+        Ok(ResolvedTarget {
+            label: spec.label.clone(),
+            origin: Arc::new(Origin { region, account_id }),
+            sdk,
+        })
+    });
+    futures::future::try_join_all(checks).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_the_product_of_profiles_roles_and_regions() {
+        let base = ClientSettings {
+            region: Some("us-east-1".into()),
+            endpoint_url: Some("http://127.0.0.1:1".into()),
+            ..Default::default()
+        };
+        let one = expand(&base, &TargetFlags::default()).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one[0].client.region.as_deref(), Some("us-east-1"));
+        let f = TargetFlags {
+            regions: vec!["eu-west-1".into(), "us-west-2".into()],
+            role_arns: vec![
+                "arn:aws:iam::111122223333:role/audit".into(),
+                "arn:aws:iam::444455556666:role/audit".into(),
+            ],
+            region_endpoints: vec![("us-west-2".into(), "http://127.0.0.1:2".into())],
+            ..Default::default()
+        };
+        let t = expand(&base, &f).unwrap();
+        let labels: Vec<&str> = t.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(
+            labels,
+            [
+                "111122223333:audit/eu-west-1",
+                "111122223333:audit/us-west-2",
+                "444455556666:audit/eu-west-1",
+                "444455556666:audit/us-west-2"
+            ]
+        );
+        assert_eq!(
+            t[0].client.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:1")
+        );
+        assert_eq!(
+            t[1].client.endpoint_url.as_deref(),
+            Some("http://127.0.0.1:2")
+        );
+        assert_eq!(
+            t[3].client.role_arn.as_deref(),
+            Some("arn:aws:iam::444455556666:role/audit")
+        );
+    }
+
+    #[test]
+    fn bad_target_flags_are_named() {
+        let base = ClientSettings::default();
+        let bad_region = TargetFlags {
+            regions: vec!["EU_WEST".into()],
+            ..Default::default()
+        };
+        assert!(expand(&base, &bad_region)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--regions: \"EU_WEST\""));
+        let bad_role = TargetFlags {
+            role_arns: vec!["audit".into()],
+            ..Default::default()
+        };
+        assert!(expand(&base, &bad_role)
+            .unwrap_err()
+            .to_string()
+            .contains("not a role ARN"));
+        assert_eq!(
+            split_list("regions", "a,b,a").unwrap_err().to_string(),
+            "--regions: a is given twice"
+        );
+        assert!(split_list("regions", "a,,b").is_err());
+        assert_eq!(
+            parse_region_endpoint("eu-west-1=http://127.0.0.1:9").unwrap(),
+            ("eu-west-1".into(), "http://127.0.0.1:9".into())
+        );
+        assert!(parse_region_endpoint("http://127.0.0.1:9").is_err());
+    }
+}

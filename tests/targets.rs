@@ -1,0 +1,291 @@
+//! Runs over several targets (regions, accounts) at once: each target has its own client and its own
+//! rate limiter, its rows carry its region and account id, and a resume finishes every target exactly.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use common::*;
+use fleet_audit::audit::Stop;
+use fleet_audit::input::InputSpec;
+use fleet_audit::run::{run, RunError};
+use fleet_audit::sim::{Latency, Operation};
+use fleet_audit::targets::TargetFlags;
+
+const SIM_ACCOUNT: &str = "123456789012";
+
+/// Every row keyed by (region, account, thing, job); a key twice fails the test.
+fn by_key(rows: &[ReadRow]) -> HashMap<(String, String, String, String), &ReadRow> {
+    let mut m = HashMap::new();
+    for r in rows {
+        let k = (
+            r.region.clone().unwrap_or_default(),
+            r.account_id.clone().unwrap_or_default(),
+            r.thing_name.clone(),
+            r.job_id.clone(),
+        );
+        assert!(m.insert(k.clone(), r).is_none(), "a row twice: {k:?}");
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_regions_each_hold_their_own_rate_against_their_own_quota() {
+    // Two simulators, one per region, each with a quota of 20 calls/s. With --rps 20 per target, each
+    // target must run at its own 20/s (a shared budget would give each about 10/s) and neither
+    // simulator may throttle.
+    const QUOTA: f64 = 20.0;
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let mut c = sim_config(fleet(30, 4, 5));
+        c.quota_rps = Some(QUOTA);
+        servers.push(start(c).await);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&servers[0], dir.path());
+    let out = dir.path().join("two.parquet");
+    let mut rc = run_config(
+        &servers[0].endpoint_url(),
+        InputSpec::Lists { things, jobs },
+        &out,
+    );
+    rc.rps = Some(QUOTA);
+    rc.targets = TargetFlags {
+        regions: vec!["eu-west-1".into(), "ap-south-1".into()],
+        region_endpoints: vec![
+            ("eu-west-1".into(), servers[0].endpoint_url()),
+            ("ap-south-1".into(), servers[1].endpoint_url()),
+        ],
+        ..Default::default()
+    };
+    let s = run(rc, no_shutdown()).await.unwrap();
+    assert!(s.complete);
+    assert_eq!(s.pairs, 240);
+    assert_eq!(s.throttled, 0);
+    for server in &servers {
+        let st = server.stats();
+        assert_eq!(st.calls(Operation::DescribeJobExecution), 120, "{st:?}");
+        assert_eq!(st.throttled, 0, "{st:?}");
+        assert!(st.sts >= 1, "the account id comes from STS: {st:?}");
+    }
+    assert_eq!(s.targets.len(), 2);
+    for t in &s.targets {
+        assert_eq!((t.pairs, t.ok + t.not_found, t.attempts), (120, 120, 120));
+        assert_eq!(t.account_id.as_deref(), Some(SIM_ACCOUNT));
+        // Its own pace: within [75%, 105%] of --rps over its own time.
+        assert!(
+            t.calls_per_s >= 0.75 * QUOTA && t.calls_per_s <= 1.05 * QUOTA,
+            "target {} ran at {:.1} calls/s: {s:?}",
+            t.target,
+            t.calls_per_s
+        );
+    }
+    let rows = read_rows(&out);
+    assert_eq!(rows.len(), 240);
+    let keys = by_key(&rows);
+    for region in ["eu-west-1", "ap-south-1"] {
+        let n = keys.keys().filter(|k| k.0 == region).count();
+        assert_eq!(n, 120, "{region}");
+    }
+    assert!(rows
+        .iter()
+        .all(|r| r.account_id.as_deref() == Some(SIM_ACCOUNT)));
+    // The fleet answers the same in both regions (one seed): each row equals the simulator's.
+    for r in &rows {
+        assert_row_matches_fleet(r, servers[0].simulator().fleet());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_assumed_and_rows_carry_each_account() {
+    let server = start(sim_config(fleet(40, 3, 9))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&server, dir.path());
+    let out = dir.path().join("accounts.parquet");
+    let mut rc = run_config(
+        &server.endpoint_url(),
+        InputSpec::Lists { things, jobs },
+        &out,
+    );
+    rc.targets = TargetFlags {
+        role_arns: vec![
+            "arn:aws:iam::111122223333:role/audit".into(),
+            "arn:aws:iam::444455556666:role/audit".into(),
+        ],
+        ..Default::default()
+    };
+    let s = run(rc, no_shutdown()).await.unwrap();
+    assert!(s.complete);
+    assert_eq!(s.pairs, 240);
+    let rows = read_rows(&out);
+    let keys = by_key(&rows);
+    for account in ["111122223333", "444455556666"] {
+        // GetCallerIdentity answered with the account of the credentials AssumeRole gave: the
+        // role was assumed, and its credentials used.
+        let n = keys.keys().filter(|k| k.1 == account).count();
+        assert_eq!(n, 120, "{account}");
+    }
+    assert!(rows
+        .iter()
+        .all(|r| r.region.as_deref() == Some("us-east-1")));
+    // Two AssumeRole and two GetCallerIdentity calls, no more.
+    assert_eq!(server.stats().sts, 4, "{:?}", server.stats());
+    assert_eq!(server.stats().calls(Operation::DescribeJobExecution), 240);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_role_stops_the_run_before_any_iot_call() {
+    let server = start(sim_config(fleet(10, 2, 1))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&server, dir.path());
+    let out = dir.path().join("never.parquet");
+    let mut rc = run_config(
+        &server.endpoint_url(),
+        InputSpec::Lists { things, jobs },
+        &out,
+    );
+    rc.client.static_credentials = Some(aws_credential_types::Credentials::new(
+        "AKIDDENIED",
+        "secret",
+        None,
+        None,
+        "test",
+    ));
+    rc.targets = TargetFlags {
+        role_arns: vec![
+            "arn:aws:iam::111122223333:role/audit".into(),
+            "arn:aws:iam::444455556666:role/audit".into(),
+        ],
+        ..Default::default()
+    };
+    let err = run(rc, no_shutdown()).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, RunError::Setup(_)), "{text}");
+    assert!(
+        text.starts_with("target 111122223333:audit/us-east-1: "),
+        "{text}"
+    );
+    assert!(!text.contains("secret"), "{text}");
+    assert_eq!(server.stats().total_calls(), 0);
+    assert!(!out.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_multi_region_run_resumes_each_region_exactly() {
+    let mut servers = Vec::new();
+    for _ in 0..2 {
+        let mut c = sim_config(fleet(150, 4, 77));
+        c.latency = Latency::Fixed(Duration::from_millis(2));
+        servers.push(start(c).await);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&servers[0], dir.path());
+    let out = dir.path().join("ds");
+    let mut rc = run_config(
+        &servers[0].endpoint_url(),
+        InputSpec::Lists { things, jobs },
+        &out,
+    );
+    rc.part_rows = 100;
+    rc.engine.concurrency = 4;
+    rc.targets = TargetFlags {
+        regions: vec!["us-east-1".into(), "eu-central-1".into()],
+        region_endpoints: vec![
+            ("us-east-1".into(), servers[0].endpoint_url()),
+            ("eu-central-1".into(), servers[1].endpoint_url()),
+        ],
+        ..Default::default()
+    };
+    // The second region is slower, so the two lanes stop at different points.
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stopper = {
+        let a = servers[0].simulator().clone();
+        tokio::spawn(async move {
+            while a.stats().calls(Operation::DescribeJobExecution) < 300 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            tx.send(true).unwrap();
+            tx
+        })
+    };
+    let err = run(rc.clone(), rx).await.unwrap_err();
+    let _tx = stopper.await.unwrap();
+    assert!(
+        matches!(
+            err,
+            RunError::Stopped {
+                stop: Stop::Interrupted,
+                resumable: true,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let first = read_rows(&out).len();
+    assert!(first > 0 && first < 1200, "{first}");
+
+    // Other targets are other inputs: a resume with one region only is refused.
+    let mut other = rc.clone();
+    other.resume = true;
+    other.targets.regions.pop();
+    let refused = run(other, no_shutdown()).await.unwrap_err().to_string();
+    assert!(refused.contains("cannot resume"), "{refused}");
+
+    let before: u64 = servers
+        .iter()
+        .map(|s| s.stats().calls(Operation::DescribeJobExecution))
+        .sum();
+    rc.resume = true;
+    let s = run(rc, no_shutdown()).await.unwrap();
+    assert!(s.complete);
+    assert_eq!(s.resumed as usize, first);
+    let after: u64 = servers
+        .iter()
+        .map(|s| s.stats().calls(Operation::DescribeJobExecution))
+        .sum();
+    assert_eq!(after - before, 1200 - first as u64, "only missing pairs");
+    let rows = read_rows(&out);
+    assert_eq!(rows.len(), 1200);
+    let keys = by_key(&rows);
+    for region in ["us-east-1", "eu-central-1"] {
+        assert_eq!(keys.keys().filter(|k| k.0 == region).count(), 600);
+    }
+}
+
+#[test]
+fn discovery_over_several_targets_is_refused_before_any_call() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleet-audit"))
+        .args([
+            "run",
+            "--discover",
+            "--regions",
+            "us-east-1,eu-west-1",
+            "--out",
+            "/tmp/fleet-audit-never-written",
+            "--endpoint-url",
+            "http://127.0.0.1:9",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--discover: audits one account and region at a time"),
+        "{err}"
+    );
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_fleet-audit"))
+        .args([
+            "run",
+            "--pairs",
+            "/dev/null",
+            "--regions",
+            "us-east-1,us-east-1",
+            "--out",
+            "/tmp/fleet-audit-never-written",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--regions: us-east-1 is given twice"));
+}
