@@ -137,6 +137,11 @@ pub enum SetupError {
 pub async fn load_sdk_config(s: &ClientSettings) -> SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::disabled())
+        // Our per-attempt timeout already ends a stalled answer; the SDK's throughput watch on every
+        // response body would only add timer and clock work to each call.
+        .stalled_stream_protection(
+            aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
+        )
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(s.connect_timeout.unwrap_or(Duration::from_secs(5)))

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow::record_batch::RecordBatch;
+use tokio::sync::mpsc::error::TryRecvError;
 
 pub use files::{FilePart, Format};
 pub use manifest::{lane_ordinal, DoneSet, Manifest, ManifestError, PartEntry, MANIFEST};
@@ -282,6 +283,9 @@ pub struct WriterEnd {
     pub complete: bool,
 }
 
+/// How long the writer thread lets rows accumulate between drains while they keep coming.
+const WRITER_NAP: Duration = Duration::from_millis(2);
+
 /// Runs a writer on its own thread, fed by `rx`. If the channel closes without a final message, the
 /// uncommitted part is discarded: an interrupted run never leaves a partial file under a final name.
 pub fn spawn_writer(
@@ -293,20 +297,57 @@ pub fn spawn_writer(
         .spawn(move || {
             let mut w = DatasetWriter::new(settings);
             let end = |report, complete| WriterEnd { report, complete };
-            while let Some(msg) = rx.blocking_recv() {
-                let step = match msg {
-                    SinkMsg::Row { row, ordinal } => w.push(&row, ordinal),
-                    SinkMsg::Tick => w.tick(),
-                    SinkMsg::Commit => return w.finish(true).map(|r| end(r, true)),
-                    SinkMsg::Checkpoint => return w.finish(false).map(|r| end(r, false)),
-                    SinkMsg::Abort => return Ok(end(w.abort(), false)),
-                };
-                if let Err(e) = step {
-                    w.abort();
-                    return Err(e);
+            // One message: a row or a tick is taken here; the last message is returned.
+            let step = |w: &mut DatasetWriter, msg| -> Result<Option<SinkMsg>, SinkError> {
+                match msg {
+                    SinkMsg::Row { row, ordinal } => w.push(&row, ordinal).map(|_| None),
+                    SinkMsg::Tick => w.tick().map(|_| None),
+                    last => Ok(Some(last)),
                 }
+            };
+            let last = 'recv: loop {
+                // While rows flow, drain what has arrived and nap: one wake-up per batch of rows
+                // instead of a futex wake and a context switch per row. When nothing came during a
+                // nap, park until the next message (a slow run costs no polling).
+                let mut drained = 0usize;
+                loop {
+                    let msg = match rx.try_recv() {
+                        Ok(msg) => msg,
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Disconnected) => break 'recv None,
+                    };
+                    drained += 1;
+                    match step(&mut w, msg) {
+                        Ok(None) => {}
+                        Ok(Some(last)) => break 'recv Some(last),
+                        Err(e) => {
+                            w.abort();
+                            return Err(e);
+                        }
+                    }
+                }
+                if drained > 0 {
+                    std::thread::sleep(WRITER_NAP);
+                    continue;
+                }
+                let Some(msg) = rx.blocking_recv() else {
+                    break None;
+                };
+                match step(&mut w, msg) {
+                    Ok(None) => {}
+                    Ok(Some(last)) => break Some(last),
+                    Err(e) => {
+                        w.abort();
+                        return Err(e);
+                    }
+                }
+            };
+            match last {
+                Some(SinkMsg::Commit) => w.finish(true).map(|r| end(r, true)),
+                Some(SinkMsg::Checkpoint) => w.finish(false).map(|r| end(r, false)),
+                // Abort, or the channel closed without a final message.
+                _ => Ok(end(w.abort(), false)),
             }
-            Ok(end(w.abort(), false))
         })
         .expect("spawn writer thread")
 }
