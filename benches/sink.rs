@@ -19,7 +19,6 @@ use std::time::Duration;
 use clap::Parser;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
 use fleet_audit::app::sim_config;
@@ -133,12 +132,9 @@ fn fleet_rows(n: usize) -> Vec<Row> {
         .collect()
 }
 
-/// The Parquet settings of `fleet_audit::sink` (zstd level 3, 128Ki-row groups).
+/// The Parquet settings of `fleet_audit::sink`, from the one place that makes them.
 fn parquet_props() -> WriterProperties {
-    WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("level 3")))
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
-        .build()
+    fleet_audit::sink::parquet_properties(ROW_GROUP_ROWS)
 }
 
 /// A writer that keeps only the count of bytes written.

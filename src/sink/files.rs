@@ -10,8 +10,30 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 use super::SinkError;
+
+/// Columns whose values are mostly distinct within a row group: a dictionary would only be built to be
+/// abandoned (or to cost more than it saves), so they are written plain.
+const PLAIN_COLUMNS: [&str; 3] = ["thing_name", "thing_arn", "error_message"];
+
+/// The Parquet settings of every file this tool writes: zstd level 1 (as small as level 3 on these
+/// rows, and faster), `row_group_rows` rows per row group, no dictionary for [`PLAIN_COLUMNS`].
+/// Measured by benches/sink.rs: about 30% more rows per second than zstd 3 with dictionaries
+/// everywhere, and 17 instead of 19 bytes per row.
+pub fn parquet_properties(row_group_rows: usize) -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(1).expect("zstd level 1 is valid"),
+        ))
+        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+        .set_created_by(concat!("fleet-audit ", env!("CARGO_PKG_VERSION")).into());
+    for c in PLAIN_COLUMNS {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
+    }
+    b.build()
+}
 
 /// File format of the dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,13 +113,7 @@ impl FilePart {
         let out = BufWriter::with_capacity(1 << 20, file);
         let inner = match format {
             Format::Parquet => {
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(
-                        ZstdLevel::try_new(3).expect("zstd level 3 is valid"),
-                    ))
-                    .set_max_row_group_row_count(Some(row_group_rows.max(1)))
-                    .set_created_by(concat!("fleet-audit ", env!("CARGO_PKG_VERSION")).into())
-                    .build();
+                let props = parquet_properties(row_group_rows);
                 Inner::Parquet(ArrowWriter::try_new(out, schema, Some(props)).map_err(
                     |source| SinkError::Parquet {
                         path: tmp.clone(),

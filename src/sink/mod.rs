@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc::error::TryRecvError;
 
-pub use files::{FilePart, Format};
+pub use files::{parquet_properties, FilePart, Format};
 pub use manifest::{lane_ordinal, DoneSet, Manifest, ManifestError, PartEntry, MANIFEST};
 
 use crate::schema::{BatchBuilder, Row};
