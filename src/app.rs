@@ -411,6 +411,7 @@ async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
         quiet: false,
         summary_json: None,
         shard: None,
+        partition_by: Vec::new(),
     };
     let shutdown = shutdown_on_signals();
     let result = run(cfg, shutdown).await;
