@@ -37,6 +37,8 @@ pub enum DatasetError {
     },
     #[error("{0}: no .parquet or .arrow files found")]
     Empty(PathBuf),
+    #[error("{url}: {reason}")]
+    Remote { url: String, reason: String },
 }
 
 /// The data files of a dataset: the file itself, or the part files of a directory and of its
@@ -293,4 +295,67 @@ pub async fn read_part(
             })))
         }
     }
+}
+
+/// Fetches the committed files of a dataset in an object store (`s3://bucket/prefix/`, reached with the
+/// AWS configuration of `client`) into a temporary directory, keeping their relative paths: the
+/// manifest's parts, or without a manifest every part file. One file is in memory at a time.
+pub async fn fetch_remote(
+    url: &str,
+    client: &crate::client::ClientSettings,
+) -> Result<tempfile::TempDir, DatasetError> {
+    use crate::sink::target::{Kind, Target};
+    let remote_err = |reason: String| DatasetError::Remote {
+        url: url.to_string(),
+        reason,
+    };
+    let mut remote = crate::sink::Remote::parse(url).map_err(remote_err)?;
+    let sdk = crate::client::load_sdk_config(client).await;
+    remote
+        .connect(&sdk, |k| std::env::var(k).ok())
+        .map_err(|e| remote_err(e.reason()))?;
+    let dir = remote.dir().expect("connected above").clone();
+    let target = Target::Remote(dir.clone());
+    let files: Vec<String> = match target
+        .load_manifest()
+        .await
+        .map_err(|e| remote_err(e.to_string()))?
+    {
+        Some(m) => m.parts.into_iter().map(|p| p.file).collect(),
+        None => target
+            .entries()
+            .await
+            .map_err(|e| remote_err(e.to_string()))?
+            .into_iter()
+            .filter(|e| e.kind == Kind::Part)
+            .map(|e| e.relative)
+            .collect(),
+    };
+    if files.is_empty() {
+        return Err(DatasetError::Empty(PathBuf::from(url)));
+    }
+    let local = tempfile::Builder::new()
+        .prefix("fleet-audit-fetch-")
+        .tempdir()
+        .map_err(|source| DatasetError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    for rel in files {
+        let bytes = dir
+            .get(&rel)
+            .await
+            .map_err(|e| remote_err(e.reason()))?
+            .ok_or_else(|| remote_err(format!("{rel} is listed in the manifest but missing")))?;
+        let path = local.path().join(&rel);
+        let io = |source| DatasetError::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::write(&path, &bytes).map_err(io)?;
+    }
+    Ok(local)
 }

@@ -140,7 +140,17 @@ async fn a_partitioned_s3_dataset_reads_back_like_a_local_run() {
     };
     let day_before = today();
     let mut args = base("s3://audit/runs/fleet/");
-    args.extend(["--partition-by", "date,job_id", "--part-rows", "250"].map(String::from));
+    // --report reads the dataset back from S3 at the end (a failure there would be exit 1).
+    args.extend(
+        [
+            "--partition-by",
+            "date,job_id",
+            "--part-rows",
+            "250",
+            "--report",
+        ]
+        .map(String::from),
+    );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, err) = run_bin(&moto, &args, None).await;
     assert_eq!(code, Some(0), "{err}");
@@ -183,6 +193,30 @@ async fn a_partitioned_s3_dataset_reads_back_like_a_local_run() {
         assert_row_matches_fleet(r, server.simulator().fleet());
     }
     assert_eq!(contents(&rows), contents(&read_rows(&local)));
+
+    // `report` reads the S3 dataset (job_id from the paths) as it reads the local one.
+    let report = |what: &str| {
+        let out = std::process::Command::new(BIN)
+            .args(["report", what, "--json"])
+            .envs(moto.env())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // The ages of the oldest pairs depend on when each run fetched them.
+        for job in doc["jobs"].as_array_mut().unwrap() {
+            job.as_object_mut().unwrap().remove("oldest");
+        }
+        (doc["dataset"].clone(), doc["jobs"].clone())
+    };
+    let (name, remote_jobs) = report("s3://audit/runs/fleet/");
+    assert_eq!(name, "s3://audit/runs/fleet/");
+    assert_eq!(remote_jobs, report(&local_s).1);
+    assert_eq!(remote_jobs.as_array().unwrap().len(), 4);
 
     // pyarrow (from PyPI, unchanged) reads the S3 dataset with Hive partitioning and finds the local
     // run's rows.
