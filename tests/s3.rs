@@ -460,3 +460,106 @@ async fn bad_s3_outputs_are_refused_before_any_iot_call() {
     assert!(err.contains("--partition-by job_id"), "{err}");
     assert_eq!(server.stats().total_calls(), calls);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_lost_mid_run_stops_it_naming_the_url_and_resume_finishes() {
+    let moto = Moto::start();
+    moto.create_bucket("audit");
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let mut cfg = sim_config(fleet(1_500, 4, 5));
+    cfg.latency = Latency::Fixed(Duration::from_millis(2));
+    let server = start(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&server, dir.path());
+    let url = server.endpoint_url();
+    let args: Vec<String> = [
+        "run",
+        "--things",
+        &things.to_string_lossy(),
+        "--jobs",
+        &jobs.to_string_lossy(),
+        "--out",
+        "s3://audit/flaky/",
+        "--endpoint-url",
+        &url,
+        "--rps",
+        "0",
+        "--concurrency",
+        "4",
+        "--part-rows",
+        "200",
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let through_proxy = |extra: Option<&str>| {
+        let mut c = tokio::process::Command::new(BIN);
+        c.args(&args)
+            .args(extra)
+            .envs(moto.env())
+            .env("AWS_ENDPOINT_URL_S3", &proxy.endpoint)
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c.spawn().unwrap()
+    };
+    let child = through_proxy(None);
+    // Once a part is committed, the store becomes unreachable.
+    let store = moto.store("audit");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let objects = s3_objects(&store, "flaky").await;
+        if objects.iter().any(|(k, _)| k == "_manifest.json") && objects.len() > 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no part was committed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.set_broken(true);
+    let broken_at = std::time::Instant::now();
+    let out = child.wait_with_output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("s3://audit/flaky/"),
+        "the message names the URL: {err}"
+    );
+    assert!(
+        err.contains("cannot upload") || err.contains("cannot write"),
+        "{err}"
+    );
+    assert!(
+        broken_at.elapsed() < Duration::from_secs(60),
+        "retries gave up in {:?}",
+        broken_at.elapsed()
+    );
+    // What was committed stays valid: every part the manifest lists is complete.
+    let (manifest, files) = s3_dataset(&moto, "audit", "flaky").await;
+    assert!(!manifest.complete);
+    let mut committed = 0;
+    for p in &manifest.parts {
+        let (_, bytes) = files
+            .iter()
+            .find(|(k, _)| k == &p.file)
+            .expect("listed part");
+        committed += rows_of_parquet(&p.file, bytes.clone()).len() as u64;
+    }
+    assert_eq!(committed, manifest.committed.len());
+    assert!(committed > 0 && committed < 6_000, "{committed}");
+
+    // Reachable again, --resume finishes: exactly the manifest's objects, every pair once.
+    proxy.set_broken(false);
+    let out = through_proxy(Some("--resume"))
+        .wait_with_output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let (manifest, files) = s3_dataset(&moto, "audit", "flaky").await;
+    assert!(manifest.complete);
+    let rows = committed_rows(&manifest, &files);
+    assert_eq!(contents(&rows).len(), 6_000);
+}

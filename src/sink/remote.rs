@@ -111,7 +111,7 @@ impl Remote {
         sdk: &SdkConfig,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<(), RemoteError> {
-        let dir = RemoteDir::open(self, sdk, env, RetryConfig::default())?;
+        let dir = RemoteDir::open(self, sdk, env, upload_retry())?;
         self.dir = Some(Arc::new(dir));
         Ok(())
     }
@@ -195,6 +195,17 @@ impl CredentialProvider for SdkCredentials {
         });
         *cached = Some((credential.clone(), c.expiry()));
         Ok(credential)
+    }
+}
+
+/// The retries of every request: up to 6 more attempts with exponential backoff (100 ms doubling,
+/// jittered, capped at 15 s), within 2 minutes: transient errors (5xx, throttling, a dropped connection)
+/// are ridden out, while a store that is gone stops the run in seconds rather than minutes.
+fn upload_retry() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: 6,
+        retry_timeout: Duration::from_secs(120),
     }
 }
 
