@@ -382,6 +382,24 @@ mod tests {
     }
 
     #[test]
+    fn object_store_urls_are_directories_and_file_urls_are_local() {
+        let (l, f) = output_of(Path::new("s3://bucket/audit"), None).unwrap();
+        match l {
+            Layout::Remote(r) => assert_eq!(r.url, "s3://bucket/audit/"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(f, Format::Parquet);
+        let e = output_of(Path::new("s3://bucket/audit.parquet"), None).unwrap_err();
+        assert!(e.to_string().contains("directory of parts"), "{e}");
+        let e = output_of(Path::new("s3://"), None).unwrap_err();
+        assert!(e.to_string().contains("no bucket"), "{e}");
+        let e = output_of(Path::new("gs://bucket/a"), None).unwrap_err();
+        assert!(e.to_string().contains("not supported"), "{e}");
+        let (l, _) = output_of(Path::new("file:///tmp/a.parquet"), None).unwrap();
+        assert_eq!(l, Layout::File("/tmp/a.parquet".into()));
+    }
+
+    #[test]
     fn existing_output_needs_overwrite() {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("o.parquet");

@@ -3,7 +3,13 @@
 //! One thread owns the writer and is fed through a bounded channel (which is also the back-pressure on
 //! the callers). Every file is written under a hidden temporary name beside its final one, synced, and
 //! renamed only when complete, so no reader ever sees a half-written file under a final name. A
-//! directory output is a set of part files, rotated every `part_rows` rows.
+//! directory output is a set of part files, rotated every `part_rows` rows, recorded in a manifest.
+//!
+//! Parts: `files` (one file's encoder, atomic commit), `manifest` (what is committed, for resume),
+//! `partition` (Hive-style `key=value` folders), `target` (a dataset directory, local or remote, seen
+//! the same way), `remote` (the directory in S3 through `object_store`: parts are written to a local
+//! staging folder, uploaded with a multipart upload that only completes when whole, then the manifest
+//! is replaced with one PUT).
 
 mod files;
 pub mod manifest;
