@@ -432,7 +432,7 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
 
     // Output, and what an earlier run already committed.
     let manifest = crate::run::prepare_output(&cfg, &identity, 0).await?;
-    let committed = match (OutputDir::of(&cfg.layout), &manifest) {
+    let committed = match (OutputDir::of(&cfg.layout)?, &manifest) {
         (Some(t), Some(m)) if !m.parts.is_empty() => committed_pairs(&t, m).await?,
         _ => HashSet::new(),
     };

@@ -224,7 +224,7 @@ pub(crate) async fn prepare_output(
     identity: &str,
     total: u64,
 ) -> Result<Option<Manifest>, RunError> {
-    let Some(target) = Target::of(&cfg.layout) else {
+    let Some(target) = Target::of(&cfg.layout)? else {
         crate::config::check_output(&cfg.layout, cfg.overwrite)?;
         return Ok(None);
     };

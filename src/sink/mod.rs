@@ -108,6 +108,8 @@ pub enum SinkError {
     Remote(#[from] RemoteError),
     #[error("an object-store output needs an async runtime to drive its requests")]
     NoRuntime,
+    #[error("{0}: the object store was not connected before writing")]
+    NotConnected(String),
 }
 
 /// What was committed.
@@ -148,7 +150,8 @@ impl DatasetWriter {
     pub fn new(settings: SinkSettings) -> Self {
         DatasetWriter {
             builder: BatchBuilder::new(&settings.run_id, settings.region.as_deref()),
-            target: Target::of(&settings.layout),
+            // An unconnected remote layout has no target: its first commit fails (NotConnected).
+            target: Target::of(&settings.layout).ok().flatten(),
             settings,
             part: None,
             part_rows: 0,
@@ -294,7 +297,10 @@ impl DatasetWriter {
         if self.builder.is_empty() {
             return Ok(());
         }
-        let path = PathBuf::from(self.relative(self.next_part, None));
+        let path = match &self.settings.layout {
+            Layout::File(p) => p.clone(),
+            dir => dir.path().join(self.part_name(self.next_part)),
+        };
         let batch: RecordBatch = self.builder.finish().map_err(|source| SinkError::Arrow {
             path: path.clone(),
             source,
@@ -380,6 +386,7 @@ impl DatasetWriter {
     /// Completes the current part: flush, close, sync, publish (rename into place, or upload), then
     /// record it in the manifest (directory outputs).
     pub fn commit_part(&mut self) -> Result<(), SinkError> {
+        Target::of(&self.settings.layout)?;
         self.flush_batch()?;
         if let Some(part) = self.part.take() {
             let files = match &self.settings.layout {

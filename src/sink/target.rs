@@ -62,17 +62,17 @@ pub fn kind_of(relative: &str) -> Kind {
 
 impl Target {
     /// The directory of a directory layout; `None` for a single file. A remote layout must have
-    /// been connected.
-    pub fn of(layout: &Layout) -> Option<Target> {
-        match layout {
+    /// been connected ([`crate::sink::Remote::connect`]).
+    pub fn of(layout: &Layout) -> Result<Option<Target>, SinkError> {
+        Ok(match layout {
             Layout::File(_) => None,
             Layout::Dir(d) => Some(Target::Local(d.clone())),
             Layout::Remote(r) => Some(Target::Remote(
                 r.dir()
-                    .expect("a remote output is connected before it is used")
+                    .ok_or_else(|| SinkError::NotConnected(r.url.clone()))?
                     .clone(),
             )),
-        }
+        })
     }
 
     /// The path or URL, for messages.

@@ -378,6 +378,25 @@ impl Drop for Moto {
     }
 }
 
+/// The keys under `prefix` of a bucket, relative to it (one listing, no object read).
+pub async fn s3_keys(store: &object_store::aws::AmazonS3, prefix: &str) -> Vec<String> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    let p = object_store::path::Path::from(prefix);
+    let metas: Vec<_> = store.list(Some(&p)).try_collect().await.unwrap();
+    let mut keys: Vec<String> = metas
+        .into_iter()
+        .map(|m| {
+            let key = m.location.to_string();
+            key.strip_prefix(&format!("{prefix}/"))
+                .unwrap_or(&key)
+                .to_string()
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
 /// Every object under `prefix` of a bucket: (key relative to the prefix, bytes).
 pub async fn s3_objects(
     store: &object_store::aws::AmazonS3,
