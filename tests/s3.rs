@@ -432,9 +432,19 @@ async fn bad_s3_outputs_are_refused_before_any_iot_call() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("no manifest"), "{err}");
     assert_eq!(server.stats().total_calls(), 0, "no IoT call was made");
-    // --overwrite deletes this tool's old files only.
-    let (code, err) = run_args(&moto, args("s3://audit/used/", &["--overwrite"])).await;
-    assert_eq!(code, Some(0), "{err}");
+    // --overwrite deletes this tool's old files only. (With debug logs on: still no secret printed.)
+    let a = args("s3://audit/used/", &["--overwrite"]);
+    let out = tokio::process::Command::new(BIN)
+        .args(&a)
+        .envs(moto.env())
+        .env("RUST_LOG", "debug")
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("DEBUG"), "debug logs are on");
+    assert!(!err.contains(S3_SECRET), "a secret in the logs");
     let keys = s3_keys(&store, "used").await;
     assert!(keys.contains(&"notes.txt".to_string()), "{keys:?}");
     assert!(

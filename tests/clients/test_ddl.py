@@ -204,3 +204,21 @@ def test_report_reads_a_partitioned_run_like_a_flat_one(fa, partitioned_runs):
         return [{k: v for k, v in j.items() if k != "oldest"} for j in doc["jobs"]]
     assert counts(parted) == counts(flat)
     assert len(counts(parted)) == 4
+
+
+def test_athena_and_glue_tables_match_a_real_partitioned_run(fa, partitioned_runs):
+    """The table definitions for --partition-by date,job_id describe the files the run wrote: the
+    columns are the files' columns (job_id is not among them), the partition keys are the folders."""
+    _, parted = partitioned_runs
+    files = sorted(parted.glob("*/*/*.parquet"))
+    file_schema = pq.read_schema(files[0])
+    keys = [seg.split("=")[0] for seg in files[0].relative_to(parted).parts[:-1]]
+    assert keys == ["date", "job_id"]
+    doc = json.loads(schema(fa, "--ddl", "glue", "--location", "s3://b/p/", "--partition-by", "date,job_id"))
+    cols = [(c["Name"], c["Type"]) for c in doc["StorageDescriptor"]["Columns"]]
+    assert cols == [(f.name, hive_type(f.type)) for f in file_schema]
+    assert [k["Name"] for k in doc["PartitionKeys"]] == keys
+    ddl = schema(fa, "--ddl", "athena", "--location", "s3://b/p/", "--partition-by", "date,job_id")
+    body, parts = ddl.split("PARTITIONED BY")
+    assert re.findall(r"^  `(\w+)` (\S+?),?$", body, flags=re.M) == cols
+    assert re.findall(r"`(\w+)`", parts.split(")")[0]) == keys
