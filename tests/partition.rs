@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -16,20 +16,6 @@ use fleet_audit::input::InputSpec;
 use fleet_audit::run::{run, RunError};
 use fleet_audit::sim::{Latency, Operation};
 use fleet_audit::sink::{Manifest, PartitionKey};
-
-fn contents(rows: &[ReadRow]) -> HashMap<(String, String), ReadRow> {
-    let mut m = HashMap::new();
-    for r in rows {
-        let mut c = r.clone();
-        c.run_id = None;
-        c.fetched_at = 0;
-        c.attempts = 0;
-        c.error_message = None;
-        let dup = m.insert((r.thing_name.clone(), r.job_id.clone()), c);
-        assert!(dup.is_none(), "pair {}/{} twice", r.thing_name, r.job_id);
-    }
-    m
-}
 
 /// Every file under `dir`, relative, `/`-separated.
 fn files_under(dir: &Path) -> Vec<String> {

@@ -1,11 +1,12 @@
 //! `run --out s3://…` against a real S3-compatible server on loopback (moto's server from `.venv`,
 //! started by the tests) and the IoT side against the simulator: a partitioned dataset that pyarrow
 //! reads back with the same rows as a local run; SIGKILL mid-upload then `--resume` leaving no partial
-//! or orphan object and every pair once; bad outputs refused before any IoT call.
+//! or orphan object and every pair once; a store lost mid-run stopping it with the URL named; bad
+//! outputs refused before any IoT call.
 
 mod common;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,21 +15,6 @@ use fleet_audit::sim::Latency;
 use fleet_audit::sink::Manifest;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fleet-audit");
-
-/// The comparable content of a dataset: pair -> row without what differs between runs.
-fn contents(rows: &[ReadRow]) -> HashMap<(String, String), ReadRow> {
-    let mut m = HashMap::new();
-    for r in rows {
-        let mut c = r.clone();
-        c.run_id = None;
-        c.fetched_at = 0;
-        c.attempts = 0;
-        c.error_message = None;
-        let dup = m.insert((r.thing_name.clone(), r.job_id.clone()), c);
-        assert!(dup.is_none(), "pair {}/{} twice", r.thing_name, r.job_id);
-    }
-    m
-}
 
 /// Starts the binary with the S3 server's environment (fake credentials), stderr captured.
 fn spawn(moto: &Moto, args: &[&str]) -> tokio::process::Child {

@@ -224,6 +224,22 @@ pub fn push_rows(b: &arrow::record_batch::RecordBatch, rows: &mut Vec<ReadRow>) 
     }
 }
 
+/// The comparable content of a dataset: pair -> row without what legitimately differs between runs
+/// (run id, fetch time, attempts, error message); a pair twice fails the test.
+pub fn contents(rows: &[ReadRow]) -> std::collections::HashMap<(String, String), ReadRow> {
+    let mut m = std::collections::HashMap::new();
+    for r in rows {
+        let mut c = r.clone();
+        c.run_id = None;
+        c.fetched_at = 0;
+        c.attempts = 0;
+        c.error_message = None;
+        let dup = m.insert((r.thing_name.clone(), r.job_id.clone()), c);
+        assert!(dup.is_none(), "pair {}/{} twice", r.thing_name, r.job_id);
+    }
+    m
+}
+
 /// Checks a row against what the simulator holds for its pair, field by field.
 pub fn assert_row_matches_fleet(row: &ReadRow, fleet: &fleet_audit::sim::Fleet) {
     let i = fleet.thing_index(&row.thing_name);
