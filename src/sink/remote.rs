@@ -198,6 +198,14 @@ impl CredentialProvider for SdkCredentials {
     }
 }
 
+/// The S3 endpoint override: `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL` (as the AWS SDKs read them;
+/// blank means unset).
+pub fn s3_endpoint(env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .into_iter()
+        .find_map(|k| env(k).filter(|e| !e.trim().is_empty()))
+}
+
 /// The retries of every request: up to 6 more attempts with exponential backoff (100 ms doubling,
 /// jittered, capped at 15 s), within 2 minutes: transient errors (5xx, throttling, a dropped connection)
 /// are ridden out, while a store that is gone stops the run in seconds rather than minutes.
@@ -241,20 +249,19 @@ impl RemoteDir {
             provider,
             cached: tokio::sync::Mutex::new(None),
         });
-        let endpoint = env("AWS_ENDPOINT_URL_S3")
-            .or_else(|| env("AWS_ENDPOINT_URL"))
-            .filter(|e| !e.trim().is_empty());
+        let endpoint = s3_endpoint(env);
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into());
+        tracing::debug!(url = %r.url, endpoint = ?endpoint, %region, "S3 output");
         let build = |retry: RetryConfig| {
             let mut options = ClientOptions::new()
                 .with_connect_timeout(Duration::from_secs(5))
                 .with_timeout(Duration::from_secs(120));
             let mut b = AmazonS3Builder::new()
                 .with_bucket_name(&r.bucket)
-                .with_region(
-                    sdk.region()
-                        .map(|r| r.to_string())
-                        .unwrap_or_else(|| "us-east-1".into()),
-                )
+                .with_region(&region)
                 .with_credentials(credentials.clone())
                 .with_retry(retry);
             if let Some(e) = &endpoint {
@@ -468,5 +475,27 @@ mod tests {
             .contains("not supported"));
         assert!(Remote::parse("s3://bucket/a//b").is_err());
         assert!(is_url("s3://b/p") && !is_url("out/dir") && !is_url("./a://b"));
+    }
+
+    #[test]
+    fn the_s3_endpoint_variable_wins_over_the_global_one() {
+        fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+            move |k| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        }
+        let both = [
+            ("AWS_ENDPOINT_URL", "http://all:1"),
+            ("AWS_ENDPOINT_URL_S3", "http://s3:2"),
+        ];
+        assert_eq!(s3_endpoint(env(&both)).as_deref(), Some("http://s3:2"));
+        let global = [
+            ("AWS_ENDPOINT_URL", "http://all:1"),
+            ("AWS_ENDPOINT_URL_S3", " "),
+        ];
+        assert_eq!(s3_endpoint(env(&global)).as_deref(), Some("http://all:1"));
+        assert_eq!(s3_endpoint(env(&[])), None);
     }
 }
