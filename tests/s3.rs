@@ -16,9 +16,13 @@ use fleet_audit::sink::Manifest;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fleet-audit");
 
-/// Starts the binary with the S3 server's environment (fake credentials), stderr captured.
-fn spawn(moto: &Moto, args: &[&str]) -> tokio::process::Child {
+/// Starts the binary with the S3 server's environment (fake credentials), stderr captured; `tmp` is its
+/// TMPDIR when given.
+fn spawn(moto: &Moto, args: &[&str], tmp: Option<&Path>) -> tokio::process::Child {
     let mut c = tokio::process::Command::new(BIN);
+    if let Some(t) = tmp {
+        c.env("TMPDIR", t);
+    }
     c.args(args)
         .envs(moto.env())
         .env_remove("AWS_ENDPOINT_URL")
@@ -34,8 +38,9 @@ async fn run_bin(
     moto: &Moto,
     args: &[&str],
     kill_after: Option<Duration>,
+    tmp: Option<&Path>,
 ) -> (Option<i32>, String) {
-    let mut child = spawn(moto, args);
+    let mut child = spawn(moto, args, tmp);
     if let Some(d) = kill_after {
         if tokio::time::timeout(d, child.wait()).await.is_err() {
             child.start_kill().unwrap();
@@ -138,12 +143,12 @@ async fn a_partitioned_s3_dataset_reads_back_like_a_local_run() {
         .map(String::from),
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, err) = run_bin(&moto, &args, None).await;
+    let (code, err) = run_bin(&moto, &args, None, None).await;
     assert_eq!(code, Some(0), "{err}");
     let day_after = today();
     let local_args = base(&local_s);
     let local_args: Vec<&str> = local_args.iter().map(String::as_str).collect();
-    let (code, err) = run_bin(&moto, &local_args, None).await;
+    let (code, err) = run_bin(&moto, &local_args, None, None).await;
     assert_eq!(code, Some(0), "{err}");
 
     let (manifest, files) = s3_dataset(&moto, "audit", "runs/fleet").await;
@@ -278,6 +283,9 @@ async fn sigkill_mid_upload_then_resume_leaves_no_partial_or_orphan_object() {
         "200",
         "--quiet",
     ];
+    // Killed runs leave their staging folders; the next run removes those of dead processes.
+    let staging = dir.path().join("tmp");
+    std::fs::create_dir(&staging).unwrap();
     let (mut kills, mut finished) = (0, false);
     for round in 0..14 {
         let mut args = base.to_vec();
@@ -287,7 +295,7 @@ async fn sigkill_mid_upload_then_resume_leaves_no_partial_or_orphan_object() {
         // Kill at a random moment in the first rounds (many small parts are uploading at any time);
         // let the last ones finish.
         let wait = (round < 12).then(|| Duration::from_millis(300 + rand::random::<u64>() % 1500));
-        let (code, err) = run_bin(&moto, &args, wait).await;
+        let (code, err) = run_bin(&moto, &args, wait, Some(&staging)).await;
         match code {
             Some(0) => {
                 finished = true;
@@ -299,6 +307,8 @@ async fn sigkill_mid_upload_then_resume_leaves_no_partial_or_orphan_object() {
     }
     assert!(finished, "never finished");
     assert!(kills >= 2, "the run was killed only {kills} times");
+    let left: Vec<_> = std::fs::read_dir(&staging).unwrap().collect();
+    assert!(left.is_empty(), "staging folders left: {left:?}");
     let (manifest, files) = s3_dataset(&moto, "audit", "killed").await;
     assert!(manifest.complete);
     let rows = committed_rows(&manifest, &files);
@@ -312,7 +322,7 @@ async fn sigkill_mid_upload_then_resume_leaves_no_partial_or_orphan_object() {
     let mut args = base.to_vec();
     let local_s = local.to_string_lossy();
     args[6] = &local_s;
-    let (code, err) = run_bin(&moto, &args, None).await;
+    let (code, err) = run_bin(&moto, &args, None, None).await;
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(contents(&read_rows(&local)), got);
 }

@@ -112,6 +112,7 @@ impl Remote {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<(), RemoteError> {
         let dir = RemoteDir::open(self, sdk, env, upload_retry())?;
+        super::remove_dead_staging(&std::env::temp_dir());
         self.dir = Some(Arc::new(dir));
         Ok(())
     }
