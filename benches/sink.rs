@@ -195,6 +195,7 @@ fn dataset_writer(rows: &[Row], path: &Path, format: Format) -> u64 {
         run_id: "bench-run".into(),
         region: Some("us-east-1".into()),
         shard: None,
+        partitioning: None,
     });
     for (o, r) in rows.iter().enumerate() {
         w.push(r, o as u64).expect("push row");

@@ -43,6 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         run_id: "gen".into(),
         region: Some("us-east-1".into()),
         shard: None,
+        partitioning: None,
     });
     let started = Instant::now();
     let mut n = 0u64;

@@ -73,7 +73,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Describe(a) => describe_command(a).await,
         Command::Sim(a) => sim_command(a).await,
         Command::Demo(a) => demo_command(a).await,
-        Command::Report(a) => report_command(a),
+        Command::Report(a) => report_command(a).await,
         Command::Schema(a) => schema_command(a),
     }
 }
@@ -120,6 +120,13 @@ fn print_report(out: &Path) -> anyhow::Result<()> {
     let thresholds = crate::report::Thresholds::default();
     let report = crate::report::report_path(out, &thresholds)
         .with_context(|| format!("cannot report on {}", out.display()))?;
+    print_report_of(&report, &thresholds)
+}
+
+fn print_report_of(
+    report: &crate::report::Report,
+    thresholds: &crate::report::Thresholds,
+) -> anyhow::Result<()> {
     write_stdout(&report.render_terminal(thresholds.top))
 }
 
@@ -195,14 +202,23 @@ async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
         }
     };
     let (quiet, summary_json) = (cfg.quiet, cfg.summary_json.clone());
-    let report_of = a.report.then(|| a.out.clone());
+    let remote_out = matches!(cfg.layout, Layout::Remote(_));
+    let report_of = (a.report && !remote_out).then(|| a.out.clone());
     let shutdown = shutdown_on_signals();
-    finish_run(
-        run(cfg, shutdown).await,
-        quiet,
-        summary_json.as_deref(),
-        report_of.as_deref(),
-    )
+    let result = run(cfg, shutdown).await;
+    let remote_done = remote_out && a.report && result.is_ok();
+    let code = finish_run(result, quiet, summary_json.as_deref(), report_of.as_deref())?;
+    if remote_done {
+        // The dataset is in an object store: its files are fetched to report on them.
+        let url = a.out.to_string_lossy();
+        let thresholds = crate::report::Thresholds::default();
+        let report =
+            crate::report::report_url(&url, &ClientSettings::from(&a.connection), &thresholds)
+                .await
+                .with_context(|| format!("cannot report on {url}"))?;
+        print_report_of(&report, &thresholds)?;
+    }
+    Ok(code)
 }
 
 fn write_stdout(text: &str) -> anyhow::Result<()> {
@@ -413,6 +429,7 @@ async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
         quiet: false,
         summary_json: None,
         shard: None,
+        partition_by: Vec::new(),
     };
     let shutdown = shutdown_on_signals();
     let result = run(cfg, shutdown).await;
@@ -429,7 +446,7 @@ async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
 
 /// `fleet-audit report`: 0 done; 2 bad flags or a dataset that cannot be read; 1 the HTML page
 /// cannot be written; 3 ([`crate::report::EXIT_FAIL_ON`]) a `--fail-on` condition holds.
-fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<i32> {
+async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<i32> {
     use crate::report::{report_path, ReportConfig, EXIT_FAIL_ON};
     use std::io::IsTerminal;
     let cfg = match ReportConfig::from_args(&a) {
@@ -439,7 +456,13 @@ fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     };
-    let report = match report_path(&cfg.path, &cfg.thresholds) {
+    let text = cfg.path.to_string_lossy();
+    let read = if crate::sink::remote::is_url(&text) {
+        crate::report::report_url(&text, &ClientSettings::default(), &cfg.thresholds).await
+    } else {
+        report_path(&cfg.path, &cfg.thresholds)
+    };
+    let report = match read {
         Ok(r) => r,
         Err(e) => {
             eprintln!("fleet-audit report: error: {e}");

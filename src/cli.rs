@@ -75,9 +75,14 @@ pub struct RunArgs {
     /// CSV (header thing_name,job_id[,execution_number]) or JSON Lines file of pairs (`-` for stdin).
     #[arg(long, value_name = "FILE")]
     pub pairs: Option<PathBuf>,
-    /// Output: a .parquet or .arrow file, or else a directory of part files.
-    #[arg(long, value_name = "PATH")]
+    /// Output: a .parquet or .arrow file, or else a directory of part files, local or in S3
+    /// (`s3://bucket/prefix/`; endpoint from AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL).
+    #[arg(long, value_name = "PATH|URL")]
     pub out: PathBuf,
+    /// Hive-style folders of a directory output, in folder order: `date` (the run's UTC start date)
+    /// and/or `job_id` (comma list). A partition column is taken out of the data files.
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub partition_by: Vec<String>,
     /// Output format (default: from --out's extension, else parquet).
     #[arg(long, value_enum)]
     pub format: Option<FormatArg>,

@@ -12,7 +12,7 @@ use crate::client::ClientSettings;
 use crate::input::InputSpec;
 use crate::retry::Backoff;
 use crate::shard::Shard;
-use crate::sink::{Format, Layout};
+use crate::sink::{Format, Layout, PartitionKey, Remote};
 use crate::targets::{TargetFlags, TargetSpec};
 
 /// A flag value or an output location that cannot work.
@@ -70,6 +70,8 @@ pub struct RunConfig {
     pub summary_json: Option<PathBuf>,
     /// Audit only this shard of the input (`--shard K/N`); `None`: all of it.
     pub shard: Option<Shard>,
+    /// Hive-style partition folders of a directory output (`--partition-by`), in folder order.
+    pub partition_by: Vec<PartitionKey>,
 }
 
 /// Parses `10s`, `500ms`, `2m`, or a plain number of seconds.
@@ -109,8 +111,31 @@ impl From<&ConnectionArgs> for ClientSettings {
     }
 }
 
-/// Where the output goes and in what format, from `--out` and `--format`.
+/// Where the output goes and in what format, from `--out` and `--format`: a file, a local directory,
+/// or a directory in an object store (`s3://bucket/prefix/`; `file://PATH` is the local PATH).
 pub fn output_of(out: &Path, format: Option<FormatArg>) -> Result<(Layout, Format), ConfigError> {
+    let text = out.to_string_lossy();
+    if let Some(local) = text.strip_prefix("file://") {
+        return output_of(Path::new(local), format);
+    }
+    if crate::sink::remote::is_url(&text) {
+        let remote = Remote::parse(&text).map_err(|reason| ConfigError::Output {
+            path: out.to_path_buf(),
+            reason,
+        })?;
+        if Format::from_path(Path::new(remote.prefix.as_str())).is_some() {
+            return Err(ConfigError::Output {
+                path: out.to_path_buf(),
+                reason: "an object-store output is a directory of parts: name a prefix, not a file"
+                    .into(),
+            });
+        }
+        let format = match format {
+            Some(FormatArg::Arrow) => Format::Arrow,
+            _ => Format::Parquet,
+        };
+        return Ok((Layout::Remote(remote), format));
+    }
     let by_ext = Format::from_path(out);
     let asked = format.map(|f| match f {
         FormatArg::Parquet => Format::Parquet,
@@ -232,6 +257,14 @@ impl RunConfig {
                 "needs a directory output (--out DIR): a single file is only written when complete",
             ));
         }
+        let partition_by =
+            PartitionKey::parse_list(&a.partition_by).map_err(|r| flag("partition-by", r))?;
+        if !partition_by.is_empty() && !layout.is_dir() {
+            return Err(flag(
+                "partition-by",
+                "needs a directory output (--out DIR or s3://bucket/prefix/), not a single file",
+            ));
+        }
         if a.resume && a.overwrite {
             return Err(flag("resume", "cannot be combined with --overwrite"));
         }
@@ -261,6 +294,7 @@ impl RunConfig {
             quiet: a.quiet,
             summary_json: a.summary_json.clone(),
             shard,
+            partition_by,
         })
     }
 }
@@ -356,6 +390,8 @@ pub fn check_output(layout: &Layout, overwrite: bool) -> Result<(), ConfigError>
             }
             writable_location(d).map_err(out)?;
         }
+        // Checked once connected, before any call (`run`).
+        Layout::Remote(_) => {}
     }
     Ok(())
 }
@@ -387,6 +423,24 @@ mod tests {
         let (l, f) = output_of(Path::new("outdir"), Some(FormatArg::Arrow)).unwrap();
         assert_eq!((l, f), (Layout::Dir("outdir".into()), Format::Arrow));
         assert!(output_of(Path::new("x.arrow"), Some(FormatArg::Parquet)).is_err());
+    }
+
+    #[test]
+    fn object_store_urls_are_directories_and_file_urls_are_local() {
+        let (l, f) = output_of(Path::new("s3://bucket/audit"), None).unwrap();
+        match l {
+            Layout::Remote(r) => assert_eq!(r.url, "s3://bucket/audit/"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(f, Format::Parquet);
+        let e = output_of(Path::new("s3://bucket/audit.parquet"), None).unwrap_err();
+        assert!(e.to_string().contains("directory of parts"), "{e}");
+        let e = output_of(Path::new("s3://"), None).unwrap_err();
+        assert!(e.to_string().contains("no bucket"), "{e}");
+        let e = output_of(Path::new("gs://bucket/a"), None).unwrap_err();
+        assert!(e.to_string().contains("not supported"), "{e}");
+        let (l, _) = output_of(Path::new("file:///tmp/a.parquet"), None).unwrap();
+        assert_eq!(l, Layout::File("/tmp/a.parquet".into()));
     }
 
     #[test]

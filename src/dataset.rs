@@ -1,9 +1,12 @@
-//! Reading a dataset the tool wrote: a Parquet or Arrow IPC file, or a directory of part files, as a
-//! stream of RecordBatches (bounded memory: one batch at a time).
+//! Reading a dataset the tool wrote: a Parquet or Arrow IPC file, or a directory of part files (flat,
+//! or in Hive-style `key=value` folders), as a stream of RecordBatches (bounded memory: one batch at a
+//! time). A partition column that is a dataset column (`job_id`) is put back from the folder name, at
+//! its place in the schema; other keys (`date`) are not dataset columns and are left out.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
+use arrow::array::{ArrayRef, StringArray};
 use arrow::error::ArrowError;
 use arrow::ipc::reader::FileReader;
 use arrow::record_batch::RecordBatch;
@@ -34,10 +37,12 @@ pub enum DatasetError {
     },
     #[error("{0}: no .parquet or .arrow files found")]
     Empty(PathBuf),
+    #[error("{url}: {reason}")]
+    Remote { url: String, reason: String },
 }
 
-/// The data files of a dataset: the file itself, or the committed part files of a directory (hidden
-/// temporaries excluded), in name order.
+/// The data files of a dataset: the file itself, or the part files of a directory and of its
+/// `key=value` folders (hidden and `_` names excluded), in path order.
 pub fn data_files(path: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     let io = |source| DatasetError::Io {
         path: path.to_path_buf(),
@@ -48,16 +53,7 @@ pub fn data_files(path: &Path) -> Result<Vec<PathBuf>, DatasetError> {
         return Ok(vec![path.to_path_buf()]);
     }
     let mut files = Vec::new();
-    for entry in std::fs::read_dir(path).map_err(io)? {
-        let p = entry.map_err(io)?.path();
-        let hidden = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_none_or(|n| n.starts_with('.') || n.starts_with('_'));
-        if !hidden && p.is_file() && Format::from_path(&p).is_some() {
-            files.push(p);
-        }
-    }
+    collect(path, &mut files).map_err(io)?;
     files.sort();
     if files.is_empty() {
         return Err(DatasetError::Empty(path.to_path_buf()));
@@ -65,9 +61,135 @@ pub fn data_files(path: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     Ok(files)
 }
 
+fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        if p.is_dir() {
+            if name.contains('=') {
+                collect(&p, files)?;
+            }
+        } else if p.is_file() && Format::from_path(&p).is_some() {
+            files.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// The `key=value` folders between `root` and `file`, outermost first.
+pub fn partition_values(root: &Path, file: &Path) -> Vec<(String, String)> {
+    let Ok(rel) = file.strip_prefix(root) else {
+        return Vec::new();
+    };
+    let rel = rel
+        .to_string_lossy()
+        .replace(std::path::MAIN_SEPARATOR, "/");
+    crate::sink::partition::values_of_path(&rel)
+}
+
+/// Puts back into `batch` the partition columns that are dataset columns and that it lacks, at their
+/// place in the dataset schema.
+pub fn with_partition_columns(
+    batch: RecordBatch,
+    values: &[(String, String)],
+) -> Result<RecordBatch, ArrowError> {
+    let full = crate::schema::schema();
+    let missing: Vec<&(String, String)> = values
+        .iter()
+        .filter(|(k, _)| full.field_with_name(k).is_ok() && batch.column_by_name(k).is_none())
+        .collect();
+    if missing.is_empty() {
+        return Ok(batch);
+    }
+    let n = batch.num_rows();
+    let constant =
+        |k: &str, v: &str| -> Result<(arrow::datatypes::FieldRef, ArrayRef), ArrowError> {
+            let field = full.field_with_name(k)?.clone();
+            let text: ArrayRef = std::sync::Arc::new(StringArray::from(vec![v; n]));
+            let array = arrow::compute::cast(&text, field.data_type())?;
+            Ok((std::sync::Arc::new(field), array))
+        };
+    let mut fields = Vec::new();
+    let mut columns = Vec::new();
+    let schema = batch.schema();
+    let in_order = schema
+        .fields()
+        .iter()
+        .all(|f| full.field_with_name(f.name()).is_ok());
+    if in_order {
+        // Every column is a dataset column: rebuild in the dataset's order.
+        for f in full.fields() {
+            if let Some(c) = batch.column_by_name(f.name()) {
+                let i = schema.index_of(f.name())?;
+                fields.push(schema.fields()[i].clone());
+                columns.push(c.clone());
+            } else if let Some((k, v)) = missing.iter().find(|(k, _)| k == f.name()) {
+                let (f, c) = constant(k, v)?;
+                fields.push(f);
+                columns.push(c);
+            }
+        }
+    } else {
+        fields.extend(schema.fields().iter().cloned());
+        columns.extend(batch.columns().iter().cloned());
+        for (k, v) in missing {
+            let (f, c) = constant(k, v)?;
+            fields.push(f);
+            columns.push(c);
+        }
+    }
+    RecordBatch::try_new(
+        std::sync::Arc::new(arrow::datatypes::Schema::new_with_metadata(
+            fields,
+            schema.metadata().clone(),
+        )),
+        columns,
+    )
+}
+
+/// Batches of `file` of the dataset at `root`, with the partition columns of its folders put back.
+pub fn read_file_in(
+    root: &Path,
+    file: &Path,
+    batch_rows: usize,
+) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, DatasetError>> + Send>, DatasetError> {
+    let values = partition_values(root, file);
+    let it = read_file(file, batch_rows)?;
+    if values.is_empty() {
+        return Ok(it);
+    }
+    let p = file.to_path_buf();
+    Ok(Box::new(it.map(move |b| {
+        b.and_then(|b| {
+            with_partition_columns(b, &values).map_err(|source| DatasetError::Arrow {
+                path: p.clone(),
+                source,
+            })
+        })
+    })))
+}
+
 /// Batches of one file, by its extension (Parquet unless `.arrow`/`.feather`/`.ipc`).
 pub fn read_file(
     path: &Path,
+    batch_rows: usize,
+) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, DatasetError>> + Send>, DatasetError> {
+    read_file_as(
+        path,
+        Format::from_path(path).unwrap_or(Format::Parquet),
+        batch_rows,
+    )
+}
+
+/// Batches of one file of a known format, whatever its name.
+pub fn read_file_as(
+    path: &Path,
+    format: Format,
     batch_rows: usize,
 ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, DatasetError>> + Send>, DatasetError> {
     let f = File::open(path).map_err(|source| DatasetError::Io {
@@ -75,7 +197,7 @@ pub fn read_file(
         source,
     })?;
     let p = path.to_path_buf();
-    match Format::from_path(path).unwrap_or(Format::Parquet) {
+    match format {
         Format::Parquet => {
             let reader = ParquetRecordBatchReaderBuilder::try_new(f)
                 .and_then(|b| b.with_batch_size(batch_rows).build())
@@ -105,16 +227,135 @@ pub fn read_file(
     }
 }
 
-/// Every batch of a dataset, file after file.
+/// Every batch of a dataset, file after file, with partition columns put back.
 pub fn read_dataset(
     path: &Path,
     batch_rows: usize,
 ) -> Result<impl Iterator<Item = Result<RecordBatch, DatasetError>>, DatasetError> {
     let files = data_files(path)?;
+    let root = path.to_path_buf();
     Ok(files
         .into_iter()
-        .flat_map(move |f| match read_file(&f, batch_rows) {
+        .flat_map(move |f| match read_file_in(&root, &f, batch_rows) {
             Ok(it) => it,
             Err(e) => Box::new(std::iter::once(Err(e))),
         }))
+}
+
+/// Batches of one committed file of a dataset directory (`relative` to it), local or in an object
+/// store (fetched into memory: a part is at most `--part-rows` rows), with its partition columns put
+/// back.
+pub async fn read_part(
+    target: &crate::sink::Target,
+    relative: &str,
+    batch_rows: usize,
+) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, DatasetError>> + Send>, DatasetError> {
+    match target {
+        crate::sink::Target::Local(d) => read_file_in(d, &d.join(relative), batch_rows),
+        crate::sink::Target::Remote(r) => {
+            let path = PathBuf::from(r.url_of(relative));
+            let bytes = r
+                .get(relative)
+                .await
+                .map_err(|e| DatasetError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::other(e.reason()),
+                })?
+                .ok_or_else(|| DatasetError::Io {
+                    path: path.clone(),
+                    source: std::io::ErrorKind::NotFound.into(),
+                })?;
+            let values = crate::sink::partition::values_of_path(relative);
+            let format = Format::from_path(Path::new(relative)).unwrap_or(Format::Parquet);
+            let batches: Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send> =
+                match format {
+                    Format::Parquet => Box::new(
+                        ParquetRecordBatchReaderBuilder::try_new(bytes)
+                            .and_then(|b| b.with_batch_size(batch_rows).build())
+                            .map_err(|source| DatasetError::Parquet {
+                                path: path.clone(),
+                                source,
+                            })?,
+                    ),
+                    Format::Arrow => Box::new(
+                        FileReader::try_new(std::io::Cursor::new(bytes), None).map_err(
+                            |source| DatasetError::Arrow {
+                                path: path.clone(),
+                                source,
+                            },
+                        )?,
+                    ),
+                };
+            Ok(Box::new(batches.map(move |b| {
+                b.and_then(|b| with_partition_columns(b, &values))
+                    .map_err(|source| DatasetError::Arrow {
+                        path: path.clone(),
+                        source,
+                    })
+            })))
+        }
+    }
+}
+
+/// Fetches the committed files of a dataset in an object store (`s3://bucket/prefix/`, reached with the
+/// AWS configuration of `client`) into a temporary directory, keeping their relative paths: the
+/// manifest's parts, or without a manifest every part file. One file is in memory at a time.
+pub async fn fetch_remote(
+    url: &str,
+    client: &crate::client::ClientSettings,
+) -> Result<tempfile::TempDir, DatasetError> {
+    use crate::sink::target::{Kind, Target};
+    let remote_err = |reason: String| DatasetError::Remote {
+        url: url.to_string(),
+        reason,
+    };
+    let mut remote = crate::sink::Remote::parse(url).map_err(remote_err)?;
+    let sdk = crate::client::load_sdk_config(client).await;
+    remote
+        .connect(&sdk, |k| std::env::var(k).ok())
+        .map_err(|e| remote_err(e.reason()))?;
+    let dir = remote.dir().expect("connected above").clone();
+    let target = Target::Remote(dir.clone());
+    let files: Vec<String> = match target
+        .load_manifest()
+        .await
+        .map_err(|e| remote_err(e.to_string()))?
+    {
+        Some(m) => m.parts.into_iter().map(|p| p.file).collect(),
+        None => target
+            .entries()
+            .await
+            .map_err(|e| remote_err(e.to_string()))?
+            .into_iter()
+            .filter(|e| e.kind == Kind::Part)
+            .map(|e| e.relative)
+            .collect(),
+    };
+    if files.is_empty() {
+        return Err(DatasetError::Empty(PathBuf::from(url)));
+    }
+    let local = tempfile::Builder::new()
+        .prefix("fleet-audit-fetch-")
+        .tempdir()
+        .map_err(|source| DatasetError::Io {
+            path: std::env::temp_dir(),
+            source,
+        })?;
+    for rel in files {
+        let bytes = dir
+            .get(&rel)
+            .await
+            .map_err(|e| remote_err(e.reason()))?
+            .ok_or_else(|| remote_err(format!("{rel} is listed in the manifest but missing")))?;
+        let path = local.path().join(&rel);
+        let io = |source| DatasetError::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        std::fs::write(&path, &bytes).map_err(io)?;
+    }
+    Ok(local)
 }

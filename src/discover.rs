@@ -33,7 +33,7 @@ use crate::input::{prepare_names, InputError, ListKind, Names, Target};
 use crate::limit::CallLimiter;
 use crate::run::{human_duration, RunError, Session, Summary, SummaryBase};
 use crate::schema::{Origin, Outcome, Row, Source};
-use crate::sink::{Layout, Manifest, SinkMsg};
+use crate::sink::{Manifest, SinkMsg, Target as OutputDir};
 
 /// Which listed executions are also described.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,25 +233,21 @@ fn pair_key(thing: &str, job: &str) -> u128 {
 }
 
 /// The pairs already in a manifest's committed parts.
-fn committed_pairs(dir: &std::path::Path, m: &Manifest) -> Result<HashSet<u128>, RunError> {
+async fn committed_pairs(target: &OutputDir, m: &Manifest) -> Result<HashSet<u128>, RunError> {
     let mut keys = HashSet::new();
+    let resume_err = |reason: String| RunError::Resume {
+        out: std::path::PathBuf::from(target.name()),
+        reason,
+    };
     for part in &m.parts {
-        let path = dir.join(&part.file);
-        let batches = crate::dataset::read_file(&path, 8192).map_err(|e| RunError::Resume {
-            out: dir.to_path_buf(),
-            reason: e.to_string(),
-        })?;
+        let batches = crate::dataset::read_part(target, &part.file, 8192)
+            .await
+            .map_err(|e| resume_err(e.to_string()))?;
         for b in batches {
-            let b = b.map_err(|e| RunError::Resume {
-                out: dir.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+            let b = b.map_err(|e| resume_err(e.to_string()))?;
             let col = |n: &str| b.column_by_name(n).map(|c| c.as_string::<i32>().clone());
             let (Some(things), Some(jobs)) = (col("thing_name"), col("job_id")) else {
-                return Err(RunError::Resume {
-                    out: dir.to_path_buf(),
-                    reason: format!("{} lacks thing_name/job_id", path.display()),
-                });
+                return Err(resume_err(format!("{} lacks thing_name/job_id", part.file)));
             };
             for i in 0..b.num_rows() {
                 keys.insert(pair_key(things.value(i), jobs.value(i)));
@@ -436,9 +432,9 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
     }
 
     // Output, and what an earlier run already committed.
-    let manifest = crate::run::prepare_output(&cfg, &identity, 0)?;
-    let committed = match (&cfg.layout, &manifest) {
-        (Layout::Dir(d), Some(m)) if !m.parts.is_empty() => committed_pairs(d, m)?,
+    let manifest = crate::run::prepare_output(&cfg, &identity, 0).await?;
+    let committed = match (OutputDir::of(&cfg.layout)?, &manifest) {
+        (Some(t), Some(m)) if !m.parts.is_empty() => committed_pairs(&t, m).await?,
         _ => HashSet::new(),
     };
     let resumed = committed.len() as u64;

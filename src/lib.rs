@@ -8,7 +8,8 @@
 //!   SDK configuration); [`targets`] the accounts and regions of a run, each with its own client and
 //!   limiter; [`limit`] a target's rate limiter; [`retry`] error classes and backoff.
 //! - [`audit`] targets -> bounded concurrent calls -> rows; [`schema`] the one Arrow schema;
-//!   [`sink`] Parquet / Arrow IPC writers that commit files atomically.
+//!   [`sink`] Parquet / Arrow IPC writers that commit files atomically, into a file, a local
+//!   directory or S3 (`object_store`), flat or in Hive-style partition folders.
 //! - [`report`] what a written dataset says: stuck / timed-out analysis per job.
 //! - [`run`] one audit end to end; [`shard`] the hash partition that splits one audit over N
 //!   processes; [`describe`] the AWS CLI-compatible single describe; [`sim`] the AWS IoT Jobs

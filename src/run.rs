@@ -5,6 +5,7 @@
 //! SDK is even configured; credentials and region are checked before the first IoT call; the dataset is
 //! committed only when every pair has its row.
 
+use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,15 +16,16 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use crate::audit::{run_engine, Counters, Lane, Stop, Work};
-use crate::client::{FleetClient, IotClient, SetupError};
+use crate::client::{load_sdk_config, FleetClient, IotClient, SetupError};
 use crate::config::Input;
 use crate::config::{ConfigError, RunConfig};
 use crate::input::{prepare, InputError};
 use crate::limit::CallLimiter;
 use crate::schema::Origin;
+use crate::sink::target::{Entry, Kind};
 use crate::sink::{
-    lane_ordinal, spawn_writer, DoneSet, Layout, Manifest, ManifestError, SinkError, SinkMsg,
-    SinkSettings, WriterEnd, MANIFEST,
+    lane_ordinal, spawn_writer, DoneSet, Layout, Manifest, ManifestError, Partitioning,
+    RemoteError, SinkError, SinkMsg, SinkSettings, Target, WriterEnd,
 };
 
 /// Why a run did not produce a complete dataset.
@@ -209,89 +211,84 @@ fn progress_bars(lanes: &[LaneView], quiet: bool) -> (MultiProgress, Vec<Progres
     (multi, bars)
 }
 
-/// Removes what an earlier run left in a directory output, when `--overwrite` allows it: only files
-/// this tool writes (part files and their temporaries), never anything else.
-fn clear_old_parts(layout: &Layout) -> Result<(), SinkError> {
-    let Layout::Dir(d) = layout else {
+/// Removes what an earlier run left in a directory output, when `--overwrite` (or a resume with
+/// nothing committed) allows it: only files this tool writes (part files, the manifest, temporaries),
+/// never anything else.
+async fn clear_old_parts(target: &Target, entries: &[Entry]) -> Result<(), SinkError> {
+    for e in entries {
+        if matches!(e.kind, Kind::Part | Kind::Manifest | Kind::Temp) {
+            target.delete(&e.relative).await?;
+        }
+    }
+    target.prune_empty_folders();
+    Ok(())
+}
+
+/// Deletes what a crashed run left uncommitted: temporaries, and part files the manifest does not list
+/// (published but never recorded), so a resume can never double a row.
+async fn remove_uncommitted(target: &Target, m: &Manifest) -> Result<(), SinkError> {
+    let listed: HashSet<&str> = m.parts.iter().map(|p| p.file.as_str()).collect();
+    for e in target.entries().await? {
+        let stale = match e.kind {
+            Kind::Temp => true,
+            Kind::Part => !listed.contains(e.relative.as_str()),
+            Kind::Manifest | Kind::Foreign => false,
+        };
+        if stale {
+            tracing::info!(file = %e.relative, "removing uncommitted file left by an earlier run");
+            target.delete(&e.relative).await?;
+        }
+    }
+    target.prune_empty_folders();
+    Ok(())
+}
+
+/// Connects an object-store output and checks it before any IoT call: reachable, empty unless
+/// `--resume` or `--overwrite`, and writable. A failure is a bad output (exit 2) naming the URL.
+pub(crate) async fn connect_output(
+    cfg: &mut RunConfig,
+    sdk: &aws_config::SdkConfig,
+) -> Result<(), RunError> {
+    let (resume, overwrite) = (cfg.resume, cfg.overwrite);
+    let Layout::Remote(r) = &mut cfg.layout else {
         return Ok(());
     };
-    let io = |source| SinkError::Io {
-        path: d.clone(),
-        source,
+    let url = PathBuf::from(&r.url);
+    let bad = |e: &RemoteError| ConfigError::Output {
+        path: url.clone(),
+        reason: e.reason(),
     };
-    std::fs::create_dir_all(d).map_err(io)?;
-    for entry in std::fs::read_dir(d).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = name.starts_with("part-")
-            || name == MANIFEST
-            || (name.starts_with('.') && name.ends_with(".tmp"));
-        if ours && entry.file_type().map_err(io)?.is_file() {
-            std::fs::remove_file(entry.path()).map_err(io)?;
-        }
+    r.connect(sdk, |k| std::env::var(k).ok())
+        .map_err(|e| bad(&e))?;
+    let dir = r.dir().expect("connected above");
+    let non_empty = dir.holds_objects().await.map_err(|e| bad(&e))?;
+    if non_empty && !resume && !overwrite {
+        return Err(ConfigError::OutputExists(url).into());
     }
+    dir.check_writable().await.map_err(|e| bad(&e))?;
     Ok(())
-}
-
-/// Deletes what a crashed run left uncommitted in `dir`: temporaries, and part files the manifest does
-/// not list (renamed but never recorded), so a resume can never double a row.
-fn remove_uncommitted(dir: &std::path::Path, m: &Manifest) -> Result<(), SinkError> {
-    let io = |source| SinkError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let stale_tmp = name.starts_with('.') && name.ends_with(".tmp");
-        let unlisted_part = name.starts_with("part-") && !m.parts.iter().any(|p| p.file == name);
-        if (stale_tmp || unlisted_part) && entry.file_type().map_err(io)?.is_file() {
-            tracing::info!(file = %name, "removing uncommitted file left by an earlier run");
-            std::fs::remove_file(entry.path()).map_err(io)?;
-        }
-    }
-    Ok(())
-}
-
-/// Whether every entry of `dir` is a file this tool writes before a commit: a temporary, or a part file
-/// (which, without a manifest to list it, was never committed).
-fn holds_only_uncommitted(dir: &std::path::Path) -> Result<bool, SinkError> {
-    let io = |source| SinkError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let entry = entry.map_err(io)?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let ours = name.starts_with("part-") || (name.starts_with('.') && name.ends_with(".tmp"));
-        if !ours || !entry.file_type().map_err(io)?.is_file() {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 /// Prepares the output location: a fresh, replaced or resumed dataset. Returns the starting manifest
 /// of a directory output.
-pub(crate) fn prepare_output(
+pub(crate) async fn prepare_output(
     cfg: &RunConfig,
     identity: &str,
     total: u64,
 ) -> Result<Option<Manifest>, RunError> {
-    let Layout::Dir(dir) = &cfg.layout else {
+    let Some(target) = Target::of(&cfg.layout)? else {
         crate::config::check_output(&cfg.layout, cfg.overwrite)?;
         return Ok(None);
     };
+    let out = || cfg.layout.path().to_path_buf();
+    let partition_by: Vec<String> = cfg.partition_by.iter().map(|k| k.name().into()).collect();
     let existing = if cfg.resume {
-        Manifest::load(dir)?
+        target.load_manifest().await?
     } else {
         None
     };
     if let Some(m) = existing {
-        let mismatch = |reason: String| RunError::ResumeMismatch {
-            out: dir.clone(),
-            reason,
-        };
+        let mismatch = |reason: String| RunError::ResumeMismatch { out: out(), reason };
         let shard_of = |id: &str| {
             id.split_once(":shard=")
                 .map(|(base, s)| (base.to_string(), s.to_string()))
@@ -326,44 +323,60 @@ pub(crate) fn prepare_output(
                 cfg.format.extension()
             )));
         }
-        remove_uncommitted(dir, &m)?;
+        if m.partition_by != partition_by {
+            let show = |p: &[String]| {
+                if p.is_empty() {
+                    "no partitions".to_string()
+                } else {
+                    format!("--partition-by {}", p.join(","))
+                }
+            };
+            return Err(mismatch(format!(
+                "it was written with {}, and this run asks for {}",
+                show(&m.partition_by),
+                show(&partition_by)
+            )));
+        }
+        remove_uncommitted(&target, &m).await?;
         return Ok(Some(m));
     }
-    let non_empty = dir.is_dir()
-        && std::fs::read_dir(dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false);
-    if cfg.resume && non_empty && !cfg.overwrite {
+    let mut entries = target.entries().await?;
+    if cfg.resume && !entries.is_empty() && !cfg.overwrite {
         // A run killed (SIGKILL, out of memory, node lost) before its first commit leaves only its
         // uncommitted files: nothing was committed, so the resume starts the dataset afresh. Anything
         // else in the directory is not ours to delete.
-        if !holds_only_uncommitted(dir)? {
+        if entries
+            .iter()
+            .any(|e| !matches!(e.kind, Kind::Part | Kind::Temp))
+        {
             return Err(ConfigError::Output {
-                path: dir.clone(),
+                path: out(),
                 reason: "holds no manifest to resume from; pass --overwrite to start over".into(),
             }
             .into());
         }
-        tracing::info!(dir = %dir.display(), "no manifest yet: removing the uncommitted files of an earlier run");
-        clear_old_parts(&cfg.layout)?;
+        tracing::info!(out = %target.name(), "no manifest yet: removing the uncommitted files of an earlier run");
+        clear_old_parts(&target, &entries).await?;
+        entries.clear();
     }
-    crate::config::check_output(&cfg.layout, cfg.overwrite)?;
+    match &cfg.layout {
+        Layout::Remote(_) if !entries.is_empty() && !cfg.overwrite => {
+            return Err(ConfigError::OutputExists(out()).into())
+        }
+        Layout::Remote(_) => {}
+        layout => crate::config::check_output(layout, cfg.overwrite)?,
+    }
     if cfg.overwrite {
-        clear_old_parts(&cfg.layout)?;
+        clear_old_parts(&target, &entries).await?;
     }
-    std::fs::create_dir_all(dir).map_err(|source| SinkError::Io {
-        path: dir.clone(),
-        source,
-    })?;
-    Ok(Some(Manifest::new(
-        identity.to_string(),
-        total,
-        cfg.format.extension(),
-    )))
+    target.create()?;
+    let mut m = Manifest::new(identity.to_string(), total, cfg.format.extension());
+    m.partition_by = partition_by;
+    Ok(Some(m))
 }
 
 /// Runs an audit with the real `aws-sdk-iot` client, one per target, each built from `cfg`'s settings.
-pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<Summary, RunError> {
+pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<Summary, RunError> {
     // Inputs first: a bad line stops the run before anything else happens.
     let (input, names) = match &cfg.input {
         Input::Describe(spec) => (Some(prepare(spec)?), None),
@@ -371,6 +384,15 @@ pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<Summ
     };
     let specs = cfg.target_specs()?;
     let resolved = crate::targets::resolve(&specs).await?;
+    // The output is written as the run's own configuration (--profile, --region), not as an
+    // audited account's role; with several regions and none of its own, the first target's region.
+    let mut out_sdk = load_sdk_config(&cfg.client).await;
+    if out_sdk.region().is_none() {
+        if let Some(r) = resolved.first().and_then(|t| t.sdk.region().cloned()) {
+            out_sdk = out_sdk.into_builder().region(r).build();
+        }
+    }
+    connect_output(&mut cfg, &out_sdk).await?;
     let targets: Vec<TargetClient<IotClient>> = resolved
         .into_iter()
         .map(|t| TargetClient {
@@ -445,7 +467,7 @@ pub async fn run_targets<C: FleetClient>(
         input.identity().to_string()
     };
     let identity = crate::shard::identity_with(&base_identity, shard);
-    let manifest = prepare_output(&cfg, &identity, total)?;
+    let manifest = prepare_output(&cfg, &identity, total).await?;
     let done: Arc<DoneSet> = Arc::new(
         manifest
             .as_ref()
@@ -690,6 +712,7 @@ impl Session {
                 run_id: run_id.clone(),
                 region,
                 shard: cfg.shard,
+                partitioning: Partitioning::new(&cfg.partition_by, now_ms()),
             },
             rx,
         );
@@ -731,7 +754,7 @@ impl Session {
             _multi: multi,
             bars,
             lanes,
-            resumable: matches!(cfg.layout, Layout::Dir(_)),
+            resumable: cfg.layout.is_dir(),
             out: cfg.layout.path().to_path_buf(),
         }
     }
@@ -845,6 +868,13 @@ impl Session {
             Err(stop) => Err(stopped(stop)),
         }
     }
+}
+
+/// Milliseconds since the epoch, now.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// `3h 20m`, `4m 10s`, `12s`.

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -14,22 +13,6 @@ use fleet_audit::run::{run, RunError};
 use fleet_audit::sim::{Faults, Latency, Operation};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fleet-audit");
-
-/// The comparable content of a dataset: pair -> (outcome, every execution column).
-fn contents(rows: &[ReadRow]) -> HashMap<(String, String), ReadRow> {
-    let mut m = HashMap::new();
-    for r in rows {
-        let mut c = r.clone();
-        // What legitimately differs between runs.
-        c.run_id = None;
-        c.fetched_at = 0;
-        c.attempts = 0;
-        c.error_message = None;
-        let dup = m.insert((r.thing_name.clone(), r.job_id.clone()), c);
-        assert!(dup.is_none(), "pair {}/{} twice", r.thing_name, r.job_id);
-    }
-    m
-}
 
 fn tmp_files(dir: &Path) -> Vec<String> {
     std::fs::read_dir(dir)

@@ -314,6 +314,20 @@ pub fn report_path(path: &Path, thresholds: &Thresholds) -> Result<Report, Repor
     Ok(analyzer.finish(path, files))
 }
 
+/// Reads a dataset in an object store (`s3://bucket/prefix/`): its committed files are fetched into a
+/// temporary directory (the manifest's parts; without a manifest, every part file), then reported on
+/// as [`report_path`] does, under the URL's name.
+pub async fn report_url(
+    url: &str,
+    client: &crate::client::ClientSettings,
+    thresholds: &Thresholds,
+) -> Result<Report, ReportError> {
+    let local = crate::dataset::fetch_remote(url, client).await?;
+    let mut report = report_path(local.path(), thresholds)?;
+    report.dataset = PathBuf::from(url);
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,6 @@
 //! Dataset batches -> [`Execution`] views, one file at a time, checking each batch's schema.
 //!
-//! Uses [`crate::dataset::data_files`] and [`crate::dataset::read_file`] (the pieces of
+//! Uses [`crate::dataset::data_files`] and [`crate::dataset::read_file_in`] (the pieces of
 //! `read_dataset`) rather than `read_dataset` itself so that a schema problem can name the file it is
 //! in. Columns are cast to the types the tool writes when a compatible type was used instead (a
 //! dataset rewritten by pyarrow or DuckDB may carry microsecond timestamps or large strings).
@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
 use super::{Execution, ReportError};
-use crate::dataset::{data_files, read_file};
+use crate::dataset::{data_files, read_file_in};
 
 /// The columns the report needs.
 pub const NEEDED: [&str; 8] = [
@@ -35,7 +35,7 @@ pub fn for_each_execution(
 ) -> Result<usize, ReportError> {
     let files = data_files(path)?;
     for file in &files {
-        for batch in read_file(file, batch_rows)? {
+        for batch in read_file_in(path, file, batch_rows)? {
             let batch = batch?;
             let cols = Columns::of(file, &batch)?;
             for i in 0..batch.num_rows() {

@@ -62,16 +62,74 @@ impl Format {
     }
 }
 
-enum Inner {
-    Parquet(ArrowWriter<BufWriter<File>>),
-    Arrow(IpcWriter<BufWriter<File>>),
+/// An encoder of one file's bytes into any writer: a file on disk, or memory (the per-job files of a
+/// part split by job are encoded in memory, so a part with many jobs never holds many files open).
+pub enum Encoder<W: Write + Send> {
+    Parquet(ArrowWriter<W>),
+    Arrow(IpcWriter<W>),
+}
+
+impl<W: Write + Send> Encoder<W> {
+    /// An encoder of `format` writing to `out`; `path` names the file in errors.
+    pub fn new(
+        out: W,
+        path: &Path,
+        format: Format,
+        schema: SchemaRef,
+        row_group_rows: usize,
+    ) -> Result<Self, SinkError> {
+        Ok(match format {
+            Format::Parquet => Encoder::Parquet(
+                ArrowWriter::try_new(out, schema, Some(parquet_properties(row_group_rows)))
+                    .map_err(|source| SinkError::Parquet {
+                        path: path.to_path_buf(),
+                        source,
+                    })?,
+            ),
+            Format::Arrow => {
+                Encoder::Arrow(IpcWriter::try_new(out, &schema).map_err(|source| {
+                    SinkError::Arrow {
+                        path: path.to_path_buf(),
+                        source,
+                    }
+                })?)
+            }
+        })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch, path: &Path) -> Result<(), SinkError> {
+        match self {
+            Encoder::Parquet(w) => w.write(batch).map_err(|source| SinkError::Parquet {
+                path: path.to_path_buf(),
+                source,
+            }),
+            Encoder::Arrow(w) => w.write(batch).map_err(|source| SinkError::Arrow {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Writes the footer and returns the writer.
+    pub fn finish(self, path: &Path) -> Result<W, SinkError> {
+        match self {
+            Encoder::Parquet(w) => w.into_inner().map_err(|source| SinkError::Parquet {
+                path: path.to_path_buf(),
+                source,
+            }),
+            Encoder::Arrow(w) => w.into_inner().map_err(|source| SinkError::Arrow {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
 }
 
 /// A file being written aside from its final path.
 pub struct FilePart {
     tmp: PathBuf,
     final_path: PathBuf,
-    inner: Inner,
+    inner: Encoder<BufWriter<File>>,
 }
 
 /// `dir/.name.tmp`: hidden, beside the final file so the rename stays on one filesystem.
@@ -88,6 +146,26 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// Writes `bytes` as `final_path` atomically: a hidden temporary beside it, synced, renamed, and the
+/// directory synced. On failure the temporary is removed.
+pub fn write_atomically(final_path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
+    let tmp = temp_path(final_path);
+    let result = (|| {
+        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+        f.write_all(bytes).map_err(io_err(&tmp))?;
+        f.sync_all().map_err(io_err(&tmp))?;
+        std::fs::rename(&tmp, final_path).map_err(io_err(final_path))?;
+        if let Some(dir) = final_path.parent() {
+            sync_dir(dir).map_err(io_err(dir))?;
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Syncs a directory so a rename inside it survives a crash.
@@ -111,23 +189,7 @@ impl FilePart {
         let tmp = temp_path(&final_path);
         let file = File::create(&tmp).map_err(io_err(&tmp))?;
         let out = BufWriter::with_capacity(1 << 20, file);
-        let inner = match format {
-            Format::Parquet => {
-                let props = parquet_properties(row_group_rows);
-                Inner::Parquet(ArrowWriter::try_new(out, schema, Some(props)).map_err(
-                    |source| SinkError::Parquet {
-                        path: tmp.clone(),
-                        source,
-                    },
-                )?)
-            }
-            Format::Arrow => Inner::Arrow(IpcWriter::try_new(out, &schema).map_err(|source| {
-                SinkError::Arrow {
-                    path: tmp.clone(),
-                    source,
-                }
-            })?),
-        };
+        let inner = Encoder::new(out, &tmp, format, schema, row_group_rows)?;
         Ok(FilePart {
             tmp,
             final_path,
@@ -136,16 +198,12 @@ impl FilePart {
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-        match &mut self.inner {
-            Inner::Parquet(w) => w.write(batch).map_err(|source| SinkError::Parquet {
-                path: self.tmp.clone(),
-                source,
-            }),
-            Inner::Arrow(w) => w.write(batch).map_err(|source| SinkError::Arrow {
-                path: self.tmp.clone(),
-                source,
-            }),
-        }
+        self.inner.write(batch, &self.tmp)
+    }
+
+    /// The path the file will have once committed.
+    pub fn final_path(&self) -> &Path {
+        &self.final_path
     }
 
     /// Finishes the encoding, syncs the file, renames it to its final path and syncs the directory.
@@ -157,17 +215,8 @@ impl FilePart {
             inner,
         } = self;
         let result = (|| {
-            // `into_inner` writes the footer and flushes, for both formats.
-            let mut out = match inner {
-                Inner::Parquet(w) => w.into_inner().map_err(|source| SinkError::Parquet {
-                    path: tmp.clone(),
-                    source,
-                })?,
-                Inner::Arrow(w) => w.into_inner().map_err(|source| SinkError::Arrow {
-                    path: tmp.clone(),
-                    source,
-                })?,
-            };
+            // `finish` writes the footer and flushes, for both formats.
+            let mut out = inner.finish(&tmp)?;
             out.flush().map_err(io_err(&tmp))?;
             out.get_ref().sync_all().map_err(io_err(&tmp))?;
             std::fs::rename(&tmp, &final_path).map_err(io_err(&final_path))?;
@@ -180,6 +229,22 @@ impl FilePart {
             let _ = std::fs::remove_file(&tmp);
         }
         result
+    }
+
+    /// Finishes the encoding and flushes, leaving the file under its temporary name (a spool that is
+    /// read back and removed, never committed). Returns the temporary path.
+    pub fn finish_unsynced(self) -> Result<PathBuf, SinkError> {
+        let FilePart { tmp, inner, .. } = self;
+        let result = inner
+            .finish(&tmp)
+            .and_then(|mut out| out.flush().map_err(io_err(&tmp)));
+        match result {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
     }
 
     /// Abandons the file: its temporary is removed and nothing appears under the final name.

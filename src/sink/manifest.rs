@@ -126,7 +126,8 @@ impl DoneSet {
 /// One committed part file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartEntry {
-    /// File name inside the output directory.
+    /// Path relative to the output directory, `/`-separated (`date=…/job_id=…/part-….parquet` when
+    /// partitioned).
     pub file: String,
     pub rows: u64,
 }
@@ -145,6 +146,9 @@ pub struct Manifest {
     pub committed: DoneSet,
     /// Whether every pair is committed.
     pub complete: bool,
+    /// The partition columns of the layout, in folder order (`date`, `job_id`); empty: flat.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub partition_by: Vec<String>,
 }
 
 /// Manifest read/write errors, naming the file.
@@ -170,7 +174,26 @@ impl Manifest {
             parts: Vec::new(),
             committed: DoneSet::default(),
             complete: false,
+            partition_by: Vec::new(),
         }
+    }
+
+    /// Parses a manifest document; `path` names it in errors.
+    pub fn from_json(text: &[u8], path: &Path) -> Result<Manifest, ManifestError> {
+        let invalid = |reason: String| ManifestError::Invalid {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let m: Manifest = serde_json::from_slice(text).map_err(|e| invalid(e.to_string()))?;
+        if m.version != VERSION {
+            return Err(invalid(format!("version {} is not {VERSION}", m.version)));
+        }
+        Ok(m)
+    }
+
+    /// The manifest document.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("manifest serializes")
     }
 
     /// Reads `dir/_manifest.json`, or `None` when there is none.
@@ -181,17 +204,7 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(ManifestError::Io { path, source }),
         };
-        let m: Manifest = serde_json::from_str(&text).map_err(|e| ManifestError::Invalid {
-            path: path.clone(),
-            reason: e.to_string(),
-        })?;
-        if m.version != VERSION {
-            return Err(ManifestError::Invalid {
-                path,
-                reason: format!("version {} is not {VERSION}", m.version),
-            });
-        }
-        Ok(Some(m))
+        Manifest::from_json(text.as_bytes(), &path).map(Some)
     }
 
     /// Writes the manifest atomically into `dir`.
@@ -202,7 +215,7 @@ impl Manifest {
             path: path.clone(),
             source,
         };
-        let body = serde_json::to_vec_pretty(self).expect("manifest serializes");
+        let body = self.to_json();
         let written = std::fs::File::create(&tmp).and_then(|mut f| {
             f.write_all(&body)?;
             f.sync_all()

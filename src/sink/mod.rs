@@ -3,11 +3,21 @@
 //! One thread owns the writer and is fed through a bounded channel (which is also the back-pressure on
 //! the callers). Every file is written under a hidden temporary name beside its final one, synced, and
 //! renamed only when complete, so no reader ever sees a half-written file under a final name. A
-//! directory output is a set of part files, rotated every `part_rows` rows.
+//! directory output is a set of part files, rotated every `part_rows` rows, recorded in a manifest.
+//!
+//! Parts: `files` (one file's encoder, atomic commit), `manifest` (what is committed, for resume),
+//! `partition` (Hive-style `key=value` folders), `target` (a dataset directory, local or remote, seen
+//! the same way), `remote` (the directory in S3 through `object_store`: parts are written to a local
+//! staging folder, uploaded with a multipart upload that only completes when whole, then the manifest
+//! is replaced with one PUT).
 
 mod files;
 pub mod manifest;
+pub mod partition;
+pub mod remote;
+pub mod target;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,8 +25,11 @@ use std::time::{Duration, Instant};
 use arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc::error::TryRecvError;
 
-pub use files::{parquet_properties, FilePart, Format};
+pub use files::{parquet_properties, Encoder, FilePart, Format};
 pub use manifest::{lane_ordinal, DoneSet, Manifest, ManifestError, PartEntry, MANIFEST};
+pub use partition::{PartitionKey, Partitioning};
+pub use remote::{Remote, RemoteError};
+pub use target::Target;
 
 use crate::schema::{BatchBuilder, Row};
 
@@ -27,13 +40,22 @@ pub enum Layout {
     File(PathBuf),
     /// A directory of part files.
     Dir(PathBuf),
+    /// A directory of part files in an object store (`s3://bucket/prefix/`).
+    Remote(Remote),
 }
 
 impl Layout {
+    /// The file or directory path, or the URL as a path.
     pub fn path(&self) -> &Path {
         match self {
             Layout::File(p) | Layout::Dir(p) => p,
+            Layout::Remote(r) => r.display(),
         }
+    }
+
+    /// Whether the dataset is a directory of parts (local or remote), committed part by part.
+    pub fn is_dir(&self) -> bool {
+        !matches!(self, Layout::File(_))
     }
 }
 
@@ -42,7 +64,7 @@ impl Layout {
 pub struct SinkSettings {
     pub layout: Layout,
     pub format: Format,
-    /// Rows per part file in a directory output.
+    /// Rows per part in a directory output (a part split by job holds this many rows in all).
     pub part_rows: u64,
     /// A directory output's part is also committed once it is this old (and holds rows).
     pub part_interval: Duration,
@@ -56,6 +78,8 @@ pub struct SinkSettings {
     pub region: Option<String>,
     /// The shard a sharded run writes; it goes into the part file names.
     pub shard: Option<crate::shard::Shard>,
+    /// Hive-style folders of a directory output; `None`: every part at the top.
+    pub partitioning: Option<Partitioning>,
 }
 
 /// Errors of the output side; each names the file it concerns.
@@ -81,6 +105,12 @@ pub enum SinkError {
     },
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error("an object-store output needs an async runtime to drive its requests")]
+    NoRuntime,
+    #[error("{0}: the object store was not connected before writing")]
+    NotConnected(String),
 }
 
 /// What was committed.
@@ -92,8 +122,15 @@ pub struct WriteReport {
 }
 
 /// Accumulates rows into batches and batches into committed files.
+///
+/// A directory output's part is written aside and published when complete: locally beside its final
+/// name (renamed into place), for an object store in a local staging folder (then uploaded). With
+/// `job_id` partitioning the part is first spooled whole and split by job at commit time, one file per
+/// job, so a part still holds at most `part_rows` rows in all.
 pub struct DatasetWriter {
     settings: SinkSettings,
+    /// The directory of a directory output.
+    target: Option<Target>,
     builder: BatchBuilder,
     part: Option<FilePart>,
     part_rows: u64,
@@ -102,12 +139,20 @@ pub struct DatasetWriter {
     part_opened: Option<Instant>,
     next_part: u32,
     report: WriteReport,
+    /// Drives object-store requests from the (non-async) writer thread.
+    runtime: Option<tokio::runtime::Handle>,
+    /// Where parts bound for an object store are written before the upload.
+    staging: Option<tempfile::TempDir>,
 }
 
 impl DatasetWriter {
+    /// A writer; a remote layout must be connected, and is reached through the runtime current here
+    /// (see [`DatasetWriter::with_runtime`] for a writer made outside one).
     pub fn new(settings: SinkSettings) -> Self {
         DatasetWriter {
             builder: BatchBuilder::new(&settings.run_id, settings.region.as_deref()),
+            // An unconnected remote layout has no target: its first commit fails (NotConnected).
+            target: Target::of(&settings.layout).ok().flatten(),
             settings,
             part: None,
             part_rows: 0,
@@ -115,7 +160,17 @@ impl DatasetWriter {
             part_opened: None,
             next_part: 0,
             report: WriteReport::default(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+            staging: None,
         }
+    }
+
+    /// Uses `rt` to drive object-store requests.
+    pub fn with_runtime(mut self, rt: Option<tokio::runtime::Handle>) -> Self {
+        if rt.is_some() {
+            self.runtime = rt;
+        }
+        self
     }
 
     /// The manifest as committed so far (directory outputs only).
@@ -123,24 +178,100 @@ impl DatasetWriter {
         self.settings.manifest.as_ref()
     }
 
-    /// The final path of part `n` of a directory output: `part-<run_id>-<n>.<ext>`, or
-    /// `part-<run_id>-s<K>of<N>-<n>.<ext>` for shard K of N.
-    fn part_path(&self, n: u32) -> PathBuf {
-        match &self.settings.layout {
-            Layout::File(p) => p.clone(),
-            Layout::Dir(d) => {
-                let shard = self
-                    .settings
-                    .shard
-                    .map(|s| format!("-{}", s.file_tag()))
-                    .unwrap_or_default();
-                d.join(format!(
-                    "part-{}{shard}-{n:05}.{}",
-                    self.settings.run_id,
-                    self.settings.format.extension()
-                ))
+    fn by_job(&self) -> bool {
+        self.settings
+            .partitioning
+            .as_ref()
+            .is_some_and(Partitioning::by_job)
+    }
+
+    /// The file name of part `n`: `part-<run_id>-<n>.<ext>`, or `part-<run_id>-s<K>of<N>-<n>.<ext>`
+    /// for shard K of N.
+    fn part_name(&self, n: u32) -> String {
+        let shard = self
+            .settings
+            .shard
+            .map(|s| format!("-{}", s.file_tag()))
+            .unwrap_or_default();
+        format!(
+            "part-{}{shard}-{n:05}.{}",
+            self.settings.run_id,
+            self.settings.format.extension()
+        )
+    }
+
+    /// The path of part `n` relative to the dataset directory, in its partition folder.
+    fn relative(&self, n: u32, job_id: Option<&str>) -> String {
+        match &self.settings.partitioning {
+            None => self.part_name(n),
+            Some(p) => format!("{}/{}", p.folder(job_id), self.part_name(n)),
+        }
+    }
+
+    fn staging_dir(&mut self) -> Result<PathBuf, SinkError> {
+        if self.staging.is_none() {
+            let tmp = tempfile::Builder::new()
+                .prefix(&format!("{STAGING}{}-", std::process::id()))
+                .tempdir()
+                .map_err(|source| SinkError::Io {
+                    path: std::env::temp_dir(),
+                    source,
+                })?;
+            self.staging = Some(tmp);
+        }
+        Ok(self
+            .staging
+            .as_ref()
+            .expect("created above")
+            .path()
+            .to_path_buf())
+    }
+
+    /// Where part `n` is written while it fills: the file itself; beside its final name in a local
+    /// directory; in the staging folder for an object store. A part split by job is spooled whole
+    /// (all columns) and split at commit.
+    fn writing_path(&mut self, n: u32) -> Result<PathBuf, SinkError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| SinkError::Io { path, source }
+        };
+        match (&self.settings.layout, self.by_job()) {
+            (Layout::File(p), _) => Ok(p.clone()),
+            (Layout::Dir(d), true) => Ok(d.join(format!("spool-{}", self.part_name(n)))),
+            (Layout::Dir(d), false) => {
+                let p = d.join(self.relative(n, None));
+                if let Some(parent) = p.parent() {
+                    std::fs::create_dir_all(parent).map_err(io(parent))?;
+                }
+                Ok(p)
+            }
+            (Layout::Remote(_), _) => {
+                let name = self.part_name(n);
+                Ok(self.staging_dir()?.join(name))
             }
         }
+    }
+
+    /// Opens part `self.next_part` for writing.
+    fn open_part(&mut self) -> Result<(), SinkError> {
+        let path = self.writing_path(self.next_part)?;
+        let schema = if self.by_job() {
+            Arc::clone(self.builder.schema())
+        } else {
+            self.file_schema()
+        };
+        self.part = Some(FilePart::create(
+            path,
+            self.settings.format,
+            schema,
+            self.settings.row_group_rows,
+        )?);
+        Ok(())
+    }
+
+    /// The schema of the data files (without the partition columns).
+    fn file_schema(&self) -> arrow::datatypes::SchemaRef {
+        partition::file_schema(self.builder.schema(), self.by_job())
     }
 
     /// Appends the row of pair `ordinal`; writes a batch when enough rows are buffered and rotates
@@ -157,9 +288,7 @@ impl DatasetWriter {
         if self.builder.len() >= self.settings.batch_rows {
             self.flush_batch()?;
         }
-        if matches!(self.settings.layout, Layout::Dir(_))
-            && self.part_rows >= self.settings.part_rows
-        {
+        if self.settings.layout.is_dir() && self.part_rows >= self.settings.part_rows {
             self.commit_part()?;
         }
         Ok(())
@@ -169,19 +298,19 @@ impl DatasetWriter {
         if self.builder.is_empty() {
             return Ok(());
         }
-        let path = self.part_path(self.next_part);
+        let path = match &self.settings.layout {
+            Layout::File(p) => p.clone(),
+            dir => dir.path().join(self.part_name(self.next_part)),
+        };
         let batch: RecordBatch = self.builder.finish().map_err(|source| SinkError::Arrow {
             path: path.clone(),
             source,
         })?;
         if self.part.is_none() {
-            self.part = Some(FilePart::create(
-                path,
-                self.settings.format,
-                Arc::clone(self.builder.schema()),
-                self.settings.row_group_rows,
-            )?);
+            self.open_part()?;
         }
+        // A part split by job keeps every column in its spool (split at commit); without job
+        // partitioning the batch already has the files' columns (`date` is no column).
         self.part.as_mut().expect("part opened above").write(&batch)
     }
 
@@ -190,34 +319,114 @@ impl DatasetWriter {
         let due = self
             .part_opened
             .is_some_and(|t| t.elapsed() >= self.settings.part_interval);
-        if due && matches!(self.settings.layout, Layout::Dir(_)) {
+        if due && self.settings.layout.is_dir() {
             self.commit_part()?;
         }
         Ok(())
     }
 
-    /// Completes the current part: flush, close, sync, rename to its final name, then record it in
-    /// the manifest (directory outputs).
+    /// Splits a spooled part by job: one file per job (without the `job_id` column), encoded in
+    /// memory (a part holds at most `part_rows` rows) and written out one at a time. Returns
+    /// (relative path, rows, local file) for each.
+    fn split_spool(&mut self, part: FilePart) -> Result<Vec<(String, u64, PathBuf)>, SinkError> {
+        let n = self.next_part;
+        let spool = part.finish_unsynced()?;
+        let read = (|| {
+            let mut encoders: BTreeMap<String, (Encoder<Vec<u8>>, u64)> = BTreeMap::new();
+            for batch in crate::dataset::read_file_as(&spool, self.settings.format, 8192)
+                .map_err(|e| spool_err(&spool, e))?
+            {
+                let batch = batch.map_err(|e| spool_err(&spool, e))?;
+                let by_job =
+                    partition::split_by_job(&batch).map_err(|source| SinkError::Arrow {
+                        path: spool.clone(),
+                        source,
+                    })?;
+                for (job, b) in by_job {
+                    let rel = PathBuf::from(self.relative(n, Some(&job)));
+                    let (enc, rows) = match encoders.entry(job) {
+                        std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::btree_map::Entry::Vacant(e) => e.insert((
+                            Encoder::new(
+                                Vec::new(),
+                                &rel,
+                                self.settings.format,
+                                self.file_schema(),
+                                self.settings.row_group_rows,
+                            )?,
+                            0,
+                        )),
+                    };
+                    enc.write(&b, &rel)?;
+                    *rows += b.num_rows() as u64;
+                }
+            }
+            Ok::<_, SinkError>(encoders)
+        })();
+        let _ = std::fs::remove_file(&spool);
+        let mut files = Vec::new();
+        for (job, (enc, rows)) in read? {
+            let rel = self.relative(n, Some(&job));
+            let bytes = enc.finish(Path::new(&rel))?;
+            let local = match &self.settings.layout {
+                Layout::Dir(d) => d.join(&rel),
+                _ => self.staging_dir()?.join(rel.replace('/', "%2F")),
+            };
+            if let Some(parent) = local.parent() {
+                std::fs::create_dir_all(parent).map_err(|source| SinkError::Io {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
+            }
+            files::write_atomically(&local, &bytes)?;
+            files.push((rel, rows, local));
+        }
+        Ok(files)
+    }
+
+    /// Completes the current part: flush, close, sync, publish (rename into place, or upload), then
+    /// record it in the manifest (directory outputs).
     pub fn commit_part(&mut self) -> Result<(), SinkError> {
+        Target::of(&self.settings.layout)?;
         self.flush_batch()?;
         if let Some(part) = self.part.take() {
-            let path = part.commit()?;
-            if let (Some(m), Layout::Dir(dir)) =
-                (&mut self.settings.manifest, &self.settings.layout)
-            {
-                m.parts.push(PartEntry {
-                    file: path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default(),
-                    rows: self.part_rows,
-                });
+            let files = match &self.settings.layout {
+                Layout::File(_) => vec![(String::new(), self.part_rows, part.commit()?)],
+                _ if self.by_job() => self.split_spool(part)?,
+                _ => {
+                    let rel = self.relative(self.next_part, None);
+                    vec![(rel, self.part_rows, part.commit()?)]
+                }
+            };
+            let mut published = Vec::with_capacity(files.len());
+            for (rel, rows, local) in files {
+                let final_path = match &self.target {
+                    Some(Target::Remote(r)) => {
+                        let rt = target::runtime(self.runtime.as_ref())?;
+                        let uploaded = rt.block_on(r.upload(&local, &rel));
+                        let _ = std::fs::remove_file(&local);
+                        uploaded?;
+                        PathBuf::from(r.url_of(&rel))
+                    }
+                    _ => local,
+                };
+                published.push((rel, rows, final_path));
+            }
+            if let (Some(m), Some(t)) = (&mut self.settings.manifest, &self.target) {
+                for (rel, rows, _) in &published {
+                    m.parts.push(PartEntry {
+                        file: rel.clone(),
+                        rows: *rows,
+                    });
+                }
                 for o in self.part_ordinals.drain(..) {
                     m.committed.insert(o);
                 }
-                m.store(dir)?;
+                t.store_manifest_blocking(m, self.runtime.as_ref())?;
             }
-            self.report.files.push(path);
+            self.report
+                .files
+                .extend(published.into_iter().map(|(_, _, p)| p));
             self.report.rows += self.part_rows;
             self.next_part += 1;
         }
@@ -228,26 +437,20 @@ impl DatasetWriter {
     }
 
     /// Commits what is buffered; `complete` marks a directory's manifest as holding every pair. A
-    /// dataset with no rows at all still gets one valid, empty file.
+    /// dataset with no rows at all still gets one valid, empty file (except when split by job: with
+    /// no job there is no folder to put it in).
     pub fn finish(mut self, complete: bool) -> Result<WriteReport, SinkError> {
         let nothing_yet =
             self.report.files.is_empty() && self.manifest().is_none_or(|m| m.parts.is_empty());
         if self.part.is_none() && self.builder.is_empty() && nothing_yet && complete {
-            let path = self.part_path(0);
-            let part = FilePart::create(
-                path,
-                self.settings.format,
-                Arc::clone(self.builder.schema()),
-                self.settings.row_group_rows,
-            )?;
             // An empty part still goes through the manifest like any other.
-            self.part = Some(part);
+            self.open_part()?;
             self.part_opened = Some(Instant::now());
         }
         self.commit_part()?;
-        if let (Some(m), Layout::Dir(dir)) = (&mut self.settings.manifest, &self.settings.layout) {
+        if let (Some(m), Some(t)) = (&mut self.settings.manifest, &self.target) {
             m.complete = complete;
-            m.store(dir)?;
+            t.store_manifest_blocking(m, self.runtime.as_ref())?;
         }
         Ok(self.report)
     }
@@ -258,6 +461,42 @@ impl DatasetWriter {
             part.discard();
         }
         self.report
+    }
+}
+
+/// Name prefix of the staging folders of S3 outputs: `fleet-audit-staging-<pid>-<random>`.
+const STAGING: &str = "fleet-audit-staging-";
+
+/// Removes the staging folders that processes no longer running left in `tmp` (a run killed before
+/// it could clean up); called when an S3 output is connected. Only where `/proc` tells which processes run; a live process's folder (another
+/// shard on the same machine) is never touched.
+pub(crate) fn remove_dead_staging(tmp: &Path) {
+    let proc_fs = Path::new("/proc/self");
+    if !proc_fs.exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(STAGING)
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new("/proc").join(pid.to_string()).exists() {
+                tracing::debug!(dir = %e.path().display(), "removing the staging folder of a dead run");
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+fn spool_err(spool: &Path, e: crate::dataset::DatasetError) -> SinkError {
+    SinkError::Io {
+        path: spool.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
     }
 }
 
@@ -292,10 +531,13 @@ pub fn spawn_writer(
     settings: SinkSettings,
     mut rx: tokio::sync::mpsc::Receiver<SinkMsg>,
 ) -> std::thread::JoinHandle<Result<WriterEnd, SinkError>> {
+    // Object-store requests are driven from the writer thread through this runtime's handle
+    // (`block_on` on a non-runtime thread): no runtime worker is ever blocked by an upload.
+    let rt = tokio::runtime::Handle::try_current().ok();
     std::thread::Builder::new()
         .name("fleet-audit-writer".into())
         .spawn(move || {
-            let mut w = DatasetWriter::new(settings);
+            let mut w = DatasetWriter::new(settings).with_runtime(rt);
             let end = |report, complete| WriterEnd { report, complete };
             // One message: a row or a tick is taken here; the last message is returned.
             let step = |w: &mut DatasetWriter, msg| -> Result<Option<SinkMsg>, SinkError> {

@@ -142,3 +142,83 @@ def test_athena_ddl_matches_the_file(fa, arrow_schema):
     cols = re.findall(r"^  `(\w+)` (\S+?),?$", ddl, flags=re.M)
     assert cols == [(f.name, hive_type(f.type)) for f in arrow_schema]
     assert "STORED AS PARQUET" in ddl and "LOCATION 's3://audit-bucket/fleet/'" in ddl
+
+
+def audit(fa, sim, aws_env, out, *extra):
+    r = subprocess.run(
+        [fa, "run", "--pairs", str(out.parent / "pairs.csv"), "--out", str(out),
+         "--endpoint-url", sim.url, "--rps", "0", "--quiet", *extra],
+        capture_output=True, text=True, timeout=300, env=aws_env,
+    )
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture(scope="module")
+def partitioned_runs(fa, sim, aws_env, tmp_path_factory):
+    """The same 1,200 pairs audited flat and with --partition-by date,job_id (small parts)."""
+    base = tmp_path_factory.mktemp("partitioned")
+    pairs = ["thing_name,job_id"] + [f"thing-{i:06d},job-{j:03d}" for i in range(300) for j in range(4)]
+    (base / "pairs.csv").write_text("\n".join(pairs) + "\n")
+    audit(fa, sim, aws_env, base / "flat")
+    audit(fa, sim, aws_env, base / "parted", "--partition-by", "date,job_id", "--part-rows", "250")
+    return base / "flat", base / "parted"
+
+
+PER_RUN = {"run_id", "fetched_at", "attempts", "error_message"}
+
+
+def test_duckdb_view_over_a_real_partitioned_run(fa, partitioned_runs):
+    flat, parted = partitioned_runs
+    folders = sorted(p.relative_to(parted).as_posix() for p in parted.glob("*/*"))
+    assert len(folders) == 4 and all(re.fullmatch(r"date=\d{4}-\d\d-\d\d/job_id=job-00\d", f) for f in folders), folders
+    for f in parted.glob("*/*/*.parquet"):
+        assert "job_id" not in pq.read_schema(f).names, f
+    ddl = schema(fa, "--ddl", "duckdb", "--location", str(parted), "--partition-by", "date,job_id")
+    con = duckdb.connect()
+    con.execute(ddl)
+    view = describe(con, "fleet_audit")
+    assert comment_columns(ddl) == view
+    assert view[-2:] == [("date", "VARCHAR"), ("job_id", "VARCHAR")]
+    cols = [n for n, _ in view if n not in PER_RUN and n != "date"]
+    select = ", ".join(cols)
+    got = con.execute(f"SELECT {select} FROM fleet_audit ORDER BY thing_name, job_id").fetchall()
+    want = con.execute(
+        f"SELECT {select} FROM read_parquet($p) ORDER BY thing_name, job_id", {"p": str(flat / "*.parquet")}
+    ).fetchall()
+    assert len(got) == 1200
+    assert got == want
+    # hive_partitioning alone (no view) reads the same rows.
+    plain = con.execute(
+        f"SELECT {select} FROM read_parquet($p, hive_partitioning = true) ORDER BY thing_name, job_id",
+        {"p": str(parted / "**" / "*.parquet")},
+    ).fetchall()
+    assert plain == want
+
+
+def test_report_reads_a_partitioned_run_like_a_flat_one(fa, partitioned_runs):
+    flat, parted = partitioned_runs
+    def counts(p):
+        r = subprocess.run([fa, "report", str(p), "--json"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        return [{k: v for k, v in j.items() if k != "oldest"} for j in doc["jobs"]]
+    assert counts(parted) == counts(flat)
+    assert len(counts(parted)) == 4
+
+
+def test_athena_and_glue_tables_match_a_real_partitioned_run(fa, partitioned_runs):
+    """The table definitions for --partition-by date,job_id describe the files the run wrote: the
+    columns are the files' columns (job_id is not among them), the partition keys are the folders."""
+    _, parted = partitioned_runs
+    files = sorted(parted.glob("*/*/*.parquet"))
+    file_schema = pq.read_schema(files[0])
+    keys = [seg.split("=")[0] for seg in files[0].relative_to(parted).parts[:-1]]
+    assert keys == ["date", "job_id"]
+    doc = json.loads(schema(fa, "--ddl", "glue", "--location", "s3://b/p/", "--partition-by", "date,job_id"))
+    cols = [(c["Name"], c["Type"]) for c in doc["StorageDescriptor"]["Columns"]]
+    assert cols == [(f.name, hive_type(f.type)) for f in file_schema]
+    assert [k["Name"] for k in doc["PartitionKeys"]] == keys
+    ddl = schema(fa, "--ddl", "athena", "--location", "s3://b/p/", "--partition-by", "date,job_id")
+    body, parts = ddl.split("PARTITIONED BY")
+    assert re.findall(r"^  `(\w+)` (\S+?),?$", body, flags=re.M) == cols
+    assert re.findall(r"`(\w+)`", parts.split(")")[0]) == keys

@@ -93,6 +93,7 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
         quiet: true,
         summary_json: None,
         shard: None,
+        partition_by: Vec::new(),
     }
 }
 
@@ -147,7 +148,30 @@ fn ts(a: &dyn Array, i: usize) -> Option<i64> {
 pub fn read_rows(path: &Path) -> Vec<ReadRow> {
     let mut rows = Vec::new();
     for batch in fleet_audit::dataset::read_dataset(path, 4096).unwrap() {
-        let b = batch.unwrap();
+        push_rows(&batch.unwrap(), &mut rows);
+    }
+    rows
+}
+
+/// Every row of the Parquet file `bytes` stored at `relative` in a dataset directory (partition
+/// columns put back from its folders).
+pub fn rows_of_parquet(relative: &str, bytes: bytes::Bytes) -> Vec<ReadRow> {
+    let values = fleet_audit::sink::partition::values_of_path(relative);
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
+        .unwrap_or_else(|e| panic!("{relative} is not a complete Parquet file: {e}"))
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    for b in reader {
+        let b = fleet_audit::dataset::with_partition_columns(b.unwrap(), &values).unwrap();
+        push_rows(&b, &mut rows);
+    }
+    rows
+}
+
+/// Appends the rows of one batch of the dataset schema.
+pub fn push_rows(b: &arrow::record_batch::RecordBatch, rows: &mut Vec<ReadRow>) {
+    {
         assert_eq!(
             b.schema(),
             fleet_audit::schema::schema(),
@@ -202,7 +226,22 @@ pub fn read_rows(path: &Path) -> Vec<ReadRow> {
             });
         }
     }
-    rows
+}
+
+/// The comparable content of a dataset: pair -> row without what legitimately differs between runs
+/// (run id, fetch time, attempts, error message); a pair twice fails the test.
+pub fn contents(rows: &[ReadRow]) -> std::collections::HashMap<(String, String), ReadRow> {
+    let mut m = std::collections::HashMap::new();
+    for r in rows {
+        let mut c = r.clone();
+        c.run_id = None;
+        c.fetched_at = 0;
+        c.attempts = 0;
+        c.error_message = None;
+        let dup = m.insert((r.thing_name.clone(), r.job_id.clone()), c);
+        assert!(dup.is_none(), "pair {}/{} twice", r.thing_name, r.job_id);
+    }
+    m
 }
 
 /// Checks a row against what the simulator holds for its pair, field by field.
@@ -244,6 +283,215 @@ pub fn assert_row_matches_fleet(row: &ReadRow, fleet: &fleet_audit::sim::Fleet) 
                 row.approximate_seconds_before_timed_out,
                 e.approximate_seconds_before_timed_out
             );
+        }
+    }
+}
+
+/// A real S3-compatible server on loopback: moto's server from `.venv` (scripts/venv.sh installs it),
+/// on a free port, stopped when dropped.
+pub struct Moto {
+    child: std::process::Child,
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+}
+
+/// Fake credentials for the S3 server (moto accepts any); never real ones.
+pub const S3_KEY_ID: &str = "AKIDS3TEST";
+pub const S3_SECRET: &str = "s3-test-secret";
+
+impl Moto {
+    /// Starts the server and waits until it answers. Panics (the test fails) when `.venv` has no
+    /// moto_server: run scripts/venv.sh.
+    pub fn start() -> Moto {
+        let bin = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/moto_server");
+        assert!(
+            bin.exists(),
+            "{} is missing: run scripts/venv.sh (it installs moto[server] from PyPI into .venv)",
+            bin.display()
+        );
+        let port = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        };
+        let child = std::process::Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            if moto.request("GET", "/", "").is_some() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "moto_server did not answer on port {port} within 60 s"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        moto
+    }
+
+    /// One plain HTTP/1.1 request (moto does not check signatures); the status and body, or `None`
+    /// when the server does not answer.
+    pub fn request(&self, method: &str, path: &str, body: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut s = std::net::TcpStream::connect(addr).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .ok()?;
+        let mut out = String::new();
+        s.read_to_string(&mut out).ok()?;
+        let status = out.split_whitespace().nth(1)?.parse().ok()?;
+        let body = out.split_once("\r\n\r\n").map(|(_, b)| b.to_string())?;
+        Some((status, body))
+    }
+
+    /// Creates a bucket (in us-east-1).
+    pub fn create_bucket(&self, name: &str) {
+        let (status, body) = self.request("PUT", &format!("/{name}"), "").unwrap();
+        assert_eq!(status, 200, "create bucket {name}: {body}");
+    }
+
+    /// An object_store client of a bucket on this server, for tests to look at what was written.
+    pub fn store(&self, bucket: &str) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(bucket)
+            .with_region("us-east-1")
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_access_key_id(S3_KEY_ID)
+            .with_secret_access_key(S3_SECRET)
+            .build()
+            .unwrap()
+    }
+
+    /// The environment that points the binary's S3 side at this server.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ENDPOINT_URL_S3", self.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", S3_KEY_ID.into()),
+            ("AWS_SECRET_ACCESS_KEY", S3_SECRET.into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
+            ("AWS_CONFIG_FILE", "/dev/null".into()),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+        ]
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The keys under `prefix` of a bucket, relative to it (one listing, no object read).
+pub async fn s3_keys(store: &object_store::aws::AmazonS3, prefix: &str) -> Vec<String> {
+    use futures::TryStreamExt;
+    use object_store::ObjectStore;
+    let p = object_store::path::Path::from(prefix);
+    let metas: Vec<_> = store.list(Some(&p)).try_collect().await.unwrap();
+    let mut keys: Vec<String> = metas
+        .into_iter()
+        .map(|m| {
+            let key = m.location.to_string();
+            key.strip_prefix(&format!("{prefix}/"))
+                .unwrap_or(&key)
+                .to_string()
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Every object under `prefix` of a bucket: (key relative to the prefix, bytes).
+pub async fn s3_objects(
+    store: &object_store::aws::AmazonS3,
+    prefix: &str,
+) -> Vec<(String, bytes::Bytes)> {
+    use futures::TryStreamExt;
+    use object_store::{ObjectStore, ObjectStoreExt};
+    let p = object_store::path::Path::from(prefix);
+    let metas: Vec<_> = store.list(Some(&p)).try_collect().await.unwrap();
+    let mut out = Vec::new();
+    for m in metas {
+        let key = m.location.to_string();
+        let rel = key
+            .strip_prefix(&format!("{prefix}/"))
+            .unwrap_or(&key)
+            .to_string();
+        let bytes = store.get(&m.location).await.unwrap().bytes().await.unwrap();
+        out.push((rel, bytes));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+/// A TCP proxy on loopback in front of a server, that can be broken (open connections cut, new ones
+/// closed at once) and healed, to make a server unreachable mid-run.
+pub struct Proxy {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+}
+
+impl Proxy {
+    /// Proxies to `upstream` (`http://HOST:PORT`).
+    pub async fn start(upstream: &str) -> Proxy {
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let (b, c) = (broken.clone(), cut.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if b.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: closed at once
+                }
+                let upstream = upstream.clone();
+                let mut cut = c.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Proxy {
+            endpoint,
+            broken,
+            cut,
+        }
+    }
+
+    /// Breaks (`true`) or heals (`false`) the proxy.
+    pub fn set_broken(&self, broken: bool) {
+        self.broken
+            .store(broken, std::sync::atomic::Ordering::SeqCst);
+        if broken {
+            self.cut.send_modify(|n| *n += 1);
         }
     }
 }

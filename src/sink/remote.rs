@@ -1,0 +1,502 @@
+//! A dataset directory in an object store (`s3://bucket/prefix/`), through the `object_store` crate.
+//!
+//! It owns how the store is reached: the bucket and prefix of the URL, the region, credentials and
+//! endpoint from the same AWS configuration as the IoT client (credentials bridged from aws-config's
+//! provider, so profiles, environment, SSO and assume-role all work and no secret is ever logged), and
+//! the few operations a dataset needs: list, get, put (the manifest), delete, and upload a local file
+//! as a multipart upload that is completed only when every byte is sent and aborted otherwise, so no
+//! partial object ever becomes visible. Every request is retried by object_store's `RetryConfig`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_config::SdkConfig;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use futures::TryStreamExt;
+use object_store::aws::{AmazonS3Builder, AwsCredential};
+use object_store::path::Path as ObjPath;
+use object_store::{
+    BackoffConfig, ClientOptions, CredentialProvider, ObjectStore, ObjectStoreExt, RetryConfig,
+    WriteMultipart,
+};
+use tokio::io::AsyncReadExt;
+
+/// An object-store URL given as `--out`: where the dataset lies, not yet connected.
+#[derive(Debug, Clone)]
+pub struct Remote {
+    /// `s3://bucket/prefix/`, always ending in `/`.
+    pub url: String,
+    pub bucket: String,
+    /// The key prefix without leading or trailing `/` (empty: the bucket's root).
+    pub prefix: String,
+    display: PathBuf,
+    /// The connection, once [`Remote::connect`] has made it.
+    dir: Option<Arc<RemoteDir>>,
+}
+
+impl PartialEq for Remote {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url
+    }
+}
+impl Eq for Remote {}
+
+/// Whether `out` names an object store (`scheme://…`) rather than a local path.
+pub fn is_url(out: &str) -> bool {
+    out.split_once("://")
+        .is_some_and(|(s, _)| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+impl Remote {
+    /// Parses `s3://bucket[/prefix][/]`. Other schemes are refused with the reason.
+    pub fn parse(out: &str) -> Result<Remote, String> {
+        let Some((scheme, rest)) = out.split_once("://") else {
+            return Err(format!("{out:?} is not a URL"));
+        };
+        if scheme != "s3" {
+            return Err(format!(
+                "{scheme}:// is not supported: use s3://bucket/prefix/ or a local directory"
+            ));
+        }
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if bucket.is_empty() {
+            return Err("names no bucket (s3://BUCKET/prefix/)".into());
+        }
+        if !valid_bucket {
+            return Err(format!(
+                "{bucket:?} is not a bucket name (3-63 lower-case letters, digits, '-' and '.')"
+            ));
+        }
+        let prefix = prefix.trim_matches('/').to_string();
+        if prefix
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+            && !prefix.is_empty()
+        {
+            return Err(format!("prefix {prefix:?} has an empty, . or .. segment"));
+        }
+        let url = if prefix.is_empty() {
+            format!("s3://{bucket}/")
+        } else {
+            format!("s3://{bucket}/{prefix}/")
+        };
+        Ok(Remote {
+            display: PathBuf::from(&url),
+            url,
+            bucket: bucket.to_string(),
+            prefix,
+            dir: None,
+        })
+    }
+
+    /// The URL as a path, for messages and summaries.
+    pub fn display(&self) -> &Path {
+        &self.display
+    }
+
+    /// The connected store, if [`Remote::connect`] was called.
+    pub fn dir(&self) -> Option<&Arc<RemoteDir>> {
+        self.dir.as_ref()
+    }
+
+    /// Builds the store from the AWS configuration `sdk` (region and credentials) and the endpoint
+    /// variables read by `env` (`AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`).
+    pub fn connect(
+        &mut self,
+        sdk: &SdkConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), RemoteError> {
+        let dir = RemoteDir::open(self, sdk, env, upload_retry())?;
+        super::remove_dead_staging(&std::env::temp_dir());
+        self.dir = Some(Arc::new(dir));
+        Ok(())
+    }
+}
+
+/// Errors of the object store, naming the URL concerned. Credentials never appear in them.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("{url}: {reason}")]
+    Config { url: String, reason: String },
+    #[error("cannot {action} {url}: {source}")]
+    Store {
+        action: &'static str,
+        url: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("cannot read {path} to upload it: {source}")]
+    Local {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl RemoteError {
+    /// The message without the URL (for a caller that names it already).
+    pub fn reason(&self) -> String {
+        match self {
+            RemoteError::Config { reason, .. } => reason.clone(),
+            RemoteError::Store { action, source, .. } => {
+                format!("cannot {action} it: {}", crate::client::error_chain(source))
+            }
+            RemoteError::Local { .. } => self.to_string(),
+        }
+    }
+}
+
+/// aws-config's credentials provider as object_store's: the same chain as the IoT client (profiles,
+/// environment, SSO, web identity, assume-role, IMDS), cached until shortly before expiry so that a
+/// chain that calls STS is not called per request.
+struct SdkCredentials {
+    provider: SharedCredentialsProvider,
+    cached: tokio::sync::Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
+}
+
+impl std::fmt::Debug for SdkCredentials {
+    // Never the keys: this is what object_store may print in a debug log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SdkCredentials(aws-config provider chain)")
+    }
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for SdkCredentials {
+    type Credential = AwsCredential;
+
+    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
+        let mut cached = self.cached.lock().await;
+        let fresh = |expiry: &Option<SystemTime>| {
+            expiry.is_none_or(|e| {
+                e.duration_since(SystemTime::now())
+                    .is_ok_and(|left| left > Duration::from_secs(300))
+            })
+        };
+        if let Some((c, expiry)) = cached.as_ref() {
+            if fresh(expiry) {
+                return Ok(c.clone());
+            }
+        }
+        let c = self.provider.provide_credentials().await.map_err(|e| {
+            object_store::Error::Generic {
+                store: "S3",
+                source: Box::new(e),
+            }
+        })?;
+        let credential = Arc::new(AwsCredential {
+            key_id: c.access_key_id().to_string(),
+            secret_key: c.secret_access_key().to_string(),
+            token: c.session_token().map(str::to_string),
+        });
+        *cached = Some((credential.clone(), c.expiry()));
+        Ok(credential)
+    }
+}
+
+/// The S3 endpoint override: `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL` (as the AWS SDKs read them;
+/// blank means unset).
+pub fn s3_endpoint(env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .into_iter()
+        .find_map(|k| env(k).filter(|e| !e.trim().is_empty()))
+}
+
+/// The retries of every request: up to 6 more attempts with exponential backoff (100 ms doubling,
+/// jittered, capped at 15 s), within 2 minutes: transient errors (5xx, throttling, a dropped connection)
+/// are ridden out, while a store that is gone stops the run in seconds rather than minutes.
+fn upload_retry() -> RetryConfig {
+    RetryConfig {
+        backoff: BackoffConfig::default(),
+        max_retries: 6,
+        retry_timeout: Duration::from_secs(120),
+    }
+}
+
+/// A connected dataset directory in an object store.
+#[derive(Debug)]
+pub struct RemoteDir {
+    url: String,
+    prefix: String,
+    store: Arc<dyn ObjectStore>,
+    /// The same store with few retries, for the check before the run (an unreachable endpoint must
+    /// be reported in seconds, not after minutes of retries).
+    quick: Arc<dyn ObjectStore>,
+}
+
+/// Size of each uploaded part of a multipart upload (S3's minimum, except for the last part).
+const CHUNK: usize = 8 * 1024 * 1024;
+
+impl RemoteDir {
+    fn open(
+        r: &Remote,
+        sdk: &SdkConfig,
+        env: impl Fn(&str) -> Option<String>,
+        retry: RetryConfig,
+    ) -> Result<RemoteDir, RemoteError> {
+        let config_err = |reason: String| RemoteError::Config {
+            url: r.url.clone(),
+            reason,
+        };
+        let provider = sdk
+            .credentials_provider()
+            .ok_or_else(|| config_err("no AWS credentials provider configured".into()))?;
+        let credentials = Arc::new(SdkCredentials {
+            provider,
+            cached: tokio::sync::Mutex::new(None),
+        });
+        let endpoint = s3_endpoint(env);
+        let region = sdk
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "us-east-1".into());
+        tracing::debug!(url = %r.url, endpoint = ?endpoint, %region, "S3 output");
+        let build = |retry: RetryConfig| {
+            let mut options = ClientOptions::new()
+                .with_connect_timeout(Duration::from_secs(5))
+                .with_timeout(Duration::from_secs(120));
+            let mut b = AmazonS3Builder::new()
+                .with_bucket_name(&r.bucket)
+                .with_region(&region)
+                .with_credentials(credentials.clone())
+                .with_retry(retry);
+            if let Some(e) = &endpoint {
+                // An S3-compatible store (MinIO, moto, LocalStack): path-style addressing, and plain
+                // HTTP when the endpoint says so.
+                b = b
+                    .with_endpoint(e.trim_end_matches('/'))
+                    .with_virtual_hosted_style_request(false);
+                if e.starts_with("http://") {
+                    b = b.with_allow_http(true);
+                    options = options.with_allow_http(true);
+                }
+            }
+            b.with_client_options(options)
+                .build()
+                .map_err(|e| config_err(e.to_string()))
+        };
+        let quick = RetryConfig {
+            backoff: BackoffConfig {
+                init_backoff: Duration::from_millis(100),
+                max_backoff: Duration::from_secs(1),
+                base: 2.0,
+            },
+            max_retries: 2,
+            retry_timeout: Duration::from_secs(10),
+        };
+        Ok(RemoteDir {
+            url: r.url.clone(),
+            prefix: r.prefix.clone(),
+            store: Arc::new(build(retry)?),
+            quick: Arc::new(build(quick)?),
+        })
+    }
+
+    /// `s3://bucket/prefix/`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The URL of a file of the dataset.
+    pub fn url_of(&self, relative: &str) -> String {
+        format!("{}{relative}", self.url)
+    }
+
+    fn key(&self, relative: &str) -> ObjPath {
+        if self.prefix.is_empty() {
+            ObjPath::from(relative)
+        } else {
+            ObjPath::from(format!("{}/{relative}", self.prefix))
+        }
+    }
+
+    fn err(
+        &self,
+        action: &'static str,
+        relative: &str,
+        source: object_store::Error,
+    ) -> RemoteError {
+        RemoteError::Store {
+            action,
+            url: self.url_of(relative),
+            source,
+        }
+    }
+
+    /// Whether any object lies under the prefix (one list request, few retries).
+    pub async fn holds_objects(&self) -> Result<bool, RemoteError> {
+        let first: Option<object_store::Result<_>> = self
+            .quick
+            .list(Some(&self.key("")))
+            .try_next()
+            .await
+            .transpose();
+        match first {
+            Some(Err(e)) => Err(self.err("list", "", e)),
+            Some(Ok(_)) => Ok(true),
+            None => Ok(false),
+        }
+    }
+
+    /// Checks the location is writable, with few retries: a probe object is put and deleted.
+    pub async fn check_writable(&self) -> Result<(), RemoteError> {
+        let probe = format!(".fleet-audit-probe-{:08x}", rand::random::<u32>());
+        self.quick
+            .put(&self.key(&probe), b"probe".to_vec().into())
+            .await
+            .map_err(|e| self.err("write to", "", e))?;
+        self.quick
+            .delete(&self.key(&probe))
+            .await
+            .map_err(|e| self.err("delete a probe object in", "", e))
+    }
+
+    /// Every object under the prefix: (path relative to the prefix, size).
+    pub async fn list(&self) -> Result<Vec<(String, u64)>, RemoteError> {
+        let prefix = self.key("");
+        let base = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let metas: Vec<_> = self
+            .store
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| self.err("list", "", e))?;
+        let mut out: Vec<(String, u64)> = metas
+            .into_iter()
+            .filter_map(|m| {
+                let full = m.location.to_string();
+                full.strip_prefix(&base)
+                    .map(|rel| (rel.to_string(), m.size))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    /// The bytes of a file, or `None` when it does not exist.
+    pub async fn get(&self, relative: &str) -> Result<Option<bytes::Bytes>, RemoteError> {
+        match self.store.get(&self.key(relative)).await {
+            Ok(r) => r
+                .bytes()
+                .await
+                .map(Some)
+                .map_err(|e| self.err("read", relative, e)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err("read", relative, e)),
+        }
+    }
+
+    /// Replaces a small file with one PUT (a PUT is atomic: readers see the old or the new object).
+    pub async fn put(&self, relative: &str, body: Vec<u8>) -> Result<(), RemoteError> {
+        self.store
+            .put(&self.key(relative), body.into())
+            .await
+            .map(drop)
+            .map_err(|e| self.err("write", relative, e))
+    }
+
+    pub async fn delete(&self, relative: &str) -> Result<(), RemoteError> {
+        match self.store.delete(&self.key(relative)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.err("delete", relative, e)),
+        }
+    }
+
+    /// Uploads the local file `local` as `relative` with a multipart upload: completed only once every
+    /// byte is sent, aborted on any failure (nothing becomes visible then).
+    pub async fn upload(&self, local: &Path, relative: &str) -> Result<(), RemoteError> {
+        let upload = self
+            .store
+            .put_multipart(&self.key(relative))
+            .await
+            .map_err(|e| self.err("upload", relative, e))?;
+        let mut w = WriteMultipart::new_with_chunk_size(upload, CHUNK);
+        let local_err = |source| RemoteError::Local {
+            path: local.to_path_buf(),
+            source,
+        };
+        let sent: Result<(), RemoteError> = async {
+            let mut f = tokio::fs::File::open(local).await.map_err(local_err)?;
+            let mut buf = vec![0u8; 1 << 20];
+            loop {
+                let n = f.read(&mut buf).await.map_err(local_err)?;
+                if n == 0 {
+                    return Ok(());
+                }
+                w.wait_for_capacity(4)
+                    .await
+                    .map_err(|e| self.err("upload", relative, e))?;
+                w.write(&buf[..n]);
+            }
+        }
+        .await;
+        match sent {
+            Ok(()) => w
+                .finish()
+                .await
+                .map(drop)
+                .map_err(|e| self.err("upload", relative, e)),
+            Err(e) => {
+                let _ = w.abort().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_to_bucket_and_prefix() {
+        let r = Remote::parse("s3://my-bucket/a/b").unwrap();
+        assert_eq!(
+            (r.bucket.as_str(), r.prefix.as_str(), r.url.as_str()),
+            ("my-bucket", "a/b", "s3://my-bucket/a/b/")
+        );
+        let r = Remote::parse("s3://my-bucket").unwrap();
+        assert_eq!((r.prefix.as_str(), r.url.as_str()), ("", "s3://my-bucket/"));
+        assert!(Remote::parse("s3://").unwrap_err().contains("no bucket"));
+        assert!(Remote::parse("s3:///x").unwrap_err().contains("no bucket"));
+        assert!(Remote::parse("s3://My_Bucket/x")
+            .unwrap_err()
+            .contains("not a bucket name"));
+        assert!(Remote::parse("gs://b/x")
+            .unwrap_err()
+            .contains("not supported"));
+        assert!(Remote::parse("s3://bucket/a//b").is_err());
+        assert!(is_url("s3://b/p") && !is_url("out/dir") && !is_url("./a://b"));
+    }
+
+    #[test]
+    fn the_s3_endpoint_variable_wins_over_the_global_one() {
+        fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+            move |k| {
+                vars.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        }
+        let both = [
+            ("AWS_ENDPOINT_URL", "http://all:1"),
+            ("AWS_ENDPOINT_URL_S3", "http://s3:2"),
+        ];
+        assert_eq!(s3_endpoint(env(&both)).as_deref(), Some("http://s3:2"));
+        let global = [
+            ("AWS_ENDPOINT_URL", "http://all:1"),
+            ("AWS_ENDPOINT_URL_S3", " "),
+        ];
+        assert_eq!(s3_endpoint(env(&global)).as_deref(), Some("http://all:1"));
+        assert_eq!(s3_endpoint(env(&[])), None);
+    }
+}

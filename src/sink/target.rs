@@ -1,0 +1,298 @@
+//! The directory a dataset is committed into, local or in an object store, seen the same way: its
+//! files by relative path (`date=…/job_id=…/part-….parquet`, `_manifest.json`), which of them this
+//! tool wrote, the manifest, and deletion. `run` prepares a fresh, replaced or resumed dataset through
+//! it; the writer thread publishes parts and manifests through it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::manifest::{Manifest, MANIFEST};
+use super::remote::RemoteDir;
+use super::{Layout, SinkError};
+
+/// A dataset directory.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Local(PathBuf),
+    Remote(Arc<RemoteDir>),
+}
+
+/// What a file under the dataset directory is, to this tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A part file (`part-…`), at the top or in `key=value` folders.
+    Part,
+    /// `_manifest.json`.
+    Manifest,
+    /// A temporary (`.….tmp`) or a writability probe: never committed.
+    Temp,
+    /// Anything else: not this tool's.
+    Foreign,
+}
+
+/// One file (or, locally, a foreign folder) under the dataset directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Path relative to the dataset directory, `/`-separated.
+    pub relative: String,
+    pub kind: Kind,
+}
+
+/// What a relative path is: only `key=value` folders may lead to this tool's files.
+pub fn kind_of(relative: &str) -> Kind {
+    if relative == MANIFEST {
+        return Kind::Manifest;
+    }
+    let mut segments: Vec<&str> = relative.split('/').collect();
+    let name = segments.pop().unwrap_or("");
+    if !segments
+        .iter()
+        .all(|s| s.contains('=') && !s.starts_with('.'))
+    {
+        return Kind::Foreign;
+    }
+    if (name.starts_with('.') && name.ends_with(".tmp")) || name.starts_with(".fleet-audit-probe") {
+        Kind::Temp
+    } else if name.starts_with("part-") {
+        Kind::Part
+    } else {
+        Kind::Foreign
+    }
+}
+
+impl Target {
+    /// The directory of a directory layout; `None` for a single file. A remote layout must have
+    /// been connected ([`crate::sink::Remote::connect`]).
+    pub fn of(layout: &Layout) -> Result<Option<Target>, SinkError> {
+        Ok(match layout {
+            Layout::File(_) => None,
+            Layout::Dir(d) => Some(Target::Local(d.clone())),
+            Layout::Remote(r) => Some(Target::Remote(
+                r.dir()
+                    .ok_or_else(|| SinkError::NotConnected(r.url.clone()))?
+                    .clone(),
+            )),
+        })
+    }
+
+    /// The path or URL, for messages.
+    pub fn name(&self) -> String {
+        match self {
+            Target::Local(d) => d.display().to_string(),
+            Target::Remote(r) => r.url().to_string(),
+        }
+    }
+
+    /// The final path (or URL, as a path) of a file.
+    pub fn path_of(&self, relative: &str) -> PathBuf {
+        match self {
+            Target::Local(d) => d.join(relative),
+            Target::Remote(r) => PathBuf::from(r.url_of(relative)),
+        }
+    }
+
+    fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> SinkError + '_ {
+        let path = path.to_path_buf();
+        move |source| SinkError::Io {
+            path: path.clone(),
+            source,
+        }
+    }
+
+    /// Every file under the directory (locally, a folder that cannot hold this tool's files is one
+    /// `Foreign` entry), in path order. A directory that does not exist has none.
+    pub async fn entries(&self) -> Result<Vec<Entry>, SinkError> {
+        match self {
+            Target::Local(d) => {
+                let mut out = Vec::new();
+                if d.is_dir() {
+                    walk(d, "", &mut out).map_err(self.io(d))?;
+                }
+                out.sort_by(|a, b| a.relative.cmp(&b.relative));
+                Ok(out)
+            }
+            Target::Remote(r) => Ok(r
+                .list()
+                .await?
+                .into_iter()
+                .map(|(relative, _)| Entry {
+                    kind: kind_of(&relative),
+                    relative,
+                })
+                .collect()),
+        }
+    }
+
+    /// The manifest, or `None` when there is none.
+    pub async fn load_manifest(&self) -> Result<Option<Manifest>, SinkError> {
+        match self {
+            Target::Local(d) => Ok(Manifest::load(d)?),
+            Target::Remote(r) => match r.get(MANIFEST).await? {
+                None => Ok(None),
+                Some(bytes) => Ok(Some(Manifest::from_json(
+                    &bytes,
+                    Path::new(&r.url_of(MANIFEST)),
+                )?)),
+            },
+        }
+    }
+
+    /// Deletes one file (a missing one is not an error).
+    pub async fn delete(&self, relative: &str) -> Result<(), SinkError> {
+        match self {
+            Target::Local(d) => {
+                let p = d.join(relative);
+                match std::fs::remove_file(&p) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.io(&p)(e)),
+                    _ => Ok(()),
+                }
+            }
+            Target::Remote(r) => Ok(r.delete(relative).await?),
+        }
+    }
+
+    /// Removes the `key=value` folders left empty by deletions (local only; an object store has no
+    /// folders).
+    pub fn prune_empty_folders(&self) {
+        if let Target::Local(d) = self {
+            prune(d, true);
+        }
+    }
+
+    /// Creates the directory (local) so that parts can be written into it.
+    pub fn create(&self) -> Result<(), SinkError> {
+        match self {
+            Target::Local(d) => std::fs::create_dir_all(d).map_err(self.io(d)),
+            Target::Remote(_) => Ok(()),
+        }
+    }
+
+    /// Stores the manifest: atomically replaced locally, one PUT in an object store.
+    pub fn store_manifest_blocking(
+        &self,
+        m: &Manifest,
+        rt: Option<&tokio::runtime::Handle>,
+    ) -> Result<(), SinkError> {
+        match self {
+            Target::Local(d) => Ok(m.store(d)?),
+            Target::Remote(r) => Ok(runtime(rt)?.block_on(r.put(MANIFEST, m.to_json()))?),
+        }
+    }
+}
+
+/// The runtime that drives object-store requests from the writer thread.
+pub(crate) fn runtime(
+    rt: Option<&tokio::runtime::Handle>,
+) -> Result<&tokio::runtime::Handle, SinkError> {
+    rt.ok_or(SinkError::NoRuntime)
+}
+
+fn walk(root: &Path, rel: &str, out: &mut Vec<Entry>) -> std::io::Result<()> {
+    let dir = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
+    for entry in std::fs::read_dir(&dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let relative = if rel.is_empty() {
+            name.clone()
+        } else {
+            format!("{rel}/{name}")
+        };
+        let ty = entry.file_type()?;
+        if ty.is_dir() {
+            if name.contains('=') && !name.starts_with('.') {
+                walk(root, &relative, out)?;
+            } else {
+                out.push(Entry {
+                    relative,
+                    kind: Kind::Foreign,
+                });
+            }
+        } else {
+            let kind = if ty.is_file() {
+                kind_of(&relative)
+            } else {
+                Kind::Foreign
+            };
+            out.push(Entry { relative, kind });
+        }
+    }
+    Ok(())
+}
+
+/// Removes empty `key=value` folders under `dir`; returns whether `dir` itself is now empty.
+fn prune(dir: &Path, top: bool) -> bool {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    let mut empty = true;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        if is_dir && name.contains('=') && prune(&entry.path(), false) {
+            let _ = std::fs::remove_dir(entry.path());
+        } else {
+            empty = false;
+        }
+    }
+    empty && !top
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_part_files_in_key_value_folders_are_ours() {
+        assert_eq!(kind_of("part-1-00000.parquet"), Kind::Part);
+        assert_eq!(
+            kind_of("date=2026-11-29/job_id=fw-7/part-1-00000.parquet"),
+            Kind::Part
+        );
+        assert_eq!(kind_of("_manifest.json"), Kind::Manifest);
+        assert_eq!(kind_of(".part-1-00000.parquet.tmp"), Kind::Temp);
+        assert_eq!(kind_of("job_id=a/.part-1.parquet.tmp"), Kind::Temp);
+        assert_eq!(kind_of(".fleet-audit-probe-0a1b2c3d"), Kind::Temp);
+        assert_eq!(kind_of("notes/part-1.parquet"), Kind::Foreign);
+        assert_eq!(kind_of("readme.txt"), Kind::Foreign);
+        assert_eq!(kind_of("job_id=a/_manifest.json"), Kind::Foreign);
+    }
+
+    #[tokio::test]
+    async fn local_entries_walk_partition_folders() {
+        let d = tempfile::tempdir().unwrap();
+        let sub = d.path().join("date=2026-11-29/job_id=j1");
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join("part-r-00000.parquet"), b"x").unwrap();
+        std::fs::write(d.path().join(MANIFEST), b"{}").unwrap();
+        std::fs::create_dir(d.path().join("other")).unwrap();
+        let t = Target::Local(d.path().to_path_buf());
+        let got: Vec<(String, Kind)> = t
+            .entries()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.relative, e.kind))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("_manifest.json".into(), Kind::Manifest),
+                (
+                    "date=2026-11-29/job_id=j1/part-r-00000.parquet".into(),
+                    Kind::Part
+                ),
+                ("other".into(), Kind::Foreign),
+            ]
+        );
+        t.delete("date=2026-11-29/job_id=j1/part-r-00000.parquet")
+            .await
+            .unwrap();
+        t.prune_empty_folders();
+        assert!(!d.path().join("date=2026-11-29").exists());
+        assert!(d.path().join("other").exists());
+    }
+}

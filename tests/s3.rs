@@ -1,0 +1,567 @@
+//! `run --out s3://…` against a real S3-compatible server on loopback (moto's server from `.venv`,
+//! started by the tests) and the IoT side against the simulator: a partitioned dataset that pyarrow
+//! reads back with the same rows as a local run; SIGKILL mid-upload then `--resume` leaving no partial
+//! or orphan object and every pair once; a store lost mid-run stopping it with the URL named; bad
+//! outputs refused before any IoT call.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use fleet_audit::sim::Latency;
+use fleet_audit::sink::Manifest;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fleet-audit");
+
+/// Starts the binary with the S3 server's environment (fake credentials), stderr captured; `tmp` is its
+/// TMPDIR when given.
+fn spawn(moto: &Moto, args: &[&str], tmp: Option<&Path>) -> tokio::process::Child {
+    let mut c = tokio::process::Command::new(BIN);
+    if let Some(t) = tmp {
+        c.env("TMPDIR", t);
+    }
+    c.args(args)
+        .envs(moto.env())
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    c.spawn().unwrap()
+}
+
+/// Runs the binary to its end, or SIGKILLs it after `kill_after`: (exit code, None when killed; stderr).
+async fn run_bin(
+    moto: &Moto,
+    args: &[&str],
+    kill_after: Option<Duration>,
+    tmp: Option<&Path>,
+) -> (Option<i32>, String) {
+    let mut child = spawn(moto, args, tmp);
+    if let Some(d) = kill_after {
+        if tokio::time::timeout(d, child.wait()).await.is_err() {
+            child.start_kill().unwrap();
+        }
+    }
+    let out = child.wait_with_output().await.unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// What a dataset in the bucket holds: its manifest, and its data files (relative path -> bytes).
+async fn s3_dataset(
+    moto: &Moto,
+    bucket: &str,
+    prefix: &str,
+) -> (Manifest, Vec<(String, bytes::Bytes)>) {
+    let objects = s3_objects(&moto.store(bucket), prefix).await;
+    let manifest = objects
+        .iter()
+        .find(|(k, _)| k == "_manifest.json")
+        .map(|(_, b)| Manifest::from_json(b, Path::new("_manifest.json")).unwrap())
+        .expect("a manifest");
+    let files = objects
+        .into_iter()
+        .filter(|(k, _)| k != "_manifest.json")
+        .collect();
+    (manifest, files)
+}
+
+/// Checks the objects are exactly the manifest's parts (no orphan, nothing partial) and returns their
+/// rows.
+fn committed_rows(manifest: &Manifest, files: &[(String, bytes::Bytes)]) -> Vec<ReadRow> {
+    let listed: BTreeSet<&str> = manifest.parts.iter().map(|p| p.file.as_str()).collect();
+    let stored: BTreeSet<&str> = files.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        listed, stored,
+        "objects under the prefix = the manifest's parts"
+    );
+    let mut rows = Vec::new();
+    for (key, bytes) in files {
+        let r = rows_of_parquet(key, bytes.clone());
+        let want = manifest.parts.iter().find(|p| &p.file == key).unwrap().rows;
+        assert_eq!(r.len() as u64, want, "{key}: rows as the manifest says");
+        rows.extend(r);
+    }
+    rows
+}
+
+fn today() -> String {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    fleet_audit::sink::partition::utc_date(ms)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partitioned_s3_dataset_reads_back_like_a_local_run() {
+    let moto = Moto::start();
+    moto.create_bucket("audit");
+    let server = start(sim_config(fleet(300, 4, 11))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&server, dir.path());
+    let (things, jobs) = (things.to_string_lossy(), jobs.to_string_lossy());
+    let url = server.endpoint_url();
+    let local = dir.path().join("local");
+    let local_s = local.to_string_lossy();
+    let base = |out: &str| -> Vec<String> {
+        [
+            "run",
+            "--things",
+            &things,
+            "--jobs",
+            &jobs,
+            "--out",
+            out,
+            "--endpoint-url",
+            &url,
+            "--rps",
+            "0",
+            "--quiet",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    };
+    let day_before = today();
+    let mut args = base("s3://audit/runs/fleet/");
+    // --report reads the dataset back from S3 at the end (a failure there would be exit 1).
+    args.extend(
+        [
+            "--partition-by",
+            "date,job_id",
+            "--part-rows",
+            "250",
+            "--report",
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, err) = run_bin(&moto, &args, None, None).await;
+    assert_eq!(code, Some(0), "{err}");
+    let day_after = today();
+    let local_args = base(&local_s);
+    let local_args: Vec<&str> = local_args.iter().map(String::as_str).collect();
+    let (code, err) = run_bin(&moto, &local_args, None, None).await;
+    assert_eq!(code, Some(0), "{err}");
+
+    let (manifest, files) = s3_dataset(&moto, "audit", "runs/fleet").await;
+    assert!(manifest.complete);
+    assert_eq!(manifest.partition_by, ["date", "job_id"]);
+    // Hive-style paths: date=<run's UTC date>/job_id=<job>/part-<run_id>-<seq>.parquet.
+    for (key, _) in &files {
+        let parts: Vec<&str> = key.split('/').collect();
+        assert_eq!(parts.len(), 3, "{key}");
+        let date = parts[0].strip_prefix("date=").expect(key);
+        assert!(date == day_before || date == day_after, "{key}");
+        let job = parts[1].strip_prefix("job_id=").expect(key);
+        assert!(job.starts_with("job-"), "{key}");
+        assert!(
+            parts[2].starts_with("part-") && parts[2].ends_with(".parquet"),
+            "{key}"
+        );
+        // The partition column is not in the file.
+        let meta = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            files.iter().find(|(k, _)| k == key).unwrap().1.clone(),
+        )
+        .unwrap();
+        assert!(meta.schema().field_with_name("job_id").is_err(), "{key}");
+    }
+    let jobs_seen: BTreeSet<&str> = files
+        .iter()
+        .map(|(k, _)| k.split('/').nth(1).unwrap())
+        .collect();
+    assert_eq!(jobs_seen.len(), 4);
+    let rows = committed_rows(&manifest, &files);
+    assert_eq!(rows.len(), 1200);
+    for r in &rows {
+        assert_row_matches_fleet(r, server.simulator().fleet());
+    }
+    assert_eq!(contents(&rows), contents(&read_rows(&local)));
+
+    // `report` reads the S3 dataset (job_id from the paths) as it reads the local one.
+    let report = |what: &str| {
+        let out = std::process::Command::new(BIN)
+            .args(["report", what, "--json"])
+            .envs(moto.env())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        // The ages of the oldest pairs depend on when each run fetched them.
+        for job in doc["jobs"].as_array_mut().unwrap() {
+            job.as_object_mut().unwrap().remove("oldest");
+        }
+        (doc["dataset"].clone(), doc["jobs"].clone())
+    };
+    let (name, remote_jobs) = report("s3://audit/runs/fleet/");
+    assert_eq!(name, "s3://audit/runs/fleet/");
+    assert_eq!(remote_jobs, report(&local_s).1);
+    assert_eq!(remote_jobs.as_array().unwrap().len(), 4);
+
+    // pyarrow (from PyPI, unchanged) reads the S3 dataset with Hive partitioning and finds the local
+    // run's rows.
+    let script = r#"
+import sys
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+from pyarrow import fs
+endpoint, local, date = sys.argv[1], sys.argv[2], sys.argv[3]
+s3 = fs.S3FileSystem(endpoint_override=endpoint, scheme="http", access_key="AKIDS3TEST",
+                     secret_key="s3-test-secret", region="us-east-1")
+remote = ds.dataset("audit/runs/fleet/", filesystem=s3, format="parquet", partitioning="hive").to_table()
+here = ds.dataset(local, format="parquet").to_table()
+assert set(pc.unique(remote["date"].cast("string")).to_pylist()) == {date}, pc.unique(remote["date"])
+per_run = {"run_id", "fetched_at", "attempts", "error_message", "date"}
+def rows(t):
+    cols = [c for c in t.column_names if c not in per_run]
+    out = [tuple(repr(r[c]) for c in sorted(cols)) for r in t.select(cols).to_pylist()]
+    return sorted(out)
+a, b = rows(remote), rows(here)
+assert len(a) == len(b) == 1200, (len(a), len(b))
+assert a == b
+print("same", len(a))
+"#;
+    let date = files[0]
+        .0
+        .split('/')
+        .next()
+        .unwrap()
+        .trim_start_matches("date=");
+    let py = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let out = std::process::Command::new(&py)
+        .args(["-c", script, &moto.endpoint, &local_s, date])
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}: run scripts/venv.sh", py.display()));
+    assert!(
+        out.status.success(),
+        "pyarrow: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "same 1200");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_upload_then_resume_leaves_no_partial_or_orphan_object() {
+    let moto = Moto::start();
+    moto.create_bucket("audit");
+    let mut cfg = sim_config(fleet(1_500, 4, 77));
+    cfg.latency = Latency::Fixed(Duration::from_millis(1));
+    let server = start(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&server, dir.path());
+    let (things, jobs) = (things.to_string_lossy(), jobs.to_string_lossy());
+    let url = server.endpoint_url();
+    let base = [
+        "run",
+        "--things",
+        &things,
+        "--jobs",
+        &jobs,
+        "--out",
+        "s3://audit/killed/",
+        "--partition-by",
+        "job_id",
+        "--endpoint-url",
+        &url,
+        "--rps",
+        "0",
+        "--concurrency",
+        "4",
+        "--part-rows",
+        "200",
+        "--quiet",
+    ];
+    // Killed runs leave their staging folders; the next run removes those of dead processes.
+    let staging = dir.path().join("tmp");
+    std::fs::create_dir(&staging).unwrap();
+    let (mut kills, mut finished) = (0, false);
+    for round in 0..14 {
+        let mut args = base.to_vec();
+        if round > 0 {
+            args.push("--resume");
+        }
+        // Kill at a random moment in the first rounds (many small parts are uploading at any time);
+        // let the last ones finish.
+        let wait = (round < 12).then(|| Duration::from_millis(300 + rand::random::<u64>() % 1500));
+        let (code, err) = run_bin(&moto, &args, wait, Some(&staging)).await;
+        match code {
+            Some(0) => {
+                finished = true;
+                break;
+            }
+            None => kills += 1,
+            Some(c) => panic!("round {round}: exit {c}: {err}"),
+        }
+    }
+    assert!(finished, "never finished");
+    assert!(kills >= 2, "the run was killed only {kills} times");
+    let left: Vec<_> = std::fs::read_dir(&staging).unwrap().collect();
+    assert!(left.is_empty(), "staging folders left: {left:?}");
+    let (manifest, files) = s3_dataset(&moto, "audit", "killed").await;
+    assert!(manifest.complete);
+    let rows = committed_rows(&manifest, &files);
+    assert_eq!(rows.len(), 6_000, "every pair exactly once");
+    let got = contents(&rows);
+    for r in &rows {
+        assert_row_matches_fleet(r, server.simulator().fleet());
+    }
+    // An uninterrupted local run of the same inputs holds the same contents.
+    let local = dir.path().join("local");
+    let mut args = base.to_vec();
+    let local_s = local.to_string_lossy();
+    args[6] = &local_s;
+    let (code, err) = run_bin(&moto, &args, None, None).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(contents(&read_rows(&local)), got);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_s3_outputs_are_refused_before_any_iot_call() {
+    let moto = Moto::start();
+    moto.create_bucket("audit");
+    let server = start(sim_config(fleet(40, 2, 3))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&server, dir.path());
+    let (things, jobs) = (things.to_string_lossy(), jobs.to_string_lossy());
+    let url = server.endpoint_url();
+    let args = |out: &str, extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "run",
+            "--things",
+            &things,
+            "--jobs",
+            &jobs,
+            "--out",
+            out,
+            "--endpoint-url",
+            &url,
+            "--rps",
+            "0",
+            "--quiet",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run_args = |moto: &Moto, a: Vec<String>| {
+        let moto_env = moto.env();
+        async move {
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            let mut c = tokio::process::Command::new(BIN);
+            c.args(&a)
+                .envs(moto_env)
+                .env_remove("AWS_ENDPOINT_URL")
+                .stderr(std::process::Stdio::piped());
+            let out = c.output().await.unwrap();
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+    };
+
+    // No bucket in the URL: a flag error.
+    let (code, err) = run_args(&moto, args("s3://", &[])).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("names no bucket"), "{err}");
+    // A bucket that does not exist.
+    let (code, err) = run_args(&moto, args("s3://no-such-bucket/audit/", &[])).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("s3://no-such-bucket/audit/"), "{err}");
+    assert!(err.contains("NoSuchBucket"), "{err}");
+    // An endpoint that nothing answers: refused in seconds, not after minutes of retries.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let started = std::time::Instant::now();
+    let mut c = tokio::process::Command::new(BIN);
+    let a = args("s3://audit/x/", &[]);
+    c.args(&a)
+        .envs(moto.env())
+        .env("AWS_ENDPOINT_URL_S3", format!("http://127.0.0.1:{closed}"))
+        .stderr(std::process::Stdio::piped());
+    let out = c.output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("s3://audit/x/"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    // No secret is ever printed.
+    assert!(!err.contains(S3_SECRET), "{err}");
+    assert_eq!(server.stats().total_calls(), 0, "no IoT call was made");
+
+    // A prefix holding objects is refused without --resume or --overwrite...
+    let store = moto.store("audit");
+    {
+        use object_store::ObjectStoreExt;
+        for key in ["used/part-old-00000.parquet", "used/notes.txt"] {
+            store
+                .put(&key.into(), b"not ours to judge".to_vec().into())
+                .await
+                .unwrap();
+        }
+    }
+    let (code, err) = run_args(&moto, args("s3://audit/used/", &[])).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("pass --overwrite"), "{err}");
+    assert_eq!(server.stats().total_calls(), 0, "no IoT call was made");
+    // ...and --resume without a manifest does not delete what is not ours.
+    let (code, err) = run_args(&moto, args("s3://audit/used/", &["--resume"])).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no manifest"), "{err}");
+    assert_eq!(server.stats().total_calls(), 0, "no IoT call was made");
+    // --overwrite deletes this tool's old files only. (With debug logs on: still no secret printed.)
+    let a = args("s3://audit/used/", &["--overwrite"]);
+    let out = tokio::process::Command::new(BIN)
+        .args(&a)
+        .envs(moto.env())
+        .env("RUST_LOG", "debug")
+        .output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("DEBUG"), "debug logs are on");
+    assert!(!err.contains(S3_SECRET), "a secret in the logs");
+    let keys = s3_keys(&store, "used").await;
+    assert!(keys.contains(&"notes.txt".to_string()), "{keys:?}");
+    assert!(
+        !keys.contains(&"part-old-00000.parquet".to_string()),
+        "{keys:?}"
+    );
+    assert!(keys.contains(&"_manifest.json".to_string()), "{keys:?}");
+    // A resume with another layout is refused.
+    let calls = server.stats().total_calls();
+    let (code, err) = run_args(
+        &moto,
+        args(
+            "s3://audit/used/",
+            &["--resume", "--partition-by", "job_id"],
+        ),
+    )
+    .await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("--partition-by job_id"), "{err}");
+    assert_eq!(server.stats().total_calls(), calls);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_lost_mid_run_stops_it_naming_the_url_and_resume_finishes() {
+    let moto = Moto::start();
+    moto.create_bucket("audit");
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let mut cfg = sim_config(fleet(1_500, 4, 5));
+    cfg.latency = Latency::Fixed(Duration::from_millis(2));
+    let server = start(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&server, dir.path());
+    let url = server.endpoint_url();
+    let args: Vec<String> = [
+        "run",
+        "--things",
+        &things.to_string_lossy(),
+        "--jobs",
+        &jobs.to_string_lossy(),
+        "--out",
+        "s3://audit/flaky/",
+        "--endpoint-url",
+        &url,
+        "--rps",
+        "0",
+        "--concurrency",
+        "4",
+        "--part-rows",
+        "200",
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let through_proxy = |extra: Option<&str>| {
+        let mut c = tokio::process::Command::new(BIN);
+        c.args(&args)
+            .args(extra)
+            .envs(moto.env())
+            .env("AWS_ENDPOINT_URL_S3", &proxy.endpoint)
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c.spawn().unwrap()
+    };
+    let child = through_proxy(None);
+    // Once a part is committed, the store becomes unreachable.
+    let store = moto.store("audit");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let keys = s3_keys(&store, "flaky").await;
+        if keys.iter().any(|k| k == "_manifest.json") && keys.len() > 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no part was committed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    proxy.set_broken(true);
+    let broken_at = std::time::Instant::now();
+    let out = child.wait_with_output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("s3://audit/flaky/"),
+        "the message names the URL: {err}"
+    );
+    assert!(
+        err.contains("cannot upload") || err.contains("cannot write"),
+        "{err}"
+    );
+    assert!(
+        broken_at.elapsed() < Duration::from_secs(60),
+        "retries gave up in {:?}",
+        broken_at.elapsed()
+    );
+    // What was committed stays valid: every part the manifest lists is complete.
+    let (manifest, files) = s3_dataset(&moto, "audit", "flaky").await;
+    assert!(!manifest.complete);
+    let mut committed = 0;
+    for p in &manifest.parts {
+        let (_, bytes) = files
+            .iter()
+            .find(|(k, _)| k == &p.file)
+            .expect("listed part");
+        committed += rows_of_parquet(&p.file, bytes.clone()).len() as u64;
+    }
+    assert_eq!(committed, manifest.committed.len());
+    assert!(committed > 0 && committed < 6_000, "{committed}");
+
+    // Reachable again, --resume finishes: exactly the manifest's objects, every pair once.
+    proxy.set_broken(false);
+    let out = through_proxy(Some("--resume"))
+        .wait_with_output()
+        .await
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let (manifest, files) = s3_dataset(&moto, "audit", "flaky").await;
+    assert!(manifest.complete);
+    let rows = committed_rows(&manifest, &files);
+    assert_eq!(contents(&rows).len(), 6_000);
+}
