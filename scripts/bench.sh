@@ -14,6 +14,7 @@
 #        BENCH_SCALE_PAIRS="100000 1000000"     the scale rows' sizes (multiples of 5)
 #        BENCH_SCALE_LAYOUTS="file dir"   scale rows into one .parquet file and/or a directory of parts
 #        BENCH_RATE_SECS=30          seconds per rate-accuracy row
+#        BENCH_ROUNDS=3              interleaved fleet-audit / SDK-loop rounds per concurrency (median shown)
 #        BENCH_SECTIONS="throughput scale rate"   which sections to run
 #        BENCH_OUT=target/bench-results.md        where the tables are also written
 #        BENCH_WAIT_IDLE=600         first wait up to this many seconds for no rustc to be running
@@ -23,11 +24,12 @@ root=$PWD
 
 scale=${BENCH_SCALE:-full}
 case $scale in
-  full) pairs=150000 boto_calls=5000 cli_calls=20 scale_pairs="100000 1000000" rate_secs=30 ;;
-  small) pairs=10000 boto_calls=500 cli_calls=5 scale_pairs="10000 100000" rate_secs=5 ;;
+  full) pairs=150000 boto_calls=5000 cli_calls=20 scale_pairs="100000 1000000" rate_secs=30 rounds=3 ;;
+  small) pairs=10000 boto_calls=500 cli_calls=5 scale_pairs="10000 100000" rate_secs=5 rounds=1 ;;
   *) echo "bench: BENCH_SCALE must be full or small" >&2; exit 2 ;;
 esac
 rate_secs=${BENCH_RATE_SECS:-$rate_secs}
+rounds=${BENCH_ROUNDS:-$rounds}
 [ "${BENCH_10M:-0}" = 1 ] && scale_pairs="$scale_pairs 10000000"
 scale_pairs=${BENCH_SCALE_PAIRS:-$scale_pairs}
 sections=${BENCH_SECTIONS:-throughput scale rate}
@@ -154,24 +156,45 @@ fa_run() { # things-file concurrency out summary
   fi
 }
 
+# median_round FILE: picks the line of FILE (one round a line: calls calls/s cpu_s rss_mb wall [note])
+# whose calls/s is the median; sets m_calls, m_cps, m_note, and cpu_s, rss_mb, wall for tp_row.
+median_round() {
+  local line
+  line=$(sort -k2,2 -g "$1" | sed -n "$(( ($(wc -l <"$1") + 1) / 2 ))p")
+  read -r m_calls m_cps cpu_s rss_mb wall m_note <<<"$line"
+}
+
+ratio_notes=""
 section_throughput() {
-  log "throughput: $pairs pairs per fleet-audit and SDK row"
+  log "throughput: $pairs pairs per fleet-audit and SDK row, $rounds interleaved rounds (median shown)"
   start_sim tp --things 200000 --jobs 5
-  local things c
+  local things c r fa sdk
   things=$(subset "$work/tp" $((pairs / 5)))
   for c in $concurrencies; do
-    log "fleet-audit run --rps 0 --concurrency $c"
-    fa_run "$things" "$c" "$work/tp-$c.parquet" "$work/tp-$c.json"
-    tp_row "fleet-audit run --rps 0$fa_note" "$c" "$(json "$work/tp-$c.json" attempts)" \
-      "$(json "$work/tp-$c.json" calls_per_s)"
-    rm -f "$work/tp-$c.parquet"
+    : >"$work/fa-$c.rounds"
+    : >"$work/sdk-$c.rounds"
+    # fleet-audit and the bare SDK loop take turns, so a drift in the machine's speed hits both.
+    for r in $(seq "$rounds"); do
+      log "round $r: fleet-audit run --rps 0 --concurrency $c"
+      fa_run "$things" "$c" "$work/tp-$c.parquet" "$work/tp-$c.json"
+      echo "$(json "$work/tp-$c.json" attempts) $(json "$work/tp-$c.json" calls_per_s) $cpu_s $rss_mb $wall $fa_note" \
+        >>"$work/fa-$c.rounds"
+      rm -f "$work/tp-$c.parquet"
+      log "round $r: sdk_loop --concurrency $c"
+      timed "$sdk_loop" --endpoint-url "$url" --concurrency "$c" --calls "$pairs" \
+        --things 200000 --jobs 5 >"$work/sdk-$c.out"
+      echo "$(kv calls "$work/sdk-$c.out") $(kv calls_per_s "$work/sdk-$c.out") $cpu_s $rss_mb $wall $([ "$rc" = 0 ] || echo "(exit $rc)")" \
+        >>"$work/sdk-$c.rounds"
+    done
   done
   for c in $concurrencies; do
-    log "sdk_loop --concurrency $c"
-    timed "$sdk_loop" --endpoint-url "$url" --concurrency "$c" --calls "$pairs" \
-      --things 200000 --jobs 5 >"$work/sdk-$c.out"
-    tp_row "bare aws-sdk-iot loop (examples/sdk_loop.rs)$([ "$rc" = 0 ] || echo " (exit $rc)")" \
-      "$c" "$(kv calls "$work/sdk-$c.out")" "$(kv calls_per_s "$work/sdk-$c.out")"
+    median_round "$work/fa-$c.rounds"
+    tp_row "fleet-audit run --rps 0${m_note:+ $m_note}" "$c" "$m_calls" "$m_cps"
+    fa=$m_cps
+    median_round "$work/sdk-$c.rounds"
+    tp_row "bare aws-sdk-iot loop (examples/sdk_loop.rs)${m_note:+ $m_note}" "$c" "$m_calls" "$m_cps"
+    sdk=$m_cps
+    ratio_notes+="concurrency $c: fleet-audit at $(awk -v a="$fa" -v b="$sdk" 'BEGIN { printf "%.0f", 100 * a / b }')% of the bare SDK loop's calls/s (rounds, calls/s: fleet-audit $(cut -d' ' -f2 "$work/fa-$c.rounds" | xargs printf '%.0f ' | sed 's/ $//'), SDK loop $(cut -d' ' -f2 "$work/sdk-$c.rounds" | xargs printf '%.0f ' | sed 's/ $//'))"$'\n'
   done
   log "boto3 ThreadPoolExecutor, 32 threads, $boto_calls pairs"
   timed "$py" scripts/boto3_audit.py --things "$things" --jobs "$work/tp/jobs.txt" \
@@ -267,6 +290,8 @@ done
     echo "| tool | concurrency | calls | calls/s | client CPU µs/call | peak RSS MB | wall s |"
     echo "|---|---:|---:|---:|---:|---:|---:|"
     printf '%s' "$throughput_rows"
+    echo
+    printf '%s' "$ratio_notes"
   fi
   if [ -n "$scale_rows" ]; then
     echo
