@@ -7,11 +7,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use fleet_audit::audit::Stop;
 use fleet_audit::config::{Input, RunConfig};
 use fleet_audit::discover::{DescribeMode, DiscoverSpec, Scope};
 use fleet_audit::input::InputSpec;
-use fleet_audit::run::{run, RunError};
+use fleet_audit::run::run;
 use fleet_audit::sim::{Latency, Operation};
 
 fn discover_config(
@@ -172,29 +171,8 @@ async fn discovery_resumes_in_the_middle_of_a_jobs_listing() {
     );
     rc.part_rows = 200;
     rc.engine.concurrency = 4;
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let sim = server.simulator().clone();
-    let stopper = tokio::spawn(async move {
-        // Stop after a few pages of the first job.
-        while sim.stats().calls(Operation::ListJobExecutionsForJob) < 4 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        tx.send(true).unwrap();
-        tx
-    });
-    let err = run(rc.clone(), rx).await.unwrap_err();
-    let _tx = stopper.await.unwrap();
-    assert!(
-        matches!(
-            err,
-            RunError::Stopped {
-                stop: Stop::Interrupted,
-                resumable: true,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    // Stop after a few pages of the first job.
+    run_interrupted(rc.clone(), &server, Operation::ListJobExecutionsForJob, 4).await;
     let first = read_rows(&out).len();
     assert!(first > 0, "some rows were committed before the stop");
     rc.resume = true;

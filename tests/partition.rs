@@ -9,11 +9,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use fleet_audit::audit::Stop;
 use fleet_audit::config::Input;
 use fleet_audit::discover::{DescribeMode, DiscoverSpec, Scope};
 use fleet_audit::input::InputSpec;
-use fleet_audit::run::{run, RunError};
+use fleet_audit::run::run;
 use fleet_audit::sim::{Latency, Operation};
 use fleet_audit::sink::{Manifest, PartitionKey};
 
@@ -33,37 +32,6 @@ fn files_under(dir: &Path) -> Vec<String> {
     walk(dir, dir, &mut out);
     out.sort();
     out
-}
-
-/// Interrupts `run` once the simulator has answered `calls` describes.
-async fn run_interrupted(
-    rc: fleet_audit::config::RunConfig,
-    server: &fleet_audit::sim::SimServer,
-    op: Operation,
-    calls: u64,
-) {
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let sim = server.simulator().clone();
-    let stopper = tokio::spawn(async move {
-        while sim.stats().calls(op) < calls {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        tx.send(true).unwrap();
-        tx
-    });
-    let err = run(rc, rx).await.unwrap_err();
-    let _tx = stopper.await.unwrap();
-    assert!(
-        matches!(
-            err,
-            RunError::Stopped {
-                stop: Stop::Interrupted,
-                resumable: true,
-                ..
-            }
-        ),
-        "{err}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

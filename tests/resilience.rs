@@ -7,9 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use fleet_audit::audit::Stop;
 use fleet_audit::input::InputSpec;
-use fleet_audit::run::{run, RunError};
+use fleet_audit::run::run;
 use fleet_audit::sim::{Faults, Latency, Operation};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fleet-audit");
@@ -36,28 +35,7 @@ async fn an_interrupted_run_resumes_to_the_same_dataset() {
     rc.engine.concurrency = 8;
 
     // Interrupt after some rows.
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let stopper = {
-        let server_stats = server.simulator().clone();
-        tokio::spawn(async move {
-            while server_stats.stats().calls(Operation::DescribeJobExecution) < 700 {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            tx.send(true).unwrap();
-            tx
-        })
-    };
-    let err = run(rc.clone(), rx).await.unwrap_err();
-    let _tx = stopper.await.unwrap();
-    let RunError::Stopped {
-        stop: Stop::Interrupted,
-        resumable: true,
-        summary,
-        ..
-    } = err
-    else {
-        panic!("expected an interrupted, resumable stop: {err}");
-    };
+    let summary = run_interrupted(rc.clone(), &server, Operation::DescribeJobExecution, 700).await;
     assert!(!summary.complete);
     let first = read_rows(&out);
     assert!(first.len() >= 600 && first.len() < 2000, "{}", first.len());

@@ -9,11 +9,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use fleet_audit::audit::Stop;
 use fleet_audit::config::{Input, RunConfig};
 use fleet_audit::discover::{DescribeMode, DiscoverSpec, Scope};
 use fleet_audit::input::InputSpec;
-use fleet_audit::run::{run, RunError, Summary};
+use fleet_audit::run::{run, Summary};
 use fleet_audit::shard::Shard;
 use fleet_audit::sim::{Latency, Operation};
 use fleet_audit::sink::Manifest;
@@ -185,28 +184,7 @@ async fn an_interrupted_shard_resumes_exactly() {
     rc.part_rows = 100;
     rc.engine.concurrency = 8;
 
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let stopper = {
-        let sim = server.simulator().clone();
-        tokio::spawn(async move {
-            while sim.stats().calls(Operation::DescribeJobExecution) < 500 {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            tx.send(true).unwrap();
-            tx
-        })
-    };
-    let err = run(rc.clone(), rx).await.unwrap_err();
-    let _tx = stopper.await.unwrap();
-    let RunError::Stopped {
-        stop: Stop::Interrupted,
-        resumable: true,
-        summary,
-        ..
-    } = err
-    else {
-        panic!("expected an interrupted, resumable stop: {err}");
-    };
+    let summary = run_interrupted(rc.clone(), &server, Operation::DescribeJobExecution, 500).await;
     let first = read_rows(&out).len();
     assert!(first >= 300 && (first as u64) < summary.pairs, "{first}");
 

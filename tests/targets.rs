@@ -7,7 +7,6 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::*;
-use fleet_audit::audit::Stop;
 use fleet_audit::input::InputSpec;
 use fleet_audit::run::{run, RunError};
 use fleet_audit::sim::{Latency, Operation};
@@ -198,30 +197,13 @@ async fn an_interrupted_multi_region_run_resumes_each_region_exactly() {
         ..Default::default()
     };
     // The second region is slower, so the two lanes stop at different points.
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    let stopper = {
-        let a = servers[0].simulator().clone();
-        tokio::spawn(async move {
-            while a.stats().calls(Operation::DescribeJobExecution) < 300 {
-                tokio::time::sleep(Duration::from_millis(2)).await;
-            }
-            tx.send(true).unwrap();
-            tx
-        })
-    };
-    let err = run(rc.clone(), rx).await.unwrap_err();
-    let _tx = stopper.await.unwrap();
-    assert!(
-        matches!(
-            err,
-            RunError::Stopped {
-                stop: Stop::Interrupted,
-                resumable: true,
-                ..
-            }
-        ),
-        "{err}"
-    );
+    run_interrupted(
+        rc.clone(),
+        &servers[0],
+        Operation::DescribeJobExecution,
+        300,
+    )
+    .await;
     let first = read_rows(&out).len();
     assert!(first > 0 && first < 1200, "{first}");
 

@@ -24,7 +24,7 @@
 pub mod classify;
 mod html;
 mod read;
-mod render;
+pub(crate) mod render;
 mod tally;
 
 use std::path::{Path, PathBuf};

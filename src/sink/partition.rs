@@ -148,17 +148,7 @@ pub fn split_by_job(batch: &RecordBatch) -> Result<BTreeMap<String, RecordBatch>
 
 /// `YYYY-MM-DD` of epoch milliseconds, UTC (the proleptic Gregorian calendar).
 pub fn utc_date(epoch_ms: i64) -> String {
-    // Howard Hinnant's civil_from_days.
-    let days = epoch_ms.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = crate::report::render::civil_from_days(epoch_ms.div_euclid(86_400_000));
     format!("{y:04}-{m:02}-{d:02}")
 }
 

@@ -97,6 +97,37 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
     }
 }
 
+/// Runs `rc` and interrupts it, as a first SIGINT would, once `server` has received `calls` requests
+/// of `op`; asserts that the run stopped interrupted with its committed rows kept for `--resume`, and
+/// returns its summary.
+pub async fn run_interrupted(
+    rc: RunConfig,
+    server: &SimServer,
+    op: fleet_audit::sim::Operation,
+    calls: u64,
+) -> fleet_audit::run::Summary {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let sim = server.simulator().clone();
+    let stopper = tokio::spawn(async move {
+        while sim.stats().calls(op) < calls {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        tx.send(true).unwrap();
+        tx
+    });
+    let err = fleet_audit::run::run(rc, rx).await.unwrap_err();
+    let _tx = stopper.await.unwrap();
+    match err {
+        fleet_audit::run::RunError::Stopped {
+            stop: fleet_audit::audit::Stop::Interrupted,
+            resumable: true,
+            summary,
+            ..
+        } => *summary,
+        err => panic!("expected an interrupted, resumable stop: {err}"),
+    }
+}
+
 pub fn no_shutdown() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     std::mem::forget(tx);
