@@ -186,7 +186,7 @@ pub struct ResolvedTarget {
 
 /// Configures and checks every target (concurrently): region set, credentials usable (the role
 /// assumed), account id read. Any failure stops the run before the first IoT call, naming the target
-/// when there are several.
+/// (the first failing one in target order) when there are several.
 pub async fn resolve(specs: &[TargetSpec]) -> Result<Vec<ResolvedTarget>, SetupError> {
     let named = specs.len() > 1;
     let checks = specs.iter().map(|spec| async move {
@@ -223,7 +223,12 @@ pub async fn resolve(specs: &[TargetSpec]) -> Result<Vec<ResolvedTarget>, SetupE
             sdk,
         })
     });
-    futures::future::try_join_all(checks).await
+    // All checks run at once; the first failure in target order is reported, so the message does
+    // not depend on which answer came first.
+    futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .collect()
 }
 
 #[cfg(test)]

@@ -271,3 +271,70 @@ fn discovery_over_several_targets_is_refused_before_any_call() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--regions: us-east-1 is given twice"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_each_bring_their_region_endpoint_and_credentials() {
+    // Two profiles of a real AWS config file, each with its own region, endpoint (one simulator
+    // each) and credentials: `--profiles a,b` audits both through aws-config's profile chain.
+    let servers = [
+        start(sim_config(fleet(20, 3, 4))).await,
+        start(sim_config(fleet(20, 3, 4))).await,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&servers[0], dir.path());
+    let config = dir.path().join("config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile audit-eu]\nregion = eu-west-1\nendpoint_url = {}\n\n[profile audit-us]\nregion = us-west-2\nendpoint_url = {}\n",
+            servers[0].endpoint_url(),
+            servers[1].endpoint_url()
+        ),
+    )
+    .unwrap();
+    let credentials = dir.path().join("credentials");
+    std::fs::write(
+        &credentials,
+        "[audit-eu]\naws_access_key_id = AKIDPROFILEEU\naws_secret_access_key = profile-secret-eu\n\n[audit-us]\naws_access_key_id = AKIDPROFILEUS\naws_secret_access_key = profile-secret-us\n",
+    )
+    .unwrap();
+    let out = dir.path().join("profiles.parquet");
+    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet-audit"))
+        .args(["run", "--things"])
+        .arg(&things)
+        .arg("--jobs")
+        .arg(&jobs)
+        .arg("--out")
+        .arg(&out)
+        .args(["--profiles", "audit-eu,audit-us", "--rps", "0", "--quiet"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", dir.path())
+        .env("AWS_CONFIG_FILE", &config)
+        .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("RUST_LOG", "debug")
+        .output()
+        .await
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&run.stdout),
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(run.status.code(), Some(0), "{all}");
+    assert!(!all.contains("profile-secret"), "a secret was printed");
+    for s in &servers {
+        assert_eq!(s.stats().calls(Operation::DescribeJobExecution), 60);
+        assert!(s.stats().sts >= 1);
+    }
+    let rows = read_rows(&out);
+    let keys = by_key(&rows);
+    for region in ["eu-west-1", "us-west-2"] {
+        assert_eq!(
+            keys.keys().filter(|k| k.0 == region).count(),
+            60,
+            "{region}"
+        );
+    }
+}
