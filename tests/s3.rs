@@ -99,6 +99,29 @@ fn today() -> String {
     fleet_audit::sink::partition::utc_date(ms)
 }
 
+/// `fleet-audit run` over `things` x `jobs` into `out` against the simulator at `url`, unthrottled and
+/// quiet, then `extra`.
+fn run_argv(things: &str, jobs: &str, url: &str, out: &str, extra: &[&str]) -> Vec<String> {
+    [
+        "run",
+        "--things",
+        things,
+        "--jobs",
+        jobs,
+        "--out",
+        out,
+        "--endpoint-url",
+        url,
+        "--rps",
+        "0",
+        "--quiet",
+    ]
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_s3_dataset_reads_back_like_a_local_run() {
     let moto = Moto::start();
@@ -110,25 +133,7 @@ async fn a_partitioned_s3_dataset_reads_back_like_a_local_run() {
     let url = server.endpoint_url();
     let local = dir.path().join("local");
     let local_s = local.to_string_lossy();
-    let base = |out: &str| -> Vec<String> {
-        [
-            "run",
-            "--things",
-            &things,
-            "--jobs",
-            &jobs,
-            "--out",
-            out,
-            "--endpoint-url",
-            &url,
-            "--rps",
-            "0",
-            "--quiet",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
+    let base = |out: &str| run_argv(&things, &jobs, &url, out, &[]);
     let day_before = today();
     let mut args = base("s3://audit/runs/fleet/");
     // --report reads the dataset back from S3 at the end (a failure there would be exit 1).
@@ -336,27 +341,7 @@ async fn bad_s3_outputs_are_refused_before_any_iot_call() {
     let (things, jobs) = lists(&server, dir.path());
     let (things, jobs) = (things.to_string_lossy(), jobs.to_string_lossy());
     let url = server.endpoint_url();
-    let args = |out: &str, extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "run",
-            "--things",
-            &things,
-            "--jobs",
-            &jobs,
-            "--out",
-            out,
-            "--endpoint-url",
-            &url,
-            "--rps",
-            "0",
-            "--quiet",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
-    };
+    let args = |out: &str, extra: &[&str]| run_argv(&things, &jobs, &url, out, extra);
     let run_args = |moto: &Moto, a: Vec<String>| {
         let moto_env = moto.env();
         async move {
