@@ -23,8 +23,7 @@ use parquet::file::properties::WriterProperties;
 
 use fleet_audit::app::sim_config;
 use fleet_audit::cli::{Cli, Command};
-use fleet_audit::client::{CallError, ExecutionRecord};
-use fleet_audit::schema::{BatchBuilder, Outcome, Row, Source};
+use fleet_audit::schema::{BatchBuilder, Outcome, Row};
 use fleet_audit::sim::Fleet;
 use fleet_audit::sink::{DatasetWriter, Format, Layout, SinkSettings};
 
@@ -35,65 +34,6 @@ const BATCH_ROWS: usize = 8192;
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// A fixed "now" so every run encodes the same bytes.
 const NOW_MS: u64 = 1_764_400_000_000;
-
-/// The row an audit writes for thing `i` and job `j` of `fleet`.
-fn row_of(fleet: &Fleet, i: u64, j: u32, fetched_at_ms: i64) -> Row {
-    let thing_name = fleet.thing_name(i);
-    let job_id = fleet.jobs()[j as usize].id.clone();
-    match fleet.execution(i, j) {
-        Some(e) => Row {
-            execution: Some(ExecutionRecord {
-                job_id: Some(job_id.clone()),
-                status: Some(e.status.to_string()),
-                force_canceled: e.force_canceled,
-                status_details: e.details.map(|d| {
-                    let mut v: Vec<(String, String)> = d
-                        .into_iter()
-                        .map(|(k, v)| (k.to_string(), v.to_string()))
-                        .collect();
-                    v.sort();
-                    v
-                }),
-                thing_arn: Some(fleet.thing_arn(i)),
-                queued_at_ms: Some(e.queued_at_ms as i64),
-                started_at_ms: e.started_at_ms.map(|t| t as i64),
-                last_updated_at_ms: Some(e.last_updated_at_ms as i64),
-                execution_number: Some(e.execution_number),
-                version_number: Some(e.version_number),
-                approximate_seconds_before_timed_out: e.approximate_seconds_before_timed_out,
-            }),
-            thing_name,
-            job_id,
-            requested_execution_number: None,
-            outcome: Outcome::Ok,
-            error: None,
-            attempts: 1,
-            fetched_at_ms,
-            source: Source::Describe,
-            retry_attempt: None,
-            origin: None,
-        },
-        None => Row {
-            error: Some(CallError::Service {
-                code: "ResourceNotFoundException".into(),
-                message: format!(
-                    "Job Execution for job {job_id} on thing {thing_name} does not exist"
-                ),
-                http_status: 404,
-            }),
-            thing_name,
-            job_id,
-            requested_execution_number: None,
-            outcome: Outcome::NotFound,
-            attempts: 1,
-            fetched_at_ms,
-            execution: None,
-            source: Source::Describe,
-            retry_attempt: None,
-            origin: None,
-        },
-    }
-}
 
 /// The fleet `fleet-audit sim --things N --jobs 5 --seed 1 --now ...` serves, built through the same
 /// flags so that the bench follows the simulator's defaults.
@@ -122,8 +62,7 @@ fn fleet_rows(n: usize) -> Vec<Row> {
     let fleet = sim_fleet((n as u64).div_ceil(u64::from(jobs)), jobs);
     (0..n as u64)
         .map(|k| {
-            row_of(
-                &fleet,
+            fleet.audit_row(
                 k / u64::from(jobs),
                 (k % u64::from(jobs)) as u32,
                 (NOW_MS + k / 10) as i64,

@@ -7,8 +7,6 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use fleet_audit::client::{CallError, ExecutionRecord};
-use fleet_audit::schema::{Outcome, Row, Source};
 use fleet_audit::sim::{Fleet, FleetSpec};
 use fleet_audit::sink::{DatasetWriter, Format, Layout, SinkSettings};
 
@@ -48,57 +46,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut n = 0u64;
     for i in 0..things {
-        let thing = fleet.thing_name(i);
         for j in 0..jobs {
-            let job = &fleet.jobs()[j as usize].id;
-            let (outcome, error, execution) = match fleet.execution(i, j) {
-                Some(e) => (
-                    Outcome::Ok,
-                    None,
-                    Some(ExecutionRecord {
-                        job_id: Some(job.clone()),
-                        status: Some(e.status.to_string()),
-                        force_canceled: e.force_canceled,
-                        status_details: e.details.as_ref().map(|d| {
-                            d.iter()
-                                .map(|(k, v)| (k.to_string(), v.to_string()))
-                                .collect()
-                        }),
-                        thing_arn: Some(fleet.thing_arn(i)),
-                        queued_at_ms: Some(e.queued_at_ms as i64),
-                        started_at_ms: e.started_at_ms.map(|v| v as i64),
-                        last_updated_at_ms: Some(e.last_updated_at_ms as i64),
-                        execution_number: Some(e.execution_number),
-                        version_number: Some(e.version_number),
-                        approximate_seconds_before_timed_out: e
-                            .approximate_seconds_before_timed_out,
-                    }),
-                ),
-                None => (
-                    Outcome::NotFound,
-                    Some(CallError::Service {
-                        code: "ResourceNotFoundException".into(),
-                        message: format!(
-                            "Job Execution for job {job} on thing {thing} does not exist"
-                        ),
-                        http_status: 404,
-                    }),
-                    None,
-                ),
-            };
-            let row = Row {
-                thing_name: thing.clone(),
-                job_id: job.clone(),
-                requested_execution_number: None,
-                outcome,
-                error,
-                attempts: 1,
-                fetched_at_ms: now_ms as i64,
-                execution,
-                source: Source::Describe,
-                retry_attempt: None,
-                origin: None,
-            };
+            let row = fleet.audit_row(i, j, now_ms as i64);
             w.push(&row, n)?;
             n += 1;
         }

@@ -218,6 +218,66 @@ impl Fleet {
         h3(self.spec.seed, 0x6F66_666C, i) % 100 < 6
     }
 
+    /// The row an audit writes for thing `i` and job `j` when its first call is answered: the
+    /// execution as DescribeJobExecution reports it, or `not_found` with AWS's message. For benchmarks
+    /// and generated datasets that need realistic rows without a network.
+    pub fn audit_row(&self, i: u64, j: u32, fetched_at_ms: i64) -> crate::schema::Row {
+        use crate::client::{CallError, ExecutionRecord};
+        use crate::schema::{Outcome, Row, Source};
+        let thing_name = self.thing_name(i);
+        let job_id = self.jobs[j as usize].id.clone();
+        let (outcome, error, execution) = match self.execution(i, j) {
+            Some(e) => (
+                Outcome::Ok,
+                None,
+                Some(ExecutionRecord {
+                    job_id: Some(job_id.clone()),
+                    status: Some(e.status.to_string()),
+                    force_canceled: e.force_canceled,
+                    status_details: e.details.map(|d| {
+                        let mut v: Vec<(String, String)> = d
+                            .into_iter()
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                            .collect();
+                        v.sort();
+                        v
+                    }),
+                    thing_arn: Some(self.thing_arn(i)),
+                    queued_at_ms: Some(e.queued_at_ms as i64),
+                    started_at_ms: e.started_at_ms.map(|t| t as i64),
+                    last_updated_at_ms: Some(e.last_updated_at_ms as i64),
+                    execution_number: Some(e.execution_number),
+                    version_number: Some(e.version_number),
+                    approximate_seconds_before_timed_out: e.approximate_seconds_before_timed_out,
+                }),
+            ),
+            None => (
+                Outcome::NotFound,
+                Some(CallError::Service {
+                    code: "ResourceNotFoundException".into(),
+                    message: format!(
+                        "Job Execution for job {job_id} on thing {thing_name} does not exist"
+                    ),
+                    http_status: 404,
+                }),
+                None,
+            ),
+        };
+        Row {
+            thing_name,
+            job_id,
+            requested_execution_number: None,
+            outcome,
+            error,
+            attempts: 1,
+            fetched_at_ms,
+            execution,
+            source: Source::Describe,
+            retry_attempt: None,
+            origin: None,
+        }
+    }
+
     /// The execution of job `j` on thing `i`, or `None` when the job does not target the thing.
     pub fn execution(&self, i: u64, j: u32) -> Option<Execution> {
         if i >= self.spec.things || j >= self.spec.jobs {
