@@ -13,15 +13,8 @@ const SECRET: &str = "cli-test-secret-never-printed";
 
 /// Runs the binary with a clean AWS environment (no profile files, no IMDS) and test credentials.
 async fn fa(args: &[&str], cwd: &Path, creds: bool) -> Output {
-    let mut c = tokio::process::Command::new(BIN);
+    let mut c = isolated_binary(cwd);
     c.args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", cwd)
-        .env("AWS_CONFIG_FILE", cwd.join("no-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", cwd.join("no-credentials"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_REGION", "us-east-1")
         .env("RUST_LOG", "debug");
     if creds {

@@ -120,24 +120,9 @@ fn spawn_binary(args: &[&str]) -> tokio::process::Child {
         .unwrap()
 }
 
-/// Waits for the binary to end: its exit code (None when killed by a signal) and its stderr.
-async fn finish(child: tokio::process::Child) -> (Option<i32>, String) {
-    let out = child.wait_with_output().await.unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// Runs the binary; returns its exit status after `kill_after` (SIGKILL) or at its end.
 async fn run_binary(args: &[&str], kill_after: Option<Duration>) -> (Option<i32>, String) {
-    let mut child = spawn_binary(args);
-    if let Some(d) = kill_after {
-        if tokio::time::timeout(d, child.wait()).await.is_err() {
-            child.start_kill().unwrap();
-        }
-    }
-    finish(child).await
+    wait_or_kill(spawn_binary(args), kill_after).await
 }
 
 /// Runs the binary and sends it `signal` once the simulator has received `calls` more
@@ -159,7 +144,7 @@ async fn run_binary_signal_after_calls(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     send_signal(child.id().unwrap(), signal);
-    finish(child).await
+    wait_or_kill(child, None).await
 }
 
 /// Sends a signal with the system's `kill` command (no libc dependency for one call).

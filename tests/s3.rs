@@ -40,17 +40,7 @@ async fn run_bin(
     kill_after: Option<Duration>,
     tmp: Option<&Path>,
 ) -> (Option<i32>, String) {
-    let mut child = spawn(moto, args, tmp);
-    if let Some(d) = kill_after {
-        if tokio::time::timeout(d, child.wait()).await.is_err() {
-            child.start_kill().unwrap();
-        }
-    }
-    let out = child.wait_with_output().await.unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    wait_or_kill(spawn(moto, args, tmp), kill_after).await
 }
 
 /// What a dataset in the bucket holds: its manifest, and its data files (relative path -> bytes).
@@ -459,27 +449,13 @@ async fn a_store_lost_mid_run_stops_it_naming_the_url_and_resume_finishes() {
     let dir = tempfile::tempdir().unwrap();
     let (things, jobs) = lists(&server, dir.path());
     let url = server.endpoint_url();
-    let args: Vec<String> = [
-        "run",
-        "--things",
+    let args = run_argv(
         &things.to_string_lossy(),
-        "--jobs",
         &jobs.to_string_lossy(),
-        "--out",
-        "s3://audit/flaky/",
-        "--endpoint-url",
         &url,
-        "--rps",
-        "0",
-        "--concurrency",
-        "4",
-        "--part-rows",
-        "200",
-        "--quiet",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        "s3://audit/flaky/",
+        &["--concurrency", "4", "--part-rows", "200"],
+    );
     let through_proxy = |extra: Option<&str>| {
         let mut c = tokio::process::Command::new(BIN);
         c.args(&args)

@@ -17,8 +17,6 @@ use fleet_audit::shard::Shard;
 use fleet_audit::sim::{Latency, Operation};
 use fleet_audit::sink::Manifest;
 
-const BIN: &str = env!("CARGO_BIN_EXE_fleet-audit");
-
 /// Pair -> row, without what legitimately differs between runs (run id, fetch time, attempts).
 fn contents(rows: &[ReadRow]) -> HashMap<(String, String), ReadRow> {
     let mut m = HashMap::new();
@@ -329,15 +327,8 @@ async fn discovery_shards_by_job_or_by_thing_and_their_union_is_one_discovery() 
 
 /// The binary with a clean environment, test credentials and `vars`.
 async fn fa(args: &[&str], cwd: &Path, vars: &[(&str, &str)]) -> std::process::Output {
-    let mut c = tokio::process::Command::new(BIN);
+    let mut c = isolated_binary(cwd);
     c.args(args)
-        .current_dir(cwd)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", cwd)
-        .env("AWS_CONFIG_FILE", cwd.join("no-config"))
-        .env("AWS_SHARED_CREDENTIALS_FILE", cwd.join("no-credentials"))
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_REGION", "us-east-1")
         .env("AWS_ACCESS_KEY_ID", "AKIDSHARDTEST")
         .env("AWS_SECRET_ACCESS_KEY", "shard-test-secret");

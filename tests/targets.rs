@@ -299,7 +299,7 @@ async fn profiles_each_bring_their_region_endpoint_and_credentials() {
     )
     .unwrap();
     let out = dir.path().join("profiles.parquet");
-    let run = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet-audit"))
+    let run = isolated_binary(dir.path())
         .args(["run", "--things"])
         .arg(&things)
         .arg("--jobs")
@@ -307,12 +307,8 @@ async fn profiles_each_bring_their_region_endpoint_and_credentials() {
         .arg("--out")
         .arg(&out)
         .args(["--profiles", "audit-eu,audit-us", "--rps", "0", "--quiet"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("HOME", dir.path())
         .env("AWS_CONFIG_FILE", &config)
         .env("AWS_SHARED_CREDENTIALS_FILE", &credentials)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("RUST_LOG", "debug")
         .output()
         .await

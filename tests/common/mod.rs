@@ -128,6 +128,38 @@ pub async fn run_interrupted(
     }
 }
 
+/// The binary with an environment of its own: nothing inherited but PATH, HOME at `cwd`, no AWS
+/// config or credentials files, no instance metadata. Callers add region, credentials and the rest.
+pub fn isolated_binary(cwd: &Path) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_fleet-audit"));
+    c.current_dir(cwd)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("HOME", cwd)
+        .env("AWS_CONFIG_FILE", cwd.join("no-config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", cwd.join("no-credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+    c
+}
+
+/// Waits for a child (stderr piped) to end, or SIGKILLs it once `kill_after` has passed: its exit code
+/// (None when killed by a signal) and its stderr.
+pub async fn wait_or_kill(
+    mut child: tokio::process::Child,
+    kill_after: Option<Duration>,
+) -> (Option<i32>, String) {
+    if let Some(d) = kill_after {
+        if tokio::time::timeout(d, child.wait()).await.is_err() {
+            child.start_kill().unwrap();
+        }
+    }
+    let out = child.wait_with_output().await.unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn no_shutdown() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     std::mem::forget(tx);
