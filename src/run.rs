@@ -244,15 +244,25 @@ async fn remove_uncommitted(target: &Target, m: &Manifest) -> Result<(), SinkErr
 }
 
 /// Connects an object-store output and checks it before any IoT call: reachable, empty unless
-/// `--resume` or `--overwrite`, and writable. A failure is a bad output (exit 2) naming the URL.
+/// `--resume` or `--overwrite`, and writable. A failure is a bad output (exit 2) naming the URL. A
+/// local output needs nothing (no AWS configuration is loaded for it).
 pub(crate) async fn connect_output(
     cfg: &mut RunConfig,
-    sdk: &aws_config::SdkConfig,
+    first_region: Option<aws_config::Region>,
 ) -> Result<(), RunError> {
     let (resume, overwrite) = (cfg.resume, cfg.overwrite);
     let Layout::Remote(r) = &mut cfg.layout else {
         return Ok(());
     };
+    // The output is written as the run's own configuration (--profile, --region), not as an
+    // audited account's role; with several regions and none of its own, in the first target's.
+    let mut sdk = load_sdk_config(&cfg.client).await;
+    if sdk.region().is_none() {
+        if let Some(r) = first_region {
+            sdk = sdk.into_builder().region(r).build();
+        }
+    }
+    let sdk = &sdk;
     let url = PathBuf::from(&r.url);
     let bad = |e: &RemoteError| ConfigError::Output {
         path: url.clone(),
@@ -384,15 +394,8 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
     };
     let specs = cfg.target_specs()?;
     let resolved = crate::targets::resolve(&specs).await?;
-    // The output is written as the run's own configuration (--profile, --region), not as an
-    // audited account's role; with several regions and none of its own, the first target's region.
-    let mut out_sdk = load_sdk_config(&cfg.client).await;
-    if out_sdk.region().is_none() {
-        if let Some(r) = resolved.first().and_then(|t| t.sdk.region().cloned()) {
-            out_sdk = out_sdk.into_builder().region(r).build();
-        }
-    }
-    connect_output(&mut cfg, &out_sdk).await?;
+    let first_region = resolved.first().and_then(|t| t.sdk.region().cloned());
+    connect_output(&mut cfg, first_region).await?;
     let targets: Vec<TargetClient<IotClient>> = resolved
         .into_iter()
         .map(|t| TargetClient {
@@ -421,25 +424,6 @@ pub struct TargetClient<C> {
     pub client: Arc<C>,
     /// The region and account its rows carry.
     pub origin: Arc<Origin>,
-}
-
-/// Runs an audit of prepared inputs with any [`FleetClient`] against one target.
-pub async fn run_with_client<C: FleetClient>(
-    cfg: RunConfig,
-    input: crate::input::PreparedInput,
-    client: Arc<C>,
-    region: Option<String>,
-    shutdown: watch::Receiver<bool>,
-) -> Result<Summary, RunError> {
-    let target = TargetClient {
-        label: region.clone().unwrap_or_default(),
-        client,
-        origin: Arc::new(Origin {
-            region,
-            account_id: None,
-        }),
-    };
-    run_targets(cfg, input, vec![target], shutdown).await
 }
 
 /// Runs an audit of prepared inputs against every target at once: each target audits every pair with
