@@ -547,33 +547,26 @@ pub fn spawn_writer(
                     last => Ok(Some(last)),
                 }
             };
-            let last = 'recv: loop {
-                // While rows flow, drain what has arrived and nap: one wake-up per batch of rows
-                // instead of a futex wake and a context switch per row. When nothing came during a
-                // nap, park until the next message (a slow run costs no polling).
-                let mut drained = 0usize;
-                loop {
-                    let msg = match rx.try_recv() {
-                        Ok(msg) => msg,
-                        Err(TryRecvError::Empty) => break,
-                        Err(TryRecvError::Disconnected) => break 'recv None,
-                    };
-                    drained += 1;
-                    match step(&mut w, msg) {
-                        Ok(None) => {}
-                        Ok(Some(last)) => break 'recv Some(last),
-                        Err(e) => {
-                            w.abort();
-                            return Err(e);
-                        }
+            // While rows flow, drain what has arrived and nap: one wake-up per batch of rows instead
+            // of a futex wake and a context switch per row. When nothing came since the last nap,
+            // park until the next message (a slow run costs no polling).
+            let mut drained = 0usize;
+            let last = loop {
+                let msg = match rx.try_recv() {
+                    Ok(msg) => {
+                        drained += 1;
+                        msg
                     }
-                }
-                if drained > 0 {
-                    std::thread::sleep(WRITER_NAP);
-                    continue;
-                }
-                let Some(msg) = rx.blocking_recv() else {
-                    break None;
+                    Err(TryRecvError::Empty) if drained > 0 => {
+                        drained = 0;
+                        std::thread::sleep(WRITER_NAP);
+                        continue;
+                    }
+                    Err(TryRecvError::Empty) => match rx.blocking_recv() {
+                        Some(msg) => msg,
+                        None => break None,
+                    },
+                    Err(TryRecvError::Disconnected) => break None,
                 };
                 match step(&mut w, msg) {
                     Ok(None) => {}
