@@ -129,7 +129,7 @@ async fn run(a: Args) -> anyhow::Result<bool> {
     Ok(errors == 0)
 }
 
-fn main() -> anyhow::Result<()> {
+pub fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -8,13 +8,13 @@
 # bash and its aws children). calls/s is each tool's own figure over its calling phase (fleet-audit:
 # --summary-json calls_per_s, attempts / run time); wall s is the whole process, startup included.
 #
-# Usage: scripts/bench.sh            (~15 minutes on 2 cores, after the release build)
+# Usage: scripts/bench.sh            (~17 minutes on 2 cores, after the release build)
 # Env:   BENCH_SCALE=small           quick check with small sizes (~2 minutes)
 #        BENCH_10M=1                 adds the 10M-pair scale rows (~20 min per layout at 8k calls/s)
 #        BENCH_SCALE_PAIRS="100000 1000000"     the scale rows' sizes (multiples of 5)
 #        BENCH_SCALE_LAYOUTS="file dir"   scale rows into one .parquet file and/or a directory of parts
 #        BENCH_RATE_SECS=30          seconds per rate-accuracy row
-#        BENCH_ROUNDS=3              interleaved fleet-audit / SDK-loop rounds per concurrency (median shown)
+#        BENCH_ROUNDS=3              interleaved fleet-audit / SDK-loop / SDK-loop-with-jemalloc rounds per concurrency (median shown)
 #        BENCH_SECTIONS="throughput scale rate"   which sections to run
 #        BENCH_OUT=target/bench-results.md        where the tables are also written
 #        BENCH_WAIT_IDLE=600         first wait up to this many seconds for no rustc to be running
@@ -48,6 +48,7 @@ cargo build --release --locked --bins --examples
 scripts/venv.sh
 bin=$root/target/release/fleet-audit
 sdk_loop=$root/target/release/examples/sdk_loop
+sdk_loop_jemalloc=$root/target/release/examples/sdk_loop_jemalloc
 py=$root/.venv/bin/python
 
 wait_idle=${BENCH_WAIT_IDLE:-0}
@@ -165,26 +166,34 @@ median_round() {
 }
 
 ratio_notes=""
+# The bare SDK loop in two builds: as a user would write it (the system allocator), and with the
+# allocator fleet-audit's binary uses (jemalloc), so the ratio is shown like for like too.
+sdk_loop_rounds() { # name binary concurrency
+  log "round $r: $1 --concurrency $3"
+  timed "$2" --endpoint-url "$url" --concurrency "$3" --calls "$pairs" \
+    --things 200000 --jobs 5 >"$work/$1-$3.out"
+  echo "$(kv calls "$work/$1-$3.out") $(kv calls_per_s "$work/$1-$3.out") $cpu_s $rss_mb $wall $([ "$rc" = 0 ] || echo "(exit $rc)")" \
+    >>"$work/$1-$3.rounds"
+}
+round_list() { cut -d' ' -f2 "$1" | xargs printf '%.0f ' | sed 's/ $//'; }
 section_throughput() {
   log "throughput: $pairs pairs per fleet-audit and SDK row, $rounds interleaved rounds (median shown)"
   start_sim tp --things 200000 --jobs 5
-  local things c r fa sdk
+  local things c r fa sdk sdkj
   things=$(subset "$work/tp" $((pairs / 5)))
   for c in $concurrencies; do
     : >"$work/fa-$c.rounds"
     : >"$work/sdk-$c.rounds"
-    # fleet-audit and the bare SDK loop take turns, so a drift in the machine's speed hits both.
+    : >"$work/sdkj-$c.rounds"
+    # fleet-audit and the bare SDK loops take turns, so a drift in the machine's speed hits all.
     for r in $(seq "$rounds"); do
       log "round $r: fleet-audit run --rps 0 --concurrency $c"
       fa_run "$things" "$c" "$work/tp-$c.parquet" "$work/tp-$c.json"
       echo "$(json "$work/tp-$c.json" attempts) $(json "$work/tp-$c.json" calls_per_s) $cpu_s $rss_mb $wall $fa_note" \
         >>"$work/fa-$c.rounds"
       rm -f "$work/tp-$c.parquet"
-      log "round $r: sdk_loop --concurrency $c"
-      timed "$sdk_loop" --endpoint-url "$url" --concurrency "$c" --calls "$pairs" \
-        --things 200000 --jobs 5 >"$work/sdk-$c.out"
-      echo "$(kv calls "$work/sdk-$c.out") $(kv calls_per_s "$work/sdk-$c.out") $cpu_s $rss_mb $wall $([ "$rc" = 0 ] || echo "(exit $rc)")" \
-        >>"$work/sdk-$c.rounds"
+      sdk_loop_rounds sdk "$sdk_loop" "$c"
+      sdk_loop_rounds sdkj "$sdk_loop_jemalloc" "$c"
     done
   done
   for c in $concurrencies; do
@@ -194,7 +203,10 @@ section_throughput() {
     median_round "$work/sdk-$c.rounds"
     tp_row "bare aws-sdk-iot loop (examples/sdk_loop.rs)${m_note:+ $m_note}" "$c" "$m_calls" "$m_cps"
     sdk=$m_cps
-    ratio_notes+="concurrency $c: fleet-audit at $(awk -v a="$fa" -v b="$sdk" 'BEGIN { printf "%.0f", 100 * a / b }')% of the bare SDK loop's calls/s (rounds, calls/s: fleet-audit $(cut -d' ' -f2 "$work/fa-$c.rounds" | xargs printf '%.0f ' | sed 's/ $//'), SDK loop $(cut -d' ' -f2 "$work/sdk-$c.rounds" | xargs printf '%.0f ' | sed 's/ $//'))"$'\n'
+    median_round "$work/sdkj-$c.rounds"
+    tp_row "bare aws-sdk-iot loop + jemalloc (examples/sdk_loop_jemalloc.rs)${m_note:+ $m_note}" "$c" "$m_calls" "$m_cps"
+    sdkj=$m_cps
+    ratio_notes+="concurrency $c: fleet-audit at $(awk -v a="$fa" -v b="$sdk" 'BEGIN { printf "%.0f", 100 * a / b }')% of the bare SDK loop's calls/s, $(awk -v a="$fa" -v b="$sdkj" 'BEGIN { printf "%.0f", 100 * a / b }')% of the loop with jemalloc (rounds, calls/s: fleet-audit $(round_list "$work/fa-$c.rounds"); SDK loop $(round_list "$work/sdk-$c.rounds"); with jemalloc $(round_list "$work/sdkj-$c.rounds"))"$'\n'
   done
   log "boto3 ThreadPoolExecutor, 32 threads, $boto_calls pairs"
   timed "$py" scripts/boto3_audit.py --things "$things" --jobs "$work/tp/jobs.txt" \
