@@ -279,7 +279,12 @@ impl<C> Clone for Lane<C> {
 
 /// What the workers of one engine share.
 struct Shared<I> {
-    work: tokio::sync::Mutex<std::pin::Pin<Box<I>>>,
+    /// The input, one pair per lock. `futures`' lock, not tokio's: tokio's is fair and hands the lock
+    /// to the next waiting task on release, so every pair waited for that task to be scheduled and
+    /// the workers convoyed behind it (runtime threads idle in `epoll_wait` 20 times as often as the
+    /// bare SDK loop's, with pairs waiting); this one is free again at once for whichever worker
+    /// comes first, and only wakes a waiter.
+    work: futures::lock::Mutex<std::pin::Pin<Box<I>>>,
     /// The first reason to stop; once set, no worker takes more work.
     stop: Mutex<Option<Stop>>,
     stopping: AtomicBool,
@@ -312,7 +317,7 @@ where
 {
     let settings = Arc::new(settings);
     let shared = Arc::new(Shared {
-        work: tokio::sync::Mutex::new(Box::pin(targets)),
+        work: futures::lock::Mutex::new(Box::pin(targets)),
         stop: Mutex::new(None),
         stopping: AtomicBool::new(false),
         abandoned: AtomicU64::new(0),
