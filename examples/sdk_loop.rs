@@ -1,13 +1,16 @@
 //! The floor of what `aws-sdk-iot` costs: `--concurrency` tasks calling DescribeJobExecution as fast
 //! as the endpoint answers, with no rate limiter, no retries, no timeouts of our own and no rows.
 //!
-//! It builds the SDK configuration exactly as `fleet-audit` does ([`load_sdk_config`], SDK retries
-//! off) with the simulator's static credentials, and asks for varied pairs `thing-NNNNNN` x `job-NNN`
-//! of a simulated fleet (`--things` below 1,000,000, so names have 6 digits). `fleet-audit run`'s
-//! throughput at the same concurrency, compared with this, is what its own engine and writer cost.
+//! It builds the SDK configuration exactly as `fleet-audit run` does ([`load_sdk_config`], SDK
+//! retries off, credentials from the default chain: the environment in `scripts/bench.sh`, so both
+//! pay for the same credential lookup on each call), and asks for varied pairs `thing-NNNNNN` x
+//! `job-NNN` of a simulated fleet (`--things` below 1,000,000, so names have 6 digits).
+//! `fleet-audit run`'s throughput at the same concurrency, compared with this, is what its own
+//! engine and writer cost.
 //!
 //! ```sh
 //! target/release/fleet-audit sim --things 200000 --jobs 5 &     # prints its URL
+//! export AWS_ACCESS_KEY_ID=AKIDLOOP AWS_SECRET_ACCESS_KEY=any   # the simulator takes any key
 //! cargo run --release --example sdk_loop -- --endpoint-url http://127.0.0.1:PORT --concurrency 64
 //! ```
 //!
@@ -21,7 +24,6 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 
-use fleet_audit::app::simulator_credentials;
 use fleet_audit::client::{error_chain, load_sdk_config, ClientSettings};
 
 #[derive(Debug, Parser)]
@@ -67,7 +69,6 @@ async fn run(a: Args) -> anyhow::Result<bool> {
     let config = load_sdk_config(&ClientSettings {
         region: Some(a.region.clone()),
         endpoint_url: Some(a.endpoint_url.clone()),
-        static_credentials: Some(simulator_credentials()),
         ..ClientSettings::default()
     })
     .await;

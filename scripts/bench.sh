@@ -8,14 +8,14 @@
 # bash and its aws children). calls/s is each tool's own figure over its calling phase (fleet-audit:
 # --summary-json calls_per_s, attempts / run time); wall s is the whole process, startup included.
 #
-# Usage: scripts/bench.sh            (~17 minutes on 2 cores, after the release build)
+# Usage: scripts/bench.sh            (~19 minutes on 2 cores, after the release build)
 # Env:   BENCH_SCALE=small           quick check with small sizes (~2 minutes)
 #        BENCH_10M=1                 adds the 10M-pair scale rows (~20 min per layout at 8k calls/s)
 #        BENCH_SCALE_PAIRS="100000 1000000"     the scale rows' sizes (multiples of 5)
 #        BENCH_SCALE_LAYOUTS="file dir"   scale rows into one .parquet file and/or a directory of parts
 #        BENCH_RATE_SECS=30          seconds per rate-accuracy row
 #        BENCH_ROUNDS=3              interleaved fleet-audit / SDK-loop / SDK-loop-with-jemalloc rounds per concurrency (median shown)
-#        BENCH_SECTIONS="throughput scale rate"   which sections to run
+#        BENCH_SECTIONS="throughput instructions scale rate"   which sections to run
 #        BENCH_OUT=target/bench-results.md        where the tables are also written
 #        BENCH_WAIT_IDLE=600         first wait up to this many seconds for no rustc to be running
 set -euo pipefail
@@ -32,7 +32,7 @@ rate_secs=${BENCH_RATE_SECS:-$rate_secs}
 rounds=${BENCH_ROUNDS:-$rounds}
 [ "${BENCH_10M:-0}" = 1 ] && scale_pairs="$scale_pairs 10000000"
 scale_pairs=${BENCH_SCALE_PAIRS:-$scale_pairs}
-sections=${BENCH_SECTIONS:-throughput scale rate}
+sections=${BENCH_SECTIONS:-throughput instructions scale rate}
 layouts=${BENCH_SCALE_LAYOUTS:-file dir}
 results=${BENCH_OUT:-$root/target/bench-results.md}
 concurrencies="16 64 256"
@@ -277,10 +277,53 @@ section_rate() {
   stop_sim
 }
 
+# Instructions per call, counted by valgrind's callgrind: the same count whatever else the machine
+# is doing, so it shows what fleet-audit adds to the SDK's own work without the noise of timings.
+# Counted for 1,000 and 6,000 pairs at concurrency 16; the difference over 5,000 calls is per call
+# (start-up cancels out). User space only (the kernel's TCP work is not counted), and valgrind's CPU
+# has no SHA extensions, so the SDK's SHA-256 signing runs in software and inflates every row alike.
+instr_rows=""
+callgrind_ir() { # command...: total instructions of the client process
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null |
+    sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+section_instructions() {
+  if ! command -v valgrind >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
+  fi
+  start_sim ir --things 200000 --jobs 5
+  local n things tool lo hi fa_ir=
+  for tool in fleet-audit sdk_loop sdk_loop_jemalloc; do
+    lo= hi=
+    for n in 1000 6000; do
+      log "instructions: $tool, $n calls under callgrind"
+      case $tool in
+        fleet-audit)
+          things=$(subset "$work/ir" $((n / 5)))
+          ir=$(callgrind_ir "$bin" run --things "$things" --jobs "$work/ir/jobs.txt" \
+            --out "$work/ir.parquet" --overwrite --endpoint-url "$url" --region us-east-1 \
+            --rps 0 --concurrency 16 --quiet) ;;
+        *)
+          ir=$(callgrind_ir "$root/target/release/examples/$tool" --endpoint-url "$url" \
+            --concurrency 16 --calls "$n" --things 6000 --jobs 5) ;;
+      esac
+      if [ -z "$lo" ]; then lo=$ir; else hi=$ir; fi
+    done
+    per=$(( (hi - lo) / 5000 ))
+    [ -n "$fa_ir" ] || fa_ir=$per
+    if [ "$tool" = fleet-audit ]; then
+      instr_rows+="| fleet-audit run (writes Parquet) | $per | |"$'\n'
+    else
+      instr_rows+="| bare loop, examples/$tool.rs | $per | $(awk -v a="$fa_ir" -v b="$per" 'BEGIN { printf "%+.1f%%", 100 * (a - b) / b }') |"$'\n'
+    fi
+  done
+  stop_sim
+}
+
 log "sections: $sections (BENCH_SCALE=$scale)"
 for s in $sections; do
   case $s in
-    throughput | scale | rate)
+    throughput | scale | rate | instructions)
       snap_cpu
       b0=$(busy_jiffies) o0=$our_cpu
       "section_$s"
@@ -304,6 +347,14 @@ done
     printf '%s' "$throughput_rows"
     echo
     printf '%s' "$ratio_notes"
+  fi
+  if [ -n "$instr_rows" ]; then
+    echo
+    echo "Instructions per call (valgrind callgrind, user space, concurrency 16, (6,000 - 1,000 calls) / 5,000; fleet-audit writes Parquet)"
+    echo
+    echo "| tool | instructions per call | fleet-audit run against this |"
+    echo "|---|---:|---:|"
+    printf '%s' "$instr_rows"
   fi
   if [ -n "$scale_rows" ]; then
     echo
