@@ -10,7 +10,7 @@
 #
 # Usage: scripts/bench.sh            (~19 minutes on 2 cores, after the release build)
 # Env:   BENCH_SCALE=small           quick check with small sizes (~2 minutes)
-#        BENCH_10M=1                 adds the 10M-pair scale rows (~20 min per layout at 8k calls/s)
+#        BENCH_10M=1                 adds the 10M-pair scale rows (~12 min per layout at 14k calls/s)
 #        BENCH_SCALE_PAIRS="100000 1000000"     the scale rows' sizes (multiples of 5)
 #        BENCH_SCALE_LAYOUTS="file dir"   scale rows into one .parquet file and/or a directory of parts
 #        BENCH_RATE_SECS=30          seconds per rate-accuracy row
@@ -292,7 +292,7 @@ section_instructions() {
     apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
   fi
   start_sim ir --things 200000 --jobs 5
-  local n things tool lo hi fa_ir=
+  local n things tool lo hi ir per fa_ir=
   for tool in fleet-audit sdk_loop sdk_loop_jemalloc; do
     lo= hi=
     for n in 1000 6000; do
@@ -307,6 +307,10 @@ section_instructions() {
           ir=$(callgrind_ir "$root/target/release/examples/$tool" --endpoint-url "$url" \
             --concurrency 16 --calls "$n" --things 6000 --jobs 5) ;;
       esac
+      if [ -z "$ir" ]; then
+        log "instructions: valgrind gave no count for $tool ($n calls)"
+        exit 1
+      fi
       if [ -z "$lo" ]; then lo=$ir; else hi=$ir; fi
     done
     per=$(( (hi - lo) / 5000 ))
