@@ -4,14 +4,13 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use common::*;
 use fleet_audit::config::{Input, RunConfig};
 use fleet_audit::discover::{DescribeMode, DiscoverSpec, Scope};
 use fleet_audit::input::InputSpec;
 use fleet_audit::run::run;
-use fleet_audit::sim::{Latency, Operation};
+use fleet_audit::sim::Operation;
 
 fn discover_config(
     endpoint: &str,
@@ -157,9 +156,7 @@ async fn discovery_of_100k_executions_costs_at_most_015_calls_each() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_resumes_in_the_middle_of_a_jobs_listing() {
-    let mut cfg = sim_config(fleet(4_000, 2, 17));
-    cfg.latency = Latency::Fixed(Duration::from_millis(2));
-    let server = start(cfg).await;
+    let server = start_paced(fleet(4_000, 2, 17)).await;
     let dir = tempfile::tempdir().unwrap();
     let (_, jobs) = lists(&server, dir.path());
     let out = dir.path().join("disc");

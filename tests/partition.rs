@@ -6,14 +6,13 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
 
 use common::*;
 use fleet_audit::config::Input;
 use fleet_audit::discover::{DescribeMode, DiscoverSpec, Scope};
 use fleet_audit::input::InputSpec;
 use fleet_audit::run::run;
-use fleet_audit::sim::{Latency, Operation};
+use fleet_audit::sim::Operation;
 use fleet_audit::sink::{Manifest, PartitionKey};
 
 /// Every file under `dir`, relative, `/`-separated.
@@ -36,9 +35,7 @@ fn files_under(dir: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_run_resumes_into_hive_folders_with_the_rows_of_a_flat_run() {
-    let mut cfg = sim_config(fleet(400, 5, 31));
-    cfg.latency = Latency::Fixed(Duration::from_millis(2));
-    let server = start(cfg).await;
+    let server = start_paced(fleet(400, 5, 31)).await;
     let dir = tempfile::tempdir().unwrap();
     let (things, jobs) = lists(&server, dir.path());
     let spec = InputSpec::Lists { things, jobs };
@@ -130,9 +127,7 @@ async fn a_partitioned_run_resumes_into_hive_folders_with_the_rows_of_a_flat_run
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_discovery_resumes_with_job_ids_from_the_paths() {
-    let mut cfg = sim_config(fleet(3_000, 2, 17));
-    cfg.latency = Latency::Fixed(Duration::from_millis(2));
-    let server = start(cfg).await;
+    let server = start_paced(fleet(3_000, 2, 17)).await;
     let dir = tempfile::tempdir().unwrap();
     let (_, jobs) = lists(&server, dir.path());
     let out = dir.path().join("disc");

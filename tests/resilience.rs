@@ -23,9 +23,7 @@ fn tmp_files(dir: &Path) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_run_resumes_to_the_same_dataset() {
-    let mut cfg = sim_config(fleet(400, 5, 31));
-    cfg.latency = Latency::Fixed(Duration::from_millis(2));
-    let server = start(cfg).await;
+    let server = start_paced(fleet(400, 5, 31)).await;
     let dir = tempfile::tempdir().unwrap();
     let (things, jobs) = lists(&server, dir.path());
     let spec = InputSpec::Lists { things, jobs };

@@ -443,9 +443,7 @@ async fn a_store_lost_mid_run_stops_it_naming_the_url_and_resume_finishes() {
     let moto = Moto::start();
     moto.create_bucket("audit");
     let proxy = Proxy::start(&moto.endpoint).await;
-    let mut cfg = sim_config(fleet(1_500, 4, 5));
-    cfg.latency = Latency::Fixed(Duration::from_millis(2));
-    let server = start(cfg).await;
+    let server = start_paced(fleet(1_500, 4, 5)).await;
     let dir = tempfile::tempdir().unwrap();
     let (things, jobs) = lists(&server, dir.path());
     let url = server.endpoint_url();

@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::Duration;
 
 use common::*;
 use fleet_audit::config::{Input, RunConfig};
@@ -14,7 +13,7 @@ use fleet_audit::discover::{DescribeMode, DiscoverSpec, Scope};
 use fleet_audit::input::InputSpec;
 use fleet_audit::run::{run, Summary};
 use fleet_audit::shard::Shard;
-use fleet_audit::sim::{Latency, Operation};
+use fleet_audit::sim::Operation;
 use fleet_audit::sink::Manifest;
 
 /// Pair -> row, without what legitimately differs between runs (run id, fetch time, attempts).
@@ -171,9 +170,7 @@ async fn three_shards_side_by_side_equal_one_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_shard_resumes_exactly() {
-    let mut cfg = sim_config(fleet(600, 4, 23));
-    cfg.latency = Latency::Fixed(Duration::from_millis(2));
-    let server = start(cfg).await;
+    let server = start_paced(fleet(600, 4, 23)).await;
     let dir = tempfile::tempdir().unwrap();
     let (things, jobs) = lists(&server, dir.path());
     let spec = InputSpec::Lists { things, jobs };

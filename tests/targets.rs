@@ -4,12 +4,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use common::*;
 use fleet_audit::input::InputSpec;
 use fleet_audit::run::{run, RunError};
-use fleet_audit::sim::{Latency, Operation};
+use fleet_audit::sim::Operation;
 use fleet_audit::targets::TargetFlags;
 
 const SIM_ACCOUNT: &str = "123456789012";
@@ -174,9 +173,7 @@ async fn a_refused_role_stops_the_run_before_any_iot_call() {
 async fn an_interrupted_multi_region_run_resumes_each_region_exactly() {
     let mut servers = Vec::new();
     for _ in 0..2 {
-        let mut c = sim_config(fleet(150, 4, 77));
-        c.latency = Latency::Fixed(Duration::from_millis(2));
-        servers.push(start(c).await);
+        servers.push(start_paced(fleet(150, 4, 77)).await);
     }
     let dir = tempfile::tempdir().unwrap();
     let (things, jobs) = lists(&servers[0], dir.path());

@@ -45,6 +45,14 @@ pub async fn start(config: SimConfig) -> SimServer {
     SimServer::start(config, listener).unwrap()
 }
 
+/// A simulator that answers every call after 2 ms, so that a run lasts long enough to be interrupted
+/// (a signal, a SIGKILL, a lost store) in the middle.
+pub async fn start_paced(fleet: FleetSpec) -> SimServer {
+    let mut config = sim_config(fleet);
+    config.latency = Latency::Fixed(Duration::from_millis(2));
+    start(config).await
+}
+
 /// Writes the fleet's lists into `dir` and returns (things, jobs) paths.
 pub fn lists(server: &SimServer, dir: &Path) -> (PathBuf, PathBuf) {
     fleet_audit::app::write_lists(server.simulator().fleet(), dir).unwrap();
