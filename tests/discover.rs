@@ -6,28 +6,11 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
-use fleet_audit::config::{Input, RunConfig};
-use fleet_audit::discover::{DescribeMode, DiscoverSpec, Scope};
+use fleet_audit::config::Input;
+use fleet_audit::discover::{DescribeMode, Scope};
 use fleet_audit::input::InputSpec;
 use fleet_audit::run::run;
 use fleet_audit::sim::Operation;
-
-fn discover_config(
-    endpoint: &str,
-    scope: Scope,
-    describe: DescribeMode,
-    out: &std::path::Path,
-) -> RunConfig {
-    let mut rc = run_config(endpoint, InputSpec::Pairs("unused".into()), out);
-    rc.input = Input::Discover(DiscoverSpec {
-        scope,
-        execution_status: None,
-        describe,
-        list_rps: None,
-        dry_run: false,
-    });
-    rc
-}
 
 fn by_pair(rows: Vec<ReadRow>) -> HashMap<(String, String), ReadRow> {
     let mut m = HashMap::new();

@@ -8,8 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::*;
-use fleet_audit::config::Input;
-use fleet_audit::discover::{DescribeMode, DiscoverSpec, Scope};
+use fleet_audit::discover::{DescribeMode, Scope};
 use fleet_audit::input::InputSpec;
 use fleet_audit::run::run;
 use fleet_audit::sim::Operation;
@@ -131,18 +130,12 @@ async fn a_partitioned_discovery_resumes_with_job_ids_from_the_paths() {
     let dir = tempfile::tempdir().unwrap();
     let (_, jobs) = lists(&server, dir.path());
     let out = dir.path().join("disc");
-    let mut rc = run_config(
+    let mut rc = discover_config(
         &server.endpoint_url(),
-        InputSpec::Pairs("unused".into()),
+        Scope::Jobs(jobs),
+        DescribeMode::Active,
         &out,
     );
-    rc.input = Input::Discover(DiscoverSpec {
-        scope: Scope::Jobs(jobs),
-        execution_status: None,
-        describe: DescribeMode::Active,
-        list_rps: None,
-        dry_run: false,
-    });
     rc.partition_by = vec![PartitionKey::JobId];
     rc.part_rows = 200;
     rc.engine.concurrency = 4;

@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use common::*;
-use fleet_audit::config::{Input, RunConfig};
-use fleet_audit::discover::{DescribeMode, DiscoverSpec, Scope};
+use fleet_audit::config::RunConfig;
+use fleet_audit::discover::{DescribeMode, Scope};
 use fleet_audit::input::InputSpec;
 use fleet_audit::run::{run, Summary};
 use fleet_audit::shard::Shard;
@@ -245,18 +245,6 @@ async fn a_shard_killed_before_its_first_commit_resumes_from_scratch() {
     assert!(other.join("notes.txt").exists() && other.join(".part-1-00000.parquet.tmp").exists());
 }
 
-fn discover_config(url: &str, scope: Scope, out: &Path) -> RunConfig {
-    let mut rc = run_config(url, InputSpec::Pairs("unused".into()), out);
-    rc.input = Input::Discover(DiscoverSpec {
-        scope,
-        execution_status: None,
-        describe: DescribeMode::Active,
-        list_rps: None,
-        dry_run: false,
-    });
-    rc
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_shards_by_job_or_by_thing_and_their_union_is_one_discovery() {
     let mut spec = fleet(1_200, 9, 29);
@@ -272,9 +260,12 @@ async fn discovery_shards_by_job_or_by_thing_and_their_union_is_one_discovery() 
         ("all-jobs", Scope::AllJobs { status: None }),
     ] {
         let whole = dir.path().join(format!("{name}-whole"));
-        run(discover_config(&url, scope.clone(), &whole), no_shutdown())
-            .await
-            .unwrap();
+        run(
+            discover_config(&url, scope.clone(), DescribeMode::Active, &whole),
+            no_shutdown(),
+        )
+        .await
+        .unwrap();
         let reference = contents(&read_rows(&whole));
         assert!(reference.len() > 5_000, "{name}: {}", reference.len());
 
@@ -284,7 +275,7 @@ async fn discovery_shards_by_job_or_by_thing_and_their_union_is_one_discovery() 
             .collect();
         let cfg = |k: u32| {
             sharded(
-                discover_config(&url, scope.clone(), &outs[k as usize]),
+                discover_config(&url, scope.clone(), DescribeMode::Active, &outs[k as usize]),
                 k,
                 3,
             )

@@ -105,6 +105,24 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
     }
 }
 
+/// Run settings of a discovery (`run --discover`) over `scope`, as [`run_config`] otherwise.
+pub fn discover_config(
+    endpoint: &str,
+    scope: fleet_audit::discover::Scope,
+    describe: fleet_audit::discover::DescribeMode,
+    out: &Path,
+) -> RunConfig {
+    let mut rc = run_config(endpoint, InputSpec::Pairs("unused".into()), out);
+    rc.input = fleet_audit::config::Input::Discover(fleet_audit::discover::DiscoverSpec {
+        scope,
+        execution_status: None,
+        describe,
+        list_rps: None,
+        dry_run: false,
+    });
+    rc
+}
+
 /// Runs `rc` and interrupts it, as a first SIGINT would, once `server` has received `calls` requests
 /// of `op`; asserts that the run stopped interrupted with its committed rows kept for `--resume`, and
 /// returns its summary.
