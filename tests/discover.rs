@@ -152,13 +152,7 @@ async fn discovery_resumes_in_the_middle_of_a_jobs_listing() {
     rc.part_rows = 200;
     rc.engine.concurrency = 4;
     // Stop after a few pages of the first job.
-    run_interrupted(rc.clone(), &server, Operation::ListJobExecutionsForJob, 4).await;
-    let first = read_rows(&out).len();
-    assert!(first > 0, "some rows were committed before the stop");
-    rc.resume = true;
-    let s = run(rc, no_shutdown()).await.unwrap();
-    assert!(s.complete);
-    assert_eq!(s.resumed as usize, first);
+    run_interrupted_then_resumed(rc, &server, Operation::ListJobExecutionsForJob, 4, &out).await;
     let rows = by_pair(read_rows(&out));
     let fleet = server.simulator().fleet();
     let expected: usize = (0..4_000)

@@ -139,13 +139,7 @@ async fn a_partitioned_discovery_resumes_with_job_ids_from_the_paths() {
     rc.partition_by = vec![PartitionKey::JobId];
     rc.part_rows = 200;
     rc.engine.concurrency = 4;
-    run_interrupted(rc.clone(), &server, Operation::ListJobExecutionsForJob, 4).await;
-    let first = read_rows(&out).len();
-    assert!(first > 0, "some rows were committed before the stop");
-    rc.resume = true;
-    let s = run(rc, no_shutdown()).await.unwrap();
-    assert!(s.complete);
-    assert_eq!(s.resumed as usize, first);
+    run_interrupted_then_resumed(rc, &server, Operation::ListJobExecutionsForJob, 4, &out).await;
     let rows = read_rows(&out);
     let fleet = server.simulator().fleet();
     let expected: usize = (0..3_000)

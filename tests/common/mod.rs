@@ -154,6 +154,25 @@ pub async fn run_interrupted(
     }
 }
 
+/// [`run_interrupted`], then the same run with `--resume` to the end: asserts that some rows were
+/// committed before the stop (read back from `out`), that the resume completes, and that it counts
+/// exactly those rows as resumed.
+pub async fn run_interrupted_then_resumed(
+    mut rc: RunConfig,
+    server: &SimServer,
+    op: fleet_audit::sim::Operation,
+    calls: u64,
+    out: &Path,
+) {
+    run_interrupted(rc.clone(), server, op, calls).await;
+    let first = read_rows(out).len();
+    assert!(first > 0, "some rows were committed before the stop");
+    rc.resume = true;
+    let s = fleet_audit::run::run(rc, no_shutdown()).await.unwrap();
+    assert!(s.complete);
+    assert_eq!(s.resumed as usize, first);
+}
+
 /// The binary with an environment of its own: nothing inherited but PATH, HOME at `cwd`, no AWS
 /// config or credentials files, no instance metadata. Callers add region, credentials and the rest.
 pub fn isolated_binary(cwd: &Path) -> tokio::process::Command {
