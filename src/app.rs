@@ -21,7 +21,7 @@ use crate::client::{load_sdk_config, ClientSettings};
 use crate::config::RunConfig;
 use crate::run::{run, RunError, Summary};
 use crate::sim::{Faults, FleetSpec, Latency, SimConfig, SimServer};
-use crate::sink::{Format, Layout};
+use crate::sink::{Format, Layout, ManifestError, SinkError};
 
 /// Exit code of a run whose dataset is complete but holds `error` rows.
 pub const EXIT_PAIR_ERRORS: i32 = 4;
@@ -127,7 +127,18 @@ fn print_report_of(
     report: &crate::report::Report,
     thresholds: &crate::report::Thresholds,
 ) -> anyhow::Result<()> {
+    warn_ignored(report);
     write_stdout(&report.render_terminal(thresholds.top))
+}
+
+/// Names, on stderr, the part files a manifest did not list (so the report did not read).
+fn warn_ignored(report: &crate::report::Report) {
+    if let Some(note) = report.ignored_note() {
+        eprintln!(
+            "fleet-audit report: warning: {}: {note}",
+            report.dataset.display()
+        );
+    }
 }
 
 fn print_summary(s: &Summary, quiet: bool, json: Option<&Path>) -> anyhow::Result<()> {
@@ -179,10 +190,18 @@ fn finish_run(
                     0 => 130,
                     c => c,
                 },
+                // Bad or changed input found while streaming it: bad input, as before the run.
+                s if s.is_input() => 2,
                 _ => 1,
             })
         }
-        Err(e @ (RunError::Config(_) | RunError::Input(_))) => {
+        Err(
+            e @ (RunError::Config(_)
+            | RunError::Input(_)
+            | RunError::ResumeMismatch { .. }
+            | RunError::Manifest(ManifestError::Invalid { .. })
+            | RunError::Sink(SinkError::Manifest(ManifestError::Invalid { .. }))),
+        ) => {
             eprintln!("fleet-audit: error: {e}");
             Ok(2)
         }
@@ -203,7 +222,8 @@ async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
     };
     let (quiet, summary_json) = (cfg.quiet, cfg.summary_json.clone());
     let remote_out = matches!(cfg.layout, Layout::Remote(_));
-    let report_of = (a.report && !remote_out).then(|| a.out.clone());
+    // The parsed location, not the flag's text: `file:///abs/dir` is reported on as `/abs/dir`.
+    let report_of = (a.report && !remote_out).then(|| cfg.layout.path().to_path_buf());
     let shutdown = shutdown_on_signals();
     let result = run(cfg, shutdown).await;
     let remote_done = remote_out && a.report && result.is_ok();
@@ -430,6 +450,7 @@ async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
         summary_json: None,
         shard: None,
         partition_by: Vec::new(),
+        lock_lease: std::time::Duration::from_secs(60),
     };
     let shutdown = shutdown_on_signals();
     let result = run(cfg, shutdown).await;
@@ -469,6 +490,7 @@ async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     };
+    warn_ignored(&report);
     if let Some(p) = &cfg.html {
         std::fs::write(p, report.render_html())
             .with_context(|| format!("cannot write {}", p.display()))?;

@@ -89,9 +89,33 @@ pub enum Stop {
     /// The writer stopped taking rows.
     #[error("the output writer stopped")]
     WriterGone,
+    /// The writer failed (an error or a panic) after committing what it had committed.
+    #[error("the output writer failed: {error}")]
+    WriterFailed { error: String },
     /// One target of several stopped (the others ran on).
     #[error("target {target}: {stop}")]
     InTarget { target: String, stop: Box<Stop> },
+}
+
+impl Stop {
+    /// Whether an input file changed while it was read (here or in one target of several): what was
+    /// read since it was validated must not be committed.
+    pub fn input_changed(&self) -> bool {
+        match self {
+            Stop::Input(InputError::Changed { .. }) => true,
+            Stop::InTarget { stop, .. } => stop.input_changed(),
+            _ => false,
+        }
+    }
+
+    /// Whether the stop is the input's fault (bad or changed input), not the run's.
+    pub fn is_input(&self) -> bool {
+        match self {
+            Stop::Input(_) => true,
+            Stop::InTarget { stop, .. } => stop.is_input(),
+            _ => false,
+        }
+    }
 }
 
 /// Wall-clock epoch milliseconds (the `fetched_at` column).
@@ -105,7 +129,9 @@ pub fn now_ms() -> i64 {
 /// The run-level stop an error returned by [`describe_pair`] means.
 pub fn stop_for(error: CallError) -> Stop {
     match error {
-        CallError::Connection(_) | CallError::Timeout(_) => Stop::Unreachable { error },
+        CallError::Connection(_) | CallError::Timeout(_) | CallError::TransportTimeout(_) => {
+            Stop::Unreachable { error }
+        }
         error => Stop::Fatal { error },
     }
 }
@@ -188,11 +214,14 @@ where
                 }
                 tracing::debug!(attempt, error = %err, "attempt failed");
                 if attempt >= settings.max_attempts {
-                    let unreachable =
-                        matches!(err, CallError::Connection(_) | CallError::Timeout(_))
-                            && !counters.answered.load(Ordering::Relaxed)
-                            && counters.unanswered_failures.fetch_add(1, Ordering::Relaxed) + 1
-                                >= UNREACHABLE_AFTER;
+                    let unreachable = matches!(
+                        err,
+                        CallError::Connection(_)
+                            | CallError::Timeout(_)
+                            | CallError::TransportTimeout(_)
+                    ) && !counters.answered.load(Ordering::Relaxed)
+                        && counters.unanswered_failures.fetch_add(1, Ordering::Relaxed) + 1
+                            >= UNREACHABLE_AFTER;
                     return end(if unreachable {
                         Final::Fatal(err)
                     } else {

@@ -127,6 +127,10 @@ pub struct RunArgs {
     /// A directory output also commits its current part at least this often, e.g. `5m`.
     #[arg(long, default_value = "5m", value_name = "DURATION")]
     pub part_interval: String,
+    /// An S3 output's lock is renewed every quarter of this; a lock not renewed for this long is
+    /// taken over by the next run.
+    #[arg(long, default_value = "1m", value_name = "DURATION")]
+    pub lock_lease: String,
     /// Continue an interrupted audit into the same directory: pairs already committed are skipped.
     #[arg(long)]
     pub resume: bool,

@@ -72,6 +72,8 @@ pub struct RunConfig {
     pub shard: Option<Shard>,
     /// Hive-style partition folders of a directory output (`--partition-by`), in folder order.
     pub partition_by: Vec<PartitionKey>,
+    /// How long an S3 output's lock lives without renewal (`--lock-lease`).
+    pub lock_lease: Duration,
 }
 
 /// Parses `10s`, `500ms`, `2m`, or a plain number of seconds.
@@ -234,6 +236,7 @@ impl RunConfig {
         let call_timeout = parse_duration(&a.call_timeout).map_err(|r| flag("call-timeout", r))?;
         let part_interval =
             parse_duration(&a.part_interval).map_err(|r| flag("part-interval", r))?;
+        let lock_lease = parse_duration(&a.lock_lease).map_err(|r| flag("lock-lease", r))?;
         let shard = a
             .shard
             .as_deref()
@@ -295,6 +298,7 @@ impl RunConfig {
             summary_json: a.summary_json.clone(),
             shard,
             partition_by,
+            lock_lease,
         })
     }
 }

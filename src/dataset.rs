@@ -39,26 +39,103 @@ pub enum DatasetError {
     Empty(PathBuf),
     #[error("{url}: {reason}")]
     Remote { url: String, reason: String },
+    #[error(transparent)]
+    Manifest(#[from] crate::sink::ManifestError),
+    #[error("{path}: listed in the manifest {manifest}, but missing")]
+    Missing { path: PathBuf, manifest: PathBuf },
 }
 
-/// The data files of a dataset: the file itself, or the part files of a directory and of its
-/// `key=value` folders (hidden and `_` names excluded), in path order.
-pub fn data_files(path: &Path) -> Result<Vec<PathBuf>, DatasetError> {
+/// The data files of a dataset, and the part files a manifest did not list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DataFiles {
+    /// The files to read, in order.
+    pub files: Vec<PathBuf>,
+    /// Part files in the directory that its manifest does not list (never committed, or another
+    /// writer's): not read. Relative paths, in path order.
+    pub ignored: Vec<String>,
+}
+
+impl DataFiles {
+    /// The warning that names the ignored part files (at most five of them), if any.
+    pub fn ignored_note(&self) -> Option<String> {
+        ignored_note(&self.ignored)
+    }
+}
+
+/// `3 part files not in the manifest were ignored: a, b, c`, naming at most five.
+pub fn ignored_note(ignored: &[String]) -> Option<String> {
+    if ignored.is_empty() {
+        return None;
+    }
+    let shown: Vec<&str> = ignored.iter().take(5).map(String::as_str).collect();
+    let more = if ignored.len() > 5 { ", …" } else { "" };
+    let (n, verb) = match ignored.len() {
+        1 => ("1 part file".to_string(), "was"),
+        n => (format!("{n} part files"), "were"),
+    };
+    Some(format!(
+        "{n} not in the manifest {verb} ignored: {}{more}",
+        shown.join(", ")
+    ))
+}
+
+/// The data files of a dataset: the file itself; for a directory with a manifest, the parts the
+/// manifest lists (checked: nothing outside the directory can be named), other part files being
+/// reported as ignored; for a directory without one, its part files and those of its `key=value`
+/// folders (hidden and `_` names excluded), in path order.
+pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
     let io = |source| DatasetError::Io {
         path: path.to_path_buf(),
         source,
     };
     if !path.is_dir() {
         std::fs::metadata(path).map_err(io)?;
-        return Ok(vec![path.to_path_buf()]);
+        return Ok(DataFiles {
+            files: vec![path.to_path_buf()],
+            ignored: Vec::new(),
+        });
     }
-    let mut files = Vec::new();
-    collect(path, &mut files).map_err(io)?;
-    files.sort();
+    let mut found = Vec::new();
+    collect(path, &mut found).map_err(io)?;
+    found.sort();
+    let Some(m) = crate::sink::Manifest::load(path)? else {
+        if found.is_empty() {
+            return Err(DatasetError::Empty(path.to_path_buf()));
+        }
+        return Ok(DataFiles {
+            files: found,
+            ignored: Vec::new(),
+        });
+    };
+    let listed: std::collections::HashSet<PathBuf> =
+        m.parts.iter().map(|p| path.join(&p.file)).collect();
+    let mut files = Vec::with_capacity(m.parts.len());
+    for p in &m.parts {
+        let f = path.join(&p.file);
+        if !f.is_file() {
+            return Err(DatasetError::Missing {
+                path: f,
+                manifest: path.join(crate::sink::MANIFEST),
+            });
+        }
+        files.push(f);
+    }
+    let ignored = found
+        .iter()
+        .filter(|f| !listed.contains(*f))
+        .map(|f| relative_name(path, f))
+        .collect();
     if files.is_empty() {
         return Err(DatasetError::Empty(path.to_path_buf()));
     }
-    Ok(files)
+    Ok(DataFiles { files, ignored })
+}
+
+fn relative_name(root: &Path, file: &Path) -> String {
+    file.strip_prefix(root)
+        .unwrap_or(file)
+        .to_string_lossy()
+        .replace(std::path::MAIN_SEPARATOR, "/")
 }
 
 fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
@@ -232,7 +309,7 @@ pub fn read_dataset(
     path: &Path,
     batch_rows: usize,
 ) -> Result<impl Iterator<Item = Result<RecordBatch, DatasetError>>, DatasetError> {
-    let files = data_files(path)?;
+    let files = data_files(path)?.files;
     let root = path.to_path_buf();
     Ok(files
         .into_iter()
@@ -303,7 +380,7 @@ pub async fn read_part(
 pub async fn fetch_remote(
     url: &str,
     client: &crate::client::ClientSettings,
-) -> Result<tempfile::TempDir, DatasetError> {
+) -> Result<Fetched, DatasetError> {
     use crate::sink::target::{Kind, Target};
     let remote_err = |reason: String| DatasetError::Remote {
         url: url.to_string(),
@@ -316,20 +393,31 @@ pub async fn fetch_remote(
         .map_err(|e| remote_err(e.reason()))?;
     let dir = remote.dir().expect("connected above").clone();
     let target = Target::Remote(dir.clone());
-    let files: Vec<String> = match target
-        .load_manifest()
+    // A manifest is checked as it is parsed: its parts are this tool's relative names, so joining
+    // them to the temporary folder never reaches outside it.
+    let manifest = target.load_manifest().await.map_err(|e| match e {
+        crate::sink::SinkError::Manifest(m) => DatasetError::Manifest(m),
+        e => remote_err(e.to_string()),
+    })?;
+    let parts: Vec<String> = target
+        .entries()
         .await
         .map_err(|e| remote_err(e.to_string()))?
-    {
-        Some(m) => m.parts.into_iter().map(|p| p.file).collect(),
-        None => target
-            .entries()
-            .await
-            .map_err(|e| remote_err(e.to_string()))?
-            .into_iter()
-            .filter(|e| e.kind == Kind::Part)
-            .map(|e| e.relative)
-            .collect(),
+        .into_iter()
+        .filter(|e| e.kind == Kind::Part)
+        .map(|e| e.relative)
+        .collect();
+    let (files, ignored): (Vec<String>, Vec<String>) = match manifest {
+        Some(m) => {
+            let listed: Vec<String> = m.parts.into_iter().map(|p| p.file).collect();
+            let set: std::collections::HashSet<&str> = listed.iter().map(String::as_str).collect();
+            let ignored = parts
+                .into_iter()
+                .filter(|p| !set.contains(p.as_str()))
+                .collect();
+            (listed, ignored)
+        }
+        None => (parts, Vec::new()),
     };
     if files.is_empty() {
         return Err(DatasetError::Empty(PathBuf::from(url)));
@@ -357,5 +445,16 @@ pub async fn fetch_remote(
         }
         std::fs::write(&path, &bytes).map_err(io)?;
     }
-    Ok(local)
+    Ok(Fetched {
+        dir: local,
+        ignored,
+    })
+}
+
+/// The committed files of an object-store dataset, fetched.
+pub struct Fetched {
+    /// A temporary directory holding them under their relative paths (removed when dropped).
+    pub dir: tempfile::TempDir,
+    /// Part files under the prefix that its manifest does not list (not fetched).
+    pub ignored: Vec<String>,
 }

@@ -245,8 +245,10 @@ async fn committed_pairs(target: &OutputDir, m: &Manifest) -> Result<HashSet<u12
             .map_err(|e| resume_err(e.to_string()))?;
         for b in batches {
             let b = b.map_err(|e| resume_err(e.to_string()))?;
-            let col = |n: &str| b.column_by_name(n).map(|c| c.as_string::<i32>().clone());
-            let (Some(things), Some(jobs)) = (col("thing_name"), col("job_id")) else {
+            let (Some(things), Some(jobs)) = (
+                text_column(&b, "thing_name", &part.file).map_err(resume_err)?,
+                text_column(&b, "job_id", &part.file).map_err(resume_err)?,
+            ) else {
                 return Err(resume_err(format!("{} lacks thing_name/job_id", part.file)));
             };
             for i in 0..b.num_rows() {
@@ -255,6 +257,29 @@ async fn committed_pairs(target: &OutputDir, m: &Manifest) -> Result<HashSet<u12
         }
     }
     Ok(keys)
+}
+
+/// A string column of a committed part as Utf8, whatever string type it was written with (a dataset
+/// rewritten by pyarrow, DuckDB or Spark may hold LargeUtf8, Utf8View or dictionaries); `None` when the
+/// part lacks it; an error naming the part when it is no string at all.
+fn text_column(
+    b: &arrow::record_batch::RecordBatch,
+    name: &str,
+    part: &str,
+) -> Result<Option<arrow::array::StringArray>, String> {
+    use arrow::datatypes::DataType;
+    let Some(c) = b.column_by_name(name) else {
+        return Ok(None);
+    };
+    let utf8 = match c.data_type() {
+        DataType::Utf8 => c.clone(),
+        DataType::LargeUtf8 | DataType::Utf8View | DataType::Dictionary(..) => {
+            arrow::compute::cast(c, &DataType::Utf8)
+                .map_err(|e| format!("{part}: column {name} cannot be read as a string: {e}"))?
+        }
+        other => return Err(format!("{part}: column {name} is {other}, not a string")),
+    };
+    Ok(Some(utf8.as_string::<i32>().clone()))
 }
 
 /// A row from a list summary: the fields the summary lacks are null.
@@ -297,6 +322,7 @@ pub fn prepare_scope(scope: &Scope) -> Result<Option<Names>, InputError> {
 /// [`prepare_scope`] returned for `spec.scope`.
 pub async fn run_discover<C: FleetClient + FleetLister>(
     cfg: RunConfig,
+    run_id: String,
     spec: DiscoverSpec,
     names: Option<Names>,
     client: Arc<C>,
@@ -444,14 +470,26 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
         s.resumed = resumed;
         return Ok(s);
     }
-    let first_ordinal = manifest.as_ref().map_or(0, |m| {
-        m.committed
-            .above
-            .last()
-            .map_or(m.committed.watermark, |a| a + 1)
-    });
+    // Ordinals only number a discovery's rows: a resume finds what is done by the committed pairs
+    // (above), not by ordinal. So a resumed discovery renumbers: what is committed becomes one
+    // watermark and new rows continue from it. Ordinals the earlier run handed out but never
+    // committed (pairs in flight or queued when it stopped) would otherwise be holes under which the
+    // watermark never moves again, and every later row would be kept one by one in the manifest.
+    let mut manifest = manifest;
+    let first_ordinal = match manifest.as_mut() {
+        Some(m) => {
+            let n = m.committed.len();
+            m.committed = crate::sink::DoneSet {
+                watermark: n,
+                ..Default::default()
+            };
+            n
+        }
+        None => 0,
+    };
     let session = Session::open(
         &cfg,
+        run_id,
         manifest,
         origin.region.clone(),
         plan.executions.unwrap_or(0).saturating_sub(resumed),
@@ -608,4 +646,68 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
             },
         )
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, Int64Array, LargeStringArray, StringViewArray};
+    use arrow::datatypes::{Field, Schema};
+    use arrow::record_batch::RecordBatch;
+
+    fn part(dir: &std::path::Path, name: &str, columns: Vec<(&str, ArrayRef)>) -> Manifest {
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|(n, a)| Field::new(*n, a.data_type().clone(), true))
+            .collect();
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns.into_iter().map(|(_, a)| a).collect(),
+        )
+        .unwrap();
+        let f = std::fs::File::create(dir.join(name)).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let mut m = Manifest::new("discover:test".into(), 0, "parquet");
+        m.parts.push(crate::sink::PartEntry {
+            file: name.into(),
+            rows: batch.num_rows() as u64,
+        });
+        for o in 0..batch.num_rows() as u64 {
+            m.committed.insert(o);
+        }
+        m
+    }
+
+    /// A discovery dataset rewritten by another tool with other string types still resumes; a part
+    /// whose pair columns are no strings is refused with its name, never a panic.
+    #[tokio::test]
+    async fn resume_reads_pairs_written_as_large_or_view_strings() {
+        let d = tempfile::tempdir().unwrap();
+        let target = OutputDir::Local(d.path().to_path_buf());
+        let things: ArrayRef = Arc::new(LargeStringArray::from(vec!["t-1", "t-2"]));
+        let jobs: ArrayRef = Arc::new(StringViewArray::from(vec!["j-1", "j-2"]));
+        let m = part(
+            d.path(),
+            "part-r-00000.parquet",
+            vec![("thing_name", things), ("job_id", jobs)],
+        );
+        let keys = committed_pairs(&target, &m).await.unwrap();
+        let want: HashSet<u128> = [pair_key("t-1", "j-1"), pair_key("t-2", "j-2")].into();
+        assert_eq!(keys, want);
+
+        let numbers: ArrayRef = Arc::new(Int64Array::from(vec![1, 2]));
+        let jobs: ArrayRef = Arc::new(arrow::array::StringArray::from(vec!["j-1", "j-2"]));
+        let m = part(
+            d.path(),
+            "part-r-00001.parquet",
+            vec![("thing_name", numbers), ("job_id", jobs)],
+        );
+        let err = committed_pairs(&target, &m).await.unwrap_err().to_string();
+        assert!(
+            err.contains("part-r-00001.parquet: column thing_name is Int64, not a string"),
+            "{err}"
+        );
+    }
 }

@@ -2,9 +2,12 @@
 //!
 //! Reading happens in two passes so that a run of millions of pairs neither holds them in memory nor
 //! makes a single call before every line is known good. [`prepare`] validates every line (UTF-8, AWS's
-//! naming rules, CSV/JSON shape) and finds duplicates from a sorted vector of 64-bit line hashes; then
+//! naming rules, CSV/JSON shape), fingerprints the file's bytes in the same pass (the input identity),
+//! and finds duplicates from a sorted vector of 64-bit line hashes; then
 //! [`PreparedInput::targets`] re-reads the files lazily. Lines whose hash occurred more than once are
-//! compared by content in that second pass, so a hash collision never drops a pair. Standard input
+//! compared by content in that second pass, so a hash collision never drops a pair. Every later pass
+//! hashes what it reads too, and one that reaches the end with another fingerprint fails with
+//! [`InputError::Changed`]: a file edited during a run is never mistaken for the one validated. Standard input
 //! (`-`) is spooled to a temporary file first so it can be read twice.
 
 use std::collections::{HashMap, HashSet};
@@ -59,6 +62,9 @@ pub enum InputError {
     },
     #[error("only one input can be read from standard input (-)")]
     StdinTwice,
+    /// The file is not what was validated: it changed while the run read it.
+    #[error("{file}: changed while this run was reading it (its content no longer hashes as it did when it was validated); stopped without committing what was read since: run again once it stays put")]
+    Changed { file: String },
 }
 
 /// What the user gave.
@@ -118,7 +124,9 @@ impl Source {
         })
     }
 
-    fn lines(&self) -> Result<Lines, InputError> {
+    /// Reads the file from the start. `expect`: the xxh3 of its bytes when it was validated; a read
+    /// to the end that hashes otherwise ends with [`InputError::Changed`].
+    fn lines(&self, expect: Option<u64>) -> Result<Lines, InputError> {
         let f = File::open(&self.path).map_err(|source| InputError::Io {
             file: self.display.clone(),
             source,
@@ -128,26 +136,50 @@ impl Source {
             buf: Vec::with_capacity(256),
             line: 0,
             file: self.display.as_str().into(),
+            hash: xxhash_rust::xxh3::Xxh3::new(),
+            expect,
+            at_end: false,
         })
     }
 }
 
 /// Significant lines of a file: BOM, CR, surrounding blanks, blank lines and `#` comments removed.
+/// Every byte read is hashed on the way, so the pass that validates a file also fingerprints it, and a
+/// later pass can tell that the file changed in between.
 struct Lines {
     reader: BufReader<File>,
     buf: Vec<u8>,
     line: u64,
     file: std::sync::Arc<str>,
+    hash: xxhash_rust::xxh3::Xxh3,
+    expect: Option<u64>,
+    at_end: bool,
 }
 
 impl Lines {
+    /// The xxh3 of the bytes read so far (of the whole file once [`Lines::next_line`] gave `None`).
+    fn digest(&self) -> u64 {
+        self.hash.digest()
+    }
+
     /// The next significant line and its 1-based number.
     fn next_line(&mut self) -> Option<Result<(u64, &str), InputError>> {
         let (start, end) = loop {
             self.buf.clear();
             match self.reader.read_until(b'\n', &mut self.buf) {
-                Ok(0) => return None,
-                Ok(_) => {}
+                Ok(0) => {
+                    if self.at_end {
+                        return None;
+                    }
+                    self.at_end = true;
+                    return match self.expect {
+                        Some(e) if e != self.hash.digest() => Some(Err(InputError::Changed {
+                            file: self.file.to_string(),
+                        })),
+                        _ => None,
+                    };
+                }
+                Ok(_) => self.hash.update(&self.buf),
                 Err(source) => {
                     return Some(Err(InputError::Io {
                         file: self.file.to_string(),
@@ -271,11 +303,13 @@ struct NameList {
     unique: u64,
     duplicates: u64,
     suspects: HashSet<u64>,
+    /// xxh3 of the file's bytes as validated.
+    content: u64,
 }
 
 impl NameList {
     fn prepare(source: Source, kind: ListKind) -> Result<NameList, InputError> {
-        let mut lines = source.lines()?;
+        let mut lines = source.lines(None)?;
         let mut hashes = Vec::new();
         while let Some(r) = lines.next_line() {
             let (line, name) = r?;
@@ -285,6 +319,8 @@ impl NameList {
             }
             hashes.push(key_hash(&[name], None));
         }
+        let content = lines.digest();
+        drop(lines);
         let lines_total = hashes.len() as u64;
         if lines_total == 0 {
             return Err(InputError::Empty {
@@ -302,6 +338,7 @@ impl NameList {
             unique: lines_total,
             duplicates: 0,
             suspects,
+            content,
         };
         if !list.suspects.is_empty() {
             let mut unique = 0;
@@ -317,7 +354,7 @@ impl NameList {
     }
 
     fn iter(&self) -> Result<NameIter, InputError> {
-        let lines = self.source.lines()?;
+        let lines = self.source.lines(Some(self.content))?;
         Ok(NameIter {
             file: lines.file.clone(),
             lines,
@@ -377,6 +414,8 @@ enum PairsFormat {
 struct PairsFile {
     source: Source,
     format: PairsFormat,
+    /// xxh3 of the file's bytes as validated (`None` until the validating pass is done).
+    content: Option<u64>,
     unique: u64,
     duplicates: u64,
     suspects: HashSet<u64>,
@@ -447,7 +486,7 @@ impl PairsFile {
             (false, Some("csv")) => Some(false),
             _ => None,
         };
-        let mut lines = source.lines()?;
+        let mut lines = source.lines(None)?;
         let Some(first) = lines.next_line() else {
             return Err(InputError::Empty {
                 file: source.display.clone(),
@@ -485,6 +524,7 @@ impl PairsFile {
         let mut pf = PairsFile {
             source,
             format,
+            content: None,
             unique: 0,
             duplicates: 0,
             suspects: HashSet::new(),
@@ -496,6 +536,7 @@ impl PairsFile {
                 let t = r?;
                 hashes.push(key_hash(&[&t.thing_name, &t.job_id], t.execution_number));
             }
+            pf.content = Some(it.lines.digest());
         }
         let total = hashes.len() as u64;
         if total == 0 {
@@ -519,7 +560,7 @@ impl PairsFile {
     }
 
     fn raw_iter(&self) -> Result<PairsIter, InputError> {
-        let mut lines = self.source.lines()?;
+        let mut lines = self.source.lines(self.content)?;
         if matches!(self.format, PairsFormat::Csv { .. }) {
             // Skip the header.
             if let Some(r) = lines.next_line() {
@@ -651,7 +692,7 @@ pub struct Names {
 /// Validates every line of a list of thing names or job ids (`-` reads stdin).
 pub fn prepare_names(path: &Path, kind: ListKind) -> Result<Names, InputError> {
     let list = NameList::prepare(Source::open(path)?, kind)?;
-    let identity = format!("{:016x}", content_hash(&list.source)?);
+    let identity = format!("{:016x}", list.content);
     Ok(Names { list, identity })
 }
 
@@ -690,24 +731,6 @@ pub struct PreparedInput {
     identity: String,
 }
 
-/// xxh3 of a file's bytes: a stable fingerprint of an input's content.
-fn content_hash(src: &Source) -> Result<u64, InputError> {
-    let io = |source| InputError::Io {
-        file: src.display.clone(),
-        source,
-    };
-    let mut f = File::open(&src.path).map_err(io)?;
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = f.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            return Ok(h.digest());
-        }
-        h.update(&buf[..n]);
-    }
-}
-
 enum Prepared {
     Lists {
         things: NameList,
@@ -728,10 +751,10 @@ pub fn prepare(spec: &InputSpec) -> Result<PreparedInput, InputError> {
             let jobs_src = Source::open(jobs)?;
             let job_list = NameList::prepare(jobs_src, ListKind::Jobs)?;
             let things = NameList::prepare(things_src, ListKind::Things)?;
+            // The fingerprints of the validating pass: every later pass checks it reads the same.
             let identity = format!(
                 "lists:things={:016x}:jobs={:016x}",
-                content_hash(&things.source)?,
-                content_hash(&job_list.source)?
+                things.content, job_list.content
             );
             let mut ids = Vec::with_capacity(job_list.unique as usize);
             let mut it = job_list.iter()?;
@@ -749,7 +772,7 @@ pub fn prepare(spec: &InputSpec) -> Result<PreparedInput, InputError> {
         }
         InputSpec::Pairs(p) => {
             let pairs = PairsFile::prepare(Source::open(p)?)?;
-            let identity = format!("pairs:{:016x}", content_hash(&pairs.source)?);
+            let identity = format!("pairs:{:016x}", pairs.content.unwrap_or_default());
             Ok(PreparedInput {
                 kind: Prepared::Pairs(pairs),
                 identity,

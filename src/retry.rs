@@ -62,9 +62,10 @@ pub fn classify(e: &CallError) -> Class {
                 Class::Final
             }
         }
-        CallError::Timeout(_) | CallError::Connection(_) | CallError::Malformed(_) => {
-            Class::Retry { throttled: false }
-        }
+        CallError::Timeout(_)
+        | CallError::TransportTimeout(_)
+        | CallError::Connection(_)
+        | CallError::Malformed(_) => Class::Retry { throttled: false },
         CallError::Credentials(_) | CallError::Other(_) => Class::Fatal,
     }
 }

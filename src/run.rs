@@ -24,8 +24,9 @@ use crate::limit::CallLimiter;
 use crate::schema::Origin;
 use crate::sink::target::{Entry, Kind};
 use crate::sink::{
-    lane_ordinal, spawn_writer, DoneSet, Layout, Manifest, ManifestError, Partitioning,
-    RemoteError, SinkError, SinkMsg, SinkSettings, Target, WriterEnd,
+    join_writer, lane_ordinal, spawn_writer, DoneSet, Holder, Layout, LockError, Manifest,
+    ManifestError, OutputLock, Partitioning, RemoteError, SinkError, SinkMsg, SinkSettings, Target,
+    WriterEnd,
 };
 
 /// Why a run did not produce a complete dataset.
@@ -41,9 +42,18 @@ pub enum RunError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
-    #[error("cannot resume into {out}: {reason}")]
-    ResumeMismatch { out: PathBuf, reason: String },
-    #[error("cannot resume into {out}: {reason}")]
+    /// Another run owns the output.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// `--resume` into a dataset written by another audit: what differs, and how.
+    #[error("cannot resume into {out}: the {what} differ: {detail}")]
+    ResumeMismatch {
+        out: PathBuf,
+        what: Mismatch,
+        detail: String,
+    },
+    /// The committed parts of the dataset could not be read back.
+    #[error("cannot resume into {out}: cannot read its committed parts: {reason}")]
     Resume { out: PathBuf, reason: String },
     #[error("{stop}")]
     Stopped {
@@ -232,7 +242,7 @@ async fn remove_uncommitted(target: &Target, m: &Manifest) -> Result<(), SinkErr
         let stale = match e.kind {
             Kind::Temp => true,
             Kind::Part => !listed.contains(e.relative.as_str()),
-            Kind::Manifest | Kind::Foreign => false,
+            Kind::Manifest | Kind::Lock | Kind::Foreign => false,
         };
         if stale {
             tracing::info!(file = %e.relative, "removing uncommitted file left by an earlier run");
@@ -249,10 +259,11 @@ async fn remove_uncommitted(target: &Target, m: &Manifest) -> Result<(), SinkErr
 pub(crate) async fn connect_output(
     cfg: &mut RunConfig,
     first_region: Option<aws_config::Region>,
-) -> Result<(), RunError> {
-    let (resume, overwrite) = (cfg.resume, cfg.overwrite);
+    holder: Option<&Holder>,
+) -> Result<Option<OutputLock>, RunError> {
+    let (resume, overwrite, lease) = (cfg.resume, cfg.overwrite, cfg.lock_lease);
     let Layout::Remote(r) = &mut cfg.layout else {
-        return Ok(());
+        return Ok(None);
     };
     // The output is written as the run's own configuration (--profile, --region), not as an
     // audited account's role; with several regions and none of its own, in the first target's.
@@ -276,7 +287,133 @@ pub(crate) async fn connect_output(
         return Err(ConfigError::OutputExists(url).into());
     }
     dir.check_writable().await.map_err(|e| bad(&e))?;
-    Ok(())
+    let Some(holder) = holder else {
+        return Ok(None);
+    };
+    let (lock, took_over) = OutputLock::remote(dir.clone(), holder, lease).await?;
+    if let Some(note) = took_over {
+        tracing::warn!("{note}");
+        eprintln!("fleet-audit: warning: {note}");
+    }
+    Ok(Some(lock))
+}
+
+/// What differs between a dataset to resume and the run asking to resume it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mismatch {
+    Inputs,
+    Format,
+    Shard,
+    Targets,
+    Partitions,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mismatch::Inputs => "inputs",
+            Mismatch::Format => "formats",
+            Mismatch::Shard => "shards",
+            Mismatch::Targets => "targets",
+            Mismatch::Partitions => "partitions",
+        })
+    }
+}
+
+/// An input identity split into its parts: `BASE[:targets=A,B][:shard=K/N]`.
+fn identity_parts(id: &str) -> (&str, &str, &str) {
+    let (rest, shard) = id.split_once(":shard=").unwrap_or((id, ""));
+    let (base, targets) = rest.split_once(":targets=").unwrap_or((rest, ""));
+    (base, targets, shard)
+}
+
+/// The first difference between the manifest `m` and this run, named and explained.
+fn mismatch(
+    m: &Manifest,
+    identity: &str,
+    total: u64,
+    cfg: &RunConfig,
+    partition_by: &[String],
+) -> Option<(Mismatch, String)> {
+    let (base_m, targets_m, shard_m) = identity_parts(&m.input_identity);
+    let (base_i, targets_i, shard_i) = identity_parts(identity);
+    if base_m != base_i {
+        return Some((
+            Mismatch::Inputs,
+            format!("it was written from other inputs (identity {base_m}); these inputs have identity {base_i}"),
+        ));
+    }
+    if shard_m != shard_i {
+        let what = |s: &str| {
+            if s.is_empty() {
+                "all of these inputs".to_string()
+            } else {
+                format!("shard {s} of these inputs")
+            }
+        };
+        return Some((
+            Mismatch::Shard,
+            format!(
+                "it holds {}, and this run asks for {}",
+                what(shard_m),
+                what(shard_i)
+            ),
+        ));
+    }
+    if targets_m != targets_i {
+        let what = |t: &str| {
+            if t.is_empty() {
+                "one target".to_string()
+            } else {
+                format!("targets {t}")
+            }
+        };
+        return Some((
+            Mismatch::Targets,
+            format!(
+                "it was written for {}, and this run audits {}",
+                what(targets_m),
+                what(targets_i)
+            ),
+        ));
+    }
+    if m.pairs != total {
+        return Some((
+            Mismatch::Inputs,
+            format!(
+                "it was written from other inputs ({} pairs); these inputs have {total} pairs",
+                m.pairs
+            ),
+        ));
+    }
+    if m.format != cfg.format.extension() {
+        return Some((
+            Mismatch::Format,
+            format!(
+                "it holds {} files, not {}",
+                m.format,
+                cfg.format.extension()
+            ),
+        ));
+    }
+    if m.partition_by != partition_by {
+        let show = |p: &[String]| {
+            if p.is_empty() {
+                "no partitions".to_string()
+            } else {
+                format!("--partition-by {}", p.join(","))
+            }
+        };
+        return Some((
+            Mismatch::Partitions,
+            format!(
+                "it was written with {}, and this run asks for {}",
+                show(&m.partition_by),
+                show(partition_by)
+            ),
+        ));
+    }
+    None
 }
 
 /// Prepares the output location: a fresh, replaced or resumed dataset. Returns the starting manifest
@@ -298,66 +435,34 @@ pub(crate) async fn prepare_output(
         None
     };
     if let Some(m) = existing {
-        let mismatch = |reason: String| RunError::ResumeMismatch { out: out(), reason };
-        let shard_of = |id: &str| {
-            id.split_once(":shard=")
-                .map(|(base, s)| (base.to_string(), s.to_string()))
-        };
-        let (base_m, shard_m) =
-            shard_of(&m.input_identity).unwrap_or((m.input_identity.clone(), String::new()));
-        let (base_i, shard_i) = shard_of(identity).unwrap_or((identity.to_string(), String::new()));
-        if base_m == base_i && shard_m != shard_i {
-            let what = |s: &str| {
-                if s.is_empty() {
-                    "all of these inputs".to_string()
-                } else {
-                    format!("shard {s} of these inputs")
-                }
-            };
-            return Err(mismatch(format!(
-                "it holds {}, and this run asks for {}",
-                what(&shard_m),
-                what(&shard_i)
-            )));
+        if let Some((what, detail)) = mismatch(&m, identity, total, cfg, &partition_by) {
+            return Err(RunError::ResumeMismatch {
+                out: out(),
+                what,
+                detail,
+            });
         }
-        if m.input_identity != identity || m.pairs != total {
-            return Err(mismatch(format!(
-                "it was written from other inputs ({} pairs, identity {}); these inputs have {total} pairs, identity {identity}",
-                m.pairs, m.input_identity
-            )));
-        }
-        if m.format != cfg.format.extension() {
-            return Err(mismatch(format!(
-                "it holds {} files, not {}",
-                m.format,
-                cfg.format.extension()
-            )));
-        }
-        if m.partition_by != partition_by {
-            let show = |p: &[String]| {
-                if p.is_empty() {
-                    "no partitions".to_string()
-                } else {
-                    format!("--partition-by {}", p.join(","))
-                }
-            };
-            return Err(mismatch(format!(
-                "it was written with {}, and this run asks for {}",
-                show(&m.partition_by),
-                show(&partition_by)
-            )));
-        }
+        // Rewritten (conditionally, in an object store) before anything is deleted: a writer that
+        // lost the output and still holds the version read here can no longer publish a part that
+        // the cleanup below is about to delete.
+        target.store_manifest(&m).await?;
         remove_uncommitted(&target, &m).await?;
         return Ok(Some(m));
     }
-    let mut entries = target.entries().await?;
+    // The output's own lock is no content.
+    let mut entries: Vec<Entry> = target
+        .entries()
+        .await?
+        .into_iter()
+        .filter(|e| e.kind != Kind::Lock)
+        .collect();
     if cfg.resume && !entries.is_empty() && !cfg.overwrite {
         // A run killed (SIGKILL, out of memory, node lost) before its first commit leaves only its
         // uncommitted files: nothing was committed, so the resume starts the dataset afresh. Anything
         // else in the directory is not ours to delete.
         if entries
             .iter()
-            .any(|e| !matches!(e.kind, Kind::Part | Kind::Temp))
+            .any(|e| !matches!(e.kind, Kind::Part | Kind::Temp | Kind::Lock))
         {
             return Err(ConfigError::Output {
                 path: out(),
@@ -386,16 +491,27 @@ pub(crate) async fn prepare_output(
 }
 
 /// Runs an audit with the real `aws-sdk-iot` client, one per target, each built from `cfg`'s settings.
+///
+/// The output is this run's alone from before the first IoT call until it returns: a local output is
+/// locked right after the inputs are validated, an object-store output once it is connected (see
+/// [`crate::sink::lock`]); a second run on the same output is refused there.
 pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<Summary, RunError> {
+    let run_id = new_run_id();
     // Inputs first: a bad line stops the run before anything else happens.
     let (input, names) = match &cfg.input {
         Input::Describe(spec) => (Some(prepare(spec)?), None),
         Input::Discover(spec) => (None, crate::discover::prepare_scope(&spec.scope)?),
     };
+    let dry_run = matches!(&cfg.input, Input::Discover(d) if d.dry_run);
+    let holder = Holder::me(&run_id);
+    let local_lock = match &cfg.layout {
+        Layout::File(p) | Layout::Dir(p) if !dry_run => Some(OutputLock::local(p, &holder)?),
+        _ => None,
+    };
     let specs = cfg.target_specs()?;
     let resolved = crate::targets::resolve(&specs).await?;
     let first_region = resolved.first().and_then(|t| t.sdk.region().cloned());
-    connect_output(&mut cfg, first_region).await?;
+    let remote_lock = connect_output(&mut cfg, first_region, (!dry_run).then_some(&holder)).await?;
     let targets: Vec<TargetClient<IotClient>> = resolved
         .into_iter()
         .map(|t| TargetClient {
@@ -404,17 +520,22 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
             origin: t.origin,
         })
         .collect();
-    match (input, cfg.input.clone()) {
-        (Some(input), _) => run_targets(cfg, input, targets, shutdown).await,
+    let result = match (input, cfg.input.clone()) {
+        (Some(input), _) => run_targets(cfg, run_id, input, targets, shutdown).await,
         (None, Input::Discover(spec)) => {
             let t = targets
                 .into_iter()
                 .next()
                 .expect("a discovery has exactly one target");
-            crate::discover::run_discover(cfg, spec, names, t.client, t.origin, shutdown).await
+            crate::discover::run_discover(cfg, run_id, spec, names, t.client, t.origin, shutdown)
+                .await
         }
         (None, Input::Describe(_)) => unreachable!("describe inputs are prepared above"),
+    };
+    for lock in [remote_lock, local_lock].into_iter().flatten() {
+        lock.release().await;
     }
+    result
 }
 
 /// One target of a run, ready to call.
@@ -431,12 +552,12 @@ pub struct TargetClient<C> {
 /// the others back. Rows of target `t` are numbered in lane `t` of the manifest.
 pub async fn run_targets<C: FleetClient>(
     cfg: RunConfig,
+    run_id: String,
     input: crate::input::PreparedInput,
     targets: Vec<TargetClient<C>>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Summary, RunError> {
     let started = Instant::now();
-    let run_id = new_run_id();
     let shard = cfg.shard;
     let per_target = match shard {
         None => input.total(),
@@ -538,7 +659,7 @@ pub async fn run_targets<C: FleetClient>(
         .collect::<Vec<LaneView>>();
     let finished: Vec<_> = views.iter().map(|v| v.finished_s.clone()).collect();
     let region = targets.first().and_then(|t| t.origin.region.clone());
-    let session = Session::open_lanes(&cfg, manifest, region, views);
+    let session = Session::open_lanes(&cfg, run_id, manifest, region, views);
     let mut engines = Vec::new();
     for (i, lane) in lanes.into_iter().enumerate() {
         let lane_no = i as u16;
@@ -659,6 +780,7 @@ impl Session {
     /// with one target.
     pub(crate) fn open(
         cfg: &RunConfig,
+        run_id: String,
         manifest: Option<Manifest>,
         region: Option<String>,
         bar_total: u64,
@@ -672,17 +794,17 @@ impl Session {
             limiter: None,
             finished_s: Default::default(),
         };
-        Session::open_lanes(cfg, manifest, region, vec![lane])
+        Session::open_lanes(cfg, run_id, manifest, region, vec![lane])
     }
 
     /// Starts the writer and one progress bar per lane.
     pub(crate) fn open_lanes(
         cfg: &RunConfig,
+        run_id: String,
         manifest: Option<Manifest>,
         region: Option<String>,
         lanes: Vec<LaneView>,
     ) -> Session {
-        let run_id = new_run_id();
         let (tx, rx) = mpsc::channel::<SinkMsg>(8192);
         let writer = spawn_writer(
             SinkSettings {
@@ -763,16 +885,16 @@ impl Session {
             .tx
             .send(match (&result, self.resumable) {
                 (Ok(()), _) => SinkMsg::Commit,
-                (Err(_), true) => SinkMsg::Checkpoint,
-                (Err(_), false) => SinkMsg::Abort,
+                // Rows read from an input that changed since it was validated are not committed.
+                (Err(stop), true) if !stop.input_changed() => SinkMsg::Checkpoint,
+                (Err(_), _) => SinkMsg::Abort,
             })
             .await;
         drop(self.tx);
         let writer = self.writer;
-        let written = tokio::task::spawn_blocking(move || writer.join())
+        let written = tokio::task::spawn_blocking(move || join_writer(writer))
             .await
-            .expect("join writer")
-            .expect("writer thread does not panic");
+            .unwrap_or_else(|e| Err(SinkError::WriterPanicked(e.to_string())));
         let elapsed = self.started.elapsed().as_secs_f64();
         let sum = |f: fn(&Counters) -> &std::sync::atomic::AtomicU64| -> u64 {
             self.lanes
@@ -835,21 +957,33 @@ impl Session {
             files: Vec::new(),
             targets,
         };
-        let end = written?;
-        summary.files = end.report.files;
-        let stopped = |stop| RunError::Stopped {
+        let stopped = |stop, summary: &Summary| RunError::Stopped {
             stop,
             out: self.out.clone(),
             resumable: self.resumable,
             summary: Box::new(summary.clone()),
         };
+        // A writer that failed (or panicked) stops the run like any other stop: what it committed
+        // before is in the manifest, so a directory output resumes from there.
+        let end = match written {
+            Ok(end) => end,
+            Err(e) => {
+                return Err(stopped(
+                    Stop::WriterFailed {
+                        error: e.to_string(),
+                    },
+                    &summary,
+                ))
+            }
+        };
+        summary.files = end.report.files;
         match result {
             Ok(()) if end.complete => {
                 summary.complete = true;
                 Ok(summary)
             }
-            Ok(()) => Err(stopped(Stop::WriterGone)),
-            Err(stop) => Err(stopped(stop)),
+            Ok(()) => Err(stopped(Stop::WriterGone, &summary)),
+            Err(stop) => Err(stopped(stop, &summary)),
         }
     }
 }
@@ -875,6 +1009,51 @@ pub fn human_duration(secs: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A panic in the writer thread stops the run with a resumable stop naming it, instead of
+    /// aborting the process.
+    #[tokio::test]
+    async fn a_writer_panic_is_a_resumable_stop() {
+        use clap::Parser;
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("audit");
+        let cli = crate::cli::Cli::parse_from([
+            "fleet-audit",
+            "run",
+            "--pairs",
+            "pairs.csv",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!("a run command");
+        };
+        let cfg = RunConfig::from_args(&args).unwrap();
+        let lane = LaneView {
+            label: String::new(),
+            origin: None,
+            total: 0,
+            counters: Arc::new(Counters::default()),
+            limiter: None,
+            finished_s: Default::default(),
+        };
+        let manifest = Manifest::new("pairs:0".into(), 1, "parquet");
+        let mut session = Session::open_lanes(&cfg, "r".into(), Some(manifest), None, vec![lane]);
+        session.writer = std::thread::spawn(|| panic!("boom in the writer"));
+        let base = SummaryBase {
+            pairs: 1,
+            duplicates: 0,
+            resumed: 0,
+        };
+        match session.close(Ok(()), base).await {
+            Err(RunError::Stopped {
+                stop: Stop::WriterFailed { error },
+                resumable: true,
+                ..
+            }) => assert_eq!(error, "the writer thread panicked: boom in the writer"),
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn durations_read_well() {

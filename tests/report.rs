@@ -166,10 +166,20 @@ fn write_arrow(path: &Path, rows: &[Row]) {
 /// A directory of parts as a run leaves it, with a manifest and a hidden leftover to be ignored.
 fn write_parts(dir: &Path, rows: &[Row]) {
     std::fs::create_dir_all(dir).unwrap();
+    let mut m = fleet_audit::sink::Manifest::new("pairs:test".into(), rows.len() as u64, "parquet");
     for (i, chunk) in rows.chunks(5).enumerate() {
-        write_parquet(&dir.join(format!("part-run-test-{i:05}.parquet")), chunk);
+        let file = format!("part-run-test-{i:05}.parquet");
+        write_parquet(&dir.join(&file), chunk);
+        m.parts.push(fleet_audit::sink::PartEntry {
+            file,
+            rows: chunk.len() as u64,
+        });
     }
-    std::fs::write(dir.join("_manifest.json"), b"{}").unwrap();
+    for o in 0..rows.len() as u64 {
+        m.committed.insert(o);
+    }
+    m.complete = true;
+    m.store(dir).unwrap();
     std::fs::write(dir.join(".part-run-test-00009.parquet"), b"half-written").unwrap();
 }
 

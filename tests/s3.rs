@@ -433,7 +433,9 @@ async fn bad_s3_outputs_are_refused_before_any_iot_call() {
         ),
     )
     .await;
-    assert_eq!(code, Some(1), "{err}");
+    // A resume into another layout is bad input (exit 2, as README says), naming what differs.
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("the partitions differ"), "{err}");
     assert!(err.contains("--partition-by job_id"), "{err}");
     assert_eq!(server.stats().total_calls(), calls);
 }
@@ -523,4 +525,105 @@ async fn a_store_lost_mid_run_stops_it_naming_the_url_and_resume_finishes() {
     assert!(manifest.complete);
     let rows = committed_rows(&manifest, &files);
     assert_eq!(contents(&rows).len(), 6_000);
+}
+
+/// Puts a lock object under `prefix` as a run on another machine would have left it.
+async fn plant_lock(moto: &Moto, bucket: &str, prefix: &str, lease_s: f64) {
+    use object_store::ObjectStoreExt;
+    let body = serde_json::json!({
+        "run_id": "1764000000-other",
+        "host": "elsewhere",
+        "pid": 4242,
+        "started_ms": 1_764_000_000_000i64,
+        "lease_s": lease_s,
+    });
+    moto.store(bucket)
+        .put(
+            &object_store::path::Path::from(format!("{prefix}/_fleet-audit.lock")),
+            serde_json::to_vec(&body).unwrap().into(),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_writer_per_s3_prefix_with_a_lease_taken_over_once_lapsed() {
+    let moto = Moto::start();
+    moto.create_bucket("locks");
+    let paced = start_paced(fleet(1_500, 2, 61)).await;
+    let other = start(sim_config(fleet(1_500, 2, 61))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&paced, dir.path());
+    let (things, jobs) = (things.to_string_lossy(), jobs.to_string_lossy());
+    let argv = |sim: &fleet_audit::sim::SimServer, out: &str, extra: &[&str]| {
+        run_argv(&things, &jobs, &sim.endpoint_url(), out, extra)
+    };
+    let refs = |v: &[String]| v.iter().map(String::clone).collect::<Vec<String>>();
+
+    // A lock left by a run on another machine holds until its lease lapses, then is taken over.
+    plant_lock(&moto, "locks", "lease", 3.0).await;
+    let lease_args = refs(&argv(&other, "s3://locks/lease/", &["--part-rows", "1000"]));
+    let lease_args: Vec<&str> = lease_args.iter().map(String::as_str).collect();
+    let (code, err) = run_bin(&moto, &lease_args, None, None).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(
+        err.trim(),
+        "fleet-audit: error: s3://locks/lease/ is being written by run 1764000000-other (pid 4242 on host elsewhere, since 2025-11-24T16:00:00Z)"
+    );
+    assert_eq!(other.stats().total_calls(), 0, "refused before any call");
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    let (code, err) = run_bin(&moto, &lease_args, None, None).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("s3://locks/lease/: took over the lock of run 1764000000-other")
+            && err.contains("not renewed for"),
+        "{err}"
+    );
+    let (manifest, files) = s3_dataset(&moto, "locks", "lease").await;
+    assert_eq!(committed_rows(&manifest, &files).len(), 3_000);
+    let calls_after_lease = other.stats().total_calls();
+
+    // Two runs on one prefix: the second is refused while the first runs, and makes no call.
+    let holder_args = refs(&argv(
+        &paced,
+        "s3://locks/busy/",
+        &[
+            "--part-rows",
+            "300",
+            "--concurrency",
+            "4",
+            "--lock-lease",
+            "2s",
+        ],
+    ));
+    let holder_args: Vec<&str> = holder_args.iter().map(String::as_str).collect();
+    let holder = spawn(&moto, &holder_args, None);
+    while paced
+        .stats()
+        .calls(fleet_audit::sim::Operation::DescribeJobExecution)
+        < 600
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let second = refs(&argv(&other, "s3://locks/busy/", &["--resume"]));
+    let second: Vec<&str> = second.iter().map(String::as_str).collect();
+    let (code, err) = run_bin(&moto, &second, None, None).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.trim()
+            .starts_with("fleet-audit: error: s3://locks/busy/ is being written by run ")
+            && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    assert_eq!(other.stats().total_calls(), calls_after_lease);
+    // Killed, its lease still fresh: a resume on the same machine sees its process is gone.
+    let (code, _) = wait_or_kill(holder, Some(Duration::ZERO)).await;
+    assert_eq!(code, None, "killed");
+    let (code, err) = run_bin(&moto, &second, None, None).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("its process is gone"), "{err}");
+    let (manifest, files) = s3_dataset(&moto, "locks", "busy").await;
+    assert!(manifest.complete);
+    let rows = committed_rows(&manifest, &files);
+    assert_eq!((rows.len(), contents(&rows).len()), (3_000, 3_000));
 }

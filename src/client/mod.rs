@@ -53,6 +53,9 @@ pub enum CallError {
     /// The attempt took longer than the per-attempt timeout.
     #[error("attempt timed out after {0:?}")]
     Timeout(Duration),
+    /// The SDK gave up waiting (a connect timeout): the transport's own words, which say how long.
+    #[error("timed out: {0}")]
+    TransportTimeout(String),
     /// The connection failed or was closed before an answer.
     #[error("connection error: {0}")]
     Connection(String),
@@ -72,7 +75,7 @@ impl CallError {
     pub fn code(&self) -> &str {
         match self {
             CallError::Service { code, .. } => code,
-            CallError::Timeout(_) => "Timeout",
+            CallError::Timeout(_) | CallError::TransportTimeout(_) => "Timeout",
             CallError::Connection(_) => "ConnectionError",
             CallError::Malformed(_) => "MalformedResponse",
             CallError::Credentials(_) => "CredentialsError",
@@ -342,11 +345,11 @@ where
                 },
             }
         }
-        SdkError::TimeoutError(_) => CallError::Timeout(Duration::ZERO),
+        SdkError::TimeoutError(_) => CallError::TransportTimeout(error_chain(&err)),
         SdkError::DispatchFailure(d) => {
             let chain = error_chain(&err);
             if d.is_timeout() {
-                CallError::Timeout(Duration::ZERO)
+                CallError::TransportTimeout(chain)
             } else if d.is_io() || d.is_other() {
                 CallError::Connection(chain)
             } else if chain.contains("credential") || chain.contains("identity") {
@@ -382,6 +385,28 @@ impl HasStatus for aws_smithy_runtime_api::client::orchestrator::HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sdk_timeouts_keep_the_transport_words_not_a_zero_duration() {
+        use aws_sdk_iot::operation::describe_job_execution::DescribeJobExecutionError;
+        use aws_smithy_runtime_api::client::result::ConnectorError;
+        use aws_smithy_runtime_api::http::Response;
+        type E = SdkError<DescribeJobExecutionError, Response>;
+        let op: E = SdkError::timeout_error("operation timeout occurred after 3s");
+        let connect: E = SdkError::dispatch_failure(ConnectorError::timeout(
+            "HTTP connect timeout occurred after 5s".into(),
+        ));
+        for (err, words) in [(op, "after 3s"), (connect, "after 5s")] {
+            let e = classify_sdk_error(err);
+            let msg = e.to_string();
+            assert_eq!(e.code(), "Timeout", "{msg}");
+            assert!(msg.contains(words) && !msg.contains("0ns"), "{msg}");
+            assert_eq!(
+                crate::retry::classify(&e),
+                crate::retry::Class::Retry { throttled: false }
+            );
+        }
+    }
 
     #[test]
     fn timestamps_round_to_the_millisecond_aws_sent() {

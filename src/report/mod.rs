@@ -256,6 +256,15 @@ pub struct Report {
     pub oldest: Vec<OldestPair>,
     /// Ages of the stuck executions (`stuck_queued` and `stale_in_progress`).
     pub stuck_ages: AgeHistogram,
+    /// Part files of the directory that its manifest does not list, so were not read.
+    pub ignored: Vec<String>,
+}
+
+impl Report {
+    /// The warning naming the part files a manifest made the report ignore, if any.
+    pub fn ignored_note(&self) -> Option<String> {
+        crate::dataset::ignored_note(&self.ignored)
+    }
 }
 
 impl Report {
@@ -310,8 +319,10 @@ pub fn report_path(path: &Path, thresholds: &Thresholds) -> Result<Report, Repor
         }
     }
     let mut analyzer = Analyzer::new(thresholds.clone());
-    let files = read::for_each_execution(path, BATCH_ROWS, |e| analyzer.add(e))?;
-    Ok(analyzer.finish(path, files))
+    let data = read::for_each_execution(path, BATCH_ROWS, |e| analyzer.add(e))?;
+    let mut report = analyzer.finish(path, data.files.len());
+    report.ignored = data.ignored;
+    Ok(report)
 }
 
 /// Reads a dataset in an object store (`s3://bucket/prefix/`): its committed files are fetched into a
@@ -322,9 +333,10 @@ pub async fn report_url(
     client: &crate::client::ClientSettings,
     thresholds: &Thresholds,
 ) -> Result<Report, ReportError> {
-    let local = crate::dataset::fetch_remote(url, client).await?;
-    let mut report = report_path(local.path(), thresholds)?;
+    let fetched = crate::dataset::fetch_remote(url, client).await?;
+    let mut report = report_path(fetched.dir.path(), thresholds)?;
     report.dataset = PathBuf::from(url);
+    report.ignored = fetched.ignored;
     Ok(report)
 }
 

@@ -13,7 +13,7 @@ use arrow::datatypes::{DataType, TimeUnit};
 use arrow::record_batch::RecordBatch;
 
 use super::{Execution, ReportError};
-use crate::dataset::{data_files, read_file_in};
+use crate::dataset::{data_files, read_file_in, DataFiles};
 
 /// The columns the report needs.
 pub const NEEDED: [&str; 8] = [
@@ -27,14 +27,15 @@ pub const NEEDED: [&str; 8] = [
     "approximate_seconds_before_timed_out",
 ];
 
-/// Calls `f` for every row of the dataset at `path`; returns how many files were read.
+/// Calls `f` for every row of the dataset at `path`; returns the files it read (and those a manifest
+/// made it ignore).
 pub fn for_each_execution(
     path: &Path,
     batch_rows: usize,
     mut f: impl FnMut(&Execution<'_>),
-) -> Result<usize, ReportError> {
-    let files = data_files(path)?;
-    for file in &files {
+) -> Result<DataFiles, ReportError> {
+    let data = data_files(path)?;
+    for file in &data.files {
         for batch in read_file_in(path, file, batch_rows)? {
             let batch = batch?;
             let cols = Columns::of(file, &batch)?;
@@ -43,7 +44,7 @@ pub fn for_each_execution(
             }
         }
     }
-    Ok(files.len())
+    Ok(data)
 }
 
 /// The needed columns of one batch, in the types the report reads.

@@ -391,7 +391,7 @@ pub fn json(r: &Report) -> Value {
             Value::Object(m)
         })
         .collect();
-    json!({
+    let mut doc = json!({
         "dataset": r.dataset.to_string_lossy(),
         "files": r.files,
         "thresholds": {
@@ -402,7 +402,11 @@ pub fn json(r: &Report) -> Value {
         },
         "totals": totals,
         "jobs": jobs,
-    })
+    });
+    if !r.ignored.is_empty() {
+        doc["ignored_files"] = json!(r.ignored);
+    }
+    doc
 }
 
 #[cfg(test)]

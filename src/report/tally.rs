@@ -281,6 +281,7 @@ impl Analyzer {
                 .collect(),
             oldest: self.oldest.into_sorted(),
             stuck_ages: self.stuck_ages,
+            ignored: Vec::new(),
         }
     }
 }

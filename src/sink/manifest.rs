@@ -123,6 +123,43 @@ impl DoneSet {
     }
 }
 
+/// Whether `file` is the relative path of a part this tool writes: folders `key=value` with the keys
+/// of `partition_by` in order, then `part-….EXT`; every segment of ASCII letters, digits, `-`, `_`, `.`
+/// and `=`, never starting with `.` (so no `..`, no absolute path, no hidden file).
+pub fn check_part_name(file: &str, ext: &str, partition_by: &[String]) -> Result<(), String> {
+    let segments: Vec<&str> = file.split('/').collect();
+    let ok_segment = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with('.')
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'='))
+    };
+    if let Some(bad) = segments.iter().find(|s| !ok_segment(s)) {
+        return Err(format!(
+            "{bad:?} is not a folder or file name this tool writes (a relative path of letters, digits, - _ . =)"
+        ));
+    }
+    let (name, folders) = segments
+        .split_last()
+        .expect("split gives one segment at least");
+    if folders.len() != partition_by.len() {
+        return Err(format!(
+            "lies {} folders deep; the dataset is partitioned by {} key(s)",
+            folders.len(),
+            partition_by.len()
+        ));
+    }
+    for (folder, key) in folders.iter().zip(partition_by) {
+        if folder.split_once('=').map(|(k, _)| k) != Some(key.as_str()) {
+            return Err(format!("folder {folder:?} is not a {key}=… folder"));
+        }
+    }
+    if !name.starts_with("part-") || !name.ends_with(&format!(".{ext}")) {
+        return Err(format!("{name:?} is not a part-….{ext} file"));
+    }
+    Ok(())
+}
+
 /// One committed part file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartEntry {
@@ -188,12 +225,87 @@ impl Manifest {
         if m.version != VERSION {
             return Err(invalid(format!("version {} is not {VERSION}", m.version)));
         }
+        m.check().map_err(invalid)?;
         Ok(m)
     }
 
-    /// The manifest document.
+    /// A manifest is input like any other (it may lie in a shared bucket): every part must be a
+    /// relative path of this tool's own shape (`[key=value/…]part-….ext`, the keys those of
+    /// `partition_by`, in order), named once, and the counts must add up: the parts' rows are the
+    /// committed pairs, no more than the inputs hold. Nothing outside the dataset can be named.
+    fn check(&self) -> Result<(), String> {
+        let ext = match self.format.as_str() {
+            "parquet" | "arrow" => self.format.as_str(),
+            f => return Err(format!("format {f:?} is neither parquet nor arrow")),
+        };
+        for key in &self.partition_by {
+            if !matches!(key.as_str(), "date" | "job_id") {
+                return Err(format!("partition key {key:?} is neither date nor job_id"));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        let mut rows: u64 = 0;
+        for p in &self.parts {
+            check_part_name(&p.file, ext, &self.partition_by)
+                .map_err(|rule| format!("part {:?}: {rule}", p.file))?;
+            if !seen.insert(p.file.as_str()) {
+                return Err(format!("part {:?} is listed twice", p.file));
+            }
+            rows = rows
+                .checked_add(p.rows)
+                .ok_or("the parts' row counts overflow")?;
+        }
+        let mut committed: u64 = 0;
+        let lanes = std::iter::once((0u16, self.committed.watermark, &self.committed.above)).chain(
+            self.committed
+                .lanes
+                .iter()
+                .map(|(l, d)| (*l, d.watermark, &d.above)),
+        );
+        for (lane, watermark, above) in lanes {
+            if lane == 0 && self.committed.lanes.contains_key(&0) {
+                return Err("lane 0 is given twice".into());
+            }
+            if watermark > ORDINAL_MASK {
+                return Err(format!(
+                    "lane {lane}'s watermark {watermark} is out of range"
+                ));
+            }
+            if let Some(o) = above
+                .iter()
+                .find(|o| **o <= watermark || **o > ORDINAL_MASK)
+            {
+                return Err(format!(
+                    "lane {lane}'s committed ordinal {o} is not above its watermark {watermark}"
+                ));
+            }
+            committed = committed
+                .checked_add(watermark + above.len() as u64)
+                .ok_or("the committed counts overflow")?;
+        }
+        if rows != committed {
+            return Err(format!(
+                "its parts hold {rows} rows, but it records {committed} committed pairs"
+            ));
+        }
+        if self.pairs > 0 && committed > self.pairs {
+            return Err(format!(
+                "it records {committed} committed pairs of inputs that hold {}",
+                self.pairs
+            ));
+        }
+        if self.complete && self.pairs > 0 && committed != self.pairs {
+            return Err(format!(
+                "it is marked complete with {committed} of {} pairs committed",
+                self.pairs
+            ));
+        }
+        Ok(())
+    }
+
+    /// The manifest document (compact: it is rewritten at every commit).
     pub fn to_json(&self) -> Vec<u8> {
-        serde_json::to_vec_pretty(self).expect("manifest serializes")
+        serde_json::to_vec(self).expect("manifest serializes")
     }
 
     /// Reads `dir/_manifest.json`, or `None` when there is none.
@@ -281,11 +393,102 @@ mod tests {
             file: "part-x-00000.parquet".into(),
             rows: 3,
         });
-        m.committed.insert(0);
+        for o in [0, 2, 1] {
+            m.committed.insert(o);
+        }
         m.store(dir.path()).unwrap();
         assert_eq!(Manifest::load(dir.path()).unwrap().unwrap(), m);
         assert!(!dir.path().join(format!(".{MANIFEST}.tmp")).exists());
         std::fs::write(dir.path().join(MANIFEST), "{}").unwrap();
         assert!(Manifest::load(dir.path()).is_err());
+    }
+
+    /// A manifest naming anything but this tool's parts, or whose counts do not add up, is refused
+    /// with the file named and the rule broken.
+    #[test]
+    fn manifests_that_lie_are_refused() {
+        let good = || {
+            let mut m = Manifest::new("lists:1:2".into(), 10, "parquet");
+            m.partition_by = vec!["date".into()];
+            m.parts.push(PartEntry {
+                file: "date=2026-12-01/part-r-00000.parquet".into(),
+                rows: 2,
+            });
+            m.committed.insert(0);
+            m.committed.insert(1);
+            m
+        };
+        let path = Path::new("/data/out/_manifest.json");
+        let parse = |m: &Manifest| Manifest::from_json(&m.to_json(), path);
+        assert_eq!(parse(&good()).unwrap(), good());
+        let named = |file: &str| {
+            let mut m = good();
+            m.parts[0].file = file.into();
+            m
+        };
+        for file in [
+            "../x/part-r-00000.parquet",
+            "date=2026-12-01/../../etc/part-r-00000.parquet",
+            "/etc/part-r-00000.parquet",
+            "date=2026-12-01//part-r-00000.parquet",
+            "date=2026-12-01/.part-r-00000.parquet",
+            "date=2026-12-01/notes.parquet",
+            "date=2026-12-01/part-r-00000.arrow",
+            "part-r-00000.parquet",
+            "job_id=a/part-r-00000.parquet",
+            "date=2026-12-01\\part-r-00000.parquet",
+            "date=2026-12-01/part-r 00000.parquet",
+        ] {
+            let err = parse(&named(file)).unwrap_err().to_string();
+            assert!(
+                err.starts_with("/data/out/_manifest.json: not a fleet-audit manifest: part"),
+                "{file}: {err}"
+            );
+        }
+        let mut twice = good();
+        twice.parts.push(twice.parts[0].clone());
+        twice.parts[0].rows = 1;
+        twice.parts[1].rows = 1;
+        assert!(parse(&twice)
+            .unwrap_err()
+            .to_string()
+            .contains("listed twice"));
+        let mut rows = good();
+        rows.parts[0].rows = 5;
+        assert!(parse(&rows)
+            .unwrap_err()
+            .to_string()
+            .contains("its parts hold 5 rows, but it records 2 committed pairs"));
+        let mut over = good();
+        over.pairs = 1;
+        assert!(parse(&over)
+            .unwrap_err()
+            .to_string()
+            .contains("inputs that hold 1"));
+        let mut complete = good();
+        complete.complete = true;
+        assert!(parse(&complete)
+            .unwrap_err()
+            .to_string()
+            .contains("marked complete"));
+        let mut huge = good();
+        huge.committed.watermark = u64::MAX;
+        assert!(parse(&huge)
+            .unwrap_err()
+            .to_string()
+            .contains("out of range"));
+        let mut below = good();
+        below.committed.above.insert(1);
+        below.parts[0].rows = 3;
+        assert!(parse(&below)
+            .unwrap_err()
+            .to_string()
+            .contains("not above its watermark"));
+        let mut format = good();
+        format.format = "csv".into();
+        assert!(parse(&format)
+            .unwrap_err()
+            .to_string()
+            .contains("neither parquet nor arrow"));
     }
 }

@@ -12,6 +12,7 @@
 //! is replaced with one PUT).
 
 mod files;
+pub mod lock;
 pub mod manifest;
 pub mod partition;
 pub mod remote;
@@ -26,6 +27,7 @@ use arrow::record_batch::RecordBatch;
 use tokio::sync::mpsc::error::TryRecvError;
 
 pub use files::{parquet_properties, Encoder, FilePart, Format};
+pub use lock::{Holder, LockError, OutputLock};
 pub use manifest::{lane_ordinal, DoneSet, Manifest, ManifestError, PartEntry, MANIFEST};
 pub use partition::{PartitionKey, Partitioning};
 pub use remote::{Remote, RemoteError};
@@ -111,6 +113,9 @@ pub enum SinkError {
     NoRuntime,
     #[error("{0}: the object store was not connected before writing")]
     NotConnected(String),
+    /// The writer thread panicked (a bug): what it had committed is kept.
+    #[error("the writer thread panicked: {0}")]
+    WriterPanicked(String),
 }
 
 /// What was committed.
@@ -520,6 +525,21 @@ pub struct WriterEnd {
     pub report: WriteReport,
     /// Whether the dataset was committed as complete.
     pub complete: bool,
+}
+
+/// Waits for the writer thread; a panic in it becomes [`SinkError::WriterPanicked`] (with the panic's
+/// message) instead of taking the process down, so the run can stop with its committed parts kept.
+pub fn join_writer(
+    writer: std::thread::JoinHandle<Result<WriterEnd, SinkError>>,
+) -> Result<WriterEnd, SinkError> {
+    writer.join().unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "no message".into());
+        Err(SinkError::WriterPanicked(message))
+    })
 }
 
 /// How long the writer thread lets rows accumulate between drains while they keep coming.

@@ -17,8 +17,8 @@ use futures::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, AwsCredential};
 use object_store::path::Path as ObjPath;
 use object_store::{
-    BackoffConfig, ClientOptions, CredentialProvider, ObjectStore, ObjectStoreExt, RetryConfig,
-    WriteMultipart,
+    BackoffConfig, ClientOptions, CredentialProvider, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, RetryConfig, UpdateVersion, WriteMultipart,
 };
 use tokio::io::AsyncReadExt;
 
@@ -136,6 +136,9 @@ pub enum RemoteError {
         #[source]
         source: std::io::Error,
     },
+    /// A conditional write found the object changed by someone else.
+    #[error("{url} was changed by another writer since this run last wrote it: this run no longer owns the output")]
+    Conflict { url: String },
 }
 
 impl RemoteError {
@@ -146,7 +149,7 @@ impl RemoteError {
             RemoteError::Store { action, source, .. } => {
                 format!("cannot {action} it: {}", crate::client::error_chain(source))
             }
-            RemoteError::Local { .. } => self.to_string(),
+            RemoteError::Local { .. } | RemoteError::Conflict { .. } => self.to_string(),
         }
     }
 }
@@ -227,6 +230,19 @@ pub struct RemoteDir {
     /// The same store with few retries, for the check before the run (an unreachable endpoint must
     /// be reported in seconds, not after minutes of retries).
     quick: Arc<dyn ObjectStore>,
+    /// The ETag of the manifest as this process last read or wrote it (`None`: there is none yet):
+    /// every manifest write is conditional on it, so a writer that lost the output can never
+    /// overwrite another's manifest.
+    manifest_etag: std::sync::Mutex<Option<String>>,
+}
+
+/// An object's bytes with its version.
+#[derive(Debug, Clone)]
+pub struct Versioned {
+    pub bytes: bytes::Bytes,
+    pub e_tag: Option<String>,
+    /// When the store last wrote it (the store's clock), epoch milliseconds.
+    pub last_modified_ms: i64,
 }
 
 /// Size of each uploaded part of a multipart upload (S3's minimum, except for the last part).
@@ -294,6 +310,7 @@ impl RemoteDir {
             prefix: r.prefix.clone(),
             store: Arc::new(build(retry)?),
             quick: Arc::new(build(quick)?),
+            manifest_etag: std::sync::Mutex::new(None),
         })
     }
 
@@ -328,19 +345,20 @@ impl RemoteDir {
         }
     }
 
-    /// Whether any object lies under the prefix (one list request, few retries).
+    /// Whether any object but the output's lock lies under the prefix (few retries).
     pub async fn holds_objects(&self) -> Result<bool, RemoteError> {
-        let first: Option<object_store::Result<_>> = self
-            .quick
-            .list(Some(&self.key("")))
+        let lock = self.key(super::lock::LOCK);
+        let mut objects = self.quick.list(Some(&self.key("")));
+        while let Some(meta) = objects
             .try_next()
             .await
-            .transpose();
-        match first {
-            Some(Err(e)) => Err(self.err("list", "", e)),
-            Some(Ok(_)) => Ok(true),
-            None => Ok(false),
+            .map_err(|e| self.err("list", "", e))?
+        {
+            if meta.location != lock {
+                return Ok(true);
+            }
         }
+        Ok(false)
     }
 
     /// Checks the location is writable, with few retries: a probe object is put and deleted.
@@ -404,9 +422,95 @@ impl RemoteDir {
             .map_err(|e| self.err("write", relative, e))
     }
 
+    /// The bytes of a file with its ETag and modification time, or `None` when it does not exist.
+    pub async fn get_versioned(&self, relative: &str) -> Result<Option<Versioned>, RemoteError> {
+        match self.store.get(&self.key(relative)).await {
+            Ok(r) => {
+                let e_tag = r.meta.e_tag.clone();
+                let last_modified_ms = r.meta.last_modified.timestamp_millis();
+                let bytes = r.bytes().await.map_err(|e| self.err("read", relative, e))?;
+                Ok(Some(Versioned {
+                    bytes,
+                    e_tag,
+                    last_modified_ms,
+                }))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.err("read", relative, e)),
+        }
+    }
+
+    /// A conditional PUT: `if_match` `None` creates the file only if it does not exist
+    /// (`If-None-Match: *`), `Some(etag)` replaces it only if it is still that version (`If-Match`).
+    /// Returns the new ETag, or `None` when the condition did not hold (someone else wrote it).
+    pub async fn put_if(
+        &self,
+        relative: &str,
+        body: Vec<u8>,
+        if_match: Option<&str>,
+    ) -> Result<Option<String>, RemoteError> {
+        let mode = match if_match {
+            None => PutMode::Create,
+            Some(etag) => PutMode::Update(UpdateVersion {
+                e_tag: Some(etag.to_string()),
+                version: None,
+            }),
+        };
+        let opts = PutOptions {
+            mode,
+            ..Default::default()
+        };
+        let key = self.key(relative);
+        match self.store.put_opts(&key, body.into(), opts).await {
+            Ok(r) => match r.e_tag {
+                Some(t) => Ok(Some(t)),
+                // A store that answers without an ETag: ask for it.
+                None => match self.store.head(&key).await {
+                    Ok(meta) => Ok(meta.e_tag),
+                    Err(e) => Err(self.err("read", relative, e)),
+                },
+            },
+            Err(object_store::Error::AlreadyExists { .. })
+            | Err(object_store::Error::Precondition { .. }) => Ok(None),
+            Err(e) => Err(self.err("write", relative, e)),
+        }
+    }
+
+    /// The manifest's bytes, remembering its ETag for the next [`RemoteDir::put_manifest`].
+    pub async fn get_manifest(&self) -> Result<Option<bytes::Bytes>, RemoteError> {
+        let got = self.get_versioned(super::MANIFEST).await?;
+        let mut etag = self.manifest_etag.lock().expect("manifest etag lock");
+        *etag = got.as_ref().and_then(|v| v.e_tag.clone());
+        Ok(got.map(|v| v.bytes))
+    }
+
+    /// Replaces the manifest only if it is still the version this process last read or wrote (or,
+    /// when there was none, only if there still is none): a conflict is [`RemoteError::Conflict`].
+    pub async fn put_manifest(&self, body: Vec<u8>) -> Result<(), RemoteError> {
+        let last = self
+            .manifest_etag
+            .lock()
+            .expect("manifest etag lock")
+            .clone();
+        match self.put_if(super::MANIFEST, body, last.as_deref()).await? {
+            Some(new) => {
+                *self.manifest_etag.lock().expect("manifest etag lock") = Some(new);
+                Ok(())
+            }
+            None => Err(RemoteError::Conflict {
+                url: self.url_of(super::MANIFEST),
+            }),
+        }
+    }
+
     pub async fn delete(&self, relative: &str) -> Result<(), RemoteError> {
         match self.store.delete(&self.key(relative)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {
+                if relative == super::MANIFEST {
+                    *self.manifest_etag.lock().expect("manifest etag lock") = None;
+                }
+                Ok(())
+            }
             Err(e) => Err(self.err("delete", relative, e)),
         }
     }

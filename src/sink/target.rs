@@ -26,6 +26,9 @@ pub enum Kind {
     Manifest,
     /// A temporary (`.….tmp`) or a writability probe: never committed.
     Temp,
+    /// The output's lock (an object-store prefix's `_fleet-audit.lock`): never data, never deleted
+    /// by a cleanup.
+    Lock,
     /// Anything else: not this tool's.
     Foreign,
 }
@@ -42,6 +45,9 @@ pub struct Entry {
 pub fn kind_of(relative: &str) -> Kind {
     if relative == MANIFEST {
         return Kind::Manifest;
+    }
+    if relative == super::lock::LOCK {
+        return Kind::Lock;
     }
     let mut segments: Vec<&str> = relative.split('/').collect();
     let name = segments.pop().unwrap_or("");
@@ -127,7 +133,7 @@ impl Target {
     pub async fn load_manifest(&self) -> Result<Option<Manifest>, SinkError> {
         match self {
             Target::Local(d) => Ok(Manifest::load(d)?),
-            Target::Remote(r) => match r.get(MANIFEST).await? {
+            Target::Remote(r) => match r.get_manifest().await? {
                 None => Ok(None),
                 Some(bytes) => Ok(Some(Manifest::from_json(
                     &bytes,
@@ -167,7 +173,16 @@ impl Target {
         }
     }
 
-    /// Stores the manifest: atomically replaced locally, one PUT in an object store.
+    /// Stores the manifest: atomically replaced locally; in an object store one PUT conditional on
+    /// the version last read or written (a manifest changed by another writer is never overwritten).
+    pub async fn store_manifest(&self, m: &Manifest) -> Result<(), SinkError> {
+        match self {
+            Target::Local(d) => Ok(m.store(d)?),
+            Target::Remote(r) => Ok(r.put_manifest(m.to_json()).await?),
+        }
+    }
+
+    /// [`Target::store_manifest`] from a thread outside the runtime (the writer thread).
     pub fn store_manifest_blocking(
         &self,
         m: &Manifest,
@@ -175,7 +190,7 @@ impl Target {
     ) -> Result<(), SinkError> {
         match self {
             Target::Local(d) => Ok(m.store(d)?),
-            Target::Remote(r) => Ok(runtime(rt)?.block_on(r.put(MANIFEST, m.to_json()))?),
+            Target::Remote(_) => runtime(rt)?.block_on(self.store_manifest(m)),
         }
     }
 }
@@ -253,6 +268,8 @@ mod tests {
             Kind::Part
         );
         assert_eq!(kind_of("_manifest.json"), Kind::Manifest);
+        assert_eq!(kind_of("_fleet-audit.lock"), Kind::Lock);
+        assert_eq!(kind_of("job_id=a/_fleet-audit.lock"), Kind::Foreign);
         assert_eq!(kind_of(".part-1-00000.parquet.tmp"), Kind::Temp);
         assert_eq!(kind_of("job_id=a/.part-1.parquet.tmp"), Kind::Temp);
         assert_eq!(kind_of(".fleet-audit-probe-0a1b2c3d"), Kind::Temp);

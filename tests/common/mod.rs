@@ -102,6 +102,7 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
         summary_json: None,
         shard: None,
         partition_by: Vec::new(),
+        lock_lease: std::time::Duration::from_secs(60),
     }
 }
 
