@@ -9,7 +9,8 @@
 //!   limiter; [`limit`] a target's rate limiter; [`retry`] error classes and backoff.
 //! - [`audit`] targets -> bounded concurrent calls -> rows; [`schema`] the one Arrow schema;
 //!   [`sink`] Parquet / Arrow IPC writers that commit files atomically, into a file, a local
-//!   directory or S3 (`object_store`), flat or in Hive-style partition folders.
+//!   directory or S3 (`object_store`), flat or in Hive-style partition folders, each output locked
+//!   for one writer (`sink::lock`); [`dataset`] reads a dataset back (what its manifest lists).
 //! - [`report`] what a written dataset says: stuck / timed-out analysis per job.
 //! - [`run`] one audit end to end; [`shard`] the hash partition that splits one audit over N
 //!   processes; [`describe`] the AWS CLI-compatible single describe; [`sim`] the AWS IoT Jobs

@@ -9,7 +9,8 @@
 //! `partition` (Hive-style `key=value` folders), `target` (a dataset directory, local or remote, seen
 //! the same way), `remote` (the directory in S3 through `object_store`: parts are written to a local
 //! staging folder, uploaded with a multipart upload that only completes when whole, then the manifest
-//! is replaced with one PUT).
+//! is replaced with one PUT, conditional on the version last written), `lock` (one writer per output:
+//! a local `flock`, an S3 lease).
 
 mod files;
 pub mod lock;
