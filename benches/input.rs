@@ -29,7 +29,7 @@ fn write_lines(path: &Path, lines: impl Iterator<Item = String>) {
 /// Counts every target, checking none is an error.
 fn drain(p: &PreparedInput) -> u64 {
     let mut n = 0;
-    for t in p.targets().expect("open targets") {
+    for t in p.pairs().expect("open the pairs") {
         black_box(t.expect("valid target"));
         n += 1;
     }

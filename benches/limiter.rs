@@ -1,4 +1,4 @@
-//! The rate limiter's own cost per `acquire()`, when it never has to wait.
+//! The rate limiter's own cost per `acquire`, when it never has to wait.
 //!
 //! - `unlimited`: `--rps 0` (no governor, no adaptive pace): the floor.
 //! - `rps_1e9_adaptive` / `rps_1e9_fixed`: a governor GCRA limiter at 10^9 calls/s with a burst of
@@ -6,13 +6,14 @@
 //! - `rps_1e9_adaptive_16_tasks`: the same limiter shared by 16 tasks on a 2-worker runtime, as the
 //!   engine shares one limiter between its concurrent pairs (contention on the GCRA state and mutex).
 //!
-//! Each measured iteration is one `acquire()`; the runtime is entered once per sample, not per call.
+//! Each measured iteration is one `acquire(&shutdown)`; the runtime is entered once per sample, not per call.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tokio::runtime::{Builder, Runtime};
+use tokio::sync::watch;
 
 use fleet_audit::limit::CallLimiter;
 
@@ -21,12 +22,20 @@ const HUGE_RPS: f64 = 1e9;
 const HUGE_BURST: u32 = 1_000_000;
 const TASKS: u64 = 16;
 
+/// A shutdown that never comes (what `acquire` watches while it waits).
+fn running() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    std::mem::forget(tx);
+    rx
+}
+
 /// Time of `iters` acquires from one task.
 fn sequential(rt: &Runtime, limiter: &CallLimiter, iters: u64) -> Duration {
+    let shutdown = running();
     rt.block_on(async {
         let start = Instant::now();
         for _ in 0..iters {
-            limiter.acquire().await;
+            limiter.acquire(&shutdown).await;
         }
         start.elapsed()
     })
@@ -41,9 +50,10 @@ fn contended(rt: &Runtime, limiter: &Arc<CallLimiter>, iters: u64) -> Duration {
                 let limiter = Arc::clone(limiter);
                 // The first tasks take the remainder, so exactly `iters` acquires happen.
                 let n = iters / TASKS + u64::from(t < iters % TASKS);
+                let shutdown = running();
                 tokio::spawn(async move {
                     for _ in 0..n {
-                        limiter.acquire().await;
+                        limiter.acquire(&shutdown).await;
                     }
                 })
             })

@@ -23,9 +23,9 @@ use parquet::file::properties::WriterProperties;
 
 use fleet_audit::app::sim_config;
 use fleet_audit::cli::{Cli, Command};
+use fleet_audit::dataset::{DatasetWriter, Format, Layout, SinkSettings};
 use fleet_audit::schema::{BatchBuilder, Outcome, Row};
 use fleet_audit::sim::Fleet;
-use fleet_audit::sink::{DatasetWriter, Format, Layout, SinkSettings};
 
 /// Rows per benchmark iteration.
 const ROWS: usize = 100_000;
@@ -73,7 +73,7 @@ fn fleet_rows(n: usize) -> Vec<Row> {
 
 /// The Parquet settings of `fleet_audit::sink`, from the one place that makes them.
 fn parquet_props() -> WriterProperties {
-    fleet_audit::sink::parquet_properties(ROW_GROUP_ROWS)
+    fleet_audit::dataset::parquet_properties(ROW_GROUP_ROWS)
 }
 
 /// A writer that keeps only the count of bytes written.

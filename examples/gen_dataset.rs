@@ -7,8 +7,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use fleet_audit::dataset::{DatasetWriter, Format, Layout, SinkSettings};
 use fleet_audit::sim::{Fleet, FleetSpec};
-use fleet_audit::sink::{DatasetWriter, Format, Layout, SinkSettings};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

@@ -15,13 +15,15 @@ use aws_credential_types::Credentials;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use crate::audit::Stop;
 use crate::cli::{Cli, Command, DemoArgs, DescribeArgs, FleetArgs, RunArgs, SimArgs};
 use crate::client::{load_sdk_config, ClientSettings};
 use crate::config::RunConfig;
-use crate::run::{run, RunError, Summary};
+use crate::dataset::{Layout, ManifestError, SinkError};
+use crate::engine::Stop;
+use crate::error::RunError;
+use crate::run::run;
 use crate::sim::{Faults, FleetSpec, Latency, SimConfig, SimServer};
-use crate::sink::{Format, Layout, ManifestError, SinkError};
+use crate::summary::Summary;
 
 /// Exit code of a run whose dataset is complete but holds `error` rows.
 pub const EXIT_PAIR_ERRORS: i32 = 4;
@@ -417,41 +419,38 @@ async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
         a.fleet.jobs,
         out.display()
     );
-    let cfg = RunConfig {
-        input: crate::config::Input::Describe(crate::input::InputSpec::Lists {
-            things: out.join("things.txt"),
-            jobs: out.join("jobs.txt"),
-        }),
-        layout: Layout::File(dataset.clone()),
-        format: Format::Parquet,
-        overwrite: true,
-        client: ClientSettings {
-            region: Some("us-east-1".into()),
-            profile: None,
-            endpoint_url: Some(server.endpoint_url()),
-            static_credentials: Some(simulator_credentials()),
-            connect_timeout: None,
-            role_arn: None,
-        },
-        targets: Default::default(),
-        rps: None,
-        burst: 1,
-        adaptive: true,
-        engine: crate::audit::EngineSettings {
-            concurrency: a.concurrency,
-            max_attempts: 5,
-            call_timeout: std::time::Duration::from_secs(10),
-            backoff: crate::retry::Backoff::default(),
-        },
-        part_rows: 1_000_000,
-        part_interval: std::time::Duration::from_secs(300),
-        resume: false,
-        quiet: false,
-        summary_json: None,
-        shard: None,
-        partition_by: Vec::new(),
-        lock_lease: std::time::Duration::from_secs(60),
+    // The run the user would type, so the demo keeps the CLI's defaults; only the credentials are
+    // the simulator's fixed ones (a user's real keys are never sent anywhere).
+    let (things, jobs) = (out.join("things.txt"), out.join("jobs.txt"));
+    let concurrency = a.concurrency.to_string();
+    let endpoint = server.endpoint_url();
+    let argv = [
+        "fleet-audit".as_ref(),
+        "run".as_ref(),
+        "--things".as_ref(),
+        things.as_os_str(),
+        "--jobs".as_ref(),
+        jobs.as_os_str(),
+        "--out".as_ref(),
+        dataset.as_os_str(),
+        "--overwrite".as_ref(),
+        "--rps".as_ref(),
+        "0".as_ref(),
+        "--concurrency".as_ref(),
+        concurrency.as_ref(),
+        "--region".as_ref(),
+        "us-east-1".as_ref(),
+        "--endpoint-url".as_ref(),
+        endpoint.as_ref(),
+    ];
+    let Command::Run(args) = <Cli as clap::Parser>::try_parse_from::<_, &std::ffi::OsStr>(argv)
+        .context("the demo's run command")?
+        .command
+    else {
+        anyhow::bail!("the demo's command is a run");
     };
+    let mut cfg = RunConfig::from_args(&args).context("the demo's run settings")?;
+    cfg.client.static_credentials = Some(simulator_credentials());
     let shutdown = shutdown_on_signals();
     let result = run(cfg, shutdown).await;
     let code = finish_run(result, false, None, Some(&dataset))?;
@@ -478,7 +477,7 @@ async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<i32> {
         }
     };
     let text = cfg.path.to_string_lossy();
-    let read = if crate::sink::remote::is_url(&text) {
+    let read = if crate::dataset::s3::is_url(&text) {
         crate::report::report_url(&text, &ClientSettings::default(), &cfg.thresholds).await
     } else {
         report_path(&cfg.path, &cfg.thresholds)

@@ -3,17 +3,16 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::audit::EngineSettings;
 use crate::cli::{ConnectionArgs, DescribeArg, FormatArg, RunArgs};
-use crate::discover::{DescribeMode, DiscoverSpec, Scope};
 use crate::names::{JOB_EXECUTION_STATUSES, JOB_STATUSES};
 
 use crate::client::ClientSettings;
+use crate::dataset::{Format, Layout, PartitionKey, Remote};
 use crate::input::InputSpec;
 use crate::retry::Backoff;
 use crate::shard::Shard;
-use crate::sink::{Format, Layout, PartitionKey, Remote};
 use crate::targets::{TargetFlags, TargetSpec};
+use crate::time::parse_span;
 
 /// A flag value or an output location that cannot work.
 #[derive(Debug, thiserror::Error)]
@@ -76,28 +75,77 @@ pub struct RunConfig {
     pub lock_lease: Duration,
 }
 
-/// Parses `10s`, `500ms`, `2m`, or a plain number of seconds.
+/// Parses `10s`, `500ms`, `2m`, or a plain number of seconds: positive and under a week (the
+/// durations of a run: timeouts, part interval, lock lease). [`crate::time::parse_span`] is the
+/// parser; the report's thresholds use it with days and up to a year.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration such as 10s or 500ms"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" => v * 60.0,
-        "h" => v * 3600.0,
-        _ => return Err(format!("`{s}`: unknown unit `{unit}` (use ms, s, m or h)")),
-    };
-    if !(secs.is_finite() && secs > 0.0 && secs < 86_400.0 * 7.0) {
-        return Err(format!("`{s}` must be positive and under a week"));
+    let under_a_week = Duration::from_millis(7 * 86_400_000 - 1);
+    parse_span(s, false, under_a_week, "under a week")
+}
+
+/// How pairs are called.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Pairs in flight at once.
+    pub concurrency: usize,
+    /// Attempts per pair, the first included.
+    pub max_attempts: u32,
+    /// Upper bound of one attempt.
+    pub call_timeout: Duration,
+    pub backoff: Backoff,
+}
+
+/// Which listed executions are also described.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DescribeMode {
+    /// Every listed execution.
+    All,
+    /// QUEUED and IN_PROGRESS executions: the ones that can be stuck.
+    Active,
+    /// None: list rows only.
+    None,
+}
+
+impl DescribeMode {
+    pub fn wants(self, status: Option<&str>) -> bool {
+        match self {
+            DescribeMode::All => true,
+            DescribeMode::None => false,
+            DescribeMode::Active => matches!(status, Some("QUEUED" | "IN_PROGRESS")),
+        }
     }
-    Ok(Duration::from_secs_f64(secs))
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DescribeMode::All => "all",
+            DescribeMode::Active => "active",
+            DescribeMode::None => "none",
+        }
+    }
+}
+
+/// What to list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scope {
+    /// These jobs (a file of job ids).
+    Jobs(PathBuf),
+    /// Every job ListJobs returns, optionally only those in one JobStatus.
+    AllJobs { status: Option<String> },
+    /// These things (a file of thing names), through ListJobExecutionsForThing.
+    Things(PathBuf),
+}
+
+/// Discovery settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DiscoverSpec {
+    pub scope: Scope,
+    /// Only executions in this status (the list APIs' `status` filter).
+    pub execution_status: Option<String>,
+    pub describe: DescribeMode,
+    /// Calls per second for each list API (and DescribeJob); `None`: no limit.
+    pub list_rps: Option<f64>,
+    /// Print the plan and stop.
+    pub dry_run: bool,
 }
 
 impl From<&ConnectionArgs> for ClientSettings {
@@ -120,7 +168,7 @@ pub fn output_of(out: &Path, format: Option<FormatArg>) -> Result<(Layout, Forma
     if let Some(local) = text.strip_prefix("file://") {
         return output_of(Path::new(local), format);
     }
-    if crate::sink::remote::is_url(&text) {
+    if crate::dataset::s3::is_url(&text) {
         let remote = Remote::parse(&text).map_err(|reason| ConfigError::Output {
             path: out.to_path_buf(),
             reason,
@@ -161,53 +209,7 @@ impl RunConfig {
     /// Validates the flags. Touches the file system only to look at the output location.
     pub fn from_args(a: &RunArgs) -> Result<RunConfig, ConfigError> {
         let input = if a.discover {
-            let scope = match (&a.things, &a.jobs) {
-                (Some(_), Some(_)) => return Err(flag(
-                    "discover",
-                    "give --jobs (list each job's executions) or --things (each thing's), not both",
-                )),
-                (None, Some(j)) => Scope::Jobs(j.clone()),
-                (Some(t), None) => Scope::Things(t.clone()),
-                (None, None) => Scope::AllJobs {
-                    status: a.job_status.clone(),
-                },
-            };
-            if a.job_status.is_some() && !matches!(scope, Scope::AllJobs { .. }) {
-                return Err(flag(
-                    "job-status",
-                    "filters ListJobs: it cannot be combined with --jobs or --things",
-                ));
-            }
-            if let Some(s) = &a.job_status {
-                if !JOB_STATUSES.contains(&s.as_str()) {
-                    return Err(flag(
-                        "job-status",
-                        format!("must be one of {}", JOB_STATUSES.join(", ")),
-                    ));
-                }
-            }
-            if let Some(s) = &a.execution_status {
-                if !JOB_EXECUTION_STATUSES.contains(&s.as_str()) {
-                    return Err(flag(
-                        "execution-status",
-                        format!("must be one of {}", JOB_EXECUTION_STATUSES.join(", ")),
-                    ));
-                }
-            }
-            if !a.list_rps.is_finite() || a.list_rps < 0.0 {
-                return Err(flag("list-rps", "must be a number >= 0 (0 means no limit)"));
-            }
-            Input::Discover(DiscoverSpec {
-                scope,
-                execution_status: a.execution_status.clone(),
-                describe: match a.describe {
-                    DescribeArg::All => DescribeMode::All,
-                    DescribeArg::Active => DescribeMode::Active,
-                    DescribeArg::None => DescribeMode::None,
-                },
-                list_rps: (a.list_rps > 0.0).then_some(a.list_rps),
-                dry_run: a.dry_run,
-            })
+            Input::Discover(discover_spec(a)?)
         } else {
             match (&a.things, &a.jobs, &a.pairs) {
                 (Some(t), Some(j), None) => Input::Describe(InputSpec::Lists {
@@ -301,6 +303,59 @@ impl RunConfig {
             lock_lease,
         })
     }
+}
+
+/// The discovery settings of `run --discover` (what to list, filters, describe mode, list rate).
+fn discover_spec(a: &RunArgs) -> Result<DiscoverSpec, ConfigError> {
+    let scope = match (&a.things, &a.jobs) {
+        (Some(_), Some(_)) => {
+            return Err(flag(
+                "discover",
+                "give --jobs (list each job's executions) or --things (each thing's), not both",
+            ))
+        }
+        (None, Some(j)) => Scope::Jobs(j.clone()),
+        (Some(t), None) => Scope::Things(t.clone()),
+        (None, None) => Scope::AllJobs {
+            status: a.job_status.clone(),
+        },
+    };
+    if a.job_status.is_some() && !matches!(scope, Scope::AllJobs { .. }) {
+        return Err(flag(
+            "job-status",
+            "filters ListJobs: it cannot be combined with --jobs or --things",
+        ));
+    }
+    if let Some(s) = &a.job_status {
+        if !JOB_STATUSES.contains(&s.as_str()) {
+            return Err(flag(
+                "job-status",
+                format!("must be one of {}", JOB_STATUSES.join(", ")),
+            ));
+        }
+    }
+    if let Some(s) = &a.execution_status {
+        if !JOB_EXECUTION_STATUSES.contains(&s.as_str()) {
+            return Err(flag(
+                "execution-status",
+                format!("must be one of {}", JOB_EXECUTION_STATUSES.join(", ")),
+            ));
+        }
+    }
+    if !a.list_rps.is_finite() || a.list_rps < 0.0 {
+        return Err(flag("list-rps", "must be a number >= 0 (0 means no limit)"));
+    }
+    Ok(DiscoverSpec {
+        scope,
+        execution_status: a.execution_status.clone(),
+        describe: match a.describe {
+            DescribeArg::All => DescribeMode::All,
+            DescribeArg::Active => DescribeMode::Active,
+            DescribeArg::None => DescribeMode::None,
+        },
+        list_rps: (a.list_rps > 0.0).then_some(a.list_rps),
+        dry_run: a.dry_run,
+    })
 }
 
 impl RunConfig {

@@ -1,23 +1,26 @@
 //! fleet-audit: audit the AWS IoT job executions of a device fleet at high throughput.
 //!
-//! Map of the modules, in the order data flows:
-//! - [`cli`] clap definitions only; [`config`] turns flags into validated settings (every input error
-//!   before any network call).
-//! - [`input`] thing/job lists and pairs files -> a lazy stream of targets; [`names`] AWS's naming rules.
-//! - [`client`] the fleet client trait and its `aws-sdk-iot` implementation (the one place that builds
-//!   SDK configuration); [`targets`] the accounts and regions of a run, each with its own client and
-//!   limiter; [`limit`] a target's rate limiter; [`retry`] error classes and backoff.
-//! - [`audit`] targets -> bounded concurrent calls -> rows; [`schema`] the one Arrow schema;
-//!   [`sink`] Parquet / Arrow IPC writers that commit files atomically, into a file, a local
-//!   directory or S3 (`object_store`), flat or in Hive-style partition folders, each output locked
-//!   for one writer (`sink::lock`); [`dataset`] reads a dataset back (what its manifest lists).
-//! - [`report`] what a written dataset says: stuck / timed-out analysis per job.
-//! - [`run`] one audit end to end; [`shard`] the hash partition that splits one audit over N
-//!   processes; [`describe`] the AWS CLI-compatible single describe; [`sim`] the AWS IoT Jobs
-//!   simulator; [`app`] the subcommands' glue and exit codes.
-//! - [`ddl`] table definitions of the dataset (Athena, Glue, DuckDB) generated from [`schema`].
+//! Map of the modules, in the order data flows (ARCHITECTURE.md has the whole code map):
+//! - [`time`] clock, civil dates, human durations, the one duration parser; [`names`] AWS's naming
+//!   rules; [`pair`] the pair and its one hash; [`cli`] clap definitions only.
+//! - [`client`] the fleet client traits, `aws-sdk-iot` behind them (the one place that builds SDK
+//!   configuration), an in-memory fake and a fault-injecting wrapper; [`retry`] error classes and
+//!   backoff; [`limit`] a rate limiter on tokio's clock; [`schema`] the one Arrow schema;
+//!   [`shard`] the hash partition of one audit over N processes; [`targets`] accounts and regions.
+//! - [`input`] thing/job lists and pairs files -> a validated, de-duplicated lazy stream of pairs.
+//! - [`dataset`] Parquet / Arrow IPC writers that commit files atomically into a file, a local
+//!   directory or S3, flat or in Hive-style folders; manifests; one writer per output; reading back.
+//! - [`config`] flags -> validated settings (every input error before any network call).
+//! - [`call`] one call's attempts until its final answer (the one retry owner); [`engine`] workers,
+//!   lanes, stops.
+//! - [`summary`], [`error`] a run's figures and errors; [`session`] its writer thread and progress;
+//!   [`output`] its output connected, locked and prepared; [`discover`] list-first audits; [`run`]
+//!   one audit end to end.
+//! - [`report`] what a written dataset says: stuck / timed-out analysis per job; [`ddl`] table
+//!   definitions (Athena, Glue, DuckDB) from [`schema`]; [`describe`] the AWS CLI-compatible single
+//!   describe; [`sim`] the AWS IoT Jobs simulator; [`app`] the subcommands' glue and exit codes.
 pub mod app;
-pub mod audit;
+pub mod call;
 pub mod cli;
 pub mod client;
 pub mod config;
@@ -25,14 +28,20 @@ pub mod dataset;
 pub mod ddl;
 pub mod describe;
 pub mod discover;
+pub mod engine;
+pub mod error;
 pub mod input;
 pub mod limit;
 pub mod names;
+pub mod output;
+pub mod pair;
 pub mod report;
 pub mod retry;
 pub mod run;
 pub mod schema;
+pub mod session;
 pub mod shard;
 pub mod sim;
-pub mod sink;
+pub mod summary;
 pub mod targets;
+pub mod time;

@@ -1,5 +1,6 @@
-//! The call budget: one rate limiter shared by every task, so that every attempt, retries included,
-//! takes a token against the account's quota.
+//! The call budget: each target has its own limiter (DescribeJobExecution), and a discovery one per
+//! list API, each shared by the workers calling that API, so that every attempt, retries included,
+//! takes a token against that API's quota.
 //!
 //! The configured `--rps`/`--burst` cap is a governor GCRA limiter. Below it sits an adaptive pace
 //! (AIMD): the first throttle of a run halves the pace (the cap is often far above the real quota);
@@ -9,12 +10,45 @@
 //! Without throttling, the pace climbs back by 1% of the cap per second.
 //! The slow climb makes each probe past the real quota cost one or two throttled calls every ten
 //! seconds or more, so the run keeps well over 90% of the quota with about 1% of attempts throttled.
+//!
+//! Time is tokio's clock (`tokio::time::Instant`, governor reading it through [`TokioClock`]), so a
+//! test under `tokio::time::pause()` drives the limiter without waiting; every wait is a tokio sleep
+//! that a shutdown interrupts.
 
 use std::num::NonZeroU32;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// governor's view of tokio's clock: nanoseconds since the limiter was made.
+#[derive(Debug, Clone)]
+pub struct TokioClock {
+    start: Instant,
+}
+
+impl Default for TokioClock {
+    fn default() -> Self {
+        TokioClock {
+            start: Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    type Instant = Nanos;
+    fn now(&self) -> Nanos {
+        Nanos::from(self.start.elapsed())
+    }
+}
+
+type Governor = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
 
 /// Share of the rate kept on the run's first throttle, and on later ones.
 const FIRST_DECREASE: f64 = 0.5;
@@ -44,7 +78,8 @@ struct Pace {
 /// A shared limiter for one API's calls.
 pub struct CallLimiter {
     cap: Option<f64>,
-    governor: Option<DefaultDirectRateLimiter>,
+    governor: Option<Governor>,
+    clock: TokioClock,
     adaptive: bool,
     pace: Mutex<Pace>,
 }
@@ -53,16 +88,18 @@ impl CallLimiter {
     /// `rps = None` means no limit at all. `burst` is how many calls may start at once after idling.
     pub fn new(rps: Option<f64>, burst: u32, adaptive: bool) -> Self {
         let rps = rps.filter(|r| r.is_finite() && *r > 0.0);
+        let clock = TokioClock::default();
         let governor = rps.map(|r| {
             let quota = Quota::with_period(Duration::from_secs_f64(1.0 / r))
                 .expect("rate is positive and finite")
                 .allow_burst(NonZeroU32::new(burst.max(1)).expect("burst >= 1"));
-            RateLimiter::direct(quota)
+            RateLimiter::direct_with_clock(quota, clock.clone())
         });
         let now = Instant::now();
         CallLimiter {
             cap: rps,
             governor,
+            clock,
             adaptive: adaptive && rps.is_some(),
             pace: Mutex::new(Pace {
                 rate: rps.unwrap_or(f64::INFINITY),
@@ -76,10 +113,16 @@ impl CallLimiter {
         }
     }
 
-    /// Waits until one call may start.
-    pub async fn acquire(&self) {
+    /// Waits until one call may start; `false` when `shutdown` came first (no token is then taken
+    /// from the adaptive pace).
+    pub async fn acquire(&self, shutdown: &watch::Receiver<bool>) -> bool {
         if let Some(g) = &self.governor {
-            g.until_ready().await;
+            while let Err(not_until) = g.check() {
+                let wait = not_until.wait_time_from(self.clock.now());
+                if !sleep_unless_stopped(wait, shutdown).await {
+                    return false;
+                }
+            }
         }
         if self.adaptive {
             let wait = {
@@ -95,9 +138,10 @@ impl CallLimiter {
                 }
             };
             if let Some(w) = wait.filter(|w| !w.is_zero()) {
-                tokio::time::sleep(w).await;
+                return sleep_unless_stopped(w, shutdown).await;
             }
         }
+        true
     }
 
     /// Records a throttled attempt: lowers the pace, at most once per recovery window.
@@ -155,49 +199,99 @@ impl CallLimiter {
     }
 }
 
+/// Sleeps `wait` on tokio's clock; `false` when `shutdown` is (or becomes) set first.
+async fn sleep_unless_stopped(wait: Duration, shutdown: &watch::Receiver<bool>) -> bool {
+    if *shutdown.borrow() {
+        return false;
+    }
+    let mut sd = shutdown.clone();
+    tokio::select! {
+        _ = tokio::time::sleep(wait) => true,
+        _ = sd.wait_for(|s| *s) => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn running() -> watch::Receiver<bool> {
+        let (tx, rx) = watch::channel(false);
+        std::mem::forget(tx);
+        rx
+    }
+
     #[tokio::test]
     async fn unlimited_never_waits() {
         let l = CallLimiter::new(None, 1, true);
-        let t = Instant::now();
+        let t = std::time::Instant::now();
+        let sd = running();
         for _ in 0..10_000 {
-            l.acquire().await;
+            assert!(l.acquire(&sd).await);
         }
         assert!(t.elapsed() < Duration::from_secs(2));
         assert_eq!(l.current_rate(), None);
     }
 
-    #[test]
-    fn throttles_lower_the_rate_once_per_window_and_successes_restore_it() {
+    #[tokio::test(start_paused = true)]
+    async fn the_cap_spaces_calls_on_tokios_clock() {
+        let l = CallLimiter::new(Some(10.0), 1, false);
+        let sd = running();
+        let t = Instant::now();
+        for _ in 0..11 {
+            assert!(l.acquire(&sd).await);
+        }
+        // The first slot is free; ten more at 10/s take a second of (paused) time.
+        assert_eq!(t.elapsed().as_millis().div_ceil(10) * 10, 1000);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_shutdown_ends_a_wait_for_a_slot() {
+        let l = std::sync::Arc::new(CallLimiter::new(Some(0.01), 1, false));
+        let (tx, rx) = watch::channel(false);
+        assert!(l.acquire(&rx).await, "the first slot is free");
+        let waiting = tokio::spawn({
+            let l = l.clone();
+            async move { l.acquire(&rx).await }
+        });
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        tx.send(true).unwrap();
+        // The next slot is 100 s away; the shutdown ends the wait at once.
+        let t = Instant::now();
+        assert!(!waiting.await.unwrap());
+        assert!(t.elapsed() < Duration::from_millis(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttles_lower_the_rate_once_per_window_and_successes_restore_it() {
         let l = CallLimiter::new(Some(100.0), 1, true);
         l.on_throttle();
         l.on_throttle();
         l.on_throttle();
         let r = l.current_rate().unwrap();
         assert!((r - 50.0).abs() < 1e-9, "the first throttle halves: {r}");
-        // Back-date the last increase to simulate ten quiet seconds: +1% of the cap per second.
-        l.pace.lock().unwrap().last_increase -= Duration::from_secs(10);
-        l.on_success();
+        // Ten seconds without a throttle, 100 successes a second: +1% of the cap per second.
+        for _ in 0..1000 {
+            tokio::time::advance(Duration::from_millis(10)).await;
+            l.on_success();
+        }
         let r2 = l.current_rate().unwrap();
         assert!((r2 - 60.0).abs() < 0.5, "{r2}");
         // After the window, a later throttle keeps 85%.
-        l.pace.lock().unwrap().last_decrease = Some(Instant::now() - Duration::from_secs(5));
         l.on_throttle();
         let r3 = l.current_rate().unwrap();
         assert!((r3 - r2 * 0.85).abs() < 0.5, "{r3}");
     }
 
-    #[test]
-    fn a_throttle_drops_to_the_measured_success_rate() {
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_drops_to_the_measured_success_rate() {
         let l = CallLimiter::new(Some(100.0), 1, true);
-        {
-            let mut p = l.pace.lock().unwrap();
-            // 40 successes over the last measured second: the service's real quota.
-            p.measured = Some(40.0);
-            p.last_decrease = Some(Instant::now() - Duration::from_secs(5));
+        // A first throttle, then 40 successes over the next measured second: the service's real
+        // quota.
+        l.on_throttle();
+        for _ in 0..40 {
+            tokio::time::advance(Duration::from_millis(25)).await;
+            l.on_success();
         }
         l.on_throttle();
         let r = l.current_rate().unwrap();

@@ -158,6 +158,12 @@ mod tests {
             Class::Retry { throttled: false }
         );
         assert_eq!(
+            classify(&CallError::TransportTimeout(
+                "connect timeout after 5s".into()
+            )),
+            Class::Retry { throttled: false }
+        );
+        assert_eq!(
             classify(&CallError::Connection("reset".into())),
             Class::Retry { throttled: false }
         );

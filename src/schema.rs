@@ -16,6 +16,9 @@ use arrow::record_batch::RecordBatch;
 
 use crate::client::{CallError, ExecutionRecord};
 
+/// Rows per RecordBatch, written or read: large enough to be fast, small enough to bound memory.
+pub const BATCH_ROWS: usize = 8192;
+
 /// The final outcome of one pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {

@@ -14,8 +14,6 @@
 
 use std::fmt;
 
-use xxhash_rust::xxh3::{xxh3_64, Xxh3};
-
 /// The environment variables that carry a shard index, in the order they are consulted.
 pub const INDEX_VARS: [&str; 2] = ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"];
 
@@ -64,19 +62,8 @@ fn digits(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-/// The pair's hash: `xxh3_64` of `thing_name`, a NUL byte, and `job_id`.
-pub fn pair_hash(thing_name: &str, job_id: &str) -> u64 {
-    let mut h = Xxh3::new();
-    h.update(thing_name.as_bytes());
-    h.update(&[0]);
-    h.update(job_id.as_bytes());
-    h.digest()
-}
-
-/// A name's hash (a job id or a thing name, in discovery): `xxh3_64` of its bytes.
-pub fn name_hash(name: &str) -> u64 {
-    xxh3_64(name.as_bytes())
-}
+/// The hashes a shard is chosen by: one encoding of a pair for every use (`crate::pair`).
+pub use crate::pair::{name_hash, pair_hash};
 
 impl Shard {
     /// Shard `index` of `count`; `index` must be below `count`.
@@ -189,6 +176,7 @@ pub fn identity_with(identity: &str, shard: Option<Shard>) -> String {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use xxhash_rust::xxh3::xxh3_64;
 
     fn env(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let m: HashMap<String, String> = vars

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use common::*;
 use fleet_audit::config::Input;
-use fleet_audit::discover::{DescribeMode, Scope};
+use fleet_audit::config::{DescribeMode, Scope};
 use fleet_audit::input::InputSpec;
 use fleet_audit::run::run;
 use fleet_audit::sim::Operation;

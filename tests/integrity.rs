@@ -9,12 +9,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use fleet_audit::audit::Stop;
-use fleet_audit::discover::{DescribeMode, Scope};
+use fleet_audit::config::{DescribeMode, Scope};
+use fleet_audit::dataset::Manifest;
+use fleet_audit::engine::Stop;
+use fleet_audit::error::RunError;
 use fleet_audit::input::{InputError, InputSpec};
-use fleet_audit::run::{run, RunError};
+use fleet_audit::run::run;
 use fleet_audit::sim::Operation;
-use fleet_audit::sink::Manifest;
 
 /// The binary with test credentials, against the simulator at `url`, stdout and stderr captured.
 fn spawn(cwd: &Path, url: &str, args: &[&str]) -> tokio::process::Child {

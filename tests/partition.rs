@@ -8,11 +8,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::*;
-use fleet_audit::discover::{DescribeMode, Scope};
+use fleet_audit::config::{DescribeMode, Scope};
+use fleet_audit::dataset::{Manifest, PartitionKey};
 use fleet_audit::input::InputSpec;
 use fleet_audit::run::run;
 use fleet_audit::sim::Operation;
-use fleet_audit::sink::{Manifest, PartitionKey};
 
 /// Every file under `dir`, relative, `/`-separated.
 fn files_under(dir: &Path) -> Vec<String> {

@@ -166,11 +166,12 @@ fn write_arrow(path: &Path, rows: &[Row]) {
 /// A directory of parts as a run leaves it, with a manifest and a hidden leftover to be ignored.
 fn write_parts(dir: &Path, rows: &[Row]) {
     std::fs::create_dir_all(dir).unwrap();
-    let mut m = fleet_audit::sink::Manifest::new("pairs:test".into(), rows.len() as u64, "parquet");
+    let mut m =
+        fleet_audit::dataset::Manifest::new("pairs:test".into(), rows.len() as u64, "parquet");
     for (i, chunk) in rows.chunks(5).enumerate() {
         let file = format!("part-run-test-{i:05}.parquet");
         write_parquet(&dir.join(&file), chunk);
-        m.parts.push(fleet_audit::sink::PartEntry {
+        m.parts.push(fleet_audit::dataset::PartEntry {
             file,
             rows: chunk.len() as u64,
         });

@@ -401,7 +401,7 @@ async fn a_full_disk_stops_the_run_and_committed_parts_stay_valid() {
     );
 
     // What was committed is valid and listed; nothing half-written remains.
-    let m = fleet_audit::sink::Manifest::load(&out).unwrap().unwrap();
+    let m = fleet_audit::dataset::Manifest::load(&out).unwrap().unwrap();
     assert!(
         !m.parts.is_empty(),
         "some parts were committed before the disk filled"

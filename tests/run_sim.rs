@@ -6,10 +6,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::*;
-use fleet_audit::audit::Stop;
 use fleet_audit::client::SetupError;
+use fleet_audit::engine::Stop;
+use fleet_audit::error::RunError;
 use fleet_audit::input::{prepare, InputSpec};
-use fleet_audit::run::{run, RunError};
+use fleet_audit::run::run;
 use fleet_audit::sim::{Faults, Operation};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

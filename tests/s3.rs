@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
+use fleet_audit::dataset::Manifest;
 use fleet_audit::sim::Latency;
-use fleet_audit::sink::Manifest;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fleet-audit");
 
@@ -86,7 +86,7 @@ fn today() -> String {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64;
-    fleet_audit::sink::partition::utc_date(ms)
+    fleet_audit::dataset::partition::utc_date(ms)
 }
 
 /// `fleet-audit run` over `things` x `jobs` into `out` against the simulator at `url`, unthrottled and

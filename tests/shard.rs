@@ -9,12 +9,13 @@ use std::path::Path;
 
 use common::*;
 use fleet_audit::config::RunConfig;
-use fleet_audit::discover::{DescribeMode, Scope};
+use fleet_audit::config::{DescribeMode, Scope};
+use fleet_audit::dataset::Manifest;
 use fleet_audit::input::InputSpec;
-use fleet_audit::run::{run, Summary};
+use fleet_audit::run::run;
 use fleet_audit::shard::Shard;
 use fleet_audit::sim::Operation;
-use fleet_audit::sink::Manifest;
+use fleet_audit::summary::Summary;
 
 /// Pair -> row, without what legitimately differs between runs (run id, fetch time, attempts).
 fn contents(rows: &[ReadRow]) -> HashMap<(String, String), ReadRow> {
@@ -144,7 +145,7 @@ async fn three_shards_side_by_side_equal_one_run() {
 
     // A shard's directory resumes only as that shard.
     let mut rc = cfg(1);
-    rc.layout = fleet_audit::sink::Layout::Dir(outs[0].clone());
+    rc.layout = fleet_audit::dataset::Layout::Dir(outs[0].clone());
     rc.resume = true;
     let err = run(rc, no_shutdown()).await.unwrap_err().to_string();
     assert!(

@@ -6,8 +6,9 @@ mod common;
 use std::collections::HashMap;
 
 use common::*;
+use fleet_audit::error::RunError;
 use fleet_audit::input::InputSpec;
-use fleet_audit::run::{run, RunError};
+use fleet_audit::run::run;
 use fleet_audit::sim::Operation;
 use fleet_audit::targets::TargetFlags;
 

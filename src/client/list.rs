@@ -2,7 +2,7 @@
 //! ListJobExecutionsForJob and ListJobExecutionsForThing, one page per call, through `aws-sdk-iot`.
 //!
 //! Like DescribeJobExecution, each method makes exactly one request; paging, rate limiting and retries
-//! belong to the caller (`crate::discover`).
+//! belong to the caller (discovery).
 
 use std::future::Future;
 

@@ -4,7 +4,9 @@
 //! timeouts, and calls [`FleetClient::describe_job_execution`] once per attempt. [`IotClient`] is the
 //! real implementation and the only one the product uses; it is built by [`load_sdk_config`], the one
 //! place that turns region, profile, endpoint and credentials into SDK configuration. The SDK's own
-//! retry layer is switched off there, so exactly one retry owner exists (`crate::retry`).
+//! retry layer is switched off there, so exactly one retry owner exists (the call module, deciding
+//! by the retry module's classes). For tests, [`fake::FakeFleet`] answers from memory and
+//! [`faulty::Faulty`] wraps any client with failures and latency.
 
 use std::future::Future;
 use std::time::Duration;
@@ -17,6 +19,8 @@ use aws_credential_types::Credentials;
 use aws_sdk_iot::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iot::types::JobExecution;
 
+pub mod fake;
+pub mod faulty;
 mod list;
 pub use list::{
     thing_name_of_arn, ExecutionSummary, FleetLister, JobCounts, ListedExecution, Page, MAX_PAGE,
@@ -242,7 +246,7 @@ impl IotClient {
         }
     }
 
-    /// The SDK client, for the operations the engine does not wrap (the `describe` subcommand).
+    /// The SDK client itself, for callers that need an operation the traits do not wrap.
     pub fn sdk(&self) -> &aws_sdk_iot::Client {
         &self.client
     }
@@ -401,10 +405,6 @@ mod tests {
             let msg = e.to_string();
             assert_eq!(e.code(), "Timeout", "{msg}");
             assert!(msg.contains(words) && !msg.contains("0ns"), "{msg}");
-            assert_eq!(
-                crate::retry::classify(&e),
-                crate::retry::Class::Retry { throttled: false }
-            );
         }
     }
 

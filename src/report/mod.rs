@@ -37,8 +37,7 @@ use crate::cli::{FailOnArg, ReportArgs};
 use crate::config::ConfigError;
 use crate::dataset::DatasetError;
 
-/// Rows per RecordBatch read from the dataset: large enough to be fast, small enough to bound memory.
-pub const BATCH_ROWS: usize = 8192;
+pub use crate::schema::BATCH_ROWS;
 
 /// Longest threshold accepted by [`parse_threshold`]: a year.
 const MAX_THRESHOLD: Duration = Duration::from_secs(366 * 86_400);
@@ -90,34 +89,11 @@ fn millis(d: Duration) -> i64 {
 
 /// Parses a threshold such as `24h`, `90m`, `5m`, `30s`, `500ms` or `14d` (a plain number is seconds).
 ///
-/// Not [`crate::config::parse_duration`]: that one guards call timeouts and refuses a week or more,
-/// while an execution queued for weeks is exactly what a report looks for. Accepted: positive, at most
-/// a year, units ms, s, m, h, d.
+/// The same parser as [`crate::config::parse_duration`] with another policy: that one guards call
+/// timeouts and refuses a week or more, while an execution queued for weeks is exactly what a report
+/// looks for. Accepted: positive, at most a year, units ms, s, m, h, d.
 pub fn parse_threshold(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
-        Some(i) => (s[..i].trim(), &s[i..]),
-        None => (s, "s"),
-    };
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration such as 24h, 90m or 30s"))?;
-    let secs = match unit {
-        "ms" => v / 1000.0,
-        "s" => v,
-        "m" => v * 60.0,
-        "h" => v * 3600.0,
-        "d" => v * 86_400.0,
-        _ => {
-            return Err(format!(
-                "`{s}`: unknown unit `{unit}` (use ms, s, m, h or d)"
-            ))
-        }
-    };
-    if !(secs.is_finite() && secs > 0.0 && secs <= MAX_THRESHOLD.as_secs_f64()) {
-        return Err(format!("`{s}` must be positive and at most 366d"));
-    }
-    Ok(Duration::from_secs_f64(secs))
+    crate::time::parse_span(s, true, MAX_THRESHOLD, "at most 366d")
 }
 
 /// A `--fail-on` condition: the report "fails" (exit code 3) when any row has one of its classes.

@@ -13,47 +13,11 @@ use super::Report;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// `2025-11-29T07:06:40Z` (or `...40.123Z` with `millis`), UTC, from epoch milliseconds.
-pub fn iso_utc(ms: i64, millis: bool) -> String {
-    let days = ms.div_euclid(DAY_MS);
-    let in_day = ms.rem_euclid(DAY_MS);
-    let (y, m, d) = civil_from_days(days);
-    let (h, min, s, frac) = (
-        in_day / 3_600_000,
-        in_day / 60_000 % 60,
-        in_day / 1000 % 60,
-        in_day % 1000,
-    );
-    if millis {
-        format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{frac:03}Z")
-    } else {
-        format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}Z")
-    }
-}
-
-/// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
+pub use crate::time::iso_utc;
 
 /// An age in two units: `61d 4h`, `5h 12m`, `12m 5s`, `45s`.
 pub fn age_text(ms: i64) -> String {
-    let s = ms.max(0) / 1000;
-    match s {
-        0..=59 => format!("{s}s"),
-        60..=3_599 => format!("{}m {}s", s / 60, s % 60),
-        3_600..=86_399 => format!("{}h {}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d {}h", s / 86_400, s % 86_400 / 3600),
-    }
+    crate::time::span_text((ms.max(0) / 1000) as u64)
 }
 
 /// A threshold in the largest unit that states it exactly: `24h`, `90m`, `30s`, `1500ms`, `14d`

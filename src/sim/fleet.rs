@@ -4,8 +4,13 @@
 //! from a keyed hash of the seed and the indices, so a fleet of millions of things starts at once, takes
 //! no memory, and is the same on every machine. Only the per-job status counts that DescribeJob reports
 //! (a full scan of the things) are computed lazily and cached.
+//!
+//! This file holds the fleet's shape: the job table, names, ARNs and lookups. How one execution's
+//! status, timestamps and details are drawn is in `fleet/lifecycle.rs`.
 
 use std::sync::OnceLock;
+
+mod lifecycle;
 
 /// AWS's own spelling of the job execution statuses.
 pub use crate::names::JOB_EXECUTION_STATUSES as STATUSES;
@@ -113,15 +118,6 @@ impl Draw {
         lo + self.next() % (hi - lo)
     }
 }
-
-const FAILED_DETAILS: [(&str, &str); 4] = [
-    ("errorCode", "E_CHECKSUM"),
-    ("errorCode", "E_NO_SPACE"),
-    ("errorCode", "E_FLASH_WRITE"),
-    ("errorCode", "E_SIGNATURE"),
-];
-const PROGRESS_STEPS: [&str; 4] = ["downloading", "verifying", "installing", "rebooting"];
-const PROGRESS_PCT: [&str; 5] = ["5%", "25%", "50%", "75%", "95%"];
 
 impl Fleet {
     /// Builds the fleet's job table; executions are derived on demand.
@@ -290,8 +286,12 @@ impl Fleet {
         }
         let now = self.spec.now_ms;
         let queued_at = job.created_at_ms + d.range(0, 10 * MINUTE_MS);
-        let job_age = now.saturating_sub(queued_at).max(1);
-        let timeout_ms = job.timeout_minutes.map(|m| m * MINUTE_MS);
+        let clock = lifecycle::Clock {
+            now,
+            queued_at,
+            job_age: now.saturating_sub(queued_at).max(1),
+            timeout_ms: job.timeout_minutes.map(|m| m * MINUTE_MS),
+        };
         let mut e = Execution {
             thing_index: i,
             job_index: j,
@@ -306,125 +306,14 @@ impl Fleet {
             approximate_seconds_before_timed_out: None,
             retry_attempt: 0,
         };
-        let roll = d.range(0, 1000);
-        let kind = if let Some(p) = self.spec.active_share {
-            let active = d.range(0, 1_000_000) < (p.clamp(0.0, 1.0) * 1_000_000.0) as u64;
-            match (active, self.offline(i) || roll.is_multiple_of(2)) {
-                (true, true) => "QUEUED",
-                (true, false) => "IN_PROGRESS",
-                // The terminal part of the natural mix, stretched over all of `roll`.
-                (false, _) => match roll * 830 / 1000 {
-                    0..=679 => "SUCCEEDED",
-                    680..=739 => "FAILED",
-                    740..=769 => "TIMED_OUT",
-                    770..=789 => "REJECTED",
-                    790..=799 => "REMOVED",
-                    _ => "CANCELED",
-                },
-            }
-        } else if self.offline(i) && job.status != "CANCELED" {
-            "QUEUED"
-        } else {
-            match roll {
-                0..=679 => "SUCCEEDED",
-                680..=739 => "FAILED",
-                740..=769 => "TIMED_OUT",
-                770..=789 => "REJECTED",
-                790..=799 => "REMOVED",
-                800..=829 => "CANCELED",
-                830..=909 => "IN_PROGRESS",
-                _ => "QUEUED",
-            }
-        };
-        // A started execution starts some seconds to hours after it was queued.
-        let start_after = |d: &mut Draw| d.range(1_000, (job_age / 2).max(2_000));
-        match kind {
-            "QUEUED" => {
-                // Offline things have sat in the queue since the job began; a few online ones were
-                // re-queued recently.
-                if !self.offline(i) {
-                    e.queued_at_ms = now
-                        .saturating_sub(d.range(MINUTE_MS, 6 * HOUR_MS))
-                        .max(queued_at);
-                    e.last_updated_at_ms = e.queued_at_ms;
-                }
-                e.approximate_seconds_before_timed_out = timeout_ms.map(|t| (t / 1000) as i64);
-            }
-            "IN_PROGRESS" => {
-                let started;
-                let last;
-                if let Some(t) = timeout_ms {
-                    // Still inside the in-progress timer.
-                    started = now.saturating_sub(d.range(MINUTE_MS, t)).max(queued_at + 1);
-                    last = d.range(started, now.max(started + 1));
-                    let remaining = t.saturating_sub(now - started) / 1000;
-                    e.approximate_seconds_before_timed_out = Some(remaining as i64);
-                } else {
-                    // No timer: some progress recently, some silent for hours or days.
-                    started = queued_at + start_after(&mut d);
-                    last = if d.range(0, 2) == 0 {
-                        now.saturating_sub(d.range(MINUTE_MS, 30 * MINUTE_MS))
-                    } else {
-                        now.saturating_sub(d.range(2 * HOUR_MS, 3 * DAY_MS))
-                    }
-                    .max(started);
-                }
-                e.status = "IN_PROGRESS";
-                e.started_at_ms = Some(started);
-                e.last_updated_at_ms = last;
-                e.version_number = d.range(2, 7) as i64;
-                e.details = Some(vec![
-                    ("step", PROGRESS_STEPS[d.range(0, 4) as usize]),
-                    ("progress", PROGRESS_PCT[d.range(0, 5) as usize]),
-                ]);
-            }
-            terminal => {
-                let started = queued_at + start_after(&mut d);
-                let finished = match (terminal, timeout_ms) {
-                    ("TIMED_OUT", Some(t)) => started + t,
-                    _ => started + d.range(10_000, 2 * HOUR_MS),
-                }
-                .min(now);
-                e.status = if terminal == "TIMED_OUT" && timeout_ms.is_none() {
-                    "FAILED"
-                } else {
-                    terminal
-                };
-                e.version_number = d.range(2, 9) as i64;
-                e.last_updated_at_ms = finished;
-                match e.status {
-                    "SUCCEEDED" => {
-                        e.started_at_ms = Some(started);
-                        e.details = Some(vec![("firmware", "2.4.1")]);
-                    }
-                    "FAILED" => {
-                        e.started_at_ms = Some(started);
-                        e.details = Some(vec![FAILED_DETAILS[d.range(0, 4) as usize]]);
-                        e.retry_attempt = d.range(0, 3) as i32;
-                    }
-                    "TIMED_OUT" => {
-                        e.started_at_ms = Some(started);
-                        e.details = Some(vec![("step", PROGRESS_STEPS[d.range(0, 4) as usize])]);
-                        e.retry_attempt = d.range(0, 2) as i32;
-                    }
-                    "REJECTED" => {
-                        e.details = Some(vec![("reason", "incompatible hardware revision")]);
-                    }
-                    "REMOVED" => {
-                        e.version_number = 1;
-                    }
-                    _ => {
-                        // CANCELED: half were force-canceled while in progress.
-                        let forced = d.range(0, 2) == 0;
-                        e.force_canceled = Some(forced);
-                        if forced {
-                            e.started_at_ms = Some(started);
-                            e.details = Some(vec![("step", "installing")]);
-                        }
-                    }
-                }
-            }
+        let offline = self.offline(i);
+        match lifecycle::kind(&self.spec, job, offline, &mut d) {
+            "QUEUED" => lifecycle::queued(&mut e, &mut d, &clock, offline),
+            "IN_PROGRESS" => lifecycle::in_progress(&mut e, &mut d, &clock),
+            terminal => lifecycle::finished(&mut e, &mut d, &clock, terminal),
         }
+        // A canceled job cancels what was still active; the future-status share is drawn last, so
+        // turning it on does not change any other draw.
         if job.status == "CANCELED" && matches!(e.status, "QUEUED" | "IN_PROGRESS") {
             e.force_canceled = Some(e.status == "IN_PROGRESS");
             e.status = "CANCELED";

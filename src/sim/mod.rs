@@ -16,7 +16,9 @@
 //! The binary's `sim` and `demo` subcommands and the integration tests all start it through
 //! [`SimServer::start`] on a listener they own.
 
+mod faults;
 pub mod fleet;
+mod list;
 mod server;
 mod sts;
 pub mod wire;

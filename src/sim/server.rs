@@ -1,4 +1,9 @@
-//! The simulator's HTTP side: routing, authentication check, quota, faults, and the answers.
+//! The simulator's HTTP side: accepting connections, routing, the authentication checks and test
+//! hooks, and the describe answers.
+//!
+//! What a request may meet before its answer (quota, injected faults, latency) is decided in
+//! [`super::faults`], and the listings with their page tokens are in [`super::list`], so that this
+//! file reads as the path of one request: route, count, check the caller, then answer.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -15,15 +20,14 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use super::fleet::STATUSES;
-use super::{wire, Operation, Simulator};
+use super::{faults, list, wire, Operation, Simulator};
 use crate::names::{is_valid_job_id, is_valid_thing_name};
 
-type Body = Full<Bytes>;
+pub(super) type Body = Full<Bytes>;
 
 /// Returned by the service to make hyper close the connection without an answer.
 #[derive(Debug)]
-struct Dropped;
+pub(super) struct Dropped;
 impl std::fmt::Display for Dropped {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("connection dropped on purpose")
@@ -61,7 +65,12 @@ pub async fn serve(listener: TcpListener, sim: Arc<Simulator>, shutdown: impl Fu
 }
 
 /// An AWS-style error answer.
-fn error(sim: &Simulator, status: StatusCode, kind: &str, message: &str) -> Response<Body> {
+pub(super) fn error(
+    sim: &Simulator,
+    status: StatusCode,
+    kind: &str,
+    message: &str,
+) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(wire::error_body(message))));
     *r.status_mut() = status;
     let h = r.headers_mut();
@@ -73,7 +82,7 @@ fn error(sim: &Simulator, status: StatusCode, kind: &str, message: &str) -> Resp
     r
 }
 
-fn ok(sim: &Simulator, body: Vec<u8>) -> Response<Body> {
+pub(super) fn ok(sim: &Simulator, body: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     let h = r.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -89,7 +98,7 @@ fn request_id(sim: &Simulator, h: &mut hyper::HeaderMap) {
     }
 }
 
-fn not_found(sim: &Simulator, what: &str) -> Response<Body> {
+pub(super) fn not_found(sim: &Simulator, what: &str) -> Response<Body> {
     error(
         sim,
         StatusCode::NOT_FOUND,
@@ -98,7 +107,7 @@ fn not_found(sim: &Simulator, what: &str) -> Response<Body> {
     )
 }
 
-fn invalid(sim: &Simulator, what: &str) -> Response<Body> {
+pub(super) fn invalid(sim: &Simulator, what: &str) -> Response<Body> {
     error(
         sim,
         StatusCode::BAD_REQUEST,
@@ -130,11 +139,11 @@ fn decode(s: &str) -> Option<String> {
 
 /// The query parameters the list operations take.
 #[derive(Default)]
-struct Query {
-    max_results: Option<String>,
-    next_token: Option<String>,
-    status: Option<String>,
-    execution_number: Option<String>,
+pub(super) struct Query {
+    pub(super) max_results: Option<String>,
+    pub(super) next_token: Option<String>,
+    pub(super) status: Option<String>,
+    pub(super) execution_number: Option<String>,
 }
 
 fn parse_query(q: Option<&str>) -> Option<Query> {
@@ -286,75 +295,24 @@ async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body
             "User is not authorized to perform: iot:DescribeJobExecution",
         ));
     }
-    if let Some(limiters) = &sim.limiters {
-        if limiters[op as usize].check().is_err() {
-            sim.stats.throttled.fetch_add(1, Ordering::Relaxed);
-            return Ok(throttled(sim));
-        }
-    }
-    let f = &sim.faults;
-    if f.p_drop > 0.0 && rand::random::<f64>() < f.p_drop {
-        sim.stats.fault_drop.fetch_add(1, Ordering::Relaxed);
-        return Err(Dropped);
-    }
-    if f.p_throttle > 0.0 && rand::random::<f64>() < f.p_throttle {
-        sim.stats.fault_throttle.fetch_add(1, Ordering::Relaxed);
-        sim.stats.throttled.fetch_add(1, Ordering::Relaxed);
-        return Ok(throttled(sim));
-    }
-    if f.p_5xx > 0.0 && rand::random::<f64>() < f.p_5xx {
-        sim.stats.fault_5xx.fetch_add(1, Ordering::Relaxed);
-        return Ok(if rand::random::<bool>() {
-            error(
-                sim,
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ServiceUnavailableException",
-                "Service is unavailable",
-            )
-        } else {
-            error(
-                sim,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalFailureException",
-                "An internal failure occurred",
-            )
-        });
-    }
-    if f.p_slow > 0.0 && rand::random::<f64>() < f.p_slow {
-        sim.stats.fault_slow.fetch_add(1, Ordering::Relaxed);
-        tokio::time::sleep(f.slow).await;
-    }
-    if let Some(d) = sim.latency.sample() {
-        tokio::time::sleep(d).await;
-    }
-    if f.p_garbage > 0.0 && rand::random::<f64>() < f.p_garbage {
-        sim.stats.fault_garbage.fetch_add(1, Ordering::Relaxed);
-        return Ok(ok(sim, b"{\"execution\": {\"jobId\": \"job-0".to_vec()));
+    if let Some(fault) = faults::decide(sim, op).await {
+        return fault.answer(sim);
     }
     let Some(query) = parse_query(req.uri().query()) else {
         return Ok(invalid(sim, "Malformed query string"));
     };
     Ok(match route {
         Route::DescribeJobExecution(t, j) => describe_execution(sim, &t, &j, &query),
-        Route::ListForJob(j) => list_for_job(sim, &j, &query),
-        Route::ListForThing(t) => list_for_thing(sim, &t, &query),
-        Route::ListJobs => list_jobs(sim, &query),
+        Route::ListForJob(j) => list::for_job(sim, &j, &query),
+        Route::ListForThing(t) => list::for_thing(sim, &t, &query),
+        Route::ListJobs => list::jobs(sim, &query),
         Route::DescribeJob(j) => describe_job(sim, &j),
         Route::Stats | Route::Reset => unreachable!("handled above"),
     })
 }
 
-fn throttled(sim: &Simulator) -> Response<Body> {
-    error(
-        sim,
-        StatusCode::BAD_REQUEST,
-        "ThrottlingException",
-        "Rate exceeded",
-    )
-}
-
 /// The InvalidRequestException answer for a thing name AWS would refuse, if it is one.
-fn bad_thing(sim: &Simulator, t: &str) -> Option<Response<Body>> {
+pub(super) fn bad_thing(sim: &Simulator, t: &str) -> Option<Response<Body>> {
     if is_valid_thing_name(t) {
         None
     } else {
@@ -367,7 +325,7 @@ fn bad_thing(sim: &Simulator, t: &str) -> Option<Response<Body>> {
 }
 
 /// The InvalidRequestException answer for a job id AWS would refuse, if it is one.
-fn bad_job(sim: &Simulator, j: &str) -> Option<Response<Body>> {
+pub(super) fn bad_job(sim: &Simulator, j: &str) -> Option<Response<Body>> {
     if is_valid_job_id(j) {
         None
     } else {
@@ -409,201 +367,6 @@ fn describe_execution(sim: &Simulator, t: &str, j: &str, q: &Query) -> Response<
     }
 }
 
-/// Parses maxResults (1..=250, default 50) and the opaque nextToken for a listing scope.
-fn page_params(q: &Query, scope: u64) -> Result<(usize, u64), &'static str> {
-    let max = match q.max_results.as_deref() {
-        None => 50,
-        Some(s) => match s.parse::<usize>() {
-            Ok(n) if (1..=250).contains(&n) => n,
-            _ => return Err("maxResults must be between 1 and 250"),
-        },
-    };
-    let start = match q.next_token.as_deref() {
-        None => 0,
-        Some(t) => token::decode(t, scope).ok_or("The nextToken is invalid or expired")?,
-    };
-    Ok((max, start))
-}
-
-fn status_filter(q: &Query) -> Result<Option<&str>, &'static str> {
-    match q.status.as_deref() {
-        None => Ok(None),
-        Some(s) if STATUSES.contains(&s) => Ok(Some(s)),
-        Some(_) => Err("status is not a valid JobExecutionStatus"),
-    }
-}
-
-fn scope_of(kind: u64, id: &str, status: Option<&str>) -> u64 {
-    let mut h: u64 = kind.wrapping_mul(0x100_0000_01B3);
-    for b in id.bytes().chain([0]).chain(status.unwrap_or("").bytes()) {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01B3);
-    }
-    h
-}
-
-/// A listing's parameters: status filter, the token scope, page size and start position.
-struct Listing<'q> {
-    status: Option<&'q str>,
-    scope: u64,
-    max: usize,
-    start: u64,
-}
-
-/// Parses a listing's query; `kind` and `id` bind its page tokens to this listing only. The error is
-/// the InvalidRequestException message.
-fn listing<'q>(
-    q: &'q Query,
-    kind: u64,
-    id: &str,
-    status: Result<Option<&'q str>, &'static str>,
-) -> Result<Listing<'q>, &'static str> {
-    let status = status?;
-    let scope = scope_of(kind, id, status);
-    let (max, start) = page_params(q, scope)?;
-    Ok(Listing {
-        status,
-        scope,
-        max,
-        start,
-    })
-}
-
-/// Writes, comma-separated, the items at positions `start..end` that `write` accepts (it returns
-/// whether it wrote one), at most `max`; returns the position a next page starts from, if any.
-fn fill_page(
-    body: &mut Vec<u8>,
-    start: u64,
-    end: u64,
-    max: usize,
-    mut write: impl FnMut(u64, &mut Vec<u8>) -> bool,
-) -> Option<u64> {
-    let mut n = 0;
-    let mut pos = start;
-    while pos < end && n < max {
-        let mark = body.len();
-        if n > 0 {
-            body.push(b',');
-        }
-        if write(pos, body) {
-            n += 1;
-        } else {
-            body.truncate(mark);
-        }
-        pos += 1;
-    }
-    (pos < end).then_some(pos)
-}
-
-/// `{"<array>":[...]` plus the page token, for a listing of positions `0..end`.
-fn page_answer(
-    sim: &Simulator,
-    l: &Listing,
-    array: &str,
-    end: u64,
-    write: impl FnMut(u64, &mut Vec<u8>) -> bool,
-) -> Response<Body> {
-    let mut body = Vec::with_capacity(64 + l.max * 200);
-    body.extend_from_slice(b"{\"");
-    body.extend_from_slice(array.as_bytes());
-    body.extend_from_slice(b"\":[");
-    let next = fill_page(&mut body, l.start, end, l.max, write);
-    body.push(b']');
-    let token = next.map(|pos| token::encode(pos, l.scope));
-    wire::close_page(&mut body, token.as_deref());
-    ok(sim, body)
-}
-
-fn list_for_job(sim: &Simulator, j: &str, q: &Query) -> Response<Body> {
-    if let Some(r) = bad_job(sim, j) {
-        return r;
-    }
-    let l = match listing(q, 1, j, status_filter(q)) {
-        Ok(l) => l,
-        Err(m) => return invalid(sim, m),
-    };
-    let fleet = sim.fleet();
-    let Some(jj) = fleet.job_index(j) else {
-        return not_found(sim, &format!("Job {j} does not exist"));
-    };
-    page_answer(
-        sim,
-        &l,
-        "executionSummaries",
-        fleet.spec().things,
-        |i, body| {
-            let Some(e) = fleet
-                .execution(i, jj)
-                .filter(|e| l.status.is_none_or(|s| s == e.status))
-            else {
-                return false;
-            };
-            body.extend_from_slice(b"{\"thingArn\":");
-            wire::push_str(body, &fleet.thing_arn(i));
-            body.extend_from_slice(b",\"jobExecutionSummary\":");
-            wire::execution_summary(body, &e);
-            body.push(b'}');
-            true
-        },
-    )
-}
-
-fn list_for_thing(sim: &Simulator, t: &str, q: &Query) -> Response<Body> {
-    if let Some(r) = bad_thing(sim, t) {
-        return r;
-    }
-    let l = match listing(q, 2, t, status_filter(q)) {
-        Ok(l) => l,
-        Err(m) => return invalid(sim, m),
-    };
-    let fleet = sim.fleet();
-    let Some(i) = fleet.thing_index(t) else {
-        return not_found(sim, &format!("Thing {t} does not exist"));
-    };
-    page_answer(
-        sim,
-        &l,
-        "executionSummaries",
-        u64::from(fleet.spec().jobs),
-        |j, body| {
-            let Some(e) = fleet
-                .execution(i, j as u32)
-                .filter(|e| l.status.is_none_or(|s| s == e.status))
-            else {
-                return false;
-            };
-            body.extend_from_slice(b"{\"jobId\":");
-            wire::push_str(body, &fleet.jobs()[j as usize].id);
-            body.extend_from_slice(b",\"jobExecutionSummary\":");
-            wire::execution_summary(body, &e);
-            body.push(b'}');
-            true
-        },
-    )
-}
-
-fn list_jobs(sim: &Simulator, q: &Query) -> Response<Body> {
-    let status = match q.status.as_deref() {
-        Some(s) if !crate::names::JOB_STATUSES.contains(&s) => {
-            Err("status is not a valid JobStatus")
-        }
-        s => Ok(s),
-    };
-    let l = match listing(q, 3, "", status) {
-        Ok(l) => l,
-        Err(m) => return invalid(sim, m),
-    };
-    let fleet = sim.fleet();
-    page_answer(sim, &l, "jobs", u64::from(fleet.spec().jobs), |j, body| {
-        if l.status
-            .is_some_and(|s| s != fleet.jobs()[j as usize].status)
-        {
-            return false;
-        }
-        wire::job_summary(body, fleet, j as u32);
-        true
-    })
-}
-
 fn describe_job(sim: &Simulator, j: &str) -> Response<Body> {
     if let Some(r) = bad_job(sim, j) {
         return r;
@@ -619,46 +382,9 @@ fn describe_job(sim: &Simulator, j: &str) -> Response<Body> {
     }
 }
 
-/// Opaque page tokens: a position bound to the listing it came from, with a check value so that a
-/// token edited by hand or replayed on another listing is refused as AWS refuses it.
-pub(crate) mod token {
-    const KEY: u64 = 0x5EED_F1EE_7A0D_17ED;
-
-    fn check(pos: u64, scope: u64) -> u32 {
-        let mut z = pos ^ scope ^ KEY;
-        z = (z ^ (z >> 33)).wrapping_mul(0xFF51_AFD7_ED55_8CCD);
-        z = (z ^ (z >> 33)).wrapping_mul(0xC4CE_B9FE_1A85_EC53);
-        (z ^ (z >> 33)) as u32
-    }
-
-    pub fn encode(pos: u64, scope: u64) -> String {
-        format!("{:016x}{:08x}", pos ^ KEY, check(pos, scope))
-    }
-
-    pub fn decode(t: &str, scope: u64) -> Option<u64> {
-        if t.len() != 24 {
-            return None;
-        }
-        let pos = u64::from_str_radix(&t[..16], 16).ok()? ^ KEY;
-        let c = u32::from_str_radix(&t[16..], 16).ok()?;
-        (c == check(pos, scope)).then_some(pos)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn tokens_round_trip_and_refuse_other_scopes() {
-        let t = token::encode(1234, 77);
-        assert_eq!(token::decode(&t, 77), Some(1234));
-        assert_eq!(token::decode(&t, 78), None);
-        assert_eq!(token::decode("garbage", 77), None);
-        let mut edited = t.clone().into_bytes();
-        edited[15] = if edited[15] == b'0' { b'1' } else { b'0' };
-        assert_eq!(token::decode(&String::from_utf8(edited).unwrap(), 77), None);
-    }
 
     #[test]
     fn paths_route_to_operations() {

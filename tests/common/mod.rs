@@ -8,13 +8,13 @@ use std::time::Duration;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Int32Type, Int64Type, TimestampMillisecondType};
 use fleet_audit::app::simulator_credentials;
-use fleet_audit::audit::EngineSettings;
 use fleet_audit::client::ClientSettings;
+use fleet_audit::config::EngineSettings;
 use fleet_audit::config::RunConfig;
+use fleet_audit::dataset::{Format, Layout};
 use fleet_audit::input::InputSpec;
 use fleet_audit::retry::Backoff;
 use fleet_audit::sim::{Faults, FleetSpec, Latency, SimConfig, SimServer};
-use fleet_audit::sink::{Format, Layout};
 
 pub const NOW_MS: u64 = 1_764_400_000_000;
 
@@ -109,12 +109,12 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
 /// Run settings of a discovery (`run --discover`) over `scope`, as [`run_config`] otherwise.
 pub fn discover_config(
     endpoint: &str,
-    scope: fleet_audit::discover::Scope,
-    describe: fleet_audit::discover::DescribeMode,
+    scope: fleet_audit::config::Scope,
+    describe: fleet_audit::config::DescribeMode,
     out: &Path,
 ) -> RunConfig {
     let mut rc = run_config(endpoint, InputSpec::Pairs("unused".into()), out);
-    rc.input = fleet_audit::config::Input::Discover(fleet_audit::discover::DiscoverSpec {
+    rc.input = fleet_audit::config::Input::Discover(fleet_audit::config::DiscoverSpec {
         scope,
         execution_status: None,
         describe,
@@ -132,7 +132,7 @@ pub async fn run_interrupted(
     server: &SimServer,
     op: fleet_audit::sim::Operation,
     calls: u64,
-) -> fleet_audit::run::Summary {
+) -> fleet_audit::summary::Summary {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let sim = server.simulator().clone();
     let stopper = tokio::spawn(async move {
@@ -145,8 +145,8 @@ pub async fn run_interrupted(
     let err = fleet_audit::run::run(rc, rx).await.unwrap_err();
     let _tx = stopper.await.unwrap();
     match err {
-        fleet_audit::run::RunError::Stopped {
-            stop: fleet_audit::audit::Stop::Interrupted,
+        fleet_audit::error::RunError::Stopped {
+            stop: fleet_audit::engine::Stop::Interrupted,
             resumable: true,
             summary,
             ..
@@ -265,7 +265,7 @@ pub fn read_rows(path: &Path) -> Vec<ReadRow> {
 /// Every row of the Parquet file `bytes` stored at `relative` in a dataset directory (partition
 /// columns put back from its folders).
 pub fn rows_of_parquet(relative: &str, bytes: bytes::Bytes) -> Vec<ReadRow> {
-    let values = fleet_audit::sink::partition::values_of_path(relative);
+    let values = fleet_audit::dataset::partition::values_of_path(relative);
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes)
         .unwrap_or_else(|e| panic!("{relative} is not a complete Parquet file: {e}"))
         .build()

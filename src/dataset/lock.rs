@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::remote::{RemoteDir, RemoteError};
+use super::s3::{RemoteDir, RemoteError};
 
 /// Name of the lock object of an object-store dataset, under its prefix.
 pub const LOCK: &str = "_fleet-audit.lock";
@@ -61,7 +61,7 @@ impl Holder {
             run_id: run_id.to_string(),
             host: host_name(),
             pid: std::process::id(),
-            started_ms: crate::audit::now_ms(),
+            started_ms: crate::time::now_ms(),
             lease_s: None,
             machine: machine(),
         }
@@ -84,7 +84,7 @@ impl Holder {
             self.run_id,
             self.pid,
             self.host,
-            crate::report::render::iso_utc(self.started_ms, false)
+            crate::time::iso_utc(self.started_ms, false)
         )
     }
 
@@ -281,7 +281,7 @@ impl OutputLock {
                         .and_then(|h| h.lease_s)
                         .filter(|s| s.is_finite() && *s > 0.0)
                         .map_or(lease, Duration::from_secs_f64);
-                    let idle_ms = crate::audit::now_ms() - current.last_modified_ms;
+                    let idle_ms = crate::time::now_ms() - current.last_modified_ms;
                     let lapsed = idle_ms >= their_lease.as_millis() as i64;
                     let gone = theirs.as_ref().is_some_and(Holder::is_gone);
                     let (Some(seen), true) = (current.e_tag.as_deref(), lapsed || gone) else {

@@ -1,131 +1,18 @@
-//! Output: rows -> RecordBatches -> Parquet or Arrow IPC files, committed atomically.
-//!
-//! One thread owns the writer and is fed through a bounded channel (which is also the back-pressure on
-//! the callers). Every file is written under a hidden temporary name beside its final one, synced, and
-//! renamed only when complete, so no reader ever sees a half-written file under a final name. A
-//! directory output is a set of part files, rotated every `part_rows` rows, recorded in a manifest.
-//!
-//! Parts: `files` (one file's encoder, atomic commit), `manifest` (what is committed, for resume),
-//! `partition` (Hive-style `key=value` folders), `target` (a dataset directory, local or remote, seen
-//! the same way), `remote` (the directory in S3 through `object_store`: parts are written to a local
-//! staging folder, uploaded with a multipart upload that only completes when whole, then the manifest
-//! is replaced with one PUT, conditional on the version last written), `lock` (one writer per output:
-//! a local `flock`, an S3 lease).
-
-mod files;
-pub mod lock;
-pub mod manifest;
-pub mod partition;
-pub mod remote;
-pub mod target;
+//! The dataset writer: rows into batches, batches into part files, parts committed (renamed into
+//! place or uploaded) and recorded in the manifest.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use arrow::record_batch::RecordBatch;
-use tokio::sync::mpsc::error::TryRecvError;
 
-pub use files::{parquet_properties, Encoder, FilePart, Format};
-pub use lock::{Holder, LockError, OutputLock};
-pub use manifest::{lane_ordinal, DoneSet, Manifest, ManifestError, PartEntry, MANIFEST};
-pub use partition::{PartitionKey, Partitioning};
-pub use remote::{Remote, RemoteError};
-pub use target::Target;
-
+use super::dir::{self, OutputDir};
+use super::files::{self, Encoder, FilePart};
+use super::partition;
+use super::{Layout, Manifest, PartEntry, Partitioning, SinkError, SinkSettings, WriteReport};
 use crate::schema::{BatchBuilder, Row};
-
-/// Where the dataset goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Layout {
-    /// One file with this final path.
-    File(PathBuf),
-    /// A directory of part files.
-    Dir(PathBuf),
-    /// A directory of part files in an object store (`s3://bucket/prefix/`).
-    Remote(Remote),
-}
-
-impl Layout {
-    /// The file or directory path, or the URL as a path.
-    pub fn path(&self) -> &Path {
-        match self {
-            Layout::File(p) | Layout::Dir(p) => p,
-            Layout::Remote(r) => r.display(),
-        }
-    }
-
-    /// Whether the dataset is a directory of parts (local or remote), committed part by part.
-    pub fn is_dir(&self) -> bool {
-        !matches!(self, Layout::File(_))
-    }
-}
-
-/// How to write the dataset.
-#[derive(Debug, Clone)]
-pub struct SinkSettings {
-    pub layout: Layout,
-    pub format: Format,
-    /// Rows per part in a directory output (a part split by job holds this many rows in all).
-    pub part_rows: u64,
-    /// A directory output's part is also committed once it is this old (and holds rows).
-    pub part_interval: Duration,
-    /// The manifest a directory output starts from (fresh, or loaded to resume); `None` for a file.
-    pub manifest: Option<Manifest>,
-    /// Rows per RecordBatch handed to the file writer.
-    pub batch_rows: usize,
-    /// Rows per Parquet row group.
-    pub row_group_rows: usize,
-    pub run_id: String,
-    pub region: Option<String>,
-    /// The shard a sharded run writes; it goes into the part file names.
-    pub shard: Option<crate::shard::Shard>,
-    /// Hive-style folders of a directory output; `None`: every part at the top.
-    pub partitioning: Option<Partitioning>,
-}
-
-/// Errors of the output side; each names the file it concerns.
-#[derive(Debug, thiserror::Error)]
-pub enum SinkError {
-    #[error("cannot write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot encode {path}: {source}")]
-    Parquet {
-        path: PathBuf,
-        #[source]
-        source: parquet::errors::ParquetError,
-    },
-    #[error("cannot encode {path}: {source}")]
-    Arrow {
-        path: PathBuf,
-        #[source]
-        source: arrow::error::ArrowError,
-    },
-    #[error(transparent)]
-    Manifest(#[from] ManifestError),
-    #[error(transparent)]
-    Remote(#[from] RemoteError),
-    #[error("an object-store output needs an async runtime to drive its requests")]
-    NoRuntime,
-    #[error("{0}: the object store was not connected before writing")]
-    NotConnected(String),
-    /// The writer thread panicked (a bug): what it had committed is kept.
-    #[error("the writer thread panicked: {0}")]
-    WriterPanicked(String),
-}
-
-/// What was committed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct WriteReport {
-    pub rows: u64,
-    /// Final paths of the committed files, in order.
-    pub files: Vec<PathBuf>,
-}
 
 /// Accumulates rows into batches and batches into committed files.
 ///
@@ -136,7 +23,7 @@ pub struct WriteReport {
 pub struct DatasetWriter {
     settings: SinkSettings,
     /// The directory of a directory output.
-    target: Option<Target>,
+    target: Option<OutputDir>,
     builder: BatchBuilder,
     part: Option<FilePart>,
     part_rows: u64,
@@ -158,7 +45,7 @@ impl DatasetWriter {
         DatasetWriter {
             builder: BatchBuilder::new(&settings.run_id, settings.region.as_deref()),
             // An unconnected remote layout has no target: its first commit fails (NotConnected).
-            target: Target::of(&settings.layout).ok().flatten(),
+            target: OutputDir::of(&settings.layout).ok().flatten(),
             settings,
             part: None,
             part_rows: 0,
@@ -339,8 +226,9 @@ impl DatasetWriter {
         let spool = part.finish_unsynced()?;
         let read = (|| {
             let mut encoders: BTreeMap<String, (Encoder<Vec<u8>>, u64)> = BTreeMap::new();
-            for batch in crate::dataset::read_file_as(&spool, self.settings.format, 8192)
-                .map_err(|e| spool_err(&spool, e))?
+            for batch in
+                super::read::read_file_as(&spool, self.settings.format, crate::schema::BATCH_ROWS)
+                    .map_err(|e| spool_err(&spool, e))?
             {
                 let batch = batch.map_err(|e| spool_err(&spool, e))?;
                 let by_job =
@@ -393,7 +281,7 @@ impl DatasetWriter {
     /// Completes the current part: flush, close, sync, publish (rename into place, or upload), then
     /// record it in the manifest (directory outputs).
     pub fn commit_part(&mut self) -> Result<(), SinkError> {
-        Target::of(&self.settings.layout)?;
+        OutputDir::of(&self.settings.layout)?;
         self.flush_batch()?;
         if let Some(part) = self.part.take() {
             let files = match &self.settings.layout {
@@ -407,8 +295,8 @@ impl DatasetWriter {
             let mut published = Vec::with_capacity(files.len());
             for (rel, rows, local) in files {
                 let final_path = match &self.target {
-                    Some(Target::Remote(r)) => {
-                        let rt = target::runtime(self.runtime.as_ref())?;
+                    Some(OutputDir::Remote(r)) => {
+                        let rt = dir::runtime(self.runtime.as_ref())?;
                         let uploaded = rt.block_on(r.upload(&local, &rel));
                         let _ = std::fs::remove_file(&local);
                         uploaded?;
@@ -499,111 +387,9 @@ pub(crate) fn remove_dead_staging(tmp: &Path) {
     }
 }
 
-fn spool_err(spool: &Path, e: crate::dataset::DatasetError) -> SinkError {
+fn spool_err(spool: &Path, e: super::DatasetError) -> SinkError {
     SinkError::Io {
         path: spool.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     }
-}
-
-/// A message to the writer thread.
-pub enum SinkMsg {
-    /// The row of the pair with this input ordinal.
-    Row { row: Box<Row>, ordinal: u64 },
-    /// Time passed: commit the part if it is older than the part interval.
-    Tick,
-    /// Every pair has its row: commit everything, mark the dataset complete, and stop.
-    Commit,
-    /// The run stopped early: commit the rows received (directory outputs, for `--resume`) and stop.
-    Checkpoint,
-    /// Discard what is not committed and stop.
-    Abort,
-}
-
-/// How the writer thread ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WriterEnd {
-    pub report: WriteReport,
-    /// Whether the dataset was committed as complete.
-    pub complete: bool,
-}
-
-/// Waits for the writer thread; a panic in it becomes [`SinkError::WriterPanicked`] (with the panic's
-/// message) instead of taking the process down, so the run can stop with its committed parts kept.
-pub fn join_writer(
-    writer: std::thread::JoinHandle<Result<WriterEnd, SinkError>>,
-) -> Result<WriterEnd, SinkError> {
-    writer.join().unwrap_or_else(|panic| {
-        let message = panic
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| panic.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "no message".into());
-        Err(SinkError::WriterPanicked(message))
-    })
-}
-
-/// How long the writer thread lets rows accumulate between drains while they keep coming.
-const WRITER_NAP: Duration = Duration::from_millis(2);
-
-/// Runs a writer on its own thread, fed by `rx`. If the channel closes without a final message, the
-/// uncommitted part is discarded: an interrupted run never leaves a partial file under a final name.
-pub fn spawn_writer(
-    settings: SinkSettings,
-    mut rx: tokio::sync::mpsc::Receiver<SinkMsg>,
-) -> std::thread::JoinHandle<Result<WriterEnd, SinkError>> {
-    // Object-store requests are driven from the writer thread through this runtime's handle
-    // (`block_on` on a non-runtime thread): no runtime worker is ever blocked by an upload.
-    let rt = tokio::runtime::Handle::try_current().ok();
-    std::thread::Builder::new()
-        .name("fleet-audit-writer".into())
-        .spawn(move || {
-            let mut w = DatasetWriter::new(settings).with_runtime(rt);
-            let end = |report, complete| WriterEnd { report, complete };
-            // One message: a row or a tick is taken here; the last message is returned.
-            let step = |w: &mut DatasetWriter, msg| -> Result<Option<SinkMsg>, SinkError> {
-                match msg {
-                    SinkMsg::Row { row, ordinal } => w.push(&row, ordinal).map(|_| None),
-                    SinkMsg::Tick => w.tick().map(|_| None),
-                    last => Ok(Some(last)),
-                }
-            };
-            // While rows flow, drain what has arrived and nap: one wake-up per batch of rows instead
-            // of a futex wake and a context switch per row. When nothing came since the last nap,
-            // park until the next message (a slow run costs no polling).
-            let mut drained = 0usize;
-            let last = loop {
-                let msg = match rx.try_recv() {
-                    Ok(msg) => {
-                        drained += 1;
-                        msg
-                    }
-                    Err(TryRecvError::Empty) if drained > 0 => {
-                        drained = 0;
-                        std::thread::sleep(WRITER_NAP);
-                        continue;
-                    }
-                    Err(TryRecvError::Empty) => match rx.blocking_recv() {
-                        Some(msg) => msg,
-                        None => break None,
-                    },
-                    Err(TryRecvError::Disconnected) => break None,
-                };
-                match step(&mut w, msg) {
-                    Ok(None) => {}
-                    Ok(Some(last)) => break Some(last),
-                    Err(e) => {
-                        w.abort();
-                        return Err(e);
-                    }
-                }
-            };
-            match last {
-                Some(SinkMsg::Commit) => w.finish(true).map(|r| end(r, true)),
-                Some(SinkMsg::Checkpoint) => w.finish(false).map(|r| end(r, false)),
-                // Abort, or the channel closed without a final message.
-                _ => Ok(end(w.abort(), false)),
-            }
-        })
-        .expect("spawn writer thread")
 }

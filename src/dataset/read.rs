@@ -12,7 +12,7 @@ use arrow::ipc::reader::FileReader;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use crate::sink::Format;
+use super::Format;
 
 /// Errors reading a dataset, naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +40,7 @@ pub enum DatasetError {
     #[error("{url}: {reason}")]
     Remote { url: String, reason: String },
     #[error(transparent)]
-    Manifest(#[from] crate::sink::ManifestError),
+    Manifest(#[from] super::ManifestError),
     #[error("{path}: listed in the manifest {manifest}, but missing")]
     Missing { path: PathBuf, manifest: PathBuf },
 }
@@ -98,7 +98,7 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
     let mut found = Vec::new();
     collect(path, &mut found).map_err(io)?;
     found.sort();
-    let Some(m) = crate::sink::Manifest::load(path)? else {
+    let Some(m) = super::Manifest::load(path)? else {
         if found.is_empty() {
             return Err(DatasetError::Empty(path.to_path_buf()));
         }
@@ -115,7 +115,7 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
         if !f.is_file() {
             return Err(DatasetError::Missing {
                 path: f,
-                manifest: path.join(crate::sink::MANIFEST),
+                manifest: path.join(super::MANIFEST),
             });
         }
         files.push(f);
@@ -166,7 +166,7 @@ pub fn partition_values(root: &Path, file: &Path) -> Vec<(String, String)> {
     let rel = rel
         .to_string_lossy()
         .replace(std::path::MAIN_SEPARATOR, "/");
-    crate::sink::partition::values_of_path(&rel)
+    super::partition::values_of_path(&rel)
 }
 
 /// Puts back into `batch` the partition columns that are dataset columns and that it lacks, at their
@@ -273,35 +273,56 @@ pub fn read_file_as(
         path: path.to_path_buf(),
         source,
     })?;
+    decode(Encoded::File(f), format, batch_rows, path)
+}
+
+/// The bytes of one data file: open locally, or fetched.
+enum Encoded {
+    File(File),
+    Bytes(bytes::Bytes),
+}
+
+/// The one reader set-up of a data file (Parquet or Arrow IPC), its errors naming `path`.
+fn decode(
+    encoded: Encoded,
+    format: Format,
+    batch_rows: usize,
+    path: &Path,
+) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, DatasetError>> + Send>, DatasetError> {
+    let parquet_err = |source| DatasetError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let arrow_err = |source| DatasetError::Arrow {
+        path: path.to_path_buf(),
+        source,
+    };
+    let batches: Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send> =
+        match (format, encoded) {
+            (Format::Parquet, Encoded::File(f)) => Box::new(
+                ParquetRecordBatchReaderBuilder::try_new(f)
+                    .and_then(|b| b.with_batch_size(batch_rows).build())
+                    .map_err(parquet_err)?,
+            ),
+            (Format::Parquet, Encoded::Bytes(b)) => Box::new(
+                ParquetRecordBatchReaderBuilder::try_new(b)
+                    .and_then(|b| b.with_batch_size(batch_rows).build())
+                    .map_err(parquet_err)?,
+            ),
+            (Format::Arrow, Encoded::File(f)) => {
+                Box::new(FileReader::try_new(f, None).map_err(arrow_err)?)
+            }
+            (Format::Arrow, Encoded::Bytes(b)) => {
+                Box::new(FileReader::try_new(std::io::Cursor::new(b), None).map_err(arrow_err)?)
+            }
+        };
     let p = path.to_path_buf();
-    match format {
-        Format::Parquet => {
-            let reader = ParquetRecordBatchReaderBuilder::try_new(f)
-                .and_then(|b| b.with_batch_size(batch_rows).build())
-                .map_err(|source| DatasetError::Parquet {
-                    path: p.clone(),
-                    source,
-                })?;
-            Ok(Box::new(reader.map(move |r| {
-                r.map_err(|source| DatasetError::Arrow {
-                    path: p.clone(),
-                    source,
-                })
-            })))
-        }
-        Format::Arrow => {
-            let reader = FileReader::try_new(f, None).map_err(|source| DatasetError::Arrow {
-                path: p.clone(),
-                source,
-            })?;
-            Ok(Box::new(reader.map(move |r| {
-                r.map_err(|source| DatasetError::Arrow {
-                    path: p.clone(),
-                    source,
-                })
-            })))
-        }
-    }
+    Ok(Box::new(batches.map(move |r| {
+        r.map_err(|source| DatasetError::Arrow {
+            path: p.clone(),
+            source,
+        })
+    })))
 }
 
 /// Every batch of a dataset, file after file, with partition columns put back.
@@ -323,13 +344,13 @@ pub fn read_dataset(
 /// store (fetched into memory: a part is at most `--part-rows` rows), with its partition columns put
 /// back.
 pub async fn read_part(
-    target: &crate::sink::Target,
+    target: &super::OutputDir,
     relative: &str,
     batch_rows: usize,
 ) -> Result<Box<dyn Iterator<Item = Result<RecordBatch, DatasetError>> + Send>, DatasetError> {
     match target {
-        crate::sink::Target::Local(d) => read_file_in(d, &d.join(relative), batch_rows),
-        crate::sink::Target::Remote(r) => {
+        super::OutputDir::Local(d) => read_file_in(d, &d.join(relative), batch_rows),
+        super::OutputDir::Remote(r) => {
             let path = PathBuf::from(r.url_of(relative));
             let bytes = r
                 .get(relative)
@@ -342,33 +363,16 @@ pub async fn read_part(
                     path: path.clone(),
                     source: std::io::ErrorKind::NotFound.into(),
                 })?;
-            let values = crate::sink::partition::values_of_path(relative);
+            let values = super::partition::values_of_path(relative);
             let format = Format::from_path(Path::new(relative)).unwrap_or(Format::Parquet);
-            let batches: Box<dyn Iterator<Item = Result<RecordBatch, ArrowError>> + Send> =
-                match format {
-                    Format::Parquet => Box::new(
-                        ParquetRecordBatchReaderBuilder::try_new(bytes)
-                            .and_then(|b| b.with_batch_size(batch_rows).build())
-                            .map_err(|source| DatasetError::Parquet {
-                                path: path.clone(),
-                                source,
-                            })?,
-                    ),
-                    Format::Arrow => Box::new(
-                        FileReader::try_new(std::io::Cursor::new(bytes), None).map_err(
-                            |source| DatasetError::Arrow {
-                                path: path.clone(),
-                                source,
-                            },
-                        )?,
-                    ),
-                };
+            let batches = decode(Encoded::Bytes(bytes), format, batch_rows, &path)?;
             Ok(Box::new(batches.map(move |b| {
-                b.and_then(|b| with_partition_columns(b, &values))
-                    .map_err(|source| DatasetError::Arrow {
+                b.and_then(|b| {
+                    with_partition_columns(b, &values).map_err(|source| DatasetError::Arrow {
                         path: path.clone(),
                         source,
                     })
+                })
             })))
         }
     }
@@ -381,22 +385,22 @@ pub async fn fetch_remote(
     url: &str,
     client: &crate::client::ClientSettings,
 ) -> Result<Fetched, DatasetError> {
-    use crate::sink::target::{Kind, Target};
+    use super::{Kind, OutputDir};
     let remote_err = |reason: String| DatasetError::Remote {
         url: url.to_string(),
         reason,
     };
-    let mut remote = crate::sink::Remote::parse(url).map_err(remote_err)?;
-    let sdk = crate::client::load_sdk_config(client).await;
+    let mut remote = super::Remote::parse(url).map_err(remote_err)?;
     remote
-        .connect(&sdk, |k| std::env::var(k).ok())
+        .connect_as(client, None)
+        .await
         .map_err(|e| remote_err(e.reason()))?;
     let dir = remote.dir().expect("connected above").clone();
-    let target = Target::Remote(dir.clone());
+    let target = OutputDir::Remote(dir.clone());
     // A manifest is checked as it is parsed: its parts are this tool's relative names, so joining
     // them to the temporary folder never reaches outside it.
     let manifest = target.load_manifest().await.map_err(|e| match e {
-        crate::sink::SinkError::Manifest(m) => DatasetError::Manifest(m),
+        super::SinkError::Manifest(m) => DatasetError::Manifest(m),
         e => remote_err(e.to_string()),
     })?;
     let parts: Vec<String> = target

@@ -146,11 +146,7 @@ pub fn split_by_job(batch: &RecordBatch) -> Result<BTreeMap<String, RecordBatch>
     Ok(out)
 }
 
-/// `YYYY-MM-DD` of epoch milliseconds, UTC (the proleptic Gregorian calendar).
-pub fn utc_date(epoch_ms: i64) -> String {
-    let (y, m, d) = crate::report::render::civil_from_days(epoch_ms.div_euclid(86_400_000));
-    format!("{y:04}-{m:02}-{d:02}")
-}
+pub use crate::time::utc_date;
 
 /// The partition values a relative file path carries: every `key=value` folder, outermost first.
 pub fn values_of_path(relative: &str) -> Vec<(String, String)> {

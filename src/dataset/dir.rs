@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::manifest::{Manifest, MANIFEST};
-use super::remote::RemoteDir;
+use super::s3::RemoteDir;
 use super::{Layout, SinkError};
 
 /// A dataset directory.
 #[derive(Debug, Clone)]
-pub enum Target {
+pub enum OutputDir {
     Local(PathBuf),
     Remote(Arc<RemoteDir>),
 }
@@ -66,14 +66,14 @@ pub fn kind_of(relative: &str) -> Kind {
     }
 }
 
-impl Target {
+impl OutputDir {
     /// The directory of a directory layout; `None` for a single file. A remote layout must have
-    /// been connected ([`crate::sink::Remote::connect`]).
-    pub fn of(layout: &Layout) -> Result<Option<Target>, SinkError> {
+    /// been connected ([`crate::dataset::Remote::connect`]).
+    pub fn of(layout: &Layout) -> Result<Option<OutputDir>, SinkError> {
         Ok(match layout {
             Layout::File(_) => None,
-            Layout::Dir(d) => Some(Target::Local(d.clone())),
-            Layout::Remote(r) => Some(Target::Remote(
+            Layout::Dir(d) => Some(OutputDir::Local(d.clone())),
+            Layout::Remote(r) => Some(OutputDir::Remote(
                 r.dir()
                     .ok_or_else(|| SinkError::NotConnected(r.url.clone()))?
                     .clone(),
@@ -84,16 +84,16 @@ impl Target {
     /// The path or URL, for messages.
     pub fn name(&self) -> String {
         match self {
-            Target::Local(d) => d.display().to_string(),
-            Target::Remote(r) => r.url().to_string(),
+            OutputDir::Local(d) => d.display().to_string(),
+            OutputDir::Remote(r) => r.url().to_string(),
         }
     }
 
     /// The final path (or URL, as a path) of a file.
     pub fn path_of(&self, relative: &str) -> PathBuf {
         match self {
-            Target::Local(d) => d.join(relative),
-            Target::Remote(r) => PathBuf::from(r.url_of(relative)),
+            OutputDir::Local(d) => d.join(relative),
+            OutputDir::Remote(r) => PathBuf::from(r.url_of(relative)),
         }
     }
 
@@ -109,7 +109,7 @@ impl Target {
     /// `Foreign` entry), in path order. A directory that does not exist has none.
     pub async fn entries(&self) -> Result<Vec<Entry>, SinkError> {
         match self {
-            Target::Local(d) => {
+            OutputDir::Local(d) => {
                 let mut out = Vec::new();
                 if d.is_dir() {
                     walk(d, "", &mut out).map_err(self.io(d))?;
@@ -117,7 +117,7 @@ impl Target {
                 out.sort_by(|a, b| a.relative.cmp(&b.relative));
                 Ok(out)
             }
-            Target::Remote(r) => Ok(r
+            OutputDir::Remote(r) => Ok(r
                 .list()
                 .await?
                 .into_iter()
@@ -132,8 +132,8 @@ impl Target {
     /// The manifest, or `None` when there is none.
     pub async fn load_manifest(&self) -> Result<Option<Manifest>, SinkError> {
         match self {
-            Target::Local(d) => Ok(Manifest::load(d)?),
-            Target::Remote(r) => match r.get_manifest().await? {
+            OutputDir::Local(d) => Ok(Manifest::load(d)?),
+            OutputDir::Remote(r) => match r.get_manifest().await? {
                 None => Ok(None),
                 Some(bytes) => Ok(Some(Manifest::from_json(
                     &bytes,
@@ -146,21 +146,21 @@ impl Target {
     /// Deletes one file (a missing one is not an error).
     pub async fn delete(&self, relative: &str) -> Result<(), SinkError> {
         match self {
-            Target::Local(d) => {
+            OutputDir::Local(d) => {
                 let p = d.join(relative);
                 match std::fs::remove_file(&p) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(self.io(&p)(e)),
                     _ => Ok(()),
                 }
             }
-            Target::Remote(r) => Ok(r.delete(relative).await?),
+            OutputDir::Remote(r) => Ok(r.delete(relative).await?),
         }
     }
 
     /// Removes the `key=value` folders left empty by deletions (local only; an object store has no
     /// folders).
     pub fn prune_empty_folders(&self) {
-        if let Target::Local(d) = self {
+        if let OutputDir::Local(d) = self {
             prune(d, true);
         }
     }
@@ -168,8 +168,8 @@ impl Target {
     /// Creates the directory (local) so that parts can be written into it.
     pub fn create(&self) -> Result<(), SinkError> {
         match self {
-            Target::Local(d) => std::fs::create_dir_all(d).map_err(self.io(d)),
-            Target::Remote(_) => Ok(()),
+            OutputDir::Local(d) => std::fs::create_dir_all(d).map_err(self.io(d)),
+            OutputDir::Remote(_) => Ok(()),
         }
     }
 
@@ -177,20 +177,20 @@ impl Target {
     /// the version last read or written (a manifest changed by another writer is never overwritten).
     pub async fn store_manifest(&self, m: &Manifest) -> Result<(), SinkError> {
         match self {
-            Target::Local(d) => Ok(m.store(d)?),
-            Target::Remote(r) => Ok(r.put_manifest(m.to_json()).await?),
+            OutputDir::Local(d) => Ok(m.store(d)?),
+            OutputDir::Remote(r) => Ok(r.put_manifest(m.to_json()).await?),
         }
     }
 
-    /// [`Target::store_manifest`] from a thread outside the runtime (the writer thread).
+    /// [`OutputDir::store_manifest`] from a thread outside the runtime (the writer thread).
     pub fn store_manifest_blocking(
         &self,
         m: &Manifest,
         rt: Option<&tokio::runtime::Handle>,
     ) -> Result<(), SinkError> {
         match self {
-            Target::Local(d) => Ok(m.store(d)?),
-            Target::Remote(_) => runtime(rt)?.block_on(self.store_manifest(m)),
+            OutputDir::Local(d) => Ok(m.store(d)?),
+            OutputDir::Remote(_) => runtime(rt)?.block_on(self.store_manifest(m)),
         }
     }
 }
@@ -286,7 +286,7 @@ mod tests {
         std::fs::write(sub.join("part-r-00000.parquet"), b"x").unwrap();
         std::fs::write(d.path().join(MANIFEST), b"{}").unwrap();
         std::fs::create_dir(d.path().join("other")).unwrap();
-        let t = Target::Local(d.path().to_path_buf());
+        let t = OutputDir::Local(d.path().to_path_buf());
         let got: Vec<(String, Kind)> = t
             .entries()
             .await

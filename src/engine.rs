@@ -1,71 +1,34 @@
-//! The engine: targets -> bounded concurrent, rate-limited, retried calls -> rows -> the writer.
+//! The engine: pairs -> bounded concurrent, rate-limited, retried calls -> rows -> the writer.
 //!
 //! `concurrency` long-lived workers take pairs from the shared input stream, so at most that many pairs
-//! are in flight and no task is spawned per pair; each attempt first takes a token from the target's
-//! [`CallLimiter`]. A pair's failure is a row, never a stop, except for failures that would repeat for
-//! every pair (credentials, permissions): those stop the dispatcher and are returned as [`Stop::Fatal`].
-//! Rows go to the writer through a bounded channel, which is also the back-pressure.
+//! are in flight and no task is spawned per pair; each pair goes through [`crate::call::describe_pair`]
+//! (whose every attempt first takes a token from the target's [`CallLimiter`]). A pair's failure is a
+//! row, never a stop, except for failures that would repeat for every pair (credentials, permissions):
+//! those stop the workers and are returned as [`Stop::Fatal`]. Rows go to the writer through a bounded
+//! channel, which is also the back-pressure.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::call::{describe_pair, Counters};
 use crate::client::{CallError, FleetClient};
-use crate::input::{InputError, Target};
+use crate::config::EngineSettings;
+use crate::dataset::SinkMsg;
+use crate::input::InputError;
 use crate::limit::CallLimiter;
-use crate::retry::{classify, Backoff, Class};
-use crate::schema::{Origin, Outcome, Row, Source};
-use crate::sink::SinkMsg;
-
-/// How pairs are called.
-#[derive(Debug, Clone)]
-pub struct EngineSettings {
-    /// Pairs in flight at once.
-    pub concurrency: usize,
-    /// Attempts per pair, the first included.
-    pub max_attempts: u32,
-    /// Upper bound of one attempt.
-    pub call_timeout: Duration,
-    pub backoff: Backoff,
-}
+use crate::pair::Pair;
+use crate::schema::{Origin, Outcome};
 
 /// One pair to describe: its input ordinal, the pair, and what a list summary already said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Work {
     pub ordinal: u64,
-    pub target: Target,
+    pub pair: Pair,
     /// `retryAttempt` from the list summary that found the pair (discovery), carried to the row.
     pub retry_attempt: Option<i32>,
-}
-
-/// Live counters, shared with the progress display.
-#[derive(Debug, Default)]
-pub struct Counters {
-    pub done: AtomicU64,
-    pub ok: AtomicU64,
-    pub not_found: AtomicU64,
-    pub errors: AtomicU64,
-    pub attempts: AtomicU64,
-    pub throttled: AtomicU64,
-    /// List and DescribeJob attempts (discovery).
-    pub list_attempts: AtomicU64,
-    /// Whether any attempt has had an HTTP answer (success or a service error).
-    pub answered: AtomicBool,
-    /// Pairs that ended on transport errors before any answer was ever had.
-    pub unanswered_failures: AtomicU64,
-}
-
-/// Pairs that may exhaust their attempts on transport errors, with no answer ever had, before the run
-/// stops as unreachable instead of writing an error row for every pair.
-const UNREACHABLE_AFTER: u64 = 3;
-
-impl Counters {
-    pub fn get(a: &AtomicU64) -> u64 {
-        a.load(Ordering::Relaxed)
-    }
 }
 
 /// Why the engine stopped before every pair had a row.
@@ -89,6 +52,9 @@ pub enum Stop {
     /// The writer stopped taking rows.
     #[error("the output writer stopped")]
     WriterGone,
+    /// The engine stopped taking work (discovery's listing has nobody to hand executions to).
+    #[error("the describe engine stopped")]
+    EngineGone,
     /// The writer failed (an error or a panic) after committing what it had committed.
     #[error("the output writer failed: {error}")]
     WriterFailed { error: String },
@@ -118,14 +84,6 @@ impl Stop {
     }
 }
 
-/// Wall-clock epoch milliseconds (the `fetched_at` column).
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 /// The run-level stop an error returned by [`describe_pair`] means.
 pub fn stop_for(error: CallError) -> Stop {
     match error {
@@ -134,156 +92,6 @@ pub fn stop_for(error: CallError) -> Stop {
         }
         error => Stop::Fatal { error },
     }
-}
-
-/// How a call ended after its retries.
-#[derive(Debug)]
-pub enum Final<T> {
-    Ok(T),
-    /// ResourceNotFoundException.
-    NotFound(CallError),
-    /// A final error about this call, or the last error once the attempts ran out.
-    Failed(CallError),
-    /// Every further call would fail the same way (credentials, permissions, no endpoint).
-    Fatal(CallError),
-    /// Shutdown came first.
-    Interrupted,
-}
-
-/// A call's end and the attempts it took.
-#[derive(Debug)]
-pub struct Attempted<T> {
-    pub result: Final<T>,
-    pub attempts: u32,
-}
-
-/// Makes `call` until a final answer, the attempt budget, a fatal error or a shutdown. Every attempt
-/// first takes a token from `limiter` and is counted in `attempts`; throttles lower the limiter's pace.
-pub async fn call_with_retries<T, F, Fut>(
-    limiter: &CallLimiter,
-    settings: &EngineSettings,
-    counters: &Counters,
-    attempts: &AtomicU64,
-    shutdown: &watch::Receiver<bool>,
-    mut call: F,
-) -> Attempted<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, CallError>>,
-{
-    let mut attempt: u32 = 0;
-    loop {
-        if *shutdown.borrow() {
-            return Attempted {
-                result: Final::Interrupted,
-                attempts: attempt,
-            };
-        }
-        attempt += 1;
-        limiter.acquire().await;
-        attempts.fetch_add(1, Ordering::Relaxed);
-        let result = match tokio::time::timeout(settings.call_timeout, call()).await {
-            Ok(r) => r,
-            Err(_) => Err(CallError::Timeout(settings.call_timeout)),
-        };
-        if matches!(result, Ok(_) | Err(CallError::Service { .. })) {
-            counters.answered.store(true, Ordering::Relaxed);
-        }
-        let end = |result| Attempted {
-            result,
-            attempts: attempt,
-        };
-        let err = match result {
-            Ok(v) => {
-                limiter.on_success();
-                return end(Final::Ok(v));
-            }
-            Err(e) => e,
-        };
-        match classify(&err) {
-            Class::NotFound => {
-                limiter.on_success();
-                return end(Final::NotFound(err));
-            }
-            Class::Final => return end(Final::Failed(err)),
-            Class::Fatal => return end(Final::Fatal(err)),
-            Class::Retry { throttled } => {
-                if throttled {
-                    counters.throttled.fetch_add(1, Ordering::Relaxed);
-                    limiter.on_throttle();
-                }
-                tracing::debug!(attempt, error = %err, "attempt failed");
-                if attempt >= settings.max_attempts {
-                    let unreachable = matches!(
-                        err,
-                        CallError::Connection(_)
-                            | CallError::Timeout(_)
-                            | CallError::TransportTimeout(_)
-                    ) && !counters.answered.load(Ordering::Relaxed)
-                        && counters.unanswered_failures.fetch_add(1, Ordering::Relaxed) + 1
-                            >= UNREACHABLE_AFTER;
-                    return end(if unreachable {
-                        Final::Fatal(err)
-                    } else {
-                        Final::Failed(err)
-                    });
-                }
-                let wait = settings.backoff.delay(attempt, rand::random::<f64>());
-                let mut sd = shutdown.clone();
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = sd.wait_for(|s| *s) => return end(Final::Interrupted),
-                }
-            }
-        }
-    }
-}
-
-/// Calls DescribeJobExecution for one pair until a final answer, the attempt budget, a fatal error or a
-/// shutdown. `Ok(None)` means shutdown came first and the pair has no row; `Err` is a run-level error.
-pub async fn describe_pair<C: FleetClient>(
-    client: &C,
-    limiter: &CallLimiter,
-    settings: &EngineSettings,
-    counters: &Counters,
-    target: Target,
-    shutdown: &watch::Receiver<bool>,
-) -> Result<Option<Row>, CallError> {
-    let a = call_with_retries(
-        limiter,
-        settings,
-        counters,
-        &counters.attempts,
-        shutdown,
-        || {
-            client.describe_job_execution(
-                &target.thing_name,
-                &target.job_id,
-                target.execution_number,
-            )
-        },
-    )
-    .await;
-    let (outcome, error, execution) = match a.result {
-        Final::Ok(rec) => (Outcome::Ok, None, Some(rec)),
-        Final::NotFound(e) => (Outcome::NotFound, Some(e), None),
-        Final::Failed(e) => (Outcome::Error, Some(e), None),
-        Final::Fatal(e) => return Err(e),
-        Final::Interrupted => return Ok(None),
-    };
-    Ok(Some(Row {
-        thing_name: target.thing_name,
-        job_id: target.job_id,
-        requested_execution_number: target.execution_number,
-        outcome,
-        error,
-        attempts: a.attempts as i32,
-        fetched_at_ms: now_ms(),
-        execution,
-        source: Source::Describe,
-        retry_attempt: None,
-        origin: None,
-    }))
 }
 
 /// One target's calls: its client, its rate limiter, what its rows carry, and its own counters.
@@ -329,14 +137,14 @@ impl<I> Shared<I> {
     }
 }
 
-/// Runs every pair of `targets` (with its input ordinal) through [`describe_pair`] on `lane` and sends
+/// Runs every pair of `work` (with its input ordinal) through [`describe_pair`] on `lane` and sends
 /// each row to `rows`. `settings.concurrency` long-lived workers each take the next pair, call, and
-/// send the row, so no task is spawned per pair. Returns when all targets have rows, or with the
+/// send the row, so no task is spawned per pair. Returns when every pair has its row, or with the
 /// reason it stopped early (after the pairs already in flight have finished).
 pub async fn run_engine<C, I>(
     lane: Lane<C>,
     settings: EngineSettings,
-    targets: I,
+    work: I,
     rows: mpsc::Sender<SinkMsg>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), Stop>
@@ -346,7 +154,7 @@ where
 {
     let settings = Arc::new(settings);
     let shared = Arc::new(Shared {
-        work: futures::lock::Mutex::new(Box::pin(targets)),
+        work: futures::lock::Mutex::new(Box::pin(work)),
         stop: Mutex::new(None),
         stopping: AtomicBool::new(false),
         abandoned: AtomicU64::new(0),
@@ -412,7 +220,7 @@ async fn worker<C, I>(
         };
         let Work {
             ordinal,
-            target,
+            pair,
             retry_attempt,
         } = match next {
             None => return,
@@ -427,7 +235,7 @@ async fn worker<C, I>(
             &lane.limiter,
             &settings,
             counters,
-            target,
+            pair,
             &shutdown,
         )
         .await;
@@ -456,5 +264,179 @@ async fn worker<C, I>(
             }
             Err(e) => shared.set_stop(stop_for(e)),
         }
+    }
+}
+
+/// The engine on the in-memory fleet, under paused time: retries and backoff, throttle adaptation,
+/// and shutdowns during long waits, without a wire or a real clock.
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::client::fake::FakeFleet;
+    use crate::client::faulty::{Fault, Faulty};
+    use crate::retry::Backoff;
+    use crate::schema::Row;
+
+    fn settings(max_attempts: u32, base: Duration, cap: Duration) -> EngineSettings {
+        EngineSettings {
+            concurrency: 4,
+            max_attempts,
+            call_timeout: Duration::from_secs(10),
+            backoff: Backoff { base, cap },
+        }
+    }
+
+    fn work(n: u64) -> impl futures::Stream<Item = Result<Work, InputError>> + Send + 'static {
+        futures::stream::iter((0..n).map(|i| {
+            Ok(Work {
+                ordinal: i,
+                pair: Pair {
+                    thing_name: format!("t{i}"),
+                    job_id: "j".into(),
+                    execution_number: None,
+                },
+                retry_attempt: None,
+            })
+        }))
+    }
+
+    fn lane<C>(client: C, limiter: CallLimiter) -> Lane<C> {
+        Lane {
+            client: Arc::new(client),
+            limiter: Arc::new(limiter),
+            origin: None,
+            counters: Default::default(),
+        }
+    }
+
+    fn fleet(n: u64) -> FakeFleet {
+        (0..n).fold(FakeFleet::new(), |f, i| {
+            f.with(&format!("t{i}"), "j", "QUEUED")
+        })
+    }
+
+    /// Runs the engine to its end; its result and the rows it sent.
+    async fn run<C: FleetClient>(
+        lane: Lane<C>,
+        settings: EngineSettings,
+        n: u64,
+        shutdown: watch::Receiver<bool>,
+    ) -> (Result<(), Stop>, Vec<Row>) {
+        let (tx, mut rx) = mpsc::channel(1024);
+        let engine = tokio::spawn(run_engine(lane, settings, work(n), tx, shutdown));
+        let mut rows = Vec::new();
+        while let Some(msg) = rx.recv().await {
+            if let SinkMsg::Row { row, .. } = msg {
+                rows.push(*row);
+            }
+        }
+        (engine.await.unwrap(), rows)
+    }
+
+    fn running() -> watch::Receiver<bool> {
+        let (tx, rx) = watch::channel(false);
+        std::mem::forget(tx);
+        rx
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_attempts_are_retried_with_backoff_until_the_budget() {
+        let base = Duration::from_secs(1);
+        let client = Faulty::new(fleet(8)).failing(Fault::ServerError, 2);
+        let l = lane(client, CallLimiter::new(None, 1, true));
+        let t = Instant::now();
+        let mut s = settings(5, base, Duration::from_secs(8));
+        s.concurrency = 8;
+        let (r, rows) = run(l.clone(), s, 8, running()).await;
+        r.unwrap();
+        assert_eq!(rows.len(), 8);
+        assert!(rows
+            .iter()
+            .all(|r| r.outcome == Outcome::Ok && r.attempts == 3));
+        // Two backoffs of at most 1 s and 2 s (full jitter) each, all pairs at once, on the paused
+        // clock; eight pairs all drawing under half a second is a 1-in-4e9 chance.
+        let waited = t.elapsed();
+        assert!(
+            waited >= Duration::from_millis(500) && waited <= Duration::from_secs(3),
+            "{waited:?}"
+        );
+        assert_eq!(
+            l.client.inner().calls(),
+            8,
+            "each pair reached the fleet once"
+        );
+        assert_eq!(Counters::get(&l.counters.attempts), 24);
+
+        // With a budget of two attempts, every pair ends as an error row after two.
+        let client = Faulty::new(fleet(3)).failing(Fault::ServerError, 2);
+        let l = lane(client, CallLimiter::new(None, 1, true));
+        let (r, rows) = run(l, settings(2, base, base), 3, running()).await;
+        r.unwrap();
+        assert!(rows
+            .iter()
+            .all(|r| r.outcome == Outcome::Error && r.attempts == 2));
+        assert_eq!(
+            rows[0].error.as_ref().map(|e| e.code().to_string()),
+            Some("InternalFailureException".into())
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_halves_the_rate_and_every_attempt_takes_a_token() {
+        let client = Faulty::new(fleet(20)).failing(Fault::Throttle, 1);
+        let l = lane(client, CallLimiter::new(Some(100.0), 1, true));
+        let (r, rows) = run(
+            l.clone(),
+            settings(5, Duration::from_millis(10), Duration::from_millis(10)),
+            20,
+            running(),
+        )
+        .await;
+        r.unwrap();
+        assert_eq!(rows.len(), 20);
+        assert_eq!(Counters::get(&l.counters.throttled), 20);
+        let rate = l.limiter.current_rate().unwrap();
+        assert!(rate <= 51.0, "the first throttle halves 100/s: {rate}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_ends_a_long_backoff_and_a_slow_limiter_at_once() {
+        // Every first attempt fails and backs off for up to an hour.
+        let client = Faulty::new(fleet(4)).failing(Fault::ServerError, 1);
+        let l = lane(client, CallLimiter::new(None, 1, true));
+        let hour = Duration::from_secs(3600);
+        let (tx, rx) = watch::channel(false);
+        let stopper = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            tx.send(true).unwrap();
+        });
+        let t = Instant::now();
+        let (r, rows) = run(l, settings(5, hour, hour), 4, rx).await;
+        stopper.await.unwrap();
+        assert!(matches!(r, Err(Stop::Interrupted)), "{r:?}");
+        assert!(rows.is_empty());
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+
+        // At 1 call per 100 s the second pair waits for its slot: a stop ends the wait, and the
+        // call it waited for is never made.
+        let l = lane(fleet(3), CallLimiter::new(Some(0.01), 1, false));
+        let (tx, rx) = watch::channel(false);
+        let stopper = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            tx.send(true).unwrap();
+        });
+        let t = Instant::now();
+        let mut s = settings(5, hour, hour);
+        s.concurrency = 1;
+        let (r, rows) = run(l.clone(), s, 3, rx).await;
+        stopper.await.unwrap();
+        assert!(matches!(r, Err(Stop::Interrupted)), "{r:?}");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(l.client.calls(), 1, "no call after the stop");
+        assert!(t.elapsed() < Duration::from_secs(6), "{:?}", t.elapsed());
     }
 }

@@ -9,18 +9,20 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use futures::TryStreamExt;
-use object_store::aws::{AmazonS3Builder, AwsCredential};
+use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjPath;
 use object_store::{
-    BackoffConfig, ClientOptions, CredentialProvider, ObjectStore, ObjectStoreExt, PutMode,
-    PutOptions, RetryConfig, UpdateVersion, WriteMultipart,
+    BackoffConfig, ClientOptions, ObjectStore, ObjectStoreExt, PutMode, PutOptions, RetryConfig,
+    UpdateVersion, WriteMultipart,
 };
 use tokio::io::AsyncReadExt;
+
+pub use super::credentials::s3_endpoint;
+use super::credentials::SdkCredentials;
 
 /// An object-store URL given as `--out`: where the dataset lies, not yet connected.
 #[derive(Debug, Clone)]
@@ -104,6 +106,23 @@ impl Remote {
         self.dir.as_ref()
     }
 
+    /// Connects with the AWS configuration of `client` (`--profile`, `--region`, the default chain)
+    /// in `fallback_region` when it names none, and the endpoint variables of the environment: the
+    /// one way both the writer and the readers reach a bucket.
+    pub async fn connect_as(
+        &mut self,
+        client: &crate::client::ClientSettings,
+        fallback_region: Option<aws_config::Region>,
+    ) -> Result<(), RemoteError> {
+        let mut sdk = crate::client::load_sdk_config(client).await;
+        if sdk.region().is_none() {
+            if let Some(r) = fallback_region {
+                sdk = sdk.into_builder().region(r).build();
+            }
+        }
+        self.connect(&sdk, |k| std::env::var(k).ok())
+    }
+
     /// Builds the store from the AWS configuration `sdk` (region and credentials) and the endpoint
     /// variables read by `env` (`AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`).
     pub fn connect(
@@ -112,7 +131,7 @@ impl Remote {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<(), RemoteError> {
         let dir = RemoteDir::open(self, sdk, env, upload_retry())?;
-        super::remove_dead_staging(&std::env::temp_dir());
+        super::write::remove_dead_staging(&std::env::temp_dir());
         self.dir = Some(Arc::new(dir));
         Ok(())
     }
@@ -152,62 +171,6 @@ impl RemoteError {
             RemoteError::Local { .. } | RemoteError::Conflict { .. } => self.to_string(),
         }
     }
-}
-
-/// aws-config's credentials provider as object_store's: the same chain as the IoT client (profiles,
-/// environment, SSO, web identity, assume-role, IMDS), cached until shortly before expiry so that a
-/// chain that calls STS is not called per request.
-struct SdkCredentials {
-    provider: SharedCredentialsProvider,
-    cached: tokio::sync::Mutex<Option<(Arc<AwsCredential>, Option<SystemTime>)>>,
-}
-
-impl std::fmt::Debug for SdkCredentials {
-    // Never the keys: this is what object_store may print in a debug log.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SdkCredentials(aws-config provider chain)")
-    }
-}
-
-#[async_trait::async_trait]
-impl CredentialProvider for SdkCredentials {
-    type Credential = AwsCredential;
-
-    async fn get_credential(&self) -> object_store::Result<Arc<AwsCredential>> {
-        let mut cached = self.cached.lock().await;
-        let fresh = |expiry: &Option<SystemTime>| {
-            expiry.is_none_or(|e| {
-                e.duration_since(SystemTime::now())
-                    .is_ok_and(|left| left > Duration::from_secs(300))
-            })
-        };
-        if let Some((c, expiry)) = cached.as_ref() {
-            if fresh(expiry) {
-                return Ok(c.clone());
-            }
-        }
-        let c = self.provider.provide_credentials().await.map_err(|e| {
-            object_store::Error::Generic {
-                store: "S3",
-                source: Box::new(e),
-            }
-        })?;
-        let credential = Arc::new(AwsCredential {
-            key_id: c.access_key_id().to_string(),
-            secret_key: c.secret_access_key().to_string(),
-            token: c.session_token().map(str::to_string),
-        });
-        *cached = Some((credential.clone(), c.expiry()));
-        Ok(credential)
-    }
-}
-
-/// The S3 endpoint override: `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL` (as the AWS SDKs read them;
-/// blank means unset).
-pub fn s3_endpoint(env: impl Fn(&str) -> Option<String>) -> Option<String> {
-    ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .into_iter()
-        .find_map(|k| env(k).filter(|e| !e.trim().is_empty()))
 }
 
 /// The retries of every request: up to 6 more attempts with exponential backoff (100 ms doubling,
@@ -580,27 +543,5 @@ mod tests {
             .contains("not supported"));
         assert!(Remote::parse("s3://bucket/a//b").is_err());
         assert!(is_url("s3://b/p") && !is_url("out/dir") && !is_url("./a://b"));
-    }
-
-    #[test]
-    fn the_s3_endpoint_variable_wins_over_the_global_one() {
-        fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-            move |k| {
-                vars.iter()
-                    .find(|(n, _)| *n == k)
-                    .map(|(_, v)| v.to_string())
-            }
-        }
-        let both = [
-            ("AWS_ENDPOINT_URL", "http://all:1"),
-            ("AWS_ENDPOINT_URL_S3", "http://s3:2"),
-        ];
-        assert_eq!(s3_endpoint(env(&both)).as_deref(), Some("http://s3:2"));
-        let global = [
-            ("AWS_ENDPOINT_URL", "http://all:1"),
-            ("AWS_ENDPOINT_URL_S3", " "),
-        ];
-        assert_eq!(s3_endpoint(env(&global)).as_deref(), Some("http://all:1"));
-        assert_eq!(s3_endpoint(env(&[])), None);
     }
 }

@@ -1,0 +1,192 @@
+//! One call until its final answer: every attempt takes a limiter token, is timed out, classified
+//! ([`crate::retry`] decides whether to retry, its backoff when), counted, and retried or ended. This is
+//! the one retry owner of the product: the SDK's retries are off, and no other layer retries a call.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::watch;
+
+use crate::client::{CallError, FleetClient};
+use crate::config::EngineSettings;
+use crate::limit::CallLimiter;
+use crate::pair::Pair;
+use crate::retry::{classify, Class};
+use crate::schema::{Outcome, Row, Source};
+use crate::time::now_ms;
+
+/// Live counters, shared with the progress display.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub done: AtomicU64,
+    pub ok: AtomicU64,
+    pub not_found: AtomicU64,
+    pub errors: AtomicU64,
+    pub attempts: AtomicU64,
+    pub throttled: AtomicU64,
+    /// List and DescribeJob attempts (discovery).
+    pub list_attempts: AtomicU64,
+    /// Whether any attempt has had an HTTP answer (success or a service error).
+    pub answered: AtomicBool,
+    /// Pairs that ended on transport errors before any answer was ever had.
+    pub unanswered_failures: AtomicU64,
+}
+
+/// Pairs that may exhaust their attempts on transport errors, with no answer ever had, before the run
+/// stops as unreachable instead of writing an error row for every pair.
+const UNREACHABLE_AFTER: u64 = 3;
+
+impl Counters {
+    pub fn get(a: &AtomicU64) -> u64 {
+        a.load(Ordering::Relaxed)
+    }
+}
+
+/// How a call ended after its retries.
+#[derive(Debug)]
+pub enum Final<T> {
+    Ok(T),
+    /// ResourceNotFoundException.
+    NotFound(CallError),
+    /// A final error about this call, or the last error once the attempts ran out.
+    Failed(CallError),
+    /// Every further call would fail the same way (credentials, permissions, no endpoint).
+    Fatal(CallError),
+    /// Shutdown came first.
+    Interrupted,
+}
+
+/// A call's end and the attempts it took.
+#[derive(Debug)]
+pub struct Attempted<T> {
+    pub result: Final<T>,
+    pub attempts: u32,
+}
+
+/// Makes `call` until a final answer, the attempt budget, a fatal error or a shutdown. Every attempt
+/// first takes a token from `limiter` and is counted in `attempts`; throttles lower the limiter's pace.
+pub async fn call_with_retries<T, F, Fut>(
+    limiter: &CallLimiter,
+    settings: &EngineSettings,
+    counters: &Counters,
+    attempts: &AtomicU64,
+    shutdown: &watch::Receiver<bool>,
+    mut call: F,
+) -> Attempted<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, CallError>>,
+{
+    let mut attempt: u32 = 0;
+    loop {
+        if *shutdown.borrow() {
+            return Attempted {
+                result: Final::Interrupted,
+                attempts: attempt,
+            };
+        }
+        attempt += 1;
+        // A shutdown while waiting for a slot (a low --rps) ends the call before it is made.
+        if !limiter.acquire(shutdown).await {
+            return Attempted {
+                result: Final::Interrupted,
+                attempts: attempt - 1,
+            };
+        }
+        attempts.fetch_add(1, Ordering::Relaxed);
+        let result = match tokio::time::timeout(settings.call_timeout, call()).await {
+            Ok(r) => r,
+            Err(_) => Err(CallError::Timeout(settings.call_timeout)),
+        };
+        if matches!(result, Ok(_) | Err(CallError::Service { .. })) {
+            counters.answered.store(true, Ordering::Relaxed);
+        }
+        let end = |result| Attempted {
+            result,
+            attempts: attempt,
+        };
+        let err = match result {
+            Ok(v) => {
+                limiter.on_success();
+                return end(Final::Ok(v));
+            }
+            Err(e) => e,
+        };
+        match classify(&err) {
+            Class::NotFound => {
+                limiter.on_success();
+                return end(Final::NotFound(err));
+            }
+            Class::Final => return end(Final::Failed(err)),
+            Class::Fatal => return end(Final::Fatal(err)),
+            Class::Retry { throttled } => {
+                if throttled {
+                    counters.throttled.fetch_add(1, Ordering::Relaxed);
+                    limiter.on_throttle();
+                }
+                tracing::debug!(attempt, error = %err, "attempt failed");
+                if attempt >= settings.max_attempts {
+                    let unreachable = matches!(
+                        err,
+                        CallError::Connection(_)
+                            | CallError::Timeout(_)
+                            | CallError::TransportTimeout(_)
+                    ) && !counters.answered.load(Ordering::Relaxed)
+                        && counters.unanswered_failures.fetch_add(1, Ordering::Relaxed) + 1
+                            >= UNREACHABLE_AFTER;
+                    return end(if unreachable {
+                        Final::Fatal(err)
+                    } else {
+                        Final::Failed(err)
+                    });
+                }
+                let wait = settings.backoff.delay(attempt, rand::random::<f64>());
+                let mut sd = shutdown.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = sd.wait_for(|s| *s) => return end(Final::Interrupted),
+                }
+            }
+        }
+    }
+}
+
+/// Calls DescribeJobExecution for one pair until a final answer, the attempt budget, a fatal error or a
+/// shutdown. `Ok(None)` means shutdown came first and the pair has no row; `Err` is a run-level error.
+pub async fn describe_pair<C: FleetClient>(
+    client: &C,
+    limiter: &CallLimiter,
+    settings: &EngineSettings,
+    counters: &Counters,
+    pair: Pair,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Option<Row>, CallError> {
+    let a = call_with_retries(
+        limiter,
+        settings,
+        counters,
+        &counters.attempts,
+        shutdown,
+        || client.describe_job_execution(&pair.thing_name, &pair.job_id, pair.execution_number),
+    )
+    .await;
+    let (outcome, error, execution) = match a.result {
+        Final::Ok(rec) => (Outcome::Ok, None, Some(rec)),
+        Final::NotFound(e) => (Outcome::NotFound, Some(e), None),
+        Final::Failed(e) => (Outcome::Error, Some(e), None),
+        Final::Fatal(e) => return Err(e),
+        Final::Interrupted => return Ok(None),
+    };
+    Ok(Some(Row {
+        thing_name: pair.thing_name,
+        job_id: pair.job_id,
+        requested_execution_number: pair.execution_number,
+        outcome,
+        error,
+        attempts: a.attempts as i32,
+        fetched_at_ms: now_ms(),
+        execution,
+        source: Source::Describe,
+        retry_attempt: None,
+        origin: None,
+    }))
+}

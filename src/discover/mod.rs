@@ -1,0 +1,305 @@
+//! `run --discover`: list first, describe only what needs detail.
+//!
+//! DescribeJobExecution answers one pair per call; ListJobExecutionsForJob answers up to 250 execution
+//! summaries per call at the same kind of quota. Discovery lists every job's executions (or every
+//! thing's), turns each summary into a row (`source = list`), and sends only the executions that need
+//! detail (by default the active ones, QUEUED and IN_PROGRESS, which can be stuck) through the same
+//! describe engine as `run` (`source = describe`, carrying the summary's `retry_attempt`). Each API has
+//! its own limiter, as each has its own quota at AWS, and every call has the same retries.
+//!
+//! Parts: `plan` (the plan printed first), `list` (the listing task), `resume` (what an earlier run
+//! committed, and the renumbering of a resumed discovery).
+
+mod list;
+mod plan;
+mod resume;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::call::{call_with_retries, Attempted, Counters, Final};
+use crate::client::{
+    ExecutionRecord, ExecutionSummary, FleetClient, FleetLister, ListedExecution, Page,
+};
+use crate::config::{DiscoverSpec, EngineSettings, RunConfig, Scope};
+use crate::dataset::OutputDir;
+use crate::engine::{run_engine, stop_for, Lane, Stop, Work};
+use crate::error::RunError;
+use crate::input::{prepare_names, InputError, ListKind, Names};
+use crate::limit::CallLimiter;
+use crate::output::prepare_output;
+use crate::schema::{Origin, Outcome, Row, Source};
+use crate::session::Session;
+use crate::summary::{Summary, SummaryBase};
+use crate::time::now_ms;
+
+pub use plan::Plan;
+
+/// One limiter per list API, as AWS gives each its own quota.
+struct ListLimiters {
+    list_jobs: CallLimiter,
+    describe_job: CallLimiter,
+    for_job: CallLimiter,
+    for_thing: CallLimiter,
+}
+
+impl ListLimiters {
+    fn new(rps: Option<f64>, burst: u32, adaptive: bool) -> Self {
+        let l = || CallLimiter::new(rps, burst, adaptive);
+        ListLimiters {
+            list_jobs: l(),
+            describe_job: l(),
+            for_job: l(),
+            for_thing: l(),
+        }
+    }
+}
+
+/// Everything a discovery needs shared between its tasks.
+struct Ctx<C> {
+    client: Arc<C>,
+    limits: ListLimiters,
+    settings: EngineSettings,
+    counters: Arc<Counters>,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl<C: FleetClient + FleetLister> Ctx<C> {
+    /// One list-family call with retries; a final failure is a run-level stop.
+    pub(super) async fn call<T, F, Fut>(
+        &self,
+        limiter: &CallLimiter,
+        what: &str,
+        call: F,
+    ) -> Result<Option<T>, Stop>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, crate::client::CallError>>,
+    {
+        let Attempted { result, .. } = call_with_retries(
+            limiter,
+            &self.settings,
+            &self.counters,
+            &self.counters.list_attempts,
+            &self.shutdown,
+            call,
+        )
+        .await;
+        match result {
+            Final::Ok(v) => Ok(Some(v)),
+            Final::NotFound(e) => {
+                tracing::warn!("{what}: {e}");
+                eprintln!("fleet-audit: warning: {what}: {e}; skipped");
+                Ok(None)
+            }
+            Final::Failed(error) => Err(Stop::ListFailed {
+                what: what.to_string(),
+                error,
+            }),
+            Final::Fatal(e) => Err(stop_for(e)),
+            Final::Interrupted => Err(Stop::Interrupted),
+        }
+    }
+
+    pub(super) async fn list_all_jobs(&self, status: Option<&str>) -> Result<Vec<String>, Stop> {
+        let mut jobs = Vec::new();
+        let mut token = None;
+        loop {
+            let page: Option<Page<String>> = self
+                .call(&self.limits.list_jobs, "ListJobs", || {
+                    self.client.list_jobs(status, token.clone())
+                })
+                .await?;
+            let Some(page) = page else { break };
+            jobs.extend(page.items);
+            token = page.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        Ok(jobs)
+    }
+}
+
+/// A row from a list summary: the fields the summary lacks are null.
+pub fn list_row(item: &ListedExecution, attempts: u32) -> Row {
+    let s: &ExecutionSummary = &item.summary;
+    Row {
+        thing_name: item.thing_name.clone(),
+        job_id: item.job_id.clone(),
+        requested_execution_number: None,
+        outcome: Outcome::Ok,
+        error: None,
+        attempts: attempts as i32,
+        fetched_at_ms: now_ms(),
+        execution: Some(ExecutionRecord {
+            job_id: Some(item.job_id.clone()),
+            status: s.status.clone(),
+            thing_arn: item.thing_arn.clone(),
+            queued_at_ms: s.queued_at_ms,
+            started_at_ms: s.started_at_ms,
+            last_updated_at_ms: s.last_updated_at_ms,
+            execution_number: s.execution_number,
+            ..Default::default()
+        }),
+        source: Source::List,
+        retry_attempt: s.retry_attempt,
+        origin: None,
+    }
+}
+
+/// Validates the list a scope names (before any call): the jobs or things file, if any.
+pub fn prepare_scope(scope: &Scope) -> Result<Option<Names>, InputError> {
+    Ok(match scope {
+        Scope::Jobs(p) => Some(prepare_names(p, ListKind::Jobs)?),
+        Scope::Things(p) => Some(prepare_names(p, ListKind::Things)?),
+        Scope::AllJobs { .. } => None,
+    })
+}
+
+/// The input identity a discovery's manifest records: what is listed, the status filter, the
+/// describe mode and the shard.
+fn identity_of(
+    spec: &DiscoverSpec,
+    names: Option<&Names>,
+    shard: Option<crate::shard::Shard>,
+) -> String {
+    let listed = match (&spec.scope, names) {
+        (Scope::Jobs(_), Some(n)) => format!("jobs={}", n.identity()),
+        (Scope::Things(_), Some(n)) => format!("things={}", n.identity()),
+        (Scope::AllJobs { status }, _) => {
+            format!("list-jobs={}", status.as_deref().unwrap_or("*"))
+        }
+        (_, None) => unreachable!("prepare_scope gives names for a jobs or things scope"),
+    };
+    crate::shard::identity_with(
+        &format!(
+            "discover:{listed}:execution-status={}:describe={}",
+            spec.execution_status.as_deref().unwrap_or("*"),
+            spec.describe.as_str()
+        ),
+        shard,
+    )
+}
+
+/// Runs a discovery audit with any client that can describe and list. `names` is what
+/// [`prepare_scope`] returned for `spec.scope`.
+pub async fn run_discover<C: FleetClient + FleetLister>(
+    cfg: RunConfig,
+    run_id: String,
+    spec: DiscoverSpec,
+    names: Option<Names>,
+    client: Arc<C>,
+    origin: Arc<Origin>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Summary, RunError> {
+    let started = Instant::now();
+    let identity = identity_of(&spec, names.as_ref(), cfg.shard);
+    // A shard lists only its own jobs (by job id) or things (by thing name).
+    let shard = cfg.shard;
+    let in_shard = move |name: &str| shard.is_none_or(|s| s.owns_name(name));
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        limits: ListLimiters::new(spec.list_rps, cfg.burst, cfg.adaptive),
+        settings: cfg.engine.clone(),
+        counters: Arc::new(Counters::default()),
+        shutdown: shutdown.clone(),
+    });
+    let planned = plan::make_plan(&ctx, &spec, names.as_ref(), in_shard, shard.is_some()).await;
+    let (plan, jobs) = match planned {
+        Ok(p) => p,
+        Err(Stop::Input(e)) => return Err(RunError::Input(e)),
+        Err(stop) => {
+            return Err(RunError::Stopped {
+                stop,
+                out: cfg.layout.path().to_path_buf(),
+                resumable: false,
+                summary: Box::new(Summary::empty(&run_id, started)),
+            })
+        }
+    };
+    if !cfg.quiet || spec.dry_run {
+        let shard_note = shard.map(|s| format!("shard {s}: ")).unwrap_or_default();
+        eprintln!("{shard_note}{}", plan.render(&spec, cfg.rps));
+    }
+    if spec.dry_run {
+        let mut s = Summary::empty(&run_id, started);
+        s.list_calls = plan.plan_calls;
+        s.pairs = plan.executions.unwrap_or(0);
+        return Ok(s);
+    }
+
+    // Output, and what an earlier run already committed.
+    let mut manifest = prepare_output(&cfg, &identity, 0).await?;
+    let committed = match (OutputDir::of(&cfg.layout)?, &manifest) {
+        (Some(t), Some(m)) if !m.parts.is_empty() => resume::committed_pairs(&t, m).await?,
+        _ => HashSet::new(),
+    };
+    let resumed = committed.len() as u64;
+    if manifest.as_ref().is_some_and(|m| m.complete) {
+        let mut s = Summary::empty(&run_id, started);
+        s.complete = true;
+        s.resumed = resumed;
+        return Ok(s);
+    }
+    let next_ordinal = resume::renumber(manifest.as_mut());
+    let session = Session::open(
+        &cfg,
+        run_id,
+        manifest,
+        origin.region.clone(),
+        plan.executions.unwrap_or(0).saturating_sub(resumed),
+        ctx.counters.clone(),
+    );
+
+    // Listing feeds rows (list summaries) and describe work (the executions that need detail).
+    let units: Box<dyn Iterator<Item = Result<list::Unit, InputError>> + Send> =
+        match (&spec.scope, &names) {
+            (Scope::Things(_), Some(n)) => Box::new(
+                n.iter()?
+                    .filter(move |r| r.as_ref().map_or(true, |t| in_shard(t)))
+                    .map(|r| r.map(list::Unit::Thing)),
+            ),
+            _ => Box::new(jobs.into_iter().map(|j| Ok(list::Unit::Job(j)))),
+        };
+    let (work_tx, mut work_rx) = mpsc::channel::<Result<Work, InputError>>(1024);
+    let mut lister = list::Lister {
+        ctx: ctx.clone(),
+        spec: spec.clone(),
+        origin: origin.clone(),
+        rows: session.rows(),
+        work: work_tx,
+        committed,
+        next_ordinal,
+        listed: 0,
+    };
+    let listing = tokio::spawn(async move {
+        let result = lister.run(units).await;
+        (result, lister.listed)
+    });
+    let work = futures::stream::poll_fn(move |cx| work_rx.poll_recv(cx));
+    let lane = Lane {
+        client,
+        limiter: Arc::new(CallLimiter::new(cfg.rps, cfg.burst, cfg.adaptive)),
+        origin: Some(origin),
+        counters: ctx.counters.clone(),
+    };
+    let engine = run_engine(lane, cfg.engine.clone(), work, session.rows(), shutdown).await;
+    let (list_result, listed) = listing.await.expect("lister task does not panic");
+    // A listing stop (interrupt, fatal) explains an engine that ended early, so it comes first;
+    // unless the listing only stopped because the engine had stopped taking work.
+    let result = match (list_result, engine) {
+        (Err(Stop::EngineGone | Stop::WriterGone), Err(stop)) => Err(stop),
+        (Err(stop), _) => Err(stop),
+        (Ok(()), r) => r,
+    };
+    let base = SummaryBase {
+        pairs: listed,
+        duplicates: 0,
+        resumed,
+    };
+    session.close(result, base).await
+}

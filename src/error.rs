@@ -1,0 +1,69 @@
+//! Why a run did not produce a complete dataset: one error type for the whole `run` path, each
+//! variant naming what to fix. The binary maps them to exit codes (`app`).
+
+use std::path::PathBuf;
+
+use crate::client::SetupError;
+use crate::config::ConfigError;
+use crate::dataset::{LockError, ManifestError, SinkError};
+use crate::engine::Stop;
+use crate::input::InputError;
+use crate::summary::Summary;
+
+/// Why a run did not produce a complete dataset.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// Another run owns the output.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// `--resume` into a dataset written by another audit: what differs, and how.
+    #[error("cannot resume into {out}: the {what} differ: {detail}")]
+    ResumeMismatch {
+        out: PathBuf,
+        what: Mismatch,
+        detail: String,
+    },
+    /// The committed parts of the dataset could not be read back.
+    #[error("cannot resume into {out}: cannot read its committed parts: {reason}")]
+    Resume { out: PathBuf, reason: String },
+    #[error("{stop}")]
+    Stopped {
+        stop: Stop,
+        out: PathBuf,
+        /// Whether the committed rows were kept for `--resume` (directory outputs).
+        resumable: bool,
+        summary: Box<Summary>,
+    },
+}
+
+/// What differs between a dataset to resume and the run asking to resume it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mismatch {
+    Inputs,
+    Format,
+    Shard,
+    Targets,
+    Partitions,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mismatch::Inputs => "inputs",
+            Mismatch::Format => "formats",
+            Mismatch::Shard => "shards",
+            Mismatch::Targets => "targets",
+            Mismatch::Partitions => "partitions",
+        })
+    }
+}

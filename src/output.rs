@@ -1,0 +1,253 @@
+//! A run's output before the first call: connected (S3), locked for this run alone, and prepared as
+//! a fresh, replaced or resumed dataset (the manifest checked against this run: inputs, shard,
+//! targets, format, partitions).
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use crate::config::{ConfigError, RunConfig};
+use crate::dataset::{
+    Entry, Holder, Kind, Layout, Manifest, OutputDir, OutputLock, RemoteError, SinkError,
+};
+use crate::error::{Mismatch, RunError};
+
+/// Removes what an earlier run left in a directory output, when `--overwrite` (or a resume with
+/// nothing committed) allows it: only files this tool writes (part files, the manifest, temporaries),
+/// never anything else.
+async fn clear_old_parts(target: &OutputDir, entries: &[Entry]) -> Result<(), SinkError> {
+    for e in entries {
+        if matches!(e.kind, Kind::Part | Kind::Manifest | Kind::Temp) {
+            target.delete(&e.relative).await?;
+        }
+    }
+    target.prune_empty_folders();
+    Ok(())
+}
+
+/// Deletes what a crashed run left uncommitted: temporaries, and part files the manifest does not list
+/// (published but never recorded), so a resume can never double a row.
+async fn remove_uncommitted(target: &OutputDir, m: &Manifest) -> Result<(), SinkError> {
+    let listed: HashSet<&str> = m.parts.iter().map(|p| p.file.as_str()).collect();
+    for e in target.entries().await? {
+        let stale = match e.kind {
+            Kind::Temp => true,
+            Kind::Part => !listed.contains(e.relative.as_str()),
+            Kind::Manifest | Kind::Lock | Kind::Foreign => false,
+        };
+        if stale {
+            tracing::info!(file = %e.relative, "removing uncommitted file left by an earlier run");
+            target.delete(&e.relative).await?;
+        }
+    }
+    target.prune_empty_folders();
+    Ok(())
+}
+
+/// Connects an object-store output and checks it before any IoT call: reachable, empty unless
+/// `--resume` or `--overwrite`, and writable. A failure is a bad output (exit 2) naming the URL. A
+/// local output needs nothing (no AWS configuration is loaded for it).
+pub async fn connect_output(
+    cfg: &mut RunConfig,
+    first_region: Option<aws_config::Region>,
+    holder: Option<&Holder>,
+) -> Result<Option<OutputLock>, RunError> {
+    let (resume, overwrite, lease) = (cfg.resume, cfg.overwrite, cfg.lock_lease);
+    let Layout::Remote(r) = &mut cfg.layout else {
+        return Ok(None);
+    };
+    let url = PathBuf::from(&r.url);
+    let bad = |e: &RemoteError| ConfigError::Output {
+        path: url.clone(),
+        reason: e.reason(),
+    };
+    // The output is written as the run's own configuration (--profile, --region), not as an
+    // audited account's role; with several regions and none of its own, in the first target's.
+    r.connect_as(&cfg.client, first_region)
+        .await
+        .map_err(|e| bad(&e))?;
+    let dir = r.dir().expect("connected above");
+    let non_empty = dir.holds_objects().await.map_err(|e| bad(&e))?;
+    if non_empty && !resume && !overwrite {
+        return Err(ConfigError::OutputExists(url).into());
+    }
+    dir.check_writable().await.map_err(|e| bad(&e))?;
+    let Some(holder) = holder else {
+        return Ok(None);
+    };
+    let (lock, took_over) = OutputLock::remote(dir.clone(), holder, lease).await?;
+    if let Some(note) = took_over {
+        tracing::warn!("{note}");
+        eprintln!("fleet-audit: warning: {note}");
+    }
+    Ok(Some(lock))
+}
+
+/// An input identity split into its parts: `BASE[:targets=A,B][:shard=K/N]`.
+fn identity_parts(id: &str) -> (&str, &str, &str) {
+    let (rest, shard) = id.split_once(":shard=").unwrap_or((id, ""));
+    let (base, targets) = rest.split_once(":targets=").unwrap_or((rest, ""));
+    (base, targets, shard)
+}
+
+/// The first difference between the manifest `m` and this run, named and explained.
+fn mismatch(
+    m: &Manifest,
+    identity: &str,
+    total: u64,
+    cfg: &RunConfig,
+    partition_by: &[String],
+) -> Option<(Mismatch, String)> {
+    let (base_m, targets_m, shard_m) = identity_parts(&m.input_identity);
+    let (base_i, targets_i, shard_i) = identity_parts(identity);
+    if base_m != base_i {
+        return Some((
+            Mismatch::Inputs,
+            format!("it was written from other inputs (identity {base_m}); these inputs have identity {base_i}"),
+        ));
+    }
+    if shard_m != shard_i {
+        let what = |s: &str| {
+            if s.is_empty() {
+                "all of these inputs".to_string()
+            } else {
+                format!("shard {s} of these inputs")
+            }
+        };
+        return Some((
+            Mismatch::Shard,
+            format!(
+                "it holds {}, and this run asks for {}",
+                what(shard_m),
+                what(shard_i)
+            ),
+        ));
+    }
+    if targets_m != targets_i {
+        let what = |t: &str| {
+            if t.is_empty() {
+                "one target".to_string()
+            } else {
+                format!("targets {t}")
+            }
+        };
+        return Some((
+            Mismatch::Targets,
+            format!(
+                "it was written for {}, and this run audits {}",
+                what(targets_m),
+                what(targets_i)
+            ),
+        ));
+    }
+    if m.pairs != total {
+        return Some((
+            Mismatch::Inputs,
+            format!(
+                "it was written from other inputs ({} pairs); these inputs have {total} pairs",
+                m.pairs
+            ),
+        ));
+    }
+    if m.format != cfg.format.extension() {
+        return Some((
+            Mismatch::Format,
+            format!(
+                "it holds {} files, not {}",
+                m.format,
+                cfg.format.extension()
+            ),
+        ));
+    }
+    if m.partition_by != partition_by {
+        let show = |p: &[String]| {
+            if p.is_empty() {
+                "no partitions".to_string()
+            } else {
+                format!("--partition-by {}", p.join(","))
+            }
+        };
+        return Some((
+            Mismatch::Partitions,
+            format!(
+                "it was written with {}, and this run asks for {}",
+                show(&m.partition_by),
+                show(partition_by)
+            ),
+        ));
+    }
+    None
+}
+
+/// Prepares the output location: a fresh, replaced or resumed dataset. Returns the starting manifest
+/// of a directory output.
+pub async fn prepare_output(
+    cfg: &RunConfig,
+    identity: &str,
+    total: u64,
+) -> Result<Option<Manifest>, RunError> {
+    let Some(target) = OutputDir::of(&cfg.layout)? else {
+        crate::config::check_output(&cfg.layout, cfg.overwrite)?;
+        return Ok(None);
+    };
+    let out = || cfg.layout.path().to_path_buf();
+    let partition_by: Vec<String> = cfg.partition_by.iter().map(|k| k.name().into()).collect();
+    let existing = if cfg.resume {
+        target.load_manifest().await?
+    } else {
+        None
+    };
+    if let Some(m) = existing {
+        if let Some((what, detail)) = mismatch(&m, identity, total, cfg, &partition_by) {
+            return Err(RunError::ResumeMismatch {
+                out: out(),
+                what,
+                detail,
+            });
+        }
+        // Rewritten (conditionally, in an object store) before anything is deleted: a writer that
+        // lost the output and still holds the version read here can no longer publish a part that
+        // the cleanup below is about to delete.
+        target.store_manifest(&m).await?;
+        remove_uncommitted(&target, &m).await?;
+        return Ok(Some(m));
+    }
+    // The output's own lock is no content.
+    let mut entries: Vec<Entry> = target
+        .entries()
+        .await?
+        .into_iter()
+        .filter(|e| e.kind != Kind::Lock)
+        .collect();
+    if cfg.resume && !entries.is_empty() && !cfg.overwrite {
+        // A run killed (SIGKILL, out of memory, node lost) before its first commit leaves only its
+        // uncommitted files: nothing was committed, so the resume starts the dataset afresh. Anything
+        // else in the directory is not ours to delete.
+        if entries
+            .iter()
+            .any(|e| !matches!(e.kind, Kind::Part | Kind::Temp | Kind::Lock))
+        {
+            return Err(ConfigError::Output {
+                path: out(),
+                reason: "holds no manifest to resume from; pass --overwrite to start over".into(),
+            }
+            .into());
+        }
+        tracing::info!(out = %target.name(), "no manifest yet: removing the uncommitted files of an earlier run");
+        clear_old_parts(&target, &entries).await?;
+        entries.clear();
+    }
+    match &cfg.layout {
+        Layout::Remote(_) if !entries.is_empty() && !cfg.overwrite => {
+            return Err(ConfigError::OutputExists(out()).into())
+        }
+        Layout::Remote(_) => {}
+        layout => crate::config::check_output(layout, cfg.overwrite)?,
+    }
+    if cfg.overwrite {
+        clear_old_parts(&target, &entries).await?;
+    }
+    target.create()?;
+    let mut m = Manifest::new(identity.to_string(), total, cfg.format.extension());
+    m.partition_by = partition_by;
+    Ok(Some(m))
+}

@@ -1,0 +1,341 @@
+//! The output side of a run: the writer thread, the progress display and the live counters, opened
+//! before the engine starts and closed into a [`Summary`] when it ends.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::sync::mpsc;
+
+use crate::call::Counters;
+use crate::config::RunConfig;
+use crate::dataset::{
+    join_writer, spawn_writer, Manifest, Partitioning, SinkError, SinkMsg, SinkSettings, WriterEnd,
+};
+use crate::engine::Stop;
+use crate::error::RunError;
+use crate::limit::CallLimiter;
+use crate::schema::{Origin, BATCH_ROWS};
+use crate::summary::{Summary, SummaryBase, TargetSummary};
+use crate::time::now_ms;
+
+/// What the progress display and the summary show of one target.
+pub struct LaneView {
+    pub label: String,
+    pub origin: Option<Arc<Origin>>,
+    /// Rows expected (0 if unknown).
+    pub total: u64,
+    pub counters: Arc<Counters>,
+    pub limiter: Option<Arc<CallLimiter>>,
+    /// Seconds from the start until this target's last row (set when its engine ends).
+    pub finished_s: Arc<std::sync::OnceLock<f64>>,
+}
+
+/// One bar per lane; several lanes share one display, each bar named by its target.
+fn progress_bars(lanes: &[LaneView], quiet: bool) -> (MultiProgress, Vec<ProgressBar>) {
+    let target = if quiet || !std::io::stderr().is_terminal() {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr_with_hz(4)
+    };
+    let multi = MultiProgress::with_draw_target(target);
+    let template = if lanes.len() > 1 {
+        "{prefix:>24} [{wide_bar}] {pos}/{len} {per_sec} ETA {eta} {msg}"
+    } else {
+        "{elapsed_precise} [{wide_bar}] {pos}/{len} {per_sec} ETA {eta} {msg}"
+    };
+    let bars = lanes
+        .iter()
+        .map(|l| {
+            let bar = multi.add(ProgressBar::new(l.total));
+            bar.set_style(
+                ProgressStyle::with_template(template)
+                    .expect("static template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(l.label.clone());
+            bar
+        })
+        .collect();
+    (multi, bars)
+}
+
+/// The output side of a run: the writer thread, the progress display and the live counters.
+pub struct Session {
+    started: Instant,
+    run_id: String,
+    tx: mpsc::Sender<SinkMsg>,
+    writer: std::thread::JoinHandle<Result<WriterEnd, SinkError>>,
+    ticker: tokio::task::JoinHandle<()>,
+    _multi: MultiProgress,
+    bars: Vec<ProgressBar>,
+    lanes: Vec<LaneView>,
+    resumable: bool,
+    out: PathBuf,
+}
+
+impl Session {
+    /// Starts the writer and the progress display (`bar_total` rows expected, 0 if unknown) of a run
+    /// with one target.
+    pub fn open(
+        cfg: &RunConfig,
+        run_id: String,
+        manifest: Option<Manifest>,
+        region: Option<String>,
+        bar_total: u64,
+        counters: Arc<Counters>,
+    ) -> Session {
+        let lane = LaneView {
+            label: String::new(),
+            origin: None,
+            total: bar_total,
+            counters,
+            limiter: None,
+            finished_s: Default::default(),
+        };
+        Session::open_lanes(cfg, run_id, manifest, region, vec![lane])
+    }
+
+    /// Starts the writer and one progress bar per lane.
+    pub fn open_lanes(
+        cfg: &RunConfig,
+        run_id: String,
+        manifest: Option<Manifest>,
+        region: Option<String>,
+        lanes: Vec<LaneView>,
+    ) -> Session {
+        // As many rows in flight to the writer as one batch holds: the back-pressure on the workers.
+        let (tx, rx) = mpsc::channel::<SinkMsg>(BATCH_ROWS);
+        let writer = spawn_writer(
+            SinkSettings {
+                layout: cfg.layout.clone(),
+                format: cfg.format,
+                part_rows: cfg.part_rows,
+                part_interval: cfg.part_interval,
+                manifest,
+                batch_rows: BATCH_ROWS,
+                row_group_rows: 128 * 1024,
+                run_id: run_id.clone(),
+                region,
+                shard: cfg.shard,
+                partitioning: Partitioning::new(&cfg.partition_by, now_ms()),
+            },
+            rx,
+        );
+        let (multi, bars) = progress_bars(&lanes, cfg.quiet);
+        let ticker = {
+            let tx = tx.clone();
+            let shown: Vec<(ProgressBar, Arc<Counters>, Option<Arc<CallLimiter>>)> = bars
+                .iter()
+                .zip(&lanes)
+                .map(|(b, l)| (b.clone(), l.counters.clone(), l.limiter.clone()))
+                .collect();
+            let several = lanes.len() > 1;
+            tokio::spawn(async move {
+                loop {
+                    // Lets the writer commit a part on time even when rows are slow to come.
+                    let _ = tx.try_send(SinkMsg::Tick);
+                    for (bar, c, limiter) in &shown {
+                        bar.set_position(Counters::get(&c.done));
+                        let pace = match limiter.as_ref().and_then(|l| l.current_rate()) {
+                            Some(r) if several => format!(" pace {r:.0}/s"),
+                            _ => String::new(),
+                        };
+                        bar.set_message(format!(
+                            "errors {} throttled {}{pace}",
+                            Counters::get(&c.errors),
+                            Counters::get(&c.throttled)
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            })
+        };
+        Session {
+            started: Instant::now(),
+            run_id,
+            tx,
+            writer,
+            ticker,
+            _multi: multi,
+            bars,
+            lanes,
+            resumable: cfg.layout.is_dir(),
+            out: cfg.layout.path().to_path_buf(),
+        }
+    }
+
+    /// Where rows go.
+    pub fn rows(&self) -> mpsc::Sender<SinkMsg> {
+        self.tx.clone()
+    }
+
+    /// Commits (complete on success; a checkpoint of a directory output on a stop; nothing for a file
+    /// on a stop) and builds the summary.
+    pub async fn close(
+        self,
+        result: Result<(), Stop>,
+        base: SummaryBase,
+    ) -> Result<Summary, RunError> {
+        self.ticker.abort();
+        for bar in &self.bars {
+            bar.finish_and_clear();
+        }
+        let _ = self
+            .tx
+            .send(match (&result, self.resumable) {
+                (Ok(()), _) => SinkMsg::Commit,
+                // Rows read from an input that changed since it was validated are not committed.
+                (Err(stop), true) if !stop.input_changed() => SinkMsg::Checkpoint,
+                (Err(_), _) => SinkMsg::Abort,
+            })
+            .await;
+        drop(self.tx);
+        let writer = self.writer;
+        let written = tokio::task::spawn_blocking(move || join_writer(writer))
+            .await
+            .unwrap_or_else(|e| Err(SinkError::WriterPanicked(e.to_string())));
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let sum = |f: fn(&Counters) -> &std::sync::atomic::AtomicU64| -> u64 {
+            self.lanes
+                .iter()
+                .map(|l| Counters::get(f(&l.counters)))
+                .sum()
+        };
+        let attempts = sum(|c| &c.attempts);
+        let list_calls = sum(|c| &c.list_attempts);
+        let per_s = |n: u64| {
+            if elapsed > 0.0 {
+                n as f64 / elapsed
+            } else {
+                0.0
+            }
+        };
+        let targets = if self.lanes.len() > 1 {
+            self.lanes
+                .iter()
+                .map(|l| {
+                    let c = &l.counters;
+                    let attempts = Counters::get(&c.attempts);
+                    let secs = l.finished_s.get().copied().unwrap_or(elapsed);
+                    TargetSummary {
+                        target: l.label.clone(),
+                        region: l.origin.as_ref().and_then(|o| o.region.clone()),
+                        account_id: l.origin.as_ref().and_then(|o| o.account_id.clone()),
+                        pairs: base.pairs / self.lanes.len() as u64,
+                        ok: Counters::get(&c.ok),
+                        not_found: Counters::get(&c.not_found),
+                        errors: Counters::get(&c.errors),
+                        attempts,
+                        throttled: Counters::get(&c.throttled),
+                        elapsed_s: secs,
+                        calls_per_s: if secs > 0.0 {
+                            attempts as f64 / secs
+                        } else {
+                            0.0
+                        },
+                    }
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let mut summary = Summary {
+            run_id: self.run_id,
+            pairs: base.pairs,
+            ok: sum(|c| &c.ok),
+            not_found: sum(|c| &c.not_found),
+            errors: sum(|c| &c.errors),
+            attempts,
+            list_calls,
+            throttled: sum(|c| &c.throttled),
+            elapsed_s: elapsed,
+            calls_per_s: per_s(attempts + list_calls),
+            duplicates: base.duplicates,
+            resumed: base.resumed,
+            complete: false,
+            files: Vec::new(),
+            targets,
+        };
+        let stopped = |stop, summary: &Summary| RunError::Stopped {
+            stop,
+            out: self.out.clone(),
+            resumable: self.resumable,
+            summary: Box::new(summary.clone()),
+        };
+        // A writer that failed (or panicked) stops the run like any other stop: what it committed
+        // before is in the manifest, so a directory output resumes from there.
+        let end = match written {
+            Ok(end) => end,
+            Err(e) => {
+                return Err(stopped(
+                    Stop::WriterFailed {
+                        error: e.to_string(),
+                    },
+                    &summary,
+                ))
+            }
+        };
+        summary.files = end.report.files;
+        match result {
+            Ok(()) if end.complete => {
+                summary.complete = true;
+                Ok(summary)
+            }
+            Ok(()) => Err(stopped(Stop::WriterGone, &summary)),
+            Err(stop) => Err(stopped(stop, &summary)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic in the writer thread stops the run with a resumable stop naming it, instead of
+    /// aborting the process.
+    #[tokio::test]
+    async fn a_writer_panic_is_a_resumable_stop() {
+        use clap::Parser;
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("audit");
+        let cli = crate::cli::Cli::parse_from([
+            "fleet-audit",
+            "run",
+            "--pairs",
+            "pairs.csv",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!("a run command");
+        };
+        let cfg = RunConfig::from_args(&args).unwrap();
+        let lane = LaneView {
+            label: String::new(),
+            origin: None,
+            total: 0,
+            counters: Arc::new(Counters::default()),
+            limiter: None,
+            finished_s: Default::default(),
+        };
+        let manifest = Manifest::new("pairs:0".into(), 1, "parquet");
+        let mut session = Session::open_lanes(&cfg, "r".into(), Some(manifest), None, vec![lane]);
+        session.writer = std::thread::spawn(|| panic!("boom in the writer"));
+        let base = SummaryBase {
+            pairs: 1,
+            duplicates: 0,
+            resumed: 0,
+        };
+        match session.close(Ok(()), base).await {
+            Err(RunError::Stopped {
+                stop: Stop::WriterFailed { error },
+                resumable: true,
+                ..
+            }) => assert_eq!(error, "the writer thread panicked: boom in the writer"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
