@@ -189,8 +189,41 @@ pub struct DescribeArgs {
     /// Print a skeleton (input, yaml-input or output) without calling AWS.
     #[arg(long, value_name = "KIND", num_args = 0..=1, default_missing_value = "input")]
     pub generate_cli_skeleton: Option<String>,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Global Options")]
     pub connection: ConnectionArgs,
+    #[command(flatten)]
+    pub global: CliGlobalArgs,
+}
+
+/// The AWS CLI's global options that `describe` honours, as `aws help` documents them.
+#[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = "Global Options")]
+pub struct CliGlobalArgs {
+    /// The formatting style for command output: json, text, table, yaml or yaml-stream (else
+    /// AWS_DEFAULT_OUTPUT, else the profile's `output`, else json).
+    #[arg(long, value_name = "FORMAT")]
+    pub output: Option<String>,
+    /// A JMESPath query to use in filtering the response data.
+    #[arg(long, value_name = "EXPR")]
+    pub query: Option<String>,
+    /// The maximum socket connect time in seconds (0: blocking, no limit).
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub cli_connect_timeout: Option<String>,
+    /// The maximum socket read time in seconds (0: blocking, no limit).
+    #[arg(long, value_name = "SECONDS", allow_hyphen_values = true)]
+    pub cli_read_timeout: Option<String>,
+    /// The CA certificate bundle (PEM) to verify TLS with (else AWS_CA_BUNDLE).
+    #[arg(long, value_name = "PATH")]
+    pub ca_bundle: Option<std::path::PathBuf>,
+    /// Log the request and the answer on stderr (never a credential).
+    #[arg(long)]
+    pub debug: bool,
+    /// Colour of the table output: on, off or auto (a terminal).
+    #[arg(long, value_name = "on|off|auto", default_value = "auto")]
+    pub color: String,
+    /// Accepted for scripts written for the AWS CLI: no pager is ever used.
+    #[arg(long)]
+    pub no_cli_pager: bool,
 }
 
 #[derive(Debug, Args, Clone)]

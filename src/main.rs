@@ -6,7 +6,21 @@ use clap::Parser;
 use fleet_audit::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // `describe` stands in for `aws iot describe-job-execution`: AWS CLI v2 exits 252 on
+            // bad syntax. Everything else keeps clap's codes (2; 0 for --help and --version).
+            let describe = std::env::args().nth(1).as_deref() == Some("describe");
+            let code = if describe && e.use_stderr() {
+                252
+            } else {
+                e.exit_code()
+            };
+            return ExitCode::from(code.clamp(0, 255) as u8);
+        }
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

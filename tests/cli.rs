@@ -293,7 +293,8 @@ async fn describe_skeletons_and_usage() {
         serde_json::json!({"jobId": "", "thingName": "", "executionNumber": 0})
     );
     let o = fa(&["describe", "--job-id", "j"], d.path(), true).await;
-    assert_eq!(o.status.code(), Some(2));
+    // AWS CLI v2's code for bad syntax or a bad parameter (issue 16; was 2).
+    assert_eq!(o.status.code(), Some(252));
     assert!(
         stderr(&o).contains("required: --thing-name"),
         "{}",

@@ -1,8 +1,17 @@
 //! `fleet-audit describe`: the AWS CLI's `aws iot describe-job-execution`, kept whole.
 //!
 //! Same options (`--job-id`, `--thing-name`, `--execution-number`, `--cli-input-json|yaml`,
-//! `--generate-cli-skeleton`), same output document (members in the API model's order, 4-space indent,
-//! epoch-seconds timestamps as the CLI prints them), and the same error line on a service error.
+//! `--generate-cli-skeleton`) and the CLI's global options (`options`: `--output`, `--query`,
+//! timeouts, `--ca-bundle`, `--debug`, `--color`), same output document (members in the API model's
+//! order, a status-details map in the service's order, 4-space indent, epoch-seconds timestamps as
+//! the CLI prints them) in every output format (`format`), the same error line on a service error,
+//! and AWS CLI v2's exit codes. `wire` captures the raw answer and the `--debug` log.
+
+pub mod format;
+pub mod options;
+mod table;
+mod wire;
+mod yaml;
 
 use std::time::Duration;
 
@@ -14,13 +23,16 @@ use crate::client::{classify_sdk_error, CallError};
 use crate::names::{is_valid_job_id, is_valid_thing_name, JOB_ID_RULE, THING_NAME_RULE};
 use crate::retry::{classify, Backoff, Class};
 
-/// Errors of the describe command, with the exit code the AWS CLI would use.
+/// Errors of the describe command, with AWS CLI v2's exit codes.
 #[derive(Debug, thiserror::Error)]
 pub enum DescribeError {
-    /// Bad arguments (exit 2).
+    /// Bad syntax or a bad parameter (exit 252).
     #[error("{0}")]
     Usage(String),
-    /// The service answered with an error (exit 254, as the AWS CLI v2).
+    /// Invalid configuration or credentials (exit 253).
+    #[error("{0}")]
+    Config(String),
+    /// The service answered with an error (exit 254).
     #[error(
         "An error occurred ({code}) when calling the DescribeJobExecution operation: {message}"
     )]
@@ -30,10 +42,16 @@ pub enum DescribeError {
     Transport(String),
 }
 
+/// AWS CLI v2's exit code of a command interrupted by Ctrl-C.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
 impl DescribeError {
+    /// 252 bad syntax or parameter, 253 invalid configuration or credentials, 254 the service
+    /// refused the call, 255 anything else.
     pub fn exit_code(&self) -> i32 {
         match self {
-            DescribeError::Usage(_) => 2,
+            DescribeError::Usage(_) => 252,
+            DescribeError::Config(_) => 253,
             DescribeError::Service { .. } => 254,
             DescribeError::Transport(_) => 255,
         }
@@ -303,29 +321,59 @@ pub fn execution_document(e: &JobExecution) -> Value {
     json!({ "execution": Value::Object(m) })
 }
 
+/// Replaces the document's status-details map by the one in the answer's raw body, which keeps the
+/// service's key order (the SDK hands the map over unordered; the CLI prints it in wire order).
+fn wire_order(doc: &mut Value, raw: Option<&[u8]>) {
+    let Some(raw) = raw.and_then(|b| serde_json::from_slice::<Value>(b).ok()) else {
+        return;
+    };
+    let wire = raw.pointer("/execution/statusDetails/detailsMap");
+    let ours = doc.pointer_mut("/execution/statusDetails/detailsMap");
+    if let (Some(Value::Object(wire)), Some(Value::Object(ours))) = (wire, ours) {
+        let same = wire.len() == ours.len() && wire.iter().all(|(k, v)| ours.get(k) == Some(v));
+        if same {
+            *ours = wire.clone();
+        }
+    }
+}
+
 /// Calls DescribeJobExecution (retrying transient failures) and returns the CLI's document.
+/// `attempt_timeout`: the longest one attempt may take (`None`: no limit); `debug` logs each
+/// exchange on stderr.
 pub async fn describe(
     client: &aws_sdk_iot::Client,
     req: &DescribeRequest,
+    attempt_timeout: Option<Duration>,
+    debug: bool,
 ) -> Result<Value, DescribeError> {
     let backoff = Backoff::default();
     let mut attempt = 0;
     loop {
         attempt += 1;
+        let capture = wire::Capture::new(debug);
         let sent = client
             .describe_job_execution()
             .job_id(&req.job_id)
             .thing_name(&req.thing_name)
             .set_execution_number(req.execution_number)
+            .customize()
+            .interceptor(capture.clone())
             .send();
-        let result = match tokio::time::timeout(Duration::from_secs(30), sent).await {
-            Ok(r) => r.map_err(classify_sdk_error),
-            Err(_) => Err(CallError::Timeout(Duration::from_secs(30))),
+        let result = match attempt_timeout {
+            Some(limit) => match tokio::time::timeout(limit, sent).await {
+                Ok(r) => r.map_err(classify_sdk_error),
+                Err(_) => Err(CallError::Timeout(limit)),
+            },
+            None => sent.await.map_err(classify_sdk_error),
         };
         let err = match result {
             Ok(out) => {
                 return match out.execution() {
-                    Some(e) => Ok(execution_document(e)),
+                    Some(e) => {
+                        let mut doc = execution_document(e);
+                        wire_order(&mut doc, capture.body().as_deref());
+                        Ok(doc)
+                    }
                     None => Ok(json!({})),
                 }
             }
@@ -337,8 +385,128 @@ pub async fn describe(
         }
         return Err(match err {
             CallError::Service { code, message, .. } => DescribeError::Service { code, message },
+            CallError::Credentials(m) => {
+                DescribeError::Config(format!("Unable to locate credentials: {m}"))
+            }
             other => DescribeError::Transport(other.to_string()),
         });
+    }
+}
+
+/// Applies `--query` to the document as the AWS CLI does (before formatting); object members keep
+/// the document's order where the result is one of its objects (JMESPath hands objects back sorted).
+pub fn apply_query(
+    doc: &Value,
+    query: Option<&jmespath::Expression<'static>>,
+) -> Result<Value, DescribeError> {
+    let Some(q) = query else {
+        return Ok(doc.clone());
+    };
+    let data = jmespath::Variable::from_serializable(doc)
+        .map_err(|e| DescribeError::Usage(format!("Bad value for --query {q}: {e}")))?;
+    let found = q
+        .search(data)
+        .map_err(|e| DescribeError::Usage(format!("Bad value for --query {q}: {e}")))?;
+    let mut v = serde_json::to_value(&*found).unwrap_or(Value::Null);
+    reorder_like(&mut v, doc);
+    Ok(v)
+}
+
+/// Gives every object of `v` the key order of an object of `like` with the same keys.
+fn reorder_like(v: &mut Value, like: &Value) {
+    fn objects<'a>(v: &'a Value, out: &mut Vec<&'a Map<String, Value>>) {
+        match v {
+            Value::Object(m) => {
+                out.push(m);
+                m.values().for_each(|c| objects(c, out));
+            }
+            Value::Array(a) => a.iter().for_each(|c| objects(c, out)),
+            _ => {}
+        }
+    }
+    let mut known = Vec::new();
+    objects(like, &mut known);
+    fn fix(v: &mut Value, known: &[&Map<String, Value>]) {
+        match v {
+            Value::Object(m) => {
+                if let Some(model) = known
+                    .iter()
+                    .find(|k| k.len() == m.len() && k.keys().all(|key| m.contains_key(key)))
+                {
+                    let mut ordered = Map::new();
+                    for key in model.keys() {
+                        if let Some(val) = m.remove(key) {
+                            ordered.insert(key.clone(), val);
+                        }
+                    }
+                    *m = ordered;
+                }
+                m.values_mut().for_each(|c| fix(c, known));
+            }
+            Value::Array(a) => a.iter_mut().for_each(|c| fix(c, known)),
+            _ => {}
+        }
+    }
+    fix(v, &known);
+}
+
+/// The SDK configuration of `client` with the global options applied: the socket timeouts (0: no
+/// limit) and, with a CA bundle, an HTTPS client that trusts only that bundle.
+pub async fn sdk_config(
+    client: &crate::client::ClientSettings,
+    opts: &options::GlobalOptions,
+) -> Result<aws_config::SdkConfig, DescribeError> {
+    use aws_config::timeout::TimeoutConfig;
+    let sdk = crate::client::load_sdk_config(client).await;
+    let mut timeouts = sdk
+        .timeout_config()
+        .cloned()
+        .unwrap_or_else(|| TimeoutConfig::builder().build())
+        .into_builder();
+    match opts.connect_timeout {
+        Some(Some(d)) => timeouts = timeouts.connect_timeout(d),
+        Some(None) => timeouts = timeouts.disable_connect_timeout(),
+        None => {}
+    }
+    match opts.read_timeout {
+        Some(Some(d)) => timeouts = timeouts.read_timeout(d),
+        Some(None) => timeouts = timeouts.disable_read_timeout(),
+        None => {}
+    }
+    let mut b = sdk.into_builder().timeout_config(timeouts.build());
+    if let Some((path, pem)) = &opts.ca_bundle {
+        use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+        let bad = |e: &dyn std::fmt::Display| {
+            DescribeError::Config(format!(
+                "the CA bundle {} cannot be used: {e}",
+                path.display()
+            ))
+        };
+        let trust = TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(pem.clone());
+        let ctx = TlsContext::builder()
+            .with_trust_store(trust)
+            .build()
+            .map_err(|e| bad(&e))?;
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::AwsLc,
+            ))
+            .tls_context(ctx)
+            .build_https();
+        b = b.http_client(http);
+    }
+    Ok(b.build())
+}
+
+/// How long one attempt may take: no limit with `--cli-read-timeout 0`, else 30 s or twice the read
+/// timeout, whichever is longer.
+pub fn attempt_timeout(opts: &options::GlobalOptions) -> Option<Duration> {
+    match opts.read_timeout {
+        Some(None) => None,
+        Some(Some(d)) => Some((d * 2).max(Duration::from_secs(30))),
+        None => Some(Duration::from_secs(30)),
     }
 }
 
@@ -359,6 +527,7 @@ mod tests {
                 profile: None,
                 endpoint_url: None,
             },
+            global: Default::default(),
         }
     }
 
@@ -397,7 +566,7 @@ mod tests {
     fn missing_and_unknown_arguments_are_usage_errors() {
         let e = request_of(&args()).unwrap_err();
         assert!(e.to_string().contains("--job-id, --thing-name"), "{e}");
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.exit_code(), 252, "AWS CLI v2: bad syntax or parameter");
         let mut a = args();
         a.cli_input_json = Some(r#"{"jobId": "j", "thingName": "t", "nope": 1}"#.into());
         assert!(request_of(&a)
