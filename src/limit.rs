@@ -113,8 +113,8 @@ impl CallLimiter {
         }
     }
 
-    /// Waits until one call may start; `false` when `shutdown` came first (no token is then taken
-    /// from the adaptive pace).
+    /// Waits until one call may start; `false` when `shutdown` came first. (A slot reserved for
+    /// an interrupted wait is not given back: it only happens once, at shutdown.)
     pub async fn acquire(&self, shutdown: &watch::Receiver<bool>) -> bool {
         if let Some(g) = &self.governor {
             while let Err(not_until) = g.check() {

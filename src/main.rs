@@ -12,7 +12,7 @@ fn main() -> ExitCode {
             let _ = e.print();
             // `describe` stands in for `aws iot describe-job-execution`: AWS CLI v2 exits 252 on
             // bad syntax. Everything else keeps clap's codes (2; 0 for --help and --version).
-            let describe = std::env::args().nth(1).as_deref() == Some("describe");
+            let describe = std::env::args_os().nth(1).is_some_and(|a| a == "describe");
             let code = if describe && e.use_stderr() {
                 252
             } else {

@@ -188,8 +188,9 @@ impl Session {
             .send(match (&result, self.resumable) {
                 (Ok(()), _) => SinkMsg::Commit,
                 // Rows read from an input that changed since it was validated are not committed.
-                (Err(stop), true) if !stop.input_changed() => SinkMsg::Checkpoint,
-                (Err(_), _) => SinkMsg::Abort,
+                (Err(stop), _) if stop.input_changed() => SinkMsg::Poison,
+                (Err(_), true) => SinkMsg::Checkpoint,
+                (Err(_), false) => SinkMsg::Abort,
             })
             .await;
         drop(self.tx);

@@ -627,3 +627,40 @@ async fn one_writer_per_s3_prefix_with_a_lease_taken_over_once_lapsed() {
     let rows = committed_rows(&manifest, &files);
     assert_eq!((rows.len(), contents(&rows).len()), (3_000, 3_000));
 }
+
+/// The fence of a takeover: a run that read the manifest before another run rewrote it can never
+/// write it again, even when the other run wrote the very same content (every write is stamped, so
+/// its ETag differs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_rewritten_by_another_run_is_never_overwritten() {
+    use fleet_audit::dataset::{OutputDir, Remote};
+    let moto = Moto::start();
+    moto.create_bucket("fence");
+    let env = moto.env();
+    let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+    let sdk = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(S3_KEY_ID, S3_SECRET, None, None, "test"),
+            ),
+        )
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let connect = || {
+        let mut r = Remote::parse("s3://fence/ds/").unwrap();
+        r.connect(&sdk, lookup).unwrap();
+        OutputDir::Remote(r.dir().unwrap().clone())
+    };
+    let (old, new) = (connect(), connect());
+    let m = Manifest::new("pairs:1".into(), 10, "parquet");
+    old.store_manifest(&m).await.unwrap();
+    // Both read it; the new owner rewrites it unchanged (the fence of a resume).
+    assert_eq!(old.load_manifest().await.unwrap().unwrap().pairs, 10);
+    new.load_manifest().await.unwrap().unwrap();
+    new.store_manifest(&m).await.unwrap();
+    let err = old.store_manifest(&m).await.unwrap_err().to_string();
+    assert!(err.contains("changed by another writer"), "{err}");
+    // The new owner goes on writing.
+    new.store_manifest(&m).await.unwrap();
+}

@@ -178,7 +178,11 @@ impl OutputDir {
     pub async fn store_manifest(&self, m: &Manifest) -> Result<(), SinkError> {
         match self {
             OutputDir::Local(d) => Ok(m.store(d)?),
-            OutputDir::Remote(r) => Ok(r.put_manifest(m.to_json()).await?),
+            OutputDir::Remote(r) => {
+                let mut m = m.clone();
+                m.stamp = Some(write_stamp());
+                Ok(r.put_manifest(m.to_json()).await?)
+            }
         }
     }
 
@@ -193,6 +197,17 @@ impl OutputDir {
             OutputDir::Remote(_) => runtime(rt)?.block_on(self.store_manifest(m)),
         }
     }
+}
+
+/// A stamp no other manifest write carries: this process, the time, and a counter.
+fn write_stamp() -> String {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    format!(
+        "{}-{}-{}",
+        std::process::id(),
+        crate::time::now_ms(),
+        WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
 }
 
 /// The runtime that drives object-store requests from the writer thread.

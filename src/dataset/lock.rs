@@ -25,6 +25,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use object_store::ObjectStoreExt;
+
 use super::s3::{RemoteDir, RemoteError};
 
 /// Name of the lock object of an object-store dataset, under its prefix.
@@ -41,6 +43,10 @@ pub struct Holder {
     /// How long the lock stays valid without renewal (object stores), seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_s: Option<f64>,
+    /// When the holder last renewed the lock, epoch milliseconds (every renewal writes new bytes, so
+    /// a new ETag: a write conditional on an older one fails).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewed_ms: Option<i64>,
     /// The boot and pid namespace of the holder's process (`BOOT_ID:PIDNS`): where its `pid` means
     /// something. A run on the same machine can tell at once that the holder's process is gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +69,7 @@ impl Holder {
             pid: std::process::id(),
             started_ms: crate::time::now_ms(),
             lease_s: None,
+            renewed_ms: None,
             machine: machine(),
         }
     }
@@ -255,6 +262,7 @@ impl OutputLock {
     ) -> Result<(OutputLock, Option<String>), LockError> {
         let mut mine = holder.clone();
         mine.lease_s = Some(lease.as_secs_f64());
+        mine.renewed_ms = Some(crate::time::now_ms());
         let body = mine.to_json();
         let mut note = None;
         let e_tag = match dir.put_if(LOCK, body.clone(), None).await? {
@@ -276,12 +284,19 @@ impl OutputLock {
                 if theirs.as_ref().is_some_and(|h| h == &mine) {
                     current.e_tag.clone().unwrap_or_default()
                 } else {
+                    // A lease is read from a shared bucket: any value, at most a week.
                     let their_lease = theirs
                         .as_ref()
                         .and_then(|h| h.lease_s)
-                        .filter(|s| s.is_finite() && *s > 0.0)
-                        .map_or(lease, Duration::from_secs_f64);
-                    let idle_ms = crate::time::now_ms() - current.last_modified_ms;
+                        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                        .filter(|d| !d.is_zero())
+                        .map_or(lease, |d| d.min(Duration::from_secs(7 * 86_400)));
+                    // Judged by the store's clock, which stamped the lock's modification time.
+                    let store_now = dir
+                        .store_now_ms()
+                        .await
+                        .unwrap_or_else(|_| crate::time::now_ms());
+                    let idle_ms = store_now - current.last_modified_ms;
                     let lapsed = idle_ms >= their_lease.as_millis() as i64;
                     let gone = theirs.as_ref().is_some_and(Holder::is_gone);
                     let (Some(seen), true) = (current.e_tag.as_deref(), lapsed || gone) else {
@@ -317,11 +332,13 @@ impl OutputLock {
         Ok((OutputLock::renewing(dir, e_tag, mine, lease), note))
     }
 
-    fn renewing(dir: Arc<RemoteDir>, e_tag: String, holder: Holder, lease: Duration) -> Self {
+    fn renewing(dir: Arc<RemoteDir>, e_tag: String, mut holder: Holder, lease: Duration) -> Self {
         let state = Arc::new(Lease {
             e_tag: Mutex::new(e_tag),
             lost: AtomicBool::new(false),
         });
+        // The writer refuses to upload or commit once the lease is lost or nearly lapsed.
+        dir.lease_renewed(lease);
         let renewer = {
             let (dir, state) = (dir.clone(), state.clone());
             tokio::spawn(async move {
@@ -329,10 +346,24 @@ impl OutputLock {
                 loop {
                     tokio::time::sleep(every).await;
                     let last = state.e_tag.lock().expect("lease lock").clone();
-                    match dir.put_if(LOCK, holder.to_json(), Some(&last)).await {
-                        Ok(Some(t)) => *state.e_tag.lock().expect("lease lock") = t,
+                    holder.renewed_ms = Some(crate::time::now_ms());
+                    // A renewal that hangs must not outlive the next one's turn.
+                    let renewal = dir.put_if(LOCK, holder.to_json(), Some(&last));
+                    let renewed = match tokio::time::timeout(every, renewal).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            tracing::warn!("renewing the output's lock timed out");
+                            continue;
+                        }
+                    };
+                    match renewed {
+                        Ok(Some(t)) => {
+                            *state.e_tag.lock().expect("lease lock") = t;
+                            dir.lease_renewed(lease);
+                        }
                         Ok(None) => {
                             state.lost.store(true, Ordering::SeqCst);
+                            dir.lease_lost();
                             tracing::error!(url = %dir.url(), "the output's lock was taken over");
                             eprintln!(
                                 "fleet-audit: error: {}: another run took over this run's lock (it was not renewed within its lease); this run can no longer commit",
@@ -394,6 +425,75 @@ impl OutputLock {
     }
 }
 
+/// What the writer knows of this run's lease: how long it lasts, when it was last renewed, and
+/// whether another run has taken it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LeaseState {
+    lease: Duration,
+    renewed: std::time::Instant,
+    lost: bool,
+}
+
+/// The writer's side of the lease: `upload` and `put_manifest` ask [`RemoteDir::check_owned`]
+/// before every write, so a run that lost the output, or could not renew it in time, stops writing.
+impl RemoteDir {
+    /// Records that this run holds (or just renewed) a lease of `lease` on the output.
+    pub fn lease_renewed(&self, lease: Duration) {
+        let mut l = self.lease.lock().expect("lease lock");
+        *l = Some(LeaseState {
+            lease,
+            renewed: std::time::Instant::now(),
+            lost: l.is_some_and(|s| s.lost),
+        });
+    }
+
+    /// Records that another run took the output over.
+    pub fn lease_lost(&self) {
+        if let Some(s) = self.lease.lock().expect("lease lock").as_mut() {
+            s.lost = true;
+        }
+    }
+
+    /// Refuses a write when this run's lease is lost, or so old that another run may take it over
+    /// (three quarters of the lease without a renewal).
+    pub(super) fn check_owned(&self) -> Result<(), RemoteError> {
+        let Some(s) = *self.lease.lock().expect("lease lock") else {
+            return Ok(());
+        };
+        let url = self.url_of(super::lock::LOCK);
+        if s.lost {
+            return Err(RemoteError::Conflict { url });
+        }
+        let idle = s.renewed.elapsed();
+        if idle > s.lease.mul_f64(0.75) {
+            return Err(RemoteError::LeaseLapsed {
+                url,
+                idle_s: idle.as_secs_f64(),
+                lease_s: s.lease.as_secs_f64(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The store's clock now, epoch milliseconds: the modification time of a probe object put
+    /// (and deleted) for the purpose, so that a lease is judged by the clock that stamped it.
+    pub async fn store_now_ms(&self) -> Result<i64, RemoteError> {
+        let probe = format!(".fleet-audit-probe-clock-{:08x}", rand::random::<u32>());
+        let key = self.key(&probe);
+        self.quick
+            .put(&key, b"clock".to_vec().into())
+            .await
+            .map_err(|e| self.err("write to", "", e))?;
+        let meta = self
+            .quick
+            .head(&key)
+            .await
+            .map_err(|e| self.err("read", &probe, e));
+        let _ = self.quick.delete(&key).await;
+        Ok(meta?.last_modified.timestamp_millis())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,6 +508,7 @@ mod tests {
             pid: 4242,
             started_ms: 1_764_400_000_000,
             lease_s: None,
+            renewed_ms: None,
             machine: None,
         };
         let lock = OutputLock::local(&out, &first).unwrap();

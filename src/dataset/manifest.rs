@@ -186,6 +186,10 @@ pub struct Manifest {
     /// The partition columns of the layout, in folder order (`date`, `job_id`); empty: flat.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub partition_by: Vec<String>,
+    /// Which write this is (object stores): every write's bytes differ, so does its ETag, and a
+    /// write conditional on an earlier version always fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stamp: Option<String>,
 }
 
 /// Manifest read/write errors, naming the file.
@@ -212,6 +216,7 @@ impl Manifest {
             committed: DoneSet::default(),
             complete: false,
             partition_by: Vec::new(),
+            stamp: None,
         }
     }
 

@@ -158,6 +158,14 @@ pub enum RemoteError {
     /// A conditional write found the object changed by someone else.
     #[error("{url} was changed by another writer since this run last wrote it: this run no longer owns the output")]
     Conflict { url: String },
+    /// This run's lease on the output ran out before it could renew it: it stops writing, since
+    /// another run may take the output over now.
+    #[error("{url}: this run's lock was not renewed for {idle_s:.0} s (its lease is {lease_s:.0} s): it stops writing before another run may take the output over")]
+    LeaseLapsed {
+        url: String,
+        idle_s: f64,
+        lease_s: f64,
+    },
 }
 
 impl RemoteError {
@@ -168,7 +176,9 @@ impl RemoteError {
             RemoteError::Store { action, source, .. } => {
                 format!("cannot {action} it: {}", crate::client::error_chain(source))
             }
-            RemoteError::Local { .. } | RemoteError::Conflict { .. } => self.to_string(),
+            RemoteError::Local { .. }
+            | RemoteError::Conflict { .. }
+            | RemoteError::LeaseLapsed { .. } => self.to_string(),
         }
     }
 }
@@ -192,11 +202,13 @@ pub struct RemoteDir {
     store: Arc<dyn ObjectStore>,
     /// The same store with few retries, for the check before the run (an unreachable endpoint must
     /// be reported in seconds, not after minutes of retries).
-    quick: Arc<dyn ObjectStore>,
+    pub(super) quick: Arc<dyn ObjectStore>,
     /// The ETag of the manifest as this process last read or wrote it (`None`: there is none yet):
     /// every manifest write is conditional on it, so a writer that lost the output can never
     /// overwrite another's manifest.
     manifest_etag: std::sync::Mutex<Option<String>>,
+    /// The lease this run holds on the output, when it holds one (see `lock`).
+    pub(super) lease: std::sync::Mutex<Option<super::lock::LeaseState>>,
 }
 
 /// An object's bytes with its version.
@@ -274,6 +286,7 @@ impl RemoteDir {
             store: Arc::new(build(retry)?),
             quick: Arc::new(build(quick)?),
             manifest_etag: std::sync::Mutex::new(None),
+            lease: std::sync::Mutex::new(None),
         })
     }
 
@@ -287,7 +300,7 @@ impl RemoteDir {
         format!("{}{relative}", self.url)
     }
 
-    fn key(&self, relative: &str) -> ObjPath {
+    pub(super) fn key(&self, relative: &str) -> ObjPath {
         if self.prefix.is_empty() {
             ObjPath::from(relative)
         } else {
@@ -295,7 +308,7 @@ impl RemoteDir {
         }
     }
 
-    fn err(
+    pub(super) fn err(
         &self,
         action: &'static str,
         relative: &str,
@@ -450,12 +463,26 @@ impl RemoteDir {
     /// Replaces the manifest only if it is still the version this process last read or wrote (or,
     /// when there was none, only if there still is none): a conflict is [`RemoteError::Conflict`].
     pub async fn put_manifest(&self, body: Vec<u8>) -> Result<(), RemoteError> {
+        self.check_owned()?;
         let last = self
             .manifest_etag
             .lock()
             .expect("manifest etag lock")
             .clone();
-        match self.put_if(super::MANIFEST, body, last.as_deref()).await? {
+        let new = match self
+            .put_if(super::MANIFEST, body.clone(), last.as_deref())
+            .await?
+        {
+            Some(new) => Some(new),
+            // A write whose answer was lost and that the client retried fails its own condition:
+            // it is ours if the manifest now holds exactly what we wrote (every write is stamped).
+            None => self
+                .get_versioned(super::MANIFEST)
+                .await?
+                .filter(|v| v.bytes.as_ref() == body.as_slice())
+                .and_then(|v| v.e_tag),
+        };
+        match new {
             Some(new) => {
                 *self.manifest_etag.lock().expect("manifest etag lock") = Some(new);
                 Ok(())
@@ -481,6 +508,7 @@ impl RemoteDir {
     /// Uploads the local file `local` as `relative` with a multipart upload: completed only once every
     /// byte is sent, aborted on any failure (nothing becomes visible then).
     pub async fn upload(&self, local: &Path, relative: &str) -> Result<(), RemoteError> {
+        self.check_owned()?;
         let upload = self
             .store
             .put_multipart(&self.key(relative))

@@ -349,6 +349,22 @@ impl DatasetWriter {
         Ok(self.report)
     }
 
+    /// Drops the uncommitted part and, when parts were committed, marks the manifest as made from
+    /// an input that changed while it was read: no `--resume` accepts it (its identity is no input's),
+    /// since the committed ordinals may stand for other pairs than the input's now.
+    pub fn poison(mut self) -> Result<WriteReport, SinkError> {
+        if let Some(part) = self.part.take() {
+            part.discard();
+        }
+        if let (Some(m), Some(t)) = (&mut self.settings.manifest, &self.target) {
+            if !m.parts.is_empty() {
+                m.input_identity = format!("{}:changed-while-read", m.input_identity);
+                t.store_manifest_blocking(m, self.runtime.as_ref())?;
+            }
+        }
+        Ok(self.report)
+    }
+
     /// Drops the uncommitted part (its temporary file is removed) and returns what was committed.
     pub fn abort(mut self) -> WriteReport {
         if let Some(part) = self.part.take() {

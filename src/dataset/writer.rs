@@ -20,6 +20,9 @@ pub enum SinkMsg {
     Checkpoint,
     /// Discard what is not committed and stop.
     Abort,
+    /// An input changed while it was read: discard what is not committed, make the dataset
+    /// unresumable, and stop.
+    Poison,
 }
 
 /// How the writer thread ended.
@@ -103,6 +106,7 @@ pub fn spawn_writer(
             match last {
                 Some(SinkMsg::Commit) => w.finish(true).map(|r| end(r, true)),
                 Some(SinkMsg::Checkpoint) => w.finish(false).map(|r| end(r, false)),
+                Some(SinkMsg::Poison) => w.poison().map(|r| end(r, false)),
                 // Abort, or the channel closed without a final message.
                 _ => Ok(end(w.abort(), false)),
             }
