@@ -77,6 +77,25 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Demo(a) => demo_command(a).await,
         Command::Report(a) => report_command(a).await,
         Command::Schema(a) => schema_command(a),
+        Command::Completions(a) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(a.shell, &mut cmd, "fleet-audit", &mut out);
+            let mut script = String::from_utf8_lossy(&out).into_owned();
+            if a.shell == clap_complete::Shell::Bash {
+                // clap_complete 4.6 spells a hyphenated binary's case labels `fleet__subcmd__audit…`
+                // but sets `cmd` to `fleet__audit…`, so no subcommand's flags would complete.
+                script = script.replace("fleet__subcmd__audit", "fleet__audit");
+            }
+            write_raw_stdout(&script).map(|_| 0)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
+                .render(&mut out)
+                .context("cannot render the manual page")?;
+            write_raw_stdout(&String::from_utf8_lossy(&out)).map(|_| 0)
+        }
     }
 }
 

@@ -31,6 +31,17 @@ pub enum Command {
     Report(ReportArgs),
     /// Print the dataset's schema, or with --ddl the table definition for Athena, Glue or DuckDB.
     Schema(SchemaArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff) on stdout.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 /// Which discovered executions to describe.
@@ -65,108 +76,182 @@ pub struct ConnectionArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// File of thing names, one a line (`-` for stdin); audited against every job of --jobs.
-    /// With --discover alone: list each thing's executions.
-    #[arg(long, value_name = "FILE", conflicts_with = "pairs")]
+    /// File of thing names, one a line (`-`: stdin).
+    ///
+    /// Audited against every job of --jobs; with --discover alone: list each thing's executions.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with = "pairs",
+        help_heading = "Input"
+    )]
     pub things: Option<PathBuf>,
-    /// File of job ids, one a line (`-` for stdin). With --discover alone: list each job's executions.
-    #[arg(long, value_name = "FILE")]
+    /// File of job ids, one a line (`-`: stdin).
+    ///
+    /// With --discover alone: list each job's executions.
+    #[arg(long, value_name = "FILE", help_heading = "Input")]
     pub jobs: Option<PathBuf>,
-    /// CSV (header thing_name,job_id[,execution_number]) or JSON Lines file of pairs (`-` for stdin).
-    #[arg(long, value_name = "FILE")]
+    /// CSV or JSON Lines file of pairs (`-`: stdin).
+    ///
+    /// CSV with the header thing_name,job_id[,execution_number] in any order, or JSON Lines with those
+    /// keys.
+    #[arg(long, value_name = "FILE", help_heading = "Input")]
     pub pairs: Option<PathBuf>,
-    /// Output: a .parquet or .arrow file, or else a directory of part files, local or in S3
-    /// (`s3://bucket/prefix/`; endpoint from AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL).
-    #[arg(long, value_name = "PATH|URL")]
+    /// A .parquet or .arrow file, or a directory of parts, local or `s3://bucket/prefix/`.
+    ///
+    /// The S3 endpoint comes from AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL.
+    #[arg(long, value_name = "PATH|URL", help_heading = "Output")]
     pub out: PathBuf,
-    /// Hive-style folders of a directory output, in folder order: `date` (the run's UTC start date)
-    /// and/or `job_id` (comma list). A partition column is taken out of the data files.
-    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    /// Hive-style folders of a directory output: `date` and/or `job_id`, in folder order.
+    ///
+    /// `date` is the run's UTC start date; a partition column is taken out of the data files.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "COLUMNS",
+        help_heading = "Output"
+    )]
     pub partition_by: Vec<String>,
     /// Output format (default: from --out's extension, else parquet).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = "Output")]
     pub format: Option<FormatArg>,
-    /// Replace existing output.
-    #[arg(long)]
+    /// Replace existing output (only this tool's files of a directory).
+    #[arg(long, help_heading = "Output")]
     pub overwrite: bool,
-    #[command(flatten)]
+    /// Rows per part file in a directory output.
+    #[arg(long, default_value_t = 1_000_000, help_heading = "Output")]
+    pub part_rows: u64,
+    /// Commit a directory output's current part at least this often, e.g. `5m`.
+    #[arg(
+        long,
+        default_value = "5m",
+        value_name = "DURATION",
+        help_heading = "Output"
+    )]
+    pub part_interval: String,
+    /// Lease of an S3 output's lock: renewed every quarter of it, taken over once it lapses.
+    #[arg(
+        long,
+        default_value = "1m",
+        value_name = "DURATION",
+        help_heading = "Output"
+    )]
+    pub lock_lease: String,
+    /// Continue an interrupted audit in the same directory, skipping what is committed.
+    #[arg(long, help_heading = "Output")]
+    pub resume: bool,
+    #[command(flatten, next_help_heading = "AWS")]
     pub connection: ConnectionArgs,
-    /// Audit these regions at once (comma-separated), each with its own client and its own --rps.
-    #[arg(long, value_name = "REGION,...")]
+    /// Audit these regions at once (comma-separated), each at its own --rps.
+    #[arg(long, value_name = "REGION,...", help_heading = "AWS")]
     pub regions: Option<String>,
-    /// Audit these profiles' accounts at once (comma-separated), each with its own --rps.
-    #[arg(long, value_name = "PROFILE,...", conflicts_with = "profile")]
+    /// Audit these profiles' accounts at once (comma-separated), each at its own --rps.
+    #[arg(
+        long,
+        value_name = "PROFILE,...",
+        conflicts_with = "profile",
+        help_heading = "AWS"
+    )]
     pub profiles: Option<String>,
-    /// Assume this role (through STS) and audit its account; repeat for several accounts at once.
-    #[arg(long = "role-arn", value_name = "ARN")]
+    /// Assume this role (through STS) and audit its account; repeatable.
+    #[arg(long = "role-arn", value_name = "ARN", help_heading = "AWS")]
     pub role_arns: Vec<String>,
-    /// The endpoint of one region, `REGION=URL` (repeatable; emulators, private endpoints).
-    #[arg(long = "region-endpoint", value_name = "REGION=URL")]
+    /// The endpoint of one region, `REGION=URL`; repeatable.
+    ///
+    /// For emulators and private endpoints.
+    #[arg(
+        long = "region-endpoint",
+        value_name = "REGION=URL",
+        help_heading = "AWS"
+    )]
     pub region_endpoints: Vec<String>,
-    /// Most calls per second, retries included; 0 means no limit. Per target (account and region).
-    #[arg(long, default_value_t = 10.0)]
+    /// Most calls per second per target, retries included (0: no limit).
+    ///
+    /// A target is one account and region; each has its own limiter.
+    #[arg(long, default_value_t = 10.0, help_heading = "Rate and retries")]
     pub rps: f64,
     /// Calls that may start at once after an idle moment.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, help_heading = "Rate and retries")]
     pub burst: u32,
     /// Most pairs in flight at once, per target.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, help_heading = "Rate and retries")]
     pub concurrency: usize,
     /// Attempts per pair, the first included.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, help_heading = "Rate and retries")]
     pub max_attempts: u32,
     /// Upper bound of one attempt, e.g. `10s`, `500ms`.
-    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    #[arg(
+        long,
+        default_value = "10s",
+        value_name = "DURATION",
+        help_heading = "Rate and retries"
+    )]
     pub call_timeout: String,
-    /// Keep the rate at --rps even when throttled (by default it backs off and recovers).
-    #[arg(long)]
+    /// Keep the rate at --rps even when throttled.
+    ///
+    /// By default a throttle lowers the pace, which then climbs back slowly.
+    #[arg(long, help_heading = "Rate and retries")]
     pub no_adaptive: bool,
-    /// Rows per part file in a directory output.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub part_rows: u64,
-    /// A directory output also commits its current part at least this often, e.g. `5m`.
-    #[arg(long, default_value = "5m", value_name = "DURATION")]
-    pub part_interval: String,
-    /// An S3 output's lock is renewed every quarter of this; a lock not renewed for this long is
-    /// taken over by the next run.
-    #[arg(long, default_value = "1m", value_name = "DURATION")]
-    pub lock_lease: String,
-    /// Continue an interrupted audit into the same directory: pairs already committed are skipped.
-    #[arg(long)]
-    pub resume: bool,
-    /// List executions (ListJobExecutionsForJob, 250 a call) and describe only what needs detail.
-    /// Jobs come from --jobs, or from ListJobs; with --things instead, each thing's executions.
-    #[arg(long, conflicts_with = "pairs")]
+    /// List executions first and describe only what needs detail.
+    ///
+    /// ListJobExecutionsForJob answers 250 a call. Jobs come from --jobs, or from ListJobs; with
+    /// --things instead, each thing's executions.
+    #[arg(long, conflicts_with = "pairs", help_heading = "Discovery")]
     pub discover: bool,
-    /// With --discover and no --jobs/--things: only jobs in this status (e.g. IN_PROGRESS).
-    #[arg(long, value_name = "STATUS", requires = "discover")]
+    /// Only jobs in this status (no --jobs/--things), e.g. IN_PROGRESS.
+    #[arg(
+        long,
+        value_name = "STATUS",
+        requires = "discover",
+        help_heading = "Discovery"
+    )]
     pub job_status: Option<String>,
-    /// With --discover: only executions in this status (e.g. QUEUED).
-    #[arg(long, value_name = "STATUS", requires = "discover")]
+    /// Only executions in this status, e.g. QUEUED.
+    #[arg(
+        long,
+        value_name = "STATUS",
+        requires = "discover",
+        help_heading = "Discovery"
+    )]
     pub execution_status: Option<String>,
-    /// With --discover: which listed executions to describe too.
-    #[arg(long, value_enum, default_value = "active", requires = "discover")]
+    /// Which listed executions to describe too.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "active",
+        requires = "discover",
+        help_heading = "Discovery"
+    )]
     pub describe: DescribeArg,
-    /// With --discover: most calls per second of each list API (each has its own quota); 0: no limit.
-    #[arg(long, default_value_t = 10.0, requires = "discover")]
+    /// Most calls per second of each list API (0: no limit).
+    ///
+    /// Each list API has its own quota at AWS, and its own limiter here.
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        requires = "discover",
+        help_heading = "Discovery"
+    )]
     pub list_rps: f64,
-    /// With --discover: print the plan (jobs, list calls, describes, ETA) and stop.
-    #[arg(long, requires = "discover")]
+    /// Print the plan (jobs, list calls, describes, ETA) and stop.
+    #[arg(long, requires = "discover", help_heading = "Discovery")]
     pub dry_run: bool,
+    /// Audit only shard K of N (0-based); `N` or `auto/N` reads K from the scheduler.
+    ///
+    /// The pairs whose hash of thing and job modulo N is K (with --discover: the jobs, or things,
+    /// whose hash is K). K comes from JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or
+    /// AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch) with `N` or `auto/N`.
+    #[arg(long, value_name = "K/N", help_heading = "Scale-out")]
+    pub shard: Option<String>,
     /// No progress bar and no summary on stderr.
-    #[arg(long, short)]
+    #[arg(long, short, help_heading = "Display")]
     pub quiet: bool,
     /// Also write the summary as JSON to this file.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", help_heading = "Display")]
     pub summary_json: Option<PathBuf>,
-    /// At the end, print the stuck / timed-out report of the dataset (as `fleet-audit report`).
-    #[arg(long)]
+    /// At the end, print the stuck / timed-out report of the dataset.
+    #[arg(long, help_heading = "Display")]
     pub report: bool,
-    /// Audit only shard K of N (0-based): the pairs whose hash of thing and job modulo N is K (with
-    /// --discover: the jobs, or things, whose hash is K). `N` or `auto/N` takes K from
-    /// JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or AWS_BATCH_JOB_ARRAY_INDEX (AWS Batch).
-    #[arg(long, value_name = "K/N")]
-    pub shard: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -42,9 +42,9 @@ fn progress_bars(lanes: &[LaneView], quiet: bool) -> (MultiProgress, Vec<Progres
     };
     let multi = MultiProgress::with_draw_target(target);
     let template = if lanes.len() > 1 {
-        "{prefix:>24} [{wide_bar}] {pos}/{len} {per_sec} ETA {eta} {msg}"
+        "{prefix:>24} [{wide_bar}] {pos}/{len} {rate} ETA {eta} {msg}"
     } else {
-        "{elapsed_precise} [{wide_bar}] {pos}/{len} {per_sec} ETA {eta} {msg}"
+        "{elapsed_precise} [{wide_bar}] {pos}/{len} {rate} ETA {eta} {msg}"
     };
     let bars = lanes
         .iter()
@@ -53,6 +53,7 @@ fn progress_bars(lanes: &[LaneView], quiet: bool) -> (MultiProgress, Vec<Progres
             bar.set_style(
                 ProgressStyle::with_template(template)
                     .expect("static template")
+                    .with_key("rate", rate_key)
                     .progress_chars("=> "),
             );
             bar.set_prefix(l.label.clone());
@@ -60,6 +61,21 @@ fn progress_bars(lanes: &[LaneView], quiet: bool) -> (MultiProgress, Vec<Progres
         })
         .collect();
     (multi, bars)
+}
+
+/// The bar's pace, rows per second as a whole number (`9229/s`; indicatif's own `per_sec` prints
+/// four decimals).
+fn rate_key(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
+    let _ = write!(w, "{}", rate_text(state.per_sec()));
+}
+
+fn rate_text(per_sec: f64) -> String {
+    let r = if per_sec.is_finite() {
+        per_sec.max(0.0)
+    } else {
+        0.0
+    };
+    format!("{:.0}/s", r)
 }
 
 /// The output side of a run: the writer thread, the progress display and the live counters.
@@ -294,6 +310,13 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pace_is_a_whole_number() {
+        assert_eq!(rate_text(9_228.582_2), "9229/s");
+        assert_eq!(rate_text(f64::NAN), "0/s");
+        assert_eq!(rate_text(0.4), "0/s");
+    }
 
     /// A panic in the writer thread stops the run with a resumable stop naming it, instead of
     /// aborting the process.

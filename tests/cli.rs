@@ -301,3 +301,46 @@ async fn describe_skeletons_and_usage() {
         stderr(&o)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_source_in_bash_and_the_man_page_renders() {
+    let d = tempfile::tempdir().unwrap();
+    let o = fa(&["completions", "bash"], d.path(), false).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let script = d.path().join("fleet-audit.bash");
+    std::fs::write(&script, &o.stdout).unwrap();
+    // Sourced by a real bash, the function completes `fleet-audit ru` to `run` and `run --res`.
+    let probe = format!(
+        "source {} && complete -p fleet-audit && COMP_WORDS=(fleet-audit ru) COMP_CWORD=1 && _fleet__audit fleet-audit ru fleet-audit && echo \"${{COMPREPLY[@]}}\" && COMP_WORDS=(fleet-audit run --res) COMP_CWORD=2 && _fleet__audit fleet-audit --res run && echo \"${{COMPREPLY[@]}}\"",
+        script.display()
+    );
+    let b = std::process::Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&b.stdout);
+    assert!(
+        b.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains("-F _fleet__audit fleet-audit"), "{out}");
+    assert_eq!(lines[1], "run", "{out}");
+    assert!(lines[2].split(' ').any(|w| w == "--resume"), "{out}");
+    for shell in ["zsh", "fish", "powershell"] {
+        let o = fa(&["completions", shell], d.path(), false).await;
+        assert_eq!(o.status.code(), Some(0));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("fleet-audit"),
+            "{shell}"
+        );
+    }
+    let man = fa(&["man"], d.path(), false).await;
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert_eq!(man.status.code(), Some(0));
+    assert!(
+        page.contains(".TH fleet-audit 1") && page.contains("describe"),
+        "{page}"
+    );
+}

@@ -593,7 +593,7 @@ async fn one_writer_per_s3_prefix_with_a_lease_taken_over_once_lapsed() {
             "--concurrency",
             "4",
             "--lock-lease",
-            "2s",
+            "6s",
         ],
     ));
     let holder_args: Vec<&str> = holder_args.iter().map(String::as_str).collect();
