@@ -245,10 +245,20 @@ async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
     let remote_out = matches!(cfg.layout, Layout::Remote(_));
     // The parsed location, not the flag's text: `file:///abs/dir` is reported on as `/abs/dir`.
     let report_of = (a.report && !remote_out).then(|| cfg.layout.path().to_path_buf());
+    let dataset = cfg.layout.path().to_path_buf();
     let shutdown = shutdown_on_signals();
     let result = run(cfg, shutdown).await;
     let remote_done = remote_out && a.report && result.is_ok();
+    let ran = match &result {
+        Ok(s) => Some(s.clone()),
+        Err(RunError::Stopped { summary, .. }) => Some((**summary).clone()),
+        Err(_) => None,
+    };
     let code = finish_run(result, quiet, summary_json.as_deref(), report_of.as_deref())?;
+    if let (Some(path), Some(summary)) = (&a.metrics, &ran) {
+        let client = ClientSettings::from(&a.connection);
+        crate::metrics::write_run(path, summary, &dataset, remote_out, &client).await?;
+    }
     if remote_done {
         // The dataset is in an object store: its files are fetched to report on them.
         let url = a.out.to_string_lossy();
@@ -548,6 +558,10 @@ async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<i32> {
         }
     };
     warn_ignored(&report);
+    if let Some(p) = &a.metrics {
+        crate::metrics::write_atomically(p, &crate::metrics::exposition(Some(&report), None))
+            .with_context(|| format!("cannot write the metrics {}", p.display()))?;
+    }
     if let Some(p) = &cfg.html {
         std::fs::write(p, report.render_html())
             .with_context(|| format!("cannot write {}", p.display()))?;

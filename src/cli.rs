@@ -252,6 +252,11 @@ pub struct RunArgs {
     /// At the end, print the stuck / timed-out report of the dataset.
     #[arg(long, help_heading = "Display")]
     pub report: bool,
+    /// Write the run's and the dataset's metrics to this file (Prometheus text format).
+    ///
+    /// Written atomically, for node-exporter's textfile collector.
+    #[arg(long, value_name = "FILE", help_heading = "Display")]
+    pub metrics: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -430,6 +435,9 @@ pub struct ReportArgs {
     /// Exit with code 3 when any execution matches one of these (comma list).
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     pub fail_on: Vec<FailOnArg>,
+    /// Also write the dataset's metrics to this file (Prometheus text format, written atomically).
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
 }
 
 /// A query engine whose table definition `schema --ddl` prints.

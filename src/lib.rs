@@ -16,7 +16,8 @@
 //! - [`summary`], [`error`] a run's figures and errors; [`session`] its writer thread and progress;
 //!   [`output`] its output connected, locked and prepared; [`discover`] list-first audits; [`run`]
 //!   one audit end to end.
-//! - [`report`] what a written dataset says: stuck / timed-out analysis per job; [`ddl`] table
+//! - [`report`] what a written dataset says: stuck / timed-out analysis per job; [`metrics`] the
+//!   run's and the dataset's figures for Prometheus; [`ddl`] table
 //!   definitions (Athena, Glue, DuckDB) from [`schema`]; [`describe`] the AWS CLI-compatible single
 //!   describe; [`sim`] the AWS IoT Jobs simulator; [`app`] the subcommands' glue and exit codes.
 pub mod app;
@@ -32,6 +33,7 @@ pub mod engine;
 pub mod error;
 pub mod input;
 pub mod limit;
+pub mod metrics;
 pub mod names;
 pub mod output;
 pub mod pair;

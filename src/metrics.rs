@@ -1,0 +1,182 @@
+//! `--metrics FILE`: what a monitoring system reads of an audit, in Prometheus' text exposition
+//! format (version 0.0.4), for node-exporter's textfile collector. The dataset's figures come from
+//! the report (executions by job and status, each report class by job); a run adds its own (pairs by
+//! outcome, calls by API, throttles, duration, the time of its last success). The file is written
+//! aside and renamed, so the collector never reads half of it.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::report::{Class, Report};
+use crate::summary::Summary;
+
+/// One metric family being written: its `# HELP` and `# TYPE` lines come first.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// A label value escaped as the format asks: backslash, double quote and newline.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// The metrics of `report` (a dataset) and, after a run, of its `summary`; `now_s` is the time of
+/// a run's success (epoch seconds).
+pub fn exposition(report: Option<&Report>, run: Option<(&Summary, f64)>) -> String {
+    let mut out = String::new();
+    if let Some(r) = report {
+        family(
+            &mut out,
+            "fleet_audit_executions",
+            "gauge",
+            "Executions in the audited dataset, by job and status.",
+        );
+        for j in &r.jobs {
+            for (status, n) in &j.counts.by_status {
+                let _ = writeln!(
+                    out,
+                    "fleet_audit_executions{{job_id=\"{}\",status=\"{}\"}} {n}",
+                    label(&j.job_id),
+                    label(status)
+                );
+            }
+        }
+        family(
+            &mut out,
+            "fleet_audit_stuck",
+            "gauge",
+            "Executions in each class of the report (stuck_queued, stale_in_progress, timed_out, near_timeout, not_found, errors), by job.",
+        );
+        for j in &r.jobs {
+            for c in Class::ALL {
+                let _ = writeln!(
+                    out,
+                    "fleet_audit_stuck{{job_id=\"{}\",class=\"{}\"}} {}",
+                    label(&j.job_id),
+                    c.as_str(),
+                    j.counts.count(c)
+                );
+            }
+        }
+    }
+    if let Some((s, now_s)) = run {
+        family(
+            &mut out,
+            "fleet_audit_pairs_total",
+            "counter",
+            "Pairs this run audited, by outcome.",
+        );
+        for (outcome, n) in [
+            ("ok", s.ok),
+            ("not_found", s.not_found),
+            ("error", s.errors),
+        ] {
+            let _ = writeln!(out, "fleet_audit_pairs_total{{outcome=\"{outcome}\"}} {n}");
+        }
+        family(
+            &mut out,
+            "fleet_audit_calls_total",
+            "counter",
+            "API calls this run made (attempts, retries included), by API.",
+        );
+        let _ = writeln!(
+            out,
+            "fleet_audit_calls_total{{api=\"DescribeJobExecution\"}} {}",
+            s.attempts
+        );
+        let _ = writeln!(
+            out,
+            "fleet_audit_calls_total{{api=\"list\"}} {}",
+            s.list_calls
+        );
+        family(
+            &mut out,
+            "fleet_audit_throttled_total",
+            "counter",
+            "Attempts of this run answered with ThrottlingException.",
+        );
+        let _ = writeln!(out, "fleet_audit_throttled_total {}", s.throttled);
+        family(
+            &mut out,
+            "fleet_audit_run_duration_seconds",
+            "gauge",
+            "How long this run took.",
+        );
+        let _ = writeln!(out, "fleet_audit_run_duration_seconds {}", s.elapsed_s);
+        if s.complete {
+            family(
+                &mut out,
+                "fleet_audit_last_success_timestamp_seconds",
+                "gauge",
+                "When a run last completed its dataset (epoch seconds).",
+            );
+            let _ = writeln!(out, "fleet_audit_last_success_timestamp_seconds {now_s}");
+        }
+    }
+    out
+}
+
+/// Writes the metrics of a run (`summary`) and, when it completed, of its dataset at `dataset`
+/// (an object store's URL when `remote`, read with `client`'s configuration).
+pub async fn write_run(
+    path: &Path,
+    summary: &Summary,
+    dataset: &Path,
+    remote: bool,
+    client: &crate::client::ClientSettings,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let thresholds = crate::report::Thresholds::default();
+    let report = if !summary.complete {
+        None
+    } else if remote {
+        crate::report::report_url(&dataset.to_string_lossy(), client, &thresholds)
+            .await
+            .ok()
+    } else {
+        crate::report::report_path(dataset, &thresholds).ok()
+    };
+    let now_s = crate::time::now_ms() as f64 / 1000.0;
+    write_atomically(path, &exposition(report.as_ref(), Some((summary, now_s))))
+        .with_context(|| format!("cannot write the metrics {}", path.display()))
+}
+
+/// Writes `text` to `path` atomically: a hidden temporary beside it, synced, then renamed.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".fleet-audit-metrics-")
+        .tempfile_in(dir)?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_are_escaped_and_families_typed() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let text = exposition(None, None);
+        assert!(text.is_empty());
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("fleet_audit.prom");
+        write_atomically(&p, "x 1\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "x 1\n");
+        assert_eq!(
+            std::fs::read_dir(d.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
+}
