@@ -7,6 +7,7 @@ scripts/venv.sh
 # Every locked package, for every platform: the Docker build-context test reads them with `cargo metadata
 # --offline`, and some (object_store's TLS stack on Android/Windows) are never needed to build here.
 cargo fetch --locked
+# `cargo test` also builds target/debug/fleet-audit (the integration tests run it), so no second
+# `cargo build`: that one would rebuild every dependency without the dev-dependencies' features.
 cargo test --locked
-cargo build --locked
 FLEET_AUDIT_BIN="$PWD/target/debug/fleet-audit" .venv/bin/python -m pytest -q tests/clients

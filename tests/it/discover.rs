@@ -1,11 +1,10 @@
 //! `run --discover` against the simulator: few calls per execution, rows equal to a describe-everything
 //! run, pagination across pages and across a resume.
 
-mod common;
 
 use std::collections::HashMap;
 
-use common::*;
+use crate::common::*;
 use fleet_audit::config::Input;
 use fleet_audit::config::{DescribeMode, Scope};
 use fleet_audit::input::InputSpec;

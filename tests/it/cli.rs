@@ -1,11 +1,10 @@
 //! The `fleet-audit` binary as a user meets it: exit codes, messages, files left behind.
 
-mod common;
 
 use std::path::Path;
 use std::process::Output;
 
-use common::*;
+use crate::common::*;
 use fleet_audit::sim::Operation;
 
 const BIN: &str = env!("CARGO_BIN_EXE_fleet-audit");

@@ -1,11 +1,10 @@
 //! `run` end to end through the real aws-sdk-iot client against the simulator on 127.0.0.1:0.
 
-mod common;
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use fleet_audit::client::SetupError;
 use fleet_audit::engine::Stop;
 use fleet_audit::error::RunError;

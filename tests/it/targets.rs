@@ -1,11 +1,10 @@
 //! Runs over several targets (regions, accounts) at once: each target has its own client and its own
 //! rate limiter, its rows carry its region and account id, and a resume finishes every target exactly.
 
-mod common;
 
 use std::collections::HashMap;
 
-use common::*;
+use crate::common::*;
 use fleet_audit::error::RunError;
 use fleet_audit::input::InputSpec;
 use fleet_audit::run::run;

@@ -2,12 +2,11 @@
 //! datasets whose union is exactly the dataset of one unsharded run (describe and discovery modes);
 //! a shard resumes only as itself; `--shard N` takes K from the scheduler's environment.
 
-mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use fleet_audit::config::RunConfig;
 use fleet_audit::config::{DescribeMode, Scope};
 use fleet_audit::dataset::Manifest;

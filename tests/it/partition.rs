@@ -2,12 +2,11 @@
 //! files and back from the path when read, the union of the rows equal to a flat run, and resume
 //! (describe and discovery) across an interruption.
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use fleet_audit::config::{DescribeMode, Scope};
 use fleet_audit::dataset::{Manifest, PartitionKey};
 use fleet_audit::input::InputSpec;

@@ -2,13 +2,12 @@
 //! use is refused before any call, `kill -9` frees the output at once, a manifest is checked like any
 //! input, readers read what it lists, and the defects found with it stay fixed.
 
-mod common;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use fleet_audit::config::{DescribeMode, Scope};
 use fleet_audit::dataset::Manifest;
 use fleet_audit::engine::Stop;

@@ -1,12 +1,11 @@
 //! Long audits that survive interrupts, kill -9, and every fault the simulator can inject: every pair
 //! ends as exactly one row, with the same contents as an uninterrupted run.
 
-mod common;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use fleet_audit::input::InputSpec;
 use fleet_audit::run::run;
 use fleet_audit::sim::{Faults, Latency, Operation};

@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests: an in-process simulator on 127.0.0.1:0, run settings that
 //! point the real SDK at it, and a reader that turns the written dataset back into plain rows.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

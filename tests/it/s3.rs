@@ -4,13 +4,12 @@
 //! or orphan object and every pair once; a store lost mid-run stopping it with the URL named; bad
 //! outputs refused before any IoT call.
 
-mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use fleet_audit::dataset::Manifest;
 use fleet_audit::sim::Latency;
 

@@ -1,12 +1,11 @@
 //! The simulator on the wire, one raw HTTP/1.1 request at a time: every fault knob, the quota,
 //! authentication, error shapes, and pagination that lists every execution exactly once.
 
-mod common;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use fleet_audit::sim::{Faults, Operation, SimServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

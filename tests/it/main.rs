@@ -1,0 +1,15 @@
+//! The integration tests, one binary: each module is one area (see README, "Tests"). One binary links
+//! the crate and its dependencies once, not once per file, which keeps the test build small and quick.
+
+mod cli;
+mod common;
+mod discover;
+mod integrity;
+mod partition;
+mod report;
+mod resilience;
+mod run_sim;
+mod s3;
+mod shard;
+mod sim;
+mod targets;
