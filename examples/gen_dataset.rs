@@ -25,6 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         jobs,
         seed: 1,
         now_ms,
+        epoch_ms: None,
+        changed_share: None,
         region: "us-east-1".into(),
         future_status: 0.0,
         active_share: None,

@@ -220,6 +220,7 @@ fn finish_run(
             e @ (RunError::Config(_)
             | RunError::Input(_)
             | RunError::ResumeMismatch { .. }
+            | RunError::Baseline(_)
             | RunError::Manifest(ManifestError::Invalid { .. })
             | RunError::Sink(SinkError::Manifest(ManifestError::Invalid { .. }))),
         ) => {
@@ -354,14 +355,27 @@ fn write_raw_stdout(text: &str) -> anyhow::Result<()> {
 }
 
 fn fleet_spec(f: &FleetArgs) -> anyhow::Result<FleetSpec> {
-    let now_ms = match f.now {
-        Some(s) if s.is_finite() && s > 0.0 => (s * 1000.0).round() as u64,
-        Some(_) => anyhow::bail!("--now must be positive epoch seconds"),
+    let seconds = |s: Option<f64>, flag: &str| match s {
+        Some(s) if s.is_finite() && s > 0.0 => Ok(Some((s * 1000.0).round() as u64)),
+        Some(_) => anyhow::bail!("{flag} must be positive epoch seconds"),
+        None => Ok(None),
+    };
+    let now_ms = match seconds(f.now, "--now")? {
+        Some(ms) => ms,
         None => SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .context("system clock before 1970")?
             .as_millis() as u64,
     };
+    let epoch_ms = seconds(f.epoch, "--epoch")?;
+    anyhow::ensure!(
+        epoch_ms.is_none_or(|e| e <= now_ms),
+        "--epoch must not be after --now: a fleet's history begins before the moment it is seen"
+    );
+    anyhow::ensure!(
+        f.changed_share.is_none_or(|p| (0.0..=1.0).contains(&p)),
+        "--changed-share must be between 0 and 1"
+    );
     anyhow::ensure!(f.things > 0, "--things must be at least 1");
     anyhow::ensure!(
         (1..=1000).contains(&f.jobs),
@@ -380,6 +394,8 @@ fn fleet_spec(f: &FleetArgs) -> anyhow::Result<FleetSpec> {
         jobs: f.jobs,
         seed: f.seed,
         now_ms,
+        epoch_ms,
+        changed_share: f.changed_share,
         region: f.region.clone(),
         future_status: f.future_status,
         active_share: f.active_share,

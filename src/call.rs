@@ -25,6 +25,10 @@ pub struct Counters {
     pub throttled: AtomicU64,
     /// List and DescribeJob attempts (discovery).
     pub list_attempts: AtomicU64,
+    /// Rows carried from the baseline (`--baseline`), and of those, the executions that would
+    /// have been described without it.
+    pub carried: AtomicU64,
+    pub describes_saved: AtomicU64,
     /// Whether any attempt has had an HTTP answer (success or a service error).
     pub answered: AtomicBool,
     /// Pairs that ended on transport errors before any answer was ever had.
@@ -188,5 +192,6 @@ pub async fn describe_pair<C: FleetClient>(
         source: Source::Describe,
         retry_attempt: None,
         origin: None,
+        carried_from: None,
     }))
 }

@@ -236,6 +236,19 @@ pub struct RunArgs {
     /// Print the plan (jobs, list calls, describes, ETA) and stop.
     #[arg(long, requires = "discover", help_heading = "Discovery")]
     pub dry_run: bool,
+    /// A previous audit: executions unchanged since are carried from it, not described.
+    ///
+    /// PATH is a dataset this tool wrote (a file, a directory, an s3:// prefix), or `latest`: the
+    /// newest complete earlier run under --out (a --partition-by date output keeps one run a date).
+    /// An execution whose list summary (status, lastUpdatedAt, execution number) equals its baseline
+    /// row gets that row, with source = carried and carried_from = the baseline's run_id.
+    #[arg(
+        long,
+        value_name = "PATH|latest",
+        requires = "discover",
+        help_heading = "Discovery"
+    )]
+    pub baseline: Option<String>,
     /// Audit only shard K of N (0-based); `N` or `auto/N` reads K from the scheduler.
     ///
     /// The pairs whose hash of thing and job modulo N is K (with --discover: the jobs, or things,
@@ -330,6 +343,16 @@ pub struct FleetArgs {
     /// The fleet's "now" in epoch seconds (default: when it starts); fixes every timestamp.
     #[arg(long, value_name = "EPOCH_SECONDS")]
     pub now: Option<f64>,
+    /// When the fleet's history begins, in epoch seconds (default: --now). The fleet at its epoch is
+    /// a snapshot; a later --now with the same --seed and --epoch is the same fleet that much later:
+    /// unchanged where nothing happened, moved on where something did.
+    #[arg(long, value_name = "EPOCH_SECONDS")]
+    pub epoch: Option<f64>,
+    /// Share (0..1) of executions with an event (a start, an update, a finish) in each day after
+    /// --epoch (default: three in ten active executions a day). In-progress timers that run out
+    /// time executions out on top, as AWS does.
+    #[arg(long, value_name = "P")]
+    pub changed_share: Option<f64>,
     /// Region in the fleet's ARNs.
     #[arg(long = "fleet-region", default_value = "us-east-1")]
     pub region: String,

@@ -146,6 +146,8 @@ pub struct DiscoverSpec {
     pub list_rps: Option<f64>,
     /// Print the plan and stop.
     pub dry_run: bool,
+    /// The previous audit whose rows of unchanged executions are carried (`--baseline`).
+    pub baseline: Option<crate::baseline::BaselineSpec>,
 }
 
 impl From<&ConnectionArgs> for ClientSettings {
@@ -355,6 +357,10 @@ fn discover_spec(a: &RunArgs) -> Result<DiscoverSpec, ConfigError> {
         },
         list_rps: (a.list_rps > 0.0).then_some(a.list_rps),
         dry_run: a.dry_run,
+        baseline: a
+            .baseline
+            .as_deref()
+            .map(crate::baseline::BaselineSpec::parse),
     })
 }
 

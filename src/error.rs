@@ -23,6 +23,9 @@ pub enum RunError {
     Sink(#[from] SinkError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// `--baseline` names a dataset that cannot be a baseline of this run.
+    #[error(transparent)]
+    Baseline(#[from] crate::baseline::BaselineError),
     /// Another run owns the output.
     #[error(transparent)]
     Lock(#[from] LockError),

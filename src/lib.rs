@@ -21,6 +21,7 @@
 //!   definitions (Athena, Glue, DuckDB) from [`schema`]; [`describe`] the AWS CLI-compatible single
 //!   describe; [`sim`] the AWS IoT Jobs simulator; [`app`] the subcommands' glue and exit codes.
 pub mod app;
+pub mod baseline;
 pub mod call;
 pub mod cli;
 pub mod client;

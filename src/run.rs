@@ -73,8 +73,13 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
                 .into_iter()
                 .next()
                 .expect("a discovery has exactly one target");
-            crate::discover::run_discover(cfg, run_id, spec, names, t.client, t.origin, shutdown)
-                .await
+            match open_baseline(&spec, &cfg, &t.origin).await {
+                Ok(baseline) => {
+                    crate::discover::run_discover(cfg, run_id, spec, names, t, baseline, shutdown)
+                        .await
+                }
+                Err(e) => Err(e),
+            }
         }
         (None, Input::Describe(_)) => unreachable!("describe inputs are prepared above"),
     };
@@ -82,6 +87,20 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
         lock.release().await;
     }
     result
+}
+
+/// The discovery's baseline, read and checked against its target (before any IoT call).
+async fn open_baseline(
+    spec: &crate::config::DiscoverSpec,
+    cfg: &RunConfig,
+    origin: &Origin,
+) -> Result<Option<Arc<crate::baseline::Baseline>>, RunError> {
+    let Some(b) = &spec.baseline else {
+        return Ok(None);
+    };
+    let baseline = crate::baseline::open(b, &cfg.layout, &cfg.client).await?;
+    baseline.check_origin(origin)?;
+    Ok(Some(Arc::new(baseline)))
 }
 
 /// One target of a run, ready to call.

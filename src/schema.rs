@@ -45,6 +45,9 @@ pub enum Source {
     /// A list summary (ListJobExecutionsForJob/ForThing): status, timestamps, execution number and
     /// retry attempt; the other execution fields are null.
     List,
+    /// The baseline's row (`run --baseline`), carried because the listing showed the execution
+    /// unchanged since: `carried_from` names the run it was read in.
+    Carried,
 }
 
 impl Source {
@@ -52,6 +55,17 @@ impl Source {
         match self {
             Source::Describe => "describe",
             Source::List => "list",
+            Source::Carried => "carried",
+        }
+    }
+
+    /// The value as written, parsed back.
+    pub fn parse(s: &str) -> Option<Source> {
+        match s {
+            "describe" => Some(Source::Describe),
+            "list" => Some(Source::List),
+            "carried" => Some(Source::Carried),
+            _ => None,
         }
     }
 }
@@ -74,6 +88,8 @@ pub struct Row {
     /// The account and region the row was read from, in a run over several targets; `None`: the
     /// writer's own region and no account id.
     pub origin: Option<Arc<Origin>>,
+    /// The run a carried row was read in (`source = carried`); `None` otherwise.
+    pub carried_from: Option<Arc<str>>,
 }
 
 /// Where a row was read from: one target of a run (an account and a region).
@@ -140,6 +156,7 @@ pub fn schema() -> SchemaRef {
         ),
         Field::new("source", DataType::Utf8, false),
         Field::new("retry_attempt", DataType::Int32, true),
+        Field::new("carried_from", DataType::Utf8, true),
     ]))
 }
 
@@ -172,6 +189,7 @@ pub struct BatchBuilder {
     approximate_seconds_before_timed_out: Int64Builder,
     source: StringBuilder,
     retry_attempt: Int32Builder,
+    carried_from: StringBuilder,
 }
 
 impl BatchBuilder {
@@ -209,6 +227,7 @@ impl BatchBuilder {
             approximate_seconds_before_timed_out: Int64Builder::new(),
             source: StringBuilder::new(),
             retry_attempt: Int32Builder::new(),
+            carried_from: StringBuilder::new(),
         }
     }
 
@@ -291,6 +310,7 @@ impl BatchBuilder {
             .append_option(e.and_then(|e| e.approximate_seconds_before_timed_out));
         self.source.append_value(row.source.as_str());
         self.retry_attempt.append_option(row.retry_attempt);
+        self.carried_from.append_option(row.carried_from.as_deref());
     }
 
     /// Emits the rows appended so far as one batch and resets the builders (keeping their capacity).
@@ -320,6 +340,7 @@ impl BatchBuilder {
             Arc::new(self.approximate_seconds_before_timed_out.finish()),
             Arc::new(self.source.finish()),
             Arc::new(self.retry_attempt.finish()),
+            Arc::new(self.carried_from.finish()),
         ];
         RecordBatch::try_new(self.schema.clone(), columns)
     }
@@ -350,6 +371,7 @@ mod tests {
             source: Source::Describe,
             retry_attempt: None,
             origin: None,
+            carried_from: None,
         });
         b.push(&Row {
             thing_name: "t2".into(),
@@ -370,6 +392,7 @@ mod tests {
                 region: Some("eu-west-1".into()),
                 account_id: Some("111122223333".into()),
             })),
+            carried_from: Some("run-0".into()),
         });
         let batch = b.finish().unwrap();
         let text = |name: &str, i: usize| {

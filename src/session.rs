@@ -272,6 +272,8 @@ impl Session {
             calls_per_s: per_s(attempts + list_calls),
             duplicates: base.duplicates,
             resumed: base.resumed,
+            carried: sum(|c| &c.carried),
+            describes_saved: sum(|c| &c.describes_saved),
             complete: false,
             files: Vec::new(),
             targets,

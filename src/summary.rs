@@ -25,6 +25,10 @@ pub struct Summary {
     pub duplicates: u64,
     /// Pairs skipped because an earlier run had committed them (`--resume`).
     pub resumed: u64,
+    /// Rows carried from the baseline (`--baseline`): executions unchanged since.
+    pub carried: u64,
+    /// Describes the baseline saved: carried executions this run would have described.
+    pub describes_saved: u64,
     /// Whether every pair has its row and the dataset is committed.
     pub complete: bool,
     pub files: Vec<PathBuf>,
@@ -67,6 +71,8 @@ impl Summary {
             calls_per_s: 0.0,
             duplicates: 0,
             resumed: 0,
+            carried: 0,
+            describes_saved: 0,
             complete: false,
             files: Vec::new(),
             targets: Vec::new(),
@@ -90,6 +96,12 @@ impl Summary {
             s.push_str(&format!(
                 "; {} duplicate input lines dropped",
                 self.duplicates
+            ));
+        }
+        if self.carried > 0 {
+            s.push_str(&format!(
+                "; {} rows carried from the baseline ({} describes saved)",
+                self.carried, self.describes_saved
             ));
         }
         for t in &self.targets {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::baseline::Baseline;
 use crate::call::Counters;
 use crate::client::{FleetClient, FleetLister, ListedExecution, Page};
 use crate::config::DiscoverSpec;
@@ -15,6 +16,7 @@ use crate::engine::{Stop, Work};
 use crate::input::InputError;
 use crate::pair::{pair_key, Pair};
 use crate::schema::Origin;
+use crate::time::now_ms;
 
 use super::{list_row, Ctx};
 
@@ -37,6 +39,8 @@ pub(super) struct Lister<C> {
     pub next_ordinal: u64,
     /// Executions listed, committed ones included.
     pub listed: u64,
+    /// The previous audit whose rows of unchanged executions are carried.
+    pub baseline: Option<Arc<Baseline>>,
 }
 
 impl<C: FleetClient + FleetLister> Lister<C> {
@@ -103,11 +107,34 @@ impl<C: FleetClient + FleetLister> Lister<C> {
         out
     }
 
-    /// Sends one page's items: describes to the engine, the rest as list rows.
+    /// Sends one page's items: the baseline's rows of unchanged executions, describes to the engine,
+    /// the rest as list rows.
     async fn dispatch(&self, items: Vec<(u64, ListedExecution)>) -> Result<(), Stop> {
         let counters: &Counters = &self.ctx.counters;
+        let listed_at = now_ms();
         for (ordinal, item) in items {
-            if self.spec.describe.wants(item.summary.status.as_deref()) {
+            let wants = self.spec.describe.wants(item.summary.status.as_deref());
+            let carried = self.baseline.as_ref().and_then(|b| {
+                let row = b.get(&item.thing_name, &item.job_id)?;
+                // A row is carried when it is as detailed as this run wants it.
+                (row.unchanged(&item.summary) && (row.described() || !wants))
+                    .then(|| row.carry(listed_at, self.origin.clone()))
+            });
+            if let Some(row) = carried {
+                self.rows
+                    .send(SinkMsg::Row {
+                        row: Box::new(row),
+                        ordinal,
+                    })
+                    .await
+                    .map_err(|_| Stop::WriterGone)?;
+                counters.carried.fetch_add(1, Ordering::Relaxed);
+                counters
+                    .describes_saved
+                    .fetch_add(u64::from(wants), Ordering::Relaxed);
+                counters.ok.fetch_add(1, Ordering::Relaxed);
+                counters.done.fetch_add(1, Ordering::Relaxed);
+            } else if wants {
                 let w = Work {
                     ordinal,
                     pair: Pair {

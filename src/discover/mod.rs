@@ -31,7 +31,7 @@ use crate::error::RunError;
 use crate::input::{prepare_names, InputError, ListKind, Names};
 use crate::limit::CallLimiter;
 use crate::output::prepare_output;
-use crate::schema::{Origin, Outcome, Row, Source};
+use crate::schema::{Outcome, Row, Source};
 use crate::session::Session;
 use crate::summary::{Summary, SummaryBase};
 use crate::time::now_ms;
@@ -148,6 +148,7 @@ pub fn list_row(item: &ListedExecution, attempts: u32) -> Row {
         source: Source::List,
         retry_attempt: s.retry_attempt,
         origin: None,
+        carried_from: None,
     }
 }
 
@@ -192,10 +193,11 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
     run_id: String,
     spec: DiscoverSpec,
     names: Option<Names>,
-    client: Arc<C>,
-    origin: Arc<Origin>,
+    target: crate::run::TargetClient<C>,
+    baseline: Option<Arc<crate::baseline::Baseline>>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Summary, RunError> {
+    let crate::run::TargetClient { client, origin, .. } = target;
     let started = Instant::now();
     let identity = identity_of(&spec, names.as_ref(), cfg.shard);
     // A shard lists only its own jobs (by job id) or things (by thing name).
@@ -224,6 +226,9 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
     if !cfg.quiet || spec.dry_run {
         let shard_note = shard.map(|s| format!("shard {s}: ")).unwrap_or_default();
         eprintln!("{shard_note}{}", plan.render(&spec, cfg.rps));
+        if let Some(b) = &baseline {
+            eprintln!("{shard_note}{}", plan::baseline_line(b, &plan));
+        }
     }
     if spec.dry_run {
         let mut s = Summary::empty(&run_id, started);
@@ -275,6 +280,7 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
         committed,
         next_ordinal,
         listed: 0,
+        baseline: baseline.clone(),
     };
     let listing = tokio::spawn(async move {
         let result = lister.run(units).await;

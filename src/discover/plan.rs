@@ -48,6 +48,19 @@ impl Plan {
     }
 }
 
+/// The plan's line about the baseline: what it holds and the describes it can save (its rows of
+/// active executions: those still unchanged when listed are carried, not described).
+pub fn baseline_line(b: &crate::baseline::Baseline, plan: &Plan) -> String {
+    let saved = plan.describes.map_or(b.active, |d| d.min(b.active));
+    format!(
+        "baseline: {} ({} rows of run {}): executions unchanged since are carried; up to {} of the describes saved",
+        b.name,
+        b.len(),
+        b.run_id().unwrap_or("(none)"),
+        saved
+    )
+}
+
 /// Calls per page of the list APIs.
 fn pages(n: u64) -> u64 {
     n.div_ceil(MAX_PAGE as u64).max(1)

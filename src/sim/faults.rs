@@ -116,6 +116,8 @@ mod tests {
                 jobs: 1,
                 seed: 1,
                 now_ms: 1_764_400_000_000,
+                epoch_ms: None,
+                changed_share: None,
                 region: "us-east-1".into(),
                 future_status: 0.0,
                 active_share: None,

@@ -1,4 +1,4 @@
-//! The simulated fleet: a deterministic function of `(seed, things, jobs, now)`.
+//! The simulated fleet: a deterministic function of `(seed, things, jobs, epoch, now)`.
 //!
 //! Nothing per execution is stored. Every job's and every execution's attributes are derived on demand
 //! from a keyed hash of the seed and the indices, so a fleet of millions of things starts at once, takes
@@ -6,10 +6,12 @@
 //! (a full scan of the things) are computed lazily and cached.
 //!
 //! This file holds the fleet's shape: the job table, names, ARNs and lookups. How one execution's
-//! status, timestamps and details are drawn is in `fleet/lifecycle.rs`.
+//! status, timestamps and details are drawn at the epoch is in `fleet/lifecycle.rs`; what happens to
+//! it after the epoch, up to `now`, in `fleet/history.rs`.
 
 use std::sync::OnceLock;
 
+mod history;
 mod lifecycle;
 
 /// AWS's own spelling of the job execution statuses.
@@ -37,6 +39,13 @@ pub struct FleetSpec {
     pub seed: u64,
     /// The fleet's "now" in epoch milliseconds: every timestamp lies at or before it.
     pub now_ms: u64,
+    /// When the fleet's history begins (epoch milliseconds, at or before `now_ms`; `None`: `now_ms`).
+    /// The fleet at its epoch is a snapshot; later moments of the same seed and epoch replay the
+    /// events between (see `fleet/history.rs`).
+    pub epoch_ms: Option<u64>,
+    /// Share (0..=1) of executions with an event in each day after the epoch (`None`: the natural
+    /// rate, three in ten active executions a day).
+    pub changed_share: Option<f64>,
     /// Region in ARNs.
     pub region: String,
     /// Share (0..=1) of executions that report [`FUTURE_STATUS`] instead of their real status.
@@ -78,6 +87,26 @@ pub struct Execution {
     pub retry_attempt: i32,
 }
 
+impl Execution {
+    /// A new execution of job `j` on thing `i`, queued at `t`.
+    fn queued(i: u64, j: u32, t: u64) -> Execution {
+        Execution {
+            thing_index: i,
+            job_index: j,
+            status: "QUEUED",
+            force_canceled: None,
+            details: None,
+            queued_at_ms: t,
+            started_at_ms: None,
+            last_updated_at_ms: t,
+            execution_number: i64::from(j) + 1,
+            version_number: 1,
+            approximate_seconds_before_timed_out: None,
+            retry_attempt: 0,
+        }
+    }
+}
+
 /// Per-job counts by status, as DescribeJob's jobProcessDetails reports them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StatusCounts {
@@ -92,6 +121,7 @@ pub struct Fleet {
     jobs: Vec<Job>,
     thing_width: usize,
     counts: Vec<OnceLock<StatusCounts>>,
+    rates: history::Rates,
 }
 
 /// splitmix64: a fast, well-mixed, portable 64-bit hash step.
@@ -127,7 +157,8 @@ impl Fleet {
                 let mut d = Draw(h3(spec.seed, 0x6A6F_6273, u64::from(j)));
                 let age_days = d.range(2, 30);
                 let created_at_ms = spec
-                    .now_ms
+                    .epoch_ms
+                    .unwrap_or(spec.now_ms)
                     .saturating_sub(age_days * DAY_MS + d.range(0, DAY_MS));
                 let status = match d.range(0, 10) {
                     0..=6 => "IN_PROGRESS",
@@ -155,6 +186,7 @@ impl Fleet {
         Fleet {
             thing_width: digits.max(6),
             counts: (0..spec.jobs).map(|_| OnceLock::new()).collect(),
+            rates: history::Rates::new(spec.changed_share, spec.active_share),
             spec,
             jobs,
         }
@@ -271,7 +303,13 @@ impl Fleet {
             source: Source::Describe,
             retry_attempt: None,
             origin: None,
+            carried_from: None,
         }
+    }
+
+    /// The fleet's epoch: when its history begins.
+    pub fn epoch_ms(&self) -> u64 {
+        self.spec.epoch_ms.unwrap_or(self.spec.now_ms)
     }
 
     /// The execution of job `j` on thing `i`, or `None` when the job does not target the thing.
@@ -281,45 +319,28 @@ impl Fleet {
         }
         let job = &self.jobs[j as usize];
         let mut d = Draw(h3(self.spec.seed, i, u64::from(j) + 1));
-        if d.range(0, 1000) >= job.coverage_permille {
-            return None;
-        }
-        let now = self.spec.now_ms;
-        let queued_at = job.created_at_ms + d.range(0, 10 * MINUTE_MS);
-        let clock = lifecycle::Clock {
-            now,
-            queued_at,
-            job_age: now.saturating_sub(queued_at).max(1),
+        let span = history::Span {
+            seed: self.spec.seed,
+            epoch: self.epoch_ms(),
+            now: self.spec.now_ms,
             timeout_ms: job.timeout_minutes.map(|m| m * MINUTE_MS),
         };
-        let mut e = Execution {
-            thing_index: i,
-            job_index: j,
-            status: "QUEUED",
-            force_canceled: None,
-            details: None,
-            queued_at_ms: queued_at,
-            started_at_ms: None,
-            last_updated_at_ms: queued_at,
-            execution_number: i64::from(j) + 1,
-            version_number: 1,
-            approximate_seconds_before_timed_out: None,
-            retry_attempt: 0,
+        let mut e = if d.range(0, 1000) < job.coverage_permille {
+            self.snapshot(i, j, &mut d, &span)
+        } else if job.status == "IN_PROGRESS" {
+            // Not targeted at the epoch; a job still in progress may reach the thing later.
+            let t = history::new_execution_at(&span, self.rates, i, j)?;
+            let mut e = Execution::queued(i, j, t);
+            history::queued_at(&mut e, t, &span);
+            e
+        } else {
+            return None;
         };
-        let offline = self.offline(i);
-        match lifecycle::kind(&self.spec, job, offline, &mut d) {
-            "QUEUED" => lifecycle::queued(&mut e, &mut d, &clock, offline),
-            "IN_PROGRESS" => lifecycle::in_progress(&mut e, &mut d, &clock),
-            terminal => lifecycle::finished(&mut e, &mut d, &clock, terminal),
+        if span.now > span.epoch {
+            let from = e.queued_at_ms.max(span.epoch);
+            history::advance(&mut e, &span, self.rates, from);
         }
-        // A canceled job cancels what was still active; the future-status share is drawn last, so
-        // turning it on does not change any other draw.
-        if job.status == "CANCELED" && matches!(e.status, "QUEUED" | "IN_PROGRESS") {
-            e.force_canceled = Some(e.status == "IN_PROGRESS");
-            e.status = "CANCELED";
-            e.approximate_seconds_before_timed_out = None;
-            e.version_number += 1;
-        }
+        // The future-status share is drawn last, so turning it on does not change any other draw.
         if self.spec.future_status > 0.0 {
             let p = (self.spec.future_status * 1_000_000.0) as u64;
             if d.range(0, 1_000_000) < p {
@@ -328,6 +349,34 @@ impl Fleet {
             }
         }
         Some(e)
+    }
+
+    /// The execution of a targeted pair as it stood at the epoch.
+    fn snapshot(&self, i: u64, j: u32, d: &mut Draw, span: &history::Span) -> Execution {
+        let job = &self.jobs[j as usize];
+        let now = span.epoch;
+        let queued_at = job.created_at_ms + d.range(0, 10 * MINUTE_MS);
+        let clock = lifecycle::Clock {
+            now,
+            queued_at,
+            job_age: now.saturating_sub(queued_at).max(1),
+            timeout_ms: span.timeout_ms,
+        };
+        let mut e = Execution::queued(i, j, queued_at);
+        let offline = self.offline(i);
+        match lifecycle::kind(&self.spec, job, offline, d) {
+            "QUEUED" => lifecycle::queued(&mut e, d, &clock, offline),
+            "IN_PROGRESS" => lifecycle::in_progress(&mut e, d, &clock),
+            terminal => lifecycle::finished(&mut e, d, &clock, terminal),
+        }
+        // A canceled job cancels what was still active.
+        if job.status == "CANCELED" && matches!(e.status, "QUEUED" | "IN_PROGRESS") {
+            e.force_canceled = Some(e.status == "IN_PROGRESS");
+            e.status = "CANCELED";
+            e.approximate_seconds_before_timed_out = None;
+            e.version_number += 1;
+        }
+        e
     }
 
     /// Counts of job `j`'s executions by status (computed once, then cached).
@@ -362,6 +411,8 @@ mod tests {
             jobs,
             seed,
             now_ms: 1_764_400_000_000,
+            epoch_ms: None,
+            changed_share: None,
             region: "us-east-1".into(),
             future_status: 0.0,
             active_share: None,
@@ -474,5 +525,76 @@ mod tests {
             .filter(|e| e.status == FUTURE_STATUS)
             .count();
         assert!((300..1_200).contains(&n), "{n}");
+    }
+
+    #[test]
+    fn a_day_later_is_the_same_fleet_moved_on() {
+        let mut day0 = spec(20_000, 5, 11);
+        day0.active_share = Some(0.1);
+        day0.changed_share = Some(0.01);
+        let mut day1 = day0.clone();
+        day1.epoch_ms = Some(day0.now_ms);
+        day1.now_ms = day0.now_ms + DAY_MS;
+        // The epoch given explicitly is the snapshot itself.
+        let mut at_epoch = day0.clone();
+        at_epoch.epoch_ms = Some(day0.now_ms);
+        let (a, b, e) = (Fleet::new(day0), Fleet::new(day1), Fleet::new(at_epoch));
+        let (mut n, mut changed, mut new, mut timed_out) = (0u32, 0u32, 0u32, 0u32);
+        let (mut queued, mut queued_changed) = (0u32, 0u32);
+        for i in 0..20_000 {
+            for j in 0..5 {
+                assert_eq!(a.execution(i, j), e.execution(i, j));
+                let after = b.execution(i, j);
+                let Some(before) = a.execution(i, j) else {
+                    if let Some(x) = after {
+                        assert!(x.queued_at_ms > a.spec().now_ms, "{x:?}");
+                        new += 1;
+                    }
+                    continue;
+                };
+                let after = after.expect("an execution does not vanish");
+                n += 1;
+                queued += u32::from(before.status == "QUEUED");
+                queued_changed += u32::from(
+                    before.status == "QUEUED"
+                        && after.last_updated_at_ms != before.last_updated_at_ms,
+                );
+                assert_eq!(before.queued_at_ms, after.queued_at_ms);
+                assert_eq!(before.execution_number, after.execution_number);
+                assert!(after.last_updated_at_ms <= b.spec().now_ms, "{after:?}");
+                if before.last_updated_at_ms == after.last_updated_at_ms {
+                    // Nothing happened: the same execution, but for the running timer.
+                    assert_eq!(before.status, after.status);
+                    assert_eq!(before.version_number, after.version_number);
+                    assert_eq!(before.details, after.details);
+                    continue;
+                }
+                changed += 1;
+                assert!(
+                    after.last_updated_at_ms > a.spec().now_ms,
+                    "{before:?} {after:?}"
+                );
+                assert!(after.version_number > before.version_number);
+                assert!(
+                    matches!(before.status, "QUEUED" | "IN_PROGRESS"),
+                    "a finished execution moved: {before:?} -> {after:?}"
+                );
+                if after.status == "TIMED_OUT" {
+                    timed_out += 1;
+                    let end = after.started_at_ms.unwrap() + 30 * MINUTE_MS;
+                    let end2 = after.started_at_ms.unwrap() + 120 * MINUTE_MS;
+                    assert!(after.last_updated_at_ms == end || after.last_updated_at_ms == end2);
+                }
+            }
+        }
+        // A tenth of the active executions have an event each day (1% of the fleet over its 10%
+        // active share): every queued one that changed was started by its device.
+        let share = f64::from(queued_changed) / f64::from(queued);
+        assert!(
+            (0.08..0.12).contains(&share),
+            "{queued_changed} of {queued}"
+        );
+        assert!(f64::from(changed) / f64::from(n) < 0.05, "{changed} of {n}");
+        assert!(timed_out > 0 && new > 0, "{timed_out} timed out, {new} new");
     }
 }

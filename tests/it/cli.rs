@@ -1,6 +1,5 @@
 //! The `fleet-audit` binary as a user meets it: exit codes, messages, files left behind.
 
-
 use std::path::Path;
 use std::process::Output;
 

@@ -23,6 +23,8 @@ pub fn fleet(things: u64, jobs: u32, seed: u64) -> FleetSpec {
         jobs,
         seed,
         now_ms: NOW_MS,
+        epoch_ms: None,
+        changed_share: None,
         region: "us-east-1".into(),
         future_status: 0.0,
         active_share: None,
@@ -119,6 +121,7 @@ pub fn discover_config(
         describe,
         list_rps: None,
         dry_run: false,
+        baseline: None,
     });
     rc
 }
@@ -237,6 +240,7 @@ pub struct ReadRow {
     pub approximate_seconds_before_timed_out: Option<i64>,
     pub source: String,
     pub retry_attempt: Option<i32>,
+    pub carried_from: Option<String>,
 }
 
 fn s(a: &dyn Array, i: usize) -> Option<String> {
@@ -331,6 +335,7 @@ pub fn push_rows(b: &arrow::record_batch::RecordBatch, rows: &mut Vec<ReadRow>) 
                     let a = a.as_primitive::<Int32Type>();
                     a.is_valid(i).then(|| a.value(i))
                 },
+                carried_from: s(&c("carried_from"), i),
             });
         }
     }

@@ -1,7 +1,6 @@
 //! `run --discover` against the simulator: few calls per execution, rows equal to a describe-everything
 //! run, pagination across pages and across a resume.
 
-
 use std::collections::HashMap;
 
 use crate::common::*;

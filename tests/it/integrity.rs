@@ -2,7 +2,6 @@
 //! use is refused before any call, `kill -9` frees the output at once, a manifest is checked like any
 //! input, readers read what it lists, and the defects found with it stay fixed.
 
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

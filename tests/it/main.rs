@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod discover;
+mod history;
 mod integrity;
 mod partition;
 mod report;

@@ -2,7 +2,6 @@
 //! files and back from the path when read, the union of the rows equal to a flat run, and resume
 //! (describe and discovery) across an interruption.
 
-
 use std::collections::BTreeSet;
 use std::path::Path;
 

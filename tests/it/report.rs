@@ -77,6 +77,7 @@ impl Exec {
             source: Source::Describe,
             retry_attempt: None,
             origin: None,
+            carried_from: None,
         }
     }
 }
@@ -102,6 +103,7 @@ fn failed(job: &str, thing: &str, outcome: Outcome, n: i64) -> Row {
         source: Source::Describe,
         retry_attempt: None,
         origin: None,
+        carried_from: None,
     }
 }
 

@@ -1,7 +1,6 @@
 //! Long audits that survive interrupts, kill -9, and every fault the simulator can inject: every pair
 //! ends as exactly one row, with the same contents as an uninterrupted run.
 
-
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,6 +1,5 @@
 //! `run` end to end through the real aws-sdk-iot client against the simulator on 127.0.0.1:0.
 
-
 use std::collections::HashSet;
 use std::time::Duration;
 

@@ -4,7 +4,6 @@
 //! or orphan object and every pair once; a store lost mid-run stopping it with the URL named; bad
 //! outputs refused before any IoT call.
 
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;

@@ -2,7 +2,6 @@
 //! datasets whose union is exactly the dataset of one unsharded run (describe and discovery modes);
 //! a shard resumes only as itself; `--shard N` takes K from the scheduler's environment.
 
-
 use std::collections::HashMap;
 use std::path::Path;
 

@@ -1,7 +1,6 @@
 //! The simulator on the wire, one raw HTTP/1.1 request at a time: every fault knob, the quota,
 //! authentication, error shapes, and pagination that lists every execution exactly once.
 
-
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 

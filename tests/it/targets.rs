@@ -1,7 +1,6 @@
 //! Runs over several targets (regions, accounts) at once: each target has its own client and its own
 //! rate limiter, its rows carry its region and account id, and a resume finishes every target exactly.
 
-
 use std::collections::HashMap;
 
 use crate::common::*;
