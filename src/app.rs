@@ -154,6 +154,12 @@ fn print_report_of(
 
 /// Names, on stderr, the part files a manifest did not list (so the report did not read).
 fn warn_ignored(report: &crate::report::Report) {
+    if let Some(note) = &report.note {
+        eprintln!(
+            "fleet-audit report: note: {}: {note}",
+            report.dataset.display()
+        );
+    }
     if let Some(note) = report.ignored_note() {
         eprintln!(
             "fleet-audit report: warning: {}: {note}",
@@ -178,14 +184,10 @@ fn finish_run(
     result: Result<Summary, RunError>,
     quiet: bool,
     summary_json: Option<&Path>,
-    report_of: Option<&Path>,
 ) -> anyhow::Result<i32> {
     match result {
         Ok(s) => {
             print_summary(&s, quiet, summary_json)?;
-            if let Some(out) = report_of {
-                print_report(out)?;
-            }
             Ok(if s.errors > 0 { EXIT_PAIR_ERRORS } else { 0 })
         }
         Err(RunError::Stopped {
@@ -245,30 +247,38 @@ async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
     let (quiet, summary_json) = (cfg.quiet, cfg.summary_json.clone());
     let remote_out = matches!(cfg.layout, Layout::Remote(_));
     // The parsed location, not the flag's text: `file:///abs/dir` is reported on as `/abs/dir`.
-    let report_of = (a.report && !remote_out).then(|| cfg.layout.path().to_path_buf());
-    let dataset = cfg.layout.path().to_path_buf();
+    // The parsed location, not the flag's text: `file:///abs/dir` is reported on as `/abs/dir`; an
+    // object store's dataset is fetched to report on it.
+    let dataset = match &cfg.layout {
+        Layout::Remote(r) => std::path::PathBuf::from(&r.url),
+        l => l.path().to_path_buf(),
+    };
+    let local_dataset = cfg.layout.path().to_path_buf();
     let shutdown = shutdown_on_signals();
     let result = run(cfg, shutdown).await;
-    let remote_done = remote_out && a.report && result.is_ok();
     let ran = match &result {
         Ok(s) => Some(s.clone()),
         Err(RunError::Stopped { summary, .. }) => Some((**summary).clone()),
         Err(_) => None,
     };
-    let code = finish_run(result, quiet, summary_json.as_deref(), report_of.as_deref())?;
+    let done = result.is_ok();
+    let code = finish_run(result, quiet, summary_json.as_deref())?;
+    if let (true, true, Some(summary)) = (a.report, done, &ran) {
+        // With a baseline, the report says what changed since it too.
+        let thresholds = crate::report::Thresholds::default();
+        let report = crate::report::report_since(
+            &dataset,
+            summary.baseline.as_deref(),
+            &ClientSettings::from(&a.connection),
+            &thresholds,
+        )
+        .await
+        .with_context(|| format!("cannot report on {}", dataset.display()))?;
+        print_report_of(&report, &thresholds)?;
+    }
     if let (Some(path), Some(summary)) = (&a.metrics, &ran) {
         let client = ClientSettings::from(&a.connection);
-        crate::metrics::write_run(path, summary, &dataset, remote_out, &client).await?;
-    }
-    if remote_done {
-        // The dataset is in an object store: its files are fetched to report on them.
-        let url = a.out.to_string_lossy();
-        let thresholds = crate::report::Thresholds::default();
-        let report =
-            crate::report::report_url(&url, &ClientSettings::from(&a.connection), &thresholds)
-                .await
-                .with_context(|| format!("cannot report on {url}"))?;
-        print_report_of(&report, &thresholds)?;
+        crate::metrics::write_run(path, summary, &local_dataset, remote_out, &client).await?;
     }
     Ok(code)
 }
@@ -537,7 +547,11 @@ async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
     cfg.client.static_credentials = Some(simulator_credentials());
     let shutdown = shutdown_on_signals();
     let result = run(cfg, shutdown).await;
-    let code = finish_run(result, false, None, Some(&dataset))?;
+    let ok = result.is_ok();
+    let code = finish_run(result, false, None)?;
+    if ok {
+        print_report(&dataset)?;
+    }
     server.stop().await;
     if code == 0 {
         eprintln!(
@@ -551,7 +565,7 @@ async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
 /// `fleet-audit report`: 0 done; 2 bad flags or a dataset that cannot be read; 1 the HTML page
 /// cannot be written; 3 ([`crate::report::EXIT_FAIL_ON`]) a `--fail-on` condition holds.
 async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<i32> {
-    use crate::report::{report_path, ReportConfig, EXIT_FAIL_ON};
+    use crate::report::{ReportConfig, EXIT_FAIL_ON};
     use std::io::IsTerminal;
     let cfg = match ReportConfig::from_args(&a) {
         Ok(c) => c,
@@ -560,12 +574,13 @@ async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     };
-    let text = cfg.path.to_string_lossy();
-    let read = if crate::dataset::s3::is_url(&text) {
-        crate::report::report_url(&text, &ClientSettings::default(), &cfg.thresholds).await
-    } else {
-        report_path(&cfg.path, &cfg.thresholds)
-    };
+    let read = crate::report::report_since(
+        &cfg.path,
+        cfg.baseline.as_deref(),
+        &ClientSettings::default(),
+        &cfg.thresholds,
+    )
+    .await;
     let report = match read {
         Ok(r) => r,
         Err(e) => {

@@ -52,10 +52,15 @@ pub enum BaselineError {
         reason: String,
     },
     #[error(
-        "baseline {name}: holds several audits (runs {runs}); name one of them (a date= folder, or \
-         --baseline latest)"
+        "baseline {name}: holds several audits: {file} has a second row of thing {thing} and job \
+         {job}; name one audit (a dataset with its manifest, or --baseline latest)"
     )]
-    SeveralRuns { name: String, runs: String },
+    SeveralAudits {
+        name: String,
+        file: PathBuf,
+        thing: String,
+        job: String,
+    },
     #[error(
         "baseline {name}: it audited {found}, and this run audits {want}: a baseline must be of the \
          same region and account"
@@ -98,27 +103,81 @@ impl BaselineSpec {
 pub async fn open(
     spec: &BaselineSpec,
     layout: &crate::dataset::Layout,
+    dated: bool,
     client: &crate::client::ClientSettings,
 ) -> Result<Baseline, BaselineError> {
     match spec {
         BaselineSpec::Path(p) => Baseline::load(p, &p.display().to_string()),
-        BaselineSpec::Url(url) => {
-            let fetched = crate::dataset::fetch_remote(url, client)
-                .await
-                .map_err(|source| BaselineError::Read {
-                    name: url.clone(),
-                    source,
-                })?;
-            Baseline::load(fetched.dir.path(), url)
-        }
-        BaselineSpec::Latest => {
-            let _ = layout;
-            Err(BaselineError::Invalid {
-                name: "latest".into(),
-                reason: "is not supported by this build yet; name the previous dataset".into(),
-            })
-        }
+        BaselineSpec::Url(url) => fetch(url, client).await,
+        BaselineSpec::Latest => latest(layout, dated, client).await,
     }
+}
+
+async fn fetch(
+    url: &str,
+    client: &crate::client::ClientSettings,
+) -> Result<Baseline, BaselineError> {
+    let fetched = crate::dataset::fetch_remote(url, client, false)
+        .await
+        .map_err(|source| BaselineError::Read {
+            name: url.to_string(),
+            source,
+        })?;
+    Baseline::load(fetched.dir.path(), url)
+}
+
+/// `--baseline latest`: the newest complete audit that the run's own `--partition-by date` output
+/// keeps (read before the run starts its own audit there).
+async fn latest(
+    layout: &crate::dataset::Layout,
+    dated: bool,
+    client: &crate::client::ClientSettings,
+) -> Result<Baseline, BaselineError> {
+    use crate::dataset::{Layout, Manifest, OutputDir};
+    let name = format!("latest (under {})", layout.path().display());
+    let invalid = |reason: String| BaselineError::Invalid {
+        name: name.clone(),
+        reason,
+    };
+    if !dated || matches!(layout, Layout::File(_)) {
+        return Err(invalid(
+            "--baseline latest reads the earlier audits that a --partition-by date directory output \
+             keeps, and this output keeps none: name the previous dataset instead"
+                .into(),
+        ));
+    }
+    let manifest = match (layout, OutputDir::of(layout)) {
+        (Layout::Dir(p), _) => Manifest::load(p).map_err(|e| invalid(e.to_string()))?,
+        (_, Ok(Some(dir))) => dir
+            .load_manifest()
+            .await
+            .map_err(|e| invalid(e.to_string()))?,
+        _ => None,
+    };
+    let Some(m) = manifest.filter(|m| m.complete || !m.earlier.is_empty()) else {
+        return Err(invalid(
+            "holds no complete audit yet: run the first audit without --baseline".into(),
+        ));
+    };
+    let mut b = match layout {
+        Layout::Remote(r) => fetch(&r.url, client).await?,
+        l => Baseline::load(l.path(), &name)?,
+    };
+    let date = match (m.complete, m.date.as_deref(), m.earlier.last()) {
+        (true, date, _) => date,
+        (false, _, Some(e)) => e.date.as_deref(),
+        _ => None,
+    };
+    if let Some(d) = date {
+        b.name = format!("{name}: the audit of {d}");
+        b.location = match layout {
+            Layout::Remote(r) => {
+                PathBuf::from(format!("{}/date={d}/", r.url.trim_end_matches('/')))
+            }
+            l => l.path().join(format!("date={d}")),
+        };
+    }
+    Ok(b)
 }
 
 /// Where a baseline's row is.
@@ -133,6 +192,9 @@ struct Loc {
 pub struct Baseline {
     /// As the user named it, for messages.
     pub name: String,
+    /// Where it can be read again (a path or an `s3://` URL): `latest` is the folder of the audit it
+    /// resolved to.
+    pub location: PathBuf,
     batches: Vec<Columns>,
     index: HashMap<u128, Loc>,
     /// The run ids of its rows (one, for a dataset of one run).
@@ -154,6 +216,7 @@ impl Baseline {
         let files = data_files(path).map_err(read)?.files;
         let mut b = Baseline {
             name: name.to_string(),
+            location: PathBuf::from(name),
             batches: Vec::new(),
             index: HashMap::new(),
             run_ids: BTreeSet::new(),
@@ -183,14 +246,9 @@ impl Baseline {
     fn add(&mut self, cols: Columns, file: &Path) -> Result<(), BaselineError> {
         let batch = self.batches.len() as u32;
         for i in 0..cols.len() {
+            // A resumed audit's rows carry the run ids of each of its runs.
             if cols.run_id.is_valid(i) && !self.run_ids.contains(cols.run_id.value(i)) {
                 self.run_ids.insert(cols.run_id.value(i).to_string());
-                if self.run_ids.len() > 1 {
-                    return Err(BaselineError::SeveralRuns {
-                        name: self.name.clone(),
-                        runs: self.run_ids.iter().cloned().collect::<Vec<_>>().join(", "),
-                    });
-                }
             }
             let key = pair_key(cols.thing_name.value(i), cols.job_id.value(i));
             if self
@@ -204,15 +262,11 @@ impl Baseline {
                 )
                 .is_some()
             {
-                return Err(BaselineError::Invalid {
+                return Err(BaselineError::SeveralAudits {
                     name: self.name.clone(),
-                    reason: format!(
-                        "{}: thing {} and job {} have two rows (a baseline holds one audit of each \
-                         pair)",
-                        file.display(),
-                        cols.thing_name.value(i),
-                        cols.job_id.value(i)
-                    ),
+                    file: file.to_path_buf(),
+                    thing: cols.thing_name.value(i).to_string(),
+                    job: cols.job_id.value(i).to_string(),
                 });
             }
             let origin = (text(&cols.region, i), text(&cols.account_id, i));
@@ -237,9 +291,9 @@ impl Baseline {
         self.index.is_empty()
     }
 
-    /// The baseline's run (the one run id of its rows).
-    pub fn run_id(&self) -> Option<&str> {
-        self.run_ids.iter().next().map(String::as_str)
+    /// The run ids of its rows, comma-separated (a resumed audit has one per run).
+    pub fn runs(&self) -> String {
+        self.run_ids.iter().cloned().collect::<Vec<_>>().join(", ")
     }
 
     /// Refuses a baseline of another region, or of another account when both are known.

@@ -431,6 +431,12 @@ pub enum FailOnArg {
     NearTimeout,
     /// Any pair without an execution (`not_found`).
     NotFound,
+    /// Any execution stuck now and not in the baseline (needs --baseline).
+    NewStuck,
+    /// Any execution TIMED_OUT now and not in the baseline (needs --baseline).
+    NewTimedOut,
+    /// Any execution FAILED now and not in the baseline (needs --baseline).
+    NewFailed,
 }
 
 #[derive(Debug, Args)]
@@ -461,6 +467,11 @@ pub struct ReportArgs {
     /// Also write the dataset's metrics to this file (Prometheus text format, written atomically).
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
+    /// A previous audit to compare with: what became stuck, recovered, timed out or failed since.
+    ///
+    /// A dataset this tool wrote (a file, a directory, an s3:// prefix).
+    #[arg(long, value_name = "PATH")]
+    pub baseline: Option<PathBuf>,
 }
 
 /// A query engine whose table definition `schema --ddl` prints.

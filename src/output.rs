@@ -6,10 +6,12 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use crate::config::{ConfigError, RunConfig};
+use crate::dataset::PartitionKey;
 use crate::dataset::{
     Entry, Holder, Kind, Layout, Manifest, OutputDir, OutputLock, RemoteError, SinkError,
 };
 use crate::error::{Mismatch, RunError};
+use crate::time::{now_ms, utc_date};
 
 /// Removes what an earlier run left in a directory output, when `--overwrite` (or a resume with
 /// nothing committed) allows it: only files this tool writes (part files, the manifest, temporaries),
@@ -27,7 +29,7 @@ async fn clear_old_parts(target: &OutputDir, entries: &[Entry]) -> Result<(), Si
 /// Deletes what a crashed run left uncommitted: temporaries, and part files the manifest does not list
 /// (published but never recorded), so a resume can never double a row.
 async fn remove_uncommitted(target: &OutputDir, m: &Manifest) -> Result<(), SinkError> {
-    let listed: HashSet<&str> = m.parts.iter().map(|p| p.file.as_str()).collect();
+    let listed: HashSet<&str> = m.all_parts().map(|p| p.file.as_str()).collect();
     for e in target.entries().await? {
         let stale = match e.kind {
             Kind::Temp => true,
@@ -52,6 +54,7 @@ pub async fn connect_output(
     holder: Option<&Holder>,
 ) -> Result<Option<OutputLock>, RunError> {
     let (resume, overwrite, lease) = (cfg.resume, cfg.overwrite, cfg.lock_lease);
+    let dated = cfg.partition_by.contains(&PartitionKey::Date);
     let Layout::Remote(r) = &mut cfg.layout else {
         return Ok(None);
     };
@@ -67,7 +70,8 @@ pub async fn connect_output(
         .map_err(|e| bad(&e))?;
     let dir = r.dir().expect("connected above");
     let non_empty = dir.holds_objects().await.map_err(|e| bad(&e))?;
-    if non_empty && !resume && !overwrite {
+    // A --partition-by date output holds earlier audits: preparing the output decides.
+    if non_empty && !resume && !overwrite && !dated {
         return Err(ConfigError::OutputExists(url).into());
     }
     dir.check_writable().await.map_err(|e| bad(&e))?;
@@ -191,6 +195,11 @@ pub async fn prepare_output(
     };
     let out = || cfg.layout.path().to_path_buf();
     let partition_by: Vec<String> = cfg.partition_by.iter().map(|k| k.name().into()).collect();
+    if cfg.partition_by.contains(&PartitionKey::Date) {
+        if let Some(m) = next_dated_audit(cfg, &target, identity, total, &partition_by).await? {
+            return Ok(Some(m));
+        }
+    }
     let existing = if cfg.resume {
         target.load_manifest().await?
     } else {
@@ -249,5 +258,81 @@ pub async fn prepare_output(
     target.create()?;
     let mut m = Manifest::new(identity.to_string(), total, cfg.format.extension());
     m.partition_by = partition_by;
+    if cfg.partition_by.contains(&PartitionKey::Date) {
+        m.date = Some(utc_date(now_ms()));
+    }
     Ok(Some(m))
+}
+
+/// A `--partition-by date` output keeps one audit a date: a run on a new date starts the next audit
+/// beside the earlier ones when the last is complete, and keeps them all. A run on the date of a
+/// complete audit, or after an incomplete one, is refused (never merged): `--resume` finishes an
+/// incomplete audit, `--overwrite` replaces the last audit (the earlier ones stay). Returns the
+/// manifest to start from, or `None` when there is no dated audit yet (or `--resume` continues one).
+async fn next_dated_audit(
+    cfg: &RunConfig,
+    target: &OutputDir,
+    identity: &str,
+    total: u64,
+    partition_by: &[String],
+) -> Result<Option<Manifest>, RunError> {
+    let Some(m) = target.load_manifest().await? else {
+        return Ok(None);
+    };
+    let today = utc_date(now_ms());
+    let refuse = |reason: String| -> RunError {
+        ConfigError::Output {
+            path: cfg.layout.path().to_path_buf(),
+            reason,
+        }
+        .into()
+    };
+    if m.format != cfg.format.extension() || m.partition_by != partition_by {
+        if cfg.resume {
+            // The resume refuses it, saying what differs.
+            return Ok(None);
+        }
+        return Err(refuse(format!(
+            "holds audits of {} files partitioned by {}; this run writes {} files partitioned by {}",
+            m.format,
+            m.partition_by.join(","),
+            cfg.format.extension(),
+            partition_by.join(",")
+        )));
+    }
+    let date = m.date.clone().unwrap_or_else(|| "(no date)".into());
+    let next = m.complete && m.date.as_deref() != Some(today.as_str());
+    if cfg.resume && !next {
+        // Finishes (or finds complete) today's audit, or an earlier incomplete one, as any resume.
+        return Ok(None);
+    }
+    if !next && !cfg.overwrite {
+        return Err(refuse(if m.complete {
+            format!(
+                "already holds the audit of {date} (a --partition-by date output keeps one audit a \
+                 date): --overwrite replaces it"
+            )
+        } else {
+            format!(
+                "holds an incomplete audit of {date}: --resume finishes it, --overwrite replaces it"
+            )
+        }));
+    }
+    let mut fresh = if next {
+        m.clone()
+            .next_audit(identity.to_string(), total, today.clone())
+    } else {
+        // --overwrite: the last audit is replaced, the earlier ones stay.
+        let mut f = Manifest::new(identity.to_string(), total, cfg.format.extension());
+        f.partition_by = m.partition_by.clone();
+        f.date = Some(today);
+        f.earlier = m.earlier.clone();
+        f
+    };
+    fresh.stamp = m.stamp.clone();
+    // Written before anything is deleted, as a resume does: then what the new manifest does not
+    // list (the replaced audit, temporaries, parts never committed) goes.
+    target.store_manifest(&fresh).await?;
+    remove_uncommitted(target, &fresh).await?;
+    Ok(Some(fresh))
 }

@@ -98,7 +98,10 @@ async fn open_baseline(
     let Some(b) = &spec.baseline else {
         return Ok(None);
     };
-    let baseline = crate::baseline::open(b, &cfg.layout, &cfg.client).await?;
+    let dated = cfg
+        .partition_by
+        .contains(&crate::dataset::PartitionKey::Date);
+    let baseline = crate::baseline::open(b, &cfg.layout, dated, &cfg.client).await?;
     baseline.check_origin(origin)?;
     Ok(Some(Arc::new(baseline)))
 }

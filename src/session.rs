@@ -122,6 +122,15 @@ impl Session {
         region: Option<String>,
         lanes: Vec<LaneView>,
     ) -> Session {
+        // A dated audit writes under its own date, a resumed one too.
+        let mut partitioning = Partitioning::new(&cfg.partition_by, now_ms());
+        let mut manifest = manifest;
+        if let Some(m) = manifest.as_mut() {
+            m.run_id.get_or_insert_with(|| run_id.clone());
+            if let (Some(p), Some(date)) = (partitioning.as_mut(), &m.date) {
+                p.date = date.clone();
+            }
+        }
         // As many rows in flight to the writer as one batch holds: the back-pressure on the workers.
         let (tx, rx) = mpsc::channel::<SinkMsg>(BATCH_ROWS);
         let writer = spawn_writer(
@@ -136,7 +145,7 @@ impl Session {
                 run_id: run_id.clone(),
                 region,
                 shard: cfg.shard,
-                partitioning: Partitioning::new(&cfg.partition_by, now_ms()),
+                partitioning,
             },
             rx,
         );
@@ -274,6 +283,7 @@ impl Session {
             resumed: base.resumed,
             carried: sum(|c| &c.carried),
             describes_saved: sum(|c| &c.describes_saved),
+            baseline: None,
             complete: false,
             files: Vec::new(),
             targets,

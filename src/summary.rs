@@ -29,6 +29,9 @@ pub struct Summary {
     pub carried: u64,
     /// Describes the baseline saved: carried executions this run would have described.
     pub describes_saved: u64,
+    /// Where the baseline was read (`--baseline`; `latest`: the folder of the audit it resolved to).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<PathBuf>,
     /// Whether every pair has its row and the dataset is committed.
     pub complete: bool,
     pub files: Vec<PathBuf>,
@@ -73,6 +76,7 @@ impl Summary {
             resumed: 0,
             carried: 0,
             describes_saved: 0,
+            baseline: None,
             complete: false,
             files: Vec::new(),
             targets: Vec::new(),

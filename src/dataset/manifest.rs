@@ -169,6 +169,20 @@ pub struct PartEntry {
     pub rows: u64,
 }
 
+/// An earlier complete audit that a `--partition-by date` output keeps (one audit a date): its parts
+/// stay where they are, and a later audit neither rewrites nor deletes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierAudit {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    /// Its `date=` partition, `YYYY-MM-DD`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// Rows, all committed.
+    pub pairs: u64,
+    pub parts: Vec<PartEntry>,
+}
+
 /// The manifest document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -190,6 +204,14 @@ pub struct Manifest {
     /// write conditional on an earlier version always fails.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stamp: Option<String>,
+    /// The run that started this audit (a resume keeps it), and the audit's `date=` partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    /// The earlier audits of a `--partition-by date` output, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub earlier: Vec<EarlierAudit>,
 }
 
 /// Manifest read/write errors, naming the file.
@@ -217,7 +239,36 @@ impl Manifest {
             complete: false,
             partition_by: Vec::new(),
             stamp: None,
+            run_id: None,
+            date: None,
+            earlier: Vec::new(),
         }
+    }
+
+    /// The manifest of the next audit of a `--partition-by date` output: this complete audit joins
+    /// the earlier ones, and the next starts with nothing committed.
+    pub fn next_audit(self, input_identity: String, pairs: u64, date: String) -> Manifest {
+        debug_assert!(self.complete);
+        let mut earlier = self.earlier;
+        earlier.push(EarlierAudit {
+            run_id: self.run_id,
+            date: self.date,
+            pairs: self.parts.iter().map(|p| p.rows).sum(),
+            parts: self.parts,
+        });
+        let mut m = Manifest::new(input_identity, pairs, &self.format);
+        m.partition_by = self.partition_by;
+        m.stamp = self.stamp;
+        m.date = Some(date);
+        m.earlier = earlier;
+        m
+    }
+
+    /// Every part file the manifest names: this audit's and the earlier audits'.
+    pub fn all_parts(&self) -> impl Iterator<Item = &PartEntry> {
+        self.parts
+            .iter()
+            .chain(self.earlier.iter().flat_map(|a| a.parts.iter()))
     }
 
     /// Parses a manifest document; `path` names it in errors.
@@ -249,17 +300,30 @@ impl Manifest {
             }
         }
         let mut seen = BTreeSet::new();
-        let mut rows: u64 = 0;
-        for p in &self.parts {
+        for p in self.all_parts() {
             check_part_name(&p.file, ext, &self.partition_by)
                 .map_err(|rule| format!("part {:?}: {rule}", p.file))?;
             if !seen.insert(p.file.as_str()) {
                 return Err(format!("part {:?} is listed twice", p.file));
             }
-            rows = rows
-                .checked_add(p.rows)
-                .ok_or("the parts' row counts overflow")?;
         }
+        let sum = |parts: &[PartEntry]| {
+            parts
+                .iter()
+                .try_fold(0u64, |n, p| n.checked_add(p.rows))
+                .ok_or("the parts' row counts overflow")
+        };
+        for a in &self.earlier {
+            if sum(&a.parts)? != a.pairs {
+                return Err(format!(
+                    "the earlier audit {} lists parts of {} rows, not its {} pairs",
+                    a.date.as_deref().unwrap_or("(no date)"),
+                    sum(&a.parts)?,
+                    a.pairs
+                ));
+            }
+        }
+        let rows = sum(&self.parts)?;
         let mut committed: u64 = 0;
         let lanes = std::iter::once((0u16, self.committed.watermark, &self.committed.above)).chain(
             self.committed

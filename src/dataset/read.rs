@@ -53,6 +53,56 @@ pub struct DataFiles {
     /// Part files in the directory that its manifest does not list (never committed, or another
     /// writer's): not read. Relative paths, in path order.
     pub ignored: Vec<String>,
+    /// Every audit a `--partition-by date` output keeps, oldest first (empty for a dataset of one
+    /// audit); `files` are those of the latest complete one.
+    pub audits: Vec<AuditFiles>,
+    /// Why `files` are not the last audit's (it is incomplete, the one before is reported).
+    pub note: Option<String>,
+}
+
+/// One audit of a dataset that keeps several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditFiles {
+    pub run_id: Option<String>,
+    pub date: Option<String>,
+    pub files: Vec<PathBuf>,
+    pub complete: bool,
+}
+
+/// The audits a manifest names, oldest first, their parts joined to `root` (or to the name of a
+/// remote dataset), and which of them is the latest complete one, with a note when it is not the
+/// last.
+pub fn audits_of(
+    m: &super::Manifest,
+    join: impl Fn(&str) -> PathBuf,
+) -> (Vec<AuditFiles>, usize, Option<String>) {
+    let mut audits: Vec<AuditFiles> = m
+        .earlier
+        .iter()
+        .map(|a| AuditFiles {
+            run_id: a.run_id.clone(),
+            date: a.date.clone(),
+            files: a.parts.iter().map(|p| join(&p.file)).collect(),
+            complete: true,
+        })
+        .collect();
+    audits.push(AuditFiles {
+        run_id: m.run_id.clone(),
+        date: m.date.clone(),
+        files: m.parts.iter().map(|p| join(&p.file)).collect(),
+        complete: m.complete,
+    });
+    let last = audits.len() - 1;
+    if m.complete || last == 0 {
+        return (audits, last, None);
+    }
+    let shown = |a: &AuditFiles| a.date.clone().unwrap_or_else(|| "(no date)".into());
+    let note = format!(
+        "the audit of {} is not complete: the audit of {} is reported",
+        shown(&audits[last]),
+        shown(&audits[last - 1])
+    );
+    (audits, last - 1, Some(note))
 }
 
 impl DataFiles {
@@ -92,7 +142,7 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
         std::fs::metadata(path).map_err(io)?;
         return Ok(DataFiles {
             files: vec![path.to_path_buf()],
-            ignored: Vec::new(),
+            ..DataFiles::default()
         });
     }
     let mut found = Vec::new();
@@ -104,22 +154,22 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
         }
         return Ok(DataFiles {
             files: found,
-            ignored: Vec::new(),
+            ..DataFiles::default()
         });
     };
     let listed: std::collections::HashSet<PathBuf> =
-        m.parts.iter().map(|p| path.join(&p.file)).collect();
-    let mut files = Vec::with_capacity(m.parts.len());
-    for p in &m.parts {
-        let f = path.join(&p.file);
+        m.all_parts().map(|p| path.join(&p.file)).collect();
+    let (audits, latest, note) = audits_of(&m, |f| path.join(f));
+    let files = audits[latest].files.clone();
+    for f in audits.iter().flat_map(|a| &a.files) {
         if !f.is_file() {
             return Err(DatasetError::Missing {
-                path: f,
+                path: f.clone(),
                 manifest: path.join(super::MANIFEST),
             });
         }
-        files.push(f);
     }
+    let audits = if audits.len() > 1 { audits } else { Vec::new() };
     let ignored = found
         .iter()
         .filter(|f| !listed.contains(*f))
@@ -128,7 +178,12 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
     if files.is_empty() {
         return Err(DatasetError::Empty(path.to_path_buf()));
     }
-    Ok(DataFiles { files, ignored })
+    Ok(DataFiles {
+        files,
+        ignored,
+        audits,
+        note,
+    })
 }
 
 fn relative_name(root: &Path, file: &Path) -> String {
@@ -380,10 +435,12 @@ pub async fn read_part(
 
 /// Fetches the committed files of a dataset in an object store (`s3://bucket/prefix/`, reached with the
 /// AWS configuration of `client`) into a temporary directory, keeping their relative paths: the
-/// manifest's parts, or without a manifest every part file. One file is in memory at a time.
+/// manifest's parts (the latest complete audit's, or with `every_audit` all of them, the manifest
+/// beside them), or without a manifest every part file. One file is in memory at a time.
 pub async fn fetch_remote(
     url: &str,
     client: &crate::client::ClientSettings,
+    every_audit: bool,
 ) -> Result<Fetched, DatasetError> {
     use super::{Kind, OutputDir};
     let remote_err = |reason: String| DatasetError::Remote {
@@ -411,14 +468,26 @@ pub async fn fetch_remote(
         .filter(|e| e.kind == Kind::Part)
         .map(|e| e.relative)
         .collect();
-    let (files, ignored): (Vec<String>, Vec<String>) = match manifest {
+    let mut note = None;
+    let (files, ignored): (Vec<String>, Vec<String>) = match &manifest {
         Some(m) => {
-            let listed: Vec<String> = m.parts.into_iter().map(|p| p.file).collect();
-            let set: std::collections::HashSet<&str> = listed.iter().map(String::as_str).collect();
+            let set: std::collections::HashSet<&str> =
+                m.all_parts().map(|p| p.file.as_str()).collect();
             let ignored = parts
                 .into_iter()
                 .filter(|p| !set.contains(p.as_str()))
                 .collect();
+            let listed = if every_audit {
+                m.all_parts().map(|p| p.file.clone()).collect()
+            } else {
+                let (audits, latest, why) = audits_of(m, |f| PathBuf::from(f));
+                note = why;
+                audits[latest]
+                    .files
+                    .iter()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .collect()
+            };
             (listed, ignored)
         }
         None => (parts, Vec::new()),
@@ -449,9 +518,15 @@ pub async fn fetch_remote(
         }
         std::fs::write(&path, &bytes).map_err(io)?;
     }
+    if let (true, Some(m)) = (every_audit, &manifest) {
+        // Every file it lists is here: the local readers see the audits as they are.
+        let path = local.path().join(super::MANIFEST);
+        std::fs::write(&path, m.to_json()).map_err(|source| DatasetError::Io { path, source })?;
+    }
     Ok(Fetched {
         dir: local,
         ignored,
+        note,
     })
 }
 
@@ -461,4 +536,6 @@ pub struct Fetched {
     pub dir: tempfile::TempDir,
     /// Part files under the prefix that its manifest does not list (not fetched).
     pub ignored: Vec<String>,
+    /// Why the files are not the last audit's (it is incomplete: the one before was fetched).
+    pub note: Option<String>,
 }

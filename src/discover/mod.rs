@@ -307,5 +307,12 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
         duplicates: 0,
         resumed,
     };
-    session.close(result, base).await
+    let located = baseline.as_ref().map(|b| b.location.clone());
+    let mut closed = session.close(result, base).await;
+    match &mut closed {
+        Ok(s) => s.baseline = located,
+        Err(RunError::Stopped { summary, .. }) => summary.baseline = located,
+        Err(_) => {}
+    }
+    closed
 }

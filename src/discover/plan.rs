@@ -53,10 +53,10 @@ impl Plan {
 pub fn baseline_line(b: &crate::baseline::Baseline, plan: &Plan) -> String {
     let saved = plan.describes.map_or(b.active, |d| d.min(b.active));
     format!(
-        "baseline: {} ({} rows of run {}): executions unchanged since are carried; up to {} of the describes saved",
+        "baseline: {} ({} rows, run {}): executions unchanged since are carried; up to {} of the describes saved",
         b.name,
         b.len(),
-        b.run_id().unwrap_or("(none)"),
+        b.runs(),
         saved
     )
 }

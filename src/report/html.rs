@@ -460,6 +460,9 @@ pub fn page(r: &Report) -> String {
     age_histogram(&mut o, r);
     classes_table(&mut o, r);
     statuses_table(&mut o, r);
+    if let Some(c) = &r.changes {
+        super::since::html(&mut o, c, esc);
+    }
     oldest_table(&mut o, r);
     rules(&mut o, r);
     o.push_str("<footer>Written by fleet-audit report.</footer>\n</main></body></html>\n");

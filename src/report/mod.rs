@@ -21,15 +21,18 @@
 
 #![warn(missing_docs)]
 
+pub mod changes;
 pub mod classify;
 mod html;
 mod read;
 pub(crate) mod render;
+mod since;
 mod tally;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use changes::{ChangeCounts, Changes};
 pub use classify::{Class, Classes, Execution};
 pub use tally::{AgeHistogram, Analyzer, Counts, JobReport, OldestPair, AGE_BUCKETS};
 
@@ -109,6 +112,12 @@ pub enum FailOn {
     NearTimeout,
     /// `not_found`.
     NotFound,
+    /// Stuck now, not stuck (or absent) in the baseline.
+    NewStuck,
+    /// TIMED_OUT now, not in the baseline.
+    NewTimedOut,
+    /// FAILED now, not in the baseline.
+    NewFailed,
 }
 
 impl FailOn {
@@ -120,7 +129,18 @@ impl FailOn {
             FailOn::Errors => "errors",
             FailOn::NearTimeout => "near-timeout",
             FailOn::NotFound => "not-found",
+            FailOn::NewStuck => "new-stuck",
+            FailOn::NewTimedOut => "new-timed-out",
+            FailOn::NewFailed => "new-failed",
         }
+    }
+
+    /// Whether the condition compares with a baseline.
+    pub fn needs_baseline(self) -> bool {
+        matches!(
+            self,
+            FailOn::NewStuck | FailOn::NewTimedOut | FailOn::NewFailed
+        )
     }
 
     /// The classes this condition covers.
@@ -131,6 +151,7 @@ impl FailOn {
             FailOn::Errors => &[Class::Error],
             FailOn::NearTimeout => &[Class::NearTimeout],
             FailOn::NotFound => &[Class::NotFound],
+            FailOn::NewStuck | FailOn::NewTimedOut | FailOn::NewFailed => &[],
         }
     }
 }
@@ -143,6 +164,9 @@ impl From<FailOnArg> for FailOn {
             FailOnArg::Errors => FailOn::Errors,
             FailOnArg::NearTimeout => FailOn::NearTimeout,
             FailOnArg::NotFound => FailOn::NotFound,
+            FailOnArg::NewStuck => FailOn::NewStuck,
+            FailOnArg::NewTimedOut => FailOn::NewTimedOut,
+            FailOnArg::NewFailed => FailOn::NewFailed,
         }
     }
 }
@@ -160,6 +184,8 @@ pub struct ReportConfig {
     pub html: Option<PathBuf>,
     /// Conditions that make the command exit with [`EXIT_FAIL_ON`].
     pub fail_on: Vec<FailOn>,
+    /// The previous audit to compare with.
+    pub baseline: Option<PathBuf>,
 }
 
 /// Exit code of `report` when a `--fail-on` condition holds.
@@ -174,6 +200,15 @@ impl ReportConfig {
         let mut fail_on: Vec<FailOn> = Vec::new();
         for f in &a.fail_on {
             let f = FailOn::from(*f);
+            if f.needs_baseline() && a.baseline.is_none() {
+                return Err(ConfigError::Flag {
+                    flag: "fail-on",
+                    reason: format!(
+                        "{} compares with a previous audit: give --baseline",
+                        f.as_str()
+                    ),
+                });
+            }
             if !fail_on.contains(&f) {
                 fail_on.push(f);
             }
@@ -189,6 +224,7 @@ impl ReportConfig {
             json: a.json,
             html: a.html.clone(),
             fail_on,
+            baseline: a.baseline.clone(),
         })
     }
 }
@@ -234,6 +270,10 @@ pub struct Report {
     pub stuck_ages: AgeHistogram,
     /// Part files of the directory that its manifest does not list, so were not read.
     pub ignored: Vec<String>,
+    /// Why the audit reported is not the dataset's last (that one is incomplete).
+    pub note: Option<String>,
+    /// What changed since the baseline (`--baseline`).
+    pub changes: Option<Changes>,
 }
 
 impl Report {
@@ -249,7 +289,13 @@ impl Report {
         conditions
             .iter()
             .map(|c| {
-                let n = c.classes().iter().map(|k| self.totals.count(*k)).sum();
+                let changed = self.changes.as_ref().map(|ch| ch.totals);
+                let n = match c {
+                    FailOn::NewStuck => changed.map_or(0, |t| t.new_stuck),
+                    FailOn::NewTimedOut => changed.map_or(0, |t| t.new_timed_out),
+                    FailOn::NewFailed => changed.map_or(0, |t| t.new_failed),
+                    _ => c.classes().iter().map(|k| self.totals.count(*k)).sum(),
+                };
                 (*c, n)
             })
             .filter(|(_, n)| *n > 0)
@@ -289,15 +335,37 @@ impl Report {
 /// Reads the dataset at `path` (a `.parquet`/`.arrow` file or a directory of part files) batch by batch
 /// and returns its report.
 pub fn report_path(path: &Path, thresholds: &Thresholds) -> Result<Report, ReportError> {
-    if let Err(e) = std::fs::metadata(path) {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            return Err(ReportError::NotFound(path.to_path_buf()));
+    report_path_since(path, thresholds, None)
+}
+
+/// [`report_path`], with what changed since `baseline`: `(where it was read, as it is named)`.
+pub fn report_path_since(
+    path: &Path,
+    thresholds: &Thresholds,
+    baseline: Option<(&Path, &Path)>,
+) -> Result<Report, ReportError> {
+    for p in std::iter::once(path).chain(baseline.map(|(p, _)| p)) {
+        if let Err(e) = std::fs::metadata(p) {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                return Err(ReportError::NotFound(p.to_path_buf()));
+            }
         }
     }
+    let mut tracker = match baseline {
+        Some((p, name)) => Some(changes::Tracker::from_baseline(p, name, thresholds)?),
+        None => None,
+    };
     let mut analyzer = Analyzer::new(thresholds.clone());
-    let data = read::for_each_execution(path, BATCH_ROWS, |e| analyzer.add(e))?;
+    let data = read::for_each_execution(path, BATCH_ROWS, |e| {
+        analyzer.add(e);
+        if let Some(t) = tracker.as_mut() {
+            t.add(e);
+        }
+    })?;
     let mut report = analyzer.finish(path, data.files.len());
     report.ignored = data.ignored;
+    report.note = data.note;
+    report.changes = tracker.map(changes::Tracker::finish);
     Ok(report)
 }
 
@@ -309,10 +377,50 @@ pub async fn report_url(
     client: &crate::client::ClientSettings,
     thresholds: &Thresholds,
 ) -> Result<Report, ReportError> {
-    let fetched = crate::dataset::fetch_remote(url, client).await?;
-    let mut report = report_path(fetched.dir.path(), thresholds)?;
-    report.dataset = PathBuf::from(url);
-    report.ignored = fetched.ignored;
+    report_since(Path::new(url), None, client, thresholds).await
+}
+
+/// The report of the dataset at `path` (local, or `s3://`: fetched), with what changed since
+/// `baseline` (local or `s3://`) when one is given.
+pub async fn report_since(
+    path: &Path,
+    baseline: Option<&Path>,
+    client: &crate::client::ClientSettings,
+    thresholds: &Thresholds,
+) -> Result<Report, ReportError> {
+    let fetch = |p: &Path| {
+        let text = p.to_string_lossy().into_owned();
+        async move {
+            if crate::dataset::s3::is_url(&text) {
+                crate::dataset::fetch_remote(&text, client, false)
+                    .await
+                    .map(Some)
+            } else {
+                Ok(None)
+            }
+        }
+    };
+    let current = fetch(path).await?;
+    let previous = match baseline {
+        Some(b) => fetch(b).await?,
+        None => None,
+    };
+    let local = |p: &Path, f: &Option<crate::dataset::Fetched>| {
+        f.as_ref()
+            .map_or_else(|| p.to_path_buf(), |f| f.dir.path().to_path_buf())
+    };
+    let here = local(path, &current);
+    let base = baseline.map(|b| (local(b, &previous), b));
+    let mut report = report_path_since(
+        &here,
+        thresholds,
+        base.as_ref().map(|(l, n)| (l.as_path(), *n)),
+    )?;
+    if let Some(f) = current {
+        report.dataset = path.to_path_buf();
+        report.ignored = f.ignored;
+        report.note = f.note;
+    }
     Ok(report)
 }
 

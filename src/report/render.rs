@@ -293,6 +293,9 @@ pub fn terminal(r: &Report, top: usize, colour: bool) -> String {
         );
         oldest_table(&mut out, shown, st);
     }
+    if let Some(c) = &r.changes {
+        super::since::terminal(&mut out, c);
+    }
     out.truncate(out.trim_end().len());
     out
 }
@@ -370,6 +373,7 @@ pub fn json(r: &Report) -> Value {
     if !r.ignored.is_empty() {
         doc["ignored_files"] = json!(r.ignored);
     }
+    super::since::attach_json(&mut doc, r);
     doc
 }
 

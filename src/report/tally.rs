@@ -282,6 +282,8 @@ impl Analyzer {
             oldest: self.oldest.into_sorted(),
             stuck_ages: self.stuck_ages,
             ignored: Vec::new(),
+            note: None,
+            changes: None,
         }
     }
 }

@@ -20,9 +20,9 @@ def binary() -> str:
 
 
 class Sim:
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, now: str = NOW):
         self.proc = subprocess.Popen(
-            [binary(), "sim", "--now", NOW, *args],
+            [binary(), "sim", "--now", now, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -242,7 +242,7 @@ async fn a_bad_baseline_stops_the_run_before_any_call() {
             &foreign,
             "not a fleet-audit dataset: it lacks the carried_from column",
         ),
-        (&two, "holds several audits"),
+        (&two, "holds several audits: "),
     ];
     for (i, (baseline, want)) in cases.into_iter().enumerate() {
         let out = dir.join(format!("out{i}"));
@@ -256,4 +256,114 @@ async fn a_bad_baseline_stops_the_run_before_any_call() {
         assert_eq!(s1.simulator().stats().total_calls(), 0, "{text}");
         assert!(!out.exists(), "{text}");
     }
+}
+
+/// Makes the audit in the dated output `out` the one a run of the day before left.
+fn as_if_yesterday(out: &Path) -> String {
+    use fleet_audit::dataset::Manifest;
+    let mut m = Manifest::load(out).unwrap().unwrap();
+    let today = m.date.clone().unwrap();
+    let ms = fleet_audit::time::now_ms() - DAY_MS as i64;
+    let yesterday = fleet_audit::time::utc_date(ms);
+    std::fs::rename(
+        out.join(format!("date={today}")),
+        out.join(format!("date={yesterday}")),
+    )
+    .unwrap();
+    for p in &mut m.parts {
+        p.file = p
+            .file
+            .replace(&format!("date={today}/"), &format!("date={yesterday}/"));
+    }
+    m.date = Some(yesterday.clone());
+    m.store(out).unwrap();
+    yesterday
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dated_output_keeps_one_audit_a_day_and_latest_is_the_day_before() {
+    use fleet_audit::dataset::{Manifest, PartitionKey};
+    let (day0, day1) = fleets(2_000, 3, 80);
+    let s0 = start(sim_config(day0.clone())).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, jobs) = lists(&s0, dir.path());
+    let out = dir.path().join("audit");
+    let dated = |server: &SimServer, baseline: Option<BaselineSpec>| {
+        let mut rc = discovery(server, &jobs, &out, None);
+        rc.partition_by = vec![PartitionKey::Date, PartitionKey::JobId];
+        if let Input::Discover(spec) = &mut rc.input {
+            spec.baseline = baseline;
+        }
+        rc
+    };
+    // With no audit under --out yet, latest has nothing to read.
+    let err = run(dated(&s0, Some(BaselineSpec::Latest)), no_shutdown())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("holds no complete audit yet"),
+        "{err}"
+    );
+    run(dated(&s0, None), no_shutdown()).await.unwrap();
+    let day0_run = run_id_of(&read_rows(&out));
+    let yesterday = as_if_yesterday(&out);
+
+    let s1 = start(sim_config(day1.clone())).await;
+    let s = run(dated(&s1, Some(BaselineSpec::Latest)), no_shutdown())
+        .await
+        .unwrap();
+    let (describes, unchanged) = expected(&day0, &day1);
+    assert_eq!(
+        s1.simulator()
+            .stats()
+            .calls(Operation::DescribeJobExecution),
+        describes
+    );
+    assert_eq!(s.carried, unchanged);
+    let rows = read_rows(&out);
+    assert!(rows
+        .iter()
+        .filter(|r| r.source == "carried")
+        .all(|r| r.carried_from.as_deref() == Some(day0_run.as_str())));
+    let today = fleet_audit::time::utc_date(fleet_audit::time::now_ms());
+    let m = Manifest::load(&out).unwrap().unwrap();
+    assert_eq!(m.date.as_deref(), Some(today.as_str()));
+    assert_eq!(m.earlier.len(), 1);
+    assert_eq!(m.earlier[0].date.as_deref(), Some(yesterday.as_str()));
+    assert!(out.join(format!("date={yesterday}")).is_dir());
+    // The dataset's readers read the latest audit: today's rows, once each.
+    assert_eq!(rows.len() as u64, s.pairs);
+    assert!(m
+        .parts
+        .iter()
+        .all(|p| p.file.starts_with(&format!("date={today}/"))));
+
+    // A second audit the same day is refused; --resume finds it complete; --overwrite replaces it
+    // and keeps the day before.
+    let err = run(dated(&s1, None), no_shutdown()).await.unwrap_err();
+    assert!(
+        err.to_string().contains("already holds the audit of"),
+        "{err}"
+    );
+    let mut rc = dated(&s1, None);
+    rc.resume = true;
+    assert!(run(rc, no_shutdown()).await.unwrap().complete);
+    let mut rc = dated(&s1, None);
+    rc.overwrite = true;
+    run(rc, no_shutdown()).await.unwrap();
+    let m2 = Manifest::load(&out).unwrap().unwrap();
+    assert_eq!(m2.earlier, m.earlier);
+    assert!(m2.earlier[0]
+        .parts
+        .iter()
+        .all(|p| out.join(&p.file).is_file()));
+    assert!(read_rows(&out).iter().all(|r| r.source != "carried"));
+
+    // latest needs a dated output.
+    let mut rc = discovery(&s1, &jobs, &dir.path().join("flat"), None);
+    if let Input::Discover(spec) = &mut rc.input {
+        spec.baseline = Some(BaselineSpec::Latest);
+    }
+    let err = run(rc, no_shutdown()).await.unwrap_err();
+    assert!(matches!(err, RunError::Baseline(_)), "{err}");
 }

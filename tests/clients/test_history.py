@@ -1,0 +1,120 @@
+"""`report CURRENT --baseline PREVIOUS` checked against an independent computation: the change counts
+and the transition matrix recomputed with DuckDB SQL over the two datasets of a simulated fleet a day
+apart (the second audited incrementally, `run --discover --baseline`)."""
+import json
+import subprocess
+import time
+
+import duckdb
+import pytest
+
+from conftest import Sim
+
+DAY = 86_400
+QUEUED_AFTER_MS = 24 * 3_600_000
+STALE_AFTER_MS = 3_600_000
+
+
+@pytest.fixture(scope="module")
+def two_days(fa, aws_env, tmp_path_factory):
+    d = tmp_path_factory.mktemp("history")
+    now = int(time.time())
+    fleet = ["--things", "3000", "--jobs", "4", "--seed", "21", "--active-share", "0.3",
+             "--changed-share", "0.1", "--write-lists", str(d)]
+    outs = []
+    for i, extra in enumerate([[], ["--epoch", str(now - DAY)]]):
+        s = Sim(*fleet, *extra, now=str(now - DAY + i * DAY))
+        try:
+            out = d / f"day{i}"
+            baseline = ["--baseline", str(outs[0])] if outs else []
+            r = subprocess.run(
+                [fa, "run", "--discover", "--jobs", str(d / "jobs.txt"), "--out", str(out),
+                 "--endpoint-url", s.url, "--rps", "0", "--list-rps", "0", "--quiet",
+                 "--summary-json", str(d / f"summary{i}.json"), *baseline],
+                env=aws_env, capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, r.stderr
+            outs.append(out)
+        finally:
+            s.stop()
+    summary = json.loads((d / "summary1.json").read_text())
+    assert summary["carried"] > 0 and summary["baseline"] == str(outs[0])
+    return outs
+
+
+def glob(p):
+    return str(p / "**" / "*.parquet")
+
+
+STUCK = """((status = 'QUEUED' AND epoch_ms(fetched_at) - epoch_ms(queued_at) > {q})
+            OR (status = 'IN_PROGRESS' AND epoch_ms(fetched_at) - epoch_ms(last_updated_at) >= {s}))""".format(
+    q=QUEUED_AFTER_MS, s=STALE_AFTER_MS)
+
+JOINED = f"""
+WITH b AS (SELECT thing_name, job_id, status, {STUCK} AS stuck FROM read_parquet('{{base}}')),
+     c AS (SELECT thing_name, job_id, status, {STUCK} AS stuck FROM read_parquet('{{cur}}'))
+"""
+
+
+def changes_sql(base, cur):
+    return JOINED.format(base=base, cur=cur) + """
+SELECT c.job_id,
+       count(*) FILTER (WHERE c.stuck AND (b.stuck IS NULL OR NOT b.stuck)) AS new_stuck,
+       count(*) FILTER (WHERE b.stuck AND NOT c.stuck) AS recovered,
+       count(*) FILTER (WHERE b.stuck AND c.stuck) AS still_stuck,
+       count(*) FILTER (WHERE c.status = 'TIMED_OUT' AND b.status IS DISTINCT FROM 'TIMED_OUT') AS new_timed_out,
+       count(*) FILTER (WHERE c.status = 'FAILED' AND b.status IS DISTINCT FROM 'FAILED') AS new_failed
+FROM c LEFT JOIN b USING (thing_name, job_id)
+GROUP BY c.job_id ORDER BY c.job_id
+"""
+
+
+def transitions_sql(base, cur):
+    return JOINED.format(base=base, cur=cur) + """
+SELECT b.status AS "from", c.status AS "to", count(*) AS count
+FROM b FULL OUTER JOIN c USING (thing_name, job_id)
+GROUP BY ALL
+"""
+
+
+def test_report_changes_match_duckdb(fa, two_days):
+    base, cur = two_days
+    r = subprocess.run([fa, "report", str(cur), "--baseline", str(base), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    changes = json.loads(r.stdout)["changes"]
+    assert changes["baseline"] == str(base)
+    con = duckdb.connect()
+    keys = ["new_stuck", "recovered", "still_stuck", "new_timed_out", "new_failed"]
+    rows = con.execute(changes_sql(glob(base), glob(cur))).fetchall()
+    want_jobs = [dict(zip(["job_id", *keys], row)) for row in rows]
+    got_jobs = [{k: j[k] for k in ["job_id", *keys]} for j in changes["jobs"]]
+    assert got_jobs == want_jobs
+    totals = {k: sum(j[k] for j in want_jobs) for k in keys}
+    assert changes["totals"] == totals
+    # A fleet a day later has moved: every kind of change happens.
+    assert all(totals[k] > 0 for k in ["new_stuck", "still_stuck", "new_timed_out", "new_failed"]), totals
+
+    want_tr = {(f, t): n for f, t, n in con.execute(transitions_sql(glob(base), glob(cur))).fetchall()}
+    got_tr = {(t["from"], t["to"]): t["count"] for t in changes["transitions"]}
+    assert got_tr == want_tr
+    assert any(f == "QUEUED" and t == "IN_PROGRESS" for f, t in got_tr)
+    assert any(f is None for f, _ in got_tr), "new executions appear as (null -> status)"
+
+
+def test_fail_on_new_conditions_and_the_html_section(fa, two_days, tmp_path):
+    base, cur = two_days
+    page = tmp_path / "r.html"
+    r = subprocess.run([fa, "report", str(cur), "--baseline", str(base), "--fail-on", "new-stuck",
+                        "--html", str(page)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stderr
+    assert "--fail-on matched: new-stuck" in r.stderr
+    assert "since the previous audit" in r.stdout
+    assert "<h2>Since the previous audit</h2>" in page.read_text()
+    # The same dataset as its own baseline: nothing is new.
+    r = subprocess.run([fa, "report", str(cur), "--baseline", str(cur), "--fail-on",
+                        "new-stuck,new-timed-out,new-failed"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    # Without a baseline the new-* conditions cannot be decided: bad input.
+    r = subprocess.run([fa, "report", str(cur), "--fail-on", "new-stuck"], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "give --baseline" in r.stderr
