@@ -271,6 +271,7 @@ async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
             summary.baseline.as_deref(),
             &ClientSettings::from(&a.connection),
             &thresholds,
+            false,
         )
         .await
         .with_context(|| format!("cannot report on {}", dataset.display()))?;
@@ -579,6 +580,7 @@ async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<i32> {
         cfg.baseline.as_deref(),
         &ClientSettings::default(),
         &cfg.thresholds,
+        cfg.trend,
     )
     .await;
     let report = match read {

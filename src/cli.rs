@@ -472,6 +472,9 @@ pub struct ReportArgs {
     /// A dataset this tool wrote (a file, a directory, an s3:// prefix).
     #[arg(long, value_name = "PATH")]
     pub baseline: Option<PathBuf>,
+    /// Add the totals of every audit the dataset keeps (a --partition-by date output: one a date).
+    #[arg(long)]
+    pub trend: bool,
 }
 
 /// A query engine whose table definition `schema --ddl` prints.

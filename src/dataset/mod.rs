@@ -35,7 +35,7 @@ pub use manifest::{lane_ordinal, DoneSet, Manifest, ManifestError, PartEntry, MA
 pub use partition::{PartitionKey, Partitioning};
 pub use read::{
     data_files, fetch_remote, ignored_note, read_dataset, read_file, read_file_as, read_file_in,
-    read_part, with_partition_columns, DataFiles, DatasetError, Fetched,
+    read_part, with_partition_columns, AuditFiles, DataFiles, DatasetError, Fetched,
 };
 pub use s3::{Remote, RemoteError};
 pub use write::DatasetWriter;

@@ -152,10 +152,7 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
         if found.is_empty() {
             return Err(DatasetError::Empty(path.to_path_buf()));
         }
-        return Ok(DataFiles {
-            files: found,
-            ..DataFiles::default()
-        });
+        return Ok(by_date(path, found));
     };
     let listed: std::collections::HashSet<PathBuf> =
         m.all_parts().map(|p| path.join(&p.file)).collect();
@@ -184,6 +181,45 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
         audits,
         note,
     })
+}
+
+/// The files of a directory without a manifest: when they lie in several `date=` folders (audits of
+/// several days, copied without their manifest), each date is an audit and the latest is read.
+fn by_date(root: &Path, found: Vec<PathBuf>) -> DataFiles {
+    let mut dates: std::collections::BTreeMap<Option<String>, Vec<PathBuf>> = Default::default();
+    for f in found {
+        let date = super::partition::values_of_path(&relative_name(root, &f))
+            .into_iter()
+            .find(|(k, _)| k == "date")
+            .map(|(_, v)| v);
+        dates.entry(date).or_default().push(f);
+    }
+    if dates.len() < 2 || dates.contains_key(&None) {
+        return DataFiles {
+            files: dates.into_values().flatten().collect(),
+            ..DataFiles::default()
+        };
+    }
+    let audits: Vec<AuditFiles> = dates
+        .into_iter()
+        .map(|(date, files)| AuditFiles {
+            run_id: None,
+            date,
+            files,
+            complete: true,
+        })
+        .collect();
+    let last = audits.last().expect("two dates or more");
+    DataFiles {
+        files: last.files.clone(),
+        note: Some(format!(
+            "{} dates and no manifest: the latest, {}, is read",
+            audits.len(),
+            last.date.as_deref().unwrap_or_default()
+        )),
+        audits,
+        ..DataFiles::default()
+    }
 }
 
 fn relative_name(root: &Path, file: &Path) -> String {

@@ -463,6 +463,9 @@ pub fn page(r: &Report) -> String {
     if let Some(c) = &r.changes {
         super::since::html(&mut o, c, esc);
     }
+    if let Some(t) = &r.trend {
+        super::since::trend_html(&mut o, t, esc);
+    }
     oldest_table(&mut o, r);
     rules(&mut o, r);
     o.push_str("<footer>Written by fleet-audit report.</footer>\n</main></body></html>\n");

@@ -186,6 +186,8 @@ pub struct ReportConfig {
     pub fail_on: Vec<FailOn>,
     /// The previous audit to compare with.
     pub baseline: Option<PathBuf>,
+    /// Add the totals of every audit the dataset keeps.
+    pub trend: bool,
 }
 
 /// Exit code of `report` when a `--fail-on` condition holds.
@@ -225,6 +227,7 @@ impl ReportConfig {
             html: a.html.clone(),
             fail_on,
             baseline: a.baseline.clone(),
+            trend: a.trend,
         })
     }
 }
@@ -274,6 +277,50 @@ pub struct Report {
     pub note: Option<String>,
     /// What changed since the baseline (`--baseline`).
     pub changes: Option<Changes>,
+    /// Per-audit totals of a dataset that keeps several audits, oldest first (`--trend`).
+    pub trend: Option<Vec<TrendPoint>>,
+}
+
+/// One audit's totals in a trend.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrendPoint {
+    /// The run that started the audit, when known.
+    pub run_id: Option<String>,
+    /// Its `date=` partition, when it has one.
+    pub date: Option<String>,
+    /// Whether the audit is complete (the last may be under way).
+    pub complete: bool,
+    /// Its rows' counts.
+    pub totals: Counts,
+}
+
+/// The totals of every audit the dataset at `path` keeps, oldest first (one point for a dataset of
+/// one audit).
+pub fn trend_of(path: &Path, thresholds: &Thresholds) -> Result<Vec<TrendPoint>, ReportError> {
+    let data = crate::dataset::data_files(path)?;
+    let audits = if data.audits.is_empty() {
+        vec![crate::dataset::AuditFiles {
+            run_id: None,
+            date: None,
+            files: data.files,
+            complete: true,
+        }]
+    } else {
+        data.audits
+    };
+    audits
+        .into_iter()
+        .map(|a| {
+            let mut analyzer = Analyzer::new(thresholds.clone());
+            read::for_each_in(path, &a.files, BATCH_ROWS, |e| analyzer.add(e))?;
+            Ok(TrendPoint {
+                run_id: a.run_id,
+                date: a.date,
+                complete: a.complete,
+                totals: analyzer.finish(path, a.files.len()).totals,
+            })
+        })
+        .collect()
 }
 
 impl Report {
@@ -377,7 +424,7 @@ pub async fn report_url(
     client: &crate::client::ClientSettings,
     thresholds: &Thresholds,
 ) -> Result<Report, ReportError> {
-    report_since(Path::new(url), None, client, thresholds).await
+    report_since(Path::new(url), None, client, thresholds, false).await
 }
 
 /// The report of the dataset at `path` (local, or `s3://`: fetched), with what changed since
@@ -387,12 +434,13 @@ pub async fn report_since(
     baseline: Option<&Path>,
     client: &crate::client::ClientSettings,
     thresholds: &Thresholds,
+    trend: bool,
 ) -> Result<Report, ReportError> {
     let fetch = |p: &Path| {
         let text = p.to_string_lossy().into_owned();
         async move {
             if crate::dataset::s3::is_url(&text) {
-                crate::dataset::fetch_remote(&text, client, false)
+                crate::dataset::fetch_remote(&text, client, trend)
                     .await
                     .map(Some)
             } else {
@@ -416,6 +464,9 @@ pub async fn report_since(
         thresholds,
         base.as_ref().map(|(l, n)| (l.as_path(), *n)),
     )?;
+    if trend {
+        report.trend = Some(trend_of(&here, thresholds)?);
+    }
     if let Some(f) = current {
         report.dataset = path.to_path_buf();
         report.ignored = f.ignored;

@@ -35,8 +35,19 @@ pub fn for_each_execution(
     mut f: impl FnMut(&Execution<'_>),
 ) -> Result<DataFiles, ReportError> {
     let data = data_files(path)?;
-    for file in &data.files {
-        for batch in read_file_in(path, file, batch_rows)? {
+    for_each_in(path, &data.files, batch_rows, &mut f)?;
+    Ok(data)
+}
+
+/// Calls `f` for every row of `files` of the dataset at `root`.
+pub fn for_each_in(
+    root: &Path,
+    files: &[std::path::PathBuf],
+    batch_rows: usize,
+    mut f: impl FnMut(&Execution<'_>),
+) -> Result<(), ReportError> {
+    for file in files {
+        for batch in read_file_in(root, file, batch_rows)? {
             let batch = batch?;
             let cols = Columns::of(file, &batch)?;
             for i in 0..batch.num_rows() {
@@ -44,7 +55,7 @@ pub fn for_each_execution(
             }
         }
     }
-    Ok(data)
+    Ok(())
 }
 
 /// The needed columns of one batch, in the types the report reads.

@@ -296,6 +296,9 @@ pub fn terminal(r: &Report, top: usize, colour: bool) -> String {
     if let Some(c) = &r.changes {
         super::since::terminal(&mut out, c);
     }
+    if let Some(t) = &r.trend {
+        super::since::trend_terminal(&mut out, t);
+    }
     out.truncate(out.trim_end().len());
     out
 }

@@ -6,8 +6,10 @@ use std::fmt::Write as _;
 use serde_json::{json, Value};
 
 use super::changes::{ChangeCounts, Changes};
+use super::classify::Class;
 use super::render::{iso_utc, thousands};
 use super::Report;
+use super::TrendPoint;
 
 /// A status in a transition: `(new)` before, `(gone)` now.
 fn shown(s: &Option<String>, absent: &'static str) -> String {
@@ -154,9 +156,136 @@ pub fn html(o: &mut String, c: &Changes, esc: fn(&str) -> String) {
     o.push_str("</table></div></section>\n");
 }
 
-/// Renders the changes into a whole report's outputs, when it has them.
+/// Renders the changes and the trend into a whole report's JSON, when it has them.
 pub fn attach_json(doc: &mut Value, r: &Report) {
     if let Some(c) = &r.changes {
         doc["changes"] = json(c);
     }
+    if let Some(t) = &r.trend {
+        doc["trend"] = t
+            .iter()
+            .map(|p| {
+                let mut m = serde_json::Map::new();
+                m.insert("run_id".into(), json!(p.run_id));
+                m.insert("date".into(), json!(p.date));
+                m.insert("complete".into(), json!(p.complete));
+                m.insert("total".into(), json!(p.totals.total));
+                for c in Class::ALL {
+                    m.insert(c.as_str().into(), json!(p.totals.count(c)));
+                }
+                Value::Object(m)
+            })
+            .collect();
+    }
+}
+
+fn label(p: &TrendPoint) -> String {
+    p.date
+        .clone()
+        .or_else(|| p.run_id.clone())
+        .unwrap_or_else(|| "(audit)".into())
+}
+
+/// The terminal table of the trend.
+pub fn trend_terminal(out: &mut String, t: &[TrendPoint]) {
+    let _ = writeln!(out);
+    let _ = writeln!(out, "audits, oldest first:");
+    let w = t.iter().map(|p| label(p).len()).max().unwrap_or(0).max(5);
+    let mut head = format!("  {:<w$}  {:>10}", "audit", "total");
+    for c in Class::ALL {
+        head.push_str(&format!("  {:>17}", c.as_str()));
+    }
+    let _ = writeln!(out, "{head}");
+    for p in t {
+        let mut line = format!("  {:<w$}  {:>10}", label(p), thousands(p.totals.total));
+        for c in Class::ALL {
+            line.push_str(&format!("  {:>17}", thousands(p.totals.count(c))));
+        }
+        if !p.complete {
+            line.push_str("  (incomplete)");
+        }
+        let _ = writeln!(out, "{line}");
+    }
+}
+
+/// The HTML section of the trend: a line chart of the stuck and timed-out counts per audit.
+pub fn trend_html(o: &mut String, t: &[TrendPoint], esc: fn(&str) -> String) {
+    const W: f64 = 640.0;
+    const H: f64 = 200.0;
+    let lines = [
+        (Class::StuckQueued, "#64748b"),
+        (Class::StaleInProgress, "#3b82f6"),
+        (Class::TimedOut, "#f97316"),
+    ];
+    let max = t
+        .iter()
+        .flat_map(|p| lines.iter().map(|(c, _)| p.totals.count(*c)))
+        .max()
+        .unwrap_or(0)
+        .max(1) as f64;
+    let x = |i: usize| {
+        if t.len() < 2 {
+            W / 2.0
+        } else {
+            40.0 + i as f64 * (W - 60.0) / (t.len() - 1) as f64
+        }
+    };
+    let y = |n: u64| H - 20.0 - (n as f64 / max) * (H - 40.0);
+    let _ = write!(
+        o,
+        "<section><h2>Trend</h2><svg class=\"trend\" viewBox=\"0 0 {W} {H}\" width=\"{W}\" height=\"{H}\" role=\"img\" aria-label=\"stuck and timed-out executions per audit\">"
+    );
+    let _ = write!(
+        o,
+        "<text x=\"4\" y=\"14\" font-size=\"11\">{}</text>",
+        thousands(max as u64)
+    );
+    for (class, colour) in lines {
+        let points: Vec<String> = t
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.totals.count(class))))
+            .collect();
+        let _ = write!(
+            o,
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"><title>{}</title></polyline>",
+            points.join(" "),
+            class.as_str()
+        );
+    }
+    for (i, p) in t.iter().enumerate() {
+        let _ = write!(
+            o,
+            "<text x=\"{:.1}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{}</text>",
+            x(i),
+            H - 4.0,
+            esc(&label(p))
+        );
+    }
+    o.push_str("</svg><p class=\"sub\">");
+    for (class, colour) in lines {
+        let _ = write!(
+            o,
+            "<span style=\"color:{colour}\">&#9632;</span> {} ",
+            class.as_str()
+        );
+    }
+    o.push_str("</p><div class=\"scroll\"><table><tr><th>audit</th><th>total</th>");
+    for c in Class::ALL {
+        let _ = write!(o, "<th>{}</th>", c.as_str());
+    }
+    o.push_str("</tr>");
+    for p in t {
+        let _ = write!(
+            o,
+            "<tr><td class=\"mono\">{}</td><td class=\"num\">{}</td>",
+            esc(&label(p)),
+            thousands(p.totals.total)
+        );
+        for c in Class::ALL {
+            let _ = write!(o, "<td class=\"num\">{}</td>", thousands(p.totals.count(c)));
+        }
+        o.push_str("</tr>");
+    }
+    o.push_str("</table></div></section>\n");
 }

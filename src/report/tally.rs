@@ -284,6 +284,7 @@ impl Analyzer {
             ignored: Vec::new(),
             note: None,
             changes: None,
+            trend: None,
         }
     }
 }

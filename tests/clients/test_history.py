@@ -118,3 +118,62 @@ def test_fail_on_new_conditions_and_the_html_section(fa, two_days, tmp_path):
     r = subprocess.run([fa, "report", str(cur), "--fail-on", "new-stuck"], capture_output=True, text=True)
     assert r.returncode == 2
     assert "give --baseline" in r.stderr
+
+
+def as_if_yesterday(out):
+    """Makes the audit in the dated output `out` the one a run of the day before left."""
+    import datetime
+    m = json.loads((out / "_manifest.json").read_text())
+    today = m["date"]
+    yesterday = (datetime.date.fromisoformat(today) - datetime.timedelta(days=1)).isoformat()
+    (out / f"date={today}").rename(out / f"date={yesterday}")
+    for p in m["parts"]:
+        p["file"] = p["file"].replace(f"date={today}/", f"date={yesterday}/")
+    m["date"] = yesterday
+    (out / "_manifest.json").write_text(json.dumps(m))
+    return yesterday, today
+
+
+def test_the_daily_command_pair_and_the_trend(fa, aws_env, tmp_path):
+    """README's scheduled-audit commands on a fleet a day apart, then `report --trend`."""
+    now = int(time.time())
+    fleet = ["--things", "2000", "--jobs", "3", "--seed", "22", "--active-share", "0.3",
+             "--changed-share", "0.1", "--write-lists", str(tmp_path)]
+    out = tmp_path / "audit"
+    runs = []
+    for i, extra in enumerate([[], ["--epoch", str(now - DAY)]]):
+        s = Sim(*fleet, *extra, now=str(now - DAY + i * DAY))
+        try:
+            daily = ["--baseline", "latest", "--report"] if i else []
+            r = subprocess.run(
+                [fa, "run", "--discover", "--jobs", str(tmp_path / "jobs.txt"), "--out", str(out),
+                 "--partition-by", "date", "--resume", "--endpoint-url", s.url, "--rps", "0",
+                 "--list-rps", "0", "--quiet", *daily],
+                env=aws_env, capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, r.stderr
+            runs.append(r)
+        finally:
+            s.stop()
+        if i == 0:
+            yesterday, today = as_if_yesterday(out)
+    assert f"since the previous audit ({out}/date={yesterday})" in runs[1].stdout
+
+    page = tmp_path / "trend.html"
+    r = subprocess.run([fa, "report", str(out), "--trend", "--json", "--html", str(page)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    trend = doc["trend"]
+    assert [p["date"] for p in trend] == [yesterday, today]
+    con = duckdb.connect()
+    per_date = dict(con.execute(
+        f"SELECT CAST(date AS VARCHAR), count(*) FROM read_parquet('{glob(out)}', hive_partitioning = true)"
+        " GROUP BY ALL").fetchall())
+    assert {p["date"]: p["total"] for p in trend} == per_date
+    timed_out = dict(con.execute(
+        f"SELECT CAST(date AS VARCHAR), count(*) FILTER (WHERE status = 'TIMED_OUT')"
+        f" FROM read_parquet('{glob(out)}', hive_partitioning = true) GROUP BY ALL").fetchall())
+    assert {p["date"]: p["timed_out"] for p in trend} == timed_out
+    # The report itself is of the latest audit.
+    assert doc["totals"]["total"] == per_date[today]
+    assert "<h2>Trend</h2>" in page.read_text() and "<polyline" in page.read_text()

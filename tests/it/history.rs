@@ -338,6 +338,24 @@ async fn a_dated_output_keeps_one_audit_a_day_and_latest_is_the_day_before() {
         .iter()
         .all(|p| p.file.starts_with(&format!("date={today}/"))));
 
+    // The trend: one point an audit, oldest first, each counting that audit's rows.
+    let trend =
+        fleet_audit::report::trend_of(&out, &fleet_audit::report::Thresholds::default()).unwrap();
+    let dates: Vec<_> = trend.iter().map(|p| p.date.clone().unwrap()).collect();
+    assert_eq!(dates, [yesterday.clone(), today.clone()]);
+    for p in &trend {
+        let rows = read_rows(&out.join(format!("date={}", p.date.as_deref().unwrap())));
+        let timed_out = rows
+            .iter()
+            .filter(|r| r.status.as_deref() == Some("TIMED_OUT"));
+        assert_eq!(p.totals.total, rows.len() as u64);
+        assert_eq!(
+            p.totals.count(fleet_audit::report::Class::TimedOut),
+            timed_out.count() as u64
+        );
+    }
+    assert_eq!(trend[0].run_id.as_deref(), Some(day0_run.as_str()));
+
     // A second audit the same day is refused; --resume finds it complete; --overwrite replaces it
     // and keeps the day before.
     let err = run(dated(&s1, None), no_shutdown()).await.unwrap_err();
