@@ -170,9 +170,13 @@ pub struct RunArgs {
     /// A target is one account and region; each has its own limiter.
     #[arg(long, default_value_t = 10.0, help_heading = "Rate and retries")]
     pub rps: f64,
-    /// Calls that may start at once after an idle moment.
-    #[arg(long, default_value_t = 1, help_heading = "Rate and retries")]
-    pub burst: u32,
+    /// Calls that may start at once after an idle moment (default: a tenth of a second's worth,
+    /// at least 2).
+    ///
+    /// A little burst lets a worker that reaches its slot late still take it, so the rate holds at
+    /// --rps; it stays far inside the service's own bucket (a second's worth at AWS).
+    #[arg(long, help_heading = "Rate and retries")]
+    pub burst: Option<u32>,
     /// Most pairs in flight at once, per target.
     #[arg(long, default_value_t = 16, help_heading = "Rate and retries")]
     pub concurrency: usize,

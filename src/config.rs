@@ -57,7 +57,8 @@ pub struct RunConfig {
     pub targets: TargetFlags,
     /// `None`: no rate limit.
     pub rps: Option<f64>,
-    pub burst: u32,
+    /// `--burst`; `None`: [`crate::limit::burst_for`]'s default for each limiter's rate.
+    pub burst: Option<u32>,
     pub adaptive: bool,
     pub engine: EngineSettings,
     pub part_rows: u64,
@@ -225,7 +226,7 @@ impl RunConfig {
         if !a.rps.is_finite() || a.rps < 0.0 {
             return Err(flag("rps", "must be a number >= 0 (0 means no limit)"));
         }
-        if a.burst == 0 {
+        if a.burst == Some(0) {
             return Err(flag("burst", "must be at least 1"));
         }
         if !(1..=100_000).contains(&a.concurrency) {

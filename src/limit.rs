@@ -75,6 +75,19 @@ struct Pace {
     measured: Option<f64>,
 }
 
+/// The burst of a limiter at `rps`: the one given, or a tenth of a second's worth and at least 2.
+///
+/// With a burst of 1, a worker that reaches its slot a little late (a timer's granularity, a busy
+/// core) loses the slot for good, and the rate falls a few percent short of `--rps`. A tenth of a
+/// second's worth lets late workers catch up, and stays far inside a service bucket of a second's
+/// worth, AWS's and the simulator's default.
+pub fn burst_for(given: Option<u32>, rps: Option<f64>) -> u32 {
+    given.unwrap_or_else(|| match rps {
+        Some(r) if r.is_finite() && r > 0.0 => ((r / 10.0).ceil() as u32).max(2),
+        _ => 1,
+    })
+}
+
 /// A shared limiter for one API's calls.
 pub struct CallLimiter {
     cap: Option<f64>,
@@ -214,6 +227,17 @@ async fn sleep_unless_stopped(wait: Duration, shutdown: &watch::Receiver<bool>) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_burst_is_a_tenth_of_a_second_and_at_least_two() {
+        assert_eq!(burst_for(None, Some(10.0)), 2);
+        assert_eq!(burst_for(None, Some(50.0)), 5);
+        assert_eq!(burst_for(None, Some(200.0)), 20);
+        assert_eq!(burst_for(None, Some(1000.0)), 100);
+        assert_eq!(burst_for(None, Some(0.5)), 2);
+        assert_eq!(burst_for(None, None), 1);
+        assert_eq!(burst_for(Some(1), Some(1000.0)), 1);
+    }
 
     fn running() -> watch::Receiver<bool> {
         let (tx, rx) = watch::channel(false);

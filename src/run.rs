@@ -167,7 +167,11 @@ pub async fn run_targets<C: FleetClient>(
         .iter()
         .map(|t| Lane {
             client: t.client.clone(),
-            limiter: Arc::new(CallLimiter::new(cfg.rps, cfg.burst, cfg.adaptive)),
+            limiter: Arc::new(CallLimiter::new(
+                cfg.rps,
+                crate::limit::burst_for(cfg.burst, cfg.rps),
+                cfg.adaptive,
+            )),
             origin: Some(t.origin.clone()),
             counters: Default::default(),
         })

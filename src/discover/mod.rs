@@ -47,8 +47,8 @@ struct ListLimiters {
 }
 
 impl ListLimiters {
-    fn new(rps: Option<f64>, burst: u32, adaptive: bool) -> Self {
-        let l = || CallLimiter::new(rps, burst, adaptive);
+    fn new(rps: Option<f64>, burst: Option<u32>, adaptive: bool) -> Self {
+        let l = || CallLimiter::new(rps, crate::limit::burst_for(burst, rps), adaptive);
         ListLimiters {
             list_jobs: l(),
             describe_job: l(),
@@ -289,7 +289,11 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
     let work = futures::stream::poll_fn(move |cx| work_rx.poll_recv(cx));
     let lane = Lane {
         client,
-        limiter: Arc::new(CallLimiter::new(cfg.rps, cfg.burst, cfg.adaptive)),
+        limiter: Arc::new(CallLimiter::new(
+            cfg.rps,
+            crate::limit::burst_for(cfg.burst, cfg.rps),
+            cfg.adaptive,
+        )),
         origin: Some(origin),
         counters: ctx.counters.clone(),
     };

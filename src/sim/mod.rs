@@ -168,6 +168,9 @@ pub struct SimConfig {
 #[derive(Default)]
 struct Stats {
     operations: [AtomicU64; 5],
+    /// Microseconds since the Unix epoch of each operation's first and last request (0: none yet).
+    first_us: [AtomicU64; 5],
+    last_us: [AtomicU64; 5],
     sts: AtomicU64,
     unknown: AtomicU64,
     unauthenticated: AtomicU64,
@@ -195,6 +198,12 @@ pub struct StatsSnapshot {
     pub sts: u64,
     /// Injected faults by kind: `5xx`, `drop`, `slow`, `garbage`, `throttle`.
     pub faults: BTreeMap<String, u64>,
+    /// Per operation with requests: when the first and the last arrived (epoch microseconds), so a
+    /// client's rate is measured over its calling phase alone.
+    #[serde(default)]
+    pub first_us: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub last_us: BTreeMap<String, u64>,
 }
 
 impl StatsSnapshot {
@@ -271,26 +280,59 @@ impl Simulator {
             .into_iter()
             .map(|(k, v)| (k.to_string(), get(v)))
             .collect(),
+            first_us: times(&s.first_us),
+            last_us: times(&s.last_us),
         }
+    }
+
+    /// Counts one request of `op`, and when it arrived.
+    pub(crate) fn count(&self, op: Operation) {
+        let s = &self.stats;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64);
+        s.operations[op as usize].fetch_add(1, Ordering::Relaxed);
+        let _ =
+            s.first_us[op as usize].compare_exchange(0, now, Ordering::Relaxed, Ordering::Relaxed);
+        s.last_us[op as usize].fetch_max(now, Ordering::Relaxed);
     }
 
     /// Sets every counter back to zero.
     pub fn reset_stats(&self) {
         let s = &self.stats;
-        for a in s.operations.iter().chain([
-            &s.unknown,
-            &s.sts,
-            &s.unauthenticated,
-            &s.throttled,
-            &s.fault_5xx,
-            &s.fault_drop,
-            &s.fault_slow,
-            &s.fault_garbage,
-            &s.fault_throttle,
-        ]) {
+        for a in s
+            .operations
+            .iter()
+            .chain(&s.first_us)
+            .chain(&s.last_us)
+            .chain([
+                &s.unknown,
+                &s.sts,
+                &s.unauthenticated,
+                &s.throttled,
+                &s.fault_5xx,
+                &s.fault_drop,
+                &s.fault_slow,
+                &s.fault_garbage,
+                &s.fault_throttle,
+            ])
+        {
             a.store(0, Ordering::Relaxed);
         }
     }
+}
+
+fn times(a: &[AtomicU64; 5]) -> BTreeMap<String, u64> {
+    Operation::ALL
+        .iter()
+        .map(|op| {
+            (
+                op.name().to_string(),
+                a[*op as usize].load(Ordering::Relaxed),
+            )
+        })
+        .filter(|(_, t)| *t > 0)
+        .collect()
 }
 
 /// A running simulator: its address, its state, and the means to stop it.

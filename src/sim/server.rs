@@ -261,7 +261,7 @@ async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body
             ),
         });
     };
-    sim.stats.operations[op as usize].fetch_add(1, Ordering::Relaxed);
+    sim.count(op);
 
     if !req.headers().contains_key(hyper::header::AUTHORIZATION) {
         sim.stats.unauthenticated.fetch_add(1, Ordering::Relaxed);

@@ -85,7 +85,7 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
         client: client_settings(endpoint),
         targets: Default::default(),
         rps: None,
-        burst: 1,
+        burst: Some(1),
         adaptive: true,
         engine: EngineSettings {
             concurrency: 16,
