@@ -15,7 +15,7 @@
 #        BENCH_SCALE_LAYOUTS="file dir"   scale rows into one .parquet file and/or a directory of parts
 #        BENCH_RATE_SECS=30          seconds per rate-accuracy row
 #        BENCH_ROUNDS=3              interleaved fleet-audit / SDK-loop / SDK-loop-with-jemalloc rounds per concurrency (median shown)
-#        BENCH_SECTIONS="throughput instructions scale rate"   which sections to run
+#        BENCH_SECTIONS="throughput instructions scale rate history"   which sections to run
 #        BENCH_OUT=target/bench-results.md        where the tables are also written
 #        BENCH_WAIT_IDLE=600         first wait up to this many seconds for no rustc to be running
 set -euo pipefail
@@ -32,7 +32,7 @@ rate_secs=${BENCH_RATE_SECS:-$rate_secs}
 rounds=${BENCH_ROUNDS:-$rounds}
 [ "${BENCH_10M:-0}" = 1 ] && scale_pairs="$scale_pairs 10000000"
 scale_pairs=${BENCH_SCALE_PAIRS:-$scale_pairs}
-sections=${BENCH_SECTIONS:-throughput instructions scale rate}
+sections=${BENCH_SECTIONS:-throughput instructions scale rate history}
 layouts=${BENCH_SCALE_LAYOUTS:-file dir}
 results=${BENCH_OUT:-$root/target/bench-results.md}
 concurrencies="16 64 256"
@@ -84,7 +84,7 @@ unset AWS_PROFILE AWS_ENDPOINT_URL AWS_ENDPOINT_URL_IOT
 start_sim() {
   local name=$1
   shift
-  "$bin" sim --seed 1 --now "$now" --write-lists "$work/$name" "$@" \
+  "$bin" sim --seed 1 --now "${sim_now:-$now}" --write-lists "$work/$name" "$@" \
     >"$work/$name.out" 2>"$work/$name.err" &
   sim_pid=$!
   for _ in $(seq 600); do
@@ -247,34 +247,90 @@ section_scale() {
 }
 
 rate_rows=""
+# stat_of STATS_JSON FIELD OP: one operation's value of the simulator's stats (0 when absent).
+stat_of() {
+  "$py" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]].get(sys.argv[3], 0))' "$1" "$2" "$3"
+}
+# Rate precision: fleet-audit --rps R against a simulated quota of R/s (its default bucket, a
+# second's worth), R in 10, 50, 200, 1000; and --rps 200 with --burst 1, the old default. The rate
+# is the simulator's: requests received over the span from the first to the last, so start-up and
+# shutdown do not count.
 section_rate() {
-  local quota=50 r s throttled_sim requests
-  start_sim rate --things 200000 --jobs 5 --quota-rps "$quota"
-  for r in 25 50 100; do
-    log "rate: fleet-audit run --rps $r against a quota of $quota/s for ${rate_secs}s"
-    curl -fsS -X POST "$url/_sim/reset" >/dev/null
-    sleep 1.2 # the quota's bucket refills: every row starts from the same state
+  local r burst s st n span
+  for r in 10 50 200 1000 200/1; do
+    burst=${r#*/}
+    [ "$burst" = "$r" ] && burst=
+    r=${r%/*}
+    start_sim rate --things 200000 --jobs 5 --quota-rps "$r"
+    log "rate: fleet-audit run --rps $r${burst:+ --burst $burst} against a quota of $r/s for ${rate_secs}s"
     s="$work/rate-$r.json"
     # Stopped by SIGINT after the interval: the summary is still written (exit 130 expected).
     timed timeout -s INT -k 30 "$rate_secs" "$bin" run --things "$work/rate/things.txt" \
       --jobs "$work/rate/jobs.txt" --out "$work/rate-$r.parquet" --overwrite \
-      --endpoint-url "$url" --region us-east-1 --rps "$r" --quiet --summary-json "$s" \
-      2>"$work/rate-$r.err"
+      --endpoint-url "$url" --region us-east-1 --rps "$r" ${burst:+--burst "$burst"} --quiet \
+      --summary-json "$s" 2>"$work/rate-$r.err"
+    st="$work/stats-$r.json"
+    curl -fsS "$url/_sim/stats" >"$st"
+    stop_sim
     if [ ! -s "$s" ]; then
-      log "fleet-audit --rps $r wrote no summary (exit $rc; a too short BENCH_RATE_SECS stops it before it starts):"
+      log "fleet-audit --rps $r wrote no summary (exit $rc):"
       cat "$work/rate-$r.err" >&2
-      rate_rows+="| $r | $quota | no summary (exit $rc) | | | | | | |"$'\n'
+      rate_rows+="| $r | ${burst:-default} | no summary (exit $rc) | | | | |"$'\n'
       continue
     fi
-    curl -fsS "$url/_sim/stats" >"$work/stats-$r.json"
-    throttled_sim=$(json "$work/stats-$r.json" throttled)
-    requests=$("$py" -c 'import json, sys; print(json.load(open(sys.argv[1]))["operations"]["DescribeJobExecution"])' "$work/stats-$r.json")
-    rate_rows+="| $r | $quota | $(fmt "$(json "$s" elapsed_s)" 1) | $(json "$s" attempts) | $requests "
-    rate_rows+="| $(fmt "$(json "$s" calls_per_s)" 1) "
-    rate_rows+="| $(awk -v a="$(json "$s" attempts)" -v t="$(json "$s" throttled)" -v e="$(json "$s" elapsed_s)" 'BEGIN { printf "%.1f", (a - t) / e }') "
-    rate_rows+="| $(json "$s" throttled) | $throttled_sim |"$'\n'
+    n=$(stat_of "$st" operations DescribeJobExecution)
+    span=$(awk -v a="$(stat_of "$st" first_us DescribeJobExecution)" -v b="$(stat_of "$st" last_us DescribeJobExecution)" 'BEGIN { printf "%.3f", (b - a) / 1e6 }')
+    rate_rows+="| $r | ${burst:-default ($(awk -v r="$r" 'BEGIN { b = int((r + 9) / 10); if (b < 2) b = 2; print b }'))} | $n | $span "
+    rate_rows+="| $(awk -v n="$n" -v s="$span" 'BEGIN { printf "%.2f", (s > 0 ? (n - 1) / s : 0) }') "
+    rate_rows+="| $(awk -v n="$n" -v s="$span" -v r="$r" 'BEGIN { printf "%.1f%%", (s > 0 ? 100 * (n - 1) / s / r : 0) }') "
+    rate_rows+="| $(json "$s" throttled) | $(json "$st" throttled) |"$'\n'
   done
+}
+
+# Audit history: a fleet of about 1,000,000 executions (267,000 things x 5 jobs), 10% active, 1% of
+# executions with an event in the day; a full discovery (--describe active), then the same fleet a
+# day later audited with --baseline. Calls are counted by the simulator; the time each would take at
+# AWS's default quotas is max over the APIs of calls / 10 (each list API and DescribeJobExecution
+# has its own 10/s quota, and fleet-audit calls them side by side). Then the prediction is checked
+# with one quota-limited incremental run of a fleet a tenth the size against a simulated quota of
+# 10/s per API.
+history_rows=""
+history_notes=""
+quota_time() { # stats.json: seconds at 10 calls/s per API, the APIs side by side
+  "$py" -c 'import json, sys; o = json.load(open(sys.argv[1]))["operations"]; print("%.0f" % (max(o.values()) / 10))' "$1"
+}
+history_audit() { # name things now epoch baseline quota rps: one discovery, its row
+  local name=$1 things=$2 t=$3 epoch=$4 baseline=$5 quota=$6 rps=$7 s st
+  sim_now=$t start_sim "h-$name" --things "$things" --jobs 5 ${epoch:+--epoch "$epoch"} \
+    --active-share 0.1 --changed-share 0.01 ${quota:+--quota-rps "$quota"}
+  s="$work/h-$name.json"
+  log "history: $name discovery of $things things x 5 jobs${baseline:+ with --baseline}"
+  timed "$bin" run --discover --jobs "$work/h-$name/jobs.txt" --out "$work/h-$name.out" \
+    --endpoint-url "$url" --region us-east-1 --rps "$rps" --list-rps "$rps" --quiet \
+    --summary-json "$s" ${baseline:+--baseline "$baseline"} 2>"$work/h-$name.err"
+  st="$work/h-$name-stats.json"
+  curl -fsS "$url/_sim/stats" >"$st"
   stop_sim
+  if [ "$rc" != 0 ]; then
+    log "history: $name failed (exit $rc):"
+    cat "$work/h-$name.err" >&2
+    exit 1
+  fi
+  history_rows+="| $name | $(json "$s" pairs) | $(stat_of "$st" operations ListJobExecutionsForJob) "
+  history_rows+="| $(stat_of "$st" operations DescribeJobExecution) | $(json "$s" carried) "
+  history_rows+="| $(quota_time "$st") | $(fmt "$wall" 1) |"$'\n'
+}
+section_history() {
+  local t0=$now t1=$((now + 86400)) things=267000 small=26700 predicted
+  [ "$scale" = small ] && things=26700 small=2670
+  history_audit full "$things" "$t0" "" "" "" 0
+  history_audit incremental "$things" "$t1" "$t0" "$work/h-full.out" "" 0
+  # The prediction at a tenth the size, then the same audit limited to 10/s per API for real.
+  history_audit small-full "$small" "$t0" "" "" "" 0
+  history_audit small-incremental-predicted "$small" "$t1" "$t0" "$work/h-small-full.out" "" 0
+  predicted=$(quota_time "$work/h-small-incremental-predicted-stats.json")
+  history_audit small-incremental-at-10-per-s "$small" "$t1" "$t0" "$work/h-small-full.out" 10 10
+  history_notes="The quota-limited incremental run at a tenth the size took $(fmt "$wall" 0) s against a prediction of $predicted s ($(awk -v w="$wall" -v p="$predicted" 'BEGIN { printf "%.2f", (p > 0 ? w / p : 0) }') x)."
 }
 
 # Instructions per call, counted by valgrind's callgrind: the same count whatever else the machine
@@ -327,7 +383,7 @@ section_instructions() {
 log "sections: $sections (BENCH_SCALE=$scale)"
 for s in $sections; do
   case $s in
-    throughput | scale | rate | instructions)
+    throughput | scale | rate | instructions | history)
       snap_cpu
       b0=$(busy_jiffies) o0=$our_cpu
       "section_$s"
@@ -370,11 +426,21 @@ done
   fi
   if [ -n "$rate_rows" ]; then
     echo
-    echo "Rate accuracy: simulator --quota-rps 50, fleet-audit --concurrency 16 stopped (SIGINT) after ${rate_secs} s"
+    echo "Rate precision: simulator --quota-rps equal to --rps (its default bucket: a second's worth), fleet-audit --concurrency 16 stopped (SIGINT) after ${rate_secs} s; rate = (requests - 1) / (last - first request) at the simulator"
     echo
-    echo "| --rps | quota/s | run s | attempts | requests at simulator | calls/s (attempts) | answered/s (not throttled) | throttled (summary) | throttled (simulator) |"
-    echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    echo "| --rps | --burst | requests | span s | calls/s | of --rps | throttled (summary) | throttled (simulator) |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s' "$rate_rows"
+  fi
+  if [ -n "$history_rows" ]; then
+    echo
+    echo "Audit history: run --discover --describe active, 5 jobs, 10% active, 1% of executions with an event in the day; the incremental audit is the same fleet a day later with --baseline (the full audit). Calls counted by the simulator; at AWS quotas = the busiest API's calls / 10 (each API its own 10/s quota)"
+    echo
+    echo "| audit | executions | list calls | describes | carried | s at AWS quotas | wall s here |"
+    echo "|---|---:|---:|---:|---:|---:|---:|"
+    printf '%s' "$history_rows"
+    echo
+    echo "$history_notes"
   fi
 } | tee "$results"
 log "tables also written to $results"

@@ -245,7 +245,6 @@ async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
         }
     };
     let (quiet, summary_json) = (cfg.quiet, cfg.summary_json.clone());
-    let remote_out = matches!(cfg.layout, Layout::Remote(_));
     // The parsed location, not the flag's text: `file:///abs/dir` is reported on as `/abs/dir`.
     // The parsed location, not the flag's text: `file:///abs/dir` is reported on as `/abs/dir`; an
     // object store's dataset is fetched to report on it.
@@ -253,7 +252,6 @@ async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
         Layout::Remote(r) => std::path::PathBuf::from(&r.url),
         l => l.path().to_path_buf(),
     };
-    let local_dataset = cfg.layout.path().to_path_buf();
     let shutdown = shutdown_on_signals();
     let result = run(cfg, shutdown).await;
     let ran = match &result {
@@ -279,7 +277,7 @@ async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
     }
     if let (Some(path), Some(summary)) = (&a.metrics, &ran) {
         let client = ClientSettings::from(&a.connection);
-        crate::metrics::write_run(path, summary, &local_dataset, remote_out, &client).await?;
+        crate::metrics::write_run(path, summary, &dataset, &client).await?;
     }
     Ok(code)
 }

@@ -250,7 +250,7 @@ pub struct RunArgs {
         long,
         value_name = "PATH|latest",
         requires = "discover",
-        help_heading = "Discovery"
+        help_heading = "History"
     )]
     pub baseline: Option<String>,
     /// Audit only shard K of N (0-based); `N` or `auto/N` reads K from the scheduler.

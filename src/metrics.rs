@@ -61,6 +61,23 @@ pub fn exposition(report: Option<&Report>, run: Option<(&Summary, f64)>) -> Stri
                 );
             }
         }
+        if let Some(ch) = &r.changes {
+            family(
+                &mut out,
+                "fleet_audit_changes",
+                "gauge",
+                "Changes since the baseline audit (new_stuck, recovered, still_stuck, new_timed_out, new_failed), by job.",
+            );
+            for (job, counts) in &ch.jobs {
+                for (change, n) in counts.named() {
+                    let _ = writeln!(
+                        out,
+                        "fleet_audit_changes{{job_id=\"{}\",change=\"{change}\"}} {n}",
+                        label(job)
+                    );
+                }
+            }
+        }
     }
     if let Some((s, now_s)) = run {
         family(
@@ -119,25 +136,29 @@ pub fn exposition(report: Option<&Report>, run: Option<(&Summary, f64)>) -> Stri
     out
 }
 
-/// Writes the metrics of a run (`summary`) and, when it completed, of its dataset at `dataset`
-/// (an object store's URL when `remote`, read with `client`'s configuration).
+/// Writes the metrics of a run (`summary`) and, when it completed, of its dataset at `dataset` (a
+/// path, or an object store's URL read with `client`'s configuration), with the changes since the
+/// run's baseline when it had one.
 pub async fn write_run(
     path: &Path,
     summary: &Summary,
     dataset: &Path,
-    remote: bool,
     client: &crate::client::ClientSettings,
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     let thresholds = crate::report::Thresholds::default();
     let report = if !summary.complete {
         None
-    } else if remote {
-        crate::report::report_url(&dataset.to_string_lossy(), client, &thresholds)
-            .await
-            .ok()
     } else {
-        crate::report::report_path(dataset, &thresholds).ok()
+        crate::report::report_since(
+            dataset,
+            summary.baseline.as_deref(),
+            client,
+            &thresholds,
+            false,
+        )
+        .await
+        .ok()
     };
     let now_s = crate::time::now_ms() as f64 / 1000.0;
     write_atomically(path, &exposition(report.as_ref(), Some((summary, now_s))))

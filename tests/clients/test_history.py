@@ -4,6 +4,7 @@ apart (the second audited incrementally, `run --discover --baseline`)."""
 import json
 import subprocess
 import time
+import urllib.request
 
 import duckdb
 import pytest
@@ -99,6 +100,44 @@ def test_report_changes_match_duckdb(fa, two_days):
     assert got_tr == want_tr
     assert any(f == "QUEUED" and t == "IN_PROGRESS" for f, t in got_tr)
     assert any(f is None for f, _ in got_tr), "new executions appear as (null -> status)"
+
+
+def test_the_plan_names_the_baseline_and_a_bad_one_is_exit_2(fa, aws_env, two_days, tmp_path):
+    base, _ = two_days
+    s = Sim("--things", "3000", "--jobs", "4", "--seed", "21", "--write-lists", str(tmp_path))
+    try:
+        run = [fa, "run", "--discover", "--jobs", str(tmp_path / "jobs.txt"), "--out", str(tmp_path / "o"),
+               "--endpoint-url", s.url, "--rps", "0", "--list-rps", "0"]
+        r = subprocess.run([*run, "--baseline", str(base), "--dry-run"], env=aws_env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert f"baseline: {base} (" in r.stderr and "of the describes saved" in r.stderr, r.stderr
+        r = subprocess.run([*run, "--baseline", str(tmp_path / "nowhere")], env=aws_env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2, r.stderr
+        assert f"baseline {tmp_path / 'nowhere'}: cannot be read" in r.stderr
+        with urllib.request.urlopen(f"{s.url}/_sim/stats") as resp:
+            stats = json.load(resp)
+        assert stats["operations"]["DescribeJobExecution"] == 0
+        assert stats["operations"]["ListJobExecutionsForJob"] == 0
+    finally:
+        s.stop()
+
+
+def test_change_metrics_equal_the_report(fa, two_days, tmp_path):
+    from prometheus_client.parser import text_string_to_metric_families
+    base, cur = two_days
+    prom = tmp_path / "fleet_audit.prom"
+    r = subprocess.run([fa, "report", str(cur), "--baseline", str(base), "--json", "--metrics", str(prom)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    changes = json.loads(r.stdout)["changes"]
+    families = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
+    got = {(s.labels["job_id"], s.labels["change"]): s.value for s in families["fleet_audit_changes"].samples}
+    want = {(j["job_id"], k): float(j[k]) for j in changes["jobs"]
+            for k in ["new_stuck", "recovered", "still_stuck", "new_timed_out", "new_failed"]}
+    assert got == want
+    assert families["fleet_audit_changes"].type == "gauge"
 
 
 def test_fail_on_new_conditions_and_the_html_section(fa, two_days, tmp_path):
