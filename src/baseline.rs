@@ -99,16 +99,17 @@ impl BaselineSpec {
 }
 
 /// Reads the baseline a run names, before any IoT call: fetched from an object store (with the run's
-/// AWS settings), or read locally; `latest` is resolved under the run's own output.
+/// AWS settings), or read locally; `latest` is resolved under the run's own output, and is `None`
+/// while that output holds no complete audit yet (a schedule's first run is a full audit).
 pub async fn open(
     spec: &BaselineSpec,
     layout: &crate::dataset::Layout,
     dated: bool,
     client: &crate::client::ClientSettings,
-) -> Result<Baseline, BaselineError> {
+) -> Result<Option<Baseline>, BaselineError> {
     match spec {
-        BaselineSpec::Path(p) => Baseline::load(p, &p.display().to_string()),
-        BaselineSpec::Url(url) => fetch(url, client).await,
+        BaselineSpec::Path(p) => Baseline::load(p, &p.display().to_string()).map(Some),
+        BaselineSpec::Url(url) => fetch(url, client).await.map(Some),
         BaselineSpec::Latest => latest(layout, dated, client).await,
     }
 }
@@ -132,7 +133,7 @@ async fn latest(
     layout: &crate::dataset::Layout,
     dated: bool,
     client: &crate::client::ClientSettings,
-) -> Result<Baseline, BaselineError> {
+) -> Result<Option<Baseline>, BaselineError> {
     use crate::dataset::{Layout, Manifest, OutputDir};
     let name = format!("latest (under {})", layout.path().display());
     let invalid = |reason: String| BaselineError::Invalid {
@@ -155,9 +156,7 @@ async fn latest(
         _ => None,
     };
     let Some(m) = manifest.filter(|m| m.complete || !m.earlier.is_empty()) else {
-        return Err(invalid(
-            "holds no complete audit yet: run the first audit without --baseline".into(),
-        ));
+        return Ok(None);
     };
     let mut b = match layout {
         Layout::Remote(r) => fetch(&r.url, client).await?,
@@ -177,7 +176,7 @@ async fn latest(
             l => l.path().join(format!("date={d}")),
         };
     }
-    Ok(b)
+    Ok(Some(b))
 }
 
 /// Where a baseline's row is.

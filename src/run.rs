@@ -101,7 +101,13 @@ async fn open_baseline(
     let dated = cfg
         .partition_by
         .contains(&crate::dataset::PartitionKey::Date);
-    let baseline = crate::baseline::open(b, &cfg.layout, dated, &cfg.client).await?;
+    let Some(baseline) = crate::baseline::open(b, &cfg.layout, dated, &cfg.client).await? else {
+        eprintln!(
+            "fleet-audit: note: --baseline latest: {} holds no complete audit yet, so this one describes what it needs without a baseline",
+            cfg.layout.path().display()
+        );
+        return Ok(None);
+    };
     baseline.check_origin(origin)?;
     Ok(Some(Arc::new(baseline)))
 }
