@@ -172,7 +172,8 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
         .filter(|f| !listed.contains(*f))
         .map(|f| relative_name(path, f))
         .collect();
-    if files.is_empty() {
+    // A complete audit of nothing (a shard with no jobs) is a dataset of no rows, not a missing one.
+    if files.is_empty() && !(m.complete && m.parts.is_empty() && note.is_none()) {
         return Err(DatasetError::Empty(path.to_path_buf()));
     }
     Ok(DataFiles {
@@ -528,7 +529,10 @@ pub async fn fetch_remote(
         }
         None => (parts, Vec::new()),
     };
-    if files.is_empty() {
+    let empty_audit = manifest
+        .as_ref()
+        .is_some_and(|m| m.complete && m.parts.is_empty());
+    if files.is_empty() && !empty_audit {
         return Err(DatasetError::Empty(PathBuf::from(url)));
     }
     let local = tempfile::Builder::new()
@@ -554,8 +558,18 @@ pub async fn fetch_remote(
         }
         std::fs::write(&path, &bytes).map_err(io)?;
     }
-    if let (true, Some(m)) = (every_audit, &manifest) {
+    let kept = match &manifest {
         // Every file it lists is here: the local readers see the audits as they are.
+        Some(m) if every_audit => Some(m.clone()),
+        // A complete audit of no rows: its manifest says so (the earlier audits are not here).
+        Some(m) if empty_audit => {
+            let mut m = m.clone();
+            m.earlier.clear();
+            Some(m)
+        }
+        _ => None,
+    };
+    if let Some(m) = kept {
         let path = local.path().join(super::MANIFEST);
         std::fs::write(&path, m.to_json()).map_err(|source| DatasetError::Io { path, source })?;
     }

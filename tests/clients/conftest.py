@@ -67,3 +67,20 @@ def fa():
 @pytest.fixture(scope="session")
 def aws_cli():
     return str(ROOT / ".venv" / "bin" / "aws")
+
+
+def as_if_yesterday(out):
+    """Makes the audit in the dated output `out` the one a run of the day before left: its date folder
+    and its manifest say the day before. Returns (yesterday, today)."""
+    import datetime
+    import json
+    m = json.loads((out / "_manifest.json").read_text())
+    today = m["date"]
+    yesterday = (datetime.date.fromisoformat(today) - datetime.timedelta(days=1)).isoformat()
+    if (out / f"date={today}").exists():
+        (out / f"date={today}").rename(out / f"date={yesterday}")
+    for p in m["parts"]:
+        p["file"] = p["file"].replace(f"date={today}/", f"date={yesterday}/")
+    m["date"] = yesterday
+    (out / "_manifest.json").write_text(json.dumps(m))
+    return yesterday, today

@@ -19,8 +19,16 @@ DEPLOY = ROOT / "deploy"
 
 @pytest.fixture(scope="module")
 def k8s():
-    docs = [d for d in yaml.safe_load_all((DEPLOY / "k8s" / "indexed-job.yaml").read_text()) if d]
-    return {d["kind"]: d for d in docs}
+    docs = [d for f in ("base.yaml", "indexed-job.yaml", "cronjob.yaml")
+            for d in yaml.safe_load_all((DEPLOY / "k8s" / f).read_text()) if d]
+    kinds = {d["kind"]: d for d in docs}
+    assert len(kinds) == len(docs), "one object of each kind"
+    return kinds
+
+
+@pytest.fixture(scope="module")
+def schedule():
+    return json.loads((DEPLOY / "aws" / "schedule.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +211,123 @@ def test_every_index_of_the_shell_line_covers_the_input_once(scheduler, k8s, bat
     ).fetchall()
     assert sorted((t, j) for t, j, _ in pairs) == sorted((t, j) for t in things for j in jobs)
     assert all(c == 1 for _, _, c in pairs), "no pair twice"
+
+
+def cron_container(k8s):
+    (c,) = k8s["CronJob"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    return c
+
+
+def test_the_cronjob_is_the_indexed_job_once_a_day(k8s):
+    cron = k8s["CronJob"]["spec"]
+    assert cron["concurrencyPolicy"] == "Forbid"
+    assert cron["startingDeadlineSeconds"] > 0
+    assert len(cron["schedule"].split()) == 5
+    job = cron["jobTemplate"]["spec"]
+    one_off = k8s["Job"]["spec"]
+    for key in ("completionMode", "completions", "parallelism", "backoffLimitPerIndex",
+                "podReplacementPolicy", "podFailurePolicy"):
+        assert job[key] == one_off[key], key
+    c = cron_container(k8s)
+    assert job["completions"] == int(env_of(c["env"])["SHARDS"])
+    pod, one_pod = job["template"]["spec"], one_off["template"]["spec"]
+    assert pod["serviceAccountName"] == one_pod["serviceAccountName"]
+    assert pod["volumes"] == one_pod["volumes"]
+    assert c["image"] == container(k8s["Job"])["image"]
+    script = c["args"][0]
+    for flag in ("--discover", "--partition-by date", "--baseline latest", "--resume", "--metrics"):
+        assert flag in script, flag
+    assert re.search(r"^\s*exec fleet-audit run", script, flags=re.M)
+
+
+def model_case(value, shape):
+    """`value` with its keys in the casing of `shape`'s members (EventBridge Scheduler's universal
+    targets take PascalCase; Batch's own API is camelCase); an unknown key stays as it is, so the
+    validator names it."""
+    if shape.type_name == "structure" and isinstance(value, dict):
+        members = {k.lower(): k for k in shape.members}
+        out = {}
+        for k, v in value.items():
+            name = members.get(k.lower(), k)
+            out[name] = model_case(v, shape.members[name]) if name in shape.members else v
+        return out
+    if shape.type_name == "list" and isinstance(value, list):
+        return [model_case(v, shape.member) for v in value]
+    return value
+
+
+def test_the_schedule_is_a_create_schedule_request_that_submits_the_batch_job(schedule, batch):
+    import botocore.session
+    from botocore.validate import ParamValidator
+    session = botocore.session.get_session()
+    create = session.get_service_model("scheduler").operation_model("CreateSchedule")
+    report = ParamValidator().validate(schedule, create.input_shape)
+    assert not report.has_errors(), report.generate_report()
+    assert schedule["ScheduleExpression"].startswith("cron(")
+    target = schedule["Target"]
+    assert target["Arn"] == "arn:aws:scheduler:::aws-sdk:batch:submitJob"
+    submit = json.loads(target["Input"])
+    shape = session.get_service_model("batch").operation_model("SubmitJob").input_shape
+    report = ParamValidator().validate(model_case(submit, shape), shape)
+    assert not report.has_errors(), report.generate_report()
+    assert submit["JobDefinition"] == batch["jobDefinitionName"]
+    assert submit["ArrayProperties"]["Size"] == int(env_of(batch["containerProperties"]["environment"])["SHARDS"])
+    (script,) = submit["ContainerOverrides"]["Command"]
+    for flag in ("--discover", "--partition-by date", "--baseline latest", "--resume", "--metrics"):
+        assert flag in script, flag
+
+
+@pytest.mark.parametrize("scheduler", ["cronjob", "schedule"])
+def test_the_daily_line_runs_two_consecutive_dates(scheduler, k8s, schedule, batch, fa, aws_env, tmp_path):
+    """The scheduled command of every index, on a simulated fleet and the same fleet a day later: two
+    date partitions per shard, the second audited with the first as its baseline."""
+    import time
+    from conftest import Sim, as_if_yesterday
+    if scheduler == "cronjob":
+        c = cron_container(k8s)
+        script, env, var = c["args"][0], env_of(c["env"]), "JOB_COMPLETION_INDEX"
+    else:
+        (script,) = json.loads(schedule["Target"]["Input"])["ContainerOverrides"]["Command"]
+        env, var = env_of(batch["containerProperties"]["environment"]), "AWS_BATCH_JOB_ARRAY_INDEX"
+    (tmp_path / "input").mkdir()
+    for name, body in k8s["ConfigMap"]["data"].items():
+        (tmp_path / "input" / name).write_text(body)
+    jobs = k8s["ConfigMap"]["data"]["jobs.txt"].split()
+    n = int(env["SHARDS"])
+    now = int(time.time())
+    fleet = ["--things", "1000", "--jobs", str(len(jobs)), "--seed", "23", "--active-share", "0.3",
+             "--changed-share", "0.1"]
+    carried = 0
+    for day, extra in enumerate([[], ["--epoch", str(now - 86_400)]]):
+        s = Sim(*fleet, *extra, now=str(now - 86_400 + day * 86_400))
+        try:
+            # The rate is not what is tested here: no limit, so a thousand executions take seconds.
+            full_env = dict(aws_env, **env, AWS_ENDPOINT_URL=s.url)
+            full_env["RPS_PER_SHARD"] = "0"
+            for k in range(n):
+                r = run_shard_script(script, var, k, full_env, tmp_path, fa)
+                assert r.returncode == 0, r.stderr
+                summary = json.loads((tmp_path / "output" / "_summaries" / f"daily-shard-{k}.json").read_text())
+                assert summary["complete"]
+                assert (tmp_path / "output" / "_metrics" / f"fleet_audit_shard_{k}.prom").exists()
+                if day == 1:
+                    carried += summary["carried"]
+                    assert summary.get("baseline", "").endswith(f"shard-{k}/date={yesterday}")
+        finally:
+            s.stop()
+        if day == 0:
+            for k in range(n):
+                yesterday, today = as_if_yesterday(tmp_path / "output" / "daily" / f"shard-{k}")
+    assert carried > 0, "the second day carries the executions unchanged since the first"
+    con = duckdb.connect()
+    per_date = con.execute(
+        "SELECT CAST(date AS VARCHAR), count(*), count(DISTINCT job_id) FROM read_parquet($glob, hive_partitioning = true) GROUP BY ALL ORDER BY 1",
+        {"glob": f"{tmp_path}/output/daily/**/*.parquet"},
+    ).fetchall()
+    assert [d for d, _, _ in per_date] == [yesterday, today]
+    assert all(j == len(jobs) for _, _, j in per_date), "every job, each date"
+    sources = dict(con.execute(
+        "SELECT source, count(*) FROM read_parquet($glob, hive_partitioning = true) WHERE date = $d GROUP BY ALL",
+        {"glob": f"{tmp_path}/output/daily/**/*.parquet", "d": today},
+    ).fetchall())
+    assert sources.get("carried") == carried

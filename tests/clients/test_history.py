@@ -9,7 +9,7 @@ import urllib.request
 import duckdb
 import pytest
 
-from conftest import Sim
+from conftest import Sim, as_if_yesterday
 
 DAY = 86_400
 QUEUED_AFTER_MS = 24 * 3_600_000
@@ -157,20 +157,6 @@ def test_fail_on_new_conditions_and_the_html_section(fa, two_days, tmp_path):
     r = subprocess.run([fa, "report", str(cur), "--fail-on", "new-stuck"], capture_output=True, text=True)
     assert r.returncode == 2
     assert "give --baseline" in r.stderr
-
-
-def as_if_yesterday(out):
-    """Makes the audit in the dated output `out` the one a run of the day before left."""
-    import datetime
-    m = json.loads((out / "_manifest.json").read_text())
-    today = m["date"]
-    yesterday = (datetime.date.fromisoformat(today) - datetime.timedelta(days=1)).isoformat()
-    (out / f"date={today}").rename(out / f"date={yesterday}")
-    for p in m["parts"]:
-        p["file"] = p["file"].replace(f"date={today}/", f"date={yesterday}/")
-    m["date"] = yesterday
-    (out / "_manifest.json").write_text(json.dumps(m))
-    return yesterday, today
 
 
 def test_the_daily_command_pair_and_the_trend(fa, aws_env, tmp_path):
