@@ -305,7 +305,7 @@ history_audit() { # name things now epoch baseline quota rps: one discovery, its
     --active-share 0.1 --changed-share 0.01 ${quota:+--quota-rps "$quota"}
   s="$work/h-$name.json"
   log "history: $name discovery of $things things x 5 jobs${baseline:+ with --baseline}"
-  timed "$bin" run --discover --jobs "$work/h-$name/jobs.txt" --out "$work/h-$name.out" \
+  timed "$bin" run --discover --jobs "$work/h-$name/jobs.txt" --out "$work/h-$name.audit" \
     --endpoint-url "$url" --region us-east-1 --rps "$rps" --list-rps "$rps" --quiet \
     --summary-json "$s" ${baseline:+--baseline "$baseline"} 2>"$work/h-$name.err"
   st="$work/h-$name-stats.json"
@@ -324,12 +324,12 @@ section_history() {
   local t0=$now t1=$((now + 86400)) things=267000 small=26700 predicted
   [ "$scale" = small ] && things=26700 small=2670
   history_audit full "$things" "$t0" "" "" "" 0
-  history_audit incremental "$things" "$t1" "$t0" "$work/h-full.out" "" 0
+  history_audit incremental "$things" "$t1" "$t0" "$work/h-full.audit" "" 0
   # The prediction at a tenth the size, then the same audit limited to 10/s per API for real.
   history_audit small-full "$small" "$t0" "" "" "" 0
-  history_audit small-incremental-predicted "$small" "$t1" "$t0" "$work/h-small-full.out" "" 0
+  history_audit small-incremental-predicted "$small" "$t1" "$t0" "$work/h-small-full.audit" "" 0
   predicted=$(quota_time "$work/h-small-incremental-predicted-stats.json")
-  history_audit small-incremental-at-10-per-s "$small" "$t1" "$t0" "$work/h-small-full.out" 10 10
+  history_audit small-incremental-at-10-per-s "$small" "$t1" "$t0" "$work/h-small-full.audit" 10 10
   history_notes="The quota-limited incremental run at a tenth the size took $(fmt "$wall" 0) s against a prediction of $predicted s ($(awk -v w="$wall" -v p="$predicted" 'BEGIN { printf "%.2f", (p > 0 ? w / p : 0) }') x)."
 }
 

@@ -275,9 +275,28 @@ async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("cannot report on {}", dataset.display()))?;
         print_report_of(&report, &thresholds)?;
     }
-    if let (Some(path), Some(summary)) = (&a.metrics, &ran) {
+    if let (true, Some(summary)) = (a.metrics.is_some() || a.metrics_push.is_some(), &ran) {
         let client = ClientSettings::from(&a.connection);
-        crate::metrics::write_run(path, summary, &dataset, &client).await?;
+        let text = crate::metrics::of_run(summary, &dataset, &client).await;
+        if let Some(path) = &a.metrics {
+            crate::metrics::write_atomically(path, &text)
+                .with_context(|| format!("cannot write the metrics {}", path.display()))?;
+        }
+        if let Some(url) = &a.metrics_push {
+            // Grouped by target: the run's accounts and regions, and its output.
+            let target = if summary.targets.is_empty() {
+                a.connection
+                    .region
+                    .clone()
+                    .or_else(|| std::env::var("AWS_REGION").ok())
+                    .unwrap_or_else(|| "default".into())
+            } else {
+                let labels: Vec<&str> = summary.targets.iter().map(|t| t.target.as_str()).collect();
+                labels.join("+")
+            };
+            let out = dataset.to_string_lossy();
+            crate::metrics::push_or_warn(url, &[("target", &target), ("out", &out)], &text).await;
+        }
     }
     Ok(code)
 }
@@ -589,9 +608,16 @@ async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<i32> {
         }
     };
     warn_ignored(&report);
-    if let Some(p) = &a.metrics {
-        crate::metrics::write_atomically(p, &crate::metrics::exposition(Some(&report), None))
-            .with_context(|| format!("cannot write the metrics {}", p.display()))?;
+    if a.metrics.is_some() || a.metrics_push.is_some() {
+        let text = crate::metrics::exposition(Some(&report), None);
+        if let Some(p) = &a.metrics {
+            crate::metrics::write_atomically(p, &text)
+                .with_context(|| format!("cannot write the metrics {}", p.display()))?;
+        }
+        if let Some(url) = &a.metrics_push {
+            let out = report.dataset.to_string_lossy();
+            crate::metrics::push_or_warn(url, &[("out", &out)], &text).await;
+        }
     }
     if let Some(p) = &cfg.html {
         std::fs::write(p, report.render_html())

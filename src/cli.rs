@@ -274,6 +274,11 @@ pub struct RunArgs {
     /// Written atomically, for node-exporter's textfile collector.
     #[arg(long, value_name = "FILE", help_heading = "Display")]
     pub metrics: Option<PathBuf>,
+    /// Also push the metrics to this Prometheus Pushgateway (job fleet-audit, grouped by target).
+    ///
+    /// A Pushgateway that cannot be reached is a warning, never a failed audit.
+    #[arg(long, value_name = "URL", help_heading = "Display")]
+    pub metrics_push: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -471,6 +476,10 @@ pub struct ReportArgs {
     /// Also write the dataset's metrics to this file (Prometheus text format, written atomically).
     #[arg(long, value_name = "FILE")]
     pub metrics: Option<PathBuf>,
+    /// Also push the dataset's metrics to this Prometheus Pushgateway (job fleet-audit, grouped by
+    /// dataset); one that cannot be reached is a warning.
+    #[arg(long, value_name = "URL")]
+    pub metrics_push: Option<String>,
     /// A previous audit to compare with: what became stuck, recovered, timed out or failed since.
     ///
     /// A dataset this tool wrote (a file, a directory, an s3:// prefix).

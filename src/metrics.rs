@@ -136,16 +136,14 @@ pub fn exposition(report: Option<&Report>, run: Option<(&Summary, f64)>) -> Stri
     out
 }
 
-/// Writes the metrics of a run (`summary`) and, when it completed, of its dataset at `dataset` (a
-/// path, or an object store's URL read with `client`'s configuration), with the changes since the
-/// run's baseline when it had one.
-pub async fn write_run(
-    path: &Path,
+/// The metrics of a run (`summary`) and, when it completed, of its dataset at `dataset` (a path, or
+/// an object store's URL read with `client`'s configuration), with the changes since the run's
+/// baseline when it had one.
+pub async fn of_run(
     summary: &Summary,
     dataset: &Path,
     client: &crate::client::ClientSettings,
-) -> anyhow::Result<()> {
-    use anyhow::Context;
+) -> String {
     let thresholds = crate::report::Thresholds::default();
     let report = if !summary.complete {
         None
@@ -161,8 +159,69 @@ pub async fn write_run(
         .ok()
     };
     let now_s = crate::time::now_ms() as f64 / 1000.0;
-    write_atomically(path, &exposition(report.as_ref(), Some((summary, now_s))))
-        .with_context(|| format!("cannot write the metrics {}", path.display()))
+    exposition(report.as_ref(), Some((summary, now_s)))
+}
+
+/// Why a push to a Pushgateway failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("{url} is not an http:// or https:// URL")]
+    Url { url: String },
+    #[error("cannot push the metrics to {url}: {reason}")]
+    Failed { url: String, reason: String },
+}
+
+/// The Pushgateway URL of job `fleet-audit` and a grouping: `…/metrics/job/fleet-audit/KEY@base64/…`
+/// (each value base64url-encoded, as the Pushgateway reads it, so a path or an ARN needs no escaping).
+pub fn push_url(base: &str, grouping: &[(&str, &str)]) -> Result<String, PushError> {
+    use base64::Engine as _;
+    if !(base.starts_with("http://") || base.starts_with("https://")) {
+        return Err(PushError::Url {
+            url: base.to_string(),
+        });
+    }
+    let mut url = format!("{}/metrics/job/fleet-audit", base.trim_end_matches('/'));
+    for (k, v) in grouping {
+        // An empty value is `=` in base64, which the Pushgateway reads as empty.
+        let enc = base64::engine::general_purpose::URL_SAFE.encode(v.as_bytes());
+        let enc = if enc.is_empty() { "=".to_string() } else { enc };
+        url.push_str(&format!("/{k}@base64/{enc}"));
+    }
+    Ok(url)
+}
+
+/// Pushes `text` to the Pushgateway at `base`, replacing the group's metrics (HTTP PUT).
+pub async fn push(base: &str, grouping: &[(&str, &str)], text: &str) -> Result<(), PushError> {
+    let url = push_url(base, grouping)?;
+    let failed = |reason: String| PushError::Failed {
+        url: base.to_string(),
+        reason,
+    };
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| failed(e.to_string()))?;
+    let answer = client
+        .put(&url)
+        .header("Content-Type", "text/plain; version=0.0.4")
+        .body(text.to_string())
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    let status = answer.status();
+    if !status.is_success() {
+        let body = answer.text().await.unwrap_or_default();
+        return Err(failed(format!("HTTP {status}: {}", body.trim())));
+    }
+    Ok(())
+}
+
+/// Pushes, and turns a failure into a warning on stderr: metrics never fail an audit.
+pub async fn push_or_warn(base: &str, grouping: &[(&str, &str)], text: &str) {
+    if let Err(e) = push(base, grouping, text).await {
+        tracing::warn!("{e}");
+        eprintln!("fleet-audit: warning: {e}");
+    }
 }
 
 /// Writes `text` to `path` atomically: a hidden temporary beside it, synced, then renamed.
@@ -184,6 +243,23 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_urls_group_by_base64_values() {
+        assert_eq!(
+            push_url(
+                "http://pg:9091/",
+                &[("target", "us-east-1"), ("out", "/a b")]
+            )
+            .unwrap(),
+            "http://pg:9091/metrics/job/fleet-audit/target@base64/dXMtZWFzdC0x/out@base64/L2EgYg=="
+        );
+        assert_eq!(
+            push_url("http://pg:9091", &[("target", "")]).unwrap(),
+            "http://pg:9091/metrics/job/fleet-audit/target@base64/="
+        );
+        assert!(push_url("pg:9091", &[]).is_err());
+    }
 
     #[test]
     fn labels_are_escaped_and_families_typed() {

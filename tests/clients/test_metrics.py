@@ -3,6 +3,8 @@
 import json
 import subprocess
 
+import pytest
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import Sim
@@ -57,3 +59,99 @@ def test_run_and_report_metrics_equal_the_report_and_the_summary(aws_env, fa, tm
     assert samples(run_f["fleet_audit_throttled"])[()] == sm["throttled"]
     assert abs(samples(run_f["fleet_audit_run_duration_seconds"])[()] - sm["elapsed_s"]) < 1e-6
     assert samples(run_f["fleet_audit_last_success_timestamp_seconds"])[()] > 1.7e9
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def pushgateway(tmp_path):
+    """Debian's prometheus-pushgateway (installed by .ci/run) on a free loopback port."""
+    import shutil
+    import time
+    import urllib.request
+    exe = shutil.which("prometheus-pushgateway")
+    assert exe, "prometheus-pushgateway is not installed (apt-get install prometheus-pushgateway)"
+    port = free_port()
+    p = subprocess.Popen([exe, f"--web.listen-address=127.0.0.1:{port}",
+                          f"--persistence.file={tmp_path / 'pg.db'}"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(f"{url}/-/ready", timeout=1)
+            break
+        except OSError:
+            if p.poll() is not None:
+                raise RuntimeError(p.stderr.read().decode())
+            time.sleep(0.1)
+    yield url
+    p.terminate()
+    p.wait(timeout=10)
+
+
+def pushed(url):
+    """The groups the Pushgateway holds, read back from its API: [(labels, {metric: [(labels, value)]})]."""
+    import urllib.request
+    with urllib.request.urlopen(f"{url}/api/v1/metrics") as r:
+        data = json.load(r)["data"]
+    groups = []
+    for g in data:
+        metrics = {}
+        for name, fam in g.items():
+            if isinstance(fam, dict) and "metrics" in fam:
+                metrics[name] = [(m.get("labels", {}), float(m["value"])) for m in fam["metrics"] if "value" in m]
+        groups.append((g["labels"], metrics))
+    return groups
+
+
+def test_a_push_lands_in_the_pushgateway_grouped_by_target(aws_env, fa, tmp_path, pushgateway):
+    lists = tmp_path / "lists"
+    s = Sim("--things", "200", "--jobs", "2", "--seed", "6", "--write-lists", str(lists))
+    try:
+        out, summary = tmp_path / "audit", tmp_path / "summary.json"
+        r = subprocess.run([fa, "run", "--things", str(lists / "things.txt"), "--jobs", str(lists / "jobs.txt"),
+                            "--out", str(out), "--endpoint-url", s.url, "--rps", "0", "--quiet",
+                            "--region", "eu-west-1", "--summary-json", str(summary),
+                            "--metrics-push", pushgateway],
+                           env=aws_env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        assert "warning" not in r.stderr, r.stderr
+    finally:
+        s.stop()
+    done = json.loads(summary.read_text())
+    (labels, metrics), = pushed(pushgateway)
+    assert labels == {"job": "fleet-audit", "target": "eu-west-1", "out": str(out)}
+    pairs = {m["outcome"]: v for m, v in metrics["fleet_audit_pairs_total"]}
+    assert pairs == {"ok": done["ok"], "not_found": done["not_found"], "error": done["errors"]}
+    assert metrics["fleet_audit_run_duration_seconds"][0][1] == pytest.approx(done["elapsed_s"])
+    # The report of the same dataset pushes its own group, which equals its JSON.
+    rep = subprocess.run([fa, "report", str(out), "--json", "--metrics-push", pushgateway],
+                         capture_output=True, text=True)
+    assert rep.returncode == 0, rep.stderr
+    doc = json.loads(rep.stdout)
+    groups = {tuple(sorted(l.items())): m for l, m in pushed(pushgateway)}
+    report_group = groups[(("job", "fleet-audit"), ("out", str(out)))]
+    executions = {(m["job_id"], m["status"]): v for m, v in report_group["fleet_audit_executions"] if v > 0}
+    assert executions == {(j["job_id"], s): float(n) for j in doc["jobs"] for s, n in j["by_status"].items()
+                          if n > 0}
+    assert executions
+
+
+def test_a_dead_pushgateway_is_a_warning_and_the_audit_succeeds(aws_env, fa, tmp_path):
+    lists = tmp_path / "lists"
+    s = Sim("--things", "50", "--jobs", "2", "--seed", "6", "--write-lists", str(lists))
+    try:
+        r = subprocess.run([fa, "run", "--things", str(lists / "things.txt"), "--jobs", str(lists / "jobs.txt"),
+                            "--out", str(tmp_path / "audit"), "--endpoint-url", s.url, "--rps", "0", "--quiet",
+                            "--metrics-push", f"http://127.0.0.1:{free_port()}"],
+                           env=aws_env, capture_output=True, text=True, timeout=120)
+    finally:
+        s.stop()
+    assert r.returncode == 0, r.stderr
+    assert "warning: cannot push the metrics to http://127.0.0.1:" in r.stderr
+    assert (tmp_path / "audit" / "_manifest.json").exists()
