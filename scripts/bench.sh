@@ -43,12 +43,12 @@ log() { echo "bench: $*" >&2; }
 if [ ! -x /usr/bin/time ]; then
   apt-get update -qq && apt-get install -y -qq time >/dev/null
 fi
-log "building (release)"
-cargo build --release --locked --bins --examples
+log "building (the profiling profile: release, with line tables and symbols)"
+cargo build --profile profiling --locked --bins --examples
 scripts/venv.sh
-bin=$root/target/release/fleet-audit
-sdk_loop=$root/target/release/examples/sdk_loop
-sdk_loop_jemalloc=$root/target/release/examples/sdk_loop_jemalloc
+bin=$root/target/profiling/fleet-audit
+sdk_loop=$root/target/profiling/examples/sdk_loop
+sdk_loop_jemalloc=$root/target/profiling/examples/sdk_loop_jemalloc
 py=$root/.venv/bin/python
 
 wait_idle=${BENCH_WAIT_IDLE:-0}
@@ -360,7 +360,7 @@ section_instructions() {
             --out "$work/ir.parquet" --overwrite --endpoint-url "$url" --region us-east-1 \
             --rps 0 --concurrency 16 --quiet) ;;
         *)
-          ir=$(callgrind_ir "$root/target/release/examples/$tool" --endpoint-url "$url" \
+          ir=$(callgrind_ir "$root/target/profiling/examples/$tool" --endpoint-url "$url" \
             --concurrency 16 --calls "$n" --things 6000 --jobs 5) ;;
       esac
       if [ -z "$ir" ]; then
