@@ -222,6 +222,11 @@ async fn a_bad_baseline_stops_the_run_before_any_call() {
         &other_region,
         &with_column(&base, "region", Some("eu-west-1")),
     );
+    let other_account = dir.join("account.parquet");
+    write_parquet(
+        &other_account,
+        &with_column(&base, "account_id", Some("999999999999")),
+    );
     let foreign = dir.join("foreign.parquet");
     let x: ArrayRef = Arc::new(StringArray::from(vec!["a"]));
     write_parquet(&foreign, &[RecordBatch::try_from_iter([("x", x)]).unwrap()]);
@@ -234,10 +239,11 @@ async fn a_bad_baseline_stops_the_run_before_any_call() {
         &with_column(&base, "run_id", Some("1700000000-abcdef")),
     );
 
-    let cases: [(&Path, &str); 5] = [
+    let cases: [(&Path, &str); 6] = [
         (&dir.join("missing"), "cannot be read"),
         (&v1, "schema version 1"),
         (&other_region, "region eu-west-1"),
+        (&other_account, "account 999999999999"),
         (
             &foreign,
             "not a fleet-audit dataset: it lacks the carried_from column",
