@@ -162,12 +162,9 @@ async fn latest(
         Layout::Remote(r) => fetch(&r.url, client).await?,
         l => Baseline::load(l.path(), &name)?,
     };
-    let date = match (m.complete, m.date.as_deref(), m.earlier.last()) {
-        (true, date, _) => date,
-        (false, _, Some(e)) => e.date.as_deref(),
-        _ => None,
-    };
-    if let Some(d) = date {
+    // The audit the readers read: the same choice `data_files` made for `Baseline::load`.
+    let (audits, chosen, _) = crate::dataset::read::audits_of(&m, |f| PathBuf::from(f));
+    if let Some(d) = audits[chosen].date.as_deref() {
         b.name = format!("{name}: the audit of {d}");
         b.location = match layout {
             Layout::Remote(r) => {
