@@ -18,6 +18,8 @@
 #        BENCH_SECTIONS="throughput instructions scale rate history"   which sections to run
 #        BENCH_OUT=target/bench-results.md        where the tables are also written
 #        BENCH_WAIT_IDLE=600         first wait up to this many seconds for no rustc to be running
+#        CARGO_TARGET_DIR, CARGO_PROFILE_PROFILING_*   build elsewhere / with other settings, e.g. to
+#                                    compare LTO: CARGO_TARGET_DIR=target-lto CARGO_PROFILE_PROFILING_LTO=fat
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -46,9 +48,10 @@ fi
 log "building (the profiling profile: release, with line tables and symbols)"
 cargo build --profile profiling --locked --bins --examples
 scripts/venv.sh
-bin=$root/target/profiling/fleet-audit
-sdk_loop=$root/target/profiling/examples/sdk_loop
-sdk_loop_jemalloc=$root/target/profiling/examples/sdk_loop_jemalloc
+built=$(realpath -m "${CARGO_TARGET_DIR:-$root/target}")/profiling
+bin=$built/fleet-audit
+sdk_loop=$built/examples/sdk_loop
+sdk_loop_jemalloc=$built/examples/sdk_loop_jemalloc
 py=$root/.venv/bin/python
 
 wait_idle=${BENCH_WAIT_IDLE:-0}
@@ -360,7 +363,7 @@ section_instructions() {
             --out "$work/ir.parquet" --overwrite --endpoint-url "$url" --region us-east-1 \
             --rps 0 --concurrency 16 --quiet) ;;
         *)
-          ir=$(callgrind_ir "$root/target/profiling/examples/$tool" --endpoint-url "$url" \
+          ir=$(callgrind_ir "$built/examples/$tool" --endpoint-url "$url" \
             --concurrency 16 --calls "$n" --things 6000 --jobs 5) ;;
       esac
       if [ -z "$ir" ]; then

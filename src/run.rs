@@ -22,6 +22,7 @@ use crate::output::{connect_output, prepare_output};
 use crate::schema::Origin;
 use crate::session::{LaneView, Session};
 use crate::summary::{Summary, SummaryBase};
+use crate::targets::TargetClient;
 use crate::time::human_duration;
 
 /// A fresh run id: UTC time plus random bits, safe in file names.
@@ -110,15 +111,6 @@ async fn open_baseline(
     };
     baseline.check_origin(origin)?;
     Ok(Some(Arc::new(baseline)))
-}
-
-/// One target of a run, ready to call.
-pub struct TargetClient<C> {
-    /// Names the target in progress and summaries (ignored with one target).
-    pub label: String,
-    pub client: Arc<C>,
-    /// The region and account its rows carry.
-    pub origin: Arc<Origin>,
 }
 
 /// Runs an audit of prepared inputs against every target at once: each target audits every pair with

@@ -17,6 +17,15 @@ use crate::client::{
 };
 use crate::schema::Origin;
 
+/// One target of a run, ready to call.
+pub struct TargetClient<C> {
+    /// Names the target in progress and summaries (ignored with one target).
+    pub label: String,
+    pub client: Arc<C>,
+    /// The region and account its rows carry.
+    pub origin: Arc<Origin>,
+}
+
 /// One target as the flags name it, before any network call.
 #[derive(Debug, Clone)]
 pub struct TargetSpec {

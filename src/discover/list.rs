@@ -45,10 +45,7 @@ pub(super) struct Lister<C> {
 
 impl<C: FleetClient + FleetLister> Lister<C> {
     /// Lists every unit; returns how it ended. Dropping the lister closes the engine's work.
-    pub async fn run(
-        &mut self,
-        units: Box<dyn Iterator<Item = Result<Unit, InputError>> + Send>,
-    ) -> Result<(), Stop> {
+    pub async fn run(&mut self, units: super::Units) -> Result<(), Stop> {
         for unit in units {
             self.list_unit(&unit?).await?;
         }

@@ -193,11 +193,11 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
     run_id: String,
     spec: DiscoverSpec,
     names: Option<Names>,
-    target: crate::run::TargetClient<C>,
+    target: crate::targets::TargetClient<C>,
     baseline: Option<Arc<crate::baseline::Baseline>>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Summary, RunError> {
-    let crate::run::TargetClient { client, origin, .. } = target;
+    let crate::targets::TargetClient { client, origin, .. } = target;
     let started = Instant::now();
     let identity = identity_of(&spec, names.as_ref(), cfg.shard);
     // A shard lists only its own jobs (by job id) or things (by thing name).
@@ -261,17 +261,9 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
     );
 
     // Listing feeds rows (list summaries) and describe work (the executions that need detail).
-    let units: Box<dyn Iterator<Item = Result<list::Unit, InputError>> + Send> =
-        match (&spec.scope, &names) {
-            (Scope::Things(_), Some(n)) => Box::new(
-                n.iter()?
-                    .filter(move |r| r.as_ref().map_or(true, |t| in_shard(t)))
-                    .map(|r| r.map(list::Unit::Thing)),
-            ),
-            _ => Box::new(jobs.into_iter().map(|j| Ok(list::Unit::Job(j)))),
-        };
-    let (work_tx, mut work_rx) = mpsc::channel::<Result<Work, InputError>>(1024);
-    let mut lister = list::Lister {
+    let units = units_of(&spec, names.as_ref(), jobs, in_shard)?;
+    let (work_tx, work_rx) = mpsc::channel::<Result<Work, InputError>>(1024);
+    let lister = list::Lister {
         ctx: ctx.clone(),
         spec: spec.clone(),
         origin: origin.clone(),
@@ -282,11 +274,6 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
         listed: 0,
         baseline: baseline.clone(),
     };
-    let listing = tokio::spawn(async move {
-        let result = lister.run(units).await;
-        (result, lister.listed)
-    });
-    let work = futures::stream::poll_fn(move |cx| work_rx.poll_recv(cx));
     let lane = Lane {
         client,
         limiter: Arc::new(CallLimiter::new(
@@ -297,15 +284,13 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
         origin: Some(origin),
         counters: ctx.counters.clone(),
     };
-    let engine = run_engine(lane, cfg.engine.clone(), work, session.rows(), shutdown).await;
-    let (list_result, listed) = listing.await.expect("lister task does not panic");
-    // A listing stop (interrupt, fatal) explains an engine that ended early, so it comes first;
-    // unless the listing only stopped because the engine had stopped taking work.
-    let result = match (list_result, engine) {
-        (Err(Stop::EngineGone | Stop::WriterGone), Err(stop)) => Err(stop),
-        (Err(stop), _) => Err(stop),
-        (Ok(()), r) => r,
+    let describing = Describing {
+        lane,
+        settings: cfg.engine.clone(),
+        work: work_rx,
+        rows: session.rows(),
     };
+    let (result, listed) = list_and_describe(lister, units, describing, shutdown).await;
     let base = SummaryBase {
         pairs: listed,
         duplicates: 0,
@@ -319,4 +304,62 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
         Err(_) => {}
     }
     closed
+}
+
+/// What a discovery lists, in order: the things of a things scope (this shard's), else the jobs.
+fn units_of(
+    spec: &DiscoverSpec,
+    names: Option<&Names>,
+    jobs: Vec<String>,
+    in_shard: impl Fn(&str) -> bool + Send + 'static,
+) -> Result<Units, RunError> {
+    Ok(match (&spec.scope, names) {
+        (Scope::Things(_), Some(n)) => Box::new(
+            n.iter()?
+                .filter(move |r| r.as_ref().map_or(true, |t| in_shard(t)))
+                .map(|r| r.map(list::Unit::Thing)),
+        ),
+        _ => Box::new(jobs.into_iter().map(|j| Ok(list::Unit::Job(j)))),
+    })
+}
+
+type Units = Box<dyn Iterator<Item = Result<list::Unit, InputError>> + Send>;
+
+/// The describe side of a discovery: its lane, settings, the work the listing sends and where rows go.
+struct Describing<C> {
+    lane: Lane<C>,
+    settings: EngineSettings,
+    work: mpsc::Receiver<Result<Work, InputError>>,
+    rows: mpsc::Sender<crate::dataset::SinkMsg>,
+}
+
+/// Lists every unit on its own task while the describe engine works through what the listing sends;
+/// returns how the two ended and how many executions were listed.
+async fn list_and_describe<C: FleetClient + FleetLister>(
+    mut lister: list::Lister<C>,
+    units: Units,
+    describing: Describing<C>,
+    shutdown: watch::Receiver<bool>,
+) -> (Result<(), Stop>, u64) {
+    let listing = tokio::spawn(async move {
+        let result = lister.run(units).await;
+        (result, lister.listed)
+    });
+    let Describing {
+        lane,
+        settings,
+        work: mut work_rx,
+        rows,
+    } = describing;
+    let work = futures::stream::poll_fn(move |cx| work_rx.poll_recv(cx));
+    let engine = run_engine(lane, settings, work, rows, shutdown).await;
+    let (list_result, listed) = listing.await.expect("lister task does not panic");
+    // A listing stop (interrupt, fatal) explains an engine that ended early, so it comes first;
+    // unless the listing only stopped because the engine had stopped taking work.
+    let result = match (list_result, engine) {
+        (Err(Stop::EngineGone | Stop::WriterGone), Err(stop)) => Err(stop),
+        (Err(stop), _) => Err(stop),
+        (Ok(()), r) => r,
+    };
+    (result, listed)
 }

@@ -366,6 +366,11 @@ fn classes_table(o: &mut String, r: &Report) {
         }
         o.push_str("</tr>");
     };
+    job_rows(o, r, row);
+}
+
+/// A row per job, then "all jobs" when there are several, and the table's end.
+fn job_rows(o: &mut String, r: &Report, row: impl Fn(&mut String, &str, &Counts, &str)) {
     for j in &r.jobs {
         row(o, &j.job_id, &j.counts, "");
     }
@@ -395,13 +400,7 @@ fn statuses_table(o: &mut String, r: &Report) {
         }
         o.push_str("</tr>");
     };
-    for j in &r.jobs {
-        row(o, &j.job_id, &j.counts, "");
-    }
-    if r.jobs.len() > 1 {
-        row(o, "all jobs", &r.totals, "all");
-    }
-    o.push_str("</table></div></section>\n");
+    job_rows(o, r, row);
 }
 
 fn oldest_table(o: &mut String, r: &Report) {

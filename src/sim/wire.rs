@@ -81,16 +81,7 @@ pub fn describe_execution(out: &mut Vec<u8>, fleet: &Fleet, e: &Execution) {
     out.push(b'}');
     key(out, &mut first, "thingArn");
     push_str(out, &fleet.thing_arn(e.thing_index));
-    key(out, &mut first, "queuedAt");
-    push_ts(out, e.queued_at_ms);
-    if let Some(s) = e.started_at_ms {
-        key(out, &mut first, "startedAt");
-        push_ts(out, s);
-    }
-    key(out, &mut first, "lastUpdatedAt");
-    push_ts(out, e.last_updated_at_ms);
-    key(out, &mut first, "executionNumber");
-    push_int(out, e.execution_number);
+    times_and_number(out, &mut first, e);
     key(out, &mut first, "versionNumber");
     push_int(out, e.version_number);
     if let Some(a) = e.approximate_seconds_before_timed_out {
@@ -100,22 +91,28 @@ pub fn describe_execution(out: &mut Vec<u8>, fleet: &Fleet, e: &Execution) {
     out.extend_from_slice(b"}}");
 }
 
+/// The fields a JobExecution and a JobExecutionSummary share: queuedAt, startedAt (when started),
+/// lastUpdatedAt, executionNumber.
+fn times_and_number(out: &mut Vec<u8>, first: &mut bool, e: &Execution) {
+    key(out, first, "queuedAt");
+    push_ts(out, e.queued_at_ms);
+    if let Some(s) = e.started_at_ms {
+        key(out, first, "startedAt");
+        push_ts(out, s);
+    }
+    key(out, first, "lastUpdatedAt");
+    push_ts(out, e.last_updated_at_ms);
+    key(out, first, "executionNumber");
+    push_int(out, e.execution_number);
+}
+
 /// A JobExecutionSummary object (status, timestamps, executionNumber, retryAttempt).
 pub fn execution_summary(out: &mut Vec<u8>, e: &Execution) {
     out.push(b'{');
     let mut first = true;
     key(out, &mut first, "status");
     push_str(out, e.status);
-    key(out, &mut first, "queuedAt");
-    push_ts(out, e.queued_at_ms);
-    if let Some(s) = e.started_at_ms {
-        key(out, &mut first, "startedAt");
-        push_ts(out, s);
-    }
-    key(out, &mut first, "lastUpdatedAt");
-    push_ts(out, e.last_updated_at_ms);
-    key(out, &mut first, "executionNumber");
-    push_int(out, e.execution_number);
+    times_and_number(out, &mut first, e);
     key(out, &mut first, "retryAttempt");
     push_int(out, e.retry_attempt);
     out.push(b'}');

@@ -1,0 +1,70 @@
+//! `fleet-audit report`: a dataset's stuck / timed-out report, and what changed since a baseline.
+
+use anyhow::Context;
+
+use super::run::warn_ignored;
+use super::{emit_metrics, write_stdout};
+use crate::client::ClientSettings;
+
+/// `fleet-audit report`: 0 done; 2 bad flags or a dataset that cannot be read; 1 the HTML page
+/// cannot be written; 3 ([`crate::report::EXIT_FAIL_ON`]) a `--fail-on` condition holds.
+pub(super) async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<i32> {
+    use crate::report::{ReportConfig, EXIT_FAIL_ON};
+    use std::io::IsTerminal;
+    let cfg = match ReportConfig::from_args(&a) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fleet-audit report: error: {e}");
+            return Ok(2);
+        }
+    };
+    let read = crate::report::report_since(
+        &cfg.path,
+        cfg.baseline.as_deref(),
+        &ClientSettings::default(),
+        &cfg.thresholds,
+        cfg.trend,
+    )
+    .await;
+    let report = match read {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fleet-audit report: error: {e}");
+            return Ok(2);
+        }
+    };
+    warn_ignored(&report);
+    if a.metrics.is_some() || a.metrics_push.is_some() {
+        let text = crate::metrics::exposition(Some(&report), None);
+        let out = report.dataset.to_string_lossy();
+        emit_metrics(
+            &text,
+            a.metrics.as_deref(),
+            a.metrics_push.as_deref(),
+            &[("out", &out)],
+        )
+        .await?;
+    }
+    if let Some(p) = &cfg.html {
+        std::fs::write(p, report.render_html())
+            .with_context(|| format!("cannot write {}", p.display()))?;
+        eprintln!("wrote {}", p.display());
+    }
+    if cfg.json {
+        let doc = serde_json::to_string_pretty(&report.to_json()).expect("report serializes");
+        write_stdout(&doc)?;
+    } else {
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        write_stdout(&report.render_terminal_with(cfg.thresholds.top, colour))?;
+    }
+    let failing = report.failing(&cfg.fail_on);
+    if failing.is_empty() {
+        return Ok(0);
+    }
+    let what: Vec<String> = failing
+        .iter()
+        .map(|(f, n)| format!("{} {n}", f.as_str()))
+        .collect();
+    eprintln!("fleet-audit report: --fail-on matched: {}", what.join(", "));
+    Ok(EXIT_FAIL_ON)
+}

@@ -1,0 +1,184 @@
+//! `fleet-audit run`: the run's settings, the run, and what it prints and exits with.
+
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+
+use super::{emit_metrics, shutdown_on_signals, write_stdout, SIGNAL_EXIT};
+use crate::cli::RunArgs;
+use crate::client::ClientSettings;
+use crate::config::RunConfig;
+use crate::dataset::{Layout, ManifestError, SinkError};
+use crate::engine::Stop;
+use crate::error::RunError;
+use crate::run::run;
+use crate::summary::Summary;
+
+/// Exit code of a run whose dataset is complete but holds `error` rows.
+pub const EXIT_PAIR_ERRORS: i32 = 4;
+
+/// Prints the stuck / timed-out report of a dataset on stdout, with the default thresholds.
+pub(super) fn print_report(out: &Path) -> anyhow::Result<()> {
+    let thresholds = crate::report::Thresholds::default();
+    let report = crate::report::report_path(out, &thresholds)
+        .with_context(|| format!("cannot report on {}", out.display()))?;
+    print_report_of(&report, &thresholds)
+}
+
+fn print_report_of(
+    report: &crate::report::Report,
+    thresholds: &crate::report::Thresholds,
+) -> anyhow::Result<()> {
+    warn_ignored(report);
+    write_stdout(&report.render_terminal(thresholds.top))
+}
+
+/// Names, on stderr, the part files a manifest did not list (so the report did not read).
+pub(super) fn warn_ignored(report: &crate::report::Report) {
+    if let Some(note) = &report.note {
+        eprintln!(
+            "fleet-audit report: note: {}: {note}",
+            report.dataset.display()
+        );
+    }
+    if let Some(note) = report.ignored_note() {
+        eprintln!(
+            "fleet-audit report: warning: {}: {note}",
+            report.dataset.display()
+        );
+    }
+}
+
+fn print_summary(s: &Summary, quiet: bool, json: Option<&Path>) -> anyhow::Result<()> {
+    if !quiet {
+        eprintln!("{}", s.render());
+    }
+    if let Some(p) = json {
+        let body = serde_json::to_vec_pretty(s).expect("summary serializes");
+        std::fs::write(p, body).with_context(|| format!("cannot write summary {}", p.display()))?;
+    }
+    Ok(())
+}
+
+/// Maps a run's result to its exit code, printing what the user needs.
+pub(super) fn finish_run(
+    result: Result<Summary, RunError>,
+    quiet: bool,
+    summary_json: Option<&Path>,
+) -> anyhow::Result<i32> {
+    match result {
+        Ok(s) => {
+            print_summary(&s, quiet, summary_json)?;
+            Ok(if s.errors > 0 { EXIT_PAIR_ERRORS } else { 0 })
+        }
+        Err(RunError::Stopped {
+            stop,
+            out,
+            resumable,
+            summary,
+        }) => {
+            print_summary(&summary, quiet, summary_json)?;
+            if resumable {
+                eprintln!(
+                    "fleet-audit: {stop}; the rows committed so far are kept in {}: run the same command with --resume to finish",
+                    out.display()
+                );
+            } else {
+                eprintln!(
+                    "fleet-audit: {stop}; nothing was written to {} (use a directory output to keep partial work)",
+                    out.display()
+                );
+            }
+            Ok(match stop {
+                Stop::Interrupted => match SIGNAL_EXIT.load(Ordering::SeqCst) {
+                    0 => 130,
+                    c => c,
+                },
+                // Bad or changed input found while streaming it: bad input, as before the run.
+                s if s.is_input() => 2,
+                _ => 1,
+            })
+        }
+        Err(
+            e @ (RunError::Config(_)
+            | RunError::Input(_)
+            | RunError::ResumeMismatch { .. }
+            | RunError::Baseline(_)
+            | RunError::Manifest(ManifestError::Invalid { .. })
+            | RunError::Sink(SinkError::Manifest(ManifestError::Invalid { .. }))),
+        ) => {
+            eprintln!("fleet-audit: error: {e}");
+            Ok(2)
+        }
+        Err(e) => {
+            eprintln!("fleet-audit: error: {e}");
+            Ok(1)
+        }
+    }
+}
+
+pub(super) async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
+    let cfg = match RunConfig::from_args(&a) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("fleet-audit: error: {e}");
+            return Ok(2);
+        }
+    };
+    let (quiet, summary_json) = (cfg.quiet, cfg.summary_json.clone());
+    // The parsed location, not the flag's text: `file:///abs/dir` is reported on as `/abs/dir`; an
+    // object store's dataset is fetched to report on it.
+    let dataset = match &cfg.layout {
+        Layout::Remote(r) => std::path::PathBuf::from(&r.url),
+        l => l.path().to_path_buf(),
+    };
+    let shutdown = shutdown_on_signals();
+    let result = run(cfg, shutdown).await;
+    let ran = match &result {
+        Ok(s) => Some(s.clone()),
+        Err(RunError::Stopped { summary, .. }) => Some((**summary).clone()),
+        Err(_) => None,
+    };
+    let done = result.is_ok();
+    let code = finish_run(result, quiet, summary_json.as_deref())?;
+    if let (true, true, Some(summary)) = (a.report, done, &ran) {
+        // With a baseline, the report says what changed since it too.
+        let thresholds = crate::report::Thresholds::default();
+        let report = crate::report::report_since(
+            &dataset,
+            summary.baseline.as_deref(),
+            &ClientSettings::from(&a.connection),
+            &thresholds,
+            false,
+        )
+        .await
+        .with_context(|| format!("cannot report on {}", dataset.display()))?;
+        print_report_of(&report, &thresholds)?;
+    }
+    if let (true, Some(summary)) = (a.metrics.is_some() || a.metrics_push.is_some(), &ran) {
+        let client = ClientSettings::from(&a.connection);
+        let text = crate::metrics::of_run(summary, &dataset, &client).await;
+        // Grouped by target: the run's accounts and regions, and its output.
+        let target = if summary.targets.is_empty() {
+            a.connection
+                .region
+                .clone()
+                .or_else(|| std::env::var("AWS_REGION").ok())
+                .unwrap_or_else(|| "default".into())
+        } else {
+            let labels: Vec<&str> = summary.targets.iter().map(|t| t.target.as_str()).collect();
+            labels.join("+")
+        };
+        let out = dataset.to_string_lossy();
+        let grouping = [("target", target.as_str()), ("out", &out)];
+        emit_metrics(
+            &text,
+            a.metrics.as_deref(),
+            a.metrics_push.as_deref(),
+            &grouping,
+        )
+        .await?;
+    }
+    Ok(code)
+}
