@@ -142,9 +142,41 @@ pub struct RunArgs {
     pub resume: bool,
     #[command(flatten, next_help_heading = "AWS")]
     pub connection: ConnectionArgs,
-    /// Audit these regions at once (comma-separated), each at its own --rps.
-    #[arg(long, value_name = "REGION,...", help_heading = "AWS")]
+    /// Audit these regions at once (comma-separated), each at its own --rps; `all`: the regions
+    /// enabled in each account (Account ListRegions).
+    #[arg(long, value_name = "REGION,...|all", help_heading = "AWS")]
     pub regions: Option<String>,
+    /// Audit every ACTIVE account of the organization through this role (`arn:aws:iam::ID:role/NAME`).
+    ///
+    /// The accounts come from Organizations ListAccounts, called with the credentials of the
+    /// management account or a delegated administrator. An account whose role cannot be assumed is
+    /// recorded as a failed target and the others go on (exit 5); --resume retries it.
+    #[arg(long, value_name = "NAME", help_heading = "Organization")]
+    pub org_role: Option<String>,
+    /// With --org-role: only these accounts (comma-separated ids).
+    #[arg(
+        long,
+        value_name = "ID,...",
+        requires = "org_role",
+        help_heading = "Organization"
+    )]
+    pub accounts: Option<String>,
+    /// With --org-role: not these accounts (comma-separated ids).
+    #[arg(
+        long,
+        value_name = "ID,...",
+        requires = "org_role",
+        help_heading = "Organization"
+    )]
+    pub exclude_accounts: Option<String>,
+    /// At most this many targets audited at once; the others wait, without a client or connection.
+    #[arg(
+        long,
+        default_value_t = 64,
+        value_name = "N",
+        help_heading = "Organization"
+    )]
+    pub max_targets_in_flight: usize,
     /// Audit these profiles' accounts at once (comma-separated), each at its own --rps.
     #[arg(
         long,
@@ -410,6 +442,13 @@ pub struct SimArgs {
     /// Write DIR/things.txt and DIR/jobs.txt for the fleet, then serve.
     #[arg(long, value_name = "DIR")]
     pub write_lists: Option<PathBuf>,
+    /// Serve an AWS Organization of N accounts managed by the simulator's own (Organizations
+    /// ListAccounts, Account ListRegions; every 25th account SUSPENDED). 0: no organization.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub org_accounts: u32,
+    /// The share of member accounts where STS AssumeRole is refused (the audit role is missing).
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub org_missing_role: f64,
     /// Server worker threads (default: one per core).
     #[arg(long)]
     pub workers: Option<usize>,

@@ -55,6 +55,8 @@ pub struct RunConfig {
     pub client: ClientSettings,
     /// The accounts and regions audited at once, around `client` (none given: `client` alone).
     pub targets: TargetFlags,
+    /// `--max-targets-in-flight`: targets audited at once (the others wait without a client).
+    pub max_targets_in_flight: usize,
     /// `None`: no rate limit.
     pub rps: Option<f64>,
     /// `--burst`; `None`: [`crate::limit::burst_for`]'s default for each limiter's rate.
@@ -250,7 +252,8 @@ impl RunConfig {
             .map_err(|e| flag("shard", e.to_string()))?;
         let client = ClientSettings::from(&a.connection);
         let targets = target_flags(a)?;
-        if crate::targets::expand(&client, &targets)?.len() > 1
+        let many = targets.org.is_some() || targets.all_regions;
+        if (many || crate::targets::expand(&client, &targets)?.len() > 1)
             && matches!(input, Input::Discover(_))
         {
             return Err(flag(
@@ -264,6 +267,15 @@ impl RunConfig {
                 "resume",
                 "needs a directory output (--out DIR): a single file is only written when complete",
             ));
+        }
+        if targets.org.is_some() && !layout.is_dir() {
+            return Err(flag(
+                "org-role",
+                "needs a directory output (--out DIR or s3://bucket/prefix/), so that a resume can retry the targets that could not be reached",
+            ));
+        }
+        if a.max_targets_in_flight == 0 {
+            return Err(flag("max-targets-in-flight", "must be at least 1"));
         }
         let partition_by =
             PartitionKey::parse_list(&a.partition_by).map_err(|r| flag("partition-by", r))?;
@@ -287,6 +299,7 @@ impl RunConfig {
             overwrite: a.overwrite,
             client,
             targets,
+            max_targets_in_flight: a.max_targets_in_flight,
             rps: (a.rps > 0.0).then_some(a.rps),
             burst: a.burst,
             adaptive: !a.no_adaptive,
@@ -380,8 +393,30 @@ fn target_flags(a: &RunArgs) -> Result<TargetFlags, ConfigError> {
             .transpose()
             .map(Option::unwrap_or_default)
     };
-    Ok(TargetFlags {
-        regions: list("regions", &a.regions)?,
+    let mut regions = list("regions", &a.regions)?;
+    let all_regions = regions.iter().any(|r| r == "all");
+    if all_regions && regions.len() > 1 {
+        return Err(crate::targets::TargetError::Bad {
+            flag: "regions",
+            value: regions.join(","),
+            reason: "`all` stands alone",
+        }
+        .into());
+    }
+    if all_regions {
+        regions.clear();
+    }
+    let org = a.org_role.as_ref().map(|role| {
+        Ok::<_, crate::targets::TargetError>(crate::targets::OrgFlags {
+            role: role.clone(),
+            accounts: list("accounts", &a.accounts)?,
+            exclude: list("exclude-accounts", &a.exclude_accounts)?,
+        })
+    });
+    let flags = TargetFlags {
+        regions,
+        all_regions,
+        org: org.transpose()?,
         profiles: list("profiles", &a.profiles)?,
         role_arns: a.role_arns.clone(),
         region_endpoints: a
@@ -389,7 +424,9 @@ fn target_flags(a: &RunArgs) -> Result<TargetFlags, ConfigError> {
             .iter()
             .map(|v| crate::targets::parse_region_endpoint(v))
             .collect::<Result<_, _>>()?,
-    })
+    };
+    crate::targets::check_org(&flags)?;
+    Ok(flags)
 }
 
 /// Whether a file can be created in `dir` or, when it does not exist yet, in its nearest existing

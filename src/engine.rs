@@ -61,6 +61,10 @@ pub enum Stop {
     /// One target of several stopped (the others ran on).
     #[error("target {target}: {stop}")]
     InTarget { target: String, stop: Box<Stop> },
+    /// Some targets of an organization-wide audit could not be connected (role missing, credentials
+    /// refused); every other target's rows are committed.
+    #[error("{failed} of {of} targets could not be audited")]
+    TargetsFailed { failed: usize, of: usize },
 }
 
 impl Stop {

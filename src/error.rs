@@ -19,6 +19,9 @@ pub enum RunError {
     Input(#[from] InputError),
     #[error(transparent)]
     Setup(#[from] SetupError),
+    /// The targets of an organization-wide audit could not be listed (or their flags are bad).
+    #[error(transparent)]
+    Targets(#[from] crate::targets::PlanError),
     #[error(transparent)]
     Sink(#[from] SinkError),
     #[error(transparent)]

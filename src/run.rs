@@ -11,7 +11,10 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use crate::client::{FleetClient, IotClient};
+use futures::future::BoxFuture;
+use futures::StreamExt;
+
+use crate::client::{FleetClient, IotClient, SetupError};
 use crate::config::{Input, RunConfig};
 use crate::dataset::{lane_ordinal, DoneSet, Holder, Layout, OutputLock};
 use crate::engine::{run_engine, Lane, Stop, Work};
@@ -55,31 +58,49 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
         Layout::File(p) | Layout::Dir(p) if !dry_run => Some(OutputLock::local(p, &holder)?),
         _ => None,
     };
-    let specs = cfg.target_specs()?;
-    let resolved = crate::targets::resolve(&specs).await?;
-    let first_region = resolved.first().and_then(|t| t.sdk.region().cloned());
+    let specs = crate::targets::plan(&cfg.client, &cfg.targets).await?;
+    let (targets, first_region) = if cfg.targets.org.is_some() {
+        // An organization's targets are connected when their turn comes, and one that cannot be
+        // (its role missing, its credentials refused) is recorded while the others go on.
+        let first = specs
+            .first()
+            .and_then(|s| s.client.region.clone())
+            .map(aws_config::Region::new);
+        (specs.into_iter().map(PendingTarget::lazy).collect(), first)
+    } else {
+        let resolved = crate::targets::resolve(&specs).await?;
+        let first = resolved.first().and_then(|t| t.sdk.region().cloned());
+        let ready = resolved
+            .into_iter()
+            .map(|t| {
+                PendingTarget::ready(TargetClient {
+                    label: t.label,
+                    client: Arc::new(IotClient::new(&t.sdk)),
+                    origin: t.origin,
+                })
+            })
+            .collect::<Vec<_>>();
+        (ready, first)
+    };
     let remote_lock = connect_output(&mut cfg, first_region, (!dry_run).then_some(&holder)).await?;
-    let targets: Vec<TargetClient<IotClient>> = resolved
-        .into_iter()
-        .map(|t| TargetClient {
-            label: t.label,
-            client: Arc::new(IotClient::new(&t.sdk)),
-            origin: t.origin,
-        })
-        .collect();
     let result = match (input, cfg.input.clone()) {
         (Some(input), _) => run_targets(cfg, run_id, input, targets, shutdown).await,
         (None, Input::Discover(spec)) => {
-            let t = targets
+            let pending = targets
                 .into_iter()
                 .next()
                 .expect("a discovery has exactly one target");
-            match open_baseline(&spec, &cfg, &t.origin).await {
-                Ok(baseline) => {
-                    crate::discover::run_discover(cfg, run_id, spec, names, t, baseline, shutdown)
+            match pending.connect.await {
+                Ok(t) => match open_baseline(&spec, &cfg, &t.origin).await {
+                    Ok(baseline) => {
+                        crate::discover::run_discover(
+                            cfg, run_id, spec, names, t, baseline, shutdown,
+                        )
                         .await
-                }
-                Err(e) => Err(e),
+                    }
+                    Err(e) => Err(e),
+                },
+                Err(e) => Err(e.into()),
             }
         }
         (None, Input::Describe(_)) => unreachable!("describe inputs are prepared above"),
@@ -113,14 +134,60 @@ async fn open_baseline(
     Ok(Some(Arc::new(baseline)))
 }
 
-/// Runs an audit of prepared inputs against every target at once: each target audits every pair with
-/// its own client, its own rate limiter and its own workers, so a slow or throttled target never holds
-/// the others back. Rows of target `t` are numbered in lane `t` of the manifest.
+/// A target of a run waiting for its turn: its label, and how it is connected. Targets checked before
+/// the run are ready; an organization's are connected when their turn comes, so that at most
+/// `--max-targets-in-flight` clients (and their connections) exist at a time, whatever the number of
+/// targets.
+pub struct PendingTarget<C> {
+    pub label: String,
+    pub connect: BoxFuture<'static, Result<TargetClient<C>, SetupError>>,
+}
+
+impl<C: Send + Sync + 'static> PendingTarget<C> {
+    /// A target already connected.
+    pub fn ready(t: TargetClient<C>) -> Self {
+        PendingTarget {
+            label: t.label.clone(),
+            connect: Box::pin(futures::future::ready(Ok(t))),
+        }
+    }
+}
+
+impl PendingTarget<IotClient> {
+    /// A target connected (its role assumed, its account read) when its turn comes.
+    pub fn lazy(spec: crate::targets::TargetSpec) -> Self {
+        PendingTarget {
+            label: spec.label.clone(),
+            connect: Box::pin(async move {
+                let t = crate::targets::resolve_one(&spec).await?;
+                Ok(TargetClient {
+                    label: t.label,
+                    client: Arc::new(IotClient::new(&t.sdk)),
+                    origin: t.origin,
+                })
+            }),
+        }
+    }
+}
+
+/// How one target's turn ended.
+enum LaneEnd {
+    /// Its engine ran (or had nothing left to do).
+    Ran(Result<(), Stop>),
+    /// It could not be connected; the reason is in its view.
+    Unreachable,
+}
+
+/// Runs an audit of prepared inputs against every target, at most `--max-targets-in-flight` at once:
+/// each target audits every pair with its own client, its own rate limiter and its own workers, so a
+/// slow or throttled target never holds the others back. Rows of target `t` are numbered in lane `t`
+/// of the manifest. A target that cannot be connected is recorded (summary, manifest) and the others
+/// go on; the run then ends with [`Stop::TargetsFailed`], resumable.
 pub async fn run_targets<C: FleetClient>(
     cfg: RunConfig,
     run_id: String,
     input: crate::input::PreparedInput,
-    targets: Vec<TargetClient<C>>,
+    targets: Vec<PendingTarget<C>>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Summary, RunError> {
     let started = Instant::now();
@@ -129,7 +196,8 @@ pub async fn run_targets<C: FleetClient>(
         Some(s) => count_in_shard(&input, s)?,
     };
     let total = per_target * targets.len() as u64;
-    let manifest = prepare_output(&cfg, &identity_of(&cfg, &input, &targets), total).await?;
+    let labels: Vec<String> = targets.iter().map(|t| t.label.clone()).collect();
+    let manifest = prepare_output(&cfg, &identity_of(&cfg, &input, &labels), total).await?;
     let done: Arc<DoneSet> = Arc::new(
         manifest
             .as_ref()
@@ -161,67 +229,138 @@ pub async fn run_targets<C: FleetClient>(
             announce(&cfg, &input, targets.len() as u64, per_target, base.resumed)
         );
     }
-    let lanes: Vec<Lane<C>> = targets
+    // Every target's view (counters, limiter) exists from the start, for progress and the summary;
+    // its client only while its turn lasts.
+    let views = labels
         .iter()
-        .map(|t| Lane {
-            client: t.client.clone(),
-            limiter: Arc::new(CallLimiter::new(
+        .enumerate()
+        .map(|(i, label)| LaneView {
+            label: label.clone(),
+            origin: Default::default(),
+            failed: Default::default(),
+            total: per_target - done.lane_len(i as u16),
+            counters: Default::default(),
+            limiter: Some(Arc::new(CallLimiter::new(
                 cfg.rps,
                 crate::limit::burst_for(cfg.burst, cfg.rps),
                 cfg.adaptive,
-            )),
-            origin: Some(t.origin.clone()),
-            counters: Default::default(),
-        })
-        .collect();
-    let views = targets
-        .iter()
-        .zip(&lanes)
-        .enumerate()
-        .map(|(i, (t, l))| LaneView {
-            label: t.label.clone(),
-            origin: Some(t.origin.clone()),
-            total: per_target - done.lane_len(i as u16),
-            counters: l.counters.clone(),
-            limiter: Some(l.limiter.clone()),
+            ))),
             finished_s: Default::default(),
         })
         .collect::<Vec<LaneView>>();
-    let finished: Vec<_> = views.iter().map(|v| v.finished_s.clone()).collect();
-    let region = targets.first().and_then(|t| t.origin.region.clone());
+    let turns: Vec<_> = targets
+        .into_iter()
+        .zip(&views)
+        .enumerate()
+        .map(|(i, (t, v))| (i, t, v.clone()))
+        .collect();
+    let region = cfg.client.region.clone();
     let session = Session::open_lanes(&cfg, run_id, manifest, region, views);
-    let mut engines = Vec::new();
-    for (i, lane) in lanes.into_iter().enumerate() {
-        let work = lane_work(&input, cfg.shard, i as u16, done.clone())?;
-        let engine = run_engine(
-            lane,
-            cfg.engine.clone(),
-            futures::stream::iter(work),
-            session.rows(),
-            shutdown.clone(),
-        );
-        let finished = finished[i].clone();
-        engines.push(async move {
-            let r = engine.await;
-            let _ = finished.set(started.elapsed().as_secs_f64());
-            r
-        });
+    let rows = session.rows();
+    let (input, cfg) = (&input, &cfg);
+    let mut ends: Vec<(usize, LaneEnd)> = futures::stream::iter(turns)
+        .map(|(i, target, view)| {
+            let (done, rows, shutdown) = (done.clone(), rows.clone(), shutdown.clone());
+            async move {
+                let end =
+                    target_turn(cfg, input, i as u16, target, &view, done, rows, shutdown).await;
+                let _ = view.finished_s.set(started.elapsed().as_secs_f64());
+                (i, end)
+            }
+        })
+        .buffer_unordered(cfg.max_targets_in_flight.max(1))
+        .collect()
+        .await;
+    drop(rows);
+    ends.sort_by_key(|(i, _)| *i);
+    let unreachable = ends
+        .iter()
+        .filter(|(_, e)| matches!(e, LaneEnd::Unreachable))
+        .count();
+    let results: Vec<Result<(), Stop>> = ends
+        .into_iter()
+        .map(|(_, e)| match e {
+            LaneEnd::Ran(r) => r,
+            LaneEnd::Unreachable => Ok(()),
+        })
+        .collect();
+    let result = match combine_stops(results, &labels) {
+        Ok(()) if unreachable > 0 => Err(Stop::TargetsFailed {
+            failed: unreachable,
+            of: labels.len(),
+        }),
+        r => r,
+    };
+    session.close(result, base).await
+}
+
+/// One target's turn: connect it (unless an earlier run committed all its rows), then audit its
+/// lane's pairs; the client and its connections are dropped when the turn ends.
+#[allow(clippy::too_many_arguments)]
+async fn target_turn<C: FleetClient>(
+    cfg: &RunConfig,
+    input: &crate::input::PreparedInput,
+    lane: u16,
+    target: PendingTarget<C>,
+    view: &LaneView,
+    done: Arc<DoneSet>,
+    rows: tokio::sync::mpsc::Sender<crate::dataset::SinkMsg>,
+    shutdown: watch::Receiver<bool>,
+) -> LaneEnd {
+    if view.total == 0 {
+        return LaneEnd::Ran(Ok(()));
     }
-    let results = futures::future::join_all(engines).await;
-    let labels: Vec<String> = targets.iter().map(|t| t.label.clone()).collect();
-    session.close(combine_stops(results, &labels), base).await
+    if *shutdown.borrow() {
+        return LaneEnd::Ran(Err(Stop::Interrupted));
+    }
+    let t = match target.connect.await {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = view.failed.set(e.to_string());
+            return LaneEnd::Unreachable;
+        }
+    };
+    let _ = view.origin.set(t.origin.clone());
+    let lane_state = Lane {
+        client: t.client,
+        limiter: view
+            .limiter
+            .clone()
+            .expect("every target's view has its limiter"),
+        origin: Some(t.origin),
+        counters: view.counters.clone(),
+    };
+    let work = match lane_work(input, cfg.shard, lane, done) {
+        Ok(w) => w,
+        Err(e) => return LaneEnd::Ran(Err(Stop::Input(e))),
+    };
+    let engine = run_engine(
+        lane_state,
+        cfg.engine.clone(),
+        futures::stream::iter(work),
+        rows,
+        shutdown,
+    );
+    LaneEnd::Ran(engine.await)
 }
 
 /// The input identity a manifest records: the inputs' fingerprint, the targets of a run over several,
 /// and the shard.
-fn identity_of<C>(
-    cfg: &RunConfig,
-    input: &crate::input::PreparedInput,
-    targets: &[TargetClient<C>],
-) -> String {
-    let base = if targets.len() > 1 {
-        let labels: Vec<&str> = targets.iter().map(|t| t.label.as_str()).collect();
-        format!("{}:targets={}", input.identity(), labels.join(","))
+fn identity_of(cfg: &RunConfig, input: &crate::input::PreparedInput, labels: &[String]) -> String {
+    let base = if labels.len() > 1 {
+        // Many targets (an organization's) are named by their number and one hash, so the manifest,
+        // rewritten at every commit, stays small.
+        let named = if labels.len() > 16 {
+            let all = labels.join(",");
+            format!(
+                "{} targets {:016x}",
+                labels.len(),
+                crate::pair::name_hash(&all)
+            )
+        } else {
+            labels.join(",")
+        };
+        format!("{}:targets={named}", input.identity())
     } else {
         input.identity().to_string()
     };

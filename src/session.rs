@@ -12,7 +12,8 @@ use tokio::sync::mpsc;
 use crate::call::Counters;
 use crate::config::RunConfig;
 use crate::dataset::{
-    join_writer, spawn_writer, Manifest, Partitioning, SinkError, SinkMsg, SinkSettings, WriterEnd,
+    join_writer, spawn_writer, FailedTarget, Manifest, Partitioning, SinkError, SinkMsg,
+    SinkSettings, WriterEnd,
 };
 use crate::engine::Stop;
 use crate::error::RunError;
@@ -22,9 +23,13 @@ use crate::summary::{Summary, SummaryBase, TargetSummary};
 use crate::time::now_ms;
 
 /// What the progress display and the summary show of one target.
+#[derive(Clone)]
 pub struct LaneView {
     pub label: String,
-    pub origin: Option<Arc<Origin>>,
+    /// The region and account of the target, once it is connected.
+    pub origin: Arc<std::sync::OnceLock<Arc<Origin>>>,
+    /// Why the target could not be audited (set when it could not be connected).
+    pub failed: Arc<std::sync::OnceLock<String>>,
     /// Rows expected (0 if unknown).
     pub total: u64,
     pub counters: Arc<Counters>,
@@ -105,7 +110,8 @@ impl Session {
     ) -> Session {
         let lane = LaneView {
             label: String::new(),
-            origin: None,
+            origin: Default::default(),
+            failed: Default::default(),
             total: bar_total,
             counters,
             limiter: None,
@@ -208,6 +214,19 @@ impl Session {
         for bar in &self.bars {
             bar.finish_and_clear();
         }
+        // The targets that could not be audited, for the manifest (a resume retries them).
+        let failed: Vec<FailedTarget> = self
+            .lanes
+            .iter()
+            .filter_map(|l| {
+                l.failed.get().map(|e| FailedTarget {
+                    target: l.label.clone(),
+                    error: e.clone(),
+                })
+            })
+            .collect();
+        let failed_targets = failed.len() as u64;
+        let _ = self.tx.send(SinkMsg::FailedTargets(failed)).await;
         let _ = self
             .tx
             .send(match (&result, self.resumable) {
@@ -248,8 +267,9 @@ impl Session {
                     let secs = l.finished_s.get().copied().unwrap_or(elapsed);
                     TargetSummary {
                         target: l.label.clone(),
-                        region: l.origin.as_ref().and_then(|o| o.region.clone()),
-                        account_id: l.origin.as_ref().and_then(|o| o.account_id.clone()),
+                        region: l.origin.get().and_then(|o| o.region.clone()),
+                        account_id: l.origin.get().and_then(|o| o.account_id.clone()),
+                        error: l.failed.get().cloned(),
                         pairs: base.pairs / self.lanes.len() as u64,
                         ok: Counters::get(&c.ok),
                         not_found: Counters::get(&c.not_found),
@@ -287,6 +307,7 @@ impl Session {
             complete: false,
             files: Vec::new(),
             targets,
+            failed_targets,
         };
         let stopped = |stop, summary: &Summary| RunError::Stopped {
             stop,
@@ -351,7 +372,8 @@ mod tests {
         let cfg = RunConfig::from_args(&args).unwrap();
         let lane = LaneView {
             label: String::new(),
-            origin: None,
+            origin: Default::default(),
+            failed: Default::default(),
             total: 0,
             counters: Arc::new(Counters::default()),
             limiter: None,

@@ -38,7 +38,18 @@ pub struct Summary {
     /// Per target, in a run over several accounts or regions (empty otherwise).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<TargetSummary>,
+    /// Targets that could not be audited (an organization-wide audit goes on without them); their
+    /// reasons are in `targets` and the manifest, and `--resume` retries them.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub failed_targets: u64,
 }
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Above this many targets the human summary names only the failed ones.
+const TARGET_LINES: usize = 20;
 
 /// One target's share of a run over several accounts or regions.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -56,6 +67,9 @@ pub struct TargetSummary {
     pub elapsed_s: f64,
     /// This target's attempts per second, over its own `elapsed_s`.
     pub calls_per_s: f64,
+    /// Why the target could not be audited (its role missing, its credentials refused...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl Summary {
@@ -80,6 +94,7 @@ impl Summary {
             complete: false,
             files: Vec::new(),
             targets: Vec::new(),
+            failed_targets: 0,
         }
     }
 
@@ -108,22 +123,36 @@ impl Summary {
                 self.carried, self.describes_saved
             ));
         }
-        for t in &self.targets {
+        let many = self.targets.len() > TARGET_LINES;
+        if many {
             s.push_str(&format!(
-                "\n  {}{}: {} pairs: {} ok, {} not found, {} errors; {} attempts ({} throttled), {:.1} calls/s",
-                t.target,
-                t.account_id
-                    .as_deref()
-                    .map(|a| format!(" (account {a})"))
-                    .unwrap_or_default(),
-                t.pairs,
-                t.ok,
-                t.not_found,
-                t.errors,
-                t.attempts,
-                t.throttled,
-                t.calls_per_s
+                "\n  {} targets, {} audited, {} could not be (per target: --summary-json)",
+                self.targets.len(),
+                self.targets.len() as u64 - self.failed_targets,
+                self.failed_targets
             ));
+        }
+        for t in &self.targets {
+            let account = t
+                .account_id
+                .as_deref()
+                .map(|a| format!(" (account {a})"))
+                .unwrap_or_default();
+            match &t.error {
+                Some(e) => s.push_str(&format!("\n  {}: not audited: {e}", t.target)),
+                None if many => {}
+                None => s.push_str(&format!(
+                    "\n  {}{account}: {} pairs: {} ok, {} not found, {} errors; {} attempts ({} throttled), {:.1} calls/s",
+                    t.target,
+                    t.pairs,
+                    t.ok,
+                    t.not_found,
+                    t.errors,
+                    t.attempts,
+                    t.throttled,
+                    t.calls_per_s
+                )),
+            }
         }
         if self.complete {
             let rows = self.ok + self.not_found + self.errors;

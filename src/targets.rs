@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 
+use crate::client::org::{enabled_regions, org_accounts, OrgAccount, OrgError};
 use crate::client::{
     account_of_arn, assume_role, caller_account, load_sdk_config, preflight, ClientSettings,
     SetupError,
@@ -42,6 +43,21 @@ pub struct TargetFlags {
     pub role_arns: Vec<String>,
     /// `REGION=URL` endpoint overrides (for emulators and private endpoints).
     pub region_endpoints: Vec<(String, String)>,
+    /// `--regions all`: the regions enabled in each account (Account ListRegions).
+    pub all_regions: bool,
+    /// `--org-role NAME` and the accounts it narrows to: every ACTIVE account of the organization.
+    pub org: Option<OrgFlags>,
+}
+
+/// An organization-wide audit's flags.
+#[derive(Debug, Clone, Default)]
+pub struct OrgFlags {
+    /// The role assumed in each account: `arn:aws:iam::<id>:role/<role>`.
+    pub role: String,
+    /// `--accounts`: only these (each must be an ACTIVE account of the organization).
+    pub accounts: Vec<String>,
+    /// `--exclude-accounts`: not these.
+    pub exclude: Vec<String>,
 }
 
 /// Why the target flags cannot work.
@@ -55,6 +71,64 @@ pub enum TargetError {
     },
     #[error("--{flag}: {value} is given twice")]
     Twice { flag: &'static str, value: String },
+    #[error("--{flag} cannot be combined with --{with}")]
+    Conflict {
+        flag: &'static str,
+        with: &'static str,
+    },
+}
+
+/// Whether `id` is an AWS account id (12 digits).
+fn is_account_id(id: &str) -> bool {
+    id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether `name` is an IAM role name (1 to 64 of letters, digits and `+=,.@_-`).
+fn is_role_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+}
+
+/// Checks the organization flags (before any network call).
+pub fn check_org(f: &TargetFlags) -> Result<(), TargetError> {
+    let Some(org) = &f.org else {
+        return Ok(());
+    };
+    if !is_role_name(&org.role) {
+        return Err(TargetError::Bad {
+            flag: "org-role",
+            value: org.role.clone(),
+            reason:
+                "not a role name (1 to 64 letters, digits and +=,.@_-; the ARN is made per account)",
+        });
+    }
+    if !f.role_arns.is_empty() {
+        return Err(TargetError::Conflict {
+            flag: "org-role",
+            with: "role-arn",
+        });
+    }
+    if !f.profiles.is_empty() {
+        return Err(TargetError::Conflict {
+            flag: "org-role",
+            with: "profiles",
+        });
+    }
+    for (flag, ids) in [
+        ("accounts", &org.accounts),
+        ("exclude-accounts", &org.exclude),
+    ] {
+        if let Some(bad) = ids.iter().find(|id| !is_account_id(id)) {
+            return Err(TargetError::Bad {
+                flag,
+                value: bad.clone(),
+                reason: "not an account id (12 digits)",
+            });
+        }
+    }
+    Ok(())
 }
 
 fn is_region(r: &str) -> bool {
@@ -193,43 +267,43 @@ pub struct ResolvedTarget {
     pub origin: Arc<Origin>,
 }
 
-/// Configures and checks every target (concurrently): region set, credentials usable (the role
-/// assumed), account id read. Any failure stops the run before the first IoT call, naming the target
-/// (the first failing one in target order) when there are several.
+/// Configures and checks one target: region set, credentials usable (the role assumed), account id
+/// read.
+pub async fn resolve_one(spec: &TargetSpec) -> Result<ResolvedTarget, SetupError> {
+    // The source credentials first (a clear message when there are none), then the role (assumed by
+    // the identity cache on the first call, GetCallerIdentity's).
+    let base = load_sdk_config(&ClientSettings {
+        role_arn: None,
+        ..spec.client.clone()
+    })
+    .await;
+    preflight(&base).await?;
+    let role = spec.client.role_arn.as_deref();
+    let sdk = match role {
+        Some(r) => assume_role(base, r).await,
+        None => base,
+    };
+    // STS names the account the credentials really are in.
+    let account_id = caller_account(&sdk, role).await?;
+    let region = sdk.region().map(|r| r.to_string());
+    Ok(ResolvedTarget {
+        label: spec.label.clone(),
+        origin: Arc::new(Origin { region, account_id }),
+        sdk,
+    })
+}
+
+/// Configures and checks every target (concurrently). Any failure stops the run before the first IoT
+/// call, naming the target (the first failing one in target order) when there are several.
 pub async fn resolve(specs: &[TargetSpec]) -> Result<Vec<ResolvedTarget>, SetupError> {
     let named = specs.len() > 1;
     let checks = specs.iter().map(|spec| async move {
-        let checked = async {
-            // The source credentials first (a clear message when there are none), then the role
-            // (assumed by the identity cache on the first call, GetCallerIdentity's).
-            let base = load_sdk_config(&ClientSettings {
-                role_arn: None,
-                ..spec.client.clone()
-            })
-            .await;
-            preflight(&base).await?;
-            let role = spec.client.role_arn.as_deref();
-            let sdk = match role {
-                Some(r) => assume_role(base, r).await,
-                None => base,
-            };
-            // STS names the account the credentials really are in.
-            let account = caller_account(&sdk, role.is_some()).await?;
-            Ok((sdk, account))
-        }
-        .await;
-        let (sdk, account_id) = checked.map_err(|e| match named {
+        resolve_one(spec).await.map_err(|e| match named {
             true => SetupError::InTarget {
                 target: spec.label.clone(),
                 source: Box::new(e),
             },
             false => e,
-        })?;
-        let region = sdk.region().map(|r| r.to_string());
-        Ok(ResolvedTarget {
-            label: spec.label.clone(),
-            origin: Arc::new(Origin { region, account_id }),
-            sdk,
         })
     });
     // All checks run at once; the first failure in target order is reported, so the message does
@@ -238,6 +312,122 @@ pub async fn resolve(specs: &[TargetSpec]) -> Result<Vec<ResolvedTarget>, SetupE
         .await
         .into_iter()
         .collect()
+}
+
+/// Why the targets of an organization-wide audit (or of `--regions all`) could not be listed.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Flags(#[from] TargetError),
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    #[error(transparent)]
+    Org(#[from] OrgError),
+    #[error("--accounts: {0} is not an ACTIVE account of the organization")]
+    NotInOrg(String),
+}
+
+/// The IAM partition of a region's ARNs.
+fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
+}
+
+/// The targets of a run. With `--org-role` they are every ACTIVE account of the organization the base
+/// credentials manage (Organizations ListAccounts), narrowed by `--accounts` / `--exclude-accounts`,
+/// each through its role; with `--regions all`, in each account's enabled regions (Account
+/// ListRegions, from the base credentials). These calls are made here, before the first IoT call.
+/// Otherwise the targets are [`expand`]'s, without any call.
+pub async fn plan(base: &ClientSettings, f: &TargetFlags) -> Result<Vec<TargetSpec>, PlanError> {
+    check_org(f)?;
+    if f.org.is_none() && !f.all_regions {
+        return Ok(expand(base, f)?);
+    }
+    let sdk = load_sdk_config(&ClientSettings {
+        role_arn: None,
+        ..base.clone()
+    })
+    .await;
+    preflight(&sdk).await?;
+    let me = caller_account(&sdk, None).await?;
+    let home = sdk.region().map(|r| r.to_string());
+    let Some(org) = &f.org else {
+        // `--regions all` in one account: the caller's.
+        let regions = enabled_regions(&sdk, None, me.as_deref().unwrap_or("this account")).await?;
+        return Ok(expand(
+            base,
+            &TargetFlags {
+                regions,
+                all_regions: false,
+                ..f.clone()
+            },
+        )?);
+    };
+    let mut accounts: Vec<OrgAccount> = org_accounts(&sdk)
+        .await?
+        .into_iter()
+        .filter(|a| a.active)
+        .collect();
+    if let Some(id) = org
+        .accounts
+        .iter()
+        .find(|id| !accounts.iter().any(|a| &a.id == *id))
+    {
+        return Err(PlanError::NotInOrg(id.clone()));
+    }
+    if !org.accounts.is_empty() {
+        accounts.retain(|a| org.accounts.contains(&a.id));
+    }
+    accounts.retain(|a| !org.exclude.contains(&a.id));
+    let regions: Vec<Vec<String>> = if f.all_regions {
+        use futures::{StreamExt, TryStreamExt};
+        // The management account names itself by leaving the account out.
+        futures::stream::iter(accounts.iter().map(|a| {
+            let member = (me.as_deref() != Some(a.id.as_str())).then_some(a.id.as_str());
+            enabled_regions(&sdk, member, &a.id)
+        }))
+        .buffered(16)
+        .try_collect()
+        .await?
+    } else {
+        let list = match (&f.regions[..], &home) {
+            ([], Some(h)) => vec![h.clone()],
+            ([], None) => return Err(SetupError::NoRegion.into()),
+            (r, _) => r.to_vec(),
+        };
+        vec![list; accounts.len()]
+    };
+    let mut out = Vec::new();
+    for (a, regions) in accounts.iter().zip(regions) {
+        for r in regions {
+            let endpoint = f
+                .region_endpoints
+                .iter()
+                .find(|(er, _)| *er == r)
+                .map(|(_, u)| u.clone())
+                .or_else(|| base.endpoint_url.clone());
+            out.push(TargetSpec {
+                label: format!("{}/{r}", a.id),
+                client: ClientSettings {
+                    role_arn: Some(format!(
+                        "arn:{}:iam::{}:role/{}",
+                        partition_of(&r),
+                        a.id,
+                        org.role
+                    )),
+                    region: Some(r),
+                    endpoint_url: endpoint,
+                    ..base.clone()
+                },
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use crate::cli::{Cli, Command};
 
-pub use run::EXIT_PAIR_ERRORS;
+pub use run::{EXIT_PAIR_ERRORS, EXIT_TARGETS_FAILED};
 pub use sim::{sim_config, simulator_credentials, write_lists};
 
 /// The signal that asked for shutdown (0 until one does).

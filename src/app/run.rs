@@ -18,6 +18,10 @@ use crate::summary::Summary;
 /// Exit code of a run whose dataset is complete but holds `error` rows.
 pub const EXIT_PAIR_ERRORS: i32 = 4;
 
+/// Exit code of an organization-wide run whose reachable targets are complete while some targets
+/// could not be audited.
+pub const EXIT_TARGETS_FAILED: i32 = 5;
+
 /// Prints the stuck / timed-out report of a dataset on stdout, with the default thresholds.
 pub(super) fn print_report(out: &Path) -> anyhow::Result<()> {
     let thresholds = crate::report::Thresholds::default();
@@ -79,7 +83,19 @@ pub(super) fn finish_run(
             summary,
         }) => {
             print_summary(&summary, quiet, summary_json)?;
-            if resumable {
+            if let (Stop::TargetsFailed { .. }, true) = (&stop, resumable) {
+                if quiet {
+                    // The summary names them otherwise.
+                    for t in summary.targets.iter().filter(|t| t.error.is_some()) {
+                        let e = t.error.as_deref().unwrap_or_default();
+                        eprintln!("fleet-audit: {}: not audited: {e}", t.target);
+                    }
+                }
+                eprintln!(
+                    "fleet-audit: {stop}; the rows of every other target are committed in {}: run the same command with --resume to retry them",
+                    out.display()
+                );
+            } else if resumable {
                 eprintln!(
                     "fleet-audit: {stop}; the rows committed so far are kept in {}: run the same command with --resume to finish",
                     out.display()
@@ -91,6 +107,7 @@ pub(super) fn finish_run(
                 );
             }
             Ok(match stop {
+                Stop::TargetsFailed { .. } => EXIT_TARGETS_FAILED,
                 Stop::Interrupted => match SIGNAL_EXIT.load(Ordering::SeqCst) {
                     0 => 130,
                     c => c,
@@ -105,6 +122,9 @@ pub(super) fn finish_run(
             | RunError::Input(_)
             | RunError::ResumeMismatch { .. }
             | RunError::Baseline(_)
+            | RunError::Targets(
+                crate::targets::PlanError::Flags(_) | crate::targets::PlanError::NotInOrg(_),
+            )
             | RunError::Manifest(ManifestError::Invalid { .. })
             | RunError::Sink(SinkError::Manifest(ManifestError::Invalid { .. }))),
         ) => {

@@ -13,7 +13,7 @@ use super::{shutdown_on_signals, write_stdout};
 use crate::cli::{Cli, Command, DemoArgs, FleetArgs, SimArgs};
 use crate::config::RunConfig;
 use crate::run::run;
-use crate::sim::{Faults, FleetSpec, Latency, SimConfig, SimServer};
+use crate::sim::{Faults, FleetSpec, Latency, OrgSpec, SimConfig, SimServer};
 
 fn fleet_spec(f: &FleetArgs) -> anyhow::Result<FleetSpec> {
     let seconds = |s: Option<f64>, flag: &str| match s {
@@ -110,6 +110,11 @@ pub fn sim_config(a: &SimArgs) -> anyhow::Result<SimConfig> {
             p_throttle: probability("fault-throttle", a.fault_throttle)?,
             slow: std::time::Duration::from_millis(a.fault_slow_ms),
         },
+        org: OrgSpec {
+            accounts: a.org_accounts,
+            missing_role: probability("org-missing-role", a.org_missing_role)?,
+            seed: a.fleet.seed,
+        },
     })
 }
 
@@ -150,6 +155,7 @@ pub(super) async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
             quota_burst: None,
             latency: Latency::None,
             faults: Faults::default(),
+            org: OrgSpec::default(),
         },
         listener,
     )?;

@@ -22,6 +22,7 @@ use aws_sdk_iot::types::JobExecution;
 pub mod fake;
 pub mod faulty;
 mod list;
+pub mod org;
 pub use list::{
     thing_name_of_arn, ExecutionSummary, FleetLister, JobCounts, ListedExecution, Page, MAX_PAGE,
 };
@@ -131,6 +132,9 @@ pub enum SetupError {
     /// STS refused the credentials (GetCallerIdentity answered with an error).
     #[error("AWS refused the credentials: {0}")]
     Rejected(CallError),
+    /// STS refused to assume the role (it is missing, or does not trust the caller).
+    #[error("cannot assume {role}: {reason}")]
+    RoleRefused { role: String, reason: String },
     /// One target of several could not be set up.
     #[error("target {target}: {source}")]
     InTarget {
@@ -187,19 +191,45 @@ pub async fn assume_role(base: SdkConfig, role: &str) -> SdkConfig {
         .build()
 }
 
+/// STS's refusal to assume a role, when that is what `e` (a call's error) comes down to: its code
+/// and message (`AccessDenied: User ... is not authorized to perform: sts:AssumeRole ...`), instead of
+/// the credential chain's nested error.
+fn role_refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur = Some(e);
+    while let Some(c) = cur {
+        if let Some(a) = c.downcast_ref::<aws_sdk_sts::operation::assume_role::AssumeRoleError>() {
+            return Some(format!(
+                "{}: {}",
+                a.code().unwrap_or("refused"),
+                a.message().unwrap_or("no message")
+            ));
+        }
+        cur = c.source();
+    }
+    None
+}
+
 /// Who the credentials of `config` are, from STS GetCallerIdentity: the account id. `Err` when STS
-/// refuses the credentials (IoT would refuse them too), or, with `required` (assumed-role
-/// credentials, which only STS can give), when STS cannot be reached; otherwise an unreachable STS
-/// gives `Ok(None)` and the run goes on without an account id.
+/// refuses the credentials (IoT would refuse them too), or, with a `role` (assumed-role credentials,
+/// which only STS can give), when STS cannot be reached; otherwise an unreachable STS gives
+/// `Ok(None)` and the run goes on without an account id. A refusal to assume `role` is
+/// [`SetupError::RoleRefused`], in STS's own words.
 pub async fn caller_account(
     config: &SdkConfig,
-    required: bool,
+    role: Option<&str>,
 ) -> Result<Option<String>, SetupError> {
+    let required = role.is_some();
     let sts = aws_sdk_sts::Client::new(config);
     let err = match sts.get_caller_identity().send().await {
         Ok(out) => return Ok(out.account),
         Err(e) => e,
     };
+    if let (Some(role), Some(reason)) = (role, role_refusal(&err)) {
+        return Err(SetupError::RoleRefused {
+            role: role.to_string(),
+            reason,
+        });
+    }
     let chain = error_chain(&err);
     match classify_sdk_error(err) {
         err @ CallError::Service { .. } => Err(SetupError::Rejected(err)),

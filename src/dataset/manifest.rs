@@ -183,6 +183,14 @@ pub struct EarlierAudit {
     pub parts: Vec<PartEntry>,
 }
 
+/// A target of the run that could not be audited (an organization-wide audit goes on without it);
+/// `--resume` retries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailedTarget {
+    pub target: String,
+    pub error: String,
+}
+
 /// The manifest document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -212,6 +220,9 @@ pub struct Manifest {
     /// The earlier audits of a `--partition-by date` output, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub earlier: Vec<EarlierAudit>,
+    /// The targets this audit could not reach yet (their rows are missing, so it is not complete).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failed_targets: Vec<FailedTarget>,
 }
 
 /// Manifest read/write errors, naming the file.
@@ -242,6 +253,7 @@ impl Manifest {
             run_id: None,
             date: None,
             earlier: Vec::new(),
+            failed_targets: Vec::new(),
         }
     }
 

@@ -31,7 +31,9 @@ use std::time::Duration;
 pub use dir::{kind_of, Entry, Kind, OutputDir};
 pub use files::{parquet_properties, Encoder, FilePart, Format};
 pub use lock::{Holder, LockError, OutputLock};
-pub use manifest::{lane_ordinal, DoneSet, Manifest, ManifestError, PartEntry, MANIFEST};
+pub use manifest::{
+    lane_ordinal, DoneSet, FailedTarget, Manifest, ManifestError, PartEntry, MANIFEST,
+};
 pub use partition::{PartitionKey, Partitioning};
 pub use read::{
     data_files, fetch_remote, ignored_note, read_dataset, read_file, read_file_as, read_file_in,

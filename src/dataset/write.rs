@@ -333,6 +333,13 @@ impl DatasetWriter {
     /// Commits what is buffered; `complete` marks a directory's manifest as holding every pair. A
     /// dataset with no rows at all still gets one valid, empty file (except when split by job: with
     /// no job there is no folder to put it in).
+    /// Records in the manifest (written at the next commit) the targets that could not be audited.
+    pub fn set_failed_targets(&mut self, failed: Vec<super::FailedTarget>) {
+        if let Some(m) = &mut self.settings.manifest {
+            m.failed_targets = failed;
+        }
+    }
+
     pub fn finish(mut self, complete: bool) -> Result<WriteReport, SinkError> {
         let nothing_yet =
             self.report.files.is_empty() && self.manifest().is_none_or(|m| m.parts.is_empty());

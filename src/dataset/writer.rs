@@ -14,6 +14,8 @@ pub enum SinkMsg {
     Row { row: Box<Row>, ordinal: u64 },
     /// Time passed: commit the part if it is older than the part interval.
     Tick,
+    /// The targets that could not be audited, recorded in the manifest at the final commit.
+    FailedTargets(Vec<super::FailedTarget>),
     /// Every pair has its row: commit everything, mark the dataset complete, and stop.
     Commit,
     /// The run stopped early: commit the rows received (directory outputs, for `--resume`) and stop.
@@ -70,6 +72,10 @@ pub fn spawn_writer(
                 match msg {
                     SinkMsg::Row { row, ordinal } => w.push(&row, ordinal).map(|_| None),
                     SinkMsg::Tick => w.tick().map(|_| None),
+                    SinkMsg::FailedTargets(t) => {
+                        w.set_failed_targets(t);
+                        Ok(None)
+                    }
                     last => Ok(Some(last)),
                 }
             };

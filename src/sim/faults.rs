@@ -126,6 +126,7 @@ mod tests {
             quota_burst: Some(1),
             latency: Latency::None,
             faults,
+            org: Default::default(),
         })
     }
 

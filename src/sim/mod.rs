@@ -11,7 +11,9 @@
 //! tested; every other signature is accepted.
 //!
 //! It also answers STS GetCallerIdentity and AssumeRole ([`sts`]) on the same endpoint, so that runs
-//! over several accounts (`--role-arn`) and the account id column work against it.
+//! over several accounts (`--role-arn`) and the account id column work against it; and, with
+//! `--org-accounts N`, an AWS Organization ([`org`]): Organizations ListAccounts, Account ListRegions,
+//! and AssumeRole refused in a chosen share of member accounts (`--org-missing-role`).
 //!
 //! The binary's `sim` and `demo` subcommands and the integration tests all start it through
 //! [`SimServer::start`] on a listener they own.
@@ -19,6 +21,7 @@
 mod faults;
 pub mod fleet;
 mod list;
+pub mod org;
 mod server;
 mod sts;
 pub mod wire;
@@ -38,6 +41,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use fleet::{Fleet, FleetSpec};
+pub use org::OrgSpec;
 
 /// The operations the simulator serves, in the order stats report them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +166,8 @@ pub struct SimConfig {
     pub quota_burst: Option<u32>,
     pub latency: Latency,
     pub faults: Faults,
+    /// The organization the simulator's account manages (none by default).
+    pub org: OrgSpec,
 }
 
 /// Counters of everything received, readable while the simulator runs.
@@ -172,6 +178,7 @@ struct Stats {
     first_us: [AtomicU64; 5],
     last_us: [AtomicU64; 5],
     sts: AtomicU64,
+    organizations: AtomicU64,
     unknown: AtomicU64,
     unauthenticated: AtomicU64,
     throttled: AtomicU64,
@@ -196,6 +203,9 @@ pub struct StatsSnapshot {
     /// STS requests (GetCallerIdentity, AssumeRole), not counted among the IoT operations.
     #[serde(default)]
     pub sts: u64,
+    /// Organizations ListAccounts and Account ListRegions requests.
+    #[serde(default)]
+    pub organizations: u64,
     /// Injected faults by kind: `5xx`, `drop`, `slow`, `garbage`, `throttle`.
     pub faults: BTreeMap<String, u64>,
     /// Per operation with requests: when the first and the last arrived (epoch microseconds), so a
@@ -228,6 +238,7 @@ pub struct Simulator {
     limiters: Option<[Limiter; 5]>,
     stats: Stats,
     request_ids: AtomicU64,
+    org: OrgSpec,
 }
 
 impl Simulator {
@@ -250,11 +261,17 @@ impl Simulator {
             limiters,
             stats: Stats::default(),
             request_ids: AtomicU64::new(1),
+            org: config.org,
         }
     }
 
     pub fn fleet(&self) -> &Fleet {
         &self.fleet
+    }
+
+    /// The simulated organization.
+    pub fn org(&self) -> &OrgSpec {
+        &self.org
     }
 
     /// A snapshot of the counters.
@@ -270,6 +287,7 @@ impl Simulator {
             unauthenticated: get(&s.unauthenticated),
             unknown: get(&s.unknown),
             sts: get(&s.sts),
+            organizations: get(&s.organizations),
             faults: [
                 ("5xx", &s.fault_5xx),
                 ("drop", &s.fault_drop),
@@ -308,6 +326,7 @@ impl Simulator {
             .chain([
                 &s.unknown,
                 &s.sts,
+                &s.organizations,
                 &s.unauthenticated,
                 &s.throttled,
                 &s.fault_5xx,

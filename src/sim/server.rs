@@ -224,7 +224,7 @@ async fn sts(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body>, 
             body: "<ErrorResponse><Error><Type>Sender</Type><Code>MissingAuthenticationToken</Code><Message>Request is missing Authentication Token</Message></Error></ErrorResponse>".into(),
         }
     } else {
-        super::sts::answer(&auth, &String::from_utf8_lossy(&body), &id)
+        super::sts::answer(&auth, &String::from_utf8_lossy(&body), &id, sim.org())
     };
     let mut r = Response::new(Full::new(Bytes::from(a.body)));
     *r.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -236,9 +236,76 @@ async fn sts(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body>, 
     Ok(r)
 }
 
+/// Organizations ListAccounts (`POST /` with its X-Amz-Target) and Account ListRegions (`POST
+/// /listRegions`), answered from the simulated organization.
+async fn organizations(
+    sim: &Simulator,
+    req: Request<Incoming>,
+    list_regions: bool,
+) -> Result<Response<Body>, Dropped> {
+    use http_body_util::BodyExt;
+    sim.stats.organizations.fetch_add(1, Ordering::Relaxed);
+    let auth = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if auth.is_empty() {
+        sim.stats.unauthenticated.fetch_add(1, Ordering::Relaxed);
+        return Ok(error(
+            sim,
+            StatusCode::FORBIDDEN,
+            "MissingAuthenticationTokenException",
+            "Missing Authentication Token",
+        ));
+    }
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map_err(|_| Dropped)?
+        .to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    let caller = super::sts::caller_account(&auth);
+    let a = if list_regions {
+        super::org::list_regions(sim.org(), caller, &body)
+    } else {
+        super::org::list_accounts(sim.org(), caller, &body)
+    };
+    let mut r = Response::new(Full::new(Bytes::from(a.body)));
+    *r.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_REQUEST);
+    let h = r.headers_mut();
+    let kind = if list_regions {
+        "application/json"
+    } else {
+        "application/x-amz-json-1.1"
+    };
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(kind));
+    if let Some(t) = a.error_type {
+        h.insert("x-amzn-ErrorType", HeaderValue::from_static(t));
+    }
+    let n = sim.request_ids.fetch_add(1, Ordering::Relaxed);
+    if let Ok(v) = HeaderValue::from_str(&format!("00000000-0000-4000-8000-{n:012x}")) {
+        h.insert("x-amzn-RequestId", v);
+    }
+    Ok(r)
+}
+
 async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
     if req.method() == Method::POST && req.uri().path() == "/" {
+        let target = req
+            .headers()
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if target == "AWSOrganizationsV20161128.ListAccounts" {
+            return organizations(sim, req, false).await;
+        }
         return sts(sim, req).await;
+    }
+    if req.method() == Method::POST && req.uri().path() == "/listRegions" {
+        return organizations(sim, req, true).await;
     }
     let Some(route) = route(req.method(), req.uri().path()) else {
         sim.stats.unknown.fetch_add(1, Ordering::Relaxed);

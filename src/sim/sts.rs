@@ -10,6 +10,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::fleet::ACCOUNT_ID;
+use super::org::OrgSpec;
 
 const NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
@@ -67,6 +68,11 @@ fn error(status: u16, code: &str, message: &str, request_id: &str) -> StsAnswer 
     }
 }
 
+/// The account a request's `Authorization` header stands for.
+pub fn caller_account(auth: &str) -> &str {
+    account_of_key(access_key_of(auth))
+}
+
 /// The account an access key id stands for.
 fn account_of_key(access_key: &str) -> &str {
     match access_key.strip_prefix("ASIA") {
@@ -89,8 +95,9 @@ fn access_key_of(auth: &str) -> &str {
         .unwrap_or("")
 }
 
-/// Answers one STS request, given its `Authorization` header and form body.
-pub fn answer(auth: &str, body: &str, request_id: &str) -> StsAnswer {
+/// Answers one STS request, given its `Authorization` header and form body; AssumeRole into an
+/// account of `org` without the role is refused.
+pub fn answer(auth: &str, body: &str, request_id: &str, org: &OrgSpec) -> StsAnswer {
     let key = access_key_of(auth);
     if key == "AKIDEXPIRED" {
         return error(
@@ -139,6 +146,15 @@ pub fn answer(auth: &str, body: &str, request_id: &str) -> StsAnswer {
                     request_id,
                 );
             }
+            if org.refuses_role(account) {
+                let caller = account_of_key(key);
+                return error(
+                    403,
+                    "AccessDenied",
+                    &format!("User: arn:aws:iam::{caller}:user/fleet-audit-sim is not authorized to perform: sts:AssumeRole on resource: {role}"),
+                    request_id,
+                );
+            }
             let expires = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
@@ -174,6 +190,7 @@ mod tests {
             "AWS4-HMAC-SHA256 Credential=AKIDSIM/20261129/us-east-1/sts/aws4_request",
             "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A111122223333%3Arole%2Faudit&RoleSessionName=fleet-audit",
             "r1",
+            &OrgSpec::default(),
         );
         assert_eq!(a.status, 200);
         assert!(
@@ -186,18 +203,53 @@ mod tests {
             "AWS4-HMAC-SHA256 Credential=ASIA111122223333SIM0/20261129/us-east-1/sts/aws4_request",
             "Action=GetCallerIdentity&Version=2011-06-15",
             "r2",
+            &OrgSpec::default(),
         );
         assert!(
             who.body.contains("<Account>111122223333</Account>"),
             "{}",
             who.body
         );
-        let own = answer("Credential=AKIDSIM/x", "Action=GetCallerIdentity", "r3");
+        let own = answer(
+            "Credential=AKIDSIM/x",
+            "Action=GetCallerIdentity",
+            "r3",
+            &OrgSpec::default(),
+        );
         assert!(own
             .body
             .contains(&format!("<Account>{ACCOUNT_ID}</Account>")));
-        let expired = answer("Credential=AKIDEXPIRED/x", "Action=GetCallerIdentity", "r4");
+        let expired = answer(
+            "Credential=AKIDEXPIRED/x",
+            "Action=GetCallerIdentity",
+            "r4",
+            &OrgSpec::default(),
+        );
         assert_eq!(expired.status, 403);
         assert!(expired.body.contains("<Code>ExpiredToken</Code>"));
+    }
+
+    #[test]
+    fn assume_role_into_an_account_without_the_role_is_refused() {
+        let org = OrgSpec {
+            accounts: 100,
+            missing_role: 1.0,
+            seed: 1,
+        };
+        let body = "Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A300000000007%3Arole%2Faudit&RoleSessionName=fleet-audit";
+        let a = answer("Credential=AKIDSIM/x", body, "r5", &org);
+        assert_eq!(a.status, 403);
+        assert!(a.body.contains("<Code>AccessDenied</Code>"), "{}", a.body);
+        assert!(a.body.contains("arn:aws:iam::300000000007:role/audit"));
+        let ok = answer(
+            "Credential=AKIDSIM/x",
+            body,
+            "r6",
+            &OrgSpec {
+                missing_role: 0.0,
+                ..org
+            },
+        );
+        assert_eq!(ok.status, 200);
     }
 }

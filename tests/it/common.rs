@@ -38,6 +38,7 @@ pub fn sim_config(fleet: FleetSpec) -> SimConfig {
         quota_burst: None,
         latency: Latency::None,
         faults: Faults::default(),
+        org: Default::default(),
     }
 }
 
@@ -84,6 +85,7 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
         overwrite: false,
         client: client_settings(endpoint),
         targets: Default::default(),
+        max_targets_in_flight: 64,
         rps: None,
         burst: Some(1),
         adaptive: true,

@@ -6,6 +6,7 @@ mod common;
 mod discover;
 mod history;
 mod integrity;
+mod org;
 mod partition;
 mod report;
 mod resilience;

@@ -1,0 +1,250 @@
+//! Organization-wide audits (`--org-role`, `--regions all`) against the simulator's organization:
+//! every (account, region, pair) once, the accounts without the role recorded as failed targets (exit
+//! 5 from the binary), and a resume that fills them once the role exists.
+
+use std::collections::HashSet;
+
+use crate::common::*;
+use fleet_audit::dataset::Manifest;
+use fleet_audit::engine::Stop;
+use fleet_audit::error::RunError;
+use fleet_audit::input::InputSpec;
+use fleet_audit::run::run;
+use fleet_audit::sim::{OrgSpec, SimServer};
+use fleet_audit::targets::{OrgFlags, TargetFlags};
+
+/// The four regions the simulator enables in every account.
+const ENABLED: [&str; 4] = ["ap-southeast-2", "eu-west-1", "us-east-1", "us-west-2"];
+
+async fn org_sim(accounts: u32, missing_role: f64) -> SimServer {
+    let mut c = sim_config(fleet(3, 1, 11));
+    c.org = OrgSpec {
+        accounts,
+        missing_role,
+        seed: 11,
+    };
+    start(c).await
+}
+
+/// The ACTIVE accounts of `org` and, of those, the ones whose role is missing.
+fn expected_accounts(org: &OrgSpec) -> (Vec<String>, HashSet<String>) {
+    let active: Vec<String> = (0..org.accounts)
+        .map(|i| org.account(i))
+        .filter(|a| a.status == "ACTIVE")
+        .map(|a| a.id)
+        .collect();
+    let missing = active
+        .iter()
+        .filter(|id| org.refuses_role(id))
+        .cloned()
+        .collect();
+    (active, missing)
+}
+
+fn org_flags() -> TargetFlags {
+    TargetFlags {
+        all_regions: true,
+        org: Some(OrgFlags {
+            role: "fleet-audit".into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_account_and_enabled_region_once_and_a_resume_fills_the_missing_roles() {
+    // 208 accounts, every 25th suspended: 200 ACTIVE accounts x 4 enabled regions = 800 targets.
+    let server = org_sim(208, 0.05).await;
+    let org = server.simulator().org().clone();
+    let (active, missing) = expected_accounts(&org);
+    assert_eq!(active.len(), 200);
+    assert!(
+        !missing.is_empty(),
+        "the test needs accounts without the role"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&server, dir.path());
+    let out = dir.path().join("org");
+    let mut rc = run_config(
+        &server.endpoint_url(),
+        InputSpec::Lists {
+            things: things.clone(),
+            jobs: jobs.clone(),
+        },
+        &out,
+    );
+    rc.targets = org_flags();
+    rc.max_targets_in_flight = 32;
+    let first = run(rc.clone(), no_shutdown()).await;
+    let Err(RunError::Stopped {
+        stop: Stop::TargetsFailed { failed, of },
+        resumable: true,
+        summary,
+        ..
+    }) = first
+    else {
+        panic!("expected some targets to fail: {first:?}");
+    };
+    assert_eq!(of, 800);
+    assert_eq!(failed, 4 * missing.len());
+    assert_eq!(summary.failed_targets, failed as u64);
+    // The failed targets are named, with AWS's refusal, in the summary and the manifest.
+    let failed_labels: HashSet<String> = summary
+        .targets
+        .iter()
+        .filter(|t| t.error.is_some())
+        .map(|t| t.target.clone())
+        .collect();
+    let want: HashSet<String> = missing
+        .iter()
+        .flat_map(|a| ENABLED.iter().map(move |r| format!("{a}/{r}")))
+        .collect();
+    assert_eq!(failed_labels, want);
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(out.join("_manifest.json")).unwrap()).unwrap();
+    assert!(!manifest.complete);
+    assert_eq!(manifest.failed_targets.len(), failed);
+    assert!(
+        manifest.failed_targets[0].error.contains("AccessDenied"),
+        "{:?}",
+        manifest.failed_targets[0]
+    );
+    // Every reachable (account, region, pair) once, carrying its account and region.
+    let rows = read_rows(&out);
+    let keys: HashSet<(String, String, String, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.account_id.clone().unwrap_or_default(),
+                r.region.clone().unwrap_or_default(),
+                r.thing_name.clone(),
+                r.job_id.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(keys.len(), rows.len(), "a row twice");
+    assert_eq!(rows.len(), (800 - failed) * 3);
+    for (account, region, _, _) in &keys {
+        assert!(active.contains(account) && !missing.contains(account));
+        assert!(ENABLED.contains(&region.as_str()), "{region}");
+    }
+
+    // The roles now exist: a resume audits the failed targets alone, and the dataset is complete.
+    let fixed = org_sim(208, 0.0).await;
+    let mut again = rc;
+    again.client = client_settings(&fixed.endpoint_url());
+    again.resume = true;
+    let s = run(again, no_shutdown()).await.unwrap();
+    assert!(s.complete);
+    assert_eq!(s.failed_targets, 0);
+    assert_eq!(s.resumed, ((800 - failed) * 3) as u64);
+    assert_eq!(
+        s.attempts,
+        (failed * 3) as u64,
+        "only the failed targets' pairs"
+    );
+    let rows = read_rows(&out);
+    assert_eq!(rows.len(), 2_400);
+    let keys: HashSet<_> = rows
+        .iter()
+        .map(|r| (r.account_id.clone(), r.region.clone(), r.thing_name.clone()))
+        .collect();
+    assert_eq!(keys.len(), 2_400);
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(out.join("_manifest.json")).unwrap()).unwrap();
+    assert!(manifest.complete && manifest.failed_targets.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_exits_5_names_the_failed_targets_and_narrows_accounts() {
+    let server = org_sim(30, 0.2).await;
+    let org = server.simulator().org().clone();
+    let (active, missing) = expected_accounts(&org);
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&server, dir.path());
+    let bin = |extra: &[&str]| {
+        let mut c = isolated_binary(dir.path());
+        c.env("AWS_ACCESS_KEY_ID", "AKIDSIM")
+            .env("AWS_SECRET_ACCESS_KEY", "simulator-secret")
+            .args(["run", "--things"])
+            .arg(&things)
+            .arg("--jobs")
+            .arg(&jobs)
+            .args(["--region", "us-east-1", "--endpoint-url"])
+            .arg(server.endpoint_url())
+            .args(["--rps", "0", "--quiet", "--org-role", "fleet-audit"])
+            .args(extra)
+            .stderr(std::process::Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let out = dir.path().join("all");
+    let (code, stderr) = wait_or_kill(
+        bin(&[
+            "--regions",
+            "eu-west-1,us-east-1",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(code, Some(5), "{stderr}");
+    let m = missing.iter().next().unwrap();
+    assert!(
+        stderr.contains(&format!("{m}/eu-west-1: not audited:")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--resume to retry them"), "{stderr}");
+    assert_eq!(
+        read_rows(&out).len(),
+        (active.len() - missing.len()) * 2 * 3
+    );
+
+    // --accounts narrows to reachable accounts: a complete run, exit 0; --exclude-accounts drops one.
+    let ok: Vec<&String> = active.iter().filter(|a| !missing.contains(*a)).collect();
+    let narrow = dir.path().join("narrow");
+    let accounts = format!("{},{},{}", ok[0], ok[1], ok[2]);
+    let (code, stderr) = wait_or_kill(
+        bin(&[
+            "--accounts",
+            &accounts,
+            "--exclude-accounts",
+            ok[2],
+            "--out",
+            narrow.to_str().unwrap(),
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(code, Some(0), "{stderr}");
+    let got: HashSet<String> = read_rows(&narrow)
+        .into_iter()
+        .filter_map(|r| r.account_id)
+        .collect();
+    assert_eq!(got, HashSet::from([ok[0].clone(), ok[1].clone()]));
+
+    // An account outside the organization, or a bad id, is bad input (exit 2), no IoT call made.
+    let before = server.stats().total_calls();
+    for (accounts, words) in [
+        (
+            "999999999999",
+            "999999999999 is not an ACTIVE account of the organization",
+        ),
+        ("12345", "--accounts: \"12345\": not an account id"),
+    ] {
+        let (code, stderr) = wait_or_kill(
+            bin(&[
+                "--accounts",
+                accounts,
+                "--out",
+                dir.path().join("bad").to_str().unwrap(),
+            ]),
+            None,
+        )
+        .await;
+        assert_eq!(code, Some(2), "{stderr}");
+        assert!(stderr.contains(words), "{stderr}");
+    }
+    assert_eq!(server.stats().total_calls(), before);
+}
