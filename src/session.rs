@@ -38,8 +38,15 @@ pub struct LaneView {
     pub finished_s: Arc<std::sync::OnceLock<f64>>,
 }
 
-/// One bar per lane; several lanes share one display, each bar named by its target.
-fn progress_bars(lanes: &[LaneView], quiet: bool) -> (MultiProgress, Vec<ProgressBar>) {
+/// Above this many lanes (an organization's targets) one bar shows them all.
+const MAX_BARS: usize = 8;
+
+/// One bar per lane, each named by its target, or one bar for all of many lanes; with each bar, the
+/// lanes it counts.
+fn progress_bars(
+    lanes: &[LaneView],
+    quiet: bool,
+) -> (MultiProgress, Vec<(ProgressBar, Vec<usize>)>) {
     let target = if quiet || !std::io::stderr().is_terminal() {
         ProgressDrawTarget::hidden()
     } else {
@@ -51,18 +58,29 @@ fn progress_bars(lanes: &[LaneView], quiet: bool) -> (MultiProgress, Vec<Progres
     } else {
         "{elapsed_precise} [{wide_bar}] {pos}/{len} {rate} ETA {eta} {msg}"
     };
-    let bars = lanes
-        .iter()
-        .map(|l| {
-            let bar = multi.add(ProgressBar::new(l.total));
+    let groups: Vec<(String, u64, Vec<usize>)> = if lanes.len() > MAX_BARS {
+        let total = lanes.iter().map(|l| l.total).sum();
+        let all = (0..lanes.len()).collect();
+        vec![(format!("{} targets", lanes.len()), total, all)]
+    } else {
+        lanes
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.label.clone(), l.total, vec![i]))
+            .collect()
+    };
+    let bars = groups
+        .into_iter()
+        .map(|(label, total, members)| {
+            let bar = multi.add(ProgressBar::new(total));
             bar.set_style(
                 ProgressStyle::with_template(template)
                     .expect("static template")
                     .with_key("rate", rate_key)
                     .progress_chars("=> "),
             );
-            bar.set_prefix(l.label.clone());
-            bar
+            bar.set_prefix(label);
+            (bar, members)
         })
         .collect();
     (multi, bars)
@@ -91,7 +109,7 @@ pub struct Session {
     writer: std::thread::JoinHandle<Result<WriterEnd, SinkError>>,
     ticker: tokio::task::JoinHandle<()>,
     _multi: MultiProgress,
-    bars: Vec<ProgressBar>,
+    bars: Vec<(ProgressBar, Vec<usize>)>,
     lanes: Vec<LaneView>,
     resumable: bool,
     out: PathBuf,
@@ -158,26 +176,37 @@ impl Session {
         let (multi, bars) = progress_bars(&lanes, cfg.quiet);
         let ticker = {
             let tx = tx.clone();
-            let shown: Vec<(ProgressBar, Arc<Counters>, Option<Arc<CallLimiter>>)> = bars
+            type Shown = (ProgressBar, Vec<Arc<Counters>>, Option<Arc<CallLimiter>>);
+            let shown: Vec<Shown> = bars
                 .iter()
-                .zip(&lanes)
-                .map(|(b, l)| (b.clone(), l.counters.clone(), l.limiter.clone()))
+                .map(|(b, members)| {
+                    let counters = members.iter().map(|&i| lanes[i].counters.clone()).collect();
+                    // A bar of one target of several shows that target's current pace.
+                    let limiter = match members[..] {
+                        [i] => lanes[i].limiter.clone(),
+                        _ => None,
+                    };
+                    (b.clone(), counters, limiter)
+                })
                 .collect();
             let several = lanes.len() > 1;
             tokio::spawn(async move {
                 loop {
                     // Lets the writer commit a part on time even when rows are slow to come.
                     let _ = tx.try_send(SinkMsg::Tick);
-                    for (bar, c, limiter) in &shown {
-                        bar.set_position(Counters::get(&c.done));
+                    for (bar, counters, limiter) in &shown {
+                        let sum = |f: fn(&Counters) -> &std::sync::atomic::AtomicU64| -> u64 {
+                            counters.iter().map(|c| Counters::get(f(c))).sum()
+                        };
+                        bar.set_position(sum(|c| &c.done));
                         let pace = match limiter.as_ref().and_then(|l| l.current_rate()) {
                             Some(r) if several => format!(" pace {r:.0}/s"),
                             _ => String::new(),
                         };
                         bar.set_message(format!(
                             "errors {} throttled {}{pace}",
-                            Counters::get(&c.errors),
-                            Counters::get(&c.throttled)
+                            sum(|c| &c.errors),
+                            sum(|c| &c.throttled)
                         ));
                     }
                     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -211,7 +240,7 @@ impl Session {
         base: SummaryBase,
     ) -> Result<Summary, RunError> {
         self.ticker.abort();
-        for bar in &self.bars {
+        for (bar, _) in &self.bars {
             bar.finish_and_clear();
         }
         // The targets that could not be audited, for the manifest (a resume retries them).

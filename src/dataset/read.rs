@@ -58,6 +58,8 @@ pub struct DataFiles {
     pub audits: Vec<AuditFiles>,
     /// Why `files` are not the last audit's (it is incomplete, the one before is reported).
     pub note: Option<String>,
+    /// The targets the reported audit could not reach (its manifest's `failed_targets`).
+    pub failed_targets: Vec<super::FailedTarget>,
 }
 
 /// One audit of a dataset that keeps several.
@@ -176,11 +178,17 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
     if files.is_empty() && !(m.complete && m.parts.is_empty() && note.is_none()) {
         return Err(DatasetError::Empty(path.to_path_buf()));
     }
+    // The failed targets are the manifest's current audit's: named when that is the one read.
+    let failed_targets = match note {
+        None => m.failed_targets.clone(),
+        Some(_) => Vec::new(),
+    };
     Ok(DataFiles {
         files,
         ignored,
         audits,
         note,
+        failed_targets,
     })
 }
 

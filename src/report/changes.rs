@@ -232,6 +232,8 @@ mod tests {
 
     fn row<'a>(thing: &'a str, status: &'a str, fetched: i64, queued: i64) -> Execution<'a> {
         Execution {
+            account_id: None,
+            region: None,
             job_id: "j",
             thing_name: thing,
             outcome: "ok",

@@ -103,6 +103,10 @@ pub struct Execution<'a> {
     pub last_updated_at_ms: Option<i64>,
     /// `approximate_seconds_before_timed_out`: seconds left before the execution times out.
     pub seconds_before_timed_out: Option<i64>,
+    /// The account the row was read from (a run over several targets).
+    pub account_id: Option<&'a str>,
+    /// The region the row was read from.
+    pub region: Option<&'a str>,
 }
 
 /// The classes of `e` under `t`. A needed timestamp that is missing means the class is not given
@@ -160,6 +164,8 @@ mod tests {
 
     fn ex(status: &'static str) -> Execution<'static> {
         Execution {
+            account_id: None,
+            region: None,
             job_id: "j",
             thing_name: "t",
             outcome: "ok",
@@ -178,6 +184,8 @@ mod tests {
     #[test]
     fn queued_is_stuck_only_beyond_the_threshold() {
         let at = |ms| Execution {
+            account_id: None,
+            region: None,
             queued_at_ms: Some(100 * H - ms),
             ..ex("QUEUED")
         };
@@ -189,6 +197,8 @@ mod tests {
     #[test]
     fn in_progress_is_stale_from_the_threshold_on() {
         let at = |ms| Execution {
+            account_id: None,
+            region: None,
             last_updated_at_ms: Some(100 * H - ms),
             ..ex("IN_PROGRESS")
         };
@@ -199,6 +209,8 @@ mod tests {
     #[test]
     fn near_timeout_is_strictly_below_and_only_while_pending() {
         let at = |status, s| Execution {
+            account_id: None,
+            region: None,
             seconds_before_timed_out: Some(s),
             ..ex(status)
         };
@@ -216,12 +228,16 @@ mod tests {
         assert_eq!(c.iter().collect::<Vec<_>>(), vec![Class::TimedOut]);
         assert_eq!(aged_since(&e, c), Some((Class::TimedOut, 0)));
         let nf = Execution {
+            account_id: None,
+            region: None,
             outcome: "not_found",
             status: None,
             ..ex("")
         };
         assert_eq!(classes(nf), vec![Class::NotFound]);
         let err = Execution {
+            account_id: None,
+            region: None,
             outcome: "error",
             status: None,
             ..ex("")

@@ -459,6 +459,7 @@ pub fn page(r: &Report) -> String {
     age_histogram(&mut o, r);
     classes_table(&mut o, r);
     statuses_table(&mut o, r);
+    super::targets::html(&mut o, r, esc);
     if let Some(c) = &r.changes {
         super::since::html(&mut o, c, esc);
     }

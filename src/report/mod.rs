@@ -28,6 +28,7 @@ mod read;
 pub(crate) mod render;
 mod since;
 mod tally;
+mod targets;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,6 +36,7 @@ use std::time::Duration;
 pub use changes::{ChangeCounts, Changes};
 pub use classify::{Class, Classes, Execution};
 pub use tally::{AgeHistogram, Analyzer, Counts, JobReport, OldestPair, AGE_BUCKETS};
+pub use targets::TargetReport;
 
 use crate::cli::{FailOnArg, ReportArgs};
 use crate::config::ConfigError;
@@ -279,6 +281,9 @@ pub struct Report {
     pub changes: Option<Changes>,
     /// Per-audit totals of a dataset that keeps several audits, oldest first (`--trend`).
     pub trend: Option<Vec<TrendPoint>>,
+    /// Per account and region of a dataset of several targets, and the targets not audited (empty
+    /// for a dataset of one target).
+    pub targets: Vec<TargetReport>,
 }
 
 /// One audit's totals in a trend.
@@ -409,6 +414,7 @@ pub fn report_path_since(
             t.add(e);
         }
     })?;
+    analyzer.set_failed_targets(data.failed_targets);
     let mut report = analyzer.finish(path, data.files.len());
     report.ignored = data.ignored;
     report.note = data.note;
@@ -506,6 +512,8 @@ mod tests {
     fn fail_on_counts_only_conditions_that_hold() {
         let mut a = Analyzer::new(Thresholds::default());
         a.add(&Execution {
+            account_id: None,
+            region: None,
             job_id: "j",
             thing_name: "t",
             outcome: "ok",

@@ -68,6 +68,9 @@ struct Columns {
     queued_at: TimestampMillisecondArray,
     last_updated_at: TimestampMillisecondArray,
     seconds_before_timed_out: Int64Array,
+    /// Absent from datasets other tools wrote without them.
+    account_id: Option<StringArray>,
+    region: Option<StringArray>,
 }
 
 #[derive(Clone, Copy)]
@@ -159,6 +162,14 @@ impl Columns {
             last_updated_at: time("last_updated_at")?,
             seconds_before_timed_out: get("approximate_seconds_before_timed_out", Kind::Integer)
                 .map(|a| a.as_primitive::<arrow::datatypes::Int64Type>().clone())?,
+            account_id: batch
+                .column_by_name("account_id")
+                .map(|_| text("account_id"))
+                .transpose()?,
+            region: batch
+                .column_by_name("region")
+                .map(|_| text("region"))
+                .transpose()?,
         })
     }
 
@@ -179,6 +190,8 @@ impl Columns {
                 .seconds_before_timed_out
                 .is_valid(i)
                 .then(|| self.seconds_before_timed_out.value(i)),
+            account_id: self.account_id.as_ref().and_then(|a| s(a, i)),
+            region: self.region.as_ref().and_then(|a| s(a, i)),
         }
     }
 }

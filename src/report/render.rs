@@ -293,6 +293,7 @@ pub fn terminal(r: &Report, top: usize, colour: bool) -> String {
         );
         oldest_table(&mut out, shown, st);
     }
+    super::targets::terminal(&mut out, r);
     if let Some(c) = &r.changes {
         super::since::terminal(&mut out, c);
     }
@@ -375,6 +376,9 @@ pub fn json(r: &Report) -> Value {
     });
     if !r.ignored.is_empty() {
         doc["ignored_files"] = json!(r.ignored);
+    }
+    if !r.targets.is_empty() {
+        doc["targets"] = super::targets::json(r);
     }
     super::since::attach_json(&mut doc, r);
     doc

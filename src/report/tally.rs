@@ -43,7 +43,7 @@ impl Counts {
             + self.count(Class::TimedOut)
     }
 
-    fn add(&mut self, status: Option<&str>, classes: Classes) {
+    pub(super) fn add(&mut self, status: Option<&str>, classes: Classes) {
         self.total += 1;
         match status {
             Some(s) => match self.by_status.get_mut(s) {
@@ -215,6 +215,8 @@ pub struct Analyzer {
     jobs: BTreeMap<String, (Counts, Oldest)>,
     oldest: Oldest,
     stuck_ages: AgeHistogram,
+    targets: super::targets::TargetTally,
+    failed_targets: Vec<crate::dataset::FailedTarget>,
 }
 
 impl Analyzer {
@@ -226,13 +228,21 @@ impl Analyzer {
             totals: Counts::default(),
             jobs: BTreeMap::new(),
             stuck_ages: AgeHistogram::default(),
+            targets: Default::default(),
+            failed_targets: Vec::new(),
         }
+    }
+
+    /// The targets the dataset's manifest names as not audited, for the report's targets table.
+    pub fn set_failed_targets(&mut self, failed: Vec<crate::dataset::FailedTarget>) {
+        self.failed_targets = failed;
     }
 
     /// Counts one row.
     pub fn add(&mut self, e: &Execution<'_>) {
         let classes = classify(e, &self.thresholds);
         self.totals.add(e.status, classes);
+        self.targets.add(e.account_id, e.region, e.status, classes);
         let top = self.thresholds.top;
         if !self.jobs.contains_key(e.job_id) {
             // Allocate the key only for a job not seen before.
@@ -285,6 +295,7 @@ impl Analyzer {
             note: None,
             changes: None,
             trend: None,
+            targets: self.targets.finish(&self.failed_targets),
         }
     }
 }
@@ -295,6 +306,8 @@ mod tests {
 
     fn stuck(thing: &'static str, queued_at_ms: i64) -> Execution<'static> {
         Execution {
+            account_id: None,
+            region: None,
             job_id: "j",
             thing_name: thing,
             outcome: "ok",
@@ -329,6 +342,8 @@ mod tests {
         let mut a = Analyzer::new(Thresholds::default());
         for s in ["PAUSED", "SUCCEEDED", "QUEUED", "ARCHIVED"] {
             a.add(&Execution {
+                account_id: None,
+                region: None,
                 status: Some(s),
                 queued_at_ms: None,
                 ..stuck("t", 0)

@@ -130,6 +130,28 @@ async fn every_account_and_enabled_region_once_and_a_resume_fills_the_missing_ro
         assert!(ENABLED.contains(&region.as_str()), "{region}");
     }
 
+    // The report's targets table: every audited target with its executions, and the failed ones
+    // with their reasons.
+    let report =
+        fleet_audit::report::report_path(&out, &fleet_audit::report::Thresholds::default())
+            .unwrap();
+    assert_eq!(report.targets.len(), 800);
+    let not_audited: HashSet<String> = report
+        .targets
+        .iter()
+        .filter(|t| t.error.is_some())
+        .map(|t| t.target.clone())
+        .collect();
+    assert_eq!(not_audited, want);
+    assert!(report
+        .targets
+        .iter()
+        .filter(|t| t.error.is_none())
+        .all(|t| t.counts.total == 3));
+    let json = report.to_json();
+    assert_eq!(json["targets"].as_array().unwrap().len(), 800);
+    assert!(report.render_terminal(5).contains("targets: 800 ("));
+
     // The roles now exist: a resume audits the failed targets alone, and the dataset is complete.
     let fixed = org_sim(208, 0.0).await;
     let mut again = rc;
@@ -154,6 +176,14 @@ async fn every_account_and_enabled_region_once_and_a_resume_fills_the_missing_ro
     let manifest: Manifest =
         serde_json::from_slice(&std::fs::read(out.join("_manifest.json")).unwrap()).unwrap();
     assert!(manifest.complete && manifest.failed_targets.is_empty());
+    let report =
+        fleet_audit::report::report_path(&out, &fleet_audit::report::Thresholds::default())
+            .unwrap();
+    assert_eq!(report.targets.len(), 800);
+    assert!(report
+        .targets
+        .iter()
+        .all(|t| t.error.is_none() && t.counts.total == 3));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
