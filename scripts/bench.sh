@@ -15,7 +15,7 @@
 #        BENCH_SCALE_LAYOUTS="file dir"   scale rows into one .parquet file and/or a directory of parts
 #        BENCH_RATE_SECS=30          seconds per rate-accuracy row
 #        BENCH_ROUNDS=3              interleaved fleet-audit / SDK-loop / SDK-loop-with-jemalloc rounds per concurrency (median shown)
-#        BENCH_SECTIONS="throughput instructions scale rate history"   which sections to run
+#        BENCH_SECTIONS="throughput instructions scale rate history targets"   which sections to run
 #        BENCH_OUT=target/bench-results.md        where the tables are also written
 #        BENCH_WAIT_IDLE=600         first wait up to this many seconds for no rustc to be running
 #        CARGO_TARGET_DIR, CARGO_PROFILE_PROFILING_*   build elsewhere / with other settings, e.g. to
@@ -34,7 +34,7 @@ rate_secs=${BENCH_RATE_SECS:-$rate_secs}
 rounds=${BENCH_ROUNDS:-$rounds}
 [ "${BENCH_10M:-0}" = 1 ] && scale_pairs="$scale_pairs 10000000"
 scale_pairs=${BENCH_SCALE_PAIRS:-$scale_pairs}
-sections=${BENCH_SECTIONS:-throughput instructions scale rate history}
+sections=${BENCH_SECTIONS:-throughput instructions scale rate history targets}
 layouts=${BENCH_SCALE_LAYOUTS:-file dir}
 results=${BENCH_OUT:-$root/target/bench-results.md}
 concurrencies="16 64 256"
@@ -336,6 +336,27 @@ section_history() {
   history_notes="The quota-limited incremental run at a tenth the size took $(fmt "$wall" 0) s against a prediction of $predicted s ($(awk -v w="$wall" -v p="$predicted" 'BEGIN { printf "%.2f", (p > 0 ? w / p : 0) }') x)."
 }
 
+# Many targets in one process: an organization-wide run (--org-role, --regions all) over the
+# simulator's organization (--org-accounts; 4 enabled regions an account), 2 pairs a target, at most
+# --max-targets-in-flight (64) connected at once. Peak RSS must stay bounded whatever the number of
+# targets (issue 18's budget: 128 MB at 2,000 targets).
+targets_rows=""
+section_targets() {
+  local accounts n
+  for accounts in 52 520; do
+    # Every 25th account is SUSPENDED: 52 -> 50 ACTIVE (200 targets), 520 -> 500 (2,000 targets).
+    start_sim "org-$accounts" --things 2 --jobs 1 --org-accounts "$accounts"
+    log "targets: fleet-audit run --org-role over $accounts accounts x 4 regions"
+    timed "$bin" run --things "$work/org-$accounts/things.txt" --jobs "$work/org-$accounts/jobs.txt" \
+      --out "$work/org-$accounts-out" --overwrite --endpoint-url "$url" --region us-east-1 --rps 0 \
+      --org-role audit --regions all --quiet --summary-json "$work/org-$accounts.json"
+    n=$("$py" -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["targets"]))' "$work/org-$accounts.json")
+    targets_rows+="| $n | $(json "$work/org-$accounts.json" pairs) | $rc | $rss_mb | $(fmt "$wall" 1) |"$'\n'
+    rm -rf "$work/org-$accounts-out"
+    stop_sim
+  done
+}
+
 # Instructions per call, counted by valgrind's callgrind: the same count whatever else the machine
 # is doing, so it shows what fleet-audit adds to the SDK's own work without the noise of timings.
 # Counted for 1,000 and 6,000 pairs at concurrency 16; the difference over 5,000 calls is per call
@@ -386,7 +407,7 @@ section_instructions() {
 log "sections: $sections (BENCH_SCALE=$scale)"
 for s in $sections; do
   case $s in
-    throughput | scale | rate | instructions | history)
+    throughput | scale | rate | instructions | history | targets)
       snap_cpu
       b0=$(busy_jiffies) o0=$our_cpu
       "section_$s"
@@ -434,6 +455,14 @@ done
     echo "| --rps | --burst | requests | span s | calls/s | of --rps | throttled (summary) | throttled (simulator) |"
     echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s' "$rate_rows"
+  fi
+  if [ -n "$targets_rows" ]; then
+    echo
+    echo "Many targets in one process: run --org-role audit --regions all, 2 pairs a target, --max-targets-in-flight 64 (peak RSS of the client)"
+    echo
+    echo "| targets | rows | exit | peak RSS MB | wall s |"
+    echo "|---:|---:|---:|---:|---:|"
+    printf '%s' "$targets_rows"
   fi
   if [ -n "$history_rows" ]; then
     echo
