@@ -311,6 +311,17 @@ impl Manifest {
                 return Err(format!("partition key {key:?} is neither date nor job_id"));
             }
         }
+        if self.complete && !self.failed_targets.is_empty() {
+            return Err("a complete audit cannot have failed targets".into());
+        }
+        for t in &self.failed_targets {
+            if t.target.is_empty() || t.target.len() > 256 || t.error.len() > 4096 {
+                return Err(format!(
+                    "failed target {:?}: a name of 1 to 256 bytes and a reason of at most 4096",
+                    t.target.chars().take(64).collect::<String>()
+                ));
+            }
+        }
         let mut seen = BTreeSet::new();
         for p in self.all_parts() {
             check_part_name(&p.file, ext, &self.partition_by)
@@ -552,6 +563,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("marked complete"));
+        let mut failed = good();
+        failed.failed_targets.push(FailedTarget {
+            target: "123456789012/eu-west-1".into(),
+            error: "x".repeat(5_000),
+        });
+        assert!(parse(&failed)
+            .unwrap_err()
+            .to_string()
+            .contains("failed target \"123456789012/eu-west-1\""));
+        failed.failed_targets[0].error = "AccessDenied".into();
+        assert_eq!(parse(&failed).unwrap(), failed);
         let mut huge = good();
         huge.committed.watermark = u64::MAX;
         assert!(parse(&huge)
