@@ -200,10 +200,9 @@ fn route(method: &Method, path: &str) -> Option<Route> {
     })
 }
 
-/// An STS request (a form-encoded POST to `/`): see [`super::sts`].
-async fn sts(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+/// A request's `Authorization` header (empty when absent) and its whole body as text.
+async fn auth_and_body(req: Request<Incoming>) -> Result<(String, String), Dropped> {
     use http_body_util::BodyExt;
-    sim.stats.sts.fetch_add(1, Ordering::Relaxed);
     let auth = req
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -216,6 +215,13 @@ async fn sts(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body>, 
         .await
         .map_err(|_| Dropped)?
         .to_bytes();
+    Ok((auth, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// An STS request (a form-encoded POST to `/`): see [`super::sts`].
+async fn sts(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body>, Dropped> {
+    sim.stats.sts.fetch_add(1, Ordering::Relaxed);
+    let (auth, body) = auth_and_body(req).await?;
     let n = sim.request_ids.fetch_add(1, Ordering::Relaxed);
     let id = format!("00000000-0000-4000-8000-{n:012x}");
     let a = if auth.is_empty() {
@@ -224,7 +230,7 @@ async fn sts(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body>, 
             body: "<ErrorResponse><Error><Type>Sender</Type><Code>MissingAuthenticationToken</Code><Message>Request is missing Authentication Token</Message></Error></ErrorResponse>".into(),
         }
     } else {
-        super::sts::answer(&auth, &String::from_utf8_lossy(&body), &id, sim.org())
+        super::sts::answer(&auth, &body, &id, sim.org())
     };
     let mut r = Response::new(Full::new(Bytes::from(a.body)));
     *r.status_mut() = StatusCode::from_u16(a.status).unwrap_or(StatusCode::BAD_REQUEST);
@@ -243,14 +249,8 @@ async fn organizations(
     req: Request<Incoming>,
     list_regions: bool,
 ) -> Result<Response<Body>, Dropped> {
-    use http_body_util::BodyExt;
     sim.stats.organizations.fetch_add(1, Ordering::Relaxed);
-    let auth = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
+    let (auth, body) = auth_and_body(req).await?;
     if auth.is_empty() {
         sim.stats.unauthenticated.fetch_add(1, Ordering::Relaxed);
         return Ok(error(
@@ -260,13 +260,6 @@ async fn organizations(
             "Missing Authentication Token",
         ));
     }
-    let body = req
-        .into_body()
-        .collect()
-        .await
-        .map_err(|_| Dropped)?
-        .to_bytes();
-    let body = String::from_utf8_lossy(&body);
     let caller = super::sts::caller_account(&auth);
     let a = if list_regions {
         super::org::list_regions(sim.org(), caller, &body)
