@@ -90,7 +90,7 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
                 .into_iter()
                 .next()
                 .expect("a discovery has exactly one target");
-            match pending.connect.await {
+            match pending.connect().await {
                 Ok(t) => match open_baseline(&spec, &cfg, &t.origin).await {
                     Ok(baseline) => {
                         crate::discover::run_discover(
@@ -140,7 +140,9 @@ async fn open_baseline(
 /// targets.
 pub struct PendingTarget<C> {
     pub label: String,
-    pub connect: BoxFuture<'static, Result<TargetClient<C>, SetupError>>,
+    /// Makes the connecting future when the turn comes: a waiting target holds only what the
+    /// closure captures (its spec), not a future's whole state.
+    connect: Box<dyn FnOnce() -> BoxFuture<'static, Result<TargetClient<C>, SetupError>> + Send>,
 }
 
 impl<C: Send + Sync + 'static> PendingTarget<C> {
@@ -148,8 +150,13 @@ impl<C: Send + Sync + 'static> PendingTarget<C> {
     pub fn ready(t: TargetClient<C>) -> Self {
         PendingTarget {
             label: t.label.clone(),
-            connect: Box::pin(futures::future::ready(Ok(t))),
+            connect: Box::new(move || Box::pin(futures::future::ready(Ok(t)))),
         }
+    }
+
+    /// Connects the target (for a lazy one: configures it, assumes its role, reads its account).
+    pub async fn connect(self) -> Result<TargetClient<C>, SetupError> {
+        (self.connect)().await
     }
 }
 
@@ -158,12 +165,14 @@ impl PendingTarget<IotClient> {
     pub fn lazy(spec: crate::targets::TargetSpec) -> Self {
         PendingTarget {
             label: spec.label.clone(),
-            connect: Box::pin(async move {
-                let t = crate::targets::resolve_one(&spec).await?;
-                Ok(TargetClient {
-                    label: t.label,
-                    client: Arc::new(IotClient::new(&t.sdk)),
-                    origin: t.origin,
+            connect: Box::new(move || {
+                Box::pin(async move {
+                    let t = crate::targets::resolve_one(&spec).await?;
+                    Ok(TargetClient {
+                        label: t.label,
+                        client: Arc::new(IotClient::new(&t.sdk)),
+                        origin: t.origin,
+                    })
                 })
             }),
         }
@@ -313,7 +322,7 @@ async fn target_turn<C: FleetClient>(
     if *shutdown.borrow() {
         return LaneEnd::Ran(Err(Stop::Interrupted));
     }
-    let t = match target.connect.await {
+    let t = match target.connect().await {
         Ok(t) => t,
         Err(e) => {
             let _ = view.failed.set(e.to_string());
