@@ -193,6 +193,8 @@ pub struct Baseline {
     pub location: PathBuf,
     batches: Vec<Columns>,
     index: HashMap<u128, Loc>,
+    /// The same pair's rows in other targets (regions, accounts) of a baseline over several.
+    more: HashMap<u128, Vec<Loc>>,
     /// The run ids of its rows (one, for a dataset of one run).
     pub run_ids: BTreeSet<String>,
     /// The regions and accounts its rows were read from.
@@ -215,6 +217,7 @@ impl Baseline {
             location: PathBuf::from(name),
             batches: Vec::new(),
             index: HashMap::new(),
+            more: HashMap::new(),
             run_ids: BTreeSet::new(),
             origins: BTreeSet::new(),
             active: 0,
@@ -247,23 +250,38 @@ impl Baseline {
                 self.run_ids.insert(cols.run_id.value(i).to_string());
             }
             let key = pair_key(cols.thing_name.value(i), cols.job_id.value(i));
-            if self
-                .index
-                .insert(
-                    key,
-                    Loc {
-                        batch,
-                        row: i as u32,
-                    },
-                )
-                .is_some()
-            {
-                return Err(BaselineError::SeveralAudits {
-                    name: self.name.clone(),
-                    file: file.to_path_buf(),
-                    thing: cols.thing_name.value(i).to_string(),
-                    job: cols.job_id.value(i).to_string(),
-                });
+            let loc = Loc {
+                batch,
+                row: i as u32,
+            };
+            // One row a pair in each target: a second row of a pair in the same region and account
+            // means the dataset holds several audits.
+            let here = (text_ref(&cols.region, i), text_ref(&cols.account_id, i));
+            let same_origin = |l: &Loc| {
+                let c = if l.batch == batch {
+                    &cols
+                } else {
+                    &self.batches[l.batch as usize]
+                };
+                let r = l.row as usize;
+                (text_ref(&c.region, r), text_ref(&c.account_id, r)) == here
+            };
+            match self.index.get(&key) {
+                None => {
+                    self.index.insert(key, loc);
+                }
+                Some(first) => {
+                    let others = self.more.entry(key).or_default();
+                    if same_origin(first) || others.iter().any(same_origin) {
+                        return Err(BaselineError::SeveralAudits {
+                            name: self.name.clone(),
+                            file: file.to_path_buf(),
+                            thing: cols.thing_name.value(i).to_string(),
+                            job: cols.job_id.value(i).to_string(),
+                        });
+                    }
+                    others.push(loc);
+                }
             }
             let origin = (text(&cols.region, i), text(&cols.account_id, i));
             if !self.origins.contains(&origin) {
@@ -280,7 +298,7 @@ impl Baseline {
 
     /// Rows in the baseline.
     pub fn len(&self) -> u64 {
-        self.index.len() as u64
+        (self.index.len() + self.more.values().map(Vec::len).sum::<usize>()) as u64
     }
 
     pub fn is_empty(&self) -> bool {
@@ -319,14 +337,25 @@ impl Baseline {
         Ok(())
     }
 
-    /// The baseline's row of a pair, if it has one.
-    pub fn get(&self, thing_name: &str, job_id: &str) -> Option<BaselineRow<'_>> {
-        let loc = self.index.get(&pair_key(thing_name, job_id))?;
-        let cols = &self.batches[loc.batch as usize];
-        let i = loc.row as usize;
-        // The index is by hash: the row must be the pair's own.
-        (cols.thing_name.value(i) == thing_name && cols.job_id.value(i) == job_id)
+    /// The baseline's row of a pair in the target of `origin`, if it has one (a row whose region or
+    /// account is unknown matches any).
+    pub fn get(&self, origin: &Origin, thing_name: &str, job_id: &str) -> Option<BaselineRow<'_>> {
+        let key = pair_key(thing_name, job_id);
+        let first = self.index.get(&key)?;
+        let others = self.more.get(&key).map(Vec::as_slice).unwrap_or_default();
+        std::iter::once(first).chain(others).find_map(|loc| {
+            let cols = &self.batches[loc.batch as usize];
+            let i = loc.row as usize;
+            let known = |a: Option<&str>, want: &Option<String>| {
+                a.is_none() || want.is_none() || a == want.as_deref()
+            };
+            // The index is by hash: the row must be the pair's own, and the target's.
+            (cols.thing_name.value(i) == thing_name
+                && cols.job_id.value(i) == job_id
+                && known(text_ref(&cols.region, i), &origin.region)
+                && known(text_ref(&cols.account_id, i), &origin.account_id))
             .then_some(BaselineRow { cols, i })
+        })
     }
 }
 

@@ -252,15 +252,6 @@ impl RunConfig {
             .map_err(|e| flag("shard", e.to_string()))?;
         let client = ClientSettings::from(&a.connection);
         let targets = target_flags(a)?;
-        let many = targets.org.is_some() || targets.all_regions;
-        if (many || crate::targets::expand(&client, &targets)?.len() > 1)
-            && matches!(input, Input::Discover(_))
-        {
-            return Err(flag(
-                "discover",
-                "audits one account and region at a time; run one process per target (see --shard and deploy/)",
-            ));
-        }
         let (layout, format) = output_of(&a.out, a.format)?;
         if a.resume && matches!(layout, Layout::File(_)) {
             return Err(flag(

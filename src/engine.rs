@@ -271,6 +271,61 @@ async fn worker<C, I>(
     }
 }
 
+/// How one target's turn ended.
+pub enum LaneEnd {
+    /// Its engine ran (or had nothing left to do).
+    Ran(Result<(), Stop>),
+    /// It could not be connected; the reason is in its view.
+    Unreachable,
+}
+
+/// One result of several targets' engines: success when all succeeded; else an interrupt if there was
+/// one, else the first other stop, named by its target when there are several.
+pub fn combine_stops(results: Vec<Result<(), Stop>>, labels: &[String]) -> Result<(), Stop> {
+    let several = results.len() > 1;
+    let mut first: Option<Stop> = None;
+    for (r, label) in results.into_iter().zip(labels) {
+        let Err(stop) = r else { continue };
+        let stop = match stop {
+            Stop::Interrupted => Stop::Interrupted,
+            s if several => Stop::InTarget {
+                target: label.clone(),
+                stop: Box::new(s),
+            },
+            s => s,
+        };
+        match (&first, &stop) {
+            (None, _) | (Some(Stop::InTarget { .. }), Stop::Interrupted) => first = Some(stop),
+            _ => {}
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+/// The result of every target's turn (`ends` in any order): [`combine_stops`] of those that ran;
+/// when they all succeeded but some targets could not be connected, [`Stop::TargetsFailed`].
+pub fn end_of_turns(mut ends: Vec<(usize, LaneEnd)>, labels: &[String]) -> Result<(), Stop> {
+    ends.sort_by_key(|(i, _)| *i);
+    let unreachable = ends
+        .iter()
+        .filter(|(_, e)| matches!(e, LaneEnd::Unreachable))
+        .count();
+    let results: Vec<Result<(), Stop>> = ends
+        .into_iter()
+        .map(|(_, e)| match e {
+            LaneEnd::Ran(r) => r,
+            LaneEnd::Unreachable => Ok(()),
+        })
+        .collect();
+    match combine_stops(results, labels) {
+        Ok(()) if unreachable > 0 => Err(Stop::TargetsFailed {
+            failed: unreachable,
+            of: labels.len(),
+        }),
+        r => r,
+    }
+}
+
 /// The engine on the in-memory fleet, under paused time: retries and backoff, throttle adaptation,
 /// and shutdowns during long waits, without a wire or a real clock.
 #[cfg(test)]

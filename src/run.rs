@@ -11,13 +11,12 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use futures::future::BoxFuture;
 use futures::StreamExt;
 
-use crate::client::{FleetClient, IotClient, SetupError};
+use crate::client::{FleetClient, IotClient};
 use crate::config::{Input, RunConfig};
 use crate::dataset::{lane_ordinal, DoneSet, Holder, Layout, OutputLock};
-use crate::engine::{run_engine, Lane, Stop, Work};
+use crate::engine::{end_of_turns, run_engine, Lane, LaneEnd, Stop, Work};
 use crate::error::RunError;
 use crate::input::{prepare, InputError};
 use crate::limit::CallLimiter;
@@ -25,7 +24,7 @@ use crate::output::{connect_output, prepare_output};
 use crate::schema::Origin;
 use crate::session::{LaneView, Session};
 use crate::summary::{Summary, SummaryBase};
-use crate::targets::TargetClient;
+use crate::targets::{PendingTarget, TargetClient};
 use crate::time::human_duration;
 
 /// A fresh run id: UTC time plus random bits, safe in file names.
@@ -85,13 +84,24 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
     let remote_lock = connect_output(&mut cfg, first_region, (!dry_run).then_some(&holder)).await?;
     let result = match (input, cfg.input.clone()) {
         (Some(input), _) => run_targets(cfg, run_id, input, targets, shutdown).await,
+        (None, Input::Discover(spec)) if targets.len() > 1 || cfg.targets.org.is_some() => {
+            match open_baseline(&spec, &cfg, None).await {
+                Ok(baseline) => {
+                    crate::discover::run_discover_targets(
+                        cfg, run_id, spec, names, targets, baseline, shutdown,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            }
+        }
         (None, Input::Discover(spec)) => {
             let pending = targets
                 .into_iter()
                 .next()
-                .expect("a discovery has exactly one target");
+                .expect("a discovery has a target");
             match pending.connect().await {
-                Ok(t) => match open_baseline(&spec, &cfg, &t.origin).await {
+                Ok(t) => match open_baseline(&spec, &cfg, Some(&t.origin)).await {
                     Ok(baseline) => {
                         crate::discover::run_discover(
                             cfg, run_id, spec, names, t, baseline, shutdown,
@@ -111,11 +121,12 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
     result
 }
 
-/// The discovery's baseline, read and checked against its target (before any IoT call).
+/// The discovery's baseline, read and checked against its target (before any IoT call); over
+/// several targets (`origin` None), each target carries only its own rows of it.
 async fn open_baseline(
     spec: &crate::config::DiscoverSpec,
     cfg: &RunConfig,
-    origin: &Origin,
+    origin: Option<&Origin>,
 ) -> Result<Option<Arc<crate::baseline::Baseline>>, RunError> {
     let Some(b) = &spec.baseline else {
         return Ok(None);
@@ -130,61 +141,10 @@ async fn open_baseline(
         );
         return Ok(None);
     };
-    baseline.check_origin(origin)?;
+    if let Some(origin) = origin {
+        baseline.check_origin(origin)?;
+    }
     Ok(Some(Arc::new(baseline)))
-}
-
-/// A target of a run waiting for its turn: its label, and how it is connected. Targets checked before
-/// the run are ready; an organization's are connected when their turn comes, so that at most
-/// `--max-targets-in-flight` clients (and their connections) exist at a time, whatever the number of
-/// targets.
-pub struct PendingTarget<C> {
-    pub label: String,
-    /// Makes the connecting future when the turn comes: a waiting target holds only what the
-    /// closure captures (its spec), not a future's whole state.
-    connect: Box<dyn FnOnce() -> BoxFuture<'static, Result<TargetClient<C>, SetupError>> + Send>,
-}
-
-impl<C: Send + Sync + 'static> PendingTarget<C> {
-    /// A target already connected.
-    pub fn ready(t: TargetClient<C>) -> Self {
-        PendingTarget {
-            label: t.label.clone(),
-            connect: Box::new(move || Box::pin(futures::future::ready(Ok(t)))),
-        }
-    }
-
-    /// Connects the target (for a lazy one: configures it, assumes its role, reads its account).
-    pub async fn connect(self) -> Result<TargetClient<C>, SetupError> {
-        (self.connect)().await
-    }
-}
-
-impl PendingTarget<IotClient> {
-    /// A target connected (its role assumed, its account read) when its turn comes.
-    pub fn lazy(spec: crate::targets::TargetSpec) -> Self {
-        PendingTarget {
-            label: spec.label.clone(),
-            connect: Box::new(move || {
-                Box::pin(async move {
-                    let t = crate::targets::resolve_one(&spec).await?;
-                    Ok(TargetClient {
-                        label: t.label,
-                        client: Arc::new(IotClient::new(&t.sdk)),
-                        origin: t.origin,
-                    })
-                })
-            }),
-        }
-    }
-}
-
-/// How one target's turn ended.
-enum LaneEnd {
-    /// Its engine ran (or had nothing left to do).
-    Ran(Result<(), Stop>),
-    /// It could not be connected; the reason is in its view.
-    Unreachable,
 }
 
 /// Runs an audit of prepared inputs against every target, at most `--max-targets-in-flight` at once:
@@ -267,7 +227,7 @@ pub async fn run_targets<C: FleetClient>(
     let session = Session::open_lanes(&cfg, run_id, manifest, region, views);
     let rows = session.rows();
     let (input, cfg) = (&input, &cfg);
-    let mut ends: Vec<(usize, LaneEnd)> = futures::stream::iter(turns)
+    let ends: Vec<(usize, LaneEnd)> = futures::stream::iter(turns)
         .map(|(i, target, view)| {
             let (done, rows, shutdown) = (done.clone(), rows.clone(), shutdown.clone());
             async move {
@@ -281,25 +241,7 @@ pub async fn run_targets<C: FleetClient>(
         .collect()
         .await;
     drop(rows);
-    ends.sort_by_key(|(i, _)| *i);
-    let unreachable = ends
-        .iter()
-        .filter(|(_, e)| matches!(e, LaneEnd::Unreachable))
-        .count();
-    let results: Vec<Result<(), Stop>> = ends
-        .into_iter()
-        .map(|(_, e)| match e {
-            LaneEnd::Ran(r) => r,
-            LaneEnd::Unreachable => Ok(()),
-        })
-        .collect();
-    let result = match combine_stops(results, &labels) {
-        Ok(()) if unreachable > 0 => Err(Stop::TargetsFailed {
-            failed: unreachable,
-            of: labels.len(),
-        }),
-        r => r,
-    };
+    let result = end_of_turns(ends, &labels);
     session.close(result, base).await
 }
 
@@ -356,23 +298,7 @@ async fn target_turn<C: FleetClient>(
 /// The input identity a manifest records: the inputs' fingerprint, the targets of a run over several,
 /// and the shard.
 fn identity_of(cfg: &RunConfig, input: &crate::input::PreparedInput, labels: &[String]) -> String {
-    let base = if labels.len() > 1 {
-        // Many targets (an organization's) are named by their number and one hash, so the manifest,
-        // rewritten at every commit, stays small.
-        let named = if labels.len() > 16 {
-            let all = labels.join(",");
-            format!(
-                "{} targets {:016x}",
-                labels.len(),
-                crate::pair::name_hash(&all)
-            )
-        } else {
-            labels.join(",")
-        };
-        format!("{}:targets={named}", input.identity())
-    } else {
-        input.identity().to_string()
-    };
+    let base = crate::targets::identity_with_targets(input.identity(), labels);
     crate::shard::identity_with(&base, cfg.shard)
 }
 
@@ -444,29 +370,6 @@ fn lane_work(
             })
         })
         .filter(move |r| !matches!(r, Ok(w) if done.contains(w.ordinal))))
-}
-
-/// One result of several targets' engines: success when all succeeded; else an interrupt if there was
-/// one, else the first other stop, named by its target when there are several.
-fn combine_stops(results: Vec<Result<(), Stop>>, labels: &[String]) -> Result<(), Stop> {
-    let several = results.len() > 1;
-    let mut first: Option<Stop> = None;
-    for (r, label) in results.into_iter().zip(labels) {
-        let Err(stop) = r else { continue };
-        let stop = match stop {
-            Stop::Interrupted => Stop::Interrupted,
-            s if several => Stop::InTarget {
-                target: label.clone(),
-                stop: Box::new(s),
-            },
-            s => s,
-        };
-        match (&first, &stop) {
-            (None, _) | (Some(Stop::InTarget { .. }), Stop::Interrupted) => first = Some(stop),
-            _ => {}
-        }
-    }
-    first.map_or(Ok(()), Err)
 }
 
 /// The number of distinct pairs of `input` in `shard`: one more read of the input files.

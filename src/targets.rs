@@ -12,11 +12,14 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 
 use crate::client::org::{enabled_regions, org_accounts, OrgAccount, OrgError};
+use crate::client::IotClient;
 use crate::client::{
     account_of_arn, assume_role, caller_account, load_sdk_config, preflight, ClientSettings,
     SetupError,
 };
 use crate::schema::Origin;
+
+use futures::future::BoxFuture;
 
 /// One target of a run, ready to call.
 pub struct TargetClient<C> {
@@ -25,6 +28,65 @@ pub struct TargetClient<C> {
     pub client: Arc<C>,
     /// The region and account its rows carry.
     pub origin: Arc<Origin>,
+}
+
+/// A target of a run waiting for its turn: its label, and how it is connected. Targets checked before
+/// the run are ready; an organization's are connected when their turn comes, so that at most
+/// `--max-targets-in-flight` clients (and their connections) exist at a time, whatever the number of
+/// targets.
+pub struct PendingTarget<C> {
+    pub label: String,
+    /// Makes the connecting future when the turn comes: a waiting target holds only what the
+    /// closure captures (its spec), not a future's whole state.
+    connect: Box<dyn FnOnce() -> BoxFuture<'static, Result<TargetClient<C>, SetupError>> + Send>,
+}
+
+impl<C: Send + Sync + 'static> PendingTarget<C> {
+    /// A target already connected.
+    pub fn ready(t: TargetClient<C>) -> Self {
+        PendingTarget {
+            label: t.label.clone(),
+            connect: Box::new(move || Box::pin(futures::future::ready(Ok(t)))),
+        }
+    }
+
+    /// Connects the target (for a lazy one: configures it, assumes its role, reads its account).
+    pub async fn connect(self) -> Result<TargetClient<C>, SetupError> {
+        (self.connect)().await
+    }
+}
+
+impl PendingTarget<IotClient> {
+    /// A target connected (its role assumed, its account read) when its turn comes.
+    pub fn lazy(spec: TargetSpec) -> Self {
+        PendingTarget {
+            label: spec.label.clone(),
+            connect: Box::new(move || {
+                Box::pin(async move {
+                    let t = resolve_one(&spec).await?;
+                    Ok(TargetClient {
+                        label: t.label,
+                        client: Arc::new(IotClient::new(&t.sdk)),
+                        origin: t.origin,
+                    })
+                })
+            }),
+        }
+    }
+}
+
+/// An input identity with the targets it is audited in (`BASE:targets=A,B`; one target adds
+/// nothing). Many targets (an organization's) are named by their number and one hash, so the
+/// manifest, rewritten at every commit, stays small.
+pub fn identity_with_targets(base: &str, labels: &[String]) -> String {
+    match labels.len() {
+        0 | 1 => base.to_string(),
+        2..=16 => format!("{base}:targets={}", labels.join(",")),
+        n => format!(
+            "{base}:targets={n} targets {:016x}",
+            crate::pair::name_hash(&labels.join(","))
+        ),
+    }
 }
 
 /// One target as the flags name it, before any network call.

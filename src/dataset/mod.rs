@@ -32,7 +32,7 @@ pub use dir::{kind_of, Entry, Kind, OutputDir};
 pub use files::{parquet_properties, Encoder, FilePart, Format};
 pub use lock::{Holder, LockError, OutputLock};
 pub use manifest::{
-    lane_ordinal, DoneSet, FailedTarget, Manifest, ManifestError, PartEntry, MANIFEST,
+    lane_ordinal, DoneSet, FailedTarget, LaneDone, Manifest, ManifestError, PartEntry, MANIFEST,
 };
 pub use partition::{PartitionKey, Partitioning};
 pub use read::{

@@ -112,7 +112,7 @@ impl<C: FleetClient + FleetLister> Lister<C> {
         for (ordinal, item) in items {
             let wants = self.spec.describe.wants(item.summary.status.as_deref());
             let carried = self.baseline.as_ref().and_then(|b| {
-                let row = b.get(&item.thing_name, &item.job_id)?;
+                let row = b.get(&self.origin, &item.thing_name, &item.job_id)?;
                 // A row is carried when it is as detailed as this run wants it.
                 (row.unchanged(&item.summary) && (row.described() || !wants))
                     .then(|| row.carry(listed_at, self.origin.clone()))

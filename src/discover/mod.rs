@@ -13,6 +13,7 @@
 mod list;
 mod plan;
 mod resume;
+mod targets;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use crate::summary::{Summary, SummaryBase};
 use crate::time::now_ms;
 
 pub use plan::Plan;
+pub use targets::run_discover_targets;
 
 /// One limiter per list API, as AWS gives each its own quota.
 struct ListLimiters {
@@ -167,6 +169,7 @@ fn identity_of(
     spec: &DiscoverSpec,
     names: Option<&Names>,
     shard: Option<crate::shard::Shard>,
+    targets: &[String],
 ) -> String {
     let listed = match (&spec.scope, names) {
         (Scope::Jobs(_), Some(n)) => format!("jobs={}", n.identity()),
@@ -176,12 +179,13 @@ fn identity_of(
         }
         (_, None) => unreachable!("prepare_scope gives names for a jobs or things scope"),
     };
+    let base = format!(
+        "discover:{listed}:execution-status={}:describe={}",
+        spec.execution_status.as_deref().unwrap_or("*"),
+        spec.describe.as_str()
+    );
     crate::shard::identity_with(
-        &format!(
-            "discover:{listed}:execution-status={}:describe={}",
-            spec.execution_status.as_deref().unwrap_or("*"),
-            spec.describe.as_str()
-        ),
+        &crate::targets::identity_with_targets(&base, targets),
         shard,
     )
 }
@@ -199,7 +203,7 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
 ) -> Result<Summary, RunError> {
     let crate::targets::TargetClient { client, origin, .. } = target;
     let started = Instant::now();
-    let identity = identity_of(&spec, names.as_ref(), cfg.shard);
+    let identity = identity_of(&spec, names.as_ref(), cfg.shard, &[]);
     // A shard lists only its own jobs (by job id) or things (by thing name).
     let shard = cfg.shard;
     let in_shard = move |name: &str| shard.is_none_or(|s| s.owns_name(name));
@@ -312,7 +316,7 @@ fn units_of(
     names: Option<&Names>,
     jobs: Vec<String>,
     in_shard: impl Fn(&str) -> bool + Send + 'static,
-) -> Result<Units, RunError> {
+) -> Result<Units, InputError> {
     Ok(match (&spec.scope, names) {
         (Scope::Things(_), Some(n)) => Box::new(
             n.iter()?

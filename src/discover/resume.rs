@@ -3,11 +3,11 @@
 //! parts, read back as 128-bit pair keys whatever string type a tool rewrote them with. Its new rows
 //! are numbered on from the committed count (see [`renumber`]).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
-use arrow::array::AsArray;
+use arrow::array::{Array, AsArray};
 
-use crate::dataset::{DoneSet, Manifest, OutputDir};
+use crate::dataset::{lane_ordinal, DoneSet, Manifest, OutputDir};
 use crate::error::RunError;
 use crate::pair::pair_key;
 use crate::schema::BATCH_ROWS;
@@ -36,7 +36,20 @@ pub(super) async fn committed_pairs(
     target: &OutputDir,
     m: &Manifest,
 ) -> Result<HashSet<u128>, RunError> {
-    let mut keys = HashSet::new();
+    let mut by = committed_by_origin(target, m).await?;
+    Ok(by.drain().flat_map(|(_, keys)| keys).collect())
+}
+
+/// Where a committed row was read from: (region, account id).
+pub(super) type OriginKey = (Option<String>, Option<String>);
+
+/// The pairs already in a manifest's committed parts, by the region and account of their rows (a
+/// discovery over several targets skips, in each target, that target's own).
+pub(super) async fn committed_by_origin(
+    target: &OutputDir,
+    m: &Manifest,
+) -> Result<HashMap<OriginKey, HashSet<u128>>, RunError> {
+    let mut keys: HashMap<OriginKey, HashSet<u128>> = HashMap::new();
     let resume_err = |reason: String| RunError::Resume {
         out: std::path::PathBuf::from(target.name()),
         reason,
@@ -53,12 +66,51 @@ pub(super) async fn committed_pairs(
             ) else {
                 return Err(resume_err(format!("{} lacks thing_name/job_id", part.file)));
             };
+            let regions = text_column(&b, "region", &part.file).map_err(resume_err)?;
+            let accounts = text_column(&b, "account_id", &part.file).map_err(resume_err)?;
+            let text = |a: &Option<arrow::array::StringArray>, i: usize| {
+                a.as_ref()
+                    .and_then(|a| a.is_valid(i).then(|| a.value(i).to_string()))
+            };
             for i in 0..b.num_rows() {
-                keys.insert(pair_key(things.value(i), jobs.value(i)));
+                keys.entry((text(&regions, i), text(&accounts, i)))
+                    .or_default()
+                    .insert(pair_key(things.value(i), jobs.value(i)));
             }
         }
     }
     Ok(keys)
+}
+
+/// [`renumber`] for a discovery over `lanes` targets: each lane's committed rows become its
+/// watermark, and each lane's new rows continue from it (the returned first ordinals, lane encoded).
+pub(super) fn renumber_lanes(manifest: Option<&mut Manifest>, lanes: usize) -> Vec<u64> {
+    let counts: Vec<u64> = (0..lanes)
+        .map(|l| {
+            manifest
+                .as_ref()
+                .map_or(0, |m| m.committed.lane_len(l as u16))
+        })
+        .collect();
+    if let Some(m) = manifest {
+        let mut done = DoneSet {
+            watermark: counts.first().copied().unwrap_or(0),
+            ..Default::default()
+        };
+        for (l, n) in counts.iter().enumerate().skip(1).filter(|(_, n)| **n > 0) {
+            let lane = crate::dataset::LaneDone {
+                watermark: *n,
+                above: Default::default(),
+            };
+            done.lanes.insert(l as u16, lane);
+        }
+        m.committed = done;
+    }
+    counts
+        .iter()
+        .enumerate()
+        .map(|(l, n)| lane_ordinal(l as u16, *n))
+        .collect()
 }
 
 /// A string column of a committed part as Utf8, whatever string type it was written with (a dataset

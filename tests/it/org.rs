@@ -278,3 +278,102 @@ async fn the_binary_exits_5_names_the_failed_targets_and_narrows_accounts() {
     }
     assert_eq!(server.stats().total_calls(), before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_over_the_organization_resumes_its_failed_targets_and_carries_a_baseline() {
+    use fleet_audit::baseline::BaselineSpec;
+    use fleet_audit::config::{DescribeMode, Input, Scope};
+    use fleet_audit::sim::Operation;
+    // 20 accounts (all ACTIVE) x 4 regions = 80 targets; every target lists the same fleet.
+    let server = org_sim(20, 0.15).await;
+    let org = server.simulator().org().clone();
+    let (active, missing) = expected_accounts(&org);
+    assert_eq!(active.len(), 20);
+    assert!(!missing.is_empty());
+    let fleet = server.simulator().fleet();
+    let executions = (0..fleet.spec().things)
+        .flat_map(|i| (0..fleet.spec().jobs).map(move |j| (i, j)))
+        .filter(|(i, j)| fleet.execution(*i, *j).is_some())
+        .count();
+    assert!(executions > 0);
+    let dir = tempfile::tempdir().unwrap();
+    let (_, jobs) = lists(&server, dir.path());
+    let discovery = |endpoint: &str, out: &std::path::Path, baseline: Option<&std::path::Path>| {
+        let mut rc = discover_config(
+            endpoint,
+            Scope::Jobs(jobs.clone()),
+            DescribeMode::Active,
+            out,
+        );
+        if let Input::Discover(spec) = &mut rc.input {
+            spec.baseline = baseline.map(|b| BaselineSpec::Path(b.to_path_buf()));
+        }
+        rc.targets = org_flags();
+        rc.max_targets_in_flight = 16;
+        rc
+    };
+    let out = dir.path().join("disc");
+    let first = run(discovery(&server.endpoint_url(), &out, None), no_shutdown()).await;
+    let Err(RunError::Stopped {
+        stop: Stop::TargetsFailed { failed, of },
+        ..
+    }) = first
+    else {
+        panic!("expected failed targets: {first:?}");
+    };
+    assert_eq!((failed, of), (4 * missing.len(), 80));
+    let reachable = 80 - failed;
+    let rows = read_rows(&out);
+    assert_eq!(rows.len(), reachable * executions);
+
+    // The roles exist now: the resume lists every target again but writes only the failed ones'.
+    let fixed = org_sim(20, 0.0).await;
+    let mut again = discovery(&fixed.endpoint_url(), &out, None);
+    again.resume = true;
+    let s = run(again, no_shutdown()).await.unwrap();
+    assert!(s.complete);
+    assert_eq!(s.resumed, (reachable * executions) as u64);
+    let rows = read_rows(&out);
+    let keys: HashSet<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.account_id.clone(),
+                r.region.clone(),
+                r.thing_name.clone(),
+                r.job_id.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(rows.len(), 80 * executions);
+    assert_eq!(keys.len(), rows.len(), "a row twice");
+
+    // A re-audit of the same fleet with that dataset as its baseline describes nothing: a baseline
+    // over several targets (the same pair once in each) is read, and every target carries its rows.
+    let before = fixed.stats().calls(Operation::DescribeJobExecution);
+    let next = dir.path().join("next");
+    let s = run(
+        discovery(&fixed.endpoint_url(), &next, Some(&out)),
+        no_shutdown(),
+    )
+    .await
+    .unwrap();
+    assert!(s.complete);
+    assert_eq!(fixed.stats().calls(Operation::DescribeJobExecution), before);
+    // Nothing changed: every row is carried.
+    assert_eq!(s.carried, rows.len() as u64);
+    let carried = read_rows(&next);
+    assert_eq!(carried.len(), rows.len());
+    let carried_keys: HashSet<_> = carried
+        .iter()
+        .map(|r| {
+            (
+                r.account_id.clone(),
+                r.region.clone(),
+                r.thing_name.clone(),
+                r.job_id.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(carried_keys, keys);
+}

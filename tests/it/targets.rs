@@ -231,27 +231,55 @@ async fn an_interrupted_multi_region_run_resumes_each_region_exactly() {
     }
 }
 
-#[test]
-fn discovery_over_several_targets_is_refused_before_any_call() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fleet-audit"))
-        .args([
-            "run",
-            "--discover",
-            "--regions",
-            "us-east-1,eu-west-1",
-            "--out",
-            "/tmp/fleet-audit-never-written",
-            "--endpoint-url",
-            "http://127.0.0.1:9",
-        ])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--discover: audits one account and region at a time"),
-        "{err}"
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovery_over_two_regions_lists_each_on_its_own_simulator() {
+    // Two simulators standing for two regions, each listed and described by its own target: every
+    // (region, pair) of the fleet once, each simulator called for its own region's work alone.
+    use fleet_audit::config::{DescribeMode, Scope};
+    let servers = [
+        start(sim_config(fleet(40, 3, 6))).await,
+        start(sim_config(fleet(40, 3, 6))).await,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (_, jobs) = lists(&servers[0], dir.path());
+    let out = dir.path().join("disc");
+    let mut rc = discover_config(
+        &servers[0].endpoint_url(),
+        Scope::Jobs(jobs),
+        DescribeMode::Active,
+        &out,
     );
+    rc.targets = TargetFlags {
+        regions: vec!["eu-west-1".into(), "ap-south-1".into()],
+        region_endpoints: vec![
+            ("eu-west-1".into(), servers[0].endpoint_url()),
+            ("ap-south-1".into(), servers[1].endpoint_url()),
+        ],
+        ..Default::default()
+    };
+    let s = run(rc, no_shutdown()).await.unwrap();
+    assert!(s.complete);
+    let fleet = servers[0].simulator().fleet();
+    let executions = (0..40u64)
+        .flat_map(|i| (0..3u32).map(move |j| (i, j)))
+        .filter(|(i, j)| fleet.execution(*i, *j).is_some())
+        .count();
+    let rows = read_rows(&out);
+    let keys = by_key(&rows);
+    assert_eq!(rows.len(), 2 * executions);
+    for region in ["eu-west-1", "ap-south-1"] {
+        assert_eq!(keys.keys().filter(|k| k.0 == region).count(), executions);
+    }
+    let describes = [0, 1].map(|i| servers[i].stats().calls(Operation::DescribeJobExecution));
+    assert_eq!(
+        describes[0], describes[1],
+        "each region describes its own actives"
+    );
+    assert_eq!(s.targets.len(), 2);
+}
+
+#[test]
+fn repeated_target_flags_are_refused_before_any_call() {
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_fleet-audit"))
         .args([
             "run",

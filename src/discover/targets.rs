@@ -1,0 +1,252 @@
+//! `run --discover` over several targets (regions, accounts, an organization): each target plans,
+//! lists and describes on its own (its client, its list and describe limiters, its workers), into one
+//! dataset where its rows are numbered in its own lane. At most `--max-targets-in-flight` targets at
+//! once; a target that cannot be connected is recorded as failed while the others go on
+//! ([`Stop::TargetsFailed`]); a resume skips, in each target, the pairs that target committed.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::StreamExt;
+use tokio::sync::{mpsc, watch};
+
+use super::resume::{self, OriginKey};
+use super::{identity_of, list, list_and_describe, plan, units_of, Ctx, Describing, ListLimiters};
+use crate::baseline::Baseline;
+use crate::client::{FleetClient, FleetLister};
+use crate::config::{DiscoverSpec, RunConfig};
+use crate::dataset::OutputDir;
+use crate::engine::{end_of_turns, Lane, LaneEnd, Stop};
+use crate::error::RunError;
+use crate::input::Names;
+use crate::limit::CallLimiter;
+use crate::output::prepare_output;
+use crate::session::{LaneView, Session};
+use crate::summary::{Summary, SummaryBase};
+use crate::targets::PendingTarget;
+
+/// What every target's turn shares.
+struct Shared<'a> {
+    cfg: &'a RunConfig,
+    spec: &'a DiscoverSpec,
+    names: Option<&'a Names>,
+    baseline: Option<Arc<Baseline>>,
+    /// What an earlier run committed, by target; each turn takes its own.
+    committed: Mutex<HashMap<OriginKey, std::collections::HashSet<u128>>>,
+    listed: AtomicU64,
+    /// Executions the plans counted, and their list calls (a dry run's figures).
+    planned: AtomicU64,
+    plan_calls: AtomicU64,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// Runs a discovery over several targets; `names` is what [`super::prepare_scope`] returned.
+pub async fn run_discover_targets<C: FleetClient + FleetLister>(
+    cfg: RunConfig,
+    run_id: String,
+    spec: DiscoverSpec,
+    names: Option<Names>,
+    targets: Vec<PendingTarget<C>>,
+    baseline: Option<Arc<Baseline>>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Summary, RunError> {
+    let started = Instant::now();
+    let labels: Vec<String> = targets.iter().map(|t| t.label.clone()).collect();
+    let identity = identity_of(&spec, names.as_ref(), cfg.shard, &labels);
+    let (mut manifest, committed) = if spec.dry_run {
+        (None, HashMap::new())
+    } else {
+        let manifest = prepare_output(&cfg, &identity, 0).await?;
+        let committed = match (OutputDir::of(&cfg.layout)?, &manifest) {
+            (Some(t), Some(m)) if !m.parts.is_empty() => resume::committed_by_origin(&t, m).await?,
+            _ => HashMap::new(),
+        };
+        (manifest, committed)
+    };
+    let resumed: u64 = committed.values().map(|s| s.len() as u64).sum();
+    if manifest.as_ref().is_some_and(|m| m.complete) {
+        let mut s = Summary::empty(&run_id, started);
+        s.complete = true;
+        s.resumed = resumed;
+        return Ok(s);
+    }
+    let next = resume::renumber_lanes(manifest.as_mut(), labels.len());
+    let views: Vec<LaneView> = labels
+        .iter()
+        .map(|label| LaneView {
+            label: label.clone(),
+            origin: Default::default(),
+            failed: Default::default(),
+            total: 0,
+            counters: Default::default(),
+            limiter: Some(Arc::new(CallLimiter::new(
+                cfg.rps,
+                crate::limit::burst_for(cfg.burst, cfg.rps),
+                cfg.adaptive,
+            ))),
+            finished_s: Default::default(),
+        })
+        .collect();
+    let shared = Shared {
+        cfg: &cfg,
+        spec: &spec,
+        names: names.as_ref(),
+        baseline: baseline.clone(),
+        committed: Mutex::new(committed),
+        listed: AtomicU64::new(0),
+        planned: AtomicU64::new(0),
+        plan_calls: AtomicU64::new(0),
+        shutdown: shutdown.clone(),
+    };
+    if spec.dry_run {
+        let turns = targets.into_iter().zip(&views).enumerate();
+        let ends: Vec<(usize, LaneEnd)> = futures::stream::iter(turns)
+            .map(|(i, (t, view))| {
+                let shared = &shared;
+                async move { (i, target_turn(shared, t, view, None, 0).await) }
+            })
+            .buffer_unordered(cfg.max_targets_in_flight.max(1))
+            .collect()
+            .await;
+        let mut s = Summary::empty(&run_id, started);
+        s.list_calls = shared.plan_calls.load(Ordering::Relaxed);
+        s.pairs = shared.planned.load(Ordering::Relaxed);
+        return match end_of_turns(ends, &labels) {
+            Ok(()) => Ok(s),
+            Err(stop) => Err(RunError::Stopped {
+                stop,
+                out: cfg.layout.path().to_path_buf(),
+                resumable: false,
+                summary: Box::new(s),
+            }),
+        };
+    }
+    let session = Session::open_lanes(
+        &cfg,
+        run_id,
+        manifest,
+        cfg.client.region.clone(),
+        views.clone(),
+    );
+    let rows = session.rows();
+    let turns = targets.into_iter().zip(&views).zip(next).enumerate();
+    let ends: Vec<(usize, LaneEnd)> = futures::stream::iter(turns)
+        .map(|(i, ((t, view), first))| {
+            let (shared, rows) = (&shared, rows.clone());
+            async move {
+                let end = target_turn(shared, t, view, Some(rows), first).await;
+                let _ = view.finished_s.set(started.elapsed().as_secs_f64());
+                (i, end)
+            }
+        })
+        .buffer_unordered(cfg.max_targets_in_flight.max(1))
+        .collect()
+        .await;
+    drop(rows);
+    let result = end_of_turns(ends, &labels);
+    let base = SummaryBase {
+        pairs: shared.listed.load(Ordering::Relaxed),
+        duplicates: 0,
+        resumed,
+    };
+    let located = baseline.as_ref().map(|b| b.location.clone());
+    let mut closed = session.close(result, base).await;
+    match &mut closed {
+        Ok(s) => s.baseline = located,
+        Err(RunError::Stopped { summary, .. }) => summary.baseline = located,
+        Err(_) => {}
+    }
+    closed
+}
+
+/// One target's turn: connect, plan, then list and describe (`rows`: where rows go; `None`, a dry
+/// run: the plan only). `first`: the first ordinal of its lane.
+async fn target_turn<C: FleetClient + FleetLister>(
+    shared: &Shared<'_>,
+    target: PendingTarget<C>,
+    view: &LaneView,
+    rows: Option<mpsc::Sender<crate::dataset::SinkMsg>>,
+    first: u64,
+) -> LaneEnd {
+    let (cfg, spec) = (shared.cfg, shared.spec);
+    if *shared.shutdown.borrow() {
+        return LaneEnd::Ran(Err(Stop::Interrupted));
+    }
+    let t = match target.connect().await {
+        Ok(t) => t,
+        Err(e) => {
+            let _ = view.failed.set(e.to_string());
+            return LaneEnd::Unreachable;
+        }
+    };
+    let _ = view.origin.set(t.origin.clone());
+    let shard = cfg.shard;
+    let in_shard = move |name: &str| shard.is_none_or(|s| s.owns_name(name));
+    let ctx = Arc::new(Ctx {
+        client: t.client.clone(),
+        limits: ListLimiters::new(spec.list_rps, cfg.burst, cfg.adaptive),
+        settings: cfg.engine.clone(),
+        counters: view.counters.clone(),
+        shutdown: shared.shutdown.clone(),
+    });
+    let (plan, jobs) =
+        match plan::make_plan(&ctx, spec, shared.names, in_shard, shard.is_some()).await {
+            Ok(p) => p,
+            Err(stop) => return LaneEnd::Ran(Err(stop)),
+        };
+    shared
+        .planned
+        .fetch_add(plan.executions.unwrap_or(0), Ordering::Relaxed);
+    shared
+        .plan_calls
+        .fetch_add(plan.plan_calls, Ordering::Relaxed);
+    if !cfg.quiet || spec.dry_run {
+        eprintln!("{}: {}", t.label, plan.render(spec, cfg.rps));
+    }
+    let Some(rows) = rows else {
+        return LaneEnd::Ran(Ok(()));
+    };
+    let key = (t.origin.region.clone(), t.origin.account_id.clone());
+    let committed = shared
+        .committed
+        .lock()
+        .expect("no panic holds the committed sets")
+        .remove(&key)
+        .unwrap_or_default();
+    let units = match units_of(spec, shared.names, jobs, in_shard) {
+        Ok(u) => u,
+        Err(e) => return LaneEnd::Ran(Err(Stop::Input(e))),
+    };
+    let (work_tx, work_rx) = mpsc::channel(1024);
+    let lister = list::Lister {
+        ctx: ctx.clone(),
+        spec: spec.clone(),
+        origin: t.origin.clone(),
+        rows: rows.clone(),
+        work: work_tx,
+        committed,
+        next_ordinal: first,
+        listed: 0,
+        baseline: shared.baseline.clone(),
+    };
+    let describing = Describing {
+        lane: Lane {
+            client: t.client,
+            limiter: view
+                .limiter
+                .clone()
+                .expect("every target's view has its limiter"),
+            origin: Some(t.origin),
+            counters: view.counters.clone(),
+        },
+        settings: cfg.engine.clone(),
+        work: work_rx,
+        rows,
+    };
+    let (result, listed) =
+        list_and_describe(lister, units, describing, shared.shutdown.clone()).await;
+    shared.listed.fetch_add(listed, Ordering::Relaxed);
+    LaneEnd::Ran(result)
+}
