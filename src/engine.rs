@@ -275,8 +275,31 @@ async fn worker<C, I>(
 pub enum LaneEnd {
     /// Its engine ran (or had nothing left to do).
     Ran(Result<(), Stop>),
-    /// It could not be connected; the reason is in its view.
-    Unreachable,
+    /// It could not be audited (not connected, or stopped by its own fault); the reason is in its
+    /// view.
+    Failed,
+}
+
+impl LaneEnd {
+    /// How a turn whose engine (or listing) ended with `result` ends. In an organization-wide run
+    /// (`lenient`), a stop that is the target's own (IoT refusing its credentials, its endpoint
+    /// unreachable, a listing failing after its retries) fails that target alone, named in
+    /// `failed`: its committed rows stay, the other targets go on, and `--resume` retries it.
+    pub fn of(
+        result: Result<(), Stop>,
+        lenient: bool,
+        failed: &std::sync::OnceLock<String>,
+    ) -> LaneEnd {
+        match result {
+            Err(
+                stop @ (Stop::Fatal { .. } | Stop::Unreachable { .. } | Stop::ListFailed { .. }),
+            ) if lenient => {
+                let _ = failed.set(stop.to_string());
+                LaneEnd::Failed
+            }
+            r => LaneEnd::Ran(r),
+        }
+    }
 }
 
 /// One result of several targets' engines: success when all succeeded; else an interrupt if there was
@@ -303,23 +326,23 @@ pub fn combine_stops(results: Vec<Result<(), Stop>>, labels: &[String]) -> Resul
 }
 
 /// The result of every target's turn (`ends` in any order): [`combine_stops`] of those that ran;
-/// when they all succeeded but some targets could not be connected, [`Stop::TargetsFailed`].
+/// when they all succeeded but some targets could not be audited, [`Stop::TargetsFailed`].
 pub fn end_of_turns(mut ends: Vec<(usize, LaneEnd)>, labels: &[String]) -> Result<(), Stop> {
     ends.sort_by_key(|(i, _)| *i);
-    let unreachable = ends
+    let failed = ends
         .iter()
-        .filter(|(_, e)| matches!(e, LaneEnd::Unreachable))
+        .filter(|(_, e)| matches!(e, LaneEnd::Failed))
         .count();
     let results: Vec<Result<(), Stop>> = ends
         .into_iter()
         .map(|(_, e)| match e {
             LaneEnd::Ran(r) => r,
-            LaneEnd::Unreachable => Ok(()),
+            LaneEnd::Failed => Ok(()),
         })
         .collect();
     match combine_stops(results, labels) {
-        Ok(()) if unreachable > 0 => Err(Stop::TargetsFailed {
-            failed: unreachable,
+        Ok(()) if failed > 0 => Err(Stop::TargetsFailed {
+            failed,
             of: labels.len(),
         }),
         r => r,

@@ -268,7 +268,7 @@ async fn target_turn<C: FleetClient>(
         Ok(t) => t,
         Err(e) => {
             let _ = view.failed.set(e.to_string());
-            return LaneEnd::Unreachable;
+            return LaneEnd::Failed;
         }
     };
     let _ = view.origin.set(t.origin.clone());
@@ -292,7 +292,7 @@ async fn target_turn<C: FleetClient>(
         rows,
         shutdown,
     );
-    LaneEnd::Ran(engine.await)
+    LaneEnd::of(engine.await, cfg.targets.org.is_some(), &view.failed)
 }
 
 /// The input identity a manifest records: the inputs' fingerprint, the targets of a run over several,

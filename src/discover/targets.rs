@@ -171,6 +171,7 @@ async fn target_turn<C: FleetClient + FleetLister>(
     first: u64,
 ) -> LaneEnd {
     let (cfg, spec) = (shared.cfg, shared.spec);
+    let lenient = cfg.targets.org.is_some();
     if *shared.shutdown.borrow() {
         return LaneEnd::Ran(Err(Stop::Interrupted));
     }
@@ -178,7 +179,7 @@ async fn target_turn<C: FleetClient + FleetLister>(
         Ok(t) => t,
         Err(e) => {
             let _ = view.failed.set(e.to_string());
-            return LaneEnd::Unreachable;
+            return LaneEnd::Failed;
         }
     };
     let _ = view.origin.set(t.origin.clone());
@@ -194,7 +195,7 @@ async fn target_turn<C: FleetClient + FleetLister>(
     let (plan, jobs) =
         match plan::make_plan(&ctx, spec, shared.names, in_shard, shard.is_some()).await {
             Ok(p) => p,
-            Err(stop) => return LaneEnd::Ran(Err(stop)),
+            Err(stop) => return LaneEnd::of(Err(stop), lenient, &view.failed),
         };
     shared
         .planned
@@ -248,5 +249,5 @@ async fn target_turn<C: FleetClient + FleetLister>(
     let (result, listed) =
         list_and_describe(lister, units, describing, shared.shutdown.clone()).await;
     shared.listed.fetch_add(listed, Ordering::Relaxed);
-    LaneEnd::Ran(result)
+    LaneEnd::of(result, lenient, &view.failed)
 }

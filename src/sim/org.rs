@@ -9,6 +9,9 @@
 //! - Which member accounts lack the audit role (`--org-missing-role P`, a deterministic share of them):
 //!   STS AssumeRole into those is refused as AWS refuses it ([`OrgSpec::refuses_role`]).
 //!
+//! IoT requests signed for a region that is not enabled are refused (UnrecognizedClientException,
+//! 403), as AWS refuses them.
+//!
 //! Only the management account may call ListAccounts or name another account in ListRegions; any
 //! other caller is refused with AccessDeniedException. Without `--org-accounts` the simulator's
 //! account is in no organization (AWSOrganizationsNotInUseException).
@@ -100,6 +103,15 @@ impl OrgSpec {
         self.index_of(account)
             .is_some_and(|i| self.account(i).status == "ACTIVE")
     }
+}
+
+/// Whether `region` is one of the simulated opt-in regions that is not enabled (with an organization
+/// only: a simulator without one serves every region).
+pub fn is_disabled_region(org: &OrgSpec, region: &str) -> bool {
+    org.accounts > 0
+        && REGIONS
+            .iter()
+            .any(|(r, s)| *r == region && *s == "DISABLED")
 }
 
 fn json_error(status: u16, kind: &'static str, message: &str, awsjson: bool) -> JsonAnswer {

@@ -200,6 +200,14 @@ fn route(method: &Method, path: &str) -> Option<Route> {
     })
 }
 
+/// The region a SigV4 `Authorization` header is signed for (`Credential=KEY/DATE/REGION/...`).
+fn signing_region(auth: &str) -> &str {
+    auth.split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split('/').nth(2))
+        .unwrap_or("")
+}
+
 /// A request's `Authorization` header (empty when absent) and its whole body as text.
 async fn auth_and_body(req: Request<Incoming>) -> Result<(String, String), Dropped> {
     use http_body_util::BodyExt;
@@ -353,6 +361,16 @@ async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body
             StatusCode::FORBIDDEN,
             "AccessDeniedException",
             "User is not authorized to perform: iot:DescribeJobExecution",
+        ));
+    }
+    // An organization's accounts have opt-in regions that are not enabled: AWS refuses any token
+    // there, as this does for requests signed for such a region.
+    if super::org::is_disabled_region(sim.org(), signing_region(auth)) {
+        return Ok(error(
+            sim,
+            StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
         ));
     }
     if let Some(fault) = faults::decide(sim, op).await {

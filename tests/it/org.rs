@@ -231,6 +231,38 @@ async fn the_binary_exits_5_names_the_failed_targets_and_narrows_accounts() {
         (active.len() - missing.len()) * 2 * 3
     );
 
+    // A region that is not enabled: IoT refuses every call there, so each account's target in it
+    // fails on its own (after its role was assumed) and the others complete.
+    let optin = dir.path().join("optin");
+    let (code, stderr) = wait_or_kill(
+        bin(&[
+            "--regions",
+            "us-east-1,me-south-1",
+            "--out",
+            optin.to_str().unwrap(),
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(code, Some(5), "{stderr}");
+    let reachable = active.len() - missing.len();
+    let ok = active.iter().find(|a| !missing.contains(*a)).unwrap();
+    assert!(
+        stderr.contains(&format!("{ok}/me-south-1: not audited:"))
+            && stderr.contains("UnrecognizedClientException"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!(
+        "{} of {} targets could not be audited",
+        active.len() + missing.len(),
+        2 * active.len()
+    )));
+    let rows = read_rows(&optin);
+    assert_eq!(rows.len(), reachable * 3);
+    assert!(rows
+        .iter()
+        .all(|r| r.region.as_deref() == Some("us-east-1")));
+
     // --accounts narrows to reachable accounts: a complete run, exit 0; --exclude-accounts drops one.
     let ok: Vec<&String> = active.iter().filter(|a| !missing.contains(*a)).collect();
     let narrow = dir.path().join("narrow");
