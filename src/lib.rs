@@ -6,7 +6,8 @@
 //! - [`client`] the fleet client traits, `aws-sdk-iot` behind them (the one place that builds SDK
 //!   configuration), an in-memory fake and a fault-injecting wrapper; [`retry`] error classes and
 //!   backoff; [`limit`] a rate limiter on tokio's clock; [`schema`] the one Arrow schema;
-//!   [`shard`] the hash partition of one audit over N processes; [`targets`] accounts and regions.
+//!   [`shard`] the hash partition of one audit over N processes; [`targets`] accounts and regions
+//!   (an organization's too, each connected when its turn comes).
 //! - [`input`] thing/job lists and pairs files -> a validated, de-duplicated lazy stream of pairs.
 //! - [`dataset`] Parquet / Arrow IPC writers that commit files atomically into a file, a local
 //!   directory or S3, flat or in Hive-style folders; manifests; one writer per output; reading back.
