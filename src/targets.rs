@@ -387,6 +387,8 @@ pub enum PlanError {
     Org(#[from] OrgError),
     #[error("--accounts: {0} is not an ACTIVE account of the organization")]
     NotInOrg(String),
+    #[error("--org-role: no ACTIVE account of the organization is left to audit")]
+    NoAccounts,
 }
 
 /// The IAM partition of a region's ARNs.
@@ -446,6 +448,9 @@ pub async fn plan(base: &ClientSettings, f: &TargetFlags) -> Result<Vec<TargetSp
         accounts.retain(|a| org.accounts.contains(&a.id));
     }
     accounts.retain(|a| !org.exclude.contains(&a.id));
+    if accounts.is_empty() {
+        return Err(PlanError::NoAccounts);
+    }
     let regions: Vec<Vec<String>> = if f.all_regions {
         use futures::{StreamExt, TryStreamExt};
         // The management account names itself by leaving the account out.

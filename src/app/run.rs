@@ -123,7 +123,9 @@ pub(super) fn finish_run(
             | RunError::ResumeMismatch { .. }
             | RunError::Baseline(_)
             | RunError::Targets(
-                crate::targets::PlanError::Flags(_) | crate::targets::PlanError::NotInOrg(_),
+                crate::targets::PlanError::Flags(_)
+                | crate::targets::PlanError::NotInOrg(_)
+                | crate::targets::PlanError::NoAccounts,
             )
             | RunError::Manifest(ManifestError::Invalid { .. })
             | RunError::Sink(SinkError::Manifest(ManifestError::Invalid { .. }))),

@@ -308,6 +308,22 @@ async fn the_binary_exits_5_names_the_failed_targets_and_narrows_accounts() {
         assert_eq!(code, Some(2), "{stderr}");
         assert!(stderr.contains(words), "{stderr}");
     }
+    // Every account excluded: nothing to audit is bad input too, not an empty "complete" dataset.
+    let (code, stderr) = wait_or_kill(
+        bin(&[
+            "--accounts",
+            ok[0],
+            "--exclude-accounts",
+            ok[0],
+            "--out",
+            dir.path().join("none").to_str().unwrap(),
+        ]),
+        None,
+    )
+    .await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("no ACTIVE account"), "{stderr}");
+    assert!(!dir.path().join("none").exists());
     assert_eq!(server.stats().total_calls(), before);
 }
 
