@@ -261,17 +261,10 @@ async fn target_turn<C: FleetClient>(
     if view.total == 0 {
         return LaneEnd::Ran(Ok(()));
     }
-    if *shutdown.borrow() {
-        return LaneEnd::Ran(Err(Stop::Interrupted));
-    }
-    let t = match target.connect().await {
+    let t = match view.connect(target, &shutdown).await {
         Ok(t) => t,
-        Err(e) => {
-            let _ = view.failed.set(e.to_string());
-            return LaneEnd::Failed;
-        }
+        Err(end) => return end,
     };
-    let _ = view.origin.set(t.origin.clone());
     let lane_state = Lane {
         client: t.client,
         limiter: view

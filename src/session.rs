@@ -38,6 +38,32 @@ pub struct LaneView {
     pub finished_s: Arc<std::sync::OnceLock<f64>>,
 }
 
+impl LaneView {
+    /// The start of a target's turn: its client, connected now (a lazy target assumes its role and
+    /// reads its account here), with the view's origin set; or how the turn ends at once: interrupted
+    /// before it began, or failed to connect (the reason kept in the view).
+    pub async fn connect<C: Send + Sync + 'static>(
+        &self,
+        target: crate::targets::PendingTarget<C>,
+        shutdown: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<crate::targets::TargetClient<C>, crate::engine::LaneEnd> {
+        use crate::engine::LaneEnd;
+        if *shutdown.borrow() {
+            return Err(LaneEnd::Ran(Err(Stop::Interrupted)));
+        }
+        match target.connect().await {
+            Ok(t) => {
+                let _ = self.origin.set(t.origin.clone());
+                Ok(t)
+            }
+            Err(e) => {
+                let _ = self.failed.set(e.to_string());
+                Err(LaneEnd::Failed)
+            }
+        }
+    }
+}
+
 /// Above this many lanes (an organization's targets) one bar shows them all.
 const MAX_BARS: usize = 8;
 

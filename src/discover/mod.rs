@@ -300,7 +300,17 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
         duplicates: 0,
         resumed,
     };
-    let located = baseline.as_ref().map(|b| b.location.clone());
+    close_naming_baseline(session, result, base, baseline.as_deref()).await
+}
+
+/// Closes a discovery's session; its summary names the baseline it carried from.
+async fn close_naming_baseline(
+    session: Session,
+    result: Result<(), Stop>,
+    base: SummaryBase,
+    baseline: Option<&crate::baseline::Baseline>,
+) -> Result<Summary, RunError> {
+    let located = baseline.map(|b| b.location.clone());
     let mut closed = session.close(result, base).await;
     match &mut closed {
         Ok(s) => s.baseline = located,

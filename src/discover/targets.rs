@@ -151,14 +151,7 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
         duplicates: 0,
         resumed,
     };
-    let located = baseline.as_ref().map(|b| b.location.clone());
-    let mut closed = session.close(result, base).await;
-    match &mut closed {
-        Ok(s) => s.baseline = located,
-        Err(RunError::Stopped { summary, .. }) => summary.baseline = located,
-        Err(_) => {}
-    }
-    closed
+    super::close_naming_baseline(session, result, base, baseline.as_deref()).await
 }
 
 /// One target's turn: connect, plan, then list and describe (`rows`: where rows go; `None`, a dry
@@ -172,17 +165,10 @@ async fn target_turn<C: FleetClient + FleetLister>(
 ) -> LaneEnd {
     let (cfg, spec) = (shared.cfg, shared.spec);
     let lenient = cfg.targets.org.is_some();
-    if *shared.shutdown.borrow() {
-        return LaneEnd::Ran(Err(Stop::Interrupted));
-    }
-    let t = match target.connect().await {
+    let t = match view.connect(target, &shared.shutdown).await {
         Ok(t) => t,
-        Err(e) => {
-            let _ = view.failed.set(e.to_string());
-            return LaneEnd::Failed;
-        }
+        Err(end) => return end,
     };
-    let _ = view.origin.set(t.origin.clone());
     let shard = cfg.shard;
     let in_shard = move |name: &str| shard.is_none_or(|s| s.owns_name(name));
     let ctx = Arc::new(Ctx {
