@@ -313,36 +313,7 @@ impl Session {
                 0.0
             }
         };
-        let targets = if self.lanes.len() > 1 {
-            self.lanes
-                .iter()
-                .map(|l| {
-                    let c = &l.counters;
-                    let attempts = Counters::get(&c.attempts);
-                    let secs = l.finished_s.get().copied().unwrap_or(elapsed);
-                    TargetSummary {
-                        target: l.label.clone(),
-                        region: l.origin.get().and_then(|o| o.region.clone()),
-                        account_id: l.origin.get().and_then(|o| o.account_id.clone()),
-                        error: l.failed.get().cloned(),
-                        pairs: base.pairs / self.lanes.len() as u64,
-                        ok: Counters::get(&c.ok),
-                        not_found: Counters::get(&c.not_found),
-                        errors: Counters::get(&c.errors),
-                        attempts,
-                        throttled: Counters::get(&c.throttled),
-                        elapsed_s: secs,
-                        calls_per_s: if secs > 0.0 {
-                            attempts as f64 / secs
-                        } else {
-                            0.0
-                        },
-                    }
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let targets = target_summaries(&self.lanes, base.pairs, elapsed);
         let mut summary = Summary {
             run_id: self.run_id,
             pairs: base.pairs,
@@ -393,6 +364,40 @@ impl Session {
             Err(stop) => Err(stopped(stop, &summary)),
         }
     }
+}
+
+/// Per target of a run over several (none for one): its counts, and its pace over its own time
+/// (`elapsed`: the run's, for a target still going). `pairs`: the run's.
+fn target_summaries(lanes: &[LaneView], pairs: u64, elapsed: f64) -> Vec<TargetSummary> {
+    if lanes.len() < 2 {
+        return Vec::new();
+    }
+    lanes
+        .iter()
+        .map(|l| {
+            let c = &l.counters;
+            let attempts = Counters::get(&c.attempts);
+            let secs = l.finished_s.get().copied().unwrap_or(elapsed);
+            TargetSummary {
+                target: l.label.clone(),
+                region: l.origin.get().and_then(|o| o.region.clone()),
+                account_id: l.origin.get().and_then(|o| o.account_id.clone()),
+                error: l.failed.get().cloned(),
+                pairs: pairs / lanes.len() as u64,
+                ok: Counters::get(&c.ok),
+                not_found: Counters::get(&c.not_found),
+                errors: Counters::get(&c.errors),
+                attempts,
+                throttled: Counters::get(&c.throttled),
+                elapsed_s: secs,
+                calls_per_s: if secs > 0.0 {
+                    attempts as f64 / secs
+                } else {
+                    0.0
+                },
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
