@@ -11,7 +11,7 @@ use crate::dataset::{Format, Layout, PartitionKey, Remote};
 use crate::input::InputSpec;
 use crate::retry::Backoff;
 use crate::shard::Shard;
-use crate::targets::{TargetFlags, TargetSpec};
+use crate::targets::TargetFlags;
 use crate::time::parse_span;
 
 /// A flag value or an output location that cannot work.
@@ -367,13 +367,6 @@ fn discover_spec(a: &RunArgs) -> Result<DiscoverSpec, ConfigError> {
             .as_deref()
             .map(crate::baseline::BaselineSpec::parse),
     })
-}
-
-impl RunConfig {
-    /// The run's targets: `client` alone, or every account and region the target flags name.
-    pub fn target_specs(&self) -> Result<Vec<TargetSpec>, ConfigError> {
-        Ok(crate::targets::expand(&self.client, &self.targets)?)
-    }
 }
 
 /// The multi-target flags, split and parsed.
