@@ -11,18 +11,15 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use futures::StreamExt;
-
 use crate::client::{FleetClient, IotClient};
 use crate::config::{Input, RunConfig};
 use crate::dataset::{lane_ordinal, DoneSet, Holder, Layout, OutputLock};
-use crate::engine::{end_of_turns, run_engine, Lane, LaneEnd, Stop, Work};
+use crate::engine::{run_engine, Lane, LaneEnd, Stop, Work};
 use crate::error::RunError;
 use crate::input::{prepare, InputError};
-use crate::limit::CallLimiter;
 use crate::output::{connect_output, prepare_output};
 use crate::schema::Origin;
-use crate::session::{LaneView, Session};
+use crate::session::{take_turns, LaneView, Session};
 use crate::summary::{Summary, SummaryBase};
 use crate::targets::{PendingTarget, TargetClient};
 use crate::time::human_duration;
@@ -200,48 +197,27 @@ pub async fn run_targets<C: FleetClient>(
     }
     // Every target's view (counters, limiter) exists from the start, for progress and the summary;
     // its client only while its turn lasts.
-    let views = labels
+    let views: Vec<LaneView> = labels
         .iter()
         .enumerate()
-        .map(|(i, label)| LaneView {
-            label: label.clone(),
-            origin: Default::default(),
-            failed: Default::default(),
-            total: per_target - done.lane_len(i as u16),
-            counters: Default::default(),
-            limiter: Some(Arc::new(CallLimiter::new(
-                cfg.rps,
-                crate::limit::burst_for(cfg.burst, cfg.rps),
-                cfg.adaptive,
-            ))),
-            finished_s: Default::default(),
-        })
-        .collect::<Vec<LaneView>>();
-    let turns: Vec<_> = targets
-        .into_iter()
-        .zip(&views)
-        .enumerate()
-        .map(|(i, (t, v))| (i, t, v.clone()))
+        .map(|(i, label)| LaneView::waiting(label, per_target - done.lane_len(i as u16), &cfg))
         .collect();
     let region = cfg.client.region.clone();
-    let session = Session::open_lanes(&cfg, run_id, manifest, region, views);
+    let session = Session::open_lanes(&cfg, run_id, manifest, region, views.clone());
     let rows = session.rows();
     let (input, cfg) = (&input, &cfg);
-    let ends: Vec<(usize, LaneEnd)> = futures::stream::iter(turns)
-        .map(|(i, target, view)| {
+    let result = take_turns(
+        &views,
+        targets,
+        cfg.max_targets_in_flight,
+        started,
+        |i, t, view| {
             let (done, rows, shutdown) = (done.clone(), rows.clone(), shutdown.clone());
-            async move {
-                let end =
-                    target_turn(cfg, input, i as u16, target, &view, done, rows, shutdown).await;
-                let _ = view.finished_s.set(started.elapsed().as_secs_f64());
-                (i, end)
-            }
-        })
-        .buffer_unordered(cfg.max_targets_in_flight.max(1))
-        .collect()
-        .await;
+            target_turn(cfg, input, i as u16, t, view, done, rows, shutdown)
+        },
+    )
+    .await;
     drop(rows);
-    let result = end_of_turns(ends, &labels);
     session.close(result, base).await
 }
 

@@ -15,7 +15,7 @@ use crate::dataset::{
     join_writer, spawn_writer, FailedTarget, Manifest, Partitioning, SinkError, SinkMsg,
     SinkSettings, WriterEnd,
 };
-use crate::engine::Stop;
+use crate::engine::{end_of_turns, LaneEnd, Stop};
 use crate::error::RunError;
 use crate::limit::CallLimiter;
 use crate::schema::{Origin, BATCH_ROWS};
@@ -39,6 +39,24 @@ pub struct LaneView {
 }
 
 impl LaneView {
+    /// The view of a target waiting for its turn (`total` rows expected, 0 if unknown), with its
+    /// own describe limiter at the run's `--rps`.
+    pub fn waiting(label: &str, total: u64, cfg: &RunConfig) -> LaneView {
+        LaneView {
+            label: label.to_string(),
+            origin: Default::default(),
+            failed: Default::default(),
+            total,
+            counters: Default::default(),
+            limiter: Some(Arc::new(CallLimiter::new(
+                cfg.rps,
+                crate::limit::burst_for(cfg.burst, cfg.rps),
+                cfg.adaptive,
+            ))),
+            finished_s: Default::default(),
+        }
+    }
+
     /// The start of a target's turn: its client, connected now (a lazy target assumes its role and
     /// reads its account here), with the view's origin set; or how the turn ends at once: interrupted
     /// before it began, or failed to connect (the reason kept in the view).
@@ -46,8 +64,7 @@ impl LaneView {
         &self,
         target: crate::targets::PendingTarget<C>,
         shutdown: &tokio::sync::watch::Receiver<bool>,
-    ) -> Result<crate::targets::TargetClient<C>, crate::engine::LaneEnd> {
-        use crate::engine::LaneEnd;
+    ) -> Result<crate::targets::TargetClient<C>, LaneEnd> {
         if *shutdown.borrow() {
             return Err(LaneEnd::Ran(Err(Stop::Interrupted)));
         }
@@ -62,6 +79,36 @@ impl LaneView {
             }
         }
     }
+}
+
+/// Gives every target its turn, at most `in_flight` at once (the others wait, without a client):
+/// `turn(i, item, view)` for target `i`, its item and its view; each view notes when its turn ended
+/// (seconds since `started`). Returns how the turns ended, combined ([`end_of_turns`]).
+pub async fn take_turns<'v, T, F, Fut>(
+    views: &'v [LaneView],
+    items: Vec<T>,
+    in_flight: usize,
+    started: Instant,
+    turn: F,
+) -> Result<(), Stop>
+where
+    F: Fn(usize, T, &'v LaneView) -> Fut,
+    Fut: std::future::Future<Output = LaneEnd>,
+{
+    use futures::StreamExt;
+    let turn = &turn;
+    let ends: Vec<(usize, LaneEnd)> =
+        futures::stream::iter(items.into_iter().zip(views).enumerate())
+            .map(|(i, (item, view))| async move {
+                let end = turn(i, item, view).await;
+                let _ = view.finished_s.set(started.elapsed().as_secs_f64());
+                (i, end)
+            })
+            .buffer_unordered(in_flight.max(1))
+            .collect()
+            .await;
+    let labels: Vec<String> = views.iter().map(|v| v.label.clone()).collect();
+    end_of_turns(ends, &labels)
 }
 
 /// Above this many lanes (an organization's targets) one bar shows them all.

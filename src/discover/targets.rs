@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use futures::StreamExt;
 use tokio::sync::{mpsc, watch};
 
 use super::resume::{self, OriginKey};
@@ -18,12 +17,11 @@ use crate::baseline::Baseline;
 use crate::client::{FleetClient, FleetLister};
 use crate::config::{DiscoverSpec, RunConfig};
 use crate::dataset::OutputDir;
-use crate::engine::{end_of_turns, Lane, LaneEnd, Stop};
+use crate::engine::{Lane, LaneEnd, Stop};
 use crate::error::RunError;
 use crate::input::Names;
-use crate::limit::CallLimiter;
 use crate::output::prepare_output;
-use crate::session::{LaneView, Session};
+use crate::session::{take_turns, LaneView, Session};
 use crate::summary::{Summary, SummaryBase};
 use crate::targets::PendingTarget;
 
@@ -75,19 +73,7 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
     let next = resume::renumber_lanes(manifest.as_mut(), labels.len());
     let views: Vec<LaneView> = labels
         .iter()
-        .map(|label| LaneView {
-            label: label.clone(),
-            origin: Default::default(),
-            failed: Default::default(),
-            total: 0,
-            counters: Default::default(),
-            limiter: Some(Arc::new(CallLimiter::new(
-                cfg.rps,
-                crate::limit::burst_for(cfg.burst, cfg.rps),
-                cfg.adaptive,
-            ))),
-            finished_s: Default::default(),
-        })
+        .map(|label| LaneView::waiting(label, 0, &cfg))
         .collect();
     let shared = Shared {
         cfg: &cfg,
@@ -101,19 +87,18 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
         shutdown: shutdown.clone(),
     };
     if spec.dry_run {
-        let turns = targets.into_iter().zip(&views).enumerate();
-        let ends: Vec<(usize, LaneEnd)> = futures::stream::iter(turns)
-            .map(|(i, (t, view))| {
-                let shared = &shared;
-                async move { (i, target_turn(shared, t, view, None, 0).await) }
-            })
-            .buffer_unordered(cfg.max_targets_in_flight.max(1))
-            .collect()
-            .await;
+        let ended = take_turns(
+            &views,
+            targets,
+            cfg.max_targets_in_flight,
+            started,
+            |_, t, view| target_turn(&shared, t, view, None, 0),
+        )
+        .await;
         let mut s = Summary::empty(&run_id, started);
         s.list_calls = shared.plan_calls.load(Ordering::Relaxed);
         s.pairs = shared.planned.load(Ordering::Relaxed);
-        return match end_of_turns(ends, &labels) {
+        return match ended {
             Ok(()) => Ok(s),
             Err(stop) => Err(RunError::Stopped {
                 stop,
@@ -131,21 +116,16 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
         views.clone(),
     );
     let rows = session.rows();
-    let turns = targets.into_iter().zip(&views).zip(next).enumerate();
-    let ends: Vec<(usize, LaneEnd)> = futures::stream::iter(turns)
-        .map(|(i, ((t, view), first))| {
-            let (shared, rows) = (&shared, rows.clone());
-            async move {
-                let end = target_turn(shared, t, view, Some(rows), first).await;
-                let _ = view.finished_s.set(started.elapsed().as_secs_f64());
-                (i, end)
-            }
-        })
-        .buffer_unordered(cfg.max_targets_in_flight.max(1))
-        .collect()
-        .await;
+    let items: Vec<_> = targets.into_iter().zip(next).collect();
+    let result = take_turns(
+        &views,
+        items,
+        cfg.max_targets_in_flight,
+        started,
+        |_, (t, first), view| target_turn(&shared, t, view, Some(rows.clone()), first),
+    )
+    .await;
     drop(rows);
-    let result = end_of_turns(ends, &labels);
     let base = SummaryBase {
         pairs: shared.listed.load(Ordering::Relaxed),
         duplicates: 0,
