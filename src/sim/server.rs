@@ -208,6 +208,17 @@ fn signing_region(auth: &str) -> &str {
         .unwrap_or("")
 }
 
+/// The answer to a request without an `Authorization` header, counted.
+fn unauthenticated(sim: &Simulator) -> Response<Body> {
+    sim.stats.unauthenticated.fetch_add(1, Ordering::Relaxed);
+    error(
+        sim,
+        StatusCode::FORBIDDEN,
+        "MissingAuthenticationTokenException",
+        "Missing Authentication Token",
+    )
+}
+
 /// A request's `Authorization` header (empty when absent) and its whole body as text.
 async fn auth_and_body(req: Request<Incoming>) -> Result<(String, String), Dropped> {
     use http_body_util::BodyExt;
@@ -260,13 +271,7 @@ async fn organizations(
     sim.stats.organizations.fetch_add(1, Ordering::Relaxed);
     let (auth, body) = auth_and_body(req).await?;
     if auth.is_empty() {
-        sim.stats.unauthenticated.fetch_add(1, Ordering::Relaxed);
-        return Ok(error(
-            sim,
-            StatusCode::FORBIDDEN,
-            "MissingAuthenticationTokenException",
-            "Missing Authentication Token",
-        ));
+        return Ok(unauthenticated(sim));
     }
     let caller = super::sts::caller_account(&auth);
     let a = if list_regions {
@@ -332,13 +337,7 @@ async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body
     sim.count(op);
 
     if !req.headers().contains_key(hyper::header::AUTHORIZATION) {
-        sim.stats.unauthenticated.fetch_add(1, Ordering::Relaxed);
-        return Ok(error(
-            sim,
-            StatusCode::FORBIDDEN,
-            "MissingAuthenticationTokenException",
-            "Missing Authentication Token",
-        ));
+        return Ok(unauthenticated(sim));
     }
     // Test hooks: the simulator accepts any signature, except from these access key ids, which stand
     // for credentials AWS would refuse.
