@@ -610,3 +610,20 @@ impl Proxy {
         }
     }
 }
+
+/// Every row keyed by (region, account, thing, job); a key twice fails the test.
+pub fn by_key(
+    rows: &[ReadRow],
+) -> std::collections::HashMap<(String, String, String, String), &ReadRow> {
+    let mut m = std::collections::HashMap::new();
+    for r in rows {
+        let k = (
+            r.region.clone().unwrap_or_default(),
+            r.account_id.clone().unwrap_or_default(),
+            r.thing_name.clone(),
+            r.job_id.clone(),
+        );
+        assert!(m.insert(k.clone(), r).is_none(), "a row twice: {k:?}");
+    }
+    m
+}

@@ -112,20 +112,9 @@ async fn every_account_and_enabled_region_once_and_a_resume_fills_the_missing_ro
     );
     // Every reachable (account, region, pair) once, carrying its account and region.
     let rows = read_rows(&out);
-    let keys: HashSet<(String, String, String, String)> = rows
-        .iter()
-        .map(|r| {
-            (
-                r.account_id.clone().unwrap_or_default(),
-                r.region.clone().unwrap_or_default(),
-                r.thing_name.clone(),
-                r.job_id.clone(),
-            )
-        })
-        .collect();
-    assert_eq!(keys.len(), rows.len(), "a row twice");
+    let keys = by_key(&rows);
     assert_eq!(rows.len(), (800 - failed) * 3);
-    for (account, region, _, _) in &keys {
+    for (region, account, _, _) in keys.keys() {
         assert!(active.contains(account) && !missing.contains(account));
         assert!(ENABLED.contains(&region.as_str()), "{region}");
     }
@@ -168,11 +157,7 @@ async fn every_account_and_enabled_region_once_and_a_resume_fills_the_missing_ro
     );
     let rows = read_rows(&out);
     assert_eq!(rows.len(), 2_400);
-    let keys: HashSet<_> = rows
-        .iter()
-        .map(|r| (r.account_id.clone(), r.region.clone(), r.thing_name.clone()))
-        .collect();
-    assert_eq!(keys.len(), 2_400);
+    assert_eq!(by_key(&rows).len(), 2_400);
     let manifest: Manifest =
         serde_json::from_slice(&std::fs::read(out.join("_manifest.json")).unwrap()).unwrap();
     assert!(manifest.complete && manifest.failed_targets.is_empty());
@@ -382,17 +367,7 @@ async fn a_discovery_over_the_organization_resumes_its_failed_targets_and_carrie
     assert!(s.complete);
     assert_eq!(s.resumed, (reachable * executions) as u64);
     let rows = read_rows(&out);
-    let keys: HashSet<_> = rows
-        .iter()
-        .map(|r| {
-            (
-                r.account_id.clone(),
-                r.region.clone(),
-                r.thing_name.clone(),
-                r.job_id.clone(),
-            )
-        })
-        .collect();
+    let keys: HashSet<_> = by_key(&rows).into_keys().collect();
     assert_eq!(rows.len(), 80 * executions);
     assert_eq!(keys.len(), rows.len(), "a row twice");
 
@@ -412,16 +387,6 @@ async fn a_discovery_over_the_organization_resumes_its_failed_targets_and_carrie
     assert_eq!(s.carried, rows.len() as u64);
     let carried = read_rows(&next);
     assert_eq!(carried.len(), rows.len());
-    let carried_keys: HashSet<_> = carried
-        .iter()
-        .map(|r| {
-            (
-                r.account_id.clone(),
-                r.region.clone(),
-                r.thing_name.clone(),
-                r.job_id.clone(),
-            )
-        })
-        .collect();
+    let carried_keys: HashSet<_> = by_key(&carried).into_keys().collect();
     assert_eq!(carried_keys, keys);
 }

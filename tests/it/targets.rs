@@ -1,8 +1,6 @@
 //! Runs over several targets (regions, accounts) at once: each target has its own client and its own
 //! rate limiter, its rows carry its region and account id, and a resume finishes every target exactly.
 
-use std::collections::HashMap;
-
 use crate::common::*;
 use fleet_audit::error::RunError;
 use fleet_audit::input::InputSpec;
@@ -11,21 +9,6 @@ use fleet_audit::sim::Operation;
 use fleet_audit::targets::TargetFlags;
 
 const SIM_ACCOUNT: &str = "123456789012";
-
-/// Every row keyed by (region, account, thing, job); a key twice fails the test.
-fn by_key(rows: &[ReadRow]) -> HashMap<(String, String, String, String), &ReadRow> {
-    let mut m = HashMap::new();
-    for r in rows {
-        let k = (
-            r.region.clone().unwrap_or_default(),
-            r.account_id.clone().unwrap_or_default(),
-            r.thing_name.clone(),
-            r.job_id.clone(),
-        );
-        assert!(m.insert(k.clone(), r).is_none(), "a row twice: {k:?}");
-    }
-    m
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_regions_each_hold_their_own_rate_against_their_own_quota() {
