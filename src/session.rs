@@ -36,6 +36,9 @@ pub struct LaneView {
     pub limiter: Option<Arc<CallLimiter>>,
     /// Seconds from the start until this target's last row (set when its engine ends).
     pub finished_s: Arc<std::sync::OnceLock<f64>>,
+    /// The pairs this target turned out to have (a discovery's listing); unset: an equal share of
+    /// the run's.
+    pub listed: Arc<std::sync::OnceLock<u64>>,
 }
 
 impl LaneView {
@@ -54,6 +57,7 @@ impl LaneView {
                 cfg.adaptive,
             ))),
             finished_s: Default::default(),
+            listed: Default::default(),
         }
     }
 
@@ -207,6 +211,7 @@ impl Session {
             counters,
             limiter: None,
             finished_s: Default::default(),
+            listed: Default::default(),
         };
         Session::open_lanes(cfg, run_id, manifest, region, vec![lane])
     }
@@ -430,7 +435,11 @@ fn target_summaries(lanes: &[LaneView], pairs: u64, elapsed: f64) -> Vec<TargetS
                 region: l.origin.get().and_then(|o| o.region.clone()),
                 account_id: l.origin.get().and_then(|o| o.account_id.clone()),
                 error: l.failed.get().cloned(),
-                pairs: pairs / lanes.len() as u64,
+                pairs: l
+                    .listed
+                    .get()
+                    .copied()
+                    .unwrap_or(pairs / lanes.len() as u64),
                 ok: Counters::get(&c.ok),
                 not_found: Counters::get(&c.not_found),
                 errors: Counters::get(&c.errors),
@@ -485,6 +494,7 @@ mod tests {
             counters: Arc::new(Counters::default()),
             limiter: None,
             finished_s: Default::default(),
+            listed: Default::default(),
         };
         let manifest = Manifest::new("pairs:0".into(), 1, "parquet");
         let mut session = Session::open_lanes(&cfg, "r".into(), Some(manifest), None, vec![lane]);

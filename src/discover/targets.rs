@@ -215,5 +215,6 @@ async fn target_turn<C: FleetClient + FleetLister>(
     let (result, listed) =
         list_and_describe(lister, units, describing, shared.shutdown.clone()).await;
     shared.listed.fetch_add(listed, Ordering::Relaxed);
+    let _ = view.listed.set(listed);
     LaneEnd::of(result, lenient, &view.failed)
 }

@@ -261,6 +261,58 @@ async fn a_discovery_over_two_regions_lists_each_on_its_own_simulator() {
     assert_eq!(s.targets.len(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_target_of_a_discovery_counts_the_executions_it_listed() {
+    // Two regions with fleets of different sizes: each target's summary has its own count, not an
+    // equal share of the run's.
+    use fleet_audit::config::{DescribeMode, Scope};
+    let servers = [
+        start(sim_config(fleet(40, 3, 6))).await,
+        start(sim_config(fleet(15, 3, 9))).await,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let (_, jobs) = lists(&servers[0], dir.path());
+    let out = dir.path().join("disc");
+    let mut rc = discover_config(
+        &servers[0].endpoint_url(),
+        Scope::Jobs(jobs),
+        DescribeMode::None,
+        &out,
+    );
+    rc.targets = TargetFlags {
+        regions: vec!["eu-west-1".into(), "ap-south-1".into()],
+        region_endpoints: vec![
+            ("eu-west-1".into(), servers[0].endpoint_url()),
+            ("ap-south-1".into(), servers[1].endpoint_url()),
+        ],
+        ..Default::default()
+    };
+    let s = run(rc, no_shutdown()).await.unwrap();
+    let executions = |server: &fleet_audit::sim::SimServer| {
+        let f = server.simulator().fleet();
+        let (things, jobs) = (f.spec().things, f.spec().jobs);
+        (0..things)
+            .flat_map(|i| (0..jobs).map(move |j| (i, j)))
+            .filter(|(i, j)| f.execution(*i, *j).is_some())
+            .count() as u64
+    };
+    let want = [executions(&servers[0]), executions(&servers[1])];
+    assert_ne!(want[0], want[1]);
+    let got: Vec<(String, u64)> = s
+        .targets
+        .iter()
+        .map(|t| (t.target.clone(), t.pairs))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("eu-west-1".to_string(), want[0]),
+            ("ap-south-1".to_string(), want[1])
+        ]
+    );
+    assert_eq!(s.pairs, want[0] + want[1]);
+}
+
 #[test]
 fn repeated_target_flags_are_refused_before_any_call() {
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_fleet-audit"))
