@@ -191,7 +191,25 @@ pub fn output_of(out: &Path, format: Option<FormatArg>) -> Result<(Layout, Forma
         };
         return Ok((Layout::Remote(remote), format));
     }
+    let resolved = resolve_local(out)?;
+    let out = resolved.as_path();
     let by_ext = Format::from_path(out);
+    if by_ext.is_none() && !out.is_dir() {
+        if let Some(ext) = out
+            .extension()
+            .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        {
+            if OTHER_FILE_TYPES.contains(&ext.as_str()) {
+                return Err(ConfigError::Output {
+                    path: out.to_path_buf(),
+                    reason: format!(
+                        "names a .{ext} file, which this tool does not write: name a .parquet or \
+                         .arrow file, or a directory"
+                    ),
+                });
+            }
+        }
+    }
     let asked = format.map(|f| match f {
         FormatArg::Parquet => Format::Parquet,
         FormatArg::Arrow => Format::Arrow,
@@ -207,6 +225,56 @@ pub fn output_of(out: &Path, format: Option<FormatArg>) -> Result<(Layout, Forma
         )),
         (Some(e), _) => Ok((Layout::File(out.to_path_buf()), e)),
         (None, a) => Ok((Layout::Dir(out.to_path_buf()), a.unwrap_or(Format::Parquet))),
+    }
+}
+
+/// Extensions of files of other types: `--out audit.csv` is a mistake, never a directory named so.
+const OTHER_FILE_TYPES: &[&str] = &[
+    "csv", "tsv", "txt", "json", "jsonl", "ndjson", "yaml", "yml", "xml", "html", "htm", "orc",
+    "avro", "feather", "ipc", "pq", "parq", "xlsx", "xls", "gz", "zip", "zst", "bz2", "xz", "tar",
+    "db", "sqlite", "duckdb", "log", "md",
+];
+
+/// A local `--out` as it will be written. A symbolic link at `--out` itself is the user's way of
+/// naming its target, and is resolved, so that every spelling of one output is one output (its lock
+/// is keyed by the real path, and a file output is replaced where the link points, never the link
+/// itself); a link to nothing is refused rather than replaced.
+fn resolve_local(out: &Path) -> Result<PathBuf, ConfigError> {
+    let is_link = std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return Ok(out.to_path_buf());
+    }
+    std::fs::canonicalize(out).map_err(|_| ConfigError::Output {
+        path: out.to_path_buf(),
+        reason: format!(
+            "is a symbolic link to {}, which does not exist: name the real path (nothing is \
+             written through a link to nothing)",
+            std::fs::read_link(out)
+                .map(|t| t.display().to_string())
+                .unwrap_or_else(|_| "?".into())
+        ),
+    })
+}
+
+/// Refuses a symbolic link (or anything but a regular file) where this tool will create one of its
+/// own files beside the output (the lock, a file output's temporary): it never writes through a
+/// link it did not make.
+pub(crate) fn check_no_planted_link(out: &Path, own: &Path) -> Result<(), ConfigError> {
+    match std::fs::symlink_metadata(own) {
+        Ok(m) if !m.file_type().is_file() => Err(ConfigError::Output {
+            path: out.to_path_buf(),
+            reason: format!(
+                "{} is a {} where this tool keeps its own file: it never writes through a link \
+                 (or into anything) it did not make; remove it",
+                own.display(),
+                if m.file_type().is_symlink() {
+                    "symbolic link"
+                } else {
+                    "non-file"
+                }
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -443,6 +511,13 @@ pub fn check_output(layout: &Layout, overwrite: bool) -> Result<(), ConfigError>
         path: layout.path().to_path_buf(),
         reason,
     };
+    if let Layout::File(p) | Layout::Dir(p) = layout {
+        let lock = crate::dataset::lock::local_lock_path(p).map_err(|e| out(e.to_string()))?;
+        check_no_planted_link(p, &lock)?;
+        if let Layout::File(_) = layout {
+            check_no_planted_link(p, &crate::dataset::temp_path(p))?;
+        }
+    }
     match layout {
         Layout::File(p) => {
             if p.is_dir() {
@@ -451,12 +526,8 @@ pub fn check_output(layout: &Layout, overwrite: bool) -> Result<(), ConfigError>
             if p.exists() && !overwrite {
                 return Err(ConfigError::OutputExists(p.clone()));
             }
+            // A missing folder is created, as for a directory output.
             let parent = p.parent().filter(|d| !d.as_os_str().is_empty());
-            if let Some(d) = parent {
-                if !d.is_dir() {
-                    return Err(out(format!("directory {} does not exist", d.display())));
-                }
-            }
             writable_location(parent.unwrap_or(Path::new("."))).map_err(out)?;
         }
         Layout::Dir(d) => {
@@ -538,14 +609,15 @@ mod tests {
         let e = check_output(&Layout::File(f.clone()), false).unwrap_err();
         assert!(e.to_string().contains("pass --overwrite"), "{e}");
         assert!(check_output(&Layout::File(f.clone()), true).is_ok());
-        let e = check_output(&Layout::File(d.path().join("nope/o.parquet")), false).unwrap_err();
-        assert!(e.to_string().contains("does not exist"), "{e}");
+        // A missing folder is created by the run, for a file as for a directory.
+        assert!(check_output(&Layout::File(d.path().join("nope/o.parquet")), false).is_ok());
+        assert!(!d.path().join("nope").exists(), "checking creates nothing");
         assert!(check_output(&Layout::Dir(d.path().join("fresh")), false).is_ok());
         assert!(!d.path().join("fresh").exists(), "checking creates nothing");
         let e = check_output(&Layout::Dir("/proc/fleet-audit/ds".into()), false).unwrap_err();
         assert!(e.to_string().contains("cannot write in /proc"), "{e}");
         let e = check_output(&Layout::File(f.join("x.parquet")), false).unwrap_err();
-        assert!(e.to_string().contains("does not exist"), "{e}");
+        assert!(e.to_string().contains("is not a directory"), "{e}");
         let e = check_output(&Layout::Dir(d.path().to_path_buf()), false).unwrap_err();
         assert!(matches!(e, ConfigError::OutputExists(_)));
     }

@@ -8,21 +8,115 @@ use std::path::PathBuf;
 use crate::config::{ConfigError, RunConfig};
 use crate::dataset::PartitionKey;
 use crate::dataset::{
-    Entry, Holder, Kind, Layout, Manifest, OutputDir, OutputLock, RemoteError, SinkError,
+    Entry, Holder, Kind, Layout, Manifest, OutputDir, OutputLock, RemoteError, SinkError, MANIFEST,
 };
 use crate::error::{Mismatch, RunError};
 use crate::time::{now_ms, utc_date};
 
 /// Removes what an earlier run left in a directory output, when `--overwrite` (or a resume with
-/// nothing committed) allows it: only files this tool writes (part files, the manifest, temporaries),
-/// never anything else.
-async fn clear_old_parts(target: &OutputDir, entries: &[Entry]) -> Result<(), SinkError> {
-    for e in entries {
-        if matches!(e.kind, Kind::Part | Kind::Manifest | Kind::Temp) {
-            target.delete(&e.relative).await?;
+/// nothing committed) allows it: only what this tool can show is its own. With a manifest `m`, the
+/// parts it lists; with or without one, files named exactly as this tool names its parts and
+/// temporaries (a run id in the name), and the manifest. Without a manifest, a directory that holds
+/// anything else is refused and nothing is deleted: no manifest shows the rest is this tool's.
+async fn clear_old_parts(
+    target: &OutputDir,
+    entries: &[Entry],
+    m: Option<&Manifest>,
+) -> Result<(), RunError> {
+    let listed: HashSet<&str> = m
+        .map(|m| m.all_parts().map(|p| p.file.as_str()).collect())
+        .unwrap_or_default();
+    let ours = |e: &Entry| {
+        matches!(e.kind, Kind::Part | Kind::Manifest | Kind::Temp)
+            || listed.contains(e.relative.as_str())
+    };
+    if m.is_none() {
+        let foreign: Vec<&str> = entries
+            .iter()
+            .filter(|e| !ours(e) && e.kind != Kind::Lock)
+            .map(|e| e.relative.as_str())
+            .collect();
+        if !foreign.is_empty() {
+            let shown: Vec<&str> = foreign.iter().take(5).copied().collect();
+            let more = if foreign.len() > 5 { ", …" } else { "" };
+            return Err(ConfigError::Output {
+                path: PathBuf::from(target.name()),
+                reason: format!(
+                    "holds {} file(s) this tool did not write ({}{more}) and no manifest that shows \
+                     what is its own: nothing was deleted; move them away or choose another --out",
+                    foreign.len(),
+                    shown.join(", ")
+                ),
+            }
+            .into());
         }
     }
+    for e in entries.iter().filter(|e| ours(e)) {
+        target.delete(&e.relative).await?;
+    }
     target.prune_empty_folders();
+    Ok(())
+}
+
+/// Checks, before a resume trusts them, that the parts the manifest `m` lists as committed are there
+/// with the bytes committed: locally their size and xxh3, in an object store their size (a listing;
+/// the bytes are checked when a reader fetches them). A part missing, truncated or altered is bad
+/// input (exit 2) naming it: its rows cannot be counted as committed, and which pairs it held is
+/// only written in it.
+async fn check_committed_parts(target: &OutputDir, m: &Manifest) -> Result<(), RunError> {
+    let bad = |reason: String| -> RunError {
+        ConfigError::Output {
+            path: PathBuf::from(target.name()),
+            reason: format!(
+                "{reason}; its committed rows are not all there, so --resume cannot continue this \
+                 audit: start it again with --overwrite"
+            ),
+        }
+        .into()
+    };
+    match target {
+        OutputDir::Local(d) => {
+            for p in &m.parts {
+                let found = match crate::dataset::PartDigest::of_file(&d.join(&p.file)) {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        return Err(bad(format!(
+                            "part {} is listed in the manifest but missing",
+                            p.file
+                        )))
+                    }
+                    Err(e) => return Err(bad(format!("part {} cannot be read: {e}", p.file))),
+                };
+                p.verify(&found).map_err(bad)?;
+            }
+        }
+        OutputDir::Remote(r) => {
+            let sizes: std::collections::HashMap<String, u64> = r
+                .list()
+                .await
+                .map_err(SinkError::from)?
+                .into_iter()
+                .collect();
+            for p in &m.parts {
+                match sizes.get(&p.file) {
+                    None => {
+                        return Err(bad(format!(
+                            "part {} is listed in the manifest but missing",
+                            p.file
+                        )))
+                    }
+                    Some(size) if p.size.is_some_and(|s| s != *size) => {
+                        return Err(bad(format!(
+                            "{} is {size} bytes, but {} were committed (truncated or replaced)",
+                            p.file,
+                            p.size.unwrap_or_default()
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
     Ok(())
 }
 
@@ -194,6 +288,13 @@ pub async fn prepare_output(
         return Ok(None);
     };
     let out = || cfg.layout.path().to_path_buf();
+    if let OutputDir::Local(d) = &target {
+        // The manifest and its temporary have fixed names: a link planted there is refused here,
+        // before any call (their writes never follow one either).
+        for own in [MANIFEST.to_string(), format!(".{MANIFEST}.tmp")] {
+            crate::config::check_no_planted_link(d, &d.join(own))?;
+        }
+    }
     let partition_by: Vec<String> = cfg.partition_by.iter().map(|k| k.name().into()).collect();
     if cfg.partition_by.contains(&PartitionKey::Date) {
         if let Some(m) = next_dated_audit(cfg, &target, identity, total, &partition_by).await? {
@@ -213,6 +314,7 @@ pub async fn prepare_output(
                 detail,
             });
         }
+        check_committed_parts(&target, &m).await?;
         // Rewritten (conditionally, in an object store) before anything is deleted: a writer that
         // lost the output and still holds the version read here can no longer publish a part that
         // the cleanup below is about to delete.
@@ -242,7 +344,7 @@ pub async fn prepare_output(
             .into());
         }
         tracing::info!(out = %target.name(), "no manifest yet: removing the uncommitted files of an earlier run");
-        clear_old_parts(&target, &entries).await?;
+        clear_old_parts(&target, &entries, None).await?;
         entries.clear();
     }
     match &cfg.layout {
@@ -253,7 +355,9 @@ pub async fn prepare_output(
         layout => crate::config::check_output(layout, cfg.overwrite)?,
     }
     if cfg.overwrite {
-        clear_old_parts(&target, &entries).await?;
+        // What the old manifest lists is shown to be this tool's; without one, only names it gives.
+        let old = target.load_manifest().await?;
+        clear_old_parts(&target, &entries, old.as_ref()).await?;
     }
     target.create()?;
     let mut m = Manifest::new(identity.to_string(), total, cfg.format.extension());

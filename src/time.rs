@@ -36,6 +36,34 @@ pub fn utc_date(epoch_ms: i64) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
+/// Whether `s` is a real calendar date written `YYYY-MM-DD` (a `date=` partition, a manifest's
+/// `date`): ten characters, digits and two dashes, a month of 1 to 12 and a day of that month.
+pub fn is_valid_date(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return false;
+    }
+    let digits = |r: std::ops::Range<usize>| {
+        b[r.clone()]
+            .iter()
+            .all(u8::is_ascii_digit)
+            .then(|| s[r].parse::<u32>().ok())
+            .flatten()
+    };
+    let (Some(y), Some(m), Some(d)) = (digits(0..4), digits(5..7), digits(8..10)) else {
+        return false;
+    };
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let days = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return false,
+    };
+    (1..=days).contains(&d)
+}
+
 /// `2025-11-29T07:06:40Z` (or `...40.123Z` with `millis`), UTC, from epoch milliseconds.
 pub fn iso_utc(ms: i64, millis: bool) -> String {
     let in_day = ms.rem_euclid(DAY_MS);
@@ -104,6 +132,30 @@ pub fn parse_span(s: &str, days: bool, max: Duration, limit: &str) -> Result<Dur
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_real_calendar_dates_are_dates() {
+        for ok in ["2026-12-05", "2024-02-29", "2000-02-29", "1970-01-01"] {
+            assert!(is_valid_date(ok), "{ok}");
+        }
+        for bad in [
+            "..",
+            "../../../x",
+            "2026-13-01",
+            "2026-00-10",
+            "2026-02-29",
+            "1900-02-29",
+            "2026-04-31",
+            "2026-1-01",
+            "2026-12-5",
+            "2026/12/05",
+            "+026-12-05",
+            "2026-12-05x",
+            "",
+        ] {
+            assert!(!is_valid_date(bad), "{bad}");
+        }
+    }
 
     // iso_utc's cases are the report's (report::render), utc_date's the partitions' (dataset).
     #[test]

@@ -127,6 +127,7 @@ pub(super) fn finish_run(
                 | crate::targets::PlanError::NotInOrg(_)
                 | crate::targets::PlanError::NoAccounts,
             )
+            | RunError::Lock(crate::dataset::LockError::Planted { .. })
             | RunError::Manifest(ManifestError::Invalid { .. })
             | RunError::Sink(SinkError::Manifest(ManifestError::Invalid { .. }))),
         ) => {

@@ -41,7 +41,11 @@ pub struct Entry {
     pub kind: Kind,
 }
 
-/// What a relative path is: only `key=value` folders may lead to this tool's files.
+/// What a relative path is. Only names this tool gives are its own: `date=YYYY-MM-DD` and
+/// `job_id=ID` folders leading to `part-RUN[-sKofN]-NNNNN.parquet|arrow` (RUN a run id,
+/// `<epoch seconds>-<6 hex digits>`), their hidden `.….tmp` temporaries, the manifest, the lock and
+/// the writability probe. A file of another shape (pyarrow's `part-0.parquet`, Spark's
+/// `part-00000-<uuid>-c000.snappy.parquet`, a `year=2025/` folder) is `Foreign`: never deleted.
 pub fn kind_of(relative: &str) -> Kind {
     if relative == MANIFEST {
         return Kind::Manifest;
@@ -51,19 +55,73 @@ pub fn kind_of(relative: &str) -> Kind {
     }
     let mut segments: Vec<&str> = relative.split('/').collect();
     let name = segments.pop().unwrap_or("");
-    if !segments
-        .iter()
-        .all(|s| s.contains('=') && !s.starts_with('.'))
-    {
+    if !segments.iter().all(|s| is_our_folder(s)) {
         return Kind::Foreign;
     }
-    if (name.starts_with('.') && name.ends_with(".tmp")) || name.starts_with(".fleet-audit-probe") {
-        Kind::Temp
-    } else if name.starts_with("part-") {
+    if name.starts_with(".fleet-audit-probe") {
+        return Kind::Temp;
+    }
+    if let Some(inner) = name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")) {
+        let inner = inner.strip_prefix("spool-").unwrap_or(inner);
+        let ours = is_our_part_name(inner) || (segments.is_empty() && inner == MANIFEST);
+        return if ours { Kind::Temp } else { Kind::Foreign };
+    }
+    if is_our_part_name(name) {
         Kind::Part
     } else {
         Kind::Foreign
     }
+}
+
+/// `date=YYYY-MM-DD` or `job_id=ID`: the partition folders this tool makes.
+fn is_our_folder(folder: &str) -> bool {
+    match folder.split_once('=') {
+        Some(("date", v)) => crate::time::is_valid_date(v),
+        Some(("job_id", v)) => crate::names::is_valid_job_id(v),
+        _ => false,
+    }
+}
+
+/// `part-RUN[-sKofN]-NNNNN.parquet|arrow`, RUN being `<digits>-<6 hex digits>` (`run::new_run_id`).
+fn is_our_part_name(name: &str) -> bool {
+    let Some(stem) = name.strip_prefix("part-").and_then(|n| {
+        n.strip_suffix(".parquet")
+            .or_else(|| n.strip_suffix(".arrow"))
+    }) else {
+        return false;
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let fields: Vec<&str> = stem.split('-').collect();
+    let shard_ok = |s: &str| {
+        s.strip_prefix('s')
+            .and_then(|s| s.split_once("of"))
+            .is_some_and(|(k, n)| digits(k) && digits(n))
+    };
+    let (run_secs, run_hex, rest) = match fields.as_slice() {
+        [secs, hex, rest @ ..] => (*secs, *hex, rest),
+        _ => return false,
+    };
+    let run_ok = digits(run_secs)
+        && run_hex.len() == 6
+        && run_hex
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let tail_ok = match rest {
+        [n] => digits(n) && n.len() >= 5,
+        [shard, n] => shard_ok(shard) && digits(n) && n.len() >= 5,
+        _ => false,
+    };
+    run_ok && tail_ok
+}
+
+/// Whether a file found under a dataset is a data file some writer made (this tool's part, or
+/// another tool's `.parquet` / `.arrow`, not hidden): read from a dataset without a manifest, and
+/// named as ignored beside one.
+pub fn looks_like_data(relative: &str) -> bool {
+    let name = relative.rsplit('/').next().unwrap_or("");
+    !name.starts_with('.')
+        && !name.starts_with('_')
+        && (name.ends_with(".parquet") || name.ends_with(".arrow"))
 }
 
 impl OutputDir {
@@ -253,7 +311,7 @@ fn walk(root: &Path, rel: &str, out: &mut Vec<Entry>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Removes empty `key=value` folders under `dir`; returns whether `dir` itself is now empty.
+/// Removes the empty partition folders this tool makes (`date=…`, `job_id=…`) under `dir`; returns whether `dir` itself is now empty.
 fn prune(dir: &Path, top: bool) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return false;
@@ -262,7 +320,7 @@ fn prune(dir: &Path, top: bool) -> bool {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
-        if is_dir && name.contains('=') && prune(&entry.path(), false) {
+        if is_dir && is_our_folder(&name) && prune(&entry.path(), false) {
             let _ = std::fs::remove_dir(entry.path());
         } else {
             empty = false;
@@ -276,21 +334,44 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_part_files_in_key_value_folders_are_ours() {
-        assert_eq!(kind_of("part-1-00000.parquet"), Kind::Part);
+    fn only_names_this_tool_gives_are_its_own() {
+        let run = "part-1764662400-3fa2c1";
+        assert_eq!(kind_of(&format!("{run}-00000.parquet")), Kind::Part);
+        assert_eq!(kind_of(&format!("{run}-s0of3-00012.arrow")), Kind::Part);
         assert_eq!(
-            kind_of("date=2026-11-29/job_id=fw-7/part-1-00000.parquet"),
+            kind_of(&format!("date=2026-11-29/job_id=fw-7/{run}-00000.parquet")),
             Kind::Part
         );
         assert_eq!(kind_of("_manifest.json"), Kind::Manifest);
+        assert_eq!(kind_of("._manifest.json.tmp"), Kind::Temp);
         assert_eq!(kind_of("_fleet-audit.lock"), Kind::Lock);
         assert_eq!(kind_of("job_id=a/_fleet-audit.lock"), Kind::Foreign);
-        assert_eq!(kind_of(".part-1-00000.parquet.tmp"), Kind::Temp);
-        assert_eq!(kind_of("job_id=a/.part-1.parquet.tmp"), Kind::Temp);
+        assert_eq!(kind_of(&format!(".{run}-00000.parquet.tmp")), Kind::Temp);
+        assert_eq!(
+            kind_of(&format!(".spool-{run}-00000.parquet.tmp")),
+            Kind::Temp
+        );
+        assert_eq!(
+            kind_of(&format!("job_id=a/.{run}-00001.parquet.tmp")),
+            Kind::Temp
+        );
         assert_eq!(kind_of(".fleet-audit-probe-0a1b2c3d"), Kind::Temp);
-        assert_eq!(kind_of("notes/part-1.parquet"), Kind::Foreign);
-        assert_eq!(kind_of("readme.txt"), Kind::Foreign);
-        assert_eq!(kind_of("job_id=a/_manifest.json"), Kind::Foreign);
+        // Other tools' files, and folders this tool does not make.
+        for foreign in [
+            "part-0.parquet",
+            "part-00000-6b7c1b2e-4f1a-4b8e-9d1e-2c3b4a5d6e7f-c000.snappy.parquet",
+            "year=2025/part-1764662400-3fa2c1-00000.parquet",
+            "date=../part-1764662400-3fa2c1-00000.parquet",
+            "date=2026-13-01/part-1764662400-3fa2c1-00000.parquet",
+            "part-old-00000.parquet",
+            "part-1-00000.parquet",
+            ".part-0.parquet.tmp",
+            "notes/part-1764662400-3fa2c1-00000.parquet",
+            "readme.txt",
+            "job_id=a/_manifest.json",
+        ] {
+            assert_eq!(kind_of(foreign), Kind::Foreign, "{foreign}");
+        }
     }
 
     #[tokio::test]
@@ -298,7 +379,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let sub = d.path().join("date=2026-11-29/job_id=j1");
         std::fs::create_dir_all(&sub).unwrap();
-        std::fs::write(sub.join("part-r-00000.parquet"), b"x").unwrap();
+        std::fs::write(sub.join("part-1764662400-3fa2c1-00000.parquet"), b"x").unwrap();
         std::fs::write(d.path().join(MANIFEST), b"{}").unwrap();
         std::fs::create_dir(d.path().join("other")).unwrap();
         let t = OutputDir::Local(d.path().to_path_buf());
@@ -314,13 +395,13 @@ mod tests {
             vec![
                 ("_manifest.json".into(), Kind::Manifest),
                 (
-                    "date=2026-11-29/job_id=j1/part-r-00000.parquet".into(),
+                    "date=2026-11-29/job_id=j1/part-1764662400-3fa2c1-00000.parquet".into(),
                     Kind::Part
                 ),
                 ("other".into(), Kind::Foreign),
             ]
         );
-        t.delete("date=2026-11-29/job_id=j1/part-r-00000.parquet")
+        t.delete("date=2026-11-29/job_id=j1/part-1764662400-3fa2c1-00000.parquet")
             .await
             .unwrap();
         t.prune_empty_folders();

@@ -151,6 +151,47 @@ pub fn temp_path(final_path: &Path) -> PathBuf {
     final_path.with_file_name(format!(".{name}.tmp"))
 }
 
+/// Opens an existing file for reading without following a symbolic link at `path` (`O_NOFOLLOW`):
+/// a link there is an error (ELOOP), never the file it points to.
+pub fn open_no_follow(path: &Path) -> std::io::Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW);
+    }
+    o.open(path)
+}
+
+/// Creates `path` afresh for writing (`O_CREAT | O_EXCL`, which never follows a link): a temporary
+/// this tool names. A regular file already there is an earlier run's leftover (the output is locked
+/// by this run) and is replaced; anything else there (a symbolic link, a folder, a FIFO) was not made
+/// by this tool and is refused, so nothing is ever written through a planted link.
+pub fn create_exclusive(path: &Path) -> std::io::Result<File> {
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+    };
+    match open() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let meta = std::fs::symlink_metadata(path)?;
+            if !meta.file_type().is_file() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "a symbolic link or other non-file is in the place of this tool's temporary file; \
+                     refusing to write through it (remove it)",
+                ));
+            }
+            std::fs::remove_file(path)?;
+            open()
+        }
+        r => r,
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
     move |source| SinkError::Io {
         path: path.to_path_buf(),
@@ -163,7 +204,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
 pub fn write_atomically(final_path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
     let tmp = temp_path(final_path);
     let result = (|| {
-        let mut f = File::create(&tmp).map_err(io_err(&tmp))?;
+        let mut f = create_exclusive(&tmp).map_err(io_err(&tmp))?;
         f.write_all(bytes).map_err(io_err(&tmp))?;
         f.sync_all().map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, final_path).map_err(io_err(final_path))?;
@@ -197,7 +238,7 @@ impl FilePart {
         row_group_rows: usize,
     ) -> Result<FilePart, SinkError> {
         let tmp = temp_path(&final_path);
-        let file = File::create(&tmp).map_err(io_err(&tmp))?;
+        let file = create_exclusive(&tmp).map_err(io_err(&tmp))?;
         let out = BufWriter::with_capacity(1 << 20, file);
         let inner = Encoder::new(out, &tmp, format, schema, row_group_rows)?;
         Ok(FilePart {

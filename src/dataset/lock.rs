@@ -128,6 +128,10 @@ pub enum LockError {
         #[source]
         source: std::io::Error,
     },
+    /// Something this tool did not make (a symbolic link, a hard link, a folder) in the place of
+    /// the lock file.
+    #[error("{path} is a link or not a lone file where this tool keeps its lock: it never writes through a link it did not make; remove it")]
+    Planted { path: PathBuf },
     #[error(transparent)]
     Remote(#[from] RemoteError),
 }
@@ -159,6 +163,33 @@ impl Drop for LocalLock {
     }
 }
 
+/// A refused open of the lock file: a link in its place is named as such.
+fn planted(path: &Path, e: std::io::Error) -> LockError {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return LockError::Planted {
+            path: path.to_path_buf(),
+        };
+    }
+    LockError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+/// Whether `file` is a regular file with one name (no hard link shares it).
+#[cfg(unix)]
+fn is_lone_file(file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    file.metadata()
+        .is_ok_and(|m| m.file_type().is_file() && m.nlink() == 1)
+}
+
+#[cfg(not(unix))]
+fn is_lone_file(file: &File) -> bool {
+    file.metadata().is_ok_and(|m| m.file_type().is_file())
+}
+
 /// Whether `file` is still the file at `path` (not deleted or replaced since it was opened).
 #[cfg(unix)]
 fn still_at(file: &File, path: &Path) -> bool {
@@ -181,23 +212,46 @@ struct Lease {
     lost: AtomicBool,
 }
 
-/// The lock file of a local output: `.NAME.fleet-audit.lock` in the folder that holds it.
+/// The lock file of a local output: `.NAME.fleet-audit.lock` in the folder that holds it, both taken
+/// from the output's real path (every symbolic link and `..` resolved), so that every spelling of one
+/// output (`race`, `./race/`, `sub/../race`, a link to it) is one lock.
 pub fn local_lock_path(out: &Path) -> Result<PathBuf, std::io::Error> {
-    let named = match out.file_name() {
-        Some(_) => out.to_path_buf(),
-        // `.`, `..` or `/`: the folder's own name.
-        None => std::fs::canonicalize(out)?,
-    };
-    let name = named
+    let real = real_path(out)?;
+    let name = real
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let parent = match named.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        Some(_) => PathBuf::from("."),
-        None => named.clone(),
-    };
+    let parent = real
+        .parent()
+        .map_or_else(|| real.clone(), Path::to_path_buf);
     Ok(parent.join(format!(".{name}.fleet-audit.lock")))
+}
+
+/// `p` with every link and `..` resolved: its canonical path when it exists, else its nearest
+/// existing ancestor's canonical path followed by the rest (folders the run will create).
+fn real_path(p: &Path) -> Result<PathBuf, std::io::Error> {
+    if let Ok(c) = std::fs::canonicalize(p) {
+        return Ok(c);
+    }
+    let abs = std::path::absolute(p)?;
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    while std::fs::symlink_metadata(existing).is_err() {
+        let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+            break;
+        };
+        rest.push(name.to_os_string());
+        existing = parent;
+    }
+    let mut real = std::fs::canonicalize(existing)?;
+    for name in rest.iter().rev() {
+        if name == ".." {
+            real.pop();
+        } else if name != "." {
+            real.push(name);
+        }
+    }
+    Ok(real)
 }
 
 impl OutputLock {
@@ -215,13 +269,16 @@ impl OutputLock {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
         let mut file = loop {
-            let mut file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&path)
-                .map_err(io)?;
+            let mut options = OpenOptions::new();
+            options.read(true).write(true).create(true).truncate(false);
+            // Never through a link planted at the lock's name (ELOOP), and only into a file that
+            // is this lock alone: a hard link to another file would have it truncated.
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
+            let mut file = options.open(&path).map_err(|e| planted(&path, e))?;
+            if !is_lone_file(&file) {
+                return Err(LockError::Planted { path: path.clone() });
+            }
             match file.try_lock() {
                 // Locked the file at the path, not one its holder deleted meanwhile.
                 Ok(()) if still_at(&file, &path) => break file,
@@ -555,16 +612,16 @@ mod tests {
     }
 
     #[test]
-    fn lock_paths_sit_beside_the_output() {
+    fn lock_paths_sit_beside_the_output_at_its_real_path() {
+        let here = std::fs::canonicalize(".").unwrap();
         assert_eq!(
             local_lock_path(Path::new("a/b/out.parquet")).unwrap(),
-            PathBuf::from("a/b/.out.parquet.fleet-audit.lock")
+            here.join("a/b/.out.parquet.fleet-audit.lock")
         );
         assert_eq!(
             local_lock_path(Path::new("out/")).unwrap(),
-            PathBuf::from("./.out.fleet-audit.lock")
+            here.join(".out.fleet-audit.lock")
         );
-        let here = std::fs::canonicalize(".").unwrap();
         assert_eq!(
             local_lock_path(Path::new(".")).unwrap(),
             here.parent().unwrap().join(format!(
@@ -572,5 +629,56 @@ mod tests {
                 here.file_name().unwrap().to_string_lossy()
             ))
         );
+        // Every spelling of one directory, links included, is one lock.
+        let d = tempfile::tempdir().unwrap();
+        let real = std::fs::canonicalize(d.path()).unwrap();
+        std::fs::create_dir_all(real.join("race")).unwrap();
+        std::fs::create_dir_all(real.join("sub")).unwrap();
+        std::os::unix::fs::symlink(real.join("race"), real.join("racelink")).unwrap();
+        std::os::unix::fs::symlink(&real, real.join("sub/up")).unwrap();
+        let want = real.join(".race.fleet-audit.lock");
+        for spelling in [
+            "race",
+            "race/",
+            "./race",
+            "sub/../race",
+            "racelink",
+            "racelink/",
+            "sub/up/race",
+        ] {
+            assert_eq!(
+                local_lock_path(&real.join(spelling)).unwrap(),
+                want,
+                "{spelling}"
+            );
+        }
+        // A folder still to be made: beneath the real path of its nearest existing ancestor.
+        assert_eq!(
+            local_lock_path(&real.join("sub/up/new/out")).unwrap(),
+            real.join("new/.out.fleet-audit.lock")
+        );
+    }
+
+    #[test]
+    fn a_link_planted_at_the_lock_is_refused_and_its_target_untouched() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim.txt");
+        std::fs::write(&victim, b"precious").unwrap();
+        let out = d.path().join("audit");
+        let lock = local_lock_path(&out).unwrap();
+        std::os::unix::fs::symlink(&victim, &lock).unwrap();
+        let e = OutputLock::local(&out, &Holder::me("r1"))
+            .err()
+            .expect("refused");
+        assert!(matches!(e, LockError::Planted { .. }), "{e}");
+        assert!(e.to_string().contains("never writes through a link"), "{e}");
+        std::fs::remove_file(&lock).unwrap();
+        // A hard link to another file in its place is refused too.
+        std::fs::hard_link(&victim, &lock).unwrap();
+        let e = OutputLock::local(&out, &Holder::me("r1"))
+            .err()
+            .expect("refused");
+        assert!(matches!(e, LockError::Planted { .. }), "{e}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
     }
 }

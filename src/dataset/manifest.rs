@@ -150,8 +150,23 @@ pub fn check_part_name(file: &str, ext: &str, partition_by: &[String]) -> Result
         ));
     }
     for (folder, key) in folders.iter().zip(partition_by) {
-        if folder.split_once('=').map(|(k, _)| k) != Some(key.as_str()) {
+        let Some((k, value)) = folder.split_once('=') else {
             return Err(format!("folder {folder:?} is not a {key}=… folder"));
+        };
+        if k != key {
+            return Err(format!("folder {folder:?} is not a {key}=… folder"));
+        }
+        // The values are what this tool writes there: a date, or a job id (AWS's rule).
+        let valid = match key.as_str() {
+            "date" => crate::time::is_valid_date(value),
+            _ => crate::names::is_valid_job_id(value),
+        };
+        if !valid {
+            let rule = match key.as_str() {
+                "date" => "a date YYYY-MM-DD".to_string(),
+                _ => crate::names::JOB_ID_RULE.to_string(),
+            };
+            return Err(format!("folder {folder:?}: its value must be {rule}"));
         }
     }
     if !name.starts_with("part-") || !name.ends_with(&format!(".{ext}")) {
@@ -167,6 +182,90 @@ pub struct PartEntry {
     /// partitioned).
     pub file: String,
     pub rows: u64,
+    /// Its size in bytes and the xxh3-64 of its bytes (16 hex digits), recorded when it was
+    /// committed: a part missing, truncated or altered since is found before it is trusted
+    /// (`--resume`, `report`, `--baseline`). Absent in manifests written before they were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xxh3: Option<String>,
+}
+
+impl PartEntry {
+    /// A part of `rows` rows whose bytes are described by `digest` (`None`: not recorded).
+    pub fn new(file: String, rows: u64, digest: Option<PartDigest>) -> PartEntry {
+        PartEntry {
+            file,
+            rows,
+            size: digest.map(|d| d.size),
+            xxh3: digest.map(|d| d.hex()),
+        }
+    }
+
+    /// Whether `found` (the bytes as they are now) are the bytes committed: `Err` says how they
+    /// differ. A part committed without a digest is only checked for existence by its caller.
+    pub fn verify(&self, found: &PartDigest) -> Result<(), String> {
+        if let Some(size) = self.size {
+            if found.size != size {
+                return Err(format!(
+                    "{} is {} bytes, but {size} were committed (truncated or replaced)",
+                    self.file, found.size
+                ));
+            }
+        }
+        if let Some(sum) = &self.xxh3 {
+            if found.hex() != *sum {
+                return Err(format!(
+                    "{}'s bytes are not those committed (xxh3 {}, committed {sum}): it was altered",
+                    self.file,
+                    found.hex()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The size and xxh3-64 of a part file's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartDigest {
+    pub size: u64,
+    pub xxh3: u64,
+}
+
+impl PartDigest {
+    pub fn of_bytes(bytes: &[u8]) -> PartDigest {
+        PartDigest {
+            size: bytes.len() as u64,
+            xxh3: xxhash_rust::xxh3::xxh3_64(bytes),
+        }
+    }
+
+    /// The digest of a local file, read once in 1 MiB blocks (`O_NOFOLLOW`: a part is a file this
+    /// tool wrote, never a link).
+    pub fn of_file(path: &Path) -> std::io::Result<PartDigest> {
+        use std::io::Read;
+        let mut f = super::files::open_no_follow(path)?;
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            size += n as u64;
+            h.update(&buf[..n]);
+        }
+        Ok(PartDigest {
+            size,
+            xxh3: h.digest(),
+        })
+    }
+
+    fn hex(&self) -> String {
+        format!("{:016x}", self.xxh3)
+    }
 }
 
 /// An earlier complete audit that a `--partition-by date` output keeps (one audit a date): its parts
@@ -311,6 +410,44 @@ impl Manifest {
                 return Err(format!("partition key {key:?} is neither date nor job_id"));
             }
         }
+        // A date becomes a path (`date=…/`): it must be a date, and every part of an audit lies in
+        // its audit's date folder.
+        let dated = self.partition_by.iter().any(|k| k == "date");
+        let audits = std::iter::once((self.date.as_deref(), &self.parts))
+            .chain(self.earlier.iter().map(|a| (a.date.as_deref(), &a.parts)));
+        for (date, parts) in audits {
+            if let Some(d) = date {
+                if !crate::time::is_valid_date(d) {
+                    return Err(format!(
+                        "date {:?} is not a date YYYY-MM-DD",
+                        d.chars().take(64).collect::<String>()
+                    ));
+                }
+            }
+            // (A dataset written before audits were dated has none: its folders are checked as dates.)
+            if let (true, Some(d)) = (dated, date) {
+                let folder = format!("date={d}");
+                if let Some(p) = parts
+                    .iter()
+                    .find(|p| !p.file.split('/').any(|s| s == folder))
+                {
+                    return Err(format!(
+                        "part {:?} lies outside its audit's folder {folder}/",
+                        p.file
+                    ));
+                }
+            }
+        }
+        for p in self.all_parts() {
+            if let Some(x) = &p.xxh3 {
+                if x.len() != 16 || !x.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(format!(
+                        "part {:?}: xxh3 {x:?} is not 16 hex digits",
+                        p.file
+                    ));
+                }
+            }
+        }
         if self.complete && !self.failed_targets.is_empty() {
             return Err("a complete audit cannot have failed targets".into());
         }
@@ -403,11 +540,26 @@ impl Manifest {
     /// Reads `dir/_manifest.json`, or `None` when there is none.
     pub fn load(dir: &Path) -> Result<Option<Manifest>, ManifestError> {
         let path = dir.join(MANIFEST);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        // This tool writes its manifest as a file; a link in its place was planted, and is never
+        // followed.
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Ok(meta) if !meta.file_type().is_file() => {
+                return Err(ManifestError::Invalid {
+                    path,
+                    reason: "it is a symbolic link or not a file (this tool writes a file, and never follows a link it did not make)".into(),
+                })
+            }
+            _ => {}
+        }
+        let mut text = String::new();
+        let read = super::files::open_no_follow(&path)
+            .and_then(|mut f| std::io::Read::read_to_string(&mut f, &mut text));
+        match read {
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(ManifestError::Io { path, source }),
-        };
+        }
         Manifest::from_json(text.as_bytes(), &path).map(Some)
     }
 
@@ -420,7 +572,7 @@ impl Manifest {
             source,
         };
         let body = self.to_json();
-        let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        let written = super::files::create_exclusive(&tmp).and_then(|mut f| {
             f.write_all(&body)?;
             f.sync_all()
         });
@@ -481,10 +633,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(Manifest::load(dir.path()).unwrap().is_none());
         let mut m = Manifest::new("lists:1:2".into(), 10, "parquet");
-        m.parts.push(PartEntry {
-            file: "part-x-00000.parquet".into(),
-            rows: 3,
-        });
+        m.parts
+            .push(PartEntry::new("part-x-00000.parquet".into(), 3, None));
         for o in [0, 2, 1] {
             m.committed.insert(o);
         }
@@ -502,10 +652,11 @@ mod tests {
         let good = || {
             let mut m = Manifest::new("lists:1:2".into(), 10, "parquet");
             m.partition_by = vec!["date".into()];
-            m.parts.push(PartEntry {
-                file: "date=2026-12-01/part-r-00000.parquet".into(),
-                rows: 2,
-            });
+            m.parts.push(PartEntry::new(
+                "date=2026-12-01/part-r-00000.parquet".into(),
+                2,
+                None,
+            ));
             m.committed.insert(0);
             m.committed.insert(1);
             m
@@ -530,6 +681,8 @@ mod tests {
             "job_id=a/part-r-00000.parquet",
             "date=2026-12-01\\part-r-00000.parquet",
             "date=2026-12-01/part-r 00000.parquet",
+            "date=../part-r-00000.parquet",
+            "date=2026-02-30/part-r-00000.parquet",
         ] {
             let err = parse(&named(file)).unwrap_err().to_string();
             assert!(
@@ -537,6 +690,26 @@ mod tests {
                 "{file}: {err}"
             );
         }
+        // A date becomes a folder: it must be a date, and the audit's parts lie in it.
+        for date in ["../../../outside_written", "2026-12-1", ".."] {
+            let mut m = good();
+            m.date = Some(date.into());
+            let err = parse(&m).unwrap_err().to_string();
+            assert!(err.contains("is not a date YYYY-MM-DD"), "{date}: {err}");
+        }
+        let mut elsewhere = good();
+        elsewhere.date = Some("2026-12-02".into());
+        let err = parse(&elsewhere).unwrap_err().to_string();
+        assert!(
+            err.contains("lies outside its audit's folder date=2026-12-02/"),
+            "{err}"
+        );
+        let mut sum = good();
+        sum.parts[0].xxh3 = Some("../etc".into());
+        assert!(parse(&sum)
+            .unwrap_err()
+            .to_string()
+            .contains("is not 16 hex digits"));
         let mut twice = good();
         twice.parts.push(twice.parts[0].clone());
         twice.parts[0].rows = 1;

@@ -43,6 +43,9 @@ pub enum DatasetError {
     Manifest(#[from] super::ManifestError),
     #[error("{path}: listed in the manifest {manifest}, but missing")]
     Missing { path: PathBuf, manifest: PathBuf },
+    /// A part whose bytes are not those its manifest recorded when it was committed.
+    #[error("{path}: not the part committed: {reason}")]
+    Altered { path: PathBuf, reason: String },
 }
 
 /// The data files of a dataset, and the part files a manifest did not list.
@@ -166,6 +169,26 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
                 path: f.clone(),
                 manifest: path.join(super::MANIFEST),
             });
+        }
+    }
+    // The parts to be read are the bytes committed: their size and xxh3 as the manifest recorded.
+    let recorded: std::collections::HashMap<PathBuf, &super::PartEntry> =
+        m.all_parts().map(|p| (path.join(&p.file), p)).collect();
+    for f in &files {
+        if let Some(entry) = recorded
+            .get(f)
+            .filter(|e| e.size.is_some() || e.xxh3.is_some())
+        {
+            let found = super::PartDigest::of_file(f).map_err(|source| DatasetError::Io {
+                path: f.clone(),
+                source,
+            })?;
+            entry
+                .verify(&found)
+                .map_err(|reason| DatasetError::Altered {
+                    path: f.clone(),
+                    reason,
+                })?;
         }
     }
     let audits = if audits.len() > 1 { audits } else { Vec::new() };
@@ -510,7 +533,7 @@ pub async fn fetch_remote(
         .await
         .map_err(|e| remote_err(e.to_string()))?
         .into_iter()
-        .filter(|e| e.kind == Kind::Part)
+        .filter(|e| e.kind == Kind::Part || super::dir::looks_like_data(&e.relative))
         .map(|e| e.relative)
         .collect();
     let mut note = None;
@@ -556,6 +579,17 @@ pub async fn fetch_remote(
             .await
             .map_err(|e| remote_err(e.reason()))?
             .ok_or_else(|| remote_err(format!("{rel} is listed in the manifest but missing")))?;
+        if let Some(entry) = manifest
+            .as_ref()
+            .and_then(|m| m.all_parts().find(|p| p.file == rel))
+        {
+            entry
+                .verify(&super::PartDigest::of_bytes(&bytes))
+                .map_err(|reason| DatasetError::Altered {
+                    path: PathBuf::from(dir.url_of(&rel)),
+                    reason,
+                })?;
+        }
         let path = local.path().join(&rel);
         let io = |source| DatasetError::Io {
             path: path.clone(),

@@ -11,7 +11,9 @@ use arrow::record_batch::RecordBatch;
 use super::dir::{self, OutputDir};
 use super::files::{self, Encoder, FilePart};
 use super::partition;
-use super::{Layout, Manifest, PartEntry, Partitioning, SinkError, SinkSettings, WriteReport};
+use super::{
+    Layout, Manifest, PartDigest, PartEntry, Partitioning, SinkError, SinkSettings, WriteReport,
+};
 use crate::schema::{BatchBuilder, Row};
 
 /// Accumulates rows into batches and batches into committed files.
@@ -294,6 +296,16 @@ impl DatasetWriter {
             };
             let mut published = Vec::with_capacity(files.len());
             for (rel, rows, local) in files {
+                // Read back once, as committed: the manifest records what a reader must find.
+                let digest = match self.settings.manifest {
+                    Some(_) => {
+                        Some(PartDigest::of_file(&local).map_err(|source| SinkError::Io {
+                            path: local.clone(),
+                            source,
+                        })?)
+                    }
+                    None => None,
+                };
                 let final_path = match &self.target {
                     Some(OutputDir::Remote(r)) => {
                         let rt = dir::runtime(self.runtime.as_ref())?;
@@ -304,14 +316,11 @@ impl DatasetWriter {
                     }
                     _ => local,
                 };
-                published.push((rel, rows, final_path));
+                published.push((rel, rows, final_path, digest));
             }
             if let (Some(m), Some(t)) = (&mut self.settings.manifest, &self.target) {
-                for (rel, rows, _) in &published {
-                    m.parts.push(PartEntry {
-                        file: rel.clone(),
-                        rows: *rows,
-                    });
+                for (rel, rows, _, digest) in &published {
+                    m.parts.push(PartEntry::new(rel.clone(), *rows, *digest));
                 }
                 for o in self.part_ordinals.drain(..) {
                     m.committed.insert(o);
@@ -320,7 +329,7 @@ impl DatasetWriter {
             }
             self.report
                 .files
-                .extend(published.into_iter().map(|(_, _, p)| p));
+                .extend(published.into_iter().map(|(_, _, p, _)| p));
             self.report.rows += self.part_rows;
             self.next_part += 1;
         }

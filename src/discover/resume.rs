@@ -160,10 +160,11 @@ mod tests {
         w.write(&batch).unwrap();
         w.close().unwrap();
         let mut m = Manifest::new("discover:test".into(), 0, "parquet");
-        m.parts.push(crate::dataset::PartEntry {
-            file: name.into(),
-            rows: batch.num_rows() as u64,
-        });
+        m.parts.push(crate::dataset::PartEntry::new(
+            name.into(),
+            batch.num_rows() as u64,
+            None,
+        ));
         for o in 0..batch.num_rows() as u64 {
             m.committed.insert(o);
         }

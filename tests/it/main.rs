@@ -8,6 +8,7 @@ mod history;
 mod integrity;
 mod org;
 mod partition;
+mod paths;
 mod report;
 mod resilience;
 mod run_sim;

@@ -173,10 +173,11 @@ fn write_parts(dir: &Path, rows: &[Row]) {
     for (i, chunk) in rows.chunks(5).enumerate() {
         let file = format!("part-run-test-{i:05}.parquet");
         write_parquet(&dir.join(&file), chunk);
-        m.parts.push(fleet_audit::dataset::PartEntry {
+        m.parts.push(fleet_audit::dataset::PartEntry::new(
             file,
-            rows: chunk.len() as u64,
-        });
+            chunk.len() as u64,
+            None,
+        ));
     }
     for o in 0..rows.len() as u64 {
         m.committed.insert(o);

@@ -401,7 +401,36 @@ async fn bad_s3_outputs_are_refused_before_any_iot_call() {
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("no manifest"), "{err}");
     assert_eq!(server.stats().total_calls(), 0, "no IoT call was made");
-    // --overwrite deletes this tool's old files only. (With debug logs on: still no secret printed.)
+    // Without a manifest, --overwrite deletes nothing it cannot show is its own: a prefix holding
+    // other files is refused, nothing deleted (issue 22)...
+    let (code, err) = run_args(&moto, args("s3://audit/used/", &["--overwrite"])).await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("nothing was deleted"), "{err}");
+    assert_eq!(s3_keys(&store, "used").await.len(), 2, "nothing deleted");
+    assert_eq!(server.stats().total_calls(), 0, "no IoT call was made");
+    // ...and with only what a killed run of this tool leaves (its names carry a run id) beside a
+    // manifest-less prefix's foreign file gone, --overwrite deletes this tool's old files only.
+    // (With debug logs on: still no secret printed.)
+    {
+        use object_store::ObjectStoreExt;
+        store
+            .delete(&"used/part-old-00000.parquet".into())
+            .await
+            .unwrap();
+        store
+            .put(
+                &"used/part-1764662400-3fa2c1-00000.parquet".into(),
+                b"a killed run's".to_vec().into(),
+            )
+            .await
+            .unwrap();
+    }
+    let (code, err) = run_args(&moto, args("s3://audit/used/", &["--overwrite"])).await;
+    assert_eq!(code, Some(2), "notes.txt is still not ours: {err}");
+    {
+        use object_store::ObjectStoreExt;
+        store.delete(&"used/notes.txt".into()).await.unwrap();
+    }
     let a = args("s3://audit/used/", &["--overwrite"]);
     let out = tokio::process::Command::new(BIN)
         .args(&a)
@@ -415,9 +444,8 @@ async fn bad_s3_outputs_are_refused_before_any_iot_call() {
     assert!(err.contains("DEBUG"), "debug logs are on");
     assert!(!err.contains(S3_SECRET), "a secret in the logs");
     let keys = s3_keys(&store, "used").await;
-    assert!(keys.contains(&"notes.txt".to_string()), "{keys:?}");
     assert!(
-        !keys.contains(&"part-old-00000.parquet".to_string()),
+        !keys.contains(&"part-1764662400-3fa2c1-00000.parquet".to_string()),
         "{keys:?}"
     );
     assert!(keys.contains(&"_manifest.json".to_string()), "{keys:?}");

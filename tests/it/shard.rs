@@ -214,8 +214,17 @@ async fn a_shard_killed_before_its_first_commit_resumes_from_scratch() {
     // What SIGKILL leaves before the first manifest: a temporary, and a part renamed but not recorded.
     let out = dir.path().join("shard-0");
     std::fs::create_dir_all(&out).unwrap();
-    std::fs::write(out.join(".part-1-s0of2-00000.parquet.tmp"), b"half").unwrap();
-    std::fs::write(out.join("part-1-s0of2-00000.parquet"), b"never recorded").unwrap();
+    // (Named as this tool names them, a run id in each: only such names are its own.)
+    std::fs::write(
+        out.join(".part-1764662400-3fa2c1-s0of2-00000.parquet.tmp"),
+        b"half",
+    )
+    .unwrap();
+    std::fs::write(
+        out.join("part-1764662400-3fa2c1-s0of2-00000.parquet"),
+        b"never recorded",
+    )
+    .unwrap();
     let mut rc = sharded(run_config(&server.endpoint_url(), spec.clone(), &out), 0, 2);
     rc.resume = true;
     let s = run(rc, no_shutdown()).await.unwrap();
@@ -230,7 +239,9 @@ async fn a_shard_killed_before_its_first_commit_resumes_from_scratch() {
             .all(|p| p.starts_with(&format!("part-{}-s0of2-", s.run_id))),
         "{parts:?}"
     );
-    assert!(!out.join(".part-1-s0of2-00000.parquet.tmp").exists());
+    assert!(!out
+        .join(".part-1764662400-3fa2c1-s0of2-00000.parquet.tmp")
+        .exists());
 
     // A directory with anything else in it is not the tool's to clear.
     let other = dir.path().join("other");
