@@ -192,6 +192,34 @@ pub fn create_exclusive(path: &Path) -> std::io::Result<File> {
     }
 }
 
+/// Makes the folder `dir` inside the dataset directory `root` (a partition folder), refusing one
+/// that is, or lies beneath, a symbolic link: a part is never written out of the dataset through a
+/// link planted in it.
+pub fn make_dir_within(root: &Path, dir: &Path) -> std::io::Result<()> {
+    let Ok(inside) = dir.strip_prefix(root) else {
+        return std::fs::create_dir_all(dir);
+    };
+    std::fs::create_dir_all(root)?;
+    let mut at = root.to_path_buf();
+    for c in inside.components() {
+        at.push(c);
+        if let Err(e) = std::fs::create_dir(&at) {
+            if e.kind() != std::io::ErrorKind::AlreadyExists {
+                return Err(e);
+            }
+        }
+        // Made now or before: a real folder, never a link to one.
+        if !std::fs::symlink_metadata(&at)?.file_type().is_dir() {
+            return Err(std::io::Error::other(format!(
+                "{} is a symbolic link or not a folder where this tool keeps a partition folder: \
+                 it never writes through a link it did not make; remove it",
+                at.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
     move |source| SinkError::Io {
         path: path.to_path_buf(),
@@ -301,5 +329,48 @@ impl FilePart {
     /// Abandons the file: its temporary is removed and nothing appears under the final name.
     pub fn discard(self) {
         let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_written_through_a_planted_link() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        std::fs::write(victim.join("v.txt"), b"precious").unwrap();
+        let root = d.path().join("ds");
+        std::fs::create_dir(&root).unwrap();
+        // A partition folder that is a link out of the dataset.
+        std::os::unix::fs::symlink(&victim, root.join("date=2026-12-05")).unwrap();
+        let e = make_dir_within(&root, &root.join("date=2026-12-05/job_id=a")).unwrap_err();
+        assert!(e.to_string().contains("never writes through a link"), "{e}");
+        assert!(
+            !victim.join("job_id=a").exists(),
+            "nothing made through the link"
+        );
+        make_dir_within(&root, &root.join("date=2026-12-06/job_id=a")).unwrap();
+        // A temporary's name taken by a link: refused, its target untouched; a leftover file is
+        // replaced.
+        let tmp = root.join(".part.tmp");
+        std::os::unix::fs::symlink(victim.join("v.txt"), &tmp).unwrap();
+        let e = create_exclusive(&tmp).unwrap_err();
+        assert!(
+            e.to_string().contains("refusing to write through it"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read(victim.join("v.txt")).unwrap(), b"precious");
+        std::fs::remove_file(&tmp).unwrap();
+        std::fs::write(&tmp, b"left by a killed run").unwrap();
+        let mut f = create_exclusive(&tmp).unwrap();
+        f.write_all(b"new").unwrap();
+        assert_eq!(std::fs::read(&tmp).unwrap(), b"new");
+        // Reading never follows a link either.
+        let link = root.join("link.parquet");
+        std::os::unix::fs::symlink(victim.join("v.txt"), &link).unwrap();
+        assert!(open_no_follow(&link).is_err());
     }
 }

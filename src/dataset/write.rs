@@ -136,7 +136,7 @@ impl DatasetWriter {
             (Layout::Dir(d), false) => {
                 let p = d.join(self.relative(n, None));
                 if let Some(parent) = p.parent() {
-                    std::fs::create_dir_all(parent).map_err(io(parent))?;
+                    files::make_dir_within(d, parent).map_err(io(parent))?;
                 }
                 Ok(p)
             }
@@ -264,12 +264,16 @@ impl DatasetWriter {
         for (job, (enc, rows)) in read? {
             let rel = self.relative(n, Some(&job));
             let bytes = enc.finish(Path::new(&rel))?;
-            let local = match &self.settings.layout {
-                Layout::Dir(d) => d.join(&rel),
-                _ => self.staging_dir()?.join(rel.replace('/', "%2F")),
+            let (root, local) = match &self.settings.layout {
+                Layout::Dir(d) => (d.clone(), d.join(&rel)),
+                _ => {
+                    let staging = self.staging_dir()?;
+                    let local = staging.join(rel.replace('/', "%2F"));
+                    (staging, local)
+                }
             };
             if let Some(parent) = local.parent() {
-                std::fs::create_dir_all(parent).map_err(|source| SinkError::Io {
+                files::make_dir_within(&root, parent).map_err(|source| SinkError::Io {
                     path: parent.to_path_buf(),
                     source,
                 })?;

@@ -105,6 +105,22 @@ async fn a_link_to_an_output_in_use_is_the_same_output() {
     contents(&rows);
 }
 
+#[test]
+fn every_spelling_of_an_s3_prefix_is_one_output() {
+    // The lock object lives under the normalised prefix, so these are one lock too.
+    let url = |s: &str| fleet_audit::dataset::Remote::parse(s).unwrap().url;
+    for s in [
+        "s3://audit/a/b",
+        "s3://audit/a/b/",
+        "s3://audit//a/b//",
+        "s3://audit/a/b///",
+    ] {
+        assert_eq!(url(s), "s3://audit/a/b/", "{s}");
+    }
+    assert!(fleet_audit::dataset::Remote::parse("s3://audit/a/../b").is_err());
+    assert!(fleet_audit::dataset::Remote::parse("s3://audit/a/./b").is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overwrite_without_a_manifest_deletes_nothing_it_cannot_prove_its_own() {
     let sim = start(sim_config(fleet(50, 2, 43))).await;
