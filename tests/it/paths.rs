@@ -55,6 +55,11 @@ fn listing(dir: &Path) -> Vec<String> {
     out
 }
 
+/// A named change to a file, and what the refusal then says.
+type Damage = (&'static str, Box<dyn Fn(&Path)>, &'static str);
+/// A named change to a manifest document.
+type Edit = (&'static str, Box<dyn Fn(&mut serde_json::Value)>);
+
 const RUN: [&str; 5] = ["run", "--things", "things.txt", "--jobs", "jobs.txt"];
 
 fn args<'a>(extra: &[&'a str]) -> Vec<&'a str> {
@@ -214,7 +219,7 @@ async fn resume_over_a_missing_truncated_or_altered_part_is_refused_naming_it() 
     assert!(m.parts.iter().all(|p| p.size.is_some() && p.xxh3.is_some()));
     let victim = out.join(&m.parts[1].file);
     let good = std::fs::read(&victim).unwrap();
-    let damages: [(&str, Box<dyn Fn(&Path)>, &str); 4] = [
+    let damages: [Damage; 4] = [
         (
             "missing",
             Box::new(|p| std::fs::remove_file(p).unwrap()),
@@ -318,7 +323,7 @@ async fn a_manifest_date_that_is_no_date_is_refused_with_nothing_written() {
     let good: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
     let date = good["date"].as_str().unwrap().to_string();
-    let cases: [(&str, Box<dyn Fn(&mut serde_json::Value)>); 3] = [
+    let cases: [Edit; 3] = [
         (
             "a date that climbs out",
             Box::new(|m| {
