@@ -26,6 +26,10 @@ use std::path::{Path, PathBuf};
 use crate::pair::Pair;
 
 use lines::Source;
+
+/// The rule a pairs file's CSV header keeps.
+pub const COLUMNS_RULE: &str =
+    "the columns are thing_name, job_id and optionally execution_number, each named once";
 use lists::NameList;
 use pairs::PairsFile;
 
@@ -57,6 +61,13 @@ pub enum InputError {
         file: String,
         line: u64,
         header: String,
+    },
+    /// A CSV header with a column it does not know, or a column twice.
+    #[error("{file}:{line}: {problem} in the CSV header: {COLUMNS_RULE}")]
+    BadHeader {
+        file: String,
+        line: u64,
+        problem: String,
     },
     #[error("{file}:{line}: {reason}")]
     BadRow {
@@ -390,7 +401,7 @@ mod tests {
             b"thing_name,job_id,execution_number\nt1,j1,-4\n",
         );
         let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
-        assert!(e.contains("r.csv:2") && e.contains("non-negative"), "{e}");
+        assert!(e.contains("r.csv:2") && e.contains("at least 1"), "{e}");
     }
 
     #[test]
@@ -399,7 +410,7 @@ mod tests {
         let p = file(
             &d,
             "p.jsonl",
-            b"{\"thing_name\":\"t1\",\"job_id\":\"j1\"}\n{\"thing_name\":\"t1\",\"job_id\":\"j1\",\"execution_number\":2,\"extra\":true}\n",
+            b"{\"thing_name\":\"t1\",\"job_id\":\"j1\"}\n{\"thing_name\":\"t1\",\"job_id\":\"j1\",\"execution_number\":2}\n",
         );
         let prep = prepare(&InputSpec::Pairs(p)).unwrap();
         assert_eq!(prep.total(), 2);
@@ -407,6 +418,67 @@ mod tests {
         let p = file(&d, "b.jsonl", b"{\"thing_name\":\"t1\"}\n");
         let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
         assert!(e.contains("b.jsonl:1"), "{e}");
+    }
+
+    #[test]
+    fn csv_headers_name_each_known_column_once() {
+        let d = tempfile::tempdir().unwrap();
+        let p = file(&d, "dup.csv", b"thing_name,job_id,job_id\nt1,j1,j2\n");
+        let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
+        assert!(
+            e.contains("dup.csv:1:") && e.contains("\"job_id\" is named twice"),
+            "{e}"
+        );
+        let p = file(&d, "unk.csv", b"thing_name,job_id,colour\nt1,j1,red\n");
+        let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
+        assert!(
+            e.contains("unk.csv:1:") && e.contains("unknown column \"colour\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn execution_numbers_start_at_one() {
+        let d = tempfile::tempdir().unwrap();
+        let p = file(
+            &d,
+            "z.csv",
+            b"thing_name,job_id,execution_number\nt1,j1,1\nt1,j1,0\n",
+        );
+        let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
+        assert!(e.contains("z.csv:3:") && e.contains("at least 1"), "{e}");
+        let p = file(
+            &d,
+            "z.jsonl",
+            b"{\"thing_name\":\"t1\",\"job_id\":\"j1\",\"execution_number\":0}\n",
+        );
+        let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
+        assert!(e.contains("z.jsonl:1:") && e.contains("at least 1"), "{e}");
+    }
+
+    #[test]
+    fn json_lines_refuse_unknown_and_repeated_keys() {
+        let d = tempfile::tempdir().unwrap();
+        let p = file(
+            &d,
+            "u.jsonl",
+            b"{\"thing_name\":\"t1\",\"job_id\":\"j1\",\"execution_numbr\":2}\n",
+        );
+        let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
+        assert!(
+            e.contains("u.jsonl:1:") && e.contains("unknown field `execution_numbr`"),
+            "{e}"
+        );
+        let p = file(
+            &d,
+            "r.jsonl",
+            b"{\"thing_name\":\"t1\",\"job_id\":\"j1\",\"job_id\":\"j2\"}\n",
+        );
+        let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
+        assert!(
+            e.contains("r.jsonl:1:") && e.contains("duplicate field `job_id`"),
+            "{e}"
+        );
     }
 
     #[test]
