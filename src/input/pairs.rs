@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::dedup::{distinct, repeated, Dedup};
-use super::lines::{Lines, Source};
+use super::lines::{clip, Lines, Source};
 use super::lists::{check_job, check_thing};
 use super::InputError;
 use crate::pair::Pair;
@@ -80,11 +80,15 @@ pub(super) fn parse_number(file: &str, line: u64, s: &str) -> Result<Option<i64>
             file: file.to_string(),
             line,
             reason: format!(
-                "execution_number {s:?} is not an integer of at least 1 (execution numbers start at 1)"
+                "execution_number {:?} is not an integer of at least 1 (execution numbers start at 1)",
+                clip(s, QUOTED)
             ),
         }),
     }
 }
+
+/// The most bytes of a header, a field or a parser's message quoted in a message.
+const QUOTED: usize = 160;
 
 /// The columns of a CSV header: thing_name and job_id, optionally execution_number, each once and
 /// nothing else. `Err(None)`: thing_name or job_id is missing; `Err(Some(problem))`: a column
@@ -96,7 +100,7 @@ fn csv_format(header: &[String]) -> Result<PairsFormat, Option<String>> {
     };
     for (i, h) in header.iter().enumerate() {
         if !matches!(h.as_str(), "thing_name" | "job_id" | "execution_number") {
-            return Err(Some(format!("unknown column {h:?}")));
+            return Err(Some(format!("unknown column {:?}", clip(h, QUOTED))));
         }
         if header[..i].contains(h) {
             return Err(Some(format!("{h:?} is named twice")));
@@ -112,14 +116,9 @@ fn csv_format(header: &[String]) -> Result<PairsFormat, Option<String>> {
 
 impl PairsFile {
     pub(super) fn prepare(source: Source) -> Result<PairsFile, InputError> {
-        let ext = source
-            .path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        let declared = match (source._spool.is_some(), ext.as_deref()) {
-            (false, Some("jsonl" | "ndjson" | "json")) => Some(true),
-            (false, Some("csv")) => Some(false),
+        let declared = match source.ext.as_deref() {
+            Some("jsonl" | "ndjson" | "json") => Some(true),
+            Some("csv") => Some(false),
             _ => None,
         };
         let mut lines = source.lines(None)?;
@@ -143,7 +142,7 @@ impl PairsFile {
                 None => InputError::MissingColumns {
                     file: source.display.clone(),
                     line: first_line,
-                    header: first_text.to_string(),
+                    header: clip(first_text, QUOTED),
                 },
                 Some(problem) => InputError::BadHeader {
                     file: source.display.clone(),
@@ -236,7 +235,8 @@ impl PairsIter {
             PairsFormat::JsonLines => {
                 let p: JsonPair = serde_json::from_str(text).map_err(|e| {
                     bad(format!(
-                        "not a JSON object with the string keys thing_name and job_id (and optionally the integer execution_number), each once: {e}"
+                        "not a JSON object with the string keys thing_name and job_id (and optionally the integer execution_number), each once: {}",
+                        clip(&e.to_string(), QUOTED)
                     ))
                 })?;
                 if p.execution_number.is_some_and(|n| n < 1) {

@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod discover;
 mod history;
+mod inputs;
 mod integrity;
 mod org;
 mod partition;
