@@ -25,10 +25,7 @@ fn binary(cwd: &Path, url: &str, args: &[&str]) -> tokio::process::Command {
 
 /// Runs the binary (stdin closed), killed after 60 s: exit code and stderr.
 async fn run(cwd: &Path, url: &str, args: &[&str]) -> (Option<i32>, String) {
-    let child = binary(cwd, url, args)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = binary(cwd, url, args).stdin(Stdio::null()).spawn().unwrap();
     wait_or_kill(child, Some(Duration::from_secs(60))).await
 }
 
@@ -43,7 +40,14 @@ async fn a_fifo_and_dev_stdin_give_the_rows_of_a_regular_file() {
     let (code, err) = run(
         d.path(),
         &url,
-        &["--things", "things.txt", "--jobs", "jobs.txt", "--out", "file.parquet"],
+        &[
+            "--things",
+            "things.txt",
+            "--jobs",
+            "jobs.txt",
+            "--out",
+            "file.parquet",
+        ],
     )
     .await;
     assert_eq!(code, Some(0), "{err}");
@@ -68,7 +72,14 @@ async fn a_fifo_and_dev_stdin_give_the_rows_of_a_regular_file() {
     let (code, err) = run(
         d.path(),
         &url,
-        &["--things", "things.fifo", "--jobs", "jobs.txt", "--out", "fifo.parquet"],
+        &[
+            "--things",
+            "things.fifo",
+            "--jobs",
+            "jobs.txt",
+            "--out",
+            "fifo.parquet",
+        ],
     )
     .await;
     if !writer.is_finished() {
@@ -87,7 +98,14 @@ async fn a_fifo_and_dev_stdin_give_the_rows_of_a_regular_file() {
     let mut child = binary(
         d.path(),
         &url,
-        &["--things", "/dev/stdin", "--jobs", "jobs.txt", "--out", "stdin.parquet"],
+        &[
+            "--things",
+            "/dev/stdin",
+            "--jobs",
+            "jobs.txt",
+            "--out",
+            "stdin.parquet",
+        ],
     )
     .stdin(Stdio::piped())
     .spawn()
@@ -112,7 +130,14 @@ async fn endless_lines_stop_at_the_cap_with_a_short_message() {
     let (code, err) = run(
         d.path(),
         &url,
-        &["--things", "/dev/zero", "--jobs", "jobs.txt", "--out", "z.parquet"],
+        &[
+            "--things",
+            "/dev/zero",
+            "--jobs",
+            "jobs.txt",
+            "--out",
+            "z.parquet",
+        ],
     )
     .await;
     assert_eq!(code, Some(2), "{}", &err[..err.len().min(500)]);
@@ -132,7 +157,14 @@ async fn endless_lines_stop_at_the_cap_with_a_short_message() {
     let (code, err) = run(
         d.path(),
         &url,
-        &["--things", "big.txt", "--jobs", "jobs.txt", "--out", "b.parquet"],
+        &[
+            "--things",
+            "big.txt",
+            "--jobs",
+            "jobs.txt",
+            "--out",
+            "b.parquet",
+        ],
     )
     .await;
     assert_eq!(code, Some(2), "{}", &err[..err.len().min(500)]);
