@@ -78,7 +78,9 @@ impl LaneView {
                 Ok(t)
             }
             Err(e) => {
-                let _ = self.failed.set(e.to_string());
+                let _ = self
+                    .failed
+                    .set(crate::redact::redact(&e.to_string()).into_owned());
                 Err(LaneEnd::Failed)
             }
         }

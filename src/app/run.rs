@@ -12,6 +12,7 @@ use crate::config::RunConfig;
 use crate::dataset::{Layout, ManifestError, SinkError};
 use crate::engine::Stop;
 use crate::error::RunError;
+use crate::redact::redact;
 use crate::run::run;
 use crate::summary::Summary;
 
@@ -83,6 +84,8 @@ pub(super) fn finish_run(
             summary,
         }) => {
             print_summary(&summary, quiet, summary_json)?;
+            // An endpoint given with a password (`http://user:password@host`) may be quoted.
+            let said = redact(&stop.to_string()).into_owned();
             if let (Stop::TargetsFailed { .. }, true) = (&stop, resumable) {
                 if quiet {
                     // The summary names them otherwise.
@@ -92,17 +95,17 @@ pub(super) fn finish_run(
                     }
                 }
                 eprintln!(
-                    "fleet-audit: {stop}; the rows of every other target are committed in {}: run the same command with --resume to retry them",
+                    "fleet-audit: {said}; the rows of every other target are committed in {}: run the same command with --resume to retry them",
                     out.display()
                 );
             } else if resumable {
                 eprintln!(
-                    "fleet-audit: {stop}; the rows committed so far are kept in {}: run the same command with --resume to finish",
+                    "fleet-audit: {said}; the rows committed so far are kept in {}: run the same command with --resume to finish",
                     out.display()
                 );
             } else {
                 eprintln!(
-                    "fleet-audit: {stop}; nothing was written to {} (use a directory output to keep partial work)",
+                    "fleet-audit: {said}; nothing was written to {} (use a directory output to keep partial work)",
                     out.display()
                 );
             }
@@ -130,11 +133,11 @@ pub(super) fn finish_run(
             | RunError::Manifest(ManifestError::Invalid { .. })
             | RunError::Sink(SinkError::Manifest(ManifestError::Invalid { .. }))),
         ) => {
-            eprintln!("fleet-audit: error: {e}");
+            eprintln!("fleet-audit: error: {}", redact(&e.to_string()));
             Ok(2)
         }
         Err(e) => {
-            eprintln!("fleet-audit: error: {e}");
+            eprintln!("fleet-audit: error: {}", redact(&e.to_string()));
             Ok(1)
         }
     }

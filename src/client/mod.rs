@@ -336,7 +336,8 @@ pub fn record_from_sdk(e: JobExecution) -> ExecutionRecord {
     }
 }
 
-/// The error and all its sources, joined with `: `.
+/// The error and all its sources, joined with `: `, with the userinfo of any URL in them redacted
+/// (an endpoint given as `http://user:password@host`).
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -348,7 +349,7 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = c.source();
     }
-    s
+    crate::redact::redact(&s).into_owned()
 }
 
 /// Maps any SDK operation error to a [`CallError`].

@@ -13,6 +13,7 @@ mod report;
 mod resilience;
 mod run_sim;
 mod s3;
+mod secrets;
 mod shard;
 mod sim;
 mod targets;
