@@ -120,6 +120,13 @@ pub(super) fn finish_run(
                 _ => 1,
             })
         }
+        Err(e @ RunError::Interrupted) => {
+            eprintln!("fleet-audit: {e}");
+            Ok(match SIGNAL_EXIT.load(Ordering::SeqCst) {
+                0 => 130,
+                c => c,
+            })
+        }
         Err(
             e @ (RunError::Config(_)
             | RunError::Input(_)

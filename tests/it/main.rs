@@ -17,3 +17,4 @@ mod secrets;
 mod shard;
 mod sim;
 mod targets;
+mod timeouts;
