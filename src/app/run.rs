@@ -154,7 +154,8 @@ pub(super) async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
     let cfg = match RunConfig::from_args(&a) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("fleet-audit: error: {e}");
+            // A flag's value may be a URL with a password (`--region-endpoint R=URL`).
+            eprintln!("fleet-audit: error: {}", redact(&e.to_string()));
             return Ok(2);
         }
     };
