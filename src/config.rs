@@ -161,6 +161,7 @@ impl From<&ConnectionArgs> for ClientSettings {
             endpoint_url: c.endpoint_url.clone(),
             static_credentials: None,
             connect_timeout: None,
+            call_timeout: None,
             role_arn: None,
         }
     }
@@ -318,7 +319,11 @@ impl RunConfig {
             .map(|s| Shard::parse(s, |var| std::env::var(var).ok()))
             .transpose()
             .map_err(|e| flag("shard", e.to_string()))?;
-        let client = ClientSettings::from(&a.connection);
+        let client = ClientSettings {
+            // Every SDK call of the run (STS, Organizations, Account, IoT) ends within it.
+            call_timeout: Some(call_timeout),
+            ..ClientSettings::from(&a.connection)
+        };
         let targets = target_flags(a)?;
         let (layout, format) = output_of(&a.out, a.format)?;
         if a.resume && matches!(layout, Layout::File(_)) {

@@ -42,6 +42,10 @@ pub enum RunError {
     /// The committed parts of the dataset could not be read back.
     #[error("cannot resume into {out}: cannot read its committed parts: {reason}")]
     Resume { out: PathBuf, reason: String },
+    /// A signal came while the run was still setting up (STS, the targets, the output), before any
+    /// IoT call: it ends at once, with nothing written.
+    #[error("interrupted while setting up, before the first IoT call: nothing was written")]
+    Interrupted,
     #[error("{stop}")]
     Stopped {
         stop: Stop,

@@ -39,6 +39,7 @@ pub mod metrics;
 pub mod names;
 pub mod output;
 pub mod pair;
+pub mod redact;
 pub mod report;
 pub mod retry;
 pub mod run;

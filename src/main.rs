@@ -22,7 +22,8 @@ fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        // Logs may quote an endpoint given with a password (`http://user:password@host`).
+        .with_writer(|| fleet_audit::redact::Redacting(std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,aws_config=error")),
@@ -44,7 +45,8 @@ fn main() -> ExitCode {
     match rt.block_on(fleet_audit::app::dispatch(cli)) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("fleet-audit: error: {e:#}");
+            let e = format!("{e:#}");
+            eprintln!("fleet-audit: error: {}", fleet_audit::redact::redact(&e));
             ExitCode::from(1)
         }
     }

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::redact::redact;
 use crate::report::{Class, Report};
 use crate::summary::Summary;
 
@@ -177,7 +178,7 @@ pub fn push_url(base: &str, grouping: &[(&str, &str)]) -> Result<String, PushErr
     use base64::Engine as _;
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         return Err(PushError::Url {
-            url: base.to_string(),
+            url: redact(base).into_owned(),
         });
     }
     let mut url = format!("{}/metrics/job/fleet-audit", base.trim_end_matches('/'));
@@ -193,9 +194,11 @@ pub fn push_url(base: &str, grouping: &[(&str, &str)]) -> Result<String, PushErr
 /// Pushes `text` to the Pushgateway at `base`, replacing the group's metrics (HTTP PUT).
 pub async fn push(base: &str, grouping: &[(&str, &str)], text: &str) -> Result<(), PushError> {
     let url = push_url(base, grouping)?;
+    // The URL may carry a Pushgateway's basic-auth password (`http://user:password@host/`): it is
+    // sent, never printed; reqwest's errors quote the URL too.
     let failed = |reason: String| PushError::Failed {
-        url: base.to_string(),
-        reason,
+        url: redact(base).into_owned(),
+        reason: redact(&reason).into_owned(),
     };
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(10))
@@ -219,7 +222,6 @@ pub async fn push(base: &str, grouping: &[(&str, &str)], text: &str) -> Result<(
 /// Pushes, and turns a failure into a warning on stderr: metrics never fail an audit.
 pub async fn push_or_warn(base: &str, grouping: &[(&str, &str)], text: &str) {
     if let Err(e) = push(base, grouping, text).await {
-        tracing::warn!("{e}");
         eprintln!("fleet-audit: warning: {e}");
     }
 }

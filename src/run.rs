@@ -54,31 +54,20 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
         Layout::File(p) | Layout::Dir(p) if !dry_run => Some(OutputLock::local(p, &holder)?),
         _ => None,
     };
-    let specs = crate::targets::plan(&cfg.client, &cfg.targets).await?;
-    let (targets, first_region) = if cfg.targets.org.is_some() {
-        // An organization's targets are connected when their turn comes, and one that cannot be
-        // (its role missing, its credentials refused) is recorded while the others go on.
-        let first = specs
-            .first()
-            .and_then(|s| s.client.region.clone())
-            .map(aws_config::Region::new);
-        (specs.into_iter().map(PendingTarget::lazy).collect(), first)
-    } else {
-        let resolved = crate::targets::resolve(&specs).await?;
-        let first = resolved.first().and_then(|t| t.sdk.region().cloned());
-        let ready = resolved
-            .into_iter()
-            .map(|t| {
-                PendingTarget::ready(TargetClient {
-                    label: t.label,
-                    client: Arc::new(IotClient::new(&t.sdk)),
-                    origin: t.origin,
-                })
-            })
-            .collect::<Vec<_>>();
-        (ready, first)
+    // Setting up (STS, Organizations, the output's store) makes no IoT call and has nothing to
+    // commit: a signal ends it at once, rather than after the call it waits on.
+    let setup = async {
+        let (targets, first_region) = connect_targets(&cfg).await?;
+        let remote_lock =
+            connect_output(&mut cfg, first_region, (!dry_run).then_some(&holder)).await?;
+        Ok::<_, RunError>((targets, remote_lock))
     };
-    let remote_lock = connect_output(&mut cfg, first_region, (!dry_run).then_some(&holder)).await?;
+    let mut stop = shutdown.clone();
+    let (targets, remote_lock) = tokio::select! {
+        r = setup => r?,
+        // (A sender gone, as in tests that never stop, is no signal.)
+        Ok(_) = stop.wait_for(|s| *s) => return Err(RunError::Interrupted),
+    };
     let result = match (input, cfg.input.clone()) {
         (Some(input), _) => run_targets(cfg, run_id, input, targets, shutdown).await,
         (None, Input::Discover(spec)) if targets.len() > 1 || cfg.targets.org.is_some() => {
@@ -116,6 +105,38 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
         lock.release().await;
     }
     result
+}
+
+/// The targets of the run (STS, and Organizations for an organization's), each ready or (an
+/// organization's) connected when its turn comes, and the first target's region.
+async fn connect_targets(
+    cfg: &RunConfig,
+) -> Result<(Vec<PendingTarget<IotClient>>, Option<aws_config::Region>), RunError> {
+    let specs = crate::targets::plan(&cfg.client, &cfg.targets).await?;
+    let (targets, first_region) = if cfg.targets.org.is_some() {
+        // An organization's targets are connected when their turn comes, and one that cannot be
+        // (its role missing, its credentials refused) is recorded while the others go on.
+        let first = specs
+            .first()
+            .and_then(|s| s.client.region.clone())
+            .map(aws_config::Region::new);
+        (specs.into_iter().map(PendingTarget::lazy).collect(), first)
+    } else {
+        let resolved = crate::targets::resolve(&specs).await?;
+        let first = resolved.first().and_then(|t| t.sdk.region().cloned());
+        let ready = resolved
+            .into_iter()
+            .map(|t| {
+                PendingTarget::ready(TargetClient {
+                    label: t.label,
+                    client: Arc::new(IotClient::new(&t.sdk)),
+                    origin: t.origin,
+                })
+            })
+            .collect::<Vec<_>>();
+        (ready, first)
+    };
+    Ok((targets, first_region))
 }
 
 /// The discovery's baseline, read and checked against its target (before any IoT call); over

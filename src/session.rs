@@ -72,13 +72,21 @@ impl LaneView {
         if *shutdown.borrow() {
             return Err(LaneEnd::Ran(Err(Stop::Interrupted)));
         }
-        match target.connect().await {
+        // Connecting makes no IoT call: a signal ends it at once.
+        let mut stop = shutdown.clone();
+        let connected = tokio::select! {
+            r = target.connect() => r,
+            Ok(_) = stop.wait_for(|s| *s) => return Err(LaneEnd::Ran(Err(Stop::Interrupted))),
+        };
+        match connected {
             Ok(t) => {
                 let _ = self.origin.set(t.origin.clone());
                 Ok(t)
             }
             Err(e) => {
-                let _ = self.failed.set(e.to_string());
+                let _ = self
+                    .failed
+                    .set(crate::redact::redact(&e.to_string()).into_owned());
                 Err(LaneEnd::Failed)
             }
         }

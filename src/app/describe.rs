@@ -3,6 +3,7 @@
 use super::{write_raw_stdout, write_stdout};
 use crate::cli::DescribeArgs;
 use crate::client::ClientSettings;
+use crate::redact::redact;
 
 pub(super) async fn describe_command(a: DescribeArgs) -> anyhow::Result<i32> {
     use crate::describe::format::{render, terminal_width, TableStyle};
@@ -12,7 +13,7 @@ pub(super) async fn describe_command(a: DescribeArgs) -> anyhow::Result<i32> {
     };
     use std::io::IsTerminal;
     let usage = |e: crate::describe::DescribeError| {
-        eprintln!("fleet-audit describe: error: {e}");
+        eprintln!("fleet-audit describe: error: {}", redact(&e.to_string()));
         Ok(e.exit_code())
     };
     if let Some(kind) = &a.generate_cli_skeleton {
@@ -40,7 +41,7 @@ pub(super) async fn describe_command(a: DescribeArgs) -> anyhow::Result<i32> {
         Err(e) => return usage(e),
     };
     if let Err(e) = crate::client::preflight(&sdk).await {
-        eprintln!("fleet-audit describe: error: {e}");
+        eprintln!("fleet-audit describe: error: {}", redact(&e.to_string()));
         return Ok(253);
     }
     let client = aws_sdk_iot::Client::new(&sdk);
@@ -52,7 +53,7 @@ pub(super) async fn describe_command(a: DescribeArgs) -> anyhow::Result<i32> {
         Ok(doc) => doc,
         Err(e @ crate::describe::DescribeError::Usage(_)) => return usage(e),
         Err(e) => {
-            eprintln!("\n{e}");
+            eprintln!("\n{}", redact(&e.to_string()));
             return Ok(e.exit_code());
         }
     };

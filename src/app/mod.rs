@@ -38,7 +38,7 @@ pub fn shutdown_on_signals() -> watch::Receiver<bool> {
             count += 1;
             SIGNAL_EXIT.store(code, Ordering::SeqCst);
             if count == 1 {
-                eprintln!("fleet-audit: stopping: finishing calls in flight (signal again to quit at once)");
+                eprintln!("fleet-audit: stopping: finishing calls in flight, if any (signal again to quit at once)");
                 let _ = tx.send(true);
             } else {
                 // Temporary files are never under a final name, so leaving now loses only work.

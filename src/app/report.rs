@@ -1,5 +1,6 @@
 //! `fleet-audit report`: a dataset's stuck / timed-out report, and what changed since a baseline.
 
+use crate::redact::redact;
 use anyhow::Context;
 
 use super::run::warn_ignored;
@@ -14,7 +15,7 @@ pub(super) async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<
     let cfg = match ReportConfig::from_args(&a) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("fleet-audit report: error: {e}");
+            eprintln!("fleet-audit report: error: {}", redact(&e.to_string()));
             return Ok(2);
         }
     };
@@ -29,7 +30,7 @@ pub(super) async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<
     let report = match read {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("fleet-audit report: error: {e}");
+            eprintln!("fleet-audit report: error: {}", redact(&e.to_string()));
             return Ok(2);
         }
     };

@@ -12,6 +12,7 @@ use crate::config::RunConfig;
 use crate::dataset::{Layout, ManifestError, SinkError};
 use crate::engine::Stop;
 use crate::error::RunError;
+use crate::redact::redact;
 use crate::run::run;
 use crate::summary::Summary;
 
@@ -83,6 +84,8 @@ pub(super) fn finish_run(
             summary,
         }) => {
             print_summary(&summary, quiet, summary_json)?;
+            // An endpoint given with a password (`http://user:password@host`) may be quoted.
+            let said = redact(&stop.to_string()).into_owned();
             if let (Stop::TargetsFailed { .. }, true) = (&stop, resumable) {
                 if quiet {
                     // The summary names them otherwise.
@@ -92,17 +95,17 @@ pub(super) fn finish_run(
                     }
                 }
                 eprintln!(
-                    "fleet-audit: {stop}; the rows of every other target are committed in {}: run the same command with --resume to retry them",
+                    "fleet-audit: {said}; the rows of every other target are committed in {}: run the same command with --resume to retry them",
                     out.display()
                 );
             } else if resumable {
                 eprintln!(
-                    "fleet-audit: {stop}; the rows committed so far are kept in {}: run the same command with --resume to finish",
+                    "fleet-audit: {said}; the rows committed so far are kept in {}: run the same command with --resume to finish",
                     out.display()
                 );
             } else {
                 eprintln!(
-                    "fleet-audit: {stop}; nothing was written to {} (use a directory output to keep partial work)",
+                    "fleet-audit: {said}; nothing was written to {} (use a directory output to keep partial work)",
                     out.display()
                 );
             }
@@ -115,6 +118,13 @@ pub(super) fn finish_run(
                 // Bad or changed input found while streaming it: bad input, as before the run.
                 s if s.is_input() => 2,
                 _ => 1,
+            })
+        }
+        Err(e @ RunError::Interrupted) => {
+            eprintln!("fleet-audit: {e}");
+            Ok(match SIGNAL_EXIT.load(Ordering::SeqCst) {
+                0 => 130,
+                c => c,
             })
         }
         Err(
@@ -131,11 +141,11 @@ pub(super) fn finish_run(
             | RunError::Manifest(ManifestError::Invalid { .. })
             | RunError::Sink(SinkError::Manifest(ManifestError::Invalid { .. }))),
         ) => {
-            eprintln!("fleet-audit: error: {e}");
+            eprintln!("fleet-audit: error: {}", redact(&e.to_string()));
             Ok(2)
         }
         Err(e) => {
-            eprintln!("fleet-audit: error: {e}");
+            eprintln!("fleet-audit: error: {}", redact(&e.to_string()));
             Ok(1)
         }
     }
@@ -145,7 +155,8 @@ pub(super) async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
     let cfg = match RunConfig::from_args(&a) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("fleet-audit: error: {e}");
+            // A flag's value may be a URL with a password (`--region-endpoint R=URL`).
+            eprintln!("fleet-audit: error: {}", redact(&e.to_string()));
             return Ok(2);
         }
     };

@@ -116,8 +116,11 @@ pub struct ClientSettings {
     pub endpoint_url: Option<String>,
     /// Fixed credentials instead of the default chain (the embedded simulator uses these).
     pub static_credentials: Option<Credentials>,
-    /// Upper bound of connection set-up.
+    /// Upper bound of connection set-up (at most the call timeout).
     pub connect_timeout: Option<Duration>,
+    /// Upper bound of one SDK call (`--call-timeout`): its connection, each read of its answer and
+    /// the whole operation. `None`: [`DEFAULT_CALL_TIMEOUT`].
+    pub call_timeout: Option<Duration>,
     /// A role to assume (through STS, with the credentials above as the source) before calling IoT.
     pub role_arn: Option<String>,
 }
@@ -143,9 +146,39 @@ pub enum SetupError {
     },
 }
 
+/// The call timeout of SDK configuration built without one (`--call-timeout`'s default).
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SDK's timeouts for calls of at most `call` each: connecting (at most `connect`), every read of
+/// an answer, an attempt and the whole operation (one attempt: the SDK does not retry). A set-up call
+/// made before the engine's own timeout applies (STS GetCallerIdentity, AssumeRole) ends within them
+/// even against an endpoint that accepts connections and never answers.
+pub fn call_timeouts(call: Duration, connect: Option<Duration>) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(connect.unwrap_or(Duration::from_secs(5)).min(call))
+        .read_timeout(call)
+        .operation_attempt_timeout(call)
+        .operation_timeout(call)
+        .build()
+}
+
+/// `t` for a client with the SDK's retries (Organizations, Account): each attempt as in `t`, the
+/// whole operation `attempts` of them and the standard backoff between (at most 20 s each).
+pub fn retried_timeouts(t: &TimeoutConfig, attempts: u32) -> TimeoutConfig {
+    let attempt = t
+        .operation_attempt_timeout()
+        .unwrap_or(DEFAULT_CALL_TIMEOUT);
+    let backoff = Duration::from_secs(20) * attempts.saturating_sub(1);
+    t.to_builder()
+        .operation_timeout(attempt * attempts + backoff)
+        .build()
+}
+
 /// Builds SDK configuration from the default chain and the overrides in `s`. The SDK's retries are
-/// disabled: the audit engine is the only retry owner.
+/// disabled: the audit engine is the only retry owner. Every call has connect, read and operation
+/// timeouts ([`call_timeouts`] of `s.call_timeout`).
 pub async fn load_sdk_config(s: &ClientSettings) -> SdkConfig {
+    let call = s.call_timeout.unwrap_or(DEFAULT_CALL_TIMEOUT);
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::disabled())
         // Our per-attempt timeout already ends a stalled answer; the SDK's throughput watch on every
@@ -153,11 +186,7 @@ pub async fn load_sdk_config(s: &ClientSettings) -> SdkConfig {
         .stalled_stream_protection(
             aws_config::stalled_stream_protection::StalledStreamProtectionConfig::disabled(),
         )
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(s.connect_timeout.unwrap_or(Duration::from_secs(5)))
-                .build(),
-        );
+        .timeout_config(call_timeouts(call, s.connect_timeout));
     if let Some(r) = &s.region {
         loader = loader.region(Region::new(r.clone()));
     }
@@ -336,7 +365,8 @@ pub fn record_from_sdk(e: JobExecution) -> ExecutionRecord {
     }
 }
 
-/// The error and all its sources, joined with `: `.
+/// The error and all its sources, joined with `: `, with the userinfo of any URL in them redacted
+/// (an endpoint given as `http://user:password@host`).
 pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -348,7 +378,7 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
         }
         cur = c.source();
     }
-    s
+    crate::redact::redact(&s).into_owned()
 }
 
 /// Maps any SDK operation error to a [`CallError`].
@@ -436,6 +466,29 @@ mod tests {
             assert_eq!(e.code(), "Timeout", "{msg}");
             assert!(msg.contains(words) && !msg.contains("0ns"), "{msg}");
         }
+    }
+
+    #[tokio::test]
+    async fn every_sdk_call_has_connect_read_and_operation_timeouts() {
+        let s = ClientSettings {
+            region: Some("us-east-1".into()),
+            call_timeout: Some(Duration::from_secs(2)),
+            ..Default::default()
+        };
+        let sdk = load_sdk_config(&s).await;
+        let t = sdk.timeout_config().unwrap();
+        assert_eq!(t.connect_timeout(), Some(Duration::from_secs(2)));
+        assert_eq!(t.read_timeout(), Some(Duration::from_secs(2)));
+        assert_eq!(t.operation_attempt_timeout(), Some(Duration::from_secs(2)));
+        assert_eq!(t.operation_timeout(), Some(Duration::from_secs(2)));
+        // With the SDK's retries (Organizations, Account): each attempt as long, the whole
+        // operation its attempts and the backoff between.
+        let r = retried_timeouts(t, 5);
+        assert_eq!(r.operation_attempt_timeout(), Some(Duration::from_secs(2)));
+        assert_eq!(r.operation_timeout(), Some(Duration::from_secs(90)));
+        let d = call_timeouts(DEFAULT_CALL_TIMEOUT, None);
+        assert_eq!(d.connect_timeout(), Some(Duration::from_secs(5)));
+        assert_eq!(d.read_timeout(), Some(DEFAULT_CALL_TIMEOUT));
     }
 
     #[test]

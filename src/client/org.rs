@@ -28,8 +28,20 @@ pub enum OrgError {
     Regions { account: String, source: CallError },
 }
 
+const ATTEMPTS: u32 = 5;
+
 fn retried() -> RetryConfig {
-    RetryConfig::standard().with_max_attempts(5)
+    RetryConfig::standard().with_max_attempts(ATTEMPTS)
+}
+
+/// The shared configuration's timeouts (each attempt within the call timeout), the whole operation
+/// allowed its attempts and the backoff between them.
+fn timeouts(config: &SdkConfig) -> aws_config::timeout::TimeoutConfig {
+    let base = config
+        .timeout_config()
+        .cloned()
+        .unwrap_or_else(|| super::call_timeouts(super::DEFAULT_CALL_TIMEOUT, None));
+    super::retried_timeouts(&base, ATTEMPTS)
 }
 
 /// Every account of the organization the credentials of `config` manage, in ListAccounts' order.
@@ -37,6 +49,7 @@ pub async fn org_accounts(config: &SdkConfig) -> Result<Vec<OrgAccount>, OrgErro
     use aws_sdk_organizations::types::{AccountState, AccountStatus};
     let conf = aws_sdk_organizations::config::Builder::from(config)
         .retry_config(retried())
+        .timeout_config(timeouts(config))
         .build();
     let client = aws_sdk_organizations::Client::from_conf(conf);
     let mut pages = client.list_accounts().into_paginator().send();
@@ -71,6 +84,7 @@ pub async fn enabled_regions(
     use aws_sdk_account::types::RegionOptStatus;
     let conf = aws_sdk_account::config::Builder::from(config)
         .retry_config(retried())
+        .timeout_config(timeouts(config))
         .build();
     let client = aws_sdk_account::Client::from_conf(conf);
     let mut pages = client

@@ -142,7 +142,7 @@ impl Remote {
 pub enum RemoteError {
     #[error("{url}: {reason}")]
     Config { url: String, reason: String },
-    #[error("cannot {action} {url}: {source}")]
+    #[error("cannot {action} {url}: {}", crate::redact::redact(&source.to_string()))]
     Store {
         action: &'static str,
         url: String,
@@ -246,7 +246,8 @@ impl RemoteDir {
             .region()
             .map(|r| r.to_string())
             .unwrap_or_else(|| "us-east-1".into());
-        tracing::debug!(url = %r.url, endpoint = ?endpoint, %region, "S3 output");
+        let shown = endpoint.as_deref().map(crate::redact::redact);
+        tracing::debug!(url = %r.url, endpoint = ?shown, %region, "S3 output");
         let build = |retry: RetryConfig| {
             let mut options = ClientOptions::new()
                 .with_connect_timeout(Duration::from_secs(5))
@@ -269,7 +270,7 @@ impl RemoteDir {
             }
             b.with_client_options(options)
                 .build()
-                .map_err(|e| config_err(e.to_string()))
+                .map_err(|e| config_err(crate::redact::redact(&e.to_string()).into_owned()))
         };
         let quick = RetryConfig {
             backoff: BackoffConfig {

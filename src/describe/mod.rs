@@ -458,11 +458,16 @@ pub async fn sdk_config(
 ) -> Result<aws_config::SdkConfig, DescribeError> {
     use aws_config::timeout::TimeoutConfig;
     let sdk = crate::client::load_sdk_config(client).await;
+    // The AWS CLI's timeouts, not a run's: no read or operation limit but the options' (each
+    // attempt is bounded by `attempt_timeout`).
     let mut timeouts = sdk
         .timeout_config()
         .cloned()
         .unwrap_or_else(|| TimeoutConfig::builder().build())
-        .into_builder();
+        .into_builder()
+        .disable_read_timeout()
+        .disable_operation_timeout()
+        .disable_operation_attempt_timeout();
     match opts.connect_timeout {
         Some(Some(d)) => timeouts = timeouts.connect_timeout(d),
         Some(None) => timeouts = timeouts.disable_connect_timeout(),

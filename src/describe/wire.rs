@@ -70,7 +70,7 @@ impl Intercept for Capture {
             eprintln!(
                 "DEBUG - request: {} {}\n{}",
                 r.method(),
-                r.uri(),
+                crate::redact::redact(r.uri()),
                 header_lines(r.headers().iter())
             );
         }

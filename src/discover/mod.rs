@@ -81,15 +81,19 @@ impl<C: FleetClient + FleetLister> Ctx<C> {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, crate::client::CallError>>,
     {
-        let Attempted { result, .. } = call_with_retries(
-            limiter,
-            &self.settings,
-            &self.counters,
-            &self.counters.list_attempts,
-            &self.shutdown,
-            call,
-        )
-        .await;
+        // A listing has nothing in flight worth waiting for: a signal ends it at once.
+        let mut stop = self.shutdown.clone();
+        let Attempted { result, .. } = tokio::select! {
+            a = call_with_retries(
+                limiter,
+                &self.settings,
+                &self.counters,
+                &self.counters.list_attempts,
+                &self.shutdown,
+                call,
+            ) => a,
+            Ok(_) = stop.wait_for(|s| *s) => return Err(Stop::Interrupted),
+        };
         match result {
             Final::Ok(v) => Ok(Some(v)),
             Final::NotFound(e) => {

@@ -3,10 +3,13 @@
 use std::collections::{HashMap, HashSet};
 
 use super::dedup::{distinct, repeated, Dedup};
-use super::lines::{Lines, Source};
+use super::lines::{clip, Lines, Source};
 use super::InputError;
 use crate::names::{is_valid_job_id, is_valid_thing_name, JOB_ID_RULE, THING_NAME_RULE};
 use crate::pair::name_hash;
+
+/// The most bytes of an invalid name quoted in its message (a valid one is at most 128).
+const QUOTED_NAME: usize = 160;
 
 pub(super) fn check_thing(file: &str, line: u64, name: &str) -> Result<(), InputError> {
     if is_valid_thing_name(name) {
@@ -16,7 +19,7 @@ pub(super) fn check_thing(file: &str, line: u64, name: &str) -> Result<(), Input
             file: file.to_string(),
             line,
             what: "thing name",
-            name: name.to_string(),
+            name: clip(name, QUOTED_NAME),
             rule: THING_NAME_RULE,
         })
     }
@@ -30,7 +33,7 @@ pub(super) fn check_job(file: &str, line: u64, id: &str) -> Result<(), InputErro
             file: file.to_string(),
             line,
             what: "job id",
-            name: id.to_string(),
+            name: clip(id, QUOTED_NAME),
             rule: JOB_ID_RULE,
         })
     }

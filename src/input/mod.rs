@@ -8,7 +8,9 @@
 //! compared by content in that second pass, so a hash collision never drops a pair. Every later pass
 //! hashes what it reads too, and one that reaches the end with another fingerprint fails with
 //! [`InputError::Changed`]: a file edited during a run is never mistaken for the one validated. Standard input
-//! (`-`) is spooled to a temporary file first so it can be read twice.
+//! (`-`), and any input that is not a regular file (a FIFO, `/dev/stdin`, a process substitution), is
+//! spooled to a temporary file first so it can be read twice. No line may be longer than
+//! [`MAX_LINE`] bytes.
 
 //!
 //! Parts: `lines` (a file's significant lines, hashed as they are read), `lists` (thing and job
@@ -26,6 +28,11 @@ use std::path::{Path, PathBuf};
 use crate::pair::Pair;
 
 use lines::Source;
+pub use lines::MAX_LINE;
+
+/// The rule a pairs file's CSV header keeps.
+pub const COLUMNS_RULE: &str =
+    "the columns are thing_name, job_id and optionally execution_number, each named once";
 use lists::NameList;
 use pairs::PairsFile;
 
@@ -42,6 +49,13 @@ pub enum InputError {
     },
     #[error("{file}:{line}: not valid UTF-8")]
     NotUtf8 { file: String, line: u64 },
+    /// A line over [`MAX_LINE`] bytes: only its start is read and quoted.
+    #[error("{file}:{line}: a line may hold at most {MAX_LINE} bytes (64 KiB); this one is longer (it starts {start:?})")]
+    LineTooLong {
+        file: String,
+        line: u64,
+        start: String,
+    },
     #[error("{file}:{line}: invalid {what} {name:?}: {rule}")]
     InvalidName {
         file: String,
@@ -57,6 +71,13 @@ pub enum InputError {
         file: String,
         line: u64,
         header: String,
+    },
+    /// A CSV header with a column it does not know, or a column twice.
+    #[error("{file}:{line}: {problem} in the CSV header: {COLUMNS_RULE}")]
+    BadHeader {
+        file: String,
+        line: u64,
+        problem: String,
     },
     #[error("{file}:{line}: {reason}")]
     BadRow {
@@ -390,7 +411,7 @@ mod tests {
             b"thing_name,job_id,execution_number\nt1,j1,-4\n",
         );
         let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
-        assert!(e.contains("r.csv:2") && e.contains("non-negative"), "{e}");
+        assert!(e.contains("r.csv:2") && e.contains("at least 1"), "{e}");
     }
 
     #[test]
@@ -399,7 +420,7 @@ mod tests {
         let p = file(
             &d,
             "p.jsonl",
-            b"{\"thing_name\":\"t1\",\"job_id\":\"j1\"}\n{\"thing_name\":\"t1\",\"job_id\":\"j1\",\"execution_number\":2,\"extra\":true}\n",
+            b"{\"thing_name\":\"t1\",\"job_id\":\"j1\"}\n{\"thing_name\":\"t1\",\"job_id\":\"j1\",\"execution_number\":2}\n",
         );
         let prep = prepare(&InputSpec::Pairs(p)).unwrap();
         assert_eq!(prep.total(), 2);
@@ -407,6 +428,121 @@ mod tests {
         let p = file(&d, "b.jsonl", b"{\"thing_name\":\"t1\"}\n");
         let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
         assert!(e.contains("b.jsonl:1"), "{e}");
+    }
+
+    #[test]
+    fn csv_headers_name_each_known_column_once() {
+        let d = tempfile::tempdir().unwrap();
+        let p = file(&d, "dup.csv", b"thing_name,job_id,job_id\nt1,j1,j2\n");
+        let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
+        assert!(
+            e.contains("dup.csv:1:") && e.contains("\"job_id\" is named twice"),
+            "{e}"
+        );
+        let p = file(&d, "unk.csv", b"thing_name,job_id,colour\nt1,j1,red\n");
+        let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
+        assert!(
+            e.contains("unk.csv:1:") && e.contains("unknown column \"colour\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn execution_numbers_start_at_one() {
+        let d = tempfile::tempdir().unwrap();
+        let p = file(
+            &d,
+            "z.csv",
+            b"thing_name,job_id,execution_number\nt1,j1,1\nt1,j1,0\n",
+        );
+        let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
+        assert!(e.contains("z.csv:3:") && e.contains("at least 1"), "{e}");
+        let p = file(
+            &d,
+            "z.jsonl",
+            b"{\"thing_name\":\"t1\",\"job_id\":\"j1\",\"execution_number\":0}\n",
+        );
+        let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
+        assert!(e.contains("z.jsonl:1:") && e.contains("at least 1"), "{e}");
+    }
+
+    #[test]
+    fn json_lines_refuse_unknown_and_repeated_keys() {
+        let d = tempfile::tempdir().unwrap();
+        let p = file(
+            &d,
+            "u.jsonl",
+            b"{\"thing_name\":\"t1\",\"job_id\":\"j1\",\"execution_numbr\":2}\n",
+        );
+        let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
+        assert!(
+            e.contains("u.jsonl:1:") && e.contains("unknown field `execution_numbr`"),
+            "{e}"
+        );
+        let p = file(
+            &d,
+            "r.jsonl",
+            b"{\"thing_name\":\"t1\",\"job_id\":\"j1\",\"job_id\":\"j2\"}\n",
+        );
+        let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
+        assert!(
+            e.contains("r.jsonl:1:") && e.contains("duplicate field `job_id`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_line_over_the_cap_is_refused_quoting_only_its_start() {
+        let d = tempfile::tempdir().unwrap();
+        let jobs = file(&d, "j.txt", b"job-a\n");
+        let mut body = b"thing-1\n".to_vec();
+        body.extend(std::iter::repeat_n(b'a', 1 << 20));
+        body.push(b'\n');
+        let things = file(&d, "big.txt", &body);
+        let e = prepare(&InputSpec::Lists { things, jobs })
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("big.txt:2:") && e.contains("65536 bytes"),
+            "{}",
+            &e[..e.len().min(300)]
+        );
+        assert!(e.len() < 300, "{} bytes of message", e.len());
+        // A long line under the cap is an invalid name, quoted short too.
+        let jobs = file(&d, "j2.txt", b"job-a\n");
+        let things = file(&d, "long.txt", &[b'b'; 60_000]);
+        let e = prepare(&InputSpec::Lists { things, jobs })
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("long.txt:1: invalid thing name"),
+            "{}",
+            &e[..e.len().min(300)]
+        );
+        assert!(e.len() < 400, "{} bytes of message", e.len());
+        // A header and a JSON reason are quoted short as well.
+        let mut header = b"thing_name,job_id,".to_vec();
+        header.extend([b'c'; 60_000]);
+        header.push(b'\n');
+        let p = file(&d, "wide.csv", &header);
+        let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
+        assert!(
+            e.contains("wide.csv:1:") && e.len() < 400,
+            "{}",
+            &e[..e.len().min(300)]
+        );
+        let mut j = b"{\"thing_name\":\"t\",\"job_id\":\"".to_vec();
+        j.extend([b'x'; 60_000]);
+        j.extend(b"\"}\n");
+        let p = file(&d, "long.jsonl", &j);
+        let e = prepare(&InputSpec::Pairs(p)).err().unwrap().to_string();
+        assert!(
+            e.contains("long.jsonl:1:") && e.len() < 400,
+            "{}",
+            &e[..e.len().min(300)]
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::dedup::{distinct, repeated, Dedup};
-use super::lines::{Lines, Source};
+use super::lines::{clip, Lines, Source};
 use super::lists::{check_job, check_thing};
 use super::InputError;
 use crate::pair::Pair;
@@ -75,25 +75,50 @@ pub(super) fn parse_number(file: &str, line: u64, s: &str) -> Result<Option<i64>
         return Ok(None);
     }
     match s.parse::<i64>() {
-        Ok(n) if n >= 0 => Ok(Some(n)),
+        Ok(n) if n >= 1 => Ok(Some(n)),
         _ => Err(InputError::BadRow {
             file: file.to_string(),
             line,
-            reason: format!("execution_number {s:?} is not a non-negative integer"),
+            reason: format!(
+                "execution_number {:?} is not an integer of at least 1 (execution numbers start at 1)",
+                clip(s, QUOTED)
+            ),
         }),
     }
 }
 
+/// The most bytes of a header, a field or a parser's message quoted in a message.
+const QUOTED: usize = 160;
+
+/// The columns of a CSV header: thing_name and job_id, optionally execution_number, each once and
+/// nothing else. `Err(None)`: thing_name or job_id is missing; `Err(Some(problem))`: a column
+/// unknown or named twice.
+fn csv_format(header: &[String]) -> Result<PairsFormat, Option<String>> {
+    let pos = |n: &str| header.iter().position(|h| h == n);
+    let (Some(thing), Some(job)) = (pos("thing_name"), pos("job_id")) else {
+        return Err(None);
+    };
+    for (i, h) in header.iter().enumerate() {
+        if !matches!(h.as_str(), "thing_name" | "job_id" | "execution_number") {
+            return Err(Some(format!("unknown column {:?}", clip(h, QUOTED))));
+        }
+        if header[..i].contains(h) {
+            return Err(Some(format!("{h:?} is named twice")));
+        }
+    }
+    Ok(PairsFormat::Csv {
+        thing,
+        job,
+        number: pos("execution_number"),
+        columns: header.len(),
+    })
+}
+
 impl PairsFile {
     pub(super) fn prepare(source: Source) -> Result<PairsFile, InputError> {
-        let ext = source
-            .path
-            .extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase);
-        let declared = match (source._spool.is_some(), ext.as_deref()) {
-            (false, Some("jsonl" | "ndjson" | "json")) => Some(true),
-            (false, Some("csv")) => Some(false),
+        let declared = match source.ext.as_deref() {
+            Some("jsonl" | "ndjson" | "json") => Some(true),
+            Some("csv") => Some(false),
             _ => None,
         };
         let mut lines = source.lines(None)?;
@@ -113,22 +138,18 @@ impl PairsFile {
                 line: first_line,
                 reason,
             })?;
-            let pos = |n: &str| header.iter().position(|h| h == n);
-            match (pos("thing_name"), pos("job_id")) {
-                (Some(thing), Some(job)) => PairsFormat::Csv {
-                    thing,
-                    job,
-                    number: pos("execution_number"),
-                    columns: header.len(),
+            csv_format(&header).map_err(|problem| match problem {
+                None => InputError::MissingColumns {
+                    file: source.display.clone(),
+                    line: first_line,
+                    header: clip(first_text, QUOTED),
                 },
-                _ => {
-                    return Err(InputError::MissingColumns {
-                        file: source.display.clone(),
-                        line: first_line,
-                        header: first_text.to_string(),
-                    })
-                }
-            }
+                Some(problem) => InputError::BadHeader {
+                    file: source.display.clone(),
+                    line: first_line,
+                    problem,
+                },
+            })?
         };
         drop(lines);
         let mut pf = PairsFile {
@@ -185,7 +206,10 @@ impl PairsFile {
     }
 }
 
+/// One JSON Lines pair: exactly these keys, each once (an unknown key, a misspelt
+/// `execution_numbr`, is refused as an unknown CSV column is, rather than silently ignored).
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct JsonPair {
     pub(super) thing_name: String,
     pub(super) job_id: String,
@@ -211,11 +235,14 @@ impl PairsIter {
             PairsFormat::JsonLines => {
                 let p: JsonPair = serde_json::from_str(text).map_err(|e| {
                     bad(format!(
-                        "not a JSON object with string keys thing_name and job_id: {e}"
+                        "not a JSON object with the string keys thing_name and job_id (and optionally the integer execution_number), each once: {}",
+                        clip(&e.to_string(), QUOTED)
                     ))
                 })?;
-                if p.execution_number.is_some_and(|n| n < 0) {
-                    return Err(bad("execution_number must be non-negative".into()));
+                if p.execution_number.is_some_and(|n| n < 1) {
+                    return Err(bad(
+                        "execution_number must be at least 1 (execution numbers start at 1)".into(),
+                    ));
                 }
                 Pair {
                     thing_name: p.thing_name,

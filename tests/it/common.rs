@@ -68,6 +68,7 @@ pub fn client_settings(endpoint: &str) -> ClientSettings {
         endpoint_url: Some(endpoint.to_string()),
         static_credentials: Some(simulator_credentials()),
         connect_timeout: Some(Duration::from_secs(2)),
+        call_timeout: None,
         role_arn: None,
     }
 }
