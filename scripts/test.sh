@@ -10,4 +10,7 @@ cargo fetch --locked
 # `cargo test` also builds target/debug/fleet-audit (the integration tests run it), so no second
 # `cargo build`: that one would rebuild every dependency without the dev-dependencies' features.
 cargo test --locked
+# The benches' own asserts, each benchmark run once in test mode (test profile: the dependencies are
+# those the tests built), so a bench that no longer compiles or asserts wrongly fails the suite.
+cargo test --locked --benches
 FLEET_AUDIT_BIN="$PWD/target/debug/fleet-audit" .venv/bin/python -m pytest -q tests/clients
