@@ -73,10 +73,22 @@ def test_indexed_job_is_consistent(k8s):
     assert spec["backoffLimitPerIndex"] >= 1
     assert pod["restartPolicy"] == "Never"
     assert spec["podReplacementPolicy"] == "Failed"
-    for rule in spec["podFailurePolicy"]["rules"]:
-        if "onExitCodes" in rule:
-            assert rule["onExitCodes"]["containerName"] == c["name"]
-            assert set(rule["onExitCodes"]["values"]) == {2, 4}
+    # Exit codes 2 (bad input) and 4 (complete with error rows) fail the index at once: a retry
+    # cannot fix either. The rule must be there (a loop over the rules passes when it is deleted).
+    rules = spec["podFailurePolicy"]["rules"]
+    by_codes = [r for r in rules if "onExitCodes" in r]
+    assert len(by_codes) == 1, rules
+    rule = by_codes[0]
+    assert rule["action"] == "FailIndex"
+    assert rule["onExitCodes"]["containerName"] == c["name"]
+    assert rule["onExitCodes"]["operator"] == "In"
+    assert set(rule["onExitCodes"]["values"]) == {2, 4}
+    # An evicted or preempted pod is retried without counting.
+    assert any(
+        r["action"] == "Ignore"
+        and {"type": "DisruptionTarget"} in r.get("onPodConditions", [])
+        for r in rules
+    ), rules
     # Credentials from IRSA.
     sa = k8s["ServiceAccount"]
     assert pod["serviceAccountName"] == sa["metadata"]["name"]

@@ -4,6 +4,7 @@
 mod cli;
 mod common;
 mod discover;
+mod exits;
 mod history;
 mod inputs;
 mod integrity;

@@ -1,0 +1,82 @@
+//! Exit codes that a scheduler acts on (issue 28): 4, "complete, but some pairs ended as error rows",
+//! which the Kubernetes Job's `podFailurePolicy` fails at once (`deploy/k8s/indexed-job.yaml`).
+
+use crate::common::*;
+use fleet_audit::sim::Faults;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_audit_with_error_rows_exits_4_and_holds_them() {
+    // Every answer has a 30% chance of a 500; with one attempt a pair, some pairs end as error rows
+    // (0.7^400 of never: impossible in practice), the others are described.
+    let mut config = sim_config(fleet(200, 2, 67));
+    config.faults = Faults {
+        p_5xx: 0.3,
+        ..Faults::default()
+    };
+    let server = start(config).await;
+    let d = tempfile::tempdir().unwrap();
+    lists(&server, d.path());
+    let mut c = isolated_binary(d.path());
+    c.args([
+        "run",
+        "--things",
+        "things.txt",
+        "--jobs",
+        "jobs.txt",
+        "--out",
+        "ds",
+        "--max-attempts",
+        "1",
+        "--rps",
+        "0",
+        "--quiet",
+        "--summary-json",
+        "s.json",
+        "--endpoint-url",
+    ])
+    .arg(server.endpoint_url())
+    .env("AWS_REGION", "us-east-1")
+    .env("AWS_ACCESS_KEY_ID", "AKIDEXITS")
+    .env("AWS_SECRET_ACCESS_KEY", "exits-secret")
+    .stderr(std::process::Stdio::piped());
+    let (code, stderr) = wait_or_kill(c.spawn().unwrap(), None).await;
+    assert_eq!(code, Some(4), "{stderr}");
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("s.json")).unwrap()).unwrap();
+    assert_eq!(s["complete"], true, "{s}");
+    let errors = s["errors"].as_u64().unwrap();
+    assert!(errors > 0 && errors < 400, "{s}");
+    let rows = read_rows(&d.path().join("ds"));
+    assert_eq!(rows.len(), 400, "a row per pair, errors included");
+    let error_rows = rows.iter().filter(|r| r.outcome == "error").count() as u64;
+    assert_eq!(
+        error_rows, errors,
+        "the error rows are the summary's errors"
+    );
+
+    // The same audit without faults has no error row: exit 0.
+    let clean = start(sim_config(fleet(200, 2, 67))).await;
+    let mut c = isolated_binary(d.path());
+    c.args([
+        "run",
+        "--things",
+        "things.txt",
+        "--jobs",
+        "jobs.txt",
+        "--out",
+        "clean",
+        "--max-attempts",
+        "1",
+        "--rps",
+        "0",
+        "--quiet",
+        "--endpoint-url",
+    ])
+    .arg(clean.endpoint_url())
+    .env("AWS_REGION", "us-east-1")
+    .env("AWS_ACCESS_KEY_ID", "AKIDEXITS")
+    .env("AWS_SECRET_ACCESS_KEY", "exits-secret")
+    .stderr(std::process::Stdio::piped());
+    let (code, stderr) = wait_or_kill(c.spawn().unwrap(), None).await;
+    assert_eq!(code, Some(0), "{stderr}");
+}
