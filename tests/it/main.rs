@@ -5,6 +5,7 @@ mod cli;
 mod common;
 mod discover;
 mod exits;
+mod flags;
 mod history;
 mod inputs;
 mod integrity;
