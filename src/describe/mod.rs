@@ -589,7 +589,12 @@ mod tests {
 
     #[test]
     fn skeletons_and_cli_json_format() {
-        assert_eq!(skeleton("input").unwrap(), INPUT_SKELETON);
+        // As `aws iot describe-job-execution --generate-cli-skeleton input` prints it (a literal, not
+        // the constant compared with itself; tests/clients/test_describe_formats.py runs the CLI).
+        assert_eq!(
+            skeleton("input").unwrap(),
+            "{\n    \"jobId\": \"\",\n    \"thingName\": \"\",\n    \"executionNumber\": 0\n}"
+        );
         let out: Value = serde_json::from_str(&skeleton("output").unwrap()).unwrap();
         assert!(out["execution"]["approximateSecondsBeforeTimedOut"].is_number());
         assert!(skeleton("bogus").is_err());

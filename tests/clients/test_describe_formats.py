@@ -135,3 +135,13 @@ def test_settings_precedence_exit_codes_and_debug(sim, aws_env, fa, shapes, tmp_
     assert "DEBUG - request: GET" in ok.stderr and "DEBUG - answer: HTTP 200" in ok.stderr
     assert aws_env["AWS_SECRET_ACCESS_KEY"] not in ok.stderr
     assert "Signature=" not in ok.stderr and "<redacted>" in ok.stderr
+
+
+def test_the_input_skeleton_is_the_aws_clis(aws_env, aws_cli, fa):
+    """`--generate-cli-skeleton input`, byte for byte (the CLI from PyPI has no other kinds)."""
+    want = subprocess.run([aws_cli, "iot", "describe-job-execution", "--generate-cli-skeleton", "input"],
+                          env=aws_env, capture_output=True, text=True)
+    got = subprocess.run([fa, "describe", "--generate-cli-skeleton", "input"],
+                         env=aws_env, capture_output=True, text=True)
+    assert want.returncode == got.returncode == 0, (want.stderr, got.stderr)
+    assert got.stdout == want.stdout
