@@ -3,6 +3,7 @@
 
 mod cli;
 mod common;
+mod dated;
 mod discover;
 mod exits;
 mod flags;

@@ -155,6 +155,14 @@ async fn every_account_and_enabled_region_once_and_a_resume_fills_the_missing_ro
         (failed * 3) as u64,
         "only the failed targets' pairs"
     );
+    // Nor are the committed targets connected again: STS (AssumeRole, GetCallerIdentity) is asked
+    // for the failed targets alone (at most two calls each, and the run's own identity), where a
+    // connection of every target would take at least one a target.
+    let sts = fixed.stats().sts;
+    assert!(
+        sts <= (2 * failed + 2) as u64,
+        "{sts} STS calls to resume {failed} targets of 800"
+    );
     let rows = read_rows(&out);
     assert_eq!(rows.len(), 2_400);
     assert_eq!(by_key(&rows).len(), 2_400);
