@@ -155,3 +155,59 @@ def test_a_dead_pushgateway_is_a_warning_and_the_audit_succeeds(aws_env, fa, tmp
     assert r.returncode == 0, r.stderr
     assert "warning: cannot push the metrics to http://127.0.0.1:" in r.stderr
     assert (tmp_path / "audit" / "_manifest.json").exists()
+
+
+def test_a_run_against_a_baseline_writes_the_changes_the_report_finds(aws_env, fa, tmp_path):
+    """`run --discover --baseline OLD --metrics`: its `fleet_audit_changes` equal `report NEW --baseline OLD`'s."""
+    lists = tmp_path / "lists"
+    first = Sim("--things", "300", "--jobs", "3", "--seed", "8", "--epoch", "1764000000",
+                "--write-lists", str(lists), now="1764400000")
+    try:
+        r = subprocess.run([fa, "run", "--discover", "--jobs", str(lists / "jobs.txt"), "--out", str(tmp_path / "old"),
+                            "--endpoint-url", first.url, "--rps", "0", "--list-rps", "0", "--quiet"],
+                           env=aws_env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    finally:
+        first.stop()
+    # Two days later, the same fleet has moved on.
+    later = Sim("--things", "300", "--jobs", "3", "--seed", "8", "--epoch", "1764000000", now="1764572800")
+    prom = tmp_path / "run.prom"
+    try:
+        r = subprocess.run([fa, "run", "--discover", "--jobs", str(lists / "jobs.txt"), "--out", str(tmp_path / "new"),
+                            "--baseline", str(tmp_path / "old"), "--metrics", str(prom),
+                            "--endpoint-url", later.url, "--rps", "0", "--list-rps", "0", "--quiet"],
+                           env=aws_env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    finally:
+        later.stop()
+    rep = subprocess.run([fa, "report", str(tmp_path / "new"), "--baseline", str(tmp_path / "old"), "--json"],
+                         capture_output=True, text=True)
+    assert rep.returncode == 0, rep.stderr
+    doc = json.loads(rep.stdout)
+    changes = samples(families(prom)["fleet_audit_changes"])
+    want = {(("change", k), ("job_id", j["job_id"])): float(v)
+            for j in doc["changes"]["jobs"] for k, v in j.items() if k != "job_id"}
+    assert changes == want, (changes, doc["changes"])
+    assert sum(changes.values()) > 0, "the fleet moved: some change is counted"
+
+
+def test_a_run_over_several_targets_pushes_one_group_naming_them(aws_env, fa, tmp_path, pushgateway):
+    lists = tmp_path / "lists"
+    s = Sim("--things", "50", "--jobs", "2", "--seed", "9", "--write-lists", str(lists))
+    try:
+        out, summary = tmp_path / "audit", tmp_path / "summary.json"
+        r = subprocess.run([fa, "run", "--things", str(lists / "things.txt"), "--jobs", str(lists / "jobs.txt"),
+                            "--out", str(out), "--regions", "eu-west-1,ap-south-1",
+                            "--region-endpoint", f"eu-west-1={s.url}", "--region-endpoint", f"ap-south-1={s.url}",
+                            "--rps", "0", "--quiet", "--summary-json", str(summary), "--metrics-push", pushgateway],
+                           env=aws_env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    finally:
+        s.stop()
+    done = json.loads(summary.read_text())
+    targets = [t["target"] for t in done["targets"]]
+    assert len(targets) == 2 and any("eu-west-1" in t for t in targets) and any("ap-south-1" in t for t in targets)
+    (labels, metrics), = pushed(pushgateway)
+    assert labels == {"job": "fleet-audit", "target": "+".join(targets), "out": str(out)}
+    pairs = {m["outcome"]: v for m, v in metrics["fleet_audit_pairs_total"]}
+    assert sum(pairs.values()) == 200

@@ -325,3 +325,54 @@ async fn a_second_signal_ends_the_run_without_waiting_for_calls_in_flight() {
         "ended by the second signal, not by an answer"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_targets_in_flight_audits_that_many_targets_at_once() {
+    // Three regions, a simulator each (2 ms an answer): with one target in flight their calling
+    // phases never overlap; with three, they do (each takes 50 ms at least, all start together).
+    use fleet_audit::input::InputSpec;
+    use fleet_audit::targets::TargetFlags;
+    let regions = ["eu-west-1", "ap-south-1", "us-west-2"];
+    for in_flight in [1usize, 3] {
+        let mut servers = Vec::new();
+        for _ in regions {
+            servers.push(start_paced(fleet(50, 2, 103)).await);
+        }
+        let d = tempfile::tempdir().unwrap();
+        let (things, jobs) = lists(&servers[0], d.path());
+        let mut rc = run_config(
+            &servers[0].endpoint_url(),
+            InputSpec::Lists { things, jobs },
+            &d.path().join("ds"),
+        );
+        rc.engine.concurrency = 2;
+        rc.max_targets_in_flight = in_flight;
+        rc.targets = TargetFlags {
+            regions: regions.iter().map(|r| r.to_string()).collect(),
+            region_endpoints: regions
+                .iter()
+                .zip(&servers)
+                .map(|(r, s)| (r.to_string(), s.endpoint_url()))
+                .collect(),
+            ..Default::default()
+        };
+        let s = fleet_audit::run::run(rc, no_shutdown()).await.unwrap();
+        assert!(s.complete);
+        let mut phases: Vec<(u64, u64)> = servers
+            .iter()
+            .map(|s| {
+                let st = s.stats();
+                assert_eq!(st.calls(Operation::DescribeJobExecution), 100);
+                let name = Operation::DescribeJobExecution.name();
+                (st.first_us[name], st.last_us[name])
+            })
+            .collect();
+        phases.sort();
+        let overlaps = phases.windows(2).filter(|w| w[1].0 <= w[0].1).count();
+        if in_flight == 1 {
+            assert_eq!(overlaps, 0, "one target at a time: {phases:?}");
+        } else {
+            assert_eq!(overlaps, 2, "three at once: {phases:?}");
+        }
+    }
+}
