@@ -342,3 +342,76 @@ async fn completions_source_in_bash_and_the_man_page_renders() {
         "{page}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_refuses_a_partition_key_a_run_cannot_write() {
+    let d = tempfile::tempdir().unwrap();
+    for dialect in ["athena", "glue", "duckdb"] {
+        let o = fa(
+            &["schema", "--ddl", dialect, "--partition-by", "foo"],
+            d.path(),
+            false,
+        )
+        .await;
+        assert_eq!(o.status.code(), Some(2), "{dialect}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{dialect}: no table is printed");
+        assert!(
+            stderr(&o).contains(
+                "--partition-by: \"foo\" is not a partition column (use date and/or job_id"
+            ),
+            "{dialect}: {}",
+            stderr(&o)
+        );
+    }
+    // What a run writes is still accepted.
+    let o = fa(
+        &["schema", "--ddl", "athena", "--partition-by", "date,job_id"],
+        d.path(),
+        false,
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bash_completes_describe_output_with_its_formats() {
+    let d = tempfile::tempdir().unwrap();
+    // A file whose name starts like a format: offered only if completion falls back to file names.
+    std::fs::write(d.path().join("yaml-notes.txt"), "").unwrap();
+    let o = fa(&["completions", "bash"], d.path(), false).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let script = d.path().join("fleet-audit.bash");
+    std::fs::write(&script, &o.stdout).unwrap();
+    let probe = format!(
+        "source {} && cd {} && COMP_WORDS=(fleet-audit describe --output '') COMP_CWORD=3 && _fleet__audit fleet-audit '' --output && echo \"${{COMPREPLY[@]}}\" && COMP_WORDS=(fleet-audit describe --output y) COMP_CWORD=3 && _fleet__audit fleet-audit y --output && echo \"${{COMPREPLY[@]}}\"",
+        script.display(),
+        d.path().display()
+    );
+    let b = std::process::Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&b.stdout);
+    assert!(
+        b.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        ["json text table yaml yaml-stream", "yaml yaml-stream"],
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_help_says_an_s3_prefix_works() {
+    let d = tempfile::tempdir().unwrap();
+    let o = fa(&["report", "--help"], d.path(), false).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let help = String::from_utf8_lossy(&o.stdout);
+    // The dataset argument's own help names an S3 prefix (the --baseline line already did).
+    let path_help: String = help.split("Options:").next().unwrap().to_string();
+    assert!(path_help.contains("s3://"), "{help}");
+}
