@@ -33,8 +33,19 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
     Completions(CompletionsArgs),
-    /// Print the manual page (roff) on stdout.
-    Man,
+    /// Print a manual page (roff) on stdout, or write every page (one a subcommand) into a folder.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print, e.g. `run` (default: fleet-audit(1), the overview).
+    #[arg(value_name = "SUBCOMMAND", conflicts_with = "out")]
+    pub subcommand: Option<String>,
+    /// Write every page instead (fleet-audit.1, fleet-audit-run.1, ...) into this folder, made if
+    /// missing, e.g. /usr/local/share/man/man1.
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
