@@ -259,7 +259,7 @@ pub fn trend_html(o: &mut String, t: &[TrendPoint], esc: fn(&str) -> String) {
         ((widest + 6.0) / spacing).ceil().max(1.0) as usize
     };
     let last = t.len().saturating_sub(1);
-    let drawn = |i: usize| i == last || (i % step == 0 && last - i >= step);
+    let drawn = |i: usize| i == last || (i.is_multiple_of(step) && last - i >= step);
     let y = |n: u64| H - 20.0 - (n as f64 / max) * (H - 40.0);
     let _ = write!(
         o,
@@ -334,9 +334,18 @@ mod tests {
         Some(tag[start..start + len].to_string())
     }
 
-    /// Each `<text>` of the trend's SVG as (left, right, top, bottom) in its viewBox units, with the
-    /// viewBox's width and height.
-    fn text_boxes(page: &str) -> (f64, f64, Vec<(String, f64, f64, f64, f64)>) {
+    /// A `<text>` of the SVG and the box it covers, in viewBox units.
+    #[derive(Debug)]
+    struct TextBox {
+        text: String,
+        left: f64,
+        right: f64,
+        top: f64,
+        bottom: f64,
+    }
+
+    /// Each `<text>` of the trend's SVG, with the viewBox's width and height.
+    fn text_boxes(page: &str) -> (f64, f64, Vec<TextBox>) {
         let svg = &page[page.find("<svg class=\"trend\"").unwrap()..];
         let svg = &svg[..svg.find("</svg>").unwrap()];
         let view: Vec<f64> = attr(svg, "viewBox")
@@ -360,13 +369,13 @@ mod tests {
                 Some(other) => panic!("anchor {other}"),
             };
             // From the baseline: ascent at most one em above, descent at most a quarter below.
-            boxes.push((
-                text.to_string(),
+            boxes.push(TextBox {
+                text: text.to_string(),
                 left,
-                left + width,
-                y - size,
-                y + size / 4.0,
-            ));
+                right: left + width,
+                top: y - size,
+                bottom: y + size / 4.0,
+            });
         }
         (view[2], view[3], boxes)
     }
@@ -404,7 +413,14 @@ mod tests {
             let mut page = String::new();
             trend_html(&mut page, &t, |s| s.to_string());
             let (w, h, boxes) = text_boxes(&page);
-            for (text, left, right, top, bottom) in &boxes {
+            for TextBox {
+                text,
+                left,
+                right,
+                top,
+                bottom,
+            } in &boxes
+            {
                 assert!(
                     *left >= 0.0 && *right <= w && *top >= 0.0 && *bottom <= h,
                     "{} points: {text:?} spans x {left:.1}..{right:.1}, y {top:.1}..{bottom:.1} of {w} x {h}",
@@ -413,12 +429,20 @@ mod tests {
             }
             // The axis labels (one line, under the chart) never cover each other, and the first and
             // the last audit are always named.
-            let axis: Vec<_> = boxes.iter().filter(|b| b.4 > h - 10.0).collect();
+            let axis: Vec<_> = boxes.iter().filter(|b| b.bottom > h - 10.0).collect();
             for pair in axis.windows(2) {
-                assert!(pair[0].2 <= pair[1].1, "{} points: {pair:?}", t.len());
+                assert!(
+                    pair[0].right <= pair[1].left,
+                    "{} points: {pair:?}",
+                    t.len()
+                );
             }
-            assert_eq!(axis.first().unwrap().0, label(&t[0]), "{page}");
-            assert_eq!(axis.last().unwrap().0, label(t.last().unwrap()), "{page}");
+            assert_eq!(axis.first().unwrap().text, label(&t[0]), "{page}");
+            assert_eq!(
+                axis.last().unwrap().text,
+                label(t.last().unwrap()),
+                "{page}"
+            );
         }
     }
 }
