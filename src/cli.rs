@@ -33,8 +33,19 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
     Completions(CompletionsArgs),
-    /// Print the manual page (roff) on stdout.
-    Man,
+    /// Print a manual page (roff) on stdout, or write every page (one a subcommand) into a folder.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print, e.g. `run` (default: fleet-audit(1), the overview).
+    #[arg(value_name = "SUBCOMMAND", conflicts_with = "out")]
+    pub subcommand: Option<String>,
+    /// Write every page instead (fleet-audit.1, fleet-audit-run.1, ...) into this folder, made if
+    /// missing, e.g. /usr/local/share/man/man1.
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -345,7 +356,12 @@ pub struct DescribeArgs {
 pub struct CliGlobalArgs {
     /// The formatting style for command output: json, text, table, yaml or yaml-stream (else
     /// AWS_DEFAULT_OUTPUT, else the profile's `output`, else json).
-    #[arg(long, value_name = "FORMAT")]
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        value_parser = OutputFormatParser,
+        hide_possible_values = true
+    )]
     pub output: Option<String>,
     /// A JMESPath query to use in filtering the response data.
     #[arg(long, value_name = "EXPR")]
@@ -368,6 +384,36 @@ pub struct CliGlobalArgs {
     /// Accepted for scripts written for the AWS CLI: no pager is ever used.
     #[arg(long)]
     pub no_cli_pager: bool,
+}
+
+/// `describe --output`'s formats, as the AWS CLI names them.
+pub const OUTPUT_FORMATS: [&str; 5] = ["json", "text", "table", "yaml", "yaml-stream"];
+
+/// `--output`'s parser: any text (`describe` refuses an unknown format itself, with the AWS CLI's
+/// message and exit code 252, not clap's 2), with [`OUTPUT_FORMATS`] as its possible values so shell
+/// completion offers them instead of file names.
+#[derive(Debug, Clone, Copy)]
+pub struct OutputFormatParser;
+
+impl clap::builder::TypedValueParser for OutputFormatParser {
+    type Value = String;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<String, clap::Error> {
+        clap::builder::StringValueParser::new().parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            OUTPUT_FORMATS.iter().map(clap::builder::PossibleValue::new),
+        ))
+    }
 }
 
 #[derive(Debug, Args, Clone)]
@@ -489,7 +535,8 @@ pub enum FailOnArg {
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// The dataset: a .parquet or .arrow file, or a directory of part files.
+    /// The dataset: a .parquet or .arrow file, or a directory of part files, local or
+    /// `s3://bucket/prefix/` (the S3 endpoint from AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL).
     pub path: PathBuf,
     /// stuck_queued: QUEUED for longer than this when fetched (e.g. 24h, 90m, 14d).
     #[arg(long, default_value = "24h", value_name = "DURATION")]
@@ -548,7 +595,8 @@ pub struct SchemaArgs {
     /// Where the dataset's files are (Athena and Glue: an s3:// prefix; DuckDB: a directory or URL).
     #[arg(long, value_name = "URL", requires = "ddl")]
     pub location: Option<String>,
-    /// Partition columns, from Hive-style `key=value` folders (comma list, e.g. `date,job_id`).
+    /// Partition columns of Hive-style `key=value` folders: `date` and/or `job_id` (the folders
+    /// `run --partition-by` writes), in folder order.
     #[arg(long, value_delimiter = ',', value_name = "COLUMNS", requires = "ddl")]
     pub partition_by: Vec<String>,
 }

@@ -2,13 +2,15 @@
 //!
 //! Exit codes: 0 complete; 1 the run failed (setup, output, or a run-level error such as rejected
 //! credentials); 2 bad flags or bad input; 4 the dataset is complete but some pairs ended as `error`
-//! rows; 130/143 interrupted by SIGINT/SIGTERM (committed work is kept). `report` alone: 3 a
+//! rows; 5 some targets could not be audited; 130/143 interrupted by SIGINT/SIGTERM (committed work is kept). `report` alone: 3 a
 //! `--fail-on` condition holds.
 //!
 //! One file a subcommand: [`run`] (`run`, and what a run prints and exits with), [`describe`],
-//! [`report`], [`sim`] (`sim` and `demo`); this file dispatches and holds what they share.
+//! [`report`], [`sim`] (`sim` and `demo`), [`man`] (a page a subcommand, with these exit codes); this
+//! file dispatches and holds what they share.
 
 mod describe;
+mod man;
 mod report;
 mod run;
 mod sim;
@@ -86,13 +88,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             }
             write_raw_stdout(&script).map(|_| 0)
         }
-        Command::Man => {
-            let mut out = Vec::new();
-            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command())
-                .render(&mut out)
-                .context("cannot render the manual page")?;
-            write_raw_stdout(&String::from_utf8_lossy(&out)).map(|_| 0)
-        }
+        Command::Man(a) => man::man_command(a),
     }
 }
 

@@ -7,8 +7,9 @@
 //!
 //! Partitions are Hive-style folders (`date=2025-06-01/job_id=fw-7/part-….parquet`). A partition column
 //! that is also a dataset column (`job_id`) keeps its type and moves from the columns to the partition
-//! keys (engines read it from the folder name, so it is not repeated); any other name (`date`) is a
-//! string partition key.
+//! keys (engines read it from the folder name, so it is not repeated); `date`, not a dataset column, is a
+//! string partition key. Only the keys `run --partition-by` writes are accepted: a table partitioned by
+//! a folder no run makes would find no data.
 //!
 //! This file holds the public API and what every engine shares: the schema table, the Arrow type
 //! names, and the split of the schema into columns and partition keys with its checks. Each engine's
@@ -22,6 +23,8 @@ mod hive;
 use std::fmt::Write as _;
 
 use arrow::datatypes::{DataType, Field, Schema};
+
+use crate::dataset::PartitionKey;
 
 /// The name of the table (Athena, Glue) or view (DuckDB).
 pub const TABLE: &str = "fleet_audit";
@@ -79,6 +82,9 @@ pub enum DdlError {
     /// The same partition column twice.
     #[error("--partition-by: {0} is given twice")]
     PartitionTwice(String),
+    /// A partition column no run writes.
+    #[error("--partition-by: {0:?} is not a partition column (use date and/or job_id, the folders `run --partition-by` writes)")]
+    PartitionKey(String),
     /// A dataset column whose type cannot be a folder name.
     #[error("--partition-by: {column} is {arrow} in the dataset; a partition column must be a string, integer, boolean or date")]
     PartitionType { column: String, arrow: String },
@@ -171,6 +177,9 @@ struct Layout {
     partitions: Vec<Column>,
 }
 
+/// The partition keys `run --partition-by` writes: the only folders a table can be partitioned by.
+const RUN_PARTITIONS: [PartitionKey; 2] = [PartitionKey::Date, PartitionKey::JobId];
+
 fn is_identifier(s: &str) -> bool {
     let mut b = s.bytes();
     matches!(b.next(), Some(c) if c.is_ascii_alphabetic() || c == b'_')
@@ -193,6 +202,9 @@ fn layout(
         }
         if spec.partition_by[..i].iter().any(|p| p.trim() == name) {
             return Err(DdlError::PartitionTwice(name.to_string()));
+        }
+        if !RUN_PARTITIONS.iter().any(|k| k.name() == name) {
+            return Err(DdlError::PartitionKey(name.to_string()));
         }
         let ty = match schema.field_with_name(name) {
             Err(_) => string.to_string(),
@@ -298,8 +310,11 @@ mod tests {
         assert_eq!(e, DdlError::PartitionName("job id".into()));
         let e = ddl(&s, Dialect::Athena, &spec(None, &["date", "date"])).unwrap_err();
         assert_eq!(e, DdlError::PartitionTwice("date".into()));
-        let e = ddl(&s, Dialect::Glue, &spec(None, &["status_details"])).unwrap_err();
-        assert!(matches!(e, DdlError::PartitionType { .. }), "{e}");
+        // Only the folders a run writes: any other key would partition a table over no data.
+        for key in ["foo", "status_details", "region"] {
+            let e = ddl(&s, Dialect::Glue, &spec(None, &[key])).unwrap_err();
+            assert_eq!(e, DdlError::PartitionKey(key.into()));
+        }
         let e = ddl(&s, Dialect::Athena, &spec(Some("/local/dir"), &[])).unwrap_err();
         assert!(e.to_string().contains("not an s3:// prefix"), "{e}");
         let e = ddl(&s, Dialect::Glue, &spec(Some("s3://"), &[])).unwrap_err();

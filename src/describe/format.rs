@@ -231,6 +231,18 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn completion_offers_exactly_the_formats_describe_takes() {
+        for name in crate::cli::OUTPUT_FORMATS {
+            assert!(name.parse::<OutputFormat>().is_ok(), "{name}");
+        }
+        let err = "xml".parse::<OutputFormat>().unwrap_err();
+        assert!(
+            err.contains(&crate::cli::OUTPUT_FORMATS.join(" | ")),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn python_spells_scalars() {
         assert_eq!(py_float(1_764_400_000.123), "1764400000.123");
         assert_eq!(py_float(1_764_400_000.0), "1764400000.0");

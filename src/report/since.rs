@@ -208,6 +208,16 @@ pub fn trend_terminal(out: &mut String, t: &[TrendPoint]) {
     }
 }
 
+/// The font size of the trend's axis labels.
+const LABEL_SIZE: f64 = 10.0;
+
+/// The width a label takes at `size`, generously: 0.6 em a character, where the page's sans-serif
+/// digits, `-` and lower-case letters take at most 0.56 em (Arial's digits), so a layout by it is
+/// never clipped.
+fn label_width(text: &str, size: f64) -> f64 {
+    text.chars().count() as f64 * size * 0.6
+}
+
 /// The HTML section of the trend: a line chart of the stuck and timed-out counts per audit.
 pub fn trend_html(o: &mut String, t: &[TrendPoint], esc: fn(&str) -> String) {
     const W: f64 = 640.0;
@@ -223,13 +233,33 @@ pub fn trend_html(o: &mut String, t: &[TrendPoint], esc: fn(&str) -> String) {
         .max()
         .unwrap_or(0)
         .max(1) as f64;
+    // Each audit's label is centred under its point, so the chart is inset by half the widest label
+    // (the first and the last would otherwise run off its edges), and when labels would cover each
+    // other only every `step`-th is drawn, the first and the last always.
+    let labels: Vec<String> = t.iter().map(label).collect();
+    let widest = labels
+        .iter()
+        .map(|l| label_width(l, LABEL_SIZE))
+        .fold(0.0, f64::max);
+    let (left, right) = (
+        (widest / 2.0 + 4.0).max(40.0),
+        W - (widest / 2.0 + 4.0).max(20.0),
+    );
     let x = |i: usize| {
         if t.len() < 2 {
             W / 2.0
         } else {
-            40.0 + i as f64 * (W - 60.0) / (t.len() - 1) as f64
+            left + i as f64 * (right - left) / (t.len() - 1) as f64
         }
     };
+    let step = if t.len() < 2 {
+        1
+    } else {
+        let spacing = (right - left) / (t.len() - 1) as f64;
+        ((widest + 6.0) / spacing).ceil().max(1.0) as usize
+    };
+    let last = t.len().saturating_sub(1);
+    let drawn = |i: usize| i == last || (i.is_multiple_of(step) && last - i >= step);
     let y = |n: u64| H - 20.0 - (n as f64 / max) * (H - 40.0);
     let _ = write!(
         o,
@@ -253,13 +283,13 @@ pub fn trend_html(o: &mut String, t: &[TrendPoint], esc: fn(&str) -> String) {
             class.as_str()
         );
     }
-    for (i, p) in t.iter().enumerate() {
+    for (i, l) in labels.iter().enumerate().filter(|(i, _)| drawn(*i)) {
         let _ = write!(
             o,
-            "<text x=\"{:.1}\" y=\"{}\" font-size=\"10\" text-anchor=\"middle\">{}</text>",
+            "<text x=\"{:.1}\" y=\"{}\" font-size=\"{LABEL_SIZE}\" text-anchor=\"middle\">{}</text>",
             x(i),
             H - 4.0,
-            esc(&label(p))
+            esc(l)
         );
     }
     o.push_str("</svg><p class=\"sub\">");
@@ -288,4 +318,131 @@ pub fn trend_html(o: &mut String, t: &[TrendPoint], esc: fn(&str) -> String) {
         o.push_str("</tr>");
     }
     o.push_str("</table></div></section>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A generous width of one character, in em: digits, `-` and lower-case letters of the page's
+    /// sans-serif fonts are narrower (Arial's digits 0.556 em), so a label that fits here fits there.
+    const CHAR_EM: f64 = 0.6;
+
+    fn attr(tag: &str, name: &str) -> Option<String> {
+        let start = tag.find(&format!(" {name}=\""))? + name.len() + 3;
+        let len = tag[start..].find('"')?;
+        Some(tag[start..start + len].to_string())
+    }
+
+    /// A `<text>` of the SVG and the box it covers, in viewBox units.
+    #[derive(Debug)]
+    struct TextBox {
+        text: String,
+        left: f64,
+        right: f64,
+        top: f64,
+        bottom: f64,
+    }
+
+    /// Each `<text>` of the trend's SVG, with the viewBox's width and height.
+    fn text_boxes(page: &str) -> (f64, f64, Vec<TextBox>) {
+        let svg = &page[page.find("<svg class=\"trend\"").unwrap()..];
+        let svg = &svg[..svg.find("</svg>").unwrap()];
+        let view: Vec<f64> = attr(svg, "viewBox")
+            .unwrap()
+            .split(' ')
+            .map(|v| v.parse().unwrap())
+            .collect();
+        assert_eq!(&view[..2], &[0.0, 0.0]);
+        let mut boxes = Vec::new();
+        for piece in svg.split("<text").skip(1) {
+            let tag = &piece[..piece.find('>').unwrap()];
+            let text = &piece[tag.len() + 1..piece.find("</text>").unwrap()];
+            let chars = text.chars().count() - text.matches('&').count() * 3; // &lt; &gt; &amp;
+            let num = |n: &str| attr(tag, n).unwrap().parse::<f64>().unwrap();
+            let (x, y, size) = (num("x"), num("y"), num("font-size"));
+            let width = chars as f64 * size * CHAR_EM;
+            let left = match attr(tag, "text-anchor").as_deref() {
+                None | Some("start") => x,
+                Some("middle") => x - width / 2.0,
+                Some("end") => x - width,
+                Some(other) => panic!("anchor {other}"),
+            };
+            // From the baseline: ascent at most one em above, descent at most a quarter below.
+            boxes.push(TextBox {
+                text: text.to_string(),
+                left,
+                right: left + width,
+                top: y - size,
+                bottom: y + size / 4.0,
+            });
+        }
+        (view[2], view[3], boxes)
+    }
+
+    fn point(date: Option<&str>, run_id: &str) -> TrendPoint {
+        TrendPoint {
+            run_id: Some(run_id.into()),
+            date: date.map(str::to_string),
+            complete: true,
+            totals: Default::default(),
+        }
+    }
+
+    #[test]
+    fn every_trend_label_lies_inside_the_chart_and_none_overlap() {
+        let dates = |n: usize| -> Vec<TrendPoint> {
+            (0..n)
+                .map(|i| point(Some(&format!("2026-12-{:02}", i + 1)), "1764892800-a1b2c3"))
+                .collect()
+        };
+        let undated = |n: usize| -> Vec<TrendPoint> {
+            (0..n)
+                .map(|i| point(None, &format!("17648{i:05}-a1b2c3")))
+                .collect()
+        };
+        for t in [
+            dates(1),
+            dates(2),
+            dates(5),
+            dates(31),
+            undated(1),
+            undated(3),
+            undated(12),
+        ] {
+            let mut page = String::new();
+            trend_html(&mut page, &t, |s| s.to_string());
+            let (w, h, boxes) = text_boxes(&page);
+            for TextBox {
+                text,
+                left,
+                right,
+                top,
+                bottom,
+            } in &boxes
+            {
+                assert!(
+                    *left >= 0.0 && *right <= w && *top >= 0.0 && *bottom <= h,
+                    "{} points: {text:?} spans x {left:.1}..{right:.1}, y {top:.1}..{bottom:.1} of {w} x {h}",
+                    t.len()
+                );
+            }
+            // The axis labels (one line, under the chart) never cover each other, and the first and
+            // the last audit are always named.
+            let axis: Vec<_> = boxes.iter().filter(|b| b.bottom > h - 10.0).collect();
+            for pair in axis.windows(2) {
+                assert!(
+                    pair[0].right <= pair[1].left,
+                    "{} points: {pair:?}",
+                    t.len()
+                );
+            }
+            assert_eq!(axis.first().unwrap().text, label(&t[0]), "{page}");
+            assert_eq!(
+                axis.last().unwrap().text,
+                label(t.last().unwrap()),
+                "{page}"
+            );
+        }
+    }
 }

@@ -342,3 +342,176 @@ async fn completions_source_in_bash_and_the_man_page_renders() {
         "{page}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schema_refuses_a_partition_key_a_run_cannot_write() {
+    let d = tempfile::tempdir().unwrap();
+    for dialect in ["athena", "glue", "duckdb"] {
+        let o = fa(
+            &["schema", "--ddl", dialect, "--partition-by", "foo"],
+            d.path(),
+            false,
+        )
+        .await;
+        assert_eq!(o.status.code(), Some(2), "{dialect}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{dialect}: no table is printed");
+        assert!(
+            stderr(&o).contains(
+                "--partition-by: \"foo\" is not a partition column (use date and/or job_id"
+            ),
+            "{dialect}: {}",
+            stderr(&o)
+        );
+    }
+    // What a run writes is still accepted.
+    let o = fa(
+        &["schema", "--ddl", "athena", "--partition-by", "date,job_id"],
+        d.path(),
+        false,
+    )
+    .await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bash_completes_describe_output_with_its_formats() {
+    let d = tempfile::tempdir().unwrap();
+    // A file whose name starts like a format: offered only if completion falls back to file names.
+    std::fs::write(d.path().join("yaml-notes.txt"), "").unwrap();
+    let o = fa(&["completions", "bash"], d.path(), false).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let script = d.path().join("fleet-audit.bash");
+    std::fs::write(&script, &o.stdout).unwrap();
+    let probe = format!(
+        "source {} && cd {} && COMP_WORDS=(fleet-audit describe --output '') COMP_CWORD=3 && _fleet__audit fleet-audit '' --output && echo \"${{COMPREPLY[@]}}\" && COMP_WORDS=(fleet-audit describe --output y) COMP_CWORD=3 && _fleet__audit fleet-audit y --output && echo \"${{COMPREPLY[@]}}\"",
+        script.display(),
+        d.path().display()
+    );
+    let b = std::process::Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&b.stdout);
+    assert!(
+        b.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&b.stderr)
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        ["json text table yaml yaml-stream", "yaml yaml-stream"],
+        "{out}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_help_says_an_s3_prefix_works() {
+    let d = tempfile::tempdir().unwrap();
+    let o = fa(&["report", "--help"], d.path(), false).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let help = String::from_utf8_lossy(&o.stdout);
+    // The dataset argument's own help names an S3 prefix (the --baseline line already did).
+    let path_help: String = help.split("Options:").next().unwrap().to_string();
+    assert!(path_help.contains("s3://"), "{help}");
+}
+
+/// A roff page as a reader sees its words: `\-` is a plain hyphen.
+fn roff_text(page: &str) -> String {
+    page.replace("\\-", "-")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn man_writes_a_page_a_subcommand_with_every_flag_exit_codes_and_examples() {
+    use clap::CommandFactory;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("man1");
+    let o = fa(&["man", "--out", dir.to_str().unwrap()], d.path(), false).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut cmd = fleet_audit::cli::Cli::command();
+    cmd.build();
+    let top = std::fs::read_to_string(dir.join("fleet-audit.1")).unwrap();
+    assert!(top.contains("\n.TH fleet-audit 1 "), "{top}");
+    let mut pages = vec![("fleet-audit.1".to_string(), cmd.clone())];
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        if sub.get_name() == "help" {
+            continue;
+        }
+        // The top page points to every subcommand's page, and that page exists.
+        let name = format!("fleet-audit-{}", sub.get_name());
+        assert!(
+            roff_text(&top).contains(&format!("{name}(1)")),
+            "{name}: {top}"
+        );
+        pages.push((format!("{name}.1"), sub.clone()));
+    }
+    assert!(pages.len() >= 9, "{pages:?}");
+    for (file, sub) in &pages {
+        let page =
+            std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let text = roff_text(&page);
+        let title = file.trim_end_matches(".1");
+        assert!(
+            page.contains(&format!("\n.TH {title} 1 ")),
+            "{file}: {page}"
+        );
+        for arg in sub.get_arguments().filter(|a| !a.is_hide_set()) {
+            if let Some(long) = arg.get_long() {
+                assert!(text.contains(&format!("--{long}")), "{file}: --{long}");
+            } else if arg.is_positional() {
+                let value = arg.get_value_names().unwrap()[0].as_str();
+                assert!(text.contains(value), "{file}: <{value}>");
+            }
+        }
+        assert!(text.contains(".SH \"EXIT STATUS\""), "{file}: {page}");
+        assert!(text.contains(".SH EXAMPLES"), "{file}: {page}");
+        // Every page's examples run this subcommand.
+        let example = match title.strip_prefix("fleet-audit-") {
+            Some(s) => format!("fleet-audit {s}"),
+            None => "fleet-audit ".to_string(),
+        };
+        assert!(text.contains(&example), "{file}: {page}");
+    }
+    // `man run` prints run's page; its exit codes are run's own.
+    let run = fa(&["man", "run"], d.path(), false).await;
+    assert_eq!(run.status.code(), Some(0), "{}", stderr(&run));
+    let run_page = String::from_utf8(run.stdout).unwrap();
+    assert_eq!(
+        run_page,
+        std::fs::read_to_string(dir.join("fleet-audit-run.1")).unwrap()
+    );
+    for code in ["130", "143"] {
+        assert!(run_page.contains(code), "{run_page}");
+    }
+    let report = std::fs::read_to_string(dir.join("fleet-audit-report.1")).unwrap();
+    assert!(report.contains("--fail-on") || roff_text(&report).contains("--fail-on"));
+    let describe = std::fs::read_to_string(dir.join("fleet-audit-describe.1")).unwrap();
+    assert!(
+        describe.contains("252") && describe.contains("255"),
+        "{describe}"
+    );
+    // No page for a subcommand that does not exist.
+    let bad = fa(&["man", "nope"], d.path(), false).await;
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("run"), "{}", stderr(&bad));
+    // man(1) renders a page, when it is installed.
+    let rendered = std::process::Command::new("man")
+        .args(["-l", "-P", "cat"])
+        .arg(dir.join("fleet-audit-run.1"))
+        .env("MANWIDTH", "100")
+        .env_remove("MAN_KEEP_FORMATTING")
+        .output();
+    match rendered {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!("man is not installed: the pages were not rendered")
+        }
+        Err(e) => panic!("man: {e}"),
+        Ok(m) => {
+            let shown = String::from_utf8_lossy(&m.stdout);
+            assert!(m.status.success(), "{}", String::from_utf8_lossy(&m.stderr));
+            for want in ["EXIT STATUS", "EXAMPLES", "--resume", "--partition-by"] {
+                assert!(shown.contains(want), "{want}: {shown}");
+            }
+        }
+    }
+}

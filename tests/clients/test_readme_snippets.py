@@ -1,0 +1,116 @@
+"""Every ```python block of README.md, run as written against the outputs a reader has: the demo's file
+(`demo-out/executions.parquet`), a directory output (`--out audit/`), and a partitioned, dated one
+(`--partition-by date,job_id`, two audits a day apart). A snippet names the output `audit/`, as README's
+commands do: the test puts each output there (the demo's file replaces that name, since it is a file).
+
+What the snippet reads (its table `t`) must be the latest audit, every row of it and nothing else:
+its counts by job and status are the ones `fleet-audit report --json` gives for the same output."""
+import collections
+import pathlib
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import ROOT, as_if_yesterday
+
+README = ROOT / "README.md"
+
+
+def python_blocks():
+    """(first line number, code) of every ```python block of README.md."""
+    blocks, lines = [], README.read_text().splitlines()
+    i = 0
+    while i < len(lines):
+        if lines[i].strip() == "```python":
+            start = i + 1
+            end = next(j for j in range(start, len(lines)) if lines[j].strip() == "```")
+            blocks.append((start + 1, "\n".join(lines[start:end]) + "\n"))
+            i = end
+        i += 1
+    return blocks
+
+
+BLOCKS = python_blocks()
+
+
+def test_readme_has_python_snippets():
+    assert BLOCKS, "README.md has no ```python block"
+
+
+def run(fa, sim, aws_env, lists, out, *extra):
+    r = subprocess.run(
+        [fa, "run", "--things", str(lists / "things.txt"), "--jobs", str(lists / "jobs.txt"),
+         "--out", str(out), "--endpoint-url", sim.url, "--rps", "0", "--quiet", *extra],
+        env=aws_env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.fixture(scope="module")
+def outputs(fa, sim, aws_env, tmp_path_factory):
+    """name -> (path of the output, path a snippet's `audit/` stands for)."""
+    base = tmp_path_factory.mktemp("readme-outputs")
+    r = subprocess.run([fa, "demo", "--things", "1500", "--jobs", "3", "--out", str(base / "demo-out")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    lists = base / "lists"
+    lists.mkdir()
+    # The session simulator's fleet (conftest's `sim`: 2,000 things x 4 jobs), named as it names them.
+    things = [f"thing-{i:06d}" for i in range(2000)]
+    (lists / "things.txt").write_text("\n".join(things) + "\n")
+    (lists / "jobs.txt").write_text("\n".join(f"job-{j:03d}" for j in range(4)) + "\n")
+    flat = base / "flat"
+    run(fa, sim, aws_env, lists, flat)
+    dated = base / "dated"
+    run(fa, sim, aws_env, lists, dated, "--partition-by", "date,job_id", "--part-rows", "700")
+    as_if_yesterday(dated)
+    run(fa, sim, aws_env, lists, dated, "--partition-by", "date,job_id", "--part-rows", "700", "--resume")
+    assert len(list(dated.glob("date=*"))) == 2, "two audits, a day apart"
+    return {
+        "demo": base / "demo-out" / "executions.parquet",
+        "directory": flat,
+        "dated-partitioned": dated,
+    }
+
+
+def expected_counts(fa, path):
+    """{(job_id, status or None): rows} of the output's latest audit, as `fleet-audit report` reads it."""
+    import json
+    r = subprocess.run([fa, "report", str(path), "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    counts = {}
+    for job in json.loads(r.stdout)["jobs"]:
+        for status, n in job["by_status"].items():
+            if n:
+                counts[(job["job_id"], status)] = n
+        if job["no_status"]:
+            counts[(job["job_id"], None)] = job["no_status"]
+    return counts
+
+
+@pytest.mark.parametrize("kind", ["demo", "directory", "dated-partitioned"])
+@pytest.mark.parametrize("line,code", BLOCKS, ids=[f"README.md:{n}" for n, _ in BLOCKS])
+def test_readme_python_snippet_reads_the_latest_audit(fa, outputs, kind, line, code, tmp_path, monkeypatch):
+    names = set(re.findall(r"""["'](audit/?)["']""", code))
+    assert names, f"README.md:{line}: the snippet does not read `audit/`, the output README's commands write"
+    output = outputs[kind]
+    if output.is_dir():
+        shutil.copytree(output, tmp_path / "audit")
+    else:
+        (tmp_path / "demo-out").mkdir()
+        shutil.copy(output, tmp_path / "demo-out" / output.name)
+        for name in names:
+            code = code.replace(f'"{name}"', f'"demo-out/{output.name}"').replace(f"'{name}'", f"'demo-out/{output.name}'")
+    monkeypatch.chdir(tmp_path)
+    scope = {"__name__": "__readme__"}
+    exec(compile("\n" * (line - 1) + code, str(README), "exec"), scope)
+    assert "t" in scope, f"README.md:{line}: the snippet's table is no longer named `t`"
+    t = scope["t"]
+    got = collections.Counter()
+    for job_id, status in zip(t.column("job_id").to_pylist(), t.column("status").to_pylist()):
+        got[(str(job_id), status)] += 1
+    want = expected_counts(fa, output)
+    assert sum(got.values()) == sum(want.values()), \
+        f"{kind}: the snippet read {sum(got.values())} rows, the latest audit has {sum(want.values())}"
+    assert dict(got) == want
