@@ -485,6 +485,8 @@ pub enum FailOnArg {
     NewTimedOut,
     /// Any execution FAILED now and not in the baseline (needs --baseline).
     NewFailed,
+    /// The audit reported is incomplete (its manifest says so: `run ... --resume` finishes it).
+    Incomplete,
 }
 
 #[derive(Debug, Args)]
@@ -509,7 +511,8 @@ pub struct ReportArgs {
     /// Also write a self-contained HTML page (charts and tables) to FILE.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// Exit with code 3 when any execution matches one of these (comma list).
+    /// Exit with code 3 when any execution matches one of these (comma list), or with
+    /// `incomplete`, when the audit reported is incomplete.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     pub fail_on: Vec<FailOnArg>,
     /// Also write the dataset's metrics to this file (Prometheus text format, written atomically).
