@@ -219,7 +219,6 @@ pub async fn push(base: &str, grouping: &[(&str, &str)], text: &str) -> Result<(
 /// Pushes, and turns a failure into a warning on stderr: metrics never fail an audit.
 pub async fn push_or_warn(base: &str, grouping: &[(&str, &str)], text: &str) {
     if let Err(e) = push(base, grouping, text).await {
-        tracing::warn!("{e}");
         eprintln!("fleet-audit: warning: {e}");
     }
 }

@@ -80,7 +80,6 @@ pub async fn connect_output(
     };
     let (lock, took_over) = OutputLock::remote(dir.clone(), holder, lease).await?;
     if let Some(note) = took_over {
-        tracing::warn!("{note}");
         eprintln!("fleet-audit: warning: {note}");
     }
     Ok(Some(lock))
