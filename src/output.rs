@@ -254,7 +254,8 @@ pub async fn prepare_output(
     if cfg.overwrite {
         clear_old_parts(&target, &entries).await?;
     }
-    target.create()?;
+    // A local directory is made by the first part the writer commits: a run that commits nothing
+    // (refused by IoT at its first call, interrupted at once) leaves the output as it found it.
     let mut m = Manifest::new(identity.to_string(), total, cfg.format.extension());
     m.partition_by = partition_by;
     if cfg.partition_by.contains(&PartitionKey::Date) {

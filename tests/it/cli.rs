@@ -401,3 +401,30 @@ async fn a_warning_prints_once_and_plain_on_a_pipe() {
         "{err}"
     );
 }
+
+/// Issue 22, item 13g: a run refused by IoT at its first call (AccessDenied) committed nothing, so it
+/// leaves the output as it found it: no dataset directory, no manifest, and the next plain run with
+/// good credentials writes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_refused_at_its_first_call_leaves_no_dataset_behind() {
+    let server = start(sim_config(fleet(20, 2, 4))).await;
+    let d = tempfile::tempdir().unwrap();
+    lists(&server, d.path());
+    let url = server.endpoint_url();
+    // The simulator answers AccessDeniedException to IoT calls signed with AKIDDENIED (STS accepts it).
+    let o = plain_run(d.path(), &url, "AKIDDENIED", "audit", &["-q"]).await;
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("AccessDenied"), "{err}");
+    assert!(server.stats().calls(Operation::DescribeJobExecution) > 0);
+    let out = d.path().join("audit");
+    assert!(
+        !out.join("_manifest.json").exists(),
+        "no manifest of nothing committed"
+    );
+    assert!(!out.exists(), "the output is as the run found it (absent)");
+
+    let o = plain_run(d.path(), &url, "AKIDCLITEST", "audit", &["-q"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(read_rows(&out).len(), 40);
+}
