@@ -58,6 +58,10 @@ pub enum Stop {
     /// The writer failed (an error or a panic) after committing what it had committed.
     #[error("the output writer failed: {error}")]
     WriterFailed { error: String },
+    /// Another run took the output over (its lock, or a manifest written by another writer): this
+    /// run stopped writing, and the output is the other run's.
+    #[error("the output writer stopped: {error}")]
+    OutputTakenOver { error: String },
     /// One target of several stopped (the others ran on).
     #[error("target {target}: {stop}")]
     InTarget { target: String, stop: Box<Stop> },

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use crate::call::Counters;
 use crate::config::RunConfig;
 use crate::dataset::{
-    join_writer, spawn_writer, FailedTarget, Manifest, Partitioning, SinkError, SinkMsg,
-    SinkSettings, WriterEnd,
+    join_writer, spawn_writer, FailedTarget, Manifest, Partitioning, RemoteError, SinkError,
+    SinkMsg, SinkSettings, WriterEnd,
 };
 use crate::engine::{end_of_turns, LaneEnd, Stop};
 use crate::error::RunError;
@@ -398,12 +398,14 @@ impl Session {
         let end = match written {
             Ok(end) => end,
             Err(e) => {
-                return Err(stopped(
-                    Stop::WriterFailed {
-                        error: e.to_string(),
-                    },
-                    &summary,
-                ))
+                let error = e.to_string();
+                let stop = match e {
+                    SinkError::Remote(RemoteError::Conflict { .. }) => {
+                        Stop::OutputTakenOver { error }
+                    }
+                    _ => Stop::WriterFailed { error },
+                };
+                return Err(stopped(stop, &summary));
             }
         };
         summary.files = end.report.files;

@@ -95,6 +95,11 @@ pub(super) fn finish_run(
                     "fleet-audit: {stop}; the rows of every other target are committed in {}: run the same command with --resume to retry them",
                     out.display()
                 );
+            } else if let Stop::OutputTakenOver { .. } = &stop {
+                eprintln!(
+                    "fleet-audit: {stop}; another run now owns {}: do not resume over it (that run finishes the audit)",
+                    out.display()
+                );
             } else if stop.input_changed() {
                 // Its message says what to do: what was committed may hold rows of the changed
                 // content, so no --resume accepts it.

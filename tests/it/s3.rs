@@ -662,3 +662,47 @@ async fn a_manifest_rewritten_by_another_run_is_never_overwritten() {
     // The new owner goes on writing.
     new.store_manifest(&m).await.unwrap();
 }
+
+/// Issue 22, item 13f: a run whose lock another run took over mid-run stops (exit 1) and is told the
+/// truth: another run now owns the output, so it must not resume over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lock_was_taken_over_is_not_told_to_resume() {
+    let moto = Moto::start();
+    moto.create_bucket("taken");
+    let paced = start_paced(fleet(1_500, 2, 67)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&paced, dir.path());
+    let (things, jobs) = (things.to_string_lossy(), jobs.to_string_lossy());
+    let args = run_argv(
+        &things,
+        &jobs,
+        &paced.endpoint_url(),
+        "s3://taken/audit/",
+        &[
+            "--part-rows",
+            "100",
+            "--concurrency",
+            "1",
+            "--lock-lease",
+            "2s",
+        ],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let holder = spawn(&moto, &args, None);
+    while paced
+        .stats()
+        .calls(fleet_audit::sim::Operation::DescribeJobExecution)
+        < 300
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Another run's lock replaces this run's, as a takeover does.
+    plant_lock(&moto, "taken", "audit", 60.0).await;
+    let (code, err) = wait_or_kill(holder, Some(Duration::from_secs(60))).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("another run now owns s3://taken/audit/"),
+        "{err}"
+    );
+    assert!(!err.contains("with --resume"), "{err}");
+}
