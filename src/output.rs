@@ -69,12 +69,17 @@ pub async fn connect_output(
         .await
         .map_err(|e| bad(&e))?;
     let dir = r.dir().expect("connected above");
-    let non_empty = dir.holds_objects().await.map_err(|e| bad(&e))?;
+    // The check's own retries, named: a write in the run retries longer (README, Output to S3).
+    let unusable = |e: &RemoteError| ConfigError::Output {
+        path: url.clone(),
+        reason: format!("{} ({})", e.reason(), crate::dataset::s3::check_note()),
+    };
+    let non_empty = dir.holds_objects().await.map_err(|e| unusable(&e))?;
     // A --partition-by date output holds earlier audits: preparing the output decides.
     if non_empty && !resume && !overwrite && !dated {
         return Err(ConfigError::OutputExists(url).into());
     }
-    dir.check_writable().await.map_err(|e| bad(&e))?;
+    dir.check_writable().await.map_err(|e| unusable(&e))?;
     let Some(holder) = holder else {
         return Ok(None);
     };

@@ -706,3 +706,46 @@ async fn a_run_whose_lock_was_taken_over_is_not_told_to_resume() {
     );
     assert!(!err.contains("with --resume"), "{err}");
 }
+
+/// Issue 22, items 13d and 13e: an S3 output that cannot be reached is refused before any IoT call
+/// with exit 2 (README's exit codes say so), and the message says what the check before the run
+/// tried (2 retries within 10 s), not only object_store's own words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_s3_output_names_the_retries_of_the_check() {
+    let server = start(sim_config(fleet(4, 1, 3))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&server, dir.path());
+    let (things, jobs) = (things.to_string_lossy(), jobs.to_string_lossy());
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let a = run_argv(
+        &things,
+        &jobs,
+        &server.endpoint_url(),
+        "s3://audit/x/",
+        &[],
+    );
+    let mut c = tokio::process::Command::new(BIN);
+    c.args(&a)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL_S3", format!("http://127.0.0.1:{closed}"))
+        .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .stderr(std::process::Stdio::piped());
+    let out = c.output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("s3://audit/x/")
+            && err.contains("checked before any IoT call, with 2 retries within 10 s"),
+        "{err}"
+    );
+    assert_eq!(server.stats().total_calls(), 0, "no IoT call was made");
+}
