@@ -197,9 +197,11 @@ pub struct RunArgs {
         help_heading = "AWS"
     )]
     pub region_endpoints: Vec<String>,
-    /// Most calls per second per target, retries included (0: no limit).
+    /// Most calls per second per target, retries included (0: no cap).
     ///
-    /// A target is one account and region; each has its own limiter.
+    /// A target is one account and region; each has its own limiter. With 0, calls are not paced
+    /// until the service throttles one; then the adaptive pace starts from the rate of answered
+    /// calls (unless --no-adaptive).
     #[arg(long, default_value_t = 10.0, help_heading = "Rate and retries")]
     pub rps: f64,
     /// Calls that may start at once after an idle moment (default: a tenth of a second's worth,
@@ -225,7 +227,8 @@ pub struct RunArgs {
     pub call_timeout: String,
     /// Keep the rate at --rps even when throttled.
     ///
-    /// By default a throttle lowers the pace, which then climbs back slowly.
+    /// By default a throttle lowers the pace, which then climbs back slowly; with --rps 0 the first
+    /// throttle starts a pace from the rate of answered calls.
     #[arg(long, help_heading = "Rate and retries")]
     pub no_adaptive: bool,
     /// List executions first and describe only what needs detail.

@@ -376,7 +376,9 @@ impl Session {
             list_calls,
             throttled: sum(|c| &c.throttled),
             elapsed_s: elapsed,
-            calls_per_s: per_s(attempts + list_calls),
+            // Answered calls: a throttled attempt got no answer, and counting it would make a
+            // throttled run look faster.
+            calls_per_s: per_s((attempts + list_calls).saturating_sub(sum(|c| &c.throttled))),
             duplicates: base.duplicates,
             resumed: base.resumed,
             carried: sum(|c| &c.carried),
@@ -431,6 +433,8 @@ fn target_summaries(lanes: &[LaneView], pairs: u64, elapsed: f64) -> Vec<TargetS
         .map(|l| {
             let c = &l.counters;
             let attempts = Counters::get(&c.attempts);
+            let answered = (attempts + Counters::get(&c.list_attempts))
+                .saturating_sub(Counters::get(&c.throttled));
             let secs = l.finished_s.get().copied().unwrap_or(elapsed);
             TargetSummary {
                 target: l.label.clone(),
@@ -449,7 +453,7 @@ fn target_summaries(lanes: &[LaneView], pairs: u64, elapsed: f64) -> Vec<TargetS
                 throttled: Counters::get(&c.throttled),
                 elapsed_s: secs,
                 calls_per_s: if secs > 0.0 {
-                    attempts as f64 / secs
+                    answered as f64 / secs
                 } else {
                     0.0
                 },
