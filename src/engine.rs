@@ -516,7 +516,10 @@ mod tests {
             throttled * 10 < answered,
             "{throttled} throttled against {answered} answered"
         );
-        let pace = l.limiter.current_rate().expect("a pace since the first throttle");
+        let pace = l
+            .limiter
+            .current_rate()
+            .expect("a pace since the first throttle");
         assert!(pace < 150.0, "the pace settled near the quota: {pace}");
     }
 

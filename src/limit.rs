@@ -276,7 +276,12 @@ fn uncapped_throttle(p: &mut Pace, now: Instant) {
         }
         return;
     }
-    set_uncapped(p, now, measured.map_or(current, |m| m.min(current)), DECREASE);
+    set_uncapped(
+        p,
+        now,
+        measured.map_or(current, |m| m.min(current)),
+        DECREASE,
+    );
 }
 
 /// A decrease of the uncapped pace at `now`: `share` of `base` calls per second (at least the

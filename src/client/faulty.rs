@@ -96,7 +96,6 @@ impl<C> Faulty<C> {
         self
     }
 
-
     /// The first `n` attempts of each pair fail with `fault`.
     pub fn failing(mut self, fault: Fault, n: u32) -> Self {
         self.fault = fault;

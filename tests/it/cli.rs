@@ -397,7 +397,9 @@ async fn a_warning_prints_once_and_plain_on_a_pipe() {
         .count();
     assert_eq!(mentions, 1, "the warning once: {err}");
     assert!(
-        err.contains(&format!("fleet-audit: warning: cannot push the metrics to {dead}")),
+        err.contains(&format!(
+            "fleet-audit: warning: cannot push the metrics to {dead}"
+        )),
         "{err}"
     );
 }

@@ -510,9 +510,9 @@ async fn the_changed_input_message_says_start_again_with_overwrite() {
         stderr.contains("changed while this run was reading it"),
         "{stderr}"
     );
+    assert!(stderr.contains("start again with --overwrite"), "{stderr}");
     assert!(
-        stderr.contains("start again with --overwrite"),
-        "{stderr}"
+        !stderr.contains("--resume"),
+        "one true thing to do: {stderr}"
     );
-    assert!(!stderr.contains("--resume"), "one true thing to do: {stderr}");
 }

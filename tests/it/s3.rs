@@ -720,13 +720,7 @@ async fn an_unreachable_s3_output_names_the_retries_of_the_check() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let a = run_argv(
-        &things,
-        &jobs,
-        &server.endpoint_url(),
-        "s3://audit/x/",
-        &[],
-    );
+    let a = run_argv(&things, &jobs, &server.endpoint_url(), "s3://audit/x/", &[]);
     let mut c = tokio::process::Command::new(BIN);
     c.args(&a)
         .env_clear()
