@@ -17,8 +17,11 @@
 //! and the rate of calls answered since the last decrease (the service's real quota once its bucket
 //! is empty). Within the window after a decrease, a throttle counts only when at least
 //! [`MIN_ANSWERED`] calls were answered since and their rate is under half the pace: so a start far
-//! above the quota comes down within a few answers, not a window of throttles. Without throttling
-//! the pace climbs by 1% a second of the answered rate it was last set from.
+//! above the quota comes down within a few answers, not a window of throttles. The pace never drops
+//! below half the first answered rate so measured: throttles that lowering the pace cannot cure
+//! (injected at random, as the simulator's `--fault-throttle` does) would otherwise bring it down
+//! step by step to nothing. Without throttling the pace climbs by 1% a second of the answered rate
+//! it was last set from.
 //!
 //! Time is tokio's clock (`tokio::time::Instant`, governor reading it through [`TokioClock`]), so a
 //! test under `tokio::time::pause()` drives the limiter without waiting; every wait is a tokio sleep
@@ -70,7 +73,8 @@ const FLOOR: f64 = 0.02;
 const MEASURE: Duration = Duration::from_secs(1);
 /// Without a cap: answered calls needed before their rate is taken as the service's.
 pub const MIN_ANSWERED: u64 = 5;
-/// Without a cap: the pace never drops below this many calls per second.
+/// Without a cap: the pace never drops below this many calls per second (nor, once measured, below
+/// half the first answered rate measured after a decrease).
 const UNCAPPED_FLOOR: f64 = 0.5;
 
 struct Pace {
@@ -92,6 +96,9 @@ struct Pace {
     answered: u64,
     answered_since: Instant,
     scale: f64,
+    /// Without a cap: the pace's floor, half the first answered rate measured after a decrease
+    /// (see the module's documentation); [`UNCAPPED_FLOOR`] until then.
+    floor: f64,
 }
 
 /// The burst of a limiter at `rps`: the one given, or a tenth of a second's worth and at least 2.
@@ -144,6 +151,7 @@ impl CallLimiter {
                 answered: 0,
                 answered_since: now,
                 scale: rps.unwrap_or(0.0),
+                floor: UNCAPPED_FLOOR,
             }),
         }
     }
@@ -267,6 +275,11 @@ fn uncapped_throttle(p: &mut Pace, now: Instant) {
     let current = p.rate;
     // The service's rate, once enough calls were answered since the last decrease to tell.
     let measured = answered.filter(|_| p.answered >= MIN_ANSWERED);
+    if let Some(m) = measured {
+        if p.floor <= UNCAPPED_FLOOR {
+            p.floor = (m * FIRST_DECREASE).max(UNCAPPED_FLOOR);
+        }
+    }
     // Two call spacings plus a typical round trip: the calls already sent at the old pace.
     let window = Duration::from_secs_f64(2.0 / current + 0.2);
     if now - last < window {
@@ -287,7 +300,7 @@ fn uncapped_throttle(p: &mut Pace, now: Instant) {
 /// A decrease of the uncapped pace at `now`: `share` of `base` calls per second (at least the
 /// floor), climbing back by 1% of `base` a second.
 fn set_uncapped(p: &mut Pace, now: Instant, base: f64, share: f64) {
-    p.rate = (base * share).max(UNCAPPED_FLOOR);
+    p.rate = (base * share).max(p.floor);
     p.scale = base;
     p.last_decrease = Some(now);
     p.last_increase = now;
