@@ -208,9 +208,11 @@ pub struct RunArgs {
         help_heading = "AWS"
     )]
     pub region_endpoints: Vec<String>,
-    /// Most calls per second per target, retries included (0: no limit).
+    /// Most calls per second per target, retries included (0: no cap).
     ///
-    /// A target is one account and region; each has its own limiter.
+    /// A target is one account and region; each has its own limiter. With 0, calls are not paced
+    /// until the service throttles one; then the adaptive pace starts from the rate of answered
+    /// calls (unless --no-adaptive).
     #[arg(long, default_value_t = 10.0, help_heading = "Rate and retries")]
     pub rps: f64,
     /// Calls that may start at once after an idle moment (default: a tenth of a second's worth,
@@ -236,7 +238,8 @@ pub struct RunArgs {
     pub call_timeout: String,
     /// Keep the rate at --rps even when throttled.
     ///
-    /// By default a throttle lowers the pace, which then climbs back slowly.
+    /// By default a throttle lowers the pace, which then climbs back slowly; with --rps 0 the first
+    /// throttle starts a pace from the rate of answered calls.
     #[arg(long, help_heading = "Rate and retries")]
     pub no_adaptive: bool,
     /// List executions first and describe only what needs detail.
@@ -531,6 +534,8 @@ pub enum FailOnArg {
     NewTimedOut,
     /// Any execution FAILED now and not in the baseline (needs --baseline).
     NewFailed,
+    /// The audit reported is incomplete (its manifest says so: `run ... --resume` finishes it).
+    Incomplete,
 }
 
 #[derive(Debug, Args)]
@@ -556,7 +561,8 @@ pub struct ReportArgs {
     /// Also write a self-contained HTML page (charts and tables) to FILE.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
-    /// Exit with code 3 when any execution matches one of these (comma list).
+    /// Exit with code 3 when any execution matches one of these (comma list), or with
+    /// `incomplete`, when the audit reported is incomplete.
     #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
     pub fail_on: Vec<FailOnArg>,
     /// Also write the dataset's metrics to this file (Prometheus text format, written atomically).

@@ -58,6 +58,10 @@ pub enum Stop {
     /// The writer failed (an error or a panic) after committing what it had committed.
     #[error("the output writer failed: {error}")]
     WriterFailed { error: String },
+    /// Another run took the output over (its lock, or a manifest written by another writer): this
+    /// run stopped writing, and the output is the other run's.
+    #[error("the output writer stopped: {error}")]
+    OutputTakenOver { error: String },
     /// One target of several stopped (the others ran on).
     #[error("target {target}: {stop}")]
     InTarget { target: String, stop: Box<Stop> },
@@ -483,6 +487,40 @@ mod tests {
         assert_eq!(Counters::get(&l.counters.throttled), 20);
         let rate = l.limiter.current_rate().unwrap();
         assert!(rate <= 51.0, "the first throttle halves 100/s: {rate}");
+    }
+
+    /// Issue 22, item 11: with no cap (`--rps 0`) against a quota far below what the workers can
+    /// send, the first throttle starts an adaptive pace from the rate of answered calls, which then
+    /// settles under the quota: every pair gets its answer (no throttled error row), and throttled
+    /// attempts are a small share of the answered ones.
+    #[tokio::test(start_paused = true)]
+    async fn without_a_cap_the_pace_adapts_to_the_quota() {
+        let client = Faulty::new(fleet(2_000))
+            .slow(Duration::from_millis(1))
+            .quota(100.0, 100);
+        let l = lane(client, CallLimiter::new(None, 1, true));
+        let mut s = settings(5, Duration::from_millis(100), Duration::from_secs(20));
+        s.concurrency = 16;
+        let (r, rows) = run(l.clone(), s, 2_000, running()).await;
+        r.unwrap();
+        assert_eq!(rows.len(), 2_000);
+        let errors = rows.iter().filter(|r| r.outcome == Outcome::Error).count();
+        let throttled = Counters::get(&l.counters.throttled);
+        let answered = Counters::get(&l.counters.attempts) - throttled;
+        assert_eq!(
+            (errors, answered),
+            (0, 2_000),
+            "{throttled} attempts throttled"
+        );
+        assert!(
+            throttled * 10 < answered,
+            "{throttled} throttled against {answered} answered"
+        );
+        let pace = l
+            .limiter
+            .current_rate()
+            .expect("a pace since the first throttle");
+        assert!(pace < 150.0, "the pace settled near the quota: {pace}");
     }
 
     #[tokio::test(start_paused = true)]

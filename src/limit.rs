@@ -11,6 +11,18 @@
 //! The slow climb makes each probe past the real quota cost one or two throttled calls every ten
 //! seconds or more, so the run keeps well over 90% of the quota with about 1% of attempts throttled.
 //!
+//! Without a cap (`--rps 0`) calls are not paced until the first throttle. That throttle starts a
+//! pace at half the rate of answered calls observed so far (which, until the service's bucket
+//! empties, is what the client could send); each later one drops it to 85% of the lower of the pace
+//! and the rate of calls answered since the last decrease (the service's real quota once its bucket
+//! is empty). Within the window after a decrease, a throttle counts only when at least
+//! [`MIN_ANSWERED`] calls were answered since and their rate is under half the pace: so a start far
+//! above the quota comes down within a few answers, not a window of throttles. The pace never drops
+//! below half the first answered rate so measured: throttles that lowering the pace cannot cure
+//! (injected at random, as the simulator's `--fault-throttle` does) would otherwise bring it down
+//! step by step to nothing. Without throttling the pace climbs by 1% a second of the answered rate
+//! it was last set from.
+//!
 //! Time is tokio's clock (`tokio::time::Instant`, governor reading it through [`TokioClock`]), so a
 //! test under `tokio::time::pause()` drives the limiter without waiting; every wait is a tokio sleep
 //! that a shutdown interrupts.
@@ -59,6 +71,11 @@ const RECOVERY_PER_SEC: f64 = 0.01;
 const FLOOR: f64 = 0.02;
 /// Length of one success-rate measurement.
 const MEASURE: Duration = Duration::from_secs(1);
+/// Without a cap: answered calls needed before their rate is taken as the service's.
+pub const MIN_ANSWERED: u64 = 5;
+/// Without a cap: the pace never drops below this many calls per second (nor, once measured, below
+/// half the first answered rate measured after a decrease).
+const UNCAPPED_FLOOR: f64 = 0.5;
 
 struct Pace {
     /// Current allowed rate, calls per second.
@@ -73,6 +90,15 @@ struct Pace {
     successes: u64,
     window_start: Instant,
     measured: Option<f64>,
+    /// Without a cap: calls answered (not throttled) since `answered_since` (the start, then the
+    /// last decrease), and the answered rate the pace was last set from (its climb is 1% of it a
+    /// second).
+    answered: u64,
+    answered_since: Instant,
+    scale: f64,
+    /// Without a cap: the pace's floor, half the first answered rate measured after a decrease
+    /// (see the module's documentation); [`UNCAPPED_FLOOR`] until then.
+    floor: f64,
 }
 
 /// The burst of a limiter at `rps`: the one given, or a tenth of a second's worth and at least 2.
@@ -113,7 +139,7 @@ impl CallLimiter {
             cap: rps,
             governor,
             clock,
-            adaptive: adaptive && rps.is_some(),
+            adaptive,
             pace: Mutex::new(Pace {
                 rate: rps.unwrap_or(f64::INFINITY),
                 next: now,
@@ -122,6 +148,10 @@ impl CallLimiter {
                 successes: 0,
                 window_start: now,
                 measured: None,
+                answered: 0,
+                answered_since: now,
+                scale: rps.unwrap_or(0.0),
+                floor: UNCAPPED_FLOOR,
             }),
         }
     }
@@ -157,13 +187,18 @@ impl CallLimiter {
         true
     }
 
-    /// Records a throttled attempt: lowers the pace, at most once per recovery window.
+    /// Records a throttled attempt: lowers the pace, at most once per recovery window (without a
+    /// cap: starts it, see the module's documentation).
     pub fn on_throttle(&self) {
-        let (Some(cap), true) = (self.cap, self.adaptive) else {
+        if !self.adaptive {
             return;
-        };
+        }
         let mut p = self.pace.lock().expect("pace lock");
         let now = Instant::now();
+        let Some(cap) = self.cap else {
+            uncapped_throttle(&mut p, now);
+            return;
+        };
         let current = p.rate.min(cap);
         // Two call spacings plus a typical round trip: the calls already sent at the old pace.
         let window = Duration::from_secs_f64(2.0 / current + 0.2);
@@ -183,11 +218,20 @@ impl CallLimiter {
     /// Records an attempt that was not throttled: measures the success rate and lets the pace climb
     /// back towards the cap.
     pub fn on_success(&self) {
-        let (Some(cap), true) = (self.cap, self.adaptive) else {
+        if !self.adaptive {
             return;
-        };
+        }
         let mut p = self.pace.lock().expect("pace lock");
         let now = Instant::now();
+        let Some(cap) = self.cap else {
+            p.answered += 1;
+            let dt = (now - p.last_increase).as_secs_f64();
+            if p.rate.is_finite() && dt >= 0.25 {
+                p.rate += p.scale * RECOVERY_PER_SEC * dt;
+                p.last_increase = now;
+            }
+            return;
+        };
         p.successes += 1;
         let span = now - p.window_start;
         if span >= MEASURE {
@@ -205,11 +249,64 @@ impl CallLimiter {
         }
     }
 
-    /// The current adaptive rate in calls per second (the cap when nothing was throttled).
+    /// The current adaptive rate in calls per second (the cap when nothing was throttled; without a
+    /// cap, `None` until a throttle starts the pace).
     pub fn current_rate(&self) -> Option<f64> {
-        self.cap
-            .map(|c| self.pace.lock().map(|p| p.rate.min(c)).unwrap_or(c))
+        let rate = self.pace.lock().map(|p| p.rate).unwrap_or(f64::INFINITY);
+        match self.cap {
+            Some(c) => Some(rate.min(c)),
+            None => rate.is_finite().then_some(rate),
+        }
     }
+}
+
+/// A throttle without a cap (see the module's documentation).
+fn uncapped_throttle(p: &mut Pace, now: Instant) {
+    let span = (now - p.answered_since).as_secs_f64().max(0.001);
+    let answered = (p.answered > 0).then(|| p.answered as f64 / span);
+    let Some(last) = p.last_decrease else {
+        // The first throttle: a pace from the calls answered so far; none yet, nothing to start from.
+        let Some(observed) = answered else {
+            return;
+        };
+        set_uncapped(p, now, observed, FIRST_DECREASE);
+        return;
+    };
+    let current = p.rate;
+    // The service's rate, once enough calls were answered since the last decrease to tell.
+    let measured = answered.filter(|_| p.answered >= MIN_ANSWERED);
+    if let Some(m) = measured {
+        if p.floor <= UNCAPPED_FLOOR {
+            p.floor = (m * FIRST_DECREASE).max(UNCAPPED_FLOOR);
+        }
+    }
+    // Two call spacings plus a typical round trip: the calls already sent at the old pace.
+    let window = Duration::from_secs_f64(2.0 / current + 0.2);
+    if now - last < window {
+        match measured {
+            Some(m) if m < current * 0.5 => set_uncapped(p, now, m, DECREASE),
+            _ => {}
+        }
+        return;
+    }
+    set_uncapped(
+        p,
+        now,
+        measured.map_or(current, |m| m.min(current)),
+        DECREASE,
+    );
+}
+
+/// A decrease of the uncapped pace at `now`: `share` of `base` calls per second (at least the
+/// floor), climbing back by 1% of `base` a second.
+fn set_uncapped(p: &mut Pace, now: Instant, base: f64, share: f64) {
+    p.rate = (base * share).max(p.floor);
+    p.scale = base;
+    p.last_decrease = Some(now);
+    p.last_increase = now;
+    p.answered = 0;
+    p.answered_since = now;
+    p.next = p.next.max(now) + Duration::from_secs_f64(1.0 / p.rate);
 }
 
 /// Sleeps `wait` on tokio's clock; `false` when `shutdown` is (or becomes) set first.
@@ -320,6 +417,35 @@ mod tests {
         l.on_throttle();
         let r = l.current_rate().unwrap();
         assert!((r - 34.0).abs() < 1e-9, "{r}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_cap_the_first_throttle_starts_a_pace_from_the_answered_rate() {
+        let l = CallLimiter::new(None, 1, true);
+        l.on_throttle();
+        assert_eq!(l.current_rate(), None, "nothing answered yet: no pace");
+        // 100 calls answered in 0.1 s (the service's bucket), then a throttle: half of 1,000/s.
+        for _ in 0..100 {
+            tokio::time::advance(Duration::from_millis(1)).await;
+            l.on_success();
+        }
+        l.on_throttle();
+        let r = l.current_rate().unwrap();
+        assert!((r - 500.0).abs() < 1e-6, "{r}");
+        // 10 answered in the next 0.1 s (100/s: the bucket is empty), far under the pace: the
+        // throttle counts within the window, and the pace drops to 85% of the answered rate.
+        for _ in 0..10 {
+            tokio::time::advance(Duration::from_millis(10)).await;
+            l.on_success();
+        }
+        l.on_throttle();
+        let r = l.current_rate().unwrap();
+        assert!((r - 85.0).abs() < 1e-6, "{r}");
+        // With --no-adaptive, a limiter without a cap never paces.
+        let fixed = CallLimiter::new(None, 1, false);
+        fixed.on_success();
+        fixed.on_throttle();
+        assert_eq!(fixed.current_rate(), None);
     }
 
     #[test]

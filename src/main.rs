@@ -21,9 +21,13 @@ fn main() -> ExitCode {
             return ExitCode::from(code.clamp(0, 255) as u8);
         }
     };
+    // Logs go to stderr, in colour only when it is a terminal (a pipe or a file gets plain text).
+    // A warning the user must see is printed once, by `eprintln!` where it happens, not also logged.
+    use std::io::IsTerminal;
     tracing_subscriber::fmt()
         // Logs may quote an endpoint given with a password (`http://user:password@host`).
         .with_writer(|| fleet_audit::redact::Redacting(std::io::stderr()))
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,aws_config=error")),

@@ -163,18 +163,22 @@ pub async fn connect_output(
         .await
         .map_err(|e| bad(&e))?;
     let dir = r.dir().expect("connected above");
-    let non_empty = dir.holds_objects().await.map_err(|e| bad(&e))?;
+    // The check's own retries, named: a write in the run retries longer (README, Output to S3).
+    let unusable = |e: &RemoteError| ConfigError::Output {
+        path: url.clone(),
+        reason: format!("{} ({})", e.reason(), crate::dataset::s3::check_note()),
+    };
+    let non_empty = dir.holds_objects().await.map_err(|e| unusable(&e))?;
     // A --partition-by date output holds earlier audits: preparing the output decides.
     if non_empty && !resume && !overwrite && !dated {
         return Err(ConfigError::OutputExists(url).into());
     }
-    dir.check_writable().await.map_err(|e| bad(&e))?;
+    dir.check_writable().await.map_err(|e| unusable(&e))?;
     let Some(holder) = holder else {
         return Ok(None);
     };
     let (lock, took_over) = OutputLock::remote(dir.clone(), holder, lease).await?;
     if let Some(note) = took_over {
-        tracing::warn!("{note}");
         eprintln!("fleet-audit: warning: {note}");
     }
     Ok(Some(lock))
@@ -359,7 +363,8 @@ pub async fn prepare_output(
         let old = target.load_manifest().await?;
         clear_old_parts(&target, &entries, old.as_ref()).await?;
     }
-    target.create()?;
+    // A local directory is made by the first part the writer commits: a run that commits nothing
+    // (refused by IoT at its first call, interrupted at once) leaves the output as it found it.
     let mut m = Manifest::new(identity.to_string(), total, cfg.format.extension());
     m.partition_by = partition_by;
     if cfg.partition_by.contains(&PartitionKey::Date) {

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use crate::call::Counters;
 use crate::config::RunConfig;
 use crate::dataset::{
-    join_writer, spawn_writer, FailedTarget, Manifest, Partitioning, SinkError, SinkMsg,
-    SinkSettings, WriterEnd,
+    join_writer, spawn_writer, FailedTarget, Manifest, Partitioning, RemoteError, SinkError,
+    SinkMsg, SinkSettings, WriterEnd,
 };
 use crate::engine::{end_of_turns, LaneEnd, Stop};
 use crate::error::RunError;
@@ -384,7 +384,9 @@ impl Session {
             list_calls,
             throttled: sum(|c| &c.throttled),
             elapsed_s: elapsed,
-            calls_per_s: per_s(attempts + list_calls),
+            // Answered calls: a throttled attempt got no answer, and counting it would make a
+            // throttled run look faster.
+            calls_per_s: per_s((attempts + list_calls).saturating_sub(sum(|c| &c.throttled))),
             duplicates: base.duplicates,
             resumed: base.resumed,
             carried: sum(|c| &c.carried),
@@ -406,12 +408,14 @@ impl Session {
         let end = match written {
             Ok(end) => end,
             Err(e) => {
-                return Err(stopped(
-                    Stop::WriterFailed {
-                        error: e.to_string(),
-                    },
-                    &summary,
-                ))
+                let error = e.to_string();
+                let stop = match e {
+                    SinkError::Remote(RemoteError::Conflict { .. }) => {
+                        Stop::OutputTakenOver { error }
+                    }
+                    _ => Stop::WriterFailed { error },
+                };
+                return Err(stopped(stop, &summary));
             }
         };
         summary.files = end.report.files;
@@ -437,6 +441,8 @@ fn target_summaries(lanes: &[LaneView], pairs: u64, elapsed: f64) -> Vec<TargetS
         .map(|l| {
             let c = &l.counters;
             let attempts = Counters::get(&c.attempts);
+            let answered = (attempts + Counters::get(&c.list_attempts))
+                .saturating_sub(Counters::get(&c.throttled));
             let secs = l.finished_s.get().copied().unwrap_or(elapsed);
             TargetSummary {
                 target: l.label.clone(),
@@ -455,7 +461,7 @@ fn target_summaries(lanes: &[LaneView], pairs: u64, elapsed: f64) -> Vec<TargetS
                 throttled: Counters::get(&c.throttled),
                 elapsed_s: secs,
                 calls_per_s: if secs > 0.0 {
-                    attempts as f64 / secs
+                    answered as f64 / secs
                 } else {
                     0.0
                 },

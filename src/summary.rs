@@ -20,7 +20,9 @@ pub struct Summary {
     /// Attempts answered with ThrottlingException.
     pub throttled: u64,
     pub elapsed_s: f64,
-    /// All attempts (describes and lists) per second of the run.
+    /// Answered calls per second of the run: attempts (describes and lists) that were not
+    /// throttled. (Throttled attempts are in `throttled`; counting them would make a throttled run
+    /// look faster.)
     pub calls_per_s: f64,
     pub duplicates: u64,
     /// Pairs skipped because an earlier run had committed them (`--resume`).
@@ -65,7 +67,8 @@ pub struct TargetSummary {
     pub throttled: u64,
     /// Seconds from the start of the run until this target's last row.
     pub elapsed_s: f64,
-    /// This target's attempts per second, over its own `elapsed_s`.
+    /// This target's answered (not throttled) attempts, describes and lists, per second over its
+    /// own `elapsed_s`.
     pub calls_per_s: f64,
     /// Why the target could not be audited (its role missing, its credentials refused...).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -101,7 +104,7 @@ impl Summary {
     /// The human summary printed on stderr.
     pub fn render(&self) -> String {
         let mut s = format!(
-            "{} pairs: {} ok, {} not found, {} errors; {} attempts ({} throttled) in {:.1} s, {:.1} calls/s",
+            "{} pairs: {} ok, {} not found, {} errors; {} attempts ({} throttled) in {:.1} s, {:.1} answered calls/s",
             self.pairs,
             self.ok,
             self.not_found,
@@ -142,7 +145,7 @@ impl Summary {
                 Some(e) => s.push_str(&format!("\n  {}: not audited: {e}", t.target)),
                 None if many => {}
                 None => s.push_str(&format!(
-                    "\n  {}{account}: {} pairs: {} ok, {} not found, {} errors; {} attempts ({} throttled), {:.1} calls/s",
+                    "\n  {}{account}: {} pairs: {} ok, {} not found, {} errors; {} attempts ({} throttled), {:.1} answered calls/s",
                     t.target,
                     t.pairs,
                     t.ok,

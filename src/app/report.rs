@@ -8,7 +8,8 @@ use super::{emit_metrics, write_stdout};
 use crate::client::ClientSettings;
 
 /// `fleet-audit report`: 0 done; 2 bad flags or a dataset that cannot be read; 1 the HTML page
-/// cannot be written; 3 ([`crate::report::EXIT_FAIL_ON`]) a `--fail-on` condition holds.
+/// cannot be written; 3 ([`crate::report::EXIT_FAIL_ON`]) a `--fail-on` condition holds (with
+/// `incomplete`: the audit reported is incomplete).
 pub(super) async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<i32> {
     use crate::report::{ReportConfig, EXIT_FAIL_ON};
     use std::io::IsTerminal;
@@ -64,7 +65,10 @@ pub(super) async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<
     }
     let what: Vec<String> = failing
         .iter()
-        .map(|(f, n)| format!("{} {n}", f.as_str()))
+        .map(|(f, n)| match (f, report.committed_text()) {
+            (crate::report::FailOn::Incomplete, Some(what)) => format!("incomplete ({what})"),
+            _ => format!("{} {n}", f.as_str()),
+        })
         .collect();
     eprintln!("fleet-audit report: --fail-on matched: {}", what.join(", "));
     Ok(EXIT_FAIL_ON)

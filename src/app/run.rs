@@ -98,6 +98,15 @@ pub(super) fn finish_run(
                     "fleet-audit: {said}; the rows of every other target are committed in {}: run the same command with --resume to retry them",
                     out.display()
                 );
+            } else if let Stop::OutputTakenOver { .. } = &stop {
+                eprintln!(
+                    "fleet-audit: {stop}; another run now owns {}: do not resume over it (that run finishes the audit)",
+                    out.display()
+                );
+            } else if stop.input_changed() {
+                // Its message says what to do: what was committed may hold rows of the changed
+                // content, so no --resume accepts it.
+                eprintln!("fleet-audit: {stop}");
             } else if resumable {
                 eprintln!(
                     "fleet-audit: {said}; the rows committed so far are kept in {}: run the same command with --resume to finish",

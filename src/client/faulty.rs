@@ -33,8 +33,9 @@ impl Fault {
     }
 }
 
-/// `inner`, but the first `failures` attempts of every pair fail with `fault`, and every attempt
-/// takes `latency` (on tokio's clock) before it answers.
+/// `inner`, but the first `failures` attempts of every pair fail with `fault`, every attempt takes
+/// `latency` (on tokio's clock) before it answers, and with a quota, an attempt that finds the quota's
+/// bucket empty is throttled.
 #[derive(Debug)]
 pub struct Faulty<C> {
     inner: C,
@@ -42,6 +43,32 @@ pub struct Faulty<C> {
     failures: u32,
     latency: Duration,
     attempts: Mutex<HashMap<(String, String), u32>>,
+    quota: Option<Mutex<Bucket>>,
+}
+
+/// A service's quota as a token bucket on tokio's clock: `rps` tokens a second, at most `burst`.
+#[derive(Debug)]
+struct Bucket {
+    rps: f64,
+    burst: f64,
+    tokens: f64,
+    at: tokio::time::Instant,
+}
+
+impl Bucket {
+    /// Takes a token if there is one.
+    fn take(&mut self) -> bool {
+        let now = tokio::time::Instant::now();
+        let refill = (now - self.at).as_secs_f64() * self.rps;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl<C> Faulty<C> {
@@ -53,7 +80,20 @@ impl<C> Faulty<C> {
             failures: 0,
             latency: Duration::ZERO,
             attempts: Mutex::new(HashMap::new()),
+            quota: None,
         }
+    }
+
+    /// A quota of `rps` calls a second with a bucket of `burst` (full at the start), as a service
+    /// has: an attempt that finds the bucket empty is answered with ThrottlingException.
+    pub fn quota(mut self, rps: f64, burst: u32) -> Self {
+        self.quota = Some(Mutex::new(Bucket {
+            rps,
+            burst: f64::from(burst),
+            tokens: f64::from(burst),
+            at: tokio::time::Instant::now(),
+        }));
+        self
     }
 
     /// The first `n` attempts of each pair fail with `fault`.
@@ -84,6 +124,11 @@ impl<C: FleetClient> FleetClient for Faulty<C> {
     ) -> Result<ExecutionRecord, CallError> {
         if !self.latency.is_zero() {
             tokio::time::sleep(self.latency).await;
+        }
+        if let Some(q) = &self.quota {
+            if !q.lock().expect("quota lock").take() {
+                return Err(Fault::Throttle.error());
+            }
         }
         let n = {
             let mut a = self.attempts.lock().expect("attempts lock");

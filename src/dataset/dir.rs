@@ -223,14 +223,6 @@ impl OutputDir {
         }
     }
 
-    /// Creates the directory (local) so that parts can be written into it.
-    pub fn create(&self) -> Result<(), SinkError> {
-        match self {
-            OutputDir::Local(d) => std::fs::create_dir_all(d).map_err(self.io(d)),
-            OutputDir::Remote(_) => Ok(()),
-        }
-    }
-
     /// Stores the manifest: atomically replaced locally; in an object store one PUT conditional on
     /// the version last read or written (a manifest changed by another writer is never overwritten).
     pub async fn store_manifest(&self, m: &Manifest) -> Result<(), SinkError> {

@@ -421,7 +421,6 @@ impl OutputLock {
                         Ok(None) => {
                             state.lost.store(true, Ordering::SeqCst);
                             dir.lease_lost();
-                            tracing::error!(url = %dir.url(), "the output's lock was taken over");
                             eprintln!(
                                 "fleet-audit: error: {}: another run took over this run's lock (it was not renewed within its lease); this run can no longer commit",
                                 dir.url()

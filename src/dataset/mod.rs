@@ -37,8 +37,9 @@ pub use manifest::{
 };
 pub use partition::{PartitionKey, Partitioning};
 pub use read::{
-    data_files, fetch_remote, ignored_note, read_dataset, read_file, read_file_as, read_file_in,
-    read_part, with_partition_columns, AuditFiles, DataFiles, DatasetError, Fetched,
+    data_files, fetch_remote, ignored_note, incomplete_of, read_dataset, read_file, read_file_as,
+    read_file_in, read_part, with_partition_columns, AuditFiles, DataFiles, DatasetError, Fetched,
+    Incomplete,
 };
 pub use s3::{Remote, RemoteError};
 pub use write::DatasetWriter;

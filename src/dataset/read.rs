@@ -56,16 +56,38 @@ pub struct DataFiles {
     /// Part files in the directory that its manifest does not list (never committed, or another
     /// writer's): not read. Relative paths, in path order.
     pub ignored: Vec<String>,
-    /// Every audit a `--partition-by date` output keeps, oldest first (empty for a dataset of one
-    /// audit); `files` are those of the latest complete one.
+    /// Every audit the manifest names (a `--partition-by date` output keeps one a date; otherwise
+    /// there is one), oldest first, or the `date=` folders of a directory without a manifest; empty
+    /// for a file or a directory of one audit without a manifest. `files` are those of the latest
+    /// complete one.
     pub audits: Vec<AuditFiles>,
     /// Why `files` are not the last audit's (it is incomplete, the one before is reported).
     pub note: Option<String>,
     /// The targets the reported audit could not reach (its manifest's `failed_targets`).
     pub failed_targets: Vec<super::FailedTarget>,
+    /// The audit read is incomplete (its manifest says so): how far it got.
+    pub incomplete: Option<Incomplete>,
 }
 
-/// One audit of a dataset that keeps several.
+/// How far an incomplete audit got, by its manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Incomplete {
+    /// Pairs committed (rows in its parts).
+    pub committed: u64,
+    /// Pairs of its inputs; `None` when not known before it ends (a discovery).
+    pub expected: Option<u64>,
+}
+
+/// The audit that readers read of the dataset `m` describes, when it is incomplete: its last audit,
+/// unless an earlier complete one is read instead (see [`audits_of`]).
+pub fn incomplete_of(m: &super::Manifest) -> Option<Incomplete> {
+    (!m.complete && m.earlier.is_empty()).then(|| Incomplete {
+        committed: m.committed.len(),
+        expected: (m.pairs > 0).then_some(m.pairs),
+    })
+}
+
+/// One audit of a dataset (of those a `--partition-by date` output keeps, or its only one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditFiles {
     pub run_id: Option<String>,
@@ -191,7 +213,6 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
                 })?;
         }
     }
-    let audits = if audits.len() > 1 { audits } else { Vec::new() };
     let ignored = found
         .iter()
         .filter(|f| !listed.contains(*f))
@@ -212,6 +233,7 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
         audits,
         note,
         failed_targets,
+        incomplete: incomplete_of(&m),
     })
 }
 
@@ -537,6 +559,7 @@ pub async fn fetch_remote(
         .map(|e| e.relative)
         .collect();
     let mut note = None;
+    let incomplete = manifest.as_ref().and_then(incomplete_of);
     let (files, ignored): (Vec<String>, Vec<String>) = match &manifest {
         Some(m) => {
             let set: std::collections::HashSet<&str> =
@@ -619,6 +642,7 @@ pub async fn fetch_remote(
         dir: local,
         ignored,
         note,
+        incomplete,
     })
 }
 
@@ -630,4 +654,6 @@ pub struct Fetched {
     pub ignored: Vec<String>,
     /// Why the files are not the last audit's (it is incomplete: the one before was fetched).
     pub note: Option<String>,
+    /// The audit fetched is incomplete: how far it got.
+    pub incomplete: Option<Incomplete>,
 }

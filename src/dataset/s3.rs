@@ -194,6 +194,21 @@ fn upload_retry() -> RetryConfig {
     }
 }
 
+/// The check of an output before the run (list the prefix, put and delete a probe) retries this
+/// often within [`CHECK_WITHIN`]: an unreachable endpoint must be reported in seconds, not after the
+/// minutes of retries a write in the run rides out ([`upload_retry`]).
+pub const CHECK_RETRIES: usize = 2;
+/// See [`CHECK_RETRIES`].
+pub const CHECK_WITHIN: Duration = Duration::from_secs(10);
+
+/// What the check before the run tried, for its error messages.
+pub fn check_note() -> String {
+    format!(
+        "checked before any IoT call, with {CHECK_RETRIES} retries within {} s",
+        CHECK_WITHIN.as_secs()
+    )
+}
+
 /// A connected dataset directory in an object store.
 #[derive(Debug)]
 pub struct RemoteDir {
@@ -278,8 +293,8 @@ impl RemoteDir {
                 max_backoff: Duration::from_secs(1),
                 base: 2.0,
             },
-            max_retries: 2,
-            retry_timeout: Duration::from_secs(10),
+            max_retries: CHECK_RETRIES,
+            retry_timeout: CHECK_WITHIN,
         };
         Ok(RemoteDir {
             url: r.url.clone(),

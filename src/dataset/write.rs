@@ -132,7 +132,10 @@ impl DatasetWriter {
         };
         match (&self.settings.layout, self.by_job()) {
             (Layout::File(p), _) => Ok(p.clone()),
-            (Layout::Dir(d), true) => Ok(d.join(format!("spool-{}", self.part_name(n)))),
+            (Layout::Dir(d), true) => {
+                std::fs::create_dir_all(d).map_err(io(d))?;
+                Ok(d.join(format!("spool-{}", self.part_name(n))))
+            }
             (Layout::Dir(d), false) => {
                 let p = d.join(self.relative(n, None));
                 if let Some(parent) = p.parent() {
@@ -363,8 +366,16 @@ impl DatasetWriter {
         }
         self.commit_part()?;
         if let (Some(m), Some(t)) = (&mut self.settings.manifest, &self.target) {
+            // An audit that committed nothing, with no earlier audit or failed target to keep, has
+            // no manifest: the output stays as the run found it, and the next plain run takes it.
+            let nothing = m.parts.is_empty()
+                && m.committed.is_empty()
+                && m.earlier.is_empty()
+                && m.failed_targets.is_empty();
             m.complete = complete;
-            t.store_manifest_blocking(m, self.runtime.as_ref())?;
+            if complete || !nothing {
+                t.store_manifest_blocking(m, self.runtime.as_ref())?;
+            }
         }
         Ok(self.report)
     }

@@ -97,7 +97,6 @@ impl<C: FleetClient + FleetLister> Ctx<C> {
         match result {
             Final::Ok(v) => Ok(Some(v)),
             Final::NotFound(e) => {
-                tracing::warn!("{what}: {e}");
                 eprintln!("fleet-audit: warning: {what}: {e}; skipped");
                 Ok(None)
             }

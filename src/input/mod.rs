@@ -88,7 +88,7 @@ pub enum InputError {
     #[error("only one input can be read from standard input (-)")]
     StdinTwice,
     /// The file is not what was validated: it changed while the run read it.
-    #[error("{file}: changed while this run was reading it (its content no longer hashes as it did when it was validated); stopped, committing nothing more; a directory holding parts committed before is refused by --resume (run again with --overwrite once the file stays put)")]
+    #[error("{file}: changed while this run was reading it (its content no longer hashes as it did when it was validated); stopped, committing nothing more: start again with --overwrite once the file stays put")]
     Changed { file: String },
 }
 

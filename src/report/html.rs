@@ -91,6 +91,8 @@ main { max-width: 1120px; margin: 0 auto; padding: 28px 32px 48px; }
 h1 { font-size: 24px; margin: 0 0 4px; }
 h2 { font-size: 17px; margin: 0 0 12px; }
 .sub { color: #475569; margin: 0 0 20px; }
+.banner { background: #fef2f2; border: 1px solid #fca5a5; border-left: 6px solid #b91c1c;
+  border-radius: 8px; color: #7f1d1d; padding: 12px 16px; margin: 0 0 20px; }
 .sub .mono { overflow-wrap: anywhere; }
 section { background: #fff; border: 1px solid #e2e8f0; border-radius: 8px; padding: 18px 20px;
   margin: 0 0 20px; }
@@ -454,6 +456,15 @@ pub fn page(r: &Report) -> String {
         duration_text(t.stale_after_ms()),
         duration_text(t.near_timeout_ms()),
     );
+    if let Some(what) = r.committed_text() {
+        let _ = writeln!(
+            o,
+            "<p class=\"banner\" role=\"alert\"><strong>Incomplete audit: {}.</strong> Every count on \
+             this page is of those only. Finish it with the same <code>fleet-audit run</code> command \
+             and <code>--resume</code>.</p>",
+            esc(&what)
+        );
+    }
     cards(&mut o, r);
     status_bars(&mut o, r);
     age_histogram(&mut o, r);

@@ -41,6 +41,7 @@ pub use targets::TargetReport;
 use crate::cli::{FailOnArg, ReportArgs};
 use crate::config::ConfigError;
 use crate::dataset::DatasetError;
+pub use crate::dataset::Incomplete;
 
 pub use crate::schema::BATCH_ROWS;
 
@@ -120,6 +121,8 @@ pub enum FailOn {
     NewTimedOut,
     /// FAILED now, not in the baseline.
     NewFailed,
+    /// The audit reported is incomplete (its manifest says so).
+    Incomplete,
 }
 
 impl FailOn {
@@ -134,6 +137,7 @@ impl FailOn {
             FailOn::NewStuck => "new-stuck",
             FailOn::NewTimedOut => "new-timed-out",
             FailOn::NewFailed => "new-failed",
+            FailOn::Incomplete => "incomplete",
         }
     }
 
@@ -153,7 +157,7 @@ impl FailOn {
             FailOn::Errors => &[Class::Error],
             FailOn::NearTimeout => &[Class::NearTimeout],
             FailOn::NotFound => &[Class::NotFound],
-            FailOn::NewStuck | FailOn::NewTimedOut | FailOn::NewFailed => &[],
+            FailOn::NewStuck | FailOn::NewTimedOut | FailOn::NewFailed | FailOn::Incomplete => &[],
         }
     }
 }
@@ -169,6 +173,7 @@ impl From<FailOnArg> for FailOn {
             FailOnArg::NewStuck => FailOn::NewStuck,
             FailOnArg::NewTimedOut => FailOn::NewTimedOut,
             FailOnArg::NewFailed => FailOn::NewFailed,
+            FailOnArg::Incomplete => FailOn::Incomplete,
         }
     }
 }
@@ -277,6 +282,9 @@ pub struct Report {
     pub ignored: Vec<String>,
     /// Why the audit reported is not the dataset's last (that one is incomplete).
     pub note: Option<String>,
+    /// The audit reported is incomplete (its manifest says so): how far it got. `None` for a
+    /// complete audit, a file (written only when complete) and a directory without a manifest.
+    pub incomplete: Option<Incomplete>,
     /// What changed since the baseline (`--baseline`).
     pub changes: Option<Changes>,
     /// Per-audit totals of a dataset that keeps several audits, oldest first (`--trend`).
@@ -303,6 +311,7 @@ pub struct TrendPoint {
 /// one audit).
 pub fn trend_of(path: &Path, thresholds: &Thresholds) -> Result<Vec<TrendPoint>, ReportError> {
     let data = crate::dataset::data_files(path)?;
+    // A file, or a directory of one audit without a manifest: complete as far as anyone can tell.
     let audits = if data.audits.is_empty() {
         vec![crate::dataset::AuditFiles {
             run_id: None,
@@ -333,10 +342,52 @@ impl Report {
     pub fn ignored_note(&self) -> Option<String> {
         crate::dataset::ignored_note(&self.ignored)
     }
+
+    /// Whether the audit reported is complete: its manifest says so, or it has none (a file is
+    /// written only when complete).
+    pub fn complete(&self) -> bool {
+        self.incomplete.is_none()
+    }
+
+    /// The pairs the audit reported is of: its rows when complete, its inputs' pairs when not
+    /// (`None` when not known before it ends: a discovery).
+    pub fn pairs_expected(&self) -> Option<u64> {
+        match &self.incomplete {
+            None => Some(self.totals.total),
+            Some(i) => i.expected,
+        }
+    }
+
+    /// `17 of 10,000 pairs committed`, or `17 pairs committed` when the total is not known; `None`
+    /// for a complete audit.
+    pub fn committed_text(&self) -> Option<String> {
+        let i = self.incomplete?;
+        let committed = render::thousands(i.committed);
+        Some(match i.expected {
+            Some(n) => format!("{committed} of {} pairs committed", render::thousands(n)),
+            None => format!("{committed} pairs committed"),
+        })
+    }
+
+    /// The warning an incomplete audit's report starts with: what it holds, and how to finish it.
+    pub fn incomplete_text(&self) -> Option<String> {
+        let what = self.committed_text()?;
+        let unknown = self.incomplete.is_some_and(|i| i.expected.is_none());
+        Some(format!(
+            "incomplete audit: {what}{}; every count below is of those only. Finish it with the \
+             same `fleet-audit run` command and --resume",
+            if unknown {
+                " (a discovery: how many it lists is known when it ends)"
+            } else {
+                ""
+            }
+        ))
+    }
 }
 
 impl Report {
-    /// The `--fail-on` conditions that hold, each with how many rows match it (only those above zero).
+    /// The `--fail-on` conditions that hold, each with how many rows match it (only those above zero;
+    /// `incomplete`: 1, the audit).
     pub fn failing(&self, conditions: &[FailOn]) -> Vec<(FailOn, u64)> {
         conditions
             .iter()
@@ -346,6 +397,7 @@ impl Report {
                     FailOn::NewStuck => changed.map_or(0, |t| t.new_stuck),
                     FailOn::NewTimedOut => changed.map_or(0, |t| t.new_timed_out),
                     FailOn::NewFailed => changed.map_or(0, |t| t.new_failed),
+                    FailOn::Incomplete => u64::from(self.incomplete.is_some()),
                     _ => c.classes().iter().map(|k| self.totals.count(*k)).sum(),
                 };
                 (*c, n)
@@ -418,6 +470,7 @@ pub fn report_path_since(
     let mut report = analyzer.finish(path, data.files.len());
     report.ignored = data.ignored;
     report.note = data.note;
+    report.incomplete = data.incomplete;
     report.changes = tracker.map(changes::Tracker::finish);
     Ok(report)
 }
@@ -477,6 +530,7 @@ pub async fn report_since(
         report.dataset = path.to_path_buf();
         report.ignored = f.ignored;
         report.note = f.note;
+        report.incomplete = f.incomplete;
     }
     Ok(report)
 }

@@ -233,6 +233,9 @@ fn oldest_table(out: &mut String, pairs: &[OldestPair], st: Style) {
 pub fn terminal(r: &Report, top: usize, colour: bool) -> String {
     let st = Style { on: colour };
     let mut out = String::new();
+    if let Some(line) = r.incomplete_text() {
+        let _ = writeln!(out, "{}", st.paint("1;31", &line));
+    }
     let _ = writeln!(
         out,
         "{} {} ({} file{}): {} executions, {} job{}",
@@ -365,6 +368,8 @@ pub fn json(r: &Report) -> Value {
     let mut doc = json!({
         "dataset": r.dataset.to_string_lossy(),
         "files": r.files,
+        "complete": r.complete(),
+        "pairs_expected": r.pairs_expected(),
         "thresholds": {
             "queued_after_s": seconds(t.queued_after_ms()),
             "stale_after_s": seconds(t.stale_after_ms()),

@@ -293,6 +293,7 @@ impl Analyzer {
             stuck_ages: self.stuck_ages,
             ignored: Vec::new(),
             note: None,
+            incomplete: None,
             changes: None,
             trend: None,
             targets: self.targets.finish(&self.failed_targets),

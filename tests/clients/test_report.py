@@ -167,3 +167,20 @@ def test_report_fail_on_follows_the_counts(fa, demo_dataset):
         assert r.returncode == 3, (fail_on, r.stderr)
     # The report's own count agrees with the rows.
     assert report(fa, demo_dataset)["totals"]["errors"] == errors
+
+
+def test_snappy_parquet_as_pyarrow_writes_it_is_read(fa, demo_dataset, tmp_path):
+    """Issue 22, item 13b: pyarrow (and Spark) write snappy-compressed Parquet by default; `report`
+    and `report --baseline` read such a file exactly as the tool's own zstd one."""
+    import pyarrow.parquet as pq
+
+    snappy = tmp_path / "rewritten.parquet"
+    pq.write_table(pq.read_table(demo_dataset), snappy)  # pyarrow's default codec
+    codecs = {pq.ParquetFile(snappy).metadata.row_group(0).column(i).compression
+              for i in range(pq.ParquetFile(snappy).metadata.num_columns)}
+    assert codecs == {"SNAPPY"}, codecs
+    ours, theirs = report(fa, demo_dataset), report(fa, snappy)
+    assert theirs["totals"] == ours["totals"]
+    assert theirs["jobs"] == ours["jobs"]
+    since = report(fa, demo_dataset, "--baseline", str(snappy))
+    assert since["changes"]["totals"]["new_stuck"] == 0

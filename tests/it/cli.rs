@@ -515,3 +515,91 @@ async fn man_writes_a_page_a_subcommand_with_every_flag_exit_codes_and_examples(
         }
     }
 }
+
+/// `fleet-audit run` into `out` against the simulator at `url` with `key` as access key id and the
+/// default log filter (no RUST_LOG), stderr piped (not a terminal).
+async fn plain_run(d: &Path, url: &str, key: &str, out: &str, extra: &[&str]) -> Output {
+    let mut c = isolated_binary(d);
+    c.args([
+        "run",
+        "--things",
+        "things.txt",
+        "--jobs",
+        "jobs.txt",
+        "--out",
+        out,
+        "--endpoint-url",
+        url,
+        "--rps",
+        "0",
+    ])
+    .args(extra)
+    .env("AWS_REGION", "us-east-1")
+    .env("AWS_ACCESS_KEY_ID", key)
+    .env("AWS_SECRET_ACCESS_KEY", SECRET);
+    c.output().await.unwrap()
+}
+
+/// Issue 22, item 13c: a warning is printed once, and with no ANSI escape when stderr is not a
+/// terminal (here a pipe), with `-q` as a scheduled job runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warning_prints_once_and_plain_on_a_pipe() {
+    let server = start(sim_config(fleet(20, 2, 4))).await;
+    let d = tempfile::tempdir().unwrap();
+    lists(&server, d.path());
+    // A port nobody listens on: the push fails, which is a warning, not a failed audit.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let url = server.endpoint_url();
+    let o = plain_run(
+        d.path(),
+        &url,
+        "AKIDCLITEST",
+        "a.parquet",
+        &["-q", "--metrics-push", &dead],
+    )
+    .await;
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(!err.contains('\x1b'), "ANSI escapes on a pipe: {err:?}");
+    let mentions = err
+        .lines()
+        .filter(|l| l.contains("cannot push the metrics"))
+        .count();
+    assert_eq!(mentions, 1, "the warning once: {err}");
+    assert!(
+        err.contains(&format!(
+            "fleet-audit: warning: cannot push the metrics to {dead}"
+        )),
+        "{err}"
+    );
+}
+
+/// Issue 22, item 13g: a run refused by IoT at its first call (AccessDenied) committed nothing, so it
+/// leaves the output as it found it: no dataset directory, no manifest, and the next plain run with
+/// good credentials writes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_refused_at_its_first_call_leaves_no_dataset_behind() {
+    let server = start(sim_config(fleet(20, 2, 4))).await;
+    let d = tempfile::tempdir().unwrap();
+    lists(&server, d.path());
+    let url = server.endpoint_url();
+    // The simulator answers AccessDeniedException to IoT calls signed with AKIDDENIED (STS accepts it).
+    let o = plain_run(d.path(), &url, "AKIDDENIED", "audit", &["-q"]).await;
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("AccessDenied"), "{err}");
+    assert!(server.stats().calls(Operation::DescribeJobExecution) > 0);
+    let out = d.path().join("audit");
+    assert!(
+        !out.join("_manifest.json").exists(),
+        "no manifest of nothing committed"
+    );
+    assert!(!out.exists(), "the output is as the run found it (absent)");
+
+    let o = plain_run(d.path(), &url, "AKIDCLITEST", "audit", &["-q"]).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(read_rows(&out).len(), 40);
+}

@@ -474,3 +474,45 @@ async fn a_resumed_discovery_keeps_its_manifest_small() {
     let size = std::fs::metadata(out.join("_manifest.json")).unwrap().len();
     assert!(size < 16 * 1024, "{size} bytes for {} parts", m.parts.len());
 }
+
+/// Issue 22, item 13a: the binary's message on an input that changed while read says one thing, true
+/// whatever was committed: start again with --overwrite (a directory holding parts is refused by
+/// every --resume). It never tells the user to --resume.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_changed_input_message_says_start_again_with_overwrite() {
+    let server = start_paced(fleet(10_000, 1, 47)).await;
+    let d = tempfile::tempdir().unwrap();
+    let (things, _) = lists(&server, d.path());
+    let original = std::fs::read_to_string(&things).unwrap();
+    let url = server.endpoint_url();
+    let child = spawn(
+        d.path(),
+        &url,
+        &[
+            "run",
+            "--things",
+            "things.txt",
+            "--jobs",
+            "jobs.txt",
+            "--out",
+            "audit",
+            "--concurrency",
+            "4",
+            "--part-rows",
+            "1000",
+        ],
+    );
+    until_calls(&server, 3_000).await;
+    std::fs::write(&things, original.replace("thing-0099", "thing-9999")).unwrap();
+    let (code, stderr) = wait_or_kill(child, Some(Duration::from_secs(120))).await;
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("changed while this run was reading it"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("start again with --overwrite"), "{stderr}");
+    assert!(
+        !stderr.contains("--resume"),
+        "one true thing to do: {stderr}"
+    );
+}

@@ -335,7 +335,15 @@ fn json_document_shape() {
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(
         keys(&doc),
-        ["dataset", "files", "thresholds", "totals", "jobs"]
+        [
+            "dataset",
+            "files",
+            "complete",
+            "pairs_expected",
+            "thresholds",
+            "totals",
+            "jobs"
+        ]
     );
     assert_eq!(doc["dataset"], p.to_str().unwrap());
     assert_eq!(doc["files"], 1);
@@ -730,4 +738,111 @@ fn microsecond_timestamps_from_other_writers_are_read() {
     let reference = report_path(&known_parquet(d.path()), &Thresholds::default()).unwrap();
     assert_eq!(r.totals, reference.totals);
     assert_eq!(r.oldest, reference.oldest);
+}
+
+/// A directory of parts with a manifest of `pairs` input pairs, `complete` or not, one audit of
+/// `date` (a `--partition-by date` output) or flat.
+fn write_audit(dir: &Path, rows: &[Row], pairs: u64, complete: bool, date: Option<&str>) {
+    let folder = match date {
+        Some(d) => dir.join(format!("date={d}")),
+        None => dir.to_path_buf(),
+    };
+    std::fs::create_dir_all(&folder).unwrap();
+    let mut m = fleet_audit::dataset::Manifest::new("pairs:test".into(), pairs, "parquet");
+    for (i, chunk) in rows.chunks(5).enumerate() {
+        let name = format!("part-run-test-{i:05}.parquet");
+        write_parquet(&folder.join(&name), chunk);
+        m.parts.push(fleet_audit::dataset::PartEntry::new(
+            match date {
+                Some(d) => format!("date={d}/{name}"),
+                None => name,
+            },
+            chunk.len() as u64,
+            None,
+        ));
+    }
+    for o in 0..rows.len() as u64 {
+        m.committed.insert(o);
+    }
+    m.complete = complete;
+    m.run_id = Some("run-test".into());
+    if let Some(d) = date {
+        m.date = Some(d.into());
+        m.partition_by = vec!["date".into()];
+    }
+    m.store(dir).unwrap();
+}
+
+/// Issue 22, item 10: an audit whose manifest says it is incomplete is never presented as a normal
+/// report: the text's first line says so with the pairs committed and how to finish, the JSON has
+/// `complete` and `pairs_expected`, the HTML page a banner, and `--fail-on incomplete` exits 3.
+#[test]
+fn an_incomplete_audit_says_so_and_can_fail_the_report() {
+    let d = tempfile::tempdir().unwrap();
+    let rows = known_rows();
+    let dir = d.path().join("partial");
+    write_audit(&dir, &rows, 10_000, false, None);
+    let p = dir.to_str().unwrap();
+
+    let out = fa(&["report", p]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    let first = stdout.lines().next().unwrap();
+    assert!(
+        first.starts_with("incomplete audit: 17 of 10,000 pairs committed")
+            && first.contains("--resume"),
+        "{stdout}"
+    );
+
+    let doc = json_of(&["report", p, "--json"]);
+    assert_eq!(doc["complete"], json!(false));
+    assert_eq!(doc["pairs_expected"], json!(10_000));
+    assert_eq!(doc["totals"]["total"], json!(17));
+
+    let html = d.path().join("partial.html");
+    let out = fa(&["report", p, "--html", html.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(
+        page.contains("class=\"banner\"") && page.contains("Incomplete audit: 17 of 10,000 pairs"),
+        "{page}"
+    );
+
+    let out = fa(&["report", p, "--fail-on", "incomplete"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--fail-on matched: incomplete (17 of 10,000 pairs committed)"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // A complete audit: no line, no banner, and --fail-on incomplete passes.
+    let whole = d.path().join("whole");
+    write_audit(&whole, &rows, 17, true, None);
+    let w = whole.to_str().unwrap();
+    let out = fa(&["report", w, "--fail-on", "incomplete"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).contains("incomplete"));
+    let doc = json_of(&["report", w, "--json"]);
+    assert_eq!(
+        (&doc["complete"], &doc["pairs_expected"]),
+        (&json!(true), &json!(17))
+    );
+}
+
+/// Issue 22, item 10: the trend labels each audit with its run id, date and completeness as its
+/// manifest records them, also when the dataset keeps a single (incomplete) dated audit.
+#[test]
+fn the_trend_labels_an_incomplete_dated_audit_truly() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("daily");
+    write_audit(&dir, &known_rows(), 10_000, false, Some("2026-12-01"));
+    let doc = json_of(&["report", dir.to_str().unwrap(), "--trend", "--json"]);
+    let trend = doc["trend"].as_array().unwrap();
+    assert_eq!(trend.len(), 1, "{doc}");
+    assert_eq!(trend[0]["run_id"], json!("run-test"));
+    assert_eq!(trend[0]["date"], json!("2026-12-01"));
+    assert_eq!(trend[0]["complete"], json!(false));
+    assert_eq!(trend[0]["total"], json!(17));
+    assert_eq!(doc["complete"], json!(false));
 }

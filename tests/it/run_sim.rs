@@ -331,3 +331,43 @@ async fn directory_output_rotates_parts_and_unknown_statuses_are_kept() {
     .unwrap();
     assert_eq!(input.total(), 1200);
 }
+
+/// Issue 22, item 11: with no --rps cap (`--rps 0`) against a service whose quota is far below what
+/// the client could send, the adaptive pace starts at the first throttle and holds near the quota:
+/// no pair ends as a throttled error row, throttled attempts are far fewer than answered ones, and
+/// `calls_per_s` counts answered calls only. Counts, not timings, are asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_rps_cap_adapts_to_a_low_quota() {
+    let mut cfg = sim_config(fleet(500, 4, 71));
+    cfg.quota_rps = Some(200.0);
+    let server = start(cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&server, dir.path());
+    let out = dir.path().join("out.parquet");
+    let mut rc = run_config(
+        &server.endpoint_url(),
+        InputSpec::Lists { things, jobs },
+        &out,
+    );
+    assert_eq!(rc.rps, None, "--rps 0: no cap");
+    // The CLI's own retry settings (5 attempts, backoff from 100 ms to 20 s).
+    rc.engine.backoff = fleet_audit::retry::Backoff::default();
+    rc.engine.max_attempts = 5;
+    let s = run(rc, no_shutdown()).await.unwrap();
+    assert_eq!(s.pairs, 2_000);
+    assert_eq!(s.errors, 0, "no pair ended as a throttled error row: {s:?}");
+    let answered = s.attempts - s.throttled;
+    assert_eq!(answered, 2_000, "{s:?}");
+    assert!(
+        s.throttled * 5 < answered,
+        "{} throttled attempts against {answered} answered: {s:?}",
+        s.throttled
+    );
+    assert_eq!(server.stats().throttled, s.throttled);
+    let want = answered as f64 / s.elapsed_s;
+    assert!(
+        (s.calls_per_s - want).abs() < 1e-6 * want,
+        "calls_per_s is answered calls over the run: {} against {want}",
+        s.calls_per_s
+    );
+}

@@ -690,3 +690,84 @@ async fn a_manifest_rewritten_by_another_run_is_never_overwritten() {
     // The new owner goes on writing.
     new.store_manifest(&m).await.unwrap();
 }
+
+/// Issue 22, item 13f: a run whose lock another run took over mid-run stops (exit 1) and is told the
+/// truth: another run now owns the output, so it must not resume over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lock_was_taken_over_is_not_told_to_resume() {
+    let moto = Moto::start();
+    moto.create_bucket("taken");
+    let paced = start_paced(fleet(1_500, 2, 67)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&paced, dir.path());
+    let (things, jobs) = (things.to_string_lossy(), jobs.to_string_lossy());
+    let args = run_argv(
+        &things,
+        &jobs,
+        &paced.endpoint_url(),
+        "s3://taken/audit/",
+        &[
+            "--part-rows",
+            "100",
+            "--concurrency",
+            "1",
+            "--lock-lease",
+            "2s",
+        ],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let holder = spawn(&moto, &args, None);
+    while paced
+        .stats()
+        .calls(fleet_audit::sim::Operation::DescribeJobExecution)
+        < 300
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Another run's lock replaces this run's, as a takeover does.
+    plant_lock(&moto, "taken", "audit", 60.0).await;
+    let (code, err) = wait_or_kill(holder, Some(Duration::from_secs(60))).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("another run now owns s3://taken/audit/"),
+        "{err}"
+    );
+    assert!(!err.contains("with --resume"), "{err}");
+}
+
+/// Issue 22, items 13d and 13e: an S3 output that cannot be reached is refused before any IoT call
+/// with exit 2 (README's exit codes say so), and the message says what the check before the run
+/// tried (2 retries within 10 s), not only object_store's own words.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_s3_output_names_the_retries_of_the_check() {
+    let server = start(sim_config(fleet(4, 1, 3))).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&server, dir.path());
+    let (things, jobs) = (things.to_string_lossy(), jobs.to_string_lossy());
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let a = run_argv(&things, &jobs, &server.endpoint_url(), "s3://audit/x/", &[]);
+    let mut c = tokio::process::Command::new(BIN);
+    c.args(&a)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL_S3", format!("http://127.0.0.1:{closed}"))
+        .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET)
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/dev/null")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+        .stderr(std::process::Stdio::piped());
+    let out = c.output().await.unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("s3://audit/x/")
+            && err.contains("checked before any IoT call, with 2 retries within 10 s"),
+        "{err}"
+    );
+    assert_eq!(server.stats().total_calls(), 0, "no IoT call was made");
+}
