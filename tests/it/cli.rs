@@ -194,6 +194,7 @@ async fn bad_inputs_fail_with_file_line_and_rule_before_any_call() {
         true,
     )
     .await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("bin.txt:2: not valid UTF-8"),
         "{}",

@@ -80,3 +80,60 @@ async fn a_complete_audit_with_error_rows_exits_4_and_holds_them() {
     let (code, stderr) = wait_or_kill(c.spawn().unwrap(), None).await;
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// `describe` exits as AWS CLI v2 does: 255 for anything else (here an endpoint nobody listens on),
+/// 130 on Ctrl-C (here while the simulator holds the answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_exits_255_when_it_cannot_connect_and_130_on_ctrl_c() {
+    let d = tempfile::tempdir().unwrap();
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let describe = |url: &str| {
+        let mut c = isolated_binary(d.path());
+        c.args([
+            "describe",
+            "--job-id",
+            "job-000",
+            "--thing-name",
+            "thing-000001",
+        ])
+        .args(["--endpoint-url", url])
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXITS")
+        .env("AWS_SECRET_ACCESS_KEY", "exits-secret")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+        c
+    };
+    let (code, stderr) = wait_or_kill(
+        describe(&closed).spawn().unwrap(),
+        Some(std::time::Duration::from_secs(120)),
+    )
+    .await;
+    assert_eq!(code, Some(255), "{stderr}");
+
+    let mut config = sim_config(fleet(10, 1, 71));
+    config.latency = fleet_audit::sim::Latency::Fixed(std::time::Duration::from_secs(60));
+    let server = start(config).await;
+    let child = describe(&server.endpoint_url()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while server
+        .stats()
+        .calls(fleet_audit::sim::Operation::DescribeJobExecution)
+        == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "never called");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let (code, stderr) = wait_or_kill(child, Some(std::time::Duration::from_secs(50))).await;
+    assert_eq!(code, Some(130), "{stderr}");
+}

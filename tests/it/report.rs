@@ -674,7 +674,9 @@ fn errors_name_the_path_or_the_file() {
     let mut w = ArrowWriter::try_new(File::create(&typed).unwrap(), wrong.into(), None).unwrap();
     w.write(&batch).unwrap();
     w.close().unwrap();
-    let err = text(&fa(&["report", typed.to_str().unwrap()]).stderr);
+    let out = fa(&["report", typed.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
     assert!(
         err.contains(&format!(
             "{}: not a fleet-audit dataset: column fetched_at is Utf8, expected a timestamp",
@@ -694,7 +696,9 @@ fn errors_name_the_path_or_the_file() {
     // An empty directory, and a bad threshold.
     let empty = d.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let err = text(&fa(&["report", empty.to_str().unwrap()]).stderr);
+    let out = fa(&["report", empty.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = text(&out.stderr);
     assert!(err.contains("no .parquet or .arrow files found"), "{err}");
     let out = fa(&["report", junk.to_str().unwrap(), "--stale-after", "5x"]);
     assert_eq!(out.status.code(), Some(2));
