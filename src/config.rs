@@ -627,3 +627,30 @@ mod tests {
         assert!(matches!(e, ConfigError::OutputExists(_)));
     }
 }
+
+#[cfg(test)]
+mod flag_tests {
+    use super::*;
+    use clap::Parser;
+
+    fn run_args(extra: &[&str]) -> RunArgs {
+        let argv = ["fleet-audit", "run", "--things", "t.txt", "--jobs", "j.txt"];
+        let cli = crate::cli::Cli::try_parse_from(argv.iter().chain(extra)).unwrap();
+        match cli.command {
+            crate::cli::Command::Run(a) => *a,
+            _ => unreachable!("a run"),
+        }
+    }
+
+    /// `--no-adaptive` reaches the limiter's settings (the engine's tests show what each does).
+    #[test]
+    fn no_adaptive_turns_the_adaptive_pace_off() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("o.parquet");
+        let out = out.to_str().unwrap();
+        let on = RunConfig::from_args(&run_args(&["--out", out])).unwrap();
+        assert!(on.adaptive);
+        let off = RunConfig::from_args(&run_args(&["--out", out, "--no-adaptive"])).unwrap();
+        assert!(!off.adaptive);
+    }
+}

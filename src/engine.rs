@@ -487,6 +487,22 @@ mod tests {
         assert_eq!(Counters::get(&l.counters.throttled), 20);
         let rate = l.limiter.current_rate().unwrap();
         assert!(rate <= 51.0, "the first throttle halves 100/s: {rate}");
+
+        // `--no-adaptive`: the same throttles leave the pace at --rps.
+        let client = Faulty::new(fleet(20)).failing(Fault::Throttle, 1);
+        let l = lane(client, CallLimiter::new(Some(100.0), 1, false));
+        let (r, rows) = run(
+            l.clone(),
+            settings(5, Duration::from_millis(10), Duration::from_millis(10)),
+            20,
+            running(),
+        )
+        .await;
+        r.unwrap();
+        assert_eq!(rows.len(), 20);
+        assert_eq!(Counters::get(&l.counters.throttled), 20);
+        let rate = l.limiter.current_rate().unwrap();
+        assert_eq!(rate, 100.0, "not adaptive: the pace stays at 100/s");
     }
 
     /// Issue 22, item 11: with no cap (`--rps 0`) against a quota far below what the workers can
