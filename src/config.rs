@@ -352,6 +352,14 @@ impl RunConfig {
         if a.resume && a.overwrite {
             return Err(flag("resume", "cannot be combined with --overwrite"));
         }
+        // Files written when the run ends (`--metrics`, `--summary-json`): a bad path is found now,
+        // not after the audit.
+        if let Some(p) = &a.metrics {
+            check_file_destination("metrics", p)?;
+        }
+        if let Some(p) = &a.summary_json {
+            check_file_destination("summary-json", p)?;
+        }
         // A resumed directory is checked against its manifest when the run starts.
         if !a.resume {
             check_output(&layout, a.overwrite)?;
@@ -508,6 +516,31 @@ fn writable_location(dir: &Path) -> Result<(), String> {
         .tempfile_in(at)
         .map(drop)
         .map_err(|e| format!("cannot write in {}: {e}", at.display()))
+}
+
+/// Checks, before any call, that a file a flag names (`--metrics FILE`, `--summary-json FILE`) can be
+/// written when the run ends: its folder exists and takes a new file, and it is not a folder. Found
+/// after an audit, a typo would cost the whole audit's figures.
+pub fn check_file_destination(name: &'static str, path: &Path) -> Result<(), ConfigError> {
+    let bad = |reason: String| flag(name, reason);
+    if path.is_dir() {
+        return Err(bad(format!(
+            "{} is a directory; name a file",
+            path.display()
+        )));
+    }
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(bad(format!(
+            "the folder {} does not exist, so {} could not be written",
+            dir.display(),
+            path.display()
+        )));
+    }
+    writable_location(dir).map_err(bad)
 }
 
 /// Refuses existing output without `overwrite`, and a location that cannot hold the output.

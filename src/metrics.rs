@@ -233,9 +233,13 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".fleet-audit-metrics-")
-        .tempfile_in(dir)?;
+    let mut b = tempfile::Builder::new();
+    b.prefix(".fleet-audit-metrics-");
+    // Readable as the umask allows (0644 under 022), like any file a program writes: a
+    // node_exporter running as another user must read it (a temporary file is 0600 by default).
+    #[cfg(unix)]
+    b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+    let mut tmp = b.tempfile_in(dir)?;
     tmp.write_all(text.as_bytes())?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;

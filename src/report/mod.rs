@@ -201,7 +201,7 @@ pub struct ReportConfig {
 pub const EXIT_FAIL_ON: i32 = 3;
 
 impl ReportConfig {
-    /// Validates the flags; touches no file.
+    /// Validates the flags; of the file system, looks only at where `--html` and `--metrics` go.
     pub fn from_args(a: &ReportArgs) -> Result<ReportConfig, ConfigError> {
         let dur = |flag: &'static str, v: &str| {
             parse_threshold(v).map_err(|reason| ConfigError::Flag { flag, reason })
@@ -221,6 +221,13 @@ impl ReportConfig {
             if !fail_on.contains(&f) {
                 fail_on.push(f);
             }
+        }
+        // Files written after the report is made: a bad path is found now.
+        if let Some(p) = &a.html {
+            crate::config::check_file_destination("html", p)?;
+        }
+        if let Some(p) = &a.metrics {
+            crate::config::check_file_destination("metrics", p)?;
         }
         Ok(ReportConfig {
             path: a.path.clone(),

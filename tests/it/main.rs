@@ -10,6 +10,7 @@ mod flags;
 mod history;
 mod inputs;
 mod integrity;
+mod metrics_files;
 mod org;
 mod partition;
 mod paths;
