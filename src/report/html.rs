@@ -126,7 +126,9 @@ footer { color: #94a3b8; font-size: 12px; }
 fn class_cell_kind(c: Class, n: u64) -> &'static str {
     match (n, c) {
         (0, _) => "zero",
-        (_, Class::NearTimeout | Class::NotFound) => "warn",
+        // Usually a pair the job never targeted: neutral, not a warning.
+        (_, Class::NotFound) => "neutral",
+        (_, Class::NearTimeout) => "warn",
         _ => "bad",
     }
 }

@@ -76,7 +76,9 @@ pub fn class_rules(r: &Report) -> [(Class, String, Option<&'static str>); 6] {
         ),
         (
             Class::NotFound,
-            "the service has no such execution (outcome not_found)".into(),
+            "the service has no such execution (outcome not_found): usually a thing the job \
+             never targeted, so no action"
+                .into(),
             None,
         ),
         (
@@ -107,11 +109,13 @@ impl Style {
     fn dim(self, t: &str) -> String {
         self.paint("2", t)
     }
-    /// Red for the classes that usually need action, yellow for the others; only when non-zero.
+    /// Red for the classes that usually need action, yellow for near timeouts, plain for not_found
+    /// (usually a pair its job never targeted); only when non-zero.
     fn class_count(self, c: Class, n: u64, text: &str) -> String {
         match (n, c) {
             (0, _) => self.dim(text),
-            (_, Class::NearTimeout | Class::NotFound) => self.paint("33", text),
+            (_, Class::NotFound) => text.to_string(),
+            (_, Class::NearTimeout) => self.paint("33", text),
             _ => self.paint("1;31", text),
         }
     }

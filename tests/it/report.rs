@@ -605,6 +605,19 @@ fn html_page_is_self_contained_and_escaped() {
         assert!(!page.contains(external), "{external} in the page");
     }
     assert!(page.contains("job-&lt;b&gt;") && !page.contains("job-<b>"));
+    // not_found (usually a pair its job never targeted) is neutral, and says so (issue 23, item 11).
+    let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let not_found = doc["totals"]["not_found"].as_u64().unwrap();
+    assert!(not_found > 0);
+    assert!(
+        page.contains(&format!(
+            "<div class=\"card neutral\"><div class=\"n\">{not_found}</div><div class=\"k\">not_found</div>"
+        )),
+        "the not_found card is neutral"
+    );
+    assert!(!page
+        .contains("<div class=\"card warn\"><div class=\"n\">1</div><div class=\"k\">not_found"));
+    assert!(page.contains("usually a thing the job never targeted"));
     assert!(page.contains("&lt;ARCHIVED&gt;") && !page.contains("<ARCHIVED>"));
     // --json output is unaffected by --html.
     let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
