@@ -313,26 +313,35 @@ fn announce(
         .unwrap_or_default();
     let mut notes = Vec::new();
     if n_targets > 1 {
-        notes.push(format!("{per_target} pairs in each of {n_targets} targets"));
-    }
-    if input.duplicates() > 0 {
         notes.push(format!(
-            "{} duplicate input lines dropped",
-            input.duplicates()
+            "{} pairs in each of {n_targets} targets",
+            crate::summary::thousands(per_target)
         ));
     }
+    if input.duplicates() > 0 {
+        notes.push(crate::summary::duplicate_lines(input.duplicates()));
+    }
     if let Some(s) = cfg.shard {
-        notes.push(format!("shard {s} of {} input pairs", input.total()));
+        notes.push(format!(
+            "shard {s} of {} input pairs",
+            crate::summary::thousands(input.total())
+        ));
     }
     if resumed > 0 {
-        notes.push(format!("resuming: {resumed} already committed"));
+        notes.push(format!(
+            "resuming: {} already committed",
+            crate::summary::thousands(resumed)
+        ));
     }
     let notes = if notes.is_empty() {
         String::new()
     } else {
         format!(" ({})", notes.join("; "))
     };
-    format!("auditing {remaining} pairs{notes}{eta}")
+    format!(
+        "auditing {} pairs{notes}{eta}",
+        crate::summary::thousands(remaining)
+    )
 }
 
 /// The work of lane `lane`: the shard's pairs in input order, numbered in the lane, less those an

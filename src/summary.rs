@@ -101,29 +101,34 @@ impl Summary {
         }
     }
 
-    /// The human summary printed on stderr.
+    /// The human summary printed on stderr: counts with thousands separators, rates as whole
+    /// numbers (as `report` prints them).
     pub fn render(&self) -> String {
+        let t = thousands;
+        // After a resume, the audit's total and this run's share of it.
+        let whose = match self.resumed {
+            0 => String::new(),
+            r => format!(", {} committed by earlier runs; this run", t(r)),
+        };
         let mut s = format!(
-            "{} pairs: {} ok, {} not found, {} errors; {} attempts ({} throttled) in {:.1} s, {:.1} answered calls/s",
-            self.pairs,
-            self.ok,
-            self.not_found,
-            self.errors,
-            self.attempts,
-            self.throttled,
+            "{} pairs{whose}: {} ok, {} not found, {} errors; {} attempts ({} throttled) in {:.1} s, {} answered calls/s",
+            t(self.pairs),
+            t(self.ok),
+            t(self.not_found),
+            t(self.errors),
+            t(self.attempts),
+            t(self.throttled),
             self.elapsed_s,
-            self.calls_per_s
+            t(self.calls_per_s.round() as u64)
         );
         if self.duplicates > 0 {
-            s.push_str(&format!(
-                "; {} duplicate input lines dropped",
-                self.duplicates
-            ));
+            s.push_str(&format!("; {}", duplicate_lines(self.duplicates)));
         }
         if self.carried > 0 {
             s.push_str(&format!(
                 "; {} rows carried from the baseline ({} describes saved)",
-                self.carried, self.describes_saved
+                t(self.carried),
+                t(self.describes_saved)
             ));
         }
         let many = self.targets.len() > TARGET_LINES;
@@ -145,26 +150,50 @@ impl Summary {
                 Some(e) => s.push_str(&format!("\n  {}: not audited: {e}", t.target)),
                 None if many => {}
                 None => s.push_str(&format!(
-                    "\n  {}{account}: {} pairs: {} ok, {} not found, {} errors; {} attempts ({} throttled), {:.1} answered calls/s",
+                    "\n  {}{account}: {} pairs: {} ok, {} not found, {} errors; {} attempts ({} throttled), {} answered calls/s",
                     t.target,
-                    t.pairs,
-                    t.ok,
-                    t.not_found,
-                    t.errors,
-                    t.attempts,
-                    t.throttled,
-                    t.calls_per_s
+                    thousands(t.pairs),
+                    thousands(t.ok),
+                    thousands(t.not_found),
+                    thousands(t.errors),
+                    thousands(t.attempts),
+                    thousands(t.throttled),
+                    thousands(t.calls_per_s.round() as u64)
                 )),
             }
         }
         if self.complete {
-            let rows = self.ok + self.not_found + self.errors;
+            let rows = thousands(self.ok + self.not_found + self.errors);
             match self.files.as_slice() {
                 [one] => s.push_str(&format!("\nwrote {rows} rows to {}", one.display())),
-                many => s.push_str(&format!("\nwrote {rows} rows in {} files", many.len())),
+                many => s.push_str(&format!(
+                    "\nwrote {rows} rows in {} files",
+                    thousands(many.len() as u64)
+                )),
             }
         }
         s
+    }
+}
+
+/// `1234567` -> `1,234,567`: every count a person reads (summaries, plans, reports).
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `1 duplicate input line dropped`, `12,000 duplicate input lines dropped`.
+pub fn duplicate_lines(n: u64) -> String {
+    match n {
+        1 => "1 duplicate input line dropped".into(),
+        n => format!("{} duplicate input lines dropped", thousands(n)),
     }
 }
 
@@ -173,4 +202,46 @@ pub struct SummaryBase {
     pub pairs: u64,
     pub duplicates: u64,
     pub resumed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 23, item 10: counts with thousands separators, rates as whole numbers, "1 duplicate
+    /// input line", and after a resume the audit's total and this run's share.
+    #[test]
+    fn the_summary_reads_as_the_report_does() {
+        let mut s = Summary::empty("r", std::time::Instant::now());
+        s.pairs = 50_000;
+        s.ok = 36_094;
+        s.not_found = 13_906;
+        s.attempts = 50_210;
+        s.throttled = 210;
+        s.elapsed_s = 2.36;
+        s.calls_per_s = 21_164.5;
+        s.duplicates = 1;
+        s.complete = true;
+        s.files = vec!["a/part.parquet".into(), "a/part2.parquet".into()];
+        assert_eq!(
+            s.render(),
+            "50,000 pairs: 36,094 ok, 13,906 not found, 0 errors; 50,210 attempts (210 throttled) \
+             in 2.4 s, 21,165 answered calls/s; 1 duplicate input line dropped\n\
+             wrote 50,000 rows in 2 files"
+        );
+        s.duplicates = 12_000;
+        s.resumed = 40_000;
+        s.ok = 6_094;
+        s.not_found = 3_906;
+        let r = s.render();
+        assert!(
+            r.starts_with("50,000 pairs, 40,000 committed by earlier runs; this run: 6,094 ok, "),
+            "{r}"
+        );
+        assert!(r.contains("; 12,000 duplicate input lines dropped"), "{r}");
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1_000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
 }

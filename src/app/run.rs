@@ -169,7 +169,9 @@ pub(super) async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     };
-    let (quiet, summary_json) = (cfg.quiet, cfg.summary_json.clone());
+    // A dry run prints its plan and makes no call: a summary of zeros after it would say nothing.
+    let dry_run = matches!(&cfg.input, crate::config::Input::Discover(d) if d.dry_run);
+    let (quiet, summary_json) = (cfg.quiet || dry_run, cfg.summary_json.clone());
     // The parsed location, not the flag's text: `file:///abs/dir` is reported on as `/abs/dir`; an
     // object store's dataset is fetched to report on it.
     let dataset = match &cfg.layout {

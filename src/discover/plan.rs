@@ -40,7 +40,7 @@ impl Plan {
             self.describes.map_or("unknown".to_string(), |d| d.to_string()),
             spec.describe.as_str(),
             if rps.is_none() && spec.list_rps.is_none() {
-                "unbounded (no rate limit)".to_string()
+                "unknown (no rate limit: as fast as the service answers)".to_string()
             } else {
                 human_duration(secs)
             },

@@ -32,18 +32,7 @@ pub fn duration_text(ms: i64) -> String {
     format!("{ms}ms")
 }
 
-/// `1234567` -> `1,234,567`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
+pub use crate::summary::thousands;
 
 /// One line per class: its name, its rule with the threshold, and the flag that sets it.
 pub fn class_rules(r: &Report) -> [(Class, String, Option<&'static str>); 6] {

@@ -376,3 +376,28 @@ async fn max_targets_in_flight_audits_that_many_targets_at_once() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_prints_its_plan_and_no_summary_of_zeros() {
+    let server = start(sim_config(fleet(300, 3, 109))).await;
+    let d = tempfile::tempdir().unwrap();
+    lists(&server, d.path());
+    let url = server.endpoint_url();
+    let a = [
+        "run",
+        "--discover",
+        "--jobs",
+        "jobs.txt",
+        "--out",
+        "ds",
+        "--dry-run",
+        "--endpoint-url",
+        &url,
+    ];
+    let (code, stderr) = fa(d.path(), &a).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("plan: 3 jobs;"), "{stderr}");
+    assert!(!stderr.contains(" ok, "), "no summary: {stderr}");
+    assert_eq!(server.stats().calls(Operation::DescribeJobExecution), 0);
+    assert!(!d.path().join("ds").exists());
+}
