@@ -72,6 +72,7 @@ impl LaneView {
         if *shutdown.borrow() {
             return Err(LaneEnd::Ran(Err(Stop::Interrupted)));
         }
+        let known = target.known.clone();
         // Connecting makes no IoT call: a signal ends it at once.
         let mut stop = shutdown.clone();
         let connected = tokio::select! {
@@ -87,6 +88,8 @@ impl LaneView {
                 let _ = self
                     .failed
                     .set(crate::redact::redact(&e.to_string()).into_owned());
+                // Named by what its spec says: its region, its account.
+                let _ = self.origin.set(Arc::new(known));
                 Err(LaneEnd::Failed)
             }
         }

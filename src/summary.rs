@@ -140,6 +140,9 @@ impl Summary {
                 self.failed_targets
             ));
         }
+        for line in failed_target_lines(&self.targets) {
+            s.push_str(&format!("\n  {line}"));
+        }
         for t in &self.targets {
             let account = t
                 .account_id
@@ -147,7 +150,7 @@ impl Summary {
                 .map(|a| format!(" (account {a})"))
                 .unwrap_or_default();
             match &t.error {
-                Some(e) => s.push_str(&format!("\n  {}: not audited: {e}", t.target)),
+                Some(_) => {}
                 None if many => {}
                 None => s.push_str(&format!(
                     "\n  {}{account}: {} pairs: {} ok, {} not found, {} errors; {} attempts ({} throttled), {} answered calls/s",
@@ -174,6 +177,46 @@ impl Summary {
         }
         s
     }
+}
+
+/// The targets not audited, a line per account and reason (an organization's role missing in an
+/// account fails each of its regions alike): `account A: not audited in 4 regions (r1, r2, r3, r4):
+/// REASON`; a target of no known account is a line of its own.
+pub fn failed_target_lines(targets: &[TargetSummary]) -> Vec<String> {
+    // (account, reason) and its targets, in the order first met.
+    type Group<'a> = ((Option<&'a str>, &'a str), Vec<&'a TargetSummary>);
+    let mut groups: Vec<Group> = Vec::new();
+    for t in targets {
+        let Some(e) = t.error.as_deref() else {
+            continue;
+        };
+        let key = (t.account_id.as_deref(), e);
+        match groups
+            .iter_mut()
+            .find(|(k, _)| key.0.is_some() && *k == key)
+        {
+            Some((_, ts)) => ts.push(t),
+            None => groups.push((key, vec![t])),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((account, reason), ts)| match (account, ts.as_slice()) {
+            (Some(a), [_, _, ..]) => {
+                let regions: Vec<&str> = ts
+                    .iter()
+                    .map(|t| t.region.as_deref().unwrap_or(t.target.as_str()))
+                    .collect();
+                format!(
+                    "account {a}: not audited in {} regions ({}): {reason}",
+                    regions.len(),
+                    regions.join(", ")
+                )
+            }
+            (_, [t, ..]) => format!("{}: not audited: {reason}", t.target),
+            (_, []) => unreachable!("a group has a target"),
+        })
+        .collect()
 }
 
 /// `1234567` -> `1,234,567`: every count a person reads (summaries, plans, reports).

@@ -36,6 +36,9 @@ pub struct TargetClient<C> {
 /// targets.
 pub struct PendingTarget<C> {
     pub label: String,
+    /// What its spec says of it before it is connected (its region; its account, from the role it
+    /// assumes): a target that cannot be connected is still named by region and account.
+    pub known: Origin,
     /// Makes the connecting future when the turn comes: a waiting target holds only what the
     /// closure captures (its spec), not a future's whole state.
     connect: Box<dyn FnOnce() -> BoxFuture<'static, Result<TargetClient<C>, SetupError>> + Send>,
@@ -46,6 +49,7 @@ impl<C: Send + Sync + 'static> PendingTarget<C> {
     pub fn ready(t: TargetClient<C>) -> Self {
         PendingTarget {
             label: t.label.clone(),
+            known: (*t.origin).clone(),
             connect: Box::new(move || Box::pin(futures::future::ready(Ok(t)))),
         }
     }
@@ -61,6 +65,10 @@ impl PendingTarget<IotClient> {
     pub fn lazy(spec: TargetSpec) -> Self {
         PendingTarget {
             label: spec.label.clone(),
+            known: Origin {
+                region: spec.client.region.clone(),
+                account_id: spec.client.role_arn.as_deref().and_then(account_of_role),
+            },
             connect: Box::new(move || {
                 Box::pin(async move {
                     let t = resolve_one(&spec).await?;
@@ -73,6 +81,12 @@ impl PendingTarget<IotClient> {
             }),
         }
     }
+}
+
+/// The account of a role ARN (`arn:aws:iam::123456789012:role/NAME`).
+fn account_of_role(arn: &str) -> Option<String> {
+    let id = arn.split(':').nth(4)?;
+    is_account_id(id).then(|| id.to_string())
 }
 
 /// An input identity with the targets it is audited in (`BASE:targets=A,B`; one target adds

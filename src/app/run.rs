@@ -88,10 +88,9 @@ pub(super) fn finish_run(
             let said = redact(&stop.to_string()).into_owned();
             if let (Stop::TargetsFailed { .. }, true) = (&stop, resumable) {
                 if quiet {
-                    // The summary names them otherwise.
-                    for t in summary.targets.iter().filter(|t| t.error.is_some()) {
-                        let e = t.error.as_deref().unwrap_or_default();
-                        eprintln!("fleet-audit: {}: not audited: {e}", t.target);
+                    // The summary names them otherwise: a line per account and reason.
+                    for line in crate::summary::failed_target_lines(&summary.targets) {
+                        eprintln!("fleet-audit: {line}");
                     }
                 }
                 eprintln!(

@@ -229,6 +229,17 @@ pub fn terminal(r: &Report, top: usize, colour: bool) -> String {
     if let Some(line) = r.incomplete_text() {
         let _ = writeln!(out, "{}", st.paint("1;31", &line));
     }
+    // Targets not audited come first: "no stuck executions" says nothing of their rows.
+    let failed = r.targets.iter().filter(|t| t.error.is_some()).count();
+    if failed > 0 {
+        let line = format!(
+            "{} of {} targets were not audited: their executions are not in this report (the \
+             targets table below says why; the run's --resume retries them)",
+            thousands(failed as u64),
+            thousands(r.targets.len() as u64)
+        );
+        let _ = writeln!(out, "{}", st.paint("1;31", &line));
+    }
     let _ = writeln!(
         out,
         "{} {} ({} file{}): {} executions, {} job{}",

@@ -101,6 +101,17 @@ async fn every_account_and_enabled_region_once_and_a_resume_fills_the_missing_ro
         .flat_map(|a| ENABLED.iter().map(move |r| format!("{a}/{r}")))
         .collect();
     assert_eq!(failed_labels, want);
+    // Each is named by its region and account too (issue 23, item 13: its region was null).
+    for t in summary.targets.iter().filter(|t| t.error.is_some()) {
+        assert_eq!(
+            format!(
+                "{}/{}",
+                t.account_id.as_deref().unwrap_or("?"),
+                t.region.as_deref().unwrap_or("?")
+            ),
+            t.target
+        );
+    }
     let manifest: Manifest =
         serde_json::from_slice(&std::fs::read(out.join("_manifest.json")).unwrap()).unwrap();
     assert!(!manifest.complete);
@@ -139,7 +150,16 @@ async fn every_account_and_enabled_region_once_and_a_resume_fills_the_missing_ro
         .all(|t| t.counts.total == 3));
     let json = report.to_json();
     assert_eq!(json["targets"].as_array().unwrap().len(), 800);
-    assert!(report.render_terminal(5).contains("targets: 800 ("));
+    let text = report.render_terminal(5);
+    assert!(text.contains("targets: 800 ("));
+    // The targets not audited are said first, before any count (issue 23, item 13).
+    let first_lines: Vec<&str> = text.lines().take(2).collect();
+    assert!(
+        first_lines
+            .iter()
+            .any(|l| l.starts_with(&format!("{failed} of 800 targets were not audited: "))),
+        "{text}"
+    );
 
     // The roles now exist: a resume audits the failed targets alone, and the dataset is complete.
     let fixed = org_sim(208, 0.0).await;
@@ -213,9 +233,17 @@ async fn the_binary_exits_5_names_the_failed_targets_and_narrows_accounts() {
     )
     .await;
     assert_eq!(code, Some(5), "{stderr}");
+    // A line per account and reason, not per account x region (issue 23, item 13).
     let m = missing.iter().next().unwrap();
     assert!(
-        stderr.contains(&format!("{m}/eu-west-1: not audited:")),
+        stderr.contains(&format!(
+            "account {m}: not audited in 2 regions (eu-west-1, us-east-1): "
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("not audited").count(),
+        missing.len(),
         "{stderr}"
     );
     assert!(stderr.contains("--resume to retry them"), "{stderr}");
