@@ -67,7 +67,7 @@ pub fn exposition(report: Option<&Report>, run: Option<(&Summary, f64)>) -> Stri
                 &mut out,
                 "fleet_audit_changes",
                 "gauge",
-                "Changes since the baseline audit (new_stuck, recovered, still_stuck, new_timed_out, new_failed), by job.",
+                "Changes since the baseline audit (new_stuck; of the executions stuck then: recovered, ended_timed_out, ended_failed, ended_canceled, ended_other, still_stuck; new_timed_out, new_failed), by job; zero counts included.",
             );
             for (job, counts) in &ch.jobs {
                 for (change, n) in counts.named() {

@@ -6,7 +6,10 @@
 //! each of its rows compared with its pair's baseline row.
 //!
 //! - `new_stuck`: stuck now (`stuck_queued` or `stale_in_progress`), not stuck or absent before;
-//! - `recovered`: stuck before, in the dataset now and not stuck (terminal, or progressing);
+//! - stuck before, in the dataset now and not stuck, split by what became of it (a stuck execution
+//!   that timed out is no good news): `recovered` (SUCCEEDED, or QUEUED / IN_PROGRESS and moving
+//!   again), `ended_timed_out` (TIMED_OUT), `ended_failed` (FAILED, REJECTED), `ended_canceled`
+//!   (CANCELED, REMOVED), `ended_other` (anything else: no status now, a status AWS may add);
 //! - `still_stuck`: stuck in both; the baseline's `fetched_at` is when it was first seen stuck;
 //! - `new_timed_out`, `new_failed`: TIMED_OUT (FAILED) now, not before or absent;
 //! - transitions: status before -> status now, counts; absent before or gone now is `null`.
@@ -23,8 +26,16 @@ use crate::pair::pair_key;
 pub struct ChangeCounts {
     /// Stuck now, not stuck (or absent) in the baseline.
     pub new_stuck: u64,
-    /// Stuck in the baseline, not stuck now.
+    /// Stuck in the baseline; SUCCEEDED now, or QUEUED / IN_PROGRESS and no longer stuck.
     pub recovered: u64,
+    /// Stuck in the baseline, TIMED_OUT now.
+    pub ended_timed_out: u64,
+    /// Stuck in the baseline, FAILED or REJECTED now.
+    pub ended_failed: u64,
+    /// Stuck in the baseline, CANCELED or REMOVED now.
+    pub ended_canceled: u64,
+    /// Stuck in the baseline, not stuck now in any other way (no status, an unknown status).
+    pub ended_other: u64,
     /// Stuck in both.
     pub still_stuck: u64,
     /// TIMED_OUT now, not in the baseline.
@@ -35,10 +46,14 @@ pub struct ChangeCounts {
 
 impl ChangeCounts {
     /// The counts by name, in the order the report shows them.
-    pub fn named(&self) -> [(&'static str, u64); 5] {
+    pub fn named(&self) -> [(&'static str, u64); 9] {
         [
             ("new_stuck", self.new_stuck),
             ("recovered", self.recovered),
+            ("ended_timed_out", self.ended_timed_out),
+            ("ended_failed", self.ended_failed),
+            ("ended_canceled", self.ended_canceled),
+            ("ended_other", self.ended_other),
             ("still_stuck", self.still_stuck),
             ("new_timed_out", self.new_timed_out),
             ("new_failed", self.new_failed),
@@ -161,7 +176,13 @@ impl Tracker {
         let mut c = ChangeCounts::default();
         match (before.map(|b| b.stuck), now_stuck) {
             (Some(true), true) => c.still_stuck = 1,
-            (Some(true), false) => c.recovered = 1,
+            (Some(true), false) => match e.status {
+                Some("SUCCEEDED" | "QUEUED" | "IN_PROGRESS") => c.recovered = 1,
+                Some("TIMED_OUT") => c.ended_timed_out = 1,
+                Some("FAILED" | "REJECTED") => c.ended_failed = 1,
+                Some("CANCELED" | "REMOVED") => c.ended_canceled = 1,
+                _ => c.ended_other = 1,
+            },
             (_, true) => c.new_stuck = 1,
             _ => {}
         }
@@ -188,6 +209,10 @@ impl Tracker {
         let add = |t: &mut ChangeCounts| {
             t.new_stuck += c.new_stuck;
             t.recovered += c.recovered;
+            t.ended_timed_out += c.ended_timed_out;
+            t.ended_failed += c.ended_failed;
+            t.ended_canceled += c.ended_canceled;
+            t.ended_other += c.ended_other;
             t.still_stuck += c.still_stuck;
             t.new_timed_out += c.new_timed_out;
             t.new_failed += c.new_failed;
@@ -256,6 +281,12 @@ mod tests {
             (row("fails", "IN_PROGRESS", 10 * DAY, 10 * DAY), false),
             (row("gone", "SUCCEEDED", 10 * DAY, 0), false),
             (row("was-timed-out", "TIMED_OUT", 10 * DAY, 0), false),
+            // Stuck, then ended without success: not counted as recovered (issue 23, item 1).
+            (row("times-out", "QUEUED", 10 * DAY, 0), true),
+            (row("is-rejected", "IN_PROGRESS", 10 * DAY, 0), true),
+            (row("is-removed", "QUEUED", 10 * DAY, 0), true),
+            (row("vanishes", "QUEUED", 10 * DAY, 0), true),
+            (row("moves", "QUEUED", 10 * DAY, 0), true),
         ];
         for (e, stuck) in &base {
             let (e, stuck) = (e, *stuck);
@@ -276,17 +307,29 @@ mod tests {
             row("fails", "FAILED", 11 * DAY, 10 * DAY),
             row("was-timed-out", "TIMED_OUT", 11 * DAY, 0),
             row("new", "QUEUED", 11 * DAY, 8 * DAY),
+            row("times-out", "TIMED_OUT", 11 * DAY, 0),
+            row("is-rejected", "REJECTED", 11 * DAY, 0),
+            row("is-removed", "REMOVED", 11 * DAY, 0),
+            row("moves", "IN_PROGRESS", 11 * DAY, 11 * DAY),
         ] {
             t.add(&e);
         }
+        let mut gone = row("vanishes", "QUEUED", 11 * DAY, 0);
+        gone.status = None;
+        gone.outcome = "not_found";
+        t.add(&gone);
         let c = t.finish();
         assert_eq!(
             c.totals,
             ChangeCounts {
                 new_stuck: 1,
-                recovered: 1,
+                recovered: 2,
+                ended_timed_out: 1,
+                ended_failed: 1,
+                ended_canceled: 1,
+                ended_other: 1,
                 still_stuck: 1,
-                new_timed_out: 0,
+                new_timed_out: 1,
                 new_failed: 1,
             }
         );
@@ -297,7 +340,9 @@ mod tests {
         assert_eq!(tr(None, Some("QUEUED")), 1);
         assert_eq!(tr(Some("QUEUED"), Some("SUCCEEDED")), 1);
         assert_eq!(tr(Some("TIMED_OUT"), Some("TIMED_OUT")), 1);
-        assert_eq!(c.transitions.values().sum::<u64>(), 6);
+        assert_eq!(tr(Some("QUEUED"), Some("TIMED_OUT")), 1);
+        assert_eq!(tr(Some("QUEUED"), None), 1, "no status now");
+        assert_eq!(c.transitions.values().sum::<u64>(), 11);
         assert_eq!(c.still_stuck_oldest.len(), 1);
         assert_eq!(c.still_stuck_oldest[0].first_seen_stuck_ms, 10 * DAY);
     }

@@ -60,7 +60,12 @@ def changes_sql(base, cur):
     return JOINED.format(base=base, cur=cur) + """
 SELECT c.job_id,
        count(*) FILTER (WHERE c.stuck AND (b.stuck IS NULL OR NOT b.stuck)) AS new_stuck,
-       count(*) FILTER (WHERE b.stuck AND NOT c.stuck) AS recovered,
+       count(*) FILTER (WHERE b.stuck AND NOT c.stuck AND c.status IN ('SUCCEEDED', 'QUEUED', 'IN_PROGRESS')) AS recovered,
+       count(*) FILTER (WHERE b.stuck AND NOT c.stuck AND c.status = 'TIMED_OUT') AS ended_timed_out,
+       count(*) FILTER (WHERE b.stuck AND NOT c.stuck AND c.status IN ('FAILED', 'REJECTED')) AS ended_failed,
+       count(*) FILTER (WHERE b.stuck AND NOT c.stuck AND c.status IN ('CANCELED', 'REMOVED')) AS ended_canceled,
+       count(*) FILTER (WHERE b.stuck AND NOT c.stuck AND (c.status IS NULL OR c.status NOT IN
+                        ('SUCCEEDED', 'QUEUED', 'IN_PROGRESS', 'TIMED_OUT', 'FAILED', 'REJECTED', 'CANCELED', 'REMOVED'))) AS ended_other,
        count(*) FILTER (WHERE b.stuck AND c.stuck) AS still_stuck,
        count(*) FILTER (WHERE c.status = 'TIMED_OUT' AND b.status IS DISTINCT FROM 'TIMED_OUT') AS new_timed_out,
        count(*) FILTER (WHERE c.status = 'FAILED' AND b.status IS DISTINCT FROM 'FAILED') AS new_failed
@@ -85,7 +90,7 @@ def test_report_changes_match_duckdb(fa, two_days):
     changes = json.loads(r.stdout)["changes"]
     assert changes["baseline"] == str(base)
     con = duckdb.connect()
-    keys = ["new_stuck", "recovered", "still_stuck", "new_timed_out", "new_failed"]
+    keys = ["new_stuck", "recovered", "ended_timed_out", "ended_failed", "ended_canceled", "ended_other", "still_stuck", "new_timed_out", "new_failed"]
     rows = con.execute(changes_sql(glob(base), glob(cur))).fetchall()
     want_jobs = [dict(zip(["job_id", *keys], row)) for row in rows]
     got_jobs = [{k: j[k] for k in ["job_id", *keys]} for j in changes["jobs"]]
@@ -94,6 +99,8 @@ def test_report_changes_match_duckdb(fa, two_days):
     assert changes["totals"] == totals
     # A fleet a day later has moved: every kind of change happens.
     assert all(totals[k] > 0 for k in ["new_stuck", "still_stuck", "new_timed_out", "new_failed"]), totals
+    # A stuck execution that timed out is no recovery: it is counted apart (issue 23, item 1).
+    assert totals["ended_timed_out"] > 0, totals
 
     want_tr = {(f, t): n for f, t, n in con.execute(transitions_sql(glob(base), glob(cur))).fetchall()}
     got_tr = {(t["from"], t["to"]): t["count"] for t in changes["transitions"]}
@@ -135,7 +142,7 @@ def test_change_metrics_equal_the_report(fa, two_days, tmp_path):
     families = {f.name: f for f in text_string_to_metric_families(prom.read_text())}
     got = {(s.labels["job_id"], s.labels["change"]): s.value for s in families["fleet_audit_changes"].samples}
     want = {(j["job_id"], k): float(j[k]) for j in changes["jobs"]
-            for k in ["new_stuck", "recovered", "still_stuck", "new_timed_out", "new_failed"]}
+            for k in ["new_stuck", "recovered", "ended_timed_out", "ended_failed", "ended_canceled", "ended_other", "still_stuck", "new_timed_out", "new_failed"]}
     assert got == want
     assert families["fleet_audit_changes"].type == "gauge"
 
