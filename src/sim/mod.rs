@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -160,7 +160,9 @@ pub struct Faults {
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub fleet: FleetSpec,
-    /// Per-operation quota in calls per second (token bucket); `None` means no quota.
+    /// Per-operation quota in calls per second (token bucket); `None` means no quota. The buckets
+    /// run on tokio's clock, which is the monotonic clock in a normal runtime; under
+    /// `tokio::time::pause()` a test decides when tokens come back (`tokio::time::advance`).
     pub quota_rps: Option<f64>,
     /// Bucket size of the quota; defaults to one second's worth of calls.
     pub quota_burst: Option<u32>,
@@ -228,7 +230,8 @@ impl StatsSnapshot {
     }
 }
 
-type Limiter = DefaultDirectRateLimiter;
+/// A quota bucket on tokio's clock (see [`SimConfig::quota_rps`]).
+type Limiter = crate::limit::Governor;
 
 /// The shared state behind every connection.
 pub struct Simulator {
@@ -252,7 +255,9 @@ impl Simulator {
             let quota = Quota::with_period(Duration::from_secs_f64(1.0 / rps))
                 .expect("positive period")
                 .allow_burst(NonZeroU32::new(burst).expect("burst >= 1"));
-            std::array::from_fn(|_| RateLimiter::direct(quota))
+            std::array::from_fn(|_| {
+                RateLimiter::direct_with_clock(quota, crate::limit::TokioClock::default())
+            })
         });
         Simulator {
             fleet: Fleet::new(config.fleet),
