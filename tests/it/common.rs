@@ -192,6 +192,20 @@ pub fn isolated_binary(cwd: &Path) -> tokio::process::Command {
     c
 }
 
+/// Waits until `sim` holds a request of `op` at its gate (closed beforehand with
+/// [`fleet_audit::sim::Simulator::hold_after`]), so `child` is provably mid-run; fails the test if
+/// `child` ends first.
+pub async fn until_held_or_exit(
+    sim: &fleet_audit::sim::Simulator,
+    op: fleet_audit::sim::Operation,
+    child: &mut tokio::process::Child,
+) {
+    tokio::select! {
+        _ = sim.until_held(op, 1) => {}
+        status = child.wait() => panic!("the run ended ({status:?}) before the simulator held it"),
+    }
+}
+
 /// Waits for a child (stderr piped) to end, or SIGKILLs it once `kill_after` has passed: its exit code
 /// (None when killed by a signal) and its stderr.
 pub async fn wait_or_kill(
