@@ -206,6 +206,30 @@ pub async fn until_held_or_exit(
     }
 }
 
+/// SIGKILLs `child` once `sim` holds a request of `op` (its gate closed beforehand with
+/// [`fleet_audit::sim::Simulator::hold_after`]), so the kill lands at a known point, mid-run; then
+/// opens the gate again. Fails the test if `child` ends by itself.
+pub async fn kill_when_held(
+    sim: &fleet_audit::sim::Simulator,
+    op: fleet_audit::sim::Operation,
+    mut child: tokio::process::Child,
+) {
+    until_held_or_exit(sim, op, &mut child).await;
+    let (code, err) = wait_or_kill(child, Some(Duration::ZERO)).await;
+    assert_eq!(code, None, "killed by SIGKILL mid-run: {err}");
+    sim.release(op);
+}
+
+/// `rounds` kill points (numbers of describes a run gets answered before it is held and killed),
+/// drawn in `range` from a fixed `seed`, so every run of a test kills at the same points.
+pub fn kill_points(seed: u64, rounds: usize, range: std::ops::Range<u64>) -> Vec<u64> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..rounds)
+        .map(|_| rng.random_range(range.clone()))
+        .collect()
+}
+
 /// Waits for a child (stderr piped) to end, or SIGKILLs it once `kill_after` has passed: its exit code
 /// (None when killed by a signal) and its stderr.
 pub async fn wait_or_kill(

@@ -155,7 +155,7 @@ fn send_signal(pid: u32, sig: i32) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_moments_then_resume_loses_and_doubles_nothing() {
+async fn sigkill_at_seeded_moments_then_resume_loses_and_doubles_nothing() {
     let mut cfg = sim_config(fleet(1_500, 4, 77));
     cfg.latency = Latency::Fixed(Duration::from_millis(1));
     let server = start(cfg).await;
@@ -186,27 +186,25 @@ async fn sigkill_at_random_moments_then_resume_loses_and_doubles_nothing() {
         "300",
         "--quiet",
     ];
-    let mut kills = 0;
-    let mut finished = false;
-    for round in 0..12 {
+    // Killed at counted points: each of the first rounds gets a number of describes answered (drawn
+    // from a fixed seed), then the simulator holds the next ones and the run is SIGKILLed. Together
+    // the rounds get fewer describes than the 6,000 pairs, so none can finish before its kill point;
+    // the last round runs to the end.
+    let op = Operation::DescribeJobExecution;
+    let points = kill_points(1_500, 5, 300..1_100);
+    assert!(points.iter().sum::<u64>() < 6_000);
+    for (round, &n) in points.iter().enumerate() {
         let mut args = base.to_vec();
         if round > 0 {
             args.push("--resume");
         }
-        // Kill at a random moment in the first rounds; let the last one finish.
-        let wait = (round < 11).then(|| Duration::from_millis(200 + rand::random::<u64>() % 900));
-        let (code, err) = run_binary(&args, wait).await;
-        match code {
-            Some(0) => {
-                finished = true;
-                break;
-            }
-            None => kills += 1,
-            Some(c) => panic!("round {round}: exit {c}: {err}"),
-        }
+        server.simulator().hold_after(op, n);
+        kill_when_held(server.simulator(), op, spawn_binary(&args)).await;
     }
-    assert!(finished, "never finished");
-    assert!(kills >= 2, "the run was killed only {kills} times");
+    let mut args = base.to_vec();
+    args.push("--resume");
+    let (code, err) = run_binary(&args, None).await;
+    assert_eq!(code, Some(0), "the last round finishes: {err}");
     let rows = read_rows(Path::new(&out));
     assert_eq!(rows.len(), 6_000);
     let got = contents(&rows);

@@ -279,27 +279,25 @@ async fn sigkill_mid_upload_then_resume_leaves_no_partial_or_orphan_object() {
     // Killed runs leave their staging folders; the next run removes those of dead processes.
     let staging = dir.path().join("tmp");
     std::fs::create_dir(&staging).unwrap();
-    let (mut kills, mut finished) = (0, false);
-    for round in 0..14 {
+    // Killed at counted points: each of the first rounds gets a number of describes answered (drawn
+    // from a fixed seed), then the simulator holds the next ones and the run is SIGKILLed, with many
+    // small parts uploading or about to. Together the rounds get fewer describes than the 6,000
+    // pairs, so none can finish before its kill point; the last round runs to the end.
+    let op = fleet_audit::sim::Operation::DescribeJobExecution;
+    let points = kill_points(77, 4, 400..1_400);
+    assert!(points.iter().sum::<u64>() < 6_000);
+    for (round, &n) in points.iter().enumerate() {
         let mut args = base.to_vec();
         if round > 0 {
             args.push("--resume");
         }
-        // Kill at a random moment in the first rounds (many small parts are uploading at any time);
-        // let the last ones finish.
-        let wait = (round < 12).then(|| Duration::from_millis(300 + rand::random::<u64>() % 1500));
-        let (code, err) = run_bin(&moto, &args, wait, Some(&staging)).await;
-        match code {
-            Some(0) => {
-                finished = true;
-                break;
-            }
-            None => kills += 1,
-            Some(c) => panic!("round {round}: exit {c}: {err}"),
-        }
+        server.simulator().hold_after(op, n);
+        kill_when_held(server.simulator(), op, spawn(&moto, &args, Some(&staging))).await;
     }
-    assert!(finished, "never finished");
-    assert!(kills >= 2, "the run was killed only {kills} times");
+    let mut args = base.to_vec();
+    args.push("--resume");
+    let (code, err) = run_bin(&moto, &args, None, Some(&staging)).await;
+    assert_eq!(code, Some(0), "the last round finishes: {err}");
     let left: Vec<_> = std::fs::read_dir(&staging).unwrap().collect();
     assert!(left.is_empty(), "staging folders left: {left:?}");
     let (manifest, files) = s3_dataset(&moto, "audit", "killed").await;
