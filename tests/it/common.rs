@@ -128,9 +128,10 @@ pub fn discover_config(
     rc
 }
 
-/// Runs `rc` and interrupts it, as a first SIGINT would, once `server` has received `calls` requests
-/// of `op`; asserts that the run stopped interrupted with its committed rows kept for `--resume`, and
-/// returns its summary.
+/// Runs `rc` and interrupts it, as a first SIGINT would, at a known point: `server` answers `calls`
+/// requests of `op` in all, holds the next ones, and the stop is sent while one is held (so the run
+/// is provably mid-way, however slow the machine), then the held ones are answered. Asserts that the
+/// run stopped interrupted with its committed rows kept for `--resume`, and returns its summary.
 pub async fn run_interrupted(
     rc: RunConfig,
     server: &SimServer,
@@ -139,15 +140,20 @@ pub async fn run_interrupted(
 ) -> fleet_audit::summary::Summary {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let sim = server.simulator().clone();
+    sim.hold_after(op, calls.saturating_sub(sim.stats().calls(op)));
     let stopper = tokio::spawn(async move {
-        while sim.stats().calls(op) < calls {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        sim.until_held(op, 1).await;
         tx.send(true).unwrap();
+        sim.release(op);
         tx
     });
-    let err = fleet_audit::run::run(rc, rx).await.unwrap_err();
-    let _tx = stopper.await.unwrap();
+    let ended = fleet_audit::run::run(rc, rx).await;
+    // However the run ended (one that was never held fails below), its stopper goes and the gate
+    // opens for what follows.
+    stopper.abort();
+    let _ = stopper.await;
+    server.simulator().release(op);
+    let err = ended.expect_err("the run was interrupted");
     match err {
         fleet_audit::error::RunError::Stopped {
             stop: fleet_audit::engine::Stop::Interrupted,
