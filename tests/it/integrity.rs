@@ -60,13 +60,6 @@ fn distinct_pairs(rows: &[ReadRow]) -> usize {
         .len()
 }
 
-/// Waits until `server` has answered `n` describes.
-async fn until_calls(server: &fleet_audit::sim::SimServer, n: u64) {
-    while server.stats().calls(Operation::DescribeJobExecution) < n {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// `OUT is being written by run R (pid P on host H, since T)`, as one line.
 fn assert_refused_by_holder(stderr: &str, out: &str) {
     let lines: Vec<&str> = stderr.lines().collect();
@@ -150,7 +143,7 @@ async fn a_second_run_on_an_output_in_use_is_refused_before_any_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_frees_a_local_output_at_once() {
-    let sim = start_paced(fleet(2_000, 2, 37)).await;
+    let sim = start(sim_config(fleet(2_000, 2, 37))).await;
     let d = tempfile::tempdir().unwrap();
     lists(&sim, d.path());
     let args = [
@@ -166,10 +159,11 @@ async fn kill_9_frees_a_local_output_at_once() {
         "--concurrency",
         "4",
     ];
+    // Killed mid-run at a known point: 1,000 describes answered, the next held.
+    let op = Operation::DescribeJobExecution;
+    sim.simulator().hold_after(op, 1_000);
     let holder = spawn(d.path(), &sim.endpoint_url(), &args);
-    until_calls(&sim, 1_000).await;
-    let (code, _) = wait_or_kill(holder, Some(Duration::ZERO)).await;
-    assert_eq!(code, None, "killed by SIGKILL");
+    kill_when_held(sim.simulator(), op, holder).await;
     let mut resume: Vec<&str> = args.to_vec();
     resume.push("--resume");
     let (code, stderr) = fa(d.path(), &sim.endpoint_url(), &resume).await;

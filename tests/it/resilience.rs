@@ -121,25 +121,21 @@ async fn run_binary(args: &[&str], kill_after: Option<Duration>) -> (Option<i32>
     wait_or_kill(spawn_binary(args), kill_after).await
 }
 
-/// Runs the binary and sends it `signal` once the simulator has received `calls` more
-/// DescribeJobExecution requests (so the signal lands mid-run however loaded the machine is).
+/// Runs the binary and sends it `signal` at a known point, mid-run: the simulator answers `calls`
+/// more DescribeJobExecution requests, holds the next ones, the signal is sent while one is held,
+/// then the held ones are answered.
 async fn run_binary_signal_after_calls(
     args: &[&str],
     sim: &fleet_audit::sim::Simulator,
     calls: u64,
     signal: i32,
 ) -> (Option<i32>, String) {
-    let target = sim.stats().calls(Operation::DescribeJobExecution) + calls;
-    let child = spawn_binary(args);
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while sim.stats().calls(Operation::DescribeJobExecution) < target {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run never reached {calls} calls"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let op = Operation::DescribeJobExecution;
+    sim.hold_after(op, calls);
+    let mut child = spawn_binary(args);
+    until_held_or_exit(sim, op, &mut child).await;
     send_signal(child.id().unwrap(), signal);
+    sim.release(op);
     wait_or_kill(child, None).await
 }
 
