@@ -60,7 +60,8 @@ impl Clock for TokioClock {
     }
 }
 
-type Governor = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
+/// A GCRA limiter on tokio's clock (also the simulator's quota bucket).
+pub(crate) type Governor = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<Nanos>>;
 
 /// Share of the rate kept on the run's first throttle, and on later ones.
 const FIRST_DECREASE: f64 = 0.5;

@@ -530,4 +530,43 @@ mod tests {
             other => panic!("{other:?}"),
         }
     }
+
+    /// Each target's view has a limiter of its own at the run's --rps: on tokio's paused clock, two
+    /// targets calling at once each get 20 calls a second (a shared limiter would give each 10).
+    #[tokio::test(start_paused = true)]
+    async fn each_target_has_its_own_limiter_at_the_runs_rps() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::parse_from([
+            "fleet-audit",
+            "run",
+            "--pairs",
+            "pairs.csv",
+            "--out",
+            "audit",
+            "--rps",
+            "20",
+        ]);
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!("a run command");
+        };
+        let cfg = RunConfig::from_args(&args).unwrap();
+        let views = [
+            LaneView::waiting("a", 0, &cfg),
+            LaneView::waiting("b", 0, &cfg),
+        ];
+        let (_tx, sd) = tokio::sync::watch::channel(false);
+        let started = tokio::time::Instant::now();
+        let calls = |v: &LaneView| {
+            let (l, sd) = (v.limiter.clone().unwrap(), sd.clone());
+            async move {
+                for _ in 0..120 {
+                    assert!(l.acquire(&sd).await);
+                }
+            }
+        };
+        tokio::join!(calls(&views[0]), calls(&views[1]));
+        // 120 calls each: a burst of 2 (a tenth of a second's worth, at least 2), then 118 at 20/s.
+        let ms = started.elapsed().as_millis();
+        assert_eq!(ms.div_ceil(10) * 10, 5_900, "{ms} ms");
+    }
 }

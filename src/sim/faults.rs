@@ -130,7 +130,8 @@ mod tests {
         })
     }
 
-    #[tokio::test]
+    // The quota's bucket runs on tokio's clock: paused, no token comes back until the test says.
+    #[tokio::test(start_paused = true)]
     async fn the_quota_comes_before_the_faults_and_each_is_counted() {
         let s = sim(
             Faults {
@@ -151,6 +152,12 @@ mod tests {
         );
         // Other operations have their own bucket.
         assert_eq!(decide(&s, Operation::ListJobs).await, Some(Fault::Drop));
+        // A second later (1 call/s) the bucket has its token again, and only one.
+        tokio::time::advance(std::time::Duration::from_millis(999)).await;
+        assert_eq!(decide(&s, op).await, Some(Fault::Quota));
+        tokio::time::advance(std::time::Duration::from_millis(1)).await;
+        assert_eq!(decide(&s, op).await, Some(Fault::Drop));
+        assert_eq!(decide(&s, op).await, Some(Fault::Quota));
     }
 
     #[tokio::test]

@@ -4,7 +4,9 @@
 //! account: it answers the real AWS SDKs and CLI exactly as AWS IoT does (paths, JSON shapes, error
 //! headers, ThrottlingException as HTTP 400), over a deterministic fleet ([`fleet`]), and misbehaves on
 //! purpose when its knobs say so ([`Faults`], quotas, latency). Every request received is counted by
-//! operation so tests can check what a client really sent ([`StatsSnapshot`]).
+//! operation so tests can check what a client really sent ([`StatsSnapshot`]), and a test can hold an
+//! operation's requests at a known point of a client's run until it releases them
+//! ([`Simulator::hold_after`]; never closed unless a test asks).
 //!
 //! Requests signed with the access key id `AKIDEXPIRED` or `AKIDDENIED` are refused with
 //! ExpiredTokenException or AccessDeniedException (403), so that run-level credential failures can be
@@ -34,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::{Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -160,7 +162,9 @@ pub struct Faults {
 #[derive(Debug, Clone)]
 pub struct SimConfig {
     pub fleet: FleetSpec,
-    /// Per-operation quota in calls per second (token bucket); `None` means no quota.
+    /// Per-operation quota in calls per second (token bucket); `None` means no quota. The buckets
+    /// run on tokio's clock, which is the monotonic clock in a normal runtime; under
+    /// `tokio::time::pause()` a test decides when tokens come back (`tokio::time::advance`).
     pub quota_rps: Option<f64>,
     /// Bucket size of the quota; defaults to one second's worth of calls.
     pub quota_burst: Option<u32>,
@@ -228,7 +232,42 @@ impl StatsSnapshot {
     }
 }
 
-type Limiter = DefaultDirectRateLimiter;
+/// A quota bucket on tokio's clock (see [`SimConfig::quota_rps`]).
+type Limiter = crate::limit::Governor;
+
+/// Where one operation's gate stands (see [`Simulator::hold_after`]): open (`pass: None`, the
+/// default), or letting `pass` more requests through before it holds the later ones; `held` counts
+/// the requests waiting at it now.
+#[derive(Debug, Clone, Copy, Default)]
+struct Gate {
+    pass: Option<u64>,
+    held: u64,
+}
+
+/// One operation's gate: its state, and whether it was ever closed (so that a simulator nobody
+/// holds never takes the gate's lock on its way).
+struct GateCell {
+    state: tokio::sync::watch::Sender<Gate>,
+    used: std::sync::atomic::AtomicBool,
+}
+
+impl Default for GateCell {
+    fn default() -> Self {
+        GateCell {
+            state: tokio::sync::watch::Sender::new(Gate::default()),
+            used: Default::default(),
+        }
+    }
+}
+
+/// A request waiting at a gate: counted in `held` until it passes or is dropped (its client gone).
+struct Waiting<'a>(&'a tokio::sync::watch::Sender<Gate>);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.send_modify(|g| g.held -= 1);
+    }
+}
 
 /// The shared state behind every connection.
 pub struct Simulator {
@@ -236,6 +275,7 @@ pub struct Simulator {
     latency: Latency,
     faults: Faults,
     limiters: Option<[Limiter; 5]>,
+    gates: [GateCell; 5],
     stats: Stats,
     request_ids: AtomicU64,
     org: OrgSpec,
@@ -252,13 +292,16 @@ impl Simulator {
             let quota = Quota::with_period(Duration::from_secs_f64(1.0 / rps))
                 .expect("positive period")
                 .allow_burst(NonZeroU32::new(burst).expect("burst >= 1"));
-            std::array::from_fn(|_| RateLimiter::direct(quota))
+            std::array::from_fn(|_| {
+                RateLimiter::direct_with_clock(quota, crate::limit::TokioClock::default())
+            })
         });
         Simulator {
             fleet: Fleet::new(config.fleet),
             latency: config.latency,
             faults: config.faults,
             limiters,
+            gates: Default::default(),
             stats: Stats::default(),
             request_ids: AtomicU64::new(1),
             org: config.org,
@@ -341,6 +384,76 @@ impl Simulator {
     }
 }
 
+impl Simulator {
+    /// Test hook, so a test can catch a client at a known point of its run instead of guessing how
+    /// long it lasts: lets `n` more requests of `op` through from now, then holds every later one
+    /// (counted in the stats as received, not answered) until [`Simulator::release`] or a later
+    /// `hold_after` lets them go. A held request waits after the authentication checks and before
+    /// the quota, faults and latency. By default every gate is open and nothing is held; only this
+    /// call closes one (`fleet-audit sim` never does).
+    pub fn hold_after(&self, op: Operation, n: u64) {
+        let gate = &self.gates[op as usize];
+        gate.used.store(true, Ordering::SeqCst);
+        gate.state.send_modify(|g| g.pass = Some(n));
+    }
+
+    /// Opens `op`'s gate: the requests it holds go on, and later ones pass.
+    pub fn release(&self, op: Operation) {
+        self.gates[op as usize].state.send_modify(|g| g.pass = None);
+    }
+
+    /// Requests of `op` held at its gate now.
+    pub fn held(&self, op: Operation) -> u64 {
+        self.gates[op as usize].state.borrow().held
+    }
+
+    /// Waits until at least `n` requests of `op` are held at its gate.
+    pub async fn until_held(&self, op: Operation, n: u64) {
+        let mut rx = self.gates[op as usize].state.subscribe();
+        // The sender lives as long as the simulator, which outlives this borrow.
+        let _ = rx.wait_for(|g| g.held >= n).await;
+    }
+
+    /// Passes `op`'s gate: at once while it is open, else when it lets this request through.
+    pub(crate) async fn pass_gate(&self, op: Operation) {
+        let cell = &self.gates[op as usize];
+        if !cell.used.load(Ordering::SeqCst) {
+            return;
+        }
+        let mut rx = cell.state.subscribe();
+        let mut waiting: Option<Waiting> = None;
+        loop {
+            let (mut through, mut held_now) = (false, false);
+            cell.state.send_if_modified(|g| {
+                through = match g.pass {
+                    None => true,
+                    Some(0) => false,
+                    Some(n) => {
+                        g.pass = Some(n - 1);
+                        true
+                    }
+                };
+                if !through && waiting.is_none() {
+                    g.held += 1;
+                    held_now = true;
+                }
+                held_now || (through && g.pass.is_some())
+            });
+            if through {
+                // Dropping the guard, if any, takes this request off the held count.
+                return;
+            }
+            if held_now {
+                waiting = Some(Waiting(&cell.state));
+            }
+            // Woken by any change (a release, another request held); the loop looks again.
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
 fn times(a: &[AtomicU64; 5]) -> BTreeMap<String, u64> {
     Operation::ALL
         .iter()
@@ -419,6 +532,74 @@ impl Drop for SimServer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tiny() -> Simulator {
+        Simulator::new(SimConfig {
+            fleet: FleetSpec {
+                things: 1,
+                jobs: 1,
+                seed: 1,
+                now_ms: 1_764_400_000_000,
+                epoch_ms: None,
+                changed_share: None,
+                region: "us-east-1".into(),
+                future_status: 0.0,
+                active_share: None,
+            },
+            quota_rps: None,
+            quota_burst: None,
+            latency: Latency::None,
+            faults: Faults::default(),
+            org: Default::default(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_gate_lets_n_through_holds_the_rest_until_released() {
+        let sim = Arc::new(tiny());
+        let op = Operation::DescribeJobExecution;
+        // Open by default: nothing waits.
+        sim.pass_gate(op).await;
+        sim.hold_after(op, 2);
+        sim.pass_gate(op).await;
+        sim.pass_gate(op).await;
+        let passed = Arc::new(AtomicU64::new(0));
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let (s, p) = (sim.clone(), passed.clone());
+                tokio::spawn(async move {
+                    s.pass_gate(op).await;
+                    p.fetch_add(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        sim.until_held(op, 3).await;
+        assert_eq!((sim.held(op), passed.load(Ordering::SeqCst)), (3, 0));
+        // Other operations have their own gate.
+        sim.pass_gate(Operation::ListJobs).await;
+        // One more let through: one waiter goes, two stay (this runtime has one thread, so every
+        // waiter woken has run by the time the yields end).
+        sim.hold_after(op, 1);
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!((sim.held(op), passed.load(Ordering::SeqCst)), (2, 1));
+        sim.release(op);
+        for w in waiters {
+            w.await.unwrap();
+        }
+        assert_eq!(passed.load(Ordering::SeqCst), 3);
+        assert_eq!(sim.held(op), 0);
+        sim.pass_gate(op).await;
+        // A held request whose client goes away is no longer counted.
+        sim.hold_after(op, 0);
+        let s = sim.clone();
+        let gone = tokio::spawn(async move { s.pass_gate(op).await });
+        sim.until_held(op, 1).await;
+        gone.abort();
+        let _ = gone.await;
+        assert_eq!(sim.held(op), 0);
+    }
 
     #[test]
     fn latency_parses_fixed_and_distribution() {

@@ -372,6 +372,8 @@ async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body
             "The security token included in the request is invalid.",
         ));
     }
+    // A test holding this operation (`Simulator::hold_after`) catches the request here.
+    sim.pass_gate(op).await;
     if let Some(fault) = faults::decide(sim, op).await {
         return fault.answer(sim);
     }

@@ -129,9 +129,10 @@ pub fn discover_config(
     rc
 }
 
-/// Runs `rc` and interrupts it, as a first SIGINT would, once `server` has received `calls` requests
-/// of `op`; asserts that the run stopped interrupted with its committed rows kept for `--resume`, and
-/// returns its summary.
+/// Runs `rc` and interrupts it, as a first SIGINT would, at a known point: `server` answers `calls`
+/// requests of `op` in all, holds the next ones, and the stop is sent while one is held (so the run
+/// is provably mid-way, however slow the machine), then the held ones are answered. Asserts that the
+/// run stopped interrupted with its committed rows kept for `--resume`, and returns its summary.
 pub async fn run_interrupted(
     rc: RunConfig,
     server: &SimServer,
@@ -140,15 +141,20 @@ pub async fn run_interrupted(
 ) -> fleet_audit::summary::Summary {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let sim = server.simulator().clone();
+    sim.hold_after(op, calls.saturating_sub(sim.stats().calls(op)));
     let stopper = tokio::spawn(async move {
-        while sim.stats().calls(op) < calls {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        sim.until_held(op, 1).await;
         tx.send(true).unwrap();
+        sim.release(op);
         tx
     });
-    let err = fleet_audit::run::run(rc, rx).await.unwrap_err();
-    let _tx = stopper.await.unwrap();
+    let ended = fleet_audit::run::run(rc, rx).await;
+    // However the run ended (one that was never held fails below), its stopper goes and the gate
+    // opens for what follows.
+    stopper.abort();
+    let _ = stopper.await;
+    server.simulator().release(op);
+    let err = ended.expect_err("the run was interrupted");
     match err {
         fleet_audit::error::RunError::Stopped {
             stop: fleet_audit::engine::Stop::Interrupted,
@@ -191,6 +197,44 @@ pub fn isolated_binary(cwd: &Path) -> tokio::process::Command {
         .env("AWS_SHARED_CREDENTIALS_FILE", cwd.join("no-credentials"))
         .env("AWS_EC2_METADATA_DISABLED", "true");
     c
+}
+
+/// Waits until `sim` holds a request of `op` at its gate (closed beforehand with
+/// [`fleet_audit::sim::Simulator::hold_after`]), so `child` is provably mid-run; fails the test if
+/// `child` ends first.
+pub async fn until_held_or_exit(
+    sim: &fleet_audit::sim::Simulator,
+    op: fleet_audit::sim::Operation,
+    child: &mut tokio::process::Child,
+) {
+    tokio::select! {
+        _ = sim.until_held(op, 1) => {}
+        status = child.wait() => panic!("the run ended ({status:?}) before the simulator held it"),
+    }
+}
+
+/// SIGKILLs `child` once `sim` holds a request of `op` (its gate closed beforehand with
+/// [`fleet_audit::sim::Simulator::hold_after`]), so the kill lands at a known point, mid-run; then
+/// opens the gate again. Fails the test if `child` ends by itself.
+pub async fn kill_when_held(
+    sim: &fleet_audit::sim::Simulator,
+    op: fleet_audit::sim::Operation,
+    mut child: tokio::process::Child,
+) {
+    until_held_or_exit(sim, op, &mut child).await;
+    let (code, err) = wait_or_kill(child, Some(Duration::ZERO)).await;
+    assert_eq!(code, None, "killed by SIGKILL mid-run: {err}");
+    sim.release(op);
+}
+
+/// `rounds` kill points (numbers of describes a run gets answered before it is held and killed),
+/// drawn in `range` from a fixed `seed`, so every run of a test kills at the same points.
+pub fn kill_points(seed: u64, rounds: usize, range: std::ops::Range<u64>) -> Vec<u64> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    (0..rounds)
+        .map(|_| rng.random_range(range.clone()))
+        .collect()
 }
 
 /// Waits for a child (stderr piped) to end, or SIGKILLs it once `kill_after` has passed: its exit code

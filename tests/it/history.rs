@@ -264,13 +264,23 @@ async fn a_bad_baseline_stops_the_run_before_any_call() {
     }
 }
 
-/// Makes the audit in the dated output `out` the one a run of the day before left.
+/// The UTC date before `date`, a date of the last few days.
+fn day_before(date: &str) -> String {
+    let now = fleet_audit::time::now_ms();
+    (0..3)
+        .map(|k| now - k * DAY_MS as i64)
+        .find(|ms| fleet_audit::time::utc_date(*ms) == date)
+        .map(|ms| fleet_audit::time::utc_date(ms - DAY_MS as i64))
+        .unwrap_or_else(|| panic!("{date} is not a date of the last days"))
+}
+
+/// Makes the audit in the dated output `out` the one a run of the day before left (the day before
+/// its own date, whatever the date is now).
 fn as_if_yesterday(out: &Path) -> String {
     use fleet_audit::dataset::Manifest;
     let mut m = Manifest::load(out).unwrap().unwrap();
     let today = m.date.clone().unwrap();
-    let ms = fleet_audit::time::now_ms() - DAY_MS as i64;
-    let yesterday = fleet_audit::time::utc_date(ms);
+    let yesterday = day_before(&today);
     std::fs::rename(
         out.join(format!("date={today}")),
         out.join(format!("date={yesterday}")),
@@ -312,9 +322,13 @@ async fn a_dated_output_keeps_one_audit_a_day_and_latest_is_the_day_before() {
     let yesterday = as_if_yesterday(&out);
 
     let s1 = start(sim_config(day1.clone())).await;
+    // The audit is dated by the UTC day it ran on: the date before it or the date after it (a run
+    // across midnight may carry either).
+    let date_before = fleet_audit::time::utc_date(fleet_audit::time::now_ms());
     let s = run(dated(&s1, Some(BaselineSpec::Latest)), no_shutdown())
         .await
         .unwrap();
+    let date_after = fleet_audit::time::utc_date(fleet_audit::time::now_ms());
     let (describes, unchanged) = expected(&day0, &day1);
     assert_eq!(
         s1.simulator()
@@ -328,9 +342,13 @@ async fn a_dated_output_keeps_one_audit_a_day_and_latest_is_the_day_before() {
         .iter()
         .filter(|r| r.source == "carried")
         .all(|r| r.carried_from.as_deref() == Some(day0_run.as_str())));
-    let today = fleet_audit::time::utc_date(fleet_audit::time::now_ms());
     let m = Manifest::load(&out).unwrap().unwrap();
-    assert_eq!(m.date.as_deref(), Some(today.as_str()));
+    let today = m.date.clone().unwrap();
+    assert!(
+        today == date_before || today == date_after,
+        "dated {today}, run between {date_before} and {date_after}"
+    );
+    assert_ne!(today, yesterday);
     assert_eq!(m.earlier.len(), 1);
     assert_eq!(m.earlier[0].date.as_deref(), Some(yesterday.as_str()));
     assert!(out.join(format!("date={yesterday}")).is_dir());

@@ -60,13 +60,6 @@ fn distinct_pairs(rows: &[ReadRow]) -> usize {
         .len()
 }
 
-/// Waits until `server` has answered `n` describes.
-async fn until_calls(server: &fleet_audit::sim::SimServer, n: u64) {
-    while server.stats().calls(Operation::DescribeJobExecution) < n {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 /// `OUT is being written by run R (pid P on host H, since T)`, as one line.
 fn assert_refused_by_holder(stderr: &str, out: &str) {
     let lines: Vec<&str> = stderr.lines().collect();
@@ -84,9 +77,12 @@ fn assert_refused_by_holder(stderr: &str, out: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_run_on_an_output_in_use_is_refused_before_any_call() {
-    // The holder's IoT side is paced so it is still running when the second run starts; the second
-    // run talks to a simulator of its own, so its calls are counted apart.
-    let first_sim = start_paced(fleet(2_000, 2, 31)).await;
+    // The holder is caught mid-audit: its simulator answers 200 describes, then holds the next ones
+    // until the second run has been refused, so the holder is provably still running (its calls may
+    // wait as long as that takes: --call-timeout 1h). The second run talks to a simulator of its
+    // own, so its calls are counted apart.
+    let op = Operation::DescribeJobExecution;
+    let first_sim = start(sim_config(fleet(2_000, 2, 31))).await;
     let second_sim = start(sim_config(fleet(2_000, 2, 31))).await;
     let d = tempfile::tempdir().unwrap();
     lists(&first_sim, d.path());
@@ -98,9 +94,15 @@ async fn a_second_run_on_an_output_in_use_is_refused_before_any_call() {
             .chain(["--out", out, "--concurrency", "4"])
             .chain(extra.iter().copied())
             .collect();
-        let before = first_sim.stats().calls(Operation::DescribeJobExecution);
-        let first = spawn(d.path(), &first_sim.endpoint_url(), &first_args);
-        until_calls(&first_sim, before + 200).await;
+        let holder_args: Vec<&str> = first_args
+            .iter()
+            .copied()
+            .chain(["--call-timeout", "1h"])
+            .collect();
+        let before = first_sim.stats().calls(op);
+        first_sim.simulator().hold_after(op, 200);
+        let mut first = spawn(d.path(), &first_sim.endpoint_url(), &holder_args);
+        until_held_or_exit(first_sim.simulator(), op, &mut first).await;
         // The same command, with --resume (a directory) or --overwrite (what cron would retry with).
         let again = if out == "cc" {
             "--resume"
@@ -116,6 +118,15 @@ async fn a_second_run_on_an_output_in_use_is_refused_before_any_call() {
             0,
             "the refused run made no call"
         );
+        // The holder was mid-audit all along: 200 answered, the next ones still held.
+        assert!(first_sim.simulator().held(op) >= 1);
+        assert!(first.try_wait().unwrap().is_none(), "the holder still runs");
+        let received = first_sim.stats().calls(op) - before;
+        assert!(
+            (201..=204).contains(&received),
+            "{received}: 200 answered, the rest held"
+        );
+        first_sim.simulator().release(op);
         let (code, stderr) = wait_or_kill(first, None).await;
         assert_eq!(code, Some(0), "the holder completes: {stderr}");
         let path = d.path().join(out);
@@ -132,7 +143,7 @@ async fn a_second_run_on_an_output_in_use_is_refused_before_any_call() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_frees_a_local_output_at_once() {
-    let sim = start_paced(fleet(2_000, 2, 37)).await;
+    let sim = start(sim_config(fleet(2_000, 2, 37))).await;
     let d = tempfile::tempdir().unwrap();
     lists(&sim, d.path());
     let args = [
@@ -148,10 +159,11 @@ async fn kill_9_frees_a_local_output_at_once() {
         "--concurrency",
         "4",
     ];
+    // Killed mid-run at a known point: 1,000 describes answered, the next held.
+    let op = Operation::DescribeJobExecution;
+    sim.simulator().hold_after(op, 1_000);
     let holder = spawn(d.path(), &sim.endpoint_url(), &args);
-    until_calls(&sim, 1_000).await;
-    let (code, _) = wait_or_kill(holder, Some(Duration::ZERO)).await;
-    assert_eq!(code, None, "killed by SIGKILL");
+    kill_when_held(sim.simulator(), op, holder).await;
     let mut resume: Vec<&str> = args.to_vec();
     resume.push("--resume");
     let (code, stderr) = fa(d.path(), &sim.endpoint_url(), &resume).await;

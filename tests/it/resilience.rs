@@ -121,25 +121,21 @@ async fn run_binary(args: &[&str], kill_after: Option<Duration>) -> (Option<i32>
     wait_or_kill(spawn_binary(args), kill_after).await
 }
 
-/// Runs the binary and sends it `signal` once the simulator has received `calls` more
-/// DescribeJobExecution requests (so the signal lands mid-run however loaded the machine is).
+/// Runs the binary and sends it `signal` at a known point, mid-run: the simulator answers `calls`
+/// more DescribeJobExecution requests, holds the next ones, the signal is sent while one is held,
+/// then the held ones are answered.
 async fn run_binary_signal_after_calls(
     args: &[&str],
     sim: &fleet_audit::sim::Simulator,
     calls: u64,
     signal: i32,
 ) -> (Option<i32>, String) {
-    let target = sim.stats().calls(Operation::DescribeJobExecution) + calls;
-    let child = spawn_binary(args);
-    let deadline = std::time::Instant::now() + Duration::from_secs(120);
-    while sim.stats().calls(Operation::DescribeJobExecution) < target {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the run never reached {calls} calls"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let op = Operation::DescribeJobExecution;
+    sim.hold_after(op, calls);
+    let mut child = spawn_binary(args);
+    until_held_or_exit(sim, op, &mut child).await;
     send_signal(child.id().unwrap(), signal);
+    sim.release(op);
     wait_or_kill(child, None).await
 }
 
@@ -155,7 +151,7 @@ fn send_signal(pid: u32, sig: i32) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_at_random_moments_then_resume_loses_and_doubles_nothing() {
+async fn sigkill_at_seeded_moments_then_resume_loses_and_doubles_nothing() {
     let mut cfg = sim_config(fleet(1_500, 4, 77));
     cfg.latency = Latency::Fixed(Duration::from_millis(1));
     let server = start(cfg).await;
@@ -186,27 +182,25 @@ async fn sigkill_at_random_moments_then_resume_loses_and_doubles_nothing() {
         "300",
         "--quiet",
     ];
-    let mut kills = 0;
-    let mut finished = false;
-    for round in 0..12 {
+    // Killed at counted points: each of the first rounds gets a number of describes answered (drawn
+    // from a fixed seed), then the simulator holds the next ones and the run is SIGKILLed. Together
+    // the rounds get fewer describes than the 6,000 pairs, so none can finish before its kill point;
+    // the last round runs to the end.
+    let op = Operation::DescribeJobExecution;
+    let points = kill_points(1_500, 5, 300..1_100);
+    assert!(points.iter().sum::<u64>() < 6_000);
+    for (round, &n) in points.iter().enumerate() {
         let mut args = base.to_vec();
         if round > 0 {
             args.push("--resume");
         }
-        // Kill at a random moment in the first rounds; let the last one finish.
-        let wait = (round < 11).then(|| Duration::from_millis(200 + rand::random::<u64>() % 900));
-        let (code, err) = run_binary(&args, wait).await;
-        match code {
-            Some(0) => {
-                finished = true;
-                break;
-            }
-            None => kills += 1,
-            Some(c) => panic!("round {round}: exit {c}: {err}"),
-        }
+        server.simulator().hold_after(op, n);
+        kill_when_held(server.simulator(), op, spawn_binary(&args)).await;
     }
-    assert!(finished, "never finished");
-    assert!(kills >= 2, "the run was killed only {kills} times");
+    let mut args = base.to_vec();
+    args.push("--resume");
+    let (code, err) = run_binary(&args, None).await;
+    assert_eq!(code, Some(0), "the last round finishes: {err}");
     let rows = read_rows(Path::new(&out));
     assert_eq!(rows.len(), 6_000);
     let got = contents(&rows);

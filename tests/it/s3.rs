@@ -279,27 +279,25 @@ async fn sigkill_mid_upload_then_resume_leaves_no_partial_or_orphan_object() {
     // Killed runs leave their staging folders; the next run removes those of dead processes.
     let staging = dir.path().join("tmp");
     std::fs::create_dir(&staging).unwrap();
-    let (mut kills, mut finished) = (0, false);
-    for round in 0..14 {
+    // Killed at counted points: each of the first rounds gets a number of describes answered (drawn
+    // from a fixed seed), then the simulator holds the next ones and the run is SIGKILLed, with many
+    // small parts uploading or about to. Together the rounds get fewer describes than the 6,000
+    // pairs, so none can finish before its kill point; the last round runs to the end.
+    let op = fleet_audit::sim::Operation::DescribeJobExecution;
+    let points = kill_points(77, 4, 400..1_400);
+    assert!(points.iter().sum::<u64>() < 6_000);
+    for (round, &n) in points.iter().enumerate() {
         let mut args = base.to_vec();
         if round > 0 {
             args.push("--resume");
         }
-        // Kill at a random moment in the first rounds (many small parts are uploading at any time);
-        // let the last ones finish.
-        let wait = (round < 12).then(|| Duration::from_millis(300 + rand::random::<u64>() % 1500));
-        let (code, err) = run_bin(&moto, &args, wait, Some(&staging)).await;
-        match code {
-            Some(0) => {
-                finished = true;
-                break;
-            }
-            None => kills += 1,
-            Some(c) => panic!("round {round}: exit {c}: {err}"),
-        }
+        server.simulator().hold_after(op, n);
+        kill_when_held(server.simulator(), op, spawn(&moto, &args, Some(&staging))).await;
     }
-    assert!(finished, "never finished");
-    assert!(kills >= 2, "the run was killed only {kills} times");
+    let mut args = base.to_vec();
+    args.push("--resume");
+    let (code, err) = run_bin(&moto, &args, None, Some(&staging)).await;
+    assert_eq!(code, Some(0), "the last round finishes: {err}");
     let left: Vec<_> = std::fs::read_dir(&staging).unwrap().collect();
     assert!(left.is_empty(), "staging folders left: {left:?}");
     let (manifest, files) = s3_dataset(&moto, "audit", "killed").await;
@@ -572,22 +570,42 @@ async fn plant_lock(moto: &Moto, bucket: &str, prefix: &str, lease_s: f64) {
         .unwrap();
 }
 
+/// Waits until the store's own clock (the Last-Modified of a probe object it stamps now) is `lease`
+/// or more past the Last-Modified of `key`: the clock a run judges a lease by.
+async fn until_store_clock_passes(store: &object_store::aws::AmazonS3, key: &str, lease: Duration) {
+    use object_store::ObjectStoreExt;
+    let key = object_store::path::Path::from(key);
+    let stamped = store.head(&key).await.unwrap().last_modified;
+    let probe = object_store::path::Path::from("clock-probe");
+    loop {
+        store.put(&probe, b"now".to_vec().into()).await.unwrap();
+        let now = store.head(&probe).await.unwrap().last_modified;
+        if (now - stamped).num_milliseconds() >= lease.as_millis() as i64 {
+            store.delete(&probe).await.unwrap();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_writer_per_s3_prefix_with_a_lease_taken_over_once_lapsed() {
     let moto = Moto::start();
     moto.create_bucket("locks");
-    let paced = start_paced(fleet(1_500, 2, 61)).await;
+    let held = start(sim_config(fleet(1_500, 2, 61))).await;
     let other = start(sim_config(fleet(1_500, 2, 61))).await;
     let dir = tempfile::tempdir().unwrap();
-    let (things, jobs) = lists(&paced, dir.path());
+    let (things, jobs) = lists(&held, dir.path());
     let (things, jobs) = (things.to_string_lossy(), jobs.to_string_lossy());
     let argv = |sim: &fleet_audit::sim::SimServer, out: &str, extra: &[&str]| {
         run_argv(&things, &jobs, &sim.endpoint_url(), out, extra)
     };
     let refs = |v: &[String]| v.iter().map(String::clone).collect::<Vec<String>>();
 
-    // A lock left by a run on another machine holds until its lease lapses, then is taken over.
-    plant_lock(&moto, "locks", "lease", 3.0).await;
+    // A lock left by a run on another machine holds while its lease runs (an hour: it cannot lapse
+    // during the test, however slow), and is taken over once it lapsed by the store's clock (a lock
+    // planted with a lease of 1 s, the run started only once the store's clock is 1 s past it).
+    plant_lock(&moto, "locks", "lease", 3_600.0).await;
     let lease_args = refs(&argv(&other, "s3://locks/lease/", &["--part-rows", "1000"]));
     let lease_args: Vec<&str> = lease_args.iter().map(String::as_str).collect();
     let (code, err) = run_bin(&moto, &lease_args, None, None).await;
@@ -597,21 +615,32 @@ async fn one_writer_per_s3_prefix_with_a_lease_taken_over_once_lapsed() {
         "fleet-audit: error: s3://locks/lease/ is being written by run 1764000000-other (pid 4242 on host elsewhere, since 2025-11-24T16:00:00Z)"
     );
     assert_eq!(other.stats().total_calls(), 0, "refused before any call");
-    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    plant_lock(&moto, "locks", "lease", 1.0).await;
+    until_store_clock_passes(
+        &moto.store("locks"),
+        "lease/_fleet-audit.lock",
+        Duration::from_secs(1),
+    )
+    .await;
     let (code, err) = run_bin(&moto, &lease_args, None, None).await;
     assert_eq!(code, Some(0), "{err}");
     assert!(
         err.contains("s3://locks/lease/: took over the lock of run 1764000000-other")
-            && err.contains("not renewed for"),
+            && err.contains("not renewed for")
+            && err.contains("(its lease is 1 s)"),
         "{err}"
     );
     let (manifest, files) = s3_dataset(&moto, "locks", "lease").await;
     assert_eq!(committed_rows(&manifest, &files).len(), 3_000);
     let calls_after_lease = other.stats().total_calls();
 
-    // Two runs on one prefix: the second is refused while the first runs, and makes no call.
+    // Two runs on one prefix: the second is refused while the first runs, and makes no call. The
+    // first is caught mid-audit: its simulator answers 600 describes, then holds the next ones
+    // (--call-timeout 1h: they may wait as long as the second run takes), and its lease (an hour)
+    // cannot lapse meanwhile.
+    let op = fleet_audit::sim::Operation::DescribeJobExecution;
     let holder_args = refs(&argv(
-        &paced,
+        &held,
         "s3://locks/busy/",
         &[
             "--part-rows",
@@ -619,18 +648,15 @@ async fn one_writer_per_s3_prefix_with_a_lease_taken_over_once_lapsed() {
             "--concurrency",
             "4",
             "--lock-lease",
-            "6s",
+            "1h",
+            "--call-timeout",
+            "1h",
         ],
     ));
     let holder_args: Vec<&str> = holder_args.iter().map(String::as_str).collect();
-    let holder = spawn(&moto, &holder_args, None);
-    while paced
-        .stats()
-        .calls(fleet_audit::sim::Operation::DescribeJobExecution)
-        < 600
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    held.simulator().hold_after(op, 600);
+    let mut holder = spawn(&moto, &holder_args, None);
+    until_held_or_exit(held.simulator(), op, &mut holder).await;
     let second = refs(&argv(&other, "s3://locks/busy/", &["--resume"]));
     let second: Vec<&str> = second.iter().map(String::as_str).collect();
     let (code, err) = run_bin(&moto, &second, None, None).await;
@@ -642,9 +668,15 @@ async fn one_writer_per_s3_prefix_with_a_lease_taken_over_once_lapsed() {
         "{err}"
     );
     assert_eq!(other.stats().total_calls(), calls_after_lease);
+    assert!(
+        holder.try_wait().unwrap().is_none(),
+        "the holder still runs"
+    );
+    assert!(held.simulator().held(op) >= 1, "held mid-audit");
     // Killed, its lease still fresh: a resume on the same machine sees its process is gone.
     let (code, _) = wait_or_kill(holder, Some(Duration::ZERO)).await;
     assert_eq!(code, None, "killed");
+    held.simulator().release(op);
     let (code, err) = run_bin(&moto, &second, None, None).await;
     assert_eq!(code, Some(0), "{err}");
     assert!(err.contains("its process is gone"), "{err}");

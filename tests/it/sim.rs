@@ -139,7 +139,9 @@ async fn describe_answers_the_seed_shape_and_aws_errors() {
     assert_eq!(server.stats().unauthenticated, 1);
 }
 
-#[tokio::test]
+// The quota's buckets run on tokio's clock: with it paused, no token comes back between the
+// requests however slowly they are served, until the test advances it.
+#[tokio::test(start_paused = true)]
 async fn quota_throttles_with_http_400() {
     let mut cfg = sim_config(fleet(10, 1, 1));
     cfg.quota_rps = Some(1.0);
@@ -155,9 +157,20 @@ async fn quota_throttles_with_http_400() {
         .filter(|(s, t)| *s == 400 && t.as_deref() == Some("ThrottlingException"))
         .count();
     assert_eq!(throttled, 2, "{codes:?}");
+    assert_eq!(
+        codes.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+        [200, 200, 400, 400],
+        "the burst first, then throttles"
+    );
     assert_eq!(server.stats().throttled, 2);
     // Other operations have their own bucket.
     assert_eq!(get(&server, "/jobs/job-000", true).await.status, 200);
+    // One second (1 call/s) gives one token back: one more answer, then a throttle again.
+    tokio::time::advance(Duration::from_secs(1)).await;
+    let path = "/things/thing-000001/jobs/job-000";
+    assert_eq!(get(&server, path, true).await.status, 200);
+    assert_eq!(get(&server, path, true).await.status, 400);
+    assert_eq!(server.stats().throttled, 3);
 }
 
 #[tokio::test]

@@ -12,25 +12,32 @@ const SIM_ACCOUNT: &str = "123456789012";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_regions_each_hold_their_own_rate_against_their_own_quota() {
-    // Two simulators, one per region, each with a quota of 20 calls/s. With --rps 20 per target, each
-    // target must run at its own 20/s (a shared budget would give each about 10/s) and neither
-    // simulator may throttle.
-    const QUOTA: f64 = 20.0;
+    // Counted in tokens, not measured in calls per second: two simulators, one per region, each with
+    // a quota of BUDGET calls that refills once in 11 days (its bucket, nothing back during the
+    // test), and --rps at the same rate with --burst BUDGET, so each target's limiter grants exactly
+    // BUDGET attempts, fewer than its 120 pairs. Each target must make exactly BUDGET calls to its
+    // own simulator: a budget shared by the targets would give both BUDGET together (the run would
+    // never reach BUDGET on each), and a target calling past its limiter would be throttled by its
+    // simulator. Once both simulators have BUDGET calls, the run is stopped.
+    const BUDGET: u64 = 100;
+    const RPS: f64 = 1e-6;
     let mut servers = Vec::new();
     for _ in 0..2 {
         let mut c = sim_config(fleet(30, 4, 5));
-        c.quota_rps = Some(QUOTA);
+        c.quota_rps = Some(RPS);
+        c.quota_burst = Some(BUDGET as u32);
         servers.push(start(c).await);
     }
     let dir = tempfile::tempdir().unwrap();
     let (things, jobs) = lists(&servers[0], dir.path());
-    let out = dir.path().join("two.parquet");
+    let out = dir.path().join("two");
     let mut rc = run_config(
         &servers[0].endpoint_url(),
         InputSpec::Lists { things, jobs },
         &out,
     );
-    rc.rps = Some(QUOTA);
+    rc.rps = Some(RPS);
+    rc.burst = Some(BUDGET as u32);
     rc.targets = TargetFlags {
         regions: vec!["eu-west-1".into(), "ap-south-1".into()],
         region_endpoints: vec![
@@ -39,34 +46,63 @@ async fn two_regions_each_hold_their_own_rate_against_their_own_quota() {
         ],
         ..Default::default()
     };
-    let s = run(rc, no_shutdown()).await.unwrap();
-    assert!(s.complete);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let sims: Vec<_> = servers.iter().map(|s| s.simulator().clone()).collect();
+    let stopper = tokio::spawn(async move {
+        let calls = |sims: &[std::sync::Arc<fleet_audit::sim::Simulator>]| -> Vec<u64> {
+            sims.iter()
+                .map(|s| s.stats().calls(Operation::DescribeJobExecution))
+                .collect()
+        };
+        // A guard against a hang, not a measure: a shared budget never gets here.
+        let guard = std::time::Instant::now() + std::time::Duration::from_secs(300);
+        while calls(&sims).iter().any(|&c| c < BUDGET) {
+            assert!(
+                std::time::Instant::now() < guard,
+                "each target should have had {BUDGET} calls: {:?}",
+                calls(&sims)
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tx.send(true).unwrap();
+        tx
+    });
+    let ended = run(rc, rx).await;
+    let _tx = stopper.await.unwrap();
+    let s = match ended {
+        Err(RunError::Stopped {
+            stop: fleet_audit::engine::Stop::Interrupted,
+            resumable: true,
+            summary,
+            ..
+        }) => *summary,
+        other => panic!(
+            "expected a run stopped with its budget spent: {:?}",
+            other.err()
+        ),
+    };
     assert_eq!(s.pairs, 240);
     assert_eq!(s.throttled, 0);
     for server in &servers {
         let st = server.stats();
-        assert_eq!(st.calls(Operation::DescribeJobExecution), 120, "{st:?}");
+        assert_eq!(st.calls(Operation::DescribeJobExecution), BUDGET, "{st:?}");
         assert_eq!(st.throttled, 0, "{st:?}");
         assert!(st.sts >= 1, "the account id comes from STS: {st:?}");
     }
     assert_eq!(s.targets.len(), 2);
     for t in &s.targets {
-        assert_eq!((t.pairs, t.ok + t.not_found, t.attempts), (120, 120, 120));
-        assert_eq!(t.account_id.as_deref(), Some(SIM_ACCOUNT));
-        // Its own pace: within [75%, 105%] of --rps over its own time.
-        assert!(
-            t.calls_per_s >= 0.75 * QUOTA && t.calls_per_s <= 1.05 * QUOTA,
-            "target {} ran at {:.1} calls/s: {s:?}",
-            t.target,
-            t.calls_per_s
+        assert_eq!(
+            (t.pairs, t.ok + t.not_found, t.attempts),
+            (120, BUDGET, BUDGET)
         );
+        assert_eq!(t.account_id.as_deref(), Some(SIM_ACCOUNT));
     }
     let rows = read_rows(&out);
-    assert_eq!(rows.len(), 240);
+    assert_eq!(rows.len() as u64, 2 * BUDGET);
     let keys = by_key(&rows);
     for region in ["eu-west-1", "ap-south-1"] {
-        let n = keys.keys().filter(|k| k.0 == region).count();
-        assert_eq!(n, 120, "{region}");
+        let n = keys.keys().filter(|k| k.0 == region).count() as u64;
+        assert_eq!(n, BUDGET, "{region}");
     }
     assert!(rows
         .iter()
