@@ -135,6 +135,7 @@ fn dataset_writer(rows: &[Row], path: &Path, format: Format) -> u64 {
         region: Some("us-east-1".into()),
         shard: None,
         partitioning: None,
+        verify_lock: false,
     });
     for (o, r) in rows.iter().enumerate() {
         w.push(r, o as u64).expect("push row");

@@ -298,6 +298,22 @@ pub async fn prepare_output(
         for own in [MANIFEST.to_string(), format!(".{MANIFEST}.tmp")] {
             crate::config::check_no_planted_link(d, &d.join(own))?;
         }
+        // So is a link (or a file) where a partition folder or a part goes: before anything is
+        // deleted, not once the old audit is gone.
+        let planted = target.planted();
+        if !planted.is_empty() {
+            let shown: Vec<&str> = planted.iter().take(5).map(String::as_str).collect();
+            return Err(ConfigError::Output {
+                path: out(),
+                reason: format!(
+                    "{} is a symbolic link (or not a folder) where this tool writes its own folders \
+                     and files; it never writes through a link it did not make: remove it (nothing \
+                     was deleted)",
+                    shown.join(", ")
+                ),
+            }
+            .into());
+        }
     }
     let partition_by: Vec<String> = cfg.partition_by.iter().map(|k| k.name().into()).collect();
     if cfg.partition_by.contains(&PartitionKey::Date) {

@@ -10,6 +10,47 @@ pub const MASK: &str = "***";
 /// `text` with the userinfo of every URL in it (`scheme://userinfo@host…`) replaced by [`MASK`]: for
 /// one URL, and for free text that may quote URLs (an error chain, a log line).
 pub fn redact(text: &str) -> Cow<'_, str> {
+    match redact_urls(text) {
+        Cow::Borrowed(t) => redact_authorities(t),
+        Cow::Owned(t) => Cow::Owned(redact_authorities(&t).into_owned()),
+    }
+}
+
+/// `user:password@host` written without its scheme (an HTTP client's connection-pool key is logged as
+/// `("http", user:password@host:port)`): the `user:password` before an `@` that starts a host, in a
+/// token with no `/`, is masked too.
+fn redact_authorities(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut spans = Vec::new();
+    for (at, _) in text.match_indices('@') {
+        let start = text[..at]
+            .rfind(|c: char| {
+                c.is_whitespace() || matches!(c, '(' | '"' | '\'' | ',' | '=' | '<' | '[')
+            })
+            .map_or(0, |i| i + 1);
+        let token = &text[start..at];
+        let host_follows = bytes
+            .get(at + 1)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'[');
+        if token.contains(':') && !token.contains('/') && token != MASK && host_follows {
+            spans.push((start, at));
+        }
+    }
+    if spans.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut done = 0;
+    for (start, end) in spans {
+        out.push_str(&text[done..start]);
+        out.push_str(MASK);
+        done = end;
+    }
+    out.push_str(&text[done..]);
+    Cow::Owned(out)
+}
+
+fn redact_urls(text: &str) -> Cow<'_, str> {
     let Some(first) = userinfo_at(text, 0) else {
         return Cow::Borrowed(text);
     };
@@ -104,6 +145,19 @@ mod tests {
             "no url",
             "",
         ] {
+            assert!(matches!(redact(same), Cow::Borrowed(_)), "{same}");
+        }
+    }
+
+    #[test]
+    fn an_authority_without_its_scheme_is_masked_too() {
+        // hyper-util's connection pool logs its key so (issue 22, found by an attacker's review).
+        assert_eq!(
+            redact(r#"pooling idle connection for ("http", user:hunter2pw@127.0.0.1:32951)"#),
+            r#"pooling idle connection for ("http", ***@127.0.0.1:32951)"#
+        );
+        assert_eq!(redact("key=u:p@[::1]:80"), "key=***@[::1]:80");
+        for same in ["a:b@/x", "mail me@host", "time 12:30 @ host", "a/b:c@host"] {
             assert!(matches!(redact(same), Cow::Borrowed(_)), "{same}");
         }
     }

@@ -259,6 +259,11 @@ impl Session {
                 region,
                 shard: cfg.shard,
                 partitioning,
+                // `run` locks every local output before its first call, under this run id.
+                verify_lock: matches!(
+                    cfg.layout,
+                    crate::dataset::Layout::File(_) | crate::dataset::Layout::Dir(_)
+                ),
             },
             rx,
         );
@@ -413,9 +418,8 @@ impl Session {
             Err(e) => {
                 let error = e.to_string();
                 let stop = match e {
-                    SinkError::Remote(RemoteError::Conflict { .. }) => {
-                        Stop::OutputTakenOver { error }
-                    }
+                    SinkError::Remote(RemoteError::Conflict { .. })
+                    | SinkError::LockLost { .. } => Stop::OutputTakenOver { error },
                     _ => Stop::WriterFailed { error },
                 };
                 return Err(stopped(stop, &summary));

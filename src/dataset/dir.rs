@@ -163,6 +163,47 @@ impl OutputDir {
         }
     }
 
+    /// The names under a local dataset directory that this tool would write through but did not
+    /// make: a symbolic link (or anything but a folder) named as its partition folders, a link
+    /// named as its files. Found before anything is deleted or written (a run would otherwise
+    /// clear the old audit, then stop at the link). Relative paths; none for an object store.
+    pub fn planted(&self) -> Vec<String> {
+        fn scan(root: &Path, rel: &str, out: &mut Vec<String>) {
+            let dir = if rel.is_empty() {
+                root.to_path_buf()
+            } else {
+                root.join(rel)
+            };
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let relative = if rel.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let Ok(ty) = e.file_type() else { continue };
+                if is_our_folder(&name) {
+                    if ty.is_dir() {
+                        scan(root, &relative, out);
+                    } else {
+                        out.push(relative);
+                    }
+                } else if ty.is_symlink() && kind_of(&relative) != Kind::Foreign {
+                    out.push(relative);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        if let OutputDir::Local(d) = self {
+            scan(d, "", &mut out);
+        }
+        out.sort();
+        out
+    }
+
     /// Every file under the directory (locally, a folder that cannot hold this tool's files is one
     /// `Foreign` entry), in path order. A directory that does not exist has none.
     pub async fn entries(&self) -> Result<Vec<Entry>, SinkError> {

@@ -212,6 +212,25 @@ struct Lease {
     lost: AtomicBool,
 }
 
+/// Whether the lock file of the local output `out` is still held by run `run_id`: `Err` describes
+/// what is there instead (nothing, another run's lock, something unreadable). Read without following
+/// a link.
+pub fn check_local_holder(out: &Path, run_id: &str) -> Result<(), String> {
+    let path = local_lock_path(out).map_err(|e| e.to_string())?;
+    let mut content = Vec::new();
+    match super::files::open_no_follow(&path).and_then(|mut f| f.read_to_end(&mut content)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(format!("{} is gone", path.display()))
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+        Ok(_) => match serde_json::from_slice::<Holder>(&content) {
+            Ok(h) if h.run_id == run_id => Ok(()),
+            Ok(h) => Err(format!("it now names {}", h.describe())),
+            Err(_) => Err(format!("{} no longer names this run", path.display())),
+        },
+    }
+}
+
 /// The lock file of a local output: `.NAME.fleet-audit.lock` in the folder that holds it, both taken
 /// from the output's real path (every symbolic link and `..` resolved), so that every spelling of one
 /// output (`race`, `./race/`, `sub/../race`, a link to it) is one lock.

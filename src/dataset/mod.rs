@@ -92,11 +92,18 @@ pub struct SinkSettings {
     pub shard: Option<crate::shard::Shard>,
     /// Hive-style folders of a directory output; `None`: every part at the top.
     pub partitioning: Option<Partitioning>,
+    /// A local output is locked by this run (`run_id`): before each commit the writer checks that
+    /// the lock file beside it is still this run's, and stops if it was removed or replaced.
+    pub verify_lock: bool,
 }
 
 /// Errors of the output side; each names the file it concerns.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
+    /// The lock of a local output is no longer this run's (removed or replaced while it ran): another
+    /// run may be writing the output, so nothing more is committed.
+    #[error("{path}: this run's lock on the output was removed or replaced while it ran ({holder}): another run may be writing it, so this run commits nothing more")]
+    LockLost { path: PathBuf, holder: String },
     #[error("cannot write {path}: {source}")]
     Io {
         path: PathBuf,

@@ -287,11 +287,31 @@ impl DatasetWriter {
         Ok(files)
     }
 
+    /// Whether this run still holds its local output (see [`SinkSettings::verify_lock`]): checked
+    /// before anything is published, so a run whose lock was removed (and another run let in)
+    /// publishes nothing more.
+    fn check_lock(&self) -> Result<(), SinkError> {
+        let (true, Layout::File(p) | Layout::Dir(p)) =
+            (self.settings.verify_lock, &self.settings.layout)
+        else {
+            return Ok(());
+        };
+        super::lock::check_local_holder(p, &self.settings.run_id).map_err(|holder| {
+            SinkError::LockLost {
+                path: p.clone(),
+                holder,
+            }
+        })
+    }
+
     /// Completes the current part: flush, close, sync, publish (rename into place, or upload), then
     /// record it in the manifest (directory outputs).
     pub fn commit_part(&mut self) -> Result<(), SinkError> {
         OutputDir::of(&self.settings.layout)?;
         self.flush_batch()?;
+        if self.part.is_some() {
+            self.check_lock()?;
+        }
         if let Some(part) = self.part.take() {
             let files = match &self.settings.layout {
                 Layout::File(_) => vec![(String::new(), self.part_rows, part.commit()?)],
@@ -365,6 +385,7 @@ impl DatasetWriter {
             self.part_opened = Some(Instant::now());
         }
         self.commit_part()?;
+        let held = self.check_lock();
         if let (Some(m), Some(t)) = (&mut self.settings.manifest, &self.target) {
             // An audit that committed nothing, with no earlier audit or failed target to keep, has
             // no manifest: the output stays as the run found it, and the next plain run takes it.
@@ -372,8 +393,10 @@ impl DatasetWriter {
                 && m.committed.is_empty()
                 && m.earlier.is_empty()
                 && m.failed_targets.is_empty();
-            m.complete = complete;
             if complete || !nothing {
+                // Stored (and marked complete) only by the run that still holds the output.
+                held?;
+                m.complete = complete;
                 t.store_manifest_blocking(m, self.runtime.as_ref())?;
             }
         }

@@ -497,6 +497,9 @@ async fn the_changed_input_message_says_start_again_with_overwrite() {
     let (things, _) = lists(&server, d.path());
     let original = std::fs::read_to_string(&things).unwrap();
     let url = server.endpoint_url();
+    // Held mid-audit (3,000 describes answered, the next held) while the file changes under it.
+    let op = Operation::DescribeJobExecution;
+    server.simulator().hold_after(op, 3_000);
     let child = spawn(
         d.path(),
         &url,
@@ -514,8 +517,9 @@ async fn the_changed_input_message_says_start_again_with_overwrite() {
             "1000",
         ],
     );
-    until_calls(&server, 3_000).await;
+    server.simulator().until_held(op, 1).await;
     std::fs::write(&things, original.replace("thing-0099", "thing-9999")).unwrap();
+    server.simulator().release(op);
     let (code, stderr) = wait_or_kill(child, Some(Duration::from_secs(120))).await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(

@@ -490,3 +490,88 @@ async fn out_paths_that_are_links_other_file_types_or_in_missing_folders() {
         assert_eq!(read_rows(&d.path().join(out)).len(), 40, "{out}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lock_file_was_removed_commits_nothing_more_and_fails() {
+    // The attacker's case: the lock file is deleted while run A holds the output, so run B gets in
+    // (a flock is on a file, and the file is gone). A must then never publish again nor exit 0.
+    let first = start(sim_config(fleet(1_000, 2, 113))).await;
+    let second = start(sim_config(fleet(1_000, 2, 113))).await;
+    let d = tempfile::tempdir().unwrap();
+    lists(&first, d.path());
+    let op = Operation::DescribeJobExecution;
+    for (out, again) in [("ow", "--overwrite"), ("rs", "--resume")] {
+        first.simulator().hold_after(op, 500);
+        let a = spawn(
+            d.path(),
+            &first.endpoint_url(),
+            &args(&["--out", out, "--part-rows", "100", "--concurrency", "4"]),
+        );
+        first.simulator().until_held(op, 1).await;
+        std::fs::remove_file(d.path().join(format!(".{out}.fleet-audit.lock"))).unwrap();
+        let (code, stderr) = fa(
+            d.path(),
+            &second.endpoint_url(),
+            &args(&["--out", out, "--part-rows", "100", again]),
+        )
+        .await;
+        assert_eq!(code, Some(0), "{again}: the second run completes: {stderr}");
+        first.simulator().release(op);
+        let (code, stderr) = wait_or_kill(a, None).await;
+        assert_eq!(code, Some(1), "{again}: the first run fails: {stderr}");
+        assert!(
+            stderr.contains("lock on the output was removed or replaced"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("--resume to finish"), "{stderr}");
+        // The dataset is the second run's, whole: every pair once, every listed part there.
+        let (code, stderr) = fa(d.path(), &first.endpoint_url(), &["report", out]).await;
+        assert_eq!(code, Some(0), "{again}: {stderr}");
+        let rows = read_rows(&d.path().join(out));
+        assert_eq!(rows.len(), 2_000, "{again}");
+        contents(&rows);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_in_place_of_a_partition_folder_is_refused_before_anything_is_deleted() {
+    let sim = start(sim_config(fleet(100, 3, 127))).await;
+    let d = tempfile::tempdir().unwrap();
+    lists(&sim, d.path());
+    let by_job = [
+        "--out",
+        "pj",
+        "--partition-by",
+        "job_id",
+        "--part-rows",
+        "50",
+    ];
+    let (code, stderr) = fa(d.path(), &sim.endpoint_url(), &args(&by_job)).await;
+    assert_eq!(code, Some(0), "{stderr}");
+    // job-001's folder moved away and a link to another folder put in its place.
+    let victim = d.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("keep.txt"), b"keep").unwrap();
+    std::fs::rename(d.path().join("pj/job_id=job-001"), d.path().join("saved")).unwrap();
+    std::os::unix::fs::symlink(&victim, d.path().join("pj/job_id=job-001")).unwrap();
+    let before = listing(&d.path().join("pj"));
+    let calls = sim.stats().total_calls();
+    for again in ["--overwrite", "--resume"] {
+        let mut a = args(&by_job);
+        a.push(again);
+        let (code, stderr) = fa(d.path(), &sim.endpoint_url(), &a).await;
+        assert_eq!(code, Some(2), "{again}: {stderr}");
+        assert!(
+            stderr.contains("job_id=job-001 is a symbolic link"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("nothing was deleted"), "{stderr}");
+        assert_eq!(
+            listing(&d.path().join("pj")),
+            before,
+            "{again}: nothing deleted"
+        );
+    }
+    assert_eq!(sim.stats().total_calls(), calls, "no call made");
+    assert_eq!(listing(&victim), vec!["keep.txt".to_string()]);
+}

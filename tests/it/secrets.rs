@@ -103,6 +103,45 @@ async fn passwords_in_urls_are_never_printed() {
         leaks(&all)
     );
 
+    // A live IoT endpoint given with a password, as --endpoint-url, --region-endpoint and
+    // AWS_ENDPOINT_URL: the HTTP client's pool logs its key as `("http", user:password@host)`.
+    let live = url.replacen("http://", &format!("http://admin:{PASSWORD}@"), 1);
+    let region_endpoint = format!("us-east-1={live}");
+    for (out, extra, env) in [
+        (
+            "live1.parquet",
+            vec!["--endpoint-url", live.as_str()],
+            vec![],
+        ),
+        (
+            "live2.parquet",
+            vec![
+                "--regions",
+                "us-east-1",
+                "--region-endpoint",
+                region_endpoint.as_str(),
+            ],
+            vec![],
+        ),
+        (
+            "live3.parquet",
+            vec![],
+            vec![("AWS_ENDPOINT_URL", live.clone())],
+        ),
+    ] {
+        let mut args = lists_args.to_vec();
+        args.extend(["--out", out]);
+        args.extend(extra);
+        let (code, all) = run(d.path(), &args, &env).await;
+        assert_eq!(code, Some(0), "{out}: {}", messages(&all));
+        assert!(all.contains("DEBUG"), "{out}: debug logs are on");
+        assert!(
+            leaks(&all).is_empty(),
+            "{out}: a live endpoint's password: {:?}",
+            &leaks(&all)[..leaks(&all).len().min(3)]
+        );
+    }
+
     // An IoT (and STS) endpoint that cannot be reached.
     let iot = format!("http://admin:{PASSWORD}@127.0.0.1:{}", dead_port());
     let mut args = lists_args.to_vec();
