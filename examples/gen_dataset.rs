@@ -44,6 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         region: Some("us-east-1".into()),
         shard: None,
         partitioning: None,
+        verify_lock: false,
     });
     let started = Instant::now();
     let mut n = 0u64;
