@@ -389,14 +389,23 @@ async fn a_dated_output_keeps_one_audit_a_day_and_latest_is_the_day_before() {
     assert!(run(rc, no_shutdown()).await.unwrap().complete);
     let mut rc = dated(&s1, None);
     rc.overwrite = true;
-    run(rc, no_shutdown()).await.unwrap();
+    let replaced = run(rc, no_shutdown()).await.unwrap();
+    assert!(replaced.complete);
+    assert_eq!(replaced.carried, 0, "no baseline: nothing carried");
     let m2 = Manifest::load(&out).unwrap().unwrap();
+    assert!(m2.complete);
     assert_eq!(m2.earlier, m.earlier);
     assert!(m2.earlier[0]
         .parts
         .iter()
         .all(|p| out.join(&p.file).is_file()));
-    assert!(read_rows(&out).iter().all(|r| r.source != "carried"));
+    // The replaced audit holds the listing's executions again, each once, none carried (a check
+    // over no rows would pass whatever happened).
+    let rows = read_rows(&out);
+    assert!(!rows.is_empty());
+    assert_eq!(rows.len() as u64, replaced.pairs);
+    assert_eq!(rows.len(), by_key(&rows).len(), "each pair once");
+    assert!(rows.iter().all(|r| r.source != "carried"));
 
     // latest needs a dated output.
     let mut rc = discovery(&s1, &jobs, &dir.path().join("flat"), None);
