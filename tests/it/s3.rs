@@ -727,16 +727,23 @@ async fn a_manifest_rewritten_by_another_run_is_never_overwritten() {
 /// truth: another run now owns the output, so it must not resume over it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_whose_lock_was_taken_over_is_not_told_to_resume() {
+    // Held (its simulator answers 300 describes and holds the next) for longer than its lease of
+    // 2 s, the holder keeps renewing its lock, so a second run is still refused; once another run's
+    // lock replaces its own, as a takeover does, it stops writing and is told the truth (issue 28:
+    // a run that outlives its lease; issue 22, item 13f).
+    use object_store::ObjectStoreExt;
     let moto = Moto::start();
     moto.create_bucket("taken");
-    let paced = start_paced(fleet(1_500, 2, 67)).await;
+    let sim = start(sim_config(fleet(1_500, 2, 67))).await;
+    let op = fleet_audit::sim::Operation::DescribeJobExecution;
+    sim.simulator().hold_after(op, 300);
     let dir = tempfile::tempdir().unwrap();
-    let (things, jobs) = lists(&paced, dir.path());
+    let (things, jobs) = lists(&sim, dir.path());
     let (things, jobs) = (things.to_string_lossy(), jobs.to_string_lossy());
     let args = run_argv(
         &things,
         &jobs,
-        &paced.endpoint_url(),
+        &sim.endpoint_url(),
         "s3://taken/audit/",
         &[
             "--part-rows",
@@ -745,19 +752,43 @@ async fn a_run_whose_lock_was_taken_over_is_not_told_to_resume() {
             "1",
             "--lock-lease",
             "2s",
+            "--call-timeout",
+            "1h",
         ],
     );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let holder = spawn(&moto, &args, None);
-    while paced
-        .stats()
-        .calls(fleet_audit::sim::Operation::DescribeJobExecution)
-        < 300
-    {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    sim.simulator().until_held(op, 1).await;
+    // Renewed while held, until it has held the output for more than its whole lease.
+    let store = moto.store("taken");
+    let lock = object_store::path::Path::from("audit/_fleet-audit.lock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut renewals = std::collections::BTreeSet::new();
+    loop {
+        let body = store.get(&lock).await.unwrap().bytes().await.unwrap();
+        let h: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let (started, renewed) = (h["started_ms"].as_i64().unwrap(), h["renewed_ms"].as_i64());
+        if let Some(r) = renewed {
+            renewals.insert(r);
+            if r - started > 3_000 && renewals.len() >= 3 {
+                break;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "never renewed: {h}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let again: Vec<&str> = args.iter().copied().chain(["--resume"]).collect();
+    let other = spawn(&moto, &again, None);
+    let (code, err) = wait_or_kill(other, Some(Duration::from_secs(60))).await;
+    assert_eq!(
+        code,
+        Some(1),
+        "a live lease past its length still refuses: {err}"
+    );
+    assert!(err.contains("is being written by run "), "{err}");
     // Another run's lock replaces this run's, as a takeover does.
     plant_lock(&moto, "taken", "audit", 60.0).await;
+    sim.simulator().release(op);
     let (code, err) = wait_or_kill(holder, Some(Duration::from_secs(60))).await;
     assert_eq!(code, Some(1), "{err}");
     assert!(
@@ -802,4 +833,99 @@ async fn an_unreachable_s3_output_names_the_retries_of_the_check() {
         "{err}"
     );
     assert_eq!(server.stats().total_calls(), 0, "no IoT call was made");
+}
+
+/// A holder that cannot renew its lease (the store unreachable) stops writing itself once three
+/// quarters of the lease have passed unrenewed, before another run may take the output over; the
+/// resume then finishes the audit exactly (issue 28: no test ran longer than a lease).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_cannot_renew_its_lease_stops_writing() {
+    let moto = Moto::start();
+    moto.create_bucket("lease");
+    let proxy = Proxy::start(&moto.endpoint).await;
+    let sim = start(sim_config(fleet(1_000, 2, 71))).await;
+    let op = fleet_audit::sim::Operation::DescribeJobExecution;
+    sim.simulator().hold_after(op, 500);
+    let dir = tempfile::tempdir().unwrap();
+    let (things, jobs) = lists(&sim, dir.path());
+    let args = run_argv(
+        &things.to_string_lossy(),
+        &jobs.to_string_lossy(),
+        &sim.endpoint_url(),
+        "s3://lease/held/",
+        &[
+            "--part-rows",
+            "100",
+            "--lock-lease",
+            "2s",
+            "--call-timeout",
+            "1h",
+        ],
+    );
+    let through_proxy = |extra: Option<&str>| {
+        let mut c = tokio::process::Command::new(BIN);
+        c.args(&args)
+            .args(extra)
+            .envs(moto.env())
+            .env("AWS_ENDPOINT_URL_S3", &proxy.endpoint)
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        c.spawn().unwrap()
+    };
+    let holder = through_proxy(None);
+    sim.simulator().until_held(op, 1).await;
+    // Its 500 answered rows are 5 committed parts: the writer is idle, nothing is in flight.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let store = moto.store("lease");
+    loop {
+        if s3_keys(&store, "held")
+            .await
+            .iter()
+            .any(|k| k == "_manifest.json")
+        {
+            let (manifest, _) = s3_dataset(&moto, "lease", "held").await;
+            if manifest.committed.len() == 500 {
+                break;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "500 rows never committed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The store is cut off for longer than the whole lease: no renewal can land.
+    proxy.set_broken(true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    sim.simulator().release(op);
+    let (code, err) = wait_or_kill(holder, Some(Duration::from_secs(120))).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("s3://lease/held/"), "{err}");
+    assert!(
+        err.contains("this run's lock was not renewed for") && err.contains("it stops writing"),
+        "{err}"
+    );
+    proxy.set_broken(false);
+    // Nothing was published after the lease lapsed: the manifest's parts add up to its pairs,
+    // and a resume (the lapsed lock taken over) finishes with every pair once.
+    // (A part uploaded when the manifest could no longer be written is not listed: the resume
+    // deletes it.)
+    let (manifest, files) = s3_dataset(&moto, "lease", "held").await;
+    assert!(!manifest.complete);
+    let mut listed_rows = 0u64;
+    for p in &manifest.parts {
+        let (_, bytes) = files
+            .iter()
+            .find(|(k, _)| k == &p.file)
+            .expect("listed part");
+        listed_rows += rows_of_parquet(&p.file, bytes.clone()).len() as u64;
+    }
+    assert_eq!(listed_rows, manifest.committed.len());
+    assert!(listed_rows <= 500, "{listed_rows}");
+    let resume = through_proxy(Some("--resume"));
+    let (code, err) = wait_or_kill(resume, Some(Duration::from_secs(120))).await;
+    assert_eq!(code, Some(0), "{err}");
+    let (manifest, files) = s3_dataset(&moto, "lease", "held").await;
+    assert!(manifest.complete);
+    assert_eq!(committed_rows(&manifest, &files).len(), 2_000);
 }
