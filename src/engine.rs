@@ -473,36 +473,27 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_throttle_halves_the_rate_and_every_attempt_takes_a_token() {
-        let client = Faulty::new(fleet(20)).failing(Fault::Throttle, 1);
-        let l = lane(client, CallLimiter::new(Some(100.0), 1, true));
-        let (r, rows) = run(
-            l.clone(),
-            settings(5, Duration::from_millis(10), Duration::from_millis(10)),
-            20,
-            running(),
-        )
-        .await;
-        r.unwrap();
-        assert_eq!(rows.len(), 20);
-        assert_eq!(Counters::get(&l.counters.throttled), 20);
-        let rate = l.limiter.current_rate().unwrap();
-        assert!(rate <= 51.0, "the first throttle halves 100/s: {rate}");
-
-        // `--no-adaptive`: the same throttles leave the pace at --rps.
-        let client = Faulty::new(fleet(20)).failing(Fault::Throttle, 1);
-        let l = lane(client, CallLimiter::new(Some(100.0), 1, false));
-        let (r, rows) = run(
-            l.clone(),
-            settings(5, Duration::from_millis(10), Duration::from_millis(10)),
-            20,
-            running(),
-        )
-        .await;
-        r.unwrap();
-        assert_eq!(rows.len(), 20);
-        assert_eq!(Counters::get(&l.counters.throttled), 20);
-        let rate = l.limiter.current_rate().unwrap();
-        assert_eq!(rate, 100.0, "not adaptive: the pace stays at 100/s");
+        // Adaptive (the default) and `--no-adaptive`, under the same throttles.
+        for adaptive in [true, false] {
+            let client = Faulty::new(fleet(20)).failing(Fault::Throttle, 1);
+            let l = lane(client, CallLimiter::new(Some(100.0), 1, adaptive));
+            let (r, rows) = run(
+                l.clone(),
+                settings(5, Duration::from_millis(10), Duration::from_millis(10)),
+                20,
+                running(),
+            )
+            .await;
+            r.unwrap();
+            assert_eq!(rows.len(), 20);
+            assert_eq!(Counters::get(&l.counters.throttled), 20);
+            let rate = l.limiter.current_rate().unwrap();
+            if adaptive {
+                assert!(rate <= 51.0, "the first throttle halves 100/s: {rate}");
+            } else {
+                assert_eq!(rate, 100.0, "not adaptive: the pace stays at 100/s");
+            }
+        }
     }
 
     /// Issue 22, item 11: with no cap (`--rps 0`) against a quota far below what the workers can

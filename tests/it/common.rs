@@ -237,6 +237,23 @@ pub fn kill_points(seed: u64, rounds: usize, range: std::ops::Range<u64>) -> Vec
         .collect()
 }
 
+/// The binary in `cwd` with test credentials, stdout and stderr captured; a `run` is pointed at the
+/// simulator at `url`, unlimited and quiet.
+pub fn spawn_against(cwd: &Path, url: &str, args: &[&str]) -> tokio::process::Child {
+    let mut c = isolated_binary(cwd);
+    c.args(args);
+    if args.first() == Some(&"run") {
+        c.args(["--endpoint-url", url, "--rps", "0", "--quiet"]);
+    }
+    c.env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "AKIDTESTS")
+        .env("AWS_SECRET_ACCESS_KEY", "tests-secret")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    c.spawn().unwrap()
+}
+
 /// Waits for a child (stderr piped) to end, or SIGKILLs it once `kill_after` has passed: its exit code
 /// (None when killed by a signal) and its stderr.
 pub async fn wait_or_kill(

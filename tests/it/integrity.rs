@@ -15,24 +15,8 @@ use fleet_audit::input::{InputError, InputSpec};
 use fleet_audit::run::run;
 use fleet_audit::sim::Operation;
 
-/// The binary with test credentials, against the simulator at `url`, stdout and stderr captured.
-fn spawn(cwd: &Path, url: &str, args: &[&str]) -> tokio::process::Child {
-    let mut c = isolated_binary(cwd);
-    c.args(args);
-    if args.first() == Some(&"run") {
-        c.args(["--endpoint-url", url, "--rps", "0", "--quiet"]);
-    }
-    c.env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIDINTEGRITY")
-        .env("AWS_SECRET_ACCESS_KEY", "integrity-secret")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    c.spawn().unwrap()
-}
-
 async fn fa(cwd: &Path, url: &str, args: &[&str]) -> (Option<i32>, String) {
-    wait_or_kill(spawn(cwd, url, args), None).await
+    wait_or_kill(spawn_against(cwd, url, args), None).await
 }
 
 /// Every row of every data file under `dir` (what a reader globbing `*.parquet` sees), ignoring the
@@ -101,7 +85,7 @@ async fn a_second_run_on_an_output_in_use_is_refused_before_any_call() {
             .collect();
         let before = first_sim.stats().calls(op);
         first_sim.simulator().hold_after(op, 200);
-        let mut first = spawn(d.path(), &first_sim.endpoint_url(), &holder_args);
+        let mut first = spawn_against(d.path(), &first_sim.endpoint_url(), &holder_args);
         until_held_or_exit(first_sim.simulator(), op, &mut first).await;
         // The same command, with --resume (a directory) or --overwrite (what cron would retry with).
         let again = if out == "cc" {
@@ -162,7 +146,7 @@ async fn kill_9_frees_a_local_output_at_once() {
     // Killed mid-run at a known point: 1,000 describes answered, the next held.
     let op = Operation::DescribeJobExecution;
     sim.simulator().hold_after(op, 1_000);
-    let holder = spawn(d.path(), &sim.endpoint_url(), &args);
+    let holder = spawn_against(d.path(), &sim.endpoint_url(), &args);
     kill_when_held(sim.simulator(), op, holder).await;
     let mut resume: Vec<&str> = args.to_vec();
     resume.push("--resume");
@@ -306,7 +290,7 @@ async fn file_urls_report_and_resume_mismatches_are_bad_input_saying_what_differ
     };
     let args = with(&["--out", &file_url, "--report"]);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = spawn(d.path(), &url, &args)
+    let out = spawn_against(d.path(), &url, &args)
         .wait_with_output()
         .await
         .unwrap();
@@ -318,7 +302,7 @@ async fn file_urls_report_and_resume_mismatches_are_bad_input_saying_what_differ
         String::from_utf8_lossy(&out.stderr)
     );
     // The report of the dataset written, as `report` prints it for the plain path.
-    let report = spawn(d.path(), &url, &["report", abs.to_str().unwrap()])
+    let report = spawn_against(d.path(), &url, &["report", abs.to_str().unwrap()])
         .wait_with_output()
         .await
         .unwrap();
@@ -500,7 +484,7 @@ async fn the_changed_input_message_says_start_again_with_overwrite() {
     // Held mid-audit (3,000 describes answered, the next held) while the file changes under it.
     let op = Operation::DescribeJobExecution;
     server.simulator().hold_after(op, 3_000);
-    let child = spawn(
+    let child = spawn_against(
         d.path(),
         &url,
         &[

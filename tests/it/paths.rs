@@ -12,24 +12,12 @@ use fleet_audit::input::InputSpec;
 use fleet_audit::run::run;
 use fleet_audit::sim::Operation;
 
-/// The binary against the simulator at `url`, in `cwd`, stdout and stderr captured.
-fn spawn(cwd: &Path, url: &str, args: &[&str]) -> tokio::process::Child {
-    let mut c = isolated_binary(cwd);
-    c.args(args);
-    if args.first() == Some(&"run") {
-        c.args(["--endpoint-url", url, "--rps", "0", "--quiet"]);
-    }
-    c.env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "AKIDPATHS")
-        .env("AWS_SECRET_ACCESS_KEY", "paths-secret")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    c.spawn().unwrap()
-}
-
 async fn fa(cwd: &Path, url: &str, args: &[&str]) -> (Option<i32>, String) {
-    wait_or_kill(spawn(cwd, url, args), Some(Duration::from_secs(120))).await
+    wait_or_kill(
+        spawn_against(cwd, url, args),
+        Some(Duration::from_secs(120)),
+    )
+    .await
 }
 
 /// Every file under `dir`, relative, sorted (links listed, not followed).
@@ -79,7 +67,7 @@ async fn a_link_to_an_output_in_use_is_the_same_output() {
     std::fs::create_dir(d.path().join("sub")).unwrap();
     std::os::unix::fs::symlink("..", d.path().join("sub/up")).unwrap();
     let first_args = args(&["--out", "race", "--concurrency", "4", "--part-rows", "500"]);
-    let first = spawn(d.path(), &first_sim.endpoint_url(), &first_args);
+    let first = spawn_against(d.path(), &first_sim.endpoint_url(), &first_args);
     while first_sim.stats().calls(Operation::DescribeJobExecution) < 200 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -502,7 +490,7 @@ async fn a_run_whose_lock_file_was_removed_commits_nothing_more_and_fails() {
     let op = Operation::DescribeJobExecution;
     for (out, again) in [("ow", "--overwrite"), ("rs", "--resume")] {
         first.simulator().hold_after(op, 500);
-        let a = spawn(
+        let a = spawn_against(
             d.path(),
             &first.endpoint_url(),
             &args(&["--out", out, "--part-rows", "100", "--concurrency", "4"]),
