@@ -299,6 +299,14 @@ pub struct RunArgs {
         help_heading = "History"
     )]
     pub baseline: Option<String>,
+    /// Run as if it were this time (epoch seconds): against a simulator only.
+    ///
+    /// The date of a --partition-by date audit, `fetched_at` and so the report's ages follow the
+    /// simulator's `--now` instead of this machine's clock, so that audits a day apart can be made
+    /// on a fleet a day apart. Refused unless the IoT endpoint is set (--endpoint-url,
+    /// --region-endpoint, AWS_ENDPOINT_URL_IOT or AWS_ENDPOINT_URL) and is not AWS's.
+    #[arg(long, value_name = "EPOCH_SECONDS", help_heading = "History")]
+    pub as_of: Option<f64>,
     /// Audit only shard K of N (0-based); `N` or `auto/N` reads K from the scheduler.
     ///
     /// The pairs whose hash of thing and job modulo N is K (with --discover: the jobs, or things,

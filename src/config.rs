@@ -76,6 +76,8 @@ pub struct RunConfig {
     pub partition_by: Vec<PartitionKey>,
     /// How long an S3 output's lock lives without renewal (`--lock-lease`).
     pub lock_lease: Duration,
+    /// `--as-of`: the audit's clock (epoch milliseconds at the start), against a simulator only.
+    pub as_of_ms: Option<i64>,
 }
 
 /// Parses `10s`, `500ms`, `2m`, or a plain number of seconds: positive and under a week (the
@@ -360,6 +362,7 @@ impl RunConfig {
         if let Some(p) = &a.summary_json {
             check_file_destination("summary-json", p)?;
         }
+        let as_of_ms = a.as_of.map(|t| check_as_of(t, a)).transpose()?;
         // A resumed directory is checked against its manifest when the run starts.
         if !a.resume {
             check_output(&layout, a.overwrite)?;
@@ -389,8 +392,64 @@ impl RunConfig {
             shard,
             partition_by,
             lock_lease,
+            as_of_ms,
         })
     }
+}
+
+/// `--as-of T`: a time in epoch seconds, for a run against a simulator only. The IoT endpoint must
+/// be set and none of AWS's: a real account's executions are as of the real time, and rows dated
+/// otherwise would lie about when they were seen.
+fn check_as_of(t: f64, a: &RunArgs) -> Result<i64, ConfigError> {
+    // From 2001-09-09 to 2286-11-20: epoch seconds, not milliseconds.
+    if !(t.is_finite() && (1e9..1e10).contains(&t)) {
+        return Err(flag(
+            "as-of",
+            "must be a time in epoch seconds (a simulator's --now, such as 1764806400)",
+        ));
+    }
+    let mut endpoints: Vec<String> = a.connection.endpoint_url.iter().cloned().collect();
+    endpoints.extend(
+        a.region_endpoints
+            .iter()
+            .filter_map(|e| e.split_once('=').map(|(_, url)| url.to_string())),
+    );
+    if a.connection.endpoint_url.is_none() {
+        // What the SDK reads when no flag names an endpoint.
+        endpoints.extend(
+            ["AWS_ENDPOINT_URL_IOT", "AWS_ENDPOINT_URL"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|u| !u.is_empty())),
+        );
+    }
+    if endpoints.is_empty() {
+        return Err(flag(
+            "as-of",
+            "is for a run against a simulator: give its --endpoint-url (against AWS, a run's time is this machine's clock)",
+        ));
+    }
+    if let Some(aws) = endpoints.iter().find(|u| is_aws_host(u)) {
+        return Err(flag(
+            "as-of",
+            format!(
+                "is for a run against a simulator, and {} is AWS's endpoint",
+                crate::redact::redact(aws)
+            ),
+        ));
+    }
+    Ok((t * 1000.0).round() as i64)
+}
+
+/// Whether an endpoint URL's host is AWS's (`*.amazonaws.com`, `*.amazonaws.com.cn`, `*.api.aws`).
+fn is_aws_host(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host.split(':').next().unwrap_or("").to_ascii_lowercase();
+    let host = host.trim_end_matches('.');
+    ["amazonaws.com", "amazonaws.com.cn", "api.aws"]
+        .iter()
+        .any(|d| host == *d || host.ends_with(&format!(".{d}")))
 }
 
 /// The discovery settings of `run --discover` (what to list, filters, describe mode, list rate).

@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::names::JOB_EXECUTION_STATUSES;
 use crate::redact::redact;
 use crate::report::{Class, Report};
 use crate::summary::Summary;
@@ -36,12 +37,21 @@ pub fn exposition(report: Option<&Report>, run: Option<(&Summary, f64)>) -> Stri
             "Executions in the audited dataset, by job and status.",
         );
         for j in &r.jobs {
-            for (status, n) in &j.counts.by_status {
+            // Every AWS status, zeros included (an alert on a series that vanishes cannot tell 0
+            // from missing), then any other value the dataset spells.
+            let others = j
+                .counts
+                .by_status
+                .keys()
+                .map(String::as_str)
+                .filter(|s| !JOB_EXECUTION_STATUSES.contains(s));
+            for status in JOB_EXECUTION_STATUSES.into_iter().chain(others) {
                 let _ = writeln!(
                     out,
-                    "fleet_audit_executions{{job_id=\"{}\",status=\"{}\"}} {n}",
+                    "fleet_audit_executions{{job_id=\"{}\",status=\"{}\"}} {}",
                     label(&j.job_id),
-                    label(status)
+                    label(status),
+                    j.counts.status(status)
                 );
             }
         }
@@ -80,7 +90,9 @@ pub fn exposition(report: Option<&Report>, run: Option<(&Summary, f64)>) -> Stri
             }
         }
     }
-    if let Some((s, now_s)) = run {
+    if let Some((s, _)) = run.filter(|(s, _)| s.already_complete) {
+        already_complete(&mut out, report, s);
+    } else if let Some((s, now_s)) = run {
         family(
             &mut out,
             "fleet_audit_pairs_total",
@@ -137,6 +149,85 @@ pub fn exposition(report: Option<&Report>, run: Option<(&Summary, f64)>) -> Stri
     out
 }
 
+/// The run's figures of a run that found its audit already complete (a retry) and made no call: those
+/// of the audit, which it keeps, not zeros and a new time of success (the families and their help are
+/// the same; a comment line says whose figures they are). Pairs by outcome come from the
+/// dataset's rows, calls, throttles, duration and the time of success from the run that completed it
+/// (as the manifest records it; a manifest from before that record gives the pairs alone).
+fn already_complete(out: &mut String, report: Option<&Report>, s: &Summary) {
+    let by = s.completed_by.as_ref();
+    let _ = writeln!(
+        out,
+        "# fleet-audit: run {} found the audit already complete and made no call; these are the figures of {} (the run that completed it)",
+        s.run_id,
+        by.map_or("the audit".to_string(), |c| format!("run {}", c.run_id))
+    );
+    if let Some(r) = report {
+        family(
+            out,
+            "fleet_audit_pairs_total",
+            "counter",
+            "Pairs this run audited, by outcome.",
+        );
+        let (nf, err) = (
+            r.totals.count(Class::NotFound),
+            r.totals.count(Class::Error),
+        );
+        let ok = r.totals.total.saturating_sub(nf + err);
+        for (outcome, n) in [("ok", ok), ("not_found", nf), ("error", err)] {
+            let _ = writeln!(out, "fleet_audit_pairs_total{{outcome=\"{outcome}\"}} {n}");
+        }
+    }
+    let Some(c) = by else {
+        return;
+    };
+    family(
+        out,
+        "fleet_audit_calls_total",
+        "counter",
+        "API calls this run made (attempts, retries included), by API.",
+    );
+    let _ = writeln!(
+        out,
+        "fleet_audit_calls_total{{api=\"DescribeJobExecution\"}} {}",
+        c.attempts
+    );
+    let _ = writeln!(
+        out,
+        "fleet_audit_calls_total{{api=\"list\"}} {}",
+        c.list_calls
+    );
+    family(
+        out,
+        "fleet_audit_throttled_total",
+        "counter",
+        "Attempts of this run answered with ThrottlingException.",
+    );
+    let _ = writeln!(out, "fleet_audit_throttled_total {}", c.throttled);
+    family(
+        out,
+        "fleet_audit_run_duration_seconds",
+        "gauge",
+        "How long this run took.",
+    );
+    let _ = writeln!(
+        out,
+        "fleet_audit_run_duration_seconds {}",
+        c.elapsed_ms as f64 / 1000.0
+    );
+    family(
+        out,
+        "fleet_audit_last_success_timestamp_seconds",
+        "gauge",
+        "When a run last completed its dataset (epoch seconds).",
+    );
+    let _ = writeln!(
+        out,
+        "fleet_audit_last_success_timestamp_seconds {}",
+        c.at_ms as f64 / 1000.0
+    );
+}
+
 /// The metrics of a run (`summary`) and, when it completed, of its dataset at `dataset` (a path, or
 /// an object store's URL read with `client`'s configuration), with the changes since the run's
 /// baseline when it had one.
@@ -149,17 +240,17 @@ pub async fn of_run(
     let report = if !summary.complete {
         None
     } else {
-        crate::report::report_since(
-            dataset,
-            summary.baseline.as_deref(),
-            client,
-            &thresholds,
-            false,
-        )
-        .await
-        .ok()
+        let since =
+            |baseline| crate::report::report_since(dataset, baseline, client, &thresholds, false);
+        match since(summary.baseline.as_deref()).await {
+            Ok(r) => Some(r),
+            // A baseline that cannot be read now (a retry from another folder, a baseline since
+            // removed) loses the changes, not the dataset's own figures.
+            Err(_) if summary.baseline.is_some() => since(None).await.ok(),
+            Err(_) => None,
+        }
     };
-    let now_s = crate::time::now_ms() as f64 / 1000.0;
+    let now_s = crate::time::wall_ms() as f64 / 1000.0;
     exposition(report.as_ref(), Some((summary, now_s)))
 }
 

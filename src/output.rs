@@ -63,6 +63,38 @@ async fn clear_old_parts(
 /// the bytes are checked when a reader fetches them). A part missing, truncated or altered is bad
 /// input (exit 2) naming it: its rows cannot be counted as committed, and which pairs it held is
 /// only written in it.
+/// The manifest of a local directory's audit that a `--resume` finds already complete, read before
+/// any network call (`identity`: the run's, known without one): its parts are checked as a resume
+/// checks them. `None` when the run has work to do or only [`prepare_output`] can tell (a manifest
+/// that is unreadable, of other inputs or another layout, or of an earlier date: it says why).
+pub async fn complete_before_calls(
+    cfg: &RunConfig,
+    identity: &str,
+) -> Result<Option<Manifest>, RunError> {
+    if !cfg.resume || !matches!(cfg.layout, crate::dataset::Layout::Dir(_)) {
+        return Ok(None);
+    }
+    let Some(target) = OutputDir::of(&cfg.layout)? else {
+        return Ok(None);
+    };
+    let Ok(Some(m)) = target.load_manifest().await else {
+        return Ok(None);
+    };
+    let partition_by: Vec<String> = cfg.partition_by.iter().map(|k| k.name().into()).collect();
+    let dated = cfg.partition_by.contains(&PartitionKey::Date);
+    let today = utc_date(now_ms());
+    let same = m.complete
+        && m.input_identity == identity
+        && m.format == cfg.format.extension()
+        && m.partition_by == partition_by
+        && (!dated || m.date.as_deref() == Some(today.as_str()));
+    if !same {
+        return Ok(None);
+    }
+    check_committed_parts(&target, &m).await?;
+    Ok(Some(m))
+}
+
 async fn check_committed_parts(target: &OutputDir, m: &Manifest) -> Result<(), RunError> {
     let bad = |reason: String| -> RunError {
         ConfigError::Output {

@@ -54,6 +54,21 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
         Layout::File(p) | Layout::Dir(p) if !dry_run => Some(OutputLock::local(p, &holder)?),
         _ => None,
     };
+    // A retry of a local audit that is already complete ends here, before any call (not even STS
+    // or a discovery's listing); an object store's, or an organization's, is found complete after
+    // connecting, as any resume.
+    if let Some(identity) = identity_before_calls(&cfg, input.as_ref(), names.as_ref()) {
+        match crate::output::complete_before_calls(&cfg, &identity).await {
+            Ok(None) => {}
+            done => {
+                if let Some(lock) = local_lock {
+                    lock.release().await;
+                }
+                let m = done?.expect("matched Some");
+                return Ok(Summary::already_complete(&run_id, Instant::now(), &m));
+            }
+        }
+    }
     // Setting up (STS, Organizations, the output's store) makes no IoT call and has nothing to
     // commit: a signal ends it at once, rather than after the call it waits on.
     let setup = async {
@@ -195,19 +210,11 @@ pub async fn run_targets<C: FleetClient>(
         pairs: total,
         duplicates: input.duplicates(),
         resumed: done.len(),
+        baseline: None,
     };
-    if manifest.as_ref().is_some_and(|m| m.complete) {
-        if !cfg.quiet {
-            eprintln!(
-                "{}: already complete; nothing to do",
-                cfg.layout.path().display()
-            );
-        }
-        let mut s = Summary::empty(&run_id, started);
-        s.pairs = total;
+    if let Some(m) = manifest.as_ref().filter(|m| m.complete) {
+        let mut s = Summary::already_complete(&run_id, started, m);
         s.duplicates = base.duplicates;
-        s.resumed = base.resumed;
-        s.complete = true;
         return Ok(s);
     }
     if !cfg.quiet {
@@ -283,6 +290,30 @@ async fn target_turn<C: FleetClient>(
         shutdown,
     );
     LaneEnd::of(engine.await, cfg.targets.org.is_some(), &view.failed)
+}
+
+/// The input identity of a resumed run when it is known before any call: its targets are named by
+/// the flags (not an organization's, nor `--regions all`).
+fn identity_before_calls(
+    cfg: &RunConfig,
+    input: Option<&crate::input::PreparedInput>,
+    names: Option<&crate::input::Names>,
+) -> Option<String> {
+    if !cfg.resume || cfg.targets.org.is_some() || cfg.targets.all_regions {
+        return None;
+    }
+    let labels: Vec<String> = crate::targets::expand(&cfg.client, &cfg.targets)
+        .ok()?
+        .into_iter()
+        .map(|t| t.label)
+        .collect();
+    match (&cfg.input, input) {
+        (Input::Describe(_), Some(input)) => Some(identity_of(cfg, input, &labels)),
+        (Input::Discover(spec), _) if !spec.dry_run => Some(crate::discover::identity_of(
+            spec, names, cfg.shard, &labels,
+        )),
+        _ => None,
+    }
 }
 
 /// The input identity a manifest records: the inputs' fingerprint, the targets of a run over several,

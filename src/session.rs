@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 use crate::call::Counters;
 use crate::config::RunConfig;
 use crate::dataset::{
-    join_writer, spawn_writer, FailedTarget, Manifest, Partitioning, RemoteError, SinkError,
-    SinkMsg, SinkSettings, WriterEnd,
+    join_writer, spawn_writer, Completion, FailedTarget, Manifest, Partitioning, RemoteError,
+    SinkError, SinkMsg, SinkSettings, WriterEnd,
 };
 use crate::engine::{end_of_turns, LaneEnd, Stop};
 use crate::error::RunError;
@@ -350,10 +350,30 @@ impl Session {
             .collect();
         let failed_targets = failed.len() as u64;
         let _ = self.tx.send(SinkMsg::FailedTargets(failed)).await;
+        let sum = |f: fn(&Counters) -> &std::sync::atomic::AtomicU64| -> u64 {
+            self.lanes
+                .iter()
+                .map(|l| Counters::get(f(&l.counters)))
+                .sum()
+        };
+        let baseline = base.baseline.as_ref().map(|b| b.display().to_string());
+        // Every lane has ended, so the counters are final: the manifest of a completed audit
+        // records what the run that completed it did (a retry that finds it complete reports it).
+        let completion = || {
+            Box::new(Completion {
+                run_id: self.run_id.clone(),
+                at_ms: crate::time::wall_ms(),
+                attempts: sum(|c| &c.attempts),
+                list_calls: sum(|c| &c.list_attempts),
+                throttled: sum(|c| &c.throttled),
+                elapsed_ms: self.started.elapsed().as_millis() as u64,
+                baseline: baseline.clone(),
+            })
+        };
         let _ = self
             .tx
             .send(match (&result, self.resumable) {
-                (Ok(()), _) => SinkMsg::Commit,
+                (Ok(()), _) => SinkMsg::Commit(completion()),
                 // Rows read from an input that changed since it was validated are not committed.
                 (Err(stop), _) if stop.input_changed() => SinkMsg::Poison,
                 (Err(_), true) => SinkMsg::Checkpoint,
@@ -366,12 +386,6 @@ impl Session {
             .await
             .unwrap_or_else(|e| Err(SinkError::WriterPanicked(e.to_string())));
         let elapsed = self.started.elapsed().as_secs_f64();
-        let sum = |f: fn(&Counters) -> &std::sync::atomic::AtomicU64| -> u64 {
-            self.lanes
-                .iter()
-                .map(|l| Counters::get(f(&l.counters)))
-                .sum()
-        };
         let attempts = sum(|c| &c.attempts);
         let list_calls = sum(|c| &c.list_attempts);
         let per_s = |n: u64| {
@@ -399,11 +413,13 @@ impl Session {
             resumed: base.resumed,
             carried: sum(|c| &c.carried),
             describes_saved: sum(|c| &c.describes_saved),
-            baseline: None,
+            baseline: base.baseline,
             complete: false,
             files: Vec::new(),
             targets,
             failed_targets,
+            already_complete: false,
+            completed_by: None,
         };
         let stopped = |stop, summary: &Summary| RunError::Stopped {
             stop,
@@ -524,6 +540,7 @@ mod tests {
             pairs: 1,
             duplicates: 0,
             resumed: 0,
+            baseline: None,
         };
         match session.close(Ok(()), base).await {
             Err(RunError::Stopped {

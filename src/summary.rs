@@ -44,6 +44,13 @@ pub struct Summary {
     /// reasons are in `targets` and the manifest, and `--resume` retries them.
     #[serde(skip_serializing_if = "is_zero")]
     pub failed_targets: u64,
+    /// The run found its audit already complete (a retry, `--resume`) and made no call.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub already_complete: bool,
+    /// Then: the run that completed the audit and what it did (the manifest's record; absent in a
+    /// manifest written before it was kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completed_by: Option<crate::dataset::Completion>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -98,13 +105,54 @@ impl Summary {
             files: Vec::new(),
             targets: Vec::new(),
             failed_targets: 0,
+            already_complete: false,
+            completed_by: None,
         }
+    }
+
+    /// The summary of run `run_id`, which found the audit of `m` already complete and made no call:
+    /// the audit's pairs (all committed earlier), and the run that completed it.
+    pub fn already_complete(
+        run_id: &str,
+        started: Instant,
+        m: &crate::dataset::Manifest,
+    ) -> Summary {
+        let committed = m.committed.len();
+        let mut s = Summary::empty(run_id, started);
+        s.pairs = committed;
+        s.resumed = committed;
+        s.complete = true;
+        s.already_complete = true;
+        s.completed_by = m.completed.clone();
+        s.baseline = m
+            .completed
+            .as_ref()
+            .and_then(|c| c.baseline.as_ref())
+            .map(PathBuf::from);
+        s
     }
 
     /// The human summary printed on stderr: counts with thousands separators, rates as whole
     /// numbers (as `report` prints them).
     pub fn render(&self) -> String {
         let t = thousands;
+        if self.already_complete {
+            let by = match &self.completed_by {
+                Some(c) => format!(
+                    ", completed by run {} at {} ({} describe attempts, {} throttled, in {})",
+                    c.run_id,
+                    crate::time::iso_utc(c.at_ms, false),
+                    t(c.attempts),
+                    t(c.throttled),
+                    crate::time::span_text(c.elapsed_ms.div_ceil(1000))
+                ),
+                None => String::new(),
+            };
+            return format!(
+                "already complete: {} pairs{by}; this run made no call and wrote nothing",
+                t(self.pairs)
+            );
+        }
         // After a resume, the audit's total and this run's share of it.
         let whose = match self.resumed {
             0 => String::new(),
@@ -245,6 +293,8 @@ pub struct SummaryBase {
     pub pairs: u64,
     pub duplicates: u64,
     pub resumed: u64,
+    /// The baseline the run carries rows from (`--baseline`; `latest`: the audit it resolved to).
+    pub baseline: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -5,15 +5,31 @@
 //! partitions with [`utc_date`], the report and the lock print [`iso_utc`], the plan and the report
 //! print [`span_text`].
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Wall-clock epoch milliseconds (the `fetched_at` column, lock times, partition dates).
-pub fn now_ms() -> i64 {
+/// How far the audit's clock is ahead of the wall clock (`run --as-of`, against a simulator only).
+static AS_OF_OFFSET_MS: AtomicI64 = AtomicI64::new(0);
+
+/// Wall-clock epoch milliseconds: lock times and leases, part names, a metric's time of success.
+pub fn wall_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The audit's clock in epoch milliseconds (the `fetched_at` column, listing times, the `date=`
+/// partition): the wall clock, or, after [`set_as_of`], the time the run was told it is.
+pub fn now_ms() -> i64 {
+    wall_ms() + AS_OF_OFFSET_MS.load(Ordering::Relaxed)
+}
+
+/// Makes the audit's clock read `epoch_ms` now and run on from there (`run --as-of`, set once at
+/// the binary's edge before the run: a simulator's fleet is "now" at its `--now`, not the machine's).
+pub fn set_as_of(epoch_ms: i64) {
+    AS_OF_OFFSET_MS.store(epoch_ms - wall_ms(), Ordering::Relaxed);
 }
 
 /// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).

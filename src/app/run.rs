@@ -168,6 +168,10 @@ pub(super) async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
             return Ok(2);
         }
     };
+    // `--as-of` (a simulator's day): the audit's clock, from here on.
+    if let Some(ms) = cfg.as_of_ms {
+        crate::time::set_as_of(ms);
+    }
     // A dry run prints its plan and makes no call: a summary of zeros after it would say nothing.
     let dry_run = matches!(&cfg.input, crate::config::Input::Discover(d) if d.dry_run);
     let (quiet, summary_json) = (cfg.quiet || dry_run, cfg.summary_json.clone());

@@ -296,7 +296,7 @@ fn write_stamp() -> String {
     format!(
         "{}-{}-{}",
         std::process::id(),
-        crate::time::now_ms(),
+        crate::time::wall_ms(),
         WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     )
 }

@@ -67,7 +67,7 @@ impl Holder {
             run_id: run_id.to_string(),
             host: host_name(),
             pid: std::process::id(),
-            started_ms: crate::time::now_ms(),
+            started_ms: crate::time::wall_ms(),
             lease_s: None,
             renewed_ms: None,
             machine: machine(),
@@ -338,7 +338,7 @@ impl OutputLock {
     ) -> Result<(OutputLock, Option<String>), LockError> {
         let mut mine = holder.clone();
         mine.lease_s = Some(lease.as_secs_f64());
-        mine.renewed_ms = Some(crate::time::now_ms());
+        mine.renewed_ms = Some(crate::time::wall_ms());
         let body = mine.to_json();
         let mut note = None;
         let e_tag = match dir.put_if(LOCK, body.clone(), None).await? {
@@ -371,7 +371,7 @@ impl OutputLock {
                     let store_now = dir
                         .store_now_ms()
                         .await
-                        .unwrap_or_else(|_| crate::time::now_ms());
+                        .unwrap_or_else(|_| crate::time::wall_ms());
                     let idle_ms = store_now - current.last_modified_ms;
                     let lapsed = idle_ms >= their_lease.as_millis() as i64;
                     let gone = theirs.as_ref().is_some_and(Holder::is_gone);
@@ -422,7 +422,7 @@ impl OutputLock {
                 loop {
                     tokio::time::sleep(every).await;
                     let last = state.e_tag.lock().expect("lease lock").clone();
-                    holder.renewed_ms = Some(crate::time::now_ms());
+                    holder.renewed_ms = Some(crate::time::wall_ms());
                     // A renewal that hangs must not outlive the next one's turn.
                     let renewal = dir.put_if(LOCK, holder.to_json(), Some(&last));
                     let renewed = match tokio::time::timeout(every, renewal).await {

@@ -290,6 +290,23 @@ pub struct FailedTarget {
     pub error: String,
 }
 
+/// The run that completed an audit, and what it did: a later run that finds the audit complete (a
+/// retry, `--resume`) reports these figures instead of its own zeros.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Completion {
+    pub run_id: String,
+    /// When it completed (the wall clock, epoch milliseconds; a metric's time of success).
+    pub at_ms: i64,
+    /// Its DescribeJobExecution attempts, list and DescribeJob attempts, throttled attempts.
+    pub attempts: u64,
+    pub list_calls: u64,
+    pub throttled: u64,
+    pub elapsed_ms: u64,
+    /// The baseline it carried rows from (`--baseline`), as its summary names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
+}
+
 /// The manifest document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -322,6 +339,9 @@ pub struct Manifest {
     /// The targets this audit could not reach yet (their rows are missing, so it is not complete).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_targets: Vec<FailedTarget>,
+    /// The run that completed this audit (absent until it is complete, and in older manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed: Option<Completion>,
 }
 
 /// Manifest read/write errors, naming the file.
@@ -353,6 +373,7 @@ impl Manifest {
             date: None,
             earlier: Vec::new(),
             failed_targets: Vec::new(),
+            completed: None,
         }
     }
 

@@ -32,8 +32,8 @@ pub use dir::{kind_of, Entry, Kind, OutputDir};
 pub use files::{parquet_properties, temp_path, Encoder, FilePart, Format};
 pub use lock::{Holder, LockError, OutputLock};
 pub use manifest::{
-    lane_ordinal, DoneSet, FailedTarget, LaneDone, Manifest, ManifestError, PartDigest, PartEntry,
-    MANIFEST,
+    lane_ordinal, Completion, DoneSet, FailedTarget, LaneDone, Manifest, ManifestError, PartDigest,
+    PartEntry, MANIFEST,
 };
 pub use partition::{PartitionKey, Partitioning};
 pub use read::{

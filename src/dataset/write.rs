@@ -376,6 +376,13 @@ impl DatasetWriter {
         }
     }
 
+    /// Records in the manifest (written at the final commit) the run that completes the audit.
+    pub fn set_completion(&mut self, done: super::manifest::Completion) {
+        if let Some(m) = &mut self.settings.manifest {
+            m.completed = Some(done);
+        }
+    }
+
     pub fn finish(mut self, complete: bool) -> Result<WriteReport, SinkError> {
         let nothing_yet =
             self.report.files.is_empty() && self.manifest().is_none_or(|m| m.parts.is_empty());

@@ -16,8 +16,9 @@ pub enum SinkMsg {
     Tick,
     /// The targets that could not be audited, recorded in the manifest at the final commit.
     FailedTargets(Vec<super::FailedTarget>),
-    /// Every pair has its row: commit everything, mark the dataset complete, and stop.
-    Commit,
+    /// Every pair has its row: commit everything, mark the dataset complete (recording the run that
+    /// completed it), and stop.
+    Commit(Box<super::manifest::Completion>),
     /// The run stopped early: commit the rows received (directory outputs, for `--resume`) and stop.
     Checkpoint,
     /// Discard what is not committed and stop.
@@ -110,7 +111,10 @@ pub fn spawn_writer(
                 }
             };
             match last {
-                Some(SinkMsg::Commit) => w.finish(true).map(|r| end(r, true)),
+                Some(SinkMsg::Commit(done)) => {
+                    w.set_completion(*done);
+                    w.finish(true).map(|r| end(r, true))
+                }
                 Some(SinkMsg::Checkpoint) => w.finish(false).map(|r| end(r, false)),
                 Some(SinkMsg::Poison) => w.poison().map(|r| end(r, false)),
                 // Abort, or the channel closed without a final message.

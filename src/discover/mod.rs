@@ -168,7 +168,7 @@ pub fn prepare_scope(scope: &Scope) -> Result<Option<Names>, InputError> {
 
 /// The input identity a discovery's manifest records: what is listed, the status filter, the
 /// describe mode and the shard.
-fn identity_of(
+pub(crate) fn identity_of(
     spec: &DiscoverSpec,
     names: Option<&Names>,
     shard: Option<crate::shard::Shard>,
@@ -251,11 +251,8 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
         _ => HashSet::new(),
     };
     let resumed = committed.len() as u64;
-    if manifest.as_ref().is_some_and(|m| m.complete) {
-        let mut s = Summary::empty(&run_id, started);
-        s.complete = true;
-        s.resumed = resumed;
-        return Ok(s);
+    if let Some(m) = manifest.as_ref().filter(|m| m.complete) {
+        return Ok(Summary::already_complete(&run_id, started, m));
     }
     let next_ordinal = resume::renumber(manifest.as_mut());
     let session = Session::open(
@@ -302,25 +299,9 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
         pairs: listed,
         duplicates: 0,
         resumed,
+        baseline: baseline.map(|b| b.location.clone()),
     };
-    close_naming_baseline(session, result, base, baseline.as_deref()).await
-}
-
-/// Closes a discovery's session; its summary names the baseline it carried from.
-async fn close_naming_baseline(
-    session: Session,
-    result: Result<(), Stop>,
-    base: SummaryBase,
-    baseline: Option<&crate::baseline::Baseline>,
-) -> Result<Summary, RunError> {
-    let located = baseline.map(|b| b.location.clone());
-    let mut closed = session.close(result, base).await;
-    match &mut closed {
-        Ok(s) => s.baseline = located,
-        Err(RunError::Stopped { summary, .. }) => summary.baseline = located,
-        Err(_) => {}
-    }
-    closed
+    session.close(result, base).await
 }
 
 /// What a discovery lists, in order: the things of a things scope (this shard's), else the jobs.

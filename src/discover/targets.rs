@@ -64,11 +64,8 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
         (manifest, committed)
     };
     let resumed: u64 = committed.values().map(|s| s.len() as u64).sum();
-    if manifest.as_ref().is_some_and(|m| m.complete) {
-        let mut s = Summary::empty(&run_id, started);
-        s.complete = true;
-        s.resumed = resumed;
-        return Ok(s);
+    if let Some(m) = manifest.as_ref().filter(|m| m.complete) {
+        return Ok(Summary::already_complete(&run_id, started, m));
     }
     let next = resume::renumber_lanes(manifest.as_mut(), labels.len());
     let views: Vec<LaneView> = labels
@@ -130,8 +127,9 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
         pairs: shared.listed.load(Ordering::Relaxed),
         duplicates: 0,
         resumed,
+        baseline: baseline.map(|b| b.location.clone()),
     };
-    super::close_naming_baseline(session, result, base, baseline.as_deref()).await
+    session.close(result, base).await
 }
 
 /// One target's turn: connect, plan, then list and describe (`rows`: where rows go; `None`, a dry
