@@ -151,6 +151,14 @@ pub struct RunArgs {
     /// Continue an interrupted audit in the same directory, skipping what is committed.
     #[arg(long, help_heading = "Output")]
     pub resume: bool,
+    /// With --resume: describe the audit's error rows again once it is complete, each replaced in
+    /// its part (one row a pair).
+    ///
+    /// A pair whose calls all failed (throttling or 5xx storms past --max-attempts) is an `error`
+    /// row; this describes just those pairs again, at the run's rate, and rewrites the parts that
+    /// hold them in one manifest commit. Local directory outputs of one target.
+    #[arg(long, requires = "resume", help_heading = "Output")]
+    pub retry_errors: bool,
     #[command(flatten, next_help_heading = "AWS")]
     pub connection: ConnectionArgs,
     /// Audit these regions at once (comma-separated), each at its own --rps; `all`: the regions

@@ -78,6 +78,8 @@ pub struct RunConfig {
     pub lock_lease: Duration,
     /// `--as-of`: the audit's clock (epoch milliseconds at the start), against a simulator only.
     pub as_of_ms: Option<i64>,
+    /// `--retry-errors`: once the audit is complete, its error rows are described again.
+    pub retry_errors: bool,
 }
 
 /// Parses `10s`, `500ms`, `2m`, or a plain number of seconds: positive and under a week (the
@@ -363,6 +365,25 @@ impl RunConfig {
             check_file_destination("summary-json", p)?;
         }
         let as_of_ms = a.as_of.map(|t| check_as_of(t, a)).transpose()?;
+        if a.retry_errors {
+            if !matches!(layout, Layout::Dir(_)) {
+                return Err(flag(
+                    "retry-errors",
+                    "rewrites the parts of a local directory output (--out DIR); not a single file or an s3:// prefix yet",
+                ));
+            }
+            let one = targets.org.is_none()
+                && !targets.all_regions
+                && targets.regions.len() <= 1
+                && targets.profiles.len() <= 1
+                && targets.role_arns.len() <= 1;
+            if !one {
+                return Err(flag(
+                    "retry-errors",
+                    "describes again with one target (one account and region); not with --regions, --profiles, --role-arns of several or --org-role yet",
+                ));
+            }
+        }
         // A resumed directory is checked against its manifest when the run starts.
         if !a.resume {
             check_output(&layout, a.overwrite)?;
@@ -393,6 +414,7 @@ impl RunConfig {
             partition_by,
             lock_lease,
             as_of_ms,
+            retry_errors: a.retry_errors,
         })
     }
 }

@@ -35,7 +35,7 @@ pub struct Work {
 #[derive(Debug, thiserror::Error)]
 pub enum Stop {
     /// Every further call would fail the same way.
-    #[error("stopped: {error} (every call would fail the same way)")]
+    #[error("stopped: {error} (every call would fail the same way{})", error.next_step())]
     Fatal { error: CallError },
     /// No attempt ever got an answer: the endpoint cannot be reached.
     #[error("stopped: the endpoint cannot be reached ({error})")]

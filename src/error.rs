@@ -32,8 +32,11 @@ pub enum RunError {
     /// Another run owns the output.
     #[error(transparent)]
     Lock(#[from] LockError),
+    /// `--retry-errors` could not describe the error rows again or replace them.
+    #[error(transparent)]
+    Redo(#[from] crate::redo::RedoError),
     /// `--resume` into a dataset written by another audit: what differs, and how.
-    #[error("cannot resume into {out}: the {what} differ: {detail}")]
+    #[error("cannot resume into {out}: the {what} differ: {detail}. To finish that audit, run it with the inputs and flags it was written with; to audit these instead, start again with --overwrite (in place of --resume)")]
     ResumeMismatch {
         out: PathBuf,
         what: Mismatch,

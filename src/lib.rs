@@ -40,6 +40,7 @@ pub mod names;
 pub mod output;
 pub mod pair;
 pub mod redact;
+pub mod redo;
 pub mod report;
 pub mod retry;
 pub mod run;

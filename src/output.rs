@@ -223,6 +223,67 @@ fn identity_parts(id: &str) -> (&str, &str, &str) {
     (base, targets, shard)
 }
 
+/// What differs between the inputs a dataset was written from (`was`, its identity without targets
+/// and shard) and this run's (`now`), in the words of the flags: which file's content, which filter.
+fn input_change(was: &str, now: &str) -> String {
+    let kind = |id: &str| -> &'static str {
+        match id.split(':').next() {
+            Some("lists") => "a --things and a --jobs list",
+            Some("pairs") => "a --pairs file",
+            Some("discover") => "a discovery (--discover)",
+            _ => "inputs of another kind",
+        }
+    };
+    let fields = |id: &str| -> Vec<(String, String)> {
+        id.split(':')
+            .filter_map(|f| f.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    if was.ends_with(":changed-while-read") {
+        return "its input changed while that run read it, so what it committed may stand for other \
+                pairs than any input's now"
+            .to_string();
+    }
+    let (kind_was, kind_now) = (kind(was), kind(now));
+    if kind_was != kind_now || was.split(':').next() != now.split(':').next() {
+        return format!("it was written from {kind_was}; this run reads {kind_now}");
+    }
+    let (fw, fnow) = (fields(was), fields(now));
+    let mut changed = Vec::new();
+    for (k, v) in &fnow {
+        let before = fw.iter().find(|(kw, _)| kw == k).map(|(_, v)| v.as_str());
+        if before == Some(v.as_str()) {
+            continue;
+        }
+        changed.push(match (k.as_str(), before) {
+            ("things", _) if was.starts_with("discover") => {
+                "the --things file's content (the things listed)".to_string()
+            }
+            ("jobs", _) if was.starts_with("discover") => {
+                "the --jobs file's content (the jobs listed)".to_string()
+            }
+            ("things", _) => "the --things file's content".to_string(),
+            ("jobs", _) => "the --jobs file's content".to_string(),
+            ("list-jobs", Some(b)) => format!("--job-status (was {b}, now {v})"),
+            ("execution-status", Some(b)) => format!("--execution-status (was {b}, now {v})"),
+            ("describe", Some(b)) => format!("--describe (was {b}, now {v})"),
+            (k, _) => format!("its {k}"),
+        });
+    }
+    if now.starts_with("pairs:") {
+        changed.push("the --pairs file's content".to_string());
+    }
+    if changed.is_empty() {
+        return format!("it was written from other inputs ({was}; this run: {now})");
+    }
+    format!(
+        "{} differ{} from what it was written from (files are compared by their content, lines in order)",
+        changed.join(" and "),
+        if changed.len() == 1 { "s" } else { "" }
+    )
+}
+
 /// The first difference between the manifest `m` and this run, named and explained.
 fn mismatch(
     m: &Manifest,
@@ -234,10 +295,7 @@ fn mismatch(
     let (base_m, targets_m, shard_m) = identity_parts(&m.input_identity);
     let (base_i, targets_i, shard_i) = identity_parts(identity);
     if base_m != base_i {
-        return Some((
-            Mismatch::Inputs,
-            format!("it was written from other inputs (identity {base_m}); these inputs have identity {base_i}"),
-        ));
+        return Some((Mismatch::Inputs, input_change(base_m, base_i)));
     }
     if shard_m != shard_i {
         let what = |s: &str| {

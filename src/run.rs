@@ -83,6 +83,9 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
         // (A sender gone, as in tests that never stop, is no signal.)
         Ok(_) = stop.wait_for(|s| *s) => return Err(RunError::Interrupted),
     };
+    let redo = cfg
+        .retry_errors
+        .then(|| (cfg.clone(), run_id.clone(), shutdown.clone()));
     let result = match (input, cfg.input.clone()) {
         (Some(input), _) => run_targets(cfg, run_id, input, targets, shutdown).await,
         (None, Input::Discover(spec)) if targets.len() > 1 || cfg.targets.org.is_some() => {
@@ -116,10 +119,58 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
         }
         (None, Input::Describe(_)) => unreachable!("describe inputs are prepared above"),
     };
+    // `--retry-errors`: the complete audit's error rows described again, while the output is still
+    // this run's.
+    let result = match (result, redo) {
+        (Ok(s), Some((cfg, run_id, shutdown))) if s.complete => {
+            retry_errors(&cfg, s, &run_id, shutdown).await
+        }
+        (r, _) => r,
+    };
     for lock in [remote_lock, local_lock].into_iter().flatten() {
         lock.release().await;
     }
     result
+}
+
+/// `--retry-errors` after a complete audit (`s`, this run's summary): its error rows described again
+/// with a client of its one target (connected only if there is an error row), each replaced in place.
+async fn retry_errors(
+    cfg: &RunConfig,
+    mut s: Summary,
+    run_id: &str,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Summary, RunError> {
+    let Layout::Dir(out) = &cfg.layout else {
+        return Ok(s);
+    };
+    // Its one target (the flags say which, no call), connected when an error row needs it.
+    let Some(target) = crate::targets::plan(&cfg.client, &cfg.targets)
+        .await?
+        .into_iter()
+        .next()
+        .map(PendingTarget::lazy)
+    else {
+        return Ok(s);
+    };
+    let counters = Arc::new(crate::call::Counters::default());
+    let redone =
+        crate::redo::retry_error_rows(cfg, out, run_id, target, counters.clone(), shutdown).await;
+    s.attempts += crate::call::Counters::get(&counters.attempts);
+    s.throttled += crate::call::Counters::get(&counters.throttled);
+    match redone {
+        Ok(r) => {
+            s.retried_errors = Some(r);
+            Ok(s)
+        }
+        Err(crate::redo::RedoError::Stopped { stop }) => Err(RunError::Stopped {
+            stop,
+            out: out.clone(),
+            resumable: true,
+            summary: Box::new(s),
+        }),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The targets of the run (STS, and Organizations for an organization's), each ready or (an
@@ -299,7 +350,8 @@ fn identity_before_calls(
     input: Option<&crate::input::PreparedInput>,
     names: Option<&crate::input::Names>,
 ) -> Option<String> {
-    if !cfg.resume || cfg.targets.org.is_some() || cfg.targets.all_regions {
+    // (`--retry-errors` goes on to describe the error rows of a complete audit.)
+    if !cfg.resume || cfg.retry_errors || cfg.targets.org.is_some() || cfg.targets.all_regions {
         return None;
     }
     let labels: Vec<String> = crate::targets::expand(&cfg.client, &cfg.targets)

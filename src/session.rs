@@ -420,6 +420,7 @@ impl Session {
             failed_targets,
             already_complete: false,
             completed_by: None,
+            retried_errors: None,
         };
         let stopped = |stop, summary: &Summary| RunError::Stopped {
             stop,

@@ -47,6 +47,9 @@ pub struct Summary {
     /// The run found its audit already complete (a retry, `--resume`) and made no call.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub already_complete: bool,
+    /// `--retry-errors`: the audit's error rows described again and replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retried_errors: Option<Retried>,
     /// Then: the run that completed the audit and what it did (the manifest's record; absent in a
     /// manifest written before it was kept).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,7 +110,13 @@ impl Summary {
             failed_targets: 0,
             already_complete: false,
             completed_by: None,
+            retried_errors: None,
         }
+    }
+
+    /// The audit's error rows now: those left after `--retry-errors`, else this run's.
+    pub fn errors_left(&self) -> u64 {
+        self.retried_errors.map_or(self.errors, |r| r.errors)
     }
 
     /// The summary of run `run_id`, which found the audit of `m` already complete and made no call:
@@ -148,10 +157,19 @@ impl Summary {
                 ),
                 None => String::new(),
             };
-            return format!(
-                "already complete: {} pairs{by}; this run made no call and wrote nothing",
-                t(self.pairs)
-            );
+            return match &self.retried_errors {
+                None => format!(
+                    "already complete: {} pairs{by}; this run made no call and wrote nothing",
+                    t(self.pairs)
+                ),
+                Some(r) => format!(
+                    "already complete: {} pairs{by}\n{}; {} attempts ({} throttled)",
+                    t(self.pairs),
+                    r.render(),
+                    t(self.attempts),
+                    t(self.throttled)
+                ),
+            };
         }
         // After a resume, the audit's total and this run's share of it.
         let whose = match self.resumed {
@@ -212,6 +230,9 @@ impl Summary {
                     thousands(t.calls_per_s.round() as u64)
                 )),
             }
+        }
+        if let Some(r) = &self.retried_errors {
+            s.push_str(&format!("\n{}", r.render()));
         }
         if self.complete {
             let rows = thousands(self.ok + self.not_found + self.errors);
@@ -285,6 +306,39 @@ pub fn duplicate_lines(n: u64) -> String {
     match n {
         1 => "1 duplicate input line dropped".into(),
         n => format!("{} duplicate input lines dropped", thousands(n)),
+    }
+}
+
+/// What `--retry-errors` did: the audit's error rows described again, and how they came out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Retried {
+    /// Error rows described again.
+    pub retried: u64,
+    pub ok: u64,
+    pub not_found: u64,
+    /// Error rows again.
+    pub errors: u64,
+    /// Parts written again.
+    pub parts: u64,
+}
+
+impl Retried {
+    /// `12 error rows described again: 11 ok, 0 not found, 1 still an error (3 parts rewritten)`.
+    pub fn render(&self) -> String {
+        let t = thousands;
+        format!(
+            "{} error rows described again: {} ok, {} not found, {} still {} ({} parts rewritten)",
+            t(self.retried),
+            t(self.ok),
+            t(self.not_found),
+            t(self.errors),
+            if self.errors == 1 {
+                "an error"
+            } else {
+                "errors"
+            },
+            t(self.parts)
+        )
     }
 }
 

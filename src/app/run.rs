@@ -71,11 +71,27 @@ pub(super) fn finish_run(
     result: Result<Summary, RunError>,
     quiet: bool,
     summary_json: Option<&Path>,
+    retry_hint: &str,
 ) -> anyhow::Result<i32> {
     match result {
         Ok(s) => {
             print_summary(&s, quiet, summary_json)?;
-            Ok(if s.errors > 0 { EXIT_PAIR_ERRORS } else { 0 })
+            let left = s.errors_left();
+            if left == 0 {
+                return Ok(0);
+            }
+            // What to do about them, said even when quiet: the exit code alone does not say it.
+            let rows = crate::summary::thousands(left);
+            if s.retried_errors.is_some() {
+                eprintln!(
+                    "fleet-audit: {rows} pairs are error rows still, after being described again (their calls failed past --max-attempts: throttling or a service error, in error_code): run the same command again later"
+                );
+            } else {
+                eprintln!(
+                    "fleet-audit: {rows} pairs ended as error rows (their calls failed past --max-attempts: throttling or a service error, in error_code); {retry_hint}"
+                );
+            }
+            Ok(EXIT_PAIR_ERRORS)
         }
         Err(RunError::Stopped {
             stop,
@@ -159,6 +175,24 @@ pub(super) fn finish_run(
     }
 }
 
+/// How a run's error rows are described again, for this run's output and targets.
+fn retry_hint(cfg: &crate::config::RunConfig) -> String {
+    let t = &cfg.targets;
+    let one = t.org.is_none()
+        && !t.all_regions
+        && t.regions.len() <= 1
+        && t.profiles.len() <= 1
+        && t.role_arns.len() <= 1;
+    match (&cfg.layout, one) {
+        (Layout::Dir(_), true) => format!(
+            "to describe just those again and replace them: the same command with {}--retry-errors",
+            if cfg.resume { "" } else { "--resume " }
+        ),
+        (Layout::File(_), _) => "a single-file output is written whole: run the same command again to describe every pair (a directory output, --out DIR, can retry just the error rows with --resume --retry-errors)".into(),
+        _ => "to audit again: the same command with --overwrite (--retry-errors describes just the error rows again in a local directory output of one target)".into(),
+    }
+}
+
 pub(super) async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
     let cfg = match RunConfig::from_args(&a) {
         Ok(c) => c,
@@ -181,6 +215,7 @@ pub(super) async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
         Layout::Remote(r) => std::path::PathBuf::from(&r.url),
         l => l.path().to_path_buf(),
     };
+    let retry_hint = retry_hint(&cfg);
     let shutdown = shutdown_on_signals();
     let result = run(cfg, shutdown).await;
     let ran = match &result {
@@ -189,7 +224,7 @@ pub(super) async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
         Err(_) => None,
     };
     let done = result.is_ok();
-    let code = finish_run(result, quiet, summary_json.as_deref())?;
+    let code = finish_run(result, quiet, summary_json.as_deref(), &retry_hint)?;
     if let (true, true, Some(summary)) = (a.report, done, &ran) {
         // With a baseline, the report says what changed since it too.
         let thresholds = crate::report::Thresholds::default();

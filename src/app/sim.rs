@@ -205,7 +205,7 @@ pub(super) async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
     let shutdown = shutdown_on_signals();
     let result = run(cfg, shutdown).await;
     let ok = result.is_ok();
-    let code = finish_run(result, false, None)?;
+    let code = finish_run(result, false, None, "run the demo again")?;
     if ok {
         print_report(&dataset)?;
     }

@@ -88,6 +88,35 @@ impl CallError {
         }
     }
 
+    /// What a person does about an error that every call would meet (credentials, permissions),
+    /// by its code: `; ` and the next step (empty for any other error).
+    pub fn next_step(&self) -> &'static str {
+        match self.code() {
+        "ExpiredTokenException" | "ExpiredToken" => {
+            "; the credentials have expired: refresh them (aws sso login, a new session token or \
+             assumed role) before running again"
+        }
+        "AccessDeniedException" | "AccessDenied" | "UnauthorizedException" => {
+            "; the credentials lack a permission: README's IAM section lists the actions a run needs"
+        }
+        "UnrecognizedClientException"
+        | "InvalidClientTokenId"
+        | "InvalidSignatureException"
+        | "SignatureDoesNotMatch"
+        | "IncompleteSignature" => {
+            "; the credentials are not valid here: check the access key, its secret, the profile and \
+             the region"
+        }
+        "MissingAuthenticationTokenException" | "MissingAuthenticationToken" => {
+            "; the request was not signed: check the endpoint URL and that credentials are set"
+        }
+        "CredentialsError" => {
+            "; no credentials: set AWS_PROFILE, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a role"
+        }
+        _ => "",
+    }
+    }
+
     /// The value of the `error_message` column.
     pub fn message(&self) -> String {
         match self {
@@ -133,7 +162,7 @@ pub enum SetupError {
     #[error("no usable AWS credentials: {0}")]
     NoCredentials(String),
     /// STS refused the credentials (GetCallerIdentity answered with an error).
-    #[error("AWS refused the credentials: {0}")]
+    #[error("AWS refused the credentials: {0}{hint}", hint = .0.next_step())]
     Rejected(CallError),
     /// STS refused to assume the role (it is missing, or does not trust the caller).
     #[error("cannot assume {role}: {reason}")]

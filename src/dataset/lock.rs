@@ -231,6 +231,32 @@ pub fn check_local_holder(out: &Path, run_id: &str) -> Result<(), String> {
     }
 }
 
+/// The run writing the local output `out` now, described (`run R (pid P on host H, since T)`): its
+/// lock file is there (a holder deletes it when it ends) and names a process that is alive on this
+/// machine, or one on another machine (a shared folder), which cannot be told from here. `None`: no
+/// run is writing it (no lock file, or its holder's process is gone: killed, crashed).
+/// Read without following a link, and without locking (a report must never hold up a run).
+pub fn local_writer(out: &Path) -> Option<String> {
+    let path = local_lock_path(out).ok()?;
+    let mut content = Vec::new();
+    super::files::open_no_follow(&path)
+        .and_then(|mut f| f.read_to_end(&mut content))
+        .ok()?;
+    let h = serde_json::from_slice::<Holder>(&content).ok()?;
+    if h.is_gone() || h.pid == std::process::id() {
+        return None;
+    }
+    let here = h.machine.is_some() && h.machine == machine() && h.host == host_name();
+    Some(if here {
+        h.describe()
+    } else {
+        format!(
+            "{} on another machine (if it is still running)",
+            h.describe()
+        )
+    })
+}
+
 /// The lock file of a local output: `.NAME.fleet-audit.lock` in the folder that holds it, both taken
 /// from the output's real path (every symbolic link and `..` resolved), so that every spelling of one
 /// output (`race`, `./race/`, `sub/../race`, a link to it) is one lock.

@@ -388,6 +388,29 @@ pub async fn describe(
             CallError::Credentials(m) => {
                 DescribeError::Config(format!("Unable to locate credentials: {m}"))
             }
+            // In the AWS CLI's words (botocore's EndpointConnectionError, ConnectTimeoutError,
+            // ReadTimeoutError), naming the URL it called.
+            CallError::Connection(_) if capture.uri().is_some() => {
+                DescribeError::Transport(format!(
+                    "Could not connect to the endpoint URL: \"{}\"",
+                    capture.uri().unwrap_or_default()
+                ))
+            }
+            CallError::TransportTimeout(ref m) if capture.uri().is_some() => {
+                let what = if m.to_ascii_lowercase().contains("connect") {
+                    "Connect"
+                } else {
+                    "Read"
+                };
+                DescribeError::Transport(format!(
+                    "{what} timeout on endpoint URL: \"{}\"",
+                    capture.uri().unwrap_or_default()
+                ))
+            }
+            CallError::Timeout(_) if capture.uri().is_some() => DescribeError::Transport(format!(
+                "Read timeout on endpoint URL: \"{}\"",
+                capture.uri().unwrap_or_default()
+            )),
             other => DescribeError::Transport(other.to_string()),
         });
     }

@@ -25,6 +25,9 @@ const REDACTED: [&str; 3] = [
 pub struct Capture {
     pub debug: bool,
     body: Arc<Mutex<Option<Vec<u8>>>>,
+    /// The last request's URI (as sent, before any answer): a connection failure names it, as the
+    /// AWS CLI does.
+    uri: Arc<Mutex<Option<String>>>,
 }
 
 impl Capture {
@@ -32,7 +35,13 @@ impl Capture {
         Capture {
             debug,
             body: Arc::default(),
+            uri: Arc::default(),
         }
+    }
+
+    /// The last request's URI, if one was about to be sent.
+    pub fn uri(&self) -> Option<String> {
+        self.uri.lock().expect("uri lock").clone()
     }
 
     /// The last answer's body, if it was read.
@@ -65,6 +74,7 @@ impl Intercept for Capture {
         _rc: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
+        *self.uri.lock().expect("uri lock") = Some(context.request().uri().to_string());
         if self.debug {
             let r = context.request();
             eprintln!(

@@ -292,6 +292,9 @@ pub struct Report {
     /// The audit reported is incomplete (its manifest says so): how far it got. `None` for a
     /// complete audit, a file (written only when complete) and a directory without a manifest.
     pub incomplete: Option<Incomplete>,
+    /// The run writing the dataset now (a local output whose lock names a live process): an
+    /// incomplete audit that is still going, not one that stopped.
+    pub writer: Option<String>,
     /// What changed since the baseline (`--baseline`).
     pub changes: Option<Changes>,
     /// Per-audit totals of a dataset that keeps several audits, oldest first (`--trend`).
@@ -380,14 +383,20 @@ impl Report {
     pub fn incomplete_text(&self) -> Option<String> {
         let what = self.committed_text()?;
         let unknown = self.incomplete.is_some_and(|i| i.expected.is_none());
+        let discovery = if unknown {
+            " (a discovery: how many it lists is known when it ends)"
+        } else {
+            ""
+        };
+        if let Some(w) = &self.writer {
+            return Some(format!(
+                "incomplete audit, being written now by {w}: {what} so far{discovery}; every count \
+                 below is of those only. Report again when that run ends"
+            ));
+        }
         Some(format!(
-            "incomplete audit: {what}{}; every count below is of those only. Finish it with the \
-             same `fleet-audit run` command and --resume",
-            if unknown {
-                " (a discovery: how many it lists is known when it ends)"
-            } else {
-                ""
-            }
+            "incomplete audit: {what}{discovery}; every count below is of those only. Finish it \
+             with the same `fleet-audit run` command and --resume"
         ))
     }
 }
@@ -478,6 +487,9 @@ pub fn report_path_since(
     report.ignored = data.ignored;
     report.note = data.note;
     report.incomplete = data.incomplete;
+    if report.incomplete.is_some() {
+        report.writer = crate::dataset::lock::local_writer(path);
+    }
     report.changes = tracker.map(changes::Tracker::finish);
     Ok(report)
 }

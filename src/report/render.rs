@@ -374,6 +374,7 @@ pub fn json(r: &Report) -> Value {
         "files": r.files,
         "complete": r.complete(),
         "pairs_expected": r.pairs_expected(),
+        "being_written_by": r.writer,
         "thresholds": {
             "queued_after_s": seconds(t.queued_after_ms()),
             "stale_after_s": seconds(t.stale_after_ms()),

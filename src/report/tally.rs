@@ -294,6 +294,7 @@ impl Analyzer {
             ignored: Vec::new(),
             note: None,
             incomplete: None,
+            writer: None,
             changes: None,
             trend: None,
             targets: self.targets.finish(&self.failed_targets),

@@ -3,6 +3,7 @@
 and table, with and without --query, the same error line for a missing execution, yaml that parses
 back to the json, and AWS CLI v2's exit codes."""
 import json
+import socket
 import subprocess
 import urllib.request
 
@@ -78,6 +79,22 @@ def test_a_missing_execution_gives_the_cli_error_line_and_v2_exit_code(sim, aws_
     assert got.stderr.strip() == want.stderr.strip()
     # The PyPI CLI is v1 (255 here); v2 exits 254 when the service refused the call.
     assert want.returncode == 255 and got.returncode == 254
+
+
+def test_an_endpoint_that_refuses_the_connection_reads_as_the_cli_says_it(aws_env, aws_cli, fa):
+    """Issue 23, item 12: a connection failure is the AWS CLI's line, naming the URL called (a
+    thing name with ':' percent-encoded, a base path kept), exit 255."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: nothing listens there
+    for url in [f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port}/base/"]:
+        args = ("--job-id", "job-000", "--thing-name", "thing:0001", "--execution-number", "3")
+        want = cli(aws_cli, aws_env, url, "describe-job-execution", *args)
+        got = fa_describe(fa, aws_env, url, "thing:0001", "job-000", "--execution-number", "3")
+        assert want.stderr.strip().startswith("Could not connect to the endpoint URL:"), want.stderr
+        assert got.stderr == want.stderr, f"{got.stderr!r} != {want.stderr!r}"
+        assert got.stdout == want.stdout == ""
+        assert want.returncode == got.returncode == 255
 
 
 def test_yaml_parses_back_to_the_json(sim, aws_env, fa, shapes):

@@ -108,6 +108,7 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
         partition_by: Vec::new(),
         lock_lease: std::time::Duration::from_secs(60),
         as_of_ms: None,
+        retry_errors: false,
     }
 }
 

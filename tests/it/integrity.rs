@@ -331,6 +331,13 @@ async fn file_urls_report_and_resume_mismatches_are_bad_input_saying_what_differ
     let (code, stderr) = fa(d.path(), &url, &args).await;
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("the inputs differ"), "{stderr}");
+    // Which input, and what to do (issue 23, item 12), not two hashes.
+    assert!(
+        stderr.contains("the --jobs file's content differs from what it was written from")
+            && stderr.contains("start again with --overwrite"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("identity"), "{stderr}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -435,6 +442,10 @@ async fn an_input_changed_while_streaming_stops_without_committing_it() {
     rc.resume = true;
     let refused = run(rc, no_shutdown()).await.unwrap_err().to_string();
     assert!(refused.contains("the inputs differ"), "{refused}");
+    assert!(
+        refused.contains("its input changed while that run read it"),
+        "{refused}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,6 +17,7 @@ mod partition;
 mod paths;
 mod report;
 mod resilience;
+mod retry_errors;
 mod run_sim;
 mod s3;
 mod secrets;

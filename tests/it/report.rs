@@ -863,3 +863,71 @@ fn the_trend_labels_an_incomplete_dated_audit_truly() {
     assert_eq!(trend[0]["total"], json!(17));
     assert_eq!(doc["complete"], json!(false));
 }
+
+/// Issue 23, item 12: `report` on an audit a run is writing now says so (and who), not "finish it
+/// with --resume"; once that run is gone (killed), the report says how to finish it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_on_an_audit_being_written_says_so() {
+    use crate::common::*;
+    use fleet_audit::sim::Operation;
+    let sim = start(sim_config(fleet(300, 2, 5))).await;
+    let d = tempfile::tempdir().unwrap();
+    lists(&sim, d.path());
+    let op = Operation::DescribeJobExecution;
+    sim.simulator().hold_after(op, 200);
+    let args = [
+        "run",
+        "--things",
+        "things.txt",
+        "--jobs",
+        "jobs.txt",
+        "--out",
+        "audit",
+        "--part-rows",
+        "50",
+        "--concurrency",
+        "2",
+        "--call-timeout",
+        "1h",
+    ];
+    let mut writer = spawn_against(d.path(), &sim.endpoint_url(), &args);
+    until_held_or_exit(sim.simulator(), op, &mut writer).await;
+    let pid = writer.id().unwrap();
+    let report = |json: bool| {
+        let mut c = Command::new(BIN);
+        c.current_dir(d.path()).args(["report", "audit"]);
+        if json {
+            c.arg("--json");
+        }
+        c.output().unwrap()
+    };
+    let out = report(false);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let said = text(&out.stdout) + &text(&out.stderr);
+    assert!(
+        said.contains("incomplete audit, being written now by run ")
+            && said.contains(&format!("(pid {pid} on host "))
+            && said.contains("Report again when that run ends"),
+        "{said}"
+    );
+    assert!(!said.contains("--resume"), "{said}");
+    let doc: Value = serde_json::from_slice(&report(true).stdout).unwrap();
+    assert_eq!(doc["complete"], json!(false));
+    assert!(
+        doc["being_written_by"]
+            .as_str()
+            .is_some_and(|w| w.contains(&format!("pid {pid}"))),
+        "{doc}"
+    );
+
+    // Killed mid-run: nobody writes it any more, and the report says how to finish it.
+    kill_when_held(sim.simulator(), op, writer).await;
+    let said = text(&report(false).stdout);
+    assert!(
+        said.contains("incomplete audit: ") && said.contains("and --resume"),
+        "{said}"
+    );
+    assert!(!said.contains("being written"), "{said}");
+    let doc: Value = serde_json::from_slice(&report(true).stdout).unwrap();
+    assert_eq!(doc["being_written_by"], Value::Null);
+}

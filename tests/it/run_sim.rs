@@ -234,7 +234,10 @@ async fn rejected_credentials_stop_the_run_without_an_output() {
         other => panic!("expected a setup error, got {other}"),
     }
     assert!(
-        err.to_string().contains("AWS refused the credentials"),
+        err.to_string().contains("AWS refused the credentials")
+            && err
+                .to_string()
+                .contains("the credentials have expired: refresh them"),
         "{err}"
     );
     assert_eq!(server.stats().total_calls(), 0, "{:?}", server.stats());
@@ -244,6 +247,11 @@ async fn rejected_credentials_stop_the_run_without_an_output() {
     let err = run(with_key("AKIDDENIED"), no_shutdown())
         .await
         .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("the credentials lack a permission: README's IAM section"),
+        "the next step is said: {err}"
+    );
     match err {
         RunError::Stopped {
             stop: Stop::Fatal { error },

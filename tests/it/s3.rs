@@ -353,7 +353,15 @@ async fn bad_s3_outputs_are_refused_before_any_iot_call() {
     let (code, err) = run_args(&moto, args("s3://no-such-bucket/audit/", &[])).await;
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("s3://no-such-bucket/audit/"), "{err}");
-    assert!(err.contains("NoSuchBucket"), "{err}");
+    // In words (issue 23, item 12), not S3's XML.
+    assert!(
+        err.contains("the bucket no-such-bucket does not exist: create it"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("<Error>") && !err.contains("RequestId"),
+        "{err}"
+    );
     // An endpoint that nothing answers: refused in seconds, not after minutes of retries.
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

@@ -1,0 +1,326 @@
+//! `run --resume --retry-errors`: the error rows of a complete audit described again, each replaced in
+//! place, so the audit keeps one row a pair.
+//!
+//! The pairs of the audit's `error` rows go through the same engine as any run (the run's rate,
+//! concurrency, retries and shutdown). Each part that holds error rows is then written again whole
+//! under a new name of this tool's (the other rows as they were, each error row replaced by its new
+//! row at the same place: a row that is an error again stays one, with its new attempt), and one
+//! manifest write makes the new parts the audit's in place of the old ones; the old parts are deleted
+//! after it. A crash before the manifest write leaves new parts no manifest lists (the next run
+//! deletes them, as any uncommitted part), a crash after it leaves old ones (the same): at no time
+//! does the manifest list a pair twice or lose one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::Int64Type;
+use tokio::sync::{mpsc, watch};
+
+use crate::call::Counters;
+use crate::client::FleetClient;
+use crate::config::RunConfig;
+use crate::dataset::{FilePart, Format, Manifest, PartDigest, PartEntry, SinkMsg, MANIFEST};
+use crate::engine::{run_engine, Lane, Stop, Work};
+use crate::limit::CallLimiter;
+use crate::pair::Pair;
+use crate::schema::{BatchBuilder, Row, BATCH_ROWS};
+use crate::summary::Retried;
+use crate::targets::PendingTarget;
+
+/// Why the error rows could not be described again and replaced.
+#[derive(Debug, thiserror::Error)]
+pub enum RedoError {
+    #[error("cannot retry the error rows of {out}: {reason}")]
+    Dataset { out: PathBuf, reason: String },
+    /// The target could not be connected: nothing was described or replaced.
+    #[error(transparent)]
+    Setup(#[from] crate::client::SetupError),
+    /// The engine stopped (a signal, credentials refused...): nothing was replaced.
+    #[error("{stop}; no error row was replaced")]
+    Stopped { stop: Stop },
+}
+
+/// One error row of a part: where it is, and the pair it stands for.
+struct ErrorRow {
+    part: usize,
+    row: usize,
+    pair: Pair,
+    retry_attempt: Option<i32>,
+}
+
+/// Describes the error rows of the complete audit in the local directory `out` again with `target`,
+/// and replaces each in its part. `run_id` names the new rows and the new parts.
+pub async fn retry_error_rows<C: FleetClient>(
+    cfg: &RunConfig,
+    out: &Path,
+    run_id: &str,
+    target: PendingTarget<C>,
+    counters: Arc<Counters>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Retried, RedoError> {
+    let fail = |reason: String| RedoError::Dataset {
+        out: out.to_path_buf(),
+        reason,
+    };
+    let mut m = Manifest::load(out)
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| fail(format!("it has no {MANIFEST}")))?;
+    if !m.complete {
+        return Err(fail("its audit is not complete".into()));
+    }
+    // Every part of the audit, read whole (as stored, and with its partition columns put back).
+    let mut stored: Vec<RecordBatch> = Vec::with_capacity(m.parts.len());
+    let mut found: Vec<ErrorRow> = Vec::new();
+    for (i, p) in m.parts.iter().enumerate() {
+        let path = out.join(&p.file);
+        let (raw, full) = read_part(out, &path).map_err(fail)?;
+        found.extend(error_rows(i, &full).map_err(|e| fail(format!("{}: {e}", p.file)))?);
+        stored.push(raw);
+    }
+    if found.is_empty() {
+        return Ok(Retried::default());
+    }
+
+    // The pairs described again, through the engine (rate, retries, concurrency, shutdown).
+    let target = target.connect().await?;
+    let lane = Lane {
+        client: target.client,
+        limiter: Arc::new(CallLimiter::new(
+            cfg.rps,
+            crate::limit::burst_for(cfg.burst, cfg.rps),
+            cfg.adaptive,
+        )),
+        origin: Some(target.origin.clone()),
+        counters,
+    };
+    let work: Vec<Result<Work, crate::input::InputError>> = found
+        .iter()
+        .enumerate()
+        .map(|(k, e)| {
+            Ok(Work {
+                ordinal: k as u64,
+                pair: e.pair.clone(),
+                retry_attempt: e.retry_attempt,
+            })
+        })
+        .collect();
+    let (tx, mut rx) = mpsc::channel::<SinkMsg>(BATCH_ROWS);
+    let collect = tokio::spawn(async move {
+        let mut rows: BTreeMap<u64, Row> = BTreeMap::new();
+        while let Some(msg) = rx.recv().await {
+            if let SinkMsg::Row { row, ordinal } = msg {
+                rows.insert(ordinal, *row);
+            }
+        }
+        rows
+    });
+    let ran = run_engine(
+        lane,
+        cfg.engine.clone(),
+        futures::stream::iter(work),
+        tx,
+        shutdown,
+    )
+    .await;
+    let rows = collect.await.map_err(|e| fail(e.to_string()))?;
+    if let Err(stop) = ran {
+        return Err(RedoError::Stopped { stop });
+    }
+    if rows.len() != found.len() {
+        return Err(RedoError::Stopped {
+            stop: Stop::WriterGone,
+        });
+    }
+
+    // Each part with error rows written again, the new rows in place of the old.
+    let mut done = Retried {
+        retried: rows.len() as u64,
+        ..Retried::default()
+    };
+    for r in rows.values() {
+        match r.outcome {
+            crate::schema::Outcome::Ok => done.ok += 1,
+            crate::schema::Outcome::NotFound => done.not_found += 1,
+            crate::schema::Outcome::Error => done.errors += 1,
+        }
+    }
+    let mut by_part: BTreeMap<usize, Vec<(usize, &Row)>> = BTreeMap::new();
+    for (k, e) in found.iter().enumerate() {
+        by_part
+            .entry(e.part)
+            .or_default()
+            .push((e.row, &rows[&(k as u64)]));
+    }
+    let format = if m.format == Format::Arrow.extension() {
+        Format::Arrow
+    } else {
+        Format::Parquet
+    };
+    let mut replaced: Vec<(usize, PartEntry)> = Vec::new();
+    let mut written: Vec<PathBuf> = Vec::new();
+    let region = target.origin.region.clone();
+    for (n, (part, new_rows)) in by_part.into_iter().enumerate() {
+        let old = &m.parts[part];
+        let name = part_name(cfg, run_id, n as u32, format);
+        let file = match old.file.rsplit_once('/') {
+            Some((folder, _)) => format!("{folder}/{name}"),
+            None => name,
+        };
+        let batch = replace_rows(&stored[part], &new_rows, run_id, region.as_deref())
+            .map_err(|e| fail(format!("{}: {e}", old.file)))?;
+        let path = out.join(&file);
+        let write = || -> Result<PartDigest, String> {
+            let mut f = FilePart::create(path.clone(), format, batch.schema(), BATCH_ROWS)
+                .map_err(|e| e.to_string())?;
+            f.write(&batch).map_err(|e| e.to_string())?;
+            f.commit().map_err(|e| e.to_string())?;
+            PartDigest::of_file(&path).map_err(|e| format!("{}: {e}", path.display()))
+        };
+        let digest = match write() {
+            Ok(d) => d,
+            Err(e) => {
+                remove_all(&written);
+                return Err(fail(e));
+            }
+        };
+        written.push(path);
+        replaced.push((part, PartEntry::new(file, old.rows, Some(digest))));
+    }
+    // The commit: one manifest write puts the new parts in place of the old ones, by the run that
+    // still holds the output.
+    if let Err(e) = crate::dataset::lock::check_local_holder(out, run_id) {
+        remove_all(&written);
+        return Err(fail(format!(
+            "this run's lock on the output was removed or replaced ({e})"
+        )));
+    }
+    let old_files: Vec<String> = replaced
+        .iter()
+        .map(|(i, _)| m.parts[*i].file.clone())
+        .collect();
+    for (i, entry) in replaced {
+        m.parts[i] = entry;
+    }
+    if let Err(e) = m.store(out) {
+        remove_all(&written);
+        return Err(fail(e.to_string()));
+    }
+    done.parts = old_files.len() as u64;
+    for f in old_files {
+        // What is left (a crash here) is unlisted: the next run deletes it.
+        let _ = std::fs::remove_file(out.join(f));
+    }
+    Ok(done)
+}
+
+fn remove_all(paths: &[PathBuf]) {
+    for p in paths {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// A part's batches as stored (one batch) and with its partition columns put back.
+fn read_part(root: &Path, path: &Path) -> Result<(RecordBatch, RecordBatch), String> {
+    let values = crate::dataset::read::partition_values(root, path);
+    let batches: Vec<RecordBatch> = crate::dataset::read::read_file(path, BATCH_ROWS)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let Some(first) = batches.first() else {
+        return Err(format!("{}: holds no batch", path.display()));
+    };
+    let raw = arrow::compute::concat_batches(&first.schema(), &batches)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let full = crate::dataset::read::with_partition_columns(raw.clone(), &values)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((raw, full))
+}
+
+/// The error rows of part `part` (its batch with the partition columns).
+fn error_rows(part: usize, b: &RecordBatch) -> Result<Vec<ErrorRow>, String> {
+    let col = |name: &str| {
+        b.column_by_name(name)
+            .ok_or_else(|| format!("no {name} column"))
+    };
+    let outcome = col("outcome")?
+        .as_string_opt::<i32>()
+        .ok_or("outcome is not text")?;
+    let thing = col("thing_name")?
+        .as_string_opt::<i32>()
+        .ok_or("thing_name is not text")?;
+    let job = col("job_id")?
+        .as_string_opt::<i32>()
+        .ok_or("job_id is not text")?;
+    let requested = col("requested_execution_number")?
+        .as_primitive_opt::<Int64Type>()
+        .ok_or("requested_execution_number is not an integer")?;
+    let retry = b
+        .column_by_name("retry_attempt")
+        .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int32Type>());
+    Ok((0..b.num_rows())
+        .filter(|&i| outcome.is_valid(i) && outcome.value(i) == "error")
+        .map(|i| ErrorRow {
+            part,
+            row: i,
+            pair: Pair {
+                thing_name: thing.value(i).to_string(),
+                job_id: job.value(i).to_string(),
+                execution_number: requested.is_valid(i).then(|| requested.value(i)),
+            },
+            retry_attempt: retry.and_then(|r| r.is_valid(i).then(|| r.value(i))),
+        })
+        .collect())
+}
+
+/// `stored` (a part as written) with its rows at the given places replaced by new rows, in its own
+/// columns (a partition column the part does not hold is left out of the new rows too).
+fn replace_rows(
+    stored: &RecordBatch,
+    new_rows: &[(usize, &Row)],
+    run_id: &str,
+    region: Option<&str>,
+) -> Result<RecordBatch, arrow::error::ArrowError> {
+    let mut b = BatchBuilder::new(run_id, region);
+    for (_, r) in new_rows {
+        b.push(r);
+    }
+    let fresh = b.finish()?;
+    let schema = stored.schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            fresh.column_by_name(f.name()).cloned().ok_or_else(|| {
+                arrow::error::ArrowError::SchemaError(format!("no column {}", f.name()))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let fresh = RecordBatch::try_new(schema.clone(), columns)?;
+    // Every row from the stored batch (0) but the replaced ones, from the new rows (1).
+    let at: std::collections::HashMap<usize, usize> = new_rows
+        .iter()
+        .enumerate()
+        .map(|(k, (row, _))| (*row, k))
+        .collect();
+    let picks: Vec<(usize, usize)> = (0..stored.num_rows())
+        .map(|i| at.get(&i).map_or((0, i), |k| (1, *k)))
+        .collect();
+    let columns = (0..schema.fields().len())
+        .map(|c| {
+            let arrays: [&dyn Array; 2] = [stored.column(c).as_ref(), fresh.column(c).as_ref()];
+            arrow::compute::interleave(&arrays, &picks)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema, columns)
+}
+
+/// `part-<run id>[-sKofN]-NNNNN.ext`: a name this tool gives, so a leftover is known to be its own.
+fn part_name(cfg: &RunConfig, run_id: &str, n: u32, format: Format) -> String {
+    let shard = cfg
+        .shard
+        .map(|s| format!("-{}", s.file_tag()))
+        .unwrap_or_default();
+    format!("part-{run_id}{shard}-{n:05}.{}", format.extension())
+}

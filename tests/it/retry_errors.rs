@@ -1,0 +1,173 @@
+//! Issue 23, item 12: a run whose pairs ended as error rows (exit 4) says how to describe just
+//! those again, and `--resume --retry-errors` does: each error row is replaced in its part, the
+//! audit keeps one row a pair, every row is the fleet's, and nothing but the manifest's parts is left.
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::common::*;
+use fleet_audit::dataset::Manifest;
+use fleet_audit::sim::Faults;
+
+/// Every file under `dir` (relative, `/`-separated), the manifest's own files left out.
+fn files_under(dir: &Path) -> HashSet<String> {
+    fn walk(root: &Path, d: &Path, out: &mut HashSet<String>) {
+        for e in std::fs::read_dir(d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+                if !rel.contains("_manifest.json") {
+                    out.insert(rel);
+                }
+            }
+        }
+    }
+    let mut out = HashSet::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn error_rows_are_described_again_and_replaced_in_place() {
+    let d = tempfile::tempdir().unwrap();
+    // A service failing 3 calls in 10, and one attempt a pair: about 270 of 900 pairs are errors.
+    let mut stormy = sim_config(fleet(300, 3, 8));
+    stormy.faults = Faults {
+        p_5xx: 0.3,
+        ..Faults::default()
+    };
+    let storm = start(stormy).await;
+    lists(&storm, d.path());
+    let args = [
+        "run",
+        "--things",
+        "things.txt",
+        "--jobs",
+        "jobs.txt",
+        "--out",
+        "audit",
+        "--partition-by",
+        "job_id",
+        "--part-rows",
+        "100",
+        "--max-attempts",
+        "1",
+    ];
+    let (code, err) =
+        wait_or_kill(spawn_against(d.path(), &storm.endpoint_url(), &args), None).await;
+    assert_eq!(code, Some(4), "{err}");
+    let out = d.path().join("audit");
+    let before = read_rows(&out);
+    let errors = before.iter().filter(|r| r.outcome == "error").count();
+    assert!(errors > 100, "{errors} error rows");
+    assert!(
+        err.contains(&format!(
+            "{} pairs ended as error rows (their calls failed past --max-attempts",
+            fleet_audit::summary::thousands(errors as u64)
+        )) && err.contains("the same command with --resume --retry-errors"),
+        "exit 4 says what to do next: {err}"
+    );
+    let m1 = Manifest::load(&out).unwrap().unwrap();
+    drop(storm);
+
+    // The service is well again: just the error rows are described again.
+    let calm = start(sim_config(fleet(300, 3, 8))).await;
+    let mut retry: Vec<&str> = args.to_vec();
+    retry.extend(["--resume", "--retry-errors", "--summary-json", "s.json"]);
+    let (code, err) =
+        wait_or_kill(spawn_against(d.path(), &calm.endpoint_url(), &retry), None).await;
+    assert_eq!(code, Some(0), "{err}");
+    let stats = calm.stats();
+    assert_eq!(
+        stats.calls(fleet_audit::sim::Operation::DescribeJobExecution),
+        errors as u64,
+        "one describe an error row, nothing else"
+    );
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("s.json")).unwrap()).unwrap();
+    assert_eq!(s["retried_errors"]["retried"], errors);
+    assert_eq!(s["retried_errors"]["errors"], 0);
+
+    let after = read_rows(&out);
+    assert_eq!(after.len(), 900, "one row a pair");
+    let pairs: HashSet<(String, String)> = after
+        .iter()
+        .map(|r| (r.thing_name.clone(), r.job_id.clone()))
+        .collect();
+    assert_eq!(pairs.len(), 900, "no pair twice");
+    assert!(after.iter().all(|r| r.outcome != "error"));
+    let fleet = calm.simulator().fleet();
+    for r in &after {
+        assert_row_matches_fleet(r, fleet);
+    }
+    // The rows that were not errors are the same rows, run and all.
+    let kept = |rows: &[ReadRow]| -> HashSet<String> {
+        rows.iter()
+            .filter(|r| r.outcome != "error")
+            .map(|r| {
+                format!(
+                    "{}/{}/{:?}/{}",
+                    r.thing_name, r.job_id, r.run_id, r.fetched_at
+                )
+            })
+            .collect()
+    };
+    assert!(kept(&before).is_subset(&kept(&after)));
+    // One manifest, its parts and nothing else on disk; the same number of parts, each checked.
+    let m2 = Manifest::load(&out).unwrap().unwrap();
+    assert!(m2.complete);
+    assert_eq!(m2.parts.len(), m1.parts.len());
+    assert_eq!(m2.committed, m1.committed);
+    let listed: HashSet<String> = m2.parts.iter().map(|p| p.file.clone()).collect();
+    assert_eq!(files_under(&out), listed);
+    let (code, report) = wait_or_kill(
+        spawn_against(d.path(), "", &["report", "audit", "--json"]),
+        None,
+    )
+    .await;
+    assert_eq!(code, Some(0), "{report}");
+
+    // Again: nothing left to retry, no call.
+    let calls = calm.stats().total_calls();
+    let (code, err) =
+        wait_or_kill(spawn_against(d.path(), &calm.endpoint_url(), &retry), None).await;
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(calm.stats().total_calls(), calls);
+}
+
+#[tokio::test]
+async fn retry_errors_is_refused_where_it_cannot_work() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("t.txt"), "thing-1\n").unwrap();
+    std::fs::write(d.path().join("j.txt"), "job-1\n").unwrap();
+    for (extra, why) in [
+        (
+            vec!["--out", "a.parquet", "--retry-errors"],
+            "the following required arguments were not provided",
+        ),
+        (
+            vec![
+                "--out",
+                "a",
+                "--resume",
+                "--retry-errors",
+                "--regions",
+                "us-east-1,eu-west-1",
+            ],
+            "one target",
+        ),
+        (
+            vec!["--out", "s3://bucket/p/", "--resume", "--retry-errors"],
+            "local directory output",
+        ),
+    ] {
+        let mut args = vec!["run", "--things", "t.txt", "--jobs", "j.txt"];
+        args.extend(extra);
+        let (code, err) =
+            wait_or_kill(spawn_against(d.path(), "http://127.0.0.1:9", &args), None).await;
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+}
