@@ -6,6 +6,7 @@ use crate::client::{FleetClient, FleetLister, JobCounts, MAX_PAGE};
 use crate::config::{DescribeMode, DiscoverSpec, Scope};
 use crate::engine::Stop;
 use crate::input::{InputError, Names};
+use crate::summary::thousands;
 use crate::time::human_duration;
 
 use super::Ctx;
@@ -32,12 +33,12 @@ impl Plan {
         let secs = eta(self.list_calls, spec.list_rps).max(eta(self.describes.unwrap_or(0), rps));
         format!(
             "plan: {} {}; {} executions; about {} list calls and {} describes (--describe {}); ETA {}",
-            self.units,
+            thousands(self.units),
             self.unit_name,
             self.executions
-                .map_or("an unknown number of".to_string(), |e| e.to_string()),
-            self.list_calls,
-            self.describes.map_or("unknown".to_string(), |d| d.to_string()),
+                .map_or("an unknown number of".to_string(), thousands),
+            thousands(self.list_calls),
+            self.describes.map_or("unknown".to_string(), thousands),
             spec.describe.as_str(),
             if rps.is_none() && spec.list_rps.is_none() {
                 "unknown (no rate limit: as fast as the service answers)".to_string()
@@ -55,9 +56,9 @@ pub fn baseline_line(b: &crate::baseline::Baseline, plan: &Plan) -> String {
     format!(
         "baseline: {} ({} rows, run {}): executions unchanged since are carried; up to {} of the describes saved",
         b.name,
-        b.len(),
+        thousands(b.len()),
         b.runs(),
-        saved
+        thousands(saved)
     )
 }
 
