@@ -23,6 +23,9 @@ pub enum ConfigError {
     NoInput,
     #[error("output {0} exists; pass --overwrite to replace it")]
     OutputExists(PathBuf),
+    /// A directory output that holds something: an audit to finish or replace.
+    #[error("output {0} exists; pass --resume to finish (or re-check) the audit it holds, or --overwrite to replace it")]
+    DirExists(PathBuf),
     #[error("output {path}: {reason}")]
     Output { path: PathBuf, reason: String },
     #[error(transparent)]
@@ -662,7 +665,7 @@ pub fn check_output(layout: &Layout, overwrite: bool) -> Result<(), ConfigError>
                     .next()
                     .is_some();
                 if non_empty && !overwrite {
-                    return Err(ConfigError::OutputExists(d.clone()));
+                    return Err(ConfigError::DirExists(d.clone()));
                 }
             }
             writable_location(d).map_err(out)?;
@@ -738,7 +741,12 @@ mod tests {
         let e = check_output(&Layout::File(f.join("x.parquet")), false).unwrap_err();
         assert!(e.to_string().contains("is not a directory"), "{e}");
         let e = check_output(&Layout::Dir(d.path().to_path_buf()), false).unwrap_err();
-        assert!(matches!(e, ConfigError::OutputExists(_)));
+        assert!(matches!(e, ConfigError::DirExists(_)));
+        assert!(
+            e.to_string().contains("pass --resume to finish")
+                && e.to_string().contains("or --overwrite to replace it"),
+            "{e}"
+        );
     }
 }
 

@@ -88,7 +88,9 @@ pub async fn complete_before_calls(
         && m.format == cfg.format.extension()
         && m.partition_by == partition_by
         && (!dated || m.date.as_deref() == Some(today.as_str()));
-    if !same {
+    // A link where a folder of ours goes is for the full preparation to refuse, saying so; no part
+    // is read through one.
+    if !same || !target.planted().is_empty() {
         return Ok(None);
     }
     check_committed_parts(&target, &m).await?;
@@ -203,7 +205,7 @@ pub async fn connect_output(
     let non_empty = dir.holds_objects().await.map_err(|e| unusable(&e))?;
     // A --partition-by date output holds earlier audits: preparing the output decides.
     if non_empty && !resume && !overwrite && !dated {
-        return Err(ConfigError::OutputExists(url).into());
+        return Err(ConfigError::DirExists(url).into());
     }
     dir.check_writable().await.map_err(|e| unusable(&e))?;
     let Some(holder) = holder else {

@@ -51,7 +51,8 @@ struct ErrorRow {
 }
 
 /// Describes the error rows of the complete audit in the local directory `out` again with `target`,
-/// and replaces each in its part. `run_id` names the new rows and the new parts.
+/// and replaces each in its part. `run_id` names the new rows and the new parts. Returns what it
+/// did and the parts it wrote.
 pub async fn retry_error_rows<C: FleetClient>(
     cfg: &RunConfig,
     out: &Path,
@@ -59,7 +60,7 @@ pub async fn retry_error_rows<C: FleetClient>(
     target: PendingTarget<C>,
     counters: Arc<Counters>,
     shutdown: watch::Receiver<bool>,
-) -> Result<Retried, RedoError> {
+) -> Result<(Retried, Vec<PathBuf>), RedoError> {
     let fail = |reason: String| RedoError::Dataset {
         out: out.to_path_buf(),
         reason,
@@ -80,7 +81,7 @@ pub async fn retry_error_rows<C: FleetClient>(
         stored.push(raw);
     }
     if found.is_empty() {
-        return Ok(Retried::default());
+        return Ok((Retried::default(), Vec::new()));
     }
 
     // The pairs described again, through the engine (rate, retries, concurrency, shutdown).
@@ -203,6 +204,8 @@ pub async fn retry_error_rows<C: FleetClient>(
     for (i, entry) in replaced {
         m.parts[i] = entry;
     }
+    // Every error row was described again: those left are the new ones.
+    m.error_rows = Some(done.errors);
     if let Err(e) = m.store(out) {
         remove_all(&written);
         return Err(fail(e.to_string()));
@@ -212,7 +215,7 @@ pub async fn retry_error_rows<C: FleetClient>(
         // What is left (a crash here) is unlisted: the next run deletes it.
         let _ = std::fs::remove_file(out.join(f));
     }
-    Ok(done)
+    Ok((done, written))
 }
 
 fn remove_all(paths: &[PathBuf]) {

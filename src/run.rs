@@ -154,12 +154,29 @@ async fn retry_errors(
         return Ok(s);
     };
     let counters = Arc::new(crate::call::Counters::default());
+    let started = Instant::now();
     let redone =
         crate::redo::retry_error_rows(cfg, out, run_id, target, counters.clone(), shutdown).await;
     s.attempts += crate::call::Counters::get(&counters.attempts);
     s.throttled += crate::call::Counters::get(&counters.throttled);
     match redone {
-        Ok(r) => {
+        Ok((r, parts)) => {
+            if r.retried > 0 {
+                // It made calls and wrote parts: this run's figures are no longer a no-op's.
+                s.already_complete = false;
+                s.ok += r.ok;
+                s.not_found += r.not_found;
+                s.errors = s.errors.saturating_sub(r.retried) + r.errors;
+                s.elapsed_s += started.elapsed().as_secs_f64();
+                let answered = (s.attempts + s.list_calls).saturating_sub(s.throttled);
+                s.calls_per_s = if s.elapsed_s > 0.0 {
+                    answered as f64 / s.elapsed_s
+                } else {
+                    0.0
+                };
+                s.files = parts;
+            }
+            s.audit_errors = Some(r.errors);
             s.retried_errors = Some(r);
             Ok(s)
         }

@@ -421,6 +421,7 @@ impl Session {
             already_complete: false,
             completed_by: None,
             retried_errors: None,
+            audit_errors: None,
         };
         let stopped = |stop, summary: &Summary| RunError::Stopped {
             stop,
@@ -443,6 +444,7 @@ impl Session {
             }
         };
         summary.files = end.report.files;
+        summary.audit_errors = end.report.audit_errors;
         match result {
             Ok(()) if end.complete => {
                 summary.complete = true;

@@ -47,6 +47,10 @@ pub struct Summary {
     /// The run found its audit already complete (a retry, `--resume`) and made no call.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub already_complete: bool,
+    /// The audit's `error` rows when the run ends (earlier runs' included), as the manifest of a
+    /// directory output counts them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_errors: Option<u64>,
     /// `--retry-errors`: the audit's error rows described again and replaced.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retried_errors: Option<Retried>,
@@ -111,12 +115,18 @@ impl Summary {
             already_complete: false,
             completed_by: None,
             retried_errors: None,
+            audit_errors: None,
         }
     }
 
-    /// The audit's error rows now: those left after `--retry-errors`, else this run's.
+    /// The audit's error rows now: those left after `--retry-errors`, else the audit's as its
+    /// manifest counts them (a resume's earlier runs' included), else this run's.
     pub fn errors_left(&self) -> u64 {
-        self.retried_errors.map_or(self.errors, |r| r.errors)
+        match (self.retried_errors, self.audit_errors) {
+            (Some(r), _) => r.errors,
+            (None, Some(n)) => n.max(self.errors),
+            (None, None) => self.errors,
+        }
     }
 
     /// The summary of run `run_id`, which found the audit of `m` already complete and made no call:
@@ -133,6 +143,7 @@ impl Summary {
         s.complete = true;
         s.already_complete = true;
         s.completed_by = m.completed.clone();
+        s.audit_errors = m.error_rows;
         s.baseline = m
             .completed
             .as_ref()
@@ -148,12 +159,12 @@ impl Summary {
         if self.already_complete {
             let by = match &self.completed_by {
                 Some(c) => format!(
-                    ", completed by run {} at {} ({} describe attempts, {} throttled, in {})",
+                    ", completed by run {} at {} ({} describe attempts, {} throttled, in {:.1} s)",
                     c.run_id,
                     crate::time::iso_utc(c.at_ms, false),
                     t(c.attempts),
                     t(c.throttled),
-                    crate::time::span_text(c.elapsed_ms.div_ceil(1000))
+                    c.elapsed_ms as f64 / 1000.0
                 ),
                 None => String::new(),
             };
@@ -162,12 +173,9 @@ impl Summary {
                     "already complete: {} pairs{by}; this run made no call and wrote nothing",
                     t(self.pairs)
                 ),
-                Some(r) => format!(
-                    "already complete: {} pairs{by}\n{}; {} attempts ({} throttled)",
-                    t(self.pairs),
-                    r.render(),
-                    t(self.attempts),
-                    t(self.throttled)
+                Some(_) => format!(
+                    "already complete: {} pairs{by}; it holds no error row to describe again: this run made no call and wrote nothing",
+                    t(self.pairs)
                 ),
             };
         }
@@ -234,7 +242,9 @@ impl Summary {
         if let Some(r) = &self.retried_errors {
             s.push_str(&format!("\n{}", r.render()));
         }
-        if self.complete {
+        // (After --retry-errors alone, what was written is the parts rewritten, said above.)
+        let only_rewrote = self.retried_errors.is_some() && self.resumed >= self.pairs;
+        if self.complete && !only_rewrote {
             let rows = thousands(self.ok + self.not_found + self.errors);
             match self.files.as_slice() {
                 [one] => s.push_str(&format!("\nwrote {rows} rows to {}", one.display())),

@@ -32,6 +32,13 @@ static SIGNAL_EXIT: AtomicI32 = AtomicI32::new(0);
 
 /// A shutdown flag set by the first SIGINT/SIGTERM; a second one exits at once.
 pub fn shutdown_on_signals() -> watch::Receiver<bool> {
+    shutdown_saying(
+        "fleet-audit: stopping: finishing calls in flight, if any (signal again to quit at once)",
+    )
+}
+
+/// [`shutdown_on_signals`], printing `said` on stderr at the first signal.
+pub fn shutdown_saying(said: &'static str) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         let mut count = 0;
@@ -40,7 +47,7 @@ pub fn shutdown_on_signals() -> watch::Receiver<bool> {
             count += 1;
             SIGNAL_EXIT.store(code, Ordering::SeqCst);
             if count == 1 {
-                eprintln!("fleet-audit: stopping: finishing calls in flight, if any (signal again to quit at once)");
+                eprintln!("{said}");
                 let _ = tx.send(true);
             } else {
                 // Temporary files are never under a final name, so leaving now loses only work.

@@ -122,14 +122,20 @@ pub(super) fn finish_run(
                 // Its message says what to do: what was committed may hold rows of the changed
                 // content, so no --resume accepts it.
                 eprintln!("fleet-audit: {stop}");
-            } else if resumable {
+            } else if resumable && (summary.resumed > 0 || !summary.files.is_empty()) {
                 eprintln!(
                     "fleet-audit: {said}; the rows committed so far are kept in {}: run the same command with --resume to finish",
                     out.display()
                 );
+            } else if resumable || crate::dataset::Format::from_path(&out).is_none() {
+                // A directory output that nothing was committed to is left as it was found.
+                eprintln!(
+                    "fleet-audit: {said}; nothing was committed to {}: run the same command once that is put right",
+                    out.display()
+                );
             } else {
                 eprintln!(
-                    "fleet-audit: {said}; nothing was written to {} (use a directory output to keep partial work)",
+                    "fleet-audit: {said}; nothing was written to {} (a single file is written only whole: use a directory output to keep partial work)",
                     out.display()
                 );
             }
@@ -188,7 +194,7 @@ fn retry_hint(cfg: &crate::config::RunConfig) -> String {
             "to describe just those again and replace them: the same command with {}--retry-errors",
             if cfg.resume { "" } else { "--resume " }
         ),
-        (Layout::File(_), _) => "a single-file output is written whole: run the same command again to describe every pair (a directory output, --out DIR, can retry just the error rows with --resume --retry-errors)".into(),
+        (Layout::File(_), _) => "a single-file output is written whole: run the same command with --overwrite to describe every pair again (a directory output, --out DIR, can retry just the error rows with --resume --retry-errors)".into(),
         _ => "to audit again: the same command with --overwrite (--retry-errors describes just the error rows again in a local directory output of one target)".into(),
     }
 }

@@ -128,7 +128,7 @@ pub(super) async fn sim_command(a: SimArgs) -> anyhow::Result<i32> {
         write_lists(server.simulator().fleet(), dir)?;
     }
     write_stdout(&format!("listening on {}", server.endpoint_url()))?;
-    let mut shutdown = shutdown_on_signals();
+    let mut shutdown = super::shutdown_saying("fleet-audit sim: stopped");
     let _ = shutdown.wait_for(|s| *s).await;
     server.stop().await;
     Ok(0)

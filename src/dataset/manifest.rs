@@ -339,6 +339,9 @@ pub struct Manifest {
     /// The targets this audit could not reach yet (their rows are missing, so it is not complete).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failed_targets: Vec<FailedTarget>,
+    /// The audit's committed `error` rows (absent in manifests from before they were counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_rows: Option<u64>,
     /// The run that completed this audit (absent until it is complete, and in older manifests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed: Option<Completion>,
@@ -374,6 +377,7 @@ impl Manifest {
             earlier: Vec::new(),
             failed_targets: Vec::new(),
             completed: None,
+            error_rows: Some(0),
         }
     }
 

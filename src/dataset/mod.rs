@@ -139,6 +139,9 @@ pub enum SinkError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WriteReport {
     pub rows: u64,
+    /// The `error` rows of the whole audit as its manifest counts them (a directory output; `None`
+    /// for a file, or a manifest from before they were counted).
+    pub audit_errors: Option<u64>,
     /// Final paths of the committed files, in order.
     pub files: Vec<PathBuf>,
 }

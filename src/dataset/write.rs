@@ -29,6 +29,8 @@ pub struct DatasetWriter {
     builder: BatchBuilder,
     part: Option<FilePart>,
     part_rows: u64,
+    /// `error` rows in the current part (the manifest counts the audit's).
+    part_errors: u64,
     /// Ordinals of the pairs in the current part.
     part_ordinals: Vec<u64>,
     part_opened: Option<Instant>,
@@ -51,6 +53,7 @@ impl DatasetWriter {
             settings,
             part: None,
             part_rows: 0,
+            part_errors: 0,
             part_ordinals: Vec::new(),
             part_opened: None,
             next_part: 0,
@@ -177,6 +180,9 @@ impl DatasetWriter {
     pub fn push(&mut self, row: &Row, ordinal: u64) -> Result<(), SinkError> {
         self.builder.push(row);
         self.part_rows += 1;
+        if row.outcome == crate::schema::Outcome::Error {
+            self.part_errors += 1;
+        }
         // Only a manifest needs to know which pairs a part holds; a single file does not, and
         // remembering them there would grow with the dataset.
         if self.settings.manifest.is_some() {
@@ -352,6 +358,7 @@ impl DatasetWriter {
                 for o in self.part_ordinals.drain(..) {
                     m.committed.insert(o);
                 }
+                m.error_rows = m.error_rows.map(|e| e + self.part_errors);
                 t.store_manifest_blocking(m, self.runtime.as_ref())?;
             }
             self.report
@@ -361,6 +368,7 @@ impl DatasetWriter {
             self.next_part += 1;
         }
         self.part_rows = 0;
+        self.part_errors = 0;
         self.part_ordinals.clear();
         self.part_opened = None;
         Ok(())
@@ -405,6 +413,7 @@ impl DatasetWriter {
                 held?;
                 m.complete = complete;
                 t.store_manifest_blocking(m, self.runtime.as_ref())?;
+                self.report.audit_errors = m.error_rows;
             }
         }
         Ok(self.report)

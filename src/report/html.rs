@@ -111,6 +111,7 @@ tr.all td { font-weight: 650; border-top: 2px solid #cbd5e1; }
 td.zero { color: #cbd5e1; }
 td.bad { color: #b91c1c; font-weight: 650; } td.warn { color: #b45309; font-weight: 650; }
 .scroll { overflow-x: auto; }
+td.why { text-align: left; white-space: normal; overflow-wrap: anywhere; color: #b91c1c; min-width: 18em; }
 dl.rules { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0; }
 dl.rules dt { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 13px; }
 dl.rules dd { margin: 0; color: #334155; }
@@ -458,7 +459,16 @@ pub fn page(r: &Report) -> String {
         duration_text(t.stale_after_ms()),
         duration_text(t.near_timeout_ms()),
     );
-    if let Some(what) = r.committed_text() {
+    if let (Some(what), Some(w)) = (r.committed_text(), &r.writer) {
+        let _ = writeln!(
+            o,
+            "<p class=\"banner\" role=\"alert\"><strong>Incomplete audit, being written now: {} so \
+             far.</strong> Every count on this page is of those only. {} is writing it: report again \
+             when that run ends.</p>",
+            esc(&what),
+            esc(w)
+        );
+    } else if let Some(what) = r.committed_text() {
         let _ = writeln!(
             o,
             "<p class=\"banner\" role=\"alert\"><strong>Incomplete audit: {}.</strong> Every count on \

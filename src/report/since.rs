@@ -282,7 +282,26 @@ pub fn trend_html(o: &mut String, t: &[TrendPoint], esc: fn(&str) -> String) {
             points.join(" "),
             class.as_str()
         );
+        // A mark on each audit, with its count: one audit alone draws no line.
+        for (i, p) in t.iter().enumerate() {
+            let n = p.totals.count(class);
+            let _ = write!(
+                o,
+                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"><title>{} {}: {}</title></circle>",
+                x(i),
+                y(n),
+                labels[i],
+                class.as_str(),
+                thousands(n)
+            );
+        }
     }
+    // The scale's foot: 0.
+    let _ = write!(
+        o,
+        "<text x=\"4\" y=\"{:.1}\" font-size=\"11\">0</text>",
+        y(0) + 4.0
+    );
     for (i, l) in labels.iter().enumerate().filter(|(i, _)| drawn(*i)) {
         let _ = write!(
             o,

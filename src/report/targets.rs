@@ -150,9 +150,19 @@ pub fn html(o: &mut String, r: &Report, esc: fn(&str) -> String) {
     if r.targets.is_empty() {
         return;
     }
-    o.push_str("<section><h2>Targets</h2><div class=\"scroll\"><table><tr><th>target</th><th>executions</th><th>stuck</th><th>timed_out</th><th>errors</th><th>not audited</th></tr>");
+    o.push_str("<section><h2>Targets</h2><div class=\"scroll\"><table><tr><th>target</th><th>executions</th><th>stuck</th><th>timed_out</th><th>errors</th><th class=\"l\">not audited: why</th></tr>");
     for t in &r.targets {
         let c = &t.counts;
+        if let Some(why) = &t.error {
+            // Not audited: no counts to show, and the reason wraps within the page.
+            let _ = write!(
+                o,
+                "<tr><td class=\"mono\">{}</td><td class=\"l\" colspan=\"4\">not audited</td><td class=\"why\">{}</td></tr>",
+                esc(&t.target),
+                esc(why)
+            );
+            continue;
+        }
         let _ = write!(
             o,
             "<tr><td class=\"mono\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",

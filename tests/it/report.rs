@@ -340,6 +340,7 @@ fn json_document_shape() {
             "files",
             "complete",
             "pairs_expected",
+            "being_written_by",
             "thresholds",
             "totals",
             "jobs"
@@ -918,6 +919,20 @@ async fn a_report_on_an_audit_being_written_says_so() {
             .as_str()
             .is_some_and(|w| w.contains(&format!("pid {pid}"))),
         "{doc}"
+    );
+
+    let page = d.path().join("r.html");
+    let out = Command::new(BIN)
+        .current_dir(d.path())
+        .args(["report", "audit", "--html", page.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        html.contains("Incomplete audit, being written now")
+            && html.contains(&format!("pid {pid}")),
+        "the HTML banner says so too"
     );
 
     // Killed mid-run: nobody writes it any more, and the report says how to finish it.

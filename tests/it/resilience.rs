@@ -96,7 +96,8 @@ async fn resume_with_other_inputs_is_refused() {
     let calls = server.stats().total_calls();
     let err = run(rc, no_shutdown()).await.unwrap_err();
     assert!(
-        err.to_string().contains("written from other inputs"),
+        err.to_string()
+            .contains("the --things file's content differs from what it was written from"),
         "{err}"
     );
     assert_eq!(server.stats().total_calls(), calls);

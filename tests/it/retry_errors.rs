@@ -75,7 +75,14 @@ async fn error_rows_are_described_again_and_replaced_in_place() {
     // The service is well again: just the error rows are described again.
     let calm = start(sim_config(fleet(300, 3, 8))).await;
     let mut retry: Vec<&str> = args.to_vec();
-    retry.extend(["--resume", "--retry-errors", "--summary-json", "s.json"]);
+    retry.extend([
+        "--resume",
+        "--retry-errors",
+        "--summary-json",
+        "s.json",
+        "--metrics",
+        "m.prom",
+    ]);
     let (code, err) =
         wait_or_kill(spawn_against(d.path(), &calm.endpoint_url(), &retry), None).await;
     assert_eq!(code, Some(0), "{err}");
@@ -89,6 +96,24 @@ async fn error_rows_are_described_again_and_replaced_in_place() {
         serde_json::from_slice(&std::fs::read(d.path().join("s.json")).unwrap()).unwrap();
     assert_eq!(s["retried_errors"]["retried"], errors);
     assert_eq!(s["retried_errors"]["errors"], 0);
+    // This run's figures are the retry's: its calls, its rows, its parts; not a no-op's.
+    assert_eq!(s.get("already_complete"), None, "{s}");
+    assert_eq!(s["attempts"], errors);
+    assert_eq!(s["errors"], 0);
+    assert!(s["elapsed_s"].as_f64().unwrap() > 0.0);
+    assert_eq!(
+        s["files"].as_array().unwrap().len() as u64,
+        s["retried_errors"]["parts"].as_u64().unwrap()
+    );
+    let metrics = std::fs::read_to_string(d.path().join("m.prom")).unwrap();
+    assert!(!metrics.contains("made no call"), "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "fleet_audit_calls_total{{api=\"DescribeJobExecution\"}} {errors}\n"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("fleet_audit_stuck{job_id=\"job-000\",class=\"errors\"} 0\n"));
 
     let after = read_rows(&out);
     assert_eq!(after.len(), 900, "one row a pair");
@@ -170,4 +195,65 @@ async fn retry_errors_is_refused_where_it_cannot_work() {
         assert_eq!(code, Some(2), "{args:?}: {err}");
         assert!(err.contains(why), "{args:?}: {err}");
     }
+}
+
+/// Error rows committed by an interrupted run are the audit's: the resume that completes it exits 4
+/// and says how to describe them again, though it made no error row itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resume_that_completes_an_audit_with_earlier_error_rows_exits_4() {
+    use fleet_audit::sim::Operation;
+    let d = tempfile::tempdir().unwrap();
+    let mut stormy = sim_config(fleet(200, 2, 9));
+    stormy.faults = Faults {
+        p_5xx: 0.3,
+        ..Faults::default()
+    };
+    let storm = start(stormy).await;
+    lists(&storm, d.path());
+    let args = [
+        "run",
+        "--things",
+        "things.txt",
+        "--jobs",
+        "jobs.txt",
+        "--out",
+        "audit",
+        "--part-rows",
+        "20",
+        "--max-attempts",
+        "1",
+        "--concurrency",
+        "2",
+        "--call-timeout",
+        "1h",
+    ];
+    let op = Operation::DescribeJobExecution;
+    storm.simulator().hold_after(op, 150);
+    let first = spawn_against(d.path(), &storm.endpoint_url(), &args);
+    kill_when_held(storm.simulator(), op, first).await;
+    let m = Manifest::load(&d.path().join("audit")).unwrap().unwrap();
+    let committed_errors = m.error_rows.unwrap();
+    assert!(!m.complete && committed_errors > 0, "{m:?}");
+    drop(storm);
+
+    let calm = start(sim_config(fleet(200, 2, 9))).await;
+    let mut resume = args.to_vec();
+    resume.extend(["--resume", "--summary-json", "s.json"]);
+    let (code, err) =
+        wait_or_kill(spawn_against(d.path(), &calm.endpoint_url(), &resume), None).await;
+    assert_eq!(code, Some(4), "{err}");
+    assert!(
+        err.contains(&format!("{committed_errors} pairs ended as error rows"))
+            && err.contains("--retry-errors"),
+        "{err}"
+    );
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("s.json")).unwrap()).unwrap();
+    assert_eq!(s["errors"], 0, "this run made none");
+    assert_eq!(s["audit_errors"], committed_errors);
+    let rows = read_rows(&d.path().join("audit"));
+    assert_eq!(
+        rows.iter().filter(|r| r.outcome == "error").count() as u64,
+        committed_errors
+    );
 }
