@@ -400,7 +400,10 @@ async fn bad_s3_outputs_are_refused_before_any_iot_call() {
     }
     let (code, err) = run_args(&moto, args("s3://audit/used/", &[])).await;
     assert_eq!(code, Some(2), "{err}");
-    assert!(err.contains("pass --overwrite"), "{err}");
+    assert!(
+        err.contains("pass --resume to finish (or re-check) the audit it holds, or --overwrite"),
+        "{err}"
+    );
     assert_eq!(server.stats().total_calls(), 0, "no IoT call was made");
     // ...and --resume without a manifest does not delete what is not ours.
     let (code, err) = run_args(&moto, args("s3://audit/used/", &["--resume"])).await;
