@@ -71,14 +71,12 @@ pub async fn retry_error_rows<C: FleetClient>(
     if !m.complete {
         return Err(fail("its audit is not complete".into()));
     }
-    // Every part of the audit, read whole (as stored, and with its partition columns put back).
-    let mut stored: Vec<RecordBatch> = Vec::with_capacity(m.parts.len());
+    // The error rows of every part (checked against the manifest by this run's resume, under its
+    // lock; one part in memory at a time, those that hold an error row read again to be rewritten).
     let mut found: Vec<ErrorRow> = Vec::new();
     for (i, p) in m.parts.iter().enumerate() {
-        let path = out.join(&p.file);
-        let (raw, full) = read_part(out, &path).map_err(fail)?;
+        let (_, full) = read_part(out, &out.join(&p.file)).map_err(fail)?;
         found.extend(error_rows(i, &full).map_err(|e| fail(format!("{}: {e}", p.file)))?);
-        stored.push(raw);
     }
     if found.is_empty() {
         return Ok((Retried::default(), Vec::new()));
@@ -169,8 +167,17 @@ pub async fn retry_error_rows<C: FleetClient>(
             Some((folder, _)) => format!("{folder}/{name}"),
             None => name,
         };
-        let batch = replace_rows(&stored[part], &new_rows, run_id, region.as_deref())
-            .map_err(|e| fail(format!("{}: {e}", old.file)))?;
+        let rewritten = read_part(out, &out.join(&old.file)).and_then(|(stored, _)| {
+            replace_rows(&stored, &new_rows, run_id, region.as_deref())
+                .map_err(|e| format!("{}: {e}", old.file))
+        });
+        let batch = match rewritten {
+            Ok(b) => b,
+            Err(e) => {
+                remove_all(&written);
+                return Err(fail(e));
+            }
+        };
         let path = out.join(&file);
         let write = || -> Result<PartDigest, String> {
             let mut f = FilePart::create(path.clone(), format, batch.schema(), BATCH_ROWS)
