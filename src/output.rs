@@ -518,6 +518,14 @@ async fn next_dated_audit(
         )));
     }
     let date = m.date.clone().unwrap_or_else(|| "(no date)".into());
+    // Dates only move on: a run dated before the last audit (a clock set back, an earlier --as-of)
+    // would make a second audit of a date the output already holds.
+    if m.date.as_deref().is_some_and(|d| today.as_str() < d) {
+        return Err(refuse(format!(
+            "holds an audit of {date}, later than this run's date {today}: a --partition-by date output \
+             keeps one audit a date, in order (is this machine's clock, or --as-of, set back?)"
+        )));
+    }
     let next = m.complete && m.date.as_deref() != Some(today.as_str());
     if cfg.resume && !next {
         // Finishes (or finds complete) today's audit, or an earlier incomplete one, as any resume.

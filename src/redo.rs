@@ -65,6 +65,8 @@ pub async fn retry_error_rows<C: FleetClient>(
         out: out.to_path_buf(),
         reason,
     };
+    let started = std::time::Instant::now();
+    let lane_counters = counters.clone();
     let mut m = Manifest::load(out)
         .map_err(|e| fail(e.to_string()))?
         .ok_or_else(|| fail(format!("it has no {MANIFEST}")))?;
@@ -160,9 +162,26 @@ pub async fn retry_error_rows<C: FleetClient>(
     let mut replaced: Vec<(usize, PartEntry)> = Vec::new();
     let mut written: Vec<PathBuf> = Vec::new();
     let region = target.origin.region.clone();
+    // The new parts' names carry an id of their own: this run may have written parts numbered from
+    // 00000 under its run id already (a resume finishing the audit first).
+    let parts_id = crate::run::new_run_id();
+    // No folder of ours may have become a link since the run checked (it never writes, nor
+    // deletes, through a link it did not make).
+    let planted = || {
+        let links = crate::dataset::OutputDir::Local(out.to_path_buf()).planted();
+        if links.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{} is a symbolic link (or not a folder) where this tool keeps its files: it never writes through a link it did not make; nothing was replaced",
+                links.join(", ")
+            ))
+        }
+    };
+    planted().map_err(fail)?;
     for (n, (part, new_rows)) in by_part.into_iter().enumerate() {
         let old = &m.parts[part];
-        let name = part_name(cfg, run_id, n as u32, format);
+        let name = part_name(cfg, &parts_id, n as u32, format);
         let file = match old.file.rsplit_once('/') {
             Some((folder, _)) => format!("{folder}/{name}"),
             None => name,
@@ -197,7 +216,11 @@ pub async fn retry_error_rows<C: FleetClient>(
         replaced.push((part, PartEntry::new(file, old.rows, Some(digest))));
     }
     // The commit: one manifest write puts the new parts in place of the old ones, by the run that
-    // still holds the output.
+    // still holds the output, in folders that are still its own.
+    if let Err(e) = planted() {
+        remove_all(&written);
+        return Err(fail(e));
+    }
     if let Err(e) = crate::dataset::lock::check_local_holder(out, run_id) {
         remove_all(&written);
         return Err(fail(format!(
@@ -211,13 +234,28 @@ pub async fn retry_error_rows<C: FleetClient>(
     for (i, entry) in replaced {
         m.parts[i] = entry;
     }
-    // Every error row was described again: those left are the new ones.
+    // Every error row was described again: those left are the new ones; and this run is the audit's
+    // last success (a later no-op retry reports it).
     m.error_rows = Some(done.errors);
+    m.completed = Some(crate::dataset::Completion {
+        run_id: run_id.to_string(),
+        at_ms: crate::time::wall_ms(),
+        attempts: Counters::get(&lane_counters.attempts),
+        list_calls: 0,
+        throttled: Counters::get(&lane_counters.throttled),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        baseline: m.completed.as_ref().and_then(|c| c.baseline.clone()),
+    });
     if let Err(e) = m.store(out) {
         remove_all(&written);
         return Err(fail(e.to_string()));
     }
     done.parts = old_files.len() as u64;
+    if planted().is_err() {
+        // A folder became a link after the commit: the old parts stay (unlisted) rather than be
+        // deleted through it.
+        return Ok((done, written));
+    }
     for f in old_files {
         // What is left (a crash here) is unlisted: the next run deletes it.
         let _ = std::fs::remove_file(out.join(f));

@@ -60,12 +60,19 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
     if let Some(identity) = identity_before_calls(&cfg, input.as_ref(), names.as_ref()) {
         match crate::output::complete_before_calls(&cfg, &identity).await {
             Ok(None) => {}
+            // `--retry-errors` goes on to describe its error rows again (an older manifest that
+            // does not count them: to look for some).
+            Ok(Some(m)) if cfg.retry_errors && m.error_rows != Some(0) => {}
             done => {
                 if let Some(lock) = local_lock {
                     lock.release().await;
                 }
                 let m = done?.expect("matched Some");
-                return Ok(Summary::already_complete(&run_id, Instant::now(), &m));
+                let mut s = Summary::already_complete(&run_id, Instant::now(), &m);
+                if cfg.retry_errors {
+                    s.retried_errors = Some(crate::summary::Retried::default());
+                }
+                return Ok(s);
             }
         }
     }
@@ -180,12 +187,17 @@ async fn retry_errors(
             s.retried_errors = Some(r);
             Ok(s)
         }
-        Err(crate::redo::RedoError::Stopped { stop }) => Err(RunError::Stopped {
-            stop,
-            out: out.clone(),
-            resumable: true,
-            summary: Box::new(s),
-        }),
+        Err(crate::redo::RedoError::Stopped { stop }) => {
+            // It made calls (and replaced nothing): no longer a no-op's summary.
+            s.already_complete = false;
+            s.elapsed_s += started.elapsed().as_secs_f64();
+            Err(RunError::Stopped {
+                stop,
+                out: out.clone(),
+                resumable: true,
+                summary: Box::new(s),
+            })
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -367,8 +379,7 @@ fn identity_before_calls(
     input: Option<&crate::input::PreparedInput>,
     names: Option<&crate::input::Names>,
 ) -> Option<String> {
-    // (`--retry-errors` goes on to describe the error rows of a complete audit.)
-    if !cfg.resume || cfg.retry_errors || cfg.targets.org.is_some() || cfg.targets.all_regions {
+    if !cfg.resume || cfg.targets.org.is_some() || cfg.targets.all_regions {
         return None;
     }
     let labels: Vec<String> = crate::targets::expand(&cfg.client, &cfg.targets)

@@ -119,6 +119,16 @@ async fn audits_a_day_apart_on_the_simulator_and_a_retry_that_keeps_the_metrics(
         "and which baseline it used: {err}"
     );
 
+    // A run dated before the last audit would make a second audit of a date: refused.
+    let (code, err) = daily(d.path(), &url, now_s, "back.prom").await;
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "holds an audit of {second_day}, later than this run's date {first_day}"
+        )),
+        "{err}"
+    );
+
     // The retry of a complete audit: no call at all, and the same metrics.
     let calls = sim2.stats();
     let (code, retry_err) = daily(d.path(), &url, now_s + DAY_S, "m3.prom").await;

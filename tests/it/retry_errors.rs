@@ -154,12 +154,46 @@ async fn error_rows_are_described_again_and_replaced_in_place() {
     .await;
     assert_eq!(code, Some(0), "{report}");
 
-    // Again: nothing left to retry, no call.
-    let calls = calm.stats().total_calls();
+    // Again: nothing left to retry, no call at all (not even STS).
+    let before = calm.stats();
     let (code, err) =
         wait_or_kill(spawn_against(d.path(), &calm.endpoint_url(), &retry), None).await;
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(calm.stats().total_calls(), calls);
+    assert_eq!(calm.stats().total_calls(), before.total_calls());
+    assert_eq!(calm.stats().sts, before.sts);
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.path().join("s.json")).unwrap()).unwrap();
+    assert_eq!(s["already_complete"], true);
+    // ...and the audit's last success is the retry's now (a no-op does not go back in time).
+    let m3 = Manifest::load(&out).unwrap().unwrap();
+    assert_ne!(
+        m3.completed.as_ref().unwrap().run_id,
+        m1.completed.as_ref().unwrap().run_id
+    );
+}
+
+/// SIGKILLs `child` once `sim` holds it at its gate and its writer has committed an error row to `out` (the
+/// rows answered before the gate reach the writer thread a little later): an event, not a delay.
+async fn kill_once_committed(
+    sim: &fleet_audit::sim::Simulator,
+    op: fleet_audit::sim::Operation,
+    mut child: tokio::process::Child,
+    out: &Path,
+) {
+    until_held_or_exit(sim, op, &mut child).await;
+    let committed = || {
+        Manifest::load(out)
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.error_rows.unwrap_or(0) > 0)
+    };
+    while !committed() {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let (code, err) = wait_or_kill(child, Some(std::time::Duration::ZERO)).await;
+    assert_eq!(code, None, "killed mid-run: {err}");
+    sim.release(op);
 }
 
 #[tokio::test]
@@ -230,10 +264,16 @@ async fn a_resume_that_completes_an_audit_with_earlier_error_rows_exits_4() {
     let op = Operation::DescribeJobExecution;
     storm.simulator().hold_after(op, 150);
     let first = spawn_against(d.path(), &storm.endpoint_url(), &args);
-    kill_when_held(storm.simulator(), op, first).await;
+    kill_once_committed(storm.simulator(), op, first, &d.path().join("audit")).await;
     let m = Manifest::load(&d.path().join("audit")).unwrap().unwrap();
     let committed_errors = m.error_rows.unwrap();
     assert!(!m.complete && committed_errors > 0, "{m:?}");
+    // A second audit killed alike, to be finished and retried in one run.
+    let mut args2 = args.to_vec();
+    args2[6] = "audit2";
+    storm.simulator().hold_after(op, 150);
+    let second = spawn_against(d.path(), &storm.endpoint_url(), &args2);
+    kill_once_committed(storm.simulator(), op, second, &d.path().join("audit2")).await;
     drop(storm);
 
     let calm = start(sim_config(fleet(200, 2, 9))).await;
@@ -256,4 +296,25 @@ async fn a_resume_that_completes_an_audit_with_earlier_error_rows_exits_4() {
         rows.iter().filter(|r| r.outcome == "error").count() as u64,
         committed_errors
     );
+
+    // --resume --retry-errors on an incomplete audit: the resume finishes it (its parts numbered
+    // from 00000 under the run's id), then the error rows are replaced (parts of another id): one row
+    // a pair, none an error, every part listed on disk.
+    let mut both = args2.clone();
+    both.extend(["--resume", "--retry-errors"]);
+    let (code, err) =
+        wait_or_kill(spawn_against(d.path(), &calm.endpoint_url(), &both), None).await;
+    assert_eq!(code, Some(0), "{err}");
+    let out2 = d.path().join("audit2");
+    let rows = read_rows(&out2);
+    let pairs: HashSet<(String, String)> = rows
+        .iter()
+        .map(|r| (r.thing_name.clone(), r.job_id.clone()))
+        .collect();
+    assert_eq!((rows.len(), pairs.len()), (400, 400), "{err}");
+    assert!(rows.iter().all(|r| r.outcome != "error"));
+    let m2 = Manifest::load(&out2).unwrap().unwrap();
+    let listed: HashSet<String> = m2.parts.iter().map(|p| p.file.clone()).collect();
+    assert_eq!(listed.len(), m2.parts.len(), "no part listed twice");
+    assert_eq!(files_under(&out2), listed);
 }
