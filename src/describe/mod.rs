@@ -416,8 +416,9 @@ pub async fn describe(
     }
 }
 
-/// Applies `--query` to the document as the AWS CLI does (before formatting); object members keep
-/// the document's order where the result is one of its objects (JMESPath hands objects back sorted).
+/// Applies `--query` to the document as the AWS CLI does (before formatting). The JMESPath crate
+/// hands objects back sorted; the CLI's keep their order: a multiselect hash's (`{z:status,a:..}`)
+/// the expression's, and one of the document's objects the document's.
 pub fn apply_query(
     doc: &Value,
     query: Option<&jmespath::Expression<'static>>,
@@ -431,12 +432,58 @@ pub fn apply_query(
         .search(data)
         .map_err(|e| DescribeError::Usage(format!("Bad value for --query {q}: {e}")))?;
     let mut v = serde_json::to_value(&*found).unwrap_or(Value::Null);
-    reorder_like(&mut v, doc);
+    let mut hashes = Vec::new();
+    hash_keys(q.as_ast(), &mut hashes);
+    reorder_like(&mut v, doc, &hashes);
     Ok(v)
 }
 
-/// Gives every object of `v` the key order of an object of `like` with the same keys.
-fn reorder_like(v: &mut Value, like: &Value) {
+/// The keys of every multiselect hash in `ast`, each in the expression's order (a key written twice
+/// keeps its first place, as a Python dict does).
+fn hash_keys(ast: &jmespath::ast::Ast, out: &mut Vec<Vec<String>>) {
+    use jmespath::ast::Ast;
+    match ast {
+        Ast::MultiHash { elements, .. } => {
+            let mut keys: Vec<String> = Vec::new();
+            for kv in elements {
+                if !keys.contains(&kv.key) {
+                    keys.push(kv.key.clone());
+                }
+                hash_keys(&kv.value, out);
+            }
+            out.push(keys);
+        }
+        Ast::MultiList { elements, .. } => elements.iter().for_each(|e| hash_keys(e, out)),
+        Ast::Function { args, .. } => args.iter().for_each(|e| hash_keys(e, out)),
+        Ast::Comparison { lhs, rhs, .. }
+        | Ast::And { lhs, rhs, .. }
+        | Ast::Or { lhs, rhs, .. }
+        | Ast::Projection { lhs, rhs, .. }
+        | Ast::Subexpr { lhs, rhs, .. } => {
+            hash_keys(lhs, out);
+            hash_keys(rhs, out);
+        }
+        Ast::Condition {
+            predicate, then, ..
+        } => {
+            hash_keys(predicate, out);
+            hash_keys(then, out);
+        }
+        Ast::Expref { ast, .. } => hash_keys(ast, out),
+        Ast::Flatten { node, .. } | Ast::Not { node, .. } | Ast::ObjectValues { node, .. } => {
+            hash_keys(node, out)
+        }
+        Ast::Identity { .. }
+        | Ast::Field { .. }
+        | Ast::Index { .. }
+        | Ast::Literal { .. }
+        | Ast::Slice { .. } => {}
+    }
+}
+
+/// Gives every object of `v` the key order of a multiselect hash of the query with the same keys,
+/// else of an object of `like` (the document) with the same keys.
+fn reorder_like(v: &mut Value, like: &Value, hashes: &[Vec<String>]) {
     fn objects<'a>(v: &'a Value, out: &mut Vec<&'a Map<String, Value>>) {
         match v {
             Value::Object(m) => {
@@ -449,28 +496,38 @@ fn reorder_like(v: &mut Value, like: &Value) {
     }
     let mut known = Vec::new();
     objects(like, &mut known);
-    fn fix(v: &mut Value, known: &[&Map<String, Value>]) {
+    fn fix(v: &mut Value, known: &[&Map<String, Value>], hashes: &[Vec<String>]) {
         match v {
             Value::Object(m) => {
-                if let Some(model) = known
+                let same = |keys: Vec<&String>| {
+                    keys.len() == m.len() && keys.iter().all(|key| m.contains_key(*key))
+                };
+                let model: Option<Vec<String>> = hashes
                     .iter()
-                    .find(|k| k.len() == m.len() && k.keys().all(|key| m.contains_key(key)))
-                {
+                    .find(|h| same(h.iter().collect()))
+                    .cloned()
+                    .or_else(|| {
+                        known
+                            .iter()
+                            .find(|k| same(k.keys().collect()))
+                            .map(|k| k.keys().cloned().collect())
+                    });
+                if let Some(model) = model {
                     let mut ordered = Map::new();
-                    for key in model.keys() {
+                    for key in &model {
                         if let Some(val) = m.remove(key) {
                             ordered.insert(key.clone(), val);
                         }
                     }
                     *m = ordered;
                 }
-                m.values_mut().for_each(|c| fix(c, known));
+                m.values_mut().for_each(|c| fix(c, known, hashes));
             }
-            Value::Array(a) => a.iter_mut().for_each(|c| fix(c, known)),
+            Value::Array(a) => a.iter_mut().for_each(|c| fix(c, known, hashes)),
             _ => {}
         }
     }
-    fix(v, &known);
+    fix(v, &known, hashes);
 }
 
 /// The SDK configuration of `client` with the global options applied: the socket timeouts (0: no
@@ -627,5 +684,28 @@ mod tests {
             to_cli_json(&doc),
             "{\n    \"execution\": {\n        \"jobId\": \"j\",\n        \"statusDetails\": {},\n        \"queuedAt\": 1560787023.636\n    }\n}"
         );
+    }
+
+    #[test]
+    fn a_query_keeps_the_expression_order_of_its_hashes_and_the_document_order_of_its_objects() {
+        let doc = json!({"execution": {"jobId": "j", "status": "QUEUED", "executionNumber": 3,
+            "statusDetails": {"detailsMap": {"z": "1", "a": "2"}}}});
+        let q = |e: &str| {
+            let v = apply_query(&doc, Some(&jmespath::compile(e).unwrap())).unwrap();
+            serde_json::to_string(&v).unwrap()
+        };
+        assert_eq!(
+            q("execution.{z:status,a:executionNumber,m:jobId}"),
+            r#"{"z":"QUEUED","a":3,"m":"j"}"#
+        );
+        assert_eq!(
+            q("{x:execution.{s:status,j:jobId},b:execution.executionNumber}"),
+            r#"{"x":{"s":"QUEUED","j":"j"},"b":3}"#
+        );
+        assert_eq!(
+            q("execution.statusDetails.detailsMap"),
+            r#"{"z":"1","a":"2"}"#
+        );
+        assert_eq!(q("{a:jobId,a:status}"), r#"{"a":null}"#);
     }
 }

@@ -19,6 +19,9 @@ QUERIES = [
     "execution.[jobId, status, versionNumber]",  # a multi-select list
     "execution.nope",  # a missing field
     "execution.statusDetails",  # a nested map
+    "execution.{z:status,a:executionNumber,m:jobId}",  # a multiselect hash: the expression's order
+    "{x:execution.{s:status,j:jobId},b:execution.executionNumber}",  # hashes nested
+    "[execution][*].{t:thingArn,d:statusDetails}",  # a projection of hashes, one holding a map
 ]
 
 
