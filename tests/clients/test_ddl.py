@@ -68,7 +68,7 @@ def hive_type(t: pa.DataType) -> str:
 
 
 def arrow_name(t: pa.DataType) -> str:
-    """The type as the schema table (and README) spells it."""
+    """The type as the schema table (docs/outputs.md, "Schema") spells it."""
     if pa.types.is_string(t):
         return "utf8"
     if pa.types.is_boolean(t):

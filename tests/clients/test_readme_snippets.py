@@ -1,7 +1,8 @@
-"""Every ```python block of README.md, run as written against the outputs a reader has: the demo's file
-(`demo-out/executions.parquet`), a directory output (`--out audit/`), and a partitioned, dated one
-(`--partition-by date,job_id`, two audits a day apart). A snippet names the output `audit/`, as README's
-commands do: the test puts each output there (the demo's file replaces that name, since it is a file).
+"""Every ```python block of README.md and of the manual (docs/*.md), run as written against the outputs a
+reader has: the demo's file (`demo-out/executions.parquet`), a directory output (`--out audit/`), and a
+partitioned, dated one (`--partition-by date,job_id`, two audits a day apart). A snippet names the output
+`audit/`, as the commands of README and docs/ do: the test puts each output there (the demo's file
+replaces that name, since it is a file).
 
 What the snippet reads (its table `t`) must be the latest audit, every row of it and nothing else:
 its counts by job and status are the ones `fleet-audit report --json` gives for the same output."""
@@ -16,19 +17,24 @@ import pytest
 from conftest import ROOT, as_if_yesterday
 
 README = ROOT / "README.md"
+# The front page and the manual: every file whose snippets are run, in order.
+PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def python_blocks():
-    """(first line number, code) of every ```python block of README.md."""
-    blocks, lines = [], README.read_text().splitlines()
-    i = 0
-    while i < len(lines):
-        if lines[i].strip() == "```python":
-            start = i + 1
-            end = next(j for j in range(start, len(lines)) if lines[j].strip() == "```")
-            blocks.append((start + 1, "\n".join(lines[start:end]) + "\n"))
-            i = end
-        i += 1
+    """(file, first line number, code) of every ```python block of README.md and docs/*.md; the file as
+    a path from the repository's root (`docs/outputs.md`)."""
+    blocks = []
+    for page in PAGES:
+        name, lines = page.relative_to(ROOT).as_posix(), page.read_text().splitlines()
+        i = 0
+        while i < len(lines):
+            if lines[i].strip() == "```python":
+                start = i + 1
+                end = next(j for j in range(start, len(lines)) if lines[j].strip() == "```")
+                blocks.append((name, start + 1, "\n".join(lines[start:end]) + "\n"))
+                i = end
+            i += 1
     return blocks
 
 
@@ -36,7 +42,7 @@ BLOCKS = python_blocks()
 
 
 def test_readme_has_python_snippets():
-    assert BLOCKS, "README.md has no ```python block"
+    assert BLOCKS, "neither README.md nor docs/*.md has a ```python block"
 
 
 def run(fa, sim, aws_env, lists, out, *extra):
@@ -90,10 +96,10 @@ def expected_counts(fa, path):
 
 
 @pytest.mark.parametrize("kind", ["demo", "directory", "dated-partitioned"])
-@pytest.mark.parametrize("line,code", BLOCKS, ids=[f"README.md:{n}" for n, _ in BLOCKS])
-def test_readme_python_snippet_reads_the_latest_audit(fa, outputs, kind, line, code, tmp_path, monkeypatch):
+@pytest.mark.parametrize("page,line,code", BLOCKS, ids=[f"{page}:{n}" for page, n, _ in BLOCKS])
+def test_readme_python_snippet_reads_the_latest_audit(fa, outputs, kind, page, line, code, tmp_path, monkeypatch):
     names = set(re.findall(r"""["'](audit/?)["']""", code))
-    assert names, f"README.md:{line}: the snippet does not read `audit/`, the output README's commands write"
+    assert names, f"{page}:{line}: the snippet does not read `audit/`, the output the manual's commands write"
     output = outputs[kind]
     if output.is_dir():
         shutil.copytree(output, tmp_path / "audit")
@@ -104,8 +110,8 @@ def test_readme_python_snippet_reads_the_latest_audit(fa, outputs, kind, line, c
             code = code.replace(f'"{name}"', f'"demo-out/{output.name}"').replace(f"'{name}'", f"'demo-out/{output.name}'")
     monkeypatch.chdir(tmp_path)
     scope = {"__name__": "__readme__"}
-    exec(compile("\n" * (line - 1) + code, str(README), "exec"), scope)
-    assert "t" in scope, f"README.md:{line}: the snippet's table is no longer named `t`"
+    exec(compile("\n" * (line - 1) + code, str(ROOT / page), "exec"), scope)
+    assert "t" in scope, f"{page}:{line}: the snippet's table is no longer named `t`"
     t = scope["t"]
     got = collections.Counter()
     for job_id, status in zip(t.column("job_id").to_pylist(), t.column("status").to_pylist()):

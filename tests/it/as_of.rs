@@ -1,4 +1,4 @@
-//! Issue 23, items 4, 8 and 9: README's daily command on the simulator, as of its day (`--as-of`):
+//! Issue 23, items 4, 8 and 9: the daily command on the simulator, as of its day (`--as-of`):
 //! two audits a day apart, each dated by the simulator's day, with ages on its clock; a retry after
 //! a complete audit makes no call (not even STS or a listing) and keeps the audit's metrics.
 
@@ -10,8 +10,8 @@ use fleet_audit::time::utc_date;
 
 const DAY_S: u64 = 86_400;
 
-/// The daily command of README's "Scheduled audits" against the simulator at `url`, as of `as_of`
-/// (epoch seconds), not quiet: its exit code and stderr.
+/// The daily command of "Scheduled audits" (docs/history.md) against the simulator at `url`, as of
+/// `as_of` (epoch seconds), not quiet: its exit code and stderr.
 async fn daily(cwd: &Path, url: &str, as_of: u64, metrics: &str) -> (Option<i32>, String) {
     let mut c = isolated_binary(cwd);
     c.args([

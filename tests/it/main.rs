@@ -1,5 +1,6 @@
-//! The integration tests, one binary: each module is one area (see README, "Tests"). One binary links
-//! the crate and its dependencies once, not once per file, which keeps the test build small and quick.
+//! The integration tests, one binary: each module is one area (see docs/development.md). One binary
+//! links the crate and its dependencies once, not once per file, which keeps the test build small and
+//! quick.
 
 mod as_of;
 mod cli;
