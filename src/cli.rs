@@ -16,6 +16,28 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// Parses `args` (the program's name first). A refusal comes with its exit code: clap's (2;
+    /// 0 for --help and --version), except that `describe`, which stands in for
+    /// `aws iot describe-job-execution`, exits 252 on bad syntax as AWS CLI v2 does.
+    pub fn parse_from_args<I, T>(args: I) -> Result<Cli, (clap::Error, i32)>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        Cli::try_parse_from(&args).map_err(|e| {
+            let describe = args.get(1).is_some_and(|a| a == "describe");
+            let code = if describe && e.use_stderr() {
+                252
+            } else {
+                e.exit_code()
+            };
+            (e, code)
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Describe every (thing, job) pair through DescribeJobExecution and write one row per pair.

@@ -2,22 +2,13 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use fleet_audit::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::parse_from_args(std::env::args_os()) {
         Ok(cli) => cli,
-        Err(e) => {
+        Err((e, code)) => {
             let _ = e.print();
-            // `describe` stands in for `aws iot describe-job-execution`: AWS CLI v2 exits 252 on
-            // bad syntax. Everything else keeps clap's codes (2; 0 for --help and --version).
-            let describe = std::env::args_os().nth(1).is_some_and(|a| a == "describe");
-            let code = if describe && e.use_stderr() {
-                252
-            } else {
-                e.exit_code()
-            };
             return ExitCode::from(code.clamp(0, 255) as u8);
         }
     };
@@ -60,6 +51,6 @@ fn main() -> ExitCode {
 /// writer thread; glibc frees another thread's chunk under that arena's lock (futex waits and wakes on
 /// the hot path), jemalloc returns it through per-thread caches. Measured: client CPU per call 104
 /// against 132 µs (concurrency 16, interleaved rounds), peak RSS at 1M pairs 57 / 62 MB against
-/// 59 / 65 MB (README, Performance).
+/// 59 / 65 MB (docs/performance.md).
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -197,7 +197,7 @@ pub async fn connect_output(
         .await
         .map_err(|e| bad(&e))?;
     let dir = r.dir().expect("connected above");
-    // The check's own retries, named: a write in the run retries longer (README, Output to S3).
+    // The check's own retries, named: a write in the run retries longer (docs/outputs.md, Output to S3).
     let unusable = |e: &RemoteError| ConfigError::Output {
         path: url.clone(),
         reason: format!("{} ({})", e.reason(), crate::dataset::s3::check_note()),

@@ -1,7 +1,7 @@
 //! The dataset's one Arrow schema, the row type, and the row -> RecordBatch builder.
 //!
 //! The schema is a contract with every reader (DuckDB, Athena, Spark, pandas) and is documented in
-//! README; change it here and there together. Builders are reused across batches so the hot path does
+//! docs/outputs.md ("Schema"); change it here and there together. Builders are reused across batches so the hot path does
 //! not allocate per column per batch.
 
 use std::sync::Arc;
@@ -111,7 +111,7 @@ fn map_field_names() -> MapFieldNames {
     }
 }
 
-/// The dataset schema, column by column as README documents it.
+/// The dataset schema, column by column as docs/outputs.md documents it.
 pub fn schema() -> SchemaRef {
     let entries = Field::new(
         "entries",

@@ -9,19 +9,14 @@ use super::{emit_metrics, shutdown_on_signals, write_stdout, SIGNAL_EXIT};
 use crate::cli::RunArgs;
 use crate::client::ClientSettings;
 use crate::config::RunConfig;
-use crate::dataset::{Layout, ManifestError, SinkError};
+use crate::dataset::Layout;
 use crate::engine::Stop;
-use crate::error::RunError;
+use crate::error::{Exit, RunError};
 use crate::redact::redact;
 use crate::run::run;
 use crate::summary::Summary;
 
-/// Exit code of a run whose dataset is complete but holds `error` rows.
-pub const EXIT_PAIR_ERRORS: i32 = 4;
-
-/// Exit code of an organization-wide run whose reachable targets are complete while some targets
-/// could not be audited.
-pub const EXIT_TARGETS_FAILED: i32 = 5;
+pub use crate::error::{EXIT_PAIR_ERRORS, EXIT_TARGETS_FAILED};
 
 /// Prints the stuck / timed-out report of a dataset on stdout, with the default thresholds.
 pub(super) fn print_report(out: &Path) -> anyhow::Result<()> {
@@ -91,7 +86,7 @@ pub(super) fn finish_run(
                     "fleet-audit: {rows} pairs ended as error rows (their calls failed past --max-attempts: throttling or a service error, in error_code); {retry_hint}"
                 );
             }
-            Ok(EXIT_PAIR_ERRORS)
+            Ok(Exit::PairErrors.code(0))
         }
         Err(RunError::Stopped {
             stop,
@@ -139,44 +134,15 @@ pub(super) fn finish_run(
                     out.display()
                 );
             }
-            Ok(match stop {
-                Stop::TargetsFailed { .. } => EXIT_TARGETS_FAILED,
-                Stop::Interrupted => match SIGNAL_EXIT.load(Ordering::SeqCst) {
-                    0 => 130,
-                    c => c,
-                },
-                // Bad or changed input found while streaming it: bad input, as before the run.
-                s if s.is_input() => 2,
-                _ => 1,
-            })
+            Ok(stop.exit().code(SIGNAL_EXIT.load(Ordering::SeqCst)))
         }
         Err(e @ RunError::Interrupted) => {
             eprintln!("fleet-audit: {e}");
-            Ok(match SIGNAL_EXIT.load(Ordering::SeqCst) {
-                0 => 130,
-                c => c,
-            })
-        }
-        Err(
-            e @ (RunError::Config(_)
-            | RunError::Input(_)
-            | RunError::ResumeMismatch { .. }
-            | RunError::Baseline(_)
-            | RunError::Targets(
-                crate::targets::PlanError::Flags(_)
-                | crate::targets::PlanError::NotInOrg(_)
-                | crate::targets::PlanError::NoAccounts,
-            )
-            | RunError::Lock(crate::dataset::LockError::Planted { .. })
-            | RunError::Manifest(ManifestError::Invalid { .. })
-            | RunError::Sink(SinkError::Manifest(ManifestError::Invalid { .. }))),
-        ) => {
-            eprintln!("fleet-audit: error: {}", redact(&e.to_string()));
-            Ok(2)
+            Ok(e.exit().code(SIGNAL_EXIT.load(Ordering::SeqCst)))
         }
         Err(e) => {
             eprintln!("fleet-audit: error: {}", redact(&e.to_string()));
-            Ok(1)
+            Ok(e.exit().code(SIGNAL_EXIT.load(Ordering::SeqCst)))
         }
     }
 }
@@ -205,7 +171,7 @@ pub(super) async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
         Err(e) => {
             // A flag's value may be a URL with a password (`--region-endpoint R=URL`).
             eprintln!("fleet-audit: error: {}", redact(&e.to_string()));
-            return Ok(2);
+            return Ok(Exit::BadInput.code(0));
         }
     };
     // `--as-of` (a simulator's day): the audit's clock, from here on.

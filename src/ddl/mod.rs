@@ -93,7 +93,7 @@ pub enum DdlError {
     Location(String),
 }
 
-/// The Arrow type as README's schema table spells it (`utf8`, `timestamp[ms, UTC]`, `map<utf8, utf8>`).
+/// The Arrow type as the schema table (docs/outputs.md) spells it (`utf8`, `timestamp[ms, UTC]`, `map<utf8, utf8>`).
 pub fn arrow_type_name(t: &DataType) -> String {
     match t {
         DataType::Utf8 => "utf8".into(),

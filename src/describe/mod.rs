@@ -17,11 +17,20 @@ use std::time::Duration;
 
 use aws_sdk_iot::types::JobExecution;
 use serde_json::{json, Map, Value};
+use tokio::sync::watch;
 
+use crate::call::{call_with_retries, Counters, Final};
 use crate::cli::DescribeArgs;
 use crate::client::{classify_sdk_error, CallError};
+use crate::config::EngineSettings;
+use crate::limit::{burst_for, CallLimiter};
 use crate::names::{is_valid_job_id, is_valid_thing_name, JOB_ID_RULE, THING_NAME_RULE};
-use crate::retry::{classify, Backoff, Class};
+use crate::retry::Backoff;
+
+/// DescribeJobExecution's quota per account and region (calls a second), and the attempts of one
+/// call (the first included).
+const DESCRIBE_RPS: f64 = 10.0;
+const DESCRIBE_ATTEMPTS: u32 = 5;
 
 /// Errors of the describe command, with AWS CLI v2's exit codes.
 #[derive(Debug, thiserror::Error)]
@@ -346,73 +355,101 @@ pub async fn describe(
     attempt_timeout: Option<Duration>,
     debug: bool,
 ) -> Result<Value, DescribeError> {
-    let backoff = Backoff::default();
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let capture = wire::Capture::new(debug);
-        let sent = client
-            .describe_job_execution()
-            .job_id(&req.job_id)
-            .thing_name(&req.thing_name)
-            .set_execution_number(req.execution_number)
-            .customize()
-            .interceptor(capture.clone())
-            .send();
-        let result = match attempt_timeout {
-            Some(limit) => match tokio::time::timeout(limit, sent).await {
-                Ok(r) => r.map_err(classify_sdk_error),
-                Err(_) => Err(CallError::Timeout(limit)),
-            },
-            None => sent.await.map_err(classify_sdk_error),
-        };
-        let err = match result {
-            Ok(out) => {
-                return match out.execution() {
+    // The product's call layer, as for a run's calls: a limiter token per attempt (the API's
+    // quota), the retry classification and backoff, the attempts counted.
+    let limiter = CallLimiter::new(
+        Some(DESCRIBE_RPS),
+        burst_for(None, Some(DESCRIBE_RPS)),
+        true,
+    );
+    let settings = EngineSettings {
+        concurrency: 1,
+        max_attempts: DESCRIBE_ATTEMPTS,
+        // No limit (`--cli-read-timeout 0`): tokio's timer takes a far future for it.
+        call_timeout: attempt_timeout.unwrap_or(Duration::MAX),
+        backoff: Backoff::default(),
+    };
+    let counters = Counters::default();
+    let (_never, shutdown) = watch::channel(false);
+    // The last attempt's capture: its URL names the endpoint in a transport error.
+    let last = std::sync::Mutex::new(wire::Capture::new(debug));
+    let attempted = call_with_retries(
+        &limiter,
+        &settings,
+        &counters,
+        &counters.attempts,
+        &shutdown,
+        || {
+            let capture = wire::Capture::new(debug);
+            *last.lock().unwrap_or_else(|p| p.into_inner()) = capture.clone();
+            let sent = client
+                .describe_job_execution()
+                .job_id(&req.job_id)
+                .thing_name(&req.thing_name)
+                .set_execution_number(req.execution_number)
+                .customize()
+                .interceptor(capture.clone())
+                .send();
+            async move {
+                let out = sent.await.map_err(classify_sdk_error)?;
+                Ok(match out.execution() {
                     Some(e) => {
                         let mut doc = execution_document(e);
                         wire_order(&mut doc, capture.body().as_deref());
-                        Ok(doc)
+                        doc
                     }
-                    None => Ok(json!({})),
-                }
+                    None => json!({}),
+                })
             }
-            Err(e) => e,
-        };
-        if matches!(classify(&err), Class::Retry { .. }) && attempt < 5 {
-            tokio::time::sleep(backoff.delay(attempt, rand::random())).await;
-            continue;
+        },
+    )
+    .await;
+    if debug {
+        eprintln!(
+            "DEBUG - DescribeJobExecution: {} attempts, {} throttled",
+            attempted.attempts,
+            Counters::get(&counters.throttled)
+        );
+    }
+    let capture = last.into_inner().unwrap_or_else(|p| p.into_inner());
+    let err = match attempted.result {
+        Final::Ok(doc) => return Ok(doc),
+        Final::NotFound(e) | Final::Failed(e) | Final::Fatal(e) => e,
+        // The shutdown above is never set: Ctrl-C ends the command where it waits (`app`).
+        Final::Interrupted => unreachable!("describe's shutdown is never set"),
+    };
+    Err(cli_error(err, &capture))
+}
+
+/// The AWS CLI's error for a call that ended with `err`; `capture` holds its last attempt.
+fn cli_error(err: CallError, capture: &wire::Capture) -> DescribeError {
+    match err {
+        CallError::Service { code, message, .. } => DescribeError::Service { code, message },
+        CallError::Credentials(m) => {
+            DescribeError::Config(format!("Unable to locate credentials: {m}"))
         }
-        return Err(match err {
-            CallError::Service { code, message, .. } => DescribeError::Service { code, message },
-            CallError::Credentials(m) => {
-                DescribeError::Config(format!("Unable to locate credentials: {m}"))
-            }
-            // In the AWS CLI's words (botocore's EndpointConnectionError, ConnectTimeoutError,
-            // ReadTimeoutError), naming the URL it called.
-            CallError::Connection(_) if capture.uri().is_some() => {
-                DescribeError::Transport(format!(
-                    "Could not connect to the endpoint URL: \"{}\"",
-                    capture.uri().unwrap_or_default()
-                ))
-            }
-            CallError::TransportTimeout(ref m) if capture.uri().is_some() => {
-                let what = if m.to_ascii_lowercase().contains("connect") {
-                    "Connect"
-                } else {
-                    "Read"
-                };
-                DescribeError::Transport(format!(
-                    "{what} timeout on endpoint URL: \"{}\"",
-                    capture.uri().unwrap_or_default()
-                ))
-            }
-            CallError::Timeout(_) if capture.uri().is_some() => DescribeError::Transport(format!(
-                "Read timeout on endpoint URL: \"{}\"",
+        // In the AWS CLI's words (botocore's EndpointConnectionError, ConnectTimeoutError,
+        // ReadTimeoutError), naming the URL it called.
+        CallError::Connection(_) if capture.uri().is_some() => DescribeError::Transport(format!(
+            "Could not connect to the endpoint URL: \"{}\"",
+            capture.uri().unwrap_or_default()
+        )),
+        CallError::TransportTimeout(ref m) if capture.uri().is_some() => {
+            let what = if m.to_ascii_lowercase().contains("connect") {
+                "Connect"
+            } else {
+                "Read"
+            };
+            DescribeError::Transport(format!(
+                "{what} timeout on endpoint URL: \"{}\"",
                 capture.uri().unwrap_or_default()
-            )),
-            other => DescribeError::Transport(other.to_string()),
-        });
+            ))
+        }
+        CallError::Timeout(_) if capture.uri().is_some() => DescribeError::Transport(format!(
+            "Read timeout on endpoint URL: \"{}\"",
+            capture.uri().unwrap_or_default()
+        )),
+        other => DescribeError::Transport(other.to_string()),
     }
 }
 

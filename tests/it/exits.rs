@@ -137,3 +137,76 @@ async fn describe_exits_255_when_it_cannot_connect_and_130_on_ctrl_c() {
     let (code, stderr) = wait_or_kill(child, Some(std::time::Duration::from_secs(50))).await;
     assert_eq!(code, Some(130), "{stderr}");
 }
+
+/// `describe` makes its call through the product's call layer: a throttled attempt is retried with
+/// backoff up to its 5 attempts (counted by the simulator), then the AWS CLI's error line, exit 254.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_retries_a_throttle_through_the_call_layer() {
+    let d = tempfile::tempdir().unwrap();
+    let describe = |url: &str| {
+        let mut c = isolated_binary(d.path());
+        c.args(["describe", "--job-id", "job-000", "--thing-name"])
+            .arg("thing-000001")
+            .args(["--endpoint-url", url, "--query", "execution.jobId"])
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "AKIDEXITS")
+            .env("AWS_SECRET_ACCESS_KEY", "exits-secret")
+            .kill_on_drop(true);
+        c
+    };
+    let mut config = sim_config(fleet(10, 1, 71));
+    config.faults = Faults {
+        p_throttle: 1.0,
+        ..Faults::default()
+    };
+    let server = start(config).await;
+    let o = describe(&server.endpoint_url())
+        .arg("--debug")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(254), "{stderr}");
+    assert!(
+        stderr.contains("DEBUG - DescribeJobExecution: 5 attempts, 5 throttled"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("An error occurred (ThrottlingException) when calling the DescribeJobExecution operation"),
+        "{stderr}"
+    );
+    let calls = server
+        .stats()
+        .calls(fleet_audit::sim::Operation::DescribeJobExecution);
+    assert_eq!((calls, server.stats().throttled), (5, 5));
+
+    // The service's quota, not a fault knob: one token, given back only after 1,000 s. The first
+    // describe takes it (one call, exit 0); the second is throttled on each of its 5 attempts.
+    let mut config = sim_config(fleet(10, 1, 71));
+    config.quota_rps = Some(0.001);
+    config.quota_burst = Some(1);
+    let server = start(config).await;
+    let o = describe(&server.endpoint_url()).output().await.unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "\"job-000\"\n");
+    let o = describe(&server.endpoint_url()).output().await.unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(254),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = server.stats();
+    assert_eq!(
+        (
+            s.calls(fleet_audit::sim::Operation::DescribeJobExecution),
+            s.throttled
+        ),
+        (6, 5)
+    );
+}
