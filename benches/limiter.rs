@@ -15,7 +15,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use tokio::runtime::{Builder, Runtime};
 use tokio::sync::watch;
 
-use fleet_audit::limit::CallLimiter;
+use fleet_audit::aws::limit::CallLimiter;
 
 /// A rate no benchmark can reach, so that the limiter never waits.
 const HUGE_RPS: f64 = 1e9;

@@ -23,13 +23,13 @@ use parquet::file::properties::WriterProperties;
 
 use fleet_audit::app::sim_config;
 use fleet_audit::cli::{Cli, Command};
+use fleet_audit::dataset::schema::{BatchBuilder, Outcome, Row};
 use fleet_audit::dataset::{DatasetWriter, Format, Layout, SinkSettings};
-use fleet_audit::schema::{BatchBuilder, Outcome, Row};
 use fleet_audit::sim::Fleet;
 
 /// Rows per benchmark iteration.
 const ROWS: usize = 100_000;
-/// Rows per RecordBatch and per row group, as `fleet_audit::run` sets them.
+/// Rows per RecordBatch and per row group, as `fleet_audit::audit::run` sets them.
 const BATCH_ROWS: usize = 8192;
 const ROW_GROUP_ROWS: usize = 128 * 1024;
 /// A fixed "now" so every run encodes the same bytes.

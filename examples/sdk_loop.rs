@@ -24,7 +24,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::Parser;
 
-use fleet_audit::client::{error_chain, load_sdk_config, ClientSettings};
+use fleet_audit::aws::client::{error_chain, load_sdk_config, ClientSettings};
 
 #[derive(Debug, Parser)]
 #[command(about = "Bare aws-sdk-iot DescribeJobExecution loop against fleet-audit sim")]

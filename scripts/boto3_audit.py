@@ -3,7 +3,7 @@
 
 Calls DescribeJobExecution for every (thing, job) pair of a things list x a jobs list (the first
 --limit pairs, things in file order, every job for each), with boto3's standard retry mode, and writes
-the same columns as fleet-audit (src/schema.rs) to one zstd Parquet file with pyarrow. Rows are held
+the same columns as fleet-audit (src/dataset/schema.rs) to one zstd Parquet file with pyarrow. Rows are held
 in memory until the end, as such scripts usually do. It is the Python baseline of scripts/bench.sh.
 
     scripts/boto3_audit.py --things DIR/things.txt --jobs DIR/jobs.txt --endpoint-url URL \

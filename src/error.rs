@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
-use crate::client::SetupError;
-use crate::config::ConfigError;
+use crate::audit::config::ConfigError;
+use crate::audit::engine::Stop;
+use crate::audit::summary::Summary;
+use crate::aws::client::SetupError;
 use crate::dataset::{LockError, ManifestError, SinkError};
-use crate::engine::Stop;
 use crate::input::InputError;
-use crate::summary::Summary;
 
 /// Why a run did not produce a complete dataset.
 #[derive(Debug, thiserror::Error)]
@@ -22,20 +22,20 @@ pub enum RunError {
     Setup(#[from] SetupError),
     /// The targets of an organization-wide audit could not be listed (or their flags are bad).
     #[error(transparent)]
-    Targets(#[from] crate::targets::PlanError),
+    Targets(#[from] crate::aws::targets::PlanError),
     #[error(transparent)]
     Sink(#[from] SinkError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     /// `--baseline` names a dataset that cannot be a baseline of this run.
     #[error(transparent)]
-    Baseline(#[from] crate::baseline::BaselineError),
+    Baseline(#[from] crate::audit::baseline::BaselineError),
     /// Another run owns the output.
     #[error(transparent)]
     Lock(#[from] LockError),
     /// `--retry-errors` could not describe the error rows again or replace them.
     #[error(transparent)]
-    Redo(#[from] crate::redo::RedoError),
+    Redo(#[from] crate::audit::redo::RedoError),
     /// `--resume` into a dataset written by another audit: what differs, and how.
     #[error("cannot resume into {out}: the {what} differ: {detail}. To finish that audit, run it with the inputs and flags it was written with; to audit these instead, start again with --overwrite (in place of --resume)")]
     ResumeMismatch {
@@ -141,10 +141,10 @@ impl Stop {
     }
 }
 
-impl crate::targets::PlanError {
+impl crate::aws::targets::PlanError {
     /// Bad flags or accounts are bad input; a failed listing or set-up is a failure.
     pub fn exit(&self) -> Exit {
-        use crate::targets::PlanError as E;
+        use crate::aws::targets::PlanError as E;
         match self {
             E::Flags(_) | E::NotInOrg(_) | E::NoAccounts => Exit::BadInput,
             E::Setup(_) | E::Org(_) => Exit::Failed,
@@ -191,10 +191,10 @@ impl LockError {
     }
 }
 
-impl crate::redo::RedoError {
+impl crate::audit::redo::RedoError {
     /// A retry that could not run is a failure; one stopped, as its stop.
     pub fn exit(&self) -> Exit {
-        use crate::redo::RedoError as E;
+        use crate::audit::redo::RedoError as E;
         match self {
             E::Dataset { .. } | E::Setup(_) => Exit::Failed,
             E::Stopped { stop } => stop.exit(),

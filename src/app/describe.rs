@@ -1,8 +1,8 @@
 //! `fleet-audit describe`: one DescribeJobExecution, printed as the AWS CLI prints it.
 
 use super::{write_raw_stdout, write_stdout};
+use crate::aws::client::ClientSettings;
 use crate::cli::DescribeArgs;
-use crate::client::ClientSettings;
 use crate::redact::redact;
 
 pub(super) async fn describe_command(a: DescribeArgs) -> anyhow::Result<i32> {
@@ -40,7 +40,7 @@ pub(super) async fn describe_command(a: DescribeArgs) -> anyhow::Result<i32> {
         Ok(s) => s,
         Err(e) => return usage(e),
     };
-    if let Err(e) = crate::client::preflight(&sdk).await {
+    if let Err(e) = crate::aws::client::preflight(&sdk).await {
         eprintln!("fleet-audit describe: error: {}", redact(&e.to_string()));
         return Ok(253);
     }

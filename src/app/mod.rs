@@ -102,8 +102,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 /// `fleet-audit schema`: the schema table, or with `--ddl` a table definition, on stdout. Exit code 2
 /// when the definition cannot be made (a bad --location or --partition-by).
 fn schema_command(a: crate::cli::SchemaArgs) -> anyhow::Result<i32> {
-    use crate::ddl::{ddl, schema_table, Dialect, TableSpec, PLACEHOLDER_LOCATION};
-    let schema = crate::schema::schema();
+    use crate::dataset::ddl::{ddl, schema_table, Dialect, TableSpec, PLACEHOLDER_LOCATION};
+    let schema = crate::dataset::schema::schema();
     let Some(which) = a.ddl else {
         return write_stdout(&schema_table(&schema)).map(|_| 0);
     };
@@ -130,7 +130,7 @@ fn schema_command(a: crate::cli::SchemaArgs) -> anyhow::Result<i32> {
     if !spec.partition_by.is_empty() && dialect != Dialect::DuckDb {
         eprintln!(
             "fleet-audit schema: note: partitions are not found by themselves: after new folders, run MSCK REPAIR TABLE {} (Athena) or add them with ALTER TABLE ADD PARTITION / a Glue crawler",
-            crate::ddl::TABLE
+            crate::dataset::ddl::TABLE
         );
     }
     Ok(0)
@@ -145,11 +145,11 @@ async fn emit_metrics(
     grouping: &[(&str, &str)],
 ) -> anyhow::Result<()> {
     if let Some(path) = file {
-        crate::metrics::write_atomically(path, text)
+        crate::audit::metrics::write_atomically(path, text)
             .with_context(|| format!("cannot write the metrics {}", path.display()))?;
     }
     if let Some(url) = push {
-        crate::metrics::push_or_warn(url, grouping, text).await;
+        crate::audit::metrics::push_or_warn(url, grouping, text).await;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@ use anyhow::Context;
 
 use super::run::warn_ignored;
 use super::{emit_metrics, write_stdout};
-use crate::client::ClientSettings;
+use crate::aws::client::ClientSettings;
 
 /// `fleet-audit report`: 0 done; 2 bad flags or a dataset that cannot be read; 1 the HTML page
 /// cannot be written; 3 ([`crate::report::EXIT_FAIL_ON`]) a `--fail-on` condition holds (with
@@ -37,7 +37,7 @@ pub(super) async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<
     };
     warn_ignored(&report);
     if a.metrics.is_some() || a.metrics_push.is_some() {
-        let text = crate::metrics::exposition(Some(&report), None);
+        let text = crate::audit::metrics::exposition(Some(&report), None);
         let out = report.dataset.to_string_lossy();
         emit_metrics(
             &text,

@@ -6,15 +6,15 @@ use std::sync::atomic::Ordering;
 use anyhow::Context;
 
 use super::{emit_metrics, shutdown_on_signals, write_stdout, SIGNAL_EXIT};
+use crate::audit::config::RunConfig;
+use crate::audit::engine::Stop;
+use crate::audit::run::run;
+use crate::audit::summary::Summary;
+use crate::aws::client::ClientSettings;
 use crate::cli::RunArgs;
-use crate::client::ClientSettings;
-use crate::config::RunConfig;
 use crate::dataset::Layout;
-use crate::engine::Stop;
 use crate::error::{Exit, RunError};
 use crate::redact::redact;
-use crate::run::run;
-use crate::summary::Summary;
 
 pub use crate::error::{EXIT_PAIR_ERRORS, EXIT_TARGETS_FAILED};
 
@@ -76,7 +76,7 @@ pub(super) fn finish_run(
                 return Ok(0);
             }
             // What to do about them, said even when quiet: the exit code alone does not say it.
-            let rows = crate::summary::thousands(left);
+            let rows = crate::audit::summary::thousands(left);
             if s.retried_errors.is_some() {
                 eprintln!(
                     "fleet-audit: {rows} pairs are error rows still, after being described again (their calls failed past --max-attempts: throttling or a service error, in error_code): run the same command again later"
@@ -100,7 +100,7 @@ pub(super) fn finish_run(
             if let (Stop::TargetsFailed { .. }, true) = (&stop, resumable) {
                 if quiet {
                     // The summary names them otherwise: a line per account and reason.
-                    for line in crate::summary::failed_target_lines(&summary.targets) {
+                    for line in crate::audit::summary::failed_target_lines(&summary.targets) {
                         eprintln!("fleet-audit: {line}");
                     }
                 }
@@ -148,7 +148,7 @@ pub(super) fn finish_run(
 }
 
 /// How a run's error rows are described again, for this run's output and targets.
-fn retry_hint(cfg: &crate::config::RunConfig) -> String {
+fn retry_hint(cfg: &crate::audit::config::RunConfig) -> String {
     let t = &cfg.targets;
     let one = t.org.is_none()
         && !t.all_regions
@@ -179,7 +179,7 @@ pub(super) async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
         crate::time::set_as_of(ms);
     }
     // A dry run prints its plan and makes no call: a summary of zeros after it would say nothing.
-    let dry_run = matches!(&cfg.input, crate::config::Input::Discover(d) if d.dry_run);
+    let dry_run = matches!(&cfg.input, crate::audit::config::Input::Discover(d) if d.dry_run);
     let (quiet, summary_json) = (cfg.quiet || dry_run, cfg.summary_json.clone());
     // The parsed location, not the flag's text: `file:///abs/dir` is reported on as `/abs/dir`; an
     // object store's dataset is fetched to report on it.
@@ -213,7 +213,7 @@ pub(super) async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
     }
     if let (true, Some(summary)) = (a.metrics.is_some() || a.metrics_push.is_some(), &ran) {
         let client = ClientSettings::from(&a.connection);
-        let text = crate::metrics::of_run(summary, &dataset, &client).await;
+        let text = crate::audit::metrics::of_run(summary, &dataset, &client).await;
         // Grouped by target: the run's accounts and regions, and its output.
         let target = if summary.targets.is_empty() {
             a.connection

@@ -10,9 +10,9 @@ use tokio::net::TcpListener;
 
 use super::run::{finish_run, print_report};
 use super::{shutdown_on_signals, write_stdout};
+use crate::audit::config::RunConfig;
+use crate::audit::run::run;
 use crate::cli::{Cli, Command, DemoArgs, FleetArgs, SimArgs};
-use crate::config::RunConfig;
-use crate::run::run;
 use crate::sim::{Faults, FleetSpec, Latency, OrgSpec, SimConfig, SimServer};
 
 fn fleet_spec(f: &FleetArgs) -> anyhow::Result<FleetSpec> {

@@ -77,7 +77,7 @@ pub fn kind_of(relative: &str) -> Kind {
 fn is_our_folder(folder: &str) -> bool {
     match folder.split_once('=') {
         Some(("date", v)) => crate::time::is_valid_date(v),
-        Some(("job_id", v)) => crate::names::is_valid_job_id(v),
+        Some(("job_id", v)) => crate::input::names::is_valid_job_id(v),
         _ => false,
     }
 }

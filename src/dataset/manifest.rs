@@ -159,12 +159,12 @@ pub fn check_part_name(file: &str, ext: &str, partition_by: &[String]) -> Result
         // The values are what this tool writes there: a date, or a job id (AWS's rule).
         let valid = match key.as_str() {
             "date" => crate::time::is_valid_date(value),
-            _ => crate::names::is_valid_job_id(value),
+            _ => crate::input::names::is_valid_job_id(value),
         };
         if !valid {
             let rule = match key.as_str() {
                 "date" => "a date YYYY-MM-DD".to_string(),
-                _ => crate::names::JOB_ID_RULE.to_string(),
+                _ => crate::input::names::JOB_ID_RULE.to_string(),
             };
             return Err(format!("folder {folder:?}: its value must be {rule}"));
         }

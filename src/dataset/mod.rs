@@ -15,6 +15,7 @@
 //! `lock` (one writer per output: a local `flock`, an S3 lease); `read` (reading a dataset back: what its manifest lists).
 
 mod credentials;
+pub mod ddl;
 mod dir;
 mod files;
 pub mod lock;
@@ -22,6 +23,7 @@ pub mod manifest;
 pub mod partition;
 pub mod read;
 pub mod s3;
+pub mod schema;
 mod write;
 mod writer;
 
@@ -89,7 +91,7 @@ pub struct SinkSettings {
     pub run_id: String,
     pub region: Option<String>,
     /// The shard a sharded run writes; it goes into the part file names.
-    pub shard: Option<crate::shard::Shard>,
+    pub shard: Option<crate::audit::shard::Shard>,
     /// Hive-style folders of a directory output; `None`: every part at the top.
     pub partitioning: Option<Partitioning>,
     /// A local output is locked by this run (`run_id`): before each commit the writer checks that

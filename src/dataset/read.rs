@@ -320,7 +320,7 @@ pub fn with_partition_columns(
     batch: RecordBatch,
     values: &[(String, String)],
 ) -> Result<RecordBatch, ArrowError> {
-    let full = crate::schema::schema();
+    let full = crate::dataset::schema::schema();
     let missing: Vec<&(String, String)> = values
         .iter()
         .filter(|(k, _)| full.field_with_name(k).is_ok() && batch.column_by_name(k).is_none())
@@ -529,7 +529,7 @@ pub async fn read_part(
 /// beside them), or without a manifest every part file. One file is in memory at a time.
 pub async fn fetch_remote(
     url: &str,
-    client: &crate::client::ClientSettings,
+    client: &crate::aws::client::ClientSettings,
     every_audit: bool,
 ) -> Result<Fetched, DatasetError> {
     use super::{Kind, OutputDir};

@@ -111,10 +111,10 @@ impl Remote {
     /// one way both the writer and the readers reach a bucket.
     pub async fn connect_as(
         &mut self,
-        client: &crate::client::ClientSettings,
+        client: &crate::aws::client::ClientSettings,
         fallback_region: Option<aws_config::Region>,
     ) -> Result<(), RemoteError> {
-        let mut sdk = crate::client::load_sdk_config(client).await;
+        let mut sdk = crate::aws::client::load_sdk_config(client).await;
         if sdk.region().is_none() {
             if let Some(r) = fallback_region {
                 sdk = sdk.into_builder().region(r).build();
@@ -188,7 +188,7 @@ impl RemoteError {
 /// text (`chain`: with its causes), its URLs' passwords masked.
 fn store_words(e: &object_store::Error, chain: bool) -> String {
     let text = if chain {
-        crate::client::error_chain(e)
+        crate::aws::client::error_chain(e)
     } else {
         e.to_string()
     };

@@ -14,7 +14,7 @@ use super::partition;
 use super::{
     Layout, Manifest, PartDigest, PartEntry, Partitioning, SinkError, SinkSettings, WriteReport,
 };
-use crate::schema::{BatchBuilder, Row};
+use crate::dataset::schema::{BatchBuilder, Row};
 
 /// Accumulates rows into batches and batches into committed files.
 ///
@@ -180,7 +180,7 @@ impl DatasetWriter {
     pub fn push(&mut self, row: &Row, ordinal: u64) -> Result<(), SinkError> {
         self.builder.push(row);
         self.part_rows += 1;
-        if row.outcome == crate::schema::Outcome::Error {
+        if row.outcome == crate::dataset::schema::Outcome::Error {
             self.part_errors += 1;
         }
         // Only a manifest needs to know which pairs a part holds; a single file does not, and
@@ -237,9 +237,12 @@ impl DatasetWriter {
         let spool = part.finish_unsynced()?;
         let read = (|| {
             let mut encoders: BTreeMap<String, (Encoder<Vec<u8>>, u64)> = BTreeMap::new();
-            for batch in
-                super::read::read_file_as(&spool, self.settings.format, crate::schema::BATCH_ROWS)
-                    .map_err(|e| spool_err(&spool, e))?
+            for batch in super::read::read_file_as(
+                &spool,
+                self.settings.format,
+                crate::dataset::schema::BATCH_ROWS,
+            )
+            .map_err(|e| spool_err(&spool, e))?
             {
                 let batch = batch.map_err(|e| spool_err(&spool, e))?;
                 let by_job =

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::mpsc::error::TryRecvError;
 
 use super::{DatasetWriter, SinkError, SinkSettings, WriteReport};
-use crate::schema::Row;
+use crate::dataset::schema::Row;
 
 /// A message to the writer thread.
 pub enum SinkMsg {

@@ -19,13 +19,13 @@ use aws_sdk_iot::types::JobExecution;
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 
-use crate::call::{call_with_retries, Counters, Final};
+use crate::audit::config::EngineSettings;
+use crate::aws::call::{call_with_retries, Counters, Final};
+use crate::aws::client::{classify_sdk_error, CallError};
+use crate::aws::limit::{burst_for, CallLimiter};
+use crate::aws::retry::Backoff;
 use crate::cli::DescribeArgs;
-use crate::client::{classify_sdk_error, CallError};
-use crate::config::EngineSettings;
-use crate::limit::{burst_for, CallLimiter};
-use crate::names::{is_valid_job_id, is_valid_thing_name, JOB_ID_RULE, THING_NAME_RULE};
-use crate::retry::Backoff;
+use crate::input::names::{is_valid_job_id, is_valid_thing_name, JOB_ID_RULE, THING_NAME_RULE};
 
 /// DescribeJobExecution's quota per account and region (calls a second), and the attempts of one
 /// call (the first included).
@@ -274,7 +274,7 @@ pub fn skeleton(kind: &str) -> Result<String, DescribeError> {
 
 fn ts(d: &aws_smithy_types::DateTime) -> Value {
     // Python's float repr and serde_json's both print the shortest representation that round-trips.
-    let ms = crate::client::epoch_millis(d);
+    let ms = crate::aws::client::epoch_millis(d);
     serde_json::Number::from_f64(ms as f64 / 1000.0)
         .map(Value::Number)
         .unwrap_or(Value::Null)
@@ -570,11 +570,11 @@ fn reorder_like(v: &mut Value, like: &Value, hashes: &[Vec<String>]) {
 /// The SDK configuration of `client` with the global options applied: the socket timeouts (0: no
 /// limit) and, with a CA bundle, an HTTPS client that trusts only that bundle.
 pub async fn sdk_config(
-    client: &crate::client::ClientSettings,
+    client: &crate::aws::client::ClientSettings,
     opts: &options::GlobalOptions,
 ) -> Result<aws_config::SdkConfig, DescribeError> {
     use aws_config::timeout::TimeoutConfig;
-    let sdk = crate::client::load_sdk_config(client).await;
+    let sdk = crate::aws::client::load_sdk_config(client).await;
     // The AWS CLI's timeouts, not a run's: no read or operation limit but the options' (each
     // attempt is bounded by `attempt_timeout`).
     let mut timeouts = sdk

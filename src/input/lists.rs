@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use super::dedup::{distinct, repeated, Dedup};
 use super::lines::{clip, Lines, Source};
 use super::InputError;
-use crate::names::{is_valid_job_id, is_valid_thing_name, JOB_ID_RULE, THING_NAME_RULE};
-use crate::pair::name_hash;
+use crate::input::names::{is_valid_job_id, is_valid_thing_name, JOB_ID_RULE, THING_NAME_RULE};
+use crate::input::pair::name_hash;
 
 /// The most bytes of an invalid name quoted in its message (a valid one is at most 128).
 const QUOTED_NAME: usize = 160;

@@ -19,13 +19,15 @@
 mod dedup;
 mod lines;
 mod lists;
+pub mod names;
+pub mod pair;
 mod pairs;
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::pair::Pair;
+use crate::input::pair::Pair;
 
 use lines::Source;
 pub use lines::MAX_LINE;
@@ -278,7 +280,7 @@ mod tests {
     use super::dedup::Dedup;
     use super::pairs::split_csv;
     use super::*;
-    use crate::names::{JOB_ID_RULE, THING_NAME_RULE};
+    use crate::input::names::{JOB_ID_RULE, THING_NAME_RULE};
     use std::io::Write;
 
     fn file(dir: &tempfile::TempDir, name: &str, body: &[u8]) -> PathBuf {

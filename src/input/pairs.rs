@@ -7,7 +7,7 @@ use super::dedup::{distinct, repeated, Dedup};
 use super::lines::{clip, Lines, Source};
 use super::lists::{check_job, check_thing};
 use super::InputError;
-use crate::pair::Pair;
+use crate::input::pair::Pair;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum PairsFormat {

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use super::classify::{classify, Class, Execution};
 use super::{ReportError, Thresholds};
-use crate::pair::pair_key;
+use crate::input::pair::pair_key;
 
 /// The change counts of one job, or of all.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -38,12 +38,12 @@ pub use classify::{Class, Classes, Execution};
 pub use tally::{AgeHistogram, Analyzer, Counts, JobReport, OldestPair, AGE_BUCKETS};
 pub use targets::TargetReport;
 
+use crate::audit::config::ConfigError;
 use crate::cli::{FailOnArg, ReportArgs};
-use crate::config::ConfigError;
 use crate::dataset::DatasetError;
 pub use crate::dataset::Incomplete;
 
-pub use crate::schema::BATCH_ROWS;
+pub use crate::dataset::schema::BATCH_ROWS;
 
 /// Longest threshold accepted by [`parse_threshold`]: a year.
 const MAX_THRESHOLD: Duration = Duration::from_secs(366 * 86_400);
@@ -95,7 +95,7 @@ fn millis(d: Duration) -> i64 {
 
 /// Parses a threshold such as `24h`, `90m`, `5m`, `30s`, `500ms` or `14d` (a plain number is seconds).
 ///
-/// The same parser as [`crate::config::parse_duration`] with another policy: that one guards call
+/// The same parser as [`crate::audit::config::parse_duration`] with another policy: that one guards call
 /// timeouts and refuses a week or more, while an execution queued for weeks is exactly what a report
 /// looks for. Accepted: positive, at most a year, units ms, s, m, h, d.
 pub fn parse_threshold(s: &str) -> Result<Duration, String> {
@@ -224,10 +224,10 @@ impl ReportConfig {
         }
         // Files written after the report is made: a bad path is found now.
         if let Some(p) = &a.html {
-            crate::config::check_file_destination("html", p)?;
+            crate::audit::config::check_file_destination("html", p)?;
         }
         if let Some(p) = &a.metrics {
-            crate::config::check_file_destination("metrics", p)?;
+            crate::audit::config::check_file_destination("metrics", p)?;
         }
         Ok(ReportConfig {
             path: a.path.clone(),
@@ -499,7 +499,7 @@ pub fn report_path_since(
 /// as [`report_path`] does, under the URL's name.
 pub async fn report_url(
     url: &str,
-    client: &crate::client::ClientSettings,
+    client: &crate::aws::client::ClientSettings,
     thresholds: &Thresholds,
 ) -> Result<Report, ReportError> {
     report_since(Path::new(url), None, client, thresholds, false).await
@@ -510,7 +510,7 @@ pub async fn report_url(
 pub async fn report_since(
     path: &Path,
     baseline: Option<&Path>,
-    client: &crate::client::ClientSettings,
+    client: &crate::aws::client::ClientSettings,
     thresholds: &Thresholds,
     trend: bool,
 ) -> Result<Report, ReportError> {

@@ -32,7 +32,7 @@ pub fn duration_text(ms: i64) -> String {
     format!("{ms}ms")
 }
 
-pub use crate::summary::thousands;
+pub use crate::audit::summary::thousands;
 
 /// One line per class: its name, its rule with the threshold, and the flag that sets it.
 pub fn class_rules(r: &Report) -> [(Class, String, Option<&'static str>); 6] {

@@ -11,7 +11,7 @@ use super::classify::{aged_since, classify, Class, Classes, Execution};
 use super::{Report, Thresholds};
 
 /// AWS's job execution statuses in lifecycle order; the report lists them first, then any other value.
-pub use crate::names::JOB_EXECUTION_STATUSES as AWS_STATUSES;
+pub use crate::input::names::JOB_EXECUTION_STATUSES as AWS_STATUSES;
 
 /// Counts of a set of rows: total, by status, by class.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

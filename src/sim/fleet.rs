@@ -15,7 +15,7 @@ mod history;
 mod lifecycle;
 
 /// AWS's own spelling of the job execution statuses.
-pub use crate::names::JOB_EXECUTION_STATUSES as STATUSES;
+pub use crate::input::names::JOB_EXECUTION_STATUSES as STATUSES;
 
 /// A status value AWS does not send today; the fleet reports it for a configurable share of executions
 /// so that clients can be tested against a value added later.
@@ -249,9 +249,9 @@ impl Fleet {
     /// The row an audit writes for thing `i` and job `j` when its first call is answered: the
     /// execution as DescribeJobExecution reports it, or `not_found` with AWS's message. For benchmarks
     /// and generated datasets that need realistic rows without a network.
-    pub fn audit_row(&self, i: u64, j: u32, fetched_at_ms: i64) -> crate::schema::Row {
-        use crate::client::{CallError, ExecutionRecord};
-        use crate::schema::{Outcome, Row, Source};
+    pub fn audit_row(&self, i: u64, j: u32, fetched_at_ms: i64) -> crate::dataset::schema::Row {
+        use crate::aws::client::{CallError, ExecutionRecord};
+        use crate::dataset::schema::{Outcome, Row, Source};
         let thing_name = self.thing_name(i);
         let job_id = self.jobs[j as usize].id.clone();
         let (outcome, error, execution) = match self.execution(i, j) {

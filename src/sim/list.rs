@@ -188,7 +188,7 @@ pub(super) fn for_thing(sim: &Simulator, t: &str, q: &Query) -> Response<Body> {
 /// ListJobs, in job order.
 pub(super) fn jobs(sim: &Simulator, q: &Query) -> Response<Body> {
     let status = match q.status.as_deref() {
-        Some(s) if !crate::names::JOB_STATUSES.contains(&s) => {
+        Some(s) if !crate::input::names::JOB_STATUSES.contains(&s) => {
             Err("status is not a valid JobStatus")
         }
         s => Ok(s),

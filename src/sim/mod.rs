@@ -233,7 +233,7 @@ impl StatsSnapshot {
 }
 
 /// A quota bucket on tokio's clock (see [`SimConfig::quota_rps`]).
-type Limiter = crate::limit::Governor;
+type Limiter = crate::aws::limit::Governor;
 
 /// Where one operation's gate stands (see [`Simulator::hold_after`]): open (`pass: None`, the
 /// default), or letting `pass` more requests through before it holds the later ones; `held` counts
@@ -293,7 +293,7 @@ impl Simulator {
                 .expect("positive period")
                 .allow_burst(NonZeroU32::new(burst).expect("burst >= 1"));
             std::array::from_fn(|_| {
-                RateLimiter::direct_with_clock(quota, crate::limit::TokioClock::default())
+                RateLimiter::direct_with_clock(quota, crate::aws::limit::TokioClock::default())
             })
         });
         Simulator {

@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 use super::{faults, list, wire, Operation, Simulator};
-use crate::names::{is_valid_job_id, is_valid_thing_name};
+use crate::input::names::{is_valid_job_id, is_valid_thing_name};
 
 pub(super) type Body = Full<Bytes>;
 

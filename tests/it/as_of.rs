@@ -110,7 +110,7 @@ async fn audits_a_day_apart_on_the_simulator_and_a_retry_that_keeps_the_metrics(
     assert!(
         err.contains(&format!(
             "{} pairs:",
-            fleet_audit::summary::thousands(pairs)
+            fleet_audit::audit::summary::thousands(pairs)
         )) && err.contains(&format!("to audit/date={second_day}/")),
         "the second day's command says what it did: {err}"
     );
@@ -143,7 +143,7 @@ async fn audits_a_day_apart_on_the_simulator_and_a_retry_that_keeps_the_metrics(
     assert!(
         retry_err.contains(&format!(
             "already complete: {} pairs, completed by run {}",
-            fleet_audit::summary::thousands(pairs),
+            fleet_audit::audit::summary::thousands(pairs),
             by.run_id
         )) && retry_err.contains("this run made no call"),
         "{retry_err}"

@@ -7,12 +7,12 @@ use std::time::Duration;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Int32Type, Int64Type, TimestampMillisecondType};
 use fleet_audit::app::simulator_credentials;
-use fleet_audit::client::ClientSettings;
-use fleet_audit::config::EngineSettings;
-use fleet_audit::config::RunConfig;
+use fleet_audit::audit::config::EngineSettings;
+use fleet_audit::audit::config::RunConfig;
+use fleet_audit::aws::client::ClientSettings;
+use fleet_audit::aws::retry::Backoff;
 use fleet_audit::dataset::{Format, Layout};
 use fleet_audit::input::InputSpec;
-use fleet_audit::retry::Backoff;
 use fleet_audit::sim::{Faults, FleetSpec, Latency, SimConfig, SimServer};
 
 pub const NOW_MS: u64 = 1_764_400_000_000;
@@ -80,7 +80,7 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
         None => (Layout::Dir(out.to_path_buf()), Format::Parquet),
     };
     RunConfig {
-        input: fleet_audit::config::Input::Describe(input),
+        input: fleet_audit::audit::config::Input::Describe(input),
         layout,
         format,
         overwrite: false,
@@ -115,19 +115,20 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
 /// Run settings of a discovery (`run --discover`) over `scope`, as [`run_config`] otherwise.
 pub fn discover_config(
     endpoint: &str,
-    scope: fleet_audit::config::Scope,
-    describe: fleet_audit::config::DescribeMode,
+    scope: fleet_audit::audit::config::Scope,
+    describe: fleet_audit::audit::config::DescribeMode,
     out: &Path,
 ) -> RunConfig {
     let mut rc = run_config(endpoint, InputSpec::Pairs("unused".into()), out);
-    rc.input = fleet_audit::config::Input::Discover(fleet_audit::config::DiscoverSpec {
-        scope,
-        execution_status: None,
-        describe,
-        list_rps: None,
-        dry_run: false,
-        baseline: None,
-    });
+    rc.input =
+        fleet_audit::audit::config::Input::Discover(fleet_audit::audit::config::DiscoverSpec {
+            scope,
+            execution_status: None,
+            describe,
+            list_rps: None,
+            dry_run: false,
+            baseline: None,
+        });
     rc
 }
 
@@ -140,7 +141,7 @@ pub async fn run_interrupted(
     server: &SimServer,
     op: fleet_audit::sim::Operation,
     calls: u64,
-) -> fleet_audit::summary::Summary {
+) -> fleet_audit::audit::summary::Summary {
     let (tx, rx) = tokio::sync::watch::channel(false);
     let sim = server.simulator().clone();
     sim.hold_after(op, calls.saturating_sub(sim.stats().calls(op)));
@@ -150,7 +151,7 @@ pub async fn run_interrupted(
         sim.release(op);
         tx
     });
-    let ended = fleet_audit::run::run(rc, rx).await;
+    let ended = fleet_audit::audit::run::run(rc, rx).await;
     // However the run ended (one that was never held fails below), its stopper goes and the gate
     // opens for what follows.
     stopper.abort();
@@ -159,7 +160,7 @@ pub async fn run_interrupted(
     let err = ended.expect_err("the run was interrupted");
     match err {
         fleet_audit::error::RunError::Stopped {
-            stop: fleet_audit::engine::Stop::Interrupted,
+            stop: fleet_audit::audit::engine::Stop::Interrupted,
             resumable: true,
             summary,
             ..
@@ -182,7 +183,9 @@ pub async fn run_interrupted_then_resumed(
     let first = read_rows(out).len();
     assert!(first > 0, "some rows were committed before the stop");
     rc.resume = true;
-    let s = fleet_audit::run::run(rc, no_shutdown()).await.unwrap();
+    let s = fleet_audit::audit::run::run(rc, no_shutdown())
+        .await
+        .unwrap();
     assert!(s.complete);
     assert_eq!(s.resumed as usize, first);
 }
@@ -352,7 +355,7 @@ pub fn push_rows(b: &arrow::record_batch::RecordBatch, rows: &mut Vec<ReadRow>) 
     {
         assert_eq!(
             b.schema(),
-            fleet_audit::schema::schema(),
+            fleet_audit::dataset::schema::schema(),
             "schema is the contract"
         );
         let c = |n: &str| b.column_by_name(n).unwrap().clone();

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use crate::common::*;
+use fleet_audit::audit::run::run;
 use fleet_audit::dataset::{Manifest, PartitionKey};
 use fleet_audit::input::InputSpec;
-use fleet_audit::run::run;
 use fleet_audit::sim::Operation;
 
 /// Moves the (only, incomplete) audit of `out` to the date `to`: its folder and its manifest.

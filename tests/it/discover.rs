@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 
 use crate::common::*;
-use fleet_audit::config::Input;
-use fleet_audit::config::{DescribeMode, Scope};
+use fleet_audit::audit::config::Input;
+use fleet_audit::audit::config::{DescribeMode, Scope};
+use fleet_audit::audit::run::run;
 use fleet_audit::input::InputSpec;
-use fleet_audit::run::run;
 use fleet_audit::sim::Operation;
 
 fn by_pair(rows: Vec<ReadRow>) -> HashMap<(String, String), ReadRow> {

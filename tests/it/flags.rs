@@ -330,8 +330,8 @@ async fn a_second_signal_ends_the_run_without_waiting_for_calls_in_flight() {
 async fn max_targets_in_flight_audits_that_many_targets_at_once() {
     // Three regions, a simulator each (2 ms an answer): with one target in flight their calling
     // phases never overlap; with three, they do (each takes 50 ms at least, all start together).
+    use fleet_audit::aws::targets::TargetFlags;
     use fleet_audit::input::InputSpec;
-    use fleet_audit::targets::TargetFlags;
     let regions = ["eu-west-1", "ap-south-1", "us-west-2"];
     for in_flight in [1usize, 3] {
         let mut servers = Vec::new();
@@ -356,7 +356,9 @@ async fn max_targets_in_flight_audits_that_many_targets_at_once() {
                 .collect(),
             ..Default::default()
         };
-        let s = fleet_audit::run::run(rc, no_shutdown()).await.unwrap();
+        let s = fleet_audit::audit::run::run(rc, no_shutdown())
+            .await
+            .unwrap();
         assert!(s.complete);
         let mut phases: Vec<(u64, u64)> = servers
             .iter()

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, StringArray};
 use arrow::record_batch::RecordBatch;
-use fleet_audit::baseline::BaselineSpec;
-use fleet_audit::config::{DescribeMode, Input, Scope};
+use fleet_audit::audit::baseline::BaselineSpec;
+use fleet_audit::audit::config::{DescribeMode, Input, Scope};
+use fleet_audit::audit::run::run;
 use fleet_audit::error::RunError;
-use fleet_audit::run::run;
 use fleet_audit::sim::{Fleet, FleetSpec, Operation, SimServer};
 
 use crate::common::*;
@@ -33,7 +33,7 @@ fn discovery(
     jobs: &Path,
     out: &Path,
     baseline: Option<&Path>,
-) -> fleet_audit::config::RunConfig {
+) -> fleet_audit::audit::config::RunConfig {
     let mut rc = discover_config(
         &server.endpoint_url(),
         Scope::Jobs(jobs.to_path_buf()),

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::common::*;
-use fleet_audit::config::{DescribeMode, Scope};
+use fleet_audit::audit::config::{DescribeMode, Scope};
+use fleet_audit::audit::engine::Stop;
+use fleet_audit::audit::run::run;
 use fleet_audit::dataset::Manifest;
-use fleet_audit::engine::Stop;
 use fleet_audit::error::RunError;
 use fleet_audit::input::{InputError, InputSpec};
-use fleet_audit::run::run;
 use fleet_audit::sim::Operation;
 
 async fn fa(cwd: &Path, url: &str, args: &[&str]) -> (Option<i32>, String) {

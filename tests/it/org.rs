@@ -5,13 +5,13 @@
 use std::collections::HashSet;
 
 use crate::common::*;
+use fleet_audit::audit::engine::Stop;
+use fleet_audit::audit::run::run;
+use fleet_audit::aws::targets::{OrgFlags, TargetFlags};
 use fleet_audit::dataset::Manifest;
-use fleet_audit::engine::Stop;
 use fleet_audit::error::RunError;
 use fleet_audit::input::InputSpec;
-use fleet_audit::run::run;
 use fleet_audit::sim::{OrgSpec, SimServer};
-use fleet_audit::targets::{OrgFlags, TargetFlags};
 
 /// The four regions the simulator enables in every account.
 const ENABLED: [&str; 4] = ["ap-southeast-2", "eu-west-1", "us-east-1", "us-west-2"];
@@ -350,8 +350,8 @@ async fn the_binary_exits_5_names_the_failed_targets_and_narrows_accounts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_discovery_over_the_organization_resumes_its_failed_targets_and_carries_a_baseline() {
-    use fleet_audit::baseline::BaselineSpec;
-    use fleet_audit::config::{DescribeMode, Input, Scope};
+    use fleet_audit::audit::baseline::BaselineSpec;
+    use fleet_audit::audit::config::{DescribeMode, Input, Scope};
     use fleet_audit::sim::Operation;
     // 20 accounts (all ACTIVE) x 4 regions = 80 targets; every target lists the same fleet.
     let server = org_sim(20, 0.15).await;

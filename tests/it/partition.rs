@@ -6,10 +6,10 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::common::*;
-use fleet_audit::config::{DescribeMode, Scope};
+use fleet_audit::audit::config::{DescribeMode, Scope};
+use fleet_audit::audit::run::run;
 use fleet_audit::dataset::{Manifest, PartitionKey};
 use fleet_audit::input::InputSpec;
-use fleet_audit::run::run;
 use fleet_audit::sim::Operation;
 
 /// Every file under `dir`, relative, `/`-separated.
@@ -84,7 +84,7 @@ async fn a_partitioned_run_resumes_into_hive_folders_with_the_rows_of_a_flat_run
         assert!(schema.field_with_name("job_id").is_err(), "{f}");
         assert_eq!(
             schema.fields().len(),
-            fleet_audit::schema::schema().fields().len() - 1,
+            fleet_audit::dataset::schema::schema().fields().len() - 1,
             "{f}"
         );
     }

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::common::*;
+use fleet_audit::audit::run::run;
 use fleet_audit::input::InputSpec;
-use fleet_audit::run::run;
 use fleet_audit::sim::Operation;
 
 async fn fa(cwd: &Path, url: &str, args: &[&str]) -> (Option<i32>, String) {
@@ -183,7 +183,7 @@ async fn overwrite_without_a_manifest_deletes_nothing_it_cannot_prove_its_own() 
 async fn interrupted_dataset(
     server: &fleet_audit::sim::SimServer,
     dir: &Path,
-) -> (PathBuf, fleet_audit::config::RunConfig) {
+) -> (PathBuf, fleet_audit::audit::config::RunConfig) {
     let (things, jobs) = lists(server, dir);
     let out = dir.join("ds");
     let mut rc = run_config(
@@ -416,7 +416,7 @@ async fn links_planted_where_the_tool_keeps_its_files_are_refused_and_never_foll
     let e = fleet_audit::dataset::FilePart::create(
         d.path().join("two.parquet"),
         fleet_audit::dataset::Format::Parquet,
-        fleet_audit::schema::schema(),
+        fleet_audit::dataset::schema::schema(),
         1024,
     )
     .err()

@@ -8,9 +8,9 @@ use std::process::{Command, Output};
 
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::record_batch::RecordBatch;
-use fleet_audit::client::{CallError, ExecutionRecord};
+use fleet_audit::aws::client::{CallError, ExecutionRecord};
+use fleet_audit::dataset::schema::{schema, BatchBuilder, Outcome, Row, Source};
 use fleet_audit::report::{report_path, Class, Report, Thresholds};
-use fleet_audit::schema::{schema, BatchBuilder, Outcome, Row, Source};
 use parquet::arrow::ArrowWriter;
 use serde_json::{json, Value};
 

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use crate::common::*;
+use fleet_audit::audit::run::run;
 use fleet_audit::input::InputSpec;
-use fleet_audit::run::run;
 use fleet_audit::sim::{Faults, Latency, Operation};
 
 const BIN: &str = env!("CARGO_BIN_EXE_fleet-audit");

@@ -65,7 +65,7 @@ async fn error_rows_are_described_again_and_replaced_in_place() {
     assert!(
         err.contains(&format!(
             "{} pairs ended as error rows (their calls failed past --max-attempts",
-            fleet_audit::summary::thousands(errors as u64)
+            fleet_audit::audit::summary::thousands(errors as u64)
         )) && err.contains("the same command with --resume --retry-errors"),
         "exit 4 says what to do next: {err}"
     );

@@ -4,11 +4,11 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::common::*;
-use fleet_audit::client::SetupError;
-use fleet_audit::engine::Stop;
+use fleet_audit::audit::engine::Stop;
+use fleet_audit::audit::run::run;
+use fleet_audit::aws::client::SetupError;
 use fleet_audit::error::RunError;
 use fleet_audit::input::{prepare, InputSpec};
-use fleet_audit::run::run;
 use fleet_audit::sim::{Faults, Operation};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,7 +362,7 @@ async fn no_rps_cap_adapts_to_a_low_quota() {
     );
     assert_eq!(rc.rps, None, "--rps 0: no cap");
     // The CLI's backoff (100 ms to 20 s), with attempts to spare.
-    rc.engine.backoff = fleet_audit::retry::Backoff::default();
+    rc.engine.backoff = fleet_audit::aws::retry::Backoff::default();
     rc.engine.max_attempts = 20;
     let s = run(rc, no_shutdown()).await.unwrap();
     assert_eq!(s.pairs, 2_000);

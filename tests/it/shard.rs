@@ -6,14 +6,14 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::common::*;
-use fleet_audit::config::RunConfig;
-use fleet_audit::config::{DescribeMode, Scope};
+use fleet_audit::audit::config::RunConfig;
+use fleet_audit::audit::config::{DescribeMode, Scope};
+use fleet_audit::audit::run::run;
+use fleet_audit::audit::shard::Shard;
+use fleet_audit::audit::summary::Summary;
 use fleet_audit::dataset::Manifest;
 use fleet_audit::input::InputSpec;
-use fleet_audit::run::run;
-use fleet_audit::shard::Shard;
 use fleet_audit::sim::Operation;
-use fleet_audit::summary::Summary;
 
 /// Pair -> row, without what legitimately differs between runs (run id, fetch time, attempts).
 fn contents(rows: &[ReadRow]) -> HashMap<(String, String), ReadRow> {

@@ -2,11 +2,11 @@
 //! rate limiter, its rows carry its region and account id, and a resume finishes every target exactly.
 
 use crate::common::*;
+use fleet_audit::audit::run::run;
+use fleet_audit::aws::targets::TargetFlags;
 use fleet_audit::error::RunError;
 use fleet_audit::input::InputSpec;
-use fleet_audit::run::run;
 use fleet_audit::sim::Operation;
-use fleet_audit::targets::TargetFlags;
 
 const SIM_ACCOUNT: &str = "123456789012";
 
@@ -71,7 +71,7 @@ async fn two_regions_each_hold_their_own_rate_against_their_own_quota() {
     let _tx = stopper.await.unwrap();
     let s = match ended {
         Err(RunError::Stopped {
-            stop: fleet_audit::engine::Stop::Interrupted,
+            stop: fleet_audit::audit::engine::Stop::Interrupted,
             resumable: true,
             summary,
             ..
@@ -254,7 +254,7 @@ async fn an_interrupted_multi_region_run_resumes_each_region_exactly() {
 async fn a_discovery_over_two_regions_lists_each_on_its_own_simulator() {
     // Two simulators standing for two regions, each listed and described by its own target: every
     // (region, pair) of the fleet once, each simulator called for its own region's work alone.
-    use fleet_audit::config::{DescribeMode, Scope};
+    use fleet_audit::audit::config::{DescribeMode, Scope};
     let servers = [
         start(sim_config(fleet(40, 3, 6))).await,
         start(sim_config(fleet(40, 3, 6))).await,
@@ -301,7 +301,7 @@ async fn a_discovery_over_two_regions_lists_each_on_its_own_simulator() {
 async fn each_target_of_a_discovery_counts_the_executions_it_listed() {
     // Two regions with fleets of different sizes: each target's summary has its own count, not an
     // equal share of the run's.
-    use fleet_audit::config::{DescribeMode, Scope};
+    use fleet_audit::audit::config::{DescribeMode, Scope};
     let servers = [
         start(sim_config(fleet(40, 3, 6))).await,
         start(sim_config(fleet(15, 3, 9))).await,

@@ -7,10 +7,10 @@ use std::collections::{HashMap, HashSet};
 
 use arrow::array::{Array, AsArray};
 
+use crate::dataset::schema::BATCH_ROWS;
 use crate::dataset::{lane_ordinal, DoneSet, Manifest, OutputDir};
 use crate::error::RunError;
-use crate::pair::pair_key;
-use crate::schema::BATCH_ROWS;
+use crate::input::pair::pair_key;
 
 /// Ordinals only number a discovery's rows: a resume finds what is done by the committed pairs, not
 /// by ordinal. So a resumed discovery renumbers: what is committed becomes one watermark and new rows

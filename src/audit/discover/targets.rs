@@ -13,17 +13,17 @@ use tokio::sync::{mpsc, watch};
 
 use super::resume::{self, OriginKey};
 use super::{identity_of, list, list_and_describe, plan, units_of, Ctx, Describing, ListLimiters};
-use crate::baseline::Baseline;
-use crate::client::{FleetClient, FleetLister};
-use crate::config::{DiscoverSpec, RunConfig};
+use crate::audit::baseline::Baseline;
+use crate::audit::config::{DiscoverSpec, RunConfig};
+use crate::audit::engine::{Lane, LaneEnd, Stop};
+use crate::audit::output::prepare_output;
+use crate::audit::session::{take_turns, LaneView, Session};
+use crate::audit::summary::{Summary, SummaryBase};
+use crate::aws::client::{FleetClient, FleetLister};
+use crate::aws::targets::PendingTarget;
 use crate::dataset::OutputDir;
-use crate::engine::{Lane, LaneEnd, Stop};
 use crate::error::RunError;
 use crate::input::Names;
-use crate::output::prepare_output;
-use crate::session::{take_turns, LaneView, Session};
-use crate::summary::{Summary, SummaryBase};
-use crate::targets::PendingTarget;
 
 /// What every target's turn shares.
 struct Shared<'a> {

@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use aws_config::SdkConfig;
 
-use crate::client::org::{enabled_regions, org_accounts, OrgAccount, OrgError};
-use crate::client::IotClient;
-use crate::client::{
+use crate::aws::client::org::{enabled_regions, org_accounts, OrgAccount, OrgError};
+use crate::aws::client::IotClient;
+use crate::aws::client::{
     account_of_arn, assume_role, caller_account, load_sdk_config, preflight, ClientSettings,
     SetupError,
 };
-use crate::schema::Origin;
+use crate::dataset::schema::Origin;
 
 use futures::future::BoxFuture;
 
@@ -98,7 +98,7 @@ pub fn identity_with_targets(base: &str, labels: &[String]) -> String {
         2..=16 => format!("{base}:targets={}", labels.join(",")),
         n => format!(
             "{base}:targets={n} targets {:016x}",
-            crate::pair::name_hash(&labels.join(","))
+            crate::input::pair::name_hash(&labels.join(","))
         ),
     }
 }

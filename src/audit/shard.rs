@@ -62,8 +62,8 @@ fn digits(s: &str) -> Option<u64> {
     s.parse().ok()
 }
 
-/// The hashes a shard is chosen by: one encoding of a pair for every use (`crate::pair`).
-pub use crate::pair::{name_hash, pair_hash};
+/// The hashes a shard is chosen by: one encoding of a pair for every use (`crate::input::pair`).
+pub use crate::input::pair::{name_hash, pair_hash};
 
 impl Shard {
     /// Shard `index` of `count`; `index` must be below `count`.

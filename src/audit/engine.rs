@@ -1,7 +1,7 @@
 //! The engine: pairs -> bounded concurrent, rate-limited, retried calls -> rows -> the writer.
 //!
 //! `concurrency` long-lived workers take pairs from the shared input stream, so at most that many pairs
-//! are in flight and no task is spawned per pair; each pair goes through [`crate::call::describe_pair`]
+//! are in flight and no task is spawned per pair; each pair goes through [`crate::aws::call::describe_pair`]
 //! (whose every attempt first takes a token from the target's [`CallLimiter`]). A pair's failure is a
 //! row, never a stop, except for failures that would repeat for every pair (credentials, permissions):
 //! those stop the workers and are returned as [`Stop::Fatal`]. Rows go to the writer through a bounded
@@ -13,14 +13,14 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::call::{describe_pair, Counters};
-use crate::client::{CallError, FleetClient};
-use crate::config::EngineSettings;
+use crate::audit::config::EngineSettings;
+use crate::aws::call::{describe_pair, Counters};
+use crate::aws::client::{CallError, FleetClient};
+use crate::aws::limit::CallLimiter;
+use crate::dataset::schema::{Origin, Outcome};
 use crate::dataset::SinkMsg;
+use crate::input::pair::Pair;
 use crate::input::InputError;
-use crate::limit::CallLimiter;
-use crate::pair::Pair;
-use crate::schema::{Origin, Outcome};
 
 /// One pair to describe: its input ordinal, the pair, and what a list summary already said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -362,10 +362,10 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
-    use crate::client::fake::FakeFleet;
-    use crate::client::faulty::{Fault, Faulty};
-    use crate::retry::Backoff;
-    use crate::schema::Row;
+    use crate::aws::client::fake::FakeFleet;
+    use crate::aws::client::faulty::{Fault, Faulty};
+    use crate::aws::retry::Backoff;
+    use crate::dataset::schema::Row;
 
     fn settings(max_attempts: u32, base: Duration, cap: Duration) -> EngineSettings {
         EngineSettings {

@@ -11,17 +11,17 @@ use std::time::Instant;
 
 use tokio::sync::watch;
 
-use crate::client::{FleetClient, IotClient};
-use crate::config::{Input, RunConfig};
+use crate::audit::config::{Input, RunConfig};
+use crate::audit::engine::{run_engine, Lane, LaneEnd, Stop, Work};
+use crate::audit::output::{connect_output, prepare_output};
+use crate::audit::session::{take_turns, LaneView, Session};
+use crate::audit::summary::{Summary, SummaryBase};
+use crate::aws::client::{FleetClient, IotClient};
+use crate::aws::targets::{PendingTarget, TargetClient};
+use crate::dataset::schema::Origin;
 use crate::dataset::{lane_ordinal, DoneSet, Holder, Layout, OutputLock};
-use crate::engine::{run_engine, Lane, LaneEnd, Stop, Work};
 use crate::error::RunError;
 use crate::input::{prepare, InputError};
-use crate::output::{connect_output, prepare_output};
-use crate::schema::Origin;
-use crate::session::{take_turns, LaneView, Session};
-use crate::summary::{Summary, SummaryBase};
-use crate::targets::{PendingTarget, TargetClient};
 use crate::time::human_duration;
 
 /// A fresh run id: UTC time plus random bits, safe in file names.
@@ -46,7 +46,7 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
     // Inputs first: a bad line stops the run before anything else happens.
     let (input, names) = match &cfg.input {
         Input::Describe(spec) => (Some(prepare(spec)?), None),
-        Input::Discover(spec) => (None, crate::discover::prepare_scope(&spec.scope)?),
+        Input::Discover(spec) => (None, crate::audit::discover::prepare_scope(&spec.scope)?),
     };
     let dry_run = matches!(&cfg.input, Input::Discover(d) if d.dry_run);
     let holder = Holder::me(&run_id);
@@ -58,7 +58,7 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
     // or a discovery's listing); an object store's, or an organization's, is found complete after
     // connecting, as any resume.
     if let Some(identity) = identity_before_calls(&cfg, input.as_ref(), names.as_ref()) {
-        match crate::output::complete_before_calls(&cfg, &identity).await {
+        match crate::audit::output::complete_before_calls(&cfg, &identity).await {
             Ok(None) => {}
             // `--retry-errors` goes on to describe its error rows again (an older manifest that
             // does not count them: to look for some).
@@ -70,7 +70,7 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
                 let m = done?.expect("matched Some");
                 let mut s = Summary::already_complete(&run_id, Instant::now(), &m);
                 if cfg.retry_errors {
-                    s.retried_errors = Some(crate::summary::Retried::default());
+                    s.retried_errors = Some(crate::audit::summary::Retried::default());
                 }
                 return Ok(s);
             }
@@ -98,7 +98,7 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
         (None, Input::Discover(spec)) if targets.len() > 1 || cfg.targets.org.is_some() => {
             match open_baseline(&spec, &cfg, None).await {
                 Ok(baseline) => {
-                    crate::discover::run_discover_targets(
+                    crate::audit::discover::run_discover_targets(
                         cfg, run_id, spec, names, targets, baseline, shutdown,
                     )
                     .await
@@ -114,7 +114,7 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
             match pending.connect().await {
                 Ok(t) => match open_baseline(&spec, &cfg, Some(&t.origin)).await {
                     Ok(baseline) => {
-                        crate::discover::run_discover(
+                        crate::audit::discover::run_discover(
                             cfg, run_id, spec, names, t, baseline, shutdown,
                         )
                         .await
@@ -152,7 +152,7 @@ async fn retry_errors(
         return Ok(s);
     };
     // Its one target (the flags say which, no call), connected when an error row needs it.
-    let Some(target) = crate::targets::plan(&cfg.client, &cfg.targets)
+    let Some(target) = crate::aws::targets::plan(&cfg.client, &cfg.targets)
         .await?
         .into_iter()
         .next()
@@ -160,12 +160,13 @@ async fn retry_errors(
     else {
         return Ok(s);
     };
-    let counters = Arc::new(crate::call::Counters::default());
+    let counters = Arc::new(crate::aws::call::Counters::default());
     let started = Instant::now();
     let redone =
-        crate::redo::retry_error_rows(cfg, out, run_id, target, counters.clone(), shutdown).await;
-    s.attempts += crate::call::Counters::get(&counters.attempts);
-    s.throttled += crate::call::Counters::get(&counters.throttled);
+        crate::audit::redo::retry_error_rows(cfg, out, run_id, target, counters.clone(), shutdown)
+            .await;
+    s.attempts += crate::aws::call::Counters::get(&counters.attempts);
+    s.throttled += crate::aws::call::Counters::get(&counters.throttled);
     match redone {
         Ok((r, parts)) => {
             if r.retried > 0 {
@@ -187,7 +188,7 @@ async fn retry_errors(
             s.retried_errors = Some(r);
             Ok(s)
         }
-        Err(crate::redo::RedoError::Stopped { stop }) => {
+        Err(crate::audit::redo::RedoError::Stopped { stop }) => {
             // It made calls (and replaced nothing): no longer a no-op's summary.
             s.already_complete = false;
             s.elapsed_s += started.elapsed().as_secs_f64();
@@ -207,7 +208,7 @@ async fn retry_errors(
 async fn connect_targets(
     cfg: &RunConfig,
 ) -> Result<(Vec<PendingTarget<IotClient>>, Option<aws_config::Region>), RunError> {
-    let specs = crate::targets::plan(&cfg.client, &cfg.targets).await?;
+    let specs = crate::aws::targets::plan(&cfg.client, &cfg.targets).await?;
     let (targets, first_region) = if cfg.targets.org.is_some() {
         // An organization's targets are connected when their turn comes, and one that cannot be
         // (its role missing, its credentials refused) is recorded while the others go on.
@@ -217,7 +218,7 @@ async fn connect_targets(
             .map(aws_config::Region::new);
         (specs.into_iter().map(PendingTarget::lazy).collect(), first)
     } else {
-        let resolved = crate::targets::resolve(&specs).await?;
+        let resolved = crate::aws::targets::resolve(&specs).await?;
         let first = resolved.first().and_then(|t| t.sdk.region().cloned());
         let ready = resolved
             .into_iter()
@@ -237,17 +238,18 @@ async fn connect_targets(
 /// The discovery's baseline, read and checked against its target (before any IoT call); over
 /// several targets (`origin` None), each target carries only its own rows of it.
 async fn open_baseline(
-    spec: &crate::config::DiscoverSpec,
+    spec: &crate::audit::config::DiscoverSpec,
     cfg: &RunConfig,
     origin: Option<&Origin>,
-) -> Result<Option<Arc<crate::baseline::Baseline>>, RunError> {
+) -> Result<Option<Arc<crate::audit::baseline::Baseline>>, RunError> {
     let Some(b) = &spec.baseline else {
         return Ok(None);
     };
     let dated = cfg
         .partition_by
         .contains(&crate::dataset::PartitionKey::Date);
-    let Some(baseline) = crate::baseline::open(b, &cfg.layout, dated, &cfg.client).await? else {
+    let Some(baseline) = crate::audit::baseline::open(b, &cfg.layout, dated, &cfg.client).await?
+    else {
         eprintln!(
             "fleet-audit: note: --baseline latest: {} holds no complete audit yet, so this one describes what it needs without a baseline",
             cfg.layout.path().display()
@@ -382,14 +384,14 @@ fn identity_before_calls(
     if !cfg.resume || cfg.targets.org.is_some() || cfg.targets.all_regions {
         return None;
     }
-    let labels: Vec<String> = crate::targets::expand(&cfg.client, &cfg.targets)
+    let labels: Vec<String> = crate::aws::targets::expand(&cfg.client, &cfg.targets)
         .ok()?
         .into_iter()
         .map(|t| t.label)
         .collect();
     match (&cfg.input, input) {
         (Input::Describe(_), Some(input)) => Some(identity_of(cfg, input, &labels)),
-        (Input::Discover(spec), _) if !spec.dry_run => Some(crate::discover::identity_of(
+        (Input::Discover(spec), _) if !spec.dry_run => Some(crate::audit::discover::identity_of(
             spec, names, cfg.shard, &labels,
         )),
         _ => None,
@@ -399,8 +401,8 @@ fn identity_before_calls(
 /// The input identity a manifest records: the inputs' fingerprint, the targets of a run over several,
 /// and the shard.
 fn identity_of(cfg: &RunConfig, input: &crate::input::PreparedInput, labels: &[String]) -> String {
-    let base = crate::targets::identity_with_targets(input.identity(), labels);
-    crate::shard::identity_with(&base, cfg.shard)
+    let base = crate::aws::targets::identity_with_targets(input.identity(), labels);
+    crate::audit::shard::identity_with(&base, cfg.shard)
 }
 
 /// `auditing N pairs (notes), at most R calls/s: about T`, printed before the first call.
@@ -426,22 +428,22 @@ fn announce(
     if n_targets > 1 {
         notes.push(format!(
             "{} pairs in each of {n_targets} targets",
-            crate::summary::thousands(per_target)
+            crate::audit::summary::thousands(per_target)
         ));
     }
     if input.duplicates() > 0 {
-        notes.push(crate::summary::duplicate_lines(input.duplicates()));
+        notes.push(crate::audit::summary::duplicate_lines(input.duplicates()));
     }
     if let Some(s) = cfg.shard {
         notes.push(format!(
             "shard {s} of {} input pairs",
-            crate::summary::thousands(input.total())
+            crate::audit::summary::thousands(input.total())
         ));
     }
     if resumed > 0 {
         notes.push(format!(
             "resuming: {} already committed",
-            crate::summary::thousands(resumed)
+            crate::audit::summary::thousands(resumed)
         ));
     }
     let notes = if notes.is_empty() {
@@ -451,7 +453,7 @@ fn announce(
     };
     format!(
         "auditing {} pairs{notes}{eta}",
-        crate::summary::thousands(remaining)
+        crate::audit::summary::thousands(remaining)
     )
 }
 
@@ -461,7 +463,7 @@ fn announce(
 /// stays a watermark instead of holding every N-th ordinal of the whole input.
 fn lane_work(
     input: &crate::input::PreparedInput,
-    shard: Option<crate::shard::Shard>,
+    shard: Option<crate::audit::shard::Shard>,
     lane: u16,
     done: Arc<DoneSet>,
 ) -> Result<impl Iterator<Item = Result<Work, InputError>> + Send + 'static, InputError> {
@@ -485,7 +487,7 @@ fn lane_work(
 /// The number of distinct pairs of `input` in `shard`: one more read of the input files.
 fn count_in_shard(
     input: &crate::input::PreparedInput,
-    shard: crate::shard::Shard,
+    shard: crate::audit::shard::Shard,
 ) -> Result<u64, InputError> {
     let mut n = 0;
     for p in input.pairs()? {

@@ -18,16 +18,16 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use tokio::sync::{mpsc, watch};
 
-use crate::call::Counters;
-use crate::client::FleetClient;
-use crate::config::RunConfig;
+use crate::audit::config::RunConfig;
+use crate::audit::engine::{run_engine, Lane, Stop, Work};
+use crate::audit::summary::Retried;
+use crate::aws::call::Counters;
+use crate::aws::client::FleetClient;
+use crate::aws::limit::CallLimiter;
+use crate::aws::targets::PendingTarget;
+use crate::dataset::schema::{BatchBuilder, Row, BATCH_ROWS};
 use crate::dataset::{FilePart, Format, Manifest, PartDigest, PartEntry, SinkMsg, MANIFEST};
-use crate::engine::{run_engine, Lane, Stop, Work};
-use crate::limit::CallLimiter;
-use crate::pair::Pair;
-use crate::schema::{BatchBuilder, Row, BATCH_ROWS};
-use crate::summary::Retried;
-use crate::targets::PendingTarget;
+use crate::input::pair::Pair;
 
 /// Why the error rows could not be described again and replaced.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +36,7 @@ pub enum RedoError {
     Dataset { out: PathBuf, reason: String },
     /// The target could not be connected: nothing was described or replaced.
     #[error(transparent)]
-    Setup(#[from] crate::client::SetupError),
+    Setup(#[from] crate::aws::client::SetupError),
     /// The engine stopped (a signal, credentials refused...): nothing was replaced.
     #[error("{stop}; no error row was replaced")]
     Stopped { stop: Stop },
@@ -90,7 +90,7 @@ pub async fn retry_error_rows<C: FleetClient>(
         client: target.client,
         limiter: Arc::new(CallLimiter::new(
             cfg.rps,
-            crate::limit::burst_for(cfg.burst, cfg.rps),
+            crate::aws::limit::burst_for(cfg.burst, cfg.rps),
             cfg.adaptive,
         )),
         origin: Some(target.origin.clone()),
@@ -142,9 +142,9 @@ pub async fn retry_error_rows<C: FleetClient>(
     };
     for r in rows.values() {
         match r.outcome {
-            crate::schema::Outcome::Ok => done.ok += 1,
-            crate::schema::Outcome::NotFound => done.not_found += 1,
-            crate::schema::Outcome::Error => done.errors += 1,
+            crate::dataset::schema::Outcome::Ok => done.ok += 1,
+            crate::dataset::schema::Outcome::NotFound => done.not_found += 1,
+            crate::dataset::schema::Outcome::Error => done.errors += 1,
         }
     }
     let mut by_part: BTreeMap<usize, Vec<(usize, &Row)>> = BTreeMap::new();
@@ -164,7 +164,7 @@ pub async fn retry_error_rows<C: FleetClient>(
     let region = target.origin.region.clone();
     // The new parts' names carry an id of their own: this run may have written parts numbered from
     // 00000 under its run id already (a resume finishing the audit first).
-    let parts_id = crate::run::new_run_id();
+    let parts_id = crate::audit::run::new_run_id();
     // No folder of ours may have become a link since the run checked (it never writes, nor
     // deletes, through a link it did not make).
     let planted = || {

@@ -1,12 +1,12 @@
 //! The plan of a discovery, made and printed before the listing starts: how many jobs or things,
 //! executions (from DescribeJob's counts), list calls and describes, and the time they take.
 
-use crate::call::Counters;
-use crate::client::{FleetClient, FleetLister, JobCounts, MAX_PAGE};
-use crate::config::{DescribeMode, DiscoverSpec, Scope};
-use crate::engine::Stop;
+use crate::audit::config::{DescribeMode, DiscoverSpec, Scope};
+use crate::audit::engine::Stop;
+use crate::audit::summary::thousands;
+use crate::aws::call::Counters;
+use crate::aws::client::{FleetClient, FleetLister, JobCounts, MAX_PAGE};
 use crate::input::{InputError, Names};
-use crate::summary::thousands;
 use crate::time::human_duration;
 
 use super::Ctx;
@@ -51,7 +51,7 @@ impl Plan {
 
 /// The plan's line about the baseline: what it holds and the describes it can save (its rows of
 /// active executions: those still unchanged when listed are carried, not described).
-pub fn baseline_line(b: &crate::baseline::Baseline, plan: &Plan) -> String {
+pub fn baseline_line(b: &crate::audit::baseline::Baseline, plan: &Plan) -> String {
     let saved = plan.describes.map_or(b.active, |d| d.min(b.active));
     format!(
         "baseline: {} ({} rows, run {}): executions unchanged since are carried; up to {} of the describes saved",

@@ -1,17 +1,17 @@
 //! One call until its final answer: every attempt takes a limiter token, is timed out, classified
-//! ([`crate::retry`] decides whether to retry, its backoff when), counted, and retried or ended. This is
+//! ([`crate::aws::retry`] decides whether to retry, its backoff when), counted, and retried or ended. This is
 //! the one retry owner of the product: the SDK's retries are off, and no other layer retries a call.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::watch;
 
-use crate::client::{CallError, FleetClient};
-use crate::config::EngineSettings;
-use crate::limit::CallLimiter;
-use crate::pair::Pair;
-use crate::retry::{classify, Class};
-use crate::schema::{Outcome, Row, Source};
+use crate::audit::config::EngineSettings;
+use crate::aws::client::{CallError, FleetClient};
+use crate::aws::limit::CallLimiter;
+use crate::aws::retry::{classify, Class};
+use crate::dataset::schema::{Outcome, Row, Source};
+use crate::input::pair::Pair;
 use crate::time::now_ms;
 
 /// Live counters, shared with the progress display.

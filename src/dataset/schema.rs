@@ -14,7 +14,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
-use crate::client::{CallError, ExecutionRecord};
+use crate::aws::client::{CallError, ExecutionRecord};
 
 /// Rows per RecordBatch, written or read: large enough to be fast, small enough to bound memory.
 pub const BATCH_ROWS: usize = 8192;

@@ -9,17 +9,17 @@ use std::time::{Duration, Instant};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc;
 
-use crate::call::Counters;
-use crate::config::RunConfig;
+use crate::audit::config::RunConfig;
+use crate::audit::engine::{end_of_turns, LaneEnd, Stop};
+use crate::audit::summary::{Summary, SummaryBase, TargetSummary};
+use crate::aws::call::Counters;
+use crate::aws::limit::CallLimiter;
+use crate::dataset::schema::{Origin, BATCH_ROWS};
 use crate::dataset::{
     join_writer, spawn_writer, Completion, FailedTarget, Manifest, Partitioning, RemoteError,
     SinkError, SinkMsg, SinkSettings, WriterEnd,
 };
-use crate::engine::{end_of_turns, LaneEnd, Stop};
 use crate::error::RunError;
-use crate::limit::CallLimiter;
-use crate::schema::{Origin, BATCH_ROWS};
-use crate::summary::{Summary, SummaryBase, TargetSummary};
 use crate::time::now_ms;
 
 /// What the progress display and the summary show of one target.
@@ -53,7 +53,7 @@ impl LaneView {
             counters: Default::default(),
             limiter: Some(Arc::new(CallLimiter::new(
                 cfg.rps,
-                crate::limit::burst_for(cfg.burst, cfg.rps),
+                crate::aws::limit::burst_for(cfg.burst, cfg.rps),
                 cfg.adaptive,
             ))),
             finished_s: Default::default(),
@@ -66,9 +66,9 @@ impl LaneView {
     /// before it began, or failed to connect (the reason kept in the view).
     pub async fn connect<C: Send + Sync + 'static>(
         &self,
-        target: crate::targets::PendingTarget<C>,
+        target: crate::aws::targets::PendingTarget<C>,
         shutdown: &tokio::sync::watch::Receiver<bool>,
-    ) -> Result<crate::targets::TargetClient<C>, LaneEnd> {
+    ) -> Result<crate::aws::targets::TargetClient<C>, LaneEnd> {
         if *shutdown.borrow() {
             return Err(LaneEnd::Ran(Err(Stop::Interrupted)));
         }

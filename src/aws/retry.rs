@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::client::CallError;
+use crate::aws::client::CallError;
 
 /// What an attempt's failure means for the pair and for the run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -99,8 +99,8 @@ pub(super) fn view(schema: &Schema, spec: &TableSpec) -> Result<String, DdlError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ddl::{ddl, tests::spec};
-    use crate::schema::schema;
+    use crate::dataset::ddl::{ddl, tests::spec};
+    use crate::dataset::schema::schema;
 
     #[test]
     fn duckdb_view_reads_every_parquet_file_under_the_location() {

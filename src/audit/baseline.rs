@@ -19,10 +19,10 @@ use arrow::array::{Array, AsArray, BooleanArray, Int32Array, Int64Array, MapArra
 use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
 
-use crate::client::{ExecutionRecord, ExecutionSummary};
+use crate::aws::client::{ExecutionRecord, ExecutionSummary};
+use crate::dataset::schema::{schema, Origin, Outcome, Row, Source, BATCH_ROWS};
 use crate::dataset::{data_files, read_file_in, DatasetError};
-use crate::pair::pair_key;
-use crate::schema::{schema, Origin, Outcome, Row, Source, BATCH_ROWS};
+use crate::input::pair::pair_key;
 
 /// The schema version this build writes: 2 added `carried_from` (and `source = carried`).
 pub const SCHEMA_VERSION: u32 = 2;
@@ -105,7 +105,7 @@ pub async fn open(
     spec: &BaselineSpec,
     layout: &crate::dataset::Layout,
     dated: bool,
-    client: &crate::client::ClientSettings,
+    client: &crate::aws::client::ClientSettings,
 ) -> Result<Option<Baseline>, BaselineError> {
     match spec {
         BaselineSpec::Path(p) => Baseline::load(p, &p.display().to_string()).map(Some),
@@ -116,7 +116,7 @@ pub async fn open(
 
 async fn fetch(
     url: &str,
-    client: &crate::client::ClientSettings,
+    client: &crate::aws::client::ClientSettings,
 ) -> Result<Baseline, BaselineError> {
     let fetched = crate::dataset::fetch_remote(url, client, false)
         .await
@@ -132,7 +132,7 @@ async fn fetch(
 async fn latest(
     layout: &crate::dataset::Layout,
     dated: bool,
-    client: &crate::client::ClientSettings,
+    client: &crate::aws::client::ClientSettings,
 ) -> Result<Option<Baseline>, BaselineError> {
     use crate::dataset::{Layout, Manifest, OutputDir};
     let name = format!("latest (under {})", layout.path().display());

@@ -127,8 +127,8 @@ pub(super) fn glue(schema: &Schema, spec: &TableSpec) -> Result<String, DdlError
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ddl::{ddl, tests::spec};
-    use crate::schema::schema;
+    use crate::dataset::ddl::{ddl, tests::spec};
+    use crate::dataset::schema::schema;
     use arrow::datatypes::Field;
     use std::sync::Arc;
 

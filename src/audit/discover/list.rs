@@ -7,15 +7,15 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::baseline::Baseline;
-use crate::call::Counters;
-use crate::client::{FleetClient, FleetLister, ListedExecution, Page};
-use crate::config::DiscoverSpec;
+use crate::audit::baseline::Baseline;
+use crate::audit::config::DiscoverSpec;
+use crate::audit::engine::{Stop, Work};
+use crate::aws::call::Counters;
+use crate::aws::client::{FleetClient, FleetLister, ListedExecution, Page};
+use crate::dataset::schema::Origin;
 use crate::dataset::SinkMsg;
-use crate::engine::{Stop, Work};
+use crate::input::pair::{pair_key, Pair};
 use crate::input::InputError;
-use crate::pair::{pair_key, Pair};
-use crate::schema::Origin;
 use crate::time::now_ms;
 
 use super::{list_row, Ctx};

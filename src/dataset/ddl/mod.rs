@@ -1,7 +1,7 @@
 //! `fleet-audit schema`: the dataset's schema as a table, and the table definitions (DDL) that let
 //! Athena, AWS Glue and DuckDB query the dataset where it lies.
 //!
-//! Everything here is generated from [`crate::schema::schema`], never from a copied column list, so a
+//! Everything here is generated from [`crate::dataset::schema::schema`], never from a copied column list, so a
 //! column added to the dataset cannot be missing from a table definition, and a column of a type an
 //! engine cannot express is an error instead of a silently wrong table.
 //!
@@ -273,7 +273,7 @@ pub fn ddl(schema: &Schema, dialect: Dialect, spec: &TableSpec) -> Result<String
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::schema;
+    use crate::dataset::schema::schema;
 
     /// A spec from borrowed parts; the dialects' tests use it too.
     pub(super) fn spec(location: Option<&str>, partition_by: &[&str]) -> TableSpec {

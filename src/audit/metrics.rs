@@ -7,10 +7,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::names::JOB_EXECUTION_STATUSES;
+use crate::audit::summary::Summary;
+use crate::input::names::JOB_EXECUTION_STATUSES;
 use crate::redact::redact;
 use crate::report::{Class, Report};
-use crate::summary::Summary;
 
 /// One metric family being written: its `# HELP` and `# TYPE` lines come first.
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -234,7 +234,7 @@ fn already_complete(out: &mut String, report: Option<&Report>, s: &Summary) {
 pub async fn of_run(
     summary: &Summary,
     dataset: &Path,
-    client: &crate::client::ClientSettings,
+    client: &crate::aws::client::ClientSettings,
 ) -> String {
     let thresholds = crate::report::Thresholds::default();
     let report = if !summary.complete {

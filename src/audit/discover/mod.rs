@@ -21,20 +21,20 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::call::{call_with_retries, Attempted, Counters, Final};
-use crate::client::{
+use crate::audit::config::{DiscoverSpec, EngineSettings, RunConfig, Scope};
+use crate::audit::engine::{run_engine, stop_for, Lane, Stop, Work};
+use crate::audit::output::prepare_output;
+use crate::audit::session::Session;
+use crate::audit::summary::{Summary, SummaryBase};
+use crate::aws::call::{call_with_retries, Attempted, Counters, Final};
+use crate::aws::client::{
     ExecutionRecord, ExecutionSummary, FleetClient, FleetLister, ListedExecution, Page,
 };
-use crate::config::{DiscoverSpec, EngineSettings, RunConfig, Scope};
+use crate::aws::limit::CallLimiter;
+use crate::dataset::schema::{Outcome, Row, Source};
 use crate::dataset::OutputDir;
-use crate::engine::{run_engine, stop_for, Lane, Stop, Work};
 use crate::error::RunError;
 use crate::input::{prepare_names, InputError, ListKind, Names};
-use crate::limit::CallLimiter;
-use crate::output::prepare_output;
-use crate::schema::{Outcome, Row, Source};
-use crate::session::Session;
-use crate::summary::{Summary, SummaryBase};
 use crate::time::now_ms;
 
 pub use plan::Plan;
@@ -50,7 +50,7 @@ struct ListLimiters {
 
 impl ListLimiters {
     fn new(rps: Option<f64>, burst: Option<u32>, adaptive: bool) -> Self {
-        let l = || CallLimiter::new(rps, crate::limit::burst_for(burst, rps), adaptive);
+        let l = || CallLimiter::new(rps, crate::aws::limit::burst_for(burst, rps), adaptive);
         ListLimiters {
             list_jobs: l(),
             describe_job: l(),
@@ -79,7 +79,7 @@ impl<C: FleetClient + FleetLister> Ctx<C> {
     ) -> Result<Option<T>, Stop>
     where
         F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, crate::client::CallError>>,
+        Fut: std::future::Future<Output = Result<T, crate::aws::client::CallError>>,
     {
         // A listing has nothing in flight worth waiting for: a signal ends it at once.
         let mut stop = self.shutdown.clone();
@@ -171,7 +171,7 @@ pub fn prepare_scope(scope: &Scope) -> Result<Option<Names>, InputError> {
 pub(crate) fn identity_of(
     spec: &DiscoverSpec,
     names: Option<&Names>,
-    shard: Option<crate::shard::Shard>,
+    shard: Option<crate::audit::shard::Shard>,
     targets: &[String],
 ) -> String {
     let listed = match (&spec.scope, names) {
@@ -187,8 +187,8 @@ pub(crate) fn identity_of(
         spec.execution_status.as_deref().unwrap_or("*"),
         spec.describe.as_str()
     );
-    crate::shard::identity_with(
-        &crate::targets::identity_with_targets(&base, targets),
+    crate::audit::shard::identity_with(
+        &crate::aws::targets::identity_with_targets(&base, targets),
         shard,
     )
 }
@@ -200,11 +200,11 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
     run_id: String,
     spec: DiscoverSpec,
     names: Option<Names>,
-    target: crate::targets::TargetClient<C>,
-    baseline: Option<Arc<crate::baseline::Baseline>>,
+    target: crate::aws::targets::TargetClient<C>,
+    baseline: Option<Arc<crate::audit::baseline::Baseline>>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Summary, RunError> {
-    let crate::targets::TargetClient { client, origin, .. } = target;
+    let crate::aws::targets::TargetClient { client, origin, .. } = target;
     let started = Instant::now();
     let identity = identity_of(&spec, names.as_ref(), cfg.shard, &[]);
     // A shard lists only its own jobs (by job id) or things (by thing name).
@@ -282,7 +282,7 @@ pub async fn run_discover<C: FleetClient + FleetLister>(
         client,
         limiter: Arc::new(CallLimiter::new(
             cfg.rps,
-            crate::limit::burst_for(cfg.burst, cfg.rps),
+            crate::aws::limit::burst_for(cfg.burst, cfg.rps),
             cfg.adaptive,
         )),
         origin: Some(origin),

@@ -4,14 +4,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::{ConnectionArgs, DescribeArg, FormatArg, RunArgs};
-use crate::names::{JOB_EXECUTION_STATUSES, JOB_STATUSES};
+use crate::input::names::{JOB_EXECUTION_STATUSES, JOB_STATUSES};
 
-use crate::client::ClientSettings;
+use crate::audit::shard::Shard;
+use crate::aws::client::ClientSettings;
+use crate::aws::retry::Backoff;
+use crate::aws::targets::TargetFlags;
 use crate::dataset::{Format, Layout, PartitionKey, Remote};
 use crate::input::InputSpec;
-use crate::retry::Backoff;
-use crate::shard::Shard;
-use crate::targets::TargetFlags;
 use crate::time::parse_span;
 
 /// A flag value or an output location that cannot work.
@@ -29,7 +29,7 @@ pub enum ConfigError {
     #[error("output {path}: {reason}")]
     Output { path: PathBuf, reason: String },
     #[error(transparent)]
-    Targets(#[from] crate::targets::TargetError),
+    Targets(#[from] crate::aws::targets::TargetError),
 }
 
 fn flag(flag: &'static str, reason: impl Into<String>) -> ConfigError {
@@ -62,7 +62,7 @@ pub struct RunConfig {
     pub max_targets_in_flight: usize,
     /// `None`: no rate limit.
     pub rps: Option<f64>,
-    /// `--burst`; `None`: [`crate::limit::burst_for`]'s default for each limiter's rate.
+    /// `--burst`; `None`: [`crate::aws::limit::burst_for`]'s default for each limiter's rate.
     pub burst: Option<u32>,
     pub adaptive: bool,
     pub engine: EngineSettings,
@@ -157,7 +157,7 @@ pub struct DiscoverSpec {
     /// Print the plan and stop.
     pub dry_run: bool,
     /// The previous audit whose rows of unchanged executions are carried (`--baseline`).
-    pub baseline: Option<crate::baseline::BaselineSpec>,
+    pub baseline: Option<crate::audit::baseline::BaselineSpec>,
 }
 
 impl From<&ConnectionArgs> for ClientSettings {
@@ -530,7 +530,7 @@ fn discover_spec(a: &RunArgs) -> Result<DiscoverSpec, ConfigError> {
         baseline: a
             .baseline
             .as_deref()
-            .map(crate::baseline::BaselineSpec::parse),
+            .map(crate::audit::baseline::BaselineSpec::parse),
     })
 }
 
@@ -538,14 +538,14 @@ fn discover_spec(a: &RunArgs) -> Result<DiscoverSpec, ConfigError> {
 fn target_flags(a: &RunArgs) -> Result<TargetFlags, ConfigError> {
     let list = |flag, v: &Option<String>| {
         v.as_deref()
-            .map(|v| crate::targets::split_list(flag, v))
+            .map(|v| crate::aws::targets::split_list(flag, v))
             .transpose()
             .map(Option::unwrap_or_default)
     };
     let mut regions = list("regions", &a.regions)?;
     let all_regions = regions.iter().any(|r| r == "all");
     if all_regions && regions.len() > 1 {
-        return Err(crate::targets::TargetError::Bad {
+        return Err(crate::aws::targets::TargetError::Bad {
             flag: "regions",
             value: regions.join(","),
             reason: "`all` stands alone",
@@ -556,7 +556,7 @@ fn target_flags(a: &RunArgs) -> Result<TargetFlags, ConfigError> {
         regions.clear();
     }
     let org = a.org_role.as_ref().map(|role| {
-        Ok::<_, crate::targets::TargetError>(crate::targets::OrgFlags {
+        Ok::<_, crate::aws::targets::TargetError>(crate::aws::targets::OrgFlags {
             role: role.clone(),
             accounts: list("accounts", &a.accounts)?,
             exclude: list("exclude-accounts", &a.exclude_accounts)?,
@@ -571,10 +571,10 @@ fn target_flags(a: &RunArgs) -> Result<TargetFlags, ConfigError> {
         region_endpoints: a
             .region_endpoints
             .iter()
-            .map(|v| crate::targets::parse_region_endpoint(v))
+            .map(|v| crate::aws::targets::parse_region_endpoint(v))
             .collect::<Result<_, _>>()?,
     };
-    crate::targets::check_org(&flags)?;
+    crate::aws::targets::check_org(&flags)?;
     Ok(flags)
 }
 

@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use crate::config::{ConfigError, RunConfig};
+use crate::audit::config::{ConfigError, RunConfig};
 use crate::dataset::PartitionKey;
 use crate::dataset::{
     Entry, Holder, Kind, Layout, Manifest, OutputDir, OutputLock, RemoteError, SinkError, MANIFEST,
@@ -380,7 +380,7 @@ pub async fn prepare_output(
     total: u64,
 ) -> Result<Option<Manifest>, RunError> {
     let Some(target) = OutputDir::of(&cfg.layout)? else {
-        crate::config::check_output(&cfg.layout, cfg.overwrite)?;
+        crate::audit::config::check_output(&cfg.layout, cfg.overwrite)?;
         return Ok(None);
     };
     let out = || cfg.layout.path().to_path_buf();
@@ -388,7 +388,7 @@ pub async fn prepare_output(
         // The manifest and its temporary have fixed names: a link planted there is refused here,
         // before any call (their writes never follow one either).
         for own in [MANIFEST.to_string(), format!(".{MANIFEST}.tmp")] {
-            crate::config::check_no_planted_link(d, &d.join(own))?;
+            crate::audit::config::check_no_planted_link(d, &d.join(own))?;
         }
         // So is a link (or a file) where a partition folder or a part goes: before anything is
         // deleted, not once the old audit is gone.
@@ -464,7 +464,7 @@ pub async fn prepare_output(
             return Err(ConfigError::OutputExists(out()).into())
         }
         Layout::Remote(_) => {}
-        layout => crate::config::check_output(layout, cfg.overwrite)?,
+        layout => crate::audit::config::check_output(layout, cfg.overwrite)?,
     }
     if cfg.overwrite {
         // What the old manifest lists is shown to be this tool's; without one, only names it gives.

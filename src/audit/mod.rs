@@ -1,0 +1,17 @@
+//! One audit end to end: flags become settings (`config`), the output is connected, locked and
+//! prepared (`output`), pairs or listings (`discover`) go through the engine's workers (`engine`) to
+//! the writer thread (`session`), and the run ends in a `summary` (and `metrics`); `shard` splits an
+//! audit over processes, `baseline` carries a previous audit's unchanged rows, `redo` describes a
+//! complete audit's error rows again. `run` drives it all.
+
+pub mod baseline;
+pub mod config;
+pub mod discover;
+pub mod engine;
+pub mod metrics;
+pub mod output;
+pub mod redo;
+pub mod run;
+pub mod session;
+pub mod shard;
+pub mod summary;
