@@ -23,7 +23,6 @@ pub mod aws;
 pub mod cli;
 pub mod dataset;
 pub mod describe;
-pub mod error;
 pub mod input;
 pub mod redact;
 pub mod report;

@@ -145,11 +145,11 @@ async fn emit_metrics(
     grouping: &[(&str, &str)],
 ) -> anyhow::Result<()> {
     if let Some(path) = file {
-        crate::audit::metrics::write_atomically(path, text)
+        crate::report::metrics::write_atomically(path, text)
             .with_context(|| format!("cannot write the metrics {}", path.display()))?;
     }
     if let Some(url) = push {
-        crate::audit::metrics::push_or_warn(url, grouping, text).await;
+        crate::report::metrics::push_or_warn(url, grouping, text).await;
     }
     Ok(())
 }

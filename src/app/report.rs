@@ -37,7 +37,7 @@ pub(super) async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<
     };
     warn_ignored(&report);
     if a.metrics.is_some() || a.metrics_push.is_some() {
-        let text = crate::audit::metrics::exposition(Some(&report), None);
+        let text = crate::report::metrics::exposition(Some(&report), None);
         let out = report.dataset.to_string_lossy();
         emit_metrics(
             &text,

@@ -8,15 +8,15 @@ use anyhow::Context;
 use super::{emit_metrics, shutdown_on_signals, write_stdout, SIGNAL_EXIT};
 use crate::audit::config::RunConfig;
 use crate::audit::engine::Stop;
+use crate::audit::error::{Exit, RunError};
 use crate::audit::run::run;
 use crate::audit::summary::Summary;
 use crate::aws::client::ClientSettings;
 use crate::cli::RunArgs;
 use crate::dataset::Layout;
-use crate::error::{Exit, RunError};
 use crate::redact::redact;
 
-pub use crate::error::{EXIT_PAIR_ERRORS, EXIT_TARGETS_FAILED};
+pub use crate::audit::error::{EXIT_PAIR_ERRORS, EXIT_TARGETS_FAILED};
 
 /// Prints the stuck / timed-out report of a dataset on stdout, with the default thresholds.
 pub(super) fn print_report(out: &Path) -> anyhow::Result<()> {
@@ -213,7 +213,7 @@ pub(super) async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
     }
     if let (true, Some(summary)) = (a.metrics.is_some() || a.metrics_push.is_some(), &ran) {
         let client = ClientSettings::from(&a.connection);
-        let text = crate::audit::metrics::of_run(summary, &dataset, &client).await;
+        let text = crate::report::metrics::of_run(summary, &dataset, &client).await;
         // Grouped by target: the run's accounts and regions, and its output.
         let target = if summary.targets.is_empty() {
             a.connection

@@ -6,11 +6,12 @@ use std::time::Duration;
 use crate::cli::{ConnectionArgs, DescribeArg, FormatArg, RunArgs};
 use crate::input::names::{JOB_EXECUTION_STATUSES, JOB_STATUSES};
 
-use crate::audit::shard::Shard;
+use crate::aws::call::EngineSettings;
 use crate::aws::client::ClientSettings;
 use crate::aws::retry::Backoff;
 use crate::aws::targets::TargetFlags;
 use crate::dataset::{Format, Layout, PartitionKey, Remote};
+use crate::input::shard::Shard;
 use crate::input::InputSpec;
 use crate::time::parse_span;
 
@@ -91,18 +92,6 @@ pub struct RunConfig {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let under_a_week = Duration::from_millis(7 * 86_400_000 - 1);
     parse_span(s, false, under_a_week, "under a week")
-}
-
-/// How pairs are called.
-#[derive(Debug, Clone)]
-pub struct EngineSettings {
-    /// Pairs in flight at once.
-    pub concurrency: usize,
-    /// Attempts per pair, the first included.
-    pub max_attempts: u32,
-    /// Upper bound of one attempt.
-    pub call_timeout: Duration,
-    pub backoff: Backoff,
 }
 
 /// Which listed executions are also described.

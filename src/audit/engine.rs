@@ -1,7 +1,7 @@
 //! The engine: pairs -> bounded concurrent, rate-limited, retried calls -> rows -> the writer.
 //!
 //! `concurrency` long-lived workers take pairs from the shared input stream, so at most that many pairs
-//! are in flight and no task is spawned per pair; each pair goes through [`crate::aws::call::describe_pair`]
+//! are in flight and no task is spawned per pair; each pair goes through [`crate::audit::engine::describe_pair`]
 //! (whose every attempt first takes a token from the target's [`CallLimiter`]). A pair's failure is a
 //! row, never a stop, except for failures that would repeat for every pair (credentials, permissions):
 //! those stop the workers and are returned as [`Stop::Fatal`]. Rows go to the writer through a bounded
@@ -13,14 +13,15 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::audit::config::EngineSettings;
-use crate::aws::call::{describe_pair, Counters};
+use crate::aws::call::EngineSettings;
+use crate::aws::call::{call_with_retries, Counters, Final};
 use crate::aws::client::{CallError, FleetClient};
 use crate::aws::limit::CallLimiter;
-use crate::dataset::schema::{Origin, Outcome};
+use crate::dataset::schema::{Origin, Outcome, Row, Source};
 use crate::dataset::SinkMsg;
 use crate::input::pair::Pair;
 use crate::input::InputError;
+use crate::time::now_ms;
 
 /// One pair to describe: its input ordinal, the pair, and what a list summary already said.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +91,48 @@ impl Stop {
             _ => false,
         }
     }
+}
+
+/// Calls DescribeJobExecution for one pair until a final answer, the attempt budget, a fatal error or a
+/// shutdown. `Ok(None)` means shutdown came first and the pair has no row; `Err` is a run-level error.
+pub async fn describe_pair<C: FleetClient>(
+    client: &C,
+    limiter: &CallLimiter,
+    settings: &EngineSettings,
+    counters: &Counters,
+    pair: Pair,
+    shutdown: &watch::Receiver<bool>,
+) -> Result<Option<Row>, CallError> {
+    let a = call_with_retries(
+        limiter,
+        settings,
+        counters,
+        &counters.attempts,
+        shutdown,
+        || client.describe_job_execution(&pair.thing_name, &pair.job_id, pair.execution_number),
+    )
+    .await;
+    let (outcome, error, execution) = match a.result {
+        Final::Ok(rec) => (Outcome::Ok, None, Some(rec)),
+        Final::NotFound(e) => (Outcome::NotFound, Some(e), None),
+        Final::Failed(e) => (Outcome::Error, Some(e), None),
+        Final::Fatal(e) => return Err(e),
+        Final::Interrupted => return Ok(None),
+    };
+    Ok(Some(Row {
+        thing_name: pair.thing_name,
+        job_id: pair.job_id,
+        requested_execution_number: pair.execution_number,
+        outcome,
+        error,
+        attempts: a.attempts as i32,
+        fetched_at_ms: now_ms(),
+        execution,
+        source: Source::Describe,
+        retry_attempt: None,
+        origin: None,
+        carried_from: None,
+    }))
 }
 
 /// The run-level stop an error returned by [`describe_pair`] means.

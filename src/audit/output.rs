@@ -6,11 +6,11 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use crate::audit::config::{ConfigError, RunConfig};
+use crate::audit::error::{Mismatch, RunError};
 use crate::dataset::PartitionKey;
 use crate::dataset::{
     Entry, Holder, Kind, Layout, Manifest, OutputDir, OutputLock, RemoteError, SinkError, MANIFEST,
 };
-use crate::error::{Mismatch, RunError};
 use crate::time::{now_ms, utc_date};
 
 /// Removes what an earlier run left in a directory output, when `--overwrite` (or a resume with

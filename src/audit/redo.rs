@@ -164,7 +164,7 @@ pub async fn retry_error_rows<C: FleetClient>(
     let region = target.origin.region.clone();
     // The new parts' names carry an id of their own: this run may have written parts numbered from
     // 00000 under its run id already (a resume finishing the audit first).
-    let parts_id = crate::audit::run::new_run_id();
+    let parts_id = crate::dataset::new_run_id();
     // No folder of ours may have become a link since the run checked (it never writes, nor
     // deletes, through a link it did not make).
     let planted = || {

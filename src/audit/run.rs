@@ -13,28 +13,17 @@ use tokio::sync::watch;
 
 use crate::audit::config::{Input, RunConfig};
 use crate::audit::engine::{run_engine, Lane, LaneEnd, Stop, Work};
+use crate::audit::error::RunError;
 use crate::audit::output::{connect_output, prepare_output};
 use crate::audit::session::{take_turns, LaneView, Session};
 use crate::audit::summary::{Summary, SummaryBase};
 use crate::aws::client::{FleetClient, IotClient};
 use crate::aws::targets::{PendingTarget, TargetClient};
+use crate::dataset::new_run_id;
 use crate::dataset::schema::Origin;
 use crate::dataset::{lane_ordinal, DoneSet, Holder, Layout, OutputLock};
-use crate::error::RunError;
 use crate::input::{prepare, InputError};
 use crate::time::human_duration;
-
-/// A fresh run id: UTC time plus random bits, safe in file names.
-pub fn new_run_id() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format!(
-        "{}-{:06x}",
-        now.as_secs(),
-        rand::random::<u32>() & 0xFF_FFFF
-    )
-}
 
 /// Runs an audit with the real `aws-sdk-iot` client, one per target, each built from `cfg`'s settings.
 ///
@@ -402,7 +391,7 @@ fn identity_before_calls(
 /// and the shard.
 fn identity_of(cfg: &RunConfig, input: &crate::input::PreparedInput, labels: &[String]) -> String {
     let base = crate::aws::targets::identity_with_targets(input.identity(), labels);
-    crate::audit::shard::identity_with(&base, cfg.shard)
+    crate::input::shard::identity_with(&base, cfg.shard)
 }
 
 /// `auditing N pairs (notes), at most R calls/s: about T`, printed before the first call.
@@ -463,7 +452,7 @@ fn announce(
 /// stays a watermark instead of holding every N-th ordinal of the whole input.
 fn lane_work(
     input: &crate::input::PreparedInput,
-    shard: Option<crate::audit::shard::Shard>,
+    shard: Option<crate::input::shard::Shard>,
     lane: u16,
     done: Arc<DoneSet>,
 ) -> Result<impl Iterator<Item = Result<Work, InputError>> + Send + 'static, InputError> {
@@ -487,7 +476,7 @@ fn lane_work(
 /// The number of distinct pairs of `input` in `shard`: one more read of the input files.
 fn count_in_shard(
     input: &crate::input::PreparedInput,
-    shard: crate::audit::shard::Shard,
+    shard: crate::input::shard::Shard,
 ) -> Result<u64, InputError> {
     let mut n = 0;
     for p in input.pairs()? {

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::audit::config::RunConfig;
 use crate::audit::engine::{end_of_turns, LaneEnd, Stop};
+use crate::audit::error::RunError;
 use crate::audit::summary::{Summary, SummaryBase, TargetSummary};
 use crate::aws::call::Counters;
 use crate::aws::limit::CallLimiter;
@@ -19,7 +20,6 @@ use crate::dataset::{
     join_writer, spawn_writer, Completion, FailedTarget, Manifest, Partitioning, RemoteError,
     SinkError, SinkMsg, SinkSettings, WriterEnd,
 };
-use crate::error::RunError;
 use crate::time::now_ms;
 
 /// What the progress display and the summary show of one target.

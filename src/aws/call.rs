@@ -3,16 +3,26 @@
 //! the one retry owner of the product: the SDK's retries are off, and no other layer retries a call.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::audit::config::EngineSettings;
-use crate::aws::client::{CallError, FleetClient};
+use crate::aws::client::CallError;
 use crate::aws::limit::CallLimiter;
-use crate::aws::retry::{classify, Class};
-use crate::dataset::schema::{Outcome, Row, Source};
-use crate::input::pair::Pair;
-use crate::time::now_ms;
+use crate::aws::retry::{classify, Backoff, Class};
+
+/// How calls are made: the engine's pairs in flight, and every call's attempts, timeout and backoff.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Pairs in flight at once.
+    pub concurrency: usize,
+    /// Attempts per pair, the first included.
+    pub max_attempts: u32,
+    /// Upper bound of one attempt.
+    pub call_timeout: Duration,
+    /// The wait before each retry.
+    pub backoff: Backoff,
+}
 
 /// Live counters, shared with the progress display.
 #[derive(Debug, Default)]
@@ -152,46 +162,4 @@ where
             }
         }
     }
-}
-
-/// Calls DescribeJobExecution for one pair until a final answer, the attempt budget, a fatal error or a
-/// shutdown. `Ok(None)` means shutdown came first and the pair has no row; `Err` is a run-level error.
-pub async fn describe_pair<C: FleetClient>(
-    client: &C,
-    limiter: &CallLimiter,
-    settings: &EngineSettings,
-    counters: &Counters,
-    pair: Pair,
-    shutdown: &watch::Receiver<bool>,
-) -> Result<Option<Row>, CallError> {
-    let a = call_with_retries(
-        limiter,
-        settings,
-        counters,
-        &counters.attempts,
-        shutdown,
-        || client.describe_job_execution(&pair.thing_name, &pair.job_id, pair.execution_number),
-    )
-    .await;
-    let (outcome, error, execution) = match a.result {
-        Final::Ok(rec) => (Outcome::Ok, None, Some(rec)),
-        Final::NotFound(e) => (Outcome::NotFound, Some(e), None),
-        Final::Failed(e) => (Outcome::Error, Some(e), None),
-        Final::Fatal(e) => return Err(e),
-        Final::Interrupted => return Ok(None),
-    };
-    Ok(Some(Row {
-        thing_name: pair.thing_name,
-        job_id: pair.job_id,
-        requested_execution_number: pair.execution_number,
-        outcome,
-        error,
-        attempts: a.attempts as i32,
-        fetched_at_ms: now_ms(),
-        execution,
-        source: Source::Describe,
-        retry_attempt: None,
-        origin: None,
-        carried_from: None,
-    }))
 }

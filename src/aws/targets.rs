@@ -17,9 +17,17 @@ use crate::aws::client::{
     account_of_arn, assume_role, caller_account, load_sdk_config, preflight, ClientSettings,
     SetupError,
 };
-use crate::dataset::schema::Origin;
 
 use futures::future::BoxFuture;
+
+/// Where a row was read from: one target of a run (an account and a region).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    /// The region called (`None`: the writer's).
+    pub region: Option<String>,
+    /// The account called, as STS named it (`None`: unknown).
+    pub account_id: Option<String>,
+}
 
 /// One target of a run, ready to call.
 pub struct TargetClient<C> {

@@ -82,7 +82,7 @@ fn is_our_folder(folder: &str) -> bool {
     }
 }
 
-/// `part-RUN[-sKofN]-NNNNN.parquet|arrow`, RUN being `<digits>-<6 hex digits>` (`run::new_run_id`).
+/// `part-RUN[-sKofN]-NNNNN.parquet|arrow`, RUN being `<digits>-<6 hex digits>` (`dataset::new_run_id`).
 fn is_our_part_name(name: &str) -> bool {
     let Some(stem) = name.strip_prefix("part-").and_then(|n| {
         n.strip_suffix(".parquet")

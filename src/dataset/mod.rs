@@ -47,6 +47,19 @@ pub use s3::{Remote, RemoteError};
 pub use write::DatasetWriter;
 pub use writer::{join_writer, spawn_writer, SinkMsg, WriterEnd};
 
+/// A fresh run id: UTC time plus random bits, safe in file names (a part's name carries the id of
+/// the run that wrote it).
+pub fn new_run_id() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format!(
+        "{}-{:06x}",
+        now.as_secs(),
+        rand::random::<u32>() & 0xFF_FFFF
+    )
+}
+
 /// Where the dataset goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
@@ -91,7 +104,7 @@ pub struct SinkSettings {
     pub run_id: String,
     pub region: Option<String>,
     /// The shard a sharded run writes; it goes into the part file names.
-    pub shard: Option<crate::audit::shard::Shard>,
+    pub shard: Option<crate::input::shard::Shard>,
     /// Hive-style folders of a directory output; `None`: every part at the top.
     pub partitioning: Option<Partitioning>,
     /// A local output is locked by this run (`run_id`): before each commit the writer checks that

@@ -92,12 +92,8 @@ pub struct Row {
     pub carried_from: Option<Arc<str>>,
 }
 
-/// Where a row was read from: one target of a run (an account and a region).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Origin {
-    pub region: Option<String>,
-    pub account_id: Option<String>,
-}
+/// Where a row was read from (one target of a run), defined with the targets.
+pub use crate::aws::targets::Origin;
 
 fn ts() -> DataType {
     DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))

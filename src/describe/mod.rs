@@ -19,7 +19,7 @@ use aws_sdk_iot::types::JobExecution;
 use serde_json::{json, Map, Value};
 use tokio::sync::watch;
 
-use crate::audit::config::EngineSettings;
+use crate::aws::call::EngineSettings;
 use crate::aws::call::{call_with_retries, Counters, Final};
 use crate::aws::client::{classify_sdk_error, CallError};
 use crate::aws::limit::{burst_for, CallLimiter};

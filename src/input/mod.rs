@@ -22,6 +22,7 @@ mod lists;
 pub mod names;
 pub mod pair;
 mod pairs;
+pub mod shard;
 
 use std::fs::File;
 use std::io::Read;

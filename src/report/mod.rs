@@ -24,6 +24,7 @@
 pub mod changes;
 pub mod classify;
 mod html;
+pub mod metrics;
 mod read;
 pub(crate) mod render;
 mod since;

@@ -7,8 +7,8 @@ use std::time::Duration;
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{Int32Type, Int64Type, TimestampMillisecondType};
 use fleet_audit::app::simulator_credentials;
-use fleet_audit::audit::config::EngineSettings;
 use fleet_audit::audit::config::RunConfig;
+use fleet_audit::aws::call::EngineSettings;
 use fleet_audit::aws::client::ClientSettings;
 use fleet_audit::aws::retry::Backoff;
 use fleet_audit::dataset::{Format, Layout};
@@ -159,7 +159,7 @@ pub async fn run_interrupted(
     server.simulator().release(op);
     let err = ended.expect_err("the run was interrupted");
     match err {
-        fleet_audit::error::RunError::Stopped {
+        fleet_audit::audit::error::RunError::Stopped {
             stop: fleet_audit::audit::engine::Stop::Interrupted,
             resumable: true,
             summary,

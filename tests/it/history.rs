@@ -9,8 +9,8 @@ use arrow::array::{ArrayRef, StringArray};
 use arrow::record_batch::RecordBatch;
 use fleet_audit::audit::baseline::BaselineSpec;
 use fleet_audit::audit::config::{DescribeMode, Input, Scope};
+use fleet_audit::audit::error::RunError;
 use fleet_audit::audit::run::run;
-use fleet_audit::error::RunError;
 use fleet_audit::sim::{Fleet, FleetSpec, Operation, SimServer};
 
 use crate::common::*;

@@ -9,9 +9,9 @@ use std::time::Duration;
 use crate::common::*;
 use fleet_audit::audit::config::{DescribeMode, Scope};
 use fleet_audit::audit::engine::Stop;
+use fleet_audit::audit::error::RunError;
 use fleet_audit::audit::run::run;
 use fleet_audit::dataset::Manifest;
-use fleet_audit::error::RunError;
 use fleet_audit::input::{InputError, InputSpec};
 use fleet_audit::sim::Operation;
 

@@ -6,10 +6,10 @@ use std::collections::HashSet;
 
 use crate::common::*;
 use fleet_audit::audit::engine::Stop;
+use fleet_audit::audit::error::RunError;
 use fleet_audit::audit::run::run;
 use fleet_audit::aws::targets::{OrgFlags, TargetFlags};
 use fleet_audit::dataset::Manifest;
-use fleet_audit::error::RunError;
 use fleet_audit::input::InputSpec;
 use fleet_audit::sim::{OrgSpec, SimServer};
 

@@ -244,7 +244,7 @@ async fn resume_over_a_missing_truncated_or_altered_part_is_refused_naming_it() 
         again.resume = true;
         let err = run(again, no_shutdown()).await.unwrap_err();
         assert!(
-            matches!(err, fleet_audit::error::RunError::Config(_)),
+            matches!(err, fleet_audit::audit::error::RunError::Config(_)),
             "{what}: bad input (exit 2): {err}"
         );
         let text = err.to_string();

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use crate::common::*;
 use fleet_audit::audit::engine::Stop;
+use fleet_audit::audit::error::RunError;
 use fleet_audit::audit::run::run;
 use fleet_audit::aws::client::SetupError;
-use fleet_audit::error::RunError;
 use fleet_audit::input::{prepare, InputSpec};
 use fleet_audit::sim::{Faults, Operation};
 

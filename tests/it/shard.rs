@@ -9,9 +9,9 @@ use crate::common::*;
 use fleet_audit::audit::config::RunConfig;
 use fleet_audit::audit::config::{DescribeMode, Scope};
 use fleet_audit::audit::run::run;
-use fleet_audit::audit::shard::Shard;
 use fleet_audit::audit::summary::Summary;
 use fleet_audit::dataset::Manifest;
+use fleet_audit::input::shard::Shard;
 use fleet_audit::input::InputSpec;
 use fleet_audit::sim::Operation;
 

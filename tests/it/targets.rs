@@ -2,9 +2,9 @@
 //! rate limiter, its rows carry its region and account id, and a resume finishes every target exactly.
 
 use crate::common::*;
+use fleet_audit::audit::error::RunError;
 use fleet_audit::audit::run::run;
 use fleet_audit::aws::targets::TargetFlags;
-use fleet_audit::error::RunError;
 use fleet_audit::input::InputSpec;
 use fleet_audit::sim::Operation;
 

@@ -21,11 +21,13 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::audit::config::{DiscoverSpec, EngineSettings, RunConfig, Scope};
+use crate::audit::config::{DiscoverSpec, RunConfig, Scope};
 use crate::audit::engine::{run_engine, stop_for, Lane, Stop, Work};
+use crate::audit::error::RunError;
 use crate::audit::output::prepare_output;
 use crate::audit::session::Session;
 use crate::audit::summary::{Summary, SummaryBase};
+use crate::aws::call::EngineSettings;
 use crate::aws::call::{call_with_retries, Attempted, Counters, Final};
 use crate::aws::client::{
     ExecutionRecord, ExecutionSummary, FleetClient, FleetLister, ListedExecution, Page,
@@ -33,7 +35,6 @@ use crate::aws::client::{
 use crate::aws::limit::CallLimiter;
 use crate::dataset::schema::{Outcome, Row, Source};
 use crate::dataset::OutputDir;
-use crate::error::RunError;
 use crate::input::{prepare_names, InputError, ListKind, Names};
 use crate::time::now_ms;
 
@@ -171,7 +172,7 @@ pub fn prepare_scope(scope: &Scope) -> Result<Option<Names>, InputError> {
 pub(crate) fn identity_of(
     spec: &DiscoverSpec,
     names: Option<&Names>,
-    shard: Option<crate::audit::shard::Shard>,
+    shard: Option<crate::input::shard::Shard>,
     targets: &[String],
 ) -> String {
     let listed = match (&spec.scope, names) {
@@ -187,7 +188,7 @@ pub(crate) fn identity_of(
         spec.execution_status.as_deref().unwrap_or("*"),
         spec.describe.as_str()
     );
-    crate::audit::shard::identity_with(
+    crate::input::shard::identity_with(
         &crate::aws::targets::identity_with_targets(&base, targets),
         shard,
     )

@@ -7,9 +7,9 @@ use std::collections::{HashMap, HashSet};
 
 use arrow::array::{Array, AsArray};
 
+use crate::audit::error::RunError;
 use crate::dataset::schema::BATCH_ROWS;
 use crate::dataset::{lane_ordinal, DoneSet, Manifest, OutputDir};
-use crate::error::RunError;
 use crate::input::pair::pair_key;
 
 /// Ordinals only number a discovery's rows: a resume finds what is done by the committed pairs, not

@@ -16,13 +16,13 @@ use super::{identity_of, list, list_and_describe, plan, units_of, Ctx, Describin
 use crate::audit::baseline::Baseline;
 use crate::audit::config::{DiscoverSpec, RunConfig};
 use crate::audit::engine::{Lane, LaneEnd, Stop};
+use crate::audit::error::RunError;
 use crate::audit::output::prepare_output;
 use crate::audit::session::{take_turns, LaneView, Session};
 use crate::audit::summary::{Summary, SummaryBase};
 use crate::aws::client::{FleetClient, FleetLister};
 use crate::aws::targets::PendingTarget;
 use crate::dataset::OutputDir;
-use crate::error::RunError;
 use crate::input::Names;
 
 /// What every target's turn shares.

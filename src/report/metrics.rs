@@ -257,10 +257,20 @@ pub async fn of_run(
 /// Why a push to a Pushgateway failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
+    /// `--metrics-push` names no http(s) URL.
     #[error("{url} is not an http:// or https:// URL")]
-    Url { url: String },
+    Url {
+        /// The URL as given (its password redacted).
+        url: String,
+    },
+    /// The Pushgateway could not be reached or refused the push.
     #[error("cannot push the metrics to {url}: {reason}")]
-    Failed { url: String, reason: String },
+    Failed {
+        /// The URL pushed to (its password redacted).
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// The Pushgateway URL of job `fleet-audit` and a grouping: `…/metrics/job/fleet-audit/KEY@base64/…`
