@@ -8,6 +8,9 @@ use std::str::FromStr;
 
 use serde_json::Value;
 
+use super::spell::{is_scalar, py_str};
+pub use super::table::TableStyle;
+
 /// `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OutputFormat {
@@ -34,14 +37,6 @@ impl FromStr for OutputFormat {
             }
         })
     }
-}
-
-/// How the table is drawn: `--color` (on: colours as the CLI's ColorizedStyler) and the width of
-/// the terminal (80 when stdout is no terminal, as the CLI assumes).
-#[derive(Debug, Clone, Copy)]
-pub struct TableStyle {
-    pub color: bool,
-    pub terminal_width: usize,
 }
 
 /// The width of the terminal on stdout, or 80 when stdout is no terminal (what the CLI assumes).
@@ -71,49 +66,6 @@ pub fn render(doc: &Value, format: OutputFormat, title: &str, style: TableStyle)
         OutputFormat::Yaml => super::yaml::document(doc),
         OutputFormat::YamlStream => super::yaml::document(&Value::Array(vec![doc.clone()])),
     }
-}
-
-/// Python's `str()` of a JSON value as the CLI holds it: `True`, `None`, `1764400000.123`.
-pub(super) fn py_str(v: &Value) -> String {
-    match v {
-        Value::Null => "None".into(),
-        Value::Bool(true) => "True".into(),
-        Value::Bool(false) => "False".into(),
-        Value::String(s) => s.clone(),
-        Value::Number(n) if n.is_f64() => py_float(n.as_f64().unwrap_or(0.0)),
-        Value::Number(n) => n.to_string(),
-        // Not reached by the formatters (containers are walked, not printed).
-        other => other.to_string(),
-    }
-}
-
-/// Python's `repr(float)`: the shortest digits that round-trip, `.0` on whole numbers, exponent
-/// form below 1e-4 and from 1e16.
-pub(super) fn py_float(f: f64) -> String {
-    if f.is_nan() {
-        return "nan".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "inf" } else { "-inf" }.into();
-    }
-    let a = f.abs();
-    if a != 0.0 && !(1e-4..1e16).contains(&a) {
-        let s = format!("{f:e}");
-        let (mantissa, exp) = s.split_once('e').unwrap_or((&s, "0"));
-        let exp: i32 = exp.parse().unwrap_or(0);
-        let sign = if exp < 0 { '-' } else { '+' };
-        return format!("{mantissa}e{sign}{:02}", exp.abs());
-    }
-    let s = format!("{f}");
-    if s.contains('.') {
-        s
-    } else {
-        format!("{s}.0")
-    }
-}
-
-pub(super) fn is_scalar(v: &Value) -> bool {
-    !matches!(v, Value::Array(_) | Value::Object(_))
 }
 
 // ----- text (awscli/text.py) -----
@@ -227,6 +179,7 @@ fn all_scalar_keys(list: &[Value]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::spell::py_float;
     use super::*;
     use serde_json::json;
 

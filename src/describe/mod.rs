@@ -9,6 +9,7 @@
 
 pub mod format;
 pub mod options;
+mod spell;
 mod table;
 mod wire;
 mod yaml;

@@ -6,7 +6,15 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::format::{is_scalar, py_str, TableStyle};
+use super::spell::{is_scalar, py_str};
+
+/// How the table is drawn: `--color` (on: colours as the CLI's ColorizedStyler) and the width of
+/// the terminal (80 when stdout is no terminal, as the CLI assumes).
+#[derive(Debug, Clone, Copy)]
+pub struct TableStyle {
+    pub color: bool,
+    pub terminal_width: usize,
+}
 
 #[derive(Debug, Default)]
 struct Section {

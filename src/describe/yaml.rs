@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::format::py_float;
+use super::spell::py_float;
 
 /// One YAML document of `doc`.
 pub fn document(doc: &Value) -> String {

@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 use hyper::{Response, StatusCode};
 
-use super::server::{error, ok, Body, Dropped};
+use super::http::{error, ok, Body, Dropped};
 use super::{Operation, Simulator};
 
 /// What a request gets instead of its answer.

@@ -8,7 +8,7 @@
 use hyper::Response;
 
 use super::fleet::STATUSES;
-use super::server::{bad_job, bad_thing, invalid, not_found, ok, Body, Query};
+use super::http::{bad_job, bad_thing, invalid, not_found, ok, Body, Query};
 use super::{wire, Simulator};
 
 /// Parses maxResults (1..=250, default 50) and the opaque nextToken for a listing scope.

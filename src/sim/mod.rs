@@ -22,6 +22,7 @@
 
 mod faults;
 pub mod fleet;
+mod http;
 mod list;
 pub mod org;
 mod server;
