@@ -50,7 +50,7 @@ pub fn kind_of(relative: &str) -> Kind {
     if relative == MANIFEST {
         return Kind::Manifest;
     }
-    if relative == super::lock::LOCK {
+    if relative == super::s3::LOCK {
         return Kind::Lock;
     }
     let mut segments: Vec<&str> = relative.split('/').collect();

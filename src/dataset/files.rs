@@ -332,6 +332,35 @@ impl FilePart {
     }
 }
 
+/// The prefix of a staging folder of this tool's, in the system's temporary folder.
+pub(super) const STAGING: &str = "fleet-audit-staging-";
+
+/// Removes the staging folders that processes no longer running left in `tmp` (a run killed before
+/// it could clean up); called when an S3 output is connected. Only where `/proc` tells which processes run; a live process's folder (another
+/// shard on the same machine) is never touched.
+pub(crate) fn remove_dead_staging(tmp: &Path) {
+    let proc_fs = Path::new("/proc/self");
+    if !proc_fs.exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix(STAGING)
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new("/proc").join(pid.to_string()).exists() {
+                tracing::debug!(dir = %e.path().display(), "removing the staging folder of a dead run");
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -24,6 +24,9 @@ use tokio::io::AsyncReadExt;
 pub use super::credentials::s3_endpoint;
 use super::credentials::SdkCredentials;
 
+/// Name of the lock object of an object-store dataset, under its prefix.
+pub const LOCK: &str = "_fleet-audit.lock";
+
 /// An object-store URL given as `--out`: where the dataset lies, not yet connected.
 #[derive(Debug, Clone)]
 pub struct Remote {
@@ -131,7 +134,7 @@ impl Remote {
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<(), RemoteError> {
         let dir = RemoteDir::open(self, sdk, env, upload_retry())?;
-        super::write::remove_dead_staging(&std::env::temp_dir());
+        super::files::remove_dead_staging(&std::env::temp_dir());
         self.dir = Some(Arc::new(dir));
         Ok(())
     }
@@ -264,7 +267,7 @@ pub struct RemoteDir {
     /// overwrite another's manifest.
     manifest_etag: std::sync::Mutex<Option<String>>,
     /// The lease this run holds on the output, when it holds one (see `lock`).
-    pub(super) lease: std::sync::Mutex<Option<super::lock::LeaseState>>,
+    pub(super) lease: std::sync::Mutex<Option<LeaseState>>,
 }
 
 /// An object's bytes with its version.
@@ -380,7 +383,7 @@ impl RemoteDir {
 
     /// Whether any object but the output's lock lies under the prefix (few retries).
     pub async fn holds_objects(&self) -> Result<bool, RemoteError> {
-        let lock = self.key(super::lock::LOCK);
+        let lock = self.key(LOCK);
         let mut objects = self.quick.list(Some(&self.key("")));
         while let Some(meta) = objects
             .try_next()
@@ -602,6 +605,75 @@ impl RemoteDir {
                 Err(e)
             }
         }
+    }
+}
+
+/// What the writer knows of this run's lease: how long it lasts, when it was last renewed, and
+/// whether another run has taken it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LeaseState {
+    lease: Duration,
+    renewed: std::time::Instant,
+    lost: bool,
+}
+
+/// The writer's side of the lease: `upload` and `put_manifest` ask [`RemoteDir::check_owned`]
+/// before every write, so a run that lost the output, or could not renew it in time, stops writing.
+impl RemoteDir {
+    /// Records that this run holds (or just renewed) a lease of `lease` on the output.
+    pub fn lease_renewed(&self, lease: Duration) {
+        let mut l = self.lease.lock().expect("lease lock");
+        *l = Some(LeaseState {
+            lease,
+            renewed: std::time::Instant::now(),
+            lost: l.is_some_and(|s| s.lost),
+        });
+    }
+
+    /// Records that another run took the output over.
+    pub fn lease_lost(&self) {
+        if let Some(s) = self.lease.lock().expect("lease lock").as_mut() {
+            s.lost = true;
+        }
+    }
+
+    /// Refuses a write when this run's lease is lost, or so old that another run may take it over
+    /// (three quarters of the lease without a renewal).
+    pub(super) fn check_owned(&self) -> Result<(), RemoteError> {
+        let Some(s) = *self.lease.lock().expect("lease lock") else {
+            return Ok(());
+        };
+        let url = self.url_of(LOCK);
+        if s.lost {
+            return Err(RemoteError::Conflict { url });
+        }
+        let idle = s.renewed.elapsed();
+        if idle > s.lease.mul_f64(0.75) {
+            return Err(RemoteError::LeaseLapsed {
+                url,
+                idle_s: idle.as_secs_f64(),
+                lease_s: s.lease.as_secs_f64(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The store's clock now, epoch milliseconds: the modification time of a probe object put
+    /// (and deleted) for the purpose, so that a lease is judged by the clock that stamped it.
+    pub async fn store_now_ms(&self) -> Result<i64, RemoteError> {
+        let probe = format!(".fleet-audit-probe-clock-{:08x}", rand::random::<u32>());
+        let key = self.key(&probe);
+        self.quick
+            .put(&key, b"clock".to_vec().into())
+            .await
+            .map_err(|e| self.err("write to", "", e))?;
+        let meta = self
+            .quick
+            .head(&key)
+            .await
+            .map_err(|e| self.err("read", &probe, e));
+        let _ = self.quick.delete(&key).await;
+        Ok(meta?.last_modified.timestamp_millis())
     }
 }
 

@@ -109,7 +109,7 @@ impl DatasetWriter {
     fn staging_dir(&mut self) -> Result<PathBuf, SinkError> {
         if self.staging.is_none() {
             let tmp = tempfile::Builder::new()
-                .prefix(&format!("{STAGING}{}-", std::process::id()))
+                .prefix(&format!("{}{}-", super::files::STAGING, std::process::id()))
                 .tempdir()
                 .map_err(|source| SinkError::Io {
                     path: std::env::temp_dir(),
@@ -448,34 +448,6 @@ impl DatasetWriter {
 }
 
 /// Name prefix of the staging folders of S3 outputs: `fleet-audit-staging-<pid>-<random>`.
-const STAGING: &str = "fleet-audit-staging-";
-
-/// Removes the staging folders that processes no longer running left in `tmp` (a run killed before
-/// it could clean up); called when an S3 output is connected. Only where `/proc` tells which processes run; a live process's folder (another
-/// shard on the same machine) is never touched.
-pub(crate) fn remove_dead_staging(tmp: &Path) {
-    let proc_fs = Path::new("/proc/self");
-    if !proc_fs.exists() {
-        return;
-    }
-    let Ok(entries) = std::fs::read_dir(tmp) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let pid = name
-            .strip_prefix(STAGING)
-            .and_then(|rest| rest.split_once('-'))
-            .and_then(|(pid, _)| pid.parse::<u32>().ok());
-        if let Some(pid) = pid {
-            if !Path::new("/proc").join(pid.to_string()).exists() {
-                tracing::debug!(dir = %e.path().display(), "removing the staging folder of a dead run");
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-}
-
 fn spool_err(spool: &Path, e: super::DatasetError) -> SinkError {
     SinkError::Io {
         path: spool.to_path_buf(),

@@ -3,6 +3,8 @@
 //! Kept apart from reading and counting so that the rules, and their edges at exactly the threshold,
 //! live in one small place that a test (or a reader of the report) can check against the docs.
 
+use std::collections::BTreeMap;
+
 use super::Thresholds;
 
 /// What the report looks for. A row may be in several classes (a QUEUED row can be both
@@ -153,6 +155,53 @@ pub fn aged_since(e: &Execution<'_>, classes: Classes) -> Option<(Class, i64)> {
         Some((Class::TimedOut, e.last_updated_at_ms?))
     } else {
         None
+    }
+}
+
+/// Counts of a set of rows: total, by status, by class.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Rows.
+    pub total: u64,
+    /// Rows by status value as spelled in the dataset (rows without a status are not here).
+    pub by_status: BTreeMap<String, u64>,
+    /// Rows without a status (in practice the `not_found` and `error` rows).
+    pub no_status: u64,
+    classes: [u64; Class::ALL.len()],
+}
+
+impl Counts {
+    /// Rows in class `c`.
+    pub fn count(&self, c: Class) -> u64 {
+        self.classes[c.index()]
+    }
+
+    /// Rows whose status is `status` (0 when none).
+    pub fn status(&self, status: &str) -> u64 {
+        self.by_status.get(status).copied().unwrap_or(0)
+    }
+
+    /// Rows that are stuck (`stuck_queued` or `stale_in_progress`) or `timed_out`.
+    pub fn stuck_or_timed_out(&self) -> u64 {
+        self.count(Class::StuckQueued)
+            + self.count(Class::StaleInProgress)
+            + self.count(Class::TimedOut)
+    }
+
+    pub(super) fn add(&mut self, status: Option<&str>, classes: Classes) {
+        self.total += 1;
+        match status {
+            Some(s) => match self.by_status.get_mut(s) {
+                Some(n) => *n += 1,
+                None => {
+                    self.by_status.insert(s.to_string(), 1);
+                }
+            },
+            None => self.no_status += 1,
+        }
+        for c in classes.iter() {
+            self.classes[c.index()] += 1;
+        }
     }
 }
 

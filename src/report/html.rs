@@ -6,8 +6,9 @@
 use std::fmt::Write as _;
 
 use super::classify::Class;
+use super::classify::Counts;
 use super::render::{age_text, class_rules, duration_text, iso_utc, thousands};
-use super::tally::{Counts, AGE_BUCKETS};
+use super::tally::AGE_BUCKETS;
 use super::Report;
 
 /// `&`, `<`, `>`, `"` and `'` as entities.

@@ -35,8 +35,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use changes::{ChangeCounts, Changes};
-pub use classify::{Class, Classes, Execution};
-pub use tally::{AgeHistogram, Analyzer, Counts, JobReport, OldestPair, AGE_BUCKETS};
+pub use classify::{Class, Classes, Counts, Execution};
+pub use tally::{AgeHistogram, Analyzer, JobReport, OldestPair, AGE_BUCKETS};
 pub use targets::TargetReport;
 
 use crate::audit::config::ConfigError;

@@ -8,7 +8,8 @@ use std::fmt::Write as _;
 use serde_json::{json, Map, Value};
 
 use super::classify::Class;
-use super::tally::{Counts, OldestPair};
+use super::classify::Counts;
+use super::tally::OldestPair;
 use super::Report;
 
 const DAY_MS: i64 = 86_400_000;

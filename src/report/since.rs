@@ -7,9 +7,10 @@ use serde_json::{json, Value};
 
 use super::changes::{ChangeCounts, Changes};
 use super::classify::Class;
-use super::render::{iso_utc, thousands};
 use super::Report;
 use super::TrendPoint;
+use crate::audit::summary::thousands;
+use crate::time::iso_utc;
 
 /// A status in a transition: `(new)` before, `(gone)` now.
 fn shown(s: &Option<String>, absent: &'static str) -> String {

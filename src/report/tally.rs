@@ -7,58 +7,11 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
 use std::path::Path;
 
-use super::classify::{aged_since, classify, Class, Classes, Execution};
+use super::classify::{aged_since, classify, Class, Counts, Execution};
 use super::{Report, Thresholds};
 
 /// AWS's job execution statuses in lifecycle order; the report lists them first, then any other value.
 pub use crate::input::names::JOB_EXECUTION_STATUSES as AWS_STATUSES;
-
-/// Counts of a set of rows: total, by status, by class.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Rows.
-    pub total: u64,
-    /// Rows by status value as spelled in the dataset (rows without a status are not here).
-    pub by_status: BTreeMap<String, u64>,
-    /// Rows without a status (in practice the `not_found` and `error` rows).
-    pub no_status: u64,
-    classes: [u64; Class::ALL.len()],
-}
-
-impl Counts {
-    /// Rows in class `c`.
-    pub fn count(&self, c: Class) -> u64 {
-        self.classes[c.index()]
-    }
-
-    /// Rows whose status is `status` (0 when none).
-    pub fn status(&self, status: &str) -> u64 {
-        self.by_status.get(status).copied().unwrap_or(0)
-    }
-
-    /// Rows that are stuck (`stuck_queued` or `stale_in_progress`) or `timed_out`.
-    pub fn stuck_or_timed_out(&self) -> u64 {
-        self.count(Class::StuckQueued)
-            + self.count(Class::StaleInProgress)
-            + self.count(Class::TimedOut)
-    }
-
-    pub(super) fn add(&mut self, status: Option<&str>, classes: Classes) {
-        self.total += 1;
-        match status {
-            Some(s) => match self.by_status.get_mut(s) {
-                Some(n) => *n += 1,
-                None => {
-                    self.by_status.insert(s.to_string(), 1);
-                }
-            },
-            None => self.no_status += 1,
-        }
-        for c in classes.iter() {
-            self.classes[c.index()] += 1;
-        }
-    }
-}
 
 /// One of the oldest stuck or timed-out pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -8,8 +8,9 @@ use std::fmt::Write;
 use serde_json::{json, Value};
 
 use super::classify::Class;
-use super::render::thousands;
-use super::{Counts, Report};
+use super::classify::Counts;
+use super::Report;
+use crate::audit::summary::thousands;
 use crate::dataset::FailedTarget;
 
 /// One target of the dataset.
