@@ -14,6 +14,8 @@ mod list;
 mod plan;
 mod resume;
 mod targets;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashSet;
 use std::sync::Arc;

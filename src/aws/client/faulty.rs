@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use super::list::{FleetLister, JobCounts, ListedExecution, Page};
 use super::{CallError, ExecutionRecord, FleetClient};
 
 /// What a failed attempt answers.
@@ -113,6 +114,19 @@ impl<C> Faulty<C> {
     pub fn inner(&self) -> &C {
         &self.inner
     }
+
+    /// What every call meets first: the latency, then the quota.
+    async fn before_call(&self) -> Result<(), CallError> {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        if let Some(q) = &self.quota {
+            if !q.lock().expect("quota lock").take() {
+                return Err(Fault::Throttle.error());
+            }
+        }
+        Ok(())
+    }
 }
 
 impl<C: FleetClient> FleetClient for Faulty<C> {
@@ -122,14 +136,7 @@ impl<C: FleetClient> FleetClient for Faulty<C> {
         job_id: &str,
         execution_number: Option<i64>,
     ) -> Result<ExecutionRecord, CallError> {
-        if !self.latency.is_zero() {
-            tokio::time::sleep(self.latency).await;
-        }
-        if let Some(q) = &self.quota {
-            if !q.lock().expect("quota lock").take() {
-                return Err(Fault::Throttle.error());
-            }
-        }
+        self.before_call().await?;
         let n = {
             let mut a = self.attempts.lock().expect("attempts lock");
             let n = a
@@ -143,6 +150,46 @@ impl<C: FleetClient> FleetClient for Faulty<C> {
         }
         self.inner
             .describe_job_execution(thing_name, job_id, execution_number)
+            .await
+    }
+}
+
+/// Listings pass through with the same latency and quota as describes (a fault per pair applies to
+/// DescribeJobExecution only).
+impl<C: FleetClient + FleetLister> FleetLister for Faulty<C> {
+    async fn list_jobs(
+        &self,
+        status: Option<&str>,
+        next_token: Option<String>,
+    ) -> Result<Page<String>, CallError> {
+        self.before_call().await?;
+        self.inner.list_jobs(status, next_token).await
+    }
+
+    async fn describe_job(&self, job_id: &str) -> Result<JobCounts, CallError> {
+        self.before_call().await?;
+        self.inner.describe_job(job_id).await
+    }
+
+    async fn list_for_job(
+        &self,
+        job_id: &str,
+        status: Option<&str>,
+        next_token: Option<String>,
+    ) -> Result<Page<ListedExecution>, CallError> {
+        self.before_call().await?;
+        self.inner.list_for_job(job_id, status, next_token).await
+    }
+
+    async fn list_for_thing(
+        &self,
+        thing_name: &str,
+        status: Option<&str>,
+        next_token: Option<String>,
+    ) -> Result<Page<ListedExecution>, CallError> {
+        self.before_call().await?;
+        self.inner
+            .list_for_thing(thing_name, status, next_token)
             .await
     }
 }
