@@ -84,8 +84,12 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
         .then(|| (cfg.clone(), run_id.clone(), shutdown.clone()));
     let result = match (input, cfg.input.clone()) {
         (Some(input), _) => run_targets(cfg, run_id, input, targets, shutdown).await,
-        (None, Input::Discover(spec)) if targets.len() > 1 || cfg.targets.org.is_some() => {
-            match open_baseline(&spec, &cfg, None).await {
+        (None, Input::Discover(spec)) => {
+            // One target named by the flags: the baseline must be its own (checked before any
+            // IoT call); over several, each target carries only its own rows of it.
+            let origin =
+                (targets.len() == 1 && cfg.targets.org.is_none()).then(|| targets[0].known.clone());
+            match open_baseline(&spec, &cfg, origin.as_ref()).await {
                 Ok(baseline) => {
                     crate::audit::discover::run_discover_targets(
                         cfg, run_id, spec, names, targets, baseline, shutdown,
@@ -93,24 +97,6 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
                     .await
                 }
                 Err(e) => Err(e),
-            }
-        }
-        (None, Input::Discover(spec)) => {
-            let pending = targets
-                .into_iter()
-                .next()
-                .expect("a discovery has a target");
-            match pending.connect().await {
-                Ok(t) => match open_baseline(&spec, &cfg, Some(&t.origin)).await {
-                    Ok(baseline) => {
-                        crate::audit::discover::run_discover(
-                            cfg, run_id, spec, names, t, baseline, shutdown,
-                        )
-                        .await
-                    }
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e.into()),
             }
         }
         (None, Input::Describe(_)) => unreachable!("describe inputs are prepared above"),

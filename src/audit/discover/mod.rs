@@ -17,18 +17,12 @@ mod targets;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Instant;
 
 use tokio::sync::{mpsc, watch};
 
-use crate::audit::config::{DiscoverSpec, RunConfig, Scope};
+use crate::audit::config::{DiscoverSpec, Scope};
 use crate::audit::engine::{run_engine, stop_for, Lane, Stop, Work};
-use crate::audit::error::RunError;
-use crate::audit::output::prepare_output;
-use crate::audit::session::Session;
-use crate::audit::summary::{Summary, SummaryBase};
 use crate::aws::call::EngineSettings;
 use crate::aws::call::{call_with_retries, Attempted, Counters, Final};
 use crate::aws::client::{
@@ -36,7 +30,6 @@ use crate::aws::client::{
 };
 use crate::aws::limit::CallLimiter;
 use crate::dataset::schema::{Outcome, Row, Source};
-use crate::dataset::OutputDir;
 use crate::input::{prepare_names, InputError, ListKind, Names};
 use crate::time::now_ms;
 
@@ -194,117 +187,6 @@ pub(crate) fn identity_of(
         &crate::aws::targets::identity_with_targets(&base, targets),
         shard,
     )
-}
-
-/// Runs a discovery audit with any client that can describe and list. `names` is what
-/// [`prepare_scope`] returned for `spec.scope`.
-pub async fn run_discover<C: FleetClient + FleetLister>(
-    cfg: RunConfig,
-    run_id: String,
-    spec: DiscoverSpec,
-    names: Option<Names>,
-    target: crate::aws::targets::TargetClient<C>,
-    baseline: Option<Arc<crate::audit::baseline::Baseline>>,
-    shutdown: watch::Receiver<bool>,
-) -> Result<Summary, RunError> {
-    let crate::aws::targets::TargetClient { client, origin, .. } = target;
-    let started = Instant::now();
-    let identity = identity_of(&spec, names.as_ref(), cfg.shard, &[]);
-    // A shard lists only its own jobs (by job id) or things (by thing name).
-    let shard = cfg.shard;
-    let in_shard = move |name: &str| shard.is_none_or(|s| s.owns_name(name));
-    let ctx = Arc::new(Ctx {
-        client: client.clone(),
-        limits: ListLimiters::new(spec.list_rps, cfg.burst, cfg.adaptive),
-        settings: cfg.engine.clone(),
-        counters: Arc::new(Counters::default()),
-        shutdown: shutdown.clone(),
-    });
-    let planned = plan::make_plan(&ctx, &spec, names.as_ref(), in_shard, shard.is_some()).await;
-    let (plan, jobs) = match planned {
-        Ok(p) => p,
-        Err(Stop::Input(e)) => return Err(RunError::Input(e)),
-        Err(stop) => {
-            return Err(RunError::Stopped {
-                stop,
-                out: cfg.layout.path().to_path_buf(),
-                resumable: false,
-                summary: Box::new(Summary::empty(&run_id, started)),
-            })
-        }
-    };
-    if !cfg.quiet || spec.dry_run {
-        let shard_note = shard.map(|s| format!("shard {s}: ")).unwrap_or_default();
-        eprintln!("{shard_note}{}", plan.render(&spec, cfg.rps));
-        if let Some(b) = &baseline {
-            eprintln!("{shard_note}{}", plan::baseline_line(b, &plan));
-        }
-    }
-    if spec.dry_run {
-        let mut s = Summary::empty(&run_id, started);
-        s.list_calls = plan.plan_calls;
-        s.pairs = plan.executions.unwrap_or(0);
-        return Ok(s);
-    }
-
-    // Output, and what an earlier run already committed.
-    let mut manifest = prepare_output(&cfg, &identity, 0).await?;
-    let committed = match (OutputDir::of(&cfg.layout)?, &manifest) {
-        (Some(t), Some(m)) if !m.parts.is_empty() => resume::committed_pairs(&t, m).await?,
-        _ => HashSet::new(),
-    };
-    let resumed = committed.len() as u64;
-    if let Some(m) = manifest.as_ref().filter(|m| m.complete) {
-        return Ok(Summary::already_complete(&run_id, started, m));
-    }
-    let next_ordinal = resume::renumber(manifest.as_mut());
-    let session = Session::open(
-        &cfg,
-        run_id,
-        manifest,
-        origin.region.clone(),
-        plan.executions.unwrap_or(0).saturating_sub(resumed),
-        ctx.counters.clone(),
-    );
-
-    // Listing feeds rows (list summaries) and describe work (the executions that need detail).
-    let units = units_of(&spec, names.as_ref(), jobs, in_shard)?;
-    let (work_tx, work_rx) = mpsc::channel::<Result<Work, InputError>>(1024);
-    let lister = list::Lister {
-        ctx: ctx.clone(),
-        spec: spec.clone(),
-        origin: origin.clone(),
-        rows: session.rows(),
-        work: work_tx,
-        committed,
-        next_ordinal,
-        listed: 0,
-        baseline: baseline.clone(),
-    };
-    let lane = Lane {
-        client,
-        limiter: Arc::new(CallLimiter::new(
-            cfg.rps,
-            crate::aws::limit::burst_for(cfg.burst, cfg.rps),
-            cfg.adaptive,
-        )),
-        origin: Some(origin),
-        counters: ctx.counters.clone(),
-    };
-    let describing = Describing {
-        lane,
-        settings: cfg.engine.clone(),
-        work: work_rx,
-        rows: session.rows(),
-    };
-    let (result, listed) = list_and_describe(lister, units, describing, shutdown).await;
-    let base = SummaryBase {
-        pairs: listed,
-        duplicates: 0,
-        resumed,
-        baseline: baseline.map(|b| b.location.clone()),
-    };
-    session.close(result, base).await
 }
 
 /// What a discovery lists, in order: the things of a things scope (this shard's), else the jobs.

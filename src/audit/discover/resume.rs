@@ -1,7 +1,7 @@
 //! Resuming a discovery: a discovery dataset cannot be numbered before it is listed, so a resumed
 //! discovery lists again (lists are cheap) and skips every (thing, job) already in the committed
 //! parts, read back as 128-bit pair keys whatever string type a tool rewrote them with. Its new rows
-//! are numbered on from the committed count (see [`renumber`]).
+//! are numbered on from the committed count (see [`renumber_lanes`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -11,34 +11,6 @@ use crate::audit::error::RunError;
 use crate::dataset::schema::BATCH_ROWS;
 use crate::dataset::{lane_ordinal, DoneSet, Manifest, OutputDir};
 use crate::input::pair::pair_key;
-
-/// Ordinals only number a discovery's rows: a resume finds what is done by the committed pairs, not
-/// by ordinal. So a resumed discovery renumbers: what is committed becomes one watermark and new rows
-/// continue from it (the returned first ordinal). Ordinals the earlier run handed out but never
-/// committed (pairs in flight or queued when it stopped) would otherwise be holes under which the
-/// watermark never moves again, and every later row would be kept one by one in the manifest.
-pub(super) fn renumber(manifest: Option<&mut Manifest>) -> u64 {
-    match manifest {
-        Some(m) => {
-            let n = m.committed.len();
-            m.committed = DoneSet {
-                watermark: n,
-                ..Default::default()
-            };
-            n
-        }
-        None => 0,
-    }
-}
-
-/// The pairs already in a manifest's committed parts.
-pub(super) async fn committed_pairs(
-    target: &OutputDir,
-    m: &Manifest,
-) -> Result<HashSet<u128>, RunError> {
-    let mut by = committed_by_origin(target, m).await?;
-    Ok(by.drain().flat_map(|(_, keys)| keys).collect())
-}
 
 /// Where a committed row was read from: (region, account id).
 pub(super) type OriginKey = (Option<String>, Option<String>);
@@ -82,8 +54,12 @@ pub(super) async fn committed_by_origin(
     Ok(keys)
 }
 
-/// [`renumber`] for a discovery over `lanes` targets: each lane's committed rows become its
-/// watermark, and each lane's new rows continue from it (the returned first ordinals, lane encoded).
+/// Ordinals only number a discovery's rows: a resume finds what is done by the committed pairs, not
+/// by ordinal. So a resumed discovery renumbers: each of its `lanes` (targets) has its committed rows
+/// become its watermark, and its new rows continue from it (the returned first ordinals, lane
+/// encoded). Ordinals the earlier run handed out but never committed (pairs in flight or queued when
+/// it stopped) would otherwise be holes under which the watermark never moves again, and every later
+/// row would be kept one by one in the manifest.
 pub(super) fn renumber_lanes(manifest: Option<&mut Manifest>, lanes: usize) -> Vec<u64> {
     let counts: Vec<u64> = (0..lanes)
         .map(|l| {
@@ -184,7 +160,12 @@ mod tests {
             "part-r-00000.parquet",
             vec![("thing_name", things), ("job_id", jobs)],
         );
-        let keys = committed_pairs(&target, &m).await.unwrap();
+        let keys: HashSet<u128> = committed_by_origin(&target, &m)
+            .await
+            .unwrap()
+            .into_values()
+            .flatten()
+            .collect();
         let want: HashSet<u128> = [pair_key("t-1", "j-1"), pair_key("t-2", "j-2")].into();
         assert_eq!(keys, want);
 
@@ -195,7 +176,10 @@ mod tests {
             "part-r-00001.parquet",
             vec![("thing_name", numbers), ("job_id", jobs)],
         );
-        let err = committed_pairs(&target, &m).await.unwrap_err().to_string();
+        let err = committed_by_origin(&target, &m)
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("part-r-00001.parquet: column thing_name is Int64, not a string"),
             "{err}"

@@ -1,4 +1,5 @@
-//! `run --discover` over several targets (regions, accounts, an organization): each target plans,
+//! `run --discover` over its targets (one, or several: regions, accounts, an organization; one target
+//! is the one-target case of many): each target plans,
 //! lists and describes on its own (its client, its list and describe limiters, its workers), into one
 //! dataset where its rows are numbered in its own lane. At most `--max-targets-in-flight` targets at
 //! once; a target that cannot be connected is recorded as failed while the others go on
@@ -38,9 +39,12 @@ struct Shared<'a> {
     planned: AtomicU64,
     plan_calls: AtomicU64,
     shutdown: watch::Receiver<bool>,
+    /// One target named by the flags: its plan line is not labelled (but names the shard), the
+    /// baseline's line follows it, and every committed row is its own whatever origin it carries.
+    one: bool,
 }
 
-/// Runs a discovery over several targets; `names` is what [`super::prepare_scope`] returned.
+/// Runs a discovery over its targets; `names` is what [`super::prepare_scope`] returned.
 pub async fn run_discover_targets<C: FleetClient + FleetLister>(
     cfg: RunConfig,
     run_id: String,
@@ -82,6 +86,7 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
         planned: AtomicU64::new(0),
         plan_calls: AtomicU64::new(0),
         shutdown: shutdown.clone(),
+        one: labels.len() == 1 && cfg.targets.org.is_none(),
     };
     if spec.dry_run {
         let ended = take_turns(
@@ -168,18 +173,32 @@ async fn target_turn<C: FleetClient + FleetLister>(
         .plan_calls
         .fetch_add(plan.plan_calls, Ordering::Relaxed);
     if !cfg.quiet || spec.dry_run {
-        eprintln!("{}: {}", t.label, plan.render(spec, cfg.rps));
+        if shared.one {
+            let shard_note = shard.map(|s| format!("shard {s}: ")).unwrap_or_default();
+            eprintln!("{shard_note}{}", plan.render(spec, cfg.rps));
+            if let Some(b) = &shared.baseline {
+                eprintln!("{shard_note}{}", plan::baseline_line(b, &plan));
+            }
+        } else {
+            eprintln!("{}: {}", t.label, plan.render(spec, cfg.rps));
+        }
     }
     let Some(rows) = rows else {
         return LaneEnd::Ran(Ok(()));
     };
     let key = (t.origin.region.clone(), t.origin.account_id.clone());
-    let committed = shared
-        .committed
-        .lock()
-        .expect("no panic holds the committed sets")
-        .remove(&key)
-        .unwrap_or_default();
+    let committed = {
+        let mut by_origin = shared
+            .committed
+            .lock()
+            .expect("no panic holds the committed sets");
+        if shared.one {
+            // (An earlier run may have had no account, STS unreachable: its rows are this target's.)
+            by_origin.drain().flat_map(|(_, keys)| keys).collect()
+        } else {
+            by_origin.remove(&key).unwrap_or_default()
+        }
+    };
     let units = match units_of(spec, shared.names, jobs, in_shard) {
         Ok(u) => u,
         Err(e) => return LaneEnd::Ran(Err(Stop::Input(e))),
