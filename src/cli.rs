@@ -1,5 +1,5 @@
 //! Command-line definitions only: plain parsed flags, no I/O. `config` turns them into settings.
-//! `run`'s flags, the most, are `cli/run`.
+//! `run`'s flags, the most numerous, are in `cli/run`.
 
 use std::path::PathBuf;
 
