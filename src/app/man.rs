@@ -149,116 +149,198 @@ fn run_exit_codes() -> Vec<(String, &'static str)> {
 
 /// The exit status and examples of the overview (`""`) or a subcommand; `None` for one without.
 fn extras(subcommand: &str) -> Option<Extras> {
-    let usage = ("2".to_string(), "Bad flags.");
-    let write = ("1".to_string(), "Standard output could not be written.");
     Some(match subcommand {
-        "" => Extras {
-            exit: vec![
-                ("0".into(), "Success."),
-                ("1".into(), "The command failed (see its message)."),
-                ("2".into(), "Bad flags or bad input, found before any call."),
-                ("3".into(), "report: a --fail-on condition holds."),
-                (EXIT_PAIR_ERRORS.to_string(), "run: the dataset is complete, but some pairs ended as error rows; --resume --retry-errors describes just those again."),
-                (EXIT_TARGETS_FAILED.to_string(), "run: some targets could not be audited (--resume retries them)."),
-                ("130, 143".into(), "Interrupted by SIGINT or SIGTERM; committed work is kept."),
-                ("252-255".into(), "describe: the AWS CLI v2's codes (see fleet-audit-describe(1))."),
-            ],
-            examples: &[
-                ("Audit a simulated fleet without an AWS account (into ./demo-out):", "fleet-audit demo"),
-                ("Audit every thing against every job, then report what is stuck:", "fleet-audit run --things things.txt --jobs jobs.txt --out audit.parquet --region eu-west-1 --report"),
-                ("Fail a pipeline when an execution is stuck or timed out:", "fleet-audit report audit/ --fail-on stuck,timed-out --html report.html"),
-                ("Install every manual page:", "sudo fleet-audit man --out /usr/local/share/man/man1"),
-            ],
-        },
-        "run" => Extras {
-            exit: run_exit_codes(),
-            examples: &[
-                ("Every thing against every job, into one Parquet file, with the report at the end:", "fleet-audit run --things things.txt --jobs jobs.txt --out audit.parquet --region eu-west-1 --report"),
-                ("Pairs from a CSV file, into a directory of parts:", "fleet-audit run --pairs pairs.csv --out audit/ --profile prod --rps 10 --concurrency 32"),
-                ("List first, describe only what can be stuck:", "fleet-audit run --discover --job-status IN_PROGRESS --out audit/"),
-                ("Continue an interrupted audit (the same command, with --resume):", "fleet-audit run --pairs pairs.csv --out audit/ --resume"),
-                ("Describe just the error rows of a complete audit again (after exit 4), each replaced in place:", "fleet-audit run --pairs pairs.csv --out audit/ --resume --retry-errors"),
-                ("A daily audit, one a date, describing only what changed since the last one:", "fleet-audit run --discover --out audit/ --partition-by date --baseline latest --resume --report"),
-                ("Several regions at once, each at its own rate:", "fleet-audit run --things things.txt --jobs jobs.txt --out audit/ --regions us-east-1,eu-west-1 --rps 10"),
-                ("Into S3, in Hive-style folders:", "fleet-audit run --pairs pairs.csv --out s3://audit-bucket/fleet-audit/ --partition-by date,job_id --resume"),
-            ],
-        },
-        "describe" => Extras {
-            exit: vec![
-                ("0".into(), "The execution was described."),
-                ("252".into(), "Bad syntax or a bad parameter (the AWS CLI v2's code)."),
-                ("253".into(), "Invalid configuration or credentials."),
-                ("254".into(), "The service answered with an error (e.g. ResourceNotFoundException)."),
-                ("255".into(), "No answer could be had (connection, timeout)."),
-            ],
-            examples: &[
-                ("As aws iot describe-job-execution does, in JSON:", "fleet-audit describe --job-id fw-7 --thing-name sensor-0042"),
-                ("As a table:", "fleet-audit describe --job-id fw-7 --thing-name sensor-0042 --output table"),
-                ("One field:", "fleet-audit describe --job-id fw-7 --thing-name sensor-0042 --query execution.status --output text"),
-            ],
-        },
-        "sim" => Extras {
-            exit: vec![
-                ("0".into(), "Stopped by SIGINT or SIGTERM."),
-                ("1".into(), "The simulator could not start (the address cannot be listened on, a bad setting)."),
-                usage,
-            ],
-            examples: &[
-                ("A million things at AWS's quota (the first line printed is its address):", "fleet-audit sim --things 1000000 --jobs 5 --quota-rps 10"),
-                ("On a fixed port, with its thing and job lists written out:", "fleet-audit sim --listen 127.0.0.1:9001 --things 1000 --write-lists lists/"),
-            ],
-        },
-        "demo" => Extras {
-            exit: run_exit_codes(),
-            examples: &[
-                ("10,000 things x 5 jobs into ./demo-out:", "fleet-audit demo"),
-                ("A larger fleet, elsewhere:", "fleet-audit demo --things 100000 --out /tmp/demo"),
-            ],
-        },
-        "report" => Extras {
-            exit: vec![
-                ("0".into(), "The report was made."),
-                ("1".into(), "The HTML page or the metrics could not be written."),
-                ("2".into(), "Bad flags, or a dataset that cannot be read."),
-                (crate::report::EXIT_FAIL_ON.to_string(), "A --fail-on condition holds."),
-            ],
-            examples: &[
-                ("Stuck and timed-out executions, failing a pipeline when there are any:", "fleet-audit report audit/ --fail-on stuck,timed-out --html report.html"),
-                ("What changed since an earlier audit, as JSON:", "fleet-audit report audit/ --baseline previous.parquet --json"),
-                ("Every date of a daily output, from S3, as a chart:", "fleet-audit report s3://audit-bucket/fleet-audit/ --trend --html trend.html"),
-            ],
-        },
-        "schema" => Extras {
-            exit: vec![
-                ("0".into(), "The schema or table definition was printed."),
-                ("2".into(), "Bad flags, or a definition that cannot be made (a bad --location or --partition-by)."),
-            ],
-            examples: &[
-                ("The columns and their types:", "fleet-audit schema"),
-                ("A DuckDB view over a local output:", "fleet-audit schema --ddl duckdb --location audit/ | duckdb audit.duckdb"),
-                ("An Athena table over a daily output in S3:", "fleet-audit schema --ddl athena --location s3://my-bucket/fleet-audit/ --partition-by date"),
-            ],
-        },
-        "completions" => Extras {
-            exit: vec![("0".into(), "The script was printed."), write, ("2".into(), "Bad flags (a shell it does not know).")],
-            examples: &[
-                ("bash:", "fleet-audit completions bash > ~/.local/share/bash-completion/completions/fleet-audit"),
-                ("zsh:", "fleet-audit completions zsh > \"${fpath[1]}/_fleet-audit\""),
-            ],
-        },
-        "man" => Extras {
-            exit: vec![
-                ("0".into(), "The page was printed, or the pages written."),
-                ("1".into(), "A page could not be written."),
-                ("2".into(), "Bad flags, or a subcommand that does not exist."),
-            ],
-            examples: &[
-                ("Read run's page without installing it:", "fleet-audit man run | man -l -"),
-                ("Install every page:", "sudo fleet-audit man --out /usr/local/share/man/man1 && man fleet-audit-run"),
-            ],
-        },
+        "" => overview_extras(),
+        "run" => run_extras(),
+        "describe" => describe_extras(),
+        "sim" => sim_extras(),
+        "demo" => demo_extras(),
+        "report" => report_extras(),
+        "schema" => schema_extras(),
+        "completions" => completions_extras(),
+        "man" => man_extras(),
         _ => return None,
     })
+}
+
+/// The overview's page (`fleet-audit(1)`): every code any subcommand exits with.
+fn overview_extras() -> Extras {
+    Extras {
+        exit: vec![
+            ("0".into(), "Success."),
+            ("1".into(), "The command failed (see its message)."),
+            ("2".into(), "Bad flags or bad input, found before any call."),
+            ("3".into(), "report: a --fail-on condition holds."),
+            (EXIT_PAIR_ERRORS.to_string(), "run: the dataset is complete, but some pairs ended as error rows; --resume --retry-errors describes just those again."),
+            (EXIT_TARGETS_FAILED.to_string(), "run: some targets could not be audited (--resume retries them)."),
+            ("130, 143".into(), "Interrupted by SIGINT or SIGTERM; committed work is kept."),
+            ("252-255".into(), "describe: the AWS CLI v2's codes (see fleet-audit-describe(1))."),
+        ],
+        examples: &[
+            ("Audit a simulated fleet without an AWS account (into ./demo-out):", "fleet-audit demo"),
+            ("Audit every thing against every job, then report what is stuck:", "fleet-audit run --things things.txt --jobs jobs.txt --out audit.parquet --region eu-west-1 --report"),
+            ("Fail a pipeline when an execution is stuck or timed out:", "fleet-audit report audit/ --fail-on stuck,timed-out --html report.html"),
+            ("Install every manual page:", "sudo fleet-audit man --out /usr/local/share/man/man1"),
+        ],
+    }
+}
+
+/// `run`'s page: a run's exit codes, and audits from the simplest to a daily one in S3.
+fn run_extras() -> Extras {
+    Extras {
+        exit: run_exit_codes(),
+        examples: &[
+            ("Every thing against every job, into one Parquet file, with the report at the end:", "fleet-audit run --things things.txt --jobs jobs.txt --out audit.parquet --region eu-west-1 --report"),
+            ("Pairs from a CSV file, into a directory of parts:", "fleet-audit run --pairs pairs.csv --out audit/ --profile prod --rps 10 --concurrency 32"),
+            ("List first, describe only what can be stuck:", "fleet-audit run --discover --job-status IN_PROGRESS --out audit/"),
+            ("Continue an interrupted audit (the same command, with --resume):", "fleet-audit run --pairs pairs.csv --out audit/ --resume"),
+            ("Describe just the error rows of a complete audit again (after exit 4), each replaced in place:", "fleet-audit run --pairs pairs.csv --out audit/ --resume --retry-errors"),
+            ("A daily audit, one a date, describing only what changed since the last one:", "fleet-audit run --discover --out audit/ --partition-by date --baseline latest --resume --report"),
+            ("Several regions at once, each at its own rate:", "fleet-audit run --things things.txt --jobs jobs.txt --out audit/ --regions us-east-1,eu-west-1 --rps 10"),
+            ("Into S3, in Hive-style folders:", "fleet-audit run --pairs pairs.csv --out s3://audit-bucket/fleet-audit/ --partition-by date,job_id --resume"),
+        ],
+    }
+}
+
+/// `describe`'s page: the AWS CLI v2's exit codes.
+fn describe_extras() -> Extras {
+    Extras {
+        exit: vec![
+            ("0".into(), "The execution was described."),
+            ("252".into(), "Bad syntax or a bad parameter (the AWS CLI v2's code)."),
+            ("253".into(), "Invalid configuration or credentials."),
+            ("254".into(), "The service answered with an error (e.g. ResourceNotFoundException)."),
+            ("255".into(), "No answer could be had (connection, timeout)."),
+        ],
+        examples: &[
+            ("As aws iot describe-job-execution does, in JSON:", "fleet-audit describe --job-id fw-7 --thing-name sensor-0042"),
+            ("As a table:", "fleet-audit describe --job-id fw-7 --thing-name sensor-0042 --output table"),
+            ("One field:", "fleet-audit describe --job-id fw-7 --thing-name sensor-0042 --query execution.status --output text"),
+        ],
+    }
+}
+
+/// `sim`'s page: how the simulator stops, and fleets to serve.
+fn sim_extras() -> Extras {
+    Extras {
+        exit: vec![
+            ("0".into(), "Stopped by SIGINT or SIGTERM."),
+            (
+                "1".into(),
+                "The simulator could not start (the address cannot be listened on, a bad setting).",
+            ),
+            ("2".into(), "Bad flags."),
+        ],
+        examples: &[
+            (
+                "A million things at AWS's quota (the first line printed is its address):",
+                "fleet-audit sim --things 1000000 --jobs 5 --quota-rps 10",
+            ),
+            (
+                "On a fixed port, with its thing and job lists written out:",
+                "fleet-audit sim --listen 127.0.0.1:9001 --things 1000 --write-lists lists/",
+            ),
+        ],
+    }
+}
+
+/// `demo`'s page: a run's exit codes.
+fn demo_extras() -> Extras {
+    Extras {
+        exit: run_exit_codes(),
+        examples: &[
+            (
+                "10,000 things x 5 jobs into ./demo-out:",
+                "fleet-audit demo",
+            ),
+            (
+                "A larger fleet, elsewhere:",
+                "fleet-audit demo --things 100000 --out /tmp/demo",
+            ),
+        ],
+    }
+}
+
+/// `report`'s page: a --fail-on condition's exit code, and reports of an audit, its changes, a trend.
+fn report_extras() -> Extras {
+    Extras {
+        exit: vec![
+            ("0".into(), "The report was made."),
+            (
+                "1".into(),
+                "The HTML page or the metrics could not be written.",
+            ),
+            ("2".into(), "Bad flags, or a dataset that cannot be read."),
+            (
+                crate::report::EXIT_FAIL_ON.to_string(),
+                "A --fail-on condition holds.",
+            ),
+        ],
+        examples: &[
+            (
+                "Stuck and timed-out executions, failing a pipeline when there are any:",
+                "fleet-audit report audit/ --fail-on stuck,timed-out --html report.html",
+            ),
+            (
+                "What changed since an earlier audit, as JSON:",
+                "fleet-audit report audit/ --baseline previous.parquet --json",
+            ),
+            (
+                "Every date of a daily output, from S3, as a chart:",
+                "fleet-audit report s3://audit-bucket/fleet-audit/ --trend --html trend.html",
+            ),
+        ],
+    }
+}
+
+/// `schema`'s page: the columns, and table definitions for DuckDB and Athena.
+fn schema_extras() -> Extras {
+    Extras {
+        exit: vec![
+            ("0".into(), "The schema or table definition was printed."),
+            ("2".into(), "Bad flags, or a definition that cannot be made (a bad --location or --partition-by)."),
+        ],
+        examples: &[
+            ("The columns and their types:", "fleet-audit schema"),
+            ("A DuckDB view over a local output:", "fleet-audit schema --ddl duckdb --location audit/ | duckdb audit.duckdb"),
+            ("An Athena table over a daily output in S3:", "fleet-audit schema --ddl athena --location s3://my-bucket/fleet-audit/ --partition-by date"),
+        ],
+    }
+}
+
+/// `completions`'s page: a script for bash, one for zsh.
+fn completions_extras() -> Extras {
+    Extras {
+        exit: vec![("0".into(), "The script was printed."), ("1".into(), "Standard output could not be written."), ("2".into(), "Bad flags (a shell it does not know).")],
+        examples: &[
+            ("bash:", "fleet-audit completions bash > ~/.local/share/bash-completion/completions/fleet-audit"),
+            ("zsh:", "fleet-audit completions zsh > \"${fpath[1]}/_fleet-audit\""),
+        ],
+    }
+}
+
+/// `man`'s page: one page read, or every page installed.
+fn man_extras() -> Extras {
+    Extras {
+        exit: vec![
+            ("0".into(), "The page was printed, or the pages written."),
+            ("1".into(), "A page could not be written."),
+            (
+                "2".into(),
+                "Bad flags, or a subcommand that does not exist.",
+            ),
+        ],
+        examples: &[
+            (
+                "Read run's page without installing it:",
+                "fleet-audit man run | man -l -",
+            ),
+            (
+                "Install every page:",
+                "sudo fleet-audit man --out /usr/local/share/man/man1 && man fleet-audit-run",
+            ),
+        ],
+    }
 }
 
 #[cfg(test)]

@@ -69,25 +69,7 @@ pub(super) fn finish_run(
     retry_hint: &str,
 ) -> anyhow::Result<i32> {
     match result {
-        Ok(s) => {
-            print_summary(&s, quiet, summary_json)?;
-            let left = s.errors_left();
-            if left == 0 {
-                return Ok(0);
-            }
-            // What to do about them, said even when quiet: the exit code alone does not say it.
-            let rows = crate::audit::summary::thousands(left);
-            if s.retried_errors.is_some() {
-                eprintln!(
-                    "fleet-audit: {rows} pairs are error rows still, after being described again (their calls failed past --max-attempts: throttling or a service error, in error_code): run the same command again later"
-                );
-            } else {
-                eprintln!(
-                    "fleet-audit: {rows} pairs ended as error rows (their calls failed past --max-attempts: throttling or a service error, in error_code); {retry_hint}"
-                );
-            }
-            Ok(Exit::PairErrors.code(0))
-        }
+        Ok(s) => finish_complete(&s, quiet, summary_json, retry_hint),
         Err(RunError::Stopped {
             stop,
             out,
@@ -95,45 +77,7 @@ pub(super) fn finish_run(
             summary,
         }) => {
             print_summary(&summary, quiet, summary_json)?;
-            // An endpoint given with a password (`http://user:password@host`) may be quoted.
-            let said = redact(&stop.to_string()).into_owned();
-            if let (Stop::TargetsFailed { .. }, true) = (&stop, resumable) {
-                if quiet {
-                    // The summary names them otherwise: a line per account and reason.
-                    for line in crate::audit::summary::failed_target_lines(&summary.targets) {
-                        eprintln!("fleet-audit: {line}");
-                    }
-                }
-                eprintln!(
-                    "fleet-audit: {said}; the rows of every other target are committed in {}: run the same command with --resume to retry them",
-                    out.display()
-                );
-            } else if let Stop::OutputTakenOver { .. } = &stop {
-                eprintln!(
-                    "fleet-audit: {stop}; another run now owns {}: do not resume over it (that run finishes the audit)",
-                    out.display()
-                );
-            } else if stop.input_changed() {
-                // Its message says what to do: what was committed may hold rows of the changed
-                // content, so no --resume accepts it.
-                eprintln!("fleet-audit: {stop}");
-            } else if resumable && (summary.resumed > 0 || !summary.files.is_empty()) {
-                eprintln!(
-                    "fleet-audit: {said}; the rows committed so far are kept in {}: run the same command with --resume to finish",
-                    out.display()
-                );
-            } else if resumable || crate::dataset::Format::from_path(&out).is_none() {
-                // A directory output that nothing was committed to is left as it was found.
-                eprintln!(
-                    "fleet-audit: {said}; nothing was committed to {}: run the same command once that is put right",
-                    out.display()
-                );
-            } else {
-                eprintln!(
-                    "fleet-audit: {said}; nothing was written to {} (a single file is written only whole: use a directory output to keep partial work)",
-                    out.display()
-                );
-            }
+            say_stopped(&stop, &out, resumable, &summary, quiet);
             Ok(stop.exit().code(SIGNAL_EXIT.load(Ordering::SeqCst)))
         }
         Err(e @ RunError::Interrupted) => {
@@ -144,6 +88,77 @@ pub(super) fn finish_run(
             eprintln!("fleet-audit: error: {}", redact(&e.to_string()));
             Ok(e.exit().code(SIGNAL_EXIT.load(Ordering::SeqCst)))
         }
+    }
+}
+
+/// The exit code of a run that ended with every pair's row: 0, or `PairErrors` when some are error
+/// rows, said with what to do about them.
+fn finish_complete(
+    s: &Summary,
+    quiet: bool,
+    summary_json: Option<&Path>,
+    retry_hint: &str,
+) -> anyhow::Result<i32> {
+    print_summary(s, quiet, summary_json)?;
+    let left = s.errors_left();
+    if left == 0 {
+        return Ok(0);
+    }
+    // What to do about them, said even when quiet: the exit code alone does not say it.
+    let rows = crate::audit::summary::thousands(left);
+    if s.retried_errors.is_some() {
+        eprintln!(
+            "fleet-audit: {rows} pairs are error rows still, after being described again (their calls failed past --max-attempts: throttling or a service error, in error_code): run the same command again later"
+        );
+    } else {
+        eprintln!(
+            "fleet-audit: {rows} pairs ended as error rows (their calls failed past --max-attempts: throttling or a service error, in error_code); {retry_hint}"
+        );
+    }
+    Ok(Exit::PairErrors.code(0))
+}
+
+/// Says, on stderr, why a run stopped and what became of its output in `out`: resume, leave it to
+/// the run that took it over, or put the cause right.
+fn say_stopped(stop: &Stop, out: &Path, resumable: bool, summary: &Summary, quiet: bool) {
+    // An endpoint given with a password (`http://user:password@host`) may be quoted.
+    let said = redact(&stop.to_string()).into_owned();
+    if let (Stop::TargetsFailed { .. }, true) = (stop, resumable) {
+        if quiet {
+            // The summary names them otherwise: a line per account and reason.
+            for line in crate::audit::summary::failed_target_lines(&summary.targets) {
+                eprintln!("fleet-audit: {line}");
+            }
+        }
+        eprintln!(
+            "fleet-audit: {said}; the rows of every other target are committed in {}: run the same command with --resume to retry them",
+            out.display()
+        );
+    } else if let Stop::OutputTakenOver { .. } = stop {
+        eprintln!(
+            "fleet-audit: {stop}; another run now owns {}: do not resume over it (that run finishes the audit)",
+            out.display()
+        );
+    } else if stop.input_changed() {
+        // Its message says what to do: what was committed may hold rows of the changed
+        // content, so no --resume accepts it.
+        eprintln!("fleet-audit: {stop}");
+    } else if resumable && (summary.resumed > 0 || !summary.files.is_empty()) {
+        eprintln!(
+            "fleet-audit: {said}; the rows committed so far are kept in {}: run the same command with --resume to finish",
+            out.display()
+        );
+    } else if resumable || crate::dataset::Format::from_path(out).is_none() {
+        // A directory output that nothing was committed to is left as it was found.
+        eprintln!(
+            "fleet-audit: {said}; nothing was committed to {}: run the same command once that is put right",
+            out.display()
+        );
+    } else {
+        eprintln!(
+            "fleet-audit: {said}; nothing was written to {} (a single file is written only whole: use a directory output to keep partial work)",
+            out.display()
+        );
     }
 }
 

@@ -157,27 +157,7 @@ impl Summary {
     pub fn render(&self) -> String {
         let t = thousands;
         if self.already_complete {
-            let by = match &self.completed_by {
-                Some(c) => format!(
-                    ", completed by run {} at {} ({} describe attempts, {} throttled, in {:.1} s)",
-                    c.run_id,
-                    crate::time::iso_utc(c.at_ms, false),
-                    t(c.attempts),
-                    t(c.throttled),
-                    c.elapsed_ms as f64 / 1000.0
-                ),
-                None => String::new(),
-            };
-            return match &self.retried_errors {
-                None => format!(
-                    "already complete: {} pairs{by}; this run made no call and wrote nothing",
-                    t(self.pairs)
-                ),
-                Some(_) => format!(
-                    "already complete: {} pairs{by}; it holds no error row to describe again: this run made no call and wrote nothing",
-                    t(self.pairs)
-                ),
-            };
+            return self.render_already_complete();
         }
         // After a resume, the audit's total and this run's share of it.
         let whose = match self.resumed {
@@ -205,6 +185,55 @@ impl Summary {
                 t(self.describes_saved)
             ));
         }
+        self.render_targets(&mut s);
+        if let Some(r) = &self.retried_errors {
+            s.push_str(&format!("\n{}", r.render()));
+        }
+        // (After --retry-errors alone, what was written is the parts rewritten, said above.)
+        let only_rewrote = self.retried_errors.is_some() && self.resumed >= self.pairs;
+        if self.complete && !only_rewrote {
+            let rows = thousands(self.ok + self.not_found + self.errors);
+            match self.files.as_slice() {
+                [one] => s.push_str(&format!("\nwrote {rows} rows to {}", one.display())),
+                many => s.push_str(&format!(
+                    "\nwrote {rows} rows in {} files",
+                    thousands(many.len() as u64)
+                )),
+            }
+        }
+        s
+    }
+
+    /// The summary of a run that found its audit complete: who completed it, and that this run did
+    /// nothing.
+    fn render_already_complete(&self) -> String {
+        let t = thousands;
+        let by = match &self.completed_by {
+            Some(c) => format!(
+                ", completed by run {} at {} ({} describe attempts, {} throttled, in {:.1} s)",
+                c.run_id,
+                crate::time::iso_utc(c.at_ms, false),
+                t(c.attempts),
+                t(c.throttled),
+                c.elapsed_ms as f64 / 1000.0
+            ),
+            None => String::new(),
+        };
+        match &self.retried_errors {
+            None => format!(
+                "already complete: {} pairs{by}; this run made no call and wrote nothing",
+                t(self.pairs)
+            ),
+            Some(_) => format!(
+                "already complete: {} pairs{by}; it holds no error row to describe again: this run made no call and wrote nothing",
+                t(self.pairs)
+            ),
+        }
+    }
+
+    /// The lines of the targets, appended to `s`: the count of targets when there are many, the
+    /// targets not audited, and when there are few each audited target's figures.
+    fn render_targets(&self, s: &mut String) {
         let many = self.targets.len() > TARGET_LINES;
         if many {
             s.push_str(&format!(
@@ -239,22 +268,6 @@ impl Summary {
                 )),
             }
         }
-        if let Some(r) = &self.retried_errors {
-            s.push_str(&format!("\n{}", r.render()));
-        }
-        // (After --retry-errors alone, what was written is the parts rewritten, said above.)
-        let only_rewrote = self.retried_errors.is_some() && self.resumed >= self.pairs;
-        if self.complete && !only_rewrote {
-            let rows = thousands(self.ok + self.not_found + self.errors);
-            match self.files.as_slice() {
-                [one] => s.push_str(&format!("\nwrote {rows} rows to {}", one.display())),
-                many => s.push_str(&format!(
-                    "\nwrote {rows} rows in {} files",
-                    thousands(many.len() as u64)
-                )),
-            }
-        }
-        s
     }
 }
 

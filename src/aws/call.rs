@@ -107,13 +107,7 @@ where
             };
         }
         attempts.fetch_add(1, Ordering::Relaxed);
-        let result = match tokio::time::timeout(settings.call_timeout, call()).await {
-            Ok(r) => r,
-            Err(_) => Err(CallError::Timeout(settings.call_timeout)),
-        };
-        if matches!(result, Ok(_) | Err(CallError::Service { .. })) {
-            counters.answered.store(true, Ordering::Relaxed);
-        }
+        let result = attempt_once(settings, counters, call()).await;
         let end = |result| Attempted {
             result,
             attempts: attempt,
@@ -139,19 +133,7 @@ where
                 }
                 tracing::debug!(attempt, error = %err, "attempt failed");
                 if attempt >= settings.max_attempts {
-                    let unreachable = matches!(
-                        err,
-                        CallError::Connection(_)
-                            | CallError::Timeout(_)
-                            | CallError::TransportTimeout(_)
-                    ) && !counters.answered.load(Ordering::Relaxed)
-                        && counters.unanswered_failures.fetch_add(1, Ordering::Relaxed) + 1
-                            >= UNREACHABLE_AFTER;
-                    return end(if unreachable {
-                        Final::Fatal(err)
-                    } else {
-                        Final::Failed(err)
-                    });
+                    return end(out_of_attempts(err, counters));
                 }
                 let wait = settings.backoff.delay(attempt, rand::random::<f64>());
                 let mut sd = shutdown.clone();
@@ -161,5 +143,38 @@ where
                 }
             }
         }
+    }
+}
+
+/// One attempt, bounded by `--call-timeout`; an answer (a value or a service error) marks the
+/// target as one that answers.
+async fn attempt_once<T>(
+    settings: &EngineSettings,
+    counters: &Counters,
+    call: impl std::future::Future<Output = Result<T, CallError>>,
+) -> Result<T, CallError> {
+    let result = match tokio::time::timeout(settings.call_timeout, call).await {
+        Ok(r) => r,
+        Err(_) => Err(CallError::Timeout(settings.call_timeout)),
+    };
+    if matches!(result, Ok(_) | Err(CallError::Service { .. })) {
+        counters.answered.store(true, Ordering::Relaxed);
+    }
+    result
+}
+
+/// The end of a call whose attempts ran out on `err`: fatal when `err` is a transport error, no
+/// attempt was ever answered and this is the [`UNREACHABLE_AFTER`]th pair to end so (the target
+/// cannot be reached); failed otherwise.
+fn out_of_attempts<T>(err: CallError, counters: &Counters) -> Final<T> {
+    let unreachable = matches!(
+        err,
+        CallError::Connection(_) | CallError::Timeout(_) | CallError::TransportTimeout(_)
+    ) && !counters.answered.load(Ordering::Relaxed)
+        && counters.unanswered_failures.fetch_add(1, Ordering::Relaxed) + 1 >= UNREACHABLE_AFTER;
+    if unreachable {
+        Final::Fatal(err)
+    } else {
+        Final::Failed(err)
     }
 }

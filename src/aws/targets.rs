@@ -454,25 +454,7 @@ pub async fn plan(base: &ClientSettings, f: &TargetFlags) -> Result<Vec<TargetSp
             },
         )?);
     };
-    let mut accounts: Vec<OrgAccount> = org_accounts(&sdk)
-        .await?
-        .into_iter()
-        .filter(|a| a.active)
-        .collect();
-    if let Some(id) = org
-        .accounts
-        .iter()
-        .find(|id| !accounts.iter().any(|a| &a.id == *id))
-    {
-        return Err(PlanError::NotInOrg(id.clone()));
-    }
-    if !org.accounts.is_empty() {
-        accounts.retain(|a| org.accounts.contains(&a.id));
-    }
-    accounts.retain(|a| !org.exclude.contains(&a.id));
-    if accounts.is_empty() {
-        return Err(PlanError::NoAccounts);
-    }
+    let accounts = audited_accounts(&sdk, org).await?;
     let regions: Vec<Vec<String>> = if f.all_regions {
         use futures::{StreamExt, TryStreamExt};
         // The management account names itself by leaving the account out.
@@ -491,6 +473,43 @@ pub async fn plan(base: &ClientSettings, f: &TargetFlags) -> Result<Vec<TargetSp
         };
         vec![list; accounts.len()]
     };
+    Ok(org_targets(base, f, org, &accounts, regions))
+}
+
+/// The ACTIVE accounts of the organization to audit: `--accounts` (each must be one of them) if
+/// given, less `--exclude-accounts`; none left is an error.
+async fn audited_accounts(sdk: &SdkConfig, org: &OrgFlags) -> Result<Vec<OrgAccount>, PlanError> {
+    let mut accounts: Vec<OrgAccount> = org_accounts(sdk)
+        .await?
+        .into_iter()
+        .filter(|a| a.active)
+        .collect();
+    if let Some(id) = org
+        .accounts
+        .iter()
+        .find(|id| !accounts.iter().any(|a| &a.id == *id))
+    {
+        return Err(PlanError::NotInOrg(id.clone()));
+    }
+    if !org.accounts.is_empty() {
+        accounts.retain(|a| org.accounts.contains(&a.id));
+    }
+    accounts.retain(|a| !org.exclude.contains(&a.id));
+    if accounts.is_empty() {
+        return Err(PlanError::NoAccounts);
+    }
+    Ok(accounts)
+}
+
+/// A target per account and each of its `regions` (`ACCOUNT/REGION`), through the account's role
+/// and at the region's endpoint (`--region-endpoint`, else the base one).
+fn org_targets(
+    base: &ClientSettings,
+    f: &TargetFlags,
+    org: &OrgFlags,
+    accounts: &[OrgAccount],
+    regions: Vec<Vec<String>>,
+) -> Vec<TargetSpec> {
     let mut out = Vec::new();
     for (a, regions) in accounts.iter().zip(regions) {
         for r in regions {
@@ -516,7 +535,7 @@ pub async fn plan(base: &ClientSettings, f: &TargetFlags) -> Result<Vec<TargetSp
             });
         }
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]

@@ -12,11 +12,14 @@
 //! directory, local or remote, seen the same way); `s3` (the directory in S3 through `object_store`:
 //! parts are written to a local staging folder, uploaded with a multipart upload that only completes
 //! when whole, then the manifest is replaced with one PUT, conditional on the version last written);
-//! `lock` (one writer per output: a local `flock`, an S3 lease); `read` (reading a dataset back: what its manifest lists).
+//! `lock` (one writer per output: a local `flock`, an S3 lease); `read` (reading a dataset back:
+//! what its manifest lists); `fetch` (an object-store dataset's committed files, fetched for those
+//! readers).
 
 mod credentials;
 pub mod ddl;
 mod dir;
+mod fetch;
 mod files;
 pub mod lock;
 pub mod manifest;
@@ -31,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use dir::{kind_of, Entry, Kind, OutputDir};
+pub use fetch::{fetch_remote, Fetched};
 pub use files::{parquet_properties, temp_path, Encoder, FilePart, Format};
 pub use lock::{Holder, LockError, OutputLock};
 pub use manifest::{
@@ -39,9 +43,8 @@ pub use manifest::{
 };
 pub use partition::{PartitionKey, Partitioning};
 pub use read::{
-    data_files, fetch_remote, ignored_note, incomplete_of, read_dataset, read_file, read_file_as,
-    read_file_in, read_part, with_partition_columns, AuditFiles, DataFiles, DatasetError, Fetched,
-    Incomplete,
+    data_files, ignored_note, incomplete_of, read_dataset, read_file, read_file_as, read_file_in,
+    read_part, with_partition_columns, AuditFiles, DataFiles, DatasetError, Incomplete,
 };
 pub use s3::{Remote, RemoteError};
 pub use write::DatasetWriter;

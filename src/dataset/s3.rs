@@ -6,6 +6,9 @@
 //! the few operations a dataset needs: list, get, put (the manifest), delete, and upload a local file
 //! as a multipart upload that is completed only when every byte is sent and aborted otherwise, so no
 //! partial object ever becomes visible. Every request is retried by object_store's `RetryConfig`.
+//!
+//! `error`: what the store's failures say (`RemoteError`); `lease`: the writer's side of the lease
+//! (`check_owned` before every write).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,8 +24,13 @@ use object_store::{
 };
 use tokio::io::AsyncReadExt;
 
+mod error;
+mod lease;
+
 pub use super::credentials::s3_endpoint;
 use super::credentials::SdkCredentials;
+pub use error::RemoteError;
+use lease::LeaseState;
 
 /// Name of the lock object of an object-store dataset, under its prefix.
 pub const LOCK: &str = "_fleet-audit.lock";
@@ -140,93 +148,6 @@ impl Remote {
     }
 }
 
-/// Errors of the object store, naming the URL concerned. Credentials never appear in them.
-#[derive(Debug, thiserror::Error)]
-pub enum RemoteError {
-    #[error("{url}: {reason}")]
-    Config { url: String, reason: String },
-    #[error("cannot {action} {url}: {}", store_words(source, false))]
-    Store {
-        action: &'static str,
-        url: String,
-        #[source]
-        source: object_store::Error,
-    },
-    #[error("cannot read {path} to upload it: {source}")]
-    Local {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// A conditional write found the object changed by someone else.
-    #[error("{url} was changed by another writer since this run last wrote it: this run no longer owns the output")]
-    Conflict { url: String },
-    /// This run's lease on the output ran out before it could renew it: it stops writing, since
-    /// another run may take the output over now.
-    #[error("{url}: this run's lock was not renewed for {idle_s:.0} s (its lease is {lease_s:.0} s): it stops writing before another run may take the output over")]
-    LeaseLapsed {
-        url: String,
-        idle_s: f64,
-        lease_s: f64,
-    },
-}
-
-impl RemoteError {
-    /// The message without the URL (for a caller that names it already).
-    pub fn reason(&self) -> String {
-        match self {
-            RemoteError::Config { reason, .. } => reason.clone(),
-            RemoteError::Store { action, source, .. } => {
-                format!("cannot {action} it: {}", store_words(source, true))
-            }
-            RemoteError::Local { .. }
-            | RemoteError::Conflict { .. }
-            | RemoteError::LeaseLapsed { .. } => self.to_string(),
-        }
-    }
-}
-
-/// An object store's error in a person's words: S3's answer (`<Error><Code>NoSuchBucket</Code>…`)
-/// becomes a sentence that says what is wrong and what to do; any other error is the store's own
-/// text (`chain`: with its causes), its URLs' passwords masked.
-fn store_words(e: &object_store::Error, chain: bool) -> String {
-    let text = if chain {
-        crate::aws::client::error_chain(e)
-    } else {
-        e.to_string()
-    };
-    let tag = |name: &str| -> Option<String> {
-        let open = format!("<{name}>");
-        let start = text.find(&open)? + open.len();
-        let len = text[start..].find(&format!("</{name}>"))?;
-        Some(text[start..start + len].to_string())
-    };
-    let Some(code) = tag("Code") else {
-        return crate::redact::redact(&text).into_owned();
-    };
-    let message = tag("Message").unwrap_or_default();
-    let said = match code.as_str() {
-        "NoSuchBucket" => format!(
-            "the bucket {} does not exist: create it, or check the URL's bucket name and the S3 endpoint (AWS_ENDPOINT_URL_S3, the region)",
-            tag("BucketName").unwrap_or_else(|| "named".into())
-        ),
-        "AccessDenied" | "AllAccessDisabled" => format!(
-            "S3 refused access ({code}: {message}): the credentials need s3:ListBucket on the bucket and s3:GetObject, s3:PutObject and s3:DeleteObject under the prefix"
-        ),
-        "InvalidAccessKeyId" | "SignatureDoesNotMatch" => format!(
-            "S3 refused the credentials ({code}: {message}): check the access key, its secret and the profile"
-        ),
-        "ExpiredToken" | "TokenRefreshRequired" => format!(
-            "the credentials have expired ({code}): refresh them (aws sso login, a new session token or assumed role) before running again"
-        ),
-        "PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException" => format!(
-            "the bucket is in another region ({code}: {message}): give its region (AWS_REGION or the profile's)"
-        ),
-        _ => format!("S3 answered {code}: {message}"),
-    };
-    crate::redact::redact(&said).into_owned()
-}
-
 /// The retries of every request: up to 6 more attempts with exponential backoff (100 ms doubling,
 /// jittered, capped at 15 s), within 2 minutes: transient errors (5xx, throttling, a dropped connection)
 /// are ridden out, while a store that is gone stops the run in seconds rather than minutes.
@@ -267,7 +188,7 @@ pub struct RemoteDir {
     /// overwrite another's manifest.
     manifest_etag: std::sync::Mutex<Option<String>>,
     /// The lease this run holds on the output, when it holds one (see `lock`).
-    pub(super) lease: std::sync::Mutex<Option<LeaseState>>,
+    lease: std::sync::Mutex<Option<LeaseState>>,
 }
 
 /// An object's bytes with its version.
@@ -605,75 +526,6 @@ impl RemoteDir {
                 Err(e)
             }
         }
-    }
-}
-
-/// What the writer knows of this run's lease: how long it lasts, when it was last renewed, and
-/// whether another run has taken it.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct LeaseState {
-    lease: Duration,
-    renewed: std::time::Instant,
-    lost: bool,
-}
-
-/// The writer's side of the lease: `upload` and `put_manifest` ask [`RemoteDir::check_owned`]
-/// before every write, so a run that lost the output, or could not renew it in time, stops writing.
-impl RemoteDir {
-    /// Records that this run holds (or just renewed) a lease of `lease` on the output.
-    pub fn lease_renewed(&self, lease: Duration) {
-        let mut l = self.lease.lock().expect("lease lock");
-        *l = Some(LeaseState {
-            lease,
-            renewed: std::time::Instant::now(),
-            lost: l.is_some_and(|s| s.lost),
-        });
-    }
-
-    /// Records that another run took the output over.
-    pub fn lease_lost(&self) {
-        if let Some(s) = self.lease.lock().expect("lease lock").as_mut() {
-            s.lost = true;
-        }
-    }
-
-    /// Refuses a write when this run's lease is lost, or so old that another run may take it over
-    /// (three quarters of the lease without a renewal).
-    pub(super) fn check_owned(&self) -> Result<(), RemoteError> {
-        let Some(s) = *self.lease.lock().expect("lease lock") else {
-            return Ok(());
-        };
-        let url = self.url_of(LOCK);
-        if s.lost {
-            return Err(RemoteError::Conflict { url });
-        }
-        let idle = s.renewed.elapsed();
-        if idle > s.lease.mul_f64(0.75) {
-            return Err(RemoteError::LeaseLapsed {
-                url,
-                idle_s: idle.as_secs_f64(),
-                lease_s: s.lease.as_secs_f64(),
-            });
-        }
-        Ok(())
-    }
-
-    /// The store's clock now, epoch milliseconds: the modification time of a probe object put
-    /// (and deleted) for the purpose, so that a lease is judged by the clock that stamped it.
-    pub async fn store_now_ms(&self) -> Result<i64, RemoteError> {
-        let probe = format!(".fleet-audit-probe-clock-{:08x}", rand::random::<u32>());
-        let key = self.key(&probe);
-        self.quick
-            .put(&key, b"clock".to_vec().into())
-            .await
-            .map_err(|e| self.err("write to", "", e))?;
-        let meta = self
-            .quick
-            .head(&key)
-            .await
-            .map_err(|e| self.err("read", &probe, e));
-        let _ = self.quick.delete(&key).await;
-        Ok(meta?.last_modified.timestamp_millis())
     }
 }
 

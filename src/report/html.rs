@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::classify::Class;
 use super::classify::Counts;
 use super::render::{age_text, class_rules, duration_text, iso_utc, thousands};
-use super::tally::AGE_BUCKETS;
+use super::tally::{AgeHistogram, AGE_BUCKETS};
 use super::Report;
 
 /// `&`, `<`, `>`, `"` and `'` as entities.
@@ -299,6 +299,27 @@ fn age_histogram(o: &mut String, r: &Report) {
             thousands(v.round() as u64)
         );
     }
+    age_columns(o, h, left, plot_w, top + plot_h, y_of, (cq, cp));
+    let _ = write!(
+        o,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"12\" fill=\"#64748b\">age when fetched</text>",
+        left + plot_w / 2.0,
+        height - 4.0
+    );
+    o.push_str("</svg></section>\n");
+}
+
+/// A stacked column per age bucket (`stuck_queued` in `cq` below, `stale_in_progress` in `cp`
+/// above), its total over it and its label under the plot, whose foot is at `base`.
+fn age_columns(
+    o: &mut String,
+    h: &AgeHistogram,
+    left: f64,
+    plot_w: f64,
+    base: f64,
+    y_of: impl Fn(f64) -> f64,
+    (cq, cp): (&str, &str),
+) {
     let slot = plot_w / AGE_BUCKETS.len() as f64;
     let bw = slot * 0.68;
     for (i, (b, (_, label))) in h.buckets.iter().zip(AGE_BUCKETS).enumerate() {
@@ -310,7 +331,7 @@ fn age_histogram(o: &mut String, r: &Report) {
                 o,
                 "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{bw:.1}\" height=\"{:.1}\" fill=\"{cq}\">\
                  <title>{label}: {} stuck_queued</title></rect>",
-                top + plot_h - y,
+                base - y,
                 thousands(b[0])
             );
         }
@@ -337,16 +358,9 @@ fn age_histogram(o: &mut String, r: &Report) {
             o,
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"12\" fill=\"#334155\">{label}</text>",
             x + bw / 2.0,
-            top + plot_h + 20.0
+            base + 20.0
         );
     }
-    let _ = write!(
-        o,
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"12\" fill=\"#64748b\">age when fetched</text>",
-        left + plot_w / 2.0,
-        height - 4.0
-    );
-    o.push_str("</svg></section>\n");
 }
 
 fn num_cell(o: &mut String, n: u64, kind: &str) {

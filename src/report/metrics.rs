@@ -30,123 +30,135 @@ fn label(v: &str) -> String {
 pub fn exposition(report: Option<&Report>, run: Option<(&Summary, f64)>) -> String {
     let mut out = String::new();
     if let Some(r) = report {
-        family(
-            &mut out,
-            "fleet_audit_executions",
-            "gauge",
-            "Executions in the audited dataset, by job and status.",
-        );
-        for j in &r.jobs {
-            // Every AWS status, zeros included (an alert on a series that vanishes cannot tell 0
-            // from missing), then any other value the dataset spells.
-            let others = j
-                .counts
-                .by_status
-                .keys()
-                .map(String::as_str)
-                .filter(|s| !JOB_EXECUTION_STATUSES.contains(s));
-            for status in JOB_EXECUTION_STATUSES.into_iter().chain(others) {
-                let _ = writeln!(
-                    out,
-                    "fleet_audit_executions{{job_id=\"{}\",status=\"{}\"}} {}",
-                    label(&j.job_id),
-                    label(status),
-                    j.counts.status(status)
-                );
-            }
-        }
-        family(
-            &mut out,
-            "fleet_audit_stuck",
-            "gauge",
-            "Executions in each class of the report (stuck_queued, stale_in_progress, timed_out, near_timeout, not_found, errors), by job.",
-        );
-        for j in &r.jobs {
-            for c in Class::ALL {
-                let _ = writeln!(
-                    out,
-                    "fleet_audit_stuck{{job_id=\"{}\",class=\"{}\"}} {}",
-                    label(&j.job_id),
-                    c.as_str(),
-                    j.counts.count(c)
-                );
-            }
-        }
-        if let Some(ch) = &r.changes {
-            family(
-                &mut out,
-                "fleet_audit_changes",
-                "gauge",
-                "Changes since the baseline audit (new_stuck; of the executions stuck then: recovered, ended_timed_out, ended_failed, ended_canceled, ended_other, still_stuck; new_timed_out, new_failed), by job; zero counts included.",
-            );
-            for (job, counts) in &ch.jobs {
-                for (change, n) in counts.named() {
-                    let _ = writeln!(
-                        out,
-                        "fleet_audit_changes{{job_id=\"{}\",change=\"{change}\"}} {n}",
-                        label(job)
-                    );
-                }
-            }
-        }
+        dataset_figures(&mut out, r);
     }
     if let Some((s, _)) = run.filter(|(s, _)| s.already_complete) {
         already_complete(&mut out, report, s);
     } else if let Some((s, now_s)) = run {
-        family(
-            &mut out,
-            "fleet_audit_pairs_total",
-            "counter",
-            "Pairs this run audited, by outcome.",
-        );
-        for (outcome, n) in [
-            ("ok", s.ok),
-            ("not_found", s.not_found),
-            ("error", s.errors),
-        ] {
-            let _ = writeln!(out, "fleet_audit_pairs_total{{outcome=\"{outcome}\"}} {n}");
-        }
-        family(
-            &mut out,
-            "fleet_audit_calls_total",
-            "counter",
-            "API calls this run made (attempts, retries included), by API.",
-        );
-        let _ = writeln!(
-            out,
-            "fleet_audit_calls_total{{api=\"DescribeJobExecution\"}} {}",
-            s.attempts
-        );
-        let _ = writeln!(
-            out,
-            "fleet_audit_calls_total{{api=\"list\"}} {}",
-            s.list_calls
-        );
-        family(
-            &mut out,
-            "fleet_audit_throttled_total",
-            "counter",
-            "Attempts of this run answered with ThrottlingException.",
-        );
-        let _ = writeln!(out, "fleet_audit_throttled_total {}", s.throttled);
-        family(
-            &mut out,
-            "fleet_audit_run_duration_seconds",
-            "gauge",
-            "How long this run took.",
-        );
-        let _ = writeln!(out, "fleet_audit_run_duration_seconds {}", s.elapsed_s);
-        if s.complete {
-            family(
-                &mut out,
-                "fleet_audit_last_success_timestamp_seconds",
-                "gauge",
-                "When a run last completed its dataset (epoch seconds).",
-            );
-            let _ = writeln!(out, "fleet_audit_last_success_timestamp_seconds {now_s}");
-        }
+        run_figures(&mut out, s, now_s);
     }
     out
+}
+
+/// The dataset's figures: executions by job and status, each report class by job, and the changes
+/// since a baseline when the report has them.
+fn dataset_figures(out: &mut String, r: &Report) {
+    family(
+        out,
+        "fleet_audit_executions",
+        "gauge",
+        "Executions in the audited dataset, by job and status.",
+    );
+    for j in &r.jobs {
+        // Every AWS status, zeros included (an alert on a series that vanishes cannot tell 0
+        // from missing), then any other value the dataset spells.
+        let others = j
+            .counts
+            .by_status
+            .keys()
+            .map(String::as_str)
+            .filter(|s| !JOB_EXECUTION_STATUSES.contains(s));
+        for status in JOB_EXECUTION_STATUSES.into_iter().chain(others) {
+            let _ = writeln!(
+                out,
+                "fleet_audit_executions{{job_id=\"{}\",status=\"{}\"}} {}",
+                label(&j.job_id),
+                label(status),
+                j.counts.status(status)
+            );
+        }
+    }
+    family(
+        out,
+        "fleet_audit_stuck",
+        "gauge",
+        "Executions in each class of the report (stuck_queued, stale_in_progress, timed_out, near_timeout, not_found, errors), by job.",
+    );
+    for j in &r.jobs {
+        for c in Class::ALL {
+            let _ = writeln!(
+                out,
+                "fleet_audit_stuck{{job_id=\"{}\",class=\"{}\"}} {}",
+                label(&j.job_id),
+                c.as_str(),
+                j.counts.count(c)
+            );
+        }
+    }
+    if let Some(ch) = &r.changes {
+        family(
+            out,
+            "fleet_audit_changes",
+            "gauge",
+            "Changes since the baseline audit (new_stuck; of the executions stuck then: recovered, ended_timed_out, ended_failed, ended_canceled, ended_other, still_stuck; new_timed_out, new_failed), by job; zero counts included.",
+        );
+        for (job, counts) in &ch.jobs {
+            for (change, n) in counts.named() {
+                let _ = writeln!(
+                    out,
+                    "fleet_audit_changes{{job_id=\"{}\",change=\"{change}\"}} {n}",
+                    label(job)
+                );
+            }
+        }
+    }
+}
+
+/// A run's own figures: pairs by outcome, calls by API, throttles, duration, and when it completed
+/// its dataset the time of that success (`now_s`).
+fn run_figures(out: &mut String, s: &Summary, now_s: f64) {
+    family(
+        out,
+        "fleet_audit_pairs_total",
+        "counter",
+        "Pairs this run audited, by outcome.",
+    );
+    for (outcome, n) in [
+        ("ok", s.ok),
+        ("not_found", s.not_found),
+        ("error", s.errors),
+    ] {
+        let _ = writeln!(out, "fleet_audit_pairs_total{{outcome=\"{outcome}\"}} {n}");
+    }
+    family(
+        out,
+        "fleet_audit_calls_total",
+        "counter",
+        "API calls this run made (attempts, retries included), by API.",
+    );
+    let _ = writeln!(
+        out,
+        "fleet_audit_calls_total{{api=\"DescribeJobExecution\"}} {}",
+        s.attempts
+    );
+    let _ = writeln!(
+        out,
+        "fleet_audit_calls_total{{api=\"list\"}} {}",
+        s.list_calls
+    );
+    family(
+        out,
+        "fleet_audit_throttled_total",
+        "counter",
+        "Attempts of this run answered with ThrottlingException.",
+    );
+    let _ = writeln!(out, "fleet_audit_throttled_total {}", s.throttled);
+    family(
+        out,
+        "fleet_audit_run_duration_seconds",
+        "gauge",
+        "How long this run took.",
+    );
+    let _ = writeln!(out, "fleet_audit_run_duration_seconds {}", s.elapsed_s);
+    if s.complete {
+        family(
+            out,
+            "fleet_audit_last_success_timestamp_seconds",
+            "gauge",
+            "When a run last completed its dataset (epoch seconds).",
+        );
+        let _ = writeln!(out, "fleet_audit_last_success_timestamp_seconds {now_s}");
+    }
 }
 
 /// The run's figures of a run that found its audit already complete (a retry) and made no call: those

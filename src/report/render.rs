@@ -227,6 +227,23 @@ fn oldest_table(out: &mut String, pairs: &[OldestPair], st: Style) {
 pub fn terminal(r: &Report, top: usize, colour: bool) -> String {
     let st = Style { on: colour };
     let mut out = String::new();
+    terminal_head(&mut out, r, st);
+    job_tables(&mut out, r, st);
+    oldest_section(&mut out, r, top, st);
+    super::targets::terminal(&mut out, r);
+    if let Some(c) = &r.changes {
+        super::since::terminal(&mut out, c);
+    }
+    if let Some(t) = &r.trend {
+        super::since::trend_terminal(&mut out, t);
+    }
+    out.truncate(out.trim_end().len());
+    out
+}
+
+/// The report's head: what it is missing (an incomplete audit, targets not audited), the dataset
+/// and its size, then each class's rule.
+fn terminal_head(out: &mut String, r: &Report, st: Style) {
     if let Some(line) = r.incomplete_text() {
         let _ = writeln!(out, "{}", st.paint("1;31", &line));
     }
@@ -264,6 +281,10 @@ pub fn terminal(r: &Report, top: usize, colour: bool) -> String {
         );
         let _ = writeln!(out, "{}", line.trim_end());
     }
+}
+
+/// Each job's counts by status and class, then all jobs' when there are several.
+fn job_tables(out: &mut String, r: &Report, st: Style) {
     for j in &r.jobs {
         let _ = writeln!(out);
         let _ = writeln!(
@@ -272,7 +293,7 @@ pub fn terminal(r: &Report, top: usize, colour: bool) -> String {
             st.bold(&j.job_id),
             thousands(j.counts.total)
         );
-        counts_table(&mut out, r, &j.counts, st);
+        counts_table(out, r, &j.counts, st);
     }
     if r.jobs.len() > 1 {
         let _ = writeln!(out);
@@ -282,8 +303,12 @@ pub fn terminal(r: &Report, top: usize, colour: bool) -> String {
             st.bold("all jobs"),
             thousands(r.totals.total)
         );
-        counts_table(&mut out, r, &r.totals, st);
+        counts_table(out, r, &r.totals, st);
     }
+}
+
+/// How many executions are stuck or timed out, and the `top` oldest of them.
+fn oldest_section(out: &mut String, r: &Report, top: usize, st: Style) {
     let _ = writeln!(out);
     let aged = r.totals.stuck_or_timed_out();
     let shown = &r.oldest[..top.min(r.oldest.len())];
@@ -299,17 +324,8 @@ pub fn terminal(r: &Report, top: usize, colour: bool) -> String {
             shown.len(),
             thousands(aged)
         );
-        oldest_table(&mut out, shown, st);
+        oldest_table(out, shown, st);
     }
-    super::targets::terminal(&mut out, r);
-    if let Some(c) = &r.changes {
-        super::since::terminal(&mut out, c);
-    }
-    if let Some(t) = &r.trend {
-        super::since::trend_terminal(&mut out, t);
-    }
-    out.truncate(out.trim_end().len());
-    out
 }
 
 /// A duration in seconds as a JSON number: an integer when whole.

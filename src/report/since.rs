@@ -271,31 +271,8 @@ pub fn trend_html(o: &mut String, t: &[TrendPoint], esc: fn(&str) -> String) {
         "<text x=\"4\" y=\"14\" font-size=\"11\">{}</text>",
         thousands(max as u64)
     );
-    for (class, colour) in lines {
-        let points: Vec<String> = t
-            .iter()
-            .enumerate()
-            .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.totals.count(class))))
-            .collect();
-        let _ = write!(
-            o,
-            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"><title>{}</title></polyline>",
-            points.join(" "),
-            class.as_str()
-        );
-        // A mark on each audit, with its count: one audit alone draws no line.
-        for (i, p) in t.iter().enumerate() {
-            let n = p.totals.count(class);
-            let _ = write!(
-                o,
-                "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"><title>{} {}: {}</title></circle>",
-                x(i),
-                y(n),
-                labels[i],
-                class.as_str(),
-                thousands(n)
-            );
-        }
+    for line in lines {
+        trend_line(o, t, &labels, line, x, y);
     }
     // The scale's foot: 0.
     let _ = write!(
@@ -312,7 +289,50 @@ pub fn trend_html(o: &mut String, t: &[TrendPoint], esc: fn(&str) -> String) {
             esc(l)
         );
     }
-    o.push_str("</svg><p class=\"sub\">");
+    o.push_str("</svg>");
+    trend_legend(o, &lines);
+    trend_table(o, t, esc);
+}
+
+/// One class's line through the audits, with a mark and its count on each audit (one audit alone
+/// draws no line).
+fn trend_line(
+    o: &mut String,
+    t: &[TrendPoint],
+    labels: &[String],
+    (class, colour): (Class, &str),
+    x: impl Fn(usize) -> f64,
+    y: impl Fn(u64) -> f64,
+) {
+    let points: Vec<String> = t
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("{:.1},{:.1}", x(i), y(p.totals.count(class))))
+        .collect();
+    let _ = write!(
+        o,
+        "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\" points=\"{}\"><title>{}</title></polyline>",
+        points.join(" "),
+        class.as_str()
+    );
+    // A mark on each audit, with its count: one audit alone draws no line.
+    for (i, p) in t.iter().enumerate() {
+        let n = p.totals.count(class);
+        let _ = write!(
+            o,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"><title>{} {}: {}</title></circle>",
+            x(i),
+            y(n),
+            labels[i],
+            class.as_str(),
+            thousands(n)
+        );
+    }
+}
+
+/// The trend's legend: each line's colour and class.
+fn trend_legend(o: &mut String, lines: &[(Class, &str)]) {
+    o.push_str("<p class=\"sub\">");
     for (class, colour) in lines {
         let _ = write!(
             o,
@@ -320,7 +340,12 @@ pub fn trend_html(o: &mut String, t: &[TrendPoint], esc: fn(&str) -> String) {
             class.as_str()
         );
     }
-    o.push_str("</p><div class=\"scroll\"><table><tr><th>audit</th><th>total</th>");
+    o.push_str("</p>");
+}
+
+/// The trend's table: a row per audit, its total and each class's count.
+fn trend_table(o: &mut String, t: &[TrendPoint], esc: fn(&str) -> String) {
+    o.push_str("<div class=\"scroll\"><table><tr><th>audit</th><th>total</th>");
     for c in Class::ALL {
         let _ = write!(o, "<th>{}</th>", c.as_str());
     }

@@ -228,41 +228,8 @@ async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body
     };
     sim.count(op);
 
-    if !req.headers().contains_key(hyper::header::AUTHORIZATION) {
-        return Ok(unauthenticated(sim));
-    }
-    // Test hooks: the simulator accepts any signature, except from these access key ids, which stand
-    // for credentials AWS would refuse.
-    let auth = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if auth.contains("Credential=AKIDEXPIRED/") {
-        return Ok(error(
-            sim,
-            StatusCode::FORBIDDEN,
-            "ExpiredTokenException",
-            "The security token included in the request is expired",
-        ));
-    }
-    if auth.contains("Credential=AKIDDENIED/") {
-        return Ok(error(
-            sim,
-            StatusCode::FORBIDDEN,
-            "AccessDeniedException",
-            "User is not authorized to perform: iot:DescribeJobExecution",
-        ));
-    }
-    // An organization's accounts have opt-in regions that are not enabled: AWS refuses any token
-    // there, as this does for requests signed for such a region.
-    if super::org::is_disabled_region(sim.org(), signing_region(auth)) {
-        return Ok(error(
-            sim,
-            StatusCode::FORBIDDEN,
-            "UnrecognizedClientException",
-            "The security token included in the request is invalid.",
-        ));
+    if let Some(refusal) = refused(sim, &req) {
+        return Ok(refusal);
     }
     // A test holding this operation (`Simulator::hold_after`) catches the request here.
     sim.pass_gate(op).await;
@@ -280,6 +247,48 @@ async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body
         Route::DescribeJob(j) => describe_job(sim, &j),
         Route::Stats | Route::Reset => unreachable!("handled above"),
     })
+}
+
+/// What AWS answers instead of an IoT operation to a request it refuses: unsigned, signed with one
+/// of the test hooks' access keys (expired, denied), or signed for a region not enabled.
+fn refused(sim: &Simulator, req: &Request<Incoming>) -> Option<Response<Body>> {
+    if !req.headers().contains_key(hyper::header::AUTHORIZATION) {
+        return Some(unauthenticated(sim));
+    }
+    // Test hooks: the simulator accepts any signature, except from these access key ids, which stand
+    // for credentials AWS would refuse.
+    let auth = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if auth.contains("Credential=AKIDEXPIRED/") {
+        return Some(error(
+            sim,
+            StatusCode::FORBIDDEN,
+            "ExpiredTokenException",
+            "The security token included in the request is expired",
+        ));
+    }
+    if auth.contains("Credential=AKIDDENIED/") {
+        return Some(error(
+            sim,
+            StatusCode::FORBIDDEN,
+            "AccessDeniedException",
+            "User is not authorized to perform: iot:DescribeJobExecution",
+        ));
+    }
+    // An organization's accounts have opt-in regions that are not enabled: AWS refuses any token
+    // there, as this does for requests signed for such a region.
+    if super::org::is_disabled_region(sim.org(), signing_region(auth)) {
+        return Some(error(
+            sim,
+            StatusCode::FORBIDDEN,
+            "UnrecognizedClientException",
+            "The security token included in the request is invalid.",
+        ));
+    }
+    None
 }
 
 fn describe_execution(sim: &Simulator, t: &str, j: &str, q: &Query) -> Response<Body> {

@@ -108,74 +108,79 @@ pub fn answer(auth: &str, body: &str, request_id: &str, org: &OrgSpec) -> StsAns
         );
     }
     match form_value(body, "Action").as_deref() {
-        Some("GetCallerIdentity") => {
-            let account = account_of_key(key);
-            let arn = if account == ACCOUNT_ID {
-                format!("arn:aws:iam::{account}:user/fleet-audit-sim")
-            } else {
-                format!("arn:aws:sts::{account}:assumed-role/sim/fleet-audit")
-            };
-            StsAnswer {
-                status: 200,
-                body: format!(
-                    "<GetCallerIdentityResponse xmlns=\"{NS}\"><GetCallerIdentityResult><Arn>{arn}</Arn><UserId>AIDASIMULATOR</UserId><Account>{account}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
-                ),
-            }
-        }
-        Some("AssumeRole") => {
-            if key == "AKIDDENIED" {
-                return error(
-                    403,
-                    "AccessDenied",
-                    "User is not authorized to perform: sts:AssumeRole",
-                    request_id,
-                );
-            }
-            let role = form_value(body, "RoleArn").unwrap_or_default();
-            let session = form_value(body, "RoleSessionName").unwrap_or_default();
-            let account = role.split(':').nth(4).unwrap_or("");
-            let name = role.rsplit('/').next().unwrap_or("");
-            if account.len() != 12
-                || !account.bytes().all(|b| b.is_ascii_digit())
-                || name.is_empty()
-            {
-                return error(
-                    400,
-                    "ValidationError",
-                    "RoleArn is not a valid role ARN",
-                    request_id,
-                );
-            }
-            if org.refuses_role(account) {
-                let caller = account_of_key(key);
-                return error(
-                    403,
-                    "AccessDenied",
-                    &format!("User: arn:aws:iam::{caller}:user/fleet-audit-sim is not authorized to perform: sts:AssumeRole on resource: {role}"),
-                    request_id,
-                );
-            }
-            let expires = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or_default()
-                + Duration::from_secs(3600);
-            let expiration = aws_smithy_types::DateTime::from_secs(expires.as_secs() as i64)
-                .fmt(aws_smithy_types::date_time::Format::DateTime)
-                .unwrap_or_default();
-            StsAnswer {
-                status: 200,
-                body: format!(
-                    "<AssumeRoleResponse xmlns=\"{NS}\"><AssumeRoleResult><Credentials><AccessKeyId>ASIA{account}SIM0</AccessKeyId><SecretAccessKey>simulated-secret-for-{account}</SecretAccessKey><SessionToken>simulated-session-token</SessionToken><Expiration>{expiration}</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>AROASIMULATOR:{session}</AssumedRoleId><Arn>arn:aws:sts::{account}:assumed-role/{name}/{session}</Arn></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></AssumeRoleResponse>",
-                    session = xml_escape(&session),
-                    name = xml_escape(name),
-                ),
-            }
-        }
+        Some("GetCallerIdentity") => caller_identity(key, request_id),
+        Some("AssumeRole") => assume_role(key, body, request_id, org),
         _ => error(
             400,
             "InvalidAction",
             "The action is not valid for this web service",
             request_id,
+        ),
+    }
+}
+
+/// GetCallerIdentity: the account the access key `key` stands for, as a user of the simulator's own
+/// account or as the role assumed in another.
+fn caller_identity(key: &str, request_id: &str) -> StsAnswer {
+    let account = account_of_key(key);
+    let arn = if account == ACCOUNT_ID {
+        format!("arn:aws:iam::{account}:user/fleet-audit-sim")
+    } else {
+        format!("arn:aws:sts::{account}:assumed-role/sim/fleet-audit")
+    };
+    StsAnswer {
+        status: 200,
+        body: format!(
+            "<GetCallerIdentityResponse xmlns=\"{NS}\"><GetCallerIdentityResult><Arn>{arn}</Arn><UserId>AIDASIMULATOR</UserId><Account>{account}</Account></GetCallerIdentityResult><ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></GetCallerIdentityResponse>"
+        ),
+    }
+}
+
+/// AssumeRole: credentials for the role of the form's `RoleArn` (refused to the test hook's denied
+/// key, for an ARN that names no role, and in an account of `org` without the role).
+fn assume_role(key: &str, body: &str, request_id: &str, org: &OrgSpec) -> StsAnswer {
+    if key == "AKIDDENIED" {
+        return error(
+            403,
+            "AccessDenied",
+            "User is not authorized to perform: sts:AssumeRole",
+            request_id,
+        );
+    }
+    let role = form_value(body, "RoleArn").unwrap_or_default();
+    let session = form_value(body, "RoleSessionName").unwrap_or_default();
+    let account = role.split(':').nth(4).unwrap_or("");
+    let name = role.rsplit('/').next().unwrap_or("");
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) || name.is_empty() {
+        return error(
+            400,
+            "ValidationError",
+            "RoleArn is not a valid role ARN",
+            request_id,
+        );
+    }
+    if org.refuses_role(account) {
+        let caller = account_of_key(key);
+        return error(
+            403,
+            "AccessDenied",
+            &format!("User: arn:aws:iam::{caller}:user/fleet-audit-sim is not authorized to perform: sts:AssumeRole on resource: {role}"),
+            request_id,
+        );
+    }
+    let expires = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        + Duration::from_secs(3600);
+    let expiration = aws_smithy_types::DateTime::from_secs(expires.as_secs() as i64)
+        .fmt(aws_smithy_types::date_time::Format::DateTime)
+        .unwrap_or_default();
+    StsAnswer {
+        status: 200,
+        body: format!(
+            "<AssumeRoleResponse xmlns=\"{NS}\"><AssumeRoleResult><Credentials><AccessKeyId>ASIA{account}SIM0</AccessKeyId><SecretAccessKey>simulated-secret-for-{account}</SecretAccessKey><SessionToken>simulated-session-token</SessionToken><Expiration>{expiration}</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>AROASIMULATOR:{session}</AssumedRoleId><Arn>arn:aws:sts::{account}:assumed-role/{name}/{session}</Arn></AssumedRoleUser></AssumeRoleResult><ResponseMetadata><RequestId>{request_id}</RequestId></ResponseMetadata></AssumeRoleResponse>",
+            session = xml_escape(&session),
+            name = xml_escape(name),
         ),
     }
 }
