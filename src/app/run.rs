@@ -164,16 +164,16 @@ fn say_stopped(stop: &Stop, out: &Path, resumable: bool, summary: &Summary, quie
 
 /// How a run's error rows are described again, for this run's output and targets.
 fn retry_hint(cfg: &crate::audit::config::RunConfig) -> String {
-    let t = &cfg.targets;
+    let t = &cfg.targets.flags;
     let one = t.org.is_none()
         && !t.all_regions
         && t.regions.len() <= 1
         && t.profiles.len() <= 1
         && t.role_arns.len() <= 1;
-    match (&cfg.layout, one) {
+    match (&cfg.output.layout, one) {
         (Layout::Dir(_), true) => format!(
             "to describe just those again and replace them: the same command with {}--retry-errors",
-            if cfg.resume { "" } else { "--resume " }
+            if cfg.output.resume { "" } else { "--resume " }
         ),
         (Layout::File(_), _) => "a single-file output is written whole: run the same command with --overwrite to describe every pair again (a directory output, --out DIR, can retry just the error rows with --resume --retry-errors)".into(),
         _ => "to audit again: the same command with --overwrite (--retry-errors describes just the error rows again in a local directory output of one target)".into(),
@@ -198,7 +198,7 @@ pub(super) async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
     let (quiet, summary_json) = (cfg.quiet || dry_run, cfg.summary_json.clone());
     // The parsed location, not the flag's text: `file:///abs/dir` is reported on as `/abs/dir`; an
     // object store's dataset is fetched to report on it.
-    let dataset = match &cfg.layout {
+    let dataset = match &cfg.output.layout {
         Layout::Remote(r) => std::path::PathBuf::from(&r.url),
         l => l.path().to_path_buf(),
     };

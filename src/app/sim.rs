@@ -201,7 +201,7 @@ pub(super) async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
         anyhow::bail!("the demo's command is a run");
     };
     let mut cfg = RunConfig::from_args(&args).context("the demo's run settings")?;
-    cfg.client.static_credentials = Some(simulator_credentials());
+    cfg.targets.client.static_credentials = Some(simulator_credentials());
     let shutdown = shutdown_on_signals();
     let result = run(cfg, shutdown).await;
     let ok = result.is_ok();

@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use crate::audit::config::{ConfigError, RunConfig};
 use crate::audit::error::{Mismatch, RunError};
-use crate::dataset::PartitionKey;
 use crate::dataset::{
     Entry, Holder, Kind, Layout, Manifest, OutputDir, OutputLock, RemoteError, SinkError, MANIFEST,
 };
+use crate::input::identity::{InputIdentity, Listed, Source};
 use crate::time::{now_ms, utc_date};
 
 /// Removes what an earlier run left in a directory output, when `--overwrite` (or a resume with
@@ -69,23 +69,23 @@ async fn clear_old_parts(
 /// that is unreadable, of other inputs or another layout, or of an earlier date: it says why).
 pub async fn complete_before_calls(
     cfg: &RunConfig,
-    identity: &str,
+    identity: &InputIdentity,
 ) -> Result<Option<Manifest>, RunError> {
-    if !cfg.resume || !matches!(cfg.layout, crate::dataset::Layout::Dir(_)) {
+    if !cfg.output.resume || !matches!(cfg.output.layout, crate::dataset::Layout::Dir(_)) {
         return Ok(None);
     }
-    let Some(target) = OutputDir::of(&cfg.layout)? else {
+    let Some(target) = OutputDir::of(&cfg.output.layout)? else {
         return Ok(None);
     };
     let Ok(Some(m)) = target.load_manifest().await else {
         return Ok(None);
     };
-    let partition_by: Vec<String> = cfg.partition_by.iter().map(|k| k.name().into()).collect();
-    let dated = cfg.partition_by.contains(&PartitionKey::Date);
+    let partition_by: Vec<String> = cfg.output.partition_names();
+    let dated = cfg.output.dated();
     let today = utc_date(now_ms());
     let same = m.complete
-        && m.input_identity == identity
-        && m.format == cfg.format.extension()
+        && InputIdentity::parse(&m.input_identity) == *identity
+        && m.format == cfg.output.format.extension()
         && m.partition_by == partition_by
         && (!dated || m.date.as_deref() == Some(today.as_str()));
     // A link where a folder of ours goes is for the full preparation to refuse, saying so; no part
@@ -181,9 +181,13 @@ pub async fn connect_output(
     first_region: Option<aws_config::Region>,
     holder: Option<&Holder>,
 ) -> Result<Option<OutputLock>, RunError> {
-    let (resume, overwrite, lease) = (cfg.resume, cfg.overwrite, cfg.lock_lease);
-    let dated = cfg.partition_by.contains(&PartitionKey::Date);
-    let Layout::Remote(r) = &mut cfg.layout else {
+    let (resume, overwrite, lease) = (
+        cfg.output.resume,
+        cfg.output.overwrite,
+        cfg.output.lock_lease,
+    );
+    let dated = cfg.output.dated();
+    let Layout::Remote(r) = &mut cfg.output.layout else {
         return Ok(None);
     };
     let url = PathBuf::from(&r.url);
@@ -193,7 +197,7 @@ pub async fn connect_output(
     };
     // The output is written as the run's own configuration (--profile, --region), not as an
     // audited account's role; with several regions and none of its own, in the first target's.
-    r.connect_as(&cfg.client, first_region)
+    r.connect_as(&cfg.targets.client, first_region)
         .await
         .map_err(|e| bad(&e))?;
     let dir = r.dir().expect("connected above");
@@ -218,63 +222,79 @@ pub async fn connect_output(
     Ok(Some(lock))
 }
 
-/// An input identity split into its parts: `BASE[:targets=A,B][:shard=K/N]`.
-fn identity_parts(id: &str) -> (&str, &str, &str) {
-    let (rest, shard) = id.split_once(":shard=").unwrap_or((id, ""));
-    let (base, targets) = rest.split_once(":targets=").unwrap_or((rest, ""));
-    (base, targets, shard)
-}
-
-/// What differs between the inputs a dataset was written from (`was`, its identity without targets
-/// and shard) and this run's (`now`), in the words of the flags: which file's content, which filter.
-fn input_change(was: &str, now: &str) -> String {
-    let kind = |id: &str| -> &'static str {
-        match id.split(':').next() {
-            Some("lists") => "a --things and a --jobs list",
-            Some("pairs") => "a --pairs file",
-            Some("discover") => "a discovery (--discover)",
-            _ => "inputs of another kind",
-        }
-    };
-    let fields = |id: &str| -> Vec<(String, String)> {
-        id.split(':')
-            .filter_map(|f| f.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    };
-    if was.ends_with(":changed-while-read") {
+/// What differs between the inputs a dataset was written from (`was`) and this run's (`now`), in the
+/// words of the flags: which file's content, which filter.
+fn input_change(was: &InputIdentity, now: &InputIdentity) -> String {
+    if was.changed_while_read {
         return "its input changed while that run read it, so what it committed may stand for other \
                 pairs than any input's now"
             .to_string();
     }
-    let (kind_was, kind_now) = (kind(was), kind(now));
-    if kind_was != kind_now || was.split(':').next() != now.split(':').next() {
-        return format!("it was written from {kind_was}; this run reads {kind_now}");
-    }
-    let (fw, fnow) = (fields(was), fields(now));
-    let mut changed = Vec::new();
-    for (k, v) in &fnow {
-        let before = fw.iter().find(|(kw, _)| kw == k).map(|(_, v)| v.as_str());
-        if before == Some(v.as_str()) {
-            continue;
+    let star = |v: &Option<String>| v.clone().unwrap_or_else(|| "*".into());
+    let mut changed: Vec<String> = Vec::new();
+    match (&was.source, &now.source) {
+        (Source::Lists { things, jobs }, Source::Lists { things: t, jobs: j }) => {
+            if things != t {
+                changed.push("the --things file's content".into());
+            }
+            if jobs != j {
+                changed.push("the --jobs file's content".into());
+            }
         }
-        changed.push(match (k.as_str(), before) {
-            ("things", _) if was.starts_with("discover") => {
-                "the --things file's content (the things listed)".to_string()
+        (Source::Pairs { .. }, Source::Pairs { .. }) => {
+            changed.push("the --pairs file's content".into());
+        }
+        (
+            Source::Discover {
+                listed,
+                execution_status,
+                describe,
+            },
+            Source::Discover {
+                listed: l,
+                execution_status: e,
+                describe: d,
+            },
+        ) => {
+            match (listed, l) {
+                (Listed::Jobs(a), Listed::Jobs(b)) if a != b => {
+                    changed.push("the --jobs file's content (the jobs listed)".into())
+                }
+                (Listed::Things(a), Listed::Things(b)) if a != b => {
+                    changed.push("the --things file's content (the things listed)".into())
+                }
+                (Listed::AllJobs(a), Listed::AllJobs(b)) if a != b => {
+                    changed.push(format!("--job-status (was {}, now {})", star(a), star(b)))
+                }
+                (a, b) if std::mem::discriminant(a) != std::mem::discriminant(b) => {
+                    let what = |l: &Listed| match l {
+                        Listed::Jobs(_) => "a --jobs file".to_string(),
+                        Listed::Things(_) => "a --things file".to_string(),
+                        Listed::AllJobs(s) => format!("every job (--job-status {})", star(s)),
+                    };
+                    changed.push(format!("what is listed (was {}, now {})", what(a), what(b)))
+                }
+                _ => {}
             }
-            ("jobs", _) if was.starts_with("discover") => {
-                "the --jobs file's content (the jobs listed)".to_string()
+            if execution_status != e {
+                changed.push(format!(
+                    "--execution-status (was {}, now {})",
+                    star(execution_status),
+                    star(e)
+                ));
             }
-            ("things", _) => "the --things file's content".to_string(),
-            ("jobs", _) => "the --jobs file's content".to_string(),
-            ("list-jobs", Some(b)) => format!("--job-status (was {b}, now {v})"),
-            ("execution-status", Some(b)) => format!("--execution-status (was {b}, now {v})"),
-            ("describe", Some(b)) => format!("--describe (was {b}, now {v})"),
-            (k, _) => format!("its {k}"),
-        });
-    }
-    if now.starts_with("pairs:") {
-        changed.push("the --pairs file's content".to_string());
+            if describe != d {
+                changed.push(format!("--describe (was {describe}, now {d})"));
+            }
+        }
+        (a, b) if a.kind() != b.kind() => {
+            return format!(
+                "it was written from {}; this run reads {}",
+                a.kind(),
+                b.kind()
+            );
+        }
+        _ => {}
     }
     if changed.is_empty() {
         return format!("it was written from other inputs ({was}; this run: {now})");
@@ -289,47 +309,40 @@ fn input_change(was: &str, now: &str) -> String {
 /// The first difference between the manifest `m` and this run, named and explained.
 fn mismatch(
     m: &Manifest,
-    identity: &str,
+    identity: &InputIdentity,
     total: u64,
     cfg: &RunConfig,
     partition_by: &[String],
 ) -> Option<(Mismatch, String)> {
-    let (base_m, targets_m, shard_m) = identity_parts(&m.input_identity);
-    let (base_i, targets_i, shard_i) = identity_parts(identity);
-    if base_m != base_i {
-        return Some((Mismatch::Inputs, input_change(base_m, base_i)));
+    let was = InputIdentity::parse(&m.input_identity);
+    if was.source != identity.source || was.changed_while_read {
+        return Some((Mismatch::Inputs, input_change(&was, identity)));
     }
-    if shard_m != shard_i {
-        let what = |s: &str| {
-            if s.is_empty() {
-                "all of these inputs".to_string()
-            } else {
-                format!("shard {s} of these inputs")
-            }
+    if was.shard != identity.shard {
+        let what = |s: &Option<String>| match s {
+            None => "all of these inputs".to_string(),
+            Some(s) => format!("shard {s} of these inputs"),
         };
         return Some((
             Mismatch::Shard,
             format!(
                 "it holds {}, and this run asks for {}",
-                what(shard_m),
-                what(shard_i)
+                what(&was.shard),
+                what(&identity.shard)
             ),
         ));
     }
-    if targets_m != targets_i {
-        let what = |t: &str| {
-            if t.is_empty() {
-                "one target".to_string()
-            } else {
-                format!("targets {t}")
-            }
+    if was.targets != identity.targets {
+        let what = |t: &Option<String>| match t {
+            None => "one target".to_string(),
+            Some(t) => format!("targets {t}"),
         };
         return Some((
             Mismatch::Targets,
             format!(
                 "it was written for {}, and this run audits {}",
-                what(targets_m),
-                what(targets_i)
+                what(&was.targets),
+                what(&identity.targets)
             ),
         ));
     }
@@ -342,13 +355,13 @@ fn mismatch(
             ),
         ));
     }
-    if m.format != cfg.format.extension() {
+    if m.format != cfg.output.format.extension() {
         return Some((
             Mismatch::Format,
             format!(
                 "it holds {} files, not {}",
                 m.format,
-                cfg.format.extension()
+                cfg.output.format.extension()
             ),
         ));
     }
@@ -376,14 +389,14 @@ fn mismatch(
 /// of a directory output.
 pub async fn prepare_output(
     cfg: &RunConfig,
-    identity: &str,
+    identity: &InputIdentity,
     total: u64,
 ) -> Result<Option<Manifest>, RunError> {
-    let Some(target) = OutputDir::of(&cfg.layout)? else {
-        crate::audit::config::check_output(&cfg.layout, cfg.overwrite)?;
+    let Some(target) = OutputDir::of(&cfg.output.layout)? else {
+        crate::audit::config::check_output(&cfg.output.layout, cfg.output.overwrite)?;
         return Ok(None);
     };
-    let out = || cfg.layout.path().to_path_buf();
+    let out = || cfg.output.layout.path().to_path_buf();
     if let OutputDir::Local(d) = &target {
         // The manifest and its temporary have fixed names: a link planted there is refused here,
         // before any call (their writes never follow one either).
@@ -407,13 +420,13 @@ pub async fn prepare_output(
             .into());
         }
     }
-    let partition_by: Vec<String> = cfg.partition_by.iter().map(|k| k.name().into()).collect();
-    if cfg.partition_by.contains(&PartitionKey::Date) {
+    let partition_by: Vec<String> = cfg.output.partition_names();
+    if cfg.output.dated() {
         if let Some(m) = next_dated_audit(cfg, &target, identity, total, &partition_by).await? {
             return Ok(Some(m));
         }
     }
-    let existing = if cfg.resume {
+    let existing = if cfg.output.resume {
         target.load_manifest().await?
     } else {
         None
@@ -441,7 +454,7 @@ pub async fn prepare_output(
         .into_iter()
         .filter(|e| e.kind != Kind::Lock)
         .collect();
-    if cfg.resume && !entries.is_empty() && !cfg.overwrite {
+    if cfg.output.resume && !entries.is_empty() && !cfg.output.overwrite {
         // A run killed (SIGKILL, out of memory, node lost) before its first commit leaves only its
         // uncommitted files: nothing was committed, so the resume starts the dataset afresh. Anything
         // else in the directory is not ours to delete.
@@ -459,23 +472,23 @@ pub async fn prepare_output(
         clear_old_parts(&target, &entries, None).await?;
         entries.clear();
     }
-    match &cfg.layout {
-        Layout::Remote(_) if !entries.is_empty() && !cfg.overwrite => {
+    match &cfg.output.layout {
+        Layout::Remote(_) if !entries.is_empty() && !cfg.output.overwrite => {
             return Err(ConfigError::OutputExists(out()).into())
         }
         Layout::Remote(_) => {}
-        layout => crate::audit::config::check_output(layout, cfg.overwrite)?,
+        layout => crate::audit::config::check_output(layout, cfg.output.overwrite)?,
     }
-    if cfg.overwrite {
+    if cfg.output.overwrite {
         // What the old manifest lists is shown to be this tool's; without one, only names it gives.
         let old = target.load_manifest().await?;
         clear_old_parts(&target, &entries, old.as_ref()).await?;
     }
     // A local directory is made by the first part the writer commits: a run that commits nothing
     // (refused by IoT at its first call, interrupted at once) leaves the output as it found it.
-    let mut m = Manifest::new(identity.to_string(), total, cfg.format.extension());
+    let mut m = Manifest::new(identity.to_string(), total, cfg.output.format.extension());
     m.partition_by = partition_by;
-    if cfg.partition_by.contains(&PartitionKey::Date) {
+    if cfg.output.dated() {
         m.date = Some(utc_date(now_ms()));
     }
     Ok(Some(m))
@@ -489,7 +502,7 @@ pub async fn prepare_output(
 async fn next_dated_audit(
     cfg: &RunConfig,
     target: &OutputDir,
-    identity: &str,
+    identity: &InputIdentity,
     total: u64,
     partition_by: &[String],
 ) -> Result<Option<Manifest>, RunError> {
@@ -499,13 +512,13 @@ async fn next_dated_audit(
     let today = utc_date(now_ms());
     let refuse = |reason: String| -> RunError {
         ConfigError::Output {
-            path: cfg.layout.path().to_path_buf(),
+            path: cfg.output.layout.path().to_path_buf(),
             reason,
         }
         .into()
     };
-    if m.format != cfg.format.extension() || m.partition_by != partition_by {
-        if cfg.resume {
+    if m.format != cfg.output.format.extension() || m.partition_by != partition_by {
+        if cfg.output.resume {
             // The resume refuses it, saying what differs.
             return Ok(None);
         }
@@ -513,7 +526,7 @@ async fn next_dated_audit(
             "holds audits of {} files partitioned by {}; this run writes {} files partitioned by {}",
             m.format,
             m.partition_by.join(","),
-            cfg.format.extension(),
+            cfg.output.format.extension(),
             partition_by.join(",")
         )));
     }
@@ -527,11 +540,11 @@ async fn next_dated_audit(
         )));
     }
     let next = m.complete && m.date.as_deref() != Some(today.as_str());
-    if cfg.resume && !next {
+    if cfg.output.resume && !next {
         // Finishes (or finds complete) today's audit, or an earlier incomplete one, as any resume.
         return Ok(None);
     }
-    if !next && !cfg.overwrite {
+    if !next && !cfg.output.overwrite {
         return Err(refuse(if m.complete {
             format!(
                 "already holds the audit of {date} (a --partition-by date output keeps one audit a \
@@ -548,7 +561,7 @@ async fn next_dated_audit(
             .next_audit(identity.to_string(), total, today.clone())
     } else {
         // --overwrite: the last audit is replaced, the earlier ones stay.
-        let mut f = Manifest::new(identity.to_string(), total, cfg.format.extension());
+        let mut f = Manifest::new(identity.to_string(), total, cfg.output.format.extension());
         f.partition_by = m.partition_by.clone();
         f.date = Some(today);
         f.earlier = m.earlier.clone();

@@ -89,9 +89,9 @@ pub async fn retry_error_rows<C: FleetClient>(
     let lane = Lane {
         client: target.client,
         limiter: Arc::new(CallLimiter::new(
-            cfg.rps,
-            crate::aws::limit::burst_for(cfg.burst, cfg.rps),
-            cfg.adaptive,
+            cfg.rate.rps,
+            crate::aws::limit::burst_for(cfg.rate.burst, cfg.rate.rps),
+            cfg.rate.adaptive,
         )),
         origin: Some(target.origin.clone()),
         counters,

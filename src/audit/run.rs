@@ -22,6 +22,7 @@ use crate::aws::targets::{PendingTarget, TargetClient};
 use crate::dataset::new_run_id;
 use crate::dataset::schema::Origin;
 use crate::dataset::{lane_ordinal, DoneSet, Holder, Layout, OutputLock};
+use crate::input::identity::InputIdentity;
 use crate::input::{prepare, InputError};
 use crate::time::human_duration;
 
@@ -39,7 +40,7 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
     };
     let dry_run = matches!(&cfg.input, Input::Discover(d) if d.dry_run);
     let holder = Holder::me(&run_id);
-    let local_lock = match &cfg.layout {
+    let local_lock = match &cfg.output.layout {
         Layout::File(p) | Layout::Dir(p) if !dry_run => Some(OutputLock::local(p, &holder)?),
         _ => None,
     };
@@ -87,8 +88,8 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
         (None, Input::Discover(spec)) => {
             // One target named by the flags: the baseline must be its own (checked before any
             // IoT call); over several, each target carries only its own rows of it.
-            let origin =
-                (targets.len() == 1 && cfg.targets.org.is_none()).then(|| targets[0].known.clone());
+            let origin = (targets.len() == 1 && cfg.targets.flags.org.is_none())
+                .then(|| targets[0].known.clone());
             match open_baseline(&spec, &cfg, origin.as_ref()).await {
                 Ok(baseline) => {
                     crate::audit::discover::run_discover_targets(
@@ -123,11 +124,11 @@ async fn retry_errors(
     run_id: &str,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Summary, RunError> {
-    let Layout::Dir(out) = &cfg.layout else {
+    let Layout::Dir(out) = &cfg.output.layout else {
         return Ok(s);
     };
     // Its one target (the flags say which, no call), connected when an error row needs it.
-    let Some(target) = crate::aws::targets::plan(&cfg.client, &cfg.targets)
+    let Some(target) = crate::aws::targets::plan(&cfg.targets.client, &cfg.targets.flags)
         .await?
         .into_iter()
         .next()
@@ -183,8 +184,8 @@ async fn retry_errors(
 async fn connect_targets(
     cfg: &RunConfig,
 ) -> Result<(Vec<PendingTarget<IotClient>>, Option<aws_config::Region>), RunError> {
-    let specs = crate::aws::targets::plan(&cfg.client, &cfg.targets).await?;
-    let (targets, first_region) = if cfg.targets.org.is_some() {
+    let specs = crate::aws::targets::plan(&cfg.targets.client, &cfg.targets.flags).await?;
+    let (targets, first_region) = if cfg.targets.flags.org.is_some() {
         // An organization's targets are connected when their turn comes, and one that cannot be
         // (its role missing, its credentials refused) is recorded while the others go on.
         let first = specs
@@ -220,14 +221,13 @@ async fn open_baseline(
     let Some(b) = &spec.baseline else {
         return Ok(None);
     };
-    let dated = cfg
-        .partition_by
-        .contains(&crate::dataset::PartitionKey::Date);
-    let Some(baseline) = crate::audit::baseline::open(b, &cfg.layout, dated, &cfg.client).await?
+    let dated = cfg.output.dated();
+    let Some(baseline) =
+        crate::audit::baseline::open(b, &cfg.output.layout, dated, &cfg.targets.client).await?
     else {
         eprintln!(
             "fleet-audit: note: --baseline latest: {} holds no complete audit yet, so this one describes what it needs without a baseline",
-            cfg.layout.path().display()
+            cfg.output.layout.path().display()
         );
         return Ok(None);
     };
@@ -287,14 +287,14 @@ pub async fn run_targets<C: FleetClient>(
         .enumerate()
         .map(|(i, label)| LaneView::waiting(label, per_target - done.lane_len(i as u16), &cfg))
         .collect();
-    let region = cfg.client.region.clone();
+    let region = cfg.targets.client.region.clone();
     let session = Session::open_lanes(&cfg, run_id, manifest, region, views.clone());
     let rows = session.rows();
     let (input, cfg) = (&input, &cfg);
     let result = take_turns(
         &views,
         targets,
-        cfg.max_targets_in_flight,
+        cfg.targets.max_in_flight,
         started,
         |i, t, view| {
             let (done, rows, shutdown) = (done.clone(), rows.clone(), shutdown.clone());
@@ -346,7 +346,7 @@ async fn target_turn<C: FleetClient>(
         rows,
         shutdown,
     );
-    LaneEnd::of(engine.await, cfg.targets.org.is_some(), &view.failed)
+    LaneEnd::of(engine.await, cfg.targets.flags.org.is_some(), &view.failed)
 }
 
 /// The input identity of a resumed run when it is known before any call: its targets are named by
@@ -355,11 +355,11 @@ fn identity_before_calls(
     cfg: &RunConfig,
     input: Option<&crate::input::PreparedInput>,
     names: Option<&crate::input::Names>,
-) -> Option<String> {
-    if !cfg.resume || cfg.targets.org.is_some() || cfg.targets.all_regions {
+) -> Option<InputIdentity> {
+    if !cfg.output.resume || cfg.targets.flags.org.is_some() || cfg.targets.flags.all_regions {
         return None;
     }
-    let labels: Vec<String> = crate::aws::targets::expand(&cfg.client, &cfg.targets)
+    let labels: Vec<String> = crate::aws::targets::expand(&cfg.targets.client, &cfg.targets.flags)
         .ok()?
         .into_iter()
         .map(|t| t.label)
@@ -375,9 +375,14 @@ fn identity_before_calls(
 
 /// The input identity a manifest records: the inputs' fingerprint, the targets of a run over several,
 /// and the shard.
-fn identity_of(cfg: &RunConfig, input: &crate::input::PreparedInput, labels: &[String]) -> String {
-    let base = crate::aws::targets::identity_with_targets(input.identity(), labels);
-    crate::input::shard::identity_with(&base, cfg.shard)
+fn identity_of(
+    cfg: &RunConfig,
+    input: &crate::input::PreparedInput,
+    labels: &[String],
+) -> InputIdentity {
+    InputIdentity::of(input.source().clone())
+        .with_targets(labels)
+        .with_shard(cfg.shard)
 }
 
 /// `auditing N pairs (notes), at most R calls/s: about T`, printed before the first call.
@@ -390,6 +395,7 @@ fn announce(
 ) -> String {
     let remaining = per_target * n_targets - resumed;
     let eta = cfg
+        .rate
         .rps
         .map(|r| {
             let per = if n_targets > 1 { " per target" } else { "" };

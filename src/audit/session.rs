@@ -52,9 +52,9 @@ impl LaneView {
             total,
             counters: Default::default(),
             limiter: Some(Arc::new(CallLimiter::new(
-                cfg.rps,
-                crate::aws::limit::burst_for(cfg.burst, cfg.rps),
-                cfg.adaptive,
+                cfg.rate.rps,
+                crate::aws::limit::burst_for(cfg.rate.burst, cfg.rate.rps),
+                cfg.rate.adaptive,
             ))),
             finished_s: Default::default(),
             listed: Default::default(),
@@ -236,7 +236,7 @@ impl Session {
         lanes: Vec<LaneView>,
     ) -> Session {
         // A dated audit writes under its own date, a resumed one too.
-        let mut partitioning = Partitioning::new(&cfg.partition_by, now_ms());
+        let mut partitioning = Partitioning::new(&cfg.output.partition_by, now_ms());
         let mut manifest = manifest;
         if let Some(m) = manifest.as_mut() {
             m.run_id.get_or_insert_with(|| run_id.clone());
@@ -248,10 +248,10 @@ impl Session {
         let (tx, rx) = mpsc::channel::<SinkMsg>(BATCH_ROWS);
         let writer = spawn_writer(
             SinkSettings {
-                layout: cfg.layout.clone(),
-                format: cfg.format,
-                part_rows: cfg.part_rows,
-                part_interval: cfg.part_interval,
+                layout: cfg.output.layout.clone(),
+                format: cfg.output.format,
+                part_rows: cfg.output.part_rows,
+                part_interval: cfg.output.part_interval,
                 manifest,
                 batch_rows: BATCH_ROWS,
                 row_group_rows: 128 * 1024,
@@ -261,7 +261,7 @@ impl Session {
                 partitioning,
                 // `run` locks every local output before its first call, under this run id.
                 verify_lock: matches!(
-                    cfg.layout,
+                    cfg.output.layout,
                     crate::dataset::Layout::File(_) | crate::dataset::Layout::Dir(_)
                 ),
             },
@@ -316,8 +316,8 @@ impl Session {
             _multi: multi,
             bars,
             lanes,
-            resumable: cfg.layout.is_dir(),
-            out: cfg.layout.path().to_path_buf(),
+            resumable: cfg.output.layout.is_dir(),
+            out: cfg.output.layout.path().to_path_buf(),
         }
     }
 

@@ -97,20 +97,6 @@ fn account_of_role(arn: &str) -> Option<String> {
     is_account_id(id).then(|| id.to_string())
 }
 
-/// An input identity with the targets it is audited in (`BASE:targets=A,B`; one target adds
-/// nothing). Many targets (an organization's) are named by their number and one hash, so the
-/// manifest, rewritten at every commit, stays small.
-pub fn identity_with_targets(base: &str, labels: &[String]) -> String {
-    match labels.len() {
-        0 | 1 => base.to_string(),
-        2..=16 => format!("{base}:targets={}", labels.join(",")),
-        n => format!(
-            "{base}:targets={n} targets {:016x}",
-            crate::input::pair::name_hash(&labels.join(","))
-        ),
-    }
-}
-
 /// One target as the flags name it, before any network call.
 #[derive(Debug, Clone)]
 pub struct TargetSpec {

@@ -265,7 +265,9 @@ pub struct Completion {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     pub version: u32,
-    /// Identity of the inputs (content hashes); a resume with other inputs is refused.
+    /// Identity of the inputs (content hashes, targets, shard): an
+    /// [`InputIdentity`](crate::input::identity::InputIdentity)'s text, read back with its `parse`;
+    /// a resume with other inputs is refused.
     pub input_identity: String,
     /// Distinct pairs in the inputs.
     pub pairs: u64,

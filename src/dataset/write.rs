@@ -431,7 +431,9 @@ impl DatasetWriter {
         }
         if let (Some(m), Some(t)) = (&mut self.settings.manifest, &self.target) {
             if !m.parts.is_empty() {
-                m.input_identity = format!("{}:changed-while-read", m.input_identity);
+                m.input_identity = crate::input::identity::InputIdentity::parse(&m.input_identity)
+                    .changed()
+                    .to_string();
                 t.store_manifest_blocking(m, self.runtime.as_ref())?;
             }
         }

@@ -17,6 +17,7 @@
 //! lists), `pairs` (CSV and JSON Lines pairs files), `dedup` (exact de-duplication).
 
 mod dedup;
+pub mod identity;
 mod lines;
 mod lists;
 pub mod names;
@@ -149,7 +150,7 @@ impl Names {
 /// Inputs validated and counted, ready to be streamed.
 pub struct PreparedInput {
     kind: Prepared,
-    identity: String,
+    source: identity::Source,
 }
 
 enum Prepared {
@@ -173,10 +174,10 @@ pub fn prepare(spec: &InputSpec) -> Result<PreparedInput, InputError> {
             let job_list = NameList::prepare(jobs_src, ListKind::Jobs)?;
             let things = NameList::prepare(things_src, ListKind::Things)?;
             // The fingerprints of the validating pass: every later pass checks it reads the same.
-            let identity = format!(
-                "lists:things={:016x}:jobs={:016x}",
-                things.content, job_list.content
-            );
+            let source = identity::Source::Lists {
+                things: format!("{:016x}", things.content),
+                jobs: format!("{:016x}", job_list.content),
+            };
             let mut ids = Vec::with_capacity(job_list.unique as usize);
             let mut it = job_list.iter()?;
             while let Some(r) = it.next_name() {
@@ -188,25 +189,27 @@ pub fn prepare(spec: &InputSpec) -> Result<PreparedInput, InputError> {
                     jobs: ids,
                     job_duplicates: job_list.duplicates,
                 },
-                identity,
+                source,
             })
         }
         InputSpec::Pairs(p) => {
             let pairs = PairsFile::prepare(Source::open(p)?)?;
-            let identity = format!("pairs:{:016x}", pairs.content.unwrap_or_default());
+            let source = identity::Source::Pairs {
+                content: format!("{:016x}", pairs.content.unwrap_or_default()),
+            };
             Ok(PreparedInput {
                 kind: Prepared::Pairs(pairs),
-                identity,
+                source,
             })
         }
     }
 }
 
 impl PreparedInput {
-    /// A fingerprint of the inputs' content (`lists:things=..:jobs=..` or `pairs:..`): the same files
-    /// give the same identity, and so the same targets in the same order.
-    pub fn identity(&self) -> &str {
-        &self.identity
+    /// The inputs' content fingerprints (an [`identity::InputIdentity`]'s source): the same files
+    /// give the same source, and so the same targets in the same order.
+    pub fn source(&self) -> &identity::Source {
+        &self.source
     }
 
     /// Number of distinct pairs the targets will yield.

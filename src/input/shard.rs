@@ -163,15 +163,6 @@ fn index_from_env(env: &impl Fn(&str) -> Option<String>) -> Result<(u64, String)
     }
 }
 
-/// Appends `:shard=K/N` to an input identity when sharded, so that a manifest records which part of
-/// the input it holds and a resume with another shard is refused.
-pub fn identity_with(identity: &str, shard: Option<Shard>) -> String {
-    match shard {
-        Some(s) => format!("{identity}:shard={s}"),
-        None => identity.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,12 +328,5 @@ mod tests {
         // A single shard owns everything.
         let all = Shard::new(0, 1).unwrap();
         assert!(all.owns_pair("x", "y") && all.owns_name("z"));
-    }
-
-    #[test]
-    fn identity_carries_the_shard() {
-        let s = Shard::new(1, 3).unwrap();
-        assert_eq!(identity_with("pairs:ab", Some(s)), "pairs:ab:shard=1/3");
-        assert_eq!(identity_with("pairs:ab", None), "pairs:ab");
     }
 }

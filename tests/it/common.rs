@@ -81,15 +81,26 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
     };
     RunConfig {
         input: fleet_audit::audit::config::Input::Describe(input),
-        layout,
-        format,
-        overwrite: false,
-        client: client_settings(endpoint),
-        targets: Default::default(),
-        max_targets_in_flight: 64,
-        rps: None,
-        burst: Some(1),
-        adaptive: true,
+        output: fleet_audit::audit::config::OutputSettings {
+            layout,
+            format,
+            overwrite: false,
+            resume: false,
+            part_rows: 1_000_000,
+            part_interval: std::time::Duration::from_secs(300),
+            partition_by: Vec::new(),
+            lock_lease: std::time::Duration::from_secs(60),
+        },
+        targets: fleet_audit::audit::config::TargetSettings {
+            client: client_settings(endpoint),
+            flags: Default::default(),
+            max_in_flight: 64,
+        },
+        rate: fleet_audit::audit::config::RateSettings {
+            rps: None,
+            burst: Some(1),
+            adaptive: true,
+        },
         engine: EngineSettings {
             concurrency: 16,
             max_attempts: 5,
@@ -99,14 +110,9 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
                 cap: Duration::from_millis(100),
             },
         },
-        part_rows: 1_000_000,
-        part_interval: std::time::Duration::from_secs(300),
-        resume: false,
+        shard: None,
         quiet: true,
         summary_json: None,
-        shard: None,
-        partition_by: Vec::new(),
-        lock_lease: std::time::Duration::from_secs(60),
         as_of_ms: None,
         retry_errors: false,
     }
@@ -182,7 +188,7 @@ pub async fn run_interrupted_then_resumed(
     run_interrupted(rc.clone(), server, op, calls).await;
     let first = read_rows(out).len();
     assert!(first > 0, "some rows were committed before the stop");
-    rc.resume = true;
+    rc.output.resume = true;
     let s = fleet_audit::audit::run::run(rc, no_shutdown())
         .await
         .unwrap();

@@ -38,8 +38,8 @@ async fn a_dated_run_after_an_incomplete_audit_is_refused_until_resumed() {
         InputSpec::Lists { things, jobs },
         &out,
     );
-    rc.partition_by = vec![PartitionKey::Date];
-    rc.part_rows = 50;
+    rc.output.partition_by = vec![PartitionKey::Date];
+    rc.output.part_rows = 50;
     rc.engine.concurrency = 2;
     run_interrupted(rc.clone(), &server, Operation::DescribeJobExecution, 120).await;
     // The interrupted audit is an earlier day's: today's run would be the next audit, if the last
@@ -69,7 +69,7 @@ async fn a_dated_run_after_an_incomplete_audit_is_refused_until_resumed() {
 
     // --resume finishes that audit, under its own date, and nothing is merged.
     let mut resume = rc.clone();
-    resume.resume = true;
+    resume.output.resume = true;
     let s = run(resume, no_shutdown()).await.unwrap();
     assert!(s.complete);
     let m = Manifest::load(&out).unwrap().unwrap();

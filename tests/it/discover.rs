@@ -147,7 +147,7 @@ async fn discovery_resumes_in_the_middle_of_a_jobs_listing() {
         DescribeMode::Active,
         &out,
     );
-    rc.part_rows = 200;
+    rc.output.part_rows = 200;
     rc.engine.concurrency = 4;
     // Stop after a few pages of the first job.
     run_interrupted_then_resumed(rc, &server, Operation::ListJobExecutionsForJob, 4, &out).await;

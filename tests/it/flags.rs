@@ -346,8 +346,8 @@ async fn max_targets_in_flight_audits_that_many_targets_at_once() {
             &d.path().join("ds"),
         );
         rc.engine.concurrency = 2;
-        rc.max_targets_in_flight = in_flight;
-        rc.targets = TargetFlags {
+        rc.targets.max_in_flight = in_flight;
+        rc.targets.flags = TargetFlags {
             regions: regions.iter().map(|r| r.to_string()).collect(),
             region_endpoints: regions
                 .iter()

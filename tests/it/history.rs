@@ -306,7 +306,7 @@ async fn a_dated_output_keeps_one_audit_a_day_and_latest_is_the_day_before() {
     let out = dir.path().join("audit");
     let dated = |server: &SimServer, baseline: Option<BaselineSpec>| {
         let mut rc = discovery(server, &jobs, &out, None);
-        rc.partition_by = vec![PartitionKey::Date, PartitionKey::JobId];
+        rc.output.partition_by = vec![PartitionKey::Date, PartitionKey::JobId];
         if let Input::Discover(spec) = &mut rc.input {
             spec.baseline = baseline;
         }
@@ -385,10 +385,10 @@ async fn a_dated_output_keeps_one_audit_a_day_and_latest_is_the_day_before() {
         "{err}"
     );
     let mut rc = dated(&s1, None);
-    rc.resume = true;
+    rc.output.resume = true;
     assert!(run(rc, no_shutdown()).await.unwrap().complete);
     let mut rc = dated(&s1, None);
-    rc.overwrite = true;
+    rc.output.overwrite = true;
     let replaced = run(rc, no_shutdown()).await.unwrap();
     assert!(replaced.complete);
     assert_eq!(replaced.carried, 0, "no baseline: nothing carried");

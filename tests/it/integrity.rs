@@ -165,7 +165,7 @@ async fn small_dataset(server: &fleet_audit::sim::SimServer, dir: &Path, name: &
         InputSpec::Lists { things, jobs },
         &out,
     );
-    rc.part_rows = 40;
+    rc.output.part_rows = 40;
     run(rc, no_shutdown()).await.unwrap();
     out
 }
@@ -388,7 +388,7 @@ async fn an_input_changed_while_streaming_stops_without_committing_it() {
     let parts = std::fs::read_dir(&out).map_or(0, |d| d.count());
     assert_eq!(parts, 0, "no file in {}", out.display());
     // So a resume starts afresh, from the file as it is now.
-    rc.resume = true;
+    rc.output.resume = true;
     let s = run(rc, no_shutdown()).await.unwrap();
     assert!(s.complete);
     let rows = read_rows(&out);
@@ -409,7 +409,7 @@ async fn an_input_changed_while_streaming_stops_without_committing_it() {
         &out,
     );
     rc.engine.concurrency = 4;
-    rc.part_rows = 1_000;
+    rc.output.part_rows = 1_000;
     let start = server.stats().calls(Operation::DescribeJobExecution);
     let editor = {
         let server = server.simulator().clone();
@@ -439,7 +439,7 @@ async fn an_input_changed_while_streaming_stops_without_committing_it() {
         m.input_identity
     );
     std::fs::write(&things, &original).unwrap();
-    rc.resume = true;
+    rc.output.resume = true;
     let refused = run(rc, no_shutdown()).await.unwrap_err().to_string();
     assert!(refused.contains("the inputs differ"), "{refused}");
     assert!(
@@ -461,11 +461,11 @@ async fn a_resumed_discovery_keeps_its_manifest_small() {
         DescribeMode::Active,
         &out,
     );
-    rc.part_rows = 2_000;
+    rc.output.part_rows = 2_000;
     rc.engine.concurrency = 16;
     // Interrupted with describes in flight and queued: their ordinals were handed out, never used.
     run_interrupted(rc.clone(), &server, Operation::DescribeJobExecution, 2_000).await;
-    rc.resume = true;
+    rc.output.resume = true;
     let s = run(rc, no_shutdown()).await.unwrap();
     assert!(s.complete);
     let m = Manifest::load(&out).unwrap().unwrap();

@@ -74,8 +74,8 @@ async fn every_account_and_enabled_region_once_and_a_resume_fills_the_missing_ro
         },
         &out,
     );
-    rc.targets = org_flags();
-    rc.max_targets_in_flight = 32;
+    rc.targets.flags = org_flags();
+    rc.targets.max_in_flight = 32;
     let first = run(rc.clone(), no_shutdown()).await;
     let Err(RunError::Stopped {
         stop: Stop::TargetsFailed { failed, of },
@@ -164,8 +164,8 @@ async fn every_account_and_enabled_region_once_and_a_resume_fills_the_missing_ro
     // The roles now exist: a resume audits the failed targets alone, and the dataset is complete.
     let fixed = org_sim(208, 0.0).await;
     let mut again = rc;
-    again.client = client_settings(&fixed.endpoint_url());
-    again.resume = true;
+    again.targets.client = client_settings(&fixed.endpoint_url());
+    again.output.resume = true;
     let s = run(again, no_shutdown()).await.unwrap();
     assert!(s.complete);
     assert_eq!(s.failed_targets, 0);
@@ -377,8 +377,8 @@ async fn a_discovery_over_the_organization_resumes_its_failed_targets_and_carrie
         if let Input::Discover(spec) = &mut rc.input {
             spec.baseline = baseline.map(|b| BaselineSpec::Path(b.to_path_buf()));
         }
-        rc.targets = org_flags();
-        rc.max_targets_in_flight = 16;
+        rc.targets.flags = org_flags();
+        rc.targets.max_in_flight = 16;
         rc
     };
     let out = dir.path().join("disc");
@@ -398,7 +398,7 @@ async fn a_discovery_over_the_organization_resumes_its_failed_targets_and_carrie
     // The roles exist now: the resume lists every target again but writes only the failed ones'.
     let fixed = org_sim(20, 0.0).await;
     let mut again = discovery(&fixed.endpoint_url(), &out, None);
-    again.resume = true;
+    again.output.resume = true;
     let s = run(again, no_shutdown()).await.unwrap();
     assert!(s.complete);
     assert_eq!(s.resumed, (reachable * executions) as u64);

@@ -38,8 +38,8 @@ async fn a_partitioned_run_resumes_into_hive_folders_with_the_rows_of_a_flat_run
     let spec = InputSpec::Lists { things, jobs };
     let out = dir.path().join("ds");
     let mut rc = run_config(&server.endpoint_url(), spec.clone(), &out);
-    rc.partition_by = vec![PartitionKey::Date, PartitionKey::JobId];
-    rc.part_rows = 150;
+    rc.output.partition_by = vec![PartitionKey::Date, PartitionKey::JobId];
+    rc.output.part_rows = 150;
     rc.engine.concurrency = 8;
 
     run_interrupted(rc.clone(), &server, Operation::DescribeJobExecution, 700).await;
@@ -51,7 +51,7 @@ async fn a_partitioned_run_resumes_into_hive_folders_with_the_rows_of_a_flat_run
         files_under(&out)
     );
 
-    rc.resume = true;
+    rc.output.resume = true;
     let s = run(rc.clone(), no_shutdown()).await.unwrap();
     assert!(s.complete);
     assert_eq!(s.resumed as usize, first.len());
@@ -134,8 +134,8 @@ async fn a_partitioned_discovery_resumes_with_job_ids_from_the_paths() {
         DescribeMode::Active,
         &out,
     );
-    rc.partition_by = vec![PartitionKey::JobId];
-    rc.part_rows = 200;
+    rc.output.partition_by = vec![PartitionKey::JobId];
+    rc.output.part_rows = 200;
     rc.engine.concurrency = 4;
     run_interrupted_then_resumed(rc, &server, Operation::ListJobExecutionsForJob, 4, &out).await;
     let rows = read_rows(&out);

@@ -191,7 +191,7 @@ async fn interrupted_dataset(
         InputSpec::Lists { things, jobs },
         &out,
     );
-    rc.part_rows = 50;
+    rc.output.part_rows = 50;
     rc.engine.concurrency = 2;
     run_interrupted(rc.clone(), server, Operation::DescribeJobExecution, 220).await;
     (out, rc)
@@ -241,7 +241,7 @@ async fn resume_over_a_missing_truncated_or_altered_part_is_refused_naming_it() 
         damage(&victim);
         let calls = server.stats().total_calls();
         let mut again = rc.clone();
-        again.resume = true;
+        again.output.resume = true;
         let err = run(again, no_shutdown()).await.unwrap_err();
         assert!(
             matches!(err, fleet_audit::audit::error::RunError::Config(_)),
@@ -273,7 +273,7 @@ async fn resume_over_a_missing_truncated_or_altered_part_is_refused_naming_it() 
     assert_eq!(code, Some(2), "{stderr}");
     std::fs::write(&victim, &good).unwrap();
     let mut again = rc.clone();
-    again.resume = true;
+    again.output.resume = true;
     let s = run(again, no_shutdown()).await.unwrap();
     assert!(s.complete);
     let rows = read_rows(&out);

@@ -27,7 +27,7 @@ async fn an_interrupted_run_resumes_to_the_same_dataset() {
     let spec = InputSpec::Lists { things, jobs };
     let out = dir.path().join("ds");
     let mut rc = run_config(&server.endpoint_url(), spec.clone(), &out);
-    rc.part_rows = 150;
+    rc.output.part_rows = 150;
     rc.engine.concurrency = 8;
 
     // Interrupt after some rows.
@@ -39,7 +39,7 @@ async fn an_interrupted_run_resumes_to_the_same_dataset() {
 
     // Resume: the rest is fetched, nothing twice.
     let calls_before = server.stats().calls(Operation::DescribeJobExecution);
-    rc.resume = true;
+    rc.output.resume = true;
     let s2 = run(rc.clone(), no_shutdown()).await.unwrap();
     assert!(s2.complete);
     assert_eq!(s2.resumed as usize, first.len());
@@ -92,7 +92,7 @@ async fn resume_with_other_inputs_is_refused() {
         InputSpec::Lists { things, jobs },
         &out,
     );
-    rc.resume = true;
+    rc.output.resume = true;
     let calls = server.stats().total_calls();
     let err = run(rc, no_shutdown()).await.unwrap_err();
     assert!(
@@ -336,7 +336,7 @@ async fn fault_matrix_every_knob_alone_and_combined() {
         );
         rc.engine.max_attempts = 30;
         rc.engine.call_timeout = Duration::from_millis(250);
-        rc.part_rows = 100;
+        rc.output.part_rows = 100;
         let s = run(rc, no_shutdown()).await.unwrap();
         let rows = read_rows(&out);
         assert_eq!(rows.len(), 360, "{name}");
@@ -384,7 +384,7 @@ async fn a_full_disk_stops_the_run_and_committed_parts_stay_valid() {
         InputSpec::Lists { things, jobs },
         &out,
     );
-    rc.part_rows = 500;
+    rc.output.part_rows = 500;
     let err = run(rc.clone(), no_shutdown()).await.unwrap_err();
     let msg = err.to_string();
     assert!(msg.contains("No space left on device"), "{msg}");
@@ -415,7 +415,7 @@ async fn a_full_disk_stops_the_run_and_committed_parts_stay_valid() {
         .unwrap()
         .success();
     assert!(grown);
-    rc.resume = true;
+    rc.output.resume = true;
     let s = run(rc, no_shutdown()).await.unwrap();
     assert!(s.complete);
     let rows = read_rows(&out);

@@ -220,7 +220,7 @@ async fn rejected_credentials_stop_the_run_without_an_output() {
             },
             &out,
         );
-        rc.client.static_credentials = Some(aws_credential_types::Credentials::new(
+        rc.targets.client.static_credentials = Some(aws_credential_types::Credentials::new(
             key, "secret", None, None, "test",
         ));
         rc
@@ -322,7 +322,7 @@ async fn directory_output_rotates_parts_and_unknown_statuses_are_kept() {
         InputSpec::Lists { things, jobs },
         &out,
     );
-    rc.part_rows = 500;
+    rc.output.part_rows = 500;
     let summary = run(rc, no_shutdown()).await.unwrap();
     assert_eq!(summary.files.len(), 3, "{:?}", summary.files);
     let rows = read_rows(&out);
@@ -360,7 +360,7 @@ async fn no_rps_cap_adapts_to_a_low_quota() {
         InputSpec::Lists { things, jobs },
         &out,
     );
-    assert_eq!(rc.rps, None, "--rps 0: no cap");
+    assert_eq!(rc.rate.rps, None, "--rps 0: no cap");
     // The CLI's backoff (100 ms to 20 s), with attempts to spare.
     rc.engine.backoff = fleet_audit::aws::retry::Backoff::default();
     rc.engine.max_attempts = 20;

@@ -114,7 +114,7 @@ async fn three_shards_side_by_side_equal_one_run() {
         .collect();
     let cfg = |k: u32| {
         let mut rc = sharded(run_config(&url, spec.clone(), &outs[k as usize]), k, 3);
-        rc.part_rows = 300;
+        rc.output.part_rows = 300;
         rc
     };
     let (a, b, c) = tokio::join!(
@@ -143,15 +143,15 @@ async fn three_shards_side_by_side_equal_one_run() {
 
     // A shard's directory resumes only as that shard.
     let mut rc = cfg(1);
-    rc.layout = fleet_audit::dataset::Layout::Dir(outs[0].clone());
-    rc.resume = true;
+    rc.output.layout = fleet_audit::dataset::Layout::Dir(outs[0].clone());
+    rc.output.resume = true;
     let err = run(rc, no_shutdown()).await.unwrap_err().to_string();
     assert!(
         err.contains("it holds shard 0/3 of these inputs, and this run asks for shard 1/3"),
         "{err}"
     );
     let mut rc = run_config(&url, spec.clone(), &outs[0]);
-    rc.resume = true;
+    rc.output.resume = true;
     let err = run(rc, no_shutdown()).await.unwrap_err().to_string();
     assert!(
         err.contains("this run asks for all of these inputs"),
@@ -159,7 +159,7 @@ async fn three_shards_side_by_side_equal_one_run() {
     );
     // As itself, a complete shard has nothing left to do.
     let mut rc = cfg(0);
-    rc.resume = true;
+    rc.output.resume = true;
     let s = run(rc, no_shutdown()).await.unwrap();
     assert_eq!(
         (s.complete, s.attempts, s.pairs),
@@ -175,7 +175,7 @@ async fn an_interrupted_shard_resumes_exactly() {
     let spec = InputSpec::Lists { things, jobs };
     let out = dir.path().join("s1");
     let mut rc = sharded(run_config(&server.endpoint_url(), spec.clone(), &out), 1, 2);
-    rc.part_rows = 100;
+    rc.output.part_rows = 100;
     rc.engine.concurrency = 8;
 
     let summary = run_interrupted(rc.clone(), &server, Operation::DescribeJobExecution, 500).await;
@@ -183,7 +183,7 @@ async fn an_interrupted_shard_resumes_exactly() {
     assert!(first >= 300 && (first as u64) < summary.pairs, "{first}");
 
     let before = server.stats().calls(Operation::DescribeJobExecution);
-    rc.resume = true;
+    rc.output.resume = true;
     let s = run(rc, no_shutdown()).await.unwrap();
     assert!(s.complete);
     assert_eq!((s.pairs, s.resumed), (summary.pairs, first as u64));
@@ -226,7 +226,7 @@ async fn a_shard_killed_before_its_first_commit_resumes_from_scratch() {
     )
     .unwrap();
     let mut rc = sharded(run_config(&server.endpoint_url(), spec.clone(), &out), 0, 2);
-    rc.resume = true;
+    rc.output.resume = true;
     let s = run(rc, no_shutdown()).await.unwrap();
     assert!(s.complete);
     let rows = read_rows(&out);
@@ -249,7 +249,7 @@ async fn a_shard_killed_before_its_first_commit_resumes_from_scratch() {
     std::fs::write(other.join("notes.txt"), b"mine").unwrap();
     std::fs::write(other.join(".part-1-00000.parquet.tmp"), b"half").unwrap();
     let mut rc = sharded(run_config(&server.endpoint_url(), spec, &other), 0, 2);
-    rc.resume = true;
+    rc.output.resume = true;
     let err = run(rc, no_shutdown()).await.unwrap_err().to_string();
     assert!(err.contains("holds no manifest to resume from"), "{err}");
     assert!(other.join("notes.txt").exists() && other.join(".part-1-00000.parquet.tmp").exists());

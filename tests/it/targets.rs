@@ -36,9 +36,9 @@ async fn two_regions_each_hold_their_own_rate_against_their_own_quota() {
         InputSpec::Lists { things, jobs },
         &out,
     );
-    rc.rps = Some(RPS);
-    rc.burst = Some(BUDGET as u32);
-    rc.targets = TargetFlags {
+    rc.rate.rps = Some(RPS);
+    rc.rate.burst = Some(BUDGET as u32);
+    rc.targets.flags = TargetFlags {
         regions: vec!["eu-west-1".into(), "ap-south-1".into()],
         region_endpoints: vec![
             ("eu-west-1".into(), servers[0].endpoint_url()),
@@ -124,7 +124,7 @@ async fn roles_are_assumed_and_rows_carry_each_account() {
         InputSpec::Lists { things, jobs },
         &out,
     );
-    rc.targets = TargetFlags {
+    rc.targets.flags = TargetFlags {
         role_arns: vec![
             "arn:aws:iam::111122223333:role/audit".into(),
             "arn:aws:iam::444455556666:role/audit".into(),
@@ -161,14 +161,14 @@ async fn a_refused_role_stops_the_run_before_any_iot_call() {
         InputSpec::Lists { things, jobs },
         &out,
     );
-    rc.client.static_credentials = Some(aws_credential_types::Credentials::new(
+    rc.targets.client.static_credentials = Some(aws_credential_types::Credentials::new(
         "AKIDDENIED",
         "secret",
         None,
         None,
         "test",
     ));
-    rc.targets = TargetFlags {
+    rc.targets.flags = TargetFlags {
         role_arns: vec![
             "arn:aws:iam::111122223333:role/audit".into(),
             "arn:aws:iam::444455556666:role/audit".into(),
@@ -201,9 +201,9 @@ async fn an_interrupted_multi_region_run_resumes_each_region_exactly() {
         InputSpec::Lists { things, jobs },
         &out,
     );
-    rc.part_rows = 100;
+    rc.output.part_rows = 100;
     rc.engine.concurrency = 4;
-    rc.targets = TargetFlags {
+    rc.targets.flags = TargetFlags {
         regions: vec!["us-east-1".into(), "eu-central-1".into()],
         region_endpoints: vec![
             ("us-east-1".into(), servers[0].endpoint_url()),
@@ -224,8 +224,8 @@ async fn an_interrupted_multi_region_run_resumes_each_region_exactly() {
 
     // Other targets are other inputs: a resume with one region only is refused.
     let mut other = rc.clone();
-    other.resume = true;
-    other.targets.regions.pop();
+    other.output.resume = true;
+    other.targets.flags.regions.pop();
     let refused = run(other, no_shutdown()).await.unwrap_err().to_string();
     assert!(refused.contains("cannot resume"), "{refused}");
 
@@ -233,7 +233,7 @@ async fn an_interrupted_multi_region_run_resumes_each_region_exactly() {
         .iter()
         .map(|s| s.stats().calls(Operation::DescribeJobExecution))
         .sum();
-    rc.resume = true;
+    rc.output.resume = true;
     let s = run(rc, no_shutdown()).await.unwrap();
     assert!(s.complete);
     assert_eq!(s.resumed as usize, first);
@@ -268,7 +268,7 @@ async fn a_discovery_over_two_regions_lists_each_on_its_own_simulator() {
         DescribeMode::Active,
         &out,
     );
-    rc.targets = TargetFlags {
+    rc.targets.flags = TargetFlags {
         regions: vec!["eu-west-1".into(), "ap-south-1".into()],
         region_endpoints: vec![
             ("eu-west-1".into(), servers[0].endpoint_url()),
@@ -315,7 +315,7 @@ async fn each_target_of_a_discovery_counts_the_executions_it_listed() {
         DescribeMode::None,
         &out,
     );
-    rc.targets = TargetFlags {
+    rc.targets.flags = TargetFlags {
         regions: vec!["eu-west-1".into(), "ap-south-1".into()],
         region_endpoints: vec![
             ("eu-west-1".into(), servers[0].endpoint_url()),

@@ -30,6 +30,7 @@ use crate::aws::client::{
 };
 use crate::aws::limit::CallLimiter;
 use crate::dataset::schema::{Outcome, Row, Source};
+use crate::input::identity::{InputIdentity, Listed, Source as InputSource};
 use crate::input::{prepare_names, InputError, ListKind, Names};
 use crate::time::now_ms;
 
@@ -163,30 +164,26 @@ pub fn prepare_scope(scope: &Scope) -> Result<Option<Names>, InputError> {
 }
 
 /// The input identity a discovery's manifest records: what is listed, the status filter, the
-/// describe mode and the shard.
+/// describe mode, the targets and the shard.
 pub(crate) fn identity_of(
     spec: &DiscoverSpec,
     names: Option<&Names>,
     shard: Option<crate::input::shard::Shard>,
     targets: &[String],
-) -> String {
+) -> InputIdentity {
     let listed = match (&spec.scope, names) {
-        (Scope::Jobs(_), Some(n)) => format!("jobs={}", n.identity()),
-        (Scope::Things(_), Some(n)) => format!("things={}", n.identity()),
-        (Scope::AllJobs { status }, _) => {
-            format!("list-jobs={}", status.as_deref().unwrap_or("*"))
-        }
+        (Scope::Jobs(_), Some(n)) => Listed::Jobs(n.identity().to_string()),
+        (Scope::Things(_), Some(n)) => Listed::Things(n.identity().to_string()),
+        (Scope::AllJobs { status }, _) => Listed::AllJobs(status.clone()),
         (_, None) => unreachable!("prepare_scope gives names for a jobs or things scope"),
     };
-    let base = format!(
-        "discover:{listed}:execution-status={}:describe={}",
-        spec.execution_status.as_deref().unwrap_or("*"),
-        spec.describe.as_str()
-    );
-    crate::input::shard::identity_with(
-        &crate::aws::targets::identity_with_targets(&base, targets),
-        shard,
-    )
+    InputIdentity::of(InputSource::Discover {
+        listed,
+        execution_status: spec.execution_status.clone(),
+        describe: spec.describe.as_str().to_string(),
+    })
+    .with_targets(targets)
+    .with_shard(shard)
 }
 
 /// What a discovery lists, in order: the things of a things scope (this shard's), else the jobs.

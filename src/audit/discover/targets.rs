@@ -61,7 +61,7 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
         (None, HashMap::new())
     } else {
         let manifest = prepare_output(&cfg, &identity, 0).await?;
-        let committed = match (OutputDir::of(&cfg.layout)?, &manifest) {
+        let committed = match (OutputDir::of(&cfg.output.layout)?, &manifest) {
             (Some(t), Some(m)) if !m.parts.is_empty() => resume::committed_by_origin(&t, m).await?,
             _ => HashMap::new(),
         };
@@ -86,13 +86,13 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
         planned: AtomicU64::new(0),
         plan_calls: AtomicU64::new(0),
         shutdown: shutdown.clone(),
-        one: labels.len() == 1 && cfg.targets.org.is_none(),
+        one: labels.len() == 1 && cfg.targets.flags.org.is_none(),
     };
     if spec.dry_run {
         let ended = take_turns(
             &views,
             targets,
-            cfg.max_targets_in_flight,
+            cfg.targets.max_in_flight,
             started,
             |_, t, view| target_turn(&shared, t, view, None, 0),
         )
@@ -104,7 +104,7 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
             Ok(()) => Ok(s),
             Err(stop) => Err(RunError::Stopped {
                 stop,
-                out: cfg.layout.path().to_path_buf(),
+                out: cfg.output.layout.path().to_path_buf(),
                 resumable: false,
                 summary: Box::new(s),
             }),
@@ -114,7 +114,7 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
         &cfg,
         run_id,
         manifest,
-        cfg.client.region.clone(),
+        cfg.targets.client.region.clone(),
         views.clone(),
     );
     let rows = session.rows();
@@ -122,7 +122,7 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
     let result = take_turns(
         &views,
         items,
-        cfg.max_targets_in_flight,
+        cfg.targets.max_in_flight,
         started,
         |_, (t, first), view| target_turn(&shared, t, view, Some(rows.clone()), first),
     )
@@ -147,7 +147,7 @@ async fn target_turn<C: FleetClient + FleetLister>(
     first: u64,
 ) -> LaneEnd {
     let (cfg, spec) = (shared.cfg, shared.spec);
-    let lenient = cfg.targets.org.is_some();
+    let lenient = cfg.targets.flags.org.is_some();
     let t = match view.connect(target, &shared.shutdown).await {
         Ok(t) => t,
         Err(end) => return end,
@@ -156,7 +156,7 @@ async fn target_turn<C: FleetClient + FleetLister>(
     let in_shard = move |name: &str| shard.is_none_or(|s| s.owns_name(name));
     let ctx = Arc::new(Ctx {
         client: t.client.clone(),
-        limits: ListLimiters::new(spec.list_rps, cfg.burst, cfg.adaptive),
+        limits: ListLimiters::new(spec.list_rps, cfg.rate.burst, cfg.rate.adaptive),
         settings: cfg.engine.clone(),
         counters: view.counters.clone(),
         shutdown: shared.shutdown.clone(),
@@ -175,12 +175,12 @@ async fn target_turn<C: FleetClient + FleetLister>(
     if !cfg.quiet || spec.dry_run {
         if shared.one {
             let shard_note = shard.map(|s| format!("shard {s}: ")).unwrap_or_default();
-            eprintln!("{shard_note}{}", plan.render(spec, cfg.rps));
+            eprintln!("{shard_note}{}", plan.render(spec, cfg.rate.rps));
             if let Some(b) = &shared.baseline {
                 eprintln!("{shard_note}{}", plan::baseline_line(b, &plan));
             }
         } else {
-            eprintln!("{}: {}", t.label, plan.render(spec, cfg.rps));
+            eprintln!("{}: {}", t.label, plan.render(spec, cfg.rate.rps));
         }
     }
     let Some(rows) = rows else {

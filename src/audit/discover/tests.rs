@@ -39,15 +39,26 @@ fn config(out: &Path, describe: DescribeMode) -> RunConfig {
             dry_run: false,
             baseline: None,
         }),
-        layout: Layout::Dir(out.to_path_buf()),
-        format: Format::Parquet,
-        overwrite: false,
-        client: Default::default(),
-        targets: Default::default(),
-        max_targets_in_flight: 4,
-        rps: Some(10.0),
-        burst: None,
-        adaptive: true,
+        output: crate::audit::config::OutputSettings {
+            layout: Layout::Dir(out.to_path_buf()),
+            format: Format::Parquet,
+            overwrite: false,
+            resume: false,
+            part_rows: 1_000_000,
+            part_interval: Duration::from_secs(300),
+            partition_by: Vec::new(),
+            lock_lease: Duration::from_secs(60),
+        },
+        targets: crate::audit::config::TargetSettings {
+            client: Default::default(),
+            flags: Default::default(),
+            max_in_flight: 4,
+        },
+        rate: crate::audit::config::RateSettings {
+            rps: Some(10.0),
+            burst: None,
+            adaptive: true,
+        },
         engine: EngineSettings {
             concurrency: 4,
             max_attempts: 5,
@@ -57,14 +68,9 @@ fn config(out: &Path, describe: DescribeMode) -> RunConfig {
                 cap: Duration::from_secs(1),
             },
         },
-        part_rows: 1_000_000,
-        part_interval: Duration::from_secs(300),
-        resume: false,
+        shard: None,
         quiet: true,
         summary_json: None,
-        shard: None,
-        partition_by: Vec::new(),
-        lock_lease: Duration::from_secs(60),
         as_of_ms: None,
         retry_errors: false,
     }
@@ -123,9 +129,11 @@ where
     let (_tx, shutdown) = tokio::sync::watch::channel(false);
     // The output's lock, as `run` takes it before any call: the writer checks it is still ours.
     let run_id = crate::dataset::new_run_id();
-    let lock =
-        crate::dataset::OutputLock::local(cfg.layout.path(), &crate::dataset::Holder::me(&run_id))
-            .unwrap();
+    let lock = crate::dataset::OutputLock::local(
+        cfg.output.layout.path(),
+        &crate::dataset::Holder::me(&run_id),
+    )
+    .unwrap();
     let s = super::run_discover_targets(
         cfg,
         run_id,
