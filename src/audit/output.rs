@@ -10,7 +10,7 @@ use crate::audit::error::{Mismatch, RunError};
 use crate::dataset::{
     Entry, Holder, Kind, Layout, Manifest, OutputDir, OutputLock, RemoteError, SinkError, MANIFEST,
 };
-use crate::input::identity::{InputIdentity, Listed, Source};
+use crate::input::identity::InputIdentity;
 use crate::time::{now_ms, utc_date};
 
 /// Removes what an earlier run left in a directory output, when `--overwrite` (or a resume with
@@ -230,72 +230,14 @@ fn input_change(was: &InputIdentity, now: &InputIdentity) -> String {
                 pairs than any input's now"
             .to_string();
     }
-    let star = |v: &Option<String>| v.clone().unwrap_or_else(|| "*".into());
-    let mut changed: Vec<String> = Vec::new();
-    match (&was.source, &now.source) {
-        (Source::Lists { things, jobs }, Source::Lists { things: t, jobs: j }) => {
-            if things != t {
-                changed.push("the --things file's content".into());
-            }
-            if jobs != j {
-                changed.push("the --jobs file's content".into());
-            }
-        }
-        (Source::Pairs { .. }, Source::Pairs { .. }) => {
-            changed.push("the --pairs file's content".into());
-        }
-        (
-            Source::Discover {
-                listed,
-                execution_status,
-                describe,
-            },
-            Source::Discover {
-                listed: l,
-                execution_status: e,
-                describe: d,
-            },
-        ) => {
-            match (listed, l) {
-                (Listed::Jobs(a), Listed::Jobs(b)) if a != b => {
-                    changed.push("the --jobs file's content (the jobs listed)".into())
-                }
-                (Listed::Things(a), Listed::Things(b)) if a != b => {
-                    changed.push("the --things file's content (the things listed)".into())
-                }
-                (Listed::AllJobs(a), Listed::AllJobs(b)) if a != b => {
-                    changed.push(format!("--job-status (was {}, now {})", star(a), star(b)))
-                }
-                (a, b) if std::mem::discriminant(a) != std::mem::discriminant(b) => {
-                    let what = |l: &Listed| match l {
-                        Listed::Jobs(_) => "a --jobs file".to_string(),
-                        Listed::Things(_) => "a --things file".to_string(),
-                        Listed::AllJobs(s) => format!("every job (--job-status {})", star(s)),
-                    };
-                    changed.push(format!("what is listed (was {}, now {})", what(a), what(b)))
-                }
-                _ => {}
-            }
-            if execution_status != e {
-                changed.push(format!(
-                    "--execution-status (was {}, now {})",
-                    star(execution_status),
-                    star(e)
-                ));
-            }
-            if describe != d {
-                changed.push(format!("--describe (was {describe}, now {d})"));
-            }
-        }
-        (a, b) if a.kind() != b.kind() => {
-            return format!(
-                "it was written from {}; this run reads {}",
-                a.kind(),
-                b.kind()
-            );
-        }
-        _ => {}
+    if was.source.kind() != now.source.kind() {
+        return format!(
+            "it was written from {}; this run reads {}",
+            was.source.kind(),
+            now.source.kind()
+        );
     }
+    let changed = was.source.changes_to(&now.source);
     if changed.is_empty() {
         return format!("it was written from other inputs ({was}; this run: {now})");
     }
@@ -398,27 +340,7 @@ pub async fn prepare_output(
     };
     let out = || cfg.output.layout.path().to_path_buf();
     if let OutputDir::Local(d) = &target {
-        // The manifest and its temporary have fixed names: a link planted there is refused here,
-        // before any call (their writes never follow one either).
-        for own in [MANIFEST.to_string(), format!(".{MANIFEST}.tmp")] {
-            crate::audit::config::check_no_planted_link(d, &d.join(own))?;
-        }
-        // So is a link (or a file) where a partition folder or a part goes: before anything is
-        // deleted, not once the old audit is gone.
-        let planted = target.planted();
-        if !planted.is_empty() {
-            let shown: Vec<&str> = planted.iter().take(5).map(String::as_str).collect();
-            return Err(ConfigError::Output {
-                path: out(),
-                reason: format!(
-                    "{} is a symbolic link (or not a folder) where this tool writes its own folders \
-                     and files; it never writes through a link it did not make: remove it (nothing \
-                     was deleted)",
-                    shown.join(", ")
-                ),
-            }
-            .into());
-        }
+        refuse_planted_links(d, &target)?;
     }
     let partition_by: Vec<String> = cfg.output.partition_names();
     if cfg.output.dated() {
@@ -447,6 +369,46 @@ pub async fn prepare_output(
         remove_uncommitted(&target, &m).await?;
         return Ok(Some(m));
     }
+    clear_for_a_fresh_start(cfg, &target).await?;
+    // A local directory is made by the first part the writer commits: a run that commits nothing
+    // (refused by IoT at its first call, interrupted at once) leaves the output as it found it.
+    let mut m = Manifest::new(identity.to_string(), total, cfg.output.format.extension());
+    m.partition_by = partition_by;
+    if cfg.output.dated() {
+        m.date = Some(utc_date(now_ms()));
+    }
+    Ok(Some(m))
+}
+
+/// Refuses a link planted where a local output keeps its own files: the manifest and its temporary
+/// (fixed names), and a link (or a file) where a partition folder or a part goes, before anything
+/// is deleted, not once the old audit is gone. Their writes never follow one either.
+fn refuse_planted_links(d: &std::path::Path, target: &OutputDir) -> Result<(), RunError> {
+    for own in [MANIFEST.to_string(), format!(".{MANIFEST}.tmp")] {
+        crate::audit::config::check_no_planted_link(d, &d.join(own))?;
+    }
+    let planted = target.planted();
+    if planted.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = planted.iter().take(5).map(String::as_str).collect();
+    Err(ConfigError::Output {
+        path: d.to_path_buf(),
+        reason: format!(
+            "{} is a symbolic link (or not a folder) where this tool writes its own folders \
+             and files; it never writes through a link it did not make: remove it (nothing \
+             was deleted)",
+            shown.join(", ")
+        ),
+    }
+    .into())
+}
+
+/// Makes a directory output ready for a new audit (no manifest to resume, or `--overwrite`): a
+/// resume that finds only an earlier run's uncommitted files removes them; an existing output
+/// needs `--overwrite`, which deletes only what is provably this tool's.
+async fn clear_for_a_fresh_start(cfg: &RunConfig, target: &OutputDir) -> Result<(), RunError> {
+    let out = || cfg.output.layout.path().to_path_buf();
     // The output's own lock is no content.
     let mut entries: Vec<Entry> = target
         .entries()
@@ -469,7 +431,7 @@ pub async fn prepare_output(
             .into());
         }
         tracing::info!(out = %target.name(), "no manifest yet: removing the uncommitted files of an earlier run");
-        clear_old_parts(&target, &entries, None).await?;
+        clear_old_parts(target, &entries, None).await?;
         entries.clear();
     }
     match &cfg.output.layout {
@@ -482,16 +444,9 @@ pub async fn prepare_output(
     if cfg.output.overwrite {
         // What the old manifest lists is shown to be this tool's; without one, only names it gives.
         let old = target.load_manifest().await?;
-        clear_old_parts(&target, &entries, old.as_ref()).await?;
+        clear_old_parts(target, &entries, old.as_ref()).await?;
     }
-    // A local directory is made by the first part the writer commits: a run that commits nothing
-    // (refused by IoT at its first call, interrupted at once) leaves the output as it found it.
-    let mut m = Manifest::new(identity.to_string(), total, cfg.output.format.extension());
-    m.partition_by = partition_by;
-    if cfg.output.dated() {
-        m.date = Some(utc_date(now_ms()));
-    }
-    Ok(Some(m))
+    Ok(())
 }
 
 /// A `--partition-by date` output keeps one audit a date: a run on a new date starts the next audit

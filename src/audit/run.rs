@@ -47,24 +47,11 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
     // A retry of a local audit that is already complete ends here, before any call (not even STS
     // or a discovery's listing); an object store's, or an organization's, is found complete after
     // connecting, as any resume.
-    if let Some(identity) = identity_before_calls(&cfg, input.as_ref(), names.as_ref()) {
-        match crate::audit::output::complete_before_calls(&cfg, &identity).await {
-            Ok(None) => {}
-            // `--retry-errors` goes on to describe its error rows again (an older manifest that
-            // does not count them: to look for some).
-            Ok(Some(m)) if cfg.retry_errors && m.error_rows != Some(0) => {}
-            done => {
-                if let Some(lock) = local_lock {
-                    lock.release().await;
-                }
-                let m = done?.expect("matched Some");
-                let mut s = Summary::already_complete(&run_id, Instant::now(), &m);
-                if cfg.retry_errors {
-                    s.retried_errors = Some(crate::audit::summary::Retried::default());
-                }
-                return Ok(s);
-            }
+    if let Some(done) = finished_before_calls(&cfg, &run_id, input.as_ref(), names.as_ref()).await {
+        if let Some(lock) = local_lock {
+            lock.release().await;
         }
+        return done;
     }
     // Setting up (STS, Organizations, the output's store) makes no IoT call and has nothing to
     // commit: a signal ends it at once, rather than after the call it waits on.
@@ -114,6 +101,31 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
         lock.release().await;
     }
     result
+}
+
+/// The summary of a retry of a local audit that is already complete, found before any call (not
+/// even STS or a discovery's listing); `None` when the run has work to do. An object store's, or an
+/// organization's, is found complete after connecting, as any resume.
+async fn finished_before_calls(
+    cfg: &RunConfig,
+    run_id: &str,
+    input: Option<&crate::input::PreparedInput>,
+    names: Option<&crate::input::Names>,
+) -> Option<Result<Summary, RunError>> {
+    let identity = identity_before_calls(cfg, input, names)?;
+    let m = match crate::audit::output::complete_before_calls(cfg, &identity).await {
+        Ok(None) => return None,
+        // `--retry-errors` goes on to describe its error rows again (an older manifest that does
+        // not count them: to look for some).
+        Ok(Some(m)) if cfg.retry_errors && m.error_rows != Some(0) => return None,
+        Ok(Some(m)) => m,
+        Err(e) => return Some(Err(e)),
+    };
+    let mut s = Summary::already_complete(run_id, Instant::now(), &m);
+    if cfg.retry_errors {
+        s.retried_errors = Some(crate::audit::summary::Retried::default());
+    }
+    Some(Ok(s))
 }
 
 /// `--retry-errors` after a complete audit (`s`, this run's summary): its error rows described again

@@ -175,6 +175,80 @@ impl Source {
     }
 }
 
+impl Source {
+    /// What differs from `self` (a dataset's source) to `now` (this run's) when both are of one
+    /// kind, in the words of the flags: `the --jobs file's content`, `--describe (was all, now
+    /// active)`. A pairs file's content is all a pairs source has, so it is always named.
+    pub fn changes_to(&self, now: &Source) -> Vec<String> {
+        let star = |v: &Option<String>| v.clone().unwrap_or_else(|| "*".into());
+        let mut changed: Vec<String> = Vec::new();
+        match (self, now) {
+            (Source::Lists { things, jobs }, Source::Lists { things: t, jobs: j }) => {
+                if things != t {
+                    changed.push("the --things file's content".into());
+                }
+                if jobs != j {
+                    changed.push("the --jobs file's content".into());
+                }
+            }
+            (Source::Pairs { .. }, Source::Pairs { .. }) => {
+                changed.push("the --pairs file's content".into());
+            }
+            (
+                Source::Discover {
+                    listed,
+                    execution_status,
+                    describe,
+                },
+                Source::Discover {
+                    listed: l,
+                    execution_status: e,
+                    describe: d,
+                },
+            ) => {
+                changed.extend(listed.change_to(l));
+                if execution_status != e {
+                    changed.push(format!(
+                        "--execution-status (was {}, now {})",
+                        star(execution_status),
+                        star(e)
+                    ));
+                }
+                if describe != d {
+                    changed.push(format!("--describe (was {describe}, now {d})"));
+                }
+            }
+            _ => {}
+        }
+        changed
+    }
+}
+
+impl Listed {
+    /// What differs in what a discovery lists, from `self` to `now`.
+    fn change_to(&self, now: &Listed) -> Option<String> {
+        let star = |v: &Option<String>| v.clone().unwrap_or_else(|| "*".into());
+        let what = |l: &Listed| match l {
+            Listed::Jobs(_) => "a --jobs file".to_string(),
+            Listed::Things(_) => "a --things file".to_string(),
+            Listed::AllJobs(s) => format!("every job (--job-status {})", star(s)),
+        };
+        match (self, now) {
+            (a, b) if a == b => None,
+            (Listed::Jobs(_), Listed::Jobs(_)) => {
+                Some("the --jobs file's content (the jobs listed)".into())
+            }
+            (Listed::Things(_), Listed::Things(_)) => {
+                Some("the --things file's content (the things listed)".into())
+            }
+            (Listed::AllJobs(a), Listed::AllJobs(b)) => {
+                Some(format!("--job-status (was {}, now {})", star(a), star(b)))
+            }
+            (a, b) => Some(format!("what is listed (was {}, now {})", what(a), what(b))),
+        }
+    }
+}
+
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let any = |v: &Option<String>| v.clone().unwrap_or_else(|| "*".into());
@@ -260,6 +334,45 @@ mod tests {
         assert_eq!(
             InputIdentity::parse("lists:jobs=1:things=2").source,
             Source::Other("lists:jobs=1:things=2".into())
+        );
+    }
+
+    #[test]
+    fn changes_are_named_in_the_words_of_the_flags() {
+        let lists = |t: &str, j: &str| Source::Lists {
+            things: t.into(),
+            jobs: j.into(),
+        };
+        assert_eq!(
+            lists("1", "2").changes_to(&lists("1", "3")),
+            ["the --jobs file's content"]
+        );
+        assert_eq!(
+            lists("1", "2").changes_to(&lists("4", "3")),
+            ["the --things file's content", "the --jobs file's content"]
+        );
+        let discover = |listed: Listed, status: Option<&str>, describe: &str| Source::Discover {
+            listed,
+            execution_status: status.map(Into::into),
+            describe: describe.into(),
+        };
+        let was = discover(Listed::AllJobs(None), None, "active");
+        assert!(was.changes_to(&was.clone()).is_empty());
+        assert_eq!(
+            was.changes_to(&discover(
+                Listed::AllJobs(Some("IN_PROGRESS".into())),
+                Some("QUEUED"),
+                "all"
+            )),
+            [
+                "--job-status (was *, now IN_PROGRESS)",
+                "--execution-status (was *, now QUEUED)",
+                "--describe (was active, now all)"
+            ]
+        );
+        assert_eq!(
+            was.changes_to(&discover(Listed::Jobs("9".into()), None, "active")),
+            ["what is listed (was every job (--job-status *), now a --jobs file)"]
         );
     }
 
