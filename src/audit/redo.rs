@@ -42,6 +42,15 @@ pub enum RedoError {
     Stopped { stop: Stop },
 }
 
+impl RedoError {
+    fn dataset(out: &Path, reason: String) -> RedoError {
+        RedoError::Dataset {
+            out: out.to_path_buf(),
+            reason,
+        }
+    }
+}
+
 /// One error row of a part: where it is, and the pair it stands for.
 struct ErrorRow {
     part: usize,
@@ -61,30 +70,74 @@ pub async fn retry_error_rows<C: FleetClient>(
     counters: Arc<Counters>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(Retried, Vec<PathBuf>), RedoError> {
-    let fail = |reason: String| RedoError::Dataset {
-        out: out.to_path_buf(),
-        reason,
-    };
+    let fail = |reason: String| RedoError::dataset(out, reason);
     let started = std::time::Instant::now();
     let lane_counters = counters.clone();
-    let mut m = Manifest::load(out)
-        .map_err(|e| fail(e.to_string()))?
-        .ok_or_else(|| fail(format!("it has no {MANIFEST}")))?;
-    if !m.complete {
-        return Err(fail("its audit is not complete".into()));
-    }
-    // The error rows of every part (checked against the manifest by this run's resume, under its
-    // lock; one part in memory at a time, those that hold an error row read again to be rewritten).
-    let mut found: Vec<ErrorRow> = Vec::new();
-    for (i, p) in m.parts.iter().enumerate() {
-        let (_, full) = read_part(out, &out.join(&p.file)).map_err(fail)?;
-        found.extend(error_rows(i, &full).map_err(|e| fail(format!("{}: {e}", p.file)))?);
-    }
+    let mut m = complete_manifest(out).map_err(fail)?;
+    let found = find_error_rows(out, &m).map_err(fail)?;
     if found.is_empty() {
         return Ok((Retried::default(), Vec::new()));
     }
+    let (rows, region) = describe_again(cfg, out, &found, target, counters, shutdown).await?;
 
-    // The pairs described again, through the engine (rate, retries, concurrency, shutdown).
+    // Each part with error rows written again, the new rows in place of the old.
+    let mut done = tally(&rows);
+    let by_part = rows_by_part(&found, &rows);
+    let NewParts { replaced, written } =
+        write_new_parts(cfg, out, &m, by_part, run_id, region.as_deref()).map_err(fail)?;
+    let done_by = RetryRun {
+        run_id,
+        error_rows: done.errors,
+        counters: &lane_counters,
+        started,
+    };
+    // The commit; the new parts deleted again if it does not happen.
+    let old_files = match commit_new_parts(&mut m, out, replaced, done_by) {
+        Ok(old_files) => old_files,
+        Err(e) => {
+            remove_all(&written);
+            return Err(fail(e));
+        }
+    };
+    done.parts = old_files.len() as u64;
+    delete_old_parts(out, old_files);
+    Ok((done, written))
+}
+
+/// The manifest of the complete audit in `out`: only a complete audit's error rows are retried (a
+/// resume finishes an incomplete one first).
+fn complete_manifest(out: &Path) -> Result<Manifest, String> {
+    let m = Manifest::load(out)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("it has no {MANIFEST}"))?;
+    if !m.complete {
+        return Err("its audit is not complete".into());
+    }
+    Ok(m)
+}
+
+/// The error rows of every part (checked against the manifest by this run's resume, under its
+/// lock; one part in memory at a time, those that hold an error row read again to be rewritten).
+fn find_error_rows(out: &Path, m: &Manifest) -> Result<Vec<ErrorRow>, String> {
+    let mut found: Vec<ErrorRow> = Vec::new();
+    for (i, p) in m.parts.iter().enumerate() {
+        let (_, full) = read_part(out, &out.join(&p.file))?;
+        found.extend(error_rows(i, &full).map_err(|e| format!("{}: {e}", p.file))?);
+    }
+    Ok(found)
+}
+
+/// The pairs of `found` described again, through the engine (rate, retries, concurrency,
+/// shutdown), with `target` connected now: each pair's new row by its place in `found`, and the
+/// target's region (the new rows carry it). Nothing is replaced unless every pair has its new row.
+async fn describe_again<C: FleetClient>(
+    cfg: &RunConfig,
+    out: &Path,
+    found: &[ErrorRow],
+    target: PendingTarget<C>,
+    counters: Arc<Counters>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<(BTreeMap<u64, Row>, Option<String>), RedoError> {
     let target = target.connect().await?;
     let lane = Lane {
         client: target.client,
@@ -107,16 +160,8 @@ pub async fn retry_error_rows<C: FleetClient>(
             })
         })
         .collect();
-    let (tx, mut rx) = mpsc::channel::<SinkMsg>(BATCH_ROWS);
-    let collect = tokio::spawn(async move {
-        let mut rows: BTreeMap<u64, Row> = BTreeMap::new();
-        while let Some(msg) = rx.recv().await {
-            if let SinkMsg::Row { row, ordinal } = msg {
-                rows.insert(ordinal, *row);
-            }
-        }
-        rows
-    });
+    let (tx, rx) = mpsc::channel::<SinkMsg>(BATCH_ROWS);
+    let collect = tokio::spawn(collect_rows(rx));
     let ran = run_engine(
         lane,
         cfg.engine.clone(),
@@ -125,7 +170,9 @@ pub async fn retry_error_rows<C: FleetClient>(
         shutdown,
     )
     .await;
-    let rows = collect.await.map_err(|e| fail(e.to_string()))?;
+    let rows = collect
+        .await
+        .map_err(|e| RedoError::dataset(out, e.to_string()))?;
     if let Err(stop) = ran {
         return Err(RedoError::Stopped { stop });
     }
@@ -134,8 +181,22 @@ pub async fn retry_error_rows<C: FleetClient>(
             stop: Stop::WriterGone,
         });
     }
+    Ok((rows, target.origin.region.clone()))
+}
 
-    // Each part with error rows written again, the new rows in place of the old.
+/// The engine's rows, by ordinal, until it ends (it stands where a run's writer would).
+async fn collect_rows(mut rx: mpsc::Receiver<SinkMsg>) -> BTreeMap<u64, Row> {
+    let mut rows: BTreeMap<u64, Row> = BTreeMap::new();
+    while let Some(msg) = rx.recv().await {
+        if let SinkMsg::Row { row, ordinal } = msg {
+            rows.insert(ordinal, *row);
+        }
+    }
+    rows
+}
+
+/// What the pairs described again came to: how many, and their outcomes.
+fn tally(rows: &BTreeMap<u64, Row>) -> Retried {
     let mut done = Retried {
         retried: rows.len() as u64,
         ..Retried::default()
@@ -147,6 +208,14 @@ pub async fn retry_error_rows<C: FleetClient>(
             crate::dataset::schema::Outcome::Error => done.errors += 1,
         }
     }
+    done
+}
+
+/// The new rows by the part they go in, each with the place of the row it replaces.
+fn rows_by_part<'r>(
+    found: &[ErrorRow],
+    rows: &'r BTreeMap<u64, Row>,
+) -> BTreeMap<usize, Vec<(usize, &'r Row)>> {
     let mut by_part: BTreeMap<usize, Vec<(usize, &Row)>> = BTreeMap::new();
     for (k, e) in found.iter().enumerate() {
         by_part
@@ -154,31 +223,41 @@ pub async fn retry_error_rows<C: FleetClient>(
             .or_default()
             .push((e.row, &rows[&(k as u64)]));
     }
+    by_part
+}
+
+/// The parts written again, not yet the audit's.
+struct NewParts {
+    /// Each new part's entry, by the place in the manifest of the part it replaces.
+    replaced: Vec<(usize, PartEntry)>,
+    /// The new parts' files, deleted again if the commit does not happen.
+    written: Vec<PathBuf>,
+}
+
+/// Writes each part of `m` that holds error rows again whole, under a new name in the same folder,
+/// with `by_part`'s new rows in place of the old (named by `run_id`, in `region`). On a failure the
+/// new parts written so far are deleted again: nothing lists them.
+fn write_new_parts(
+    cfg: &RunConfig,
+    out: &Path,
+    m: &Manifest,
+    by_part: BTreeMap<usize, Vec<(usize, &Row)>>,
+    run_id: &str,
+    region: Option<&str>,
+) -> Result<NewParts, String> {
     let format = if m.format == Format::Arrow.extension() {
         Format::Arrow
     } else {
         Format::Parquet
     };
-    let mut replaced: Vec<(usize, PartEntry)> = Vec::new();
-    let mut written: Vec<PathBuf> = Vec::new();
-    let region = target.origin.region.clone();
+    let mut new = NewParts {
+        replaced: Vec::new(),
+        written: Vec::new(),
+    };
     // The new parts' names carry an id of their own: this run may have written parts numbered from
     // 00000 under its run id already (a resume finishing the audit first).
     let parts_id = crate::dataset::new_run_id();
-    // No folder of ours may have become a link since the run checked (it never writes, nor
-    // deletes, through a link it did not make).
-    let planted = || {
-        let links = crate::dataset::OutputDir::Local(out.to_path_buf()).planted();
-        if links.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{} is a symbolic link (or not a folder) where this tool keeps its files: it never writes through a link it did not make; nothing was replaced",
-                links.join(", ")
-            ))
-        }
-    };
-    planted().map_err(fail)?;
+    no_planted_links(out)?;
     for (n, (part, new_rows)) in by_part.into_iter().enumerate() {
         let old = &m.parts[part];
         let name = part_name(cfg, &parts_id, n as u32, format);
@@ -187,45 +266,57 @@ pub async fn retry_error_rows<C: FleetClient>(
             None => name,
         };
         let rewritten = read_part(out, &out.join(&old.file)).and_then(|(stored, _)| {
-            replace_rows(&stored, &new_rows, run_id, region.as_deref())
+            replace_rows(&stored, &new_rows, run_id, region)
                 .map_err(|e| format!("{}: {e}", old.file))
         });
-        let batch = match rewritten {
-            Ok(b) => b,
-            Err(e) => {
-                remove_all(&written);
-                return Err(fail(e));
-            }
-        };
         let path = out.join(&file);
-        let write = || -> Result<PartDigest, String> {
-            let mut f = FilePart::create(path.clone(), format, batch.schema(), BATCH_ROWS)
-                .map_err(|e| e.to_string())?;
-            f.write(&batch).map_err(|e| e.to_string())?;
-            f.commit().map_err(|e| e.to_string())?;
-            PartDigest::of_file(&path).map_err(|e| format!("{}: {e}", path.display()))
-        };
-        let digest = match write() {
-            Ok(d) => d,
-            Err(e) => {
-                remove_all(&written);
-                return Err(fail(e));
+        match rewritten.and_then(|batch| write_part(&path, format, &batch)) {
+            Ok(digest) => {
+                new.written.push(path);
+                new.replaced
+                    .push((part, PartEntry::new(file, old.rows, Some(digest))));
             }
-        };
-        written.push(path);
-        replaced.push((part, PartEntry::new(file, old.rows, Some(digest))));
+            Err(e) => {
+                remove_all(&new.written);
+                return Err(e);
+            }
+        }
     }
-    // The commit: one manifest write puts the new parts in place of the old ones, by the run that
-    // still holds the output, in folders that are still its own.
-    if let Err(e) = planted() {
-        remove_all(&written);
-        return Err(fail(e));
-    }
-    if let Err(e) = crate::dataset::lock::check_local_holder(out, run_id) {
-        remove_all(&written);
-        return Err(fail(format!(
+    Ok(new)
+}
+
+/// `batch` written as a part at `path` (aside, then renamed), and the digest of what was written.
+fn write_part(path: &Path, format: Format, batch: &RecordBatch) -> Result<PartDigest, String> {
+    let mut f = FilePart::create(path.to_path_buf(), format, batch.schema(), BATCH_ROWS)
+        .map_err(|e| e.to_string())?;
+    f.write(batch).map_err(|e| e.to_string())?;
+    f.commit().map_err(|e| e.to_string())?;
+    PartDigest::of_file(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// What the manifest records of the run that retried the error rows.
+struct RetryRun<'a> {
+    run_id: &'a str,
+    /// The error rows left: the new rows that are errors again.
+    error_rows: u64,
+    counters: &'a Counters,
+    started: std::time::Instant,
+}
+
+/// The commit: one manifest write puts the new parts in place of the old ones, by the run that
+/// still holds the output, in folders that are still its own. Returns the old parts' files, no
+/// longer listed.
+fn commit_new_parts(
+    m: &mut Manifest,
+    out: &Path,
+    replaced: Vec<(usize, PartEntry)>,
+    by: RetryRun,
+) -> Result<Vec<String>, String> {
+    no_planted_links(out)?;
+    if let Err(e) = crate::dataset::lock::check_local_holder(out, by.run_id) {
+        return Err(format!(
             "this run's lock on the output was removed or replaced ({e})"
-        )));
+        ));
     }
     let old_files: Vec<String> = replaced
         .iter()
@@ -236,33 +327,47 @@ pub async fn retry_error_rows<C: FleetClient>(
     }
     // Every error row was described again: those left are the new ones; and this run is the audit's
     // last success (a later no-op retry reports it).
-    m.error_rows = Some(done.errors);
+    m.error_rows = Some(by.error_rows);
     m.completed = Some(crate::dataset::Completion {
-        run_id: run_id.to_string(),
+        run_id: by.run_id.to_string(),
         at_ms: crate::time::wall_ms(),
-        attempts: Counters::get(&lane_counters.attempts),
+        attempts: Counters::get(&by.counters.attempts),
         list_calls: 0,
-        throttled: Counters::get(&lane_counters.throttled),
-        elapsed_ms: started.elapsed().as_millis() as u64,
+        throttled: Counters::get(&by.counters.throttled),
+        elapsed_ms: by.started.elapsed().as_millis() as u64,
         baseline: m.completed.as_ref().and_then(|c| c.baseline.clone()),
     });
-    if let Err(e) = m.store(out) {
-        remove_all(&written);
-        return Err(fail(e.to_string()));
-    }
-    done.parts = old_files.len() as u64;
-    if planted().is_err() {
-        // A folder became a link after the commit: the old parts stay (unlisted) rather than be
-        // deleted through it.
-        return Ok((done, written));
+    m.store(out).map_err(|e| e.to_string())?;
+    Ok(old_files)
+}
+
+/// Deletes the old parts the commit unlisted, unless a folder became a link after the commit: then
+/// they stay (unlisted) rather than be deleted through it.
+fn delete_old_parts(out: &Path, old_files: Vec<String>) {
+    if no_planted_links(out).is_err() {
+        return;
     }
     for f in old_files {
         // What is left (a crash here) is unlisted: the next run deletes it.
         let _ = std::fs::remove_file(out.join(f));
     }
-    Ok((done, written))
 }
 
+/// That no folder of ours has become a link since the run checked (it never writes, nor deletes,
+/// through a link it did not make).
+fn no_planted_links(out: &Path) -> Result<(), String> {
+    let links = crate::dataset::OutputDir::Local(out.to_path_buf()).planted();
+    if links.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is a symbolic link (or not a folder) where this tool keeps its files: it never writes through a link it did not make; nothing was replaced",
+            links.join(", ")
+        ))
+    }
+}
+
+/// Deletes `paths` as far as it can (new parts that will not be committed).
 fn remove_all(paths: &[PathBuf]) {
     for p in paths {
         let _ = std::fs::remove_file(p);

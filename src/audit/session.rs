@@ -3,6 +3,7 @@
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -189,12 +190,15 @@ fn rate_text(per_sec: f64) -> String {
     format!("{:.0}/s", r)
 }
 
+/// The writer thread; it ends in what it wrote, or why it failed.
+type Writer = std::thread::JoinHandle<Result<WriterEnd, SinkError>>;
+
 /// The output side of a run: the writer thread, the progress display and the live counters.
 pub struct Session {
     started: Instant,
     run_id: String,
     tx: mpsc::Sender<SinkMsg>,
-    writer: std::thread::JoinHandle<Result<WriterEnd, SinkError>>,
+    writer: Writer,
     ticker: tokio::task::JoinHandle<()>,
     _multi: MultiProgress,
     bars: Vec<(ProgressBar, Vec<usize>)>,
@@ -235,78 +239,9 @@ impl Session {
         region: Option<String>,
         lanes: Vec<LaneView>,
     ) -> Session {
-        // A dated audit writes under its own date, a resumed one too.
-        let mut partitioning = Partitioning::new(&cfg.output.partition_by, now_ms());
-        let mut manifest = manifest;
-        if let Some(m) = manifest.as_mut() {
-            m.run_id.get_or_insert_with(|| run_id.clone());
-            if let (Some(p), Some(date)) = (partitioning.as_mut(), &m.date) {
-                p.date = date.clone();
-            }
-        }
-        // As many rows in flight to the writer as one batch holds: the back-pressure on the workers.
-        let (tx, rx) = mpsc::channel::<SinkMsg>(BATCH_ROWS);
-        let writer = spawn_writer(
-            SinkSettings {
-                layout: cfg.output.layout.clone(),
-                format: cfg.output.format,
-                part_rows: cfg.output.part_rows,
-                part_interval: cfg.output.part_interval,
-                manifest,
-                batch_rows: BATCH_ROWS,
-                row_group_rows: 128 * 1024,
-                run_id: run_id.clone(),
-                region,
-                shard: cfg.shard,
-                partitioning,
-                // `run` locks every local output before its first call, under this run id.
-                verify_lock: matches!(
-                    cfg.output.layout,
-                    crate::dataset::Layout::File(_) | crate::dataset::Layout::Dir(_)
-                ),
-            },
-            rx,
-        );
+        let (tx, writer) = start_writer(cfg, &run_id, manifest, region);
         let (multi, bars) = progress_bars(&lanes, cfg.quiet);
-        let ticker = {
-            let tx = tx.clone();
-            type Shown = (ProgressBar, Vec<Arc<Counters>>, Option<Arc<CallLimiter>>);
-            let shown: Vec<Shown> = bars
-                .iter()
-                .map(|(b, members)| {
-                    let counters = members.iter().map(|&i| lanes[i].counters.clone()).collect();
-                    // A bar of one target of several shows that target's current pace.
-                    let limiter = match members[..] {
-                        [i] => lanes[i].limiter.clone(),
-                        _ => None,
-                    };
-                    (b.clone(), counters, limiter)
-                })
-                .collect();
-            let several = lanes.len() > 1;
-            tokio::spawn(async move {
-                loop {
-                    // Lets the writer commit a part on time even when rows are slow to come.
-                    let _ = tx.try_send(SinkMsg::Tick);
-                    for (bar, counters, limiter) in &shown {
-                        let sum = |f: fn(&Counters) -> &std::sync::atomic::AtomicU64| -> u64 {
-                            counters.iter().map(|c| Counters::get(f(c))).sum()
-                        };
-                        bar.set_position(sum(|c| &c.done));
-                        let pace = match limiter.as_ref().and_then(|l| l.current_rate()) {
-                            Some(r) if several => format!(" pace {r:.0}/s"),
-                            _ => String::new(),
-                        };
-                        bar.set_message(format!(
-                            "errors {} throttled {}{pace}",
-                            sum(|c| &c.errors),
-                            sum(|c| &c.throttled)
-                        ));
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            })
-        };
+        let ticker = start_ticker(tx.clone(), &bars, &lanes);
         Session {
             started: Instant::now(),
             run_id,
@@ -338,91 +273,18 @@ impl Session {
             bar.finish_and_clear();
         }
         // The targets that could not be audited, for the manifest (a resume retries them).
-        let failed: Vec<FailedTarget> = self
-            .lanes
-            .iter()
-            .filter_map(|l| {
-                l.failed.get().map(|e| FailedTarget {
-                    target: l.label.clone(),
-                    error: e.clone(),
-                })
-            })
-            .collect();
+        let failed = failed_targets(&self.lanes);
         let failed_targets = failed.len() as u64;
         let _ = self.tx.send(SinkMsg::FailedTargets(failed)).await;
-        let sum = |f: fn(&Counters) -> &std::sync::atomic::AtomicU64| -> u64 {
-            self.lanes
-                .iter()
-                .map(|l| Counters::get(f(&l.counters)))
-                .sum()
-        };
-        let baseline = base.baseline.as_ref().map(|b| b.display().to_string());
-        // Every lane has ended, so the counters are final: the manifest of a completed audit
-        // records what the run that completed it did (a retry that finds it complete reports it).
-        let completion = || {
-            Box::new(Completion {
-                run_id: self.run_id.clone(),
-                at_ms: crate::time::wall_ms(),
-                attempts: sum(|c| &c.attempts),
-                list_calls: sum(|c| &c.list_attempts),
-                throttled: sum(|c| &c.throttled),
-                elapsed_ms: self.started.elapsed().as_millis() as u64,
-                baseline: baseline.clone(),
-            })
-        };
-        let _ = self
-            .tx
-            .send(match (&result, self.resumable) {
-                (Ok(()), _) => SinkMsg::Commit(completion()),
-                // Rows read from an input that changed since it was validated are not committed.
-                (Err(stop), _) if stop.input_changed() => SinkMsg::Poison,
-                (Err(_), true) => SinkMsg::Checkpoint,
-                (Err(_), false) => SinkMsg::Abort,
-            })
-            .await;
+        let last = self.last_message(&result, &base);
+        let _ = self.tx.send(last).await;
         drop(self.tx);
         let writer = self.writer;
         let written = tokio::task::spawn_blocking(move || join_writer(writer))
             .await
             .unwrap_or_else(|e| Err(SinkError::WriterPanicked(e.to_string())));
         let elapsed = self.started.elapsed().as_secs_f64();
-        let attempts = sum(|c| &c.attempts);
-        let list_calls = sum(|c| &c.list_attempts);
-        let per_s = |n: u64| {
-            if elapsed > 0.0 {
-                n as f64 / elapsed
-            } else {
-                0.0
-            }
-        };
-        let targets = target_summaries(&self.lanes, base.pairs, elapsed);
-        let mut summary = Summary {
-            run_id: self.run_id,
-            pairs: base.pairs,
-            ok: sum(|c| &c.ok),
-            not_found: sum(|c| &c.not_found),
-            errors: sum(|c| &c.errors),
-            attempts,
-            list_calls,
-            throttled: sum(|c| &c.throttled),
-            elapsed_s: elapsed,
-            // Answered calls: a throttled attempt got no answer, and counting it would make a
-            // throttled run look faster.
-            calls_per_s: per_s((attempts + list_calls).saturating_sub(sum(|c| &c.throttled))),
-            duplicates: base.duplicates,
-            resumed: base.resumed,
-            carried: sum(|c| &c.carried),
-            describes_saved: sum(|c| &c.describes_saved),
-            baseline: base.baseline,
-            complete: false,
-            files: Vec::new(),
-            targets,
-            failed_targets,
-            already_complete: false,
-            completed_by: None,
-            retried_errors: None,
-            audit_errors: None,
-        };
+        let mut summary = counted_summary(self.run_id, &self.lanes, base, elapsed, failed_targets);
         let stopped = |stop, summary: &Summary| RunError::Stopped {
             stop,
             out: self.out.clone(),
@@ -433,15 +295,7 @@ impl Session {
         // before is in the manifest, so a directory output resumes from there.
         let end = match written {
             Ok(end) => end,
-            Err(e) => {
-                let error = e.to_string();
-                let stop = match e {
-                    SinkError::Remote(RemoteError::Conflict { .. })
-                    | SinkError::LockLost { .. } => Stop::OutputTakenOver { error },
-                    _ => Stop::WriterFailed { error },
-                };
-                return Err(stopped(stop, &summary));
-            }
+            Err(e) => return Err(stopped(writer_stop(e), &summary)),
         };
         summary.files = end.report.files;
         summary.audit_errors = end.report.audit_errors;
@@ -453,6 +307,195 @@ impl Session {
             Ok(()) => Err(stopped(Stop::WriterGone, &summary)),
             Err(stop) => Err(stopped(stop, &summary)),
         }
+    }
+
+    /// The writer's last message, by how the run ended: commit the audit complete (with what the
+    /// run did) on success; on a stop, a checkpoint of a directory output, nothing for a file, and
+    /// nothing at all of rows read from an input that changed since it was validated.
+    fn last_message(&self, result: &Result<(), Stop>, base: &SummaryBase) -> SinkMsg {
+        match (result, self.resumable) {
+            // Every lane has ended, so the counters are final: the manifest of a completed audit
+            // records what the run that completed it did (a retry that finds it complete reports it).
+            (Ok(()), _) => SinkMsg::Commit(Box::new(Completion {
+                run_id: self.run_id.clone(),
+                at_ms: crate::time::wall_ms(),
+                attempts: total(&self.lanes, |c| &c.attempts),
+                list_calls: total(&self.lanes, |c| &c.list_attempts),
+                throttled: total(&self.lanes, |c| &c.throttled),
+                elapsed_ms: self.started.elapsed().as_millis() as u64,
+                baseline: base.baseline.as_ref().map(|b| b.display().to_string()),
+            })),
+            // Rows read from an input that changed since it was validated are not committed.
+            (Err(stop), _) if stop.input_changed() => SinkMsg::Poison,
+            (Err(_), true) => SinkMsg::Checkpoint,
+            (Err(_), false) => SinkMsg::Abort,
+        }
+    }
+}
+
+/// The writer thread of a run's output, and where its rows go. A dated audit writes under its own
+/// date, a resumed one too (the manifest's); a manifest that names no run is named by this one.
+fn start_writer(
+    cfg: &RunConfig,
+    run_id: &str,
+    mut manifest: Option<Manifest>,
+    region: Option<String>,
+) -> (mpsc::Sender<SinkMsg>, Writer) {
+    let mut partitioning = Partitioning::new(&cfg.output.partition_by, now_ms());
+    if let Some(m) = manifest.as_mut() {
+        m.run_id.get_or_insert_with(|| run_id.to_string());
+        if let (Some(p), Some(date)) = (partitioning.as_mut(), &m.date) {
+            p.date = date.clone();
+        }
+    }
+    // As many rows in flight to the writer as one batch holds: the back-pressure on the workers.
+    let (tx, rx) = mpsc::channel::<SinkMsg>(BATCH_ROWS);
+    let writer = spawn_writer(
+        SinkSettings {
+            layout: cfg.output.layout.clone(),
+            format: cfg.output.format,
+            part_rows: cfg.output.part_rows,
+            part_interval: cfg.output.part_interval,
+            manifest,
+            batch_rows: BATCH_ROWS,
+            row_group_rows: 128 * 1024,
+            run_id: run_id.to_string(),
+            region,
+            shard: cfg.shard,
+            partitioning,
+            // `run` locks every local output before its first call, under this run id.
+            verify_lock: matches!(
+                cfg.output.layout,
+                crate::dataset::Layout::File(_) | crate::dataset::Layout::Dir(_)
+            ),
+        },
+        rx,
+    );
+    (tx, writer)
+}
+
+/// The ticker: four times a second, a tick to the writer through `tx` (so it commits a part on
+/// time even when rows are slow to come) and each bar brought up to its lanes' counters.
+fn start_ticker(
+    tx: mpsc::Sender<SinkMsg>,
+    bars: &[(ProgressBar, Vec<usize>)],
+    lanes: &[LaneView],
+) -> tokio::task::JoinHandle<()> {
+    type Shown = (ProgressBar, Vec<Arc<Counters>>, Option<Arc<CallLimiter>>);
+    let shown: Vec<Shown> = bars
+        .iter()
+        .map(|(b, members)| {
+            let counters = members.iter().map(|&i| lanes[i].counters.clone()).collect();
+            // A bar of one target of several shows that target's current pace.
+            let limiter = match members[..] {
+                [i] => lanes[i].limiter.clone(),
+                _ => None,
+            };
+            (b.clone(), counters, limiter)
+        })
+        .collect();
+    let several = lanes.len() > 1;
+    tokio::spawn(async move {
+        loop {
+            // Lets the writer commit a part on time even when rows are slow to come.
+            let _ = tx.try_send(SinkMsg::Tick);
+            for (bar, counters, limiter) in &shown {
+                let sum = |f: fn(&Counters) -> &AtomicU64| -> u64 {
+                    counters.iter().map(|c| Counters::get(f(c))).sum()
+                };
+                bar.set_position(sum(|c| &c.done));
+                let pace = match limiter.as_ref().and_then(|l| l.current_rate()) {
+                    Some(r) if several => format!(" pace {r:.0}/s"),
+                    _ => String::new(),
+                };
+                bar.set_message(format!(
+                    "errors {} throttled {}{pace}",
+                    sum(|c| &c.errors),
+                    sum(|c| &c.throttled)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
+}
+
+/// The targets that could not be connected, each with why.
+fn failed_targets(lanes: &[LaneView]) -> Vec<FailedTarget> {
+    lanes
+        .iter()
+        .filter_map(|l| {
+            l.failed.get().map(|e| FailedTarget {
+                target: l.label.clone(),
+                error: e.clone(),
+            })
+        })
+        .collect()
+}
+
+/// One counter summed over every lane.
+fn total(lanes: &[LaneView], f: fn(&Counters) -> &AtomicU64) -> u64 {
+    lanes.iter().map(|l| Counters::get(f(&l.counters))).sum()
+}
+
+/// The summary of a run by its final counters (`elapsed` seconds; `failed_targets`: the targets
+/// that could not be connected): what the writer reports (its files, whether the audit is
+/// complete) is added once it has ended.
+fn counted_summary(
+    run_id: String,
+    lanes: &[LaneView],
+    base: SummaryBase,
+    elapsed: f64,
+    failed_targets: u64,
+) -> Summary {
+    let sum = |f: fn(&Counters) -> &AtomicU64| total(lanes, f);
+    let attempts = sum(|c| &c.attempts);
+    let list_calls = sum(|c| &c.list_attempts);
+    let per_s = |n: u64| {
+        if elapsed > 0.0 {
+            n as f64 / elapsed
+        } else {
+            0.0
+        }
+    };
+    let targets = target_summaries(lanes, base.pairs, elapsed);
+    Summary {
+        run_id,
+        pairs: base.pairs,
+        ok: sum(|c| &c.ok),
+        not_found: sum(|c| &c.not_found),
+        errors: sum(|c| &c.errors),
+        attempts,
+        list_calls,
+        throttled: sum(|c| &c.throttled),
+        elapsed_s: elapsed,
+        // Answered calls: a throttled attempt got no answer, and counting it would make a
+        // throttled run look faster.
+        calls_per_s: per_s((attempts + list_calls).saturating_sub(sum(|c| &c.throttled))),
+        duplicates: base.duplicates,
+        resumed: base.resumed,
+        carried: sum(|c| &c.carried),
+        describes_saved: sum(|c| &c.describes_saved),
+        baseline: base.baseline,
+        complete: false,
+        files: Vec::new(),
+        targets,
+        failed_targets,
+        already_complete: false,
+        completed_by: None,
+        retried_errors: None,
+        audit_errors: None,
+    }
+}
+
+/// How a writer that failed (or panicked) stops the run: another run took the output over, or the
+/// writer failed.
+fn writer_stop(e: SinkError) -> Stop {
+    let error = e.to_string();
+    match e {
+        SinkError::Remote(RemoteError::Conflict { .. }) | SinkError::LockLost { .. } => {
+            Stop::OutputTakenOver { error }
+        }
+        _ => Stop::WriterFailed { error },
     }
 }
 

@@ -5,7 +5,7 @@
 //! once; a target that cannot be connected is recorded as failed while the others go on
 //! ([`Stop::TargetsFailed`]); a resume skips, in each target, the pairs that target committed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -23,8 +23,12 @@ use crate::audit::session::{take_turns, LaneView, Session};
 use crate::audit::summary::{Summary, SummaryBase};
 use crate::aws::client::{FleetClient, FleetLister};
 use crate::aws::targets::PendingTarget;
-use crate::dataset::OutputDir;
+use crate::dataset::{Manifest, OutputDir};
+use crate::input::identity::InputIdentity;
 use crate::input::Names;
+
+/// The pairs an earlier run committed (their keys), by the origin of their rows.
+type Committed = HashMap<OriginKey, HashSet<u128>>;
 
 /// What every target's turn shares.
 struct Shared<'a> {
@@ -33,7 +37,7 @@ struct Shared<'a> {
     names: Option<&'a Names>,
     baseline: Option<Arc<Baseline>>,
     /// What an earlier run committed, by target; each turn takes its own.
-    committed: Mutex<HashMap<OriginKey, std::collections::HashSet<u128>>>,
+    committed: Mutex<Committed>,
     listed: AtomicU64,
     /// Executions the plans counted, and their list calls (a dry run's figures).
     planned: AtomicU64,
@@ -60,12 +64,7 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
     let (mut manifest, committed) = if spec.dry_run {
         (None, HashMap::new())
     } else {
-        let manifest = prepare_output(&cfg, &identity, 0).await?;
-        let committed = match (OutputDir::of(&cfg.output.layout)?, &manifest) {
-            (Some(t), Some(m)) if !m.parts.is_empty() => resume::committed_by_origin(&t, m).await?,
-            _ => HashMap::new(),
-        };
-        (manifest, committed)
+        prepared_output(&cfg, &identity).await?
     };
     let resumed: u64 = committed.values().map(|s| s.len() as u64).sum();
     if let Some(m) = manifest.as_ref().filter(|m| m.complete) {
@@ -89,26 +88,7 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
         one: labels.len() == 1 && cfg.targets.flags.org.is_none(),
     };
     if spec.dry_run {
-        let ended = take_turns(
-            &views,
-            targets,
-            cfg.targets.max_in_flight,
-            started,
-            |_, t, view| target_turn(&shared, t, view, None, 0),
-        )
-        .await;
-        let mut s = Summary::empty(&run_id, started);
-        s.list_calls = shared.plan_calls.load(Ordering::Relaxed);
-        s.pairs = shared.planned.load(Ordering::Relaxed);
-        return match ended {
-            Ok(()) => Ok(s),
-            Err(stop) => Err(RunError::Stopped {
-                stop,
-                out: cfg.output.layout.path().to_path_buf(),
-                resumable: false,
-                summary: Box::new(s),
-            }),
-        };
+        return plan_only(&shared, &views, targets, &run_id, started).await;
     }
     let session = Session::open_lanes(
         &cfg,
@@ -135,6 +115,52 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
         baseline: baseline.map(|b| b.location.clone()),
     };
     session.close(result, base).await
+}
+
+/// The output prepared (fresh, replaced or resumed: [`prepare_output`]) for a discovery with this
+/// `identity`, and the pairs an earlier run committed there, by the origin of their rows.
+async fn prepared_output(
+    cfg: &RunConfig,
+    identity: &InputIdentity,
+) -> Result<(Option<Manifest>, Committed), RunError> {
+    let manifest = prepare_output(cfg, identity, 0).await?;
+    let committed = match (OutputDir::of(&cfg.output.layout)?, &manifest) {
+        (Some(t), Some(m)) if !m.parts.is_empty() => resume::committed_by_origin(&t, m).await?,
+        _ => HashMap::new(),
+    };
+    Ok((manifest, committed))
+}
+
+/// A dry run (`--dry-run`): every target's turn plans only, no output and no rows; the summary
+/// counts what the plans found (their executions, their list calls), a stop ends it unresumable.
+async fn plan_only<C: FleetClient + FleetLister>(
+    shared: &Shared<'_>,
+    views: &[LaneView],
+    targets: Vec<PendingTarget<C>>,
+    run_id: &str,
+    started: Instant,
+) -> Result<Summary, RunError> {
+    let cfg = shared.cfg;
+    let ended = take_turns(
+        views,
+        targets,
+        cfg.targets.max_in_flight,
+        started,
+        |_, t, view| target_turn(shared, t, view, None, 0),
+    )
+    .await;
+    let mut s = Summary::empty(run_id, started);
+    s.list_calls = shared.plan_calls.load(Ordering::Relaxed);
+    s.pairs = shared.planned.load(Ordering::Relaxed);
+    match ended {
+        Ok(()) => Ok(s),
+        Err(stop) => Err(RunError::Stopped {
+            stop,
+            out: cfg.output.layout.path().to_path_buf(),
+            resumable: false,
+            summary: Box::new(s),
+        }),
+    }
 }
 
 /// One target's turn: connect, plan, then list and describe (`rows`: where rows go; `None`, a dry
@@ -166,39 +192,12 @@ async fn target_turn<C: FleetClient + FleetLister>(
             Ok(p) => p,
             Err(stop) => return LaneEnd::of(Err(stop), lenient, &view.failed),
         };
-    shared
-        .planned
-        .fetch_add(plan.executions.unwrap_or(0), Ordering::Relaxed);
-    shared
-        .plan_calls
-        .fetch_add(plan.plan_calls, Ordering::Relaxed);
-    if !cfg.quiet || spec.dry_run {
-        if shared.one {
-            let shard_note = shard.map(|s| format!("shard {s}: ")).unwrap_or_default();
-            eprintln!("{shard_note}{}", plan.render(spec, cfg.rate.rps));
-            if let Some(b) = &shared.baseline {
-                eprintln!("{shard_note}{}", plan::baseline_line(b, &plan));
-            }
-        } else {
-            eprintln!("{}: {}", t.label, plan.render(spec, cfg.rate.rps));
-        }
-    }
+    note_plan(shared, &t.label, &plan);
     let Some(rows) = rows else {
         return LaneEnd::Ran(Ok(()));
     };
     let key = (t.origin.region.clone(), t.origin.account_id.clone());
-    let committed = {
-        let mut by_origin = shared
-            .committed
-            .lock()
-            .expect("no panic holds the committed sets");
-        if shared.one {
-            // (An earlier run may have had no account, STS unreachable: its rows are this target's.)
-            by_origin.drain().flat_map(|(_, keys)| keys).collect()
-        } else {
-            by_origin.remove(&key).unwrap_or_default()
-        }
-    };
+    let committed = take_committed(shared, &key);
     let units = match units_of(spec, shared.names, jobs, in_shard) {
         Ok(u) => u,
         Err(e) => return LaneEnd::Ran(Err(Stop::Input(e))),
@@ -234,4 +233,43 @@ async fn target_turn<C: FleetClient + FleetLister>(
     shared.listed.fetch_add(listed, Ordering::Relaxed);
     let _ = view.listed.set(listed);
     LaneEnd::of(result, lenient, &view.failed)
+}
+
+/// Adds a target's plan to the run's figures (a dry run's), and says it unless quiet (a dry run
+/// says it even then): labelled by its target; or, for one target named by the flags, unlabelled
+/// but with the shard's note, the baseline's line after it.
+fn note_plan(shared: &Shared<'_>, label: &str, plan: &plan::Plan) {
+    let (cfg, spec, shard) = (shared.cfg, shared.spec, shared.cfg.shard);
+    shared
+        .planned
+        .fetch_add(plan.executions.unwrap_or(0), Ordering::Relaxed);
+    shared
+        .plan_calls
+        .fetch_add(plan.plan_calls, Ordering::Relaxed);
+    if !cfg.quiet || spec.dry_run {
+        if shared.one {
+            let shard_note = shard.map(|s| format!("shard {s}: ")).unwrap_or_default();
+            eprintln!("{shard_note}{}", plan.render(spec, cfg.rate.rps));
+            if let Some(b) = &shared.baseline {
+                eprintln!("{shard_note}{}", plan::baseline_line(b, plan));
+            }
+        } else {
+            eprintln!("{label}: {}", plan.render(spec, cfg.rate.rps));
+        }
+    }
+}
+
+/// The pairs an earlier run committed of the target whose rows carry `key`, taken from what the
+/// turns share (each turn takes its own once).
+fn take_committed(shared: &Shared<'_>, key: &OriginKey) -> HashSet<u128> {
+    let mut by_origin = shared
+        .committed
+        .lock()
+        .expect("no panic holds the committed sets");
+    if shared.one {
+        // (An earlier run may have had no account, STS unreachable: its rows are this target's.)
+        by_origin.drain().flat_map(|(_, keys)| keys).collect()
+    } else {
+        by_origin.remove(key).unwrap_or_default()
+    }
 }
