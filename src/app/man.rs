@@ -211,6 +211,7 @@ fn describe_extras() -> Extras {
             ("253".into(), "Invalid configuration or credentials."),
             ("254".into(), "The service answered with an error (e.g. ResourceNotFoundException)."),
             ("255".into(), "No answer could be had (connection, timeout)."),
+            ("130".into(), "Interrupted (SIGINT, Ctrl-C)."),
         ],
         examples: &[
             ("As aws iot describe-job-execution does, in JSON:", "fleet-audit describe --job-id fw-7 --thing-name sensor-0042"),
