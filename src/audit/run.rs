@@ -164,7 +164,9 @@ async fn retry_errors(
                 s.not_found += r.not_found;
                 s.errors = s.errors.saturating_sub(r.retried) + r.errors;
                 s.elapsed_s += started.elapsed().as_secs_f64();
-                let answered = (s.attempts + s.list_calls).saturating_sub(s.throttled);
+                let answered = (s.attempts + s.list_calls).saturating_sub(
+                    s.throttled + crate::aws::call::Counters::get(&counters.unanswered),
+                );
                 s.calls_per_s = if s.elapsed_s > 0.0 {
                     answered as f64 / s.elapsed_s
                 } else {

@@ -327,6 +327,18 @@ impl Session {
             })),
             // Rows read from an input that changed since it was validated are not committed.
             (Err(stop), _) if stop.input_changed() => SinkMsg::Poison,
+            // An endpoint that never answered: the few error rows of the pairs that ended before
+            // the run knew it are no audit of anything, and are not committed (the output stays as
+            // it was found).
+            (Err(Stop::Unreachable { .. }), _)
+                if !self.lanes.iter().any(|l| {
+                    l.counters
+                        .answered
+                        .load(std::sync::atomic::Ordering::Relaxed)
+                }) =>
+            {
+                SinkMsg::Abort
+            }
             (Err(_), true) => SinkMsg::Checkpoint,
             (Err(_), false) => SinkMsg::Abort,
         }
@@ -468,9 +480,9 @@ fn counted_summary(
         list_calls,
         throttled: sum(|c| &c.throttled),
         elapsed_s: elapsed,
-        // Answered calls: a throttled attempt got no answer, and counting it would make a
-        // throttled run look faster.
-        calls_per_s: per_s((attempts + list_calls).saturating_sub(sum(|c| &c.throttled))),
+        // Answered calls: a throttled attempt, or one with no answer, would make a run that could
+        // not call look faster.
+        calls_per_s: per_s(lanes.iter().map(|l| l.counters.answered_calls()).sum()),
         duplicates: base.duplicates,
         resumed: base.resumed,
         carried: sum(|c| &c.carried),
@@ -510,8 +522,7 @@ fn target_summaries(lanes: &[LaneView], pairs: u64, elapsed: f64) -> Vec<TargetS
         .map(|l| {
             let c = &l.counters;
             let attempts = Counters::get(&c.attempts);
-            let answered = (attempts + Counters::get(&c.list_attempts))
-                .saturating_sub(Counters::get(&c.throttled));
+            let answered = c.answered_calls();
             let secs = l.finished_s.get().copied().unwrap_or(elapsed);
             TargetSummary {
                 target: l.label.clone(),

@@ -43,6 +43,8 @@ pub struct Counters {
     pub answered: AtomicBool,
     /// Pairs that ended on transport errors before any answer was ever had.
     pub unanswered_failures: AtomicU64,
+    /// Attempts that had no answer at all (connection refused or dropped, a timeout).
+    pub unanswered: AtomicU64,
 }
 
 /// Pairs that may exhaust their attempts on transport errors, with no answer ever had, before the run
@@ -52,6 +54,13 @@ const UNREACHABLE_AFTER: u64 = 3;
 impl Counters {
     pub fn get(a: &AtomicU64) -> u64 {
         a.load(Ordering::Relaxed)
+    }
+
+    /// Attempts (describes and lists) that the service answered, throttles aside: a throttled
+    /// attempt, or one that had no answer, would make a run that could not call look fast.
+    pub fn answered_calls(&self) -> u64 {
+        (Self::get(&self.attempts) + Self::get(&self.list_attempts))
+            .saturating_sub(Self::get(&self.throttled) + Self::get(&self.unanswered))
     }
 }
 
@@ -157,8 +166,12 @@ async fn attempt_once<T>(
         Ok(r) => r,
         Err(_) => Err(CallError::Timeout(settings.call_timeout)),
     };
-    if matches!(result, Ok(_) | Err(CallError::Service { .. })) {
-        counters.answered.store(true, Ordering::Relaxed);
+    match &result {
+        Ok(_) | Err(CallError::Service { .. }) => counters.answered.store(true, Ordering::Relaxed),
+        Err(CallError::Connection(_) | CallError::Timeout(_) | CallError::TransportTimeout(_)) => {
+            counters.unanswered.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(_) => {}
     }
     result
 }

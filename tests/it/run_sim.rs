@@ -309,6 +309,53 @@ async fn an_unreachable_endpoint_stops_the_run() {
     assert!(!out.exists());
 }
 
+/// An endpoint that refuses every connection, with a directory output: the run stops as unreachable
+/// (exit 1) and commits none of the error rows of the pairs that ended before it knew, so the
+/// directory is left as it was found (not there) and the same command runs again without --resume;
+/// no call was answered, and the summary says 0 answered calls/s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_endpoint_leaves_a_directory_output_as_it_was_found() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.txt"),
+        (0..30).map(|i| format!("t{i}\n")).collect::<String>(),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("j.txt"), "j1\nj2\n").unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let args = [
+        "run",
+        "--things",
+        "t.txt",
+        "--jobs",
+        "j.txt",
+        "--out",
+        "e1/",
+        "--max-attempts",
+        "2",
+        "--summary-json",
+        "s.json",
+    ];
+    let child = spawn_against(dir.path(), &url, &args);
+    let (code, err) = wait_or_kill(child, Some(Duration::from_secs(120))).await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("the endpoint cannot be reached")
+            && err.contains("nothing was committed to e1/"),
+        "{err}"
+    );
+    assert!(!dir.path().join("e1").exists(), "{err}");
+    let s: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("s.json")).unwrap()).unwrap();
+    assert!(s["attempts"].as_u64().unwrap() >= 6, "{s}");
+    assert_eq!(s["calls_per_s"].as_f64(), Some(0.0), "{s}");
+    assert_eq!(s["complete"], false, "{s}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn directory_output_rotates_parts_and_unknown_statuses_are_kept() {
     let mut spec = fleet(400, 3, 21);
