@@ -123,20 +123,23 @@ fn row_to_parquet_in_memory(rows: &[Row]) -> u64 {
 
 /// Writes `rows` through `DatasetWriter` to `path` (committed: fsync and rename); returns the file size.
 fn dataset_writer(rows: &[Row], path: &Path, format: Format) -> u64 {
-    let mut w = DatasetWriter::new(SinkSettings {
-        layout: Layout::File(path.to_path_buf()),
-        format,
-        part_rows: u64::MAX,
-        part_interval: Duration::from_secs(3600),
-        manifest: None,
-        batch_rows: BATCH_ROWS,
-        row_group_rows: ROW_GROUP_ROWS,
-        run_id: "bench-run".into(),
-        region: Some("us-east-1".into()),
-        shard: None,
-        partitioning: None,
-        verify_lock: false,
-    });
+    let mut w = DatasetWriter::new(
+        SinkSettings {
+            layout: Layout::File(path.to_path_buf()),
+            format,
+            part_rows: u64::MAX,
+            part_interval: Duration::from_secs(3600),
+            manifest: None,
+            batch_rows: BATCH_ROWS,
+            row_group_rows: ROW_GROUP_ROWS,
+            run_id: "bench-run".into(),
+            region: Some("us-east-1".into()),
+            shard: None,
+            partitioning: None,
+            verify_lock: false,
+        },
+        None,
+    );
     for (o, r) in rows.iter().enumerate() {
         w.push(r, o as u64).expect("push row");
     }

@@ -32,20 +32,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         active_share: None,
     });
     std::fs::create_dir_all(&out)?;
-    let mut w = DatasetWriter::new(SinkSettings {
-        layout: Layout::Dir(out.clone()),
-        format: Format::Parquet,
-        part_rows: 1_000_000,
-        part_interval: Duration::from_secs(3600),
-        manifest: None,
-        batch_rows: 8192,
-        row_group_rows: 128 * 1024,
-        run_id: "gen".into(),
-        region: Some("us-east-1".into()),
-        shard: None,
-        partitioning: None,
-        verify_lock: false,
-    });
+    let layout = Layout::Dir(out.clone());
+    let dir = fleet_audit::dataset::OutputDir::local(&layout);
+    let mut w = DatasetWriter::new(
+        SinkSettings {
+            layout,
+            format: Format::Parquet,
+            part_rows: 1_000_000,
+            part_interval: Duration::from_secs(3600),
+            manifest: None,
+            batch_rows: 8192,
+            row_group_rows: 128 * 1024,
+            run_id: "gen".into(),
+            region: Some("us-east-1".into()),
+            shard: None,
+            partitioning: None,
+            verify_lock: false,
+        },
+        dir,
+    );
     let started = Instant::now();
     let mut n = 0u64;
     for i in 0..things {

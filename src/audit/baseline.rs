@@ -104,13 +104,14 @@ impl BaselineSpec {
 pub async fn open(
     spec: &BaselineSpec,
     layout: &crate::dataset::Layout,
+    dir: Option<&crate::dataset::OutputDir>,
     dated: bool,
     client: &crate::aws::client::ClientSettings,
 ) -> Result<Option<Baseline>, BaselineError> {
     match spec {
         BaselineSpec::Path(p) => Baseline::load(p, &p.display().to_string()).map(Some),
         BaselineSpec::Url(url) => fetch(url, client).await.map(Some),
-        BaselineSpec::Latest => latest(layout, dated, client).await,
+        BaselineSpec::Latest => latest(layout, dir, dated, client).await,
     }
 }
 
@@ -131,10 +132,11 @@ async fn fetch(
 /// keeps (read before the run starts its own audit there).
 async fn latest(
     layout: &crate::dataset::Layout,
+    dir: Option<&crate::dataset::OutputDir>,
     dated: bool,
     client: &crate::aws::client::ClientSettings,
 ) -> Result<Option<Baseline>, BaselineError> {
-    use crate::dataset::{Layout, Manifest, OutputDir};
+    use crate::dataset::{Layout, Manifest};
     let name = format!("latest (under {})", layout.path().display());
     let invalid = |reason: String| BaselineError::Invalid {
         name: name.clone(),
@@ -147,9 +149,9 @@ async fn latest(
                 .into(),
         ));
     }
-    let manifest = match (layout, OutputDir::of(layout)) {
+    let manifest = match (layout, dir) {
         (Layout::Dir(p), _) => Manifest::load(p).map_err(|e| invalid(e.to_string()))?,
-        (_, Ok(Some(dir))) => dir
+        (_, Some(dir)) => dir
             .load_manifest()
             .await
             .map_err(|e| invalid(e.to_string()))?,

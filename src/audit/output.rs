@@ -74,7 +74,7 @@ pub async fn complete_before_calls(
     if !cfg.output.resume || !matches!(cfg.output.layout, crate::dataset::Layout::Dir(_)) {
         return Ok(None);
     }
-    let Some(target) = OutputDir::of(&cfg.output.layout)? else {
+    let Some(target) = OutputDir::local(&cfg.output.layout) else {
         return Ok(None);
     };
     let Ok(Some(m)) = target.load_manifest().await else {
@@ -173,22 +173,32 @@ async fn remove_uncommitted(target: &OutputDir, m: &Manifest) -> Result<(), Sink
     Ok(())
 }
 
-/// Connects an object-store output and checks it before any IoT call: reachable, empty unless
-/// `--resume` or `--overwrite`, and writable. A failure is a bad output (exit 2) naming the URL. A
-/// local output needs nothing (no AWS configuration is loaded for it).
+/// A run's output once opened: the run id that names its parts (and holds its lock), and the
+/// directory it writes, local or an object store's connection (`None`: a single file). The
+/// connection lives here, never in the settings ([`crate::audit::config::OutputSettings`]).
+#[derive(Debug, Clone)]
+pub struct RunOutput {
+    pub run_id: String,
+    pub dir: Option<OutputDir>,
+}
+
+/// Opens a run's output directory: a local one as it is; an object store's is connected and checked
+/// before any IoT call (reachable, empty unless `--resume` or `--overwrite`, and writable: a failure
+/// is a bad output, exit 2, naming the URL) and locked for `holder`. A local output loads no AWS
+/// configuration.
 pub async fn connect_output(
-    cfg: &mut RunConfig,
+    cfg: &RunConfig,
     first_region: Option<aws_config::Region>,
     holder: Option<&Holder>,
-) -> Result<Option<OutputLock>, RunError> {
+) -> Result<(Option<OutputDir>, Option<OutputLock>), RunError> {
     let (resume, overwrite, lease) = (
         cfg.output.resume,
         cfg.output.overwrite,
         cfg.output.lock_lease,
     );
     let dated = cfg.output.dated();
-    let Layout::Remote(r) = &mut cfg.output.layout else {
-        return Ok(None);
+    let Layout::Remote(r) = &cfg.output.layout else {
+        return Ok((OutputDir::local(&cfg.output.layout), None));
     };
     let url = PathBuf::from(&r.url);
     let bad = |e: &RemoteError| ConfigError::Output {
@@ -197,10 +207,10 @@ pub async fn connect_output(
     };
     // The output is written as the run's own configuration (--profile, --region), not as an
     // audited account's role; with several regions and none of its own, in the first target's.
-    r.connect_as(&cfg.targets.client, first_region)
+    let dir = r
+        .connect_as(&cfg.targets.client, first_region)
         .await
         .map_err(|e| bad(&e))?;
-    let dir = r.dir().expect("connected above");
     // The check's own retries, named: a write in the run retries longer (docs/outputs.md, Output to S3).
     let unusable = |e: &RemoteError| ConfigError::Output {
         path: url.clone(),
@@ -212,14 +222,17 @@ pub async fn connect_output(
         return Err(ConfigError::DirExists(url).into());
     }
     dir.check_writable().await.map_err(|e| unusable(&e))?;
-    let Some(holder) = holder else {
-        return Ok(None);
+    let lock = match holder {
+        None => None,
+        Some(holder) => {
+            let (lock, took_over) = OutputLock::remote(dir.clone(), holder, lease).await?;
+            if let Some(note) = took_over {
+                eprintln!("fleet-audit: warning: {note}");
+            }
+            Some(lock)
+        }
     };
-    let (lock, took_over) = OutputLock::remote(dir.clone(), holder, lease).await?;
-    if let Some(note) = took_over {
-        eprintln!("fleet-audit: warning: {note}");
-    }
-    Ok(Some(lock))
+    Ok((Some(OutputDir::Remote(dir)), lock))
 }
 
 /// What differs between the inputs a dataset was written from (`was`) and this run's (`now`), in the
@@ -331,20 +344,21 @@ fn mismatch(
 /// of a directory output.
 pub async fn prepare_output(
     cfg: &RunConfig,
+    dir: Option<&OutputDir>,
     identity: &InputIdentity,
     total: u64,
 ) -> Result<Option<Manifest>, RunError> {
-    let Some(target) = OutputDir::of(&cfg.output.layout)? else {
+    let Some(target) = dir else {
         crate::audit::config::check_output(&cfg.output.layout, cfg.output.overwrite)?;
         return Ok(None);
     };
     let out = || cfg.output.layout.path().to_path_buf();
-    if let OutputDir::Local(d) = &target {
-        refuse_planted_links(d, &target)?;
+    if let OutputDir::Local(d) = target {
+        refuse_planted_links(d, target)?;
     }
     let partition_by: Vec<String> = cfg.output.partition_names();
     if cfg.output.dated() {
-        if let Some(m) = next_dated_audit(cfg, &target, identity, total, &partition_by).await? {
+        if let Some(m) = next_dated_audit(cfg, target, identity, total, &partition_by).await? {
             return Ok(Some(m));
         }
     }
@@ -361,15 +375,15 @@ pub async fn prepare_output(
                 detail,
             });
         }
-        check_committed_parts(&target, &m).await?;
+        check_committed_parts(target, &m).await?;
         // Rewritten (conditionally, in an object store) before anything is deleted: a writer that
         // lost the output and still holds the version read here can no longer publish a part that
         // the cleanup below is about to delete.
         target.store_manifest(&m).await?;
-        remove_uncommitted(&target, &m).await?;
+        remove_uncommitted(target, &m).await?;
         return Ok(Some(m));
     }
-    clear_for_a_fresh_start(cfg, &target).await?;
+    clear_for_a_fresh_start(cfg, target).await?;
     // A local directory is made by the first part the writer commits: a run that commits nothing
     // (refused by IoT at its first call, interrupted at once) leaves the output as it found it.
     let mut m = Manifest::new(identity.to_string(), total, cfg.output.format.extension());

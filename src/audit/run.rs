@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use crate::audit::config::{Input, RunConfig};
 use crate::audit::engine::{run_engine, Lane, LaneEnd, Stop, Work};
 use crate::audit::error::RunError;
-use crate::audit::output::{connect_output, prepare_output};
+use crate::audit::output::{connect_output, prepare_output, RunOutput};
 use crate::audit::session::{take_turns, LaneView, Session};
 use crate::audit::summary::{Summary, SummaryBase};
 use crate::aws::client::{FleetClient, IotClient};
@@ -31,7 +31,7 @@ use crate::time::human_duration;
 /// The output is this run's alone from before the first IoT call until it returns: a local output is
 /// locked right after the inputs are validated, an object-store output once it is connected (see
 /// [`crate::dataset::lock`]); a second run on the same output is refused there.
-pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<Summary, RunError> {
+pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<Summary, RunError> {
     let run_id = new_run_id();
     // Inputs first: a bad line stops the run before anything else happens.
     let (input, names) = match &cfg.input {
@@ -57,12 +57,11 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
     // commit: a signal ends it at once, rather than after the call it waits on.
     let setup = async {
         let (targets, first_region) = connect_targets(&cfg).await?;
-        let remote_lock =
-            connect_output(&mut cfg, first_region, (!dry_run).then_some(&holder)).await?;
-        Ok::<_, RunError>((targets, remote_lock))
+        let opened = connect_output(&cfg, first_region, (!dry_run).then_some(&holder)).await?;
+        Ok::<_, RunError>((targets, opened))
     };
     let mut stop = shutdown.clone();
-    let (targets, remote_lock) = tokio::select! {
+    let (targets, (dir, remote_lock)) = tokio::select! {
         r = setup => r?,
         // (A sender gone, as in tests that never stop, is no signal.)
         Ok(_) = stop.wait_for(|s| *s) => return Err(RunError::Interrupted),
@@ -70,17 +69,18 @@ pub async fn run(mut cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<
     let redo = cfg
         .retry_errors
         .then(|| (cfg.clone(), run_id.clone(), shutdown.clone()));
+    let out = RunOutput { run_id, dir };
     let result = match (input, cfg.input.clone()) {
-        (Some(input), _) => run_targets(cfg, run_id, input, targets, shutdown).await,
+        (Some(input), _) => run_targets(cfg, out, input, targets, shutdown).await,
         (None, Input::Discover(spec)) => {
             // One target named by the flags: the baseline must be its own (checked before any
             // IoT call); over several, each target carries only its own rows of it.
             let origin = (targets.len() == 1 && cfg.targets.flags.org.is_none())
                 .then(|| targets[0].known.clone());
-            match open_baseline(&spec, &cfg, origin.as_ref()).await {
+            match open_baseline(&spec, &cfg, out.dir.as_ref(), origin.as_ref()).await {
                 Ok(baseline) => {
                     crate::audit::discover::run_discover_targets(
-                        cfg, run_id, spec, names, targets, baseline, shutdown,
+                        cfg, out, spec, names, targets, baseline, shutdown,
                     )
                     .await
                 }
@@ -230,6 +230,7 @@ async fn connect_targets(
 async fn open_baseline(
     spec: &crate::audit::config::DiscoverSpec,
     cfg: &RunConfig,
+    dir: Option<&crate::dataset::OutputDir>,
     origin: Option<&Origin>,
 ) -> Result<Option<Arc<crate::audit::baseline::Baseline>>, RunError> {
     let Some(b) = &spec.baseline else {
@@ -237,7 +238,8 @@ async fn open_baseline(
     };
     let dated = cfg.output.dated();
     let Some(baseline) =
-        crate::audit::baseline::open(b, &cfg.output.layout, dated, &cfg.targets.client).await?
+        crate::audit::baseline::open(b, &cfg.output.layout, dir, dated, &cfg.targets.client)
+            .await?
     else {
         eprintln!(
             "fleet-audit: note: --baseline latest: {} holds no complete audit yet, so this one describes what it needs without a baseline",
@@ -258,7 +260,7 @@ async fn open_baseline(
 /// go on; the run then ends with [`Stop::TargetsFailed`], resumable.
 pub async fn run_targets<C: FleetClient>(
     cfg: RunConfig,
-    run_id: String,
+    out: RunOutput,
     input: crate::input::PreparedInput,
     targets: Vec<PendingTarget<C>>,
     shutdown: watch::Receiver<bool>,
@@ -270,7 +272,8 @@ pub async fn run_targets<C: FleetClient>(
     };
     let total = per_target * targets.len() as u64;
     let labels: Vec<String> = targets.iter().map(|t| t.label.clone()).collect();
-    let manifest = prepare_output(&cfg, &identity_of(&cfg, &input, &labels), total).await?;
+    let identity = identity_of(&cfg, &input, &labels);
+    let manifest = prepare_output(&cfg, out.dir.as_ref(), &identity, total).await?;
     let done: Arc<DoneSet> = Arc::new(
         manifest
             .as_ref()
@@ -284,7 +287,7 @@ pub async fn run_targets<C: FleetClient>(
         baseline: None,
     };
     if let Some(m) = manifest.as_ref().filter(|m| m.complete) {
-        let mut s = Summary::already_complete(&run_id, started, m);
+        let mut s = Summary::already_complete(&out.run_id, started, m);
         s.duplicates = base.duplicates;
         return Ok(s);
     }
@@ -302,7 +305,7 @@ pub async fn run_targets<C: FleetClient>(
         .map(|(i, label)| LaneView::waiting(label, per_target - done.lane_len(i as u16), &cfg))
         .collect();
     let region = cfg.targets.client.region.clone();
-    let session = Session::open_lanes(&cfg, run_id, manifest, region, views.clone());
+    let session = Session::open_lanes(&cfg, out, manifest, region, views.clone());
     let rows = session.rows();
     let (input, cfg) = (&input, &cfg);
     let result = take_turns(

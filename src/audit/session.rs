@@ -13,13 +13,14 @@ use tokio::sync::mpsc;
 use crate::audit::config::RunConfig;
 use crate::audit::engine::{end_of_turns, LaneEnd, Stop};
 use crate::audit::error::RunError;
+use crate::audit::output::RunOutput;
 use crate::audit::summary::{Summary, SummaryBase, TargetSummary};
 use crate::aws::call::Counters;
 use crate::aws::limit::CallLimiter;
 use crate::dataset::schema::{Origin, BATCH_ROWS};
 use crate::dataset::{
-    join_writer, spawn_writer, Completion, FailedTarget, Manifest, Partitioning, RemoteError,
-    SinkError, SinkMsg, SinkSettings, WriterEnd,
+    join_writer, spawn_writer, Completion, FailedTarget, Manifest, OutputDir, Partitioning,
+    RemoteError, SinkError, SinkMsg, SinkSettings, WriterEnd,
 };
 use crate::time::now_ms;
 
@@ -208,38 +209,16 @@ pub struct Session {
 }
 
 impl Session {
-    /// Starts the writer and the progress display (`bar_total` rows expected, 0 if unknown) of a run
-    /// with one target.
-    pub fn open(
-        cfg: &RunConfig,
-        run_id: String,
-        manifest: Option<Manifest>,
-        region: Option<String>,
-        bar_total: u64,
-        counters: Arc<Counters>,
-    ) -> Session {
-        let lane = LaneView {
-            label: String::new(),
-            origin: Default::default(),
-            failed: Default::default(),
-            total: bar_total,
-            counters,
-            limiter: None,
-            finished_s: Default::default(),
-            listed: Default::default(),
-        };
-        Session::open_lanes(cfg, run_id, manifest, region, vec![lane])
-    }
-
-    /// Starts the writer and one progress bar per lane.
+    /// Starts the writer of `out` and one progress bar per lane.
     pub fn open_lanes(
         cfg: &RunConfig,
-        run_id: String,
+        out: RunOutput,
         manifest: Option<Manifest>,
         region: Option<String>,
         lanes: Vec<LaneView>,
     ) -> Session {
-        let (tx, writer) = start_writer(cfg, &run_id, manifest, region);
+        let RunOutput { run_id, dir } = out;
+        let (tx, writer) = start_writer(cfg, &run_id, dir, manifest, region);
         let (multi, bars) = progress_bars(&lanes, cfg.quiet);
         let ticker = start_ticker(tx.clone(), &bars, &lanes);
         Session {
@@ -350,6 +329,7 @@ impl Session {
 fn start_writer(
     cfg: &RunConfig,
     run_id: &str,
+    dir: Option<OutputDir>,
     mut manifest: Option<Manifest>,
     region: Option<String>,
 ) -> (mpsc::Sender<SinkMsg>, Writer) {
@@ -381,6 +361,7 @@ fn start_writer(
                 crate::dataset::Layout::File(_) | crate::dataset::Layout::Dir(_)
             ),
         },
+        dir,
         rx,
     );
     (tx, writer)
@@ -591,7 +572,12 @@ mod tests {
             listed: Default::default(),
         };
         let manifest = Manifest::new("pairs:0".into(), 1, "parquet");
-        let mut session = Session::open_lanes(&cfg, "r".into(), Some(manifest), None, vec![lane]);
+        let dir = crate::dataset::OutputDir::local(&cfg.output.layout);
+        let out = RunOutput {
+            run_id: "r".into(),
+            dir,
+        };
+        let mut session = Session::open_lanes(&cfg, out, Some(manifest), None, vec![lane]);
         session.writer = std::thread::spawn(|| panic!("boom in the writer"));
         let base = SummaryBase {
             pairs: 1,

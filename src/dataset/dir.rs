@@ -125,18 +125,13 @@ pub fn looks_like_data(relative: &str) -> bool {
 }
 
 impl OutputDir {
-    /// The directory of a directory layout; `None` for a single file. A remote layout must have
-    /// been connected ([`crate::dataset::Remote::connect`]).
-    pub fn of(layout: &Layout) -> Result<Option<OutputDir>, SinkError> {
-        Ok(match layout {
-            Layout::File(_) => None,
+    /// The directory of a local directory layout; `None` for a single file or an object store's
+    /// prefix, whose directory is a connection ([`crate::dataset::Remote::connect`]).
+    pub fn local(layout: &Layout) -> Option<OutputDir> {
+        match layout {
             Layout::Dir(d) => Some(OutputDir::Local(d.clone())),
-            Layout::Remote(r) => Some(OutputDir::Remote(
-                r.dir()
-                    .ok_or_else(|| SinkError::NotConnected(r.url.clone()))?
-                    .clone(),
-            )),
-        })
+            Layout::File(_) | Layout::Remote(_) => None,
+        }
     }
 
     /// The path or URL, for messages.

@@ -40,12 +40,11 @@ pub async fn fetch_remote(
 ) -> Result<Fetched, DatasetError> {
     use super::{Kind, OutputDir};
     let remote_err = |reason: String| remote_error(url, reason);
-    let mut remote = super::Remote::parse(url).map_err(remote_err)?;
-    remote
+    let remote = super::Remote::parse(url).map_err(remote_err)?;
+    let dir = remote
         .connect_as(client, None)
         .await
         .map_err(|e| remote_err(e.reason()))?;
-    let dir = remote.dir().expect("connected above").clone();
     let target = OutputDir::Remote(dir.clone());
     // A manifest is checked as it is parsed: its parts are this tool's relative names, so joining
     // them to the temporary folder never reaches outside it.

@@ -44,8 +44,6 @@ pub struct Remote {
     /// The key prefix without leading or trailing `/` (empty: the bucket's root).
     pub prefix: String,
     display: PathBuf,
-    /// The connection, once [`Remote::connect`] has made it.
-    dir: Option<Arc<RemoteDir>>,
 }
 
 impl PartialEq for Remote {
@@ -103,7 +101,6 @@ impl Remote {
             url,
             bucket: bucket.to_string(),
             prefix,
-            dir: None,
         })
     }
 
@@ -112,19 +109,14 @@ impl Remote {
         &self.display
     }
 
-    /// The connected store, if [`Remote::connect`] was called.
-    pub fn dir(&self) -> Option<&Arc<RemoteDir>> {
-        self.dir.as_ref()
-    }
-
     /// Connects with the AWS configuration of `client` (`--profile`, `--region`, the default chain)
     /// in `fallback_region` when it names none, and the endpoint variables of the environment: the
     /// one way both the writer and the readers reach a bucket.
     pub async fn connect_as(
-        &mut self,
+        &self,
         client: &crate::aws::client::ClientSettings,
         fallback_region: Option<aws_config::Region>,
-    ) -> Result<(), RemoteError> {
+    ) -> Result<Arc<RemoteDir>, RemoteError> {
         let mut sdk = crate::aws::client::load_sdk_config(client).await;
         if sdk.region().is_none() {
             if let Some(r) = fallback_region {
@@ -137,14 +129,13 @@ impl Remote {
     /// Builds the store from the AWS configuration `sdk` (region and credentials) and the endpoint
     /// variables read by `env` (`AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`).
     pub fn connect(
-        &mut self,
+        &self,
         sdk: &SdkConfig,
         env: impl Fn(&str) -> Option<String>,
-    ) -> Result<(), RemoteError> {
+    ) -> Result<Arc<RemoteDir>, RemoteError> {
         let dir = RemoteDir::open(self, sdk, env, upload_retry())?;
         super::files::remove_dead_staging(&std::env::temp_dir());
-        self.dir = Some(Arc::new(dir));
-        Ok(())
+        Ok(Arc::new(dir))
     }
 }
 

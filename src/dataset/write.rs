@@ -43,13 +43,14 @@ pub struct DatasetWriter {
 }
 
 impl DatasetWriter {
-    /// A writer; a remote layout must be connected, and is reached through the runtime current here
-    /// (see [`DatasetWriter::with_runtime`] for a writer made outside one).
-    pub fn new(settings: SinkSettings) -> Self {
+    /// A writer of `settings` into `target`, the directory of a directory layout (local, or an object
+    /// store's connection, reached through the runtime current here: see
+    /// [`DatasetWriter::with_runtime`] for a writer made outside one); `None` for a single file.
+    pub fn new(settings: SinkSettings, target: Option<OutputDir>) -> Self {
         DatasetWriter {
             builder: BatchBuilder::new(&settings.run_id, settings.region.as_deref()),
-            // An unconnected remote layout has no target: its first commit fails (NotConnected).
-            target: OutputDir::of(&settings.layout).ok().flatten(),
+            // A directory layout without a target: its first commit fails (NotConnected).
+            target,
             settings,
             part: None,
             part_rows: 0,
@@ -316,7 +317,11 @@ impl DatasetWriter {
     /// Completes the current part: flush, close, sync, publish (rename into place, or upload), then
     /// record it in the manifest (directory outputs).
     pub fn commit_part(&mut self) -> Result<(), SinkError> {
-        OutputDir::of(&self.settings.layout)?;
+        if self.settings.layout.is_dir() && self.target.is_none() {
+            return Err(SinkError::NotConnected(
+                self.settings.layout.path().display().to_string(),
+            ));
+        }
         self.flush_batch()?;
         if self.part.is_some() {
             self.check_lock()?;

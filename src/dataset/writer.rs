@@ -58,6 +58,7 @@ const WRITER_NAP: Duration = Duration::from_millis(2);
 /// uncommitted part is discarded: an interrupted run never leaves a partial file under a final name.
 pub fn spawn_writer(
     settings: SinkSettings,
+    target: Option<super::OutputDir>,
     mut rx: tokio::sync::mpsc::Receiver<SinkMsg>,
 ) -> std::thread::JoinHandle<Result<WriterEnd, SinkError>> {
     // Object-store requests are driven from the writer thread through this runtime's handle
@@ -66,7 +67,7 @@ pub fn spawn_writer(
     std::thread::Builder::new()
         .name("fleet-audit-writer".into())
         .spawn(move || {
-            let mut w = DatasetWriter::new(settings).with_runtime(rt);
+            let mut w = DatasetWriter::new(settings, target).with_runtime(rt);
             let end = |report, complete| WriterEnd { report, complete };
             // One message: a row or a tick is taken here; the last message is returned.
             let step = |w: &mut DatasetWriter, msg| -> Result<Option<SinkMsg>, SinkError> {

@@ -717,9 +717,8 @@ async fn a_manifest_rewritten_by_another_run_is_never_overwritten() {
         .behavior_version(aws_config::BehaviorVersion::latest())
         .build();
     let connect = || {
-        let mut r = Remote::parse("s3://fence/ds/").unwrap();
-        r.connect(&sdk, lookup).unwrap();
-        OutputDir::Remote(r.dir().unwrap().clone())
+        let r = Remote::parse("s3://fence/ds/").unwrap();
+        OutputDir::Remote(r.connect(&sdk, lookup).unwrap())
     };
     let (old, new) = (connect(), connect());
     let m = Manifest::new("pairs:1".into(), 10, "parquet");

@@ -18,7 +18,7 @@ use crate::audit::baseline::Baseline;
 use crate::audit::config::{DiscoverSpec, RunConfig};
 use crate::audit::engine::{Lane, LaneEnd, Stop};
 use crate::audit::error::RunError;
-use crate::audit::output::prepare_output;
+use crate::audit::output::{prepare_output, RunOutput};
 use crate::audit::session::{take_turns, LaneView, Session};
 use crate::audit::summary::{Summary, SummaryBase};
 use crate::aws::client::{FleetClient, FleetLister};
@@ -51,7 +51,7 @@ struct Shared<'a> {
 /// Runs a discovery over its targets; `names` is what [`super::prepare_scope`] returned.
 pub async fn run_discover_targets<C: FleetClient + FleetLister>(
     cfg: RunConfig,
-    run_id: String,
+    out: RunOutput,
     spec: DiscoverSpec,
     names: Option<Names>,
     targets: Vec<PendingTarget<C>>,
@@ -64,11 +64,11 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
     let (mut manifest, committed) = if spec.dry_run {
         (None, HashMap::new())
     } else {
-        prepared_output(&cfg, &identity).await?
+        prepared_output(&cfg, out.dir.as_ref(), &identity).await?
     };
     let resumed: u64 = committed.values().map(|s| s.len() as u64).sum();
     if let Some(m) = manifest.as_ref().filter(|m| m.complete) {
-        return Ok(Summary::already_complete(&run_id, started, m));
+        return Ok(Summary::already_complete(&out.run_id, started, m));
     }
     let next = resume::renumber_lanes(manifest.as_mut(), labels.len());
     let views: Vec<LaneView> = labels
@@ -88,11 +88,11 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
         one: labels.len() == 1 && cfg.targets.flags.org.is_none(),
     };
     if spec.dry_run {
-        return plan_only(&shared, &views, targets, &run_id, started).await;
+        return plan_only(&shared, &views, targets, &out.run_id, started).await;
     }
     let session = Session::open_lanes(
         &cfg,
-        run_id,
+        out,
         manifest,
         cfg.targets.client.region.clone(),
         views.clone(),
@@ -121,11 +121,12 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
 /// `identity`, and the pairs an earlier run committed there, by the origin of their rows.
 async fn prepared_output(
     cfg: &RunConfig,
+    dir: Option<&OutputDir>,
     identity: &InputIdentity,
 ) -> Result<(Option<Manifest>, Committed), RunError> {
-    let manifest = prepare_output(cfg, identity, 0).await?;
-    let committed = match (OutputDir::of(&cfg.output.layout)?, &manifest) {
-        (Some(t), Some(m)) if !m.parts.is_empty() => resume::committed_by_origin(&t, m).await?,
+    let manifest = prepare_output(cfg, dir, identity, 0).await?;
+    let committed = match (dir, &manifest) {
+        (Some(t), Some(m)) if !m.parts.is_empty() => resume::committed_by_origin(t, m).await?,
         _ => HashMap::new(),
     };
     Ok((manifest, committed))

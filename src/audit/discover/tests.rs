@@ -134,9 +134,10 @@ where
         &crate::dataset::Holder::me(&run_id),
     )
     .unwrap();
+    let dir = crate::dataset::OutputDir::local(&cfg.output.layout);
     let s = super::run_discover_targets(
         cfg,
-        run_id,
+        crate::audit::output::RunOutput { run_id, dir },
         spec,
         None,
         vec![target(client)],
