@@ -24,7 +24,7 @@ use parquet::file::properties::WriterProperties;
 use fleet_audit::app::sim_config;
 use fleet_audit::cli::{Cli, Command};
 use fleet_audit::dataset::schema::{BatchBuilder, Outcome, Row};
-use fleet_audit::dataset::{DatasetWriter, Format, Layout, SinkSettings};
+use fleet_audit::dataset::{DatasetWriter, Format, Layout, WriterSettings};
 use fleet_audit::sim::Fleet;
 
 /// Rows per benchmark iteration.
@@ -124,7 +124,7 @@ fn row_to_parquet_in_memory(rows: &[Row]) -> u64 {
 /// Writes `rows` through `DatasetWriter` to `path` (committed: fsync and rename); returns the file size.
 fn dataset_writer(rows: &[Row], path: &Path, format: Format) -> u64 {
     let mut w = DatasetWriter::new(
-        SinkSettings {
+        WriterSettings {
             layout: Layout::File(path.to_path_buf()),
             format,
             part_rows: u64::MAX,

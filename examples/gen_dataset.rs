@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use fleet_audit::dataset::{DatasetWriter, Format, Layout, SinkSettings};
+use fleet_audit::dataset::{DatasetWriter, Format, Layout, WriterSettings};
 use fleet_audit::sim::{Fleet, FleetSpec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,7 +35,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let layout = Layout::Dir(out.clone());
     let dir = fleet_audit::dataset::OutputDir::local(&layout);
     let mut w = DatasetWriter::new(
-        SinkSettings {
+        WriterSettings {
             layout,
             format: Format::Parquet,
             part_rows: 1_000_000,

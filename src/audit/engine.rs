@@ -18,7 +18,7 @@ use crate::aws::call::{call_with_retries, Counters, Final};
 use crate::aws::client::{CallError, FleetClient};
 use crate::aws::limit::CallLimiter;
 use crate::dataset::schema::{Origin, Outcome, Row, Source};
-use crate::dataset::SinkMsg;
+use crate::dataset::WriterMsg;
 use crate::input::pair::Pair;
 use crate::input::InputError;
 use crate::time::now_ms;
@@ -146,7 +146,7 @@ pub fn stop_for(error: CallError) -> Stop {
 }
 
 /// One target's calls: its client, its rate limiter, what its rows carry, and its own counters.
-pub struct Lane<C> {
+pub struct TargetCalls<C> {
     pub client: Arc<C>,
     pub limiter: Arc<CallLimiter>,
     /// Region and account of the rows (`None`: the writer's region, no account).
@@ -154,9 +154,9 @@ pub struct Lane<C> {
     pub counters: Arc<Counters>,
 }
 
-impl<C> Clone for Lane<C> {
+impl<C> Clone for TargetCalls<C> {
     fn clone(&self) -> Self {
-        Lane {
+        TargetCalls {
             client: self.client.clone(),
             limiter: self.limiter.clone(),
             origin: self.origin.clone(),
@@ -193,10 +193,10 @@ impl<I> Shared<I> {
 /// send the row, so no task is spawned per pair. Returns when every pair has its row, or with the
 /// reason it stopped early (after the pairs already in flight have finished).
 pub async fn run_engine<C, I>(
-    lane: Lane<C>,
+    lane: TargetCalls<C>,
     settings: EngineSettings,
     work: I,
-    rows: mpsc::Sender<SinkMsg>,
+    rows: mpsc::Sender<WriterMsg>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), Stop>
 where
@@ -240,10 +240,10 @@ where
 
 /// One worker: takes the next pair until the work runs out or the engine stops.
 async fn worker<C, I>(
-    lane: Lane<C>,
+    lane: TargetCalls<C>,
     settings: Arc<EngineSettings>,
     shared: Arc<Shared<I>>,
-    rows: mpsc::Sender<SinkMsg>,
+    rows: mpsc::Sender<WriterMsg>,
     shutdown: watch::Receiver<bool>,
 ) where
     C: FleetClient,
@@ -299,7 +299,7 @@ async fn worker<C, I>(
                     Outcome::NotFound => &counters.not_found,
                     Outcome::Error => &counters.errors,
                 };
-                let msg = SinkMsg::Row {
+                let msg = WriterMsg::Row {
                     row: Box::new(row),
                     ordinal,
                 };
@@ -319,7 +319,7 @@ async fn worker<C, I>(
 }
 
 /// How one target's turn ended.
-pub enum LaneEnd {
+pub enum TargetEnd {
     /// Its engine ran (or had nothing left to do).
     Ran(Result<(), Stop>),
     /// It could not be audited (not connected, or stopped by its own fault); the reason is in its
@@ -327,7 +327,7 @@ pub enum LaneEnd {
     Failed,
 }
 
-impl LaneEnd {
+impl TargetEnd {
     /// How a turn whose engine (or listing) ended with `result` ends. In an organization-wide run
     /// (`lenient`), a stop that is the target's own (IoT refusing its credentials, its endpoint
     /// unreachable, a listing failing after its retries) fails that target alone, named in
@@ -336,15 +336,15 @@ impl LaneEnd {
         result: Result<(), Stop>,
         lenient: bool,
         failed: &std::sync::OnceLock<String>,
-    ) -> LaneEnd {
+    ) -> TargetEnd {
         match result {
             Err(
                 stop @ (Stop::Fatal { .. } | Stop::Unreachable { .. } | Stop::ListFailed { .. }),
             ) if lenient => {
                 let _ = failed.set(stop.to_string());
-                LaneEnd::Failed
+                TargetEnd::Failed
             }
-            r => LaneEnd::Ran(r),
+            r => TargetEnd::Ran(r),
         }
     }
 }
@@ -374,17 +374,17 @@ pub fn combine_stops(results: Vec<Result<(), Stop>>, labels: &[String]) -> Resul
 
 /// The result of every target's turn (`ends` in any order): [`combine_stops`] of those that ran;
 /// when they all succeeded but some targets could not be audited, [`Stop::TargetsFailed`].
-pub fn end_of_turns(mut ends: Vec<(usize, LaneEnd)>, labels: &[String]) -> Result<(), Stop> {
+pub fn end_of_turns(mut ends: Vec<(usize, TargetEnd)>, labels: &[String]) -> Result<(), Stop> {
     ends.sort_by_key(|(i, _)| *i);
     let failed = ends
         .iter()
-        .filter(|(_, e)| matches!(e, LaneEnd::Failed))
+        .filter(|(_, e)| matches!(e, TargetEnd::Failed))
         .count();
     let results: Vec<Result<(), Stop>> = ends
         .into_iter()
         .map(|(_, e)| match e {
-            LaneEnd::Ran(r) => r,
-            LaneEnd::Failed => Ok(()),
+            TargetEnd::Ran(r) => r,
+            TargetEnd::Failed => Ok(()),
         })
         .collect();
     match combine_stops(results, labels) {
@@ -433,8 +433,8 @@ mod tests {
         }))
     }
 
-    fn lane<C>(client: C, limiter: CallLimiter) -> Lane<C> {
-        Lane {
+    fn lane<C>(client: C, limiter: CallLimiter) -> TargetCalls<C> {
+        TargetCalls {
             client: Arc::new(client),
             limiter: Arc::new(limiter),
             origin: None,
@@ -450,7 +450,7 @@ mod tests {
 
     /// Runs the engine to its end; its result and the rows it sent.
     async fn run<C: FleetClient>(
-        lane: Lane<C>,
+        lane: TargetCalls<C>,
         settings: EngineSettings,
         n: u64,
         shutdown: watch::Receiver<bool>,
@@ -459,7 +459,7 @@ mod tests {
         let engine = tokio::spawn(run_engine(lane, settings, work(n), tx, shutdown));
         let mut rows = Vec::new();
         while let Some(msg) = rx.recv().await {
-            if let SinkMsg::Row { row, .. } = msg {
+            if let WriterMsg::Row { row, .. } = msg {
                 rows.push(*row);
             }
         }

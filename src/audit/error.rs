@@ -8,7 +8,7 @@ use crate::audit::config::ConfigError;
 use crate::audit::engine::Stop;
 use crate::audit::summary::Summary;
 use crate::aws::client::SetupError;
-use crate::dataset::{LockError, ManifestError, SinkError};
+use crate::dataset::{LockError, ManifestError, WriteError};
 use crate::input::InputError;
 
 /// Why a run did not produce a complete dataset.
@@ -24,7 +24,7 @@ pub enum RunError {
     #[error(transparent)]
     Targets(#[from] crate::aws::targets::PlanError),
     #[error(transparent)]
-    Sink(#[from] SinkError),
+    Sink(#[from] WriteError),
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     /// `--baseline` names a dataset that cannot be a baseline of this run.
@@ -152,20 +152,20 @@ impl crate::aws::targets::PlanError {
     }
 }
 
-impl SinkError {
+impl WriteError {
     /// A manifest that is not ours is bad input (the output named is not this tool's); every
     /// other writer error is a failure.
     pub fn exit(&self) -> Exit {
         match self {
-            SinkError::Manifest(e) => e.exit(),
-            SinkError::LockLost { .. }
-            | SinkError::Io { .. }
-            | SinkError::Parquet { .. }
-            | SinkError::Arrow { .. }
-            | SinkError::Remote(_)
-            | SinkError::NoRuntime
-            | SinkError::NotConnected(_)
-            | SinkError::WriterPanicked(_) => Exit::Failed,
+            WriteError::Manifest(e) => e.exit(),
+            WriteError::LockLost { .. }
+            | WriteError::Io { .. }
+            | WriteError::Parquet { .. }
+            | WriteError::Arrow { .. }
+            | WriteError::Remote(_)
+            | WriteError::NoRuntime
+            | WriteError::NotConnected(_)
+            | WriteError::WriterPanicked(_) => Exit::Failed,
         }
     }
 }
@@ -252,7 +252,7 @@ mod tests {
             reason: "not JSON".into(),
         };
         assert_eq!(
-            RunError::Sink(SinkError::Manifest(manifest)).exit(),
+            RunError::Sink(WriteError::Manifest(manifest)).exit(),
             Exit::BadInput
         );
         assert_eq!(RunError::Interrupted.exit(), Exit::Interrupted);

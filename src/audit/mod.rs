@@ -14,3 +14,4 @@ pub mod redo;
 pub mod run;
 pub mod session;
 pub mod summary;
+pub mod turns;

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crate::audit::config::{ConfigError, RunConfig};
 use crate::audit::error::{Mismatch, RunError};
 use crate::dataset::{
-    Entry, Holder, Kind, Layout, Manifest, OutputDir, OutputLock, RemoteError, SinkError, MANIFEST,
+    Entry, Holder, Kind, Layout, Manifest, OutputDir, OutputLock, RemoteError, WriteError, MANIFEST,
 };
 use crate::input::identity::InputIdentity;
 use crate::time::{now_ms, utc_date};
@@ -128,7 +128,7 @@ async fn check_committed_parts(target: &OutputDir, m: &Manifest) -> Result<(), R
             let sizes: std::collections::HashMap<String, u64> = r
                 .list()
                 .await
-                .map_err(SinkError::from)?
+                .map_err(WriteError::from)?
                 .into_iter()
                 .collect();
             for p in &m.parts {
@@ -156,7 +156,7 @@ async fn check_committed_parts(target: &OutputDir, m: &Manifest) -> Result<(), R
 
 /// Deletes what a crashed run left uncommitted: temporaries, and part files the manifest does not list
 /// (published but never recorded), so a resume can never double a row.
-async fn remove_uncommitted(target: &OutputDir, m: &Manifest) -> Result<(), SinkError> {
+async fn remove_uncommitted(target: &OutputDir, m: &Manifest) -> Result<(), WriteError> {
     let listed: HashSet<&str> = m.all_parts().map(|p| p.file.as_str()).collect();
     for e in target.entries().await? {
         let stale = match e.kind {

@@ -19,14 +19,14 @@ use arrow::datatypes::Int64Type;
 use tokio::sync::{mpsc, watch};
 
 use crate::audit::config::RunConfig;
-use crate::audit::engine::{run_engine, Lane, Stop, Work};
+use crate::audit::engine::{run_engine, Stop, TargetCalls, Work};
 use crate::audit::summary::Retried;
 use crate::aws::call::Counters;
 use crate::aws::client::FleetClient;
 use crate::aws::limit::CallLimiter;
 use crate::aws::targets::PendingTarget;
 use crate::dataset::schema::{BatchBuilder, Row, BATCH_ROWS};
-use crate::dataset::{FilePart, Format, Manifest, PartDigest, PartEntry, SinkMsg, MANIFEST};
+use crate::dataset::{FilePart, Format, Manifest, PartDigest, PartEntry, WriterMsg, MANIFEST};
 use crate::input::pair::Pair;
 
 /// Why the error rows could not be described again and replaced.
@@ -139,7 +139,7 @@ async fn describe_again<C: FleetClient>(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(BTreeMap<u64, Row>, Option<String>), RedoError> {
     let target = target.connect().await?;
-    let lane = Lane {
+    let lane = TargetCalls {
         client: target.client,
         limiter: Arc::new(CallLimiter::new(
             cfg.rate.rps,
@@ -160,7 +160,7 @@ async fn describe_again<C: FleetClient>(
             })
         })
         .collect();
-    let (tx, rx) = mpsc::channel::<SinkMsg>(BATCH_ROWS);
+    let (tx, rx) = mpsc::channel::<WriterMsg>(BATCH_ROWS);
     let collect = tokio::spawn(collect_rows(rx));
     let ran = run_engine(
         lane,
@@ -185,10 +185,10 @@ async fn describe_again<C: FleetClient>(
 }
 
 /// The engine's rows, by ordinal, until it ends (it stands where a run's writer would).
-async fn collect_rows(mut rx: mpsc::Receiver<SinkMsg>) -> BTreeMap<u64, Row> {
+async fn collect_rows(mut rx: mpsc::Receiver<WriterMsg>) -> BTreeMap<u64, Row> {
     let mut rows: BTreeMap<u64, Row> = BTreeMap::new();
     while let Some(msg) = rx.recv().await {
-        if let SinkMsg::Row { row, ordinal } = msg {
+        if let WriterMsg::Row { row, ordinal } = msg {
             rows.insert(ordinal, *row);
         }
     }

@@ -12,11 +12,12 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use crate::audit::config::{Input, RunConfig};
-use crate::audit::engine::{run_engine, Lane, LaneEnd, Stop, Work};
+use crate::audit::engine::{run_engine, Stop, TargetEnd, Work};
 use crate::audit::error::RunError;
 use crate::audit::output::{connect_output, prepare_output, RunOutput};
-use crate::audit::session::{take_turns, LaneView, Session};
+use crate::audit::session::Session;
 use crate::audit::summary::{Summary, SummaryBase};
+use crate::audit::turns::{take_turns, TargetView};
 use crate::aws::client::{FleetClient, IotClient};
 use crate::aws::targets::{PendingTarget, TargetClient};
 use crate::dataset::new_run_id;
@@ -299,13 +300,13 @@ pub async fn run_targets<C: FleetClient>(
     }
     // Every target's view (counters, limiter) exists from the start, for progress and the summary;
     // its client only while its turn lasts.
-    let views: Vec<LaneView> = labels
+    let views: Vec<TargetView> = labels
         .iter()
         .enumerate()
-        .map(|(i, label)| LaneView::waiting(label, per_target - done.lane_len(i as u16), &cfg))
+        .map(|(i, label)| TargetView::waiting(label, per_target - done.lane_len(i as u16), &cfg))
         .collect();
     let region = cfg.targets.client.region.clone();
-    let session = Session::open_lanes(&cfg, out, manifest, region, views.clone());
+    let session = Session::open_targets(&cfg, out, manifest, region, views.clone());
     let rows = session.rows();
     let (input, cfg) = (&input, &cfg);
     let result = take_turns(
@@ -331,30 +332,22 @@ async fn target_turn<C: FleetClient>(
     input: &crate::input::PreparedInput,
     lane: u16,
     target: PendingTarget<C>,
-    view: &LaneView,
+    view: &TargetView,
     done: Arc<DoneSet>,
-    rows: tokio::sync::mpsc::Sender<crate::dataset::SinkMsg>,
+    rows: tokio::sync::mpsc::Sender<crate::dataset::WriterMsg>,
     shutdown: watch::Receiver<bool>,
-) -> LaneEnd {
+) -> TargetEnd {
     if view.total == 0 {
-        return LaneEnd::Ran(Ok(()));
+        return TargetEnd::Ran(Ok(()));
     }
     let t = match view.connect(target, &shutdown).await {
         Ok(t) => t,
         Err(end) => return end,
     };
-    let lane_state = Lane {
-        client: t.client,
-        limiter: view
-            .limiter
-            .clone()
-            .expect("every target's view has its limiter"),
-        origin: Some(t.origin),
-        counters: view.counters.clone(),
-    };
+    let lane_state = view.calls(t);
     let work = match lane_work(input, cfg.shard, lane, done) {
         Ok(w) => w,
-        Err(e) => return LaneEnd::Ran(Err(Stop::Input(e))),
+        Err(e) => return TargetEnd::Ran(Err(Stop::Input(e))),
     };
     let engine = run_engine(
         lane_state,
@@ -363,7 +356,7 @@ async fn target_turn<C: FleetClient>(
         rows,
         shutdown,
     );
-    LaneEnd::of(engine.await, cfg.targets.flags.org.is_some(), &view.failed)
+    TargetEnd::of(engine.await, cfg.targets.flags.org.is_some(), &view.failed)
 }
 
 /// The input identity of a resumed run when it is known before any call: its targets are named by

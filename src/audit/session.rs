@@ -11,122 +11,19 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc;
 
 use crate::audit::config::RunConfig;
-use crate::audit::engine::{end_of_turns, LaneEnd, Stop};
+use crate::audit::engine::Stop;
 use crate::audit::error::RunError;
 use crate::audit::output::RunOutput;
 use crate::audit::summary::{Summary, SummaryBase, TargetSummary};
+use crate::audit::turns::TargetView;
 use crate::aws::call::Counters;
 use crate::aws::limit::CallLimiter;
-use crate::dataset::schema::{Origin, BATCH_ROWS};
+use crate::dataset::schema::BATCH_ROWS;
 use crate::dataset::{
     join_writer, spawn_writer, Completion, FailedTarget, Manifest, OutputDir, Partitioning,
-    RemoteError, SinkError, SinkMsg, SinkSettings, WriterEnd,
+    RemoteError, WriteError, WriterEnd, WriterMsg, WriterSettings,
 };
 use crate::time::now_ms;
-
-/// What the progress display and the summary show of one target.
-#[derive(Clone)]
-pub struct LaneView {
-    pub label: String,
-    /// The region and account of the target, once it is connected.
-    pub origin: Arc<std::sync::OnceLock<Arc<Origin>>>,
-    /// Why the target could not be audited (set when it could not be connected).
-    pub failed: Arc<std::sync::OnceLock<String>>,
-    /// Rows expected (0 if unknown).
-    pub total: u64,
-    pub counters: Arc<Counters>,
-    pub limiter: Option<Arc<CallLimiter>>,
-    /// Seconds from the start until this target's last row (set when its engine ends).
-    pub finished_s: Arc<std::sync::OnceLock<f64>>,
-    /// The pairs this target turned out to have (a discovery's listing); unset: an equal share of
-    /// the run's.
-    pub listed: Arc<std::sync::OnceLock<u64>>,
-}
-
-impl LaneView {
-    /// The view of a target waiting for its turn (`total` rows expected, 0 if unknown), with its
-    /// own describe limiter at the run's `--rps`.
-    pub fn waiting(label: &str, total: u64, cfg: &RunConfig) -> LaneView {
-        LaneView {
-            label: label.to_string(),
-            origin: Default::default(),
-            failed: Default::default(),
-            total,
-            counters: Default::default(),
-            limiter: Some(Arc::new(CallLimiter::new(
-                cfg.rate.rps,
-                crate::aws::limit::burst_for(cfg.rate.burst, cfg.rate.rps),
-                cfg.rate.adaptive,
-            ))),
-            finished_s: Default::default(),
-            listed: Default::default(),
-        }
-    }
-
-    /// The start of a target's turn: its client, connected now (a lazy target assumes its role and
-    /// reads its account here), with the view's origin set; or how the turn ends at once: interrupted
-    /// before it began, or failed to connect (the reason kept in the view).
-    pub async fn connect<C: Send + Sync + 'static>(
-        &self,
-        target: crate::aws::targets::PendingTarget<C>,
-        shutdown: &tokio::sync::watch::Receiver<bool>,
-    ) -> Result<crate::aws::targets::TargetClient<C>, LaneEnd> {
-        if *shutdown.borrow() {
-            return Err(LaneEnd::Ran(Err(Stop::Interrupted)));
-        }
-        let known = target.known.clone();
-        // Connecting makes no IoT call: a signal ends it at once.
-        let mut stop = shutdown.clone();
-        let connected = tokio::select! {
-            r = target.connect() => r,
-            Ok(_) = stop.wait_for(|s| *s) => return Err(LaneEnd::Ran(Err(Stop::Interrupted))),
-        };
-        match connected {
-            Ok(t) => {
-                let _ = self.origin.set(t.origin.clone());
-                Ok(t)
-            }
-            Err(e) => {
-                let _ = self
-                    .failed
-                    .set(crate::redact::redact(&e.to_string()).into_owned());
-                // Named by what its spec says: its region, its account.
-                let _ = self.origin.set(Arc::new(known));
-                Err(LaneEnd::Failed)
-            }
-        }
-    }
-}
-
-/// Gives every target its turn, at most `in_flight` at once (the others wait, without a client):
-/// `turn(i, item, view)` for target `i`, its item and its view; each view notes when its turn ended
-/// (seconds since `started`). Returns how the turns ended, combined ([`end_of_turns`]).
-pub async fn take_turns<'v, T, F, Fut>(
-    views: &'v [LaneView],
-    items: Vec<T>,
-    in_flight: usize,
-    started: Instant,
-    turn: F,
-) -> Result<(), Stop>
-where
-    F: Fn(usize, T, &'v LaneView) -> Fut,
-    Fut: std::future::Future<Output = LaneEnd>,
-{
-    use futures::StreamExt;
-    let turn = &turn;
-    let ends: Vec<(usize, LaneEnd)> =
-        futures::stream::iter(items.into_iter().zip(views).enumerate())
-            .map(|(i, (item, view))| async move {
-                let end = turn(i, item, view).await;
-                let _ = view.finished_s.set(started.elapsed().as_secs_f64());
-                (i, end)
-            })
-            .buffer_unordered(in_flight.max(1))
-            .collect()
-            .await;
-    let labels: Vec<String> = views.iter().map(|v| v.label.clone()).collect();
-    end_of_turns(ends, &labels)
-}
 
 /// Above this many lanes (an organization's targets) one bar shows them all.
 const MAX_BARS: usize = 8;
@@ -134,7 +31,7 @@ const MAX_BARS: usize = 8;
 /// One bar per lane, each named by its target, or one bar for all of many lanes; with each bar, the
 /// lanes it counts.
 fn progress_bars(
-    lanes: &[LaneView],
+    lanes: &[TargetView],
     quiet: bool,
 ) -> (MultiProgress, Vec<(ProgressBar, Vec<usize>)>) {
     let target = if quiet || !std::io::stderr().is_terminal() {
@@ -192,30 +89,30 @@ fn rate_text(per_sec: f64) -> String {
 }
 
 /// The writer thread; it ends in what it wrote, or why it failed.
-type Writer = std::thread::JoinHandle<Result<WriterEnd, SinkError>>;
+type Writer = std::thread::JoinHandle<Result<WriterEnd, WriteError>>;
 
 /// The output side of a run: the writer thread, the progress display and the live counters.
 pub struct Session {
     started: Instant,
     run_id: String,
-    tx: mpsc::Sender<SinkMsg>,
+    tx: mpsc::Sender<WriterMsg>,
     writer: Writer,
     ticker: tokio::task::JoinHandle<()>,
     _multi: MultiProgress,
     bars: Vec<(ProgressBar, Vec<usize>)>,
-    lanes: Vec<LaneView>,
+    lanes: Vec<TargetView>,
     resumable: bool,
     out: PathBuf,
 }
 
 impl Session {
     /// Starts the writer of `out` and one progress bar per lane.
-    pub fn open_lanes(
+    pub fn open_targets(
         cfg: &RunConfig,
         out: RunOutput,
         manifest: Option<Manifest>,
         region: Option<String>,
-        lanes: Vec<LaneView>,
+        lanes: Vec<TargetView>,
     ) -> Session {
         let RunOutput { run_id, dir } = out;
         let (tx, writer) = start_writer(cfg, &run_id, dir, manifest, region);
@@ -236,7 +133,7 @@ impl Session {
     }
 
     /// Where rows go.
-    pub fn rows(&self) -> mpsc::Sender<SinkMsg> {
+    pub fn rows(&self) -> mpsc::Sender<WriterMsg> {
         self.tx.clone()
     }
 
@@ -254,14 +151,14 @@ impl Session {
         // The targets that could not be audited, for the manifest (a resume retries them).
         let failed = failed_targets(&self.lanes);
         let failed_targets = failed.len() as u64;
-        let _ = self.tx.send(SinkMsg::FailedTargets(failed)).await;
+        let _ = self.tx.send(WriterMsg::FailedTargets(failed)).await;
         let last = self.last_message(&result, &base);
         let _ = self.tx.send(last).await;
         drop(self.tx);
         let writer = self.writer;
         let written = tokio::task::spawn_blocking(move || join_writer(writer))
             .await
-            .unwrap_or_else(|e| Err(SinkError::WriterPanicked(e.to_string())));
+            .unwrap_or_else(|e| Err(WriteError::WriterPanicked(e.to_string())));
         let elapsed = self.started.elapsed().as_secs_f64();
         let mut summary = counted_summary(self.run_id, &self.lanes, base, elapsed, failed_targets);
         let stopped = |stop, summary: &Summary| RunError::Stopped {
@@ -291,11 +188,11 @@ impl Session {
     /// The writer's last message, by how the run ended: commit the audit complete (with what the
     /// run did) on success; on a stop, a checkpoint of a directory output, nothing for a file, and
     /// nothing at all of rows read from an input that changed since it was validated.
-    fn last_message(&self, result: &Result<(), Stop>, base: &SummaryBase) -> SinkMsg {
+    fn last_message(&self, result: &Result<(), Stop>, base: &SummaryBase) -> WriterMsg {
         match (result, self.resumable) {
             // Every lane has ended, so the counters are final: the manifest of a completed audit
             // records what the run that completed it did (a retry that finds it complete reports it).
-            (Ok(()), _) => SinkMsg::Commit(Box::new(Completion {
+            (Ok(()), _) => WriterMsg::Commit(Box::new(Completion {
                 run_id: self.run_id.clone(),
                 at_ms: crate::time::wall_ms(),
                 attempts: total(&self.lanes, |c| &c.attempts),
@@ -305,7 +202,7 @@ impl Session {
                 baseline: base.baseline.as_ref().map(|b| b.display().to_string()),
             })),
             // Rows read from an input that changed since it was validated are not committed.
-            (Err(stop), _) if stop.input_changed() => SinkMsg::Poison,
+            (Err(stop), _) if stop.input_changed() => WriterMsg::Poison,
             // An endpoint that never answered: the few error rows of the pairs that ended before
             // the run knew it are no audit of anything, and are not committed (the output stays as
             // it was found).
@@ -316,10 +213,10 @@ impl Session {
                         .load(std::sync::atomic::Ordering::Relaxed)
                 }) =>
             {
-                SinkMsg::Abort
+                WriterMsg::Abort
             }
-            (Err(_), true) => SinkMsg::Checkpoint,
-            (Err(_), false) => SinkMsg::Abort,
+            (Err(_), true) => WriterMsg::Checkpoint,
+            (Err(_), false) => WriterMsg::Abort,
         }
     }
 }
@@ -332,7 +229,7 @@ fn start_writer(
     dir: Option<OutputDir>,
     mut manifest: Option<Manifest>,
     region: Option<String>,
-) -> (mpsc::Sender<SinkMsg>, Writer) {
+) -> (mpsc::Sender<WriterMsg>, Writer) {
     let mut partitioning = Partitioning::new(&cfg.output.partition_by, now_ms());
     if let Some(m) = manifest.as_mut() {
         m.run_id.get_or_insert_with(|| run_id.to_string());
@@ -341,9 +238,9 @@ fn start_writer(
         }
     }
     // As many rows in flight to the writer as one batch holds: the back-pressure on the workers.
-    let (tx, rx) = mpsc::channel::<SinkMsg>(BATCH_ROWS);
+    let (tx, rx) = mpsc::channel::<WriterMsg>(BATCH_ROWS);
     let writer = spawn_writer(
-        SinkSettings {
+        WriterSettings {
             layout: cfg.output.layout.clone(),
             format: cfg.output.format,
             part_rows: cfg.output.part_rows,
@@ -370,9 +267,9 @@ fn start_writer(
 /// The ticker: four times a second, a tick to the writer through `tx` (so it commits a part on
 /// time even when rows are slow to come) and each bar brought up to its lanes' counters.
 fn start_ticker(
-    tx: mpsc::Sender<SinkMsg>,
+    tx: mpsc::Sender<WriterMsg>,
     bars: &[(ProgressBar, Vec<usize>)],
-    lanes: &[LaneView],
+    lanes: &[TargetView],
 ) -> tokio::task::JoinHandle<()> {
     type Shown = (ProgressBar, Vec<Arc<Counters>>, Option<Arc<CallLimiter>>);
     let shown: Vec<Shown> = bars
@@ -391,7 +288,7 @@ fn start_ticker(
     tokio::spawn(async move {
         loop {
             // Lets the writer commit a part on time even when rows are slow to come.
-            let _ = tx.try_send(SinkMsg::Tick);
+            let _ = tx.try_send(WriterMsg::Tick);
             for (bar, counters, limiter) in &shown {
                 let sum = |f: fn(&Counters) -> &AtomicU64| -> u64 {
                     counters.iter().map(|c| Counters::get(f(c))).sum()
@@ -413,7 +310,7 @@ fn start_ticker(
 }
 
 /// The targets that could not be connected, each with why.
-fn failed_targets(lanes: &[LaneView]) -> Vec<FailedTarget> {
+fn failed_targets(lanes: &[TargetView]) -> Vec<FailedTarget> {
     lanes
         .iter()
         .filter_map(|l| {
@@ -426,7 +323,7 @@ fn failed_targets(lanes: &[LaneView]) -> Vec<FailedTarget> {
 }
 
 /// One counter summed over every lane.
-fn total(lanes: &[LaneView], f: fn(&Counters) -> &AtomicU64) -> u64 {
+fn total(lanes: &[TargetView], f: fn(&Counters) -> &AtomicU64) -> u64 {
     lanes.iter().map(|l| Counters::get(f(&l.counters))).sum()
 }
 
@@ -435,7 +332,7 @@ fn total(lanes: &[LaneView], f: fn(&Counters) -> &AtomicU64) -> u64 {
 /// complete) is added once it has ended.
 fn counted_summary(
     run_id: String,
-    lanes: &[LaneView],
+    lanes: &[TargetView],
     base: SummaryBase,
     elapsed: f64,
     failed_targets: u64,
@@ -482,10 +379,10 @@ fn counted_summary(
 
 /// How a writer that failed (or panicked) stops the run: another run took the output over, or the
 /// writer failed.
-fn writer_stop(e: SinkError) -> Stop {
+fn writer_stop(e: WriteError) -> Stop {
     let error = e.to_string();
     match e {
-        SinkError::Remote(RemoteError::Conflict { .. }) | SinkError::LockLost { .. } => {
+        WriteError::Remote(RemoteError::Conflict { .. }) | WriteError::LockLost { .. } => {
             Stop::OutputTakenOver { error }
         }
         _ => Stop::WriterFailed { error },
@@ -494,7 +391,7 @@ fn writer_stop(e: SinkError) -> Stop {
 
 /// Per target of a run over several (none for one): its counts, and its pace over its own time
 /// (`elapsed`: the run's, for a target still going). `pairs`: the run's.
-fn target_summaries(lanes: &[LaneView], pairs: u64, elapsed: f64) -> Vec<TargetSummary> {
+fn target_summaries(lanes: &[TargetView], pairs: u64, elapsed: f64) -> Vec<TargetSummary> {
     if lanes.len() < 2 {
         return Vec::new();
     }
@@ -561,7 +458,7 @@ mod tests {
             panic!("a run command");
         };
         let cfg = RunConfig::from_args(&args).unwrap();
-        let lane = LaneView {
+        let lane = TargetView {
             label: String::new(),
             origin: Default::default(),
             failed: Default::default(),
@@ -577,7 +474,7 @@ mod tests {
             run_id: "r".into(),
             dir,
         };
-        let mut session = Session::open_lanes(&cfg, out, Some(manifest), None, vec![lane]);
+        let mut session = Session::open_targets(&cfg, out, Some(manifest), None, vec![lane]);
         session.writer = std::thread::spawn(|| panic!("boom in the writer"));
         let base = SummaryBase {
             pairs: 1,
@@ -615,12 +512,12 @@ mod tests {
         };
         let cfg = RunConfig::from_args(&args).unwrap();
         let views = [
-            LaneView::waiting("a", 0, &cfg),
-            LaneView::waiting("b", 0, &cfg),
+            TargetView::waiting("a", 0, &cfg),
+            TargetView::waiting("b", 0, &cfg),
         ];
         let (_tx, sd) = tokio::sync::watch::channel(false);
         let started = tokio::time::Instant::now();
-        let calls = |v: &LaneView| {
+        let calls = |v: &TargetView| {
             let (l, sd) = (v.limiter.clone().unwrap(), sd.clone());
             async move {
                 for _ in 0..120 {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::manifest::{Manifest, MANIFEST};
 use super::s3::RemoteDir;
-use super::{Layout, SinkError};
+use super::{Layout, WriteError};
 
 /// A dataset directory.
 #[derive(Debug, Clone)]
@@ -150,9 +150,9 @@ impl OutputDir {
         }
     }
 
-    fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> SinkError + '_ {
+    fn io(&self, path: &Path) -> impl Fn(std::io::Error) -> WriteError + '_ {
         let path = path.to_path_buf();
-        move |source| SinkError::Io {
+        move |source| WriteError::Io {
             path: path.clone(),
             source,
         }
@@ -201,7 +201,7 @@ impl OutputDir {
 
     /// Every file under the directory (locally, a folder that cannot hold this tool's files is one
     /// `Foreign` entry), in path order. A directory that does not exist has none.
-    pub async fn entries(&self) -> Result<Vec<Entry>, SinkError> {
+    pub async fn entries(&self) -> Result<Vec<Entry>, WriteError> {
         match self {
             OutputDir::Local(d) => {
                 let mut out = Vec::new();
@@ -224,7 +224,7 @@ impl OutputDir {
     }
 
     /// The manifest, or `None` when there is none.
-    pub async fn load_manifest(&self) -> Result<Option<Manifest>, SinkError> {
+    pub async fn load_manifest(&self) -> Result<Option<Manifest>, WriteError> {
         match self {
             OutputDir::Local(d) => Ok(Manifest::load(d)?),
             OutputDir::Remote(r) => match r.get_manifest().await? {
@@ -238,7 +238,7 @@ impl OutputDir {
     }
 
     /// Deletes one file (a missing one is not an error).
-    pub async fn delete(&self, relative: &str) -> Result<(), SinkError> {
+    pub async fn delete(&self, relative: &str) -> Result<(), WriteError> {
         match self {
             OutputDir::Local(d) => {
                 let p = d.join(relative);
@@ -261,7 +261,7 @@ impl OutputDir {
 
     /// Stores the manifest: atomically replaced locally; in an object store one PUT conditional on
     /// the version last read or written (a manifest changed by another writer is never overwritten).
-    pub async fn store_manifest(&self, m: &Manifest) -> Result<(), SinkError> {
+    pub async fn store_manifest(&self, m: &Manifest) -> Result<(), WriteError> {
         match self {
             OutputDir::Local(d) => Ok(m.store(d)?),
             OutputDir::Remote(r) => {
@@ -277,7 +277,7 @@ impl OutputDir {
         &self,
         m: &Manifest,
         rt: Option<&tokio::runtime::Handle>,
-    ) -> Result<(), SinkError> {
+    ) -> Result<(), WriteError> {
         match self {
             OutputDir::Local(d) => Ok(m.store(d)?),
             OutputDir::Remote(_) => runtime(rt)?.block_on(self.store_manifest(m)),
@@ -299,8 +299,8 @@ fn write_stamp() -> String {
 /// The runtime that drives object-store requests from the writer thread.
 pub(crate) fn runtime(
     rt: Option<&tokio::runtime::Handle>,
-) -> Result<&tokio::runtime::Handle, SinkError> {
-    rt.ok_or(SinkError::NoRuntime)
+) -> Result<&tokio::runtime::Handle, WriteError> {
+    rt.ok_or(WriteError::NoRuntime)
 }
 
 fn walk(root: &Path, rel: &str, out: &mut Vec<Entry>) -> std::io::Result<()> {

@@ -49,7 +49,7 @@ pub async fn fetch_remote(
     // A manifest is checked as it is parsed: its parts are this tool's relative names, so joining
     // them to the temporary folder never reaches outside it.
     let manifest = target.load_manifest().await.map_err(|e| match e {
-        super::SinkError::Manifest(m) => DatasetError::Manifest(m),
+        super::WriteError::Manifest(m) => DatasetError::Manifest(m),
         e => remote_err(e.to_string()),
     })?;
     let parts: Vec<String> = target

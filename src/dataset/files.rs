@@ -12,7 +12,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use parquet::schema::types::ColumnPath;
 
-use super::SinkError;
+use super::WriteError;
 
 /// Columns whose values are mostly distinct within a row group: a dictionary would only be built to be
 /// abandoned (or to cost more than it saves), so they are written plain. The timestamps are among
@@ -87,18 +87,18 @@ impl<W: Write + Send> Encoder<W> {
         format: Format,
         schema: SchemaRef,
         row_group_rows: usize,
-    ) -> Result<Self, SinkError> {
+    ) -> Result<Self, WriteError> {
         Ok(match format {
             Format::Parquet => Encoder::Parquet(
                 ArrowWriter::try_new(out, schema, Some(parquet_properties(row_group_rows)))
-                    .map_err(|source| SinkError::Parquet {
+                    .map_err(|source| WriteError::Parquet {
                         path: path.to_path_buf(),
                         source,
                     })?,
             ),
             Format::Arrow => {
                 Encoder::Arrow(IpcWriter::try_new(out, &schema).map_err(|source| {
-                    SinkError::Arrow {
+                    WriteError::Arrow {
                         path: path.to_path_buf(),
                         source,
                     }
@@ -107,13 +107,13 @@ impl<W: Write + Send> Encoder<W> {
         })
     }
 
-    pub fn write(&mut self, batch: &RecordBatch, path: &Path) -> Result<(), SinkError> {
+    pub fn write(&mut self, batch: &RecordBatch, path: &Path) -> Result<(), WriteError> {
         match self {
-            Encoder::Parquet(w) => w.write(batch).map_err(|source| SinkError::Parquet {
+            Encoder::Parquet(w) => w.write(batch).map_err(|source| WriteError::Parquet {
                 path: path.to_path_buf(),
                 source,
             }),
-            Encoder::Arrow(w) => w.write(batch).map_err(|source| SinkError::Arrow {
+            Encoder::Arrow(w) => w.write(batch).map_err(|source| WriteError::Arrow {
                 path: path.to_path_buf(),
                 source,
             }),
@@ -121,13 +121,13 @@ impl<W: Write + Send> Encoder<W> {
     }
 
     /// Writes the footer and returns the writer.
-    pub fn finish(self, path: &Path) -> Result<W, SinkError> {
+    pub fn finish(self, path: &Path) -> Result<W, WriteError> {
         match self {
-            Encoder::Parquet(w) => w.into_inner().map_err(|source| SinkError::Parquet {
+            Encoder::Parquet(w) => w.into_inner().map_err(|source| WriteError::Parquet {
                 path: path.to_path_buf(),
                 source,
             }),
-            Encoder::Arrow(w) => w.into_inner().map_err(|source| SinkError::Arrow {
+            Encoder::Arrow(w) => w.into_inner().map_err(|source| WriteError::Arrow {
                 path: path.to_path_buf(),
                 source,
             }),
@@ -220,8 +220,8 @@ pub fn make_dir_within(root: &Path, dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
-    move |source| SinkError::Io {
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
+    move |source| WriteError::Io {
         path: path.to_path_buf(),
         source,
     }
@@ -229,7 +229,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> SinkError + '_ {
 
 /// Writes `bytes` as `final_path` atomically: a hidden temporary beside it, synced, renamed, and the
 /// directory synced. On failure the temporary is removed.
-pub fn write_atomically(final_path: &Path, bytes: &[u8]) -> Result<(), SinkError> {
+pub fn write_atomically(final_path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     let tmp = temp_path(final_path);
     let result = (|| {
         let mut f = create_exclusive(&tmp).map_err(io_err(&tmp))?;
@@ -264,7 +264,7 @@ impl FilePart {
         format: Format,
         schema: SchemaRef,
         row_group_rows: usize,
-    ) -> Result<FilePart, SinkError> {
+    ) -> Result<FilePart, WriteError> {
         let tmp = temp_path(&final_path);
         let file = create_exclusive(&tmp).map_err(io_err(&tmp))?;
         let out = BufWriter::with_capacity(1 << 20, file);
@@ -276,7 +276,7 @@ impl FilePart {
         })
     }
 
-    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), WriteError> {
         self.inner.write(batch, &self.tmp)
     }
 
@@ -287,7 +287,7 @@ impl FilePart {
 
     /// Finishes the encoding, syncs the file, renames it to its final path and syncs the directory.
     /// On failure the temporary file is removed.
-    pub fn commit(self) -> Result<PathBuf, SinkError> {
+    pub fn commit(self) -> Result<PathBuf, WriteError> {
         let FilePart {
             tmp,
             final_path,
@@ -312,7 +312,7 @@ impl FilePart {
 
     /// Finishes the encoding and flushes, leaving the file under its temporary name (a spool that is
     /// read back and removed, never committed). Returns the temporary path.
-    pub fn finish_unsynced(self) -> Result<PathBuf, SinkError> {
+    pub fn finish_unsynced(self) -> Result<PathBuf, WriteError> {
         let FilePart { tmp, inner, .. } = self;
         let result = inner
             .finish(&tmp)

@@ -27,8 +27,8 @@ pub mod partition;
 pub mod read;
 pub mod s3;
 pub mod schema;
+mod thread;
 mod write;
-mod writer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,8 +47,8 @@ pub use read::{
     read_part, with_partition_columns, AuditFiles, DataFiles, DatasetError, Incomplete,
 };
 pub use s3::{Remote, RemoteError};
+pub use thread::{join_writer, spawn_writer, WriterEnd, WriterMsg};
 pub use write::DatasetWriter;
-pub use writer::{join_writer, spawn_writer, SinkMsg, WriterEnd};
 
 /// A fresh run id: UTC time plus random bits, safe in file names (a part's name carries the id of
 /// the run that wrote it).
@@ -91,7 +91,7 @@ impl Layout {
 
 /// How to write the dataset.
 #[derive(Debug, Clone)]
-pub struct SinkSettings {
+pub struct WriterSettings {
     pub layout: Layout,
     pub format: Format,
     /// Rows per part in a directory output (a part split by job holds this many rows in all).
@@ -117,7 +117,7 @@ pub struct SinkSettings {
 
 /// Errors of the output side; each names the file it concerns.
 #[derive(Debug, thiserror::Error)]
-pub enum SinkError {
+pub enum WriteError {
     /// The lock of a local output is no longer this run's (removed or replaced while it ran): another
     /// run may be writing the output, so nothing more is committed.
     #[error("{path}: this run's lock on the output was removed or replaced while it ran ({holder}): another run may be writing it, so this run commits nothing more")]

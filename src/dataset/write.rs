@@ -12,7 +12,7 @@ use super::dir::{self, OutputDir};
 use super::files::{self, Encoder, FilePart};
 use super::partition;
 use super::{
-    Layout, Manifest, PartDigest, PartEntry, Partitioning, SinkError, SinkSettings, WriteReport,
+    Layout, Manifest, PartDigest, PartEntry, Partitioning, WriteError, WriteReport, WriterSettings,
 };
 use crate::dataset::schema::{BatchBuilder, Row};
 
@@ -23,7 +23,7 @@ use crate::dataset::schema::{BatchBuilder, Row};
 /// `job_id` partitioning the part is first spooled whole and split by job at commit time, one file per
 /// job, so a part still holds at most `part_rows` rows in all.
 pub struct DatasetWriter {
-    settings: SinkSettings,
+    settings: WriterSettings,
     /// The directory of a directory output.
     target: Option<OutputDir>,
     builder: BatchBuilder,
@@ -46,7 +46,7 @@ impl DatasetWriter {
     /// A writer of `settings` into `target`, the directory of a directory layout (local, or an object
     /// store's connection, reached through the runtime current here: see
     /// [`DatasetWriter::with_runtime`] for a writer made outside one); `None` for a single file.
-    pub fn new(settings: SinkSettings, target: Option<OutputDir>) -> Self {
+    pub fn new(settings: WriterSettings, target: Option<OutputDir>) -> Self {
         DatasetWriter {
             builder: BatchBuilder::new(&settings.run_id, settings.region.as_deref()),
             // A directory layout without a target: its first commit fails (NotConnected).
@@ -107,12 +107,12 @@ impl DatasetWriter {
         }
     }
 
-    fn staging_dir(&mut self) -> Result<PathBuf, SinkError> {
+    fn staging_dir(&mut self) -> Result<PathBuf, WriteError> {
         if self.staging.is_none() {
             let tmp = tempfile::Builder::new()
                 .prefix(&format!("{}{}-", super::files::STAGING, std::process::id()))
                 .tempdir()
-                .map_err(|source| SinkError::Io {
+                .map_err(|source| WriteError::Io {
                     path: std::env::temp_dir(),
                     source,
                 })?;
@@ -129,10 +129,10 @@ impl DatasetWriter {
     /// Where part `n` is written while it fills: the file itself; beside its final name in a local
     /// directory; in the staging folder for an object store. A part split by job is spooled whole
     /// (all columns) and split at commit.
-    fn writing_path(&mut self, n: u32) -> Result<PathBuf, SinkError> {
+    fn writing_path(&mut self, n: u32) -> Result<PathBuf, WriteError> {
         let io = |path: &Path| {
             let path = path.to_path_buf();
-            move |source| SinkError::Io { path, source }
+            move |source| WriteError::Io { path, source }
         };
         match (&self.settings.layout, self.by_job()) {
             (Layout::File(p), _) => Ok(p.clone()),
@@ -155,7 +155,7 @@ impl DatasetWriter {
     }
 
     /// Opens part `self.next_part` for writing.
-    fn open_part(&mut self) -> Result<(), SinkError> {
+    fn open_part(&mut self) -> Result<(), WriteError> {
         let path = self.writing_path(self.next_part)?;
         let schema = if self.by_job() {
             Arc::clone(self.builder.schema())
@@ -178,7 +178,7 @@ impl DatasetWriter {
 
     /// Appends the row of pair `ordinal`; writes a batch when enough rows are buffered and rotates
     /// parts when full.
-    pub fn push(&mut self, row: &Row, ordinal: u64) -> Result<(), SinkError> {
+    pub fn push(&mut self, row: &Row, ordinal: u64) -> Result<(), WriteError> {
         self.builder.push(row);
         self.part_rows += 1;
         if row.outcome == crate::dataset::schema::Outcome::Error {
@@ -199,7 +199,7 @@ impl DatasetWriter {
         Ok(())
     }
 
-    fn flush_batch(&mut self) -> Result<(), SinkError> {
+    fn flush_batch(&mut self) -> Result<(), WriteError> {
         if self.builder.is_empty() {
             return Ok(());
         }
@@ -207,7 +207,7 @@ impl DatasetWriter {
             Layout::File(p) => p.clone(),
             dir => dir.path().join(self.part_name(self.next_part)),
         };
-        let batch: RecordBatch = self.builder.finish().map_err(|source| SinkError::Arrow {
+        let batch: RecordBatch = self.builder.finish().map_err(|source| WriteError::Arrow {
             path: path.clone(),
             source,
         })?;
@@ -220,7 +220,7 @@ impl DatasetWriter {
     }
 
     /// Commits the current part when it is older than the part interval (directory outputs).
-    pub fn tick(&mut self) -> Result<(), SinkError> {
+    pub fn tick(&mut self) -> Result<(), WriteError> {
         let due = self
             .part_opened
             .is_some_and(|t| t.elapsed() >= self.settings.part_interval);
@@ -233,7 +233,7 @@ impl DatasetWriter {
     /// Splits a spooled part by job: one file per job (without the `job_id` column), encoded in
     /// memory (a part holds at most `part_rows` rows) and written out one at a time. Returns
     /// (relative path, rows, local file) for each.
-    fn split_spool(&mut self, part: FilePart) -> Result<Vec<(String, u64, PathBuf)>, SinkError> {
+    fn split_spool(&mut self, part: FilePart) -> Result<Vec<(String, u64, PathBuf)>, WriteError> {
         let n = self.next_part;
         let spool = part.finish_unsynced()?;
         let read = (|| {
@@ -247,7 +247,7 @@ impl DatasetWriter {
             {
                 let batch = batch.map_err(|e| spool_err(&spool, e))?;
                 let by_job =
-                    partition::split_by_job(&batch).map_err(|source| SinkError::Arrow {
+                    partition::split_by_job(&batch).map_err(|source| WriteError::Arrow {
                         path: spool.clone(),
                         source,
                     })?;
@@ -270,7 +270,7 @@ impl DatasetWriter {
                     *rows += b.num_rows() as u64;
                 }
             }
-            Ok::<_, SinkError>(encoders)
+            Ok::<_, WriteError>(encoders)
         })();
         let _ = std::fs::remove_file(&spool);
         let mut files = Vec::new();
@@ -286,7 +286,7 @@ impl DatasetWriter {
                 }
             };
             if let Some(parent) = local.parent() {
-                files::make_dir_within(&root, parent).map_err(|source| SinkError::Io {
+                files::make_dir_within(&root, parent).map_err(|source| WriteError::Io {
                     path: parent.to_path_buf(),
                     source,
                 })?;
@@ -297,17 +297,17 @@ impl DatasetWriter {
         Ok(files)
     }
 
-    /// Whether this run still holds its local output (see [`SinkSettings::verify_lock`]): checked
+    /// Whether this run still holds its local output (see [`WriterSettings::verify_lock`]): checked
     /// before anything is published, so a run whose lock was removed (and another run let in)
     /// publishes nothing more.
-    fn check_lock(&self) -> Result<(), SinkError> {
+    fn check_lock(&self) -> Result<(), WriteError> {
         let (true, Layout::File(p) | Layout::Dir(p)) =
             (self.settings.verify_lock, &self.settings.layout)
         else {
             return Ok(());
         };
         super::lock::check_local_holder(p, &self.settings.run_id).map_err(|holder| {
-            SinkError::LockLost {
+            WriteError::LockLost {
                 path: p.clone(),
                 holder,
             }
@@ -316,9 +316,9 @@ impl DatasetWriter {
 
     /// Completes the current part: flush, close, sync, publish (rename into place, or upload), then
     /// record it in the manifest (directory outputs).
-    pub fn commit_part(&mut self) -> Result<(), SinkError> {
+    pub fn commit_part(&mut self) -> Result<(), WriteError> {
         if self.settings.layout.is_dir() && self.target.is_none() {
-            return Err(SinkError::NotConnected(
+            return Err(WriteError::NotConnected(
                 self.settings.layout.path().display().to_string(),
             ));
         }
@@ -340,10 +340,12 @@ impl DatasetWriter {
                 // Read back once, as committed: the manifest records what a reader must find.
                 let digest = match self.settings.manifest {
                     Some(_) => {
-                        Some(PartDigest::of_file(&local).map_err(|source| SinkError::Io {
-                            path: local.clone(),
-                            source,
-                        })?)
+                        Some(
+                            PartDigest::of_file(&local).map_err(|source| WriteError::Io {
+                                path: local.clone(),
+                                source,
+                            })?,
+                        )
                     }
                     None => None,
                 };
@@ -399,7 +401,7 @@ impl DatasetWriter {
         }
     }
 
-    pub fn finish(mut self, complete: bool) -> Result<WriteReport, SinkError> {
+    pub fn finish(mut self, complete: bool) -> Result<WriteReport, WriteError> {
         let nothing_yet =
             self.report.files.is_empty() && self.manifest().is_none_or(|m| m.parts.is_empty());
         if self.part.is_none() && self.builder.is_empty() && nothing_yet && complete {
@@ -430,7 +432,7 @@ impl DatasetWriter {
     /// Drops the uncommitted part and, when parts were committed, marks the manifest as made from
     /// an input that changed while it was read: no `--resume` accepts it (its identity is no input's),
     /// since the committed ordinals may stand for other pairs than the input's now.
-    pub fn poison(mut self) -> Result<WriteReport, SinkError> {
+    pub fn poison(mut self) -> Result<WriteReport, WriteError> {
         if let Some(part) = self.part.take() {
             part.discard();
         }
@@ -455,8 +457,8 @@ impl DatasetWriter {
 }
 
 /// Name prefix of the staging folders of S3 outputs: `fleet-audit-staging-<pid>-<random>`.
-fn spool_err(spool: &Path, e: super::DatasetError) -> SinkError {
-    SinkError::Io {
+fn spool_err(spool: &Path, e: super::DatasetError) -> WriteError {
+    WriteError::Io {
         path: spool.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     }

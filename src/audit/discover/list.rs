@@ -13,7 +13,7 @@ use crate::audit::engine::{Stop, Work};
 use crate::aws::call::Counters;
 use crate::aws::client::{FleetClient, FleetLister, ListedExecution, Page};
 use crate::dataset::schema::Origin;
-use crate::dataset::SinkMsg;
+use crate::dataset::WriterMsg;
 use crate::input::pair::{pair_key, Pair};
 use crate::input::InputError;
 use crate::time::now_ms;
@@ -32,7 +32,7 @@ pub(super) struct Lister<C> {
     pub ctx: Arc<Ctx<C>>,
     pub spec: DiscoverSpec,
     pub origin: Arc<Origin>,
-    pub rows: mpsc::Sender<SinkMsg>,
+    pub rows: mpsc::Sender<WriterMsg>,
     pub work: mpsc::Sender<Result<Work, InputError>>,
     /// Pairs already committed (a resume): listed again, not written again.
     pub committed: HashSet<u128>,
@@ -119,7 +119,7 @@ impl<C: FleetClient + FleetLister> Lister<C> {
             });
             if let Some(row) = carried {
                 self.rows
-                    .send(SinkMsg::Row {
+                    .send(WriterMsg::Row {
                         row: Box::new(row),
                         ordinal,
                     })
@@ -146,7 +146,7 @@ impl<C: FleetClient + FleetLister> Lister<C> {
                 let mut row = Box::new(list_row(&item, 1));
                 row.origin = Some(self.origin.clone());
                 self.rows
-                    .send(SinkMsg::Row { row, ordinal })
+                    .send(WriterMsg::Row { row, ordinal })
                     .await
                     .map_err(|_| Stop::WriterGone)?;
                 counters.ok.fetch_add(1, Ordering::Relaxed);

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use crate::audit::config::{DiscoverSpec, Scope};
-use crate::audit::engine::{run_engine, stop_for, Lane, Stop, Work};
+use crate::audit::engine::{run_engine, stop_for, Stop, TargetCalls, Work};
 use crate::aws::call::EngineSettings;
 use crate::aws::call::{call_with_retries, Attempted, Counters, Final};
 use crate::aws::client::{
@@ -207,10 +207,10 @@ type Units = Box<dyn Iterator<Item = Result<list::Unit, InputError>> + Send>;
 
 /// The describe side of a discovery: its lane, settings, the work the listing sends and where rows go.
 struct Describing<C> {
-    lane: Lane<C>,
+    lane: TargetCalls<C>,
     settings: EngineSettings,
     work: mpsc::Receiver<Result<Work, InputError>>,
-    rows: mpsc::Sender<crate::dataset::SinkMsg>,
+    rows: mpsc::Sender<crate::dataset::WriterMsg>,
 }
 
 /// Lists every unit on its own task while the describe engine works through what the listing sends;

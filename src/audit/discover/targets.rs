@@ -16,11 +16,12 @@ use super::resume::{self, OriginKey};
 use super::{identity_of, list, list_and_describe, plan, units_of, Ctx, Describing, ListLimiters};
 use crate::audit::baseline::Baseline;
 use crate::audit::config::{DiscoverSpec, RunConfig};
-use crate::audit::engine::{Lane, LaneEnd, Stop};
+use crate::audit::engine::{Stop, TargetEnd};
 use crate::audit::error::RunError;
 use crate::audit::output::{prepare_output, RunOutput};
-use crate::audit::session::{take_turns, LaneView, Session};
+use crate::audit::session::Session;
 use crate::audit::summary::{Summary, SummaryBase};
+use crate::audit::turns::{take_turns, TargetView};
 use crate::aws::client::{FleetClient, FleetLister};
 use crate::aws::targets::PendingTarget;
 use crate::dataset::{Manifest, OutputDir};
@@ -71,9 +72,9 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
         return Ok(Summary::already_complete(&out.run_id, started, m));
     }
     let next = resume::renumber_lanes(manifest.as_mut(), labels.len());
-    let views: Vec<LaneView> = labels
+    let views: Vec<TargetView> = labels
         .iter()
-        .map(|label| LaneView::waiting(label, 0, &cfg))
+        .map(|label| TargetView::waiting(label, 0, &cfg))
         .collect();
     let shared = Shared {
         cfg: &cfg,
@@ -90,7 +91,7 @@ pub async fn run_discover_targets<C: FleetClient + FleetLister>(
     if spec.dry_run {
         return plan_only(&shared, &views, targets, &out.run_id, started).await;
     }
-    let session = Session::open_lanes(
+    let session = Session::open_targets(
         &cfg,
         out,
         manifest,
@@ -136,7 +137,7 @@ async fn prepared_output(
 /// counts what the plans found (their executions, their list calls), a stop ends it unresumable.
 async fn plan_only<C: FleetClient + FleetLister>(
     shared: &Shared<'_>,
-    views: &[LaneView],
+    views: &[TargetView],
     targets: Vec<PendingTarget<C>>,
     run_id: &str,
     started: Instant,
@@ -169,10 +170,10 @@ async fn plan_only<C: FleetClient + FleetLister>(
 async fn target_turn<C: FleetClient + FleetLister>(
     shared: &Shared<'_>,
     target: PendingTarget<C>,
-    view: &LaneView,
-    rows: Option<mpsc::Sender<crate::dataset::SinkMsg>>,
+    view: &TargetView,
+    rows: Option<mpsc::Sender<crate::dataset::WriterMsg>>,
     first: u64,
-) -> LaneEnd {
+) -> TargetEnd {
     let (cfg, spec) = (shared.cfg, shared.spec);
     let lenient = cfg.targets.flags.org.is_some();
     let t = match view.connect(target, &shared.shutdown).await {
@@ -191,17 +192,17 @@ async fn target_turn<C: FleetClient + FleetLister>(
     let (plan, jobs) =
         match plan::make_plan(&ctx, spec, shared.names, in_shard, shard.is_some()).await {
             Ok(p) => p,
-            Err(stop) => return LaneEnd::of(Err(stop), lenient, &view.failed),
+            Err(stop) => return TargetEnd::of(Err(stop), lenient, &view.failed),
         };
     note_plan(shared, &t.label, &plan);
     let Some(rows) = rows else {
-        return LaneEnd::Ran(Ok(()));
+        return TargetEnd::Ran(Ok(()));
     };
     let key = (t.origin.region.clone(), t.origin.account_id.clone());
     let committed = take_committed(shared, &key);
     let units = match units_of(spec, shared.names, jobs, in_shard) {
         Ok(u) => u,
-        Err(e) => return LaneEnd::Ran(Err(Stop::Input(e))),
+        Err(e) => return TargetEnd::Ran(Err(Stop::Input(e))),
     };
     let (work_tx, work_rx) = mpsc::channel(1024);
     let lister = list::Lister {
@@ -216,15 +217,7 @@ async fn target_turn<C: FleetClient + FleetLister>(
         baseline: shared.baseline.clone(),
     };
     let describing = Describing {
-        lane: Lane {
-            client: t.client,
-            limiter: view
-                .limiter
-                .clone()
-                .expect("every target's view has its limiter"),
-            origin: Some(t.origin),
-            counters: view.counters.clone(),
-        },
+        lane: view.calls(t),
         settings: cfg.engine.clone(),
         work: work_rx,
         rows,
@@ -233,7 +226,7 @@ async fn target_turn<C: FleetClient + FleetLister>(
         list_and_describe(lister, units, describing, shared.shutdown.clone()).await;
     shared.listed.fetch_add(listed, Ordering::Relaxed);
     let _ = view.listed.set(listed);
-    LaneEnd::of(result, lenient, &view.failed)
+    TargetEnd::of(result, lenient, &view.failed)
 }
 
 /// Adds a target's plan to the run's figures (a dry run's), and says it unless quiet (a dry run

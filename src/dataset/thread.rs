@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use tokio::sync::mpsc::error::TryRecvError;
 
-use super::{DatasetWriter, SinkError, SinkSettings, WriteReport};
+use super::{DatasetWriter, WriteError, WriteReport, WriterSettings};
 use crate::dataset::schema::Row;
 
 /// A message to the writer thread.
-pub enum SinkMsg {
+pub enum WriterMsg {
     /// The row of the pair with this input ordinal.
     Row { row: Box<Row>, ordinal: u64 },
     /// Time passed: commit the part if it is older than the part interval.
@@ -36,18 +36,18 @@ pub struct WriterEnd {
     pub complete: bool,
 }
 
-/// Waits for the writer thread; a panic in it becomes [`SinkError::WriterPanicked`] (with the panic's
+/// Waits for the writer thread; a panic in it becomes [`WriteError::WriterPanicked`] (with the panic's
 /// message) instead of taking the process down, so the run can stop with its committed parts kept.
 pub fn join_writer(
-    writer: std::thread::JoinHandle<Result<WriterEnd, SinkError>>,
-) -> Result<WriterEnd, SinkError> {
+    writer: std::thread::JoinHandle<Result<WriterEnd, WriteError>>,
+) -> Result<WriterEnd, WriteError> {
     writer.join().unwrap_or_else(|panic| {
         let message = panic
             .downcast_ref::<&str>()
             .map(|s| s.to_string())
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "no message".into());
-        Err(SinkError::WriterPanicked(message))
+        Err(WriteError::WriterPanicked(message))
     })
 }
 
@@ -57,10 +57,10 @@ const WRITER_NAP: Duration = Duration::from_millis(2);
 /// Runs a writer on its own thread, fed by `rx`. If the channel closes without a final message, the
 /// uncommitted part is discarded: an interrupted run never leaves a partial file under a final name.
 pub fn spawn_writer(
-    settings: SinkSettings,
+    settings: WriterSettings,
     target: Option<super::OutputDir>,
-    mut rx: tokio::sync::mpsc::Receiver<SinkMsg>,
-) -> std::thread::JoinHandle<Result<WriterEnd, SinkError>> {
+    mut rx: tokio::sync::mpsc::Receiver<WriterMsg>,
+) -> std::thread::JoinHandle<Result<WriterEnd, WriteError>> {
     // Object-store requests are driven from the writer thread through this runtime's handle
     // (`block_on` on a non-runtime thread): no runtime worker is ever blocked by an upload.
     let rt = tokio::runtime::Handle::try_current().ok();
@@ -70,11 +70,11 @@ pub fn spawn_writer(
             let mut w = DatasetWriter::new(settings, target).with_runtime(rt);
             let end = |report, complete| WriterEnd { report, complete };
             // One message: a row or a tick is taken here; the last message is returned.
-            let step = |w: &mut DatasetWriter, msg| -> Result<Option<SinkMsg>, SinkError> {
+            let step = |w: &mut DatasetWriter, msg| -> Result<Option<WriterMsg>, WriteError> {
                 match msg {
-                    SinkMsg::Row { row, ordinal } => w.push(&row, ordinal).map(|_| None),
-                    SinkMsg::Tick => w.tick().map(|_| None),
-                    SinkMsg::FailedTargets(t) => {
+                    WriterMsg::Row { row, ordinal } => w.push(&row, ordinal).map(|_| None),
+                    WriterMsg::Tick => w.tick().map(|_| None),
+                    WriterMsg::FailedTargets(t) => {
                         w.set_failed_targets(t);
                         Ok(None)
                     }
@@ -112,12 +112,12 @@ pub fn spawn_writer(
                 }
             };
             match last {
-                Some(SinkMsg::Commit(done)) => {
+                Some(WriterMsg::Commit(done)) => {
                     w.set_completion(*done);
                     w.finish(true).map(|r| end(r, true))
                 }
-                Some(SinkMsg::Checkpoint) => w.finish(false).map(|r| end(r, false)),
-                Some(SinkMsg::Poison) => w.poison().map(|r| end(r, false)),
+                Some(WriterMsg::Checkpoint) => w.finish(false).map(|r| end(r, false)),
+                Some(WriterMsg::Poison) => w.poison().map(|r| end(r, false)),
                 // Abort, or the channel closed without a final message.
                 _ => Ok(end(w.abort(), false)),
             }
