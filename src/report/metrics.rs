@@ -107,58 +107,17 @@ fn dataset_figures(out: &mut String, r: &Report) {
 /// A run's own figures: pairs by outcome, calls by API, throttles, duration, and when it completed
 /// its dataset the time of that success (`now_s`).
 fn run_figures(out: &mut String, s: &Summary, now_s: f64) {
-    family(
+    pairs_figures(out, s.ok, s.not_found, s.errors);
+    call_figures(
         out,
-        "fleet_audit_pairs_total",
-        "counter",
-        "Pairs this run audited, by outcome.",
+        &Calls {
+            attempts: s.attempts,
+            list_calls: s.list_calls,
+            throttled: s.throttled,
+            elapsed_s: s.elapsed_s,
+            success_s: s.complete.then_some(now_s),
+        },
     );
-    for (outcome, n) in [
-        ("ok", s.ok),
-        ("not_found", s.not_found),
-        ("error", s.errors),
-    ] {
-        let _ = writeln!(out, "fleet_audit_pairs_total{{outcome=\"{outcome}\"}} {n}");
-    }
-    family(
-        out,
-        "fleet_audit_calls_total",
-        "counter",
-        "API calls this run made (attempts, retries included), by API.",
-    );
-    let _ = writeln!(
-        out,
-        "fleet_audit_calls_total{{api=\"DescribeJobExecution\"}} {}",
-        s.attempts
-    );
-    let _ = writeln!(
-        out,
-        "fleet_audit_calls_total{{api=\"list\"}} {}",
-        s.list_calls
-    );
-    family(
-        out,
-        "fleet_audit_throttled_total",
-        "counter",
-        "Attempts of this run answered with ThrottlingException.",
-    );
-    let _ = writeln!(out, "fleet_audit_throttled_total {}", s.throttled);
-    family(
-        out,
-        "fleet_audit_run_duration_seconds",
-        "gauge",
-        "How long this run took.",
-    );
-    let _ = writeln!(out, "fleet_audit_run_duration_seconds {}", s.elapsed_s);
-    if s.complete {
-        family(
-            out,
-            "fleet_audit_last_success_timestamp_seconds",
-            "gauge",
-            "When a run last completed its dataset (epoch seconds).",
-        );
-        let _ = writeln!(out, "fleet_audit_last_success_timestamp_seconds {now_s}");
-    }
 }
 
 /// The run's figures of a run that found its audit already complete (a retry) and made no call: those
@@ -175,24 +134,53 @@ fn already_complete(out: &mut String, report: Option<&Report>, s: &Summary) {
         by.map_or("the audit".to_string(), |c| format!("run {}", c.run_id))
     );
     if let Some(r) = report {
-        family(
-            out,
-            "fleet_audit_pairs_total",
-            "counter",
-            "Pairs this run audited, by outcome.",
-        );
         let (nf, err) = (
             r.totals.count(Class::NotFound),
             r.totals.count(Class::Error),
         );
-        let ok = r.totals.total.saturating_sub(nf + err);
-        for (outcome, n) in [("ok", ok), ("not_found", nf), ("error", err)] {
-            let _ = writeln!(out, "fleet_audit_pairs_total{{outcome=\"{outcome}\"}} {n}");
-        }
+        pairs_figures(out, r.totals.total.saturating_sub(nf + err), nf, err);
     }
     let Some(c) = by else {
         return;
     };
+    call_figures(
+        out,
+        &Calls {
+            attempts: c.attempts,
+            list_calls: c.list_calls,
+            throttled: c.throttled,
+            elapsed_s: c.elapsed_ms as f64 / 1000.0,
+            success_s: Some(c.at_ms as f64 / 1000.0),
+        },
+    );
+}
+
+/// `fleet_audit_pairs_total` by outcome.
+fn pairs_figures(out: &mut String, ok: u64, not_found: u64, errors: u64) {
+    family(
+        out,
+        "fleet_audit_pairs_total",
+        "counter",
+        "Pairs this run audited, by outcome.",
+    );
+    for (outcome, n) in [("ok", ok), ("not_found", not_found), ("error", errors)] {
+        let _ = writeln!(out, "fleet_audit_pairs_total{{outcome=\"{outcome}\"}} {n}");
+    }
+}
+
+/// What a run's calls were: by API, throttled, how long, and when it completed its dataset.
+struct Calls {
+    attempts: u64,
+    list_calls: u64,
+    throttled: u64,
+    elapsed_s: f64,
+    /// When the run completed its dataset (epoch seconds); `None`: it did not.
+    success_s: Option<f64>,
+}
+
+/// `fleet_audit_calls_total` by API, `fleet_audit_throttled_total`, the run's duration and, when it
+/// completed its dataset, the time of that success.
+fn call_figures(out: &mut String, c: &Calls) {
     family(
         out,
         "fleet_audit_calls_total",
@@ -222,22 +210,16 @@ fn already_complete(out: &mut String, report: Option<&Report>, s: &Summary) {
         "gauge",
         "How long this run took.",
     );
-    let _ = writeln!(
-        out,
-        "fleet_audit_run_duration_seconds {}",
-        c.elapsed_ms as f64 / 1000.0
-    );
-    family(
-        out,
-        "fleet_audit_last_success_timestamp_seconds",
-        "gauge",
-        "When a run last completed its dataset (epoch seconds).",
-    );
-    let _ = writeln!(
-        out,
-        "fleet_audit_last_success_timestamp_seconds {}",
-        c.at_ms as f64 / 1000.0
-    );
+    let _ = writeln!(out, "fleet_audit_run_duration_seconds {}", c.elapsed_s);
+    if let Some(at) = c.success_s {
+        family(
+            out,
+            "fleet_audit_last_success_timestamp_seconds",
+            "gauge",
+            "When a run last completed its dataset (epoch seconds).",
+        );
+        let _ = writeln!(out, "fleet_audit_last_success_timestamp_seconds {at}");
+    }
 }
 
 /// The metrics of a run (`summary`) and, when it completed, of its dataset at `dataset` (a path, or
