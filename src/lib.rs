@@ -22,7 +22,7 @@ pub mod audit;
 pub mod aws;
 pub mod cli;
 pub mod dataset;
-pub mod describe;
+pub(crate) mod describe;
 pub mod input;
 pub mod redact;
 pub mod report;

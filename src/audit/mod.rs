@@ -6,12 +6,12 @@
 
 pub mod baseline;
 pub mod config;
-pub mod discover;
+pub(crate) mod discover;
 pub mod engine;
 pub mod error;
-pub mod output;
-pub mod redo;
+pub(crate) mod output;
+pub(crate) mod redo;
 pub mod run;
-pub mod session;
+pub(crate) mod session;
 pub mod summary;
-pub mod turns;
+pub(crate) mod turns;

@@ -20,8 +20,6 @@ use super::files::sync_dir;
 
 mod check;
 
-pub use check::check_part_name;
-
 /// File name of the manifest inside the output directory.
 pub const MANIFEST: &str = "_manifest.json";
 const VERSION: u32 = 1;

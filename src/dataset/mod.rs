@@ -17,15 +17,15 @@
 //! readers).
 
 mod credentials;
-pub mod ddl;
+pub(crate) mod ddl;
 mod dir;
 mod fetch;
 mod files;
-pub mod lock;
-pub mod manifest;
+pub(crate) mod lock;
+pub(crate) mod manifest;
 pub mod partition;
 pub mod read;
-pub mod s3;
+pub(crate) mod s3;
 pub mod schema;
 mod thread;
 mod write;

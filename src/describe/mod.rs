@@ -8,8 +8,8 @@
 //! and AWS CLI v2's exit codes. `request` reads the request (`--cli-input-*` merged with the flags);
 //! `wire` captures the raw answer and the `--debug` log.
 
-pub mod format;
-pub mod options;
+pub(crate) mod format;
+pub(crate) mod options;
 mod request;
 mod spell;
 mod table;

@@ -17,11 +17,11 @@
 //! lists), `pairs` (CSV and JSON Lines pairs files), `dedup` (exact de-duplication).
 
 mod dedup;
-pub mod identity;
+pub(crate) mod identity;
 mod lines;
 mod lists;
-pub mod names;
-pub mod pair;
+pub(crate) mod names;
+pub(crate) mod pair;
 mod pairs;
 pub mod shard;
 

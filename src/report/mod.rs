@@ -21,10 +21,10 @@
 
 #![warn(missing_docs)]
 
-pub mod changes;
-pub mod classify;
+pub(crate) mod changes;
+pub(crate) mod classify;
 mod html;
-pub mod metrics;
+pub(crate) mod metrics;
 mod read;
 pub(crate) mod render;
 mod since;

@@ -24,10 +24,10 @@ mod faults;
 pub mod fleet;
 mod http;
 mod list;
-pub mod org;
+pub(crate) mod org;
 mod server;
 mod sts;
-pub mod wire;
+pub(crate) mod wire;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -14,7 +14,6 @@ use super::{CallError, ExecutionRecord, FleetClient};
 pub struct FakeFleet {
     executions: BTreeMap<(String, String), ExecutionRecord>,
     calls: AtomicU64,
-    list_calls: AtomicU64,
     page: usize,
 }
 
@@ -23,7 +22,6 @@ impl Default for FakeFleet {
         FakeFleet {
             executions: BTreeMap::new(),
             calls: AtomicU64::new(0),
-            list_calls: AtomicU64::new(0),
             page: 2,
         }
     }
@@ -50,27 +48,6 @@ impl FakeFleet {
         self
     }
 
-    /// Adds the execution of `job` on `thing` in `status`, queued at `queued_at_ms` and last
-    /// updated at `updated_at_ms`.
-    pub fn with_times(
-        mut self,
-        thing: &str,
-        job: &str,
-        status: &str,
-        queued_at_ms: i64,
-        updated_at_ms: i64,
-    ) -> Self {
-        self = self.with(thing, job, status);
-        if let Some(e) = self
-            .executions
-            .get_mut(&(thing.to_string(), job.to_string()))
-        {
-            e.queued_at_ms = Some(queued_at_ms);
-            e.last_updated_at_ms = Some(updated_at_ms);
-        }
-        self
-    }
-
     /// Listings come `n` items a page.
     pub fn page(mut self, n: usize) -> Self {
         self.page = n.max(1);
@@ -82,14 +59,8 @@ impl FakeFleet {
         self.calls.load(Ordering::Relaxed)
     }
 
-    /// List and DescribeJob calls answered so far.
-    pub fn list_calls(&self) -> u64 {
-        self.list_calls.load(Ordering::Relaxed)
-    }
-
     /// The page of `items` that `token` (an offset, as this fake writes them) starts.
     fn paged<T>(&self, items: Vec<T>, token: Option<String>) -> Result<Page<T>, CallError> {
-        self.list_calls.fetch_add(1, Ordering::Relaxed);
         let start = match token {
             None => 0,
             Some(t) => t.parse::<usize>().map_err(|_| CallError::Service {
@@ -158,7 +129,6 @@ impl FleetLister for FakeFleet {
     }
 
     async fn describe_job(&self, job_id: &str) -> Result<JobCounts, CallError> {
-        self.list_calls.fetch_add(1, Ordering::Relaxed);
         let of_job: Vec<&ExecutionRecord> = self
             .executions
             .iter()
@@ -188,7 +158,6 @@ impl FleetLister for FakeFleet {
         next_token: Option<String>,
     ) -> Result<Page<ListedExecution>, CallError> {
         if !self.executions.keys().any(|(_, j)| j == job_id) {
-            self.list_calls.fetch_add(1, Ordering::Relaxed);
             return Err(job_not_found(job_id));
         }
         self.paged(self.listed(status, |_, j| j == job_id), next_token)

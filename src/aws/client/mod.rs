@@ -19,10 +19,12 @@ use aws_credential_types::Credentials;
 use aws_sdk_iot::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iot::types::JobExecution;
 
-pub mod fake;
-pub mod faulty;
+#[cfg(test)]
+pub(crate) mod fake;
+#[cfg(test)]
+pub(crate) mod faulty;
 mod list;
-pub mod org;
+pub(crate) mod org;
 pub use list::{
     thing_name_of_arn, ExecutionSummary, FleetLister, JobCounts, ListedExecution, Page, MAX_PAGE,
 };
