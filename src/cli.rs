@@ -158,13 +158,13 @@ pub struct CliGlobalArgs {
 }
 
 /// `describe --output`'s formats, as the AWS CLI names them.
-pub const OUTPUT_FORMATS: [&str; 5] = ["json", "text", "table", "yaml", "yaml-stream"];
+pub(crate) const OUTPUT_FORMATS: [&str; 5] = ["json", "text", "table", "yaml", "yaml-stream"];
 
 /// `--output`'s parser: any text (`describe` refuses an unknown format itself, with the AWS CLI's
 /// message and exit code 252, not clap's 2), with [`OUTPUT_FORMATS`] as its possible values so shell
 /// completion offers them instead of file names.
 #[derive(Debug, Clone, Copy)]
-pub struct OutputFormatParser;
+pub(crate) struct OutputFormatParser;
 
 impl clap::builder::TypedValueParser for OutputFormatParser {
     type Value = String;

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 
 /// What replaces a URL's userinfo.
-pub const MASK: &str = "***";
+pub(crate) const MASK: &str = "***";
 
 /// `text` with the userinfo of every URL in it (`scheme://userinfo@host…`) replaced by [`MASK`]: for
 /// one URL, and for free text that may quote URLs (an error chain, a log line).

@@ -14,7 +14,7 @@ const DAY_MS: i64 = 86_400_000;
 static AS_OF_OFFSET_MS: AtomicI64 = AtomicI64::new(0);
 
 /// Wall-clock epoch milliseconds: lock times and leases, part names, a metric's time of success.
-pub fn wall_ms() -> i64 {
+pub(crate) fn wall_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
@@ -28,12 +28,12 @@ pub fn now_ms() -> i64 {
 
 /// Makes the audit's clock read `epoch_ms` now and run on from there (`run --as-of`, set once at
 /// the binary's edge before the run: a simulator's fleet is "now" at its `--now`, not the machine's).
-pub fn set_as_of(epoch_ms: i64) {
+pub(crate) fn set_as_of(epoch_ms: i64) {
     AS_OF_OFFSET_MS.store(epoch_ms - wall_ms(), Ordering::Relaxed);
 }
 
 /// Year, month, day of a day count since 1970-01-01 (Howard Hinnant's `civil_from_days`).
-pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);
@@ -54,7 +54,7 @@ pub fn utc_date(epoch_ms: i64) -> String {
 
 /// Whether `s` is a real calendar date written `YYYY-MM-DD` (a `date=` partition, a manifest's
 /// `date`): ten characters, digits and two dashes, a month of 1 to 12 and a day of that month.
-pub fn is_valid_date(s: &str) -> bool {
+pub(crate) fn is_valid_date(s: &str) -> bool {
     let b = s.as_bytes();
     if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
         return false;
@@ -81,7 +81,7 @@ pub fn is_valid_date(s: &str) -> bool {
 }
 
 /// `2025-11-29T07:06:40Z` (or `...40.123Z` with `millis`), UTC, from epoch milliseconds.
-pub fn iso_utc(ms: i64, millis: bool) -> String {
+pub(crate) fn iso_utc(ms: i64, millis: bool) -> String {
     let in_day = ms.rem_euclid(DAY_MS);
     let (h, min, s, frac) = (
         in_day / 3_600_000,
@@ -98,7 +98,7 @@ pub fn iso_utc(ms: i64, millis: bool) -> String {
 }
 
 /// A span of whole seconds in its two largest units: `12s`, `4m 10s`, `3h 20m`, `1d 3h`.
-pub fn span_text(secs: u64) -> String {
+pub(crate) fn span_text(secs: u64) -> String {
     let s = secs;
     match s {
         0..=59 => format!("{s}s"),
@@ -109,13 +109,18 @@ pub fn span_text(secs: u64) -> String {
 }
 
 /// An estimate in seconds as [`span_text`], rounded: `3h 20m`, `4m 10s`, `12s`.
-pub fn human_duration(secs: f64) -> String {
+pub(crate) fn human_duration(secs: f64) -> String {
     span_text(secs.max(0.0).round() as u64)
 }
 
 /// Parses a duration such as `500ms`, `10s`, `2m`, `24h` (a plain number is seconds), and `14d` when
 /// `days` allows the unit; it must be positive and at most `max` (`limit` says so in the message).
-pub fn parse_span(s: &str, days: bool, max: Duration, limit: &str) -> Result<Duration, String> {
+pub(crate) fn parse_span(
+    s: &str,
+    days: bool,
+    max: Duration,
+    limit: &str,
+) -> Result<Duration, String> {
     let s = s.trim();
     let (num, unit) = match s.find(|c: char| c.is_ascii_alphabetic()) {
         Some(i) => (s[..i].trim(), &s[i..]),

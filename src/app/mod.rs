@@ -24,21 +24,21 @@ use tokio::sync::watch;
 
 use crate::cli::{Cli, Command};
 
-pub use run::{EXIT_PAIR_ERRORS, EXIT_TARGETS_FAILED};
+pub(crate) use run::{EXIT_PAIR_ERRORS, EXIT_TARGETS_FAILED};
 pub use sim::{sim_config, simulator_credentials, write_lists};
 
 /// The signal that asked for shutdown (0 until one does).
 static SIGNAL_EXIT: AtomicI32 = AtomicI32::new(0);
 
 /// A shutdown flag set by the first SIGINT/SIGTERM; a second one exits at once.
-pub fn shutdown_on_signals() -> watch::Receiver<bool> {
+pub(crate) fn shutdown_on_signals() -> watch::Receiver<bool> {
     shutdown_saying(
         "fleet-audit: stopping: finishing calls in flight, if any (signal again to quit at once)",
     )
 }
 
 /// [`shutdown_on_signals`], printing `said` on stderr at the first signal.
-pub fn shutdown_saying(said: &'static str) -> watch::Receiver<bool> {
+pub(crate) fn shutdown_saying(said: &'static str) -> watch::Receiver<bool> {
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         let mut count = 0;

@@ -16,7 +16,7 @@ use crate::cli::RunArgs;
 use crate::dataset::Layout;
 use crate::redact::redact;
 
-pub use crate::audit::error::{EXIT_PAIR_ERRORS, EXIT_TARGETS_FAILED};
+pub(crate) use crate::audit::error::{EXIT_PAIR_ERRORS, EXIT_TARGETS_FAILED};
 
 /// Prints the stuck / timed-out report of a dataset on stdout, with the default thresholds.
 pub(super) fn print_report(out: &Path) -> anyhow::Result<()> {

@@ -25,7 +25,7 @@ use crate::dataset::{data_files, read_file_in, DatasetError};
 use crate::input::pair::pair_key;
 
 /// The schema version this build writes: 2 added `carried_from` (and `source = carried`).
-pub const SCHEMA_VERSION: u32 = 2;
+pub(crate) const SCHEMA_VERSION: u32 = 2;
 
 /// Why a baseline cannot be used, naming it.
 #[derive(Debug, thiserror::Error)]
@@ -313,7 +313,7 @@ impl Baseline {
     }
 
     /// Refuses a baseline of another region, or of another account when both are known.
-    pub fn check_origin(&self, origin: &Origin) -> Result<(), BaselineError> {
+    pub(crate) fn check_origin(&self, origin: &Origin) -> Result<(), BaselineError> {
         let show = |region: &Option<String>, account: &Option<String>| {
             format!(
                 "region {}{}",

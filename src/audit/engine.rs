@@ -25,7 +25,7 @@ use crate::time::now_ms;
 
 /// One pair to describe: its input ordinal, the pair, and what a list summary already said.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Work {
+pub(crate) struct Work {
     pub ordinal: u64,
     pub pair: Pair,
     /// `retryAttempt` from the list summary that found the pair (discovery), carried to the row.
@@ -75,19 +75,10 @@ pub enum Stop {
 impl Stop {
     /// Whether an input file changed while it was read (here or in one target of several): what was
     /// read since it was validated must not be committed.
-    pub fn input_changed(&self) -> bool {
+    pub(crate) fn input_changed(&self) -> bool {
         match self {
             Stop::Input(InputError::Changed { .. }) => true,
             Stop::InTarget { stop, .. } => stop.input_changed(),
-            _ => false,
-        }
-    }
-
-    /// Whether the stop is the input's fault (bad or changed input), not the run's.
-    pub fn is_input(&self) -> bool {
-        match self {
-            Stop::Input(_) => true,
-            Stop::InTarget { stop, .. } => stop.is_input(),
             _ => false,
         }
     }
@@ -95,7 +86,7 @@ impl Stop {
 
 /// Calls DescribeJobExecution for one pair until a final answer, the attempt budget, a fatal error or a
 /// shutdown. `Ok(None)` means shutdown came first and the pair has no row; `Err` is a run-level error.
-pub async fn describe_pair<C: FleetClient>(
+pub(crate) async fn describe_pair<C: FleetClient>(
     client: &C,
     limiter: &CallLimiter,
     settings: &EngineSettings,
@@ -136,7 +127,7 @@ pub async fn describe_pair<C: FleetClient>(
 }
 
 /// The run-level stop an error returned by [`describe_pair`] means.
-pub fn stop_for(error: CallError) -> Stop {
+pub(crate) fn stop_for(error: CallError) -> Stop {
     match error {
         CallError::Connection(_) | CallError::Timeout(_) | CallError::TransportTimeout(_) => {
             Stop::Unreachable { error }
@@ -146,7 +137,7 @@ pub fn stop_for(error: CallError) -> Stop {
 }
 
 /// One target's calls: its client, its rate limiter, what its rows carry, and its own counters.
-pub struct TargetCalls<C> {
+pub(crate) struct TargetCalls<C> {
     pub client: Arc<C>,
     pub limiter: Arc<CallLimiter>,
     /// Region and account of the rows (`None`: the writer's region, no account).
@@ -192,7 +183,7 @@ impl<I> Shared<I> {
 /// each row to `rows`. `settings.concurrency` long-lived workers each take the next pair, call, and
 /// send the row, so no task is spawned per pair. Returns when every pair has its row, or with the
 /// reason it stopped early (after the pairs already in flight have finished).
-pub async fn run_engine<C, I>(
+pub(crate) async fn run_engine<C, I>(
     lane: TargetCalls<C>,
     settings: EngineSettings,
     work: I,
@@ -319,7 +310,7 @@ async fn worker<C, I>(
 }
 
 /// How one target's turn ended.
-pub enum TargetEnd {
+pub(crate) enum TargetEnd {
     /// Its engine ran (or had nothing left to do).
     Ran(Result<(), Stop>),
     /// It could not be audited (not connected, or stopped by its own fault); the reason is in its
@@ -351,7 +342,7 @@ impl TargetEnd {
 
 /// One result of several targets' engines: success when all succeeded; else an interrupt if there was
 /// one, else the first other stop, named by its target when there are several.
-pub fn combine_stops(results: Vec<Result<(), Stop>>, labels: &[String]) -> Result<(), Stop> {
+pub(crate) fn combine_stops(results: Vec<Result<(), Stop>>, labels: &[String]) -> Result<(), Stop> {
     let several = results.len() > 1;
     let mut first: Option<Stop> = None;
     for (r, label) in results.into_iter().zip(labels) {
@@ -374,7 +365,10 @@ pub fn combine_stops(results: Vec<Result<(), Stop>>, labels: &[String]) -> Resul
 
 /// The result of every target's turn (`ends` in any order): [`combine_stops`] of those that ran;
 /// when they all succeeded but some targets could not be audited, [`Stop::TargetsFailed`].
-pub fn end_of_turns(mut ends: Vec<(usize, TargetEnd)>, labels: &[String]) -> Result<(), Stop> {
+pub(crate) fn end_of_turns(
+    mut ends: Vec<(usize, TargetEnd)>,
+    labels: &[String],
+) -> Result<(), Stop> {
     ends.sort_by_key(|(i, _)| *i);
     let failed = ends
         .iter()

@@ -77,11 +77,11 @@ pub enum Exit {
 }
 
 /// Exit code of a run whose dataset is complete but holds `error` rows.
-pub const EXIT_PAIR_ERRORS: i32 = 4;
+pub(crate) const EXIT_PAIR_ERRORS: i32 = 4;
 
 /// Exit code of an organization-wide run whose reachable targets are complete while some targets
 /// could not be audited.
-pub const EXIT_TARGETS_FAILED: i32 = 5;
+pub(crate) const EXIT_TARGETS_FAILED: i32 = 5;
 
 impl Exit {
     /// The process's exit code; `signal` is the code of the signal that stopped it (0: none, then

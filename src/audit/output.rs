@@ -67,7 +67,7 @@ async fn clear_old_parts(
 /// any network call (`identity`: the run's, known without one): its parts are checked as a resume
 /// checks them. `None` when the run has work to do or only [`prepare_output`] can tell (a manifest
 /// that is unreadable, of other inputs or another layout, or of an earlier date: it says why).
-pub async fn complete_before_calls(
+pub(crate) async fn complete_before_calls(
     cfg: &RunConfig,
     identity: &InputIdentity,
 ) -> Result<Option<Manifest>, RunError> {
@@ -177,7 +177,7 @@ async fn remove_uncommitted(target: &OutputDir, m: &Manifest) -> Result<(), Writ
 /// directory it writes, local or an object store's connection (`None`: a single file). The
 /// connection lives here, never in the settings ([`crate::audit::config::OutputSettings`]).
 #[derive(Debug, Clone)]
-pub struct RunOutput {
+pub(crate) struct RunOutput {
     pub run_id: String,
     pub dir: Option<OutputDir>,
 }
@@ -186,7 +186,7 @@ pub struct RunOutput {
 /// before any IoT call (reachable, empty unless `--resume` or `--overwrite`, and writable: a failure
 /// is a bad output, exit 2, naming the URL) and locked for `holder`. A local output loads no AWS
 /// configuration.
-pub async fn connect_output(
+pub(crate) async fn connect_output(
     cfg: &RunConfig,
     first_region: Option<aws_config::Region>,
     holder: Option<&Holder>,
@@ -342,7 +342,7 @@ fn mismatch(
 
 /// Prepares the output location: a fresh, replaced or resumed dataset. Returns the starting manifest
 /// of a directory output.
-pub async fn prepare_output(
+pub(crate) async fn prepare_output(
     cfg: &RunConfig,
     dir: Option<&OutputDir>,
     identity: &InputIdentity,

@@ -62,7 +62,7 @@ struct ErrorRow {
 /// Describes the error rows of the complete audit in the local directory `out` again with `target`,
 /// and replaces each in its part. `run_id` names the new rows and the new parts. Returns what it
 /// did and the parts it wrote.
-pub async fn retry_error_rows<C: FleetClient>(
+pub(crate) async fn retry_error_rows<C: FleetClient>(
     cfg: &RunConfig,
     out: &Path,
     run_id: &str,

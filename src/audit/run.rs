@@ -259,7 +259,7 @@ async fn open_baseline(
 /// slow or throttled target never holds the others back. Rows of target `t` are numbered in lane `t`
 /// of the manifest. A target that cannot be connected is recorded (summary, manifest) and the others
 /// go on; the run then ends with [`Stop::TargetsFailed`], resumable.
-pub async fn run_targets<C: FleetClient>(
+pub(crate) async fn run_targets<C: FleetClient>(
     cfg: RunConfig,
     out: RunOutput,
     input: crate::input::PreparedInput,

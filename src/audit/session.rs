@@ -92,7 +92,7 @@ fn rate_text(per_sec: f64) -> String {
 type Writer = std::thread::JoinHandle<Result<WriterEnd, WriteError>>;
 
 /// The output side of a run: the writer thread, the progress display and the live counters.
-pub struct Session {
+pub(crate) struct Session {
     started: Instant,
     run_id: String,
     tx: mpsc::Sender<WriterMsg>,
@@ -107,7 +107,7 @@ pub struct Session {
 
 impl Session {
     /// Starts the writer of `out` and one progress bar per lane.
-    pub fn open_targets(
+    pub(crate) fn open_targets(
         cfg: &RunConfig,
         out: RunOutput,
         manifest: Option<Manifest>,

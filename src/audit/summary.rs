@@ -121,7 +121,7 @@ impl Summary {
 
     /// The audit's error rows now: those left after `--retry-errors`, else the audit's as its
     /// manifest counts them (a resume's earlier runs' included), else this run's.
-    pub fn errors_left(&self) -> u64 {
+    pub(crate) fn errors_left(&self) -> u64 {
         match (self.retried_errors, self.audit_errors) {
             (Some(r), _) => r.errors,
             (None, Some(n)) => n.max(self.errors),
@@ -154,7 +154,7 @@ impl Summary {
 
     /// The human summary printed on stderr: counts with thousands separators, rates as whole
     /// numbers (as `report` prints them).
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let t = thousands;
         if self.already_complete {
             return self.render_already_complete();
@@ -274,7 +274,7 @@ impl Summary {
 /// The targets not audited, a line per account and reason (an organization's role missing in an
 /// account fails each of its regions alike): `account A: not audited in 4 regions (r1, r2, r3, r4):
 /// REASON`; a target of no known account is a line of its own.
-pub fn failed_target_lines(targets: &[TargetSummary]) -> Vec<String> {
+pub(crate) fn failed_target_lines(targets: &[TargetSummary]) -> Vec<String> {
     // (account, reason) and its targets, in the order first met.
     type Group<'a> = ((Option<&'a str>, &'a str), Vec<&'a TargetSummary>);
     let mut groups: Vec<Group> = Vec::new();
@@ -325,7 +325,7 @@ pub fn thousands(n: u64) -> String {
 }
 
 /// `1 duplicate input line dropped`, `12,000 duplicate input lines dropped`.
-pub fn duplicate_lines(n: u64) -> String {
+pub(crate) fn duplicate_lines(n: u64) -> String {
     match n {
         1 => "1 duplicate input line dropped".into(),
         n => format!("{} duplicate input lines dropped", thousands(n)),
@@ -347,7 +347,7 @@ pub struct Retried {
 
 impl Retried {
     /// `12 error rows described again: 11 ok, 0 not found, 1 still an error (3 parts rewritten)`.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let t = thousands;
         format!(
             "{} error rows described again: {} ok, {} not found, {} still {} ({} parts rewritten)",
@@ -366,7 +366,7 @@ impl Retried {
 }
 
 /// What the caller knows of a run's summary before it starts.
-pub struct SummaryBase {
+pub(crate) struct SummaryBase {
     pub pairs: u64,
     pub duplicates: u64,
     pub resumed: u64,

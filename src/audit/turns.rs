@@ -14,7 +14,7 @@ use crate::dataset::schema::Origin;
 
 /// What the progress display and the summary show of one target.
 #[derive(Clone)]
-pub struct TargetView {
+pub(crate) struct TargetView {
     pub label: String,
     /// The region and account of the target, once it is connected.
     pub origin: Arc<std::sync::OnceLock<Arc<Origin>>>,
@@ -103,7 +103,7 @@ impl TargetView {
 /// Gives every target its turn, at most `in_flight` at once (the others wait, without a client):
 /// `turn(i, item, view)` for target `i`, its item and its view; each view notes when its turn ended
 /// (seconds since `started`). Returns how the turns ended, combined ([`end_of_turns`]).
-pub async fn take_turns<'v, T, F, Fut>(
+pub(crate) async fn take_turns<'v, T, F, Fut>(
     views: &'v [TargetView],
     items: Vec<T>,
     in_flight: usize,

@@ -26,7 +26,7 @@ pub struct EngineSettings {
 
 /// Live counters, shared with the progress display.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub done: AtomicU64,
     pub ok: AtomicU64,
     pub not_found: AtomicU64,
@@ -58,7 +58,7 @@ impl Counters {
 
     /// Attempts (describes and lists) that the service answered, throttles aside: a throttled
     /// attempt, or one that had no answer, would make a run that could not call look fast.
-    pub fn answered_calls(&self) -> u64 {
+    pub(crate) fn answered_calls(&self) -> u64 {
         (Self::get(&self.attempts) + Self::get(&self.list_attempts))
             .saturating_sub(Self::get(&self.throttled) + Self::get(&self.unanswered))
     }
@@ -66,7 +66,7 @@ impl Counters {
 
 /// How a call ended after its retries.
 #[derive(Debug)]
-pub enum Final<T> {
+pub(crate) enum Final<T> {
     Ok(T),
     /// ResourceNotFoundException.
     NotFound(CallError),
@@ -80,14 +80,14 @@ pub enum Final<T> {
 
 /// A call's end and the attempts it took.
 #[derive(Debug)]
-pub struct Attempted<T> {
+pub(crate) struct Attempted<T> {
     pub result: Final<T>,
     pub attempts: u32,
 }
 
 /// Makes `call` until a final answer, the attempt budget, a fatal error or a shutdown. Every attempt
 /// first takes a token from `limiter` and is counted in `attempts`; throttles lower the limiter's pace.
-pub async fn call_with_retries<T, F, Fut>(
+pub(crate) async fn call_with_retries<T, F, Fut>(
     limiter: &CallLimiter,
     settings: &EngineSettings,
     counters: &Counters,

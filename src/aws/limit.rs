@@ -41,7 +41,7 @@ use tokio::time::Instant;
 
 /// governor's view of tokio's clock: nanoseconds since the limiter was made.
 #[derive(Debug, Clone)]
-pub struct TokioClock {
+pub(crate) struct TokioClock {
     start: Instant,
 }
 
@@ -73,7 +73,7 @@ const FLOOR: f64 = 0.02;
 /// Length of one success-rate measurement.
 const MEASURE: Duration = Duration::from_secs(1);
 /// Without a cap: answered calls needed before their rate is taken as the service's.
-pub const MIN_ANSWERED: u64 = 5;
+pub(crate) const MIN_ANSWERED: u64 = 5;
 /// Without a cap: the pace never drops below this many calls per second (nor, once measured, below
 /// half the first answered rate measured after a decrease).
 const UNCAPPED_FLOOR: f64 = 0.5;
@@ -108,7 +108,7 @@ struct Pace {
 /// core) loses the slot for good, and the rate falls a few percent short of `--rps`. A tenth of a
 /// second's worth lets late workers catch up, and stays far inside a service bucket of a second's
 /// worth, AWS's and the simulator's default.
-pub fn burst_for(given: Option<u32>, rps: Option<f64>) -> u32 {
+pub(crate) fn burst_for(given: Option<u32>, rps: Option<f64>) -> u32 {
     given.unwrap_or_else(|| match rps {
         Some(r) if r.is_finite() && r > 0.0 => ((r / 10.0).ceil() as u32).max(2),
         _ => 1,
@@ -190,7 +190,7 @@ impl CallLimiter {
 
     /// Records a throttled attempt: lowers the pace, at most once per recovery window (without a
     /// cap: starts it, see the module's documentation).
-    pub fn on_throttle(&self) {
+    pub(crate) fn on_throttle(&self) {
         if !self.adaptive {
             return;
         }
@@ -218,7 +218,7 @@ impl CallLimiter {
 
     /// Records an attempt that was not throttled: measures the success rate and lets the pace climb
     /// back towards the cap.
-    pub fn on_success(&self) {
+    pub(crate) fn on_success(&self) {
         if !self.adaptive {
             return;
         }
@@ -252,7 +252,7 @@ impl CallLimiter {
 
     /// The current adaptive rate in calls per second (the cap when nothing was throttled; without a
     /// cap, `None` until a throttle starts the pace).
-    pub fn current_rate(&self) -> Option<f64> {
+    pub(crate) fn current_rate(&self) -> Option<f64> {
         let rate = self.pace.lock().map(|p| p.rate).unwrap_or(f64::INFINITY);
         match self.cap {
             Some(c) => Some(rate.min(c)),

@@ -89,7 +89,7 @@ impl Default for Backoff {
 
 impl Backoff {
     /// The upper bound of the wait after failed attempt `n`.
-    pub fn ceiling(&self, n: u32) -> Duration {
+    pub(crate) fn ceiling(&self, n: u32) -> Duration {
         let factor = 1u64 << n.saturating_sub(1).min(30);
         self.base
             .checked_mul(factor as u32)

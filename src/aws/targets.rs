@@ -30,7 +30,7 @@ pub struct Origin {
 }
 
 /// One target of a run, ready to call.
-pub struct TargetClient<C> {
+pub(crate) struct TargetClient<C> {
     /// Names the target in progress and summaries (ignored with one target).
     pub label: String,
     pub client: Arc<C>,
@@ -42,7 +42,7 @@ pub struct TargetClient<C> {
 /// the run are ready; an organization's are connected when their turn comes, so that at most
 /// `--max-targets-in-flight` clients (and their connections) exist at a time, whatever the number of
 /// targets.
-pub struct PendingTarget<C> {
+pub(crate) struct PendingTarget<C> {
     pub label: String,
     /// What its spec says of it before it is connected (its region; its account, from the role it
     /// assumes): a target that cannot be connected is still named by region and account.
@@ -54,7 +54,7 @@ pub struct PendingTarget<C> {
 
 impl<C: Send + Sync + 'static> PendingTarget<C> {
     /// A target already connected.
-    pub fn ready(t: TargetClient<C>) -> Self {
+    pub(crate) fn ready(t: TargetClient<C>) -> Self {
         PendingTarget {
             label: t.label.clone(),
             known: (*t.origin).clone(),
@@ -162,7 +162,7 @@ fn is_role_name(name: &str) -> bool {
 }
 
 /// Checks the organization flags (before any network call).
-pub fn check_org(f: &TargetFlags) -> Result<(), TargetError> {
+pub(crate) fn check_org(f: &TargetFlags) -> Result<(), TargetError> {
     let Some(org) = &f.org else {
         return Ok(());
     };
@@ -211,7 +211,7 @@ fn is_region(r: &str) -> bool {
 }
 
 /// Splits a comma list, refusing empty items and repeats.
-pub fn split_list(flag: &'static str, v: &str) -> Result<Vec<String>, TargetError> {
+pub(crate) fn split_list(flag: &'static str, v: &str) -> Result<Vec<String>, TargetError> {
     let mut out: Vec<String> = Vec::new();
     for item in v.split(',').map(str::trim) {
         if item.is_empty() {
@@ -233,7 +233,7 @@ pub fn split_list(flag: &'static str, v: &str) -> Result<Vec<String>, TargetErro
 }
 
 /// Parses one `--region-endpoint REGION=URL`.
-pub fn parse_region_endpoint(v: &str) -> Result<(String, String), TargetError> {
+pub(crate) fn parse_region_endpoint(v: &str) -> Result<(String, String), TargetError> {
     let bad = |reason| TargetError::Bad {
         flag: "region-endpoint",
         value: v.to_string(),
@@ -253,7 +253,10 @@ pub fn parse_region_endpoint(v: &str) -> Result<(String, String), TargetError> {
 
 /// The targets of a run: every combination of profile, role and region. With none of the flags, the
 /// one target of `base` (its region, profile and endpoint).
-pub fn expand(base: &ClientSettings, f: &TargetFlags) -> Result<Vec<TargetSpec>, TargetError> {
+pub(crate) fn expand(
+    base: &ClientSettings,
+    f: &TargetFlags,
+) -> Result<Vec<TargetSpec>, TargetError> {
     for r in &f.regions {
         if !is_region(r) {
             return Err(TargetError::Bad {
@@ -331,7 +334,7 @@ pub fn expand(base: &ClientSettings, f: &TargetFlags) -> Result<Vec<TargetSpec>,
 }
 
 /// A target ready to call: its SDK configuration and what its rows carry.
-pub struct ResolvedTarget {
+pub(crate) struct ResolvedTarget {
     pub label: String,
     pub sdk: SdkConfig,
     pub origin: Arc<Origin>,
@@ -339,7 +342,7 @@ pub struct ResolvedTarget {
 
 /// Configures and checks one target: region set, credentials usable (the role assumed), account id
 /// read.
-pub async fn resolve_one(spec: &TargetSpec) -> Result<ResolvedTarget, SetupError> {
+pub(crate) async fn resolve_one(spec: &TargetSpec) -> Result<ResolvedTarget, SetupError> {
     // The source credentials first (a clear message when there are none), then the role (assumed by
     // the identity cache on the first call, GetCallerIdentity's).
     let base = load_sdk_config(&ClientSettings {
@@ -365,7 +368,7 @@ pub async fn resolve_one(spec: &TargetSpec) -> Result<ResolvedTarget, SetupError
 
 /// Configures and checks every target (concurrently). Any failure stops the run before the first IoT
 /// call, naming the target (the first failing one in target order) when there are several.
-pub async fn resolve(specs: &[TargetSpec]) -> Result<Vec<ResolvedTarget>, SetupError> {
+pub(crate) async fn resolve(specs: &[TargetSpec]) -> Result<Vec<ResolvedTarget>, SetupError> {
     let named = specs.len() > 1;
     let checks = specs.iter().map(|spec| async move {
         resolve_one(spec).await.map_err(|e| match named {

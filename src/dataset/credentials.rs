@@ -58,7 +58,7 @@ impl CredentialProvider for SdkCredentials {
 
 /// The S3 endpoint override: `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL` (as the AWS SDKs read them;
 /// blank means unset).
-pub fn s3_endpoint(env: impl Fn(&str) -> Option<String>) -> Option<String> {
+pub(crate) fn s3_endpoint(env: impl Fn(&str) -> Option<String>) -> Option<String> {
     ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
         .into_iter()
         .find_map(|k| env(k).filter(|e| !e.trim().is_empty()))

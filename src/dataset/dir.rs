@@ -19,7 +19,7 @@ pub enum OutputDir {
 
 /// What a file under the dataset directory is, to this tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     /// A part file (`part-…`), at the top or in `key=value` folders.
     Part,
     /// `_manifest.json`.
@@ -35,7 +35,7 @@ pub enum Kind {
 
 /// One file (or, locally, a foreign folder) under the dataset directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Path relative to the dataset directory, `/`-separated.
     pub relative: String,
     pub kind: Kind,
@@ -46,7 +46,7 @@ pub struct Entry {
 /// `<epoch seconds>-<6 hex digits>`), their hidden `.….tmp` temporaries, the manifest, the lock and
 /// the writability probe. A file of another shape (pyarrow's `part-0.parquet`, Spark's
 /// `part-00000-<uuid>-c000.snappy.parquet`, a `year=2025/` folder) is `Foreign`: never deleted.
-pub fn kind_of(relative: &str) -> Kind {
+pub(crate) fn kind_of(relative: &str) -> Kind {
     if relative == MANIFEST {
         return Kind::Manifest;
     }
@@ -117,7 +117,7 @@ fn is_our_part_name(name: &str) -> bool {
 /// Whether a file found under a dataset is a data file some writer made (this tool's part, or
 /// another tool's `.parquet` / `.arrow`, not hidden): read from a dataset without a manifest, and
 /// named as ignored beside one.
-pub fn looks_like_data(relative: &str) -> bool {
+pub(crate) fn looks_like_data(relative: &str) -> bool {
     let name = relative.rsplit('/').next().unwrap_or("");
     !name.starts_with('.')
         && !name.starts_with('_')
@@ -139,14 +139,6 @@ impl OutputDir {
         match self {
             OutputDir::Local(d) => d.display().to_string(),
             OutputDir::Remote(r) => r.url().to_string(),
-        }
-    }
-
-    /// The final path (or URL, as a path) of a file.
-    pub fn path_of(&self, relative: &str) -> PathBuf {
-        match self {
-            OutputDir::Local(d) => d.join(relative),
-            OutputDir::Remote(r) => PathBuf::from(r.url_of(relative)),
         }
     }
 
@@ -201,7 +193,7 @@ impl OutputDir {
 
     /// Every file under the directory (locally, a folder that cannot hold this tool's files is one
     /// `Foreign` entry), in path order. A directory that does not exist has none.
-    pub async fn entries(&self) -> Result<Vec<Entry>, WriteError> {
+    pub(crate) async fn entries(&self) -> Result<Vec<Entry>, WriteError> {
         match self {
             OutputDir::Local(d) => {
                 let mut out = Vec::new();
@@ -253,7 +245,7 @@ impl OutputDir {
 
     /// Removes the `key=value` folders left empty by deletions (local only; an object store has no
     /// folders).
-    pub fn prune_empty_folders(&self) {
+    pub(crate) fn prune_empty_folders(&self) {
         if let OutputDir::Local(d) = self {
             prune(d, true);
         }
@@ -273,7 +265,7 @@ impl OutputDir {
     }
 
     /// [`OutputDir::store_manifest`] from a thread outside the runtime (the writer thread).
-    pub fn store_manifest_blocking(
+    pub(crate) fn store_manifest_blocking(
         &self,
         m: &Manifest,
         rt: Option<&tokio::runtime::Handle>,

@@ -10,7 +10,7 @@ use super::s3::RemoteDir;
 use super::Manifest;
 
 /// The committed files of an object-store dataset, fetched.
-pub struct Fetched {
+pub(crate) struct Fetched {
     /// A temporary directory holding them under their relative paths (removed when dropped).
     pub dir: tempfile::TempDir,
     /// Part files under the prefix that its manifest does not list (not fetched).
@@ -33,7 +33,7 @@ fn remote_error(url: &str, reason: String) -> DatasetError {
 /// AWS configuration of `client`) into a temporary directory, keeping their relative paths: the
 /// manifest's parts (the latest complete audit's, or with `every_audit` all of them, the manifest
 /// beside them), or without a manifest every part file. One file is in memory at a time.
-pub async fn fetch_remote(
+pub(crate) async fn fetch_remote(
     url: &str,
     client: &crate::aws::client::ClientSettings,
     every_audit: bool,

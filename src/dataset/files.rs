@@ -74,7 +74,7 @@ impl Format {
 
 /// An encoder of one file's bytes into any writer: a file on disk, or memory (the per-job files of a
 /// part split by job are encoded in memory, so a part with many jobs never holds many files open).
-pub enum Encoder<W: Write + Send> {
+pub(crate) enum Encoder<W: Write + Send> {
     Parquet(ArrowWriter<W>),
     Arrow(IpcWriter<W>),
 }
@@ -143,7 +143,7 @@ pub struct FilePart {
 }
 
 /// `dir/.name.tmp`: hidden, beside the final file so the rename stays on one filesystem.
-pub fn temp_path(final_path: &Path) -> PathBuf {
+pub(crate) fn temp_path(final_path: &Path) -> PathBuf {
     let name = final_path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -153,7 +153,7 @@ pub fn temp_path(final_path: &Path) -> PathBuf {
 
 /// Opens an existing file for reading without following a symbolic link at `path` (`O_NOFOLLOW`):
 /// a link there is an error (ELOOP), never the file it points to.
-pub fn open_no_follow(path: &Path) -> std::io::Result<File> {
+pub(crate) fn open_no_follow(path: &Path) -> std::io::Result<File> {
     let mut o = std::fs::OpenOptions::new();
     o.read(true);
     #[cfg(unix)]
@@ -168,7 +168,7 @@ pub fn open_no_follow(path: &Path) -> std::io::Result<File> {
 /// this tool names. A regular file already there is an earlier run's leftover (the output is locked
 /// by this run) and is replaced; anything else there (a symbolic link, a folder, a FIFO) was not made
 /// by this tool and is refused, so nothing is ever written through a planted link.
-pub fn create_exclusive(path: &Path) -> std::io::Result<File> {
+pub(crate) fn create_exclusive(path: &Path) -> std::io::Result<File> {
     let open = || {
         std::fs::OpenOptions::new()
             .write(true)
@@ -195,7 +195,7 @@ pub fn create_exclusive(path: &Path) -> std::io::Result<File> {
 /// Makes the folder `dir` inside the dataset directory `root` (a partition folder), refusing one
 /// that is, or lies beneath, a symbolic link: a part is never written out of the dataset through a
 /// link planted in it.
-pub fn make_dir_within(root: &Path, dir: &Path) -> std::io::Result<()> {
+pub(crate) fn make_dir_within(root: &Path, dir: &Path) -> std::io::Result<()> {
     let Ok(inside) = dir.strip_prefix(root) else {
         return std::fs::create_dir_all(dir);
     };
@@ -229,7 +229,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
 
 /// Writes `bytes` as `final_path` atomically: a hidden temporary beside it, synced, renamed, and the
 /// directory synced. On failure the temporary is removed.
-pub fn write_atomically(final_path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+pub(crate) fn write_atomically(final_path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     let tmp = temp_path(final_path);
     let result = (|| {
         let mut f = create_exclusive(&tmp).map_err(io_err(&tmp))?;
@@ -248,7 +248,7 @@ pub fn write_atomically(final_path: &Path, bytes: &[u8]) -> Result<(), WriteErro
 }
 
 /// Syncs a directory so a rename inside it survives a crash.
-pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
     let dir = if dir.as_os_str().is_empty() {
         Path::new(".")
     } else {
@@ -280,11 +280,6 @@ impl FilePart {
         self.inner.write(batch, &self.tmp)
     }
 
-    /// The path the file will have once committed.
-    pub fn final_path(&self) -> &Path {
-        &self.final_path
-    }
-
     /// Finishes the encoding, syncs the file, renames it to its final path and syncs the directory.
     /// On failure the temporary file is removed.
     pub fn commit(self) -> Result<PathBuf, WriteError> {
@@ -312,7 +307,7 @@ impl FilePart {
 
     /// Finishes the encoding and flushes, leaving the file under its temporary name (a spool that is
     /// read back and removed, never committed). Returns the temporary path.
-    pub fn finish_unsynced(self) -> Result<PathBuf, WriteError> {
+    pub(crate) fn finish_unsynced(self) -> Result<PathBuf, WriteError> {
         let FilePart { tmp, inner, .. } = self;
         let result = inner
             .finish(&tmp)
@@ -327,7 +322,7 @@ impl FilePart {
     }
 
     /// Abandons the file: its temporary is removed and nothing appears under the final name.
-    pub fn discard(self) {
+    pub(crate) fn discard(self) {
         let _ = std::fs::remove_file(&self.tmp);
     }
 }

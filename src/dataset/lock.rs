@@ -28,11 +28,11 @@ use serde::{Deserialize, Serialize};
 use super::s3::{RemoteDir, RemoteError};
 
 /// Name of the lock object of an object-store dataset, under its prefix.
-pub use super::s3::LOCK;
+pub(crate) use super::s3::LOCK;
 
 /// Who holds an output.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Holder {
+pub(crate) struct Holder {
     pub run_id: String,
     pub host: String,
     pub pid: u32,
@@ -135,7 +135,7 @@ pub enum LockError {
 }
 
 /// An output held by this process until [`OutputLock::release`] (or, locally, the process's end).
-pub struct OutputLock {
+pub(crate) struct OutputLock {
     kind: Kind,
 }
 
@@ -213,7 +213,7 @@ struct Lease {
 /// Whether the lock file of the local output `out` is still held by run `run_id`: `Err` describes
 /// what is there instead (nothing, another run's lock, something unreadable). Read without following
 /// a link.
-pub fn check_local_holder(out: &Path, run_id: &str) -> Result<(), String> {
+pub(crate) fn check_local_holder(out: &Path, run_id: &str) -> Result<(), String> {
     let path = local_lock_path(out).map_err(|e| e.to_string())?;
     let mut content = Vec::new();
     match super::files::open_no_follow(&path).and_then(|mut f| f.read_to_end(&mut content)) {
@@ -234,7 +234,7 @@ pub fn check_local_holder(out: &Path, run_id: &str) -> Result<(), String> {
 /// machine, or one on another machine (a shared folder), which cannot be told from here. `None`: no
 /// run is writing it (no lock file, or its holder's process is gone: killed, crashed).
 /// Read without following a link, and without locking (a report must never hold up a run).
-pub fn local_writer(out: &Path) -> Option<String> {
+pub(crate) fn local_writer(out: &Path) -> Option<String> {
     let path = local_lock_path(out).ok()?;
     let mut content = Vec::new();
     super::files::open_no_follow(&path)
@@ -258,7 +258,7 @@ pub fn local_writer(out: &Path) -> Option<String> {
 /// The lock file of a local output: `.NAME.fleet-audit.lock` in the folder that holds it, both taken
 /// from the output's real path (every symbolic link and `..` resolved), so that every spelling of one
 /// output (`race`, `./race/`, `sub/../race`, a link to it) is one lock.
-pub fn local_lock_path(out: &Path) -> Result<PathBuf, std::io::Error> {
+pub(crate) fn local_lock_path(out: &Path) -> Result<PathBuf, std::io::Error> {
     let real = real_path(out)?;
     let name = real
         .file_name()
@@ -487,7 +487,8 @@ impl OutputLock {
     }
 
     /// Whether another run took the output over (object stores; never locally).
-    pub fn lost(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn lost(&self) -> bool {
         match &self.kind {
             Kind::Local(_) => false,
             Kind::Remote { lease, .. } => lease.lost.load(Ordering::SeqCst),

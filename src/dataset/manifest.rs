@@ -21,16 +21,16 @@ use super::files::sync_dir;
 mod check;
 
 /// File name of the manifest inside the output directory.
-pub const MANIFEST: &str = "_manifest.json";
+pub(crate) const MANIFEST: &str = "_manifest.json";
 const VERSION: u32 = 1;
 
 /// Ordinals carry their lane (the target of a run over several accounts or regions) in their top
 /// bits: lane `l`'s pair `o` is `l << LANE_SHIFT | o`. A single-target run uses lane 0 only.
-pub const LANE_SHIFT: u32 = 48;
+pub(crate) const LANE_SHIFT: u32 = 48;
 const ORDINAL_MASK: u64 = (1 << LANE_SHIFT) - 1;
 
 /// The ordinal of pair `o` of lane `lane`.
-pub fn lane_ordinal(lane: u16, o: u64) -> u64 {
+pub(crate) fn lane_ordinal(lane: u16, o: u64) -> u64 {
     (u64::from(lane) << LANE_SHIFT) | (o & ORDINAL_MASK)
 }
 
@@ -115,7 +115,7 @@ impl DoneSet {
     }
 
     /// Number of committed ordinals of one lane.
-    pub fn lane_len(&self, lane: u16) -> u64 {
+    pub(crate) fn lane_len(&self, lane: u16) -> u64 {
         match lane {
             0 => self.watermark + self.above.len() as u64,
             l => self.lanes.get(&l).map_or(0, LaneDone::len),
@@ -156,7 +156,7 @@ impl PartEntry {
 
     /// Whether `found` (the bytes as they are now) are the bytes committed: `Err` says how they
     /// differ. A part committed without a digest is only checked for existence by its caller.
-    pub fn verify(&self, found: &PartDigest) -> Result<(), String> {
+    pub(crate) fn verify(&self, found: &PartDigest) -> Result<(), String> {
         if let Some(size) = self.size {
             if found.size != size {
                 return Err(format!(
@@ -186,7 +186,7 @@ pub struct PartDigest {
 }
 
 impl PartDigest {
-    pub fn of_bytes(bytes: &[u8]) -> PartDigest {
+    pub(crate) fn of_bytes(bytes: &[u8]) -> PartDigest {
         PartDigest {
             size: bytes.len() as u64,
             xxh3: xxhash_rust::xxh3::xxh3_64(bytes),
@@ -195,7 +195,7 @@ impl PartDigest {
 
     /// The digest of a local file, read once in 1 MiB blocks (`O_NOFOLLOW`: a part is a file this
     /// tool wrote, never a link).
-    pub fn of_file(path: &Path) -> std::io::Result<PartDigest> {
+    pub(crate) fn of_file(path: &Path) -> std::io::Result<PartDigest> {
         use std::io::Read;
         let mut f = super::files::open_no_follow(path)?;
         let mut h = xxhash_rust::xxh3::Xxh3::new();
@@ -337,7 +337,7 @@ impl Manifest {
 
     /// The manifest of the next audit of a `--partition-by date` output: this complete audit joins
     /// the earlier ones, and the next starts with nothing committed.
-    pub fn next_audit(self, input_identity: String, pairs: u64, date: String) -> Manifest {
+    pub(crate) fn next_audit(self, input_identity: String, pairs: u64, date: String) -> Manifest {
         debug_assert!(self.complete);
         let mut earlier = self.earlier;
         earlier.push(EarlierAudit {
@@ -355,7 +355,7 @@ impl Manifest {
     }
 
     /// Every part file the manifest names: this audit's and the earlier audits'.
-    pub fn all_parts(&self) -> impl Iterator<Item = &PartEntry> {
+    pub(crate) fn all_parts(&self) -> impl Iterator<Item = &PartEntry> {
         self.parts
             .iter()
             .chain(self.earlier.iter().flat_map(|a| a.parts.iter()))

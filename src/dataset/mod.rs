@@ -33,26 +33,30 @@ mod write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use dir::{kind_of, Entry, Kind, OutputDir};
-pub use fetch::{fetch_remote, Fetched};
-pub use files::{parquet_properties, temp_path, Encoder, FilePart, Format};
-pub use lock::{Holder, LockError, OutputLock};
+pub use dir::OutputDir;
+pub(crate) use dir::{Entry, Kind};
+pub(crate) use fetch::{fetch_remote, Fetched};
+pub(crate) use files::temp_path;
+pub use files::{parquet_properties, FilePart, Format};
+pub use lock::LockError;
+pub(crate) use lock::{Holder, OutputLock};
+pub(crate) use manifest::{lane_ordinal, MANIFEST};
 pub use manifest::{
-    lane_ordinal, Completion, DoneSet, FailedTarget, LaneDone, Manifest, ManifestError, PartDigest,
-    PartEntry, MANIFEST,
+    Completion, DoneSet, FailedTarget, LaneDone, Manifest, ManifestError, PartDigest, PartEntry,
 };
 pub use partition::{PartitionKey, Partitioning};
 pub use read::{
-    data_files, ignored_note, incomplete_of, read_dataset, read_file, read_file_as, read_file_in,
-    read_part, with_partition_columns, AuditFiles, DataFiles, DatasetError, Incomplete,
+    data_files, read_dataset, read_file, with_partition_columns, AuditFiles, DataFiles,
+    DatasetError, Incomplete,
 };
+pub(crate) use read::{ignored_note, read_file_in, read_part};
 pub use s3::{Remote, RemoteError};
-pub use thread::{join_writer, spawn_writer, WriterEnd, WriterMsg};
+pub(crate) use thread::{join_writer, spawn_writer, WriterEnd, WriterMsg};
 pub use write::DatasetWriter;
 
 /// A fresh run id: UTC time plus random bits, safe in file names (a part's name carries the id of
 /// the run that wrote it).
-pub fn new_run_id() -> String {
+pub(crate) fn new_run_id() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();

@@ -34,7 +34,7 @@ impl PartitionKey {
     }
 
     /// Parses `--partition-by`'s list: `date` and/or `job_id`, each once, in folder order.
-    pub fn parse_list(items: &[String]) -> Result<Vec<PartitionKey>, String> {
+    pub(crate) fn parse_list(items: &[String]) -> Result<Vec<PartitionKey>, String> {
         let mut keys = Vec::new();
         for item in items {
             let key = match item.trim() {
@@ -98,7 +98,7 @@ impl Partitioning {
 }
 
 /// The schema of the data files: the dataset schema without the partition columns.
-pub fn file_schema(full: &SchemaRef, by_job: bool) -> SchemaRef {
+pub(crate) fn file_schema(full: &SchemaRef, by_job: bool) -> SchemaRef {
     if !by_job {
         return full.clone();
     }
@@ -112,7 +112,7 @@ pub fn file_schema(full: &SchemaRef, by_job: bool) -> SchemaRef {
 }
 
 /// `batch` without its `job_id` column.
-pub fn without_job_id(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+pub(crate) fn without_job_id(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
     let keep: Vec<usize> = (0..batch.num_columns())
         .filter(|&i| batch.schema().field(i).name() != PartitionKey::JobId.name())
         .collect();
@@ -121,7 +121,9 @@ pub fn without_job_id(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
 
 /// Splits `batch` by its `job_id` column: one batch per job (rows in their order, `job_id` removed),
 /// in job order.
-pub fn split_by_job(batch: &RecordBatch) -> Result<BTreeMap<String, RecordBatch>, ArrowError> {
+pub(crate) fn split_by_job(
+    batch: &RecordBatch,
+) -> Result<BTreeMap<String, RecordBatch>, ArrowError> {
     let col = batch
         .column_by_name(PartitionKey::JobId.name())
         .ok_or_else(|| ArrowError::SchemaError("no job_id column".into()))?;

@@ -80,7 +80,7 @@ pub struct Incomplete {
 
 /// The audit that readers read of the dataset `m` describes, when it is incomplete: its last audit,
 /// unless an earlier complete one is read instead (see [`audits_of`]).
-pub fn incomplete_of(m: &super::Manifest) -> Option<Incomplete> {
+pub(crate) fn incomplete_of(m: &super::Manifest) -> Option<Incomplete> {
     (!m.complete && m.earlier.is_empty()).then(|| Incomplete {
         committed: m.committed.len(),
         expected: (m.pairs > 0).then_some(m.pairs),
@@ -99,7 +99,7 @@ pub struct AuditFiles {
 /// The audits a manifest names, oldest first, their parts joined to `root` (or to the name of a
 /// remote dataset), and which of them is the latest complete one, with a note when it is not the
 /// last.
-pub fn audits_of(
+pub(crate) fn audits_of(
     m: &super::Manifest,
     join: impl Fn(&str) -> PathBuf,
 ) -> (Vec<AuditFiles>, usize, Option<String>) {
@@ -132,15 +132,10 @@ pub fn audits_of(
     (audits, last - 1, Some(note))
 }
 
-impl DataFiles {
-    /// The warning that names the ignored part files (at most five of them), if any.
-    pub fn ignored_note(&self) -> Option<String> {
-        ignored_note(&self.ignored)
-    }
-}
+impl DataFiles {}
 
 /// `3 part files not in the manifest were ignored: a, b, c`, naming at most five.
-pub fn ignored_note(ignored: &[String]) -> Option<String> {
+pub(crate) fn ignored_note(ignored: &[String]) -> Option<String> {
     if ignored.is_empty() {
         return None;
     }
@@ -304,7 +299,7 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
 }
 
 /// The `key=value` folders between `root` and `file`, outermost first.
-pub fn partition_values(root: &Path, file: &Path) -> Vec<(String, String)> {
+pub(crate) fn partition_values(root: &Path, file: &Path) -> Vec<(String, String)> {
     let Ok(rel) = file.strip_prefix(root) else {
         return Vec::new();
     };
@@ -375,7 +370,7 @@ pub fn with_partition_columns(
 }
 
 /// Batches of `file` of the dataset at `root`, with the partition columns of its folders put back.
-pub fn read_file_in(
+pub(crate) fn read_file_in(
     root: &Path,
     file: &Path,
     batch_rows: usize,
@@ -409,7 +404,7 @@ pub fn read_file(
 }
 
 /// Batches of one file of a known format, whatever its name.
-pub fn read_file_as(
+pub(crate) fn read_file_as(
     path: &Path,
     format: Format,
     batch_rows: usize,
@@ -488,7 +483,7 @@ pub fn read_dataset(
 /// Batches of one committed file of a dataset directory (`relative` to it), local or in an object
 /// store (fetched into memory: a part is at most `--part-rows` rows), with its partition columns put
 /// back.
-pub async fn read_part(
+pub(crate) async fn read_part(
     target: &super::OutputDir,
     relative: &str,
     batch_rows: usize,

@@ -27,13 +27,13 @@ use tokio::io::AsyncReadExt;
 mod error;
 mod lease;
 
-pub use super::credentials::s3_endpoint;
+pub(crate) use super::credentials::s3_endpoint;
 use super::credentials::SdkCredentials;
 pub use error::RemoteError;
 use lease::LeaseState;
 
 /// Name of the lock object of an object-store dataset, under its prefix.
-pub const LOCK: &str = "_fleet-audit.lock";
+pub(crate) const LOCK: &str = "_fleet-audit.lock";
 
 /// An object-store URL given as `--out`: where the dataset lies, not yet connected.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ impl PartialEq for Remote {
 impl Eq for Remote {}
 
 /// Whether `out` names an object store (`scheme://…`) rather than a local path.
-pub fn is_url(out: &str) -> bool {
+pub(crate) fn is_url(out: &str) -> bool {
     out.split_once("://")
         .is_some_and(|(s, _)| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric()))
 }
@@ -112,7 +112,7 @@ impl Remote {
     /// Connects with the AWS configuration of `client` (`--profile`, `--region`, the default chain)
     /// in `fallback_region` when it names none, and the endpoint variables of the environment: the
     /// one way both the writer and the readers reach a bucket.
-    pub async fn connect_as(
+    pub(crate) async fn connect_as(
         &self,
         client: &crate::aws::client::ClientSettings,
         fallback_region: Option<aws_config::Region>,
@@ -153,12 +153,12 @@ fn upload_retry() -> RetryConfig {
 /// The check of an output before the run (list the prefix, put and delete a probe) retries this
 /// often within [`CHECK_WITHIN`]: an unreachable endpoint must be reported in seconds, not after the
 /// minutes of retries a write in the run rides out ([`upload_retry`]).
-pub const CHECK_RETRIES: usize = 2;
+pub(crate) const CHECK_RETRIES: usize = 2;
 /// See [`CHECK_RETRIES`].
-pub const CHECK_WITHIN: Duration = Duration::from_secs(10);
+pub(crate) const CHECK_WITHIN: Duration = Duration::from_secs(10);
 
 /// What the check before the run tried, for its error messages.
-pub fn check_note() -> String {
+pub(crate) fn check_note() -> String {
     format!(
         "checked before any IoT call, with {CHECK_RETRIES} retries within {} s",
         CHECK_WITHIN.as_secs()
@@ -184,7 +184,7 @@ pub struct RemoteDir {
 
 /// An object's bytes with its version.
 #[derive(Debug, Clone)]
-pub struct Versioned {
+pub(crate) struct Versioned {
     pub bytes: bytes::Bytes,
     pub e_tag: Option<String>,
     /// When the store last wrote it (the store's clock), epoch milliseconds.
@@ -268,7 +268,7 @@ impl RemoteDir {
     }
 
     /// The URL of a file of the dataset.
-    pub fn url_of(&self, relative: &str) -> String {
+    pub(crate) fn url_of(&self, relative: &str) -> String {
         format!("{}{relative}", self.url)
     }
 
@@ -294,7 +294,7 @@ impl RemoteDir {
     }
 
     /// Whether any object but the output's lock lies under the prefix (few retries).
-    pub async fn holds_objects(&self) -> Result<bool, RemoteError> {
+    pub(crate) async fn holds_objects(&self) -> Result<bool, RemoteError> {
         let lock = self.key(LOCK);
         let mut objects = self.quick.list(Some(&self.key("")));
         while let Some(meta) = objects
@@ -310,7 +310,7 @@ impl RemoteDir {
     }
 
     /// Checks the location is writable, with few retries: a probe object is put and deleted.
-    pub async fn check_writable(&self) -> Result<(), RemoteError> {
+    pub(crate) async fn check_writable(&self) -> Result<(), RemoteError> {
         let probe = format!(".fleet-audit-probe-{:08x}", rand::random::<u32>());
         self.quick
             .put(&self.key(&probe), b"probe".to_vec().into())
@@ -371,7 +371,10 @@ impl RemoteDir {
     }
 
     /// The bytes of a file with its ETag and modification time, or `None` when it does not exist.
-    pub async fn get_versioned(&self, relative: &str) -> Result<Option<Versioned>, RemoteError> {
+    pub(crate) async fn get_versioned(
+        &self,
+        relative: &str,
+    ) -> Result<Option<Versioned>, RemoteError> {
         match self.store.get(&self.key(relative)).await {
             Ok(r) => {
                 let e_tag = r.meta.e_tag.clone();
@@ -391,7 +394,7 @@ impl RemoteDir {
     /// A conditional PUT: `if_match` `None` creates the file only if it does not exist
     /// (`If-None-Match: *`), `Some(etag)` replaces it only if it is still that version (`If-Match`).
     /// Returns the new ETag, or `None` when the condition did not hold (someone else wrote it).
-    pub async fn put_if(
+    pub(crate) async fn put_if(
         &self,
         relative: &str,
         body: Vec<u8>,
@@ -425,7 +428,7 @@ impl RemoteDir {
     }
 
     /// The manifest's bytes, remembering its ETag for the next [`RemoteDir::put_manifest`].
-    pub async fn get_manifest(&self) -> Result<Option<bytes::Bytes>, RemoteError> {
+    pub(crate) async fn get_manifest(&self) -> Result<Option<bytes::Bytes>, RemoteError> {
         let got = self.get_versioned(super::MANIFEST).await?;
         let mut etag = self.manifest_etag.lock().expect("manifest etag lock");
         *etag = got.as_ref().and_then(|v| v.e_tag.clone());
@@ -434,7 +437,7 @@ impl RemoteDir {
 
     /// Replaces the manifest only if it is still the version this process last read or wrote (or,
     /// when there was none, only if there still is none): a conflict is [`RemoteError::Conflict`].
-    pub async fn put_manifest(&self, body: Vec<u8>) -> Result<(), RemoteError> {
+    pub(crate) async fn put_manifest(&self, body: Vec<u8>) -> Result<(), RemoteError> {
         self.check_owned()?;
         let last = self
             .manifest_etag

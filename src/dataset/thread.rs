@@ -9,7 +9,7 @@ use super::{DatasetWriter, WriteError, WriteReport, WriterSettings};
 use crate::dataset::schema::Row;
 
 /// A message to the writer thread.
-pub enum WriterMsg {
+pub(crate) enum WriterMsg {
     /// The row of the pair with this input ordinal.
     Row { row: Box<Row>, ordinal: u64 },
     /// Time passed: commit the part if it is older than the part interval.
@@ -30,7 +30,7 @@ pub enum WriterMsg {
 
 /// How the writer thread ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WriterEnd {
+pub(crate) struct WriterEnd {
     pub report: WriteReport,
     /// Whether the dataset was committed as complete.
     pub complete: bool,
@@ -38,7 +38,7 @@ pub struct WriterEnd {
 
 /// Waits for the writer thread; a panic in it becomes [`WriteError::WriterPanicked`] (with the panic's
 /// message) instead of taking the process down, so the run can stop with its committed parts kept.
-pub fn join_writer(
+pub(crate) fn join_writer(
     writer: std::thread::JoinHandle<Result<WriterEnd, WriteError>>,
 ) -> Result<WriterEnd, WriteError> {
     writer.join().unwrap_or_else(|panic| {
@@ -56,7 +56,7 @@ const WRITER_NAP: Duration = Duration::from_millis(2);
 
 /// Runs a writer on its own thread, fed by `rx`. If the channel closes without a final message, the
 /// uncommitted part is discarded: an interrupted run never leaves a partial file under a final name.
-pub fn spawn_writer(
+pub(crate) fn spawn_writer(
     settings: WriterSettings,
     target: Option<super::OutputDir>,
     mut rx: tokio::sync::mpsc::Receiver<WriterMsg>,

@@ -65,7 +65,7 @@ impl DatasetWriter {
     }
 
     /// Uses `rt` to drive object-store requests.
-    pub fn with_runtime(mut self, rt: Option<tokio::runtime::Handle>) -> Self {
+    pub(crate) fn with_runtime(mut self, rt: Option<tokio::runtime::Handle>) -> Self {
         if rt.is_some() {
             self.runtime = rt;
         }
@@ -220,7 +220,7 @@ impl DatasetWriter {
     }
 
     /// Commits the current part when it is older than the part interval (directory outputs).
-    pub fn tick(&mut self) -> Result<(), WriteError> {
+    pub(crate) fn tick(&mut self) -> Result<(), WriteError> {
         let due = self
             .part_opened
             .is_some_and(|t| t.elapsed() >= self.settings.part_interval);
@@ -316,7 +316,7 @@ impl DatasetWriter {
 
     /// Completes the current part: flush, close, sync, publish (rename into place, or upload), then
     /// record it in the manifest (directory outputs).
-    pub fn commit_part(&mut self) -> Result<(), WriteError> {
+    pub(crate) fn commit_part(&mut self) -> Result<(), WriteError> {
         if self.settings.layout.is_dir() && self.target.is_none() {
             return Err(WriteError::NotConnected(
                 self.settings.layout.path().display().to_string(),
@@ -388,14 +388,14 @@ impl DatasetWriter {
     /// dataset with no rows at all still gets one valid, empty file (except when split by job: with
     /// no job there is no folder to put it in).
     /// Records in the manifest (written at the next commit) the targets that could not be audited.
-    pub fn set_failed_targets(&mut self, failed: Vec<super::FailedTarget>) {
+    pub(crate) fn set_failed_targets(&mut self, failed: Vec<super::FailedTarget>) {
         if let Some(m) = &mut self.settings.manifest {
             m.failed_targets = failed;
         }
     }
 
     /// Records in the manifest (written at the final commit) the run that completes the audit.
-    pub fn set_completion(&mut self, done: super::manifest::Completion) {
+    pub(crate) fn set_completion(&mut self, done: super::manifest::Completion) {
         if let Some(m) = &mut self.settings.manifest {
             m.completed = Some(done);
         }
@@ -432,7 +432,7 @@ impl DatasetWriter {
     /// Drops the uncommitted part and, when parts were committed, marks the manifest as made from
     /// an input that changed while it was read: no `--resume` accepts it (its identity is no input's),
     /// since the committed ordinals may stand for other pairs than the input's now.
-    pub fn poison(mut self) -> Result<WriteReport, WriteError> {
+    pub(crate) fn poison(mut self) -> Result<WriteReport, WriteError> {
         if let Some(part) = self.part.take() {
             part.discard();
         }

@@ -9,11 +9,11 @@ use std::str::FromStr;
 use serde_json::Value;
 
 use super::spell::{is_scalar, py_str};
-pub use super::table::TableStyle;
+pub(crate) use super::table::TableStyle;
 
 /// `--output`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     Json,
     Text,
     Table,
@@ -40,7 +40,7 @@ impl FromStr for OutputFormat {
 }
 
 /// The width of the terminal on stdout, or 80 when stdout is no terminal (what the CLI assumes).
-pub fn terminal_width() -> usize {
+pub(crate) fn terminal_width() -> usize {
     #[cfg(unix)]
     {
         // SAFETY: TIOCGWINSZ only writes a `winsize` into the struct handed to it.
@@ -55,7 +55,7 @@ pub fn terminal_width() -> usize {
 
 /// The whole output of `doc` (the answer, after `--query`) in `format`; `title` is the operation
 /// name the table's first section carries. Empty when the CLI prints nothing.
-pub fn render(doc: &Value, format: OutputFormat, title: &str, style: TableStyle) -> String {
+pub(crate) fn render(doc: &Value, format: OutputFormat, title: &str, style: TableStyle) -> String {
     match format {
         // json.dump(..., indent=4) of everything but `{}` (an empty answer prints nothing).
         OutputFormat::Json if doc.as_object().is_some_and(|m| m.is_empty()) => String::new(),

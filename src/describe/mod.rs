@@ -28,7 +28,7 @@ use crate::aws::client::{classify_sdk_error, CallError};
 use crate::aws::limit::{burst_for, CallLimiter};
 use crate::aws::retry::Backoff;
 
-pub use request::{request_of, DescribeRequest};
+pub(crate) use request::{request_of, DescribeRequest};
 
 /// DescribeJobExecution's quota per account and region (calls a second), and the attempts of one
 /// call (the first included).
@@ -37,7 +37,7 @@ const DESCRIBE_ATTEMPTS: u32 = 5;
 
 /// Errors of the describe command, with AWS CLI v2's exit codes.
 #[derive(Debug, thiserror::Error)]
-pub enum DescribeError {
+pub(crate) enum DescribeError {
     /// Bad syntax or a bad parameter (exit 252).
     #[error("{0}")]
     Usage(String),
@@ -55,12 +55,12 @@ pub enum DescribeError {
 }
 
 /// AWS CLI v2's exit code of a command interrupted by Ctrl-C.
-pub const EXIT_INTERRUPTED: i32 = 130;
+pub(crate) const EXIT_INTERRUPTED: i32 = 130;
 
 impl DescribeError {
     /// 252 bad syntax or parameter, 253 invalid configuration or credentials, 254 the service
     /// refused the call, 255 anything else.
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self {
             DescribeError::Usage(_) => 252,
             DescribeError::Config(_) => 253,
@@ -89,7 +89,7 @@ fn output_skeleton() -> Value {
 }
 
 /// Prints `v` as the AWS CLI does (Python's `json.dumps(v, indent=4)`).
-pub fn to_cli_json(v: &Value) -> String {
+pub(crate) fn to_cli_json(v: &Value) -> String {
     let mut out = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
@@ -118,7 +118,7 @@ fn ts(d: &aws_smithy_types::DateTime) -> Value {
 }
 
 /// The CLI's document for a DescribeJobExecution answer: members in model order, absent ones omitted.
-pub fn execution_document(e: &JobExecution) -> Value {
+pub(crate) fn execution_document(e: &JobExecution) -> Value {
     let mut m = Map::new();
     if let Some(v) = e.job_id() {
         m.insert("jobId".into(), v.into());
@@ -293,7 +293,7 @@ fn cli_error(err: CallError, capture: &wire::Capture) -> DescribeError {
 /// Applies `--query` to the document as the AWS CLI does (before formatting). The JMESPath crate
 /// hands objects back sorted; the CLI's keep their order: a multiselect hash's (`{z:status,a:..}`)
 /// the expression's, and one of the document's objects the document's.
-pub fn apply_query(
+pub(crate) fn apply_query(
     doc: &Value,
     query: Option<&jmespath::Expression<'static>>,
 ) -> Result<Value, DescribeError> {
@@ -406,7 +406,7 @@ fn reorder_like(v: &mut Value, like: &Value, hashes: &[Vec<String>]) {
 
 /// The SDK configuration of `client` with the global options applied: the socket timeouts (0: no
 /// limit) and, with a CA bundle, an HTTPS client that trusts only that bundle.
-pub async fn sdk_config(
+pub(crate) async fn sdk_config(
     client: &crate::aws::client::ClientSettings,
     opts: &options::GlobalOptions,
 ) -> Result<aws_config::SdkConfig, DescribeError> {
@@ -461,7 +461,7 @@ pub async fn sdk_config(
 
 /// How long one attempt may take: no limit with `--cli-read-timeout 0`, else 30 s or twice the read
 /// timeout, whichever is longer.
-pub fn attempt_timeout(opts: &options::GlobalOptions) -> Option<Duration> {
+pub(crate) fn attempt_timeout(opts: &options::GlobalOptions) -> Option<Duration> {
     match opts.read_timeout {
         Some(None) => None,
         Some(Some(d)) => Some((d * 2).max(Duration::from_secs(30))),

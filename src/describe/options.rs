@@ -11,7 +11,7 @@ use crate::cli::CliGlobalArgs;
 
 /// The global options, validated.
 #[derive(Debug)]
-pub struct GlobalOptions {
+pub(crate) struct GlobalOptions {
     pub output: OutputFormat,
     pub query: Option<jmespath::Expression<'static>>,
     /// `None`: the SDK's default; `Some(None)`: no limit (0).
@@ -24,14 +24,14 @@ pub struct GlobalOptions {
 }
 
 /// Where the process environment and the AWS config file are read from (a seam for tests).
-pub struct Env<'a> {
+pub(crate) struct Env<'a> {
     pub var: &'a dyn Fn(&str) -> Option<String>,
     pub stdout_is_terminal: bool,
 }
 
 impl GlobalOptions {
     /// Validates `a` (with `profile`, the `--profile` flag) against `env`.
-    pub fn resolve(
+    pub(crate) fn resolve(
         a: &CliGlobalArgs,
         profile: Option<&str>,
         env: &Env<'_>,

@@ -10,7 +10,7 @@ use crate::input::names::{is_valid_job_id, is_valid_thing_name, JOB_ID_RULE, THI
 
 /// The request, after merging `--cli-input-*` and the flags (flags win).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DescribeRequest {
+pub(crate) struct DescribeRequest {
     pub job_id: String,
     pub thing_name: String,
     pub execution_number: Option<i64>,
@@ -85,7 +85,7 @@ fn strip_yaml_comment(line: &str) -> &str {
 }
 
 /// Merges `--cli-input-*` with the flags and validates the names.
-pub fn request_of(a: &DescribeArgs) -> Result<DescribeRequest, DescribeError> {
+pub(crate) fn request_of(a: &DescribeArgs) -> Result<DescribeRequest, DescribeError> {
     let input = cli_input(a)?;
     let str_of = |k: &str| -> Result<Option<String>, DescribeError> {
         match input.get(k) {

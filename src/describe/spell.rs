@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 /// Python's `str()` of a JSON value as the CLI holds it: `True`, `None`, `1764400000.123`.
-pub fn py_str(v: &Value) -> String {
+pub(crate) fn py_str(v: &Value) -> String {
     match v {
         Value::Null => "None".into(),
         Value::Bool(true) => "True".into(),
@@ -19,7 +19,7 @@ pub fn py_str(v: &Value) -> String {
 
 /// Python's `repr(float)`: the shortest digits that round-trip, `.0` on whole numbers, exponent
 /// form below 1e-4 and from 1e16.
-pub fn py_float(f: f64) -> String {
+pub(crate) fn py_float(f: f64) -> String {
     if f.is_nan() {
         return "nan".into();
     }
@@ -43,6 +43,6 @@ pub fn py_float(f: f64) -> String {
 }
 
 /// Whether the CLI prints `v` as one value (not a list or a map it walks).
-pub fn is_scalar(v: &Value) -> bool {
+pub(crate) fn is_scalar(v: &Value) -> bool {
     !matches!(v, Value::Array(_) | Value::Object(_))
 }

@@ -11,7 +11,7 @@ use super::spell::{is_scalar, py_str};
 /// How the table is drawn: `--color` (on: colours as the CLI's ColorizedStyler) and the width of
 /// the terminal (80 when stdout is no terminal, as the CLI assumes).
 #[derive(Debug, Clone, Copy)]
-pub struct TableStyle {
+pub(crate) struct TableStyle {
     pub color: bool,
     pub terminal_width: usize,
 }

@@ -22,7 +22,7 @@ const REDACTED: [&str; 3] = [
 
 /// Keeps the last answer's body; logs each exchange when `debug`.
 #[derive(Debug, Clone, Default)]
-pub struct Capture {
+pub(crate) struct Capture {
     pub debug: bool,
     body: Arc<Mutex<Option<Vec<u8>>>>,
     /// The last request's URI (as sent, before any answer): a connection failure names it, as the
@@ -40,7 +40,7 @@ impl Capture {
     }
 
     /// The last request's URI, if one was about to be sent.
-    pub fn uri(&self) -> Option<String> {
+    pub(crate) fn uri(&self) -> Option<String> {
         self.uri.lock().expect("uri lock").clone()
     }
 

@@ -44,7 +44,7 @@ pub enum Listed {
 /// A run's input identity: its source, the targets it audits, its shard, and whether its input
 /// changed while it was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputIdentity {
+pub(crate) struct InputIdentity {
     pub source: Source,
     /// The targets audited, as the manifest names them: `None` for one target; their labels joined
     /// by `,` up to 16; beyond that their number and one hash (the manifest, rewritten at every
@@ -71,7 +71,7 @@ impl InputIdentity {
     }
 
     /// Audited in these targets (labels in plan order); one target adds nothing.
-    pub fn with_targets(mut self, labels: &[String]) -> Self {
+    pub(crate) fn with_targets(mut self, labels: &[String]) -> Self {
         self.targets = match labels.len() {
             0 | 1 => None,
             2..=16 => Some(labels.join(",")),
@@ -84,7 +84,7 @@ impl InputIdentity {
     }
 
     /// Only this shard of the input.
-    pub fn with_shard(mut self, shard: Option<Shard>) -> Self {
+    pub(crate) fn with_shard(mut self, shard: Option<Shard>) -> Self {
         self.shard = shard.map(|s| s.to_string());
         self
     }
@@ -179,7 +179,7 @@ impl Source {
     /// What differs from `self` (a dataset's source) to `now` (this run's) when both are of one
     /// kind, in the words of the flags: `the --jobs file's content`, `--describe (was all, now
     /// active)`. A pairs file's content is all a pairs source has, so it is always named.
-    pub fn changes_to(&self, now: &Source) -> Vec<String> {
+    pub(crate) fn changes_to(&self, now: &Source) -> Vec<String> {
         let star = |v: &Option<String>| v.clone().unwrap_or_else(|| "*".into());
         let mut changed: Vec<String> = Vec::new();
         match (self, now) {

@@ -11,7 +11,7 @@ use super::InputError;
 
 /// The most bytes an input line may hold, its line end not counted: 64 KiB. AWS's names are at most
 /// 128 bytes; a CSV or JSON Lines pair, with its quoting and spacing, is far below this.
-pub const MAX_LINE: usize = 64 * 1024;
+pub(crate) const MAX_LINE: usize = 64 * 1024;
 
 /// The most bytes of an over-long line quoted in its message.
 const QUOTED: usize = 32;

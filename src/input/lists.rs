@@ -41,7 +41,7 @@ pub(super) fn check_job(file: &str, line: u64, id: &str) -> Result<(), InputErro
 
 /// Which AWS naming rule a list's names follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ListKind {
+pub(crate) enum ListKind {
     Things,
     Jobs,
 }

@@ -25,22 +25,20 @@ pub(crate) mod pair;
 mod pairs;
 pub mod shard;
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::input::pair::Pair;
 
 use lines::Source;
-pub use lines::MAX_LINE;
+pub(crate) use lines::MAX_LINE;
 
 /// The rule a pairs file's CSV header keeps.
-pub const COLUMNS_RULE: &str =
+pub(crate) const COLUMNS_RULE: &str =
     "the columns are thing_name, job_id and optionally execution_number, each named once";
 use lists::NameList;
 use pairs::PairsFile;
 
-pub use lists::ListKind;
+pub(crate) use lists::ListKind;
 
 /// Input errors; each names the file (and the line, where there is one) and the rule broken.
 #[derive(Debug, thiserror::Error)]
@@ -106,13 +104,13 @@ pub enum InputSpec {
 }
 
 /// One validated, de-duplicated list of names (for discovery), streamed lazily.
-pub struct Names {
+pub(crate) struct Names {
     list: NameList,
     identity: String,
 }
 
 /// Validates every line of a list of thing names or job ids (`-` reads stdin).
-pub fn prepare_names(path: &Path, kind: ListKind) -> Result<Names, InputError> {
+pub(crate) fn prepare_names(path: &Path, kind: ListKind) -> Result<Names, InputError> {
     let list = NameList::prepare(Source::open(path)?, kind)?;
     let identity = format!("{:016x}", list.content);
     Ok(Names { list, identity })
@@ -122,15 +120,6 @@ impl Names {
     /// Distinct names.
     pub fn len(&self) -> u64 {
         self.list.unique
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.list.unique == 0
-    }
-
-    /// Duplicate lines dropped.
-    pub fn duplicates(&self) -> u64 {
-        self.list.duplicates
     }
 
     /// A fingerprint of the file's content.
@@ -265,16 +254,6 @@ impl PreparedInput {
             Prepared::Pairs(p) => Ok(Box::new(p.iter()?)),
         }
     }
-}
-
-/// Reads all of a small file (used for `--cli-input-json`/`yaml`).
-pub fn read_small(path: &Path) -> Result<String, InputError> {
-    let file = path.display().to_string();
-    let mut s = String::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_string(&mut s))
-        .map_err(|source| InputError::Io { file, source })?;
-    Ok(s)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! path AWS would reject or escape into another resource.
 
 /// AWS IoT's JobExecutionStatus values, in lifecycle order.
-pub const JOB_EXECUTION_STATUSES: [&str; 8] = [
+pub(crate) const JOB_EXECUTION_STATUSES: [&str; 8] = [
     "QUEUED",
     "IN_PROGRESS",
     "SUCCEEDED",
@@ -17,7 +17,7 @@ pub const JOB_EXECUTION_STATUSES: [&str; 8] = [
 ];
 
 /// AWS IoT's JobStatus values (ListJobs' `status` filter).
-pub const JOB_STATUSES: [&str; 5] = [
+pub(crate) const JOB_STATUSES: [&str; 5] = [
     "IN_PROGRESS",
     "CANCELED",
     "COMPLETED",
@@ -26,12 +26,12 @@ pub const JOB_STATUSES: [&str; 5] = [
 ];
 
 /// The rule a thing name must satisfy, as AWS states it.
-pub const THING_NAME_RULE: &str = "thingName must match [a-zA-Z0-9:_-]{1,128}";
+pub(crate) const THING_NAME_RULE: &str = "thingName must match [a-zA-Z0-9:_-]{1,128}";
 /// The rule a job id must satisfy, as AWS states it.
-pub const JOB_ID_RULE: &str = "jobId must match [a-zA-Z0-9_-]{1,64}";
+pub(crate) const JOB_ID_RULE: &str = "jobId must match [a-zA-Z0-9_-]{1,64}";
 
 /// Whether `name` is a valid thingName: 1 to 128 of `[a-zA-Z0-9:_-]`.
-pub fn is_valid_thing_name(name: &str) -> bool {
+pub(crate) fn is_valid_thing_name(name: &str) -> bool {
     (1..=128).contains(&name.len())
         && name
             .bytes()
@@ -39,7 +39,7 @@ pub fn is_valid_thing_name(name: &str) -> bool {
 }
 
 /// Whether `id` is a valid jobId: 1 to 64 of `[a-zA-Z0-9_-]`.
-pub fn is_valid_job_id(id: &str) -> bool {
+pub(crate) fn is_valid_job_id(id: &str) -> bool {
     (1..=64).contains(&id.len())
         && id
             .bytes()

@@ -25,23 +25,23 @@ fn hasher(thing_name: &str, job_id: &str) -> Xxh3 {
 }
 
 /// The pair's hash: `xxh3_64` of `thing_name`, a NUL byte, and `job_id`.
-pub fn pair_hash(thing_name: &str, job_id: &str) -> u64 {
+pub(crate) fn pair_hash(thing_name: &str, job_id: &str) -> u64 {
     hasher(thing_name, job_id).digest()
 }
 
 /// The pair's 128-bit key (`xxh3_128` of the same bytes): a set of these never confuses two pairs.
-pub fn pair_key(thing_name: &str, job_id: &str) -> u128 {
+pub(crate) fn pair_key(thing_name: &str, job_id: &str) -> u128 {
     hasher(thing_name, job_id).digest128()
 }
 
 /// A name's hash (a job id or a thing name): `xxh3_64` of its bytes.
-pub fn name_hash(name: &str) -> u64 {
+pub(crate) fn name_hash(name: &str) -> u64 {
     xxh3_64(name.as_bytes())
 }
 
 impl Pair {
     /// The hash of an input line holding this pair: the pair's bytes, then the execution number.
-    pub fn line_hash(&self) -> u64 {
+    pub(crate) fn line_hash(&self) -> u64 {
         let mut h = hasher(&self.thing_name, &self.job_id);
         h.update(&[0xff]);
         h.update(&self.execution_number.unwrap_or(-1).to_le_bytes());

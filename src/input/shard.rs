@@ -15,7 +15,7 @@
 use std::fmt;
 
 /// The environment variables that carry a shard index, in the order they are consulted.
-pub const INDEX_VARS: [&str; 2] = ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"];
+pub(crate) const INDEX_VARS: [&str; 2] = ["JOB_COMPLETION_INDEX", "AWS_BATCH_JOB_ARRAY_INDEX"];
 
 /// Shard `index` of `count` (0-based): the pairs whose hash modulo `count` is `index`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,7 +63,7 @@ fn digits(s: &str) -> Option<u64> {
 }
 
 /// The hashes a shard is chosen by: one encoding of a pair for every use (`crate::input::pair`).
-pub use crate::input::pair::{name_hash, pair_hash};
+pub(crate) use crate::input::pair::{name_hash, pair_hash};
 
 impl Shard {
     /// Shard `index` of `count`; `index` must be below `count`.
@@ -133,7 +133,7 @@ impl Shard {
     }
 
     /// `s<K>of<N>`, as it appears in part file names.
-    pub fn file_tag(&self) -> String {
+    pub(crate) fn file_tag(&self) -> String {
         format!("s{}of{}", self.index, self.count)
     }
 }

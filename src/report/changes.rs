@@ -99,7 +99,7 @@ struct Before {
 
 /// Compares the rows of a dataset with a baseline's, one row at a time.
 #[derive(Debug)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     thresholds: Thresholds,
     statuses: Vec<Option<String>>,
     before: HashMap<u128, Before>,
@@ -114,7 +114,7 @@ fn stuck(e: &Execution<'_>, t: &Thresholds) -> bool {
 
 impl Tracker {
     /// Reads the baseline at `path` (`name` names it in the report).
-    pub fn from_baseline(
+    pub(crate) fn from_baseline(
         path: &Path,
         name: &Path,
         thresholds: &Thresholds,

@@ -53,19 +53,11 @@ impl Class {
     pub fn index(self) -> usize {
         self as usize
     }
-
-    /// Whether rows of this class are ranked among the oldest pairs (stuck or timed out).
-    pub fn is_aged(self) -> bool {
-        matches!(
-            self,
-            Class::StuckQueued | Class::StaleInProgress | Class::TimedOut
-        )
-    }
 }
 
 /// A set of classes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Classes(u8);
+pub(crate) struct Classes(u8);
 
 impl Classes {
     /// Adds `c`.
@@ -79,10 +71,6 @@ impl Classes {
     /// The classes in the set, in [`Class::ALL`] order.
     pub fn iter(self) -> impl Iterator<Item = Class> {
         Class::ALL.into_iter().filter(move |c| self.contains(*c))
-    }
-    /// Whether the set is empty.
-    pub fn is_empty(self) -> bool {
-        self.0 == 0
     }
 }
 
@@ -146,7 +134,7 @@ pub fn classify(e: &Execution<'_>, t: &Thresholds) -> Classes {
 /// `queued_at` for `stuck_queued`, `last_updated_at` for `stale_in_progress` and `timed_out` (the last
 /// change of a timed-out execution is its timing out). `None` when the row is in none of those classes
 /// or the timestamp is missing.
-pub fn aged_since(e: &Execution<'_>, classes: Classes) -> Option<(Class, i64)> {
+pub(crate) fn aged_since(e: &Execution<'_>, classes: Classes) -> Option<(Class, i64)> {
     if classes.contains(Class::StuckQueued) {
         Some((Class::StuckQueued, e.queued_at_ms?))
     } else if classes.contains(Class::StaleInProgress) {
@@ -182,7 +170,7 @@ impl Counts {
     }
 
     /// Rows that are stuck (`stuck_queued` or `stale_in_progress`) or `timed_out`.
-    pub fn stuck_or_timed_out(&self) -> u64 {
+    pub(crate) fn stuck_or_timed_out(&self) -> u64 {
         self.count(Class::StuckQueued)
             + self.count(Class::StaleInProgress)
             + self.count(Class::TimedOut)

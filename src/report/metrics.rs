@@ -27,7 +27,7 @@ fn label(v: &str) -> String {
 
 /// The metrics of `report` (a dataset) and, after a run, of its `summary`; `now_s` is the time of
 /// a run's success (epoch seconds).
-pub fn exposition(report: Option<&Report>, run: Option<(&Summary, f64)>) -> String {
+pub(crate) fn exposition(report: Option<&Report>, run: Option<(&Summary, f64)>) -> String {
     let mut out = String::new();
     if let Some(r) = report {
         dataset_figures(&mut out, r);
@@ -225,7 +225,7 @@ fn call_figures(out: &mut String, c: &Calls) {
 /// The metrics of a run (`summary`) and, when it completed, of its dataset at `dataset` (a path, or
 /// an object store's URL read with `client`'s configuration), with the changes since the run's
 /// baseline when it had one.
-pub async fn of_run(
+pub(crate) async fn of_run(
     summary: &Summary,
     dataset: &Path,
     client: &crate::aws::client::ClientSettings,
@@ -250,7 +250,7 @@ pub async fn of_run(
 
 /// Why a push to a Pushgateway failed.
 #[derive(Debug, thiserror::Error)]
-pub enum PushError {
+pub(crate) enum PushError {
     /// `--metrics-push` names no http(s) URL.
     #[error("{url} is not an http:// or https:// URL")]
     Url {
@@ -269,7 +269,7 @@ pub enum PushError {
 
 /// The Pushgateway URL of job `fleet-audit` and a grouping: `…/metrics/job/fleet-audit/KEY@base64/…`
 /// (each value base64url-encoded, as the Pushgateway reads it, so a path or an ARN needs no escaping).
-pub fn push_url(base: &str, grouping: &[(&str, &str)]) -> Result<String, PushError> {
+pub(crate) fn push_url(base: &str, grouping: &[(&str, &str)]) -> Result<String, PushError> {
     use base64::Engine as _;
     if !(base.starts_with("http://") || base.starts_with("https://")) {
         return Err(PushError::Url {
@@ -315,14 +315,14 @@ pub async fn push(base: &str, grouping: &[(&str, &str)], text: &str) -> Result<(
 }
 
 /// Pushes, and turns a failure into a warning on stderr: metrics never fail an audit.
-pub async fn push_or_warn(base: &str, grouping: &[(&str, &str)], text: &str) {
+pub(crate) async fn push_or_warn(base: &str, grouping: &[(&str, &str)], text: &str) {
     if let Err(e) = push(base, grouping, text).await {
         eprintln!("fleet-audit: warning: {e}");
     }
 }
 
 /// Writes `text` to `path` atomically: a hidden temporary beside it, synced, then renamed.
-pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let dir = path
         .parent()

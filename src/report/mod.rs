@@ -35,8 +35,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use changes::{ChangeCounts, Changes};
-pub use classify::{Class, Classes, Counts, Execution};
-pub use tally::{AgeHistogram, Analyzer, JobReport, OldestPair, AGE_BUCKETS};
+pub use classify::{Class, Counts, Execution};
+pub(crate) use tally::Analyzer;
+pub use tally::{AgeHistogram, JobReport, OldestPair};
 pub use targets::TargetReport;
 
 use crate::audit::config::ConfigError;
@@ -77,15 +78,15 @@ impl Default for Thresholds {
 
 impl Thresholds {
     /// `queued_after` in whole milliseconds (the dataset's resolution).
-    pub fn queued_after_ms(&self) -> i64 {
+    pub(crate) fn queued_after_ms(&self) -> i64 {
         millis(self.queued_after)
     }
     /// `stale_after` in whole milliseconds.
-    pub fn stale_after_ms(&self) -> i64 {
+    pub(crate) fn stale_after_ms(&self) -> i64 {
         millis(self.stale_after)
     }
     /// `near_timeout` in whole milliseconds.
-    pub fn near_timeout_ms(&self) -> i64 {
+    pub(crate) fn near_timeout_ms(&self) -> i64 {
         millis(self.near_timeout)
     }
 }
@@ -99,7 +100,7 @@ fn millis(d: Duration) -> i64 {
 /// The same parser as [`crate::audit::config::parse_duration`] with another policy: that one guards call
 /// timeouts and refuses a week or more, while an execution queued for weeks is exactly what a report
 /// looks for. Accepted: positive, at most a year, units ms, s, m, h, d.
-pub fn parse_threshold(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_threshold(s: &str) -> Result<Duration, String> {
     crate::time::parse_span(s, true, MAX_THRESHOLD, "at most 366d")
 }
 
@@ -143,7 +144,7 @@ impl FailOn {
     }
 
     /// Whether the condition compares with a baseline.
-    pub fn needs_baseline(self) -> bool {
+    pub(crate) fn needs_baseline(self) -> bool {
         matches!(
             self,
             FailOn::NewStuck | FailOn::NewTimedOut | FailOn::NewFailed
@@ -181,7 +182,7 @@ impl From<FailOnArg> for FailOn {
 
 /// The `report` subcommand's flags, validated.
 #[derive(Debug, Clone)]
-pub struct ReportConfig {
+pub(crate) struct ReportConfig {
     /// The dataset: a file or a directory of parts.
     pub path: PathBuf,
     /// The classes' thresholds and `--top`.
@@ -199,11 +200,11 @@ pub struct ReportConfig {
 }
 
 /// Exit code of `report` when a `--fail-on` condition holds.
-pub const EXIT_FAIL_ON: i32 = 3;
+pub(crate) const EXIT_FAIL_ON: i32 = 3;
 
 impl ReportConfig {
     /// Validates the flags; of the file system, looks only at where `--html` and `--metrics` go.
-    pub fn from_args(a: &ReportArgs) -> Result<ReportConfig, ConfigError> {
+    pub(crate) fn from_args(a: &ReportArgs) -> Result<ReportConfig, ConfigError> {
         let dur = |flag: &'static str, v: &str| {
             parse_threshold(v).map_err(|reason| ConfigError::Flag { flag, reason })
         };
@@ -350,7 +351,7 @@ pub fn trend_of(path: &Path, thresholds: &Thresholds) -> Result<Vec<TrendPoint>,
 
 impl Report {
     /// The warning naming the part files a manifest made the report ignore, if any.
-    pub fn ignored_note(&self) -> Option<String> {
+    pub(crate) fn ignored_note(&self) -> Option<String> {
         crate::dataset::ignored_note(&self.ignored)
     }
 
@@ -371,7 +372,7 @@ impl Report {
 
     /// `17 of 10,000 pairs committed`, or `17 pairs committed` when the total is not known; `None`
     /// for a complete audit.
-    pub fn committed_text(&self) -> Option<String> {
+    pub(crate) fn committed_text(&self) -> Option<String> {
         let i = self.incomplete?;
         let committed = render::thousands(i.committed);
         Some(match i.expected {
@@ -381,7 +382,7 @@ impl Report {
     }
 
     /// The warning an incomplete audit's report starts with: what it holds, and how to finish it.
-    pub fn incomplete_text(&self) -> Option<String> {
+    pub(crate) fn incomplete_text(&self) -> Option<String> {
         let what = self.committed_text()?;
         let unknown = self.incomplete.is_some_and(|i| i.expected.is_none());
         let discovery = if unknown {
@@ -432,7 +433,7 @@ impl Report {
     /// The terminal text: the class definitions with their thresholds, one table per job (total, every
     /// status, every class), a table over all jobs when there are several, and the oldest `top` stuck
     /// or timed-out pairs with their ages. `colour` adds ANSI colour (only for a terminal).
-    pub fn render_terminal_with(&self, top: usize, colour: bool) -> String {
+    pub(crate) fn render_terminal_with(&self, top: usize, colour: bool) -> String {
         render::terminal(self, top, colour)
     }
 
@@ -448,7 +449,7 @@ impl Report {
 
     /// A self-contained HTML page (inline CSS and SVG, nothing fetched) with per-job status bars, the
     /// age histogram of stuck executions and the tables.
-    pub fn render_html(&self) -> String {
+    pub(crate) fn render_html(&self) -> String {
         html::page(self)
     }
 }
@@ -460,7 +461,7 @@ pub fn report_path(path: &Path, thresholds: &Thresholds) -> Result<Report, Repor
 }
 
 /// [`report_path`], with what changed since `baseline`: `(where it was read, as it is named)`.
-pub fn report_path_since(
+pub(crate) fn report_path_since(
     path: &Path,
     thresholds: &Thresholds,
     baseline: Option<(&Path, &Path)>,
@@ -495,20 +496,9 @@ pub fn report_path_since(
     Ok(report)
 }
 
-/// Reads a dataset in an object store (`s3://bucket/prefix/`): its committed files are fetched into a
-/// temporary directory (the manifest's parts; without a manifest, every part file), then reported on
-/// as [`report_path`] does, under the URL's name.
-pub async fn report_url(
-    url: &str,
-    client: &crate::aws::client::ClientSettings,
-    thresholds: &Thresholds,
-) -> Result<Report, ReportError> {
-    report_since(Path::new(url), None, client, thresholds, false).await
-}
-
 /// The report of the dataset at `path` (local, or `s3://`: fetched), with what changed since
 /// `baseline` (local or `s3://`) when one is given.
-pub async fn report_since(
+pub(crate) async fn report_since(
     path: &Path,
     baseline: Option<&Path>,
     client: &crate::aws::client::ClientSettings,

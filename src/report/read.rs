@@ -16,7 +16,7 @@ use super::{Execution, ReportError};
 use crate::dataset::{data_files, read_file_in, DataFiles};
 
 /// The columns the report needs.
-pub const NEEDED: [&str; 8] = [
+pub(crate) const NEEDED: [&str; 8] = [
     "job_id",
     "thing_name",
     "outcome",
@@ -29,7 +29,7 @@ pub const NEEDED: [&str; 8] = [
 
 /// Calls `f` for every row of the dataset at `path`; returns the files it read (and those a manifest
 /// made it ignore).
-pub fn for_each_execution(
+pub(crate) fn for_each_execution(
     path: &Path,
     batch_rows: usize,
     mut f: impl FnMut(&Execution<'_>),
@@ -40,7 +40,7 @@ pub fn for_each_execution(
 }
 
 /// Calls `f` for every row of `files` of the dataset at `root`.
-pub fn for_each_in(
+pub(crate) fn for_each_in(
     root: &Path,
     files: &[std::path::PathBuf],
     batch_rows: usize,

@@ -14,16 +14,16 @@ use super::Report;
 
 const DAY_MS: i64 = 86_400_000;
 
-pub use crate::time::iso_utc;
+pub(crate) use crate::time::iso_utc;
 
 /// An age in two units: `61d 4h`, `5h 12m`, `12m 5s`, `45s`.
-pub fn age_text(ms: i64) -> String {
+pub(crate) fn age_text(ms: i64) -> String {
     crate::time::span_text((ms.max(0) / 1000) as u64)
 }
 
 /// A threshold in the largest unit that states it exactly: `24h`, `90m`, `30s`, `1500ms`, `14d`
 /// (days only from two days on).
-pub fn duration_text(ms: i64) -> String {
+pub(crate) fn duration_text(ms: i64) -> String {
     for (unit, size) in [("d", DAY_MS), ("h", 3_600_000), ("m", 60_000), ("s", 1000)] {
         // `24h` and `36h` read better than `1d` and `1.5d`; days from two on.
         if ms % size == 0 && (unit != "d" || ms >= 2 * DAY_MS) {
@@ -36,7 +36,7 @@ pub fn duration_text(ms: i64) -> String {
 pub use crate::audit::summary::thousands;
 
 /// One line per class: its name, its rule with the threshold, and the flag that sets it.
-pub fn class_rules(r: &Report) -> [(Class, String, Option<&'static str>); 6] {
+pub(crate) fn class_rules(r: &Report) -> [(Class, String, Option<&'static str>); 6] {
     let t = &r.thresholds;
     [
         (

@@ -158,7 +158,7 @@ pub fn html(o: &mut String, c: &Changes, esc: fn(&str) -> String) {
 }
 
 /// Renders the changes and the trend into a whole report's JSON, when it has them.
-pub fn attach_json(doc: &mut Value, r: &Report) {
+pub(crate) fn attach_json(doc: &mut Value, r: &Report) {
     if let Some(c) = &r.changes {
         doc["changes"] = json(c);
     }
@@ -188,7 +188,7 @@ fn label(p: &TrendPoint) -> String {
 }
 
 /// The terminal table of the trend.
-pub fn trend_terminal(out: &mut String, t: &[TrendPoint]) {
+pub(crate) fn trend_terminal(out: &mut String, t: &[TrendPoint]) {
     let _ = writeln!(out);
     let _ = writeln!(out, "audits, oldest first:");
     let w = t.iter().map(|p| label(p).len()).max().unwrap_or(0).max(5);
@@ -220,7 +220,7 @@ fn label_width(text: &str, size: f64) -> f64 {
 }
 
 /// The HTML section of the trend: a line chart of the stuck and timed-out counts per audit.
-pub fn trend_html(o: &mut String, t: &[TrendPoint], esc: fn(&str) -> String) {
+pub(crate) fn trend_html(o: &mut String, t: &[TrendPoint], esc: fn(&str) -> String) {
     const W: f64 = 640.0;
     const H: f64 = 200.0;
     let lines = [

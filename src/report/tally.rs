@@ -11,7 +11,7 @@ use super::classify::{aged_since, classify, Class, Counts, Execution};
 use super::{Report, Thresholds};
 
 /// AWS's job execution statuses in lifecycle order; the report lists them first, then any other value.
-pub use crate::input::names::JOB_EXECUTION_STATUSES as AWS_STATUSES;
+pub(crate) use crate::input::names::JOB_EXECUTION_STATUSES as AWS_STATUSES;
 
 /// One of the oldest stuck or timed-out pairs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,7 +107,7 @@ impl Oldest {
 }
 
 /// Lower bounds of the age histogram's buckets, in seconds, with their labels; the last is open-ended.
-pub const AGE_BUCKETS: [(i64, &str); 11] = [
+pub(crate) const AGE_BUCKETS: [(i64, &str); 11] = [
     (0, "< 1h"),
     (3_600, "1–3h"),
     (3 * 3_600, "3–6h"),
@@ -162,7 +162,7 @@ pub struct JobReport {
 
 /// Accumulates rows into a [`Report`]; feed it with [`Analyzer::add`], then call [`Analyzer::finish`].
 #[derive(Debug, Clone)]
-pub struct Analyzer {
+pub(crate) struct Analyzer {
     thresholds: Thresholds,
     totals: Counts,
     jobs: BTreeMap<String, (Counts, Oldest)>,
@@ -187,7 +187,7 @@ impl Analyzer {
     }
 
     /// The targets the dataset's manifest names as not audited, for the report's targets table.
-    pub fn set_failed_targets(&mut self, failed: Vec<crate::dataset::FailedTarget>) {
+    pub(crate) fn set_failed_targets(&mut self, failed: Vec<crate::dataset::FailedTarget>) {
         self.failed_targets = failed;
     }
 

@@ -27,7 +27,7 @@ pub struct TargetReport {
 
 /// Per-target counts, keyed by (account, region) of the rows.
 #[derive(Debug, Clone, Default)]
-pub struct TargetTally {
+pub(crate) struct TargetTally {
     by_origin: BTreeMap<(String, String), Counts>,
 }
 

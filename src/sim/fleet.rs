@@ -15,14 +15,14 @@ mod history;
 mod lifecycle;
 
 /// AWS's own spelling of the job execution statuses.
-pub use crate::input::names::JOB_EXECUTION_STATUSES as STATUSES;
+pub(crate) use crate::input::names::JOB_EXECUTION_STATUSES as STATUSES;
 
 /// A status value AWS does not send today; the fleet reports it for a configurable share of executions
 /// so that clients can be tested against a value added later.
-pub const FUTURE_STATUS: &str = "PAUSED";
+pub(crate) const FUTURE_STATUS: &str = "PAUSED";
 
 /// Account id in every ARN the simulator makes.
-pub const ACCOUNT_ID: &str = "123456789012";
+pub(crate) const ACCOUNT_ID: &str = "123456789012";
 
 const MINUTE_MS: u64 = 60_000;
 const HOUR_MS: u64 = 60 * MINUTE_MS;
@@ -109,7 +109,7 @@ impl Execution {
 
 /// Per-job counts by status, as DescribeJob's jobProcessDetails reports them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StatusCounts {
+pub(crate) struct StatusCounts {
     /// Indexed like [`STATUSES`]; executions in [`FUTURE_STATUS`] are not counted by AWS's fields.
     pub by_status: [u64; 8],
 }
@@ -234,7 +234,7 @@ impl Fleet {
         )
     }
 
-    pub fn job_arn(&self, j: u32) -> String {
+    pub(crate) fn job_arn(&self, j: u32) -> String {
         format!(
             "arn:aws:iot:{}:{ACCOUNT_ID}:job/{}",
             self.spec.region, self.jobs[j as usize].id
@@ -380,7 +380,7 @@ impl Fleet {
     }
 
     /// Counts of job `j`'s executions by status (computed once, then cached).
-    pub fn status_counts(&self, j: u32) -> &StatusCounts {
+    pub(crate) fn status_counts(&self, j: u32) -> &StatusCounts {
         self.counts[j as usize].get_or_init(|| {
             let mut c = StatusCounts::default();
             for i in 0..self.spec.things {
@@ -395,7 +395,7 @@ impl Fleet {
     }
 
     /// Timestamp of the job's last update: the latest execution update, bounded by now.
-    pub fn job_last_updated_ms(&self, j: u32) -> u64 {
+    pub(crate) fn job_last_updated_ms(&self, j: u32) -> u64 {
         let job = &self.jobs[j as usize];
         (job.created_at_ms + DAY_MS).min(self.spec.now_ms)
     }

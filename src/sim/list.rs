@@ -225,7 +225,7 @@ mod token {
         format!("{:016x}{:08x}", pos ^ KEY, check(pos, scope))
     }
 
-    pub fn decode(t: &str, scope: u64) -> Option<u64> {
+    pub(crate) fn decode(t: &str, scope: u64) -> Option<u64> {
         if t.len() != 24 {
             return None;
         }

@@ -20,7 +20,7 @@ use super::fleet::ACCOUNT_ID;
 
 /// The regions every simulated account has, with their opt-in status (sorted by name, as AWS lists
 /// them).
-pub const REGIONS: [(&str, &str); 6] = [
+pub(crate) const REGIONS: [(&str, &str); 6] = [
     ("af-south-1", "DISABLED"),
     ("ap-southeast-2", "ENABLED_BY_DEFAULT"),
     ("eu-west-1", "ENABLED_BY_DEFAULT"),
@@ -52,7 +52,7 @@ pub struct OrgAccount {
 
 /// An answer of the Organizations or Account API: HTTP status, error type (`x-amzn-ErrorType`, for
 /// an error) and JSON body.
-pub struct JsonAnswer {
+pub(crate) struct JsonAnswer {
     pub status: u16,
     pub error_type: Option<&'static str>,
     pub body: String,
@@ -107,7 +107,7 @@ impl OrgSpec {
 
 /// Whether `region` is one of the simulated opt-in regions that is not enabled (with an organization
 /// only: a simulator without one serves every region).
-pub fn is_disabled_region(org: &OrgSpec, region: &str) -> bool {
+pub(crate) fn is_disabled_region(org: &OrgSpec, region: &str) -> bool {
     org.accounts > 0
         && REGIONS
             .iter()
@@ -129,7 +129,7 @@ fn json_error(status: u16, kind: &'static str, message: &str, awsjson: bool) -> 
 }
 
 /// ListAccounts, for a caller whose credentials stand for `caller` (an account id).
-pub fn list_accounts(org: &OrgSpec, caller: &str, body: &str) -> JsonAnswer {
+pub(crate) fn list_accounts(org: &OrgSpec, caller: &str, body: &str) -> JsonAnswer {
     if org.accounts == 0 {
         return json_error(
             400,
@@ -198,7 +198,7 @@ pub fn list_accounts(org: &OrgSpec, caller: &str, body: &str) -> JsonAnswer {
 }
 
 /// ListRegions, for a caller whose credentials stand for `caller`.
-pub fn list_regions(org: &OrgSpec, caller: &str, body: &str) -> JsonAnswer {
+pub(crate) fn list_regions(org: &OrgSpec, caller: &str, body: &str) -> JsonAnswer {
     let req: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
     if let Some(account) = req["AccountId"].as_str() {
         if account == caller {

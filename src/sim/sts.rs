@@ -15,7 +15,7 @@ use super::org::OrgSpec;
 const NS: &str = "https://sts.amazonaws.com/doc/2011-06-15/";
 
 /// An STS answer: HTTP status and XML body.
-pub struct StsAnswer {
+pub(crate) struct StsAnswer {
     pub status: u16,
     pub body: String,
 }
@@ -69,7 +69,7 @@ fn error(status: u16, code: &str, message: &str, request_id: &str) -> StsAnswer 
 }
 
 /// The account a request's `Authorization` header stands for.
-pub fn caller_account(auth: &str) -> &str {
+pub(crate) fn caller_account(auth: &str) -> &str {
     account_of_key(access_key_of(auth))
 }
 

@@ -33,7 +33,7 @@ fn push_int(out: &mut Vec<u8>, v: impl itoa::Integer) {
 }
 
 /// Appends epoch milliseconds as epoch seconds with three decimals (`1560787023.636`).
-pub fn push_ts(out: &mut Vec<u8>, ms: u64) {
+pub(crate) fn push_ts(out: &mut Vec<u8>, ms: u64) {
     push_int(out, ms / 1000);
     out.push(b'.');
     let frac = ms % 1000;
@@ -52,7 +52,7 @@ fn key(out: &mut Vec<u8>, first: &mut bool, k: &str) {
 }
 
 /// `{"execution": {...}}`: DescribeJobExecution's answer.
-pub fn describe_execution(out: &mut Vec<u8>, fleet: &Fleet, e: &Execution) {
+pub(crate) fn describe_execution(out: &mut Vec<u8>, fleet: &Fleet, e: &Execution) {
     let job = &fleet.jobs()[e.job_index as usize];
     out.extend_from_slice(b"{\"execution\":{");
     let mut first = true;
@@ -107,7 +107,7 @@ fn times_and_number(out: &mut Vec<u8>, first: &mut bool, e: &Execution) {
 }
 
 /// A JobExecutionSummary object (status, timestamps, executionNumber, retryAttempt).
-pub fn execution_summary(out: &mut Vec<u8>, e: &Execution) {
+pub(crate) fn execution_summary(out: &mut Vec<u8>, e: &Execution) {
     out.push(b'{');
     let mut first = true;
     key(out, &mut first, "status");
@@ -119,7 +119,7 @@ pub fn execution_summary(out: &mut Vec<u8>, e: &Execution) {
 }
 
 /// Appends `,"nextToken":"..."` when there is a next page, then closes the object.
-pub fn close_page(out: &mut Vec<u8>, next_token: Option<&str>) {
+pub(crate) fn close_page(out: &mut Vec<u8>, next_token: Option<&str>) {
     if let Some(t) = next_token {
         out.extend_from_slice(b",\"nextToken\":");
         push_str(out, t);
@@ -128,7 +128,7 @@ pub fn close_page(out: &mut Vec<u8>, next_token: Option<&str>) {
 }
 
 /// A JobSummary object for ListJobs.
-pub fn job_summary(out: &mut Vec<u8>, fleet: &Fleet, j: u32) {
+pub(crate) fn job_summary(out: &mut Vec<u8>, fleet: &Fleet, j: u32) {
     let job = &fleet.jobs()[j as usize];
     out.push(b'{');
     let mut first = true;
@@ -154,7 +154,7 @@ pub fn job_summary(out: &mut Vec<u8>, fleet: &Fleet, j: u32) {
 }
 
 /// `{"job": {...}}`: DescribeJob's answer, with jobProcessDetails counts.
-pub fn describe_job(out: &mut Vec<u8>, fleet: &Fleet, j: u32) {
+pub(crate) fn describe_job(out: &mut Vec<u8>, fleet: &Fleet, j: u32) {
     let job = &fleet.jobs()[j as usize];
     let counts = fleet.status_counts(j);
     let n = |s: &str| counts.by_status[STATUSES.iter().position(|x| *x == s).unwrap_or(0)];
@@ -211,7 +211,7 @@ pub fn describe_job(out: &mut Vec<u8>, fleet: &Fleet, j: u32) {
 }
 
 /// `{"message": "..."}`: the body of every AWS error.
-pub fn error_body(message: &str) -> Vec<u8> {
+pub(crate) fn error_body(message: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 16);
     out.extend_from_slice(b"{\"message\":");
     push_str(&mut out, message);

@@ -20,7 +20,7 @@ pub enum DescribeMode {
 }
 
 impl DescribeMode {
-    pub fn wants(self, status: Option<&str>) -> bool {
+    pub(crate) fn wants(self, status: Option<&str>) -> bool {
         match self {
             DescribeMode::All => true,
             DescribeMode::None => false,

@@ -18,7 +18,8 @@ use crate::time::parse_span;
 
 pub use discover::{DescribeMode, DiscoverSpec, Scope};
 pub(crate) use output::check_no_planted_link;
-pub use output::{check_file_destination, check_output, output_of, OutputSettings};
+pub use output::OutputSettings;
+pub(crate) use output::{check_file_destination, check_output};
 pub use targets::TargetSettings;
 
 /// A flag value or an output location that cannot work.
@@ -127,7 +128,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 impl RunConfig {
     /// Validates the flags, part by part, then what holds across parts. Touches the file system
     /// only to look at the output location and the folders of the files written at the end.
-    pub fn from_args(a: &RunArgs) -> Result<RunConfig, ConfigError> {
+    pub(crate) fn from_args(a: &RunArgs) -> Result<RunConfig, ConfigError> {
         let input = if a.discover {
             Input::Discover(discover::discover_spec(a)?)
         } else {

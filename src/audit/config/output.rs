@@ -80,14 +80,17 @@ impl OutputSettings {
     }
 
     /// The partition keys by name, as a manifest records them.
-    pub fn partition_names(&self) -> Vec<String> {
+    pub(crate) fn partition_names(&self) -> Vec<String> {
         self.partition_by.iter().map(|k| k.name().into()).collect()
     }
 }
 
 /// Where the output goes and in what format, from `--out` and `--format`: a file, a local directory,
 /// or a directory in an object store (`s3://bucket/prefix/`; `file://PATH` is the local PATH).
-pub fn output_of(out: &Path, format: Option<FormatArg>) -> Result<(Layout, Format), ConfigError> {
+pub(crate) fn output_of(
+    out: &Path,
+    format: Option<FormatArg>,
+) -> Result<(Layout, Format), ConfigError> {
     let text = out.to_string_lossy();
     if let Some(local) = text.strip_prefix("file://") {
         return output_of(Path::new(local), format);
@@ -224,7 +227,7 @@ pub(super) fn writable_location(dir: &Path) -> Result<(), String> {
 /// Checks, before any call, that a file a flag names (`--metrics FILE`, `--summary-json FILE`) can be
 /// written when the run ends: its folder exists and takes a new file, and it is not a folder. Found
 /// after an audit, a typo would cost the whole audit's figures.
-pub fn check_file_destination(name: &'static str, path: &Path) -> Result<(), ConfigError> {
+pub(crate) fn check_file_destination(name: &'static str, path: &Path) -> Result<(), ConfigError> {
     let bad = |reason: String| flag(name, reason);
     if path.is_dir() {
         return Err(bad(format!(
@@ -247,7 +250,7 @@ pub fn check_file_destination(name: &'static str, path: &Path) -> Result<(), Con
 }
 
 /// Refuses existing output without `overwrite`, and a location that cannot hold the output.
-pub fn check_output(layout: &Layout, overwrite: bool) -> Result<(), ConfigError> {
+pub(crate) fn check_output(layout: &Layout, overwrite: bool) -> Result<(), ConfigError> {
     let out = |reason: String| ConfigError::Output {
         path: layout.path().to_path_buf(),
         reason,

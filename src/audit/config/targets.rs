@@ -39,7 +39,7 @@ impl TargetSettings {
     }
 
     /// Whether the run has one target (one account and region), as the flags name it.
-    pub fn is_one(&self) -> bool {
+    pub(crate) fn is_one(&self) -> bool {
         let t = &self.flags;
         t.org.is_none()
             && !t.all_regions

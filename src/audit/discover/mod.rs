@@ -34,7 +34,7 @@ use crate::input::identity::{InputIdentity, Listed, Source as InputSource};
 use crate::input::{prepare_names, InputError, ListKind, Names};
 use crate::time::now_ms;
 
-pub use targets::run_discover_targets;
+pub(crate) use targets::run_discover_targets;
 
 /// One limiter per list API, as AWS gives each its own quota.
 struct ListLimiters {

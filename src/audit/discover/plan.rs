@@ -13,7 +13,7 @@ use super::Ctx;
 
 /// The plan printed before calls begin.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Jobs or things to list.
     pub units: u64,
     pub unit_name: &'static str,
@@ -28,7 +28,7 @@ pub struct Plan {
 
 impl Plan {
     /// The plan as printed.
-    pub fn render(&self, spec: &DiscoverSpec, rps: Option<f64>) -> String {
+    pub(crate) fn render(&self, spec: &DiscoverSpec, rps: Option<f64>) -> String {
         let eta = |n: u64, r: Option<f64>| r.map(|r| n as f64 / r).unwrap_or(0.0);
         let secs = eta(self.list_calls, spec.list_rps).max(eta(self.describes.unwrap_or(0), rps));
         format!(
@@ -51,7 +51,7 @@ impl Plan {
 
 /// The plan's line about the baseline: what it holds and the describes it can save (its rows of
 /// active executions: those still unchanged when listed are carried, not described).
-pub fn baseline_line(b: &crate::audit::baseline::Baseline, plan: &Plan) -> String {
+pub(crate) fn baseline_line(b: &crate::audit::baseline::Baseline, plan: &Plan) -> String {
     let saved = plan.describes.map_or(b.active, |d| d.min(b.active));
     format!(
         "baseline: {} ({} rows, run {}): executions unchanged since are carried; up to {} of the describes saved",

@@ -50,7 +50,7 @@ struct Shared<'a> {
 }
 
 /// Runs a discovery over its targets; `names` is what [`super::prepare_scope`] returned.
-pub async fn run_discover_targets<C: FleetClient + FleetLister>(
+pub(crate) async fn run_discover_targets<C: FleetClient + FleetLister>(
     cfg: RunConfig,
     out: RunOutput,
     spec: DiscoverSpec,

@@ -11,7 +11,7 @@ use super::{CallError, ExecutionRecord, FleetClient};
 
 /// Executions by (thing, job); every other pair is ResourceNotFound, as AWS answers.
 #[derive(Debug)]
-pub struct FakeFleet {
+pub(crate) struct FakeFleet {
     executions: BTreeMap<(String, String), ExecutionRecord>,
     calls: AtomicU64,
     page: usize,

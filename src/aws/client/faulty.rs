@@ -10,7 +10,7 @@ use super::{CallError, ExecutionRecord, FleetClient};
 
 /// What a failed attempt answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
+pub(crate) enum Fault {
     /// ThrottlingException, HTTP 400 with `x-amzn-ErrorType` as IoT sends it.
     Throttle,
     /// InternalFailureException, HTTP 500.
@@ -38,7 +38,7 @@ impl Fault {
 /// `latency` (on tokio's clock) before it answers, and with a quota, an attempt that finds the quota's
 /// bucket empty is throttled.
 #[derive(Debug)]
-pub struct Faulty<C> {
+pub(crate) struct Faulty<C> {
     inner: C,
     fault: Fault,
     failures: u32,
@@ -111,7 +111,7 @@ impl<C> Faulty<C> {
     }
 
     /// The wrapped client.
-    pub fn inner(&self) -> &C {
+    pub(crate) fn inner(&self) -> &C {
         &self.inner
     }
 

@@ -23,7 +23,7 @@ pub struct ExecutionSummary {
 
 /// One listed execution: the pair it belongs to and its summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListedExecution {
+pub(crate) struct ListedExecution {
     pub thing_name: String,
     pub job_id: String,
     /// Only ListJobExecutionsForJob reports it.
@@ -33,14 +33,14 @@ pub struct ListedExecution {
 
 /// One page of a listing.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Page<T> {
+pub(crate) struct Page<T> {
     pub items: Vec<T>,
     pub next_token: Option<String>,
 }
 
 /// A job's execution counts by status, from DescribeJob's jobProcessDetails.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct JobCounts {
+pub(crate) struct JobCounts {
     pub queued: u64,
     pub in_progress: u64,
     /// All executions the job reports, every status.
@@ -48,10 +48,10 @@ pub struct JobCounts {
 }
 
 /// Largest page the list operations allow.
-pub const MAX_PAGE: i32 = 250;
+pub(crate) const MAX_PAGE: i32 = 250;
 
 /// The list operations, one request per call.
-pub trait FleetLister: Send + Sync + 'static {
+pub(crate) trait FleetLister: Send + Sync + 'static {
     fn list_jobs(
         &self,
         status: Option<&str>,
@@ -93,7 +93,7 @@ fn summary(s: Option<&JobExecutionSummary>) -> ExecutionSummary {
 }
 
 /// The thing name at the end of a thing ARN (`arn:aws:iot:REGION:ACCOUNT:thing/NAME`).
-pub fn thing_name_of_arn(arn: &str) -> Option<&str> {
+pub(crate) fn thing_name_of_arn(arn: &str) -> Option<&str> {
     arn.rsplit_once(":thing/")
         .map(|(_, n)| n)
         .filter(|n| !n.is_empty())

@@ -25,9 +25,8 @@ pub(crate) mod fake;
 pub(crate) mod faulty;
 mod list;
 pub(crate) mod org;
-pub use list::{
-    thing_name_of_arn, ExecutionSummary, FleetLister, JobCounts, ListedExecution, Page, MAX_PAGE,
-};
+pub use list::ExecutionSummary;
+pub(crate) use list::{FleetLister, JobCounts, ListedExecution, Page, MAX_PAGE};
 
 /// One job execution as DescribeJobExecution reported it; absent fields are `None`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -92,7 +91,7 @@ impl CallError {
 
     /// What a person does about an error that every call would meet (credentials, permissions),
     /// by its code: `; ` and the next step (empty for any other error).
-    pub fn next_step(&self) -> &'static str {
+    pub(crate) fn next_step(&self) -> &'static str {
         match self.code() {
         "ExpiredTokenException" | "ExpiredToken" => {
             "; the credentials have expired: refresh them (aws sso login, a new session token or \
@@ -129,7 +128,7 @@ impl CallError {
 }
 
 /// One DescribeJobExecution attempt. Implementations make exactly one request per call and never retry.
-pub trait FleetClient: Send + Sync + 'static {
+pub(crate) trait FleetClient: Send + Sync + 'static {
     fn describe_job_execution(
         &self,
         thing_name: &str,
@@ -178,13 +177,13 @@ pub enum SetupError {
 }
 
 /// The call timeout of SDK configuration built without one (`--call-timeout`'s default).
-pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The SDK's timeouts for calls of at most `call` each: connecting (at most `connect`), every read of
 /// an answer, an attempt and the whole operation (one attempt: the SDK does not retry). A set-up call
 /// made before the engine's own timeout applies (STS GetCallerIdentity, AssumeRole) ends within them
 /// even against an endpoint that accepts connections and never answers.
-pub fn call_timeouts(call: Duration, connect: Option<Duration>) -> TimeoutConfig {
+pub(crate) fn call_timeouts(call: Duration, connect: Option<Duration>) -> TimeoutConfig {
     TimeoutConfig::builder()
         .connect_timeout(connect.unwrap_or(Duration::from_secs(5)).min(call))
         .read_timeout(call)
@@ -195,7 +194,7 @@ pub fn call_timeouts(call: Duration, connect: Option<Duration>) -> TimeoutConfig
 
 /// `t` for a client with the SDK's retries (Organizations, Account): each attempt as in `t`, the
 /// whole operation `attempts` of them and the standard backoff between (at most 20 s each).
-pub fn retried_timeouts(t: &TimeoutConfig, attempts: u32) -> TimeoutConfig {
+pub(crate) fn retried_timeouts(t: &TimeoutConfig, attempts: u32) -> TimeoutConfig {
     let attempt = t
         .operation_attempt_timeout()
         .unwrap_or(DEFAULT_CALL_TIMEOUT);
@@ -240,7 +239,7 @@ pub async fn load_sdk_config(s: &ClientSettings) -> SdkConfig {
 /// `base` with the credentials of `role`, assumed through STS with `base`'s credentials, region and
 /// endpoint (an emulator's STS when an endpoint is given). The SDK's identity cache calls AssumeRole
 /// when first needed and again before the credentials expire.
-pub async fn assume_role(base: SdkConfig, role: &str) -> SdkConfig {
+pub(crate) async fn assume_role(base: SdkConfig, role: &str) -> SdkConfig {
     let provider = aws_config::sts::AssumeRoleProvider::builder(role)
         .configure(&base)
         .session_name("fleet-audit")
@@ -274,7 +273,7 @@ fn role_refusal(e: &(dyn std::error::Error + 'static)) -> Option<String> {
 /// which only STS can give), when STS cannot be reached; otherwise an unreachable STS gives
 /// `Ok(None)` and the run goes on without an account id. A refusal to assume `role` is
 /// [`SetupError::RoleRefused`], in STS's own words.
-pub async fn caller_account(
+pub(crate) async fn caller_account(
     config: &SdkConfig,
     role: Option<&str>,
 ) -> Result<Option<String>, SetupError> {
@@ -303,13 +302,13 @@ pub async fn caller_account(
 }
 
 /// The account id in an ARN (`arn:aws:iam::123456789012:role/name` -> `123456789012`).
-pub fn account_of_arn(arn: &str) -> Option<&str> {
+pub(crate) fn account_of_arn(arn: &str) -> Option<&str> {
     let account = arn.split(':').nth(4)?;
     (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
 /// Checks that a region is set and that credentials resolve, before any IoT call is made.
-pub async fn preflight(config: &SdkConfig) -> Result<(), SetupError> {
+pub(crate) async fn preflight(config: &SdkConfig) -> Result<(), SetupError> {
     if config.region().is_none() {
         return Err(SetupError::NoRegion);
     }
@@ -325,7 +324,7 @@ pub async fn preflight(config: &SdkConfig) -> Result<(), SetupError> {
 
 /// The real client: `aws-sdk-iot` with signing, endpoint resolution and parsing, no SDK retries.
 #[derive(Clone, Debug)]
-pub struct IotClient {
+pub(crate) struct IotClient {
     client: aws_sdk_iot::Client,
 }
 
@@ -370,12 +369,12 @@ impl FleetClient for IotClient {
 /// AWS IoT sends epoch seconds with three decimals; the SDK parses them as a float, so
 /// `1763957089.373` arrives as `...089.372999999`. Truncating (as `DateTime::to_millis` does) would
 /// lose a millisecond; rounding recovers exactly what AWS sent.
-pub fn epoch_millis(d: &aws_smithy_types::DateTime) -> i64 {
+pub(crate) fn epoch_millis(d: &aws_smithy_types::DateTime) -> i64 {
     d.secs() * 1000 + ((f64::from(d.subsec_nanos()) / 1e6).round() as i64)
 }
 
 /// Converts the SDK's JobExecution into our record.
-pub fn record_from_sdk(e: JobExecution) -> ExecutionRecord {
+pub(crate) fn record_from_sdk(e: JobExecution) -> ExecutionRecord {
     let ms = |d: Option<aws_smithy_types::DateTime>| d.as_ref().map(epoch_millis);
     ExecutionRecord {
         job_id: e.job_id,
@@ -413,7 +412,7 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Maps any SDK operation error to a [`CallError`].
-pub fn classify_sdk_error<E, R>(err: SdkError<E, R>) -> CallError
+pub(crate) fn classify_sdk_error<E, R>(err: SdkError<E, R>) -> CallError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + HasStatus + Send + Sync + 'static,
@@ -467,7 +466,7 @@ where
 }
 
 /// Access to the HTTP status of a raw response, so that classification works for any operation.
-pub trait HasStatus {
+pub(crate) trait HasStatus {
     fn status_code(&self) -> u16;
 }
 

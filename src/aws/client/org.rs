@@ -45,7 +45,7 @@ fn timeouts(config: &SdkConfig) -> aws_config::timeout::TimeoutConfig {
 }
 
 /// Every account of the organization the credentials of `config` manage, in ListAccounts' order.
-pub async fn org_accounts(config: &SdkConfig) -> Result<Vec<OrgAccount>, OrgError> {
+pub(crate) async fn org_accounts(config: &SdkConfig) -> Result<Vec<OrgAccount>, OrgError> {
     use aws_sdk_organizations::types::{AccountState, AccountStatus};
     let conf = aws_sdk_organizations::config::Builder::from(config)
         .retry_config(retried())
@@ -76,7 +76,7 @@ pub async fn org_accounts(config: &SdkConfig) -> Result<Vec<OrgAccount>, OrgErro
 
 /// The regions enabled in `account` (ENABLED or ENABLED_BY_DEFAULT), sorted; `None` is the caller's
 /// own account (the management account must not name itself).
-pub async fn enabled_regions(
+pub(crate) async fn enabled_regions(
     config: &SdkConfig,
     account: Option<&str>,
     label: &str,

@@ -27,15 +27,15 @@ use arrow::datatypes::{DataType, Field, Schema};
 use crate::dataset::PartitionKey;
 
 /// The name of the table (Athena, Glue) or view (DuckDB).
-pub const TABLE: &str = "fleet_audit";
+pub(crate) const TABLE: &str = "fleet_audit";
 
 /// The location printed when none is given (Athena and Glue need an S3 prefix); no bucket can have this
 /// name (bucket names are lower case), so a table made from it cannot silently read the wrong data.
-pub const PLACEHOLDER_LOCATION: &str = "s3://YOUR-BUCKET/fleet-audit/";
+pub(crate) const PLACEHOLDER_LOCATION: &str = "s3://YOUR-BUCKET/fleet-audit/";
 
 /// A query engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
+pub(crate) enum Dialect {
     /// Athena `CREATE EXTERNAL TABLE` (Hive DDL).
     Athena,
     /// The `TableInput` JSON of `aws glue create-table`.
@@ -56,7 +56,7 @@ impl Dialect {
 
 /// Where the table's files are and how they are partitioned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TableSpec {
+pub(crate) struct TableSpec {
     /// An S3 prefix (Athena, Glue), or a directory or URL (DuckDB). `None`: [`PLACEHOLDER_LOCATION`]
     /// for Athena and Glue, the current directory for DuckDB.
     pub location: Option<String>,
@@ -66,7 +66,7 @@ pub struct TableSpec {
 
 /// Why a table definition cannot be made.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DdlError {
+pub(crate) enum DdlError {
     /// A column's Arrow type has no counterpart in the engine.
     #[error("column {column}: {dialect} has no type for Arrow {arrow}")]
     Unsupported {
@@ -94,7 +94,7 @@ pub enum DdlError {
 }
 
 /// The Arrow type as the schema table (docs/outputs.md) spells it (`utf8`, `timestamp[ms, UTC]`, `map<utf8, utf8>`).
-pub fn arrow_type_name(t: &DataType) -> String {
+pub(crate) fn arrow_type_name(t: &DataType) -> String {
     match t {
         DataType::Utf8 => "utf8".into(),
         DataType::LargeUtf8 => "large_utf8".into(),
@@ -143,7 +143,7 @@ fn map_kv(entries: &Field) -> Option<(&DataType, &DataType)> {
 }
 
 /// The schema as a table: column, Arrow type, nullable.
-pub fn schema_table(schema: &Schema) -> String {
+pub(crate) fn schema_table(schema: &Schema) -> String {
     let rows: Vec<(String, String, &str)> = schema
         .fields()
         .iter()

@@ -10,7 +10,11 @@ use super::{Manifest, PartEntry, ORDINAL_MASK};
 /// Whether `file` is the relative path of a part this tool writes: folders `key=value` with the keys
 /// of `partition_by` in order, then `part-….EXT`; every segment of ASCII letters, digits, `-`, `_`, `.`
 /// and `=`, never starting with `.` (so no `..`, no absolute path, no hidden file).
-pub fn check_part_name(file: &str, ext: &str, partition_by: &[String]) -> Result<(), String> {
+pub(crate) fn check_part_name(
+    file: &str,
+    ext: &str,
+    partition_by: &[String],
+) -> Result<(), String> {
     let segments: Vec<&str> = file.split('/').collect();
     let ok_segment = |s: &str| {
         !s.is_empty()

@@ -21,7 +21,7 @@ pub(super) struct LeaseState {
 /// before every write, so a run that lost the output, or could not renew it in time, stops writing.
 impl RemoteDir {
     /// Records that this run holds (or just renewed) a lease of `lease` on the output.
-    pub fn lease_renewed(&self, lease: Duration) {
+    pub(crate) fn lease_renewed(&self, lease: Duration) {
         let mut l = self.lease.lock().expect("lease lock");
         *l = Some(LeaseState {
             lease,
@@ -31,7 +31,7 @@ impl RemoteDir {
     }
 
     /// Records that another run took the output over.
-    pub fn lease_lost(&self) {
+    pub(crate) fn lease_lost(&self) {
         if let Some(s) = self.lease.lock().expect("lease lock").as_mut() {
             s.lost = true;
         }
@@ -60,7 +60,7 @@ impl RemoteDir {
 
     /// The store's clock now, epoch milliseconds: the modification time of a probe object put
     /// (and deleted) for the purpose, so that a lease is judged by the clock that stamped it.
-    pub async fn store_now_ms(&self) -> Result<i64, RemoteError> {
+    pub(crate) async fn store_now_ms(&self) -> Result<i64, RemoteError> {
         let probe = format!(".fleet-audit-probe-clock-{:08x}", rand::random::<u32>());
         let key = self.key(&probe);
         self.quick
