@@ -143,7 +143,12 @@ fn say_stopped(stop: &Stop, out: &Path, resumable: bool, summary: &Summary, quie
         // Its message says what to do: what was committed may hold rows of the changed
         // content, so no --resume accepts it.
         eprintln!("fleet-audit: {stop}");
-    } else if resumable && (summary.resumed > 0 || !summary.files.is_empty()) {
+    } else if resumable
+        && (summary.resumed > 0
+            || !summary.files.is_empty()
+            // A writer that failed reports no files, though it may have committed some.
+            || matches!(stop, Stop::WriterFailed { .. } | Stop::WriterGone))
+    {
         eprintln!(
             "fleet-audit: {said}; the rows committed so far are kept in {}: run the same command with --resume to finish",
             out.display()

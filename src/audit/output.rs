@@ -254,10 +254,16 @@ fn input_change(was: &InputIdentity, now: &InputIdentity) -> String {
     if changed.is_empty() {
         return format!("it was written from other inputs ({was}; this run: {now})");
     }
+    let files = changed.iter().any(|c| c.contains("file's content"));
     format!(
-        "{} differ{} from what it was written from (files are compared by their content, lines in order)",
+        "{} differ{} from what it was written from{}",
         changed.join(" and "),
-        if changed.len() == 1 { "s" } else { "" }
+        if changed.len() == 1 { "s" } else { "" },
+        if files {
+            " (files are compared by their content, lines in order)"
+        } else {
+            ""
+        }
     )
 }
 
@@ -508,12 +514,17 @@ async fn next_dated_audit(
              keeps one audit a date, in order (is this machine's clock, or --as-of, set back?)"
         )));
     }
-    let next = m.complete && m.date.as_deref() != Some(today.as_str());
-    if cfg.output.resume && !next {
+    let later = m.date.as_deref() != Some(today.as_str());
+    let next = m.complete && later;
+    // An earlier date's audit that committed nothing (its run stopped before its first part, at an
+    // endpoint that never answered, say) was never started: this run's audit takes its place, under
+    // this run's date, rather than filing today's rows under that date.
+    let unstarted = !m.complete && m.parts.is_empty() && later;
+    if cfg.output.resume && !next && !unstarted {
         // Finishes (or finds complete) today's audit, or an earlier incomplete one, as any resume.
         return Ok(None);
     }
-    if !next && !cfg.output.overwrite {
+    if !next && !unstarted && !cfg.output.overwrite {
         return Err(refuse(if m.complete {
             format!(
                 "already holds the audit of {date} (a --partition-by date output keeps one audit a \
@@ -529,7 +540,7 @@ async fn next_dated_audit(
         m.clone()
             .next_audit(identity.to_string(), total, today.clone())
     } else {
-        // --overwrite: the last audit is replaced, the earlier ones stay.
+        // --overwrite, or an audit never started: the last audit is replaced, the earlier ones stay.
         let mut f = Manifest::new(identity.to_string(), total, cfg.output.format.extension());
         f.partition_by = m.partition_by.clone();
         f.date = Some(today);
@@ -542,4 +553,39 @@ async fn next_dated_audit(
     target.store_manifest(&fresh).await?;
     remove_uncommitted(target, &fresh).await?;
     Ok(Some(fresh))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::input_change;
+    use crate::input::identity::InputIdentity;
+
+    /// A refused resume names what changed; the note on how files are compared comes only with a
+    /// file's content.
+    #[test]
+    fn a_changed_input_is_named_and_files_are_explained_only_when_one_changed() {
+        let id = InputIdentity::parse;
+        let flag = input_change(
+            &id("discover:list-jobs=*:execution-status=*:describe=active"),
+            &id("discover:list-jobs=*:execution-status=*:describe=all"),
+        );
+        assert_eq!(
+            flag,
+            "--describe (was active, now all) differs from what it was written from"
+        );
+        let file = input_change(
+            &id("lists:things=0000000000000001:jobs=0000000000000002"),
+            &id("lists:things=0000000000000001:jobs=0000000000000003"),
+        );
+        assert_eq!(
+            file,
+            "the --jobs file's content differs from what it was written from (files are compared \
+             by their content, lines in order)"
+        );
+        let kind = input_change(&id("pairs:01"), &id("lists:things=1:jobs=2"));
+        assert_eq!(
+            kind,
+            "it was written from a --pairs file; this run reads a --things and a --jobs list"
+        );
+    }
 }

@@ -182,6 +182,49 @@ async fn audits_a_day_apart_on_the_simulator_and_a_retry_that_keeps_the_metrics(
     assert!(err.contains("already complete"), "{err}");
 }
 
+/// A day whose run commits nothing (its endpoint never answers) leaves an audit never started; the
+/// next day's run takes its place under its own date, so no day's rows are filed under another's,
+/// and the earlier complete audit stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_day_that_committed_nothing_is_replaced_by_the_next_days_audit() {
+    let d = tempfile::tempdir().unwrap();
+    let now_s = NOW_MS / 1000;
+    let day1 = fleet(60, 2, 9);
+    let mut day3 = day1.clone();
+    day3.epoch_ms = Some(NOW_MS);
+    day3.now_ms = NOW_MS + 2 * DAY_S * 1000;
+    let sim1 = start(sim_config(day1)).await;
+    lists(&sim1, d.path());
+    let (code, err) = daily(d.path(), &sim1.endpoint_url(), now_s, "m1.prom").await;
+    assert_eq!(code, Some(0), "{err}");
+    drop(sim1);
+    let out = d.path().join("audit");
+    let first_day = utc_date(NOW_MS as i64);
+
+    // Day 2: nobody answers; nothing is committed.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
+    };
+    let (code, err) = daily(d.path(), &dead, now_s + DAY_S, "m2.prom").await;
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("nothing was committed"), "{err}");
+    let second_day = utc_date((NOW_MS + DAY_S * 1000) as i64);
+
+    // Day 3: its own audit, dated by its day; day 2 left no audit behind.
+    let sim3 = start(sim_config(day3)).await;
+    let (code, err) = daily(d.path(), &sim3.endpoint_url(), now_s + 2 * DAY_S, "m3.prom").await;
+    assert_eq!(code, Some(0), "{err}");
+    let third_day = utc_date((NOW_MS + 2 * DAY_S * 1000) as i64);
+    let m = Manifest::load(&out).unwrap().unwrap();
+    assert!(m.complete, "{err}");
+    assert_eq!(m.date.as_deref(), Some(third_day.as_str()), "{err}");
+    let earlier: Vec<Option<&str>> = m.earlier.iter().map(|e| e.date.as_deref()).collect();
+    assert_eq!(earlier, [Some(first_day.as_str())], "{err}");
+    assert!(out.join(format!("date={third_day}")).is_dir(), "{err}");
+    assert!(!out.join(format!("date={second_day}")).exists(), "{err}");
+}
+
 #[tokio::test]
 async fn as_of_is_refused_unless_the_endpoint_is_a_simulator() {
     let d = tempfile::tempdir().unwrap();

@@ -361,6 +361,53 @@ impl Drop for Mounted {
     }
 }
 
+/// The binary on a disk that fills up mid-run: parts were committed before it filled, so it says they
+/// are kept and that `--resume` finishes the audit, never that nothing was committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_says_what_was_committed_and_how_to_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    std::fs::create_dir(&mnt).unwrap();
+    let ok = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=160k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mounting a tmpfs needs root");
+    let _guard = Mounted(mnt.clone());
+    let server = start(sim_config(fleet(3_000, 3, 29))).await;
+    lists(&server, dir.path());
+    let args = [
+        "run",
+        "--things",
+        "things.txt",
+        "--jobs",
+        "jobs.txt",
+        "--out",
+        "small/ds",
+        "--part-rows",
+        "500",
+    ];
+    let child = spawn_against(dir.path(), &server.endpoint_url(), &args);
+    let (code, err) = wait_or_kill(child, Some(std::time::Duration::from_secs(120))).await;
+    assert_eq!(code, Some(1), "{err}");
+    let m = fleet_audit::dataset::Manifest::load(&mnt.join("ds"))
+        .unwrap()
+        .unwrap();
+    assert!(
+        !m.parts.is_empty(),
+        "parts were committed before the disk filled: {err}"
+    );
+    assert!(
+        err.contains("No space left on device")
+            && err.contains("the rows committed so far are kept in small/ds")
+            && err.contains("--resume"),
+        "{err}"
+    );
+    assert!(!err.contains("nothing was committed"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_run_and_committed_parts_stay_valid() {
     // A small tmpfs is a disk that fills up mid-run (the tests run as root here and in CI).
