@@ -361,12 +361,10 @@ impl Drop for Mounted {
     }
 }
 
-/// The binary on a disk that fills up mid-run: parts were committed before it filled, so it says they
-/// are kept and that `--resume` finishes the audit, never that nothing was committed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_full_disk_says_what_was_committed_and_how_to_finish() {
-    let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("small");
+/// A 160 KiB tmpfs at `dir/small`: a disk that fills up mid-run (the tests run as root here and in
+/// CI); unmounted when the guard is dropped.
+fn small_disk(dir: &std::path::Path) -> (std::path::PathBuf, Mounted) {
+    let mnt = dir.join("small");
     std::fs::create_dir(&mnt).unwrap();
     let ok = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=160k", "tmpfs"])
@@ -375,7 +373,15 @@ async fn a_full_disk_says_what_was_committed_and_how_to_finish() {
         .unwrap()
         .success();
     assert!(ok, "mounting a tmpfs needs root");
-    let _guard = Mounted(mnt.clone());
+    (mnt.clone(), Mounted(mnt))
+}
+
+/// The binary on a disk that fills up mid-run: parts were committed before it filled, so it says they
+/// are kept and that `--resume` finishes the audit, never that nothing was committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_says_what_was_committed_and_how_to_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mnt, _guard) = small_disk(dir.path());
     let server = start(sim_config(fleet(3_000, 3, 29))).await;
     lists(&server, dir.path());
     let args = [
@@ -410,18 +416,8 @@ async fn a_full_disk_says_what_was_committed_and_how_to_finish() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_run_and_committed_parts_stay_valid() {
-    // A small tmpfs is a disk that fills up mid-run (the tests run as root here and in CI).
     let dir = tempfile::tempdir().unwrap();
-    let mnt = dir.path().join("small");
-    std::fs::create_dir(&mnt).unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=160k", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "mounting a tmpfs needs root");
-    let _guard = Mounted(mnt.clone());
+    let (mnt, _guard) = small_disk(dir.path());
 
     let server = start(sim_config(fleet(3_000, 3, 29))).await;
     let (things, jobs) = lists(&server, dir.path());
