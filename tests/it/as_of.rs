@@ -202,10 +202,7 @@ async fn a_day_that_committed_nothing_is_replaced_by_the_next_days_audit() {
     let first_day = utc_date(NOW_MS as i64);
 
     // Day 2: nobody answers; nothing is committed.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
-    };
+    let dead = format!("http://127.0.0.1:{}", free_port());
     let (code, err) = daily(d.path(), &dead, now_s + DAY_S, "m2.prom").await;
     assert_eq!(code, Some(1), "{err}");
     assert!(err.contains("nothing was committed"), "{err}");

@@ -549,10 +549,7 @@ async fn a_warning_prints_once_and_plain_on_a_pipe() {
     let d = tempfile::tempdir().unwrap();
     lists(&server, d.path());
     // A port nobody listens on: the push fails, which is a warning, not a failed audit.
-    let dead = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
-    };
+    let dead = format!("http://127.0.0.1:{}", free_port());
     let url = server.endpoint_url();
     let o = plain_run(
         d.path(),

@@ -73,6 +73,13 @@ pub fn client_settings(endpoint: &str) -> ClientSettings {
     }
 }
 
+/// A loopback port nothing listens on (bound, then let go): an endpoint that refuses every
+/// connection, or a port for a server to take.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
 /// Run settings: no rate limit, fast backoff, everything else as the CLI defaults.
 pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
     let (layout, format) = match Format::from_path(out) {
@@ -497,10 +504,7 @@ impl Moto {
             "{} is missing: run scripts/venv.sh (it installs moto[server] from PyPI into .venv)",
             bin.display()
         );
-        let port = {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        };
+        let port = free_port();
         let child = std::process::Command::new(&bin)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(std::process::Stdio::null())

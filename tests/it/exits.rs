@@ -86,10 +86,7 @@ async fn a_complete_audit_with_error_rows_exits_4_and_holds_them() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn describe_exits_255_when_it_cannot_connect_and_130_on_ctrl_c() {
     let d = tempfile::tempdir().unwrap();
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://127.0.0.1:{}", l.local_addr().unwrap().port())
-    };
+    let closed = format!("http://127.0.0.1:{}", free_port());
     let describe = |url: &str| {
         let mut c = isolated_binary(d.path());
         c.args([

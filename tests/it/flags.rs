@@ -230,10 +230,7 @@ async fn an_unreachable_sts_leaves_the_account_unknown_and_the_audit_goes_on() {
     let d = tempfile::tempdir().unwrap();
     lists(&server, d.path());
     // A port nothing listens on: STS is refused at once.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let closed = free_port();
     let url = server.endpoint_url();
     // (--endpoint-url would serve STS too: the services' own variables keep them apart.)
     for (out, sts) in [

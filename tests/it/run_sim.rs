@@ -273,11 +273,7 @@ async fn rejected_credentials_stop_the_run_without_an_output() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_endpoint_stops_the_run() {
-    // Bind then drop a listener to get a port nobody listens on.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     let things = dir.path().join("t.txt");
     std::fs::write(
@@ -315,10 +311,7 @@ async fn an_unreachable_endpoint_stops_the_run() {
 /// no call was answered, and the summary says 0 answered calls/s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_endpoint_leaves_a_directory_output_as_it_was_found() {
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = free_port();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("t.txt"),

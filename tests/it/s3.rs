@@ -363,10 +363,7 @@ async fn bad_s3_outputs_are_refused_before_any_iot_call() {
         "{err}"
     );
     // An endpoint that nothing answers: refused in seconds, not after minutes of retries.
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let closed = free_port();
     let started = std::time::Instant::now();
     let mut c = tokio::process::Command::new(BIN);
     let a = args("s3://audit/x/", &[]);
@@ -817,10 +814,7 @@ async fn an_unreachable_s3_output_names_the_retries_of_the_check() {
     let dir = tempfile::tempdir().unwrap();
     let (things, jobs) = lists(&server, dir.path());
     let (things, jobs) = (things.to_string_lossy(), jobs.to_string_lossy());
-    let closed = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let closed = free_port();
     let a = run_argv(&things, &jobs, &server.endpoint_url(), "s3://audit/x/", &[]);
     let mut c = tokio::process::Command::new(BIN);
     c.args(&a)

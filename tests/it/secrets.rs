@@ -9,12 +9,6 @@ use crate::common::*;
 
 const PASSWORD: &str = "hunter2-url-password";
 
-/// A port nothing listens on.
-fn dead_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
-}
-
 /// Runs the binary in `cwd` with debug logs, test credentials and `env`: exit code and everything it
 /// printed (stdout, stderr, and the summary JSON when one was written).
 async fn run(cwd: &Path, args: &[&str], env: &[(&str, String)]) -> (Option<i32>, String) {
@@ -68,7 +62,7 @@ async fn passwords_in_urls_are_never_printed() {
     let lists_args = ["--things", "things.txt", "--jobs", "jobs.txt"];
 
     // A Pushgateway that cannot be reached: a warning that names it, without the password.
-    let push = format!("http://admin:{PASSWORD}@127.0.0.1:{}/", dead_port());
+    let push = format!("http://admin:{PASSWORD}@127.0.0.1:{}/", free_port());
     let mut args = lists_args.to_vec();
     args.extend(["--out", "a.parquet", "--endpoint-url", &url]);
     args.extend(["--metrics-push", &push]);
@@ -87,7 +81,7 @@ async fn passwords_in_urls_are_never_printed() {
     );
 
     // An S3 endpoint that cannot be reached.
-    let s3 = format!("http://admin:{PASSWORD}@127.0.0.1:{}", dead_port());
+    let s3 = format!("http://admin:{PASSWORD}@127.0.0.1:{}", free_port());
     let mut args = lists_args.to_vec();
     args.extend(["--out", "s3://bucket/audit/", "--endpoint-url", &url]);
     let (code, all) = run(d.path(), &args, &[("AWS_ENDPOINT_URL_S3", s3)]).await;
@@ -143,7 +137,7 @@ async fn passwords_in_urls_are_never_printed() {
     }
 
     // An IoT (and STS) endpoint that cannot be reached.
-    let iot = format!("http://admin:{PASSWORD}@127.0.0.1:{}", dead_port());
+    let iot = format!("http://admin:{PASSWORD}@127.0.0.1:{}", free_port());
     let mut args = lists_args.to_vec();
     args.extend(["--out", "c.parquet", "--endpoint-url", &iot]);
     args.extend(["--call-timeout", "1s", "--max-attempts", "1"]);
