@@ -7,7 +7,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod run;
 
-pub use run::{DescribeArg, FormatArg, RunArgs};
+pub use run::{DescribeArg, FormatArg, RunArgs, TableFormatArg};
 
 #[derive(Debug, Parser)]
 #[command(

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, BooleanArray, Int32Array, Int64Array, MapArray, StringArray};
-use arrow::datatypes::{DataType, Int32Type, Int64Type, TimestampMillisecondType};
+use arrow::datatypes::{DataType, Int32Type, Int64Type, TimeUnit, TimestampMillisecondType};
 use arrow::record_batch::RecordBatch;
 
 use crate::aws::client::{ExecutionRecord, ExecutionSummary};
@@ -24,8 +24,9 @@ use crate::dataset::schema::{schema, Origin, Outcome, Row, Source, BATCH_ROWS};
 use crate::dataset::{data_files, read_file_in, DatasetError};
 use crate::input::pair::pair_key;
 
-/// The schema version this build writes: 2 added `carried_from` (and `source = carried`).
-pub(crate) const SCHEMA_VERSION: u32 = 2;
+/// The schema version this build writes (a version 2 dataset still serves as a baseline: its
+/// millisecond timestamps are read as they are).
+pub(crate) use crate::dataset::schema::SCHEMA_VERSION;
 
 /// Why a baseline cannot be used, naming it.
 #[derive(Debug, thiserror::Error)]
@@ -525,6 +526,10 @@ impl Columns {
             };
             let same = match (f.data_type(), col.data_type()) {
                 (DataType::Map(..), DataType::Map(..)) => true,
+                // Version 2's milliseconds or version 3's microseconds, in UTC.
+                (DataType::Timestamp(_, a), DataType::Timestamp(unit, b)) => {
+                    a == b && matches!(unit, TimeUnit::Millisecond | TimeUnit::Microsecond)
+                }
                 (a, b) => a == b,
             };
             if !same {
@@ -539,7 +544,17 @@ impl Columns {
         let col = |n: &str| batch.column_by_name(n).expect("checked above").clone();
         let s = |n: &str| col(n).as_string::<i32>().clone();
         let i64s = |n: &str| col(n).as_primitive::<Int64Type>().clone();
-        let ts = |n: &str| col(n).as_primitive::<TimestampMillisecondType>().clone();
+        let ts = |n: &str| -> Result<_, ColumnsError> {
+            let c = col(n);
+            let ms = DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()));
+            let c = if c.data_type() == &ms {
+                c
+            } else {
+                arrow::compute::cast(&c, &ms)
+                    .map_err(|e| ColumnsError::Other(format!("column {n}: {e}")))?
+            };
+            Ok(c.as_primitive::<TimestampMillisecondType>().clone())
+        };
         Ok(Columns {
             run_id: s("run_id"),
             region: s("region"),
@@ -548,14 +563,14 @@ impl Columns {
             thing_name: s("thing_name"),
             requested_execution_number: i64s("requested_execution_number"),
             outcome: s("outcome"),
-            fetched_at: ts("fetched_at"),
+            fetched_at: ts("fetched_at")?,
             status: s("status"),
             force_canceled: col("force_canceled").as_boolean().clone(),
             status_details: col("status_details").as_map().clone(),
             thing_arn: s("thing_arn"),
-            queued_at: ts("queued_at"),
-            started_at: ts("started_at"),
-            last_updated_at: ts("last_updated_at"),
+            queued_at: ts("queued_at")?,
+            started_at: ts("started_at")?,
+            last_updated_at: ts("last_updated_at")?,
             execution_number: i64s("execution_number"),
             version_number: i64s("version_number"),
             seconds_before_timed_out: i64s("approximate_seconds_before_timed_out"),

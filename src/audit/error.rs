@@ -158,6 +158,7 @@ impl WriteError {
     pub fn exit(&self) -> Exit {
         match self {
             WriteError::Manifest(e) => e.exit(),
+            WriteError::Delta(e) => e.exit(),
             WriteError::LockLost { .. }
             | WriteError::Io { .. }
             | WriteError::Parquet { .. }
@@ -166,6 +167,18 @@ impl WriteError {
             | WriteError::NoRuntime
             | WriteError::NotConnected(_)
             | WriteError::WriterPanicked(_) => Exit::Failed,
+        }
+    }
+}
+
+impl crate::dataset::delta::DeltaError {
+    /// A table this tool must not write (another writer's, another schema, a log it cannot replay)
+    /// is bad input; a commit lost to another writer, a failure.
+    pub fn exit(&self) -> Exit {
+        use crate::dataset::delta::DeltaError as E;
+        match self {
+            E::Refused { .. } | E::Log { .. } | E::Checkpointed { .. } => Exit::BadInput,
+            E::Lost { .. } | E::NoSize { .. } => Exit::Failed,
         }
     }
 }

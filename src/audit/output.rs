@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use crate::audit::config::{ConfigError, RunConfig};
 use crate::audit::error::{Mismatch, RunError};
+use crate::dataset::delta;
 use crate::dataset::{
     Entry, Holder, Kind, Layout, Manifest, OutputDir, OutputLock, RemoteError, WriteError, MANIFEST,
 };
@@ -26,14 +27,27 @@ async fn clear_old_parts(
     let listed: HashSet<&str> = m
         .map(|m| m.all_parts().map(|p| p.file.as_str()).collect())
         .unwrap_or_default();
+    // What a Delta table's versions name stays for its readers (until their VACUUM); its log is
+    // never deleted, and is this tool's only when the table is.
+    let table = delta::snapshot(target).await?;
+    let our_table = table.version.is_some()
+        && table
+            .refusal(
+                &table.partition_columns(),
+                crate::dataset::schema::SCHEMA_VERSION,
+            )
+            .is_none();
     let ours = |e: &Entry| {
-        matches!(e.kind, Kind::Part | Kind::Manifest | Kind::Temp)
-            || listed.contains(e.relative.as_str())
+        (matches!(e.kind, Kind::Part | Kind::Manifest | Kind::Temp)
+            || listed.contains(e.relative.as_str()))
+            && !table.referenced.contains(&e.relative)
     };
     if m.is_none() {
         let foreign: Vec<&str> = entries
             .iter()
             .filter(|e| !ours(e) && e.kind != Kind::Lock)
+            .filter(|e| !(our_table && e.kind == Kind::DeltaLog))
+            .filter(|e| !table.referenced.contains(&e.relative))
             .map(|e| e.relative.as_str())
             .collect();
         if !foreign.is_empty() {
@@ -87,6 +101,7 @@ pub(crate) async fn complete_before_calls(
         && InputIdentity::parse(&m.input_identity) == *identity
         && m.format == cfg.output.format.extension()
         && m.partition_by == partition_by
+        && m.table_format == cfg.output.table_format()
         && (!dated || m.date.as_deref() == Some(today.as_str()));
     // A link where a folder of ours goes is for the full preparation to refuse, saying so; no part
     // is read through one.
@@ -94,6 +109,8 @@ pub(crate) async fn complete_before_calls(
         return Ok(None);
     }
     check_committed_parts(&target, &m).await?;
+    // Complete, but perhaps not yet published (a crash between the manifest and the commit).
+    delta::before_run(&target, Some(&m), cfg.output.delta, &partition_by, false).await?;
     Ok(Some(m))
 }
 
@@ -158,11 +175,14 @@ async fn check_committed_parts(target: &OutputDir, m: &Manifest) -> Result<(), R
 /// (published but never recorded), so a resume can never double a row.
 async fn remove_uncommitted(target: &OutputDir, m: &Manifest) -> Result<(), WriteError> {
     let listed: HashSet<&str> = m.all_parts().map(|p| p.file.as_str()).collect();
+    // A Delta table's versions may name parts the manifest no longer lists (a replaced audit's):
+    // its readers read them until a VACUUM.
+    let in_table = delta::referenced(target).await?;
     for e in target.entries().await? {
         let stale = match e.kind {
             Kind::Temp => true,
-            Kind::Part => !listed.contains(e.relative.as_str()),
-            Kind::Manifest | Kind::Lock | Kind::Foreign => false,
+            Kind::Part => !listed.contains(e.relative.as_str()) && !in_table.contains(&e.relative),
+            Kind::Manifest | Kind::Lock | Kind::DeltaLog | Kind::Foreign => false,
         };
         if stale {
             tracing::info!(file = %e.relative, "removing uncommitted file left by an earlier run");
@@ -316,6 +336,20 @@ fn mismatch(
             ),
         ));
     }
+    if m.table_format != cfg.output.table_format() {
+        let what = |t: &Option<String>| match t {
+            Some(t) => format!("a {t} table"),
+            None => "no table format".to_string(),
+        };
+        return Some((
+            Mismatch::Format,
+            format!(
+                "it was written as {}, and this run asks for {}",
+                what(&m.table_format),
+                what(&cfg.output.table_format())
+            ),
+        ));
+    }
     if m.format != cfg.output.format.extension() {
         return Some((
             Mismatch::Format,
@@ -363,6 +397,18 @@ pub(crate) async fn prepare_output(
         refuse_planted_links(d, target)?;
     }
     let partition_by: Vec<String> = cfg.output.partition_names();
+    // A Delta table's checks, and an unfinished publish done, before anything is deleted (an
+    // unreadable manifest is for the steps below to name).
+    let loaded = target.load_manifest().await.ok().flatten();
+    let replaces_all = cfg.output.overwrite && !cfg.output.dated();
+    delta::before_run(
+        target,
+        loaded.as_ref(),
+        cfg.output.delta,
+        &partition_by,
+        replaces_all,
+    )
+    .await?;
     if cfg.output.dated() {
         if let Some(m) = next_dated_audit(cfg, target, identity, total, &partition_by).await? {
             return Ok(Some(m));
@@ -394,6 +440,7 @@ pub(crate) async fn prepare_output(
     // (refused by IoT at its first call, interrupted at once) leaves the output as it found it.
     let mut m = Manifest::new(identity.to_string(), total, cfg.output.format.extension());
     m.partition_by = partition_by;
+    m.table_format = cfg.output.table_format();
     if cfg.output.dated() {
         m.date = Some(utc_date(now_ms()));
     }
@@ -492,7 +539,10 @@ async fn next_dated_audit(
         }
         .into()
     };
-    if m.format != cfg.output.format.extension() || m.partition_by != partition_by {
+    if m.format != cfg.output.format.extension()
+        || m.partition_by != partition_by
+        || m.table_format != cfg.output.table_format()
+    {
         if cfg.output.resume {
             // The resume refuses it, saying what differs.
             return Ok(None);
@@ -543,6 +593,7 @@ async fn next_dated_audit(
         // --overwrite, or an audit never started: the last audit is replaced, the earlier ones stay.
         let mut f = Manifest::new(identity.to_string(), total, cfg.output.format.extension());
         f.partition_by = m.partition_by.clone();
+        f.table_format = cfg.output.table_format();
         f.date = Some(today);
         f.earlier = m.earlier.clone();
         f

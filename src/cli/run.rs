@@ -25,6 +25,13 @@ pub enum FormatArg {
     Arrow,
 }
 
+/// `--table-format`: how complete audits are published beside the manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableFormatArg {
+    /// Every complete audit becomes one Delta Lake commit (`_delta_log/`).
+    Delta,
+}
+
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// File of thing names, one a line (`-`: stdin).
@@ -66,6 +73,10 @@ pub struct RunArgs {
     /// Output format (default: from --out's extension, else parquet).
     #[arg(long, value_enum, help_heading = "Output")]
     pub format: Option<FormatArg>,
+    /// Publish each complete audit of a directory output as one Delta Lake table version, so that
+    /// Delta readers (Athena, Spark, DuckDB's delta_scan, deltalake, polars) never see part of one.
+    #[arg(long, value_enum, value_name = "FORMAT", help_heading = "Output")]
+    pub table_format: Option<TableFormatArg>,
     /// Replace existing output (only this tool's files of a directory).
     #[arg(long, help_heading = "Output")]
     pub overwrite: bool,

@@ -29,6 +29,9 @@ pub(crate) enum Kind {
     /// The output's lock (an object-store prefix's `_fleet-audit.lock`): never data, never deleted
     /// by a cleanup.
     Lock,
+    /// The Delta log folder (`_delta_log/…`) of `--table-format delta`: never deleted by this tool,
+    /// and this tool's only when the table is (its metadata says so).
+    DeltaLog,
     /// Anything else: not this tool's.
     Foreign,
 }
@@ -52,6 +55,9 @@ pub(crate) fn kind_of(relative: &str) -> Kind {
     }
     if relative == super::s3::LOCK {
         return Kind::Lock;
+    }
+    if super::delta::is_log_path(relative) {
+        return Kind::DeltaLog;
     }
     let mut segments: Vec<&str> = relative.split('/').collect();
     let name = segments.pop().unwrap_or("");
@@ -264,6 +270,20 @@ impl OutputDir {
         }
     }
 
+    /// Drives `fut`, a request to this directory, from a thread outside the runtime (the writer
+    /// thread): an object store's through the runtime `rt`, a local directory's (plain file system
+    /// calls) on this thread.
+    pub(crate) fn block_on<T>(
+        &self,
+        fut: impl std::future::Future<Output = Result<T, WriteError>>,
+        rt: Option<&tokio::runtime::Handle>,
+    ) -> Result<T, WriteError> {
+        match self {
+            OutputDir::Local(_) => futures::executor::block_on(fut),
+            OutputDir::Remote(_) => runtime(rt)?.block_on(fut),
+        }
+    }
+
     /// [`OutputDir::store_manifest`] from a thread outside the runtime (the writer thread).
     pub(crate) fn store_manifest_blocking(
         &self,
@@ -313,6 +333,11 @@ fn walk(root: &Path, rel: &str, out: &mut Vec<Entry>) -> std::io::Result<()> {
         if ty.is_dir() {
             if name.contains('=') && !name.starts_with('.') {
                 walk(root, &relative, out)?;
+            } else if rel.is_empty() && name == super::delta::LOG_DIR {
+                out.push(Entry {
+                    relative,
+                    kind: Kind::DeltaLog,
+                });
             } else {
                 out.push(Entry {
                     relative,

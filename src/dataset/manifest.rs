@@ -141,6 +141,9 @@ pub struct PartEntry {
     pub size: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub xxh3: Option<String>,
+    /// Its Delta statistics (JSON), recorded for `--table-format delta` when it was committed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<String>,
 }
 
 impl PartEntry {
@@ -151,6 +154,7 @@ impl PartEntry {
             rows,
             size: digest.map(|d| d.size),
             xxh3: digest.map(|d| d.hex()),
+            stats: None,
         }
     }
 
@@ -232,6 +236,13 @@ pub struct EarlierAudit {
     /// Rows, all committed.
     pub pairs: u64,
     pub parts: Vec<PartEntry>,
+    /// How many times `--retry-errors` replaced its parts (its Delta publish number, less one).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A target of the run that could not be audited (an organization-wide audit goes on without it);
@@ -299,6 +310,14 @@ pub struct Manifest {
     /// The run that completed this audit (absent until it is complete, and in older manifests).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed: Option<Completion>,
+    /// `delta` when every complete audit is published as a Delta Lake commit (`--table-format`);
+    /// absent: Parquet parts and this manifest only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_format: Option<String>,
+    /// How many times `--retry-errors` replaced this audit's parts: a Delta table gets each
+    /// replacement as a commit of its own.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub generation: u64,
 }
 
 /// Manifest read/write errors, naming the file.
@@ -332,6 +351,8 @@ impl Manifest {
             failed_targets: Vec::new(),
             completed: None,
             error_rows: Some(0),
+            table_format: None,
+            generation: 0,
         }
     }
 
@@ -345,9 +366,11 @@ impl Manifest {
             date: self.date,
             pairs: self.parts.iter().map(|p| p.rows).sum(),
             parts: self.parts,
+            generation: self.generation,
         });
         let mut m = Manifest::new(input_identity, pairs, &self.format);
         m.partition_by = self.partition_by;
+        m.table_format = self.table_format;
         m.stamp = self.stamp;
         m.date = Some(date);
         m.earlier = earlier;

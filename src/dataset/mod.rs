@@ -18,6 +18,7 @@
 
 mod credentials;
 pub(crate) mod ddl;
+pub(crate) mod delta;
 mod dir;
 mod fetch;
 mod files;
@@ -148,6 +149,8 @@ pub enum WriteError {
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Remote(#[from] RemoteError),
+    #[error(transparent)]
+    Delta(#[from] delta::DeltaError),
     #[error("an object-store output needs an async runtime to drive its requests")]
     NoRuntime,
     #[error("{0}: the object store was not connected before writing")]

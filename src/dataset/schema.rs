@@ -8,13 +8,17 @@ use std::sync::Arc;
 
 use arrow::array::{
     ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, MapBuilder, MapFieldNames, StringBuilder,
-    TimestampMillisecondBuilder,
+    TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
 
 use crate::aws::client::{CallError, ExecutionRecord};
+
+/// The schema version this build writes: 2 added `carried_from` (and `source = carried`), 3 made
+/// timestamps microseconds (Delta Lake's unit). Readers take version 2's milliseconds too.
+pub(crate) const SCHEMA_VERSION: u32 = 3;
 
 /// Rows per RecordBatch, written or read: large enough to be fast, small enough to bound memory.
 pub const BATCH_ROWS: usize = 8192;
@@ -95,8 +99,15 @@ pub struct Row {
 /// Where a row was read from (one target of a run), defined with the targets.
 pub use crate::aws::targets::Origin;
 
+/// Epoch milliseconds (the rows' unit) as the columns' microseconds.
+fn micros(ms: i64) -> i64 {
+    ms * 1000
+}
+
+/// Timestamps are microseconds (schema version 3), as Delta Lake readers need them; version 2 wrote
+/// milliseconds, and the readers take both.
 fn ts() -> DataType {
-    DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into()))
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
 }
 
 fn map_field_names() -> MapFieldNames {
@@ -172,14 +183,14 @@ pub struct BatchBuilder {
     error_code: StringBuilder,
     error_message: StringBuilder,
     attempts: Int32Builder,
-    fetched_at: TimestampMillisecondBuilder,
+    fetched_at: TimestampMicrosecondBuilder,
     status: StringBuilder,
     force_canceled: BooleanBuilder,
     status_details: MapBuilder<StringBuilder, StringBuilder>,
     thing_arn: StringBuilder,
-    queued_at: TimestampMillisecondBuilder,
-    started_at: TimestampMillisecondBuilder,
-    last_updated_at: TimestampMillisecondBuilder,
+    queued_at: TimestampMicrosecondBuilder,
+    started_at: TimestampMicrosecondBuilder,
+    last_updated_at: TimestampMicrosecondBuilder,
     execution_number: Int64Builder,
     version_number: Int64Builder,
     approximate_seconds_before_timed_out: Int64Builder,
@@ -206,7 +217,7 @@ impl BatchBuilder {
             error_code: StringBuilder::new(),
             error_message: StringBuilder::new(),
             attempts: Int32Builder::new(),
-            fetched_at: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            fetched_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             status: StringBuilder::new(),
             force_canceled: BooleanBuilder::new(),
             status_details: MapBuilder::new(
@@ -215,9 +226,9 @@ impl BatchBuilder {
                 StringBuilder::new(),
             ),
             thing_arn: StringBuilder::new(),
-            queued_at: TimestampMillisecondBuilder::new().with_timezone("UTC"),
-            started_at: TimestampMillisecondBuilder::new().with_timezone("UTC"),
-            last_updated_at: TimestampMillisecondBuilder::new().with_timezone("UTC"),
+            queued_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            started_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            last_updated_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             execution_number: Int64Builder::new(),
             version_number: Int64Builder::new(),
             approximate_seconds_before_timed_out: Int64Builder::new(),
@@ -270,7 +281,7 @@ impl BatchBuilder {
             }
         }
         self.attempts.append_value(row.attempts);
-        self.fetched_at.append_value(row.fetched_at_ms);
+        self.fetched_at.append_value(micros(row.fetched_at_ms));
         let e = row.execution.as_ref();
         self.status
             .append_option(e.and_then(|e| e.status.as_deref()));
@@ -293,11 +304,12 @@ impl BatchBuilder {
         }
         self.thing_arn
             .append_option(e.and_then(|e| e.thing_arn.as_deref()));
-        self.queued_at.append_option(e.and_then(|e| e.queued_at_ms));
+        self.queued_at
+            .append_option(e.and_then(|e| e.queued_at_ms).map(micros));
         self.started_at
-            .append_option(e.and_then(|e| e.started_at_ms));
+            .append_option(e.and_then(|e| e.started_at_ms).map(micros));
         self.last_updated_at
-            .append_option(e.and_then(|e| e.last_updated_at_ms));
+            .append_option(e.and_then(|e| e.last_updated_at_ms).map(micros));
         self.execution_number
             .append_option(e.and_then(|e| e.execution_number));
         self.version_number

@@ -336,7 +336,16 @@ impl DatasetWriter {
                 }
             };
             let mut published = Vec::with_capacity(files.len());
+            let delta = self
+                .settings
+                .manifest
+                .as_ref()
+                .is_some_and(|m| m.table_format.as_deref() == Some(super::delta::DELTA));
             for (rel, rows, local) in files {
+                // A Delta table's readers skip files by their statistics, read from the footer.
+                let stats = delta
+                    .then(|| super::delta::stats::of_file(&local, self.builder.schema()))
+                    .flatten();
                 // Read back once, as committed: the manifest records what a reader must find.
                 let digest = match self.settings.manifest {
                     Some(_) => {
@@ -359,11 +368,13 @@ impl DatasetWriter {
                     }
                     _ => local,
                 };
-                published.push((rel, rows, final_path, digest));
+                published.push((rel, rows, final_path, digest, stats));
             }
             if let (Some(m), Some(t)) = (&mut self.settings.manifest, &self.target) {
-                for (rel, rows, _, digest) in &published {
-                    m.parts.push(PartEntry::new(rel.clone(), *rows, *digest));
+                for (rel, rows, _, digest, stats) in &published {
+                    let mut part = PartEntry::new(rel.clone(), *rows, *digest);
+                    part.stats = stats.clone();
+                    m.parts.push(part);
                 }
                 for o in self.part_ordinals.drain(..) {
                     m.committed.insert(o);
@@ -373,7 +384,7 @@ impl DatasetWriter {
             }
             self.report
                 .files
-                .extend(published.into_iter().map(|(_, _, p, _)| p));
+                .extend(published.into_iter().map(|(_, _, p, _, _)| p));
             self.report.rows += self.part_rows;
             self.next_part += 1;
         }
@@ -424,6 +435,10 @@ impl DatasetWriter {
                 m.complete = complete;
                 t.store_manifest_blocking(m, self.runtime.as_ref())?;
                 self.report.audit_errors = m.error_rows;
+                if complete && m.table_format.as_deref() == Some(super::delta::DELTA) {
+                    // Readers of the table see the audit from here on, all at once.
+                    t.block_on(super::delta::catch_up(t, m), self.runtime.as_ref())?;
+                }
             }
         }
         Ok(self.report)

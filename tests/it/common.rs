@@ -97,6 +97,7 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
             part_interval: std::time::Duration::from_secs(300),
             partition_by: Vec::new(),
             lock_lease: std::time::Duration::from_secs(60),
+            delta: false,
         },
         targets: fleet_audit::audit::config::TargetSettings {
             client: client_settings(endpoint),

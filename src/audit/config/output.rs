@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::cli::{FormatArg, RunArgs};
+use crate::cli::{FormatArg, RunArgs, TableFormatArg};
 use crate::dataset::{Format, Layout, PartitionKey, Remote};
 
 use super::{flag, parse_duration, ConfigError};
@@ -26,6 +26,8 @@ pub struct OutputSettings {
     pub partition_by: Vec<PartitionKey>,
     /// How long an S3 output's lock lives without renewal (`--lock-lease`).
     pub lock_lease: Duration,
+    /// `--table-format delta`: each complete audit published as a Delta Lake commit.
+    pub delta: bool,
 }
 
 impl OutputSettings {
@@ -62,6 +64,19 @@ impl OutputSettings {
         if a.resume && a.overwrite {
             return Err(flag("resume", "cannot be combined with --overwrite"));
         }
+        let delta = a.table_format == Some(TableFormatArg::Delta);
+        if delta && !layout.is_dir() {
+            return Err(flag(
+                "table-format",
+                "needs a directory output (--out DIR or s3://bucket/prefix/): a table is a directory of parts and its log",
+            ));
+        }
+        if delta && format != Format::Parquet {
+            return Err(flag(
+                "table-format",
+                "delta needs Parquet parts (drop --format arrow)",
+            ));
+        }
         Ok(OutputSettings {
             layout,
             format,
@@ -71,12 +86,18 @@ impl OutputSettings {
             part_interval,
             partition_by,
             lock_lease,
+            delta,
         })
     }
 
     /// Whether the output keeps one audit a date (`--partition-by date`).
     pub fn dated(&self) -> bool {
         self.partition_by.contains(&PartitionKey::Date)
+    }
+
+    /// The `--table-format` a manifest records.
+    pub(crate) fn table_format(&self) -> Option<String> {
+        self.delta.then(|| crate::dataset::delta::DELTA.to_string())
     }
 
     /// The partition keys by name, as a manifest records them.

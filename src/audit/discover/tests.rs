@@ -48,6 +48,7 @@ fn config(out: &Path, describe: DescribeMode) -> RunConfig {
             part_interval: Duration::from_secs(300),
             partition_by: Vec::new(),
             lock_lease: Duration::from_secs(60),
+            delta: false,
         },
         targets: crate::audit::config::TargetSettings {
             client: Default::default(),

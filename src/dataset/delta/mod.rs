@@ -1,0 +1,391 @@
+//! `--table-format delta`: every complete audit of a directory output published as one Delta Lake
+//! commit, so that Delta readers (Athena, Spark, DuckDB's `delta_scan`, `deltalake`, polars) see a
+//! whole audit or the one before it, never half of one.
+//!
+//! The parts are written and committed to the manifest as for any directory output; the manifest
+//! stays the writer's journal (resume, failed targets, input identity). When the manifest says an
+//! audit is complete, [`publish`] writes the next `_delta_log/NNN.json`: the audit's parts as `add`
+//! actions (partition values, size, statistics), the files of the audit it replaces (the same date,
+//! or the whole table when it keeps one audit) as `remove`s, a `txn` naming the audit
+//! (`fleet-audit:<run id>`, its publish number) and `commitInfo`. The commit file is created only if
+//! absent (a hard link locally, `PutMode::Create` in S3): two writers never both commit a version.
+//! A publish that a crash interrupted is done by the next run on the output ([`catch_up`]); the
+//! `txn` makes a second publish of one audit a no-op.
+//!
+//! Files that any version of the table names are never deleted by this tool ([`Snapshot::referenced`]):
+//! readers of older versions read them until the user's `VACUUM`.
+
+mod log;
+pub(crate) mod stats;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use super::dir::OutputDir;
+use super::manifest::{Manifest, PartEntry};
+use super::WriteError;
+pub(crate) use log::{Snapshot, LOG_DIR};
+
+/// The `--table-format` value a manifest records.
+pub(crate) const DELTA: &str = "delta";
+
+/// Why a Delta table cannot be published to, naming it.
+#[derive(Debug, thiserror::Error)]
+pub enum DeltaError {
+    #[error(
+        "{table}: another writer committed version {version} of the Delta table first: this audit \
+         was not published (its parts and manifest are kept; `--resume` publishes it)"
+    )]
+    Lost { table: String, version: u64 },
+    #[error("{table}: {file}: not a Delta log this tool can read: {reason}")]
+    Log {
+        table: String,
+        file: String,
+        reason: String,
+    },
+    #[error("{table}: this tool does not write to this Delta table: {reason}")]
+    Refused { table: String, reason: String },
+    #[error("{table}: the Delta log has no first commit (it was checkpointed and its early commits cleaned up); this tool replays a log from version 0")]
+    Checkpointed { table: String },
+    #[error("{table}: {part} has no recorded size in the manifest; it cannot be published")]
+    NoSize { table: String, part: String },
+}
+
+/// One complete audit as the table receives it.
+pub(crate) struct Audit<'a> {
+    pub run_id: &'a str,
+    /// Its `date=` partition (a `--partition-by date` output keeps one audit a date).
+    pub date: Option<&'a str>,
+    /// 0 when first written; each `--retry-errors` that replaces parts adds one.
+    pub generation: u64,
+    pub parts: &'a [PartEntry],
+}
+
+impl Audit<'_> {
+    fn app_id(&self) -> String {
+        format!("fleet-audit:{}", self.run_id)
+    }
+
+    /// The `txn` version of this audit's publish.
+    fn txn_version(&self) -> i64 {
+        self.generation as i64 + 1
+    }
+}
+
+/// The log's commits, read and replayed.
+pub(crate) async fn snapshot(dir: &OutputDir) -> Result<Snapshot, WriteError> {
+    let table = dir.name();
+    let mut versions: Vec<(u64, String)> = log_files(dir)
+        .await?
+        .into_iter()
+        .filter_map(|rel| log::version_of(&rel).map(|v| (v, rel)))
+        .collect();
+    versions.sort();
+    let mut snap = Snapshot::default();
+    if versions.is_empty() {
+        return Ok(snap);
+    }
+    if versions[0].0 != 0 {
+        return Err(DeltaError::Checkpointed { table }.into());
+    }
+    for (i, (v, rel)) in versions.iter().enumerate() {
+        if *v != i as u64 {
+            return Err(DeltaError::Log {
+                table,
+                file: rel.clone(),
+                reason: format!("version {i} is missing before it"),
+            }
+            .into());
+        }
+        let bytes = read_log_file(dir, rel).await?;
+        let text = String::from_utf8_lossy(&bytes);
+        snap.apply(*v, &text).map_err(|reason| DeltaError::Log {
+            table: table.clone(),
+            file: rel.clone(),
+            reason,
+        })?;
+    }
+    Ok(snap)
+}
+
+/// Publishes `audit` as the table's next version, unless it is published already (its `txn`).
+/// Returns the version written, or `None` when there was nothing to do.
+pub(crate) async fn publish(
+    dir: &OutputDir,
+    m: &Manifest,
+    audit: &Audit<'_>,
+) -> Result<Option<u64>, WriteError> {
+    let table = dir.name();
+    let snap = snapshot(dir).await?;
+    if snap
+        .txns
+        .get(&audit.app_id())
+        .is_some_and(|v| *v >= audit.txn_version())
+    {
+        return Ok(None);
+    }
+    let version = super::schema::SCHEMA_VERSION;
+    if let Some(reason) = snap.refusal(&m.partition_by, version) {
+        return Err(DeltaError::Refused { table, reason }.into());
+    }
+    let now = crate::time::wall_ms();
+    let ours: HashSet<&str> = audit.parts.iter().map(|p| p.file.as_str()).collect();
+    let dated = m.partition_by.iter().any(|p| p == "date");
+    // The audit this one replaces: the same date's, or (one audit a table) every file.
+    let replaced = snap.live.iter().filter(|(path, f)| {
+        let in_scope = match (dated, audit.date) {
+            (true, Some(d)) => f.partition_values.get("date").and_then(|v| v.as_deref()) == Some(d),
+            (true, None) => false,
+            (false, _) => true,
+        };
+        in_scope && !ours.contains(path.as_str())
+    });
+    let mut actions: Vec<Value> = Vec::new();
+    if snap.version.is_none() {
+        actions.extend(log::table_actions(
+            &super::schema::schema(),
+            &m.partition_by,
+            version,
+            now,
+        ));
+    }
+    actions.push(log::txn_action(&audit.app_id(), audit.txn_version(), now));
+    let mut removed = 0usize;
+    for (path, f) in replaced {
+        actions.push(log::remove_action(path, f, now));
+        removed += 1;
+    }
+    let mut rows = 0u64;
+    for p in audit.parts {
+        rows += p.rows;
+        if snap.live.contains_key(&p.file) {
+            continue;
+        }
+        let size = p.size.ok_or_else(|| DeltaError::NoSize {
+            table: table.clone(),
+            part: p.file.clone(),
+        })?;
+        let values: BTreeMap<String, Option<String>> = super::partition::values_of_path(&p.file)
+            .into_iter()
+            .map(|(k, v)| (k, Some(v)))
+            .collect();
+        actions.push(log::add_action(
+            &p.file,
+            &values,
+            size,
+            now,
+            p.stats.as_deref(),
+        ));
+    }
+    let replacing = removed > 0;
+    actions.push(json!({"commitInfo": {
+        "timestamp": now,
+        "operation": "WRITE",
+        "operationParameters": {
+            "mode": if replacing { "Overwrite" } else { "Append" },
+            "partitionBy": serde_json::to_string(&m.partition_by).unwrap_or_default(),
+        },
+        "isBlindAppend": !replacing,
+        "engineInfo": concat!("fleet-audit/", env!("CARGO_PKG_VERSION")),
+        "clientVersion": concat!("fleet-audit-", env!("CARGO_PKG_VERSION")),
+        "operationMetrics": {
+            "numFiles": audit.parts.len().to_string(),
+            "numOutputRows": rows.to_string(),
+            "numRemovedFiles": removed.to_string(),
+        },
+        "fleetAuditRunId": audit.run_id,
+        "fleetAuditDate": audit.date,
+    }}));
+    let next = snap.version.map_or(0, |v| v + 1);
+    if !create_log_file(dir, &log::commit_name(next), &log::lines(&actions)).await? {
+        return Err(DeltaError::Lost {
+            table,
+            version: next,
+        }
+        .into());
+    }
+    tracing::info!(table = %dir.name(), version = next, run_id = audit.run_id, "published the audit as a Delta commit");
+    Ok(Some(next))
+}
+
+/// Publishes, oldest first, every complete audit of `m` that the table does not have yet (a run
+/// stopped between the manifest's last write and its commit). Returns the versions written.
+pub(crate) async fn catch_up(dir: &OutputDir, m: &Manifest) -> Result<Vec<u64>, WriteError> {
+    let mut written = Vec::new();
+    for e in &m.earlier {
+        if let Some(run_id) = &e.run_id {
+            let audit = Audit {
+                run_id,
+                date: e.date.as_deref(),
+                generation: e.generation,
+                parts: &e.parts,
+            };
+            written.extend(publish(dir, m, &audit).await?);
+        }
+    }
+    if let (true, Some(run_id)) = (m.complete, &m.run_id) {
+        let audit = Audit {
+            run_id,
+            date: m.date.as_deref(),
+            generation: m.generation,
+            parts: &m.parts,
+        };
+        written.extend(publish(dir, m, &audit).await?);
+    }
+    Ok(written)
+}
+
+/// Before a run writes or deletes anything in `dir` (its manifest `m`, if any): the table format it
+/// was written with against this run's (`delta`), the table's own checks (this tool's, of this
+/// schema version and partitioning), and the publish of the complete audits a crash left
+/// unpublished. An output this run must not write is [`DeltaError::Refused`].
+pub(crate) async fn before_run(
+    dir: &OutputDir,
+    m: Option<&Manifest>,
+    delta: bool,
+    partition_by: &[String],
+    replaces_all: bool,
+) -> Result<(), WriteError> {
+    let refuse = |reason: &str| -> WriteError {
+        DeltaError::Refused {
+            table: dir.name(),
+            reason: reason.to_string(),
+        }
+        .into()
+    };
+    let was_delta = m.is_some_and(|m| m.table_format.as_deref() == Some(DELTA));
+    if was_delta && !delta {
+        return Err(refuse(
+            "it is a Delta table (its manifest says --table-format delta): pass --table-format              delta, so that its readers see this audit too",
+        ));
+    }
+    if let (Some(_), false, true) = (m, was_delta, delta) {
+        if !replaces_all {
+            return Err(refuse(
+                "its audits were written without --table-format delta: a Delta table starts in a                  new output (another --out), or replaces this one whole (--overwrite, without                  --partition-by date)",
+            ));
+        }
+    }
+    if !delta {
+        return Ok(());
+    }
+    let snap = snapshot(dir).await?;
+    if let Some(reason) = snap.refusal(partition_by, super::schema::SCHEMA_VERSION) {
+        return Err(refuse(&reason));
+    }
+    if let (true, Some(m)) = (was_delta, m) {
+        for v in catch_up(dir, m).await? {
+            tracing::warn!(table = %dir.name(), version = v, "published an audit that an earlier run completed but did not publish");
+        }
+    }
+    Ok(())
+}
+
+/// Every file a version of the table names: kept by every cleanup.
+pub(crate) async fn referenced(dir: &OutputDir) -> Result<HashSet<String>, WriteError> {
+    Ok(snapshot(dir).await?.referenced)
+}
+
+/// The log's files, relative to the table (`_delta_log/…`). Locally the folder must be a real one:
+/// the log is never read through a link.
+async fn log_files(dir: &OutputDir) -> Result<Vec<String>, WriteError> {
+    match dir {
+        OutputDir::Local(d) => {
+            let log = d.join(LOG_DIR);
+            let io = |source| WriteError::Io {
+                path: log.clone(),
+                source,
+            };
+            match std::fs::symlink_metadata(&log) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(io(e)),
+                Ok(m) if !m.file_type().is_dir() => return Err(io(std::io::Error::other(
+                    "a symbolic link or not a folder where the Delta log goes: this tool never \
+                         reads or writes through a link it did not make",
+                ))),
+                Ok(_) => {}
+            }
+            let mut out = Vec::new();
+            for e in std::fs::read_dir(&log).map_err(io)? {
+                let e = e.map_err(io)?;
+                out.push(format!("{LOG_DIR}/{}", e.file_name().to_string_lossy()));
+            }
+            Ok(out)
+        }
+        OutputDir::Remote(r) => Ok(r
+            .list()
+            .await?
+            .into_iter()
+            .map(|(rel, _)| rel)
+            .filter(|rel| rel.starts_with(&format!("{LOG_DIR}/")))
+            .collect()),
+    }
+}
+
+async fn read_log_file(dir: &OutputDir, rel: &str) -> Result<Vec<u8>, WriteError> {
+    match dir {
+        OutputDir::Local(d) => {
+            use std::io::Read;
+            let path = d.join(rel);
+            let io = |source| WriteError::Io {
+                path: path.clone(),
+                source,
+            };
+            let mut f = super::files::open_no_follow(&path).map_err(io)?;
+            let mut out = Vec::new();
+            f.read_to_end(&mut out).map_err(io)?;
+            Ok(out)
+        }
+        OutputDir::Remote(r) => Ok(r.get(rel).await?.map(|b| b.to_vec()).unwrap_or_default()),
+    }
+}
+
+/// Creates a log file only if no file has its name: `false` when one does (another writer's
+/// commit). Locally a synced temporary is hard-linked to the name (`link` fails on an existing
+/// name, atomically); in S3 a PUT with `If-None-Match: *`.
+async fn create_log_file(dir: &OutputDir, rel: &str, body: &[u8]) -> Result<bool, WriteError> {
+    match dir {
+        OutputDir::Local(d) => {
+            let log = d.join(LOG_DIR);
+            let io = |path: &Path| {
+                let path = path.to_path_buf();
+                move |source| WriteError::Io { path, source }
+            };
+            super::files::make_dir_within(d, &log).map_err(io(&log))?;
+            let target = d.join(rel);
+            let name = target
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let tmp = log.join(format!(".{name}.{}.tmp", std::process::id()));
+            let written = (|| {
+                use std::io::Write;
+                let mut f = super::files::create_exclusive(&tmp)?;
+                f.write_all(body)?;
+                f.sync_all()
+            })();
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(io(&tmp)(e));
+            }
+            let linked = std::fs::hard_link(&tmp, &target);
+            let _ = std::fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => {
+                    super::files::sync_dir(&log).map_err(io(&log))?;
+                    Ok(true)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(io(&target)(e)),
+            }
+        }
+        OutputDir::Remote(r) => Ok(r.put_if(rel, body.to_vec(), None).await?.is_some()),
+    }
+}
+
+/// A relative path under the log folder.
+pub(crate) fn is_log_path(relative: &str) -> bool {
+    relative == LOG_DIR || relative.starts_with(&format!("{LOG_DIR}/"))
+}
