@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{Int32Type, Int64Type, TimestampMillisecondType};
+use arrow::datatypes::{Int32Type, Int64Type, TimestampMicrosecondType};
 use fleet_audit::app::simulator_credentials;
 use fleet_audit::audit::config::RunConfig;
 use fleet_audit::aws::call::EngineSettings;
@@ -334,9 +334,10 @@ fn i64v(a: &dyn Array, i: usize) -> Option<i64> {
     let a = a.as_primitive::<Int64Type>();
     a.is_valid(i).then(|| a.value(i))
 }
+/// A timestamp column (microseconds, schema version 3) as the epoch milliseconds the fleet has.
 fn ts(a: &dyn Array, i: usize) -> Option<i64> {
-    let a = a.as_primitive::<TimestampMillisecondType>();
-    a.is_valid(i).then(|| a.value(i))
+    let a = a.as_primitive::<TimestampMicrosecondType>();
+    a.is_valid(i).then(|| a.value(i) / 1000)
 }
 
 /// Every row of a dataset (file or directory).

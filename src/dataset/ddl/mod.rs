@@ -93,7 +93,7 @@ pub(crate) enum DdlError {
     Location(String),
 }
 
-/// The Arrow type as the schema table (docs/outputs.md) spells it (`utf8`, `timestamp[ms, UTC]`, `map<utf8, utf8>`).
+/// The Arrow type as the schema table (docs/outputs.md) spells it (`utf8`, `timestamp[us, UTC]`, `map<utf8, utf8>`).
 pub(crate) fn arrow_type_name(t: &DataType) -> String {
     match t {
         DataType::Utf8 => "utf8".into(),
@@ -299,7 +299,7 @@ mod tests {
             );
         }
         assert!(t.contains("fetched_at "), "{t}");
-        assert!(t.contains("timestamp[ms, UTC]  no"), "{t}");
+        assert!(t.contains("timestamp[us, UTC]  no"), "{t}");
         assert!(t.contains("map<utf8, utf8>"), "{t}");
     }
 
