@@ -359,6 +359,10 @@ pub enum DdlArg {
     Glue,
     /// A DuckDB view over `read_parquet` of the dataset's files.
     Duckdb,
+    /// Athena's table over a `--table-format delta` output: `TBLPROPERTIES ('table_type' = 'DELTA')`.
+    AthenaDelta,
+    /// A DuckDB view over `delta_scan` of a `--table-format delta` output (the delta extension).
+    DuckdbDelta,
 }
 
 #[derive(Debug, Args)]

@@ -111,6 +111,8 @@ fn schema_command(a: crate::cli::SchemaArgs) -> anyhow::Result<i32> {
         crate::cli::DdlArg::Athena => Dialect::Athena,
         crate::cli::DdlArg::Glue => Dialect::Glue,
         crate::cli::DdlArg::Duckdb => Dialect::DuckDb,
+        crate::cli::DdlArg::AthenaDelta => Dialect::AthenaDelta,
+        crate::cli::DdlArg::DuckdbDelta => Dialect::DuckDbDelta,
     };
     let spec = TableSpec {
         location: a.location,
@@ -124,10 +126,11 @@ fn schema_command(a: crate::cli::SchemaArgs) -> anyhow::Result<i32> {
         }
     };
     write_stdout(&text)?;
-    if spec.location.is_none() && dialect != Dialect::DuckDb {
+    let duck = matches!(dialect, Dialect::DuckDb | Dialect::DuckDbDelta);
+    if spec.location.is_none() && !duck {
         eprintln!("fleet-audit schema: note: no --location; the table points at the placeholder {PLACEHOLDER_LOCATION}");
     }
-    if !spec.partition_by.is_empty() && dialect != Dialect::DuckDb {
+    if !spec.partition_by.is_empty() && !duck {
         eprintln!(
             "fleet-audit schema: note: partitions are not found by themselves: after new folders, run MSCK REPAIR TABLE {} (Athena) or add them with ALTER TABLE ADD PARTITION / a Glue crawler",
             crate::dataset::ddl::TABLE

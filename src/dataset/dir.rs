@@ -17,6 +17,9 @@ pub enum OutputDir {
     Remote(Arc<RemoteDir>),
 }
 
+/// The folder of a Delta table's log (`--table-format delta`), under the dataset directory.
+pub(crate) const DELTA_LOG: &str = "_delta_log";
+
 /// What a file under the dataset directory is, to this tool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -56,7 +59,7 @@ pub(crate) fn kind_of(relative: &str) -> Kind {
     if relative == super::s3::LOCK {
         return Kind::Lock;
     }
-    if super::delta::is_log_path(relative) {
+    if relative == DELTA_LOG || relative.starts_with(&format!("{DELTA_LOG}/")) {
         return Kind::DeltaLog;
     }
     let mut segments: Vec<&str> = relative.split('/').collect();
@@ -333,7 +336,7 @@ fn walk(root: &Path, rel: &str, out: &mut Vec<Entry>) -> std::io::Result<()> {
         if ty.is_dir() {
             if name.contains('=') && !name.starts_with('.') {
                 walk(root, &relative, out)?;
-            } else if rel.is_empty() && name == super::delta::LOG_DIR {
+            } else if rel.is_empty() && name == DELTA_LOG {
                 out.push(Entry {
                     relative,
                     kind: Kind::DeltaLog,

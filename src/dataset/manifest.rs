@@ -377,6 +377,23 @@ impl Manifest {
         m
     }
 
+    /// The manifest of an audit that replaces this one (`--overwrite`, or this one never started):
+    /// the earlier audits stay, and the new one starts with nothing committed.
+    pub(crate) fn replacing_last(
+        self,
+        input_identity: String,
+        pairs: u64,
+        date: String,
+    ) -> Manifest {
+        let mut m = Manifest::new(input_identity, pairs, &self.format);
+        m.partition_by = self.partition_by;
+        m.table_format = self.table_format;
+        m.stamp = self.stamp;
+        m.date = Some(date);
+        m.earlier = self.earlier;
+        m
+    }
+
     /// Every part file the manifest names: this audit's and the earlier audits'.
     pub(crate) fn all_parts(&self) -> impl Iterator<Item = &PartEntry> {
         self.parts

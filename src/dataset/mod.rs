@@ -18,7 +18,7 @@
 
 mod credentials;
 pub(crate) mod ddl;
-pub(crate) mod delta;
+pub mod delta;
 mod dir;
 mod fetch;
 mod files;

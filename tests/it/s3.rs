@@ -933,3 +933,77 @@ async fn a_holder_that_cannot_renew_its_lease_stops_writing() {
     assert!(manifest.complete);
     assert_eq!(committed_rows(&manifest, &files).len(), 2_000);
 }
+
+/// Issue 27: two writers racing for one version of a Delta table in S3 (the lock bypassed): the
+/// commit file is created only if absent (`PutMode::Create`), so one wins, the other fails naming
+/// the version, and the table holds the winner's files once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_racing_for_one_delta_version_in_s3_one_wins() {
+    use fleet_audit::dataset::delta::{commit_over, publish, snapshot, Audit};
+    use fleet_audit::dataset::{OutputDir, PartDigest, PartEntry, Remote};
+    let moto = Moto::start();
+    moto.create_bucket("race");
+    let env = moto.env();
+    let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
+    let sdk = aws_config::SdkConfig::builder()
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(
+            aws_credential_types::provider::SharedCredentialsProvider::new(
+                aws_credential_types::Credentials::new(S3_KEY_ID, S3_SECRET, None, None, "test"),
+            ),
+        )
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let connect = || {
+        let r = Remote::parse("s3://race/table/").unwrap();
+        OutputDir::Remote(r.connect(&sdk, lookup).unwrap())
+    };
+    let (one, two) = (connect(), connect());
+    let mut m = Manifest::new("pairs:1".into(), 10, "parquet");
+    m.table_format = Some("delta".into());
+    let part = |file: &str| {
+        vec![PartEntry::new(
+            file.into(),
+            5,
+            Some(PartDigest { size: 99, xxh3: 7 }),
+        )]
+    };
+    let (a, b) = (
+        part("part-1-aaaaaa-00000.parquet"),
+        part("part-2-bbbbbb-00000.parquet"),
+    );
+    let audit = |run_id, parts| Audit {
+        run_id,
+        date: None,
+        generation: 0,
+        parts,
+    };
+    // Both writers read the empty table; the first commits version 0.
+    let seen_one = snapshot(&one).await.unwrap();
+    let seen_two = snapshot(&two).await.unwrap();
+    assert_eq!(seen_one.version, None);
+    assert_eq!(
+        commit_over(&one, &seen_one, &m, &audit("ra", &a))
+            .await
+            .unwrap(),
+        0
+    );
+    let err = commit_over(&two, &seen_two, &m, &audit("rb", &b))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("another writer committed version 0 of the Delta table first")
+            && err.contains("s3://race/table/"),
+        "{err}"
+    );
+    let now = snapshot(&two).await.unwrap();
+    assert_eq!(now.version, Some(0));
+    assert_eq!(
+        now.live.keys().collect::<Vec<_>>(),
+        ["part-1-aaaaaa-00000.parquet"]
+    );
+    // Published again, the winner's audit adds nothing; the loser, reading anew, commits version 1.
+    assert_eq!(publish(&one, &m, &audit("ra", &a)).await.unwrap(), None);
+    assert_eq!(publish(&two, &m, &audit("rb", &b)).await.unwrap(), Some(1));
+}

@@ -46,7 +46,7 @@ fn hive_type(t: &DataType) -> Option<String> {
 }
 
 /// An S3 prefix ending in `/`, for Athena and Glue.
-fn s3_location(location: Option<&str>) -> Result<String, DdlError> {
+pub(super) fn s3_location(location: Option<&str>) -> Result<String, DdlError> {
     let loc = location.unwrap_or(PLACEHOLDER_LOCATION).trim();
     let Some(rest) = loc.strip_prefix("s3://") else {
         return Err(DdlError::Location(format!(

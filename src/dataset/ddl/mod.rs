@@ -14,9 +14,11 @@
 //! This file holds the public API and what every engine shares: the schema table, the Arrow type
 //! names, and the split of the schema into columns and partition keys with its checks. Each engine's
 //! types and text are in its own file, so adding or fixing one dialect touches one file: `hive.rs`
-//! (Athena DDL and the Glue `TableInput`, both Hive tables over S3) and `duckdb.rs` (a view over
-//! `read_parquet`).
+//! (Athena DDL and the Glue `TableInput`, both Hive tables over S3), `duckdb.rs` (a view over
+//! `read_parquet`) and `delta.rs` (Athena's and DuckDB's tables over a `--table-format delta`
+//! output, whose columns and partitions come from the Delta log).
 
+mod delta;
 mod duckdb;
 mod hive;
 
@@ -42,6 +44,10 @@ pub(crate) enum Dialect {
     Glue,
     /// A DuckDB `CREATE VIEW` over `read_parquet`.
     DuckDb,
+    /// Athena's table over a `--table-format delta` output (`table_type` DELTA).
+    AthenaDelta,
+    /// A DuckDB view over `delta_scan` of a `--table-format delta` output.
+    DuckDbDelta,
 }
 
 impl Dialect {
@@ -50,6 +56,8 @@ impl Dialect {
             Dialect::Athena => "Athena",
             Dialect::Glue => "Glue",
             Dialect::DuckDb => "DuckDB",
+            Dialect::AthenaDelta => "Athena (Delta)",
+            Dialect::DuckDbDelta => "DuckDB (Delta)",
         }
     }
 }
@@ -267,6 +275,8 @@ pub fn ddl(schema: &Schema, dialect: Dialect, spec: &TableSpec) -> Result<String
         Dialect::Athena => hive::athena(schema, spec),
         Dialect::Glue => hive::glue(schema, spec),
         Dialect::DuckDb => duckdb::view(schema, spec),
+        Dialect::AthenaDelta => delta::athena(spec),
+        Dialect::DuckDbDelta => delta::duckdb(spec),
     }
 }
 

@@ -13,7 +13,7 @@ use serde_json::{json, Map, Value};
 use arrow::datatypes::{DataType, Field, SchemaRef};
 
 /// The folder of the log, under the table's directory.
-pub(crate) const LOG_DIR: &str = "_delta_log";
+pub(crate) use crate::dataset::dir::DELTA_LOG as LOG_DIR;
 
 /// The metadata configuration key that marks a table this tool made, with the schema version of its
 /// files: a Delta table of any other origin is never written to.
@@ -40,14 +40,14 @@ pub(crate) fn version_of(relative: &str) -> Option<u64> {
 
 /// A file live in the table: its partition values and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LiveFile {
+pub struct LiveFile {
     pub partition_values: BTreeMap<String, Option<String>>,
     pub size: i64,
 }
 
 /// A table's state at its latest version, replayed from its commits.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Snapshot {
+pub struct Snapshot {
     /// The latest version; `None`: no commit yet (no table).
     pub version: Option<u64>,
     /// The files of the latest version, by path (relative to the table, decoded).

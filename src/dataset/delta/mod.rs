@@ -26,7 +26,8 @@ use serde_json::{json, Value};
 use super::dir::OutputDir;
 use super::manifest::{Manifest, PartEntry};
 use super::WriteError;
-pub(crate) use log::{Snapshot, LOG_DIR};
+pub use log::Snapshot;
+pub(crate) use log::LOG_DIR;
 
 /// The `--table-format` value a manifest records.
 pub(crate) const DELTA: &str = "delta";
@@ -54,7 +55,7 @@ pub enum DeltaError {
 }
 
 /// One complete audit as the table receives it.
-pub(crate) struct Audit<'a> {
+pub struct Audit<'a> {
     pub run_id: &'a str,
     /// Its `date=` partition (a `--partition-by date` output keeps one audit a date).
     pub date: Option<&'a str>,
@@ -75,7 +76,7 @@ impl Audit<'_> {
 }
 
 /// The log's commits, read and replayed.
-pub(crate) async fn snapshot(dir: &OutputDir) -> Result<Snapshot, WriteError> {
+pub async fn snapshot(dir: &OutputDir) -> Result<Snapshot, WriteError> {
     let table = dir.name();
     let mut versions: Vec<(u64, String)> = log_files(dir)
         .await?
@@ -112,12 +113,11 @@ pub(crate) async fn snapshot(dir: &OutputDir) -> Result<Snapshot, WriteError> {
 
 /// Publishes `audit` as the table's next version, unless it is published already (its `txn`).
 /// Returns the version written, or `None` when there was nothing to do.
-pub(crate) async fn publish(
+pub async fn publish(
     dir: &OutputDir,
     m: &Manifest,
     audit: &Audit<'_>,
 ) -> Result<Option<u64>, WriteError> {
-    let table = dir.name();
     let snap = snapshot(dir).await?;
     if snap
         .txns
@@ -126,14 +126,52 @@ pub(crate) async fn publish(
     {
         return Ok(None);
     }
-    let version = super::schema::SCHEMA_VERSION;
-    if let Some(reason) = snap.refusal(&m.partition_by, version) {
+    commit_over(dir, &snap, m, audit).await.map(Some)
+}
+
+/// Commits `audit` (of the manifest `m`) as the version after `snap`, the table as this writer
+/// read it. When another writer committed that version since, nothing is written and the answer
+/// is [`DeltaError::Lost`]: two writers never both commit one version.
+pub async fn commit_over(
+    dir: &OutputDir,
+    snap: &Snapshot,
+    m: &Manifest,
+    audit: &Audit<'_>,
+) -> Result<u64, WriteError> {
+    let table = dir.name();
+    if let Some(reason) = snap.refusal(&m.partition_by, super::schema::SCHEMA_VERSION) {
         return Err(DeltaError::Refused { table, reason }.into());
     }
-    let now = crate::time::wall_ms();
+    let actions = commit_actions(snap, m, audit, crate::time::wall_ms()).map_err(|part| {
+        DeltaError::NoSize {
+            table: table.clone(),
+            part,
+        }
+    })?;
+    let next = snap.version.map_or(0, |v| v + 1);
+    if !create_log_file(dir, &log::commit_name(next), &log::lines(&actions)).await? {
+        return Err(DeltaError::Lost {
+            table,
+            version: next,
+        }
+        .into());
+    }
+    tracing::info!(table = %dir.name(), version = next, run_id = audit.run_id, "published the audit as a Delta commit");
+    Ok(next)
+}
+
+/// The actions of the commit that publishes `audit` over the table `snap`: the table's own on its
+/// first commit, the `txn`, a `remove` for each file of the audit it replaces (the same date's, or
+/// every file of a table that keeps one audit), an `add` for each of its parts not yet in the table,
+/// and `commitInfo`. `Err` names a part without a recorded size.
+fn commit_actions(
+    snap: &Snapshot,
+    m: &Manifest,
+    audit: &Audit<'_>,
+    now: i64,
+) -> Result<Vec<Value>, String> {
     let ours: HashSet<&str> = audit.parts.iter().map(|p| p.file.as_str()).collect();
     let dated = m.partition_by.iter().any(|p| p == "date");
-    // The audit this one replaces: the same date's, or (one audit a table) every file.
     let replaced = snap.live.iter().filter(|(path, f)| {
         let in_scope = match (dated, audit.date) {
             (true, Some(d)) => f.partition_values.get("date").and_then(|v| v.as_deref()) == Some(d),
@@ -144,29 +182,20 @@ pub(crate) async fn publish(
     });
     let mut actions: Vec<Value> = Vec::new();
     if snap.version.is_none() {
-        actions.extend(log::table_actions(
-            &super::schema::schema(),
-            &m.partition_by,
-            version,
-            now,
-        ));
+        let schema = super::schema::schema();
+        let version = super::schema::SCHEMA_VERSION;
+        actions.extend(log::table_actions(&schema, &m.partition_by, version, now));
     }
     actions.push(log::txn_action(&audit.app_id(), audit.txn_version(), now));
-    let mut removed = 0usize;
-    for (path, f) in replaced {
-        actions.push(log::remove_action(path, f, now));
-        removed += 1;
-    }
-    let mut rows = 0u64;
-    for p in audit.parts {
-        rows += p.rows;
-        if snap.live.contains_key(&p.file) {
-            continue;
-        }
-        let size = p.size.ok_or_else(|| DeltaError::NoSize {
-            table: table.clone(),
-            part: p.file.clone(),
-        })?;
+    let before = actions.len();
+    actions.extend(replaced.map(|(path, f)| log::remove_action(path, f, now)));
+    let removed = actions.len() - before;
+    for p in audit
+        .parts
+        .iter()
+        .filter(|p| !snap.live.contains_key(&p.file))
+    {
+        let size = p.size.ok_or_else(|| p.file.clone())?;
         let values: BTreeMap<String, Option<String>> = super::partition::values_of_path(&p.file)
             .into_iter()
             .map(|(k, v)| (k, Some(v)))
@@ -179,6 +208,7 @@ pub(crate) async fn publish(
             p.stats.as_deref(),
         ));
     }
+    let rows: u64 = audit.parts.iter().map(|p| p.rows).sum();
     let replacing = removed > 0;
     actions.push(json!({"commitInfo": {
         "timestamp": now,
@@ -198,16 +228,7 @@ pub(crate) async fn publish(
         "fleetAuditRunId": audit.run_id,
         "fleetAuditDate": audit.date,
     }}));
-    let next = snap.version.map_or(0, |v| v + 1);
-    if !create_log_file(dir, &log::commit_name(next), &log::lines(&actions)).await? {
-        return Err(DeltaError::Lost {
-            table,
-            version: next,
-        }
-        .into());
-    }
-    tracing::info!(table = %dir.name(), version = next, run_id = audit.run_id, "published the audit as a Delta commit");
-    Ok(Some(next))
+    Ok(actions)
 }
 
 /// Publishes, oldest first, every complete audit of `m` that the table does not have yet (a run
@@ -385,7 +406,5 @@ async fn create_log_file(dir: &OutputDir, rel: &str, body: &[u8]) -> Result<bool
     }
 }
 
-/// A relative path under the log folder.
-pub(crate) fn is_log_path(relative: &str) -> bool {
-    relative == LOG_DIR || relative.starts_with(&format!("{LOG_DIR}/"))
-}
+#[cfg(test)]
+mod tests;

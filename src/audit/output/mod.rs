@@ -6,13 +6,16 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 use crate::audit::config::{ConfigError, RunConfig};
-use crate::audit::error::{Mismatch, RunError};
+use crate::audit::error::RunError;
 use crate::dataset::delta;
 use crate::dataset::{
     Entry, Holder, Kind, Layout, Manifest, OutputDir, OutputLock, RemoteError, WriteError, MANIFEST,
 };
 use crate::input::identity::InputIdentity;
 use crate::time::{now_ms, utc_date};
+
+mod mismatch;
+use mismatch::mismatch;
 
 /// Removes what an earlier run left in a directory output, when `--overwrite` (or a resume with
 /// nothing committed) allows it: only what this tool can show is its own. With a manifest `m`, the
@@ -72,11 +75,6 @@ async fn clear_old_parts(
     Ok(())
 }
 
-/// Checks, before a resume trusts them, that the parts the manifest `m` lists as committed are there
-/// with the bytes committed: locally their size and xxh3, in an object store their size (a listing;
-/// the bytes are checked when a reader fetches them). A part missing, truncated or altered is bad
-/// input (exit 2) naming it: its rows cannot be counted as committed, and which pairs it held is
-/// only written in it.
 /// The manifest of a local directory's audit that a `--resume` finds already complete, read before
 /// any network call (`identity`: the run's, known without one): its parts are checked as a resume
 /// checks them. `None` when the run has work to do or only [`prepare_output`] can tell (a manifest
@@ -114,6 +112,11 @@ pub(crate) async fn complete_before_calls(
     Ok(Some(m))
 }
 
+/// Checks, before a resume trusts them, that the parts the manifest `m` lists as committed are there
+/// with the bytes committed: locally their size and xxh3, in an object store their size (a listing;
+/// the bytes are checked when a reader fetches them). A part missing, truncated or altered is bad
+/// input (exit 2) naming it: its rows cannot be counted as committed, and which pairs it held is
+/// only written in it.
 async fn check_committed_parts(target: &OutputDir, m: &Manifest) -> Result<(), RunError> {
     let bad = |reason: String| -> RunError {
         ConfigError::Output {
@@ -253,131 +256,6 @@ pub(crate) async fn connect_output(
         }
     };
     Ok((Some(OutputDir::Remote(dir)), lock))
-}
-
-/// What differs between the inputs a dataset was written from (`was`) and this run's (`now`), in the
-/// words of the flags: which file's content, which filter.
-fn input_change(was: &InputIdentity, now: &InputIdentity) -> String {
-    if was.changed_while_read {
-        return "its input changed while that run read it, so what it committed may stand for other \
-                pairs than any input's now"
-            .to_string();
-    }
-    if was.source.kind() != now.source.kind() {
-        return format!(
-            "it was written from {}; this run reads {}",
-            was.source.kind(),
-            now.source.kind()
-        );
-    }
-    let changed = was.source.changes_to(&now.source);
-    if changed.is_empty() {
-        return format!("it was written from other inputs ({was}; this run: {now})");
-    }
-    let files = changed.iter().any(|c| c.contains("file's content"));
-    format!(
-        "{} differ{} from what it was written from{}",
-        changed.join(" and "),
-        if changed.len() == 1 { "s" } else { "" },
-        if files {
-            " (files are compared by their content, lines in order)"
-        } else {
-            ""
-        }
-    )
-}
-
-/// The first difference between the manifest `m` and this run, named and explained.
-fn mismatch(
-    m: &Manifest,
-    identity: &InputIdentity,
-    total: u64,
-    cfg: &RunConfig,
-    partition_by: &[String],
-) -> Option<(Mismatch, String)> {
-    let was = InputIdentity::parse(&m.input_identity);
-    if was.source != identity.source || was.changed_while_read {
-        return Some((Mismatch::Inputs, input_change(&was, identity)));
-    }
-    if was.shard != identity.shard {
-        let what = |s: &Option<String>| match s {
-            None => "all of these inputs".to_string(),
-            Some(s) => format!("shard {s} of these inputs"),
-        };
-        return Some((
-            Mismatch::Shard,
-            format!(
-                "it holds {}, and this run asks for {}",
-                what(&was.shard),
-                what(&identity.shard)
-            ),
-        ));
-    }
-    if was.targets != identity.targets {
-        let what = |t: &Option<String>| match t {
-            None => "one target".to_string(),
-            Some(t) => format!("targets {t}"),
-        };
-        return Some((
-            Mismatch::Targets,
-            format!(
-                "it was written for {}, and this run audits {}",
-                what(&was.targets),
-                what(&identity.targets)
-            ),
-        ));
-    }
-    if m.pairs != total {
-        return Some((
-            Mismatch::Inputs,
-            format!(
-                "it was written from other inputs ({} pairs); these inputs have {total} pairs",
-                m.pairs
-            ),
-        ));
-    }
-    if m.table_format != cfg.output.table_format() {
-        let what = |t: &Option<String>| match t {
-            Some(t) => format!("a {t} table"),
-            None => "no table format".to_string(),
-        };
-        return Some((
-            Mismatch::Format,
-            format!(
-                "it was written as {}, and this run asks for {}",
-                what(&m.table_format),
-                what(&cfg.output.table_format())
-            ),
-        ));
-    }
-    if m.format != cfg.output.format.extension() {
-        return Some((
-            Mismatch::Format,
-            format!(
-                "it holds {} files, not {}",
-                m.format,
-                cfg.output.format.extension()
-            ),
-        ));
-    }
-    if m.partition_by != partition_by {
-        let show = |p: &[String]| {
-            if p.is_empty() {
-                "no partitions".to_string()
-            } else {
-                format!("--partition-by {}", p.join(","))
-            }
-        };
-        return Some((
-            Mismatch::Partitions,
-            format!(
-                "it was written with {}, and this run asks for {}",
-                show(&m.partition_by),
-                show(partition_by)
-            ),
-        ));
-    }
-    None
 }
 
 /// Prepares the output location: a fresh, replaced or resumed dataset. Returns the starting manifest
@@ -539,10 +417,8 @@ async fn next_dated_audit(
         }
         .into()
     };
-    if m.format != cfg.output.format.extension()
-        || m.partition_by != partition_by
-        || m.table_format != cfg.output.table_format()
-    {
+    // (A table format that differs was refused by `delta::before_run`.)
+    if m.format != cfg.output.format.extension() || m.partition_by != partition_by {
         if cfg.output.resume {
             // The resume refuses it, saying what differs.
             return Ok(None);
@@ -586,57 +462,15 @@ async fn next_dated_audit(
             )
         }));
     }
-    let mut fresh = if next {
-        m.clone()
-            .next_audit(identity.to_string(), total, today.clone())
+    let fresh = if next {
+        m.next_audit(identity.to_string(), total, today)
     } else {
         // --overwrite, or an audit never started: the last audit is replaced, the earlier ones stay.
-        let mut f = Manifest::new(identity.to_string(), total, cfg.output.format.extension());
-        f.partition_by = m.partition_by.clone();
-        f.table_format = cfg.output.table_format();
-        f.date = Some(today);
-        f.earlier = m.earlier.clone();
-        f
+        m.replacing_last(identity.to_string(), total, today)
     };
-    fresh.stamp = m.stamp.clone();
     // Written before anything is deleted, as a resume does: then what the new manifest does not
     // list (the replaced audit, temporaries, parts never committed) goes.
     target.store_manifest(&fresh).await?;
     remove_uncommitted(target, &fresh).await?;
     Ok(Some(fresh))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::input_change;
-    use crate::input::identity::InputIdentity;
-
-    /// A refused resume names what changed; the note on how files are compared comes only with a
-    /// file's content.
-    #[test]
-    fn a_changed_input_is_named_and_files_are_explained_only_when_one_changed() {
-        let id = InputIdentity::parse;
-        let flag = input_change(
-            &id("discover:list-jobs=*:execution-status=*:describe=active"),
-            &id("discover:list-jobs=*:execution-status=*:describe=all"),
-        );
-        assert_eq!(
-            flag,
-            "--describe (was active, now all) differs from what it was written from"
-        );
-        let file = input_change(
-            &id("lists:things=0000000000000001:jobs=0000000000000002"),
-            &id("lists:things=0000000000000001:jobs=0000000000000003"),
-        );
-        assert_eq!(
-            file,
-            "the --jobs file's content differs from what it was written from (files are compared \
-             by their content, lines in order)"
-        );
-        let kind = input_change(&id("pairs:01"), &id("lists:things=1:jobs=2"));
-        assert_eq!(
-            kind,
-            "it was written from a --pairs file; this run reads a --things and a --jobs list"
-        );
-    }
 }

@@ -1,0 +1,162 @@
+//! The table's commits on a local directory: one commit per audit, a replaced audit's files
+//! removed from the table but kept on disk, a second publish a no-op, and a race for one version
+//! lost by one writer with nothing doubled.
+
+use super::*;
+
+fn part(file: &str, rows: u64) -> PartEntry {
+    let mut p = PartEntry::new(
+        file.into(),
+        rows,
+        Some(crate::dataset::PartDigest {
+            size: 100 + rows,
+            xxh3: 1,
+        }),
+    );
+    p.stats = Some(format!(r#"{{"numRecords":{rows}}}"#));
+    p
+}
+
+fn manifest(partition_by: &[&str]) -> Manifest {
+    let mut m = Manifest::new("pairs:1".into(), 10, "parquet");
+    m.partition_by = partition_by.iter().map(|s| s.to_string()).collect();
+    m.table_format = Some(DELTA.into());
+    m
+}
+
+fn audit<'a>(run_id: &'a str, date: Option<&'a str>, parts: &'a [PartEntry]) -> Audit<'a> {
+    Audit {
+        run_id,
+        date,
+        generation: 0,
+        parts,
+    }
+}
+
+fn live(s: &Snapshot) -> Vec<&str> {
+    s.live.keys().map(String::as_str).collect()
+}
+
+#[tokio::test]
+async fn each_audit_is_one_commit_and_a_second_publish_adds_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = OutputDir::Local(d.path().to_path_buf());
+    let m = manifest(&["date"]);
+    let day1 = [part("date=2026-12-01/part-1-aaaaaa-00000.parquet", 5)];
+    let day2 = [part("date=2026-12-02/part-2-bbbbbb-00000.parquet", 6)];
+    assert_eq!(
+        publish(&dir, &m, &audit("r1", Some("2026-12-01"), &day1))
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert_eq!(
+        publish(&dir, &m, &audit("r1", Some("2026-12-01"), &day1))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        publish(&dir, &m, &audit("r2", Some("2026-12-02"), &day2))
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    let s = snapshot(&dir).await.unwrap();
+    assert_eq!(s.version, Some(1));
+    assert_eq!(live(&s), [day1[0].file.as_str(), day2[0].file.as_str()]);
+    let first = std::fs::read_to_string(d.path().join(log::commit_name(0))).unwrap();
+    assert!(
+        first.contains(r#""partitionValues":{"date":"2026-12-01"}"#),
+        "{first}"
+    );
+    assert!(first.contains(r#""stats":"{\"numRecords\":5}""#), "{first}");
+    assert!(first.contains(r#""appId":"fleet-audit:r1""#), "{first}");
+
+    // Today's audit again (--overwrite): the old one's files leave the table, not the disk's care.
+    let again = [part("date=2026-12-02/part-3-cccccc-00000.parquet", 7)];
+    assert_eq!(
+        publish(&dir, &m, &audit("r3", Some("2026-12-02"), &again))
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    let s = snapshot(&dir).await.unwrap();
+    assert_eq!(live(&s), [day1[0].file.as_str(), again[0].file.as_str()]);
+    assert!(
+        s.referenced.contains(&day2[0].file),
+        "an older version still names it"
+    );
+    let third = std::fs::read_to_string(d.path().join(log::commit_name(2))).unwrap();
+    assert!(third.contains(r#""mode":"Overwrite""#), "{third}");
+}
+
+#[tokio::test]
+async fn two_writers_racing_for_one_version_one_wins_and_nothing_is_doubled() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = OutputDir::Local(d.path().to_path_buf());
+    let m = manifest(&[]);
+    let a = [part("part-1-aaaaaa-00000.parquet", 5)];
+    let b = [part("part-2-bbbbbb-00000.parquet", 6)];
+    // Both read the table before either commits (the lock bypassed).
+    let seen = snapshot(&dir).await.unwrap();
+    assert_eq!(
+        commit_over(&dir, &seen, &m, &audit("ra", None, &a))
+            .await
+            .unwrap(),
+        0
+    );
+    let err = commit_over(&dir, &seen, &m, &audit("rb", None, &b))
+        .await
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("another writer committed version 0 of the Delta table first"),
+        "{text}"
+    );
+    assert!(matches!(
+        err,
+        WriteError::Delta(DeltaError::Lost { version: 0, .. })
+    ));
+    let s = snapshot(&dir).await.unwrap();
+    assert_eq!(s.version, Some(0));
+    assert_eq!(live(&s), [a[0].file.as_str()]);
+    assert!(!s.txns.contains_key("fleet-audit:rb"));
+    // No temporary is left in the log.
+    let names: Vec<String> = std::fs::read_dir(d.path().join(LOG_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, ["00000000000000000000.json"]);
+}
+
+#[tokio::test]
+async fn another_writers_table_and_a_linked_log_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = OutputDir::Local(d.path().to_path_buf());
+    std::fs::create_dir(d.path().join(LOG_DIR)).unwrap();
+    std::fs::write(
+        d.path().join(log::commit_name(0)),
+        r#"{"metaData":{"partitionColumns":[],"configuration":{}}}"#,
+    )
+    .unwrap();
+    let m = manifest(&[]);
+    let a = [part("part-1-aaaaaa-00000.parquet", 5)];
+    let err = publish(&dir, &m, &audit("ra", None, &a))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("did not make"), "{err}");
+    assert_eq!(snapshot(&dir).await.unwrap().version, Some(0));
+
+    let e = tempfile::tempdir().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), e.path().join(LOG_DIR)).unwrap();
+    let dir = OutputDir::Local(e.path().to_path_buf());
+    let err = publish(&dir, &m, &audit("ra", None, &a))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("symbolic link"), "{err}");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
+}
