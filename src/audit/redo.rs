@@ -25,6 +25,7 @@ use crate::aws::call::Counters;
 use crate::aws::client::FleetClient;
 use crate::aws::limit::CallLimiter;
 use crate::aws::targets::PendingTarget;
+use crate::dataset::delta;
 use crate::dataset::schema::{BatchBuilder, Row, BATCH_ROWS};
 use crate::dataset::{FilePart, Format, Manifest, PartDigest, PartEntry, WriterMsg, MANIFEST};
 use crate::input::pair::Pair;
@@ -100,8 +101,22 @@ pub(crate) async fn retry_error_rows<C: FleetClient>(
         }
     };
     done.parts = old_files.len() as u64;
-    delete_old_parts(out, old_files);
+    if is_delta(&m) {
+        // The table gets the new parts in one commit; the old ones stay for the readers of its
+        // older versions (until their VACUUM). A publish a crash stops is the next run's.
+        let dir = crate::dataset::OutputDir::Local(out.to_path_buf());
+        delta::catch_up(&dir, &m)
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+    } else {
+        delete_old_parts(out, old_files);
+    }
     Ok((done, written))
+}
+
+/// Whether the audit is published as a Delta table (`--table-format delta`).
+fn is_delta(m: &Manifest) -> bool {
+    m.table_format.as_deref() == Some(delta::DELTA)
 }
 
 /// The manifest of the complete audit in `out`: only a complete audit's error rows are retried (a
@@ -272,9 +287,12 @@ fn write_new_parts(
         let path = out.join(&file);
         match rewritten.and_then(|batch| write_part(&path, format, &batch)) {
             Ok(digest) => {
+                let mut entry = PartEntry::new(file, old.rows, Some(digest));
+                if is_delta(m) {
+                    entry.stats = delta::stats::of_file(&path, &crate::dataset::schema::schema());
+                }
                 new.written.push(path);
-                new.replaced
-                    .push((part, PartEntry::new(file, old.rows, Some(digest))));
+                new.replaced.push((part, entry));
             }
             Err(e) => {
                 remove_all(&new.written);
@@ -328,6 +346,8 @@ fn commit_new_parts(
     // Every error row was described again: those left are the new ones; and this run is the audit's
     // last success (a later no-op retry reports it).
     m.error_rows = Some(by.error_rows);
+    // Its Delta table takes the replacement as a publish of its own.
+    m.generation += u64::from(is_delta(m));
     m.completed = Some(crate::dataset::Completion {
         run_id: by.run_id.to_string(),
         at_ms: crate::time::wall_ms(),

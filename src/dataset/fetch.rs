@@ -21,6 +21,11 @@ pub(crate) struct Fetched {
     pub incomplete: Option<Incomplete>,
 }
 
+/// Whether the manifest `m` lists `relative` among its parts.
+fn listed_in(m: Option<&Manifest>, relative: &str) -> bool {
+    m.is_some_and(|m| m.all_parts().any(|p| p.file == relative))
+}
+
 /// An error of the object store at `url`.
 fn remote_error(url: &str, reason: String) -> DatasetError {
     DatasetError::Remote {
@@ -52,12 +57,25 @@ pub(crate) async fn fetch_remote(
         super::WriteError::Manifest(m) => DatasetError::Manifest(m),
         e => remote_err(e.to_string()),
     })?;
+    // A Delta table is read as its readers see it; the files of its older versions are no strays.
+    let mut in_table = std::collections::HashSet::new();
+    let manifest = match manifest {
+        Some(m) if m.table_format.as_deref() == Some(super::delta::DELTA) => {
+            let snap = super::delta::snapshot(&target)
+                .await
+                .map_err(|e| remote_err(e.to_string()))?;
+            in_table = snap.referenced.clone();
+            Some(super::delta::published_view(m, &snap))
+        }
+        m => m,
+    };
     let parts: Vec<String> = target
         .entries()
         .await
         .map_err(|e| remote_err(e.to_string()))?
         .into_iter()
         .filter(|e| e.kind == Kind::Part || super::dir::looks_like_data(&e.relative))
+        .filter(|e| !in_table.contains(&e.relative) || listed_in(manifest.as_ref(), &e.relative))
         .map(|e| e.relative)
         .collect();
     let incomplete = manifest.as_ref().and_then(incomplete_of);

@@ -35,6 +35,9 @@ pub enum DatasetError {
         #[source]
         source: ArrowError,
     },
+    /// A `--table-format delta` dataset whose Delta log cannot be read.
+    #[error("{path}: its Delta table cannot be read: {reason}")]
+    Table { path: PathBuf, reason: String },
     #[error("{0}: no .parquet or .arrow files found")]
     Empty(PathBuf),
     #[error("{url}: {reason}")]
@@ -176,8 +179,9 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
         }
         return Ok(by_date(path, found));
     };
-    let listed: std::collections::HashSet<PathBuf> =
-        m.all_parts().map(|p| path.join(&p.file)).collect();
+    // A Delta table is read as its readers see it; the files of its older versions are no strays.
+    let (m, mut listed) = published(path, m)?;
+    listed.extend(m.all_parts().map(|p| path.join(&p.file)));
     let (audits, latest, note) = audits_of(&m, |f| path.join(f));
     let files = audits[latest].files.clone();
     for f in audits.iter().flat_map(|a| &a.files) {
@@ -230,6 +234,27 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
         failed_targets,
         incomplete: incomplete_of(&m),
     })
+}
+
+/// A `--table-format delta` dataset's manifest as its table publishes it
+/// ([`super::delta::published_view`]), and every file a version of the table names; any other
+/// dataset's manifest as it is.
+fn published(
+    path: &Path,
+    m: super::Manifest,
+) -> Result<(super::Manifest, std::collections::HashSet<PathBuf>), DatasetError> {
+    if m.table_format.as_deref() != Some(super::delta::DELTA) {
+        return Ok((m, Default::default()));
+    }
+    let dir = super::OutputDir::Local(path.to_path_buf());
+    let snap = futures::executor::block_on(super::delta::snapshot(&dir)).map_err(|e| {
+        DatasetError::Table {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    })?;
+    let named = snap.referenced.iter().map(|f| path.join(f)).collect();
+    Ok((super::delta::published_view(m, &snap), named))
 }
 
 /// The files of a directory without a manifest: when they lie in several `date=` folders (audits of

@@ -143,7 +143,7 @@ def test_run_dataset_reads_back_in_pyarrow_and_duckdb(sim, aws_env, fa, tmp_path
         assert r.returncode == 0, r.stderr
         t = pq.read_table(out)
         assert t.num_rows == 1500
-        assert t.schema.field("fetched_at").type == pa.timestamp("ms", tz="UTC")
+        assert t.schema.field("fetched_at").type == pa.timestamp("us", tz="UTC")
         assert t.schema.field("status_details").type == pa.map_(pa.string(), pa.string())
         s_json = json.loads(summary.read_text())
         assert set(s_json) >= {"pairs", "ok", "not_found", "errors", "attempts", "throttled", "elapsed_s", "calls_per_s"}

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -54,16 +55,18 @@ def all_pairs(lists: pathlib.Path) -> set:
 
 
 def run(fa, env, *args, timeout=180):
-    """One run to its end; the summary (--summary-json) it wrote."""
-    summary = pathlib.Path(env["FA_TMP"]) / f"summary-{time.monotonic_ns()}.json"
-    r = subprocess.run([fa, "run", *args, "--quiet", "--summary-json", str(summary)], env=env,
-                       capture_output=True, text=True, timeout=timeout)
-    assert r.returncode == 0, f"{args}: exit {r.returncode}\n{r.stderr}"
-    return json.loads(summary.read_text())
+    """One run to its end (exit 0); the summary (--summary-json) it wrote."""
+    with tempfile.TemporaryDirectory() as d:
+        summary = pathlib.Path(d) / "summary.json"
+        r = subprocess.run([fa, "run", *args, "--quiet", "--summary-json", str(summary)], env=env,
+                           capture_output=True, text=True, timeout=timeout)
+        assert r.returncode == 0, f"{args}: exit {r.returncode}\n{r.stderr}"
+        return json.loads(summary.read_text())
 
 
 def start(fa, env, *args):
-    err = open(pathlib.Path(env["FA_TMP"]) / f"run-{time.monotonic_ns()}.err", "w+")
+    """A run in the background (its stderr kept for the failure message)."""
+    err = tempfile.TemporaryFile("w+")
     p = subprocess.Popen([fa, "run", *args, "--quiet"], env=env, stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=err)
     p.err = err
@@ -173,12 +176,31 @@ def commits(history):
             for h in sorted(history, key=lambda h: h["version"])]
 
 
+def assert_filters_agree(out: pathlib.Path):
+    """Filtered scans (which skip files by the statistics the commits carry) count what a full read
+    filtered afterwards counts: no file skipped that holds a matching row."""
+    full = pl.read_delta(str(out))
+    hi = full["fetched_at"].max()
+    con = duckdb_con()
+    for sql, expr in [("status = 'QUEUED'", pl.col("status") == "QUEUED"),
+                      ("thing_name = 'thing-000123'", pl.col("thing_name") == "thing-000123"),
+                      (f"fetched_at = TIMESTAMPTZ '{hi.isoformat()}'", pl.col("fetched_at") == hi),
+                      ("approximate_seconds_before_timed_out >= 1000",
+                       pl.col("approximate_seconds_before_timed_out") >= 1000)]:
+        want = full.filter(expr).height
+        assert want > 0, sql
+        assert pl.scan_delta(str(out)).filter(expr).select(pl.len()).collect().item() == want, sql
+        assert con.execute(f"SELECT count(*) FROM delta_scan('{out}') WHERE {sql}").fetchone()[0] == want, sql
+
+
+def live_files(out: pathlib.Path, version=None):
+    """The files of the table's version, relative to it."""
+    return sorted(os.path.relpath(u, out) for u in DeltaTable(str(out), version=version).file_uris())
+
+
 @pytest.fixture
-def env(aws_env, tmp_path):
-    e = dict(aws_env)
-    e["FA_TMP"] = str(tmp_path)
-    e["AWS_EC2_METADATA_DISABLED"] = "true"
-    return e
+def env(aws_env):
+    return dict(aws_env, AWS_EC2_METADATA_DISABLED="true")
 
 
 # --- 1. local, one audit a date --------------------------------------------------------------------
@@ -257,8 +279,11 @@ def test_dated_table_publishes_each_complete_audit_once(fa, env, tmp_path):
         dt = DeltaTable(str(out))
         assert commits(dt.history()) == [(0, "WRITE", "Append", r1), (1, "WRITE", "Append", r2)]
         assert dt.transaction_version(f"fleet-audit:{r2}") is not None
-        # Version 0 is still the first audit alone.
+        # The table's files are exactly the two audits' parts; version 0 is still the first audit alone.
+        assert live_files(out) == sorted(p["file"] for p in m1["parts"] + m["parts"])
+        assert live_files(out, version=0) == sorted(p["file"] for p in m1["parts"])
         assert read_deltalake(str(out), version=0) == first_rows
+        assert_filters_agree(out)
 
         # A --resume of the complete audit ends before any call, and publishes nothing more.
         again = run(fa, env, *lists, *common, "--endpoint-url", s.url, "--as-of", str(t2), "--resume")
@@ -286,7 +311,8 @@ def test_overwrite_replaces_the_audit_in_one_commit_and_keeps_older_versions(fa,
                  "--endpoint-url", s.url]
         pairs = all_pairs(tmp_path)
         a = run(fa, env, *lists, *common, "--rps", "0")["run_id"]
-        a_rows = manifest_rows(out, manifest())
+        ma = manifest()
+        a_rows = manifest_rows(out, ma)
         assert_one_audit(a_rows, pairs)
         for name, rows in local_readers(out).items():
             assert rows == a_rows, name
@@ -323,6 +349,7 @@ def test_overwrite_replaces_the_audit_in_one_commit_and_keeps_older_versions(fa,
             kill(d)
         for name, rows in local_readers(out).items():
             assert rows == b_rows, f"{name} after the second --overwrite was killed"
+        assert DeltaTable(str(out)).version() == 1
         e = run(fa, env, *lists, *common, "--overwrite", "--rps", "0")["run_id"]
         me = manifest()
         assert me["run_id"] == e and me["complete"]
@@ -335,7 +362,11 @@ def test_overwrite_replaces_the_audit_in_one_commit_and_keeps_older_versions(fa,
         assert commits(dt.history()) == [(0, "WRITE", "Append", a), (1, "WRITE", "Overwrite", mb["run_id"]),
                                          (2, "WRITE", "Overwrite", e)]
         assert md["run_id"] not in {h.get("fleetAuditRunId") for h in dt.history()}
+        assert live_files(out) == sorted(p["file"] for p in me["parts"])
         # Older versions are still whole: every file they name is on disk.
+        assert live_files(out, version=0) == sorted(p["file"] for p in ma["parts"])
+        assert live_files(out, version=1) == sorted(p["file"] for p in mb["parts"])
+        assert all((out / f).is_file() for v in (0, 1) for f in live_files(out, version=v))
         assert read_deltalake(str(out), version=0) == a_rows
         assert read_polars(str(out), version=0) == a_rows
         assert read_deltalake(str(out), version=1) == b_rows
@@ -470,6 +501,8 @@ def test_dated_table_on_s3(fa, env, tmp_path, moto):
 # --- 4. an interrupted first audit --------------------------------------------------------------
 
 def test_an_interrupted_first_audit_is_no_table_until_resumed(fa, env, tmp_path):
+    """A first audit killed after committing parts leaves no commit: no reader finds a table. Its
+    `--resume` publishes exactly one commit, the whole audit."""
     out = tmp_path / "audit"
     common = ["--out", str(out), "--table-format", "delta"]
     manifest = lambda: json.loads((out / "_manifest.json").read_text()) if (out / "_manifest.json").exists() else None
@@ -488,9 +521,9 @@ def test_an_interrupted_first_audit_is_no_table_until_resumed(fa, env, tmp_path)
         assert not DeltaTable.is_deltatable(str(out))
         with pytest.raises(TableNotFoundError):
             DeltaTable(str(out))
-        with pytest.raises(Exception):
+        with pytest.raises(TableNotFoundError):
             pl.read_delta(str(out))
-        with pytest.raises(duckdb.Error):
+        with pytest.raises(duckdb.IOException, match="No files in log segment"):
             read_duckdb(str(out))
 
         done = run(fa, env, *lists, *common, "--resume", "--rps", "0", "--part-rows", "50")
@@ -502,6 +535,7 @@ def test_an_interrupted_first_audit_is_no_table_until_resumed(fa, env, tmp_path)
             assert got == rows, name
         dt = DeltaTable(str(out))
         assert commits(dt.history()) == [(0, "WRITE", "Append", m["run_id"])]
+        assert live_files(out) == sorted(part["file"] for part in m["parts"])
         assert sorted(p.name for p in (out / "_delta_log").glob("*.json")) == ["00000000000000000000.json"]
     finally:
         s.stop()

@@ -43,6 +43,8 @@ pub(crate) fn version_of(relative: &str) -> Option<u64> {
 pub struct LiveFile {
     pub partition_values: BTreeMap<String, Option<String>>,
     pub size: i64,
+    /// Its rows, when its statistics say (`numRecords`).
+    pub rows: Option<u64>,
 }
 
 /// A table's state at its latest version, replayed from its commits.
@@ -89,12 +91,18 @@ impl Snapshot {
                     })
                     .unwrap_or_default();
                 let size = add.get("size").and_then(Value::as_i64).unwrap_or(0);
+                let rows = add
+                    .get("stats")
+                    .and_then(Value::as_str)
+                    .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                    .and_then(|s| s.get("numRecords").and_then(Value::as_u64));
                 self.referenced.insert(path.clone());
                 self.live.insert(
                     path,
                     LiveFile {
                         partition_values,
                         size,
+                        rows,
                     },
                 );
             } else if let Some(remove) = v.get("remove") {

@@ -17,6 +17,7 @@
 
 mod log;
 pub(crate) mod stats;
+mod view;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
@@ -28,6 +29,7 @@ use super::manifest::{Manifest, PartEntry};
 use super::WriteError;
 pub use log::Snapshot;
 pub(crate) use log::LOG_DIR;
+pub(crate) use view::published_view;
 
 /// The `--table-format` value a manifest records.
 pub(crate) const DELTA: &str = "delta";
