@@ -32,10 +32,33 @@ pub(crate) fn commit_name(version: u64) -> String {
 /// (checkpoints, `_last_checkpoint`, temporaries, another tool's files).
 pub(crate) fn version_of(relative: &str) -> Option<u64> {
     let name = relative.strip_prefix(LOG_DIR)?.strip_prefix('/')?;
-    let digits = name.strip_suffix(".json")?;
+    twenty_digits(name.strip_suffix(".json")?)
+}
+
+fn twenty_digits(digits: &str) -> Option<u64> {
     (digits.len() == 20 && digits.bytes().all(|b| b.is_ascii_digit()))
         .then(|| digits.parse().ok())
         .flatten()
+}
+
+/// A checkpoint file's version, part and number of parts: `N.checkpoint.parquet` (one part) or
+/// `N.checkpoint.P.K.parquet` (part P of K, both ten digits); `None` for any other name (a V2
+/// checkpoint's among them: those belong to tables whose protocol this tool does not write).
+pub(crate) fn checkpoint_of(relative: &str) -> Option<(u64, u32, u32)> {
+    let name = relative.strip_prefix(LOG_DIR)?.strip_prefix('/')?;
+    let (digits, rest) = name.split_once(".checkpoint.")?;
+    let v = twenty_digits(digits)?;
+    if rest == "parquet" {
+        return Some((v, 1, 1));
+    }
+    let rest = rest.strip_suffix(".parquet")?;
+    let (p, k) = rest.split_once('.')?;
+    let ten = |s: &str| s.len() == 10 && s.bytes().all(|b| b.is_ascii_digit());
+    if !ten(p) || !ten(k) {
+        return None;
+    }
+    let (p, k): (u32, u32) = (p.parse().ok()?, k.parse().ok()?);
+    (1..=k).contains(&p).then_some((v, p, k))
 }
 
 /// A file live in the table: its partition values and size.
@@ -74,59 +97,61 @@ impl Snapshot {
             }
             let v: Value =
                 serde_json::from_str(line).map_err(|e| format!("line {}: not JSON: {e}", i + 1))?;
-            let bad = |what: &str| format!("line {}: {what}", i + 1);
-            if let Some(add) = v.get("add") {
-                let path = add
-                    .get("path")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| bad("an add action without a path"))?;
-                let path = percent_decode(path);
-                let partition_values = add
-                    .get("partitionValues")
-                    .and_then(Value::as_object)
-                    .map(|o| {
-                        o.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let size = add.get("size").and_then(Value::as_i64).unwrap_or(0);
-                let rows = add
-                    .get("stats")
-                    .and_then(Value::as_str)
-                    .and_then(|s| serde_json::from_str::<Value>(s).ok())
-                    .and_then(|s| s.get("numRecords").and_then(Value::as_u64));
-                self.referenced.insert(path.clone());
-                self.live.insert(
-                    path,
-                    LiveFile {
-                        partition_values,
-                        size,
-                        rows,
-                    },
-                );
-            } else if let Some(remove) = v.get("remove") {
-                let path = remove
-                    .get("path")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| bad("a remove action without a path"))?;
-                let path = percent_decode(path);
-                self.live.remove(&path);
-                self.referenced.insert(path);
-            } else if let Some(txn) = v.get("txn") {
-                let app = txn
-                    .get("appId")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| bad("a txn action without an appId"))?;
-                let n = txn.get("version").and_then(Value::as_i64).unwrap_or(0);
-                self.txns.insert(app.to_string(), n);
-            } else if let Some(m) = v.get("metaData") {
-                self.metadata = Some(m.clone());
-            } else if let Some(p) = v.get("protocol") {
-                self.protocol = Some(p.clone());
-            }
+            self.apply_action(&v)
+                .map_err(|what| format!("line {}: {what}", i + 1))?;
         }
         self.version = Some(version);
+        Ok(())
+    }
+
+    /// Applies one action: a commit's line, or a checkpoint's row as JSON.
+    pub(crate) fn apply_action(&mut self, v: &Value) -> Result<(), String> {
+        let path_of = |a: &Value, what: &str| {
+            a.get("path")
+                .and_then(Value::as_str)
+                .map(percent_decode)
+                .ok_or_else(|| format!("{what} action without a path"))
+        };
+        if let Some(add) = v.get("add").filter(|a| !a.is_null()) {
+            let path = path_of(add, "an add")?;
+            let partition_values = add
+                .get("partitionValues")
+                .and_then(Value::as_object)
+                .map(|o| {
+                    o.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let size = add.get("size").and_then(Value::as_i64).unwrap_or(0);
+            let rows = add
+                .get("stats")
+                .and_then(Value::as_str)
+                .and_then(|s| serde_json::from_str::<Value>(s).ok())
+                .and_then(|s| s.get("numRecords").and_then(Value::as_u64));
+            self.referenced.insert(path.clone());
+            let file = LiveFile {
+                partition_values,
+                size,
+                rows,
+            };
+            self.live.insert(path, file);
+        } else if let Some(remove) = v.get("remove").filter(|a| !a.is_null()) {
+            let path = path_of(remove, "a remove")?;
+            self.live.remove(&path);
+            self.referenced.insert(path);
+        } else if let Some(txn) = v.get("txn").filter(|a| !a.is_null()) {
+            let app = txn
+                .get("appId")
+                .and_then(Value::as_str)
+                .ok_or("a txn action without an appId")?;
+            let n = txn.get("version").and_then(Value::as_i64).unwrap_or(0);
+            self.txns.insert(app.to_string(), n);
+        } else if let Some(m) = v.get("metaData").filter(|a| !a.is_null()) {
+            self.metadata = Some(m.clone());
+        } else if let Some(p) = v.get("protocol").filter(|a| !a.is_null()) {
+            self.protocol = Some(p.clone());
+        }
         Ok(())
     }
 
@@ -371,6 +396,21 @@ mod tests {
         assert_eq!(version_of("_delta_log/_last_checkpoint"), None);
         assert_eq!(version_of("_delta_log/7.json"), None);
         assert_eq!(version_of("00000000000000000007.json"), None);
+        assert_eq!(
+            checkpoint_of("_delta_log/00000000000000000010.checkpoint.parquet"),
+            Some((10, 1, 1))
+        );
+        assert_eq!(
+            checkpoint_of(
+                "_delta_log/00000000000000000010.checkpoint.0000000002.0000000003.parquet"
+            ),
+            Some((10, 2, 3))
+        );
+        assert_eq!(
+            checkpoint_of("_delta_log/00000000000000000010.checkpoint.80a083e8-7026-4e79-81be-64bd76c43a11.json"),
+            None
+        );
+        assert_eq!(checkpoint_of("_delta_log/_last_checkpoint"), None);
     }
 
     #[test]

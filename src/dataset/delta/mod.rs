@@ -15,6 +15,7 @@
 //! Files that any version of the table names are never deleted by this tool ([`Snapshot::referenced`]):
 //! readers of older versions read them until the user's `VACUUM`.
 
+mod checkpoint;
 mod log;
 pub(crate) mod stats;
 mod view;
@@ -50,7 +51,7 @@ pub enum DeltaError {
     },
     #[error("{table}: this tool does not write to this Delta table: {reason}")]
     Refused { table: String, reason: String },
-    #[error("{table}: the Delta log has no first commit (it was checkpointed and its early commits cleaned up); this tool replays a log from version 0")]
+    #[error("{table}: the Delta log has neither every commit from version 0 nor a complete checkpoint followed by every later commit: it cannot be read")]
     Checkpointed { table: String },
     #[error("{table}: {part} has no recorded size in the manifest; it cannot be published")]
     NoSize { table: String, part: String },
@@ -77,31 +78,42 @@ impl Audit<'_> {
     }
 }
 
-/// The log's commits, read and replayed.
+/// The log's commits, read and replayed: from version 0 while the log still holds every commit,
+/// otherwise from its latest complete checkpoint (another Delta writer's) and the commits after it.
 pub async fn snapshot(dir: &OutputDir) -> Result<Snapshot, WriteError> {
     let table = dir.name();
-    let mut versions: Vec<(u64, String)> = log_files(dir)
-        .await?
-        .into_iter()
-        .filter_map(|rel| log::version_of(&rel).map(|v| (v, rel)))
+    let names = log_files(dir).await?;
+    let mut versions: Vec<(u64, String)> = names
+        .iter()
+        .filter_map(|rel| log::version_of(rel).map(|v| (v, rel.clone())))
         .collect();
     versions.sort();
     let mut snap = Snapshot::default();
-    if versions.is_empty() {
+    let Some(&(last, _)) = versions.last() else {
         return Ok(snap);
-    }
-    if versions[0].0 != 0 {
-        return Err(DeltaError::Checkpointed { table }.into());
-    }
-    for (i, (v, rel)) in versions.iter().enumerate() {
-        if *v != i as u64 {
-            return Err(DeltaError::Log {
-                table,
-                file: rel.clone(),
-                reason: format!("version {i} is missing before it"),
+    };
+    // Commits after `from` must all be there, in order.
+    let start = match versions.first() {
+        Some((0, _)) if contiguous(&versions) => None,
+        _ => Some(latest_checkpoint(&names, &versions, last).ok_or_else(|| {
+            DeltaError::Checkpointed {
+                table: table.clone(),
             }
-            .into());
+        })?),
+    };
+    if let Some((v, parts)) = &start {
+        for rel in parts {
+            let bytes = read_log_file(dir, rel).await?;
+            checkpoint::apply(&mut snap, bytes.into()).map_err(|reason| DeltaError::Log {
+                table: table.clone(),
+                file: rel.clone(),
+                reason,
+            })?;
         }
+        snap.version = Some(*v);
+    }
+    let from = start.map_or(0, |(v, _)| v + 1);
+    for (v, rel) in versions.iter().filter(|(v, _)| *v >= from) {
         let bytes = read_log_file(dir, rel).await?;
         let text = String::from_utf8_lossy(&bytes);
         snap.apply(*v, &text).map_err(|reason| DeltaError::Log {
@@ -111,6 +123,38 @@ pub async fn snapshot(dir: &OutputDir) -> Result<Snapshot, WriteError> {
         })?;
     }
     Ok(snap)
+}
+
+/// Whether the commits are numbered from the first without a gap.
+fn contiguous(versions: &[(u64, String)]) -> bool {
+    versions.windows(2).all(|w| w[1].0 == w[0].0 + 1)
+}
+
+/// The latest checkpoint whose parts are all there and after which every commit up to `last` is:
+/// its version and its parts' names, in part order.
+fn latest_checkpoint(
+    names: &[String],
+    versions: &[(u64, String)],
+    last: u64,
+) -> Option<(u64, Vec<String>)> {
+    let mut by_version: BTreeMap<u64, Vec<(u32, u32, String)>> = BTreeMap::new();
+    for rel in names {
+        if let Some((v, p, k)) = log::checkpoint_of(rel) {
+            by_version.entry(v).or_default().push((p, k, rel.clone()));
+        }
+    }
+    let have: HashSet<u64> = versions.iter().map(|(v, _)| *v).collect();
+    by_version.into_iter().rev().find_map(|(v, mut parts)| {
+        parts.sort();
+        let k = parts.first()?.1;
+        let whole = parts.len() == k as usize
+            && parts
+                .iter()
+                .enumerate()
+                .all(|(i, (p, kk, _))| *p == i as u32 + 1 && *kk == k);
+        let after = (v + 1..=last).all(|n| have.contains(&n));
+        (whole && after && v <= last).then(|| (v, parts.into_iter().map(|(_, _, r)| r).collect()))
+    })
 }
 
 /// Publishes `audit` as the table's next version, unless it is published already (its `txn`).
