@@ -281,6 +281,9 @@ pub struct DemoArgs {
     /// Pairs in flight at once.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
+    /// Write the audit as a Delta Lake table (`demo-out/executions/`) instead of one Parquet file.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub table_format: Option<TableFormatArg>,
 }
 
 /// A `--fail-on` condition of `report`.

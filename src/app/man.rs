@@ -195,7 +195,7 @@ fn run_extras() -> Extras {
             ("List first, describe only what can be stuck:", "fleet-audit run --discover --job-status IN_PROGRESS --out audit/"),
             ("Continue an interrupted audit (the same command, with --resume):", "fleet-audit run --pairs pairs.csv --out audit/ --resume"),
             ("Describe just the error rows of a complete audit again (after exit 4), each replaced in place:", "fleet-audit run --pairs pairs.csv --out audit/ --resume --retry-errors"),
-            ("A daily audit, one a date, describing only what changed since the last one:", "fleet-audit run --discover --out audit/ --partition-by date --baseline latest --resume --report"),
+            ("A daily audit, one a date, describing only what changed since the last one, each published as one Delta Lake commit:", "fleet-audit run --discover --out audit/ --partition-by date --baseline latest --resume --report --table-format delta"),
             ("Several regions at once, each at its own rate:", "fleet-audit run --things things.txt --jobs jobs.txt --out audit/ --regions us-east-1,eu-west-1 --rps 10"),
             ("Into S3, in Hive-style folders:", "fleet-audit run --pairs pairs.csv --out s3://audit-bucket/fleet-audit/ --partition-by date,job_id --resume"),
         ],
@@ -305,6 +305,7 @@ fn schema_extras() -> Extras {
             ("The columns and their types:", "fleet-audit schema"),
             ("A DuckDB view over a local output:", "fleet-audit schema --ddl duckdb --location audit/ | duckdb audit.duckdb"),
             ("An Athena table over a daily output in S3:", "fleet-audit schema --ddl athena --location s3://my-bucket/fleet-audit/ --partition-by date"),
+            ("Athena's table over a --table-format delta output:", "fleet-audit schema --ddl athena-delta --location s3://my-bucket/fleet-audit/"),
         ],
     }
 }

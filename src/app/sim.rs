@@ -162,7 +162,12 @@ pub(super) async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
     let out = &a.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     write_lists(server.simulator().fleet(), out)?;
-    let dataset = out.join("executions.parquet");
+    let delta = a.table_format.is_some();
+    let dataset = out.join(if delta {
+        "executions"
+    } else {
+        "executions.parquet"
+    });
     eprintln!(
         "simulator on {} with {} things x {} jobs; lists in {}",
         server.endpoint_url(),
@@ -175,7 +180,7 @@ pub(super) async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
     let (things, jobs) = (out.join("things.txt"), out.join("jobs.txt"));
     let concurrency = a.concurrency.to_string();
     let endpoint = server.endpoint_url();
-    let argv = [
+    let mut argv: Vec<&std::ffi::OsStr> = vec![
         "fleet-audit".as_ref(),
         "run".as_ref(),
         "--things".as_ref(),
@@ -194,6 +199,12 @@ pub(super) async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
         "--endpoint-url".as_ref(),
         endpoint.as_ref(),
     ];
+    if delta {
+        argv.extend([
+            std::ffi::OsStr::new("--table-format"),
+            std::ffi::OsStr::new("delta"),
+        ]);
+    }
     let Command::Run(args) = <Cli as clap::Parser>::try_parse_from::<_, &std::ffi::OsStr>(argv)
         .context("the demo's run command")?
         .command
@@ -210,7 +221,13 @@ pub(super) async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
         print_report(&dataset)?;
     }
     server.stop().await;
-    if code == 0 {
+    if code == 0 && delta {
+        eprintln!(
+            "\nread it as a Delta table: DuckDB `LOAD delta; SELECT status, count(*) FROM delta_scan('{0}') GROUP BY status;`, \
+             or Python `deltalake.DeltaTable('{0}').to_pyarrow_table()`",
+            dataset.display()
+        );
+    } else if code == 0 {
         eprintln!(
             "\nread it with DuckDB: SELECT status, count(*) FROM '{}' GROUP BY status;",
             dataset.display()

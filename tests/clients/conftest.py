@@ -83,4 +83,13 @@ def as_if_yesterday(out):
         p["file"] = p["file"].replace(f"date={today}/", f"date={yesterday}/")
     m["date"] = yesterday
     (out / "_manifest.json").write_text(json.dumps(m))
+    # A Delta table's log names the folder and the partition value: they move too (the statistics'
+    # timestamps stay what the rows hold).
+    for commit in sorted((out / "_delta_log").glob("*.json")):
+        text = commit.read_text()
+        for old, new in ((f"date={today}/", f"date={yesterday}/"),
+                         (f'"date":"{today}"', f'"date":"{yesterday}"'),
+                         (f'"fleetAuditDate":"{today}"', f'"fleetAuditDate":"{yesterday}"')):
+            text = text.replace(old, new)
+        commit.write_text(text)
     return yesterday, today

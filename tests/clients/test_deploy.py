@@ -2,6 +2,7 @@
 definition parse and agree with each other and with the Dockerfile, the Dockerfile copies what Cargo
 needs, and the shell line both schedulers run is executed for every index with the real binary against
 the simulator (paths moved under a temporary directory): the shards' union is the whole input."""
+import collections
 import json
 import os
 import pathlib
@@ -247,7 +248,8 @@ def test_the_cronjob_is_the_indexed_job_once_a_day(k8s):
     assert pod["volumes"] == one_pod["volumes"]
     assert c["image"] == container(k8s["Job"])["image"]
     script = c["args"][0]
-    for flag in ("--discover", "--partition-by date", "--baseline latest", "--resume", "--metrics"):
+    for flag in ("--discover", "--partition-by date", "--baseline latest", "--resume", "--metrics",
+                 "--table-format delta"):
         assert flag in script, flag
     assert re.search(r"^\s*exec fleet-audit run", script, flags=re.M)
 
@@ -285,7 +287,8 @@ def test_the_schedule_is_a_create_schedule_request_that_submits_the_batch_job(sc
     assert submit["JobDefinition"] == batch["jobDefinitionName"]
     assert submit["ArrayProperties"]["Size"] == int(env_of(batch["containerProperties"]["environment"])["SHARDS"])
     (script,) = submit["ContainerOverrides"]["Command"]
-    for flag in ("--discover", "--partition-by date", "--baseline latest", "--resume", "--metrics"):
+    for flag in ("--discover", "--partition-by date", "--baseline latest", "--resume", "--metrics",
+                 "--table-format delta"):
         assert flag in script, flag
 
 
@@ -343,3 +346,12 @@ def test_the_daily_line_runs_two_consecutive_dates(scheduler, k8s, schedule, bat
         {"glob": f"{tmp_path}/output/daily/**/*.parquet", "d": today},
     ).fetchall())
     assert sources.get("carried") == carried
+    # Each shard's output is a Delta table of one commit per daily audit (a shard of no job's, empty
+    # ones), and the tables together are the rows of every date, read by deltalake.
+    from deltalake import DeltaTable
+    dates = collections.Counter()
+    for k in range(n):
+        t = DeltaTable(str(tmp_path / "output" / "daily" / f"shard-{k}"))
+        assert [h["operation"] for h in t.history()] == ["WRITE", "WRITE"]
+        dates.update(str(d) for d in t.to_pyarrow_table().column("date").to_pylist())
+    assert dict(dates) == {d: rows for d, rows, _ in per_date}

@@ -21,9 +21,14 @@ README = ROOT / "README.md"
 PAGES = [README, *sorted((ROOT / "docs").glob("*.md"))]
 
 
-def python_blocks():
-    """(file, first line number, code) of every ```python block of README.md and docs/*.md; the file as
-    a path from the repository's root (`docs/outputs.md`)."""
+# The first line of a ```python block that maintains a Delta table rather than reads an audit.
+UPKEEP = "# Upkeep of a --table-format delta output"
+
+
+def python_blocks(upkeep=False):
+    """(file, first line number, code) of every ```python block of README.md and docs/*.md (those that
+    read an audit, or with `upkeep` those that maintain a Delta table); the file as a path from the
+    repository's root (`docs/outputs.md`)."""
     blocks = []
     for page in PAGES:
         name, lines = page.relative_to(ROOT).as_posix(), page.read_text().splitlines()
@@ -32,13 +37,17 @@ def python_blocks():
             if lines[i].strip() == "```python":
                 start = i + 1
                 end = next(j for j in range(start, len(lines)) if lines[j].strip() == "```")
-                blocks.append((name, start + 1, "\n".join(lines[start:end]) + "\n"))
+                code = "\n".join(lines[start:end]) + "\n"
+                # A Delta table's upkeep (compaction) is no reader: test_the_delta_upkeep_snippet runs it.
+                if upkeep == code.startswith(UPKEEP):
+                    blocks.append((name, start + 1, code))
                 i = end
             i += 1
     return blocks
 
 
 BLOCKS = python_blocks()
+UPKEEP_BLOCKS = python_blocks(upkeep=True)
 
 
 def test_readme_has_python_snippets():
@@ -120,3 +129,35 @@ def test_readme_python_snippet_reads_the_latest_audit(fa, outputs, kind, page, l
     assert sum(got.values()) == sum(want.values()), \
         f"{kind}: the snippet read {sum(got.values())} rows, the latest audit has {sum(want.values())}"
     assert dict(got) == want
+
+
+@pytest.mark.parametrize("page,line,code", UPKEEP_BLOCKS, ids=[f"{p}:{n}" for p, n, _ in UPKEEP_BLOCKS])
+def test_the_delta_upkeep_snippet_keeps_the_table_readable(fa, sim, aws_env, page, line, code, tmp_path,
+                                                           monkeypatch):
+    """The manual's compaction of a Delta output, run on one of two audits in parts: the table is
+    compacted (a new version, fewer files), every reader still reads the latest audit whole, and the
+    next audit is published over the compacted table."""
+    from deltalake import DeltaTable
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "things.txt").write_text("\n".join(f"thing-{i:06d}" for i in range(600)) + "\n")
+    (lists / "jobs.txt").write_text("job-000\njob-001\n")
+    audit = tmp_path / "audit"
+    table = ["--table-format", "delta", "--partition-by", "job_id", "--part-rows", "100"]
+    run(fa, sim, aws_env, lists, audit, *table)
+    run(fa, sim, aws_env, lists, audit, *table, "--overwrite")
+    before = DeltaTable(str(audit))
+    files_before, rows = len(before.file_uris()), before.to_pyarrow_table().num_rows
+    assert rows == 1200 and files_before > 2
+    monkeypatch.chdir(tmp_path)
+    exec(compile("\n" * (line - 1) + code, str(ROOT / page), "exec"), {"__name__": "__readme__"})
+    after = DeltaTable(str(audit))
+    assert after.version() == before.version() + 1, "the compaction is a version of its own"
+    assert len(after.file_uris()) == 2, "one file a job_id partition"
+    assert after.to_pyarrow_table().num_rows == rows
+    assert sum(expected_counts(fa, audit).values()) == rows, "report reads the compacted table"
+    run(fa, sim, aws_env, lists, audit, *table, "--overwrite")
+    latest = DeltaTable(str(audit))
+    assert latest.to_pyarrow_table().num_rows == rows
+    assert [h["operation"] for h in latest.history()][:2] == ["WRITE", "OPTIMIZE"]
+    assert not set(after.file_uris()) & set(latest.file_uris()), "the new audit replaced the compacted one"

@@ -254,6 +254,35 @@ async fn demo_audits_the_embedded_fleet() {
     );
 }
 
+/// Issue 27: the demo as a Delta table: one commit holding the audit, read back through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_writes_a_delta_table_when_asked() {
+    let d = tempfile::tempdir().unwrap();
+    let args = [
+        "demo",
+        "--things",
+        "150",
+        "--jobs",
+        "2",
+        "--table-format",
+        "delta",
+    ];
+    let o = fa(&args, d.path(), false).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let table = d.path().join("demo-out/executions");
+    let log: Vec<String> = std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(log, ["00000000000000000000.json"]);
+    let commit =
+        std::fs::read_to_string(table.join("_delta_log/00000000000000000000.json")).unwrap();
+    assert_eq!(commit.matches(r#"{"add":"#).count(), 1, "{commit}");
+    assert!(commit.contains(r#""numOutputRows":"300""#), "{commit}");
+    assert_eq!(read_rows(&table).len(), 300);
+    assert!(stderr(&o).contains("delta_scan("), "{}", stderr(&o));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sim_announces_its_address_first() {
     let d = tempfile::tempdir().unwrap();
