@@ -163,11 +163,7 @@ pub(super) async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     write_lists(server.simulator().fleet(), out)?;
     let delta = a.table_format.is_some();
-    let dataset = out.join(if delta {
-        "executions"
-    } else {
-        "executions.parquet"
-    });
+    let dataset = out.join(["executions.parquet", "executions"][usize::from(delta)]);
     eprintln!(
         "simulator on {} with {} things x {} jobs; lists in {}",
         server.endpoint_url(),
@@ -221,17 +217,21 @@ pub(super) async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
         print_report(&dataset)?;
     }
     server.stop().await;
-    if code == 0 && delta {
-        eprintln!(
-            "\nread it as a Delta table: DuckDB `LOAD delta; SELECT status, count(*) FROM delta_scan('{0}') GROUP BY status;`, \
-             or Python `deltalake.DeltaTable('{0}').to_pyarrow_table()`",
-            dataset.display()
-        );
-    } else if code == 0 {
-        eprintln!(
-            "\nread it with DuckDB: SELECT status, count(*) FROM '{}' GROUP BY status;",
-            dataset.display()
-        );
+    if code == 0 {
+        eprintln!("\n{}", how_to_read(&dataset, delta));
     }
     Ok(code)
+}
+
+/// How to read the demo's dataset: a Parquet file, or a Delta table.
+fn how_to_read(dataset: &std::path::Path, delta: bool) -> String {
+    let d = dataset.display();
+    if delta {
+        format!(
+            "read it as a Delta table: DuckDB `LOAD delta; SELECT status, count(*) FROM \
+             delta_scan('{d}') GROUP BY status;`, or Python `deltalake.DeltaTable('{d}').to_pyarrow_table()`"
+        )
+    } else {
+        format!("read it with DuckDB: SELECT status, count(*) FROM '{d}' GROUP BY status;")
+    }
 }

@@ -45,6 +45,14 @@ pub async fn run(cfg: RunConfig, shutdown: watch::Receiver<bool>) -> Result<Summ
         Layout::File(p) | Layout::Dir(p) if !dry_run => Some(OutputLock::local(p, &holder)?),
         _ => None,
     };
+    if !dry_run {
+        if let Err(e) = crate::audit::output::check_table_before_calls(&cfg).await {
+            if let Some(lock) = local_lock {
+                lock.release().await;
+            }
+            return Err(e);
+        }
+    }
     // A retry of a local audit that is already complete ends here, before any call (not even STS
     // or a discovery's listing); an object store's, or an organization's, is found complete after
     // connecting, as any resume.

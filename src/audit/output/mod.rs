@@ -258,6 +258,27 @@ pub(crate) async fn connect_output(
     Ok((Some(OutputDir::Remote(dir)), lock))
 }
 
+/// A local directory output's Delta checks ([`delta::before_run`]) before any call, not only once
+/// the targets are connected: a table this run must not write is refused without a call to STS.
+/// (An object store's is checked when connected, as every check of it is.)
+pub(crate) async fn check_table_before_calls(cfg: &RunConfig) -> Result<(), RunError> {
+    let Some(target) = OutputDir::local(&cfg.output.layout) else {
+        return Ok(());
+    };
+    let loaded = target.load_manifest().await.ok().flatten();
+    let replaces_all = cfg.output.overwrite && !cfg.output.dated();
+    let partition_by = cfg.output.partition_names();
+    delta::before_run(
+        &target,
+        loaded.as_ref(),
+        cfg.output.delta,
+        &partition_by,
+        replaces_all,
+    )
+    .await?;
+    Ok(())
+}
+
 /// Prepares the output location: a fresh, replaced or resumed dataset. Returns the starting manifest
 /// of a directory output.
 pub(crate) async fn prepare_output(

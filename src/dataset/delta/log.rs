@@ -175,7 +175,7 @@ impl Snapshot {
     pub(crate) fn refusal(&self, partition_by: &[String], schema_version: u32) -> Option<String> {
         self.version?;
         let Some(m) = &self.metadata else {
-            return Some("its log has no metadata".into());
+            return Some("its Delta log has no metadata".into());
         };
         let ours = m
             .get("configuration")
@@ -200,7 +200,7 @@ impl Snapshot {
         let cols = self.partition_columns();
         if cols != partition_by {
             return Some(format!(
-                "it is partitioned by [{}], and this run by [{}]",
+                "its Delta table is partitioned by [{}], and this run by [{}]: another --out",
                 cols.join(", "),
                 partition_by.join(", ")
             ));
@@ -213,8 +213,8 @@ impl Snapshot {
             .unwrap_or(WRITER_VERSION);
         (writer > WRITER_VERSION).then(|| {
             format!(
-                "its protocol needs writer version {writer} (table features this tool does not \
-                 implement); it writes version {WRITER_VERSION} only"
+                "its Delta table's protocol needs writer version {writer} (table features this tool \
+                 does not implement); it writes version {WRITER_VERSION} only"
             )
         })
     }

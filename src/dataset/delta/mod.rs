@@ -49,7 +49,7 @@ pub enum DeltaError {
         file: String,
         reason: String,
     },
-    #[error("{table}: this tool does not write to this Delta table: {reason}")]
+    #[error("{table}: {reason}")]
     Refused { table: String, reason: String },
     #[error("{table}: the Delta log has neither every commit from version 0 nor a complete checkpoint followed by every later commit: it cannot be read")]
     Checkpointed { table: String },
@@ -254,7 +254,12 @@ fn commit_actions(
             p.stats.as_deref(),
         ));
     }
-    let rows: u64 = audit.parts.iter().map(|p| p.rows).sum();
+    let added: Vec<&PartEntry> = audit
+        .parts
+        .iter()
+        .filter(|p| !snap.live.contains_key(&p.file))
+        .collect();
+    let rows: u64 = added.iter().map(|p| p.rows).sum();
     let replacing = removed > 0;
     actions.push(json!({"commitInfo": {
         "timestamp": now,
@@ -267,7 +272,7 @@ fn commit_actions(
         "engineInfo": concat!("fleet-audit/", env!("CARGO_PKG_VERSION")),
         "clientVersion": concat!("fleet-audit-", env!("CARGO_PKG_VERSION")),
         "operationMetrics": {
-            "numFiles": audit.parts.len().to_string(),
+            "numFiles": added.len().to_string(),
             "numOutputRows": rows.to_string(),
             "numRemovedFiles": removed.to_string(),
         },
@@ -325,13 +330,16 @@ pub(crate) async fn before_run(
     let was_delta = m.is_some_and(|m| m.table_format.as_deref() == Some(DELTA));
     if was_delta && !delta {
         return Err(refuse(
-            "it is a Delta table (its manifest says --table-format delta): pass --table-format              delta, so that its readers see this audit too",
+            "it is a Delta table (its manifest says --table-format delta): pass --table-format \
+             delta, so that its readers see this audit too",
         ));
     }
     if let (Some(_), false, true) = (m, was_delta, delta) {
         if !replaces_all {
             return Err(refuse(
-                "its audits were written without --table-format delta: a Delta table starts in a                  new output (another --out), or replaces this one whole (--overwrite, without                  --partition-by date)",
+                "its audits were written without --table-format delta: a Delta table starts in a \
+                 new output (another --out), or replaces this one whole (--overwrite, without \
+                 --partition-by date)",
             ));
         }
     }
