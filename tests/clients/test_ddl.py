@@ -222,3 +222,40 @@ def test_athena_and_glue_tables_match_a_real_partitioned_run(fa, partitioned_run
     body, parts = ddl.split("PARTITIONED BY")
     assert re.findall(r"^  `(\w+)` (\S+?),?$", body, flags=re.M) == cols
     assert re.findall(r"`(\w+)`", parts.split(")")[0]) == keys
+
+
+def test_delta_table_definitions_run_in_duckdb_and_match_athenas_form(fa, sim, aws_env, partitioned_runs,
+                                                                        tmp_path):
+    """`schema --ddl duckdb-delta` run as printed in DuckDB (its delta extension from PyPI) reads the
+    Delta output's rows, those of the same pairs audited flat; `--ddl athena-delta` is AWS's statement
+    for a Delta table (columns come from the log: nothing but LOCATION and table_type)."""
+    import glob
+    import sys
+    flat, _ = partitioned_runs
+    out = flat.parent / "delta"
+    audit(fa, sim, aws_env, out, "--partition-by", "date,job_id", "--part-rows", "250",
+          "--table-format", "delta")
+    ext = glob.glob(f"{sys.prefix}/lib/python3*/site-packages/duckdb_extension_delta/extensions/*/"
+                    "delta.duckdb_extension")
+    assert ext, "duckdb-extension-delta (scripts/requirements.txt) is not installed"
+    con = duckdb.connect(config={"extension_directory": str(tmp_path / "ext")})
+    con.execute(f"INSTALL '{ext[0]}'")
+    ddl = schema(fa, "--ddl", "duckdb-delta", "--location", str(out))
+    assert "LOAD delta;" in ddl
+    con.execute(ddl)
+    cols = [n for n, _ in describe(con, "fleet_audit") if n not in PER_RUN | {"date"}]
+    select = ", ".join(cols)
+    got = con.execute(f"SELECT {select} FROM fleet_audit ORDER BY thing_name, job_id").fetchall()
+    want = con.execute(f"SELECT {select} FROM read_parquet($f) ORDER BY thing_name, job_id",
+                       {"f": f"{flat}/*.parquet"}).fetchall()
+    assert len(got) == 1200 and got == want
+    dtypes = dict(describe(con, "fleet_audit"))
+    assert dtypes["date"] == "DATE" and dtypes["fetched_at"] == "TIMESTAMP WITH TIME ZONE"
+
+    athena = schema(fa, "--ddl", "athena-delta", "--location", "s3://my-bucket/fleet-audit")
+    documented = re.compile(
+        r"CREATE EXTERNAL TABLE (\w+\.)?\w+\s+LOCATION 's3://[^']+/'\s+TBLPROPERTIES \('table_type' = 'DELTA'\)")
+    assert documented.fullmatch(athena.strip()), athena
+    r = subprocess.run([fa, "schema", "--ddl", "athena-delta", "--location", "s3://b/p/", "--partition-by",
+                        "date"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "drop --partition-by" in r.stderr

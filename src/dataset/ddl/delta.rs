@@ -42,7 +42,7 @@ pub(super) fn duckdb(spec: &TableSpec) -> Result<String, DdlError> {
     };
     Ok(format!(
         "-- fleet-audit Delta table: the complete audits of its latest version, read through its Delta log.\n\
-         -- Needs DuckDB's delta extension (once: INSTALL delta;).\n\
+         -- Needs DuckDB's delta extension: run INSTALL delta once.\n\
          LOAD delta;\n\
          CREATE VIEW {TABLE} AS SELECT * FROM delta_scan({});",
         sql_string(base)
