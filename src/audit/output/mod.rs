@@ -40,8 +40,11 @@ async fn clear_old_parts(
                 crate::dataset::schema::SCHEMA_VERSION,
             )
             .is_none();
+    // A Delta table's manifest stays until the writer replaces it: a run killed before its first
+    // commit leaves the table and its journal as they were, never a table without one.
     let ours = |e: &Entry| {
-        (matches!(e.kind, Kind::Part | Kind::Manifest | Kind::Temp)
+        (matches!(e.kind, Kind::Part | Kind::Temp)
+            || (e.kind == Kind::Manifest && !our_table)
             || listed.contains(e.relative.as_str()))
             && !table.referenced.contains(&e.relative)
     };

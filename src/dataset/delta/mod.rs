@@ -90,6 +90,10 @@ pub async fn snapshot(dir: &OutputDir) -> Result<Snapshot, WriteError> {
     versions.sort();
     let mut snap = Snapshot::default();
     let Some(&(last, _)) = versions.last() else {
+        // A checkpoint with no commit at all is a table this tool cannot replay, not an empty one.
+        if names.iter().any(|n| log::checkpoint_of(n).is_some()) {
+            return Err(DeltaError::Checkpointed { table }.into());
+        }
         return Ok(snap);
     };
     // Commits after `from` must all be there, in order.
@@ -165,11 +169,19 @@ pub async fn publish(
     audit: &Audit<'_>,
 ) -> Result<Option<u64>, WriteError> {
     let snap = snapshot(dir).await?;
-    if snap
+    // Published already: its txn says so, or (a txn the table's retention expired) every one of
+    // its parts is a file some version of the table names.
+    let by_txn = snap
         .txns
         .get(&audit.app_id())
-        .is_some_and(|v| *v >= audit.txn_version())
-    {
+        .is_some_and(|v| *v >= audit.txn_version());
+    let by_files = snap.version.is_some()
+        && !audit.parts.is_empty()
+        && audit
+            .parts
+            .iter()
+            .all(|p| snap.referenced.contains(&p.file));
+    if by_txn || by_files {
         return Ok(None);
     }
     commit_over(dir, &snap, m, audit).await.map(Some)
@@ -194,6 +206,21 @@ pub async fn commit_over(
             part,
         }
     })?;
+    let append_only = snap
+        .metadata
+        .as_ref()
+        .and_then(|m| m.pointer("/configuration/delta.appendOnly"))
+        .and_then(Value::as_str)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if append_only && actions.iter().any(|a| a.get("remove").is_some()) {
+        return Err(DeltaError::Refused {
+            table,
+            reason: "its Delta table is append-only (delta.appendOnly), and this audit replaces \
+                     another's files: nothing was committed"
+                .into(),
+        }
+        .into());
+    }
     let next = snap.version.map_or(0, |v| v + 1);
     if !create_log_file(dir, &log::commit_name(next), &log::lines(&actions)).await? {
         return Err(DeltaError::Lost {
@@ -282,21 +309,11 @@ fn commit_actions(
     Ok(actions)
 }
 
-/// Publishes, oldest first, every complete audit of `m` that the table does not have yet (a run
-/// stopped between the manifest's last write and its commit). Returns the versions written.
+/// Publishes the manifest's audit when it is complete and the table does not have it yet (a run
+/// stopped between the manifest's last write and its commit). Only the current audit can be in
+/// that state: every run catches up before it starts the next audit. Returns the version written.
 pub(crate) async fn catch_up(dir: &OutputDir, m: &Manifest) -> Result<Vec<u64>, WriteError> {
     let mut written = Vec::new();
-    for e in &m.earlier {
-        if let Some(run_id) = &e.run_id {
-            let audit = Audit {
-                run_id,
-                date: e.date.as_deref(),
-                generation: e.generation,
-                parts: &e.parts,
-            };
-            written.extend(publish(dir, m, &audit).await?);
-        }
-    }
     if let (true, Some(run_id)) = (m.complete, &m.run_id) {
         let audit = Audit {
             run_id,
@@ -343,10 +360,20 @@ pub(crate) async fn before_run(
             ));
         }
     }
+    let snap = snapshot(dir).await?;
+    let ours = snap.version.is_some()
+        && snap
+            .refusal(&snap.partition_columns(), super::schema::SCHEMA_VERSION)
+            .is_none();
+    if !delta && ours {
+        return Err(refuse(
+            "it holds a Delta table this tool made (_delta_log/): pass --table-format delta, so \
+             that its readers see this audit too",
+        ));
+    }
     if !delta {
         return Ok(());
     }
-    let snap = snapshot(dir).await?;
     if let Some(reason) = snap.refusal(partition_by, super::schema::SCHEMA_VERSION) {
         return Err(refuse(&reason));
     }
