@@ -699,24 +699,9 @@ async fn one_writer_per_s3_prefix_with_a_lease_taken_over_once_lapsed() {
 /// its ETag differs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manifest_rewritten_by_another_run_is_never_overwritten() {
-    use fleet_audit::dataset::{OutputDir, Remote};
     let moto = Moto::start();
     moto.create_bucket("fence");
-    let env = moto.env();
-    let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
-    let sdk = aws_config::SdkConfig::builder()
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(
-            aws_credential_types::provider::SharedCredentialsProvider::new(
-                aws_credential_types::Credentials::new(S3_KEY_ID, S3_SECRET, None, None, "test"),
-            ),
-        )
-        .behavior_version(aws_config::BehaviorVersion::latest())
-        .build();
-    let connect = || {
-        let r = Remote::parse("s3://fence/ds/").unwrap();
-        OutputDir::Remote(r.connect(&sdk, lookup).unwrap())
-    };
+    let connect = || connect_dir(&moto, "s3://fence/ds/");
     let (old, new) = (connect(), connect());
     let m = Manifest::new("pairs:1".into(), 10, "parquet");
     old.store_manifest(&m).await.unwrap();
@@ -934,15 +919,8 @@ async fn a_holder_that_cannot_renew_its_lease_stops_writing() {
     assert_eq!(committed_rows(&manifest, &files).len(), 2_000);
 }
 
-/// Issue 27: two writers racing for one version of a Delta table in S3 (the lock bypassed): the
-/// commit file is created only if absent (`PutMode::Create`), so one wins, the other fails naming
-/// the version, and the table holds the winner's files once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_writers_racing_for_one_delta_version_in_s3_one_wins() {
-    use fleet_audit::dataset::delta::{commit_over, publish, snapshot, Audit};
-    use fleet_audit::dataset::{OutputDir, PartDigest, PartEntry, Remote};
-    let moto = Moto::start();
-    moto.create_bucket("race");
+/// A connection of this process to the S3 directory `url` in moto's server, with its test keys.
+fn connect_dir(moto: &Moto, url: &str) -> fleet_audit::dataset::OutputDir {
     let env = moto.env();
     let lookup = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone());
     let sdk = aws_config::SdkConfig::builder()
@@ -954,10 +932,20 @@ async fn two_writers_racing_for_one_delta_version_in_s3_one_wins() {
         )
         .behavior_version(aws_config::BehaviorVersion::latest())
         .build();
-    let connect = || {
-        let r = Remote::parse("s3://race/table/").unwrap();
-        OutputDir::Remote(r.connect(&sdk, lookup).unwrap())
-    };
+    let r = fleet_audit::dataset::Remote::parse(url).unwrap();
+    fleet_audit::dataset::OutputDir::Remote(r.connect(&sdk, lookup).unwrap())
+}
+
+/// Issue 27: two writers racing for one version of a Delta table in S3 (the lock bypassed): the
+/// commit file is created only if absent (`PutMode::Create`), so one wins, the other fails naming
+/// the version, and the table holds the winner's files once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_writers_racing_for_one_delta_version_in_s3_one_wins() {
+    use fleet_audit::dataset::delta::{commit_over, publish, snapshot, Audit};
+    use fleet_audit::dataset::{PartDigest, PartEntry};
+    let moto = Moto::start();
+    moto.create_bucket("race");
+    let connect = || connect_dir(&moto, "s3://race/table/");
     let (one, two) = (connect(), connect());
     let mut m = Manifest::new("pairs:1".into(), 10, "parquet");
     m.table_format = Some("delta".into());

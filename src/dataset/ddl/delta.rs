@@ -30,16 +30,7 @@ pub(super) fn athena(spec: &TableSpec) -> Result<String, DdlError> {
 /// DuckDB: a view over `delta_scan` (the `delta` extension) of the table's directory or URL.
 pub(super) fn duckdb(spec: &TableSpec) -> Result<String, DdlError> {
     no_partitions(spec)?;
-    let location = spec.location.as_deref().unwrap_or(".").trim();
-    if location.is_empty() || location.chars().any(char::is_control) {
-        return Err(DdlError::Location(format!(
-            "{location:?} is not a directory or URL"
-        )));
-    }
-    let base = match location.trim_end_matches('/') {
-        "" => "/",
-        b => b,
-    };
+    let base = super::duckdb::base_of(spec)?;
     Ok(format!(
         "-- fleet-audit Delta table: the complete audits of its latest version, read through its Delta log.\n\
          -- Needs DuckDB's delta extension: run INSTALL delta once.\n\

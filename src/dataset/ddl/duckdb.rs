@@ -41,18 +41,24 @@ fn duckdb_type(t: &DataType) -> Option<String> {
     })
 }
 
-/// The view, with a comment listing its columns and types.
-pub(super) fn view(schema: &Schema, spec: &TableSpec) -> Result<String, DdlError> {
+/// The location DuckDB reads (default: the current directory), without its trailing `/` (`/`
+/// stays): a directory or URL, never empty nor holding a control character.
+pub(super) fn base_of(spec: &TableSpec) -> Result<&str, DdlError> {
     let location = spec.location.as_deref().unwrap_or(".").trim();
     if location.is_empty() || location.chars().any(char::is_control) {
         return Err(DdlError::Location(format!(
             "{location:?} is not a directory or URL"
         )));
     }
-    let base = match location.trim_end_matches('/') {
+    Ok(match location.trim_end_matches('/') {
         "" => "/",
         b => b,
-    };
+    })
+}
+
+/// The view, with a comment listing its columns and types.
+pub(super) fn view(schema: &Schema, spec: &TableSpec) -> Result<String, DdlError> {
+    let base = base_of(spec)?;
     let glob = if base == "/" {
         "/**/*.parquet".to_string()
     } else {
