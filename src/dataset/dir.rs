@@ -181,7 +181,19 @@ impl OutputDir {
                     format!("{rel}/{name}")
                 };
                 let Ok(ty) = e.file_type() else { continue };
-                if is_our_folder(&name) {
+                if rel.is_empty() && name == DELTA_LOG {
+                    // The Delta log: a real folder, holding no link.
+                    if ty.is_dir() {
+                        for inner in std::fs::read_dir(e.path()).into_iter().flatten().flatten() {
+                            if inner.file_type().is_ok_and(|t| t.is_symlink()) {
+                                let n = inner.file_name().to_string_lossy().into_owned();
+                                out.push(format!("{DELTA_LOG}/{n}"));
+                            }
+                        }
+                    } else {
+                        out.push(relative);
+                    }
+                } else if is_our_folder(&name) {
                     if ty.is_dir() {
                         scan(root, &relative, out);
                     } else {

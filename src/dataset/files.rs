@@ -231,10 +231,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WriteError + '_ {
 /// directory synced. On failure the temporary is removed.
 pub(crate) fn write_atomically(final_path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     let tmp = temp_path(final_path);
+    write_synced(&tmp, bytes).map_err(io_err(&tmp))?;
     let result = (|| {
-        let mut f = create_exclusive(&tmp).map_err(io_err(&tmp))?;
-        f.write_all(bytes).map_err(io_err(&tmp))?;
-        f.sync_all().map_err(io_err(&tmp))?;
         std::fs::rename(&tmp, final_path).map_err(io_err(final_path))?;
         if let Some(dir) = final_path.parent() {
             sync_dir(dir).map_err(io_err(dir))?;
@@ -245,6 +243,18 @@ pub(crate) fn write_atomically(final_path: &Path, bytes: &[u8]) -> Result<(), Wr
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// Writes `bytes` to the temporary `tmp`, made afresh ([`create_exclusive`]), and syncs it. On a
+/// failure after it was made, it is removed; what stood in its place and was refused (a link, a
+/// folder) is never removed: this tool did not make it.
+pub(crate) fn write_synced(tmp: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = create_exclusive(tmp)?;
+    let written = f.write_all(bytes).and_then(|_| f.sync_all());
+    if written.is_err() {
+        let _ = std::fs::remove_file(tmp);
+    }
+    written
 }
 
 /// Syncs a directory so a rename inside it survives a crash.

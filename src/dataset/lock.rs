@@ -156,7 +156,11 @@ struct LocalLock {
 
 impl Drop for LocalLock {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        // Only the file this lock holds: one another run made at the path (after someone removed
+        // this one) is that run's lock.
+        if self.file.as_ref().is_some_and(|f| still_at(f, &self.path)) {
+            let _ = std::fs::remove_file(&self.path);
+        }
         drop(self.file.take());
     }
 }
@@ -192,7 +196,7 @@ fn is_lone_file(file: &File) -> bool {
 #[cfg(unix)]
 fn still_at(file: &File, path: &Path) -> bool {
     use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
+    match (file.metadata(), std::fs::symlink_metadata(path)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,
     }

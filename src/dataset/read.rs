@@ -44,6 +44,9 @@ pub enum DatasetError {
     Remote { url: String, reason: String },
     #[error(transparent)]
     Manifest(#[from] super::ManifestError),
+    /// A symbolic link where a dataset's data file (or partition folder) is.
+    #[error("{path}: a symbolic link inside the dataset: this tool never reads through a link it did not make (remove it, or name the file it points to)")]
+    Link { path: PathBuf },
     #[error("{path}: listed in the manifest {manifest}, but missing")]
     Missing { path: PathBuf, manifest: PathBuf },
     /// A part whose bytes are not those its manifest recorded when it was committed.
@@ -173,6 +176,9 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
     let mut found = Vec::new();
     collect(path, &mut found).map_err(io)?;
     found.sort();
+    if let Some(link) = found.iter().find(|f| is_link(path, f)) {
+        return Err(DatasetError::Link { path: link.clone() });
+    }
     let Some(m) = super::Manifest::load(path)? else {
         if found.is_empty() {
             return Err(DatasetError::Empty(path.to_path_buf()));
@@ -185,6 +191,9 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
     let (audits, latest, note) = audits_of(&m, |f| path.join(f));
     let files = audits[latest].files.clone();
     for f in audits.iter().flat_map(|a| &a.files) {
+        if is_link(path, f) {
+            return Err(DatasetError::Link { path: f.clone() });
+        }
         if !f.is_file() {
             return Err(DatasetError::Missing {
                 path: f.clone(),
@@ -305,22 +314,31 @@ fn relative_name(root: &Path, file: &Path) -> String {
 
 fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
-        let p = entry?.path();
+        let entry = entry?;
+        let (p, ty) = (entry.path(), entry.file_type()?);
         let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
             continue;
         };
         if name.starts_with('.') || name.starts_with('_') {
             continue;
         }
-        if p.is_dir() {
-            if name.contains('=') {
-                collect(&p, files)?;
-            }
-        } else if p.is_file() && Format::from_path(&p).is_some() {
+        // A link is found (to be refused), never followed.
+        let data = Format::from_path(&p).is_some();
+        if ty.is_dir() && name.contains('=') {
+            collect(&p, files)?;
+        } else if (ty.is_file() && data) || (ty.is_symlink() && (data || name.contains('='))) {
             files.push(p);
         }
     }
     Ok(())
+}
+
+/// Whether `path`, a file under the dataset directory `root`, is a symbolic link or lies in a
+/// folder under `root` that is one (not followed: each name is looked at itself).
+fn is_link(root: &Path, path: &Path) -> bool {
+    path.ancestors()
+        .take_while(|a| *a != root && a.starts_with(root))
+        .any(|a| std::fs::symlink_metadata(a).is_ok_and(|m| m.file_type().is_symlink()))
 }
 
 /// The `key=value` folders between `root` and `file`, outermost first.

@@ -131,9 +131,21 @@ async fn check_committed_parts(target: &OutputDir, m: &Manifest) -> Result<(), R
         }
         .into()
     };
+    // A part a Delta table replaced (a compaction's `remove`) is published already, and its
+    // bytes are in the files that replaced it: a VACUUM may have deleted it.
+    let replaced: HashSet<String> = if m.table_format.as_deref() == Some(delta::DELTA) {
+        let snap = delta::snapshot(target).await?;
+        snap.referenced
+            .into_iter()
+            .filter(|f| !snap.live.contains_key(f))
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    let parts = || m.parts.iter().filter(|p| !replaced.contains(&p.file));
     match target {
         OutputDir::Local(d) => {
-            for p in &m.parts {
+            for p in parts() {
                 let found = match crate::dataset::PartDigest::of_file(&d.join(&p.file)) {
                     Ok(f) => f,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -154,7 +166,7 @@ async fn check_committed_parts(target: &OutputDir, m: &Manifest) -> Result<(), R
                 .map_err(WriteError::from)?
                 .into_iter()
                 .collect();
-            for p in &m.parts {
+            for p in parts() {
                 match sizes.get(&p.file) {
                     None => {
                         return Err(bad(format!(
@@ -247,6 +259,11 @@ pub(crate) async fn connect_output(
     if non_empty && !resume && !overwrite && !dated {
         return Err(ConfigError::DirExists(url).into());
     }
+    if non_empty {
+        // A table this run must not write (another tool's, another layout's) is refused before the
+        // probe and the lock are put in its prefix.
+        table_checks(cfg, &OutputDir::Remote(dir.clone()), false).await?;
+    }
     dir.check_writable().await.map_err(|e| unusable(&e))?;
     let lock = match holder {
         None => None,
@@ -265,20 +282,26 @@ pub(crate) async fn connect_output(
 /// the targets are connected: a table this run must not write is refused without a call to STS.
 /// (An object store's is checked when connected, as every check of it is.)
 pub(crate) async fn check_table_before_calls(cfg: &RunConfig) -> Result<(), RunError> {
-    let Some(target) = OutputDir::local(&cfg.output.layout) else {
-        return Ok(());
-    };
+    match OutputDir::local(&cfg.output.layout) {
+        Some(target) => table_checks(cfg, &target, true).await,
+        None => Ok(()),
+    }
+}
+
+/// The Delta checks of `target` as this run would write it, from its manifest as far as it can be
+/// read (an unreadable one is for [`prepare_output`] to name): [`delta::before_run`] when
+/// `catch_up` (under the output's lock), otherwise [`delta::check`], which only reads (an object
+/// store's prefix before the run puts its probe and its lock there).
+async fn table_checks(cfg: &RunConfig, target: &OutputDir, catch_up: bool) -> Result<(), RunError> {
     let loaded = target.load_manifest().await.ok().flatten();
     let replaces_all = cfg.output.overwrite && !cfg.output.dated();
     let partition_by = cfg.output.partition_names();
-    delta::before_run(
-        &target,
-        loaded.as_ref(),
-        cfg.output.delta,
-        &partition_by,
-        replaces_all,
-    )
-    .await?;
+    let m = loaded.as_ref();
+    if catch_up {
+        delta::before_run(target, m, cfg.output.delta, &partition_by, replaces_all).await?;
+    } else {
+        delta::check(target, m, cfg.output.delta, &partition_by, replaces_all).await?;
+    }
     Ok(())
 }
 
@@ -299,18 +322,8 @@ pub(crate) async fn prepare_output(
         refuse_planted_links(d, target)?;
     }
     let partition_by: Vec<String> = cfg.output.partition_names();
-    // A Delta table's checks, and an unfinished publish done, before anything is deleted (an
-    // unreadable manifest is for the steps below to name).
-    let loaded = target.load_manifest().await.ok().flatten();
-    let replaces_all = cfg.output.overwrite && !cfg.output.dated();
-    delta::before_run(
-        target,
-        loaded.as_ref(),
-        cfg.output.delta,
-        &partition_by,
-        replaces_all,
-    )
-    .await?;
+    // A Delta table's checks, and an unfinished publish done, before anything is deleted.
+    table_checks(cfg, target, true).await?;
     if cfg.output.dated() {
         if let Some(m) = next_dated_audit(cfg, target, identity, total, &partition_by).await? {
             return Ok(Some(m));

@@ -107,10 +107,18 @@ impl Snapshot {
     /// Applies one action: a commit's line, or a checkpoint's row as JSON.
     pub(crate) fn apply_action(&mut self, v: &Value) -> Result<(), String> {
         let path_of = |a: &Value, what: &str| {
-            a.get("path")
+            let path = a
+                .get("path")
                 .and_then(Value::as_str)
                 .map(percent_decode)
-                .ok_or_else(|| format!("{what} action without a path"))
+                .ok_or_else(|| format!("{what} action without a path"))?;
+            if !inside_table(&path) {
+                return Err(format!(
+                    "{what} action names {path:?}, a file outside the table's folder (absolute, a \
+                     URL, or through `..`): this tool reads and keeps only files inside the table"
+                ));
+            }
+            Ok(path)
         };
         if let Some(add) = v.get("add").filter(|a| !a.is_null()) {
             let path = path_of(add, "an add")?;
@@ -218,6 +226,25 @@ impl Snapshot {
             )
         })
     }
+}
+
+/// Whether a data file's path (decoded) lies inside the table's folder: relative, `/`-separated,
+/// no empty, `.` or `..` segment, no URL scheme (Delta allows absolute URIs; this tool never
+/// follows a log out of its table).
+pub(crate) fn inside_table(path: &str) -> bool {
+    let first = path.split('/').next().unwrap_or("");
+    let scheme = first.split_once(':').is_some_and(|(s, _)| {
+        s.starts_with(|c: char| c.is_ascii_alphabetic())
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    });
+    !path.is_empty()
+        && !scheme
+        && !path.contains('\\')
+        && !path.contains('\0')
+        && path
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != "..")
 }
 
 /// `%XX` escapes decoded (Delta paths are URIs); anything malformed is kept as it is.

@@ -326,11 +326,31 @@ pub(crate) async fn catch_up(dir: &OutputDir, m: &Manifest) -> Result<Vec<u64>, 
     Ok(written)
 }
 
-/// Before a run writes or deletes anything in `dir` (its manifest `m`, if any): the table format it
-/// was written with against this run's (`delta`), the table's own checks (this tool's, of this
-/// schema version and partitioning), and the publish of the complete audits a crash left
-/// unpublished. An output this run must not write is [`DeltaError::Refused`].
+/// Before a run writes or deletes anything in `dir` (its manifest `m`, if any): [`check`], then the
+/// publish of the complete audit a crash left unpublished. Under the output's lock only.
 pub(crate) async fn before_run(
+    dir: &OutputDir,
+    m: Option<&Manifest>,
+    delta: bool,
+    partition_by: &[String],
+    replaces_all: bool,
+) -> Result<(), WriteError> {
+    check(dir, m, delta, partition_by, replaces_all).await?;
+    if let (true, Some(m)) = (delta, m) {
+        if m.table_format.as_deref() == Some(DELTA) {
+            for v in catch_up(dir, m).await? {
+                tracing::warn!(table = %dir.name(), version = v, "published an audit that an earlier run completed but did not publish");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a run may write `dir` (its manifest `m`, if any), reading only: the table format it was
+/// written with against this run's (`delta`), and the table's own checks (this tool's, of this
+/// schema version and partitioning). An output this run must not write is [`DeltaError::Refused`].
+/// An object store's prefix is checked so before the run puts anything in it (its probe, its lock).
+pub(crate) async fn check(
     dir: &OutputDir,
     m: Option<&Manifest>,
     delta: bool,
@@ -374,15 +394,10 @@ pub(crate) async fn before_run(
     if !delta {
         return Ok(());
     }
-    if let Some(reason) = snap.refusal(partition_by, super::schema::SCHEMA_VERSION) {
-        return Err(refuse(&reason));
+    match snap.refusal(partition_by, super::schema::SCHEMA_VERSION) {
+        Some(reason) => Err(refuse(&reason)),
+        None => Ok(()),
     }
-    if let (true, Some(m)) = (was_delta, m) {
-        for v in catch_up(dir, m).await? {
-            tracing::warn!(table = %dir.name(), version = v, "published an audit that an earlier run completed but did not publish");
-        }
-    }
-    Ok(())
 }
 
 /// Every file a version of the table names: kept by every cleanup.
@@ -403,10 +418,7 @@ async fn log_files(dir: &OutputDir) -> Result<Vec<String>, WriteError> {
             match std::fs::symlink_metadata(&log) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
                 Err(e) => return Err(io(e)),
-                Ok(m) if !m.file_type().is_dir() => return Err(io(std::io::Error::other(
-                    "a symbolic link or not a folder where the Delta log goes: this tool never \
-                         reads or writes through a link it did not make",
-                ))),
+                Ok(m) if !m.file_type().is_dir() => return Err(link_in_log(dir, LOG_DIR)),
                 Ok(_) => {}
             }
             let mut out = Vec::new();
@@ -435,7 +447,13 @@ async fn read_log_file(dir: &OutputDir, rel: &str) -> Result<Vec<u8>, WriteError
                 path: path.clone(),
                 source,
             };
-            let mut f = super::files::open_no_follow(&path).map_err(io)?;
+            let mut f = super::files::open_no_follow(&path).map_err(|e| {
+                if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+                    link_in_log(dir, rel)
+                } else {
+                    io(e)
+                }
+            })?;
             let mut out = Vec::new();
             f.read_to_end(&mut out).map_err(io)?;
             Ok(out)
@@ -444,10 +462,25 @@ async fn read_log_file(dir: &OutputDir, rel: &str) -> Result<Vec<u8>, WriteError
     }
 }
 
-/// Creates a log file only if no file has its name: `false` when one does (another writer's
-/// commit). Locally a synced temporary is hard-linked to the name (`link` fails on an existing
-/// name, atomically); in S3 a PUT with `If-None-Match: *`.
-async fn create_log_file(dir: &OutputDir, rel: &str, body: &[u8]) -> Result<bool, WriteError> {
+/// A symbolic link (or not a folder) at the log's folder, or a link at one of its files: refused,
+/// naming it (bad input, before any call when a run checks its output).
+fn link_in_log(dir: &OutputDir, rel: &str) -> WriteError {
+    DeltaError::Refused {
+        table: dir.name(),
+        reason: format!(
+            "{rel} is a symbolic link or not what a Delta log holds there: this tool never reads \
+             or writes through a link it did not make; remove it (nothing was written)"
+        ),
+    }
+    .into()
+}
+
+/// Creates a log file only if no file has its name: `false` when one with other bytes does (another
+/// writer's commit; the same bytes, which carry a run id and a time to the millisecond, are this
+/// commit, found by a PUT the client retried after a lost answer). Locally a synced temporary is
+/// hard-linked to the name (`link` fails on an existing name, atomically); in S3 a PUT with
+/// `If-None-Match: *`.
+pub async fn create_log_file(dir: &OutputDir, rel: &str, body: &[u8]) -> Result<bool, WriteError> {
     match dir {
         OutputDir::Local(d) => {
             let log = d.join(LOG_DIR);
@@ -462,16 +495,7 @@ async fn create_log_file(dir: &OutputDir, rel: &str, body: &[u8]) -> Result<bool
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let tmp = log.join(format!(".{name}.{}.tmp", std::process::id()));
-            let written = (|| {
-                use std::io::Write;
-                let mut f = super::files::create_exclusive(&tmp)?;
-                f.write_all(body)?;
-                f.sync_all()
-            })();
-            if let Err(e) = written {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(io(&tmp)(e));
-            }
+            super::files::write_synced(&tmp, body).map_err(io(&tmp))?;
             let linked = std::fs::hard_link(&tmp, &target);
             let _ = std::fs::remove_file(&tmp);
             match linked {
@@ -479,11 +503,24 @@ async fn create_log_file(dir: &OutputDir, rel: &str, body: &[u8]) -> Result<bool
                     super::files::sync_dir(&log).map_err(io(&log))?;
                     Ok(true)
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    // Another writer's commit is a file; anything else there was planted.
+                    match std::fs::symlink_metadata(&target) {
+                        Ok(m) if !m.file_type().is_file() => Err(link_in_log(dir, rel)),
+                        _ => Ok(read_log_file(dir, rel).await? == body),
+                    }
+                }
                 Err(e) => Err(io(&target)(e)),
             }
         }
-        OutputDir::Remote(r) => Ok(r.put_if(rel, body.to_vec(), None).await?.is_some()),
+        OutputDir::Remote(r) => {
+            if r.put_if(rel, body.to_vec(), None).await?.is_some() {
+                return Ok(true);
+            }
+            // A PUT the client retried after a lost answer (a 5xx, a timeout) finds its own first
+            // attempt.
+            Ok(r.get(rel).await?.is_some_and(|b| b.as_ref() == body))
+        }
     }
 }
 

@@ -160,3 +160,73 @@ async fn another_writers_table_and_a_linked_log_are_refused() {
     assert!(err.contains("symbolic link"), "{err}");
     assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0);
 }
+
+#[tokio::test]
+async fn links_in_the_log_are_refused_as_bad_input_and_never_removed() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = OutputDir::Local(d.path().to_path_buf());
+    let m = manifest(&[]);
+    let a = [part("part-1-aaaaaa-00000.parquet", 5)];
+    let victim = d.path().join("victim.json");
+    std::fs::write(&victim, b"precious").unwrap();
+    let log_dir = d.path().join(LOG_DIR);
+    std::fs::create_dir(&log_dir).unwrap();
+    // A link at this writer's temporary name: refused, left where it is, its target untouched.
+    let tmp = log_dir.join(format!(
+        ".{}.{}.tmp",
+        log::commit_name(0).trim_start_matches(&format!("{LOG_DIR}/")),
+        std::process::id()
+    ));
+    std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+    let err = publish(&dir, &m, &audit("ra", None, &a)).await.unwrap_err();
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert!(std::fs::symlink_metadata(&tmp)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    std::fs::remove_file(&tmp).unwrap();
+    // A link at a commit's name: the log is refused (exit 2), not read through it.
+    std::os::unix::fs::symlink(&victim, d.path().join(log::commit_name(0))).unwrap();
+    let err = publish(&dir, &m, &audit("ra", None, &a)).await.unwrap_err();
+    assert!(
+        matches!(&err, WriteError::Delta(DeltaError::Refused { .. })),
+        "{err}"
+    );
+    assert_eq!(err.exit(), crate::audit::error::Exit::BadInput);
+    assert!(
+        err.to_string()
+            .contains("_delta_log/00000000000000000000.json is a symbolic link"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+    // The output's check of planted links names it too.
+    assert_eq!(dir.planted(), [log::commit_name(0)]);
+}
+
+#[test]
+fn a_log_naming_a_file_outside_the_table_is_refused() {
+    for path in [
+        "../elsewhere.parquet",
+        "/etc/passwd",
+        "s3://other/x.parquet",
+        "a//b.parquet",
+        "date=x/../../y",
+        "file:/x",
+    ] {
+        let mut s = Snapshot::default();
+        let line = json!({"add": {"path": path, "partitionValues": {}, "size": 1}}).to_string();
+        let err = s.apply(0, &line).unwrap_err();
+        assert!(err.contains("outside the table"), "{path}: {err}");
+    }
+    for path in [
+        "part-0.parquet",
+        "date=2026-12-01/job_id=fw%3A1/part-1.parquet",
+        "ts=2026-01-01 10:00/p.parquet",
+    ] {
+        let mut s = Snapshot::default();
+        let line = json!({"add": {"path": path, "partitionValues": {}, "size": 1}}).to_string();
+        s.apply(0, &line).unwrap();
+        assert_eq!(s.live.len(), 1, "{path}");
+    }
+}
