@@ -995,3 +995,22 @@ async fn two_writers_racing_for_one_delta_version_in_s3_one_wins() {
     assert_eq!(publish(&one, &m, &audit("ra", &a)).await.unwrap(), None);
     assert_eq!(publish(&two, &m, &audit("rb", &b)).await.unwrap(), Some(1));
 }
+
+/// Issue 27: a commit PUT that the client sends again after a lost answer (a 5xx, a timeout) finds
+/// its own first attempt in place: the same bytes are this commit, not another writer's. Other
+/// bytes at the name are another writer's commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delta_commit_put_retried_after_a_lost_answer_is_not_a_lost_race() {
+    use fleet_audit::dataset::delta::create_log_file;
+    let moto = Moto::start();
+    moto.create_bucket("retry");
+    let dir = connect_dir(&moto, "s3://retry/table/");
+    let name = "_delta_log/00000000000000000000.json";
+    let body = br#"{"commitInfo":{"fleetAuditRunId":"r1","timestamp":1}}"#;
+    assert!(create_log_file(&dir, name, body).await.unwrap());
+    // The same PUT again, as a retry would send it: its own commit.
+    assert!(create_log_file(&dir, name, body).await.unwrap());
+    // Another writer's bytes at that version: lost.
+    let theirs = br#"{"commitInfo":{"fleetAuditRunId":"r2","timestamp":2}}"#;
+    assert!(!create_log_file(&dir, name, theirs).await.unwrap());
+}
