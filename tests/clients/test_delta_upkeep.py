@@ -165,6 +165,11 @@ def test_compacted_and_vacuumed_table_is_read_through_and_extended(fa, env, tmp_
     assert not [f for f in manifest_parts if (out / f).exists()]
     rows = table_rows(out)
     assert per_date(rows) == counts
+    # The second day's daily command again (a retried schedule): its audit is complete and
+    # published, its parts compacted and vacuumed away: nothing to do, no commit (not "part missing").
+    again = daily(1)
+    assert again.get("already_complete") is True and again["complete"], again
+    assert DeltaTable(str(out)).version() == v_compacted
 
     def by_date(rows, d):
         return [r for r in rows if r["date"] == d]
