@@ -190,17 +190,7 @@ pub fn data_files(path: &Path) -> Result<DataFiles, DatasetError> {
     listed.extend(m.all_parts().map(|p| path.join(&p.file)));
     let (audits, latest, note) = audits_of(&m, |f| path.join(f));
     let files = audits[latest].files.clone();
-    for f in audits.iter().flat_map(|a| &a.files) {
-        if is_link(path, f) {
-            return Err(DatasetError::Link { path: f.clone() });
-        }
-        if !f.is_file() {
-            return Err(DatasetError::Missing {
-                path: f.clone(),
-                manifest: path.join(super::MANIFEST),
-            });
-        }
-    }
+    present(path, audits.iter().flat_map(|a| &a.files))?;
     // The parts to be read are the bytes committed: their size and xxh3 as the manifest recorded.
     let recorded: std::collections::HashMap<PathBuf, &super::PartEntry> =
         m.all_parts().map(|p| (path.join(&p.file), p)).collect();
@@ -328,6 +318,22 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
             collect(&p, files)?;
         } else if (ty.is_file() && data) || (ty.is_symlink() && (data || name.contains('='))) {
             files.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Every file of the dataset `root` to be read is there, and no link (nor in a linked folder).
+fn present<'a>(root: &Path, files: impl Iterator<Item = &'a PathBuf>) -> Result<(), DatasetError> {
+    for f in files {
+        if is_link(root, f) {
+            return Err(DatasetError::Link { path: f.clone() });
+        }
+        if !f.is_file() {
+            return Err(DatasetError::Missing {
+                path: f.clone(),
+                manifest: root.join(super::MANIFEST),
+            });
         }
     }
     Ok(())
