@@ -5,8 +5,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod plan;
 mod run;
 
+pub use plan::{ActionArg, PlanArgs, PlanClassArg};
 pub use run::{DescribeArg, FormatArg, RunArgs, TableFormatArg};
 
 #[derive(Debug, Parser)]
@@ -56,6 +58,9 @@ pub enum Command {
     /// Summarize a dataset this tool wrote: counts per job by status, stuck, timed-out and failing
     /// executions, the oldest of them (exit code 3 with --fail-on when any match).
     Report(ReportArgs),
+    /// Turn an audit's stuck executions into a plan of cancellations (or deletions) to review,
+    /// then carry out with `apply`.
+    Plan(PlanArgs),
     /// Print the dataset's schema, or with --ddl the table definition for Athena, Glue or DuckDB.
     Schema(SchemaArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.
@@ -235,6 +240,10 @@ pub struct SimArgs {
     /// Bucket size of the quota (default: one second's worth).
     #[arg(long, value_name = "N")]
     pub quota_burst: Option<u32>,
+    /// Quota of CancelJobExecution and DeleteJobExecution in calls per second, each its own bucket
+    /// as in AWS (default: --quota-rps).
+    #[arg(long, value_name = "N")]
+    pub remediation_quota_rps: Option<f64>,
     /// Added latency: milliseconds (`5`) or median,p99 (`5,40`).
     #[arg(long, value_name = "MS[,P99]", default_value = "0")]
     pub latency_ms: String,

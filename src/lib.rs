@@ -14,6 +14,7 @@
 //!   atomically into a file, a local directory or S3; manifests; one writer per output; reading back;
 //!   table definitions (`ddl`).
 //! - [`report`] what a written dataset says: stuck / timed-out analysis per job, changes, trends.
+//! - [`remedy`] acting on it: `plan` (an audit's stuck executions into a plan file to review).
 //! - [`describe`] the AWS CLI-compatible single describe; [`sim`] the AWS IoT Jobs simulator.
 //! - [`app`] the subcommands' glue; [`cli`] clap definitions only; [`error`] a run's errors and
 //!   exit codes; [`time`] clocks, civil dates, durations; [`redact`] URLs' passwords out of text.
@@ -25,6 +26,7 @@ pub mod dataset;
 pub(crate) mod describe;
 pub mod input;
 pub mod redact;
+pub mod remedy;
 pub mod report;
 pub mod sim;
 pub mod time;

@@ -156,6 +156,7 @@ fn extras(subcommand: &str) -> Option<Extras> {
         "sim" => sim_extras(),
         "demo" => demo_extras(),
         "report" => report_extras(),
+        "plan" => plan_extras(),
         "schema" => schema_extras(),
         "completions" => completions_extras(),
         "man" => man_extras(),
@@ -263,6 +264,27 @@ fn demo_extras() -> Extras {
 }
 
 /// `report`'s page: a --fail-on condition's exit code, and reports of an audit, its changes, a trend.
+/// `plan`'s page.
+fn plan_extras() -> Extras {
+    Extras {
+        exit: vec![
+            ("0".into(), "The plan was written."),
+            ("1".into(), "The plan could not be written."),
+            ("2".into(), "Bad flags or a bad --things line, an audit that cannot be read or is incomplete, or an --out that exists; nothing is written."),
+        ],
+        examples: &[
+            (
+                "Cancel the executions QUEUED for more than a day of two jobs (review the file, then apply it):",
+                "fleet-audit plan audit/ --out cancel.plan --class stuck_queued --jobs fw-7,fw-8",
+            ),
+            (
+                "Delete the timed-out executions older than a week:",
+                "fleet-audit plan audit/ --out delete.plan --class timed_out --older-than 7d --action delete",
+            ),
+        ],
+    }
+}
+
 fn report_extras() -> Extras {
     Extras {
         exit: vec![

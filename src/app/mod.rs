@@ -11,6 +11,7 @@
 
 mod describe;
 mod man;
+mod remedy;
 mod report;
 mod run;
 mod sim;
@@ -82,6 +83,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Sim(a) => sim::sim_command(a).await,
         Command::Demo(a) => sim::demo_command(a).await,
         Command::Report(a) => report::report_command(a).await,
+        Command::Plan(a) => remedy::plan_command(a),
         Command::Schema(a) => schema_command(a),
         Command::Completions(a) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

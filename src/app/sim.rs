@@ -94,13 +94,19 @@ pub fn sim_config(a: &SimArgs) -> anyhow::Result<SimConfig> {
         .latency_ms
         .parse()
         .map_err(|e: String| anyhow::anyhow!("--latency-ms: {e}"))?;
-    if let Some(q) = a.quota_rps {
-        anyhow::ensure!(q.is_finite() && q > 0.0, "--quota-rps must be positive");
+    for (q, flag) in [
+        (a.quota_rps, "--quota-rps"),
+        (a.remediation_quota_rps, "--remediation-quota-rps"),
+    ] {
+        if let Some(q) = q {
+            anyhow::ensure!(q.is_finite() && q > 0.0, "{flag} must be positive");
+        }
     }
     Ok(SimConfig {
         fleet: fleet_spec(&a.fleet)?,
         quota_rps: a.quota_rps,
         quota_burst: a.quota_burst,
+        remediation_quota_rps: a.remediation_quota_rps,
         latency,
         faults: Faults {
             p_5xx: probability("fault-5xx", a.fault_5xx)?,
@@ -153,6 +159,7 @@ pub(super) async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
             fleet: spec,
             quota_rps: None,
             quota_burst: None,
+            remediation_quota_rps: None,
             latency: Latency::None,
             faults: Faults::default(),
             org: OrgSpec::default(),

@@ -16,6 +16,12 @@ pub(crate) const JOB_EXECUTION_STATUSES: [&str; 8] = [
     "CANCELED",
 ];
 
+/// Whether an execution in `status` is terminal: AWS neither cancels it nor needs `force` to delete
+/// it: the six AWS names besides QUEUED and IN_PROGRESS (a status it adds later is not terminal).
+pub(crate) fn is_terminal_status(status: &str) -> bool {
+    JOB_EXECUTION_STATUSES[2..].contains(&status)
+}
+
 /// AWS IoT's JobStatus values (ListJobs' `status` filter).
 pub(crate) const JOB_STATUSES: [&str; 5] = [
     "IN_PROGRESS",

@@ -25,7 +25,7 @@ pub(crate) mod changes;
 pub(crate) mod classify;
 mod html;
 pub(crate) mod metrics;
-mod read;
+pub(crate) mod read;
 pub(crate) mod render;
 mod since;
 mod tally;

@@ -46,12 +46,43 @@ pub(crate) fn for_each_in(
     batch_rows: usize,
     mut f: impl FnMut(&Execution<'_>),
 ) -> Result<(), ReportError> {
+    visit(root, files, batch_rows, |cols, i| f(&cols.row(i)))
+}
+
+/// What an action on a row's execution needs beyond the report's view: the versions AWS checks, and
+/// the run that read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Versions<'a> {
+    pub execution_number: Option<i64>,
+    pub version_number: Option<i64>,
+    pub run_id: Option<&'a str>,
+}
+
+/// Calls `f` for every row of the dataset at `path`, with its [`Versions`].
+pub(crate) fn for_each_versioned(
+    path: &Path,
+    batch_rows: usize,
+    mut f: impl FnMut(&Execution<'_>, Versions<'_>),
+) -> Result<DataFiles, ReportError> {
+    let data = data_files(path)?;
+    visit(path, &data.files, batch_rows, |cols, i| {
+        f(&cols.row(i), cols.versions(i));
+    })?;
+    Ok(data)
+}
+
+fn visit(
+    root: &Path,
+    files: &[std::path::PathBuf],
+    batch_rows: usize,
+    mut f: impl FnMut(&Columns, usize),
+) -> Result<(), ReportError> {
     for file in files {
         for batch in read_file_in(root, file, batch_rows)? {
             let batch = batch?;
             let cols = Columns::of(file, &batch)?;
             for i in 0..batch.num_rows() {
-                f(&cols.row(i));
+                f(&cols, i);
             }
         }
     }
@@ -71,6 +102,10 @@ struct Columns {
     /// Absent from datasets other tools wrote without them.
     account_id: Option<StringArray>,
     region: Option<StringArray>,
+    /// Read when present: what an action needs ([`Versions`]).
+    execution_number: Option<Int64Array>,
+    version_number: Option<Int64Array>,
+    run_id: Option<StringArray>,
 }
 
 #[derive(Clone, Copy)]
@@ -146,6 +181,10 @@ impl Columns {
                 .map_err(|e| schema_err(format!("column {name} cannot be read: {e}")))
         };
         let text = |n| get(n, Kind::Text).map(|a| a.as_string::<i32>().clone());
+        let int = |n| {
+            get(n, Kind::Integer).map(|a| a.as_primitive::<arrow::datatypes::Int64Type>().clone())
+        };
+        let optional = |n: &str| batch.column_by_name(n).is_some();
         let time = |n| {
             get(n, Kind::Time).map(|a| {
                 a.as_primitive::<arrow::datatypes::TimestampMillisecondType>()
@@ -160,17 +199,32 @@ impl Columns {
             fetched_at: time("fetched_at")?,
             queued_at: time("queued_at")?,
             last_updated_at: time("last_updated_at")?,
-            seconds_before_timed_out: get("approximate_seconds_before_timed_out", Kind::Integer)
-                .map(|a| a.as_primitive::<arrow::datatypes::Int64Type>().clone())?,
-            account_id: batch
-                .column_by_name("account_id")
-                .map(|_| text("account_id"))
+            seconds_before_timed_out: int("approximate_seconds_before_timed_out")?,
+            account_id: optional("account_id")
+                .then(|| text("account_id"))
                 .transpose()?,
-            region: batch
-                .column_by_name("region")
-                .map(|_| text("region"))
+            region: optional("region").then(|| text("region")).transpose()?,
+            execution_number: optional("execution_number")
+                .then(|| int("execution_number"))
                 .transpose()?,
+            version_number: optional("version_number")
+                .then(|| int("version_number"))
+                .transpose()?,
+            run_id: optional("run_id").then(|| text("run_id")).transpose()?,
         })
+    }
+
+    fn versions(&self, i: usize) -> Versions<'_> {
+        let int = |a: &Option<Int64Array>| a.as_ref().filter(|a| a.is_valid(i)).map(|a| a.value(i));
+        Versions {
+            execution_number: int(&self.execution_number),
+            version_number: int(&self.version_number),
+            run_id: self
+                .run_id
+                .as_ref()
+                .filter(|a| a.is_valid(i))
+                .map(|a| a.value(i)),
+        }
     }
 
     fn row(&self, i: usize) -> Execution<'_> {

@@ -36,8 +36,8 @@ pub(super) enum Fault {
 /// The fault, if any, that a request for `op` meets, counted in the stats. On the way it stalls for
 /// the slow fault and the configured latency, so the caller answers (well or not) after them.
 pub(super) async fn decide(sim: &Simulator, op: Operation) -> Option<Fault> {
-    if let Some(limiters) = &sim.limiters {
-        if limiters[op as usize].check().is_err() {
+    if let Some(limiter) = &sim.limiters[op as usize] {
+        if limiter.check().is_err() {
             sim.stats.throttled.fetch_add(1, Ordering::Relaxed);
             return Some(Fault::Quota);
         }
@@ -123,6 +123,7 @@ mod tests {
                 active_share: None,
             },
             quota_rps,
+            remediation_quota_rps: None,
             quota_burst: Some(1),
             latency: Latency::None,
             faults,

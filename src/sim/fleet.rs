@@ -7,12 +7,31 @@
 //!
 //! This file holds the fleet's shape: the job table, names, ARNs and lookups. How one execution's
 //! status, timestamps and details are drawn at the epoch is in `fleet/lifecycle.rs`; what happens to
-//! it after the epoch, up to `now`, in `fleet/history.rs`.
+//! it after the epoch, up to `now`, in `fleet/history.rs`; what callers did to it (cancelled or
+//! deleted executions, the clock moved forward) in `fleet/changes.rs`.
 
-use std::sync::OnceLock;
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
+mod changes;
 mod history;
 mod lifecycle;
+
+pub use changes::{Cancel, Refusal};
+
+/// A status detail's name and value: drawn by the fleet (static) or set by a caller.
+pub type Detail = (Cow<'static, str>, Cow<'static, str>);
+
+/// Details drawn by the fleet.
+fn drawn(pairs: &[(&'static str, &'static str)]) -> Option<Vec<Detail>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(k, v)| (Cow::Borrowed(*k), Cow::Borrowed(*v)))
+            .collect(),
+    )
+}
 
 /// AWS's own spelling of the job execution statuses.
 pub(crate) use crate::input::names::JOB_EXECUTION_STATUSES as STATUSES;
@@ -37,7 +56,8 @@ pub struct FleetSpec {
     pub jobs: u32,
     /// Seed of every derived attribute.
     pub seed: u64,
-    /// The fleet's "now" in epoch milliseconds: every timestamp lies at or before it.
+    /// The fleet's "now" in epoch milliseconds when it starts: every timestamp lies at or before it.
+    /// The clock moves on only when asked ([`Fleet::advance`]).
     pub now_ms: u64,
     /// When the fleet's history begins (epoch milliseconds, at or before `now_ms`; `None`: `now_ms`).
     /// The fleet at its epoch is a snapshot; later moments of the same seed and epoch replay the
@@ -77,7 +97,7 @@ pub struct Execution {
     pub status: &'static str,
     pub force_canceled: Option<bool>,
     /// `None` means the answer carries `"statusDetails": {}` (no detailsMap).
-    pub details: Option<Vec<(&'static str, &'static str)>>,
+    pub details: Option<Vec<Detail>>,
     pub queued_at_ms: u64,
     pub started_at_ms: Option<u64>,
     pub last_updated_at_ms: u64,
@@ -120,8 +140,12 @@ pub struct Fleet {
     spec: FleetSpec,
     jobs: Vec<Job>,
     thing_width: usize,
-    counts: Vec<OnceLock<StatusCounts>>,
+    /// Per job, its status counts once computed (cleared when the clock moves).
+    counts: Vec<Mutex<Option<StatusCounts>>>,
     rates: history::Rates,
+    /// The fleet's now, epoch milliseconds.
+    now_ms: AtomicU64,
+    changes: changes::Changes,
 }
 
 /// splitmix64: a fast, well-mixed, portable 64-bit hash step.
@@ -185,8 +209,10 @@ impl Fleet {
         let digits = spec.things.saturating_sub(1).to_string().len();
         Fleet {
             thing_width: digits.max(6),
-            counts: (0..spec.jobs).map(|_| OnceLock::new()).collect(),
+            counts: (0..spec.jobs).map(|_| Mutex::new(None)).collect(),
             rates: history::Rates::new(spec.changed_share, spec.active_share),
+            now_ms: AtomicU64::new(spec.now_ms),
+            changes: changes::Changes::default(),
             spec,
             jobs,
         }
@@ -312,8 +338,75 @@ impl Fleet {
         self.spec.epoch_ms.unwrap_or(self.spec.now_ms)
     }
 
-    /// The execution of job `j` on thing `i`, or `None` when the job does not target the thing.
+    /// The fleet's now (epoch milliseconds): its start, moved on by [`Fleet::advance`].
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms.load(Ordering::Acquire)
+    }
+
+    /// Moves the clock `ms` forward: the fleet moves on as its history says. Returns the new now.
+    pub fn advance(&self, ms: u64) -> u64 {
+        let now = self.now_ms.fetch_add(ms, Ordering::AcqRel) + ms;
+        for c in &self.counts {
+            *c.lock().expect("counts lock") = None;
+        }
+        now
+    }
+
+    /// CancelJobExecution of job `j` on thing `i`, now; AWS's refusals otherwise.
+    pub fn cancel(&self, i: u64, j: u32, req: &Cancel) -> Result<(), Refusal> {
+        self.change(j, |now| {
+            self.changes
+                .cancel((i, j), now, req, || self.history_execution(i, j, now))
+        })
+    }
+
+    /// DeleteJobExecution of execution `number` of job `j` on thing `i`; AWS's refusals otherwise.
+    pub fn delete(&self, i: u64, j: u32, number: i64, force: bool) -> Result<(), Refusal> {
+        self.change(j, |now| {
+            self.changes
+                .delete((i, j), number, force, || self.history_execution(i, j, now))
+        })
+    }
+
+    /// Makes a change to one of job `j`'s executions, and moves the job's counts with it. The
+    /// counts are locked first, as [`Fleet::status_counts`] does, so a count being made sees the
+    /// change whole or not at all.
+    fn change(
+        &self,
+        j: u32,
+        make: impl FnOnce(u64) -> Result<changes::Moved, Refusal>,
+    ) -> Result<(), Refusal> {
+        let Some(cell) = self.counts.get(j as usize) else {
+            return Err(Refusal::NotFound(String::new()));
+        };
+        let mut counts = cell.lock().expect("counts lock");
+        let (from, to) = make(self.now_ms())?;
+        if let Some(c) = counts.as_mut() {
+            let at = |s: &str| STATUSES.iter().position(|x| *x == s);
+            if let Some(k) = at(from) {
+                c.by_status[k] -= 1;
+            }
+            if let Some(k) = to.and_then(at) {
+                c.by_status[k] += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many executions callers cancelled or deleted.
+    pub fn changed(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// The execution of job `j` on thing `i`, or `None` when the job does not target the thing (or a
+    /// caller deleted it).
     pub fn execution(&self, i: u64, j: u32) -> Option<Execution> {
+        let now = self.now_ms();
+        self.changes.apply(i, j, self.history_execution(i, j, now))
+    }
+
+    /// The execution of job `j` on thing `i` at `now` as the fleet's history has it.
+    fn history_execution(&self, i: u64, j: u32, now: u64) -> Option<Execution> {
         if i >= self.spec.things || j >= self.spec.jobs {
             return None;
         }
@@ -322,7 +415,7 @@ impl Fleet {
         let span = history::Span {
             seed: self.spec.seed,
             epoch: self.epoch_ms(),
-            now: self.spec.now_ms,
+            now,
             timeout_ms: job.timeout_minutes.map(|m| m * MINUTE_MS),
         };
         let mut e = if d.range(0, 1000) < job.coverage_permille {
@@ -379,9 +472,10 @@ impl Fleet {
         e
     }
 
-    /// Counts of job `j`'s executions by status (computed once, then cached).
-    pub(crate) fn status_counts(&self, j: u32) -> &StatusCounts {
-        self.counts[j as usize].get_or_init(|| {
+    /// Counts of job `j`'s executions by status (computed once, then kept until the clock moves).
+    pub(crate) fn status_counts(&self, j: u32) -> StatusCounts {
+        let mut cell = self.counts[j as usize].lock().expect("counts lock");
+        cell.get_or_insert_with(|| {
             let mut c = StatusCounts::default();
             for i in 0..self.spec.things {
                 if let Some(e) = self.execution(i, j) {
@@ -392,209 +486,15 @@ impl Fleet {
             }
             c
         })
+        .clone()
     }
 
     /// Timestamp of the job's last update: the latest execution update, bounded by now.
     pub(crate) fn job_last_updated_ms(&self, j: u32) -> u64 {
         let job = &self.jobs[j as usize];
-        (job.created_at_ms + DAY_MS).min(self.spec.now_ms)
+        (job.created_at_ms + DAY_MS).min(self.now_ms())
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn spec(things: u64, jobs: u32, seed: u64) -> FleetSpec {
-        FleetSpec {
-            things,
-            jobs,
-            seed,
-            now_ms: 1_764_400_000_000,
-            epoch_ms: None,
-            changed_share: None,
-            region: "us-east-1".into(),
-            future_status: 0.0,
-            active_share: None,
-        }
-    }
-
-    #[test]
-    fn same_seed_same_fleet_other_seed_other_fleet() {
-        let a = Fleet::new(spec(2_000, 5, 7));
-        let b = Fleet::new(spec(2_000, 5, 7));
-        let c = Fleet::new(spec(2_000, 5, 8));
-        let all = |f: &Fleet| {
-            (0..2_000u64)
-                .flat_map(|i| (0..5u32).map(move |j| (i, j)))
-                .map(|(i, j)| f.execution(i, j))
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(all(&a), all(&b));
-        assert_ne!(all(&a), all(&c));
-    }
-
-    #[test]
-    fn fleet_has_the_interesting_mix_and_coherent_timestamps() {
-        let f = Fleet::new(spec(5_000, 6, 42));
-        let mut seen = std::collections::HashMap::new();
-        let mut missing = 0;
-        for i in 0..5_000 {
-            for j in 0..6 {
-                let Some(e) = f.execution(i, j) else {
-                    missing += 1;
-                    continue;
-                };
-                *seen.entry(e.status).or_insert(0u32) += 1;
-                assert!(e.queued_at_ms <= e.last_updated_at_ms, "{e:?}");
-                assert!(e.last_updated_at_ms <= f.spec().now_ms, "{e:?}");
-                if let Some(s) = e.started_at_ms {
-                    assert!(e.queued_at_ms <= s && s <= e.last_updated_at_ms, "{e:?}");
-                }
-                if e.approximate_seconds_before_timed_out.is_some() {
-                    assert!(matches!(e.status, "QUEUED" | "IN_PROGRESS"), "{e:?}");
-                }
-                if e.status == "QUEUED" {
-                    assert_eq!(e.started_at_ms, None);
-                }
-            }
-        }
-        assert!(missing > 0, "some pairs must have no execution");
-        for s in STATUSES {
-            assert!(seen.get(s).copied().unwrap_or(0) > 0, "no {s} in {seen:?}");
-        }
-        // Stuck for days: QUEUED executions older than a day exist.
-        let old_queued = (0..5_000)
-            .filter_map(|i| f.execution(i, 0))
-            .filter(|e| e.status == "QUEUED" && f.spec().now_ms - e.queued_at_ms > DAY_MS)
-            .count();
-        assert!(old_queued > 0);
-    }
-
-    #[test]
-    fn names_round_trip_and_reject_lookalikes() {
-        let f = Fleet::new(spec(1_000, 12, 1));
-        assert_eq!(f.thing_name(42), "thing-000042");
-        assert_eq!(f.thing_index("thing-000042"), Some(42));
-        assert_eq!(f.thing_index("thing-42"), None);
-        assert_eq!(f.thing_index("thing-001000"), None);
-        assert_eq!(f.job_index("job-011"), Some(11));
-        assert_eq!(f.job_index("job-11"), None);
-        assert_eq!(f.job_index("job-0011"), None);
-        assert_eq!(f.job_index("job-012"), None);
-        let big = Fleet::new(spec(10_000_000, 1, 1));
-        assert_eq!(big.thing_name(5), "thing-0000005");
-    }
-
-    #[test]
-    fn status_counts_match_a_scan() {
-        let f = Fleet::new(spec(3_000, 3, 9));
-        for j in 0..3 {
-            let c = f.status_counts(j);
-            let total: u64 = c.by_status.iter().sum();
-            let scanned = (0..3_000).filter(|&i| f.execution(i, j).is_some()).count() as u64;
-            assert_eq!(total, scanned);
-        }
-    }
-
-    #[test]
-    fn active_share_is_honoured() {
-        let mut s = spec(20_000, 4, 3);
-        s.active_share = Some(0.1);
-        let f = Fleet::new(s);
-        let (mut n, mut active) = (0, 0);
-        for i in 0..20_000 {
-            for j in 0..4 {
-                if let Some(e) = f.execution(i, j) {
-                    n += 1;
-                    active += matches!(e.status, "QUEUED" | "IN_PROGRESS") as u32;
-                }
-            }
-        }
-        let share = f64::from(active) / f64::from(n);
-        assert!((0.05..0.12).contains(&share), "{share}");
-    }
-
-    #[test]
-    fn future_status_share_is_honoured() {
-        let mut s = spec(10_000, 1, 3);
-        s.future_status = 0.1;
-        let f = Fleet::new(s);
-        let n = (0..10_000)
-            .filter_map(|i| f.execution(i, 0))
-            .filter(|e| e.status == FUTURE_STATUS)
-            .count();
-        assert!((300..1_200).contains(&n), "{n}");
-    }
-
-    #[test]
-    fn a_day_later_is_the_same_fleet_moved_on() {
-        let mut day0 = spec(20_000, 5, 11);
-        day0.active_share = Some(0.1);
-        day0.changed_share = Some(0.01);
-        let mut day1 = day0.clone();
-        day1.epoch_ms = Some(day0.now_ms);
-        day1.now_ms = day0.now_ms + DAY_MS;
-        // The epoch given explicitly is the snapshot itself.
-        let mut at_epoch = day0.clone();
-        at_epoch.epoch_ms = Some(day0.now_ms);
-        let (a, b, e) = (Fleet::new(day0), Fleet::new(day1), Fleet::new(at_epoch));
-        let (mut n, mut changed, mut new, mut timed_out) = (0u32, 0u32, 0u32, 0u32);
-        let (mut queued, mut queued_changed) = (0u32, 0u32);
-        for i in 0..20_000 {
-            for j in 0..5 {
-                assert_eq!(a.execution(i, j), e.execution(i, j));
-                let after = b.execution(i, j);
-                let Some(before) = a.execution(i, j) else {
-                    if let Some(x) = after {
-                        assert!(x.queued_at_ms > a.spec().now_ms, "{x:?}");
-                        new += 1;
-                    }
-                    continue;
-                };
-                let after = after.expect("an execution does not vanish");
-                n += 1;
-                queued += u32::from(before.status == "QUEUED");
-                queued_changed += u32::from(
-                    before.status == "QUEUED"
-                        && after.last_updated_at_ms != before.last_updated_at_ms,
-                );
-                assert_eq!(before.queued_at_ms, after.queued_at_ms);
-                assert_eq!(before.execution_number, after.execution_number);
-                assert!(after.last_updated_at_ms <= b.spec().now_ms, "{after:?}");
-                if before.last_updated_at_ms == after.last_updated_at_ms {
-                    // Nothing happened: the same execution, but for the running timer.
-                    assert_eq!(before.status, after.status);
-                    assert_eq!(before.version_number, after.version_number);
-                    assert_eq!(before.details, after.details);
-                    continue;
-                }
-                changed += 1;
-                assert!(
-                    after.last_updated_at_ms > a.spec().now_ms,
-                    "{before:?} {after:?}"
-                );
-                assert!(after.version_number > before.version_number);
-                assert!(
-                    matches!(before.status, "QUEUED" | "IN_PROGRESS"),
-                    "a finished execution moved: {before:?} -> {after:?}"
-                );
-                if after.status == "TIMED_OUT" {
-                    timed_out += 1;
-                    let end = after.started_at_ms.unwrap() + 30 * MINUTE_MS;
-                    let end2 = after.started_at_ms.unwrap() + 120 * MINUTE_MS;
-                    assert!(after.last_updated_at_ms == end || after.last_updated_at_ms == end2);
-                }
-            }
-        }
-        // A tenth of the active executions have an event each day (1% of the fleet over its 10%
-        // active share): every queued one that changed was started by its device.
-        let share = f64::from(queued_changed) / f64::from(queued);
-        assert!(
-            (0.08..0.12).contains(&share),
-            "{queued_changed} of {queued}"
-        );
-        assert!(f64::from(changed) / f64::from(n) < 0.05, "{changed} of {n}");
-        assert!(timed_out > 0 && new > 0, "{timed_out} timed out, {new} new");
-    }
-}
+mod tests;

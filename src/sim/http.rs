@@ -105,6 +105,10 @@ pub(super) struct Query {
     pub(super) next_token: Option<String>,
     pub(super) status: Option<String>,
     pub(super) execution_number: Option<String>,
+    /// CancelJobExecution's and DeleteJobExecution's `force`.
+    pub(super) force: Option<String>,
+    /// `POST /_sim/advance`'s `seconds`.
+    pub(super) seconds: Option<String>,
 }
 
 pub(super) fn parse_query(q: Option<&str>) -> Option<Query> {
@@ -117,6 +121,8 @@ pub(super) fn parse_query(q: Option<&str>) -> Option<Query> {
             "nextToken" => out.next_token = Some(v),
             "status" => out.status = Some(v),
             "executionNumber" => out.execution_number = Some(v),
+            "force" => out.force = Some(v),
+            "seconds" => out.seconds = Some(v),
             _ => {}
         }
     }

@@ -25,6 +25,7 @@ pub mod fleet;
 mod http;
 mod list;
 pub(crate) mod org;
+mod remedy;
 mod server;
 mod sts;
 pub(crate) mod wire;
@@ -54,15 +55,22 @@ pub enum Operation {
     ListJobExecutionsForThing,
     ListJobs,
     DescribeJob,
+    CancelJobExecution,
+    DeleteJobExecution,
 }
 
+/// How many operations the simulator serves.
+const OPERATIONS: usize = 7;
+
 impl Operation {
-    pub const ALL: [Operation; 5] = [
+    pub const ALL: [Operation; OPERATIONS] = [
         Operation::DescribeJobExecution,
         Operation::ListJobExecutionsForJob,
         Operation::ListJobExecutionsForThing,
         Operation::ListJobs,
         Operation::DescribeJob,
+        Operation::CancelJobExecution,
+        Operation::DeleteJobExecution,
     ];
 
     pub fn name(self) -> &'static str {
@@ -72,7 +80,17 @@ impl Operation {
             Operation::ListJobExecutionsForThing => "ListJobExecutionsForThing",
             Operation::ListJobs => "ListJobs",
             Operation::DescribeJob => "DescribeJob",
+            Operation::CancelJobExecution => "CancelJobExecution",
+            Operation::DeleteJobExecution => "DeleteJobExecution",
         }
+    }
+
+    /// Whether the operation changes the fleet (its quota is `remediation_quota_rps`).
+    pub fn changes_fleet(self) -> bool {
+        matches!(
+            self,
+            Operation::CancelJobExecution | Operation::DeleteJobExecution
+        )
     }
 }
 
@@ -169,6 +187,9 @@ pub struct SimConfig {
     pub quota_rps: Option<f64>,
     /// Bucket size of the quota; defaults to one second's worth of calls.
     pub quota_burst: Option<u32>,
+    /// The quota of the calls that change the fleet (CancelJobExecution, DeleteJobExecution), each
+    /// its own bucket as in AWS; `None`: `quota_rps`.
+    pub remediation_quota_rps: Option<f64>,
     pub latency: Latency,
     pub faults: Faults,
     /// The organization the simulator's account manages (none by default).
@@ -178,10 +199,10 @@ pub struct SimConfig {
 /// Counters of everything received, readable while the simulator runs.
 #[derive(Default)]
 struct Stats {
-    operations: [AtomicU64; 5],
+    operations: [AtomicU64; OPERATIONS],
     /// Microseconds since the Unix epoch of each operation's first and last request (0: none yet).
-    first_us: [AtomicU64; 5],
-    last_us: [AtomicU64; 5],
+    first_us: [AtomicU64; OPERATIONS],
+    last_us: [AtomicU64; OPERATIONS],
     sts: AtomicU64,
     organizations: AtomicU64,
     unknown: AtomicU64,
@@ -275,8 +296,9 @@ pub struct Simulator {
     fleet: Fleet,
     latency: Latency,
     faults: Faults,
-    limiters: Option<[Limiter; 5]>,
-    gates: [GateCell; 5],
+    /// Per operation, its quota bucket when it has one.
+    limiters: [Option<Limiter>; OPERATIONS],
+    gates: [GateCell; OPERATIONS],
     stats: Stats,
     request_ids: AtomicU64,
     org: OrgSpec,
@@ -285,7 +307,8 @@ pub struct Simulator {
 impl Simulator {
     /// Builds the fleet and the quota buckets.
     pub fn new(config: SimConfig) -> Self {
-        let limiters = config.quota_rps.filter(|r| *r > 0.0).map(|rps| {
+        let bucket = |rps: Option<f64>| {
+            let rps = rps.filter(|r| *r > 0.0)?;
             let burst = config
                 .quota_burst
                 .unwrap_or_else(|| rps.ceil().max(1.0) as u32)
@@ -293,9 +316,17 @@ impl Simulator {
             let quota = Quota::with_period(Duration::from_secs_f64(1.0 / rps))
                 .expect("positive period")
                 .allow_burst(NonZeroU32::new(burst).expect("burst >= 1"));
-            std::array::from_fn(|_| {
-                RateLimiter::direct_with_clock(quota, crate::aws::limit::TokioClock::default())
-            })
+            Some(RateLimiter::direct_with_clock(
+                quota,
+                crate::aws::limit::TokioClock::default(),
+            ))
+        };
+        let limiters = std::array::from_fn(|k| {
+            if Operation::ALL[k].changes_fleet() {
+                bucket(config.remediation_quota_rps.or(config.quota_rps))
+            } else {
+                bucket(config.quota_rps)
+            }
         });
         Simulator {
             fleet: Fleet::new(config.fleet),
@@ -455,7 +486,7 @@ impl Simulator {
     }
 }
 
-fn times(a: &[AtomicU64; 5]) -> BTreeMap<String, u64> {
+fn times(a: &[AtomicU64; OPERATIONS]) -> BTreeMap<String, u64> {
     Operation::ALL
         .iter()
         .map(|op| {
@@ -549,6 +580,7 @@ mod tests {
             },
             quota_rps: None,
             quota_burst: None,
+            remediation_quota_rps: None,
             latency: Latency::None,
             faults: Faults::default(),
             org: Default::default(),

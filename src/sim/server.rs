@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use super::http::{
     bad_job, bad_thing, decode, error, invalid, not_found, ok, parse_query, Body, Dropped, Query,
 };
-use super::{faults, list, wire, Operation, Simulator};
+use super::{faults, list, remedy, wire, Operation, Simulator};
 
 /// Accepts connections on `listener` until `shutdown` completes, then closes them all.
 pub async fn serve(listener: TcpListener, sim: Arc<Simulator>, shutdown: impl Future<Output = ()>) {
@@ -60,8 +60,11 @@ enum Route {
     ListForJob(String),
     DescribeJob(String),
     ListJobs,
+    CancelJobExecution(String, String),
+    DeleteJobExecution(String, String, String),
     Stats,
     Reset,
+    Advance,
 }
 
 impl Route {
@@ -72,22 +75,31 @@ impl Route {
             Route::ListForJob(_) => Operation::ListJobExecutionsForJob,
             Route::DescribeJob(_) => Operation::DescribeJob,
             Route::ListJobs => Operation::ListJobs,
-            Route::Stats | Route::Reset => return None,
+            Route::CancelJobExecution(..) => Operation::CancelJobExecution,
+            Route::DeleteJobExecution(..) => Operation::DeleteJobExecution,
+            Route::Stats | Route::Reset | Route::Advance => return None,
         })
     }
 }
 
 fn route(method: &Method, path: &str) -> Option<Route> {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let get = method == Method::GET;
-    Some(match (get, segs.as_slice()) {
-        (true, ["things", t, "jobs", j]) => Route::DescribeJobExecution(decode(t)?, decode(j)?),
-        (true, ["things", t, "jobs"]) => Route::ListForThing(decode(t)?),
-        (true, ["jobs", j, "things"]) => Route::ListForJob(decode(j)?),
-        (true, ["jobs", j]) => Route::DescribeJob(decode(j)?),
-        (true, ["jobs"]) => Route::ListJobs,
-        (true, ["_sim", "stats"]) => Route::Stats,
-        (false, ["_sim", "reset"]) if method == Method::POST => Route::Reset,
+    let m = method.as_str();
+    Some(match (m, segs.as_slice()) {
+        ("GET", ["things", t, "jobs", j]) => Route::DescribeJobExecution(decode(t)?, decode(j)?),
+        ("GET", ["things", t, "jobs"]) => Route::ListForThing(decode(t)?),
+        ("GET", ["jobs", j, "things"]) => Route::ListForJob(decode(j)?),
+        ("GET", ["jobs", j]) => Route::DescribeJob(decode(j)?),
+        ("GET", ["jobs"]) => Route::ListJobs,
+        ("PUT", ["things", t, "jobs", j, "cancel"]) => {
+            Route::CancelJobExecution(decode(t)?, decode(j)?)
+        }
+        ("DELETE", ["things", t, "jobs", j, "executionNumber", n]) => {
+            Route::DeleteJobExecution(decode(t)?, decode(j)?, decode(n)?)
+        }
+        ("GET", ["_sim", "stats"]) => Route::Stats,
+        ("POST", ["_sim", "reset"]) => Route::Reset,
+        ("POST", ["_sim", "advance"]) => Route::Advance,
         _ => return None,
     })
 }
@@ -220,6 +232,7 @@ async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body
                 sim.reset_stats();
                 ok(sim, b"{}".to_vec())
             }
+            Route::Advance => remedy::advance(sim, req.uri().query()),
             _ => ok(
                 sim,
                 serde_json::to_vec(&sim.stats()).expect("stats serialize"),
@@ -228,7 +241,7 @@ async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body
     };
     sim.count(op);
 
-    if let Some(refusal) = refused(sim, &req) {
+    if let Some(refusal) = refused(sim, op, req.headers()) {
         return Ok(refusal);
     }
     // A test holding this operation (`Simulator::hold_after`) catches the request here.
@@ -240,25 +253,29 @@ async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body
         return Ok(invalid(sim, "Malformed query string"));
     };
     Ok(match route {
+        Route::CancelJobExecution(t, j) => {
+            let (_, body) = auth_and_body(req).await?;
+            remedy::cancel(sim, &t, &j, &query, &body)
+        }
+        Route::DeleteJobExecution(t, j, n) => remedy::delete(sim, &t, &j, &n, &query),
         Route::DescribeJobExecution(t, j) => describe_execution(sim, &t, &j, &query),
         Route::ListForJob(j) => list::for_job(sim, &j, &query),
         Route::ListForThing(t) => list::for_thing(sim, &t, &query),
         Route::ListJobs => list::jobs(sim, &query),
         Route::DescribeJob(j) => describe_job(sim, &j),
-        Route::Stats | Route::Reset => unreachable!("handled above"),
+        Route::Stats | Route::Reset | Route::Advance => unreachable!("handled above"),
     })
 }
 
 /// What AWS answers instead of an IoT operation to a request it refuses: unsigned, signed with one
 /// of the test hooks' access keys (expired, denied), or signed for a region not enabled.
-fn refused(sim: &Simulator, req: &Request<Incoming>) -> Option<Response<Body>> {
-    if !req.headers().contains_key(hyper::header::AUTHORIZATION) {
+fn refused(sim: &Simulator, op: Operation, headers: &hyper::HeaderMap) -> Option<Response<Body>> {
+    if !headers.contains_key(hyper::header::AUTHORIZATION) {
         return Some(unauthenticated(sim));
     }
     // Test hooks: the simulator accepts any signature, except from these access key ids, which stand
     // for credentials AWS would refuse.
-    let auth = req
-        .headers()
+    let auth = headers
         .get(hyper::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
@@ -275,7 +292,7 @@ fn refused(sim: &Simulator, req: &Request<Incoming>) -> Option<Response<Body>> {
             sim,
             StatusCode::FORBIDDEN,
             "AccessDeniedException",
-            "User is not authorized to perform: iot:DescribeJobExecution",
+            &format!("User is not authorized to perform: iot:{}", op.name()),
         ));
     }
     // An organization's accounts have opt-in regions that are not enabled: AWS refuses any token
@@ -353,6 +370,15 @@ mod tests {
             Some(Route::ListJobs)
         ));
         assert!(route(&Method::DELETE, "/jobs/job-001").is_none());
+        assert!(matches!(
+            route(&Method::PUT, "/things/t1/jobs/job-001/cancel"),
+            Some(Route::CancelJobExecution(t, j)) if t == "t1" && j == "job-001"
+        ));
+        assert!(matches!(
+            route(&Method::DELETE, "/things/t1/jobs/job-001/executionNumber/3"),
+            Some(Route::DeleteJobExecution(_, _, n)) if n == "3"
+        ));
+        assert!(route(&Method::GET, "/things/t1/jobs/job-001/cancel").is_none());
         assert!(route(&Method::GET, "/nope").is_none());
     }
 }

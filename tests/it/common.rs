@@ -36,6 +36,7 @@ pub fn sim_config(fleet: FleetSpec) -> SimConfig {
         fleet,
         quota_rps: None,
         quota_burst: None,
+        remediation_quota_rps: None,
         latency: Latency::None,
         faults: Faults::default(),
         org: Default::default(),

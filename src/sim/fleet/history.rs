@@ -10,7 +10,9 @@
 //! in-progress timer times out when the timer runs out, as AWS does, whatever the draws. A pair with
 //! no execution may get one (queued) while its job is still in progress, as a continuous job's do.
 
-use super::{h3, Draw, Execution, DAY_MS};
+use std::borrow::Cow;
+
+use super::{drawn, h3, Draw, Execution, DAY_MS};
 
 /// Keys the history's streams apart from the snapshot's.
 const HISTORY: u64 = 0x4849_5354_4F52_5921;
@@ -128,7 +130,7 @@ fn event(e: &mut Execution, d: &mut Draw, t: u64) {
     if e.status == "QUEUED" {
         e.status = "IN_PROGRESS";
         e.started_at_ms = Some(t);
-        e.details = Some(vec![("step", "downloading"), ("progress", "5%")]);
+        e.details = drawn(&[("step", "downloading"), ("progress", "5%")]);
         return;
     }
     match d.range(0, 100) {
@@ -138,15 +140,15 @@ fn event(e: &mut Execution, d: &mut Draw, t: u64) {
                 1 => ("installing", "75%"),
                 _ => ("rebooting", "95%"),
             };
-            e.details = Some(vec![("step", step), ("progress", progress)]);
+            e.details = drawn(&[("step", step), ("progress", progress)]);
         }
         40..=84 => {
             e.status = "SUCCEEDED";
-            e.details = Some(vec![("firmware", "2.4.1")]);
+            e.details = drawn(&[("firmware", "2.4.1")]);
         }
         _ => {
             e.status = "FAILED";
-            e.details = Some(vec![("errorCode", "E_FLASH_WRITE")]);
+            e.details = drawn(&[("errorCode", "E_FLASH_WRITE")]);
         }
     }
 }
@@ -156,12 +158,12 @@ fn timed_out(e: &mut Execution, end: u64) {
     let step = e
         .details
         .as_ref()
-        .and_then(|d| d.iter().find(|(k, _)| *k == "step").map(|(_, v)| *v))
-        .unwrap_or("downloading");
+        .and_then(|d| d.iter().find(|(k, _)| k == "step").map(|(_, v)| v.clone()))
+        .unwrap_or(Cow::Borrowed("downloading"));
     e.status = "TIMED_OUT";
     e.last_updated_at_ms = end;
     e.version_number += 1;
-    e.details = Some(vec![("step", step)]);
+    e.details = Some(vec![(Cow::Borrowed("step"), step)]);
 }
 
 /// A new execution queued at `t`.

@@ -6,7 +6,7 @@
 //! (the status first, then that status's own values), because the fleet must be the same for a seed
 //! on every run and every machine: changing the order of draws here changes every fleet.
 
-use super::{Draw, Execution, FleetSpec, Job, DAY_MS, HOUR_MS, MINUTE_MS};
+use super::{drawn, Draw, Execution, FleetSpec, Job, DAY_MS, HOUR_MS, MINUTE_MS};
 
 const FAILED_DETAILS: [(&str, &str); 4] = [
     ("errorCode", "E_CHECKSUM"),
@@ -111,7 +111,7 @@ pub(super) fn in_progress(e: &mut Execution, d: &mut Draw, c: &Clock) {
     e.started_at_ms = Some(started);
     e.last_updated_at_ms = last;
     e.version_number = d.range(2, 7) as i64;
-    e.details = Some(vec![
+    e.details = drawn(&[
         ("step", PROGRESS_STEPS[d.range(0, 4) as usize]),
         ("progress", PROGRESS_PCT[d.range(0, 5) as usize]),
     ]);
@@ -137,20 +137,20 @@ pub(super) fn finished(e: &mut Execution, d: &mut Draw, c: &Clock, terminal: &'s
     match e.status {
         "SUCCEEDED" => {
             e.started_at_ms = Some(started);
-            e.details = Some(vec![("firmware", "2.4.1")]);
+            e.details = drawn(&[("firmware", "2.4.1")]);
         }
         "FAILED" => {
             e.started_at_ms = Some(started);
-            e.details = Some(vec![FAILED_DETAILS[d.range(0, 4) as usize]]);
+            e.details = drawn(&[FAILED_DETAILS[d.range(0, 4) as usize]]);
             e.retry_attempt = d.range(0, 3) as i32;
         }
         "TIMED_OUT" => {
             e.started_at_ms = Some(started);
-            e.details = Some(vec![("step", PROGRESS_STEPS[d.range(0, 4) as usize])]);
+            e.details = drawn(&[("step", PROGRESS_STEPS[d.range(0, 4) as usize])]);
             e.retry_attempt = d.range(0, 2) as i32;
         }
         "REJECTED" => {
-            e.details = Some(vec![("reason", "incompatible hardware revision")]);
+            e.details = drawn(&[("reason", "incompatible hardware revision")]);
         }
         "REMOVED" => {
             e.version_number = 1;
@@ -161,7 +161,7 @@ pub(super) fn finished(e: &mut Execution, d: &mut Draw, c: &Clock, terminal: &'s
             e.force_canceled = Some(forced);
             if forced {
                 e.started_at_ms = Some(started);
-                e.details = Some(vec![("step", "installing")]);
+                e.details = drawn(&[("step", "installing")]);
             }
         }
     }

@@ -1,0 +1,214 @@
+"""Remediation against `fleet-audit sim`: the simulator's CancelJobExecution, DeleteJobExecution and clock,
+checked with boto3 and the AWS CLI as AWS documents them; and `fleet-audit plan` over a real audit, its
+actions checked against the dataset with DuckDB."""
+import hashlib
+import json
+import subprocess
+import urllib.request
+
+import boto3
+import botocore.config
+import duckdb
+import pytest
+
+from conftest import NOW, Sim
+
+
+def client(url, retries=1):
+    return boto3.client(
+        "iot", endpoint_url=url, region_name="us-east-1",
+        config=botocore.config.Config(retries={"max_attempts": retries, "mode": "standard"}),
+    )
+
+
+def cli(aws_cli, env, url, *args):
+    return subprocess.run([aws_cli, "iot", *args, "--endpoint-url", url], env=env, capture_output=True, text=True)
+
+
+def pair_in(iot, status, jobs=("job-000", "job-001", "job-002")):
+    for job in jobs:
+        for s in iot.list_job_executions_for_job(jobId=job, status=status, maxResults=5)["executionSummaries"]:
+            return s["thingArn"].split("/")[-1], job
+    pytest.fail(f"no {status} execution")
+
+
+def stats(url):
+    return json.loads(urllib.request.urlopen(url + "/_sim/stats").read())
+
+
+def advance(url, seconds):
+    req = urllib.request.Request(f"{url}/_sim/advance?seconds={seconds}", method="POST", data=b"")
+    return json.loads(urllib.request.urlopen(req).read())
+
+
+def test_cancel_is_guarded_by_the_version_and_kept_as_aws_keeps_it(aws_env, aws_cli):
+    s = Sim("--things", "300", "--jobs", "3", "--seed", "11")
+    try:
+        iot = client(s.url)
+        thing, job = pair_in(iot, "QUEUED")
+        before = iot.describe_job_execution(jobId=job, thingName=thing)["execution"]
+        v = before["versionNumber"]
+        with pytest.raises(iot.exceptions.VersionConflictException) as e:
+            iot.cancel_job_execution(jobId=job, thingName=thing, expectedVersion=v + 1)
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+        assert iot.describe_job_execution(jobId=job, thingName=thing)["execution"] == before, "a refused cancel changes nothing"
+        r = cli(aws_cli, aws_env, s.url, "cancel-job-execution", "--job-id", job, "--thing-name", thing,
+                "--expected-version", str(v), "--status-details", "cancelledBy=fleet-audit,plan=plan-1")
+        assert r.returncode == 0, r.stderr
+        r = cli(aws_cli, aws_env, s.url, "describe-job-execution", "--job-id", job, "--thing-name", thing)
+        after = json.loads(r.stdout)["execution"]
+        assert after["status"] == "CANCELED" and after["versionNumber"] == v + 1
+        assert after["forceCanceled"] is False
+        assert after["statusDetails"] == {"detailsMap": {"cancelledBy": "fleet-audit", "plan": "plan-1"}}
+        assert after["queuedAt"] == before["queuedAt"].timestamp() and "approximateSecondsBeforeTimedOut" not in after
+        listed = [x for x in iot.list_job_executions_for_thing(thingName=thing)["executionSummaries"] if x["jobId"] == job]
+        assert listed[0]["jobExecutionSummary"]["status"] == "CANCELED"
+        # Again: a terminal execution is no longer cancellable; with its new version, the same.
+        for kw in ({}, {"expectedVersion": v + 1}):
+            with pytest.raises(iot.exceptions.InvalidStateTransitionException):
+                iot.cancel_job_execution(jobId=job, thingName=thing, **kw)
+        # IN_PROGRESS needs force, and is then force-cancelled.
+        t2, j2 = pair_in(iot, "IN_PROGRESS")
+        with pytest.raises(iot.exceptions.InvalidStateTransitionException):
+            iot.cancel_job_execution(jobId=j2, thingName=t2)
+        iot.cancel_job_execution(jobId=j2, thingName=t2, force=True)
+        assert iot.describe_job_execution(jobId=j2, thingName=t2)["execution"]["forceCanceled"] is True
+        # At most 10 status details; a missing execution is ResourceNotFound.
+        with pytest.raises(iot.exceptions.InvalidRequestException):
+            iot.cancel_job_execution(jobId=j2, thingName=t2, statusDetails={f"k{i}": "v" for i in range(11)})
+        with pytest.raises(iot.exceptions.ResourceNotFoundException):
+            iot.cancel_job_execution(jobId="job-000", thingName="no-such-thing")
+        st = stats(s.url)["operations"]
+        assert st["CancelJobExecution"] == 8
+    finally:
+        s.stop()
+
+
+def test_delete_needs_force_for_an_active_execution_and_then_it_is_gone(aws_env, aws_cli):
+    s = Sim("--things", "300", "--jobs", "3", "--seed", "12")
+    try:
+        iot = client(s.url)
+        thing, job = pair_in(iot, "QUEUED")
+        n = iot.describe_job_execution(jobId=job, thingName=thing)["execution"]["executionNumber"]
+        with pytest.raises(iot.exceptions.InvalidStateTransitionException):
+            iot.delete_job_execution(jobId=job, thingName=thing, executionNumber=n)
+        with pytest.raises(iot.exceptions.ResourceNotFoundException):
+            iot.delete_job_execution(jobId=job, thingName=thing, executionNumber=n + 1, force=True)
+        r = cli(aws_cli, aws_env, s.url, "delete-job-execution", "--job-id", job, "--thing-name", thing,
+                "--execution-number", str(n), "--force")
+        assert r.returncode == 0, r.stderr
+        r = cli(aws_cli, aws_env, s.url, "describe-job-execution", "--job-id", job, "--thing-name", thing)
+        assert "ResourceNotFoundException" in r.stderr
+        t2, j2 = pair_in(iot, "SUCCEEDED")
+        n2 = iot.describe_job_execution(jobId=j2, thingName=t2)["execution"]["executionNumber"]
+        iot.delete_job_execution(jobId=j2, thingName=t2, executionNumber=n2)
+        assert all(x["jobId"] != j2 for x in iot.list_job_executions_for_thing(thingName=t2)["executionSummaries"])
+    finally:
+        s.stop()
+
+
+def test_the_remediation_calls_have_their_own_quota(aws_env):
+    s = Sim("--things", "50", "--jobs", "1", "--seed", "3", "--remediation-quota-rps", "0.1", "--quota-burst", "1")
+    try:
+        iot = client(s.url)
+        answers = []
+        for _ in range(3):
+            try:
+                iot.cancel_job_execution(jobId="job-000", thingName="no-such-thing")
+            except iot.exceptions.ThrottlingException as e:
+                assert e.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+                answers.append("throttled")
+            except iot.exceptions.ResourceNotFoundException:
+                answers.append("not_found")
+        assert answers == ["not_found", "throttled", "throttled"]
+        # DescribeJobExecution has no quota here: its calls all answer.
+        for _ in range(5):
+            with pytest.raises(iot.exceptions.ResourceNotFoundException):
+                iot.describe_job_execution(jobId="job-000", thingName="no-such-thing")
+    finally:
+        s.stop()
+
+
+def test_the_clock_moves_the_fleet_on_and_keeps_what_callers_did(aws_env):
+    s = Sim("--things", "400", "--jobs", "2", "--seed", "5")
+    try:
+        iot = client(s.url)
+        thing, job = pair_in(iot, "QUEUED", jobs=("job-000", "job-001"))
+        iot.cancel_job_execution(jobId=job, thingName=thing)
+        cancelled = iot.describe_job_execution(jobId=job, thingName=thing)["execution"]
+
+        def statuses():
+            out = {}
+            for j in ("job-000", "job-001"):
+                for page in iot.get_paginator("list_job_executions_for_job").paginate(jobId=j):
+                    for e in page["executionSummaries"]:
+                        out[(e["thingArn"], j)] = (e["jobExecutionSummary"]["status"],
+                                                   e["jobExecutionSummary"]["lastUpdatedAt"])
+            return out
+
+        day0 = statuses()
+        assert advance(s.url, 86400)["now"] == float(NOW) + 86400
+        day1 = statuses()
+        moved = [k for k in day0 if k in day1 and day0[k] != day1[k]]
+        assert moved, "a day later some executions moved on"
+        assert max(v[1].timestamp() for v in day1.values()) <= float(NOW) + 86400
+        assert iot.describe_job_execution(jobId=job, thingName=thing)["execution"] == cancelled
+        bad = urllib.request.Request(f"{s.url}/_sim/advance?seconds=-1", method="POST", data=b"")
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(bad)
+    finally:
+        s.stop()
+
+
+def audit(fa, env, tmp_path, s, lists, out):
+    r = subprocess.run([fa, "run", "--things", str(lists / "things.txt"), "--jobs", str(lists / "jobs.txt"),
+                        "--out", str(out), "--endpoint-url", s.url, "--rps", "0", "--quiet",
+                        "--as-of", NOW], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+
+
+def test_plan_lists_every_stuck_queued_execution_once_with_its_version(fa, aws_env, tmp_path):
+    lists = tmp_path / "lists"
+    s = Sim("--things", "600", "--jobs", "3", "--seed", "21", "--write-lists", str(lists))
+    try:
+        out = tmp_path / "audit"
+        audit(fa, aws_env, tmp_path, s, lists, out)
+        plan = tmp_path / "plan.jsonl"
+        r = subprocess.run([fa, "plan", str(out), "--out", str(plan), "--class", "stuck_queued",
+                            "--jobs", "job-000,job-002"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        lines = plan.read_bytes().split(b"\n", 1)
+        header = json.loads(lines[0])
+        assert header["actions_sha256"] == hashlib.sha256(lines[1]).hexdigest()
+        actions = [json.loads(x) for x in lines[1].splitlines()]
+        assert header["actions"] == len(actions) > 0
+        assert [a["n"] for a in actions] == list(range(1, len(actions) + 1))
+        con = duckdb.connect()
+        want = con.execute(
+            f"""SELECT thing_name, job_id, version_number, execution_number FROM read_parquet('{out}/**/*.parquet')
+                WHERE status = 'QUEUED' AND job_id IN ('job-000', 'job-002')
+                  AND epoch_ms(fetched_at) - epoch_ms(queued_at) > 24 * 3600 * 1000""").fetchall()
+        got = [(a["thing_name"], a["job_id"], a["expected_version"], a["execution_number"]) for a in actions]
+        assert sorted(got) == sorted(want)
+        assert {a["action"] for a in actions} == {"cancel"} and not any(a["force"] for a in actions)
+        assert sum(c["count"] for c in header["counts"]) == len(actions)
+        assert "cancel" in r.stdout and header["plan_id"] in r.stdout
+        # Never over an existing file; a plan edited afterwards is refused when read back.
+        again = subprocess.run([fa, "plan", str(out), "--out", str(plan), "--class", "stuck_queued"],
+                               capture_output=True, text=True)
+        assert again.returncode == 2 and "already exists" in again.stderr
+        assert plan.read_bytes().split(b"\n", 1)[0] == lines[0]
+    finally:
+        s.stop()
+
+
+def test_plan_refuses_bad_selectors_before_reading_anything(fa, tmp_path):
+    things = tmp_path / "things.txt"
+    things.write_text("thing-1\nbad thing\n")
+    r = subprocess.run([fa, "plan", str(tmp_path / "nope"), "--out", str(tmp_path / "p"), "--class", "stuck_queued",
+                        "--things", str(things)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert f"{things}:2:" in r.stderr
+    r = subprocess.run([fa, "plan", str(tmp_path / "nope"), "--out", str(tmp_path / "p")], capture_output=True, text=True)
+    assert r.returncode == 2 and "--class" in r.stderr
+    assert not (tmp_path / "p").exists()
