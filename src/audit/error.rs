@@ -177,7 +177,9 @@ impl crate::dataset::delta::DeltaError {
     pub fn exit(&self) -> Exit {
         use crate::dataset::delta::DeltaError as E;
         match self {
-            E::Refused { .. } | E::Log { .. } | E::Checkpointed { .. } => Exit::BadInput,
+            E::Refused { .. } | E::Log { .. } | E::Checkpointed { .. } | E::Broken { .. } => {
+                Exit::BadInput
+            }
             E::Lost { .. } | E::NoSize { .. } => Exit::Failed,
         }
     }

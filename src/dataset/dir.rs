@@ -214,6 +214,56 @@ impl OutputDir {
 
     /// Every file under the directory (locally, a folder that cannot hold this tool's files is one
     /// `Foreign` entry), in path order. A directory that does not exist has none.
+    /// Whether every part of `parts` is in the directory as it was committed: locally its size and
+    /// xxh3, in an object store its size (a listing). `Ok(Err(why))` names the first that is not.
+    pub(crate) async fn verify_parts<'a>(
+        &self,
+        parts: impl Iterator<Item = &'a super::PartEntry>,
+    ) -> Result<Result<(), String>, WriteError> {
+        match self {
+            OutputDir::Local(d) => {
+                for p in parts {
+                    let found = match super::PartDigest::of_file(&d.join(&p.file)) {
+                        Ok(f) => f,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                            return Ok(Err(format!(
+                                "part {} is listed in the manifest but missing",
+                                p.file
+                            )))
+                        }
+                        Err(e) => return Ok(Err(format!("part {} cannot be read: {e}", p.file))),
+                    };
+                    if let Err(why) = p.verify(&found) {
+                        return Ok(Err(why));
+                    }
+                }
+            }
+            OutputDir::Remote(r) => {
+                let sizes: std::collections::HashMap<String, u64> =
+                    r.list().await?.into_iter().collect();
+                for p in parts {
+                    match sizes.get(&p.file) {
+                        None => {
+                            return Ok(Err(format!(
+                                "part {} is listed in the manifest but missing",
+                                p.file
+                            )))
+                        }
+                        Some(size) if p.size.is_some_and(|s| s != *size) => {
+                            return Ok(Err(format!(
+                                "{} is {size} bytes, but {} were committed (truncated or replaced)",
+                                p.file,
+                                p.size.unwrap_or_default()
+                            )))
+                        }
+                        Some(_) => {}
+                    }
+                }
+            }
+        }
+        Ok(Ok(()))
+    }
+
     pub(crate) async fn entries(&self) -> Result<Vec<Entry>, WriteError> {
         match self {
             OutputDir::Local(d) => {

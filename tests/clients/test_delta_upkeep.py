@@ -151,7 +151,7 @@ def test_compacted_and_vacuumed_table_is_read_through_and_extended(fa, env, tmp_
 
     # What a user does between audits.
     DeltaTable(str(out)).optimize.compact()
-    DeltaTable(str(out)).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+    DeltaTable(str(out)).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False, full=True)
     compacted = DeltaTable(str(out))
     v_compacted = compacted.version()
     assert v_compacted > 1
@@ -424,3 +424,55 @@ def test_a_refused_output_costs_no_call(fa, env, tmp_path):
         assert calls == {name: {"sts": 0, "unauthenticated": 0, "unknown": 0} for name in cases}
     finally:
         s.stop()
+
+
+# --- 6. what an attack found: broken unpublished audits, outputs inside a table ---------------------------
+
+def test_an_unpublished_audit_whose_parts_are_gone_is_never_published(fa, env, tmp_path):
+    """A crash between the manifest's last write and the commit, then a VACUUM of the files no version
+    names (the crashed audit's parts): the next run refuses (exit 2) and commits nothing, so no reader
+    ever meets a version naming a missing file; `--overwrite` of that date makes the audit again."""
+    out = tmp_path / "audit"
+    t1 = int(time.time()) - DAY
+    dated_output(fa, env, tmp_path, out, t1, delta=True)
+    first = table_rows(out)
+    s = Sim(*FLEET, "--epoch", str(t1), now=str(t1 + DAY))
+    try:
+        daily = ["--discover", "--jobs", str(tmp_path / "jobs.txt"), "--out", str(out), "--partition-by", "date",
+                 "--table-format", "delta", "--endpoint-url", s.url, "--as-of", str(t1 + DAY), *FAST]
+        run(fa, env, *daily, "--resume", "--baseline", "latest")
+        # The state a crash before the commit leaves: the manifest complete, version 1 absent.
+        (out / "_delta_log" / "00000000000000000001.json").unlink()
+        DeltaTable(str(out)).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False, full=True)
+        assert not list((out / f"date={utc_date(t1 + DAY)}").glob("part-*"))
+        vacuumed = DeltaTable(str(out)).version()  # the vacuum's own commits
+        code, err, _ = attempt(fa, env, *daily, "--resume")
+        assert code == 2, err
+        assert "missing" in error_line(err) and "--overwrite" in error_line(err), err
+        assert DeltaTable(str(out)).version() == vacuumed and table_rows(out) == first
+        run(fa, env, *daily, "--overwrite")
+        rows = table_rows(out)
+        counts = per_date(rows)
+        assert set(counts) == {utc_date(t1), utc_date(t1 + DAY)} and counts[utc_date(t1)] == len(first)
+        assert len({(r["date"], r["thing_name"], r["job_id"]) for r in rows}) == len(rows)
+    finally:
+        s.stop()
+
+
+def test_an_output_inside_a_table_is_refused_and_the_table_untouched(fa, env, tmp_path):
+    out = tmp_path / "audit"
+    t1 = int(time.time()) - DAY
+    dated_output(fa, env, tmp_path, out, t1, delta=True)
+    before, rows = listing(out), table_rows(out)
+    s = Sim(*FLEET, now=str(t1))
+    try:
+        for inner in (out / f"date={utc_date(t1)}", out / "_delta_log" / "sub", out / "x.parquet"):
+            code, err, _ = attempt(fa, env, "--things", str(tmp_path / "things.txt"), "--jobs",
+                                   str(tmp_path / "jobs.txt"), "--out", str(inner), "--overwrite",
+                                   "--endpoint-url", s.url, "--as-of", str(t1), "--rps", "0")
+            assert code == 2, f"{inner}: {err}"
+            assert "inside" in error_line(err) and str(out) in error_line(err), err
+        assert iot_calls(s) == {} and sim_stats(s)["sts"] == 0
+    finally:
+        s.stop()
+    assert listing(out) == before and table_rows(out) == rows

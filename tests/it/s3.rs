@@ -960,6 +960,13 @@ async fn two_writers_racing_for_one_delta_version_in_s3_one_wins() {
         part("part-1-aaaaaa-00000.parquet"),
         part("part-2-bbbbbb-00000.parquet"),
     );
+    // The parts are there as committed (a publish checks every part it adds).
+    let store = moto.store("race");
+    for p in a.iter().chain(&b) {
+        use object_store::ObjectStoreExt;
+        let key = object_store::path::Path::from(format!("table/{}", p.file));
+        store.put(&key, vec![b'x'; 99].into()).await.unwrap();
+    }
     let audit = |run_id, parts| Audit {
         run_id,
         date: None,

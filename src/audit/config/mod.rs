@@ -19,7 +19,7 @@ use crate::time::parse_span;
 pub use discover::{DescribeMode, DiscoverSpec, Scope};
 pub(crate) use output::check_no_planted_link;
 pub use output::OutputSettings;
-pub(crate) use output::{check_file_destination, check_output};
+pub(crate) use output::{check_file_destination, check_not_nested, check_output};
 pub use targets::TargetSettings;
 
 /// A flag value or an output location that cannot work.
@@ -174,6 +174,7 @@ impl RunConfig {
                 ));
             }
         }
+        check_not_nested(&output.layout)?;
         // A resumed directory is checked against its manifest when the run starts.
         if !output.resume {
             check_output(&output.layout, output.overwrite)?;

@@ -270,6 +270,43 @@ pub(crate) fn check_file_destination(name: &'static str, path: &Path) -> Result<
     writable_location(dir).map_err(bad)
 }
 
+/// Refuses a local output inside another dataset: a folder above it holds a manifest or a Delta log,
+/// or is a Delta log. Its cleanup would delete that dataset's parts (a `date=` folder of a table
+/// given as `--out`), and that dataset's readers (Spark, Athena: every file under the prefix) would
+/// read its files.
+pub(crate) fn check_not_nested(layout: &Layout) -> Result<(), ConfigError> {
+    let (Layout::File(p) | Layout::Dir(p)) = layout else {
+        return Ok(());
+    };
+    let Ok(abs) = std::path::absolute(p) else {
+        return Ok(());
+    };
+    for above in abs.ancestors().skip(1) {
+        let holds = |name: &str| std::fs::symlink_metadata(above.join(name)).is_ok();
+        let what = if above
+            .file_name()
+            .is_some_and(|n| n == crate::dataset::delta::LOG_DIR)
+        {
+            "is a Delta table's log"
+        } else if holds(crate::dataset::MANIFEST) {
+            "holds another dataset (its _manifest.json)"
+        } else if holds(crate::dataset::delta::LOG_DIR) {
+            "holds a Delta table (its _delta_log)"
+        } else {
+            continue;
+        };
+        return Err(ConfigError::Output {
+            path: p.clone(),
+            reason: format!(
+                "is inside {}, which {what}: an output inside another dataset would delete or \
+                 add to its files; name a folder outside it",
+                above.display()
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Refuses existing output without `overwrite`, and a location that cannot hold the output.
 pub(crate) fn check_output(layout: &Layout, overwrite: bool) -> Result<(), ConfigError> {
     let out = |reason: String| ConfigError::Output {
@@ -353,6 +390,32 @@ mod tests {
         assert!(e.to_string().contains("not supported"), "{e}");
         let (l, _) = output_of(Path::new("file:///tmp/a.parquet"), None).unwrap();
         assert_eq!(l, Layout::File("/tmp/a.parquet".into()));
+    }
+
+    #[test]
+    fn an_output_inside_another_dataset_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let table = d.path().join("table");
+        std::fs::create_dir_all(table.join("_delta_log/sub")).unwrap();
+        let nested = [
+            Layout::Dir(table.join("date=2026-12-01")),
+            Layout::File(table.join("x.parquet")),
+            Layout::Dir(table.join("_delta_log/sub")),
+        ];
+        for l in &nested {
+            let e = check_not_nested(l).unwrap_err().to_string();
+            assert!(e.contains("inside") && e.contains("table"), "{e}");
+        }
+        let plain = d.path().join("plain");
+        std::fs::create_dir_all(&plain).unwrap();
+        std::fs::write(plain.join("_manifest.json"), "{}").unwrap();
+        let e = check_not_nested(&Layout::Dir(plain.join("a/b"))).unwrap_err();
+        assert!(e.to_string().contains("_manifest.json"), "{e}");
+        assert!(
+            check_not_nested(&Layout::Dir(table.clone())).is_ok(),
+            "the table itself"
+        );
+        assert!(check_not_nested(&Layout::Dir(d.path().join("beside"))).is_ok());
     }
 
     #[test]

@@ -111,7 +111,14 @@ pub(crate) async fn complete_before_calls(
     }
     check_committed_parts(&target, &m).await?;
     // Complete, but perhaps not yet published (a crash between the manifest and the commit).
-    delta::before_run(&target, Some(&m), cfg.output.delta, &partition_by, false).await?;
+    delta::before_run(
+        &target,
+        Some(&m),
+        cfg.output.delta,
+        &partition_by,
+        (false, false),
+    )
+    .await?;
     Ok(Some(m))
 }
 
@@ -142,56 +149,13 @@ async fn check_committed_parts(target: &OutputDir, m: &Manifest) -> Result<(), R
     } else {
         HashSet::new()
     };
-    let parts = || m.parts.iter().filter(|p| !replaced.contains(&p.file));
-    match target {
-        OutputDir::Local(d) => {
-            for p in parts() {
-                let found = match crate::dataset::PartDigest::of_file(&d.join(&p.file)) {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        return Err(bad(format!(
-                            "part {} is listed in the manifest but missing",
-                            p.file
-                        )))
-                    }
-                    Err(e) => return Err(bad(format!("part {} cannot be read: {e}", p.file))),
-                };
-                p.verify(&found).map_err(bad)?;
-            }
-        }
-        OutputDir::Remote(r) => {
-            let sizes: std::collections::HashMap<String, u64> = r
-                .list()
-                .await
-                .map_err(WriteError::from)?
-                .into_iter()
-                .collect();
-            for p in parts() {
-                match sizes.get(&p.file) {
-                    None => {
-                        return Err(bad(format!(
-                            "part {} is listed in the manifest but missing",
-                            p.file
-                        )))
-                    }
-                    Some(size) if p.size.is_some_and(|s| s != *size) => {
-                        return Err(bad(format!(
-                            "{} is {size} bytes, but {} were committed (truncated or replaced)",
-                            p.file,
-                            p.size.unwrap_or_default()
-                        )))
-                    }
-                    Some(_) => {}
-                }
-            }
-        }
-    }
-    Ok(())
+    let parts = m.parts.iter().filter(|p| !replaced.contains(&p.file));
+    target.verify_parts(parts).await?.map_err(bad)
 }
 
 /// Deletes what a crashed run left uncommitted: temporaries, and part files the manifest does not list
 /// (published but never recorded), so a resume can never double a row.
-async fn remove_uncommitted(target: &OutputDir, m: &Manifest) -> Result<(), WriteError> {
+pub(crate) async fn remove_uncommitted(target: &OutputDir, m: &Manifest) -> Result<(), WriteError> {
     let listed: HashSet<&str> = m.all_parts().map(|p| p.file.as_str()).collect();
     // A Delta table's versions may name parts the manifest no longer lists (a replaced audit's):
     // its readers read them until a VACUUM.
@@ -298,7 +262,8 @@ async fn table_checks(cfg: &RunConfig, target: &OutputDir, catch_up: bool) -> Re
     let partition_by = cfg.output.partition_names();
     let m = loaded.as_ref();
     if catch_up {
-        delta::before_run(target, m, cfg.output.delta, &partition_by, replaces_all).await?;
+        let overwrites = (replaces_all, cfg.output.overwrite);
+        delta::before_run(target, m, cfg.output.delta, &partition_by, overwrites).await?;
     } else {
         delta::check(target, m, cfg.output.delta, &partition_by, replaces_all).await?;
     }

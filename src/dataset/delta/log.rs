@@ -122,6 +122,7 @@ impl Snapshot {
         };
         if let Some(add) = v.get("add").filter(|a| !a.is_null()) {
             let path = path_of(add, "an add")?;
+            refuse_deletion_vector(add, &path)?;
             let partition_values = add
                 .get("partitionValues")
                 .and_then(Value::as_object)
@@ -158,6 +159,24 @@ impl Snapshot {
         } else if let Some(m) = v.get("metaData").filter(|a| !a.is_null()) {
             self.metadata = Some(m.clone());
         } else if let Some(p) = v.get("protocol").filter(|a| !a.is_null()) {
+            let reader = p
+                .get("minReaderVersion")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            if reader > READER_VERSION {
+                let features = p
+                    .get("readerFeatures")
+                    .and_then(Value::as_array)
+                    .map(|f| {
+                        let names: Vec<&str> = f.iter().filter_map(Value::as_str).collect();
+                        format!(" (reader features: {})", names.join(", "))
+                    })
+                    .unwrap_or_default();
+                return Err(format!(
+                    "the table's protocol needs Delta reader version {reader}{features}: this tool \
+                     reads version {READER_VERSION} tables only"
+                ));
+            }
             self.protocol = Some(p.clone());
         }
         Ok(())
@@ -226,6 +245,18 @@ impl Snapshot {
             )
         })
     }
+}
+
+/// An add whose file has rows another engine deleted in place (a deletion vector): reading the file
+/// whole would bring them back.
+fn refuse_deletion_vector(add: &Value, path: &str) -> Result<(), String> {
+    if add.get("deletionVector").is_some_and(|d| !d.is_null()) {
+        return Err(format!(
+            "an add action gives {path:?} a deletion vector (rows another engine deleted): this \
+             tool reads Delta reader version {READER_VERSION} tables only"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a data file's path (decoded) lies inside the table's folder: relative, `/`-separated,

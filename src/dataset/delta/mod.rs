@@ -55,6 +55,12 @@ pub enum DeltaError {
     Checkpointed { table: String },
     #[error("{table}: {part} has no recorded size in the manifest; it cannot be published")]
     NoSize { table: String, part: String },
+    /// A complete audit whose parts are no longer what it committed: never published.
+    #[error(
+        "{table}: {reason}; the audit cannot be published whole, and nothing was committed: start \
+         it again with --overwrite"
+    )]
+    Broken { table: String, reason: String },
 }
 
 /// One complete audit as the table receives it.
@@ -183,6 +189,19 @@ pub async fn publish(
             .all(|p| snap.referenced.contains(&p.file));
     if by_txn || by_files {
         return Ok(None);
+    }
+    // A version names only files that are what the audit committed: a part deleted or altered
+    // since (a foreign VACUUM of unpublished files after a crash) would make every reader fail.
+    let adding = audit
+        .parts
+        .iter()
+        .filter(|p| !snap.live.contains_key(&p.file));
+    if let Err(reason) = dir.verify_parts(adding).await? {
+        return Err(DeltaError::Broken {
+            table: dir.name(),
+            reason,
+        }
+        .into());
     }
     commit_over(dir, &snap, m, audit).await.map(Some)
 }
@@ -327,19 +346,29 @@ pub(crate) async fn catch_up(dir: &OutputDir, m: &Manifest) -> Result<Vec<u64>, 
 }
 
 /// Before a run writes or deletes anything in `dir` (its manifest `m`, if any): [`check`], then the
-/// publish of the complete audit a crash left unpublished. Under the output's lock only.
+/// publish of the complete audit a crash left unpublished. Under the output's lock only. A run
+/// that `overwrites` leaves an unpublished audit whose parts are broken ([`DeltaError::Broken`])
+/// unpublished, with a warning, instead of refusing: it is what repairs the output.
 pub(crate) async fn before_run(
     dir: &OutputDir,
     m: Option<&Manifest>,
     delta: bool,
     partition_by: &[String],
-    replaces_all: bool,
+    (replaces_all, overwrites): (bool, bool),
 ) -> Result<(), WriteError> {
     check(dir, m, delta, partition_by, replaces_all).await?;
     if let (true, Some(m)) = (delta, m) {
         if m.table_format.as_deref() == Some(DELTA) {
-            for v in catch_up(dir, m).await? {
-                tracing::warn!(table = %dir.name(), version = v, "published an audit that an earlier run completed but did not publish");
+            match catch_up(dir, m).await {
+                Ok(written) => {
+                    for v in written {
+                        tracing::warn!(table = %dir.name(), version = v, "published an audit that an earlier run completed but did not publish");
+                    }
+                }
+                Err(WriteError::Delta(DeltaError::Broken { reason, .. })) if overwrites => {
+                    tracing::warn!(table = %dir.name(), %reason, "left unpublished an audit that an earlier run completed: its parts are not what it committed");
+                }
+                Err(e) => return Err(e),
             }
         }
     }

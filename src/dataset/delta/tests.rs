@@ -4,15 +4,14 @@
 
 use super::*;
 
-fn part(file: &str, rows: u64) -> PartEntry {
-    let mut p = PartEntry::new(
-        file.into(),
-        rows,
-        Some(crate::dataset::PartDigest {
-            size: 100 + rows,
-            xxh3: 1,
-        }),
-    );
+/// A part of `rows` rows, its file placed under `root` (a publish checks that every part it adds is
+/// there as committed).
+fn part(root: &std::path::Path, file: &str, rows: u64) -> PartEntry {
+    let path = root.join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, vec![b'x'; 100 + rows as usize]).unwrap();
+    let digest = crate::dataset::PartDigest::of_file(&path).unwrap();
+    let mut p = PartEntry::new(file.into(), rows, Some(digest));
     p.stats = Some(format!(r#"{{"numRecords":{rows}}}"#));
     p
 }
@@ -42,8 +41,16 @@ async fn each_audit_is_one_commit_and_a_second_publish_adds_nothing() {
     let d = tempfile::tempdir().unwrap();
     let dir = OutputDir::Local(d.path().to_path_buf());
     let m = manifest(&["date"]);
-    let day1 = [part("date=2026-12-01/part-1-aaaaaa-00000.parquet", 5)];
-    let day2 = [part("date=2026-12-02/part-2-bbbbbb-00000.parquet", 6)];
+    let day1 = [part(
+        d.path(),
+        "date=2026-12-01/part-1-aaaaaa-00000.parquet",
+        5,
+    )];
+    let day2 = [part(
+        d.path(),
+        "date=2026-12-02/part-2-bbbbbb-00000.parquet",
+        6,
+    )];
     assert_eq!(
         publish(&dir, &m, &audit("r1", Some("2026-12-01"), &day1))
             .await
@@ -74,7 +81,11 @@ async fn each_audit_is_one_commit_and_a_second_publish_adds_nothing() {
     assert!(first.contains(r#""appId":"fleet-audit:r1""#), "{first}");
 
     // Today's audit again (--overwrite): the old one's files leave the table, not the disk's care.
-    let again = [part("date=2026-12-02/part-3-cccccc-00000.parquet", 7)];
+    let again = [part(
+        d.path(),
+        "date=2026-12-02/part-3-cccccc-00000.parquet",
+        7,
+    )];
     assert_eq!(
         publish(&dir, &m, &audit("r3", Some("2026-12-02"), &again))
             .await
@@ -96,8 +107,8 @@ async fn two_writers_racing_for_one_version_one_wins_and_nothing_is_doubled() {
     let d = tempfile::tempdir().unwrap();
     let dir = OutputDir::Local(d.path().to_path_buf());
     let m = manifest(&[]);
-    let a = [part("part-1-aaaaaa-00000.parquet", 5)];
-    let b = [part("part-2-bbbbbb-00000.parquet", 6)];
+    let a = [part(d.path(), "part-1-aaaaaa-00000.parquet", 5)];
+    let b = [part(d.path(), "part-2-bbbbbb-00000.parquet", 6)];
     // Both read the table before either commits (the lock bypassed).
     let seen = snapshot(&dir).await.unwrap();
     assert_eq!(
@@ -141,7 +152,7 @@ async fn another_writers_table_and_a_linked_log_are_refused() {
     )
     .unwrap();
     let m = manifest(&[]);
-    let a = [part("part-1-aaaaaa-00000.parquet", 5)];
+    let a = [part(d.path(), "part-1-aaaaaa-00000.parquet", 5)];
     let err = publish(&dir, &m, &audit("ra", None, &a))
         .await
         .unwrap_err()
@@ -166,7 +177,7 @@ async fn links_in_the_log_are_refused_as_bad_input_and_never_removed() {
     let d = tempfile::tempdir().unwrap();
     let dir = OutputDir::Local(d.path().to_path_buf());
     let m = manifest(&[]);
-    let a = [part("part-1-aaaaaa-00000.parquet", 5)];
+    let a = [part(d.path(), "part-1-aaaaaa-00000.parquet", 5)];
     let victim = d.path().join("victim.json");
     std::fs::write(&victim, b"precious").unwrap();
     let log_dir = d.path().join(LOG_DIR);
@@ -229,4 +240,49 @@ fn a_log_naming_a_file_outside_the_table_is_refused() {
         s.apply(0, &line).unwrap();
         assert_eq!(s.live.len(), 1, "{path}");
     }
+}
+
+#[tokio::test]
+async fn an_audit_whose_parts_are_gone_or_altered_is_never_published() {
+    let d = tempfile::tempdir().unwrap();
+    let dir = OutputDir::Local(d.path().to_path_buf());
+    let m = manifest(&["date"]);
+    let day = [
+        part(d.path(), "date=2026-12-01/part-1-aaaaaa-00000.parquet", 5),
+        part(d.path(), "date=2026-12-01/part-1-aaaaaa-00001.parquet", 6),
+    ];
+    // A foreign VACUUM after a crash deleted one part; another truncated the other.
+    std::fs::remove_file(d.path().join(&day[0].file)).unwrap();
+    let err = publish(&dir, &m, &audit("r1", Some("2026-12-01"), &day))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, WriteError::Delta(DeltaError::Broken { .. })),
+        "{err}"
+    );
+    assert!(err.to_string().contains("missing"), "{err}");
+    std::fs::write(d.path().join(&day[0].file), vec![b'x'; 105]).unwrap();
+    std::fs::write(d.path().join(&day[1].file), b"short").unwrap();
+    let err = publish(&dir, &m, &audit("r1", Some("2026-12-01"), &day))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("truncated or replaced"), "{err}");
+    assert_eq!(snapshot(&dir).await.unwrap().version, None, "no commit");
+}
+
+#[test]
+fn deletion_vectors_and_newer_reader_protocols_are_refused() {
+    let mut s = Snapshot::default();
+    let dv = r#"{"add":{"path":"part-1-aaaaaa-00000.parquet","partitionValues":{},"size":1,"modificationTime":0,"dataChange":true,"deletionVector":{"storageType":"i","pathOrInlineDv":"wi5b=000010000siXQKl0rr91000f","offset":1,"sizeInBytes":36,"cardinality":100}}}"#;
+    let e = s.apply(0, dv).unwrap_err();
+    assert!(e.contains("deletion vector"), "{e}");
+    let p = r#"{"protocol":{"minReaderVersion":3,"minWriterVersion":7,"readerFeatures":["deletionVectors"],"writerFeatures":["deletionVectors"]}}"#;
+    let e = s.apply(0, p).unwrap_err();
+    assert!(
+        e.contains("reader version 3") && e.contains("deletionVectors"),
+        "{e}"
+    );
+    let plain = r#"{"add":{"path":"part-1-aaaaaa-00000.parquet","partitionValues":{},"size":1,"modificationTime":0,"dataChange":true,"deletionVector":null}}"#;
+    s.apply(0, plain).unwrap();
 }
