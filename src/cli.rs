@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod plan;
 mod run;
 
-pub use plan::{ActionArg, PlanArgs, PlanClassArg};
+pub use plan::{ActionArg, ApplyArgs, PlanArgs, PlanClassArg};
 pub use run::{DescribeArg, FormatArg, RunArgs, TableFormatArg};
 
 #[derive(Debug, Parser)]
@@ -61,6 +61,9 @@ pub enum Command {
     /// Turn an audit's stuck executions into a plan of cancellations (or deletions) to review,
     /// then carry out with `apply`.
     Plan(PlanArgs),
+    /// Carry out a reviewed plan: each action once, guarded by the version its audit read, a row
+    /// per action in the ACTIONS dataset (exit 1 when any action ended in error).
+    Apply(ApplyArgs),
     /// Print the dataset's schema, or with --ddl the table definition for Athena, Glue or DuckDB.
     Schema(SchemaArgs),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish) on stdout.

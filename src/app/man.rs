@@ -157,6 +157,7 @@ fn extras(subcommand: &str) -> Option<Extras> {
         "demo" => demo_extras(),
         "report" => report_extras(),
         "plan" => plan_extras(),
+        "apply" => apply_extras(),
         "schema" => schema_extras(),
         "completions" => completions_extras(),
         "man" => man_extras(),
@@ -264,6 +265,32 @@ fn demo_extras() -> Extras {
 }
 
 /// `report`'s page: a --fail-on condition's exit code, and reports of an audit, its changes, a trend.
+/// `apply`'s page.
+fn apply_extras() -> Extras {
+    Extras {
+        exit: vec![
+            ("0".into(), "Every action was applied, or stopped by its guard (version_conflict, invalid_state, not_found)."),
+            ("1".into(), "Some action ended in error, or the apply failed; committed rows are kept and --resume continues."),
+            ("2".into(), "Refused before any call: a plan edited or older than --max-age, no --yes without a terminal, an output holding another apply, credentials of another account."),
+            ("130, 143".into(), "Interrupted by SIGINT or SIGTERM; --resume continues, sending no action twice."),
+        ],
+        examples: &[
+            (
+                "Carry a reviewed plan out, asking first:",
+                "fleet-audit apply cancel.plan --out actions/",
+            ),
+            (
+                "In a pipeline, after the plan's review:",
+                "fleet-audit apply cancel.plan --out actions/ --yes",
+            ),
+            (
+                "Continue after a crash or a Ctrl-C:",
+                "fleet-audit apply cancel.plan --out actions/ --yes --resume",
+            ),
+        ],
+    }
+}
+
 /// `plan`'s page.
 fn plan_extras() -> Extras {
     Extras {

@@ -84,6 +84,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Demo(a) => sim::demo_command(a).await,
         Command::Report(a) => report::report_command(a).await,
         Command::Plan(a) => remedy::plan_command(a),
+        Command::Apply(a) => remedy::apply_command(a).await,
         Command::Schema(a) => schema_command(a),
         Command::Completions(a) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();

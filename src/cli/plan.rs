@@ -47,6 +47,45 @@ pub struct PlanArgs {
     pub near_timeout: String,
 }
 
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan file `fleet-audit plan` wrote (refused if edited since).
+    pub plan: PathBuf,
+    /// The ACTIONS dataset: a local directory of Parquet parts, a row per action.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Continue an interrupted apply of the same plan into the same --out: no action whose row is
+    /// committed is sent again, and one whose call may have been sent is described first.
+    #[arg(long)]
+    pub resume: bool,
+    /// Apply without asking (needed where there is no terminal to ask on).
+    #[arg(long)]
+    pub yes: bool,
+    /// Everything but the calls: check the plan, its age and the output, print what would be done.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Refuse a plan whose audit is older than this (e.g. 24h, 3d).
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub max_age: String,
+    /// Calls a second per target (CancelJobExecution and DeleteJobExecution: AWS allows 10); 0: no
+    /// limit.
+    #[arg(long, default_value_t = 10.0, value_name = "RPS")]
+    pub rps: f64,
+    /// Actions in flight at once.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub concurrency: usize,
+    /// Attempts per call, the first included (throttles and 5xx are retried; a version conflict
+    /// never is).
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub max_attempts: u32,
+    /// Count the plan's age as if it were this moment (epoch seconds), as `run --as-of` does on the
+    /// simulator.
+    #[arg(long, value_name = "EPOCH_SECONDS")]
+    pub as_of: Option<f64>,
+    #[command(flatten)]
+    pub connection: crate::cli::ConnectionArgs,
+}
+
 /// The classes a plan can act on, spelled as the report spells them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 #[value(rename_all = "snake_case")]

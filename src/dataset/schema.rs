@@ -199,6 +199,40 @@ pub struct BatchBuilder {
     carried_from: StringBuilder,
 }
 
+/// Rows of one kind into Arrow batches: the audit's [`Row`]s ([`BatchBuilder`]) or an apply's
+/// actions. A [`crate::dataset::DatasetWriter`] writes any of them the one way (parts, manifest).
+pub trait RowBuilder {
+    type Row;
+    /// Appends one row.
+    fn push_row(&mut self, row: &Self::Row);
+    /// Whether the row is an `error` row (the manifest counts them).
+    fn is_error(row: &Self::Row) -> bool;
+    /// Rows appended since the last [`RowBuilder::finish_batch`].
+    fn rows(&self) -> usize;
+    /// Emits the rows appended so far as one batch.
+    fn finish_batch(&mut self) -> Result<RecordBatch, ArrowError>;
+    fn row_schema(&self) -> &SchemaRef;
+}
+
+impl RowBuilder for BatchBuilder {
+    type Row = Row;
+    fn push_row(&mut self, row: &Row) {
+        self.push(row);
+    }
+    fn is_error(row: &Row) -> bool {
+        row.outcome == Outcome::Error
+    }
+    fn rows(&self) -> usize {
+        self.len
+    }
+    fn finish_batch(&mut self) -> Result<RecordBatch, ArrowError> {
+        self.finish()
+    }
+    fn row_schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+}
+
 impl BatchBuilder {
     /// A builder whose rows all carry `run_id`, and `region` unless a row has its own origin.
     pub fn new(run_id: &str, region: Option<&str>) -> Self {

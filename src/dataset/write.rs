@@ -14,7 +14,7 @@ use super::partition;
 use super::{
     Layout, Manifest, PartDigest, PartEntry, Partitioning, WriteError, WriteReport, WriterSettings,
 };
-use crate::dataset::schema::{BatchBuilder, Row};
+use crate::dataset::schema::{BatchBuilder, RowBuilder};
 
 /// Accumulates rows into batches and batches into committed files.
 ///
@@ -22,11 +22,11 @@ use crate::dataset::schema::{BatchBuilder, Row};
 /// name (renamed into place), for an object store in a local staging folder (then uploaded). With
 /// `job_id` partitioning the part is first spooled whole and split by job at commit time, one file per
 /// job, so a part still holds at most `part_rows` rows in all.
-pub struct DatasetWriter {
+pub struct DatasetWriter<B: RowBuilder = BatchBuilder> {
     settings: WriterSettings,
     /// The directory of a directory output.
     target: Option<OutputDir>,
-    builder: BatchBuilder,
+    builder: B,
     part: Option<FilePart>,
     part_rows: u64,
     /// `error` rows in the current part (the manifest counts the audit's).
@@ -43,12 +43,20 @@ pub struct DatasetWriter {
 }
 
 impl DatasetWriter {
-    /// A writer of `settings` into `target`, the directory of a directory layout (local, or an object
-    /// store's connection, reached through the runtime current here: see
+    /// A writer of the audit's rows with `settings` into `target`, the directory of a directory
+    /// layout (local, or an object store's connection, reached through the runtime current here: see
     /// [`DatasetWriter::with_runtime`] for a writer made outside one); `None` for a single file.
     pub fn new(settings: WriterSettings, target: Option<OutputDir>) -> Self {
+        let builder = BatchBuilder::new(&settings.run_id, settings.region.as_deref());
+        DatasetWriter::with_builder(builder, settings, target)
+    }
+}
+
+impl<B: RowBuilder> DatasetWriter<B> {
+    /// A writer of `builder`'s rows (see [`DatasetWriter::new`]).
+    pub fn with_builder(builder: B, settings: WriterSettings, target: Option<OutputDir>) -> Self {
         DatasetWriter {
-            builder: BatchBuilder::new(&settings.run_id, settings.region.as_deref()),
+            builder,
             // A directory layout without a target: its first commit fails (NotConnected).
             target,
             settings,
@@ -158,7 +166,7 @@ impl DatasetWriter {
     fn open_part(&mut self) -> Result<(), WriteError> {
         let path = self.writing_path(self.next_part)?;
         let schema = if self.by_job() {
-            Arc::clone(self.builder.schema())
+            Arc::clone(self.builder.row_schema())
         } else {
             self.file_schema()
         };
@@ -173,15 +181,15 @@ impl DatasetWriter {
 
     /// The schema of the data files (without the partition columns).
     fn file_schema(&self) -> arrow::datatypes::SchemaRef {
-        partition::file_schema(self.builder.schema(), self.by_job())
+        partition::file_schema(self.builder.row_schema(), self.by_job())
     }
 
     /// Appends the row of pair `ordinal`; writes a batch when enough rows are buffered and rotates
     /// parts when full.
-    pub fn push(&mut self, row: &Row, ordinal: u64) -> Result<(), WriteError> {
-        self.builder.push(row);
+    pub fn push(&mut self, row: &B::Row, ordinal: u64) -> Result<(), WriteError> {
+        self.builder.push_row(row);
         self.part_rows += 1;
-        if row.outcome == crate::dataset::schema::Outcome::Error {
+        if B::is_error(row) {
             self.part_errors += 1;
         }
         // Only a manifest needs to know which pairs a part holds; a single file does not, and
@@ -190,7 +198,7 @@ impl DatasetWriter {
             self.part_ordinals.push(ordinal);
         }
         self.part_opened.get_or_insert_with(Instant::now);
-        if self.builder.len() >= self.settings.batch_rows {
+        if self.builder.rows() >= self.settings.batch_rows {
             self.flush_batch()?;
         }
         if self.settings.layout.is_dir() && self.part_rows >= self.settings.part_rows {
@@ -200,17 +208,20 @@ impl DatasetWriter {
     }
 
     fn flush_batch(&mut self) -> Result<(), WriteError> {
-        if self.builder.is_empty() {
+        if self.builder.rows() == 0 {
             return Ok(());
         }
         let path = match &self.settings.layout {
             Layout::File(p) => p.clone(),
             dir => dir.path().join(self.part_name(self.next_part)),
         };
-        let batch: RecordBatch = self.builder.finish().map_err(|source| WriteError::Arrow {
-            path: path.clone(),
-            source,
-        })?;
+        let batch: RecordBatch =
+            self.builder
+                .finish_batch()
+                .map_err(|source| WriteError::Arrow {
+                    path: path.clone(),
+                    source,
+                })?;
         if self.part.is_none() {
             self.open_part()?;
         }
@@ -344,7 +355,7 @@ impl DatasetWriter {
             for (rel, rows, local) in files {
                 // A Delta table's readers skip files by their statistics, read from the footer.
                 let stats = delta
-                    .then(|| super::delta::stats::of_file(&local, self.builder.schema()))
+                    .then(|| super::delta::stats::of_file(&local, self.builder.row_schema()))
                     .flatten();
                 // Read back once, as committed: the manifest records what a reader must find.
                 let digest = match self.settings.manifest {
@@ -415,7 +426,7 @@ impl DatasetWriter {
     pub fn finish(mut self, complete: bool) -> Result<WriteReport, WriteError> {
         let nothing_yet =
             self.report.files.is_empty() && self.manifest().is_none_or(|m| m.parts.is_empty());
-        if self.part.is_none() && self.builder.is_empty() && nothing_yet && complete {
+        if self.part.is_none() && self.builder.rows() == 0 && nothing_yet && complete {
             // An empty part still goes through the manifest like any other.
             self.open_part()?;
             self.part_opened = Some(Instant::now());

@@ -5,8 +5,11 @@
 //! as audited (`expectedVersion`), so that AWS refuses the action on an execution that moved since,
 //! and its execution number, account and region.
 
+pub mod apply;
+mod journal;
 pub mod plan;
 pub mod planfile;
+pub mod rows;
 
 use std::path::PathBuf;
 

@@ -398,6 +398,12 @@ impl Fleet {
         self.changes.len()
     }
 
+    /// How many executions received a cancel or delete (carried out or refused), and the most
+    /// such calls any one of them received.
+    pub fn change_calls(&self) -> (usize, u32) {
+        self.changes.calls()
+    }
+
     /// The execution of job `j` on thing `i`, or `None` when the job does not target the thing (or a
     /// caller deleted it).
     pub fn execution(&self, i: u64, j: u32) -> Option<Execution> {

@@ -200,6 +200,9 @@ pub struct SimConfig {
 #[derive(Default)]
 struct Stats {
     operations: [AtomicU64; OPERATIONS],
+    /// Requests that reached their operation's handler (past the quota, faults and gate): for the
+    /// calls that change the fleet, the ones that were carried out or refused by the fleet itself.
+    handled: [AtomicU64; OPERATIONS],
     /// Microseconds since the Unix epoch of each operation's first and last request (0: none yet).
     first_us: [AtomicU64; OPERATIONS],
     last_us: [AtomicU64; OPERATIONS],
@@ -220,6 +223,19 @@ struct Stats {
 pub struct StatsSnapshot {
     /// Requests received per operation, answered or not.
     pub operations: BTreeMap<String, u64>,
+    /// Per operation with any, the requests its handler answered (not a quota, fault or dropped
+    /// connection): a cancel or delete here was carried out or refused by the fleet itself.
+    #[serde(default)]
+    pub handled: BTreeMap<String, u64>,
+    /// Executions cancelled or deleted so far.
+    #[serde(default)]
+    pub changed: u64,
+    /// Executions that received a cancel or delete (carried out or refused by the fleet), and the
+    /// most such calls any one execution received.
+    #[serde(default)]
+    pub change_targets: u64,
+    #[serde(default)]
+    pub most_changes_per_execution: u64,
     /// Requests answered with ThrottlingException (quota and injected alike).
     pub throttled: u64,
     /// Requests rejected for having no Authorization header.
@@ -374,6 +390,10 @@ impl Simulator {
             .map(|(k, v)| (k.to_string(), get(v)))
             .collect(),
             first_us: times(&s.first_us),
+            handled: times(&s.handled),
+            changed: self.fleet.changed() as u64,
+            change_targets: self.fleet.change_calls().0 as u64,
+            most_changes_per_execution: u64::from(self.fleet.change_calls().1),
             last_us: times(&s.last_us),
         }
     }
@@ -397,6 +417,7 @@ impl Simulator {
             .operations
             .iter()
             .chain(&s.first_us)
+            .chain(&s.handled)
             .chain(&s.last_us)
             .chain([
                 &s.unknown,

@@ -252,6 +252,7 @@ async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body
     let Some(query) = parse_query(req.uri().query()) else {
         return Ok(invalid(sim, "Malformed query string"));
     };
+    sim.stats.handled[op as usize].fetch_add(1, Ordering::Relaxed);
     Ok(match route {
         Route::CancelJobExecution(t, j) => {
             let (_, body) = auth_and_body(req).await?;

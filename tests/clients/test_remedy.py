@@ -212,3 +212,144 @@ def test_plan_refuses_bad_selectors_before_reading_anything(fa, tmp_path):
     r = subprocess.run([fa, "plan", str(tmp_path / "nope"), "--out", str(tmp_path / "p")], capture_output=True, text=True)
     assert r.returncode == 2 and "--class" in r.stderr
     assert not (tmp_path / "p").exists()
+
+
+def rows_by_pair(path):
+    con = duckdb.connect()
+    cols = "thing_name, job_id, status, version_number, last_updated_at, status_details"
+    return {(r[0], r[1]): r[2:] for r in con.execute(
+        f"SELECT {cols} FROM read_parquet('{path}/**/*.parquet') WHERE outcome = 'ok'").fetchall()}
+
+
+def test_audit_plan_a_day_later_apply_cancels_exactly_the_unchanged(fa, aws_env, aws_cli, tmp_path):
+    """issue 26's first Done-when: audit -> plan --class stuck_queued for two jobs -> a day passes -> apply.
+    Every planned execution unchanged since the audit is CANCELED (read back with the AWS CLI), every
+    one that changed is version_conflict and untouched, and a full re-audit differs from the fleet's own
+    day (the same seed a day on, nobody cancelling) exactly in the applied executions."""
+    day = 86400
+    lists = tmp_path / "lists"
+    fleet = ["--things", "400", "--jobs", "3", "--seed", "23", "--active-share", "0.6"]
+    s = Sim(*fleet, "--write-lists", str(lists))
+    truth = Sim(*fleet, "--epoch", NOW, now=str(int(NOW) + day))
+    try:
+        first = tmp_path / "first"
+        audit(fa, aws_env, tmp_path, s, lists, first)
+        plan = tmp_path / "cancel.plan"
+        r = subprocess.run([fa, "plan", str(first), "--out", str(plan), "--class", "stuck_queued",
+                            "--jobs", "job-000,job-001"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        actions = [json.loads(x) for x in plan.read_text().splitlines()[1:]]
+        assert len(actions) > 20
+        advance(s.url, day)
+        out = tmp_path / "actions"
+        r = subprocess.run([fa, "apply", str(plan), "--out", str(out), "--yes", "--endpoint-url", s.url,
+                            "--as-of", str(int(NOW) + day)], env=aws_env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+        con = duckdb.connect()
+        got = {(t, j): (o, rec) for t, j, o, rec in con.execute(
+            f"SELECT thing_name, job_id, outcome, recognised FROM read_parquet('{out}/*.parquet')").fetchall()}
+        assert len(got) == len(actions), "a row per action"
+        iot_truth = client(truth.url)
+        applied = set()
+        for a in actions:
+            key = (a["thing_name"], a["job_id"])
+            moved = iot_truth.describe_job_execution(jobId=a["job_id"], thingName=a["thing_name"])["execution"]
+            unchanged = moved["versionNumber"] == a["expected_version"]
+            assert got[key] == ("applied" if unchanged else "version_conflict", False), (key, moved)
+            if unchanged:
+                applied.add(key)
+        assert applied and len(applied) < len(actions), "both outcomes occur"
+        for t, j in list(applied)[:5]:
+            r = cli(aws_cli, aws_env, s.url, "describe-job-execution", "--job-id", j, "--thing-name", t)
+            e = json.loads(r.stdout)["execution"]
+            assert e["status"] == "CANCELED" and e["statusDetails"]["detailsMap"]["fleetAuditPlan"] == json.loads(
+                plan.read_text().splitlines()[0])["plan_id"]
+        assert stats(s.url)["operations"]["CancelJobExecution"] == len(actions), "one call an action"
+        # A full re-audit against the fleet's own day.
+        again, own = tmp_path / "again", tmp_path / "own"
+        for sim, dest in ((s, again), (truth, own)):
+            r = subprocess.run([fa, "run", "--things", str(lists / "things.txt"), "--jobs", str(lists / "jobs.txt"),
+                                "--out", str(dest), "--endpoint-url", sim.url, "--rps", "0", "--quiet",
+                                "--as-of", str(int(NOW) + day)], env=aws_env, capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+        a_rows, o_rows = rows_by_pair(again), rows_by_pair(own)
+        assert set(a_rows) == set(o_rows)
+        differ = {k for k in a_rows if a_rows[k] != o_rows[k]}
+        assert differ == applied
+        assert all(a_rows[k][0] == "CANCELED" for k in applied)
+    finally:
+        s.stop()
+        truth.stop()
+
+
+def sent_lines(journal):
+    try:
+        return sum(1 for l in journal.read_text().splitlines() if l.startswith("sent "))
+    except FileNotFoundError:
+        return 0
+
+
+def test_apply_killed_three_times_then_resumed_equals_an_uninterrupted_apply(fa, aws_env, tmp_path):
+    """issue 26's second Done-when: kill -9 during apply three times, then --resume: every action's row
+    exactly once, no call handled twice for one action (the simulator's counts), outcomes equal to an
+    uninterrupted apply's on a twin of the fleet."""
+    import os
+    import signal
+    import time
+    day = 86400
+    lists = tmp_path / "lists"
+    fleet = ["--things", "1200", "--jobs", "2", "--seed", "29", "--active-share", "0.8"]
+    s = Sim(*fleet, "--latency-ms", "10", "--write-lists", str(lists))
+    twin = Sim(*fleet)
+    try:
+        first = tmp_path / "first"
+        audit(fa, aws_env, tmp_path, s, lists, first)
+        plan = tmp_path / "cancel.plan"
+        r = subprocess.run([fa, "plan", str(first), "--out", str(plan), "--class", "stuck_queued"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        n = len(plan.read_text().splitlines()) - 1
+        assert n >= 60, n
+        for sim in (s, twin):
+            advance(sim.url, day)
+        common = ["--yes", "--as-of", str(int(NOW) + day), "--rps", "25"]
+
+        def apply(sim, out, *extra):
+            return [fa, "apply", str(plan), "--out", str(out), "--endpoint-url", sim.url, *common, *extra]
+
+        whole = tmp_path / "whole"
+        r = subprocess.run(apply(twin, whole), env=aws_env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        out = tmp_path / "actions"
+        journal = tmp_path / ".actions.fleet-audit.journal"
+        for k, at in enumerate((n // 5, 2 * n // 5, 3 * n // 5)):
+            p = subprocess.Popen(apply(s, out, *(["--resume"] if k else [])), env=aws_env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 60
+            while sent_lines(journal) < at and p.poll() is None and time.time() < deadline:
+                time.sleep(0.01)
+            assert p.poll() is None, f"apply ended before its kill: {p.stderr.read()}"
+            os.kill(p.pid, signal.SIGKILL)
+            p.wait()
+        r = subprocess.run(apply(s, out, "--resume"), env=aws_env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+
+        con = duckdb.connect()
+        rows = con.execute(f"SELECT action_n, outcome FROM read_parquet('{out}/*.parquet')").fetchall()
+        want = con.execute(f"SELECT action_n, outcome FROM read_parquet('{whole}/*.parquet')").fetchall()
+        assert len(rows) == len({a for a, _ in rows}) == n, "a row per action, once"
+        assert sorted(rows) == sorted(want), "outcomes as an uninterrupted apply's"
+        assert {o for _, o in rows} >= {"applied", "version_conflict"}
+        # The kills left calls sent whose rows were not committed: those were read back, not sent again.
+        assert con.execute(f"SELECT count(*) FROM read_parquet('{out}/*.parquet') WHERE recognised").fetchone()[0] > 0
+        got, ref = stats(s.url), stats(twin.url)
+        assert got["most_changes_per_execution"] == ref["most_changes_per_execution"] == 1, \
+            "no execution received a second cancel"
+        applied = sum(1 for _, o in rows if o == "applied")
+        assert got["changed"] == ref["changed"] == applied
+        # An action whose call a kill stopped before it left is settled by describing the execution
+        # when it changed meanwhile (the answer AWS would give): at most n calls reached the fleet.
+        assert applied <= got["change_targets"] <= ref["change_targets"] == n
+    finally:
+        s.stop()
+        twin.stop()

@@ -25,8 +25,11 @@ pub(crate) mod fake;
 pub(crate) mod faulty;
 mod list;
 pub(crate) mod org;
+mod remedy;
 pub use list::ExecutionSummary;
 pub(crate) use list::{FleetLister, JobCounts, ListedExecution, Page, MAX_PAGE};
+pub(crate) use remedy::FleetChanger;
+pub use remedy::{CancelRequest, DeleteRequest};
 
 /// One job execution as DescribeJobExecution reported it; absent fields are `None`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

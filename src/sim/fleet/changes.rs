@@ -52,6 +52,8 @@ pub(super) struct Changes {
     /// Whether any change was ever made, so that an unchanged fleet never takes the lock.
     any: AtomicBool,
     by_pair: RwLock<HashMap<(u64, u32), Change>>,
+    /// Calls (cancels and deletes, carried out or refused) each execution received.
+    calls: std::sync::Mutex<HashMap<(u64, u32), u32>>,
 }
 
 /// What a change did to a job's status counts: the status it took an execution from, and the one
@@ -81,6 +83,7 @@ impl Changes {
         current: impl FnOnce() -> Option<Execution>,
     ) -> Result<Moved, Refusal> {
         let mut map = self.by_pair.write().expect("changes lock");
+        self.called(key);
         let Some(mut e) = stands(&map, key, current) else {
             return Err(Refusal::NotFound(String::new()));
         };
@@ -128,6 +131,7 @@ impl Changes {
         current: impl FnOnce() -> Option<Execution>,
     ) -> Result<Moved, Refusal> {
         let mut map = self.by_pair.write().expect("changes lock");
+        self.called(key);
         let Some(e) = stands(&map, key, current).filter(|e| e.execution_number == number) else {
             return Err(Refusal::NotFound(String::new()));
         };
@@ -145,6 +149,21 @@ impl Changes {
     /// How many pairs were changed.
     pub(super) fn len(&self) -> usize {
         self.by_pair.read().expect("changes lock").len()
+    }
+
+    fn called(&self, key: (u64, u32)) {
+        *self
+            .calls
+            .lock()
+            .expect("calls lock")
+            .entry(key)
+            .or_default() += 1;
+    }
+
+    /// The executions that received a cancel or delete, and the most calls any one received.
+    pub(super) fn calls(&self) -> (usize, u32) {
+        let calls = self.calls.lock().expect("calls lock");
+        (calls.len(), calls.values().copied().max().unwrap_or(0))
     }
 }
 
