@@ -7,6 +7,29 @@ use super::run::warn_ignored;
 use super::{emit_metrics, write_stdout};
 use crate::aws::client::ClientSettings;
 
+/// `fleet-audit report ACTIONS` (an apply's rows): 0 every action applied or stopped by its guard, 1
+/// any ended in error, 2 a dataset that cannot be read.
+fn actions_report(cfg: &crate::report::ReportConfig) -> anyhow::Result<i32> {
+    let r = match crate::remedy::report::read(&cfg.path) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("fleet-audit report: error: {}", redact(&e.to_string()));
+            return Ok(2);
+        }
+    };
+    if let Some(p) = &cfg.html {
+        std::fs::write(p, r.render_html())
+            .with_context(|| format!("cannot write {}", p.display()))?;
+        eprintln!("wrote {}", p.display());
+    }
+    if cfg.json {
+        write_stdout(&serde_json::to_string_pretty(&r.to_json()).expect("serializes"))?;
+    } else {
+        write_stdout(&r.render_text())?;
+    }
+    Ok(r.exit_code())
+}
+
 /// `fleet-audit report`: 0 done; 2 bad flags or a dataset that cannot be read; 1 the HTML page
 /// cannot be written; 3 ([`crate::report::EXIT_FAIL_ON`]) a `--fail-on` condition holds (with
 /// `incomplete`: the audit reported is incomplete).
@@ -20,6 +43,9 @@ pub(super) async fn report_command(a: crate::cli::ReportArgs) -> anyhow::Result<
             return Ok(2);
         }
     };
+    if crate::remedy::report::is_actions(&cfg.path) {
+        return actions_report(&cfg);
+    }
     let read = crate::report::report_since(
         &cfg.path,
         cfg.baseline.as_deref(),

@@ -1,5 +1,6 @@
 //! Acting on what an audit found, safely: `plan` turns an audit's rows into a reviewed list of
-//! cancellations or deletions (`plan`, written as a [`planfile`]), which `apply` carries out.
+//! cancellations or deletions (`plan`, written as a [`planfile`]), which `apply` carries out exactly
+//! once (its [`journal`], its [`rows`] in an ACTIONS dataset), and `report` counts.
 //!
 //! A plan is made from the audit alone, without a call: every action names the execution's version
 //! as audited (`expectedVersion`), so that AWS refuses the action on an execution that moved since,
@@ -9,6 +10,7 @@ pub mod apply;
 mod journal;
 pub mod plan;
 pub mod planfile;
+pub mod report;
 pub mod rows;
 
 use std::path::PathBuf;

@@ -265,6 +265,14 @@ def test_audit_plan_a_day_later_apply_cancels_exactly_the_unchanged(fa, aws_env,
             assert e["status"] == "CANCELED" and e["statusDetails"]["detailsMap"]["fleetAuditPlan"] == json.loads(
                 plan.read_text().splitlines()[0])["plan_id"]
         assert stats(s.url)["operations"]["CancelJobExecution"] == len(actions), "one call an action"
+        # report ACTIONS counts by job and outcome, as the rows say; exit 0 (no error).
+        r = subprocess.run([fa, "report", str(out), "--json"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        rep = json.loads(r.stdout)
+        assert rep["actions"] == len(actions) and rep["outcomes"]["applied"] == len(applied)
+        by_job = dict(con.execute(f"SELECT job_id, count(*) FILTER (outcome = 'applied') FROM "
+                                  f"read_parquet('{out}/*.parquet') GROUP BY ALL").fetchall())
+        assert {j["job_id"]: j["outcomes"]["applied"] for j in rep["jobs"]} == by_job
         # A full re-audit against the fleet's own day.
         again, own = tmp_path / "again", tmp_path / "own"
         for sim, dest in ((s, again), (truth, own)):
@@ -277,6 +285,12 @@ def test_audit_plan_a_day_later_apply_cancels_exactly_the_unchanged(fa, aws_env,
         differ = {k for k in a_rows if a_rows[k] != o_rows[k]}
         assert differ == applied
         assert all(a_rows[k][0] == "CANCELED" for k in applied)
+        # The report of the re-audit against the first shows them as transitions to CANCELED.
+        r = subprocess.run([fa, "report", str(again), "--baseline", str(first), "--json"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        moves = {(t["from"], t["to"]): t["count"] for t in json.loads(r.stdout)["changes"]["transitions"]}
+        assert moves[("QUEUED", "CANCELED")] == len(applied)
     finally:
         s.stop()
         truth.stop()
@@ -353,3 +367,29 @@ def test_apply_killed_three_times_then_resumed_equals_an_uninterrupted_apply(fa,
     finally:
         s.stop()
         twin.stop()
+
+
+def test_actions_that_fail_exit_1_and_are_reported_as_errors(fa, aws_env, tmp_path):
+    lists = tmp_path / "lists"
+    s = Sim("--things", "300", "--jobs", "2", "--seed", "31", "--write-lists", str(lists))
+    try:
+        first = tmp_path / "first"
+        audit(fa, aws_env, tmp_path, s, lists, first)
+        plan = tmp_path / "p.plan"
+        assert subprocess.run([fa, "plan", str(first), "--out", str(plan), "--class", "stuck_queued"]).returncode == 0
+    finally:
+        s.stop()
+    n = len(plan.read_text().splitlines()) - 1
+    broken = Sim("--things", "300", "--jobs", "2", "--seed", "31", "--fault-5xx", "1")
+    try:
+        out = tmp_path / "actions"
+        r = subprocess.run([fa, "apply", str(plan), "--out", str(out), "--yes", "--endpoint-url", broken.url,
+                            "--as-of", NOW, "--max-attempts", "2", "--rps", "0"], env=aws_env,
+                           capture_output=True, text=True)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert f"error {n}" in r.stdout
+        r = subprocess.run([fa, "report", str(out)], capture_output=True, text=True)
+        assert r.returncode == 1 and "error: job-" in r.stdout, r.stdout
+        assert stats(broken.url)["changed"] == 0
+    finally:
+        broken.stop()
