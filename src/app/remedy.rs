@@ -85,6 +85,13 @@ fn apply_settings(
 ) -> Result<crate::remedy::apply::ApplySettings, crate::remedy::apply::ApplyError> {
     use crate::remedy::apply::{ApplyError, ApplySettings};
     let refuse = |m: String| ApplyError::Refused(m);
+    let out_text = a.out.to_string_lossy();
+    if out_text.contains("://") || crate::dataset::Format::from_path(&a.out).is_some() {
+        return Err(refuse(format!(
+            "--out {out_text}: the ACTIONS dataset is a local directory (not an object-store URL \
+             nor a .parquet or .arrow file)"
+        )));
+    }
     let plan = planfile::read(&a.plan)?;
     let max_age = crate::report::parse_threshold(&a.max_age)
         .map_err(|e| refuse(format!("--max-age: {e}")))?;
