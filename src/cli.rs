@@ -326,15 +326,8 @@ pub struct ReportArgs {
     /// The dataset: a .parquet or .arrow file, or a directory of part files, local or
     /// `s3://bucket/prefix/` (the S3 endpoint from AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL).
     pub path: PathBuf,
-    /// stuck_queued: QUEUED for longer than this when fetched (e.g. 24h, 90m, 14d).
-    #[arg(long, default_value = "24h", value_name = "DURATION")]
-    pub queued_after: String,
-    /// stale_in_progress: IN_PROGRESS with no update for at least this long.
-    #[arg(long, default_value = "1h", value_name = "DURATION")]
-    pub stale_after: String,
-    /// near_timeout: QUEUED or IN_PROGRESS with less than this left before timing out.
-    #[arg(long, default_value = "5m", value_name = "DURATION")]
-    pub near_timeout: String,
+    #[command(flatten)]
+    pub thresholds: ThresholdArgs,
     /// How many of the oldest stuck or timed-out executions to list.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
@@ -363,6 +356,20 @@ pub struct ReportArgs {
     /// Add the totals of every audit the dataset keeps (a --partition-by date output: one a date).
     #[arg(long)]
     pub trend: bool,
+}
+
+/// The classes' thresholds, for `report` and `plan` alike.
+#[derive(Debug, Args, Clone)]
+pub struct ThresholdArgs {
+    /// stuck_queued: QUEUED for longer than this when fetched (e.g. 24h, 90m, 14d).
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub queued_after: String,
+    /// stale_in_progress: IN_PROGRESS with no update for at least this long.
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub stale_after: String,
+    /// near_timeout: QUEUED or IN_PROGRESS with less than this left before timing out.
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub near_timeout: String,
 }
 
 /// A query engine whose table definition `schema --ddl` prints.

@@ -36,15 +36,8 @@ pub struct PlanArgs {
     /// status), QUEUED and IN_PROGRESS ones for delete.
     #[arg(long)]
     pub force: bool,
-    /// stuck_queued: QUEUED for longer than this when fetched (as `report`).
-    #[arg(long, default_value = "24h", value_name = "DURATION")]
-    pub queued_after: String,
-    /// stale_in_progress: IN_PROGRESS with no update for at least this long (as `report`).
-    #[arg(long, default_value = "1h", value_name = "DURATION")]
-    pub stale_after: String,
-    /// near_timeout: less than this left before timing out (as `report`).
-    #[arg(long, default_value = "5m", value_name = "DURATION")]
-    pub near_timeout: String,
+    #[command(flatten)]
+    pub thresholds: crate::cli::ThresholdArgs,
 }
 
 #[derive(Debug, Args)]

@@ -246,15 +246,7 @@ async fn one(
 ) -> Result<Option<ActionRow>, ApplyError> {
     let row = |outcome, error: Option<&CallError>, attempts, recognised| ActionRow {
         plan_id: Arc::from(s.plan.header.plan_id.as_str()),
-        n: a.n,
-        account_id: a.account_id.clone(),
-        region: a.region.clone(),
-        job_id: a.job_id.clone(),
-        thing_name: a.thing_name.clone(),
-        action: a.action.clone(),
-        force: a.force,
-        expected_version: a.expected_version,
-        execution_number: a.execution_number,
+        planned: a.clone(),
         outcome,
         error_code: error.map(|e| e.code().to_string()),
         error_message: error.map(CallError::message),
@@ -464,7 +456,7 @@ pub async fn apply(
                 done.recognised += u64::from(row.recognised);
                 done.calls += u64::from(row.attempts);
                 *done.by_outcome.entry(row.outcome).or_default() += 1;
-                writer.push(&row, row.n - 1)?;
+                writer.push(&row, row.planned.n - 1)?;
                 writer.tick()?;
             }
             Ok(None) => done.left += 1,

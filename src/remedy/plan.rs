@@ -69,12 +69,8 @@ impl PlanSettings {
         let span = |flag: &str, v: &str| {
             crate::report::parse_threshold(v).map_err(|e| PlanError::Config(format!("{flag}: {e}")))
         };
-        let thresholds = Thresholds {
-            queued_after: span("--queued-after", &a.queued_after)?,
-            stale_after: span("--stale-after", &a.stale_after)?,
-            near_timeout: span("--near-timeout", &a.near_timeout)?,
-            top: 0,
-        };
+        let thresholds = Thresholds::from_args(&a.thresholds, 0)
+            .map_err(|e| PlanError::Config(e.to_string()))?;
         let older_than = a
             .older_than
             .as_deref()
@@ -121,9 +117,9 @@ impl PlanSettings {
                 jobs: jobs.iter().cloned().collect(),
                 things: a.things.as_ref().map(|p| p.display().to_string()),
                 older_than: a.older_than.clone(),
-                queued_after: a.queued_after.clone(),
-                stale_after: a.stale_after.clone(),
-                near_timeout: a.near_timeout.clone(),
+                queued_after: a.thresholds.queued_after.clone(),
+                stale_after: a.thresholds.stale_after.clone(),
+                near_timeout: a.thresholds.near_timeout.clone(),
             },
             classes,
             jobs,

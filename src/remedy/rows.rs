@@ -9,6 +9,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
 
+use super::planfile::Action;
 use crate::dataset::schema::RowBuilder;
 
 /// The ACTIONS schema's version (in the schema's metadata, `fleet_audit_actions_version`).
@@ -53,20 +54,12 @@ impl Outcome {
     }
 }
 
-/// One action's row.
+/// One action's row: the planned action, and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionRow {
     pub plan_id: Arc<str>,
-    /// The action's number in the plan.
-    pub n: u64,
-    pub account_id: Option<String>,
-    pub region: Option<String>,
-    pub job_id: String,
-    pub thing_name: String,
-    pub action: String,
-    pub force: bool,
-    pub expected_version: i64,
-    pub execution_number: i64,
+    /// As the plan has it (its number `n`, target, execution, versions).
+    pub planned: Action,
     pub outcome: Outcome,
     pub error_code: Option<String>,
     pub error_message: Option<String>,
@@ -148,20 +141,21 @@ impl RowBuilder for ActionBuilder {
 
     fn push_row(&mut self, r: &ActionRow) {
         self.len += 1;
+        let a = &r.planned;
         let [plan, account, region, job, thing, action, outcome, code, message] = &mut self.text;
         plan.append_value(&r.plan_id);
-        account.append_option(r.account_id.as_deref());
-        region.append_option(r.region.as_deref());
-        job.append_value(&r.job_id);
-        thing.append_value(&r.thing_name);
-        action.append_value(&r.action);
+        account.append_option(a.account_id.as_deref());
+        region.append_option(a.region.as_deref());
+        job.append_value(&a.job_id);
+        thing.append_value(&a.thing_name);
+        action.append_value(&a.action);
         outcome.append_value(r.outcome.as_str());
         code.append_option(r.error_code.as_deref());
         message.append_option(r.error_message.as_deref());
-        self.n.append_value(r.n as i64);
-        self.force.append_value(r.force);
-        self.expected.append_value(r.expected_version);
-        self.number.append_value(r.execution_number);
+        self.n.append_value(a.n as i64);
+        self.force.append_value(a.force);
+        self.expected.append_value(a.expected_version);
+        self.number.append_value(a.execution_number);
         self.attempts
             .append_value(i32::try_from(r.attempts).unwrap_or(i32::MAX));
         self.at.append_value(r.applied_at_ms.saturating_mul(1000));

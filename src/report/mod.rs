@@ -202,12 +202,27 @@ pub(crate) struct ReportConfig {
 /// Exit code of `report` when a `--fail-on` condition holds.
 pub(crate) const EXIT_FAIL_ON: i32 = 3;
 
-impl ReportConfig {
-    /// Validates the flags; of the file system, looks only at where `--html` and `--metrics` go.
-    pub(crate) fn from_args(a: &ReportArgs) -> Result<ReportConfig, ConfigError> {
+impl Thresholds {
+    /// The thresholds the flags give (`report`'s and `plan`'s), keeping the `top` pairs.
+    pub(crate) fn from_args(
+        a: &crate::cli::ThresholdArgs,
+        top: usize,
+    ) -> Result<Self, ConfigError> {
         let dur = |flag: &'static str, v: &str| {
             parse_threshold(v).map_err(|reason| ConfigError::Flag { flag, reason })
         };
+        Ok(Thresholds {
+            queued_after: dur("queued-after", &a.queued_after)?,
+            stale_after: dur("stale-after", &a.stale_after)?,
+            near_timeout: dur("near-timeout", &a.near_timeout)?,
+            top,
+        })
+    }
+}
+
+impl ReportConfig {
+    /// Validates the flags; of the file system, looks only at where `--html` and `--metrics` go.
+    pub(crate) fn from_args(a: &ReportArgs) -> Result<ReportConfig, ConfigError> {
         let mut fail_on: Vec<FailOn> = Vec::new();
         for f in &a.fail_on {
             let f = FailOn::from(*f);
@@ -233,12 +248,7 @@ impl ReportConfig {
         }
         Ok(ReportConfig {
             path: a.path.clone(),
-            thresholds: Thresholds {
-                queued_after: dur("queued-after", &a.queued_after)?,
-                stale_after: dur("stale-after", &a.stale_after)?,
-                near_timeout: dur("near-timeout", &a.near_timeout)?,
-                top: a.top,
-            },
+            thresholds: Thresholds::from_args(&a.thresholds, a.top)?,
             json: a.json,
             html: a.html.clone(),
             fail_on,
