@@ -114,7 +114,19 @@ fn apply_settings(
         }
         crate::time::set_as_of((t * 1000.0).round() as i64);
     }
-    let age_ms = crate::time::now_ms() - plan.header.audit.audited_at_ms;
+    let audit = a
+        .audit
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from(&plan.header.audit.path));
+    let read_ms = crate::remedy::verify::against_audit(&plan, &audit)?;
+    let age_ms = crate::time::now_ms() - read_ms;
+    if age_ms < -60_000 {
+        return Err(refuse(format!(
+            "{}: its audit was read at {}, after now: check this machine's clock (or --as-of)",
+            a.plan.display(),
+            plan.header.audit.audited_at
+        )));
+    }
     if age_ms > i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX) {
         return Err(refuse(format!(
             "{}: its audit was read {} ago ({}), more than --max-age {}: the fleet has moved on \

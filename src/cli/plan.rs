@@ -71,6 +71,10 @@ pub struct ApplyArgs {
     /// never is).
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub max_attempts: u32,
+    /// Where the plan's audit is now, when not where the plan says (the plan is checked against it:
+    /// every action must be an execution the audit read, at that version and status).
+    #[arg(long, value_name = "PATH")]
+    pub audit: Option<PathBuf>,
     /// Count the plan's age as if it were this moment (epoch seconds), as `run --as-of` does on the
     /// simulator.
     #[arg(long, value_name = "EPOCH_SECONDS")]

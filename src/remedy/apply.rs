@@ -129,7 +129,7 @@ async fn judge(
     s: &ApplySettings,
     counters: &Counters,
     shutdown: &watch::Receiver<bool>,
-    a: &Action,
+    (a, sent): (&Action, bool),
 ) -> Judged {
     let plan_id = &s.plan.header.plan_id;
     let attempts = std::sync::atomic::AtomicU64::new(0);
@@ -153,19 +153,17 @@ async fn judge(
     };
     match (r.result, a.action.as_str()) {
         (Final::Ok(e), "cancel") if ours(&e) => Judged::Done,
-        (Final::Ok(e), "cancel") if e.version_number != Some(a.expected_version) => {
-            Judged::Settled(
-                Outcome::VersionConflict,
-                format!(
-                    "read before sending again: version {} (status {}), planned at {}",
-                    e.version_number.unwrap_or_default(),
-                    e.status.as_deref().unwrap_or("?"),
-                    a.expected_version
-                ),
-            )
-        }
+        (Final::Ok(e), _) if e.version_number != Some(a.expected_version) => Judged::Settled(
+            Outcome::VersionConflict,
+            format!(
+                "read before sending again: version {} (status {}), planned at {}",
+                e.version_number.unwrap_or_default(),
+                e.status.as_deref().unwrap_or("?"),
+                a.expected_version
+            ),
+        ),
         (Final::Ok(_), _) => Judged::Send,
-        (Final::NotFound(_), "delete") => Judged::Done,
+        (Final::NotFound(_), "delete") if sent => Judged::Done,
         (Final::NotFound(_), _) => Judged::Settled(
             Outcome::NotFound,
             "read before sending again: the execution is gone".into(),
@@ -254,8 +252,11 @@ async fn one(
         applied_at_ms: crate::time::now_ms(),
         recognised,
     };
-    if journal.lock().await.was_sent(a.n) {
-        match judge(t, s, counters, shutdown, a).await {
+    let sent = journal.lock().await.was_sent(a.n);
+    // A journaled action may have been carried out; a delete has no expectedVersion at AWS, so its
+    // guard is reading the execution's version first.
+    if sent || a.action == "delete" {
+        match judge(t, s, counters, shutdown, (a, sent)).await {
             Judged::Done => return Ok(Some(row(Outcome::Applied, None, 0, true))),
             Judged::Settled(outcome, why) => {
                 let e = CallError::Service {
@@ -269,6 +270,9 @@ async fn one(
             // Not describable: sending it again is guarded by its expectedVersion.
             Judged::Send | Judged::Unknown => {}
         }
+    }
+    if *shutdown.borrow() {
+        return Ok(None);
     }
     {
         let mut j = journal.lock().await;
@@ -284,13 +288,19 @@ async fn one(
         Final::Interrupted => return Ok(None),
         Final::Fatal(e) => return Err(ApplyError::Fatal(e)),
         Final::NotFound(e) | Final::Failed(e) => {
-            let outcome = outcome_of(&e);
-            // A retried call refused as if done: its first attempt was carried out, its answer lost.
-            let maybe_ours = n > 1 && outcome != Outcome::Error;
-            if maybe_ours && matches!(judge(t, s, counters, shutdown, a).await, Judged::Done) {
-                row(Outcome::Applied, None, n, true)
-            } else {
-                row(outcome, Some(&e), n, false)
+            // Refused as if done, or no answer had: an attempt may have been carried out (its
+            // answer lost, or another apply of this plan), so the execution is read back.
+            match judge(t, s, counters, shutdown, (a, true)).await {
+                Judged::Done => row(Outcome::Applied, None, n, true),
+                Judged::Settled(o, why) if outcome_of(&e) == Outcome::Error => {
+                    let read = CallError::Service {
+                        code: settled_code(o).into(),
+                        message: format!("{why} (the call's answer: {})", e.message()),
+                        http_status: 0,
+                    };
+                    row(o, Some(&read), n, false)
+                }
+                _ => row(outcome_of(&e), Some(&e), n, false),
             }
         }
     }))
@@ -321,12 +331,7 @@ async fn prepare(
         path: s.out.clone(),
         source,
     })?;
-    let journaled = super::journal::read(&journal_path)
-        .map_err(|source| ApplyError::Journal {
-            path: journal_path.clone(),
-            source,
-        })?
-        .filter(|(p, sent)| *p == h.plan_id && !sent.is_empty());
+    let journaled = journal_of(s, &dir, &journal_path).await?;
     let manifest = match dir.load_manifest().await? {
         Some(_) if !s.resume => {
             return Err(ApplyError::Refused(format!(
@@ -461,8 +466,9 @@ pub async fn apply(
             }
             Ok(None) => done.left += 1,
             Err(e) => {
+                // Every further call would fail the same way (credentials, permissions): stop.
                 failed.get_or_insert(e);
-                done.left += 1;
+                break;
             }
         }
     }
@@ -472,4 +478,37 @@ pub async fn apply(
         Some(e) => Err(e),
         None => Ok(done),
     }
+}
+
+/// The journal beside the output when it names calls of this plan. Another plan's journal naming
+/// calls is refused: their rows may not all be committed, and its record is what keeps them from
+/// being sent twice; only that plan's complete apply releases it.
+async fn journal_of(
+    s: &ApplySettings,
+    dir: &crate::dataset::OutputDir,
+    journal_path: &std::path::Path,
+) -> Result<Option<(String, std::collections::HashSet<u64>)>, ApplyError> {
+    let h = &s.plan.header;
+    let journaled = super::journal::read(journal_path)
+        .map_err(|source| ApplyError::Journal {
+            path: journal_path.to_path_buf(),
+            source,
+        })?
+        .filter(|(_, sent)| !sent.is_empty());
+    if let Some((other, _)) = journaled.as_ref().filter(|(p, _)| *p != h.plan_id) {
+        let done = dir
+            .load_manifest()
+            .await?
+            .is_some_and(|m| m.complete && m.input_identity.starts_with(&format!("plan:{other}:")));
+        if !done {
+            return Err(ApplyError::Refused(format!(
+                "{}: an apply of another plan ({other}) into {} is unfinished (its journal {} names \
+                 calls it sent): finish it with --resume and that plan, or name another --out",
+                s.plan.path.display(),
+                s.out.display(),
+                journal_path.display()
+            )));
+        }
+    }
+    Ok(journaled.filter(|(p, _)| *p == h.plan_id))
 }

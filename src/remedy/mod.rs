@@ -12,6 +12,7 @@ pub mod plan;
 pub mod planfile;
 pub mod report;
 pub mod rows;
+pub mod verify;
 
 use std::path::PathBuf;
 

@@ -34,7 +34,7 @@ impl ActionKind {
     }
 
     /// Why the action cannot apply to an execution in `status`, `force` given or not.
-    fn refusal(self, status: &str, force: bool) -> Option<&'static str> {
+    pub(crate) fn refusal(self, status: &str, force: bool) -> Option<&'static str> {
         let terminal = crate::input::names::is_terminal_status(status);
         match self {
             ActionKind::Cancel if terminal => Some("terminal (nothing to cancel)"),
@@ -148,6 +148,8 @@ struct Planner<'a> {
     skipped: BTreeMap<String, u64>,
     run_ids: BTreeSet<String>,
     oldest_ms: Option<i64>,
+    /// When the audit read its first row (a plan of no action is dated by it).
+    first_read_ms: Option<i64>,
 }
 
 impl Planner<'_> {
@@ -168,10 +170,11 @@ impl Planner<'_> {
         {
             return;
         }
+        let fetched = e.fetched_at_ms.unwrap_or_default();
+        self.first_read_ms = Some(self.first_read_ms.map_or(fetched, |o| o.min(fetched)));
         let Some(class) = self.class_of(classify(e, &s.thresholds)) else {
             return;
         };
-        let fetched = e.fetched_at_ms.unwrap_or_default();
         let age_ms = since(e, class).map(|t| fetched.saturating_sub(t));
         if let Some(min) = s.older_than {
             if age_ms.is_none_or(|a| a < i64::try_from(min.as_millis()).unwrap_or(i64::MAX)) {
@@ -231,6 +234,7 @@ pub fn make(s: &PlanSettings) -> Result<(Header, Vec<Action>), PlanError> {
         skipped: BTreeMap::new(),
         run_ids: BTreeSet::new(),
         oldest_ms: None,
+        first_read_ms: None,
     };
     let data =
         crate::report::read::for_each_versioned(&s.audit, crate::report::BATCH_ROWS, |e, v| {
@@ -242,13 +246,17 @@ pub fn make(s: &PlanSettings) -> Result<(Header, Vec<Action>), PlanError> {
             committed: i.committed,
         });
     }
-    let audited_at_ms = p.oldest_ms.unwrap_or_default();
+    let audited_at_ms = p.oldest_ms.or(p.first_read_ms).unwrap_or_default();
     let header = Header {
         fleet_audit_plan: planfile::PLAN_FORMAT,
         plan_id: format!("plan-{}", crate::dataset::new_run_id()),
         created_at: crate::time::iso_utc(crate::time::wall_ms(), true),
         audit: AuditRef {
-            path: s.audit.display().to_string(),
+            // Absolute, so that apply finds it from anywhere (or is told where with --audit).
+            path: std::path::absolute(&s.audit)
+                .unwrap_or_else(|_| s.audit.clone())
+                .display()
+                .to_string(),
             run_ids: p.run_ids.into_iter().collect(),
             audited_at: crate::time::iso_utc(audited_at_ms, true),
             audited_at_ms,

@@ -393,3 +393,118 @@ def test_actions_that_fail_exit_1_and_are_reported_as_errors(fa, aws_env, tmp_pa
         assert stats(broken.url)["changed"] == 0
     finally:
         broken.stop()
+
+
+def rehash(plan, header_edit=None, actions_edit=None):
+    """The plan rewritten as an attacker would: lines edited, the checksum made again."""
+    lines = plan.read_text().splitlines()
+    header, actions = json.loads(lines[0]), [json.loads(x) for x in lines[1:]]
+    if actions_edit:
+        actions = actions_edit(actions)
+    if header_edit:
+        header_edit(header)
+    body = "".join(json.dumps(a, separators=(",", ":")) + "\n" for a in actions)
+    header["actions"] = len(actions)
+    header["actions_sha256"] = hashlib.sha256(body.encode()).hexdigest()
+    plan.write_text(json.dumps(header, separators=(",", ":")) + "\n" + body)
+
+
+def test_a_rehashed_plan_is_held_to_its_audit_and_refused_before_any_call(fa, aws_env, tmp_path):
+    lists = tmp_path / "lists"
+    s = Sim("--things", "300", "--jobs", "2", "--seed", "37", "--write-lists", str(lists))
+    try:
+        first = tmp_path / "first"
+        audit(fa, aws_env, tmp_path, s, lists, first)
+        plan = tmp_path / "p.plan"
+        assert subprocess.run([fa, "plan", str(first), "--out", str(plan), "--class", "stuck_queued"]).returncode == 0
+        original = plan.read_text()
+        con = duckdb.connect()
+        running = con.execute(f"SELECT thing_name, job_id, version_number, execution_number FROM "
+                              f"read_parquet('{first}/*.parquet') WHERE status = 'IN_PROGRESS' LIMIT 1").fetchone()
+
+        def forced(actions):
+            a = dict(actions[0], thing_name=running[0], job_id=running[1], expected_version=running[2],
+                     execution_number=running[3], force=True, n=len(actions) + 1)
+            return actions + [a]
+
+        edits = {
+            "an execution the audit never read": (None, lambda acts: acts + [dict(acts[0], thing_name="thing-999999", n=len(acts) + 1)]),
+            "an IN_PROGRESS execution called QUEUED, forced": (lambda h: h.update(force=True), forced),
+            "the age moved": (lambda h: h["audit"].update(audited_at_ms=h["audit"]["audited_at_ms"] + 5 * 86400000), None),
+            "the counts": (lambda h: [c.update(count=1) for c in h["counts"]], None),
+            "one execution twice": (None, lambda acts: acts + [dict(acts[0], n=len(acts) + 1)]),
+        }
+        for name, (h_edit, a_edit) in edits.items():
+            plan.write_text(original)
+            rehash(plan, h_edit, a_edit)
+            r = subprocess.run([fa, "apply", str(plan), "--out", str(tmp_path / "acts"), "--yes",
+                                "--endpoint-url", s.url, "--as-of", NOW], env=aws_env, capture_output=True, text=True)
+            assert r.returncode == 2, f"{name}: {r.stdout}{r.stderr}"
+            assert "apply: error: " in r.stderr and str(plan) in r.stderr, f"{name}: {r.stderr}"
+        assert stats(s.url)["operations"]["CancelJobExecution"] == 0
+        assert not (tmp_path / "acts").exists()
+    finally:
+        s.stop()
+
+
+def test_a_forced_delete_leaves_an_execution_that_moved_since_the_audit(fa, aws_env, tmp_path):
+    """AWS's DeleteJobExecution has no expectedVersion: apply reads the execution first, and one that
+    moved since the audit is version_conflict, untouched."""
+    day = 86400
+    lists = tmp_path / "lists"
+    fleet = ["--things", "400", "--jobs", "2", "--seed", "41", "--active-share", "0.7"]
+    s = Sim(*fleet, "--write-lists", str(lists))
+    truth = Sim(*fleet, "--epoch", NOW, now=str(int(NOW) + day))
+    try:
+        first = tmp_path / "first"
+        audit(fa, aws_env, tmp_path, s, lists, first)
+        plan = tmp_path / "d.plan"
+        r = subprocess.run([fa, "plan", str(first), "--out", str(plan), "--class", "stuck_queued,stale_in_progress",
+                            "--action", "delete", "--force"], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        actions = [json.loads(x) for x in plan.read_text().splitlines()[1:]]
+        advance(s.url, day)
+        out = tmp_path / "actions"
+        r = subprocess.run([fa, "apply", str(plan), "--out", str(out), "--yes", "--endpoint-url", s.url,
+                            "--as-of", str(int(NOW) + day)], env=aws_env, capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+        got = dict(duckdb.connect().execute(
+            f"SELECT action_n, outcome FROM read_parquet('{out}/*.parquet')").fetchall())
+        iot = client(truth.url)
+        moved = 0
+        for a in actions:
+            now = iot.describe_job_execution(jobId=a["job_id"], thingName=a["thing_name"])["execution"]
+            unchanged = now["versionNumber"] == a["expected_version"]
+            moved += not unchanged
+            assert got[a["n"]] == ("applied" if unchanged else "version_conflict"), a
+        assert 0 < moved < len(actions)
+        assert stats(s.url)["changed"] == len(actions) - moved
+    finally:
+        s.stop()
+        truth.stop()
+
+
+def test_refused_credentials_stop_the_apply_at_once(fa, aws_env, tmp_path):
+    lists = tmp_path / "lists"
+    s = Sim("--things", "600", "--jobs", "2", "--seed", "43", "--write-lists", str(lists))
+    try:
+        first = tmp_path / "first"
+        audit(fa, aws_env, tmp_path, s, lists, first)
+        plan = tmp_path / "p.plan"
+        assert subprocess.run([fa, "plan", str(first), "--out", str(plan), "--class", "stuck_queued"]).returncode == 0
+        n = len(plan.read_text().splitlines()) - 1
+        assert n > 10
+        denied = dict(aws_env, AWS_ACCESS_KEY_ID="AKIDDENIED")
+        r = subprocess.run([fa, "apply", str(plan), "--out", str(tmp_path / "acts"), "--yes", "--endpoint-url", s.url,
+                            "--as-of", NOW], env=denied, capture_output=True, text=True)
+        assert r.returncode == 1 and "AccessDeniedException" in r.stderr, r.stderr
+        assert stats(s.url)["operations"]["CancelJobExecution"] <= 4, "no more than the calls in flight"
+        # Another plan cannot take over the output while the first's journal names calls.
+        other = tmp_path / "other.plan"
+        assert subprocess.run([fa, "plan", str(first), "--out", str(other), "--class", "stuck_queued",
+                               "--jobs", "job-000"]).returncode == 0
+        r = subprocess.run([fa, "apply", str(other), "--out", str(tmp_path / "acts"), "--yes", "--resume",
+                            "--endpoint-url", s.url, "--as-of", NOW], env=aws_env, capture_output=True, text=True)
+        assert r.returncode == 2 and "another plan" in r.stderr, r.stderr
+    finally:
+        s.stop()
