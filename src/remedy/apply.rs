@@ -267,7 +267,14 @@ async fn one(
                 return Ok(Some(row(outcome, Some(&e), 0, false)));
             }
             Judged::Unknown if *shutdown.borrow() => return Ok(None),
-            // Not describable: sending it again is guarded by its expectedVersion.
+            // A delete is guarded only by that read: never sent unread.
+            Judged::Unknown if a.action == "delete" => {
+                let e = CallError::Other(
+                    "the execution could not be read before deleting it; nothing was sent".into(),
+                );
+                return Ok(Some(row(Outcome::Error, Some(&e), 0, false)));
+            }
+            // Not describable: sending a cancel again is guarded by its expectedVersion.
             Judged::Send | Judged::Unknown => {}
         }
     }
