@@ -160,6 +160,13 @@ def test_the_clock_moves_the_fleet_on_and_keeps_what_callers_did(aws_env):
         s.stop()
 
 
+def plan_of(fa, audit_dir, plan, *flags):
+    """`fleet-audit plan` of an audit, exit 0; the plan's actions."""
+    r = subprocess.run([fa, "plan", str(audit_dir), "--out", str(plan), *flags], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return [json.loads(x) for x in plan.read_text().splitlines()[1:]]
+
+
 def audit(fa, env, tmp_path, s, lists, out):
     r = subprocess.run([fa, "run", "--things", str(lists / "things.txt"), "--jobs", str(lists / "jobs.txt"),
                         "--out", str(out), "--endpoint-url", s.url, "--rps", "0", "--quiet",
@@ -235,10 +242,7 @@ def test_audit_plan_a_day_later_apply_cancels_exactly_the_unchanged(fa, aws_env,
         first = tmp_path / "first"
         audit(fa, aws_env, tmp_path, s, lists, first)
         plan = tmp_path / "cancel.plan"
-        r = subprocess.run([fa, "plan", str(first), "--out", str(plan), "--class", "stuck_queued",
-                            "--jobs", "job-000,job-001"], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
-        actions = [json.loads(x) for x in plan.read_text().splitlines()[1:]]
+        actions = plan_of(fa, first, plan, "--class", "stuck_queued", "--jobs", "job-000,job-001")
         assert len(actions) > 20
         advance(s.url, day)
         out = tmp_path / "actions"
@@ -319,10 +323,7 @@ def test_apply_killed_three_times_then_resumed_equals_an_uninterrupted_apply(fa,
         first = tmp_path / "first"
         audit(fa, aws_env, tmp_path, s, lists, first)
         plan = tmp_path / "cancel.plan"
-        r = subprocess.run([fa, "plan", str(first), "--out", str(plan), "--class", "stuck_queued"],
-                           capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
-        n = len(plan.read_text().splitlines()) - 1
+        n = len(plan_of(fa, first, plan, "--class", "stuck_queued"))
         assert n >= 60, n
         for sim in (s, twin):
             advance(sim.url, day)
@@ -376,7 +377,7 @@ def test_actions_that_fail_exit_1_and_are_reported_as_errors(fa, aws_env, tmp_pa
         first = tmp_path / "first"
         audit(fa, aws_env, tmp_path, s, lists, first)
         plan = tmp_path / "p.plan"
-        assert subprocess.run([fa, "plan", str(first), "--out", str(plan), "--class", "stuck_queued"]).returncode == 0
+        plan_of(fa, first, plan, "--class", "stuck_queued")
     finally:
         s.stop()
     n = len(plan.read_text().splitlines()) - 1
@@ -416,7 +417,7 @@ def test_a_rehashed_plan_is_held_to_its_audit_and_refused_before_any_call(fa, aw
         first = tmp_path / "first"
         audit(fa, aws_env, tmp_path, s, lists, first)
         plan = tmp_path / "p.plan"
-        assert subprocess.run([fa, "plan", str(first), "--out", str(plan), "--class", "stuck_queued"]).returncode == 0
+        plan_of(fa, first, plan, "--class", "stuck_queued")
         original = plan.read_text()
         con = duckdb.connect()
         running = con.execute(f"SELECT thing_name, job_id, version_number, execution_number FROM "
@@ -459,10 +460,8 @@ def test_a_forced_delete_leaves_an_execution_that_moved_since_the_audit(fa, aws_
         first = tmp_path / "first"
         audit(fa, aws_env, tmp_path, s, lists, first)
         plan = tmp_path / "d.plan"
-        r = subprocess.run([fa, "plan", str(first), "--out", str(plan), "--class", "stuck_queued,stale_in_progress",
-                            "--action", "delete", "--force"], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
-        actions = [json.loads(x) for x in plan.read_text().splitlines()[1:]]
+        actions = plan_of(fa, first, plan, "--class", "stuck_queued,stale_in_progress", "--action", "delete",
+                          "--force")
         advance(s.url, day)
         out = tmp_path / "actions"
         r = subprocess.run([fa, "apply", str(plan), "--out", str(out), "--yes", "--endpoint-url", s.url,
@@ -491,8 +490,7 @@ def test_refused_credentials_stop_the_apply_at_once(fa, aws_env, tmp_path):
         first = tmp_path / "first"
         audit(fa, aws_env, tmp_path, s, lists, first)
         plan = tmp_path / "p.plan"
-        assert subprocess.run([fa, "plan", str(first), "--out", str(plan), "--class", "stuck_queued"]).returncode == 0
-        n = len(plan.read_text().splitlines()) - 1
+        n = len(plan_of(fa, first, plan, "--class", "stuck_queued"))
         assert n > 10
         denied = dict(aws_env, AWS_ACCESS_KEY_ID="AKIDDENIED")
         r = subprocess.run([fa, "apply", str(plan), "--out", str(tmp_path / "acts"), "--yes", "--endpoint-url", s.url,
@@ -501,8 +499,7 @@ def test_refused_credentials_stop_the_apply_at_once(fa, aws_env, tmp_path):
         assert stats(s.url)["operations"]["CancelJobExecution"] <= 4, "no more than the calls in flight"
         # Another plan cannot take over the output while the first's journal names calls.
         other = tmp_path / "other.plan"
-        assert subprocess.run([fa, "plan", str(first), "--out", str(other), "--class", "stuck_queued",
-                               "--jobs", "job-000"]).returncode == 0
+        plan_of(fa, first, other, "--class", "stuck_queued", "--jobs", "job-000")
         r = subprocess.run([fa, "apply", str(other), "--out", str(tmp_path / "acts"), "--yes", "--resume",
                             "--endpoint-url", s.url, "--as-of", NOW], env=aws_env, capture_output=True, text=True)
         assert r.returncode == 2 and "another plan" in r.stderr, r.stderr
