@@ -369,6 +369,8 @@ impl Simulator {
     pub fn stats(&self) -> StatsSnapshot {
         let s = &self.stats;
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        // One reading of the calls map: the two figures are of one moment.
+        let (change_targets, most) = self.fleet.change_calls();
         StatsSnapshot {
             operations: Operation::ALL
                 .iter()
@@ -392,8 +394,8 @@ impl Simulator {
             first_us: times(&s.first_us),
             handled: times(&s.handled),
             changed: self.fleet.changed() as u64,
-            change_targets: self.fleet.change_calls().0 as u64,
-            most_changes_per_execution: u64::from(self.fleet.change_calls().1),
+            change_targets: change_targets as u64,
+            most_changes_per_execution: u64::from(most),
             last_us: times(&s.last_us),
         }
     }
