@@ -230,6 +230,14 @@ pub struct FleetArgs {
     pub active_share: Option<f64>,
 }
 
+/// `sim --fleet-indexing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FleetIndexingArg {
+    Off,
+    Registry,
+    Connectivity,
+}
+
 #[derive(Debug, Args)]
 pub struct SimArgs {
     #[command(flatten)]
@@ -247,6 +255,15 @@ pub struct SimArgs {
     /// as in AWS (default: --quota-rps).
     #[arg(long, value_name = "N")]
     pub remediation_quota_rps: Option<f64>,
+    /// Quota of the context calls (DescribeJob, SearchIndex, GetThingConnectivityData,
+    /// ListThingGroupsForThing, ListThings) in calls per second, each its own bucket as in AWS
+    /// (default: --quota-rps).
+    #[arg(long, value_name = "N")]
+    pub context_quota_rps: Option<f64>,
+    /// The fleet indexing the simulated account has enabled: `off` (SearchIndex answers
+    /// ResourceNotFoundException), `registry` (no connectivity), `connectivity`.
+    #[arg(long, value_enum, default_value = "connectivity")]
+    pub fleet_indexing: FleetIndexingArg,
     /// Added latency: milliseconds (`5`) or median,p99 (`5,40`).
     #[arg(long, value_name = "MS[,P99]", default_value = "0")]
     pub latency_ms: String,

@@ -12,8 +12,8 @@ use super::run::{finish_run, print_report};
 use super::{shutdown_on_signals, write_stdout};
 use crate::audit::config::RunConfig;
 use crate::audit::run::run;
-use crate::cli::{Cli, Command, DemoArgs, FleetArgs, SimArgs};
-use crate::sim::{Faults, FleetSpec, Latency, OrgSpec, SimConfig, SimServer};
+use crate::cli::{Cli, Command, DemoArgs, FleetArgs, FleetIndexingArg, SimArgs};
+use crate::sim::{Faults, FleetSpec, Indexing, Latency, OrgSpec, SimConfig, SimServer};
 
 fn fleet_spec(f: &FleetArgs) -> anyhow::Result<FleetSpec> {
     let seconds = |s: Option<f64>, flag: &str| match s {
@@ -97,6 +97,7 @@ pub fn sim_config(a: &SimArgs) -> anyhow::Result<SimConfig> {
     for (q, flag) in [
         (a.quota_rps, "--quota-rps"),
         (a.remediation_quota_rps, "--remediation-quota-rps"),
+        (a.context_quota_rps, "--context-quota-rps"),
     ] {
         if let Some(q) = q {
             anyhow::ensure!(q.is_finite() && q > 0.0, "{flag} must be positive");
@@ -107,6 +108,12 @@ pub fn sim_config(a: &SimArgs) -> anyhow::Result<SimConfig> {
         quota_rps: a.quota_rps,
         quota_burst: a.quota_burst,
         remediation_quota_rps: a.remediation_quota_rps,
+        context_quota_rps: a.context_quota_rps,
+        indexing: match a.fleet_indexing {
+            FleetIndexingArg::Off => Indexing::Off,
+            FleetIndexingArg::Registry => Indexing::Registry,
+            FleetIndexingArg::Connectivity => Indexing::Connectivity,
+        },
         latency,
         faults: Faults {
             p_5xx: probability("fault-5xx", a.fault_5xx)?,
@@ -160,6 +167,8 @@ pub(super) async fn demo_command(a: DemoArgs) -> anyhow::Result<i32> {
             quota_rps: None,
             quota_burst: None,
             remediation_quota_rps: None,
+            context_quota_rps: None,
+            indexing: Default::default(),
             latency: Latency::None,
             faults: Faults::default(),
             org: OrgSpec::default(),

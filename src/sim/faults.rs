@@ -124,6 +124,8 @@ mod tests {
             },
             quota_rps,
             remediation_quota_rps: None,
+            context_quota_rps: None,
+            indexing: Default::default(),
             quota_burst: Some(1),
             latency: Latency::None,
             faults,

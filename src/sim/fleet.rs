@@ -17,8 +17,10 @@ use std::sync::Mutex;
 mod changes;
 mod history;
 mod lifecycle;
+mod things;
 
 pub use changes::{Cancel, Refusal};
+pub use things::{Behaviour, Thing};
 
 /// A status detail's name and value: drawn by the fleet (static) or set by a caller.
 pub type Detail = (Cow<'static, str>, Cow<'static, str>);
@@ -46,6 +48,9 @@ pub(crate) const ACCOUNT_ID: &str = "123456789012";
 const MINUTE_MS: u64 = 60_000;
 const HOUR_MS: u64 = 60 * MINUTE_MS;
 const DAY_MS: u64 = 24 * HOUR_MS;
+/// A windowed job's maintenance window: daily from 02:00 UTC, two hours.
+pub(crate) const WINDOW_START_MS: u64 = 2 * HOUR_MS;
+pub(crate) const WINDOW_MS: u64 = 2 * HOUR_MS;
 
 /// The parameters that fully determine a fleet.
 #[derive(Debug, Clone)]
@@ -85,6 +90,11 @@ pub struct Job {
     pub status: &'static str,
     /// `timeoutConfig.inProgressTimeoutInMinutes`, when the job has one.
     pub timeout_minutes: Option<u64>,
+    /// A job in progress with a daily maintenance window (`schedulingConfig`): outside it the job
+    /// is SCHEDULED (see [`Fleet::job_status`]).
+    pub windowed: bool,
+    /// `jobExecutionsRolloutConfig.maximumPerMinute`, when the job rolls out gradually.
+    pub rollout_per_minute: Option<u32>,
     /// Share of things targeted, in thousandths.
     coverage_permille: u64,
 }
@@ -202,6 +212,8 @@ impl Fleet {
                     created_at_ms,
                     status,
                     timeout_minutes,
+                    windowed: status == "IN_PROGRESS" && j % 5 == 3,
+                    rollout_per_minute: (j % 3 == 0).then_some(100),
                     coverage_permille,
                 }
             })
@@ -265,11 +277,6 @@ impl Fleet {
             "arn:aws:iot:{}:{ACCOUNT_ID}:job/{}",
             self.spec.region, self.jobs[j as usize].id
         )
-    }
-
-    /// Whether thing `i` is offline (it never picks up new work).
-    fn offline(&self, i: u64) -> bool {
-        h3(self.spec.seed, 0x6F66_666C, i) % 100 < 6
     }
 
     /// The row an audit writes for thing `i` and job `j` when its first call is answered: the
@@ -435,7 +442,8 @@ impl Fleet {
         } else {
             return None;
         };
-        if span.now > span.epoch {
+        // Only a normal device moves its executions on; the others' stay as they were.
+        if span.now > span.epoch && self.behaviour(i) == Behaviour::Normal {
             let from = e.queued_at_ms.max(span.epoch);
             history::advance(&mut e, &span, self.rates, from);
         }
@@ -462,9 +470,15 @@ impl Fleet {
             timeout_ms: span.timeout_ms,
         };
         let mut e = Execution::queued(i, j, queued_at);
-        let offline = self.offline(i);
-        match lifecycle::kind(&self.spec, job, offline, d) {
-            "QUEUED" => lifecycle::queued(&mut e, d, &clock, offline),
+        let behaviour = self.behaviour(i);
+        let held = matches!(behaviour, Behaviour::Offline | Behaviour::Ignoring);
+        let kind = lifecycle::kind(&self.spec, job, held, d);
+        // A stalled device is stuck on its jobs without a timer, and the rest wait behind them.
+        let stalled = behaviour == Behaviour::Stalled && matches!(kind, "QUEUED" | "IN_PROGRESS");
+        match kind {
+            _ if stalled && job.timeout_minutes.is_none() => lifecycle::stalled(&mut e, d, &clock),
+            _ if stalled => lifecycle::queued(&mut e, d, &clock, true),
+            "QUEUED" => lifecycle::queued(&mut e, d, &clock, held),
             "IN_PROGRESS" => lifecycle::in_progress(&mut e, d, &clock),
             terminal => lifecycle::finished(&mut e, d, &clock, terminal),
         }
@@ -493,6 +507,19 @@ impl Fleet {
             c
         })
         .clone()
+    }
+
+    /// Job `j`'s status now, as DescribeJob reports it: a windowed job in progress is SCHEDULED
+    /// outside its daily window (02:00 to 04:00 UTC).
+    pub fn job_status(&self, j: u32) -> &'static str {
+        let job = &self.jobs[j as usize];
+        let in_window =
+            (WINDOW_START_MS..WINDOW_START_MS + WINDOW_MS).contains(&(self.now_ms() % DAY_MS));
+        if job.windowed && !in_window {
+            "SCHEDULED"
+        } else {
+            job.status
+        }
     }
 
     /// Timestamp of the job's last update: the latest execution update, bounded by now.

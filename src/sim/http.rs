@@ -109,6 +109,10 @@ pub(super) struct Query {
     pub(super) force: Option<String>,
     /// `POST /_sim/advance`'s `seconds`.
     pub(super) seconds: Option<String>,
+    /// ListThings' filters.
+    pub(super) thing_type_name: Option<String>,
+    pub(super) attribute_name: Option<String>,
+    pub(super) attribute_value: Option<String>,
 }
 
 pub(super) fn parse_query(q: Option<&str>) -> Option<Query> {
@@ -123,6 +127,9 @@ pub(super) fn parse_query(q: Option<&str>) -> Option<Query> {
             "executionNumber" => out.execution_number = Some(v),
             "force" => out.force = Some(v),
             "seconds" => out.seconds = Some(v),
+            "thingTypeName" => out.thing_type_name = Some(v),
+            "attributeName" => out.attribute_name = Some(v),
+            "attributeValue" => out.attribute_value = Some(v),
             _ => {}
         }
     }

@@ -199,14 +199,22 @@ pub(super) fn jobs(sim: &Simulator, q: &Query) -> Response<Body> {
     };
     let fleet = sim.fleet();
     page_answer(sim, &l, "jobs", u64::from(fleet.spec().jobs), |j, body| {
-        if l.status
-            .is_some_and(|s| s != fleet.jobs()[j as usize].status)
-        {
+        if l.status.is_some_and(|s| s != fleet.job_status(j as u32)) {
             return false;
         }
         wire::job_summary(body, fleet, j as u32);
         true
     })
+}
+
+/// A page token for position `pos` of the listing `scope` names (the registry's listings too).
+pub(super) fn encode_token(pos: u64, scope: u64) -> String {
+    token::encode(pos, scope)
+}
+
+/// The position a page token holds, if it is one of listing `scope`'s.
+pub(super) fn decode_token(t: &str, scope: u64) -> Option<u64> {
+    token::decode(t, scope)
 }
 
 /// Opaque page tokens: a position bound to the listing it came from, with a check value so that a

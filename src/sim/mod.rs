@@ -25,6 +25,7 @@ pub mod fleet;
 mod http;
 mod list;
 pub(crate) mod org;
+mod registry;
 mod remedy;
 mod server;
 mod sts;
@@ -46,6 +47,7 @@ use tokio::task::JoinHandle;
 
 pub use fleet::{Fleet, FleetSpec};
 pub use org::OrgSpec;
+pub use registry::Indexing;
 
 /// The operations the simulator serves, in the order stats report them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,10 +59,14 @@ pub enum Operation {
     DescribeJob,
     CancelJobExecution,
     DeleteJobExecution,
+    SearchIndex,
+    GetThingConnectivityData,
+    ListThingGroupsForThing,
+    ListThings,
 }
 
 /// How many operations the simulator serves.
-const OPERATIONS: usize = 7;
+const OPERATIONS: usize = 11;
 
 impl Operation {
     pub const ALL: [Operation; OPERATIONS] = [
@@ -71,6 +77,10 @@ impl Operation {
         Operation::DescribeJob,
         Operation::CancelJobExecution,
         Operation::DeleteJobExecution,
+        Operation::SearchIndex,
+        Operation::GetThingConnectivityData,
+        Operation::ListThingGroupsForThing,
+        Operation::ListThings,
     ];
 
     pub fn name(self) -> &'static str {
@@ -82,7 +92,24 @@ impl Operation {
             Operation::DescribeJob => "DescribeJob",
             Operation::CancelJobExecution => "CancelJobExecution",
             Operation::DeleteJobExecution => "DeleteJobExecution",
+            Operation::SearchIndex => "SearchIndex",
+            Operation::GetThingConnectivityData => "GetThingConnectivityData",
+            Operation::ListThingGroupsForThing => "ListThingGroupsForThing",
+            Operation::ListThings => "ListThings",
         }
+    }
+
+    /// Whether the operation is one a diagnosis makes for context (its quota is
+    /// `context_quota_rps`).
+    pub fn is_context(self) -> bool {
+        matches!(
+            self,
+            Operation::DescribeJob
+                | Operation::SearchIndex
+                | Operation::GetThingConnectivityData
+                | Operation::ListThingGroupsForThing
+                | Operation::ListThings
+        )
     }
 
     /// Whether the operation changes the fleet (its quota is `remediation_quota_rps`).
@@ -190,6 +217,11 @@ pub struct SimConfig {
     /// The quota of the calls that change the fleet (CancelJobExecution, DeleteJobExecution), each
     /// its own bucket as in AWS; `None`: `quota_rps`.
     pub remediation_quota_rps: Option<f64>,
+    /// The quota of the context calls ([`Operation::is_context`]: DescribeJob and the registry and
+    /// fleet-indexing calls), each its own bucket as in AWS; `None`: `quota_rps`.
+    pub context_quota_rps: Option<f64>,
+    /// The fleet indexing the account has enabled.
+    pub indexing: Indexing,
     pub latency: Latency,
     pub faults: Faults,
     /// The organization the simulator's account manages (none by default).
@@ -318,6 +350,7 @@ pub struct Simulator {
     stats: Stats,
     request_ids: AtomicU64,
     org: OrgSpec,
+    indexing: Indexing,
 }
 
 impl Simulator {
@@ -338,8 +371,11 @@ impl Simulator {
             ))
         };
         let limiters = std::array::from_fn(|k| {
-            if Operation::ALL[k].changes_fleet() {
+            let op = Operation::ALL[k];
+            if op.changes_fleet() {
                 bucket(config.remediation_quota_rps.or(config.quota_rps))
+            } else if op.is_context() {
+                bucket(config.context_quota_rps.or(config.quota_rps))
             } else {
                 bucket(config.quota_rps)
             }
@@ -353,11 +389,17 @@ impl Simulator {
             stats: Stats::default(),
             request_ids: AtomicU64::new(1),
             org: config.org,
+            indexing: config.indexing,
         }
     }
 
     pub fn fleet(&self) -> &Fleet {
         &self.fleet
+    }
+
+    /// The fleet indexing the simulated account has enabled.
+    pub fn indexing(&self) -> Indexing {
+        self.indexing
     }
 
     /// The simulated organization.
@@ -604,6 +646,8 @@ mod tests {
             quota_rps: None,
             quota_burst: None,
             remediation_quota_rps: None,
+            context_quota_rps: None,
+            indexing: Default::default(),
             latency: Latency::None,
             faults: Faults::default(),
             org: Default::default(),

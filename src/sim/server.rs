@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use super::http::{
     bad_job, bad_thing, decode, error, invalid, not_found, ok, parse_query, Body, Dropped, Query,
 };
-use super::{faults, list, remedy, wire, Operation, Simulator};
+use super::{faults, list, registry, remedy, wire, Operation, Simulator};
 
 /// Accepts connections on `listener` until `shutdown` completes, then closes them all.
 pub async fn serve(listener: TcpListener, sim: Arc<Simulator>, shutdown: impl Future<Output = ()>) {
@@ -61,6 +61,10 @@ enum Route {
     DescribeJob(String),
     ListJobs,
     CancelJobExecution(String, String),
+    SearchIndex,
+    ThingConnectivity(String),
+    ThingGroupsForThing(String),
+    ListThings,
     DeleteJobExecution(String, String, String),
     Stats,
     Reset,
@@ -76,6 +80,10 @@ impl Route {
             Route::DescribeJob(_) => Operation::DescribeJob,
             Route::ListJobs => Operation::ListJobs,
             Route::CancelJobExecution(..) => Operation::CancelJobExecution,
+            Route::SearchIndex => Operation::SearchIndex,
+            Route::ThingConnectivity(_) => Operation::GetThingConnectivityData,
+            Route::ThingGroupsForThing(_) => Operation::ListThingGroupsForThing,
+            Route::ListThings => Operation::ListThings,
             Route::DeleteJobExecution(..) => Operation::DeleteJobExecution,
             Route::Stats | Route::Reset | Route::Advance => return None,
         })
@@ -91,6 +99,10 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         ("GET", ["jobs", j, "things"]) => Route::ListForJob(decode(j)?),
         ("GET", ["jobs", j]) => Route::DescribeJob(decode(j)?),
         ("GET", ["jobs"]) => Route::ListJobs,
+        ("POST", ["indices", "search"]) => Route::SearchIndex,
+        ("POST", ["things", t, "connectivity-data"]) => Route::ThingConnectivity(decode(t)?),
+        ("GET", ["things", t, "thing-groups"]) => Route::ThingGroupsForThing(decode(t)?),
+        ("GET", ["things"]) => Route::ListThings,
         ("PUT", ["things", t, "jobs", j, "cancel"]) => {
             Route::CancelJobExecution(decode(t)?, decode(j)?)
         }
@@ -264,6 +276,13 @@ async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body
         Route::ListForThing(t) => list::for_thing(sim, &t, &query),
         Route::ListJobs => list::jobs(sim, &query),
         Route::DescribeJob(j) => describe_job(sim, &j),
+        Route::SearchIndex => {
+            let (_, body) = auth_and_body(req).await?;
+            registry::search(sim, &body)
+        }
+        Route::ThingConnectivity(t) => registry::connectivity(sim, &t),
+        Route::ThingGroupsForThing(t) => registry::groups_for_thing(sim, &t),
+        Route::ListThings => registry::things(sim, &query),
         Route::Stats | Route::Reset | Route::Advance => unreachable!("handled above"),
     })
 }

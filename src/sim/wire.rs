@@ -139,7 +139,7 @@ pub(crate) fn job_summary(out: &mut Vec<u8>, fleet: &Fleet, j: u32) {
     key(out, &mut first, "targetSelection");
     push_str(out, "SNAPSHOT");
     key(out, &mut first, "status");
-    push_str(out, job.status);
+    push_str(out, fleet.job_status(j));
     key(out, &mut first, "createdAt");
     push_ts(out, job.created_at_ms);
     key(out, &mut first, "lastUpdatedAt");
@@ -167,7 +167,7 @@ pub(crate) fn describe_job(out: &mut Vec<u8>, fleet: &Fleet, j: u32) {
     key(out, &mut first, "targetSelection");
     push_str(out, "SNAPSHOT");
     key(out, &mut first, "status");
-    push_str(out, job.status);
+    push_str(out, fleet.job_status(j));
     if job.status == "CANCELED" {
         key(out, &mut first, "forceCanceled");
         out.extend_from_slice(b"true");
@@ -205,9 +205,32 @@ pub(crate) fn describe_job(out: &mut Vec<u8>, fleet: &Fleet, j: u32) {
         push_int(out, m);
         out.push(b'}');
     }
+    job_configs(out, &mut first, job);
     key(out, &mut first, "isConcurrent");
     out.extend_from_slice(b"false");
     out.extend_from_slice(b"}}");
+}
+
+/// A job's rollout, retry, abort and scheduling configs, where it has them.
+fn job_configs(out: &mut Vec<u8>, first: &mut bool, job: &crate::sim::fleet::Job) {
+    if let Some(n) = job.rollout_per_minute {
+        key(out, first, "jobExecutionsRolloutConfig");
+        out.extend_from_slice(b"{\"maximumPerMinute\":");
+        push_int(out, u64::from(n));
+        out.push(b'}');
+    }
+    if job.timeout_minutes.is_some() {
+        key(out, first, "jobExecutionsRetryConfig");
+        out.extend_from_slice(
+            b"{\"criteriaList\":[{\"failureType\":\"TIMED_OUT\",\"numberOfRetries\":2}]}",
+        );
+        key(out, first, "abortConfig");
+        out.extend_from_slice(b"{\"criteriaList\":[{\"failureType\":\"FAILED\",\"action\":\"CANCEL\",\"thresholdPercentage\":50.0,\"minNumberOfExecutedThings\":100}]}");
+    }
+    if job.windowed {
+        key(out, first, "schedulingConfig");
+        out.extend_from_slice(b"{\"maintenanceWindows\":[{\"startTime\":\"cron(0 2 * * ? *)\",\"durationInMinutes\":120}]}");
+    }
 }
 
 /// `{"message": "..."}`: the body of every AWS error.

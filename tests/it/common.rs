@@ -37,6 +37,8 @@ pub fn sim_config(fleet: FleetSpec) -> SimConfig {
         quota_rps: None,
         quota_burst: None,
         remediation_quota_rps: None,
+        context_quota_rps: None,
+        indexing: Default::default(),
         latency: Latency::None,
         faults: Faults::default(),
         org: Default::default(),

@@ -38,12 +38,13 @@ impl Clock {
 
 /// The status the story leads to, before a canceled job or the future-status share rewrites it: the
 /// natural mix, or with `active_share` that share active and the rest the terminal part of the mix.
-/// `offline`: the thing never picks up work, so an active execution stays queued.
-pub(super) fn kind(spec: &FleetSpec, job: &Job, offline: bool, d: &mut Draw) -> &'static str {
+/// `held`: the thing never picks up work (offline, or its agent ignores it), so an active execution
+/// stays queued.
+pub(super) fn kind(spec: &FleetSpec, job: &Job, held: bool, d: &mut Draw) -> &'static str {
     let roll = d.range(0, 1000);
     if let Some(p) = spec.active_share {
         let active = d.range(0, 1_000_000) < (p.clamp(0.0, 1.0) * 1_000_000.0) as u64;
-        match (active, offline || roll.is_multiple_of(2)) {
+        match (active, held || roll.is_multiple_of(2)) {
             (true, true) => "QUEUED",
             (true, false) => "IN_PROGRESS",
             // The terminal part of the natural mix, stretched over all of `roll`.
@@ -56,7 +57,7 @@ pub(super) fn kind(spec: &FleetSpec, job: &Job, offline: bool, d: &mut Draw) -> 
                 _ => "CANCELED",
             },
         }
-    } else if offline && job.status != "CANCELED" {
+    } else if held && job.status != "CANCELED" {
         "QUEUED"
     } else {
         match roll {
@@ -115,6 +116,20 @@ pub(super) fn in_progress(e: &mut Execution, d: &mut Draw, c: &Clock) {
         ("step", PROGRESS_STEPS[d.range(0, 4) as usize]),
         ("progress", PROGRESS_PCT[d.range(0, 5) as usize]),
     ]);
+}
+
+/// IN_PROGRESS on a device stuck on it: started some time after it was queued, and not updated
+/// for days since.
+pub(super) fn stalled(e: &mut Execution, d: &mut Draw, c: &Clock) {
+    let started = c.started(d);
+    e.status = "IN_PROGRESS";
+    e.started_at_ms = Some(started);
+    e.last_updated_at_ms = c
+        .now
+        .saturating_sub(d.range(2 * DAY_MS, 10 * DAY_MS))
+        .max(started);
+    e.version_number = d.range(2, 4) as i64;
+    e.details = drawn(&[("step", PROGRESS_STEPS[d.range(0, 4) as usize])]);
 }
 
 /// A terminal status: finished some time after it started (a timed-out one when its timer ran out),
