@@ -9,7 +9,7 @@ mod plan;
 mod run;
 
 pub use plan::{ActionArg, ApplyArgs, PlanArgs, PlanClassArg};
-pub use run::{DescribeArg, FormatArg, RunArgs, TableFormatArg};
+pub use run::{ContextArg, DescribeArg, FormatArg, RunArgs, TableFormatArg};
 
 #[derive(Debug, Parser)]
 #[command(

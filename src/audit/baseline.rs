@@ -453,6 +453,7 @@ impl BaselineRow<'_> {
                 .then(|| c.retry_attempt.value(i)),
             origin: Some(origin),
             carried_from: text_ref(&c.run_id, i).map(Arc::from),
+            context: Default::default(),
         }
     }
 }

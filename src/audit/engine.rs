@@ -123,6 +123,7 @@ pub(crate) async fn describe_pair<C: FleetClient>(
         retry_attempt: None,
         origin: None,
         carried_from: None,
+        context: Default::default(),
     }))
 }
 

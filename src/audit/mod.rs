@@ -6,6 +6,7 @@
 
 pub mod baseline;
 pub mod config;
+pub mod context;
 pub(crate) mod discover;
 pub mod engine;
 pub mod error;

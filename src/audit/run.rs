@@ -12,13 +12,14 @@ use std::time::Instant;
 use tokio::sync::watch;
 
 use crate::audit::config::{Input, RunConfig};
+use crate::audit::context;
 use crate::audit::engine::{run_engine, Stop, TargetEnd, Work};
 use crate::audit::error::RunError;
 use crate::audit::output::{connect_output, prepare_output, RunOutput};
 use crate::audit::session::Session;
 use crate::audit::summary::{Summary, SummaryBase};
 use crate::audit::turns::{take_turns, TargetView};
-use crate::aws::client::{FleetClient, IotClient};
+use crate::aws::client::{FleetClient, FleetContext, FleetLister, IotClient};
 use crate::aws::targets::{PendingTarget, TargetClient};
 use crate::dataset::new_run_id;
 use crate::dataset::schema::Origin;
@@ -267,7 +268,7 @@ async fn open_baseline(
 /// slow or throttled target never holds the others back. Rows of target `t` are numbered in lane `t`
 /// of the manifest. A target that cannot be connected is recorded (summary, manifest) and the others
 /// go on; the run then ends with [`Stop::TargetsFailed`], resumable.
-pub(crate) async fn run_targets<C: FleetClient>(
+pub(crate) async fn run_targets<C: FleetClient + FleetLister + crate::aws::client::FleetContext>(
     cfg: RunConfig,
     out: RunOutput,
     input: crate::input::PreparedInput,
@@ -335,7 +336,7 @@ pub(crate) async fn run_targets<C: FleetClient>(
 /// One target's turn: connect it (unless an earlier run committed all its rows), then audit its
 /// lane's pairs; the client and its connections are dropped when the turn ends.
 #[allow(clippy::too_many_arguments)]
-async fn target_turn<C: FleetClient>(
+async fn target_turn<C: FleetClient + FleetLister + FleetContext>(
     cfg: &RunConfig,
     input: &crate::input::PreparedInput,
     lane: u16,
@@ -352,6 +353,11 @@ async fn target_turn<C: FleetClient>(
         Ok(t) => t,
         Err(end) => return end,
     };
+    let (rows, stage) = context::spawn(
+        t.client.clone(),
+        stage_parts(cfg, view, &t.label, &shutdown),
+        rows,
+    );
     let lane_state = view.calls(t);
     let work = match lane_work(input, cfg.shard, lane, done) {
         Ok(w) => w,
@@ -363,8 +369,26 @@ async fn target_turn<C: FleetClient>(
         futures::stream::iter(work),
         rows,
         shutdown,
-    );
-    TargetEnd::of(engine.await, cfg.targets.flags.org.is_some(), &view.failed)
+    )
+    .await;
+    let end = context::join(engine, stage).await;
+    TargetEnd::of(end, cfg.targets.flags.org.is_some(), &view.failed)
+}
+
+/// What a target's context stage needs of the run.
+pub(crate) fn stage_parts(
+    cfg: &RunConfig,
+    view: &TargetView,
+    label: &str,
+    shutdown: &watch::Receiver<bool>,
+) -> context::StageParts {
+    context::StageParts {
+        settings: cfg.context.clone(),
+        engine: cfg.engine.clone(),
+        counters: view.counters.clone(),
+        shutdown: shutdown.clone(),
+        label: label.to_string(),
+    }
 }
 
 /// The input identity of a resumed run when it is known before any call: its targets are named by

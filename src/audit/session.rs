@@ -356,6 +356,7 @@ fn counted_summary(
         errors: sum(|c| &c.errors),
         attempts,
         list_calls,
+        context_calls: sum(|c| &c.context_attempts),
         throttled: sum(|c| &c.throttled),
         elapsed_s: elapsed,
         // Answered calls: a throttled attempt, or one with no answer, would make a run that could

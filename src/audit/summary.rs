@@ -17,6 +17,8 @@ pub struct Summary {
     pub attempts: u64,
     /// List and DescribeJob attempts (discovery).
     pub list_calls: u64,
+    /// Context attempts (`--context`: DescribeJob, SearchIndex, ListJobExecutionsForThing).
+    pub context_calls: u64,
     /// Attempts answered with ThrottlingException.
     pub throttled: u64,
     pub elapsed_s: f64,
@@ -100,6 +102,7 @@ impl Summary {
             errors: 0,
             attempts: 0,
             list_calls: 0,
+            context_calls: 0,
             throttled: 0,
             elapsed_s: started.elapsed().as_secs_f64(),
             calls_per_s: 0.0,

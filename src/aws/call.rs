@@ -35,6 +35,8 @@ pub(crate) struct Counters {
     pub throttled: AtomicU64,
     /// List and DescribeJob attempts (discovery).
     pub list_attempts: AtomicU64,
+    /// The context stage's attempts (DescribeJob, SearchIndex, ListJobExecutionsForThing).
+    pub context_attempts: AtomicU64,
     /// Rows carried from the baseline (`--baseline`), and of those, the executions that would
     /// have been described without it.
     pub carried: AtomicU64,
@@ -59,8 +61,10 @@ impl Counters {
     /// Attempts (describes and lists) that the service answered, throttles aside: a throttled
     /// attempt, or one that had no answer, would make a run that could not call look fast.
     pub(crate) fn answered_calls(&self) -> u64 {
-        (Self::get(&self.attempts) + Self::get(&self.list_attempts))
-            .saturating_sub(Self::get(&self.throttled) + Self::get(&self.unanswered))
+        (Self::get(&self.attempts)
+            + Self::get(&self.list_attempts)
+            + Self::get(&self.context_attempts))
+        .saturating_sub(Self::get(&self.throttled) + Self::get(&self.unanswered))
     }
 }
 

@@ -9,6 +9,15 @@ use clap::{Args, ValueEnum};
 use super::ConnectionArgs;
 
 /// Which discovered executions to describe.
+/// `run --context`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ContextArg {
+    All,
+    Jobs,
+    Things,
+    None,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DescribeArg {
     /// Every listed execution.
@@ -242,6 +251,30 @@ pub struct RunArgs {
         help_heading = "Discovery"
     )]
     pub list_rps: f64,
+    /// What each row learns besides its execution: `all` (its job and its thing), `jobs`
+    /// (DescribeJob, once per job), `things` (fleet indexing, one SearchIndex per 100 things: thing
+    /// type, attributes, groups, connectivity; and the queue of a thing whose QUEUED execution waited
+    /// past --queued-after), `none`.
+    #[arg(long, value_enum, default_value = "all", help_heading = "Diagnosis")]
+    pub context: ContextArg,
+    /// Calls per second of each context API (DescribeJob, SearchIndex, ListJobExecutionsForThing),
+    /// each its own limiter as each has its own quota at AWS; 0: no limit.
+    #[arg(
+        long,
+        default_value_t = 10.0,
+        value_name = "N",
+        help_heading = "Diagnosis"
+    )]
+    pub context_rps: f64,
+    /// A QUEUED execution waiting longer than this has its thing's queue read (blocked_by), as
+    /// `report --queued-after` calls it stuck.
+    #[arg(
+        long,
+        default_value = "24h",
+        value_name = "DURATION",
+        help_heading = "Diagnosis"
+    )]
+    pub queued_after: String,
     /// Print the plan (jobs, list calls, describes, ETA) and stop.
     #[arg(long, requires = "discover", help_heading = "Discovery")]
     pub dry_run: bool,

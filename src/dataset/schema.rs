@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, MapBuilder, MapFieldNames, StringBuilder,
-    TimestampMicrosecondBuilder,
+    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, ListBuilder, MapBuilder, MapFieldNames,
+    StringBuilder, TimestampMicrosecondBuilder,
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use arrow::error::ArrowError;
@@ -17,8 +17,9 @@ use arrow::record_batch::RecordBatch;
 use crate::aws::client::{CallError, ExecutionRecord};
 
 /// The schema version this build writes: 2 added `carried_from` (and `source = carried`), 3 made
-/// timestamps microseconds (Delta Lake's unit). Readers take version 2's milliseconds too.
-pub(crate) const SCHEMA_VERSION: u32 = 3;
+/// timestamps microseconds (Delta Lake's unit), 4 added the diagnosis's context columns (`job_status`
+/// to `blocked_by`, at the end). Readers take versions 2 and 3 too (their context is null).
+pub(crate) const SCHEMA_VERSION: u32 = 4;
 
 /// Rows per RecordBatch, written or read: large enough to be fast, small enough to bound memory.
 pub const BATCH_ROWS: usize = 8192;
@@ -94,6 +95,41 @@ pub struct Row {
     pub origin: Option<Arc<Origin>>,
     /// The run a carried row was read in (`source = carried`); `None` otherwise.
     pub carried_from: Option<Arc<str>>,
+    /// What the run learnt of the row's job, thing and thing's queue (`--context`).
+    pub context: Context,
+}
+
+/// A row's context: its job (DescribeJob), its thing (fleet indexing) and what holds up its queue.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Context {
+    pub job: Option<Arc<JobContext>>,
+    pub thing: Option<Arc<ThingContext>>,
+    /// The job of the thing's IN_PROGRESS execution that a QUEUED one waits behind.
+    pub blocked_by: Option<Arc<str>>,
+}
+
+/// A job as DescribeJob reports it, as much as the diagnosis uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobContext {
+    /// `IN_PROGRESS`, `SCHEDULED`, `CANCELED`, `COMPLETED`, `DELETION_IN_PROGRESS`.
+    pub status: Option<String>,
+    /// `timeoutConfig.inProgressTimeoutInMinutes`.
+    pub in_progress_timeout_minutes: Option<i64>,
+}
+
+/// A thing as the fleet index reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThingContext {
+    pub thing_type: Option<String>,
+    /// Sorted by name.
+    pub attributes: Vec<(String, String)>,
+    /// Sorted.
+    pub groups: Vec<String>,
+    /// `None`: connectivity is not indexed in the account.
+    pub connected: Option<bool>,
+    /// When the thing last connected or disconnected, epoch milliseconds.
+    pub connectivity_at_ms: Option<i64>,
+    pub disconnect_reason: Option<String>,
 }
 
 /// Where a row was read from (one target of a run), defined with the targets.
@@ -147,7 +183,7 @@ pub fn schema() -> SchemaRef {
         Field::new("force_canceled", DataType::Boolean, true),
         Field::new(
             "status_details",
-            DataType::Map(Arc::new(entries), false),
+            DataType::Map(Arc::new(entries.clone()), false),
             true,
         ),
         Field::new("thing_arn", DataType::Utf8, true),
@@ -164,6 +200,23 @@ pub fn schema() -> SchemaRef {
         Field::new("source", DataType::Utf8, false),
         Field::new("retry_attempt", DataType::Int32, true),
         Field::new("carried_from", DataType::Utf8, true),
+        Field::new("job_status", DataType::Utf8, true),
+        Field::new("job_in_progress_timeout_minutes", DataType::Int64, true),
+        Field::new("thing_type", DataType::Utf8, true),
+        Field::new(
+            "thing_attributes",
+            DataType::Map(Arc::new(entries.clone()), false),
+            true,
+        ),
+        Field::new(
+            "thing_groups",
+            DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
+            true,
+        ),
+        Field::new("connected", DataType::Boolean, true),
+        Field::new("connectivity_at", ts(), true),
+        Field::new("disconnect_reason", DataType::Utf8, true),
+        Field::new("blocked_by", DataType::Utf8, true),
     ]))
 }
 
@@ -197,6 +250,95 @@ pub struct BatchBuilder {
     source: StringBuilder,
     retry_attempt: Int32Builder,
     carried_from: StringBuilder,
+    context: ContextBuilder,
+}
+
+/// The context columns' builders.
+struct ContextBuilder {
+    job_status: StringBuilder,
+    job_timeout: Int64Builder,
+    thing_type: StringBuilder,
+    attributes: MapBuilder<StringBuilder, StringBuilder>,
+    groups: ListBuilder<StringBuilder>,
+    connected: BooleanBuilder,
+    connectivity_at: TimestampMicrosecondBuilder,
+    disconnect_reason: StringBuilder,
+    blocked_by: StringBuilder,
+}
+
+impl ContextBuilder {
+    fn new() -> Self {
+        ContextBuilder {
+            job_status: StringBuilder::new(),
+            job_timeout: Int64Builder::new(),
+            thing_type: StringBuilder::new(),
+            attributes: MapBuilder::new(
+                Some(map_field_names()),
+                StringBuilder::new(),
+                StringBuilder::new(),
+            ),
+            groups: ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
+                "element",
+                DataType::Utf8,
+                true,
+            ))),
+            connected: BooleanBuilder::new(),
+            connectivity_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
+            disconnect_reason: StringBuilder::new(),
+            blocked_by: StringBuilder::new(),
+        }
+    }
+
+    fn push(&mut self, c: &Context) {
+        let job = c.job.as_deref();
+        self.job_status
+            .append_option(job.and_then(|j| j.status.as_deref()));
+        self.job_timeout
+            .append_option(job.and_then(|j| j.in_progress_timeout_minutes));
+        let thing = c.thing.as_deref();
+        self.thing_type
+            .append_option(thing.and_then(|t| t.thing_type.as_deref()));
+        match thing {
+            Some(t) => {
+                for (k, v) in &t.attributes {
+                    self.attributes.keys().append_value(k);
+                    self.attributes.values().append_value(v);
+                }
+                self.attributes
+                    .append(true)
+                    .expect("keys and values together");
+                for g in &t.groups {
+                    self.groups.values().append_value(g);
+                }
+                self.groups.append(true);
+            }
+            None => {
+                self.attributes
+                    .append(false)
+                    .expect("keys and values together");
+                self.groups.append(false);
+            }
+        }
+        self.connected
+            .append_option(thing.and_then(|t| t.connected));
+        self.connectivity_at
+            .append_option(thing.and_then(|t| t.connectivity_at_ms).map(micros));
+        self.disconnect_reason
+            .append_option(thing.and_then(|t| t.disconnect_reason.as_deref()));
+        self.blocked_by.append_option(c.blocked_by.as_deref());
+    }
+
+    fn finish(&mut self, columns: &mut Vec<ArrayRef>) {
+        columns.push(Arc::new(self.job_status.finish()));
+        columns.push(Arc::new(self.job_timeout.finish()));
+        columns.push(Arc::new(self.thing_type.finish()));
+        columns.push(Arc::new(self.attributes.finish()));
+        columns.push(Arc::new(self.groups.finish()));
+        columns.push(Arc::new(self.connected.finish()));
+        columns.push(Arc::new(self.connectivity_at.finish()));
+        columns.push(Arc::new(self.disconnect_reason.finish()));
+        columns.push(Arc::new(self.blocked_by.finish()));
+    }
 }
 
 /// Rows of one kind into Arrow batches: the audit's [`Row`]s ([`BatchBuilder`]) or an apply's
@@ -269,6 +411,7 @@ impl BatchBuilder {
             source: StringBuilder::new(),
             retry_attempt: Int32Builder::new(),
             carried_from: StringBuilder::new(),
+            context: ContextBuilder::new(),
         }
     }
 
@@ -353,12 +496,13 @@ impl BatchBuilder {
         self.source.append_value(row.source.as_str());
         self.retry_attempt.append_option(row.retry_attempt);
         self.carried_from.append_option(row.carried_from.as_deref());
+        self.context.push(&row.context);
     }
 
     /// Emits the rows appended so far as one batch and resets the builders (keeping their capacity).
     pub fn finish(&mut self) -> Result<RecordBatch, ArrowError> {
         self.len = 0;
-        let columns: Vec<ArrayRef> = vec![
+        let mut columns: Vec<ArrayRef> = vec![
             Arc::new(self.run_id_b.finish()),
             Arc::new(self.region_b.finish()),
             Arc::new(self.account_id.finish()),
@@ -384,6 +528,7 @@ impl BatchBuilder {
             Arc::new(self.retry_attempt.finish()),
             Arc::new(self.carried_from.finish()),
         ];
+        self.context.finish(&mut columns);
         RecordBatch::try_new(self.schema.clone(), columns)
     }
 }
@@ -414,6 +559,7 @@ mod tests {
             retry_attempt: None,
             origin: None,
             carried_from: None,
+            context: Default::default(),
         });
         b.push(&Row {
             thing_name: "t2".into(),
@@ -435,6 +581,7 @@ mod tests {
                 account_id: Some("111122223333".into()),
             })),
             carried_from: Some("run-0".into()),
+            context: Default::default(),
         });
         let batch = b.finish().unwrap();
         let text = |name: &str, i: usize| {

@@ -337,6 +337,7 @@ impl Fleet {
             retry_attempt: None,
             origin: None,
             carried_from: None,
+            context: Default::default(),
         }
     }
 

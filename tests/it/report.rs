@@ -78,6 +78,7 @@ impl Exec {
             retry_attempt: None,
             origin: None,
             carried_from: None,
+            context: Default::default(),
         }
     }
 }
@@ -104,6 +105,7 @@ fn failed(job: &str, thing: &str, outcome: Outcome, n: i64) -> Row {
         retry_attempt: None,
         origin: None,
         carried_from: None,
+        context: Default::default(),
     }
 }
 

@@ -72,6 +72,27 @@ pub struct RunConfig {
     pub as_of_ms: Option<i64>,
     /// `--retry-errors`: once the audit is complete, its error rows are described again.
     pub retry_errors: bool,
+    /// `--context`: what each row learns of its job and thing.
+    pub context: crate::audit::context::ContextSettings,
+}
+
+/// `--context`, `--context-rps`, `--queued-after`.
+fn context_settings(a: &RunArgs) -> Result<crate::audit::context::ContextSettings, ConfigError> {
+    use crate::cli::ContextArg;
+    if !a.context_rps.is_finite() || a.context_rps < 0.0 {
+        return Err(flag(
+            "context-rps",
+            "must be a number >= 0 (0 means no limit)",
+        ));
+    }
+    let queued_after = crate::report::parse_threshold(&a.queued_after)
+        .map_err(|reason| flag("queued-after", reason))?;
+    Ok(crate::audit::context::ContextSettings {
+        jobs: matches!(a.context, ContextArg::All | ContextArg::Jobs),
+        things: matches!(a.context, ContextArg::All | ContextArg::Things),
+        rps: (a.context_rps > 0.0).then_some(a.context_rps),
+        queued_after_ms: i64::try_from(queued_after.as_millis()).unwrap_or(i64::MAX),
+    })
 }
 
 /// The pace of DescribeJobExecution calls, per target.
@@ -190,6 +211,7 @@ impl RunConfig {
             summary_json: a.summary_json.clone(),
             as_of_ms,
             retry_errors: a.retry_errors,
+            context: context_settings(a)?,
         })
     }
 }

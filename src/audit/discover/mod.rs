@@ -150,6 +150,7 @@ pub fn list_row(item: &ListedExecution, attempts: u32) -> Row {
         retry_attempt: s.retry_attempt,
         origin: None,
         carried_from: None,
+        context: Default::default(),
     }
 }
 

@@ -50,7 +50,9 @@ struct Shared<'a> {
 }
 
 /// Runs a discovery over its targets; `names` is what [`super::prepare_scope`] returned.
-pub(crate) async fn run_discover_targets<C: FleetClient + FleetLister>(
+pub(crate) async fn run_discover_targets<
+    C: FleetClient + FleetLister + crate::aws::client::FleetContext,
+>(
     cfg: RunConfig,
     out: RunOutput,
     spec: DiscoverSpec,
@@ -135,7 +137,7 @@ async fn prepared_output(
 
 /// A dry run (`--dry-run`): every target's turn plans only, no output and no rows; the summary
 /// counts what the plans found (their executions, their list calls), a stop ends it unresumable.
-async fn plan_only<C: FleetClient + FleetLister>(
+async fn plan_only<C: FleetClient + FleetLister + crate::aws::client::FleetContext>(
     shared: &Shared<'_>,
     views: &[TargetView],
     targets: Vec<PendingTarget<C>>,
@@ -167,7 +169,7 @@ async fn plan_only<C: FleetClient + FleetLister>(
 
 /// One target's turn: connect, plan, then list and describe (`rows`: where rows go; `None`, a dry
 /// run: the plan only). `first`: the first ordinal of its lane.
-async fn target_turn<C: FleetClient + FleetLister>(
+async fn target_turn<C: FleetClient + FleetLister + crate::aws::client::FleetContext>(
     shared: &Shared<'_>,
     target: PendingTarget<C>,
     view: &TargetView,
@@ -204,6 +206,8 @@ async fn target_turn<C: FleetClient + FleetLister>(
         Ok(u) => u,
         Err(e) => return TargetEnd::Ran(Err(Stop::Input(e))),
     };
+    let parts = crate::audit::run::stage_parts(cfg, view, &t.label, &shared.shutdown);
+    let (rows, stage) = crate::audit::context::spawn(t.client.clone(), parts, rows);
     let (work_tx, work_rx) = mpsc::channel(1024);
     let lister = list::Lister {
         ctx: ctx.clone(),
@@ -224,6 +228,7 @@ async fn target_turn<C: FleetClient + FleetLister>(
     };
     let (result, listed) =
         list_and_describe(lister, units, describing, shared.shutdown.clone()).await;
+    let result = crate::audit::context::join(result, stage).await;
     shared.listed.fetch_add(listed, Ordering::Relaxed);
     let _ = view.listed.set(listed);
     TargetEnd::of(result, lenient, &view.failed)

@@ -113,6 +113,29 @@ fn job_not_found(job_id: &str) -> CallError {
 
 /// Every job of the fake is IN_PROGRESS; a thing or job it does not hold lists nothing, as AWS's
 /// ListJobExecutionsForThing does (ListJobExecutionsForJob and DescribeJob answer 404 for a job).
+/// The fake has no jobs' configs and no fleet index: DescribeJob answers an empty job, and
+/// SearchIndex the ResourceNotFoundException of an account without fleet indexing.
+impl super::FleetContext for FakeFleet {
+    async fn job_context(
+        &self,
+        _job_id: &str,
+    ) -> Result<crate::dataset::schema::JobContext, CallError> {
+        Ok(crate::dataset::schema::JobContext::default())
+    }
+
+    async fn search_things(
+        &self,
+        _query: &str,
+        _next_token: Option<String>,
+    ) -> Result<Page<(String, crate::dataset::schema::ThingContext)>, CallError> {
+        Err(CallError::Service {
+            code: "ResourceNotFoundException".into(),
+            message: "Index AWS_Things does not exist".into(),
+            http_status: 404,
+        })
+    }
+}
+
 impl FleetLister for FakeFleet {
     async fn list_jobs(
         &self,

@@ -156,6 +156,25 @@ impl<C: FleetClient> FleetClient for Faulty<C> {
 
 /// Listings pass through with the same latency and quota as describes (a fault per pair applies to
 /// DescribeJobExecution only).
+impl<C: FleetClient + super::FleetContext> super::FleetContext for Faulty<C> {
+    async fn job_context(
+        &self,
+        job_id: &str,
+    ) -> Result<crate::dataset::schema::JobContext, CallError> {
+        self.before_call().await?;
+        self.inner.job_context(job_id).await
+    }
+
+    async fn search_things(
+        &self,
+        query: &str,
+        next_token: Option<String>,
+    ) -> Result<Page<(String, crate::dataset::schema::ThingContext)>, CallError> {
+        self.before_call().await?;
+        self.inner.search_things(query, next_token).await
+    }
+}
+
 impl<C: FleetClient + FleetLister> FleetLister for Faulty<C> {
     async fn list_jobs(
         &self,

@@ -19,6 +19,7 @@ use aws_credential_types::Credentials;
 use aws_sdk_iot::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_iot::types::JobExecution;
 
+mod context;
 #[cfg(test)]
 pub(crate) mod fake;
 #[cfg(test)]
@@ -26,6 +27,7 @@ pub(crate) mod faulty;
 mod list;
 pub(crate) mod org;
 mod remedy;
+pub(crate) use context::{FleetContext, SEARCH_PAGE};
 pub use list::ExecutionSummary;
 pub(crate) use list::{FleetLister, JobCounts, ListedExecution, Page, MAX_PAGE};
 pub(crate) use remedy::FleetChanger;

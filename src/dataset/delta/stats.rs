@@ -156,6 +156,7 @@ mod tests {
             retry_attempt: None,
             origin: None,
             carried_from: None,
+            context: Default::default(),
         }
     }
 

@@ -1,0 +1,353 @@
+//! The diagnosis's context stage: between a target's rows and the writer, each row gets its job's
+//! context (one DescribeJob per job), its thing's (one SearchIndex per 100 things: thing type,
+//! attributes, groups, connectivity) and, for a QUEUED row that waited past `--queued-after` on a
+//! thing not known to be offline, what holds up the thing's queue (one ListJobExecutionsForThing of
+//! its IN_PROGRESS executions). Every call goes through `aws/call` with its own limiter, as each
+//! API has its own quota at AWS; each thing and job is asked once a run.
+//!
+//! An account without fleet indexing is no error: its rows have no thing context, said once.
+//! Rows wait here at most [`BATCH_WAIT`] for their thing's batch to fill, so a slow audit still
+//! commits its parts on time.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::audit::engine::{stop_for, Stop};
+use crate::aws::call::{call_with_retries, Attempted, Counters, EngineSettings, Final};
+use crate::aws::client::{CallError, FleetContext, FleetLister, SEARCH_PAGE};
+use crate::aws::limit::CallLimiter;
+use crate::dataset::schema::{JobContext, Row, ThingContext};
+use crate::dataset::WriterMsg;
+use crate::input::pair::pair_key;
+
+/// Longest a row waits for its thing's batch.
+const BATCH_WAIT: Duration = Duration::from_secs(2);
+
+/// What context a run fetches (`run --context`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContextSettings {
+    /// DescribeJob per job.
+    pub jobs: bool,
+    /// SearchIndex per 100 things, and the queue of a stuck QUEUED row's thing.
+    pub things: bool,
+    /// Calls per second of each context API (`None`: no limit).
+    pub rps: Option<f64>,
+    /// A QUEUED row waited longer than this (the report's `--queued-after`) has its thing's queue
+    /// read.
+    pub queued_after_ms: i64,
+}
+
+impl ContextSettings {
+    /// No context at all.
+    pub fn none() -> Self {
+        ContextSettings {
+            jobs: false,
+            things: false,
+            rps: None,
+            queued_after_ms: i64::MAX,
+        }
+    }
+}
+
+/// What a target's stage needs besides its client.
+pub(crate) struct StageParts {
+    pub settings: ContextSettings,
+    pub engine: EngineSettings,
+    pub counters: Arc<Counters>,
+    pub shutdown: watch::Receiver<bool>,
+    /// The target's label in warnings (empty for a run's one target).
+    pub label: String,
+}
+
+/// Starts the stage in front of `out`: rows sent to the returned sender reach `out` with their
+/// context. The task ends when the sender is dropped and everything sent has gone on.
+pub(crate) fn spawn<C: FleetContext + FleetLister>(
+    client: Arc<C>,
+    parts: StageParts,
+    out: mpsc::Sender<WriterMsg>,
+) -> (
+    mpsc::Sender<WriterMsg>,
+    Option<JoinHandle<Result<(), Stop>>>,
+) {
+    if !parts.settings.jobs && !parts.settings.things {
+        return (out, None);
+    }
+    let (tx, rx) = mpsc::channel(crate::dataset::schema::BATCH_ROWS);
+    let rps = parts.settings.rps;
+    let limiter = || CallLimiter::new(rps, crate::aws::limit::burst_for(None, rps), true);
+    let stage = Stage {
+        client,
+        limits: [limiter(), limiter(), limiter()],
+        parts,
+        out,
+        jobs: HashMap::new(),
+        things: HashMap::new(),
+        queues: HashMap::new(),
+        index: Index::Unknown,
+        pending: Vec::new(),
+        wanted: HashSet::new(),
+    };
+    (tx, Some(tokio::spawn(stage.run(rx))))
+}
+
+/// Whether the account's fleet index answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Index {
+    Unknown,
+    Available,
+    Unavailable,
+}
+
+const DESCRIBE_JOB: usize = 0;
+const SEARCH_INDEX: usize = 1;
+const LIST_FOR_THING: usize = 2;
+
+struct Stage<C> {
+    client: Arc<C>,
+    limits: [CallLimiter; 3],
+    parts: StageParts,
+    out: mpsc::Sender<WriterMsg>,
+    jobs: HashMap<String, Option<Arc<JobContext>>>,
+    /// Things asked for: their context, `None` where the index has no document.
+    things: HashMap<u128, Option<Arc<ThingContext>>>,
+    /// Things whose queue was read: the job of an IN_PROGRESS execution, if any.
+    queues: HashMap<u128, Vec<Arc<str>>>,
+    index: Index,
+    /// Rows waiting for their thing's batch, and the things of the batch.
+    pending: Vec<(Box<Row>, u64)>,
+    wanted: HashSet<String>,
+}
+
+impl<C: FleetContext + FleetLister> Stage<C> {
+    async fn run(mut self, mut rx: mpsc::Receiver<WriterMsg>) -> Result<(), Stop> {
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let msg = match deadline {
+                Some(d) => tokio::select! {
+                    m = rx.recv() => m,
+                    _ = tokio::time::sleep_until(d) => {
+                        self.flush().await?;
+                        deadline = None;
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
+            };
+            match msg {
+                Some(WriterMsg::Row { mut row, ordinal }) => {
+                    row.context.job = self.job(&row.job_id).await?;
+                    if self.wants_thing(&row.thing_name) {
+                        self.wanted.insert(row.thing_name.clone());
+                        self.pending.push((row, ordinal));
+                        deadline.get_or_insert_with(|| Instant::now() + BATCH_WAIT);
+                        if self.wanted.len() >= SEARCH_PAGE as usize {
+                            self.flush().await?;
+                            deadline = None;
+                        }
+                    } else {
+                        self.send(row, ordinal).await?;
+                    }
+                }
+                Some(other) => {
+                    self.flush().await?;
+                    deadline = None;
+                    self.out.send(other).await.map_err(|_| Stop::WriterGone)?;
+                }
+                None => return self.flush().await,
+            }
+        }
+    }
+
+    /// Whether `thing`'s context is still to be asked for.
+    fn wants_thing(&self, thing: &str) -> bool {
+        self.parts.settings.things
+            && self.index != Index::Unavailable
+            && !self.things.contains_key(&pair_key(thing, ""))
+            // The query language would read a `:` in a name as a field.
+            && !thing.contains(':')
+    }
+
+    /// A row on to the writer with its thing's context and queue.
+    async fn send(&mut self, mut row: Box<Row>, ordinal: u64) -> Result<(), Stop> {
+        let key = pair_key(&row.thing_name, "");
+        row.context.thing = self.things.get(&key).cloned().flatten();
+        if self.needs_queue(&row) {
+            let running = self.queue(&row.thing_name, key).await?;
+            row.context.blocked_by = running.iter().find(|j| ***j != *row.job_id).cloned();
+        }
+        self.out
+            .send(WriterMsg::Row { row, ordinal })
+            .await
+            .map_err(|_| Stop::WriterGone)
+    }
+
+    /// A QUEUED row that waited past the threshold, on a thing not known to be offline.
+    fn needs_queue(&self, row: &Row) -> bool {
+        let Some(e) = row.execution.as_ref() else {
+            return false;
+        };
+        let waited = e
+            .queued_at_ms
+            .map(|q| row.fetched_at_ms.saturating_sub(q) > self.parts.settings.queued_after_ms);
+        self.parts.settings.things
+            && e.status.as_deref() == Some("QUEUED")
+            && waited == Some(true)
+            && row.context.thing.as_ref().and_then(|t| t.connected) != Some(false)
+    }
+
+    /// The jobs of `thing`'s IN_PROGRESS executions (read once a run).
+    async fn queue(&mut self, thing: &str, key: u128) -> Result<Vec<Arc<str>>, Stop> {
+        if let Some(q) = self.queues.get(&key) {
+            return Ok(q.clone());
+        }
+        let client = self.client.clone();
+        let what = format!("ListJobExecutionsForThing {thing}");
+        let page = self
+            .call(LIST_FOR_THING, &what, || {
+                client.list_for_thing(thing, Some("IN_PROGRESS"), None)
+            })
+            .await?;
+        let running: Vec<Arc<str>> = page
+            .map(|p| p.items.into_iter().map(|i| Arc::from(i.job_id)).collect())
+            .unwrap_or_default();
+        self.queues.insert(key, running.clone());
+        Ok(running)
+    }
+
+    /// The context of `job` (asked once a run; `None` when DescribeJob could not say).
+    async fn job(&mut self, job: &str) -> Result<Option<Arc<JobContext>>, Stop> {
+        if !self.parts.settings.jobs {
+            return Ok(None);
+        }
+        if let Some(c) = self.jobs.get(job) {
+            return Ok(c.clone());
+        }
+        let client = self.client.clone();
+        let c = self
+            .call(DESCRIBE_JOB, &format!("DescribeJob {job}"), || {
+                client.job_context(job)
+            })
+            .await?
+            .map(Arc::new);
+        self.jobs.insert(job.to_string(), c.clone());
+        Ok(c)
+    }
+
+    /// Asks the index for the batch's things, then sends the rows that waited for them.
+    async fn flush(&mut self) -> Result<(), Stop> {
+        if !self.wanted.is_empty() && self.index != Index::Unavailable {
+            let names: Vec<String> = self.wanted.drain().collect();
+            let query = names
+                .iter()
+                .map(|n| format!("thingName:{n}"))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let mut found = self.search(&query).await?;
+            for n in names {
+                let c = found.remove(&n).map(Arc::new);
+                self.things.insert(pair_key(&n, ""), c);
+            }
+        }
+        self.wanted.clear();
+        for (row, ordinal) in std::mem::take(&mut self.pending) {
+            self.send(row, ordinal).await?;
+        }
+        Ok(())
+    }
+
+    /// Every page of one query; an index that does not answer is said once and asked no more.
+    async fn search(&mut self, query: &str) -> Result<HashMap<String, ThingContext>, Stop> {
+        let mut found = HashMap::new();
+        let mut token = None;
+        let client = self.client.clone();
+        loop {
+            let page = self
+                .call(SEARCH_INDEX, "SearchIndex", || {
+                    client.search_things(query, token.clone())
+                })
+                .await?;
+            let Some(page) = page else {
+                return Ok(found);
+            };
+            if self.index == Index::Unknown {
+                self.index = Index::Available;
+                let unindexed = page.items.iter().all(|(_, t)| t.connected.is_none());
+                if unindexed && !page.items.is_empty() {
+                    self.warn(
+                        "fleet indexing has no connectivity (thingConnectivityIndexingMode is \
+                         off): connectivity is unknown, and so are the causes that need it",
+                    );
+                }
+            }
+            found.extend(page.items);
+            token = page.next_token;
+            if token.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
+    fn warn(&self, what: &str) {
+        let label = &self.parts.label;
+        let sep = if label.is_empty() { "" } else { ": " };
+        eprintln!("fleet-audit: warning: {label}{sep}{what}");
+    }
+
+    /// One context call with retries. A call that ends in an answer that is not the thing asked
+    /// (a job gone, an index missing, a refusal) is `None`; only a fatal error or a shutdown stops
+    /// the run.
+    async fn call<T, F, Fut>(&mut self, api: usize, what: &str, call: F) -> Result<Option<T>, Stop>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, CallError>>,
+    {
+        let p = &self.parts;
+        let Attempted { result, .. } = call_with_retries(
+            &self.limits[api],
+            &p.engine,
+            &p.counters,
+            &p.counters.context_attempts,
+            &p.shutdown,
+            call,
+        )
+        .await;
+        match result {
+            Final::Ok(v) => Ok(Some(v)),
+            Final::NotFound(e) | Final::Failed(e) if api == SEARCH_INDEX => {
+                self.index = Index::Unavailable;
+                self.warn(&format!(
+                    "fleet indexing does not answer ({}): the things' context and connectivity \
+                     are unknown, and so are the causes that need them",
+                    e.code()
+                ));
+                Ok(None)
+            }
+            Final::NotFound(e) | Final::Failed(e) => {
+                self.warn(&format!("{what}: {}; its context is unknown", e.code()));
+                Ok(None)
+            }
+            Final::Fatal(e) => Err(stop_for(e)),
+            Final::Interrupted => Err(Stop::Interrupted),
+        }
+    }
+}
+
+/// How a target's audit and its context stage ended together: the audit's stop first.
+pub(crate) async fn join(
+    audit: Result<(), Stop>,
+    stage: Option<JoinHandle<Result<(), Stop>>>,
+) -> Result<(), Stop> {
+    let stage = match stage {
+        Some(h) => h.await.unwrap_or(Err(Stop::WriterGone)),
+        None => Ok(()),
+    };
+    match (audit, stage) {
+        (Err(stop), _) => Err(stop),
+        (Ok(()), r) => r,
+    }
+}

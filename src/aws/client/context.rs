@@ -1,0 +1,94 @@
+//! The context calls of a diagnosis, one request per call through `aws-sdk-iot`: DescribeJob (a
+//! job's status and in-progress timeout) and SearchIndex on `AWS_Things` (a page of thing documents:
+//! thing type, attributes, groups, connectivity). Paging, limits and retries are the caller's.
+
+use std::future::Future;
+
+use aws_sdk_iot::types::ThingDocument;
+
+use super::{classify_sdk_error, CallError, IotClient, Page};
+use crate::dataset::schema::{JobContext, ThingContext};
+
+/// Most documents SearchIndex answers a page.
+pub(crate) const SEARCH_PAGE: i32 = 100;
+/// The fleet index of things.
+pub(crate) const THINGS_INDEX: &str = "AWS_Things";
+
+/// The context calls, one request per call.
+pub(crate) trait FleetContext: Send + Sync + 'static {
+    fn job_context(
+        &self,
+        job_id: &str,
+    ) -> impl Future<Output = Result<JobContext, CallError>> + Send;
+
+    /// One page of `AWS_Things` documents matching `query`: each thing's name and context.
+    fn search_things(
+        &self,
+        query: &str,
+        next_token: Option<String>,
+    ) -> impl Future<Output = Result<Page<(String, ThingContext)>, CallError>> + Send;
+}
+
+/// A thing document as the row's context.
+fn thing_context(d: &ThingDocument) -> ThingContext {
+    let mut attributes: Vec<(String, String)> = d
+        .attributes()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default();
+    attributes.sort();
+    let mut groups: Vec<String> = d.thing_group_names().to_vec();
+    groups.sort();
+    let c = d.connectivity();
+    ThingContext {
+        thing_type: d.thing_type_name().map(str::to_string),
+        attributes,
+        groups,
+        connected: c.and_then(|c| c.connected()),
+        connectivity_at_ms: c.and_then(|c| c.timestamp()),
+        disconnect_reason: c.and_then(|c| c.disconnect_reason()).map(str::to_string),
+    }
+}
+
+impl FleetContext for IotClient {
+    async fn job_context(&self, job_id: &str) -> Result<JobContext, CallError> {
+        let out = self
+            .sdk()
+            .describe_job()
+            .job_id(job_id)
+            .send()
+            .await
+            .map_err(classify_sdk_error)?;
+        let job = out.job();
+        Ok(JobContext {
+            status: job.and_then(|j| j.status()).map(|s| s.as_str().to_string()),
+            in_progress_timeout_minutes: job
+                .and_then(|j| j.timeout_config())
+                .and_then(|t| t.in_progress_timeout_in_minutes()),
+        })
+    }
+
+    async fn search_things(
+        &self,
+        query: &str,
+        next_token: Option<String>,
+    ) -> Result<Page<(String, ThingContext)>, CallError> {
+        let out = self
+            .sdk()
+            .search_index()
+            .index_name(THINGS_INDEX)
+            .query_string(query)
+            .max_results(SEARCH_PAGE)
+            .set_next_token(next_token)
+            .send()
+            .await
+            .map_err(classify_sdk_error)?;
+        Ok(Page {
+            items: out
+                .things()
+                .iter()
+                .filter_map(|d| Some((d.thing_name()?.to_string(), thing_context(d))))
+                .collect(),
+            next_token: out.next_token().map(str::to_string),
+        })
+    }
+}
