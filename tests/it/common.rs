@@ -126,6 +126,7 @@ pub fn run_config(endpoint: &str, input: InputSpec, out: &Path) -> RunConfig {
         summary_json: None,
         as_of_ms: None,
         retry_errors: false,
+        context: fleet_audit::audit::context::ContextSettings::none(),
     }
 }
 

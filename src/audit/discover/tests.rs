@@ -74,6 +74,7 @@ fn config(out: &Path, describe: DescribeMode) -> RunConfig {
         summary_json: None,
         as_of_ms: None,
         retry_errors: false,
+        context: crate::audit::context::ContextSettings::none(),
     }
 }
 
@@ -122,7 +123,9 @@ fn rows(out: &Path) -> BTreeMap<(String, String), (String, String)> {
 
 async fn discover<C>(cfg: RunConfig, client: C) -> crate::audit::summary::Summary
 where
-    C: crate::aws::client::FleetClient + crate::aws::client::FleetLister,
+    C: crate::aws::client::FleetClient
+        + crate::aws::client::FleetLister
+        + crate::aws::client::FleetContext,
 {
     let Input::Discover(spec) = cfg.input.clone() else {
         unreachable!()
