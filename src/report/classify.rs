@@ -11,15 +11,19 @@ use super::Thresholds;
 /// `stuck_queued` and `near_timeout`) or in none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Class {
-    /// Status QUEUED and `fetched_at - queued_at` strictly longer than `--queued-after`.
+    /// Status QUEUED and `fetched_at - queued_at` strictly longer than `--queued-after`, of a job
+    /// running (`job_status` IN_PROGRESS, or not known).
     StuckQueued,
     /// Status IN_PROGRESS and `fetched_at - last_updated_at` at least `--stale-after`.
     StaleInProgress,
     /// Status TIMED_OUT.
     TimedOut,
-    /// Status QUEUED or IN_PROGRESS and `approximate_seconds_before_timed_out` strictly below
-    /// `--near-timeout`.
+    /// Status IN_PROGRESS and `approximate_seconds_before_timed_out` strictly below
+    /// `--near-timeout` (a QUEUED execution's timer has not started).
     NearTimeout,
+    /// Status QUEUED, of a job that is not running (`job_status` SCHEDULED outside its maintenance
+    /// window, CANCELED, COMPLETED, DELETION_IN_PROGRESS): waiting, not stuck.
+    Waiting,
     /// Outcome `not_found`: the service has no such execution.
     NotFound,
     /// Outcome `error`: the pair could not be described.
@@ -28,11 +32,12 @@ pub enum Class {
 
 impl Class {
     /// Every class, in the order the report shows them.
-    pub const ALL: [Class; 6] = [
+    pub const ALL: [Class; 7] = [
         Class::StuckQueued,
         Class::StaleInProgress,
         Class::TimedOut,
         Class::NearTimeout,
+        Class::Waiting,
         Class::NotFound,
         Class::Error,
     ];
@@ -44,6 +49,7 @@ impl Class {
             Class::StaleInProgress => "stale_in_progress",
             Class::TimedOut => "timed_out",
             Class::NearTimeout => "near_timeout",
+            Class::Waiting => "waiting",
             Class::NotFound => "not_found",
             Class::Error => "errors",
         }
@@ -97,6 +103,74 @@ pub struct Execution<'a> {
     pub account_id: Option<&'a str>,
     /// The region the row was read from.
     pub region: Option<&'a str>,
+    /// The job's status when the row was read (schema version 4; `None`: not known).
+    pub job_status: Option<&'a str>,
+    /// Whether the thing was connected (`None`: connectivity not known).
+    pub connected: Option<bool>,
+    /// The job of the IN_PROGRESS execution a QUEUED one waits behind.
+    pub blocked_by: Option<&'a str>,
+}
+
+/// Why a stuck execution is stuck: the first that holds, in this order (see [`cause`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cause {
+    /// The thing was disconnected when its context was read: wait for it, or look at the device.
+    DeviceOffline,
+    /// Another execution of the thing is IN_PROGRESS (`blocked_by`): that one holds the queue.
+    Blocked,
+    /// Online, nothing ahead of it, its job running: the device's agent never picked it up.
+    NotPickedUp,
+    /// Online and IN_PROGRESS, but no update since `--stale-after`: the agent stopped reporting.
+    NoProgress,
+    /// The thing's connectivity is not known (no fleet indexing, or `--context` without things).
+    Unknown,
+}
+
+impl Cause {
+    pub const ALL: [Cause; 5] = [
+        Cause::DeviceOffline,
+        Cause::Blocked,
+        Cause::NotPickedUp,
+        Cause::NoProgress,
+        Cause::Unknown,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cause::DeviceOffline => "device_offline",
+            Cause::Blocked => "blocked",
+            Cause::NotPickedUp => "not_picked_up",
+            Cause::NoProgress => "no_progress",
+            Cause::Unknown => "unknown",
+        }
+    }
+}
+
+/// The classes a cause is given for, in the order of [`Counts::causes`].
+pub const CAUSED: [Class; 2] = [Class::StuckQueued, Class::StaleInProgress];
+
+/// The cause of a stuck row (one in [`CAUSED`]), first match wins: stuck QUEUED ->
+/// `device_offline`, `blocked`, `not_picked_up`, `unknown`; stale IN_PROGRESS -> `device_offline`,
+/// `no_progress`, `unknown`.
+pub fn cause(e: &Execution<'_>, classes: Classes) -> Option<(Class, Cause)> {
+    if classes.contains(Class::StuckQueued) {
+        let c = match (e.connected, e.blocked_by) {
+            (Some(false), _) => Cause::DeviceOffline,
+            (_, Some(_)) => Cause::Blocked,
+            (Some(true), None) => Cause::NotPickedUp,
+            (None, None) => Cause::Unknown,
+        };
+        Some((Class::StuckQueued, c))
+    } else if classes.contains(Class::StaleInProgress) {
+        let c = match e.connected {
+            Some(false) => Cause::DeviceOffline,
+            Some(true) => Cause::NoProgress,
+            None => Cause::Unknown,
+        };
+        Some((Class::StaleInProgress, c))
+    } else {
+        None
+    }
 }
 
 /// The classes of `e` under `t`. A needed timestamp that is missing means the class is not given
@@ -110,7 +184,12 @@ pub fn classify(e: &Execution<'_>, t: &Thresholds) -> Classes {
     }
     let waited = |since: Option<i64>| Some(e.fetched_at_ms?.saturating_sub(since?));
     let status = e.status.unwrap_or_default();
-    if status == "QUEUED" && waited(e.queued_at_ms).is_some_and(|w| w > t.queued_after_ms()) {
+    // A job known not to be running holds its queued executions back on purpose.
+    let job_running = e.job_status.is_none_or(|s| s == "IN_PROGRESS");
+    if status == "QUEUED" && !job_running {
+        c.insert(Class::Waiting);
+    } else if status == "QUEUED" && waited(e.queued_at_ms).is_some_and(|w| w > t.queued_after_ms())
+    {
         c.insert(Class::StuckQueued);
     }
     if status == "IN_PROGRESS"
@@ -121,7 +200,7 @@ pub fn classify(e: &Execution<'_>, t: &Thresholds) -> Classes {
     if status == "TIMED_OUT" {
         c.insert(Class::TimedOut);
     }
-    if matches!(status, "QUEUED" | "IN_PROGRESS")
+    if status == "IN_PROGRESS"
         && e.seconds_before_timed_out
             .is_some_and(|s| s.saturating_mul(1000) < t.near_timeout_ms())
     {
@@ -156,12 +235,33 @@ pub struct Counts {
     /// Rows without a status (in practice the `not_found` and `error` rows).
     pub no_status: u64,
     classes: [u64; Class::ALL.len()],
+    /// Per class of [`CAUSED`], rows by [`Cause`] (indexed like [`Cause::ALL`]).
+    causes: [[u64; Cause::ALL.len()]; CAUSED.len()],
 }
 
 impl Counts {
     /// Rows in class `c`.
     pub fn count(&self, c: Class) -> u64 {
         self.classes[c.index()]
+    }
+
+    /// Rows of class `class` (one of [`CAUSED`]) with cause `cause`.
+    pub fn cause_count(&self, class: Class, cause: Cause) -> u64 {
+        CAUSED
+            .iter()
+            .position(|c| *c == class)
+            .map_or(0, |k| self.causes[k][cause as usize])
+    }
+
+    /// The causes of class `class` with rows, largest first.
+    pub fn causes_of(&self, class: Class) -> Vec<(Cause, u64)> {
+        let mut v: Vec<(Cause, u64)> = Cause::ALL
+            .iter()
+            .map(|c| (*c, self.cause_count(class, *c)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
     }
 
     /// Rows whose status is `status` (0 when none).
@@ -176,7 +276,17 @@ impl Counts {
             + self.count(Class::TimedOut)
     }
 
-    pub(super) fn add(&mut self, status: Option<&str>, classes: Classes) {
+    pub(super) fn add(
+        &mut self,
+        status: Option<&str>,
+        classes: Classes,
+        cause: Option<(Class, Cause)>,
+    ) {
+        if let Some((class, c)) = cause {
+            if let Some(k) = CAUSED.iter().position(|x| *x == class) {
+                self.causes[k][c as usize] += 1;
+            }
+        }
         self.total += 1;
         match status {
             Some(s) => match self.by_status.get_mut(s) {
@@ -211,6 +321,9 @@ mod tests {
             queued_at_ms: None,
             last_updated_at_ms: None,
             seconds_before_timed_out: None,
+            job_status: None,
+            connected: None,
+            blocked_by: None,
         }
     }
 
@@ -253,8 +366,55 @@ mod tests {
         };
         assert_eq!(classes(at("IN_PROGRESS", 300)), vec![]);
         assert_eq!(classes(at("IN_PROGRESS", 299)), vec![Class::NearTimeout]);
-        assert_eq!(classes(at("QUEUED", 0)), vec![Class::NearTimeout]);
+        assert_eq!(
+            classes(at("QUEUED", 0)),
+            vec![],
+            "a queued execution's timer has not started"
+        );
         assert_eq!(classes(at("SUCCEEDED", 1)), vec![]);
+    }
+
+    #[test]
+    fn a_queued_execution_of_a_job_not_running_is_waiting_not_stuck() {
+        let old = |job_status| Execution {
+            queued_at_ms: Some(0),
+            job_status,
+            ..ex("QUEUED")
+        };
+        assert_eq!(classes(old(Some("SCHEDULED"))), vec![Class::Waiting]);
+        assert_eq!(classes(old(Some("COMPLETED"))), vec![Class::Waiting]);
+        assert_eq!(classes(old(Some("IN_PROGRESS"))), vec![Class::StuckQueued]);
+        assert_eq!(
+            classes(old(None)),
+            vec![Class::StuckQueued],
+            "no context: as before"
+        );
+    }
+
+    #[test]
+    fn every_stuck_row_has_one_cause_first_match_wins() {
+        let t = Thresholds::default();
+        let q = |connected, blocked_by| Execution {
+            queued_at_ms: Some(0),
+            connected,
+            blocked_by,
+            ..ex("QUEUED")
+        };
+        let of = |e: Execution<'_>| cause(&e, classify(&e, &t)).map(|(_, c)| c);
+        assert_eq!(of(q(Some(false), Some("j2"))), Some(Cause::DeviceOffline));
+        assert_eq!(of(q(Some(true), Some("j2"))), Some(Cause::Blocked));
+        assert_eq!(of(q(None, Some("j2"))), Some(Cause::Blocked));
+        assert_eq!(of(q(Some(true), None)), Some(Cause::NotPickedUp));
+        assert_eq!(of(q(None, None)), Some(Cause::Unknown));
+        let p = |connected| Execution {
+            last_updated_at_ms: Some(0),
+            connected,
+            ..ex("IN_PROGRESS")
+        };
+        assert_eq!(of(p(Some(false))), Some(Cause::DeviceOffline));
+        assert_eq!(of(p(Some(true))), Some(Cause::NoProgress));
+        assert_eq!(of(p(None)), Some(Cause::Unknown));
+        assert_eq!(of(ex("SUCCEEDED")), None);
     }
 
     #[test]

@@ -314,6 +314,9 @@ pub struct Report {
     /// Per account and region of a dataset of several targets, and the targets not audited (empty
     /// for a dataset of one target).
     pub targets: Vec<TargetReport>,
+    /// Jobs whose IN_PROGRESS executions hold up stuck QUEUED ones (`blocked`), and how many,
+    /// most first.
+    pub held_up: Vec<(String, u64)>,
 }
 
 /// One audit's totals in a trend.

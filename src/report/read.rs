@@ -106,6 +106,10 @@ struct Columns {
     execution_number: Option<Int64Array>,
     version_number: Option<Int64Array>,
     run_id: Option<StringArray>,
+    /// The context columns (schema version 4); absent from older datasets.
+    job_status: Option<StringArray>,
+    blocked_by: Option<StringArray>,
+    connected: Option<arrow::array::BooleanArray>,
 }
 
 #[derive(Clone, Copy)]
@@ -211,6 +215,21 @@ impl Columns {
                 .then(|| int("version_number"))
                 .transpose()?,
             run_id: optional("run_id").then(|| text("run_id")).transpose()?,
+            job_status: optional("job_status")
+                .then(|| text("job_status"))
+                .transpose()?,
+            blocked_by: optional("blocked_by")
+                .then(|| text("blocked_by"))
+                .transpose()?,
+            connected: match batch.column_by_name("connected") {
+                None => None,
+                Some(c) => Some(c.as_boolean_opt().cloned().ok_or_else(|| {
+                    schema_err(format!(
+                        "column connected is {}, expected boolean",
+                        c.data_type()
+                    ))
+                })?),
+            },
         })
     }
 
@@ -246,6 +265,12 @@ impl Columns {
                 .then(|| self.seconds_before_timed_out.value(i)),
             account_id: self.account_id.as_ref().and_then(|a| s(a, i)),
             region: self.region.as_ref().and_then(|a| s(a, i)),
+            job_status: self.job_status.as_ref().and_then(|a| s(a, i)),
+            connected: self
+                .connected
+                .as_ref()
+                .and_then(|a| a.is_valid(i).then(|| a.value(i))),
+            blocked_by: self.blocked_by.as_ref().and_then(|a| s(a, i)),
         }
     }
 }

@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Map, Value};
 
-use super::classify::Class;
 use super::classify::Counts;
+use super::classify::{Class, CAUSED};
 use super::tally::OldestPair;
 use super::Report;
 
@@ -294,6 +294,7 @@ fn job_tables(out: &mut String, r: &Report, st: Style) {
             thousands(j.counts.total)
         );
         counts_table(out, r, &j.counts, st);
+        causes_text(out, &j.counts, st);
     }
     if r.jobs.len() > 1 {
         let _ = writeln!(out);
@@ -304,6 +305,11 @@ fn job_tables(out: &mut String, r: &Report, st: Style) {
             thousands(r.totals.total)
         );
         counts_table(out, r, &r.totals, st);
+        causes_text(out, &r.totals, st);
+    }
+    if !r.held_up.is_empty() {
+        let _ = writeln!(out);
+        held_up_text(out, r);
     }
 }
 
@@ -366,6 +372,60 @@ fn counts_json(m: &mut Map<String, Value>, r: &Report, c: &Counts) {
     for k in Class::ALL {
         m.insert(k.as_str().into(), json!(c.count(k)));
     }
+    m.insert("causes".into(), causes_json(c));
+}
+
+/// `{class: {cause: count}}` for the stuck classes, each cause with rows, largest first.
+fn causes_json(c: &Counts) -> Value {
+    let mut m = Map::new();
+    for class in CAUSED {
+        let by: Map<String, Value> = c
+            .causes_of(class)
+            .into_iter()
+            .map(|(cause, n)| (cause.as_str().to_string(), json!(n)))
+            .collect();
+        m.insert(class.as_str().into(), Value::Object(by));
+    }
+    Value::Object(m)
+}
+
+/// The stuck classes split by cause, largest first: `stuck_queued: device_offline 40 (50.0%), ...`.
+fn causes_text(out: &mut String, c: &Counts, st: Style) {
+    for class in CAUSED {
+        let causes = c.causes_of(class);
+        if causes.is_empty() {
+            continue;
+        }
+        let total = c.count(class);
+        let parts: Vec<String> = causes
+            .iter()
+            .map(|(cause, n)| format!("{} {} ({})", cause.as_str(), thousands(*n), pct(*n, total)))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {} by cause: {}",
+            st.bold(class.as_str()),
+            parts.join(", ")
+        );
+    }
+}
+
+/// The jobs whose IN_PROGRESS executions hold up stuck QUEUED ones.
+fn held_up_text(out: &mut String, r: &Report) {
+    if r.held_up.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "held up behind another job's IN_PROGRESS execution (fix that one first):"
+    );
+    for (job, n) in &r.held_up {
+        let _ = writeln!(
+            out,
+            "  {job}: holds up {} stuck QUEUED executions",
+            thousands(*n)
+        );
+    }
 }
 
 /// See [`Report::to_json`].
@@ -386,7 +446,13 @@ pub fn json(r: &Report) -> Value {
             Value::Object(m)
         })
         .collect();
+    let held_up: Vec<Value> = r
+        .held_up
+        .iter()
+        .map(|(job, n)| json!({"job_id": job, "holds_up": n}))
+        .collect();
     let mut doc = json!({
+        "held_up": held_up,
         "dataset": r.dataset.to_string_lossy(),
         "files": r.files,
         "complete": r.complete(),

@@ -170,6 +170,8 @@ pub(crate) struct Analyzer {
     stuck_ages: AgeHistogram,
     targets: super::targets::TargetTally,
     failed_targets: Vec<crate::dataset::FailedTarget>,
+    /// Stuck QUEUED executions blocked, by the job of the IN_PROGRESS execution ahead of them.
+    held_up: BTreeMap<String, u64>,
 }
 
 impl Analyzer {
@@ -183,6 +185,7 @@ impl Analyzer {
             stuck_ages: AgeHistogram::default(),
             targets: Default::default(),
             failed_targets: Vec::new(),
+            held_up: BTreeMap::new(),
         }
     }
 
@@ -194,7 +197,16 @@ impl Analyzer {
     /// Counts one row.
     pub fn add(&mut self, e: &Execution<'_>) {
         let classes = classify(e, &self.thresholds);
-        self.totals.add(e.status, classes);
+        let cause = super::classify::cause(e, classes);
+        if let (Some((_, super::classify::Cause::Blocked)), Some(by)) = (cause, e.blocked_by) {
+            match self.held_up.get_mut(by) {
+                Some(n) => *n += 1,
+                None => {
+                    self.held_up.insert(by.to_string(), 1);
+                }
+            }
+        }
+        self.totals.add(e.status, classes, cause);
         self.targets.add(e.account_id, e.region, e.status, classes);
         let top = self.thresholds.top;
         if !self.jobs.contains_key(e.job_id) {
@@ -203,7 +215,7 @@ impl Analyzer {
             self.jobs.insert(e.job_id.to_string(), fresh);
         }
         let (counts, oldest) = self.jobs.get_mut(e.job_id).expect("inserted above");
-        counts.add(e.status, classes);
+        counts.add(e.status, classes, cause);
         let aged = aged_since(e, classes).zip(e.fetched_at_ms);
         if let Some(((class, since_ms), fetched)) = aged {
             let age_ms = fetched.saturating_sub(since_ms).max(0);
@@ -251,6 +263,11 @@ impl Analyzer {
             changes: None,
             trend: None,
             targets: self.targets.finish(&self.failed_targets),
+            held_up: {
+                let mut v: Vec<(String, u64)> = self.held_up.into_iter().collect();
+                v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                v
+            },
         }
     }
 }

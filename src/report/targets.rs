@@ -47,7 +47,10 @@ impl TargetTally {
             account.unwrap_or("?").to_string(),
             region.unwrap_or("?").to_string(),
         );
-        self.by_origin.entry(key).or_default().add(status, classes);
+        self.by_origin
+            .entry(key)
+            .or_default()
+            .add(status, classes, None);
     }
 
     /// The targets, in (account, region) order, then the failed ones; none for a dataset of one
