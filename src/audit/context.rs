@@ -5,7 +5,9 @@
 //! its IN_PROGRESS executions). Every call goes through `aws/call` with its own limiter, as each
 //! API has its own quota at AWS; each thing and job is asked once a run.
 //!
-//! An account without fleet indexing is no error: its rows have no thing context, said once.
+//! An account without fleet indexing is no error: its rows have no thing context, said once. A
+//! shutdown during a context call sends the rows on without what that call would have given: an
+//! interrupted run commits what it has, and a row committed then may lack its thing's context.
 //! Rows wait here at most [`BATCH_WAIT`] for their thing's batch to fill, so a slow audit still
 //! commits its parts on time.
 
@@ -89,6 +91,7 @@ pub(crate) fn spawn<C: FleetContext + FleetLister>(
         things: HashMap::new(),
         queues: HashMap::new(),
         index: Index::Unknown,
+        interrupted: false,
         pending: Vec::new(),
         wanted: HashSet::new(),
     };
@@ -118,6 +121,9 @@ struct Stage<C> {
     /// Things whose queue was read: the job of an IN_PROGRESS execution, if any.
     queues: HashMap<u128, Vec<Arc<str>>>,
     index: Index,
+    /// A shutdown came while a context call was made: the rows still to come go on as they are
+    /// (the writer commits what it has for `--resume`), with no more calls.
+    interrupted: bool,
     /// Rows waiting for their thing's batch, and the things of the batch.
     pending: Vec<(Box<Row>, u64)>,
     wanted: HashSet<String>,
@@ -140,8 +146,14 @@ impl<C: FleetContext + FleetLister> Stage<C> {
             };
             match msg {
                 Some(WriterMsg::Row { mut row, ordinal }) => {
-                    row.context.job = self.job(&row.job_id).await?;
-                    if self.wants_thing(&row.thing_name) {
+                    if !self.interrupted {
+                        match self.job(&row.job_id).await {
+                            Ok(job) => row.context.job = job,
+                            Err(Stop::Interrupted) => self.interrupted = true,
+                            Err(stop) => return Err(stop),
+                        }
+                    }
+                    if self.wants_thing(&row.thing_name) && !self.interrupted {
                         self.wanted.insert(row.thing_name.clone());
                         self.pending.push((row, ordinal));
                         deadline.get_or_insert_with(|| Instant::now() + BATCH_WAIT);
@@ -176,9 +188,14 @@ impl<C: FleetContext + FleetLister> Stage<C> {
     async fn send(&mut self, mut row: Box<Row>, ordinal: u64) -> Result<(), Stop> {
         let key = pair_key(&row.thing_name, "");
         row.context.thing = self.things.get(&key).cloned().flatten();
-        if self.needs_queue(&row) {
-            let running = self.queue(&row.thing_name, key).await?;
-            row.context.blocked_by = running.iter().find(|j| ***j != *row.job_id).cloned();
+        if self.needs_queue(&row) && !self.interrupted {
+            match self.queue(&row.thing_name, key).await {
+                Ok(running) => {
+                    row.context.blocked_by = running.iter().find(|j| ***j != *row.job_id).cloned();
+                }
+                Err(Stop::Interrupted) => self.interrupted = true,
+                Err(stop) => return Err(stop),
+            }
         }
         self.out
             .send(WriterMsg::Row { row, ordinal })
@@ -247,12 +264,24 @@ impl<C: FleetContext + FleetLister> Stage<C> {
                 .map(|n| format!("thingName:{n}"))
                 .collect::<Vec<_>>()
                 .join(" OR ");
-            let mut found = self.search(&query).await?;
+            let mut found = match self.search(&query).await {
+                Ok(found) => found,
+                Err(Stop::Interrupted) => {
+                    self.interrupted = true;
+                    return self.send_pending().await;
+                }
+                Err(stop) => return Err(stop),
+            };
             for n in names {
                 let c = found.remove(&n).map(Arc::new);
                 self.things.insert(pair_key(&n, ""), c);
             }
         }
+        self.send_pending().await
+    }
+
+    /// The rows that waited for a batch, on to the writer.
+    async fn send_pending(&mut self) -> Result<(), Stop> {
         self.wanted.clear();
         for (row, ordinal) in std::mem::take(&mut self.pending) {
             self.send(row, ordinal).await?;

@@ -452,7 +452,6 @@ pub fn json(r: &Report) -> Value {
         .map(|(job, n)| json!({"job_id": job, "holds_up": n}))
         .collect();
     let mut doc = json!({
-        "held_up": held_up,
         "dataset": r.dataset.to_string_lossy(),
         "files": r.files,
         "complete": r.complete(),
@@ -466,6 +465,7 @@ pub fn json(r: &Report) -> Value {
         },
         "totals": totals,
         "jobs": jobs,
+        "held_up": held_up,
     });
     if !r.ignored.is_empty() {
         doc["ignored_files"] = json!(r.ignored);

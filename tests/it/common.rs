@@ -424,7 +424,6 @@ pub fn push_rows(b: &arrow::record_batch::RecordBatch, rows: &mut Vec<ReadRow>) 
                     a.is_valid(i).then(|| a.value(i))
                 },
                 carried_from: s(&c("carried_from"), i),
-                context: Default::default(),
             });
         }
     }
