@@ -523,10 +523,15 @@ impl Columns {
         }
         for f in want.fields() {
             let Some(col) = batch.column_by_name(f.name()) else {
+                // A version 3 dataset has no context; a carried row gets today's.
+                if crate::dataset::schema::CONTEXT_COLUMNS.contains(&f.name().as_str()) {
+                    continue;
+                }
                 return Err(ColumnsError::Other(format!("no column {}", f.name())));
             };
             let same = match (f.data_type(), col.data_type()) {
                 (DataType::Map(..), DataType::Map(..)) => true,
+                (DataType::List(_), DataType::List(_)) => true,
                 // Version 2's milliseconds or version 3's microseconds, in UTC.
                 (DataType::Timestamp(_, a), DataType::Timestamp(unit, b)) => {
                     a == b && matches!(unit, TimeUnit::Millisecond | TimeUnit::Microsecond)

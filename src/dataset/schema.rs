@@ -21,6 +21,20 @@ use crate::aws::client::{CallError, ExecutionRecord};
 /// to `blocked_by`, at the end). Readers take versions 2 and 3 too (their context is null).
 pub(crate) const SCHEMA_VERSION: u32 = 4;
 
+/// The columns schema version 4 added, at the end: a dataset of an earlier version lacks them, and
+/// its readers read them as null.
+pub(crate) const CONTEXT_COLUMNS: [&str; 9] = [
+    "job_status",
+    "job_in_progress_timeout_minutes",
+    "thing_type",
+    "thing_attributes",
+    "thing_groups",
+    "connected",
+    "connectivity_at",
+    "disconnect_reason",
+    "blocked_by",
+];
+
 /// Rows per RecordBatch, written or read: large enough to be fast, small enough to bound memory.
 pub const BATCH_ROWS: usize = 8192;
 

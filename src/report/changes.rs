@@ -259,6 +259,9 @@ mod tests {
         Execution {
             account_id: None,
             region: None,
+            job_status: None,
+            connected: None,
+            blocked_by: None,
             job_id: "j",
             thing_name: thing,
             outcome: "ok",

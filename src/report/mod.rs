@@ -591,6 +591,9 @@ mod tests {
         a.add(&Execution {
             account_id: None,
             region: None,
+            job_status: None,
+            connected: None,
+            blocked_by: None,
             job_id: "j",
             thing_name: "t",
             outcome: "ok",

@@ -216,6 +216,9 @@ impl Snapshot {
                         .into(),
                 )
             }
+            // Version 4 only added nullable columns at the end: its first commit on a version 3
+            // table evolves the table's schema (`evolved_metadata`).
+            Some("3") if schema_version == 4 => {}
             Some(v) if v != schema_version.to_string() => {
                 return Some(format!(
                     "its files are of fleet-audit schema version {v}, and this fleet-audit writes \
@@ -375,6 +378,28 @@ pub(crate) fn table_actions(
     ]
 }
 
+/// The `metaData` action that moves an earlier schema version's table to this one, when `old` (the
+/// table's metaData) is of another: the same table (id, partitioning, other configuration) with
+/// this schema and version. Readers read the columns an older file lacks as null.
+pub(crate) fn evolved_metadata(
+    old: &Value,
+    schema: &SchemaRef,
+    partition_by: &[String],
+    schema_version: u32,
+) -> Option<Value> {
+    let current = old.pointer(&format!("/configuration/{}", OURS_KEY.replace('/', "~1")));
+    if current.and_then(Value::as_str) == Some(schema_version.to_string().as_str()) {
+        return None;
+    }
+    let mut m = old.clone();
+    m["schemaString"] = json!(schema_string(schema, partition_by));
+    if !m["configuration"].is_object() {
+        m["configuration"] = json!({});
+    }
+    m["configuration"][OURS_KEY] = json!(schema_version.to_string());
+    Some(json!({ "metaData": m }))
+}
+
 /// A random UUID (version 4) for the table's id.
 fn table_id() -> String {
     let mut b: [u8; 16] = rand::random();
@@ -444,6 +469,41 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_version_3_table_evolves_to_version_4_and_no_other_is_written_to() {
+        let schema = crate::dataset::schema::schema();
+        let old = json!({"id": "t1", "partitionColumns": ["date"], "createdTime": 5,
+            "schemaString": "{}", "configuration": {OURS_KEY: "3", "delta.appendOnly": "false"}});
+        let m = evolved_metadata(&old, &schema, &["date".to_string()], 4).unwrap();
+        let m = &m["metaData"];
+        assert_eq!(m["id"], "t1", "the same table");
+        assert_eq!(m["createdTime"], 5);
+        assert_eq!(m["configuration"][OURS_KEY], "4");
+        assert_eq!(m["configuration"]["delta.appendOnly"], "false");
+        let fields: Value = serde_json::from_str(m["schemaString"].as_str().unwrap()).unwrap();
+        let names: Vec<&str> = fields["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap())
+            .collect();
+        assert!(
+            names.contains(&"blocked_by") && names.ends_with(&["date"]),
+            "{names:?}"
+        );
+        // Already this version: no metaData action.
+        let now = json!({"configuration": {OURS_KEY: "4"}});
+        assert_eq!(evolved_metadata(&now, &schema, &[], 4), None);
+        // The writer accepts a version 3 table of its own, and refuses a later one.
+        let snap = |v: &str| Snapshot {
+            version: Some(0),
+            metadata: Some(json!({"partitionColumns": [], "configuration": {OURS_KEY: v}})),
+            ..Snapshot::default()
+        };
+        assert_eq!(snap("3").refusal(&[], 4), None);
+        assert!(snap("5").refusal(&[], 4).unwrap().contains("version 5"));
+    }
+
+    #[test]
     fn commit_names_are_twenty_digits_and_read_back() {
         assert_eq!(commit_name(7), "_delta_log/00000000000000000007.json");
         assert_eq!(version_of(&commit_name(12_345)), Some(12_345));
@@ -500,8 +560,10 @@ mod tests {
         assert_eq!(s.partition_columns(), ["date"]);
         assert_eq!(s.refusal(&["date".into()], 3), None);
         assert!(s.refusal(&[], 3).unwrap().contains("partitioned by [date]"));
+        // A version 4 writer evolves a version 3 table; a later one starts another.
+        assert_eq!(s.refusal(&["date".into()], 4), None);
         assert!(s
-            .refusal(&["date".into()], 4)
+            .refusal(&["date".into()], 5)
             .unwrap()
             .contains("schema version 3"));
         assert!(s.apply(2, "{not json").unwrap_err().contains("line 1"));

@@ -273,10 +273,17 @@ fn commit_actions(
         in_scope && !ours.contains(path.as_str())
     });
     let mut actions: Vec<Value> = Vec::new();
-    if snap.version.is_none() {
-        let schema = super::schema::schema();
-        let version = super::schema::SCHEMA_VERSION;
-        actions.extend(log::table_actions(&schema, &m.partition_by, version, now));
+    let schema = super::schema::schema();
+    let version = super::schema::SCHEMA_VERSION;
+    match &snap.metadata {
+        None => actions.extend(log::table_actions(&schema, &m.partition_by, version, now)),
+        // A table of an earlier schema version of ours gets this one's columns.
+        Some(old) => actions.extend(log::evolved_metadata(
+            old,
+            &schema,
+            &m.partition_by,
+            version,
+        )),
     }
     actions.push(log::txn_action(&audit.app_id(), audit.txn_version(), now));
     let before = actions.len();
