@@ -36,13 +36,13 @@ pub(crate) fn duration_text(ms: i64) -> String {
 pub use crate::audit::summary::thousands;
 
 /// One line per class: its name, its rule with the threshold, and the flag that sets it.
-pub(crate) fn class_rules(r: &Report) -> [(Class, String, Option<&'static str>); 6] {
+pub(crate) fn class_rules(r: &Report) -> [(Class, String, Option<&'static str>); 7] {
     let t = &r.thresholds;
     [
         (
             Class::StuckQueued,
             format!(
-                "QUEUED for more than {} when fetched",
+                "QUEUED for more than {} when fetched, its job running",
                 duration_text(t.queued_after_ms())
             ),
             Some("--queued-after"),
@@ -59,10 +59,17 @@ pub(crate) fn class_rules(r: &Report) -> [(Class, String, Option<&'static str>);
         (
             Class::NearTimeout,
             format!(
-                "QUEUED or IN_PROGRESS with under {} before it times out",
+                "IN_PROGRESS with under {} before it times out",
                 duration_text(t.near_timeout_ms())
             ),
             Some("--near-timeout"),
+        ),
+        (
+            Class::Waiting,
+            "QUEUED, its job not running (SCHEDULED outside its window, COMPLETED, CANCELED): \
+             not stuck"
+                .into(),
+            None,
         ),
         (
             Class::NotFound,

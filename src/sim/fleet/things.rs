@@ -56,6 +56,9 @@ pub struct Thing {
     /// Why it disconnected, for a disconnected thing.
     pub disconnect_reason: Option<&'static str>,
     pub behaviour: Behaviour,
+    /// Whether fleet indexing has indexed it yet (one in a hundred is not: SearchIndex does not
+    /// find it, so its connectivity is unknown to an audit).
+    pub indexed: bool,
 }
 
 impl Fleet {
@@ -110,6 +113,7 @@ impl Fleet {
             connectivity_at_ms: at,
             disconnect_reason: reason,
             behaviour,
+            indexed: h3(self.spec.seed, 0x696E_6478, i) % 100 != 0,
         }
     }
 

@@ -1,0 +1,223 @@
+"""The diagnosis (issue 25) against the simulator, checked with clients nobody here wrote: boto3 reads
+the simulator's fleet (its jobs, things, connectivity and every thing's queue) and the causes are
+computed from those reads by the rules of docs/diagnosis.md; DuckDB computes them from the dataset's
+columns. Both must equal what `fleet-audit report --json` says."""
+import json
+import subprocess
+from collections import Counter
+
+import boto3
+import duckdb
+import pytest
+from botocore.config import Config
+
+from conftest import NOW, Sim
+
+DAY_MS = 24 * 3600 * 1000
+FLEET = ["--things", "600", "--jobs", "8", "--seed", "11", "--active-share", "0.4"]
+
+
+def client(url):
+    return boto3.client("iot", endpoint_url=url, region_name="us-east-1",
+                        config=Config(retries={"max_attempts": 1}))
+
+
+def audit(fa, sim, tmp_path, env, *flags):
+    lists = tmp_path / "lists"
+    lists.mkdir(exist_ok=True)
+    (lists / "things.txt").write_text("".join(f"thing-{i:06}\n" for i in range(600)))
+    (lists / "jobs.txt").write_text("".join(f"job-{j:03}\n" for j in range(8)))
+    out = tmp_path / "audit.parquet"
+    r = subprocess.run([fa, "run", "--things", str(lists / "things.txt"), "--jobs", str(lists / "jobs.txt"),
+                        "--out", str(out), "--endpoint-url", sim.url, "--region", "us-east-1", "--rps", "0",
+                        "--as-of", NOW, "--quiet", *flags], env=env, capture_output=True, text=True)
+    return r, out
+
+
+@pytest.fixture(scope="module")
+def fleet_sim(aws_env):
+    s = Sim(*FLEET)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def audited(fa, fleet_sim, tmp_path_factory, aws_env):
+    tmp = tmp_path_factory.mktemp("diagnosis")
+    r, out = audit(fa, fleet_sim, tmp, aws_env)
+    assert r.returncode == 0, r.stderr
+    report = subprocess.run([fa, "report", str(out), "--json"], capture_output=True, text=True)
+    assert report.returncode == 0, report.stderr
+    return out, json.loads(report.stdout), r.stderr
+
+
+def indexed(c, names):
+    """The fleet index's documents of `names` (SearchIndex, 100 a call): a thing not indexed yet has
+    none, and its connectivity is unknown."""
+    docs = {}
+    for k in range(0, len(names), 100):
+        q = " OR ".join(f"thingName:{n}" for n in names[k:k + 100])
+        docs.update({d["thingName"]: d for d in c.search_index(queryString=q, maxResults=100)["things"]})
+    return docs
+
+
+def sim_truth(url, fetched_ms):
+    """Every execution's class and cause as boto3 reads the simulator: its jobs (DescribeJob), each
+    thing's executions (ListJobExecutionsForThing) and connectivity (the fleet index: SearchIndex)."""
+    c = client(url)
+    jobs = {}
+    for page in c.get_paginator("list_jobs").paginate():
+        for j in page["jobs"]:
+            jobs[j["jobId"]] = c.describe_job(jobId=j["jobId"])["job"]["status"]
+    things = [t["thingName"] for p in c.get_paginator("list_things").paginate() for t in p["things"]]
+    docs = indexed(c, things)
+    causes = Counter()
+    for t in things:
+        execs = [e for p in c.get_paginator("list_job_executions_for_thing").paginate(thingName=t)
+                 for e in p["executionSummaries"]]
+        connected = docs[t]["connectivity"]["connected"] if t in docs else None
+        running = {e["jobId"] for e in execs if e["jobExecutionSummary"]["status"] == "IN_PROGRESS"}
+        for e in execs:
+            s = e["jobExecutionSummary"]
+            job = e["jobId"]
+            if s["status"] == "QUEUED" and jobs[job] == "IN_PROGRESS":
+                age = fetched_ms - int(s["queuedAt"].timestamp() * 1000)
+                if age > DAY_MS:
+                    if connected is False:
+                        cause = "device_offline"
+                    elif running - {job}:
+                        cause = "blocked"
+                    elif connected:
+                        cause = "not_picked_up"
+                    else:
+                        cause = "unknown"
+                    causes[("stuck_queued", cause)] += 1
+            if s["status"] == "IN_PROGRESS":
+                age = fetched_ms - int(s["lastUpdatedAt"].timestamp() * 1000)
+                if age >= 3600 * 1000:
+                    cause = {False: "device_offline", True: "no_progress", None: "unknown"}[connected]
+                    causes[("stale_in_progress", cause)] += 1
+    return causes
+
+
+def report_causes(doc_counts):
+    return Counter({(cls, cause): n for cls, by in doc_counts["causes"].items() for cause, n in by.items()})
+
+
+def test_every_stuck_execution_has_the_cause_the_simulator_made(audited, fleet_sim):
+    out, doc, _ = audited
+    fetched = duckdb.sql(f"select max(epoch_ms(fetched_at)) from read_parquet('{out}')").fetchone()[0]
+    truth = sim_truth(fleet_sim.url, fetched)
+    got = report_causes(doc["totals"])
+    assert got == truth
+    # The simulated fleet has every cause (`unknown`: the things not indexed yet).
+    assert {cause for _, cause in got} == {"device_offline", "blocked", "not_picked_up", "no_progress",
+                                           "unknown"}, got
+    for cause in ["device_offline", "blocked", "not_picked_up"]:
+        assert got[("stuck_queued", cause)] > 0, got
+    # Exactly one cause each: the causes add up to the stuck classes.
+    for cls in ["stuck_queued", "stale_in_progress"]:
+        assert sum(n for (c, _), n in got.items() if c == cls) == doc["totals"][cls]
+    # A QUEUED execution of a job not running is waiting, not stuck.
+    assert doc["totals"]["waiting"] > 0
+
+
+CAUSES_SQL = """
+select job_id, cls, cause, count(*) n from (
+  select job_id,
+    case when status = 'QUEUED' then 'stuck_queued' else 'stale_in_progress' end cls,
+    case
+      when connected = false then 'device_offline'
+      when status = 'QUEUED' and blocked_by is not null then 'blocked'
+      when status = 'QUEUED' and connected then 'not_picked_up'
+      when status = 'IN_PROGRESS' and connected then 'no_progress'
+      else 'unknown' end cause
+  from read_parquet('{path}')
+  where (status = 'QUEUED' and coalesce(job_status, 'IN_PROGRESS') = 'IN_PROGRESS'
+         and fetched_at - queued_at > interval 24 hours)
+     or (status = 'IN_PROGRESS' and fetched_at - last_updated_at >= interval 1 hour)
+) group by all
+"""
+
+
+def test_duckdb_over_the_columns_gives_the_report_causes(audited):
+    out, doc, _ = audited
+    rows = duckdb.sql(CAUSES_SQL.format(path=out)).fetchall()
+    by_job = {}
+    for job, cls, cause, n in rows:
+        by_job.setdefault(job, Counter())[(cls, cause)] = n
+    for j in doc["jobs"]:
+        assert report_causes(j) == by_job.get(j["job_id"], Counter()), j["job_id"]
+    total = sum(by_job.values(), Counter())
+    assert report_causes(doc["totals"]) == total
+    # Blocked ones name the job holding them up, and the report counts them by that job.
+    held = Counter(dict(duckdb.sql(f"""select blocked_by, count(*) from read_parquet('{out}')
+        where status = 'QUEUED' and coalesce(connected, true) and blocked_by is not null
+          and coalesce(job_status, 'IN_PROGRESS') = 'IN_PROGRESS'
+          and fetched_at - queued_at > interval 24 hours group by 1""").fetchall()))
+    assert {h["job_id"]: h["holds_up"] for h in doc["held_up"]} == held
+
+
+def test_context_columns_equal_what_boto3_reads(audited, fleet_sim):
+    out, _, _ = audited
+    c = client(fleet_sim.url)
+    con = duckdb.connect()
+    sample = con.sql(f"""select distinct thing_name, thing_type, map_entries(thing_attributes) a, thing_groups,
+        connected, epoch_ms(connectivity_at), disconnect_reason from read_parquet('{out}')
+        order by thing_name""").fetchall()
+    docs = indexed(c, [s[0] for s in sample])
+    assert 0 < len(docs) < len(sample), "the sample has things indexed and one not yet"
+    for name, ttype, attrs, groups, connected, at, reason in sample:
+        if name not in docs:
+            assert (ttype, attrs, groups, connected, at, reason) == (None, None, None, None, None, None)
+            continue
+        d = docs[name]
+        assert ttype == d.get("thingTypeName"), name
+        assert {a["key"]: a["value"] for a in attrs} == d["attributes"], name
+        assert sorted(groups) == sorted(g["groupName"] for g in
+                                        c.list_thing_groups_for_thing(thingName=name)["thingGroups"]), name
+        conn = c.get_thing_connectivity_data(thingName=name)
+        assert connected == conn["connected"], name
+        assert at == round(conn["timestamp"].timestamp() * 1000), name
+        assert reason == conn.get("disconnectReason"), name
+    for job, status, timeout in con.sql(f"""select distinct job_id, job_status, job_in_progress_timeout_minutes
+            from read_parquet('{out}')""").fetchall():
+        j = c.describe_job(jobId=job)["job"]
+        assert status == j["status"], job
+        assert timeout == j.get("timeoutConfig", {}).get("inProgressTimeoutInMinutes"), job
+
+
+def test_the_extra_calls_are_one_per_job_and_one_per_hundred_things(audited, fleet_sim, fa, tmp_path, aws_env):
+    # A fresh simulator, so that its counts are this run's.
+    s = Sim(*FLEET)
+    try:
+        r, _ = audit(fa, s, tmp_path, aws_env)
+        assert r.returncode == 0, r.stderr
+        ops = json.loads(subprocess.run(["curl", "-fsS", f"{s.url}/_sim/stats"], capture_output=True,
+                                        text=True).stdout)["operations"]
+    finally:
+        s.stop()
+    assert ops["DescribeJob"] == 8
+    assert ops["SearchIndex"] == 6  # 600 things, 100 a call
+    assert ops["GetThingConnectivityData"] == 0 and ops["ListThingGroupsForThing"] == 0
+
+
+@pytest.mark.parametrize("indexing,warning", [
+    ("off", "fleet indexing does not answer"),
+    ("registry", "fleet indexing has no connectivity"),
+])
+def test_without_connectivity_causes_that_need_it_are_unknown_said_once(fa, tmp_path, aws_env, indexing, warning):
+    s = Sim(*FLEET, "--fleet-indexing", indexing)
+    try:
+        r, out = audit(fa, s, tmp_path, aws_env)
+    finally:
+        s.stop()
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("warning") == 1 and warning in r.stderr, r.stderr
+    doc = json.loads(subprocess.run([fa, "report", str(out), "--json"], capture_output=True, text=True).stdout)
+    got = report_causes(doc["totals"])
+    assert got[("stuck_queued", "unknown")] > 0 and got[("stale_in_progress", "unknown")] > 0, got
+    # Only what needs no connectivity is still told apart: a queue held up by another job.
+    assert set(cause for _, cause in got) <= {"unknown", "blocked"}, got
+    thing_types = duckdb.sql(f"select count(thing_type) from read_parquet('{out}')").fetchone()[0]
+    assert (thing_types > 0) == (indexing == "registry")
