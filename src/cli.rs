@@ -373,6 +373,10 @@ pub struct ReportArgs {
     /// Add the totals of every audit the dataset keeps (a --partition-by date output: one a date).
     #[arg(long)]
     pub trend: bool,
+    /// Also count the classes per group of KEY, the largest stuck share first: `thing_type`,
+    /// `thing_group`, `attribute:NAME` (e.g. attribute:firmware), `connected`, `cause`, `job_id`.
+    #[arg(long, value_name = "KEY")]
+    pub group_by: Option<String>,
 }
 
 /// The classes' thresholds, for `report` and `plan` alike.

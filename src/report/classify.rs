@@ -109,7 +109,82 @@ pub struct Execution<'a> {
     pub connected: Option<bool>,
     /// The job of the IN_PROGRESS execution a QUEUED one waits behind.
     pub blocked_by: Option<&'a str>,
+    /// The thing's type, groups and attributes, read when asked for (`--group-by`).
+    pub thing: ThingView<'a>,
 }
+
+/// The thing columns of a batch (schema version 4), each absent from older datasets.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ThingColumns {
+    pub thing_type: Option<arrow::array::StringArray>,
+    pub groups: Option<arrow::array::ListArray>,
+    pub attributes: Option<arrow::array::MapArray>,
+}
+
+/// One row's thing columns.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ThingView<'a> {
+    cols: Option<&'a ThingColumns>,
+    i: usize,
+}
+
+impl<'a> ThingView<'a> {
+    pub(crate) fn new(cols: &'a ThingColumns, i: usize) -> Self {
+        ThingView {
+            cols: Some(cols),
+            i,
+        }
+    }
+
+    /// The thing's type, if it has one.
+    pub fn thing_type(&self) -> Option<&'a str> {
+        use arrow::array::Array;
+        let a = self.cols?.thing_type.as_ref()?;
+        a.is_valid(self.i).then(|| a.value(self.i))
+    }
+
+    /// Calls `f` with each of the thing's groups.
+    pub fn each_group(&self, mut f: impl FnMut(&str)) {
+        use arrow::array::{Array, AsArray};
+        let Some(a) = self.cols.and_then(|c| c.groups.as_ref()) else {
+            return;
+        };
+        if a.is_null(self.i) {
+            return;
+        }
+        let v = a.value(self.i);
+        let v = v.as_string::<i32>();
+        for k in 0..v.len() {
+            if v.is_valid(k) {
+                f(v.value(k));
+            }
+        }
+    }
+
+    /// The value of the thing's attribute `name`.
+    pub fn attribute(&self, name: &str) -> Option<&'a str> {
+        use arrow::array::{Array, AsArray};
+        let a = self.cols?.attributes.as_ref()?;
+        if a.is_null(self.i) {
+            return None;
+        }
+        let offsets = a.value_offsets();
+        let (start, end) = (offsets[self.i] as usize, offsets[self.i + 1] as usize);
+        let keys = a.keys().as_string::<i32>();
+        let values = a.values().as_string::<i32>();
+        (start..end)
+            .find(|k| keys.value(*k) == name)
+            .filter(|k| values.is_valid(*k))
+            .map(|k| values.value(k))
+    }
+}
+
+impl PartialEq for ThingView<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.thing_type() == other.thing_type()
+    }
+}
+impl Eq for ThingView<'_> {}
 
 /// Why a stuck execution is stuck: the first that holds, in this order (see [`cause`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -324,6 +399,7 @@ mod tests {
             job_status: None,
             connected: None,
             blocked_by: None,
+            thing: ThingView::default(),
         }
     }
 

@@ -23,6 +23,7 @@
 
 pub(crate) mod changes;
 pub(crate) mod classify;
+pub mod group;
 mod html;
 pub(crate) mod metrics;
 pub(crate) mod read;
@@ -62,6 +63,8 @@ pub struct Thresholds {
     pub near_timeout: Duration,
     /// How many of the oldest stuck or timed-out pairs are kept, per job and over all jobs.
     pub top: usize,
+    /// `--group-by`: the classes per group of this key too.
+    pub group_by: Option<group::GroupBy>,
 }
 
 impl Default for Thresholds {
@@ -72,6 +75,7 @@ impl Default for Thresholds {
             stale_after: Duration::from_secs(3600),
             near_timeout: Duration::from_secs(300),
             top: 10,
+            group_by: None,
         }
     }
 }
@@ -216,6 +220,7 @@ impl Thresholds {
             stale_after: dur("stale-after", &a.stale_after)?,
             near_timeout: dur("near-timeout", &a.near_timeout)?,
             top,
+            group_by: None,
         })
     }
 }
@@ -246,9 +251,19 @@ impl ReportConfig {
         if let Some(p) = &a.metrics {
             crate::audit::config::check_file_destination("metrics", p)?;
         }
+        let mut thresholds = Thresholds::from_args(&a.thresholds, a.top)?;
+        thresholds.group_by = a
+            .group_by
+            .as_deref()
+            .map(group::GroupBy::parse)
+            .transpose()
+            .map_err(|reason| ConfigError::Flag {
+                flag: "group-by",
+                reason,
+            })?;
         Ok(ReportConfig {
             path: a.path.clone(),
-            thresholds: Thresholds::from_args(&a.thresholds, a.top)?,
+            thresholds,
             json: a.json,
             html: a.html.clone(),
             fail_on,
@@ -317,6 +332,8 @@ pub struct Report {
     /// Jobs whose IN_PROGRESS executions hold up stuck QUEUED ones (`blocked`), and how many,
     /// most first.
     pub held_up: Vec<(String, u64)>,
+    /// `--group-by`: the key and its groups, the largest stuck share first.
+    pub groups: Option<(String, Vec<group::Group>)>,
 }
 
 /// One audit's totals in a trend.
@@ -594,6 +611,7 @@ mod tests {
             job_status: None,
             connected: None,
             blocked_by: None,
+            thing: Default::default(),
             job_id: "j",
             thing_name: "t",
             outcome: "ok",

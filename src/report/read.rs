@@ -110,6 +110,7 @@ struct Columns {
     job_status: Option<StringArray>,
     blocked_by: Option<StringArray>,
     connected: Option<arrow::array::BooleanArray>,
+    thing: super::classify::ThingColumns,
 }
 
 #[derive(Clone, Copy)]
@@ -230,6 +231,22 @@ impl Columns {
                     ))
                 })?),
             },
+            thing: super::classify::ThingColumns {
+                thing_type: optional("thing_type")
+                    .then(|| text("thing_type"))
+                    .transpose()?,
+                groups: batch
+                    .column_by_name("thing_groups")
+                    .and_then(|c| c.as_list_opt::<i32>().cloned())
+                    .filter(|l| l.values().as_string_opt::<i32>().is_some()),
+                attributes: batch
+                    .column_by_name("thing_attributes")
+                    .and_then(|c| c.as_map_opt().cloned())
+                    .filter(|m| {
+                        m.keys().as_string_opt::<i32>().is_some()
+                            && m.values().as_string_opt::<i32>().is_some()
+                    }),
+            },
         })
     }
 
@@ -271,6 +288,7 @@ impl Columns {
                 .as_ref()
                 .and_then(|a| a.is_valid(i).then(|| a.value(i))),
             blocked_by: self.blocked_by.as_ref().and_then(|a| s(a, i)),
+            thing: super::classify::ThingView::new(&self.thing, i),
         }
     }
 }

@@ -318,6 +318,9 @@ fn job_tables(out: &mut String, r: &Report, st: Style) {
         let _ = writeln!(out);
         held_up_text(out, r);
     }
+    if let Some((key, groups)) = &r.groups {
+        super::group::text(out, key, groups);
+    }
 }
 
 /// How many executions are stuck or timed out, and the `top` oldest of them.
@@ -474,6 +477,9 @@ pub fn json(r: &Report) -> Value {
         "jobs": jobs,
         "held_up": held_up,
     });
+    if let Some((key, groups)) = &r.groups {
+        doc["groups"] = super::group::json(key, groups);
+    }
     if !r.ignored.is_empty() {
         doc["ignored_files"] = json!(r.ignored);
     }

@@ -172,6 +172,8 @@ pub(crate) struct Analyzer {
     failed_targets: Vec<crate::dataset::FailedTarget>,
     /// Stuck QUEUED executions blocked, by the job of the IN_PROGRESS execution ahead of them.
     held_up: BTreeMap<String, u64>,
+    /// `--group-by`: the counts of each group.
+    groups: super::group::Groups,
 }
 
 impl Analyzer {
@@ -186,6 +188,7 @@ impl Analyzer {
             targets: Default::default(),
             failed_targets: Vec::new(),
             held_up: BTreeMap::new(),
+            groups: Default::default(),
         }
     }
 
@@ -207,6 +210,9 @@ impl Analyzer {
             }
         }
         self.totals.add(e.status, classes, cause);
+        if let Some(by) = &self.thresholds.group_by {
+            self.groups.add(by, e, classes, cause);
+        }
         self.targets.add(e.account_id, e.region, e.status, classes);
         let top = self.thresholds.top;
         if !self.jobs.contains_key(e.job_id) {
@@ -239,6 +245,11 @@ impl Analyzer {
                 .filter(|s| !AWS_STATUSES.contains(&s.as_str()))
                 .cloned(),
         );
+        let groups = self
+            .thresholds
+            .group_by
+            .as_ref()
+            .map(|by| (by.key(), self.groups.finish()));
         Report {
             dataset: dataset.to_path_buf(),
             files,
@@ -263,6 +274,7 @@ impl Analyzer {
             changes: None,
             trend: None,
             targets: self.targets.finish(&self.failed_targets),
+            groups,
             held_up: {
                 let mut v: Vec<(String, u64)> = self.held_up.into_iter().collect();
                 v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -283,6 +295,7 @@ mod tests {
             job_status: None,
             connected: None,
             blocked_by: None,
+            thing: Default::default(),
             job_id: "j",
             thing_name: thing,
             outcome: "ok",

@@ -221,3 +221,36 @@ def test_without_connectivity_causes_that_need_it_are_unknown_said_once(fa, tmp_
     assert set(cause for _, cause in got) <= {"unknown", "blocked"}, got
     thing_types = duckdb.sql(f"select count(thing_type) from read_parquet('{out}')").fetchone()[0]
     assert (thing_types > 0) == (indexing == "registry")
+
+
+@pytest.mark.parametrize("key,sql", [
+    ("thing_type", "coalesce(thing_type, '(none)')"),
+    ("thing_group", "coalesce(unnest(coalesce(thing_groups, ['(none)'])), '(none)')"),
+    ("attribute:firmware", "coalesce(thing_attributes['firmware'], '(none)')"),
+    ("connected", "case when connected then 'true' when not connected then 'false' else 'unknown' end"),
+    ("job_id", "job_id"),
+])
+def test_group_by_counts_each_group_as_duckdb_does(audited, fa, key, sql):
+    out, _, _ = audited
+    doc = json.loads(subprocess.run([fa, "report", str(out), "--json", "--group-by", key],
+                                    capture_output=True, text=True, check=True).stdout)
+    groups = doc["groups"]
+    assert {g["key"] for g in groups} == {key}
+    want = dict(duckdb.sql(f"select v, count(*) from (select {sql} v from read_parquet('{out}')) group by v").fetchall())
+    assert {g["value"]: g["total"] for g in groups} == want
+    failed = dict(duckdb.sql(f"""select v, count(*) filter (where status = 'FAILED') from
+        (select {sql} v, status from read_parquet('{out}')) group by v""").fetchall())
+    assert {g["value"]: g["by_status"].get("FAILED", 0) for g in groups} == failed
+    shares = [(g["classes"]["stuck_queued"] + g["classes"]["stale_in_progress"]) / g["total"] for g in groups]
+    assert shares == sorted(shares, reverse=True), "largest stuck share first"
+
+
+def test_a_bad_model_and_firmware_stands_out(audited, fa):
+    """The simulated M200 on firmware 1.2.0 fails half its updates: grouping by firmware on the M200s
+    shows it, as an engineer would find it."""
+    out, _, _ = audited
+    rows = duckdb.sql(f"""select thing_attributes['firmware'] fw,
+        avg(case when status = 'FAILED' then 1 else 0 end) failed
+        from read_parquet('{out}') where thing_attributes['model'] = 'M200'
+        and status in ('SUCCEEDED', 'FAILED') group by 1 order by 2 desc""").fetchall()
+    assert rows[0][0] == "1.2.0" and rows[0][1] > 0.3 and rows[-1][1] < 0.2, rows

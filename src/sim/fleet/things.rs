@@ -34,6 +34,9 @@ const FIRMWARE: [&str; 3] = ["1.0.3", "1.2.0", "2.4.1"];
 /// The region groups every thing is in one of; some are also in `canary`.
 const REGION_GROUPS: [&str; 2] = ["fleet-eu", "fleet-us"];
 pub(crate) const CANARY: &str = "canary";
+/// The attributes of the things whose updates fail half the time.
+pub(super) const BAD_COMBINATION: [(&str, &str); 2] = [("firmware", "1.2.0"), ("model", "M200")];
+
 /// Why a device disconnected, as AWS spells it.
 const DISCONNECT_REASONS: [&str; 3] = [
     "MQTT_KEEP_ALIVE_TIMEOUT",
@@ -76,15 +79,7 @@ impl Fleet {
 
     /// Thing `i`'s registry entry and connectivity, at the fleet's epoch.
     pub fn thing(&self, i: u64) -> Thing {
-        let mut d = Draw(h3(self.spec.seed, 0x7468_696E, i));
-        let roll = d.range(0, 100);
-        let (type_name, model) = match roll {
-            0..=44 => (Some(TYPES[0].0), TYPES[0].1),
-            45..=84 => (Some(TYPES[1].0), TYPES[1].1),
-            85..=94 => (Some(TYPES[2].0), TYPES[2].1),
-            _ => (None, TYPES[0].1),
-        };
-        let firmware = FIRMWARE[d.range(0, 3) as usize];
+        let (mut d, type_name, model, firmware) = self.registry_draws(i);
         let mut groups = vec![REGION_GROUPS[d.range(0, 2) as usize]];
         if d.range(0, 10) == 0 {
             groups.insert(0, CANARY);
@@ -115,6 +110,25 @@ impl Fleet {
             behaviour,
             indexed: h3(self.spec.seed, 0x696E_6478, i) % 100 != 0,
         }
+    }
+
+    /// Whether thing `i` is of the model and firmware whose updates fail half the time.
+    pub(super) fn bad_combination(&self, i: u64) -> bool {
+        let (_, _, model, firmware) = self.registry_draws(i);
+        [("firmware", firmware), ("model", model)] == BAD_COMBINATION
+    }
+
+    /// Thing `i`'s type, model and firmware, and the draw stream the rest of its entry comes from.
+    fn registry_draws(&self, i: u64) -> (Draw, Option<&'static str>, &'static str, &'static str) {
+        let mut d = Draw(h3(self.spec.seed, 0x7468_696E, i));
+        let (type_name, model) = match d.range(0, 100) {
+            0..=44 => (Some(TYPES[0].0), TYPES[0].1),
+            45..=84 => (Some(TYPES[1].0), TYPES[1].1),
+            85..=94 => (Some(TYPES[2].0), TYPES[2].1),
+            _ => (None, TYPES[0].1),
+        };
+        let firmware = FIRMWARE[d.range(0, 3) as usize];
+        (d, type_name, model, firmware)
     }
 
     /// The thing groups of the fleet, sorted.
