@@ -10,6 +10,7 @@ use std::path::Path;
 use crate::audit::summary::Summary;
 use crate::input::names::JOB_EXECUTION_STATUSES;
 use crate::redact::redact;
+use crate::report::classify::{Cause, CAUSED};
 use crate::report::{Class, Report};
 
 /// One metric family being written: its `# HELP` and `# TYPE` lines come first.
@@ -72,7 +73,7 @@ fn dataset_figures(out: &mut String, r: &Report) {
         out,
         "fleet_audit_stuck",
         "gauge",
-        "Executions in each class of the report (stuck_queued, stale_in_progress, timed_out, near_timeout, not_found, errors), by job.",
+        "Executions in each class of the report (stuck_queued, stale_in_progress, timed_out, near_timeout, waiting, not_found, errors), by job.",
     );
     for j in &r.jobs {
         for c in Class::ALL {
@@ -83,6 +84,26 @@ fn dataset_figures(out: &mut String, r: &Report) {
                 c.as_str(),
                 j.counts.count(c)
             );
+        }
+    }
+    family(
+        out,
+        "fleet_audit_stuck_by_cause",
+        "gauge",
+        "Stuck executions (stuck_queued, stale_in_progress) by job and cause (device_offline, blocked, not_picked_up, no_progress, unknown); zero counts included.",
+    );
+    for j in &r.jobs {
+        for class in CAUSED {
+            for cause in Cause::ALL {
+                let _ = writeln!(
+                    out,
+                    "fleet_audit_stuck_by_cause{{job_id=\"{}\",class=\"{}\",cause=\"{}\"}} {}",
+                    label(&j.job_id),
+                    class.as_str(),
+                    cause.as_str(),
+                    j.counts.cause_count(class, cause)
+                );
+            }
         }
     }
     if let Some(ch) = &r.changes {
@@ -113,6 +134,7 @@ fn run_figures(out: &mut String, s: &Summary, now_s: f64) {
         &Calls {
             attempts: s.attempts,
             list_calls: s.list_calls,
+            context_calls: s.context_calls,
             throttled: s.throttled,
             elapsed_s: s.elapsed_s,
             success_s: s.complete.then_some(now_s),
@@ -148,6 +170,7 @@ fn already_complete(out: &mut String, report: Option<&Report>, s: &Summary) {
         &Calls {
             attempts: c.attempts,
             list_calls: c.list_calls,
+            context_calls: 0,
             throttled: c.throttled,
             elapsed_s: c.elapsed_ms as f64 / 1000.0,
             success_s: Some(c.at_ms as f64 / 1000.0),
@@ -172,6 +195,8 @@ fn pairs_figures(out: &mut String, ok: u64, not_found: u64, errors: u64) {
 struct Calls {
     attempts: u64,
     list_calls: u64,
+    /// The context calls (`run --context`); 0 when not known.
+    context_calls: u64,
     throttled: u64,
     elapsed_s: f64,
     /// When the run completed its dataset (epoch seconds); `None`: it did not.
@@ -196,6 +221,11 @@ fn call_figures(out: &mut String, c: &Calls) {
         out,
         "fleet_audit_calls_total{{api=\"list\"}} {}",
         c.list_calls
+    );
+    let _ = writeln!(
+        out,
+        "fleet_audit_calls_total{{api=\"context\"}} {}",
+        c.context_calls
     );
     family(
         out,

@@ -355,3 +355,38 @@ def test_the_daily_line_runs_two_consecutive_dates(scheduler, k8s, schedule, bat
         assert [h["operation"] for h in t.history()] == ["WRITE", "WRITE"]
         dates.update(str(d) for d in t.to_pyarrow_table().column("date").to_pylist())
     assert dict(dates) == {d: rows for d, rows, _ in per_date}
+
+
+PROMETHEUS = DEPLOY / "prometheus"
+
+
+def test_the_alert_rules_pass_promtool_check_and_their_unit_tests():
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian's prometheus package) is installed by .ci/run"
+    for args in (["check", "rules", "fleet-audit.rules.yml"], ["test", "rules", "fleet-audit.tests.yml"]):
+        r = subprocess.run([promtool, *args], cwd=PROMETHEUS, capture_output=True, text=True)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "SUCCESS" in r.stdout, r.stdout
+
+
+def test_every_series_the_rules_use_is_one_the_tool_writes(fa, sim, aws_env, tmp_path):
+    """A rule on a name the tool does not write would never fire: each metric the rules name, with
+    each label value they match, is in a real run's --metrics and its report's."""
+    rules = yaml.safe_load((PROMETHEUS / "fleet-audit.rules.yml").read_text())
+    exprs = " ".join(r["expr"] for g in rules["groups"] for r in g["rules"])
+    names = set(re.findall(r"\b(fleet_audit_[a-z_]+)", exprs))
+    (tmp_path / "t.txt").write_text("".join(f"thing-{i:06}\n" for i in range(50)))
+    (tmp_path / "j.txt").write_text("job-000\njob-001\n")
+    run = subprocess.run([fa, "run", "--things", str(tmp_path / "t.txt"), "--jobs", str(tmp_path / "j.txt"),
+                          "--out", str(tmp_path / "a.parquet"), "--endpoint-url", sim.url, "--region",
+                          "us-east-1", "--rps", "0", "--quiet", "--metrics", str(tmp_path / "run.prom")],
+                         env=aws_env, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    rep = subprocess.run([fa, "report", str(tmp_path / "a.parquet"), "--metrics", str(tmp_path / "report.prom")],
+                         capture_output=True, text=True)
+    assert rep.returncode == 0, rep.stderr
+    written = (tmp_path / "run.prom").read_text() + (tmp_path / "report.prom").read_text()
+    for name in names:
+        assert re.search(rf"^{name}[{{ ]", written, re.M), name
+    for label in re.findall(r'(\w+)="([^"]+)"', exprs):
+        assert f'{label[0]}="{label[1]}"' in written, label
