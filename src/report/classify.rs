@@ -219,6 +219,32 @@ impl Cause {
             Cause::Unknown => "unknown",
         }
     }
+
+    /// What the cause means and what to do about it, in a sentence.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Cause::DeviceOffline => {
+                "the device was disconnected when read: wait for it to come back, or look at the \
+                 device (its disconnect reason says why)"
+            }
+            Cause::Blocked => {
+                "another job's execution is IN_PROGRESS on the thing and holds its queue: fix or \
+                 cancel that one first (see held up)"
+            }
+            Cause::NotPickedUp => {
+                "online, nothing ahead of it, its job running, yet never started: the device's \
+                 job agent is not taking jobs - the bug to chase"
+            }
+            Cause::NoProgress => {
+                "online but no update since --stale-after: the agent stopped reporting; cancel \
+                 with --force, or let a timeout end it"
+            }
+            Cause::Unknown => {
+                "the thing's connectivity is not known (fleet indexing off, no connectivity \
+                 indexing, or not indexed yet): look at the device"
+            }
+        }
+    }
 }
 
 /// The classes a cause is given for, in the order of [`Counts::causes`].

@@ -32,6 +32,7 @@ mod since;
 mod tally;
 mod targets;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -332,6 +333,8 @@ pub struct Report {
     /// Jobs whose IN_PROGRESS executions hold up stuck QUEUED ones (`blocked`), and how many,
     /// most first.
     pub held_up: Vec<(String, u64)>,
+    /// The oldest examples of each stuck class and cause.
+    pub cause_examples: BTreeMap<(Class, classify::Cause), Vec<OldestPair>>,
     /// `--group-by`: the key and its groups, the largest stuck share first.
     pub groups: Option<(String, Vec<group::Group>)>,
 }

@@ -314,6 +314,7 @@ fn job_tables(out: &mut String, r: &Report, st: Style) {
         counts_table(out, r, &r.totals, st);
         causes_text(out, &r.totals, st);
     }
+    why_text(out, r, st);
     if !r.held_up.is_empty() {
         let _ = writeln!(out);
         held_up_text(out, r);
@@ -420,6 +421,65 @@ fn causes_text(out: &mut String, c: &Counts, st: Style) {
     }
 }
 
+/// The stuck classes' causes over all jobs, largest first, each with what it means and its oldest
+/// examples.
+fn why_text(out: &mut String, r: &Report, st: Style) {
+    let causes: Vec<(Class, super::classify::Cause, u64)> = CAUSED
+        .iter()
+        .flat_map(|class| {
+            r.totals
+                .causes_of(*class)
+                .into_iter()
+                .map(move |(cause, n)| (*class, cause, n))
+        })
+        .collect();
+    if causes.is_empty() {
+        return;
+    }
+    let _ = writeln!(out);
+    let _ = writeln!(out, "{}", st.bold("why stuck (the oldest of each cause):"));
+    for (class, cause, n) in causes {
+        let _ = writeln!(
+            out,
+            "  {} {}: {} - {}",
+            class.as_str(),
+            st.bold(cause.as_str()),
+            thousands(n),
+            cause.advice()
+        );
+        for p in r.cause_examples.get(&(class, cause)).into_iter().flatten() {
+            let _ = writeln!(
+                out,
+                "      {:>8}  {}  {}",
+                age_text(p.age_ms),
+                p.job_id,
+                p.thing_name
+            );
+        }
+    }
+}
+
+/// `why`: each stuck class and cause over all jobs, largest first, with its advice and examples.
+fn why_json(r: &Report) -> Value {
+    let mut v = Vec::new();
+    for class in CAUSED {
+        for (cause, n) in r.totals.causes_of(class) {
+            let examples = r
+                .cause_examples
+                .get(&(class, cause))
+                .map_or(&[][..], Vec::as_slice);
+            v.push(json!({
+                "class": class.as_str(),
+                "cause": cause.as_str(),
+                "count": n,
+                "advice": cause.advice(),
+                "oldest": oldest_json(examples),
+            }));
+        }
+    }
+    Value::Array(v)
+}
+
 /// The jobs whose IN_PROGRESS executions hold up stuck QUEUED ones.
 fn held_up_text(out: &mut String, r: &Report) {
     if r.held_up.is_empty() {
@@ -475,6 +535,7 @@ pub fn json(r: &Report) -> Value {
         },
         "totals": totals,
         "jobs": jobs,
+        "why": why_json(r),
         "held_up": held_up,
     });
     if let Some((key, groups)) = &r.groups {

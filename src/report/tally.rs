@@ -7,7 +7,7 @@ use std::cmp::{Ordering, Reverse};
 use std::collections::{BTreeMap, BinaryHeap};
 use std::path::Path;
 
-use super::classify::{aged_since, classify, Class, Counts, Execution};
+use super::classify::{aged_since, classify, Cause, Class, Counts, Execution};
 use super::{Report, Thresholds};
 
 /// AWS's job execution statuses in lifecycle order; the report lists them first, then any other value.
@@ -174,7 +174,12 @@ pub(crate) struct Analyzer {
     held_up: BTreeMap<String, u64>,
     /// `--group-by`: the counts of each group.
     groups: super::group::Groups,
+    /// The oldest examples of each stuck class and cause.
+    cause_oldest: BTreeMap<(Class, Cause), Oldest>,
 }
+
+/// Examples kept of each cause.
+const CAUSE_EXAMPLES: usize = 3;
 
 impl Analyzer {
     /// An empty analysis under `thresholds`.
@@ -189,6 +194,7 @@ impl Analyzer {
             failed_targets: Vec::new(),
             held_up: BTreeMap::new(),
             groups: Default::default(),
+            cause_oldest: BTreeMap::new(),
         }
     }
 
@@ -226,6 +232,12 @@ impl Analyzer {
         if let Some(((class, since_ms), fetched)) = aged {
             let age_ms = fetched.saturating_sub(since_ms).max(0);
             oldest.offer(e, class, since_ms, age_ms);
+            if let Some(key) = cause.filter(|(c, _)| *c == class) {
+                self.cause_oldest
+                    .entry(key)
+                    .or_insert_with(|| Oldest::new(CAUSE_EXAMPLES))
+                    .offer(e, class, since_ms, age_ms);
+            }
             self.oldest.offer(e, class, since_ms, age_ms);
             self.stuck_ages.add(class, age_ms);
         }
@@ -275,6 +287,11 @@ impl Analyzer {
             trend: None,
             targets: self.targets.finish(&self.failed_targets),
             groups,
+            cause_examples: self
+                .cause_oldest
+                .into_iter()
+                .map(|(k, o)| (k, o.into_sorted()))
+                .collect(),
             held_up: {
                 let mut v: Vec<(String, u64)> = self.held_up.into_iter().collect();
                 v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));

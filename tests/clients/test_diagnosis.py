@@ -254,3 +254,19 @@ def test_a_bad_model_and_firmware_stands_out(audited, fa):
         from read_parquet('{out}') where thing_attributes['model'] = 'M200'
         and status in ('SUCCEEDED', 'FAILED') group by 1 order by 2 desc""").fetchall()
     assert rows[0][0] == "1.2.0" and rows[0][1] > 0.3 and rows[-1][1] < 0.2, rows
+
+
+def test_the_html_report_shows_each_cause_and_the_groups(audited, fa, tmp_path):
+    out, doc, _ = audited
+    page = tmp_path / "r.html"
+    r = subprocess.run([fa, "report", str(out), "--html", str(page), "--group-by", "thing_type"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    html = page.read_text()
+    assert "Why they are stuck" in html and "By thing_type" in html
+    for w in doc["why"]:
+        assert f"<strong>{w['cause']}</strong>" in html
+        for ex in w["oldest"]:
+            assert ex["thing_name"] in html
+    for h in doc["held_up"]:
+        assert h["job_id"] in html
