@@ -1,7 +1,14 @@
 """Fixtures for the client-compatibility tests: the fleet-audit binary and simulators it serves."""
 import os
+import socket
 import subprocess
 import pathlib
+import time
+import urllib.error
+import urllib.request
+
+import boto3
+import botocore.exceptions
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -93,3 +100,55 @@ def as_if_yesterday(out):
             text = text.replace(old, new)
         commit.write_text(text)
     return yesterday, today
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Moto:
+    """moto's S3 server on a free port of loopback, and a boto3 client of it (objects the tool wrote
+    are private: read them signed)."""
+
+    def __init__(self, env):
+        port = free_port()
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=5).read()
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert self.proc.poll() is None and time.monotonic() < deadline, "moto_server did not answer"
+                time.sleep(0.1)
+        self.s3 = boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
+                               aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                               aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+
+    def exists(self, bucket, key) -> bool:
+        try:
+            self.s3.head_object(Bucket=bucket, Key=key)
+            return True
+        except botocore.exceptions.ClientError as e:
+            assert e.response["Error"]["Code"] in ("404", "NoSuchKey"), e
+            return False
+
+    def get_json(self, bucket, key):
+        try:
+            return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        except self.s3.exceptions.NoSuchKey:
+            return None
+
+    def keys(self, bucket, prefix):
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+

@@ -26,7 +26,7 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from conftest import ROOT, Sim
+from conftest import ROOT, Moto, Sim, free_port
 
 DAY = 86_400
 FLEET = ["--things", "300", "--jobs", "3", "--seed", "31"]
@@ -38,12 +38,6 @@ SLOW = ["--rps", "25", "--part-rows", "50"]
 
 def utc_date(epoch: int) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(epoch))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def all_pairs(lists: pathlib.Path) -> set:
@@ -376,50 +370,6 @@ def test_overwrite_replaces_the_audit_in_one_commit_and_keeps_older_versions(fa,
 
 
 # --- 3. S3 ---------------------------------------------------------------------------------------
-
-class Moto:
-    """moto's S3 server on a free port of loopback, and a boto3 client of it (objects the tool wrote
-    are private: read them signed)."""
-
-    def __init__(self, env):
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(self.url + "/", timeout=5).read()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert self.proc.poll() is None and time.monotonic() < deadline, "moto_server did not answer"
-                time.sleep(0.1)
-        self.s3 = boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
-                               aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                               aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
-
-    def exists(self, bucket, key) -> bool:
-        try:
-            self.s3.head_object(Bucket=bucket, Key=key)
-            return True
-        except botocore.exceptions.ClientError as e:
-            assert e.response["Error"]["Code"] in ("404", "NoSuchKey"), e
-            return False
-
-    def get_json(self, bucket, key):
-        try:
-            return json.loads(self.s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-        except self.s3.exceptions.NoSuchKey:
-            return None
-
-    def keys(self, bucket, prefix):
-        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return sorted(o["Key"] for page in pages for o in page.get("Contents", []))
-
-    def stop(self):
-        self.proc.kill()
-        self.proc.wait(timeout=10)
-
 
 @pytest.fixture
 def moto(aws_env):
