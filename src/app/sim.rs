@@ -248,6 +248,12 @@ fn how_to_read(dataset: &std::path::Path, delta: bool) -> String {
              delta_scan('{d}') GROUP BY status;`, or Python `deltalake.DeltaTable('{d}').to_pyarrow_table()`"
         )
     } else {
-        format!("read it with DuckDB: SELECT status, count(*) FROM '{d}' GROUP BY status;")
+        format!(
+            "read it with DuckDB: SELECT status, count(*) FROM '{d}' GROUP BY status;\n\
+             stuck QUEUED on online things, by thing type: SELECT thing_type, count(*) FROM '{d}' \
+             WHERE status = 'QUEUED' AND connected AND job_status = 'IN_PROGRESS' AND fetched_at - \
+             queued_at > INTERVAL 24 HOURS GROUP BY thing_type ORDER BY 2 DESC;\n\
+             and the report by group: fleet-audit report {d} --group-by attribute:firmware"
+        )
     }
 }
