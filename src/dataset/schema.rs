@@ -117,7 +117,7 @@ pub struct Row {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Context {
     pub job: Option<Arc<JobContext>>,
-    pub thing: Option<Arc<ThingContext>>,
+    pub thing: Option<ThingContext>,
     /// The job of the thing's IN_PROGRESS execution that a QUEUED one waits behind.
     pub blocked_by: Option<Arc<str>>,
 }
@@ -131,19 +131,26 @@ pub struct JobContext {
     pub in_progress_timeout_minutes: Option<i64>,
 }
 
-/// A thing as the fleet index reports it.
+/// A thing as the fleet index reports it: what it is (shared by the many things alike) and its
+/// connectivity.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ThingContext {
+    pub shape: Arc<ThingShape>,
+    /// `None`: connectivity is not indexed in the account.
+    pub connected: Option<bool>,
+    /// When the thing last connected or disconnected, epoch milliseconds.
+    pub connectivity_at_ms: Option<i64>,
+    pub disconnect_reason: Option<Arc<str>>,
+}
+
+/// A thing's type, attributes and groups: a fleet has few distinct ones, each kept once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ThingShape {
     pub thing_type: Option<String>,
     /// Sorted by name.
     pub attributes: Vec<(String, String)>,
     /// Sorted.
     pub groups: Vec<String>,
-    /// `None`: connectivity is not indexed in the account.
-    pub connected: Option<bool>,
-    /// When the thing last connected or disconnected, epoch milliseconds.
-    pub connectivity_at_ms: Option<i64>,
-    pub disconnect_reason: Option<String>,
 }
 
 /// Where a row was read from (one target of a run), defined with the targets.
@@ -309,19 +316,19 @@ impl ContextBuilder {
             .append_option(job.and_then(|j| j.status.as_deref()));
         self.job_timeout
             .append_option(job.and_then(|j| j.in_progress_timeout_minutes));
-        let thing = c.thing.as_deref();
+        let thing = c.thing.as_ref();
         self.thing_type
-            .append_option(thing.and_then(|t| t.thing_type.as_deref()));
+            .append_option(thing.and_then(|t| t.shape.thing_type.as_deref()));
         match thing {
             Some(t) => {
-                for (k, v) in &t.attributes {
+                for (k, v) in &t.shape.attributes {
                     self.attributes.keys().append_value(k);
                     self.attributes.values().append_value(v);
                 }
                 self.attributes
                     .append(true)
                     .expect("keys and values together");
-                for g in &t.groups {
+                for g in &t.shape.groups {
                     self.groups.values().append_value(g);
                 }
                 self.groups.append(true);

@@ -7,7 +7,7 @@ use std::future::Future;
 use aws_sdk_iot::types::ThingDocument;
 
 use super::{classify_sdk_error, CallError, IotClient, Page};
-use crate::dataset::schema::{JobContext, ThingContext};
+use crate::dataset::schema::{JobContext, ThingContext, ThingShape};
 
 /// Most documents SearchIndex answers a page.
 pub(crate) const SEARCH_PAGE: i32 = 100;
@@ -40,12 +40,14 @@ fn thing_context(d: &ThingDocument) -> ThingContext {
     groups.sort();
     let c = d.connectivity();
     ThingContext {
-        thing_type: d.thing_type_name().map(str::to_string),
-        attributes,
-        groups,
+        shape: std::sync::Arc::new(ThingShape {
+            thing_type: d.thing_type_name().map(str::to_string),
+            attributes,
+            groups,
+        }),
         connected: c.and_then(|c| c.connected()),
         connectivity_at_ms: c.and_then(|c| c.timestamp()),
-        disconnect_reason: c.and_then(|c| c.disconnect_reason()).map(str::to_string),
+        disconnect_reason: c.and_then(|c| c.disconnect_reason()).map(std::sync::Arc::from),
     }
 }
 
