@@ -115,6 +115,12 @@ pub(crate) fn human_duration(secs: f64) -> String {
 
 /// Parses a duration such as `500ms`, `10s`, `2m`, `24h` (a plain number is seconds), and `14d` when
 /// `days` allows the unit; it must be positive and at most `max` (`limit` says so in the message).
+/// A report threshold (`--queued-after` and the others, `run --queued-after` too): a span of at
+/// most 366 days.
+pub(crate) fn parse_threshold(s: &str) -> Result<Duration, String> {
+    parse_span(s, true, Duration::from_secs(366 * 86_400), "at most 366d")
+}
+
 pub(crate) fn parse_span(
     s: &str,
     days: bool,

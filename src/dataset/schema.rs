@@ -122,36 +122,8 @@ pub struct Context {
     pub blocked_by: Option<Arc<str>>,
 }
 
-/// A job as DescribeJob reports it, as much as the diagnosis uses.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JobContext {
-    /// `IN_PROGRESS`, `SCHEDULED`, `CANCELED`, `COMPLETED`, `DELETION_IN_PROGRESS`.
-    pub status: Option<String>,
-    /// `timeoutConfig.inProgressTimeoutInMinutes`.
-    pub in_progress_timeout_minutes: Option<i64>,
-}
-
-/// A thing as the fleet index reports it: what it is (shared by the many things alike) and its
-/// connectivity.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ThingContext {
-    pub shape: Arc<ThingShape>,
-    /// `None`: connectivity is not indexed in the account.
-    pub connected: Option<bool>,
-    /// When the thing last connected or disconnected, epoch milliseconds.
-    pub connectivity_at_ms: Option<i64>,
-    pub disconnect_reason: Option<Arc<str>>,
-}
-
-/// A thing's type, attributes and groups: a fleet has few distinct ones, each kept once.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct ThingShape {
-    pub thing_type: Option<String>,
-    /// Sorted by name.
-    pub attributes: Vec<(String, String)>,
-    /// Sorted.
-    pub groups: Vec<String>,
-}
+/// The context types, defined with the calls that fetch them.
+pub use crate::aws::client::{JobContext, ThingContext, ThingShape};
 
 /// Where a row was read from (one target of a run), defined with the targets.
 pub use crate::aws::targets::Origin;

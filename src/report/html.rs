@@ -5,14 +5,14 @@
 
 use std::fmt::Write as _;
 
+use super::classify::Class;
 use super::classify::Counts;
-use super::classify::{Cause, Class, CAUSED};
 use super::render::{age_text, class_rules, duration_text, iso_utc, thousands};
 use super::tally::{AgeHistogram, AGE_BUCKETS};
 use super::Report;
 
 /// `&`, `<`, `>`, `"` and `'` as entities.
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -128,7 +128,7 @@ svg text { font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, san
 footer { color: #94a3b8; font-size: 12px; }
 "#;
 
-fn class_cell_kind(c: Class, n: u64) -> &'static str {
+pub(super) fn class_cell_kind(c: Class, n: u64) -> &'static str {
     match (n, c) {
         (0, _) => "zero",
         // Usually a pair the job never targeted: neutral, not a warning.
@@ -366,7 +366,7 @@ fn age_columns(
     }
 }
 
-fn num_cell(o: &mut String, n: u64, kind: &str) {
+pub(super) fn num_cell(o: &mut String, n: u64, kind: &str) {
     let _ = write!(o, "<td class=\"{kind}\">{}</td>", thousands(n));
 }
 
@@ -424,113 +424,6 @@ fn statuses_table(o: &mut String, r: &Report) {
         o.push_str("</tr>");
     };
     job_rows(o, r, row);
-}
-
-/// Why the stuck executions are stuck: each class's causes over all jobs, largest first, with what
-/// each means, a bar of its share and its oldest examples; then the jobs holding others up.
-fn why_section(o: &mut String, r: &Report) {
-    let rows: Vec<(Class, Cause, u64)> = CAUSED
-        .iter()
-        .flat_map(|class| {
-            r.totals
-                .causes_of(*class)
-                .into_iter()
-                .map(move |(cause, n)| (*class, cause, n))
-        })
-        .collect();
-    if rows.is_empty() {
-        return;
-    }
-    o.push_str(
-        "<section><h2>Why they are stuck</h2><div class=\"scroll\"><table><tr><th class=\"l\">class</th>\
-         <th class=\"l\">cause</th><th>count</th><th class=\"l\">share</th><th class=\"l\">what it means</th>\
-         <th class=\"l\">oldest</th></tr>",
-    );
-    for (class, cause, n) in rows {
-        let total = r.totals.count(class).max(1);
-        let pct = n as f64 * 100.0 / total as f64;
-        let examples: Vec<String> = r
-            .cause_examples
-            .get(&(class, cause))
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                format!(
-                    "{} <span class=\"mono\">{}</span> on <span class=\"mono\">{}</span>",
-                    age_text(p.age_ms),
-                    esc(&p.job_id),
-                    esc(&p.thing_name)
-                )
-            })
-            .collect();
-        let _ = write!(
-            o,
-            "<tr><td class=\"l mono\">{}</td><td class=\"l mono\"><strong>{}</strong></td><td class=\"bad\">{}</td>\
-             <td class=\"l\"><span class=\"share\" style=\"width:{:.0}px\"></span> {:.1}%</td>\
-             <td class=\"advice\">{}</td><td class=\"ex\">{}</td></tr>",
-            class.as_str(),
-            cause.as_str(),
-            thousands(n),
-            pct.max(1.0),
-            pct,
-            esc(cause.advice()),
-            examples.join("<br>")
-        );
-    }
-    o.push_str("</table></div>");
-    if !r.held_up.is_empty() {
-        o.push_str("<h2 style=\"margin-top:16px\">Held up behind another job's IN_PROGRESS execution</h2><table><tr><th class=\"l\">job holding the queue</th><th>stuck QUEUED executions behind it</th></tr>");
-        for (job, n) in &r.held_up {
-            let _ = write!(
-                o,
-                "<tr><td class=\"l mono\">{}</td><td class=\"bad\">{}</td></tr>",
-                esc(job),
-                thousands(*n)
-            );
-        }
-        o.push_str("</table>");
-    }
-    o.push_str("</section>\n");
-}
-
-/// `--group-by`: the classes of each group, the largest stuck share first.
-fn groups_section(o: &mut String, r: &Report) {
-    let Some((key, groups)) = &r.groups else {
-        return;
-    };
-    let _ = write!(
-        o,
-        "<section><h2>By {}</h2><div class=\"scroll\"><table><tr><th class=\"l\">{}</th><th>total</th><th>stuck</th>",
-        esc(key),
-        esc(key)
-    );
-    for c in Class::ALL {
-        let _ = write!(o, "<th>{}</th>", c.as_str());
-    }
-    o.push_str("<th>FAILED</th></tr>");
-    for g in groups {
-        let c = &g.counts;
-        let stuck = c.count(Class::StuckQueued) + c.count(Class::StaleInProgress);
-        let _ = write!(
-            o,
-            "<tr><td class=\"l mono\">{}</td><td>{}</td><td class=\"{}\">{:.1}%</td>",
-            esc(&g.value),
-            thousands(c.total),
-            if stuck == 0 { "zero" } else { "bad" },
-            stuck as f64 * 100.0 / c.total.max(1) as f64
-        );
-        for k in Class::ALL {
-            let n = c.count(k);
-            num_cell(o, n, class_cell_kind(k, n));
-        }
-        let failed = c.status("FAILED");
-        let _ = write!(
-            o,
-            "<td>{:.1}%</td></tr>",
-            failed as f64 * 100.0 / c.total.max(1) as f64
-        );
-    }
-    o.push_str("</table></div></section>\n");
 }
 
 fn oldest_table(o: &mut String, r: &Report) {
@@ -605,9 +498,9 @@ pub fn page(r: &Report) -> String {
     cards(&mut o, r);
     status_bars(&mut o, r);
     age_histogram(&mut o, r);
-    why_section(&mut o, r);
+    super::causes::html(&mut o, r);
     classes_table(&mut o, r);
-    groups_section(&mut o, r);
+    super::causes::groups_html(&mut o, r);
     statuses_table(&mut o, r);
     super::targets::html(&mut o, r, esc);
     if let Some(c) = &r.changes {

@@ -86,6 +86,28 @@ fn dataset_figures(out: &mut String, r: &Report) {
             );
         }
     }
+    cause_figures(out, r);
+    if let Some(ch) = &r.changes {
+        family(
+            out,
+            "fleet_audit_changes",
+            "gauge",
+            "Changes since the baseline audit (new_stuck; of the executions stuck then: recovered, ended_timed_out, ended_failed, ended_canceled, ended_other, still_stuck; new_timed_out, new_failed), by job; zero counts included.",
+        );
+        for (job, counts) in &ch.jobs {
+            for (change, n) in counts.named() {
+                let _ = writeln!(
+                    out,
+                    "fleet_audit_changes{{job_id=\"{}\",change=\"{change}\"}} {n}",
+                    label(job)
+                );
+            }
+        }
+    }
+}
+
+/// `fleet_audit_stuck_by_cause`: each job's stuck classes by cause, zeros included.
+fn cause_figures(out: &mut String, r: &Report) {
     family(
         out,
         "fleet_audit_stuck_by_cause",
@@ -102,23 +124,6 @@ fn dataset_figures(out: &mut String, r: &Report) {
                     class.as_str(),
                     cause.as_str(),
                     j.counts.cause_count(class, cause)
-                );
-            }
-        }
-    }
-    if let Some(ch) = &r.changes {
-        family(
-            out,
-            "fleet_audit_changes",
-            "gauge",
-            "Changes since the baseline audit (new_stuck; of the executions stuck then: recovered, ended_timed_out, ended_failed, ended_canceled, ended_other, still_stuck; new_timed_out, new_failed), by job; zero counts included.",
-        );
-        for (job, counts) in &ch.jobs {
-            for (change, n) in counts.named() {
-                let _ = writeln!(
-                    out,
-                    "fleet_audit_changes{{job_id=\"{}\",change=\"{change}\"}} {n}",
-                    label(job)
                 );
             }
         }

@@ -21,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+mod causes;
 pub(crate) mod changes;
 pub(crate) mod classify;
 pub mod group;
@@ -50,7 +51,6 @@ pub use crate::dataset::Incomplete;
 pub use crate::dataset::schema::BATCH_ROWS;
 
 /// Longest threshold accepted by [`parse_threshold`]: a year.
-const MAX_THRESHOLD: Duration = Duration::from_secs(366 * 86_400);
 
 /// The thresholds of the classes and how many of the oldest pairs to keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,9 +105,7 @@ fn millis(d: Duration) -> i64 {
 /// The same parser as [`crate::audit::config::parse_duration`] with another policy: that one guards call
 /// timeouts and refuses a week or more, while an execution queued for weeks is exactly what a report
 /// looks for. Accepted: positive, at most a year, units ms, s, m, h, d.
-pub(crate) fn parse_threshold(s: &str) -> Result<Duration, String> {
-    crate::time::parse_span(s, true, MAX_THRESHOLD, "at most 366d")
-}
+pub(crate) use crate::time::parse_threshold;
 
 /// A `--fail-on` condition: the report "fails" (exit code 3) when any row has one of its classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -106,11 +106,58 @@ struct Columns {
     execution_number: Option<Int64Array>,
     version_number: Option<Int64Array>,
     run_id: Option<StringArray>,
-    /// The context columns (schema version 4); absent from older datasets.
+    context: ContextColumns,
+}
+
+/// The context columns (schema version 4); absent from older datasets.
+struct ContextColumns {
     job_status: Option<StringArray>,
     blocked_by: Option<StringArray>,
     connected: Option<arrow::array::BooleanArray>,
     thing: super::classify::ThingColumns,
+}
+
+impl ContextColumns {
+    fn of(
+        batch: &RecordBatch,
+        text: &dyn Fn(&str) -> Result<StringArray, ReportError>,
+        schema_err: &dyn Fn(String) -> ReportError,
+    ) -> Result<ContextColumns, ReportError> {
+        let optional = |n: &str| {
+            batch
+                .column_by_name(n)
+                .is_some()
+                .then(|| text(n))
+                .transpose()
+        };
+        Ok(ContextColumns {
+            job_status: optional("job_status")?,
+            blocked_by: optional("blocked_by")?,
+            connected: match batch.column_by_name("connected") {
+                None => None,
+                Some(c) => Some(c.as_boolean_opt().cloned().ok_or_else(|| {
+                    schema_err(format!(
+                        "column connected is {}, expected boolean",
+                        c.data_type()
+                    ))
+                })?),
+            },
+            thing: super::classify::ThingColumns {
+                thing_type: optional("thing_type")?,
+                groups: batch
+                    .column_by_name("thing_groups")
+                    .and_then(|c| c.as_list_opt::<i32>().cloned())
+                    .filter(|l| l.values().as_string_opt::<i32>().is_some()),
+                attributes: batch
+                    .column_by_name("thing_attributes")
+                    .and_then(|c| c.as_map_opt().cloned())
+                    .filter(|m| {
+                        m.keys().as_string_opt::<i32>().is_some()
+                            && m.values().as_string_opt::<i32>().is_some()
+                    }),
+            },
+        })
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -185,7 +232,7 @@ impl Columns {
             cast(col, &kind.target())
                 .map_err(|e| schema_err(format!("column {name} cannot be read: {e}")))
         };
-        let text = |n| get(n, Kind::Text).map(|a| a.as_string::<i32>().clone());
+        let text = |n: &str| get(n, Kind::Text).map(|a| a.as_string::<i32>().clone());
         let int = |n| {
             get(n, Kind::Integer).map(|a| a.as_primitive::<arrow::datatypes::Int64Type>().clone())
         };
@@ -216,37 +263,7 @@ impl Columns {
                 .then(|| int("version_number"))
                 .transpose()?,
             run_id: optional("run_id").then(|| text("run_id")).transpose()?,
-            job_status: optional("job_status")
-                .then(|| text("job_status"))
-                .transpose()?,
-            blocked_by: optional("blocked_by")
-                .then(|| text("blocked_by"))
-                .transpose()?,
-            connected: match batch.column_by_name("connected") {
-                None => None,
-                Some(c) => Some(c.as_boolean_opt().cloned().ok_or_else(|| {
-                    schema_err(format!(
-                        "column connected is {}, expected boolean",
-                        c.data_type()
-                    ))
-                })?),
-            },
-            thing: super::classify::ThingColumns {
-                thing_type: optional("thing_type")
-                    .then(|| text("thing_type"))
-                    .transpose()?,
-                groups: batch
-                    .column_by_name("thing_groups")
-                    .and_then(|c| c.as_list_opt::<i32>().cloned())
-                    .filter(|l| l.values().as_string_opt::<i32>().is_some()),
-                attributes: batch
-                    .column_by_name("thing_attributes")
-                    .and_then(|c| c.as_map_opt().cloned())
-                    .filter(|m| {
-                        m.keys().as_string_opt::<i32>().is_some()
-                            && m.values().as_string_opt::<i32>().is_some()
-                    }),
-            },
+            context: ContextColumns::of(batch, &text, &schema_err)?,
         })
     }
 
@@ -282,13 +299,14 @@ impl Columns {
                 .then(|| self.seconds_before_timed_out.value(i)),
             account_id: self.account_id.as_ref().and_then(|a| s(a, i)),
             region: self.region.as_ref().and_then(|a| s(a, i)),
-            job_status: self.job_status.as_ref().and_then(|a| s(a, i)),
+            job_status: self.context.job_status.as_ref().and_then(|a| s(a, i)),
             connected: self
+                .context
                 .connected
                 .as_ref()
                 .and_then(|a| a.is_valid(i).then(|| a.value(i))),
-            blocked_by: self.blocked_by.as_ref().and_then(|a| s(a, i)),
-            thing: super::classify::ThingView::new(&self.thing, i),
+            blocked_by: self.context.blocked_by.as_ref().and_then(|a| s(a, i)),
+            thing: super::classify::ThingView::new(&self.context.thing, i),
         }
     }
 }

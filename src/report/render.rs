@@ -7,8 +7,8 @@ use std::fmt::Write as _;
 
 use serde_json::{json, Map, Value};
 
+use super::classify::Class;
 use super::classify::Counts;
-use super::classify::{Class, CAUSED};
 use super::tally::OldestPair;
 use super::Report;
 
@@ -88,7 +88,7 @@ pub(crate) fn class_rules(r: &Report) -> [(Class, String, Option<&'static str>);
 
 /// ANSI styling that is a no-op when colour is off.
 #[derive(Clone, Copy)]
-struct Style {
+pub(super) struct Style {
     on: bool,
 }
 
@@ -100,7 +100,7 @@ impl Style {
             text.to_string()
         }
     }
-    fn bold(self, t: &str) -> String {
+    pub(super) fn bold(self, t: &str) -> String {
         self.paint("1", t)
     }
     fn dim(self, t: &str) -> String {
@@ -118,7 +118,7 @@ impl Style {
     }
 }
 
-fn pct(n: u64, total: u64) -> String {
+pub(super) fn pct(n: u64, total: u64) -> String {
     if n == 0 || total == 0 {
         String::new()
     } else {
@@ -301,7 +301,7 @@ fn job_tables(out: &mut String, r: &Report, st: Style) {
             thousands(j.counts.total)
         );
         counts_table(out, r, &j.counts, st);
-        causes_text(out, &j.counts, st);
+        super::causes::causes_text(out, &j.counts, st);
     }
     if r.jobs.len() > 1 {
         let _ = writeln!(out);
@@ -312,12 +312,12 @@ fn job_tables(out: &mut String, r: &Report, st: Style) {
             thousands(r.totals.total)
         );
         counts_table(out, r, &r.totals, st);
-        causes_text(out, &r.totals, st);
+        super::causes::causes_text(out, &r.totals, st);
     }
-    why_text(out, r, st);
+    super::causes::why_text(out, r, st);
     if !r.held_up.is_empty() {
         let _ = writeln!(out);
-        held_up_text(out, r);
+        super::causes::held_up_text(out, r);
     }
     if let Some((key, groups)) = &r.groups {
         super::group::text(out, key, groups);
@@ -354,7 +354,7 @@ fn seconds(ms: i64) -> Value {
     }
 }
 
-fn oldest_json(pairs: &[OldestPair]) -> Value {
+pub(super) fn oldest_json(pairs: &[OldestPair]) -> Value {
     pairs
         .iter()
         .map(|p| {
@@ -383,119 +383,7 @@ fn counts_json(m: &mut Map<String, Value>, r: &Report, c: &Counts) {
     for k in Class::ALL {
         m.insert(k.as_str().into(), json!(c.count(k)));
     }
-    m.insert("causes".into(), causes_json(c));
-}
-
-/// `{class: {cause: count}}` for the stuck classes, each cause with rows, largest first.
-fn causes_json(c: &Counts) -> Value {
-    let mut m = Map::new();
-    for class in CAUSED {
-        let by: Map<String, Value> = c
-            .causes_of(class)
-            .into_iter()
-            .map(|(cause, n)| (cause.as_str().to_string(), json!(n)))
-            .collect();
-        m.insert(class.as_str().into(), Value::Object(by));
-    }
-    Value::Object(m)
-}
-
-/// The stuck classes split by cause, largest first: `stuck_queued: device_offline 40 (50.0%), ...`.
-fn causes_text(out: &mut String, c: &Counts, st: Style) {
-    for class in CAUSED {
-        let causes = c.causes_of(class);
-        if causes.is_empty() {
-            continue;
-        }
-        let total = c.count(class);
-        let parts: Vec<String> = causes
-            .iter()
-            .map(|(cause, n)| format!("{} {} ({})", cause.as_str(), thousands(*n), pct(*n, total)))
-            .collect();
-        let _ = writeln!(
-            out,
-            "  {} by cause: {}",
-            st.bold(class.as_str()),
-            parts.join(", ")
-        );
-    }
-}
-
-/// The stuck classes' causes over all jobs, largest first, each with what it means and its oldest
-/// examples.
-fn why_text(out: &mut String, r: &Report, st: Style) {
-    let causes: Vec<(Class, super::classify::Cause, u64)> = CAUSED
-        .iter()
-        .flat_map(|class| {
-            r.totals
-                .causes_of(*class)
-                .into_iter()
-                .map(move |(cause, n)| (*class, cause, n))
-        })
-        .collect();
-    if causes.is_empty() {
-        return;
-    }
-    let _ = writeln!(out);
-    let _ = writeln!(out, "{}", st.bold("why stuck (the oldest of each cause):"));
-    for (class, cause, n) in causes {
-        let _ = writeln!(
-            out,
-            "  {} {}: {} - {}",
-            class.as_str(),
-            st.bold(cause.as_str()),
-            thousands(n),
-            cause.advice()
-        );
-        for p in r.cause_examples.get(&(class, cause)).into_iter().flatten() {
-            let _ = writeln!(
-                out,
-                "      {:>8}  {}  {}",
-                age_text(p.age_ms),
-                p.job_id,
-                p.thing_name
-            );
-        }
-    }
-}
-
-/// `why`: each stuck class and cause over all jobs, largest first, with its advice and examples.
-fn why_json(r: &Report) -> Value {
-    let mut v = Vec::new();
-    for class in CAUSED {
-        for (cause, n) in r.totals.causes_of(class) {
-            let examples = r
-                .cause_examples
-                .get(&(class, cause))
-                .map_or(&[][..], Vec::as_slice);
-            v.push(json!({
-                "class": class.as_str(),
-                "cause": cause.as_str(),
-                "count": n,
-                "advice": cause.advice(),
-                "oldest": oldest_json(examples),
-            }));
-        }
-    }
-    Value::Array(v)
-}
-
-/// The jobs whose IN_PROGRESS executions hold up stuck QUEUED ones.
-fn held_up_text(out: &mut String, r: &Report) {
-    if r.held_up.is_empty() {
-        return;
-    }
-    let _ = writeln!(
-        out,
-        "held up behind another job's IN_PROGRESS execution (fix that one first):"
-    );
-    for (job, n) in &r.held_up {
-        let _ = writeln!(
-            out,
-            "  {job}: holds up {} stuck QUEUED executions",
-            thousands(*n)
-        );
-    }
+    m.insert("causes".into(), super::causes::causes_json(c));
 }
 
 /// See [`Report::to_json`].
@@ -535,7 +423,7 @@ pub fn json(r: &Report) -> Value {
         },
         "totals": totals,
         "jobs": jobs,
-        "why": why_json(r),
+        "why": super::causes::why_json(r),
         "held_up": held_up,
     });
     if let Some((key, groups)) = &r.groups {

@@ -85,7 +85,7 @@ fn context_settings(a: &RunArgs) -> Result<crate::audit::context::ContextSetting
             "must be a number >= 0 (0 means no limit)",
         ));
     }
-    let queued_after = crate::report::parse_threshold(&a.queued_after)
+    let queued_after = crate::time::parse_threshold(&a.queued_after)
         .map_err(|reason| flag("queued-after", reason))?;
     Ok(crate::audit::context::ContextSettings {
         jobs: matches!(a.context, ContextArg::All | ContextArg::Jobs),

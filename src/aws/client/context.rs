@@ -7,7 +7,38 @@ use std::future::Future;
 use aws_sdk_iot::types::ThingDocument;
 
 use super::{classify_sdk_error, CallError, IotClient, Page};
-use crate::dataset::schema::{JobContext, ThingContext, ThingShape};
+use std::sync::Arc;
+
+/// A job as DescribeJob reports it, as much as the diagnosis uses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobContext {
+    /// `IN_PROGRESS`, `SCHEDULED`, `CANCELED`, `COMPLETED`, `DELETION_IN_PROGRESS`.
+    pub status: Option<String>,
+    /// `timeoutConfig.inProgressTimeoutInMinutes`.
+    pub in_progress_timeout_minutes: Option<i64>,
+}
+
+/// A thing as the fleet index reports it: what it is (shared by the many things alike) and its
+/// connectivity.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThingContext {
+    pub shape: Arc<ThingShape>,
+    /// `None`: connectivity is not indexed in the account.
+    pub connected: Option<bool>,
+    /// When the thing last connected or disconnected, epoch milliseconds.
+    pub connectivity_at_ms: Option<i64>,
+    pub disconnect_reason: Option<Arc<str>>,
+}
+
+/// A thing's type, attributes and groups: a fleet has few distinct ones, each kept once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ThingShape {
+    pub thing_type: Option<String>,
+    /// Sorted by name.
+    pub attributes: Vec<(String, String)>,
+    /// Sorted.
+    pub groups: Vec<String>,
+}
 
 /// Most documents SearchIndex answers a page.
 pub(crate) const SEARCH_PAGE: i32 = 100;
@@ -40,14 +71,14 @@ fn thing_context(d: &ThingDocument) -> ThingContext {
     groups.sort();
     let c = d.connectivity();
     ThingContext {
-        shape: std::sync::Arc::new(ThingShape {
+        shape: Arc::new(ThingShape {
             thing_type: d.thing_type_name().map(str::to_string),
             attributes,
             groups,
         }),
         connected: c.and_then(|c| c.connected()),
         connectivity_at_ms: c.and_then(|c| c.timestamp()),
-        disconnect_reason: c.and_then(|c| c.disconnect_reason()).map(std::sync::Arc::from),
+        disconnect_reason: c.and_then(|c| c.disconnect_reason()).map(Arc::from),
     }
 }
 

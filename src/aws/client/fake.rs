@@ -116,18 +116,15 @@ fn job_not_found(job_id: &str) -> CallError {
 /// The fake has no jobs' configs and no fleet index: DescribeJob answers an empty job, and
 /// SearchIndex the ResourceNotFoundException of an account without fleet indexing.
 impl super::FleetContext for FakeFleet {
-    async fn job_context(
-        &self,
-        _job_id: &str,
-    ) -> Result<crate::dataset::schema::JobContext, CallError> {
-        Ok(crate::dataset::schema::JobContext::default())
+    async fn job_context(&self, _job_id: &str) -> Result<super::JobContext, CallError> {
+        Ok(super::JobContext::default())
     }
 
     async fn search_things(
         &self,
         _query: &str,
         _next_token: Option<String>,
-    ) -> Result<Page<(String, crate::dataset::schema::ThingContext)>, CallError> {
+    ) -> Result<Page<(String, super::ThingContext)>, CallError> {
         Err(CallError::Service {
             code: "ResourceNotFoundException".into(),
             message: "Index AWS_Things does not exist".into(),

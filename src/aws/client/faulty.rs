@@ -157,10 +157,7 @@ impl<C: FleetClient> FleetClient for Faulty<C> {
 /// Listings pass through with the same latency and quota as describes (a fault per pair applies to
 /// DescribeJobExecution only).
 impl<C: FleetClient + super::FleetContext> super::FleetContext for Faulty<C> {
-    async fn job_context(
-        &self,
-        job_id: &str,
-    ) -> Result<crate::dataset::schema::JobContext, CallError> {
+    async fn job_context(&self, job_id: &str) -> Result<super::JobContext, CallError> {
         self.before_call().await?;
         self.inner.job_context(job_id).await
     }
@@ -169,7 +166,7 @@ impl<C: FleetClient + super::FleetContext> super::FleetContext for Faulty<C> {
         &self,
         query: &str,
         next_token: Option<String>,
-    ) -> Result<Page<(String, crate::dataset::schema::ThingContext)>, CallError> {
+    ) -> Result<Page<(String, super::ThingContext)>, CallError> {
         self.before_call().await?;
         self.inner.search_things(query, next_token).await
     }

@@ -28,6 +28,7 @@ mod list;
 pub(crate) mod org;
 mod remedy;
 pub(crate) use context::{FleetContext, SEARCH_PAGE};
+pub use context::{JobContext, ThingContext, ThingShape};
 pub use list::ExecutionSummary;
 pub(crate) use list::{FleetLister, JobCounts, ListedExecution, Page, MAX_PAGE};
 pub(crate) use remedy::FleetChanger;
