@@ -50,8 +50,6 @@ pub use crate::dataset::Incomplete;
 
 pub use crate::dataset::schema::BATCH_ROWS;
 
-/// Longest threshold accepted by [`parse_threshold`]: a year.
-
 /// The thresholds of the classes and how many of the oldest pairs to keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Thresholds {

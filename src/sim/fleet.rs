@@ -481,7 +481,7 @@ impl Fleet {
             Behaviour::Offline => {
                 kind == "QUEUED"
                     && job.timeout_minutes.is_none()
-                    && h3(self.spec.seed, 0x6D69_6473, i) % 2 == 0
+                    && h3(self.spec.seed, 0x6D69_6473, i).is_multiple_of(2)
             }
             _ => false,
         };
@@ -494,11 +494,12 @@ impl Fleet {
         }
         // A bad combination for the rollouts to find: model M200 on firmware 1.2.0 fails half its
         // updates (`report --group-by attribute:firmware`).
-        if e.status == "SUCCEEDED" && self.bad_combination(i) {
-            if h3(self.spec.seed, 0x6661_696C, (i << 20) | u64::from(j)) % 2 == 0 {
-                e.status = "FAILED";
-                e.details = drawn(&[("errorCode", "E_FLASH_WRITE")]);
-            }
+        if e.status == "SUCCEEDED"
+            && self.bad_combination(i)
+            && h3(self.spec.seed, 0x6661_696C, (i << 20) | u64::from(j)).is_multiple_of(2)
+        {
+            e.status = "FAILED";
+            e.details = drawn(&[("errorCode", "E_FLASH_WRITE")]);
         }
         // A canceled job cancels what was still active.
         if job.status == "CANCELED" && matches!(e.status, "QUEUED" | "IN_PROGRESS") {

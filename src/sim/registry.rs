@@ -230,20 +230,20 @@ pub(super) fn search(sim: &Simulator, body: &str) -> Response<Body> {
 }
 
 /// The index of thing `t`, or the answer for a name AWS refuses or does not hold.
-fn known_thing(sim: &Simulator, t: &str) -> Result<u64, Response<Body>> {
+fn known_thing(sim: &Simulator, t: &str) -> Result<u64, Box<Response<Body>>> {
     if let Some(r) = bad_thing(sim, t) {
-        return Err(r);
+        return Err(Box::new(r));
     }
     sim.fleet()
         .thing_index(t)
-        .ok_or_else(|| not_found(sim, &format!("Thing {t} cannot be found.")))
+        .ok_or_else(|| Box::new(not_found(sim, &format!("Thing {t} cannot be found."))))
 }
 
 /// GetThingConnectivityData: one thing's connectivity, where connectivity indexing is on.
 pub(super) fn connectivity(sim: &Simulator, t: &str) -> Response<Body> {
     let i = match known_thing(sim, t) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     if sim.indexing() != Indexing::Connectivity {
         return invalid(
@@ -267,7 +267,7 @@ pub(super) fn connectivity(sim: &Simulator, t: &str) -> Response<Body> {
 pub(super) fn groups_for_thing(sim: &Simulator, t: &str) -> Response<Body> {
     let i = match known_thing(sim, t) {
         Ok(i) => i,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let fleet = sim.fleet();
     let groups: Vec<Value> = fleet

@@ -108,7 +108,7 @@ impl Fleet {
             connectivity_at_ms: at,
             disconnect_reason: reason,
             behaviour,
-            indexed: h3(self.spec.seed, 0x696E_6478, i) % 100 != 0,
+            indexed: !h3(self.spec.seed, 0x696E_6478, i).is_multiple_of(100),
         }
     }
 
