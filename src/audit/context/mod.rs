@@ -92,6 +92,8 @@ pub(crate) fn spawn<C: FleetContext + FleetLister>(
         queues: HashMap::new(),
         index: Index::Unknown,
         interrupted: false,
+        connectivity_checked: false,
+        paging_said: false,
         pending: Vec::new(),
         wanted: HashSet::new(),
     };
@@ -105,6 +107,9 @@ enum Index {
     Available,
     Unavailable,
 }
+
+/// Most pages read for one query of at most 100 things (one page, in AWS).
+const MAX_SEARCH_PAGES: usize = 10;
 
 const DESCRIBE_JOB: usize = 0;
 const SEARCH_INDEX: usize = 1;
@@ -125,6 +130,10 @@ struct Stage<C> {
     /// A shutdown came while a context call was made: the rows still to come go on as they are
     /// (the writer commits what it has for `--resume`), with no more calls.
     interrupted: bool,
+    /// Whether a page with documents was seen (and a missing connectivity said).
+    connectivity_checked: bool,
+    /// Whether an index that pages without end was said.
+    paging_said: bool,
     /// Rows waiting for their thing's batch, and the things of the batch.
     pending: Vec<(Box<Row>, u64)>,
     wanted: HashSet<String>,
@@ -292,9 +301,12 @@ impl<C: FleetContext + FleetLister> Stage<C> {
     /// Every page of one query; an index that does not answer is said once and asked no more.
     async fn search(&mut self, query: &str) -> Result<HashMap<String, ThingContext>, Stop> {
         let mut found = HashMap::new();
-        let mut token = None;
+        let mut token: Option<String> = None;
         let client = self.client.clone();
-        loop {
+        // A query names at most 100 things, one page's worth: a few pages more are an index
+        // answering oddly, and a token seen before would never end.
+        let mut seen = HashSet::new();
+        for _ in 0..MAX_SEARCH_PAGES {
             let page = self
                 .call(SEARCH_INDEX, "SearchIndex", || {
                     client.search_things(query, token.clone())
@@ -303,10 +315,10 @@ impl<C: FleetContext + FleetLister> Stage<C> {
             let Some(page) = page else {
                 return Ok(found);
             };
-            if self.index == Index::Unknown {
-                self.index = Index::Available;
-                let unindexed = page.items.iter().all(|(_, t)| t.connected.is_none());
-                if unindexed && !page.items.is_empty() {
+            self.index = Index::Available;
+            if !self.connectivity_checked && !page.items.is_empty() {
+                self.connectivity_checked = true;
+                if page.items.iter().all(|(_, t)| t.connected.is_none()) {
                     self.warn(
                         "fleet indexing has no connectivity (thingConnectivityIndexingMode is \
                          off): connectivity is unknown, and so are the causes that need it",
@@ -315,10 +327,19 @@ impl<C: FleetContext + FleetLister> Stage<C> {
             }
             found.extend(page.items);
             token = page.next_token;
-            if token.is_none() {
-                return Ok(found);
+            match &token {
+                None => return Ok(found),
+                Some(t) if !seen.insert(t.clone()) => break,
+                Some(_) => {}
             }
         }
+        if !self.paging_said {
+            self.paging_said = true;
+            self.warn(
+                "SearchIndex kept answering more pages for 100 things; the rest are not read",
+            );
+        }
+        Ok(found)
     }
 
     fn warn(&self, what: &str) {
@@ -474,3 +495,6 @@ pub(crate) async fn join(
         (Ok(()), r) => r,
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,307 @@
+//! The stage against an index this test scripts: batching, asking each thing once, a missing index
+//! said once, an index that pages without end, and every row on to the writer once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+
+use super::{spawn, ContextSettings, StageParts};
+use crate::aws::call::{Counters, EngineSettings};
+use crate::aws::client::{
+    CallError, ExecutionRecord, FleetContext, FleetLister, JobContext, JobCounts, ListedExecution,
+    Page, ThingContext, ThingShape,
+};
+use crate::aws::retry::Backoff;
+use crate::dataset::schema::{Outcome, Row, Source};
+use crate::dataset::WriterMsg;
+
+/// How the scripted index answers.
+#[derive(Clone, Copy, PartialEq)]
+enum Answer {
+    /// A document per thing asked, connected unless its name ends in `-off`.
+    Documents,
+    /// ResourceNotFoundException: no index.
+    Missing,
+    /// The same next token forever, with no documents.
+    EndlessPages,
+}
+
+struct Scripted {
+    answer: Answer,
+    searches: AtomicU64,
+    describe_jobs: AtomicU64,
+    queue_reads: AtomicU64,
+    asked: Mutex<Vec<String>>,
+}
+
+impl Scripted {
+    fn new(answer: Answer) -> Arc<Self> {
+        Arc::new(Scripted {
+            answer,
+            searches: AtomicU64::new(0),
+            describe_jobs: AtomicU64::new(0),
+            queue_reads: AtomicU64::new(0),
+            asked: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+impl FleetContext for Scripted {
+    async fn job_context(&self, job_id: &str) -> Result<JobContext, CallError> {
+        self.describe_jobs.fetch_add(1, Ordering::Relaxed);
+        Ok(JobContext {
+            status: Some(
+                if job_id == "done" {
+                    "COMPLETED"
+                } else {
+                    "IN_PROGRESS"
+                }
+                .into(),
+            ),
+            in_progress_timeout_minutes: None,
+        })
+    }
+
+    async fn search_things(
+        &self,
+        query: &str,
+        _next_token: Option<String>,
+    ) -> Result<Page<(String, ThingContext)>, CallError> {
+        self.searches.fetch_add(1, Ordering::Relaxed);
+        let names: Vec<String> = query
+            .split(" OR ")
+            .map(|t| t.trim_start_matches("thingName:").to_string())
+            .collect();
+        self.asked.lock().unwrap().extend(names.iter().cloned());
+        match self.answer {
+            Answer::Missing => Err(CallError::Service {
+                code: "ResourceNotFoundException".into(),
+                message: "Index AWS_Things does not exist".into(),
+                http_status: 404,
+            }),
+            Answer::EndlessPages => Ok(Page {
+                items: Vec::new(),
+                next_token: Some("again".into()),
+            }),
+            Answer::Documents => Ok(Page {
+                items: names
+                    .into_iter()
+                    .map(|n| {
+                        let t = ThingContext {
+                            shape: Arc::new(ThingShape {
+                                thing_type: Some(format!("type-of-{n}")),
+                                ..ThingShape::default()
+                            }),
+                            connected: Some(!n.ends_with("-off")),
+                            connectivity_at_ms: Some(1),
+                            disconnect_reason: None,
+                        };
+                        (n, t)
+                    })
+                    .collect(),
+                next_token: None,
+            }),
+        }
+    }
+}
+
+impl FleetLister for Scripted {
+    async fn list_jobs(
+        &self,
+        _: Option<&str>,
+        _: Option<String>,
+    ) -> Result<Page<String>, CallError> {
+        Ok(Page::default())
+    }
+    async fn describe_job(&self, _: &str) -> Result<JobCounts, CallError> {
+        Ok(JobCounts::default())
+    }
+    async fn list_for_job(
+        &self,
+        _: &str,
+        _: Option<&str>,
+        _: Option<String>,
+    ) -> Result<Page<ListedExecution>, CallError> {
+        Ok(Page {
+            items: Vec::new(),
+            next_token: None,
+        })
+    }
+    /// Every thing has job `blocker` IN_PROGRESS.
+    async fn list_for_thing(
+        &self,
+        thing: &str,
+        _: Option<&str>,
+        _: Option<String>,
+    ) -> Result<Page<ListedExecution>, CallError> {
+        self.queue_reads.fetch_add(1, Ordering::Relaxed);
+        Ok(Page {
+            items: vec![ListedExecution {
+                thing_name: thing.to_string(),
+                job_id: "blocker".into(),
+                thing_arn: None,
+                summary: Default::default(),
+            }],
+            next_token: None,
+        })
+    }
+}
+
+const DAY: i64 = 86_400_000;
+
+fn row(thing: &str, job: &str, status: &str) -> Box<Row> {
+    Box::new(Row {
+        thing_name: thing.into(),
+        job_id: job.into(),
+        requested_execution_number: None,
+        outcome: Outcome::Ok,
+        error: None,
+        attempts: 1,
+        fetched_at_ms: 10 * DAY,
+        execution: Some(ExecutionRecord {
+            status: Some(status.into()),
+            queued_at_ms: Some(DAY),
+            ..Default::default()
+        }),
+        source: Source::Describe,
+        retry_attempt: None,
+        origin: None,
+        carried_from: None,
+        context: Default::default(),
+    })
+}
+
+/// Sends `rows` through a stage over `client`; the rows as the writer got them, by ordinal.
+async fn through(client: Arc<Scripted>, rows: Vec<Box<Row>>) -> HashMap<u64, Box<Row>> {
+    let (out_tx, mut out_rx) = mpsc::channel(100_000);
+    let (_stop, shutdown) = watch::channel(false);
+    let parts = StageParts {
+        settings: ContextSettings {
+            jobs: true,
+            things: true,
+            rps: None,
+            queued_after_ms: DAY,
+        },
+        engine: EngineSettings {
+            concurrency: 4,
+            max_attempts: 2,
+            call_timeout: Duration::from_secs(5),
+            backoff: Backoff {
+                base: Duration::from_millis(1),
+                cap: Duration::from_millis(2),
+            },
+        },
+        counters: Arc::new(Counters::default()),
+        shutdown,
+        label: String::new(),
+    };
+    let (tx, stage) = spawn(client, parts, out_tx);
+    for (ordinal, row) in rows.into_iter().enumerate() {
+        tx.send(WriterMsg::Row {
+            row,
+            ordinal: ordinal as u64,
+        })
+        .await
+        .unwrap();
+    }
+    drop(tx);
+    stage.expect("a stage").await.unwrap().unwrap();
+    let mut got = HashMap::new();
+    while let Some(WriterMsg::Row { row, ordinal }) = out_rx.recv().await {
+        assert!(
+            got.insert(ordinal, row).is_none(),
+            "ordinal {ordinal} twice"
+        );
+    }
+    got
+}
+
+#[tokio::test]
+async fn each_thing_is_asked_once_in_batches_of_100_and_each_row_gets_its_own() {
+    let client = Scripted::new(Answer::Documents);
+    // 250 things x 2 jobs, the second job's rows after all the first's.
+    let rows: Vec<Box<Row>> = ["job-a", "done"]
+        .iter()
+        .flat_map(|j| (0..250).map(move |i| row(&format!("t{i}"), j, "SUCCEEDED")))
+        .collect();
+    let got = through(client.clone(), rows).await;
+    assert_eq!(got.len(), 500);
+    assert_eq!(
+        client.searches.load(Ordering::Relaxed),
+        3,
+        "250 things, 100 a call"
+    );
+    assert_eq!(
+        client.describe_jobs.load(Ordering::Relaxed),
+        2,
+        "once a job"
+    );
+    let mut asked = client.asked.lock().unwrap().clone();
+    asked.sort();
+    asked.dedup();
+    assert_eq!(asked.len(), 250);
+    for r in got.values() {
+        let t = r.context.thing.as_ref().expect("a document");
+        assert_eq!(
+            t.shape.thing_type.as_deref(),
+            Some(&*format!("type-of-{}", r.thing_name))
+        );
+        let job = r.context.job.as_ref().unwrap();
+        assert_eq!(
+            job.status.as_deref() == Some("COMPLETED"),
+            r.job_id == "done"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_stuck_queued_row_on_a_thing_not_offline_names_what_blocks_it() {
+    let client = Scripted::new(Answer::Documents);
+    let rows = vec![
+        row("t-on", "job-a", "QUEUED"),
+        row("t-off", "job-a", "QUEUED"),
+        row("t-on", "job-b", "QUEUED"),
+        row("t-on2", "job-a", "SUCCEEDED"),
+    ];
+    let got = through(client.clone(), rows).await;
+    assert_eq!(got[&0].context.blocked_by.as_deref(), Some("blocker"));
+    assert_eq!(
+        got[&1].context.blocked_by, None,
+        "offline: its queue is not read"
+    );
+    assert_eq!(got[&2].context.blocked_by.as_deref(), Some("blocker"));
+    assert_eq!(got[&3].context.blocked_by, None);
+    assert_eq!(
+        client.queue_reads.load(Ordering::Relaxed),
+        1,
+        "once a thing"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_index_is_asked_once_and_every_row_still_goes_on() {
+    let client = Scripted::new(Answer::Missing);
+    let rows: Vec<Box<Row>> = (0..300)
+        .map(|i| row(&format!("t{i}"), "job-a", "QUEUED"))
+        .collect();
+    let got = through(client.clone(), rows).await;
+    assert_eq!(got.len(), 300);
+    assert_eq!(client.searches.load(Ordering::Relaxed), 1);
+    assert!(got
+        .values()
+        .all(|r| r.context.thing.is_none() && r.context.job.is_some()));
+}
+
+#[tokio::test]
+async fn an_index_that_pages_without_end_is_left_after_a_few_pages() {
+    let client = Scripted::new(Answer::EndlessPages);
+    let got = through(client.clone(), vec![row("t1", "job-a", "SUCCEEDED")]).await;
+    assert_eq!(got.len(), 1);
+    assert!(
+        client.searches.load(Ordering::Relaxed) <= 2,
+        "a token seen twice ends it"
+    );
+}
