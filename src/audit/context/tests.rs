@@ -152,8 +152,8 @@ impl FleetLister for Scripted {
 
 const DAY: i64 = 86_400_000;
 
-fn row(thing: &str, job: &str, status: &str) -> Box<Row> {
-    Box::new(Row {
+fn row(thing: &str, job: &str, status: &str) -> Row {
+    Row {
         thing_name: thing.into(),
         job_id: job.into(),
         requested_execution_number: None,
@@ -171,11 +171,11 @@ fn row(thing: &str, job: &str, status: &str) -> Box<Row> {
         origin: None,
         carried_from: None,
         context: Default::default(),
-    })
+    }
 }
 
 /// Sends `rows` through a stage over `client`; the rows as the writer got them, by ordinal.
-async fn through(client: Arc<Scripted>, rows: Vec<Box<Row>>) -> HashMap<u64, Box<Row>> {
+async fn through(client: Arc<Scripted>, rows: Vec<Row>) -> HashMap<u64, Box<Row>> {
     let (out_tx, mut out_rx) = mpsc::channel(100_000);
     let (_stop, shutdown) = watch::channel(false);
     let parts = StageParts {
@@ -201,7 +201,7 @@ async fn through(client: Arc<Scripted>, rows: Vec<Box<Row>>) -> HashMap<u64, Box
     let (tx, stage) = spawn(client, parts, out_tx);
     for (ordinal, row) in rows.into_iter().enumerate() {
         tx.send(WriterMsg::Row {
-            row,
+            row: Box::new(row),
             ordinal: ordinal as u64,
         })
         .await
@@ -223,7 +223,7 @@ async fn through(client: Arc<Scripted>, rows: Vec<Box<Row>>) -> HashMap<u64, Box
 async fn each_thing_is_asked_once_in_batches_of_100_and_each_row_gets_its_own() {
     let client = Scripted::new(Answer::Documents);
     // 250 things x 2 jobs, the second job's rows after all the first's.
-    let rows: Vec<Box<Row>> = ["job-a", "done"]
+    let rows: Vec<Row> = ["job-a", "done"]
         .iter()
         .flat_map(|j| (0..250).map(move |i| row(&format!("t{i}"), j, "SUCCEEDED")))
         .collect();
@@ -284,7 +284,7 @@ async fn a_stuck_queued_row_on_a_thing_not_offline_names_what_blocks_it() {
 #[tokio::test]
 async fn a_missing_index_is_asked_once_and_every_row_still_goes_on() {
     let client = Scripted::new(Answer::Missing);
-    let rows: Vec<Box<Row>> = (0..300)
+    let rows: Vec<Row> = (0..300)
         .map(|i| row(&format!("t{i}"), "job-a", "QUEUED"))
         .collect();
     let got = through(client.clone(), rows).await;
