@@ -388,7 +388,8 @@ pub struct ThresholdArgs {
     /// stale_in_progress: IN_PROGRESS with no update for at least this long.
     #[arg(long, default_value = "1h", value_name = "DURATION")]
     pub stale_after: String,
-    /// near_timeout: QUEUED or IN_PROGRESS with less than this left before timing out.
+    /// near_timeout: IN_PROGRESS with less than this left before timing out (a QUEUED execution's
+    /// timer has not started). A QUEUED execution of a job not running is `waiting`, not stuck.
     #[arg(long, default_value = "5m", value_name = "DURATION")]
     pub near_timeout: String,
 }

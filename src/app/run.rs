@@ -218,8 +218,13 @@ pub(super) async fn run_command(a: RunArgs) -> anyhow::Result<i32> {
     let done = result.is_ok();
     let code = finish_run(result, quiet, summary_json.as_deref(), &retry_hint)?;
     if let (true, true, Some(summary)) = (a.report, done, &ran) {
-        // With a baseline, the report says what changed since it too.
-        let thresholds = crate::report::Thresholds::default();
+        // With a baseline, the report says what changed since it too; a QUEUED execution is stuck
+        // past the run's own --queued-after, as its context was read.
+        let thresholds = crate::report::Thresholds {
+            queued_after: crate::time::parse_threshold(&a.queued_after)
+                .map_err(|e| anyhow::anyhow!("--queued-after: {e}"))?,
+            ..Default::default()
+        };
         let report = crate::report::report_since(
             &dataset,
             summary.baseline.as_deref(),

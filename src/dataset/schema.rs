@@ -18,12 +18,12 @@ use crate::aws::client::{CallError, ExecutionRecord};
 
 /// The schema version this build writes: 2 added `carried_from` (and `source = carried`), 3 made
 /// timestamps microseconds (Delta Lake's unit), 4 added the diagnosis's context columns (`job_status`
-/// to `blocked_by`, at the end). Readers take versions 2 and 3 too (their context is null).
+/// to `queue_read`, at the end). Readers take versions 2 and 3 too (their context is null).
 pub(crate) const SCHEMA_VERSION: u32 = 4;
 
 /// The columns schema version 4 added, at the end: a dataset of an earlier version lacks them, and
 /// its readers read them as null.
-pub(crate) const CONTEXT_COLUMNS: [&str; 9] = [
+pub(crate) const CONTEXT_COLUMNS: [&str; 10] = [
     "job_status",
     "job_in_progress_timeout_minutes",
     "thing_type",
@@ -33,6 +33,7 @@ pub(crate) const CONTEXT_COLUMNS: [&str; 9] = [
     "connectivity_at",
     "disconnect_reason",
     "blocked_by",
+    "queue_read",
 ];
 
 /// Rows per RecordBatch, written or read: large enough to be fast, small enough to bound memory.
@@ -120,6 +121,9 @@ pub struct Context {
     pub thing: Option<ThingContext>,
     /// The job of the thing's IN_PROGRESS execution that a QUEUED one waits behind.
     pub blocked_by: Option<Arc<str>>,
+    /// Whether the thing's queue was read for this row (a QUEUED row past the run's
+    /// `--queued-after` on a thing not offline): `blocked_by` null means nothing ahead only then.
+    pub queue_read: bool,
 }
 
 /// The context types, defined with the calls that fetch them.
@@ -210,6 +214,7 @@ pub fn schema() -> SchemaRef {
         Field::new("connectivity_at", ts(), true),
         Field::new("disconnect_reason", DataType::Utf8, true),
         Field::new("blocked_by", DataType::Utf8, true),
+        Field::new("queue_read", DataType::Boolean, true),
     ]))
 }
 
@@ -257,6 +262,7 @@ struct ContextBuilder {
     connectivity_at: TimestampMicrosecondBuilder,
     disconnect_reason: StringBuilder,
     blocked_by: StringBuilder,
+    queue_read: BooleanBuilder,
 }
 
 impl ContextBuilder {
@@ -279,6 +285,7 @@ impl ContextBuilder {
             connectivity_at: TimestampMicrosecondBuilder::new().with_timezone("UTC"),
             disconnect_reason: StringBuilder::new(),
             blocked_by: StringBuilder::new(),
+            queue_read: BooleanBuilder::new(),
         }
     }
 
@@ -319,6 +326,9 @@ impl ContextBuilder {
         self.disconnect_reason
             .append_option(thing.and_then(|t| t.disconnect_reason.as_deref()));
         self.blocked_by.append_option(c.blocked_by.as_deref());
+        // Null when the run asked nothing of the thing (no `--context` things).
+        self.queue_read
+            .append_option((c.thing.is_some() || c.queue_read).then_some(c.queue_read));
     }
 
     fn finish(&mut self, columns: &mut Vec<ArrayRef>) {
@@ -331,6 +341,7 @@ impl ContextBuilder {
         columns.push(Arc::new(self.connectivity_at.finish()));
         columns.push(Arc::new(self.disconnect_reason.finish()));
         columns.push(Arc::new(self.blocked_by.finish()));
+        columns.push(Arc::new(self.queue_read.finish()));
     }
 }
 

@@ -70,7 +70,7 @@ pub(super) fn why_text(out: &mut String, r: &Report, st: Style) {
             class.as_str(),
             st.bold(cause.as_str()),
             thousands(n),
-            cause.advice()
+            cause.advice(class)
         );
         for p in r.cause_examples.get(&(class, cause)).into_iter().flatten() {
             let _ = writeln!(
@@ -97,7 +97,7 @@ pub(super) fn why_json(r: &Report) -> Value {
                 "class": class.as_str(),
                 "cause": cause.as_str(),
                 "count": n,
-                "advice": cause.advice(),
+                "advice": cause.advice(class),
                 "oldest": oldest_json(examples),
             }));
         }
@@ -170,7 +170,7 @@ pub(super) fn html(o: &mut String, r: &Report) {
             thousands(n),
             pct.max(1.0),
             pct,
-            esc(cause.advice()),
+            esc(cause.advice(class)),
             examples.join("<br>")
         );
     }
@@ -204,7 +204,7 @@ pub(super) fn groups_html(o: &mut String, r: &Report) {
     for c in Class::ALL {
         let _ = write!(o, "<th>{}</th>", c.as_str());
     }
-    o.push_str("<th>FAILED</th></tr>");
+    o.push_str("<th>SUCCEEDED</th><th>FAILED</th></tr>");
     for g in groups {
         let c = &g.counts;
         let stuck = c.count(Class::StuckQueued) + c.count(Class::StaleInProgress);
@@ -220,12 +220,16 @@ pub(super) fn groups_html(o: &mut String, r: &Report) {
             let n = c.count(k);
             num_cell(o, n, class_cell_kind(k, n));
         }
-        let failed = c.status("FAILED");
+        let share = |s: &str| c.status(s) as f64 * 100.0 / c.total.max(1) as f64;
         let _ = write!(
             o,
-            "<td>{:.1}%</td></tr>",
-            failed as f64 * 100.0 / c.total.max(1) as f64
+            "<td>{:.1}%</td><td>{:.1}%</td></tr>",
+            share("SUCCEEDED"),
+            share("FAILED")
         );
     }
-    o.push_str("</table></div></section>\n");
+    o.push_str(
+        "</table></div><p class=\"sub\">The largest stuck share first; every share is of the \
+         group's rows, not_found ones included.</p></section>\n",
+    );
 }

@@ -109,6 +109,9 @@ pub struct Execution<'a> {
     pub connected: Option<bool>,
     /// The job of the IN_PROGRESS execution a QUEUED one waits behind.
     pub blocked_by: Option<&'a str>,
+    /// Whether the run read the thing's queue for this row (`blocked_by` null then means nothing
+    /// ahead of it).
+    pub queue_read: bool,
     /// The thing's type, groups and attributes, read when asked for (`--group-by`).
     pub thing: ThingView<'a>,
 }
@@ -220,28 +223,37 @@ impl Cause {
         }
     }
 
-    /// What the cause means and what to do about it, in a sentence.
-    pub fn advice(self) -> &'static str {
-        match self {
-            Cause::DeviceOffline => {
+    /// What the cause means for a row of `class` and what to do about it, in a sentence.
+    pub fn advice(self, class: Class) -> &'static str {
+        match (self, class) {
+            (Cause::DeviceOffline, Class::StaleInProgress) => {
+                "the device went away in the middle of the job: wait for it, or cancel with \
+                 --force (its disconnect reason says why it went)"
+            }
+            (Cause::DeviceOffline, _) => {
                 "the device was disconnected when read: wait for it to come back, or look at the \
                  device (its disconnect reason says why)"
             }
-            Cause::Blocked => {
+            (Cause::Blocked, _) => {
                 "another job's execution is IN_PROGRESS on the thing and holds its queue: fix or \
                  cancel that one first (see held up)"
             }
-            Cause::NotPickedUp => {
+            (Cause::NotPickedUp, _) => {
                 "online, nothing ahead of it, its job running, yet never started: the device's \
                  job agent is not taking jobs - the bug to chase"
             }
-            Cause::NoProgress => {
+            (Cause::NoProgress, _) => {
                 "online but no update since --stale-after: the agent stopped reporting; cancel \
                  with --force, or let a timeout end it"
             }
-            Cause::Unknown => {
-                "the thing's connectivity is not known (fleet indexing off, no connectivity \
-                 indexing, or not indexed yet): look at the device"
+            (Cause::Unknown, Class::StuckQueued) => {
+                "its thing's connectivity or queue is not known: fleet indexing off or without \
+                 connectivity, the thing not indexed yet, a run with --context none or jobs, or a \
+                 report --queued-after shorter than the run's (the queue is read past the run's)"
+            }
+            (Cause::Unknown, _) => {
+                "its thing's connectivity is not known: fleet indexing off or without \
+                 connectivity, the thing not indexed yet, or a run with --context none or jobs"
             }
         }
     }
@@ -258,8 +270,9 @@ pub fn cause(e: &Execution<'_>, classes: Classes) -> Option<(Class, Cause)> {
         let c = match (e.connected, e.blocked_by) {
             (Some(false), _) => Cause::DeviceOffline,
             (_, Some(_)) => Cause::Blocked,
-            (Some(true), None) => Cause::NotPickedUp,
-            (None, None) => Cause::Unknown,
+            // Nothing ahead of it only if its queue was read.
+            (Some(true), None) if e.queue_read => Cause::NotPickedUp,
+            _ => Cause::Unknown,
         };
         Some((Class::StuckQueued, c))
     } else if classes.contains(Class::StaleInProgress) {
@@ -425,6 +438,7 @@ mod tests {
             job_status: None,
             connected: None,
             blocked_by: None,
+            queue_read: false,
             thing: ThingView::default(),
         }
     }
@@ -500,6 +514,7 @@ mod tests {
             queued_at_ms: Some(0),
             connected,
             blocked_by,
+            queue_read: true,
             ..ex("QUEUED")
         };
         let of = |e: Execution<'_>| cause(&e, classify(&e, &t)).map(|(_, c)| c);
@@ -508,6 +523,15 @@ mod tests {
         assert_eq!(of(q(None, Some("j2"))), Some(Cause::Blocked));
         assert_eq!(of(q(Some(true), None)), Some(Cause::NotPickedUp));
         assert_eq!(of(q(None, None)), Some(Cause::Unknown));
+        let unread = Execution {
+            queue_read: false,
+            ..q(Some(true), None)
+        };
+        assert_eq!(
+            of(unread),
+            Some(Cause::Unknown),
+            "online, but its queue not read"
+        );
         let p = |connected| Execution {
             last_updated_at_ms: Some(0),
             connected,

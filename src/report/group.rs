@@ -167,7 +167,20 @@ const STATUS_COLUMNS: [&str; 3] = ["SUCCEEDED", "FAILED", "TIMED_OUT"];
 /// few statuses.
 pub(crate) fn text(out: &mut String, key: &str, groups: &[Group]) {
     let _ = writeln!(out);
-    let _ = writeln!(out, "by {key} (largest stuck share first):");
+    let _ = writeln!(
+        out,
+        "by {key} (largest stuck share first; shares are of all the group's rows):"
+    );
+    if groups
+        .iter()
+        .all(|g| g.value == NONE || g.value == "unknown")
+    {
+        let _ = writeln!(
+            out,
+            "  note: no row has a {key} (a dataset without the run's thing context, or a name no \
+             thing has)"
+        );
+    }
     let vw = groups
         .iter()
         .map(|g| g.value.chars().count())

@@ -133,6 +133,8 @@ pub(super) fn class_cell_kind(c: Class, n: u64) -> &'static str {
         (0, _) => "zero",
         // Usually a pair the job never targeted: neutral, not a warning.
         (_, Class::NotFound) => "neutral",
+        // A job not running holds its queued executions back on purpose: not stuck.
+        (_, Class::Waiting) => "neutral",
         (_, Class::NearTimeout) => "warn",
         _ => "bad",
     }

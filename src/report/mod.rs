@@ -610,6 +610,7 @@ mod tests {
             job_status: None,
             connected: None,
             blocked_by: None,
+            queue_read: false,
             thing: Default::default(),
             job_id: "j",
             thing_name: "t",

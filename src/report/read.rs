@@ -113,6 +113,7 @@ struct Columns {
 struct ContextColumns {
     job_status: Option<StringArray>,
     blocked_by: Option<StringArray>,
+    queue_read: Option<arrow::array::BooleanArray>,
     connected: Option<arrow::array::BooleanArray>,
     thing: super::classify::ThingColumns,
 }
@@ -133,6 +134,9 @@ impl ContextColumns {
         Ok(ContextColumns {
             job_status: optional("job_status")?,
             blocked_by: optional("blocked_by")?,
+            queue_read: batch
+                .column_by_name("queue_read")
+                .and_then(|c| c.as_boolean_opt().cloned()),
             connected: match batch.column_by_name("connected") {
                 None => None,
                 Some(c) => Some(c.as_boolean_opt().cloned().ok_or_else(|| {
@@ -306,6 +310,11 @@ impl Columns {
                 .as_ref()
                 .and_then(|a| a.is_valid(i).then(|| a.value(i))),
             blocked_by: self.context.blocked_by.as_ref().and_then(|a| s(a, i)),
+            queue_read: self
+                .context
+                .queue_read
+                .as_ref()
+                .is_some_and(|a| a.is_valid(i) && a.value(i)),
             thing: super::classify::ThingView::new(&self.context.thing, i),
         }
     }

@@ -111,7 +111,7 @@ impl Style {
     fn class_count(self, c: Class, n: u64, text: &str) -> String {
         match (n, c) {
             (0, _) => self.dim(text),
-            (_, Class::NotFound) => text.to_string(),
+            (_, Class::NotFound | Class::Waiting) => text.to_string(),
             (_, Class::NearTimeout) => self.paint("33", text),
             _ => self.paint("1;31", text),
         }

@@ -129,20 +129,27 @@ select job_id, cls, cause, count(*) n from (
     case
       when connected = false then 'device_offline'
       when status = 'QUEUED' and blocked_by is not null then 'blocked'
-      when status = 'QUEUED' and connected then 'not_picked_up'
+      when status = 'QUEUED' and connected and queue_read then 'not_picked_up'
       when status = 'IN_PROGRESS' and connected then 'no_progress'
       else 'unknown' end cause
   from read_parquet('{path}')
   where (status = 'QUEUED' and coalesce(job_status, 'IN_PROGRESS') = 'IN_PROGRESS'
-         and fetched_at - queued_at > interval 24 hours)
+         and fetched_at - queued_at > interval {hours} hours)
      or (status = 'IN_PROGRESS' and fetched_at - last_updated_at >= interval 1 hour)
 ) group by all
 """
 
 
-def test_duckdb_over_the_columns_gives_the_report_causes(audited):
+@pytest.mark.parametrize("hours", [24, 1])
+def test_duckdb_over_the_columns_gives_the_report_causes(audited, fa, hours):
+    """At the run's --queued-after (24h) and at a shorter one, where the rows stuck between the two
+    had no queue read: not `not_picked_up` (nothing said there is nothing ahead) but `unknown`."""
     out, doc, _ = audited
-    rows = duckdb.sql(CAUSES_SQL.format(path=out)).fetchall()
+    if hours != 24:
+        doc = json.loads(subprocess.run([fa, "report", str(out), "--json", "--queued-after", f"{hours}h"],
+                                        capture_output=True, text=True, check=True).stdout)
+        assert report_causes(doc["totals"])[("stuck_queued", "unknown")] > 0
+    rows = duckdb.sql(CAUSES_SQL.format(path=out, hours=hours)).fetchall()
     by_job = {}
     for job, cls, cause, n in rows:
         by_job.setdefault(job, Counter())[(cls, cause)] = n
@@ -154,7 +161,7 @@ def test_duckdb_over_the_columns_gives_the_report_causes(audited):
     held = Counter(dict(duckdb.sql(f"""select blocked_by, count(*) from read_parquet('{out}')
         where status = 'QUEUED' and coalesce(connected, true) and blocked_by is not null
           and coalesce(job_status, 'IN_PROGRESS') = 'IN_PROGRESS'
-          and fetched_at - queued_at > interval 24 hours group by 1""").fetchall()))
+          and fetched_at - queued_at > interval {hours} hours group by 1""").fetchall()))
     assert {h["job_id"]: h["holds_up"] for h in doc["held_up"]} == held
 
 
@@ -198,7 +205,9 @@ def test_the_extra_calls_are_one_per_job_and_one_per_hundred_things(audited, fle
     finally:
         s.stop()
     assert ops["DescribeJob"] == 8
-    assert ops["SearchIndex"] == 6  # 600 things, 100 a call
+    # 600 things, 100 a call; a batch also goes after 2 s of waiting, so a slow machine makes a few
+    # more, never one a thing.
+    assert 6 <= ops["SearchIndex"] <= 12, ops
     assert ops["GetThingConnectivityData"] == 0 and ops["ListThingGroupsForThing"] == 0
 
 

@@ -125,7 +125,8 @@ struct Stage<C> {
     /// come apart), in a few bytes each.
     things: Things,
     /// Things whose queue was read: the job of an IN_PROGRESS execution, if any.
-    queues: HashMap<u128, Vec<Arc<str>>>,
+    /// (`None`: it could not be read.)
+    queues: HashMap<u128, Option<Vec<Arc<str>>>>,
     index: Index,
     /// A shutdown came while a context call was made: the rows still to come go on as they are
     /// (the writer commits what it has for `--resume`), with no more calls.
@@ -200,9 +201,11 @@ impl<C: FleetContext + FleetLister> Stage<C> {
         row.context.thing = self.things.get(key);
         if self.needs_queue(&row) && !self.interrupted {
             match self.queue(&row.thing_name, key).await {
-                Ok(running) => {
+                Ok(Some(running)) => {
+                    row.context.queue_read = true;
                     row.context.blocked_by = running.iter().find(|j| ***j != *row.job_id).cloned();
                 }
+                Ok(None) => {}
                 Err(Stop::Interrupted) => self.interrupted = true,
                 Err(stop) => return Err(stop),
             }
@@ -228,7 +231,7 @@ impl<C: FleetContext + FleetLister> Stage<C> {
     }
 
     /// The jobs of `thing`'s IN_PROGRESS executions (read once a run).
-    async fn queue(&mut self, thing: &str, key: u128) -> Result<Vec<Arc<str>>, Stop> {
+    async fn queue(&mut self, thing: &str, key: u128) -> Result<Option<Vec<Arc<str>>>, Stop> {
         if let Some(q) = self.queues.get(&key) {
             return Ok(q.clone());
         }
@@ -239,9 +242,8 @@ impl<C: FleetContext + FleetLister> Stage<C> {
                 client.list_for_thing(thing, Some("IN_PROGRESS"), None)
             })
             .await?;
-        let running: Vec<Arc<str>> = page
-            .map(|p| p.items.into_iter().map(|i| Arc::from(i.job_id)).collect())
-            .unwrap_or_default();
+        let running: Option<Vec<Arc<str>>> =
+            page.map(|p| p.items.into_iter().map(|i| Arc::from(i.job_id)).collect());
         self.queues.insert(key, running.clone());
         Ok(running)
     }
