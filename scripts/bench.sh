@@ -15,7 +15,7 @@
 #        BENCH_SCALE_LAYOUTS="file dir"   scale rows into one .parquet file and/or a directory of parts
 #        BENCH_RATE_SECS=30          seconds per rate-accuracy row
 #        BENCH_ROUNDS=3              interleaved fleet-audit / SDK-loop / SDK-loop-with-jemalloc rounds per concurrency (median shown)
-#        BENCH_SECTIONS="throughput instructions scale rate history targets"   which sections to run
+#        BENCH_SECTIONS="throughput instructions scale rate history diagnosis targets"   which sections to run
 #        BENCH_OUT=target/bench-results.md        where the tables are also written
 #        BENCH_WAIT_IDLE=600         first wait up to this many seconds for no rustc to be running
 #        CARGO_TARGET_DIR, CARGO_PROFILE_PROFILING_*   build elsewhere / with other settings, e.g. to
@@ -34,7 +34,7 @@ rate_secs=${BENCH_RATE_SECS:-$rate_secs}
 rounds=${BENCH_ROUNDS:-$rounds}
 [ "${BENCH_10M:-0}" = 1 ] && scale_pairs="$scale_pairs 10000000"
 scale_pairs=${BENCH_SCALE_PAIRS:-$scale_pairs}
-sections=${BENCH_SECTIONS:-throughput instructions scale rate history targets}
+sections=${BENCH_SECTIONS:-throughput instructions scale rate history diagnosis targets}
 layouts=${BENCH_SCALE_LAYOUTS:-file dir}
 results=${BENCH_OUT:-$root/target/bench-results.md}
 concurrencies="16 64 256"
@@ -299,8 +299,16 @@ section_rate() {
 # 10/s per API.
 history_rows=""
 history_notes=""
-quota_time() { # stats.json: seconds at 10 calls/s per API, the APIs side by side
-  "$py" -c 'import json, sys; o = json.load(open(sys.argv[1]))["operations"]; print("%.0f" % (max(o.values()) / 10))' "$1"
+# At AWS quotas: each API its own 10/s, side by side; the context calls (run --context: SearchIndex,
+# and ListJobExecutionsForThing, which a discovery by job does not list with) are made one at a time
+# by each target's context stage, so they count as their sum.
+quota_time() { # stats.json: seconds at 10 calls/s per API
+  "$py" -c '
+import json, sys
+o = json.load(open(sys.argv[1]))["operations"]
+ctx = o.get("SearchIndex", 0) + o.get("ListJobExecutionsForThing", 0)
+rest = [v for k, v in o.items() if k not in ("SearchIndex", "ListJobExecutionsForThing")]
+print("%.0f" % (max(rest + [ctx]) / 10))' "$1"
 }
 history_audit() { # name things now epoch baseline quota rps: one discovery, its row
   local name=$1 things=$2 t=$3 epoch=$4 baseline=$5 quota=$6 rps=$7 s st
@@ -321,7 +329,7 @@ history_audit() { # name things now epoch baseline quota rps: one discovery, its
   fi
   history_rows+="| $name | $(json "$s" pairs) | $(stat_of "$st" operations ListJobExecutionsForJob) "
   history_rows+="| $(stat_of "$st" operations DescribeJobExecution) | $(json "$s" carried) "
-  history_rows+="| $(quota_time "$st") | $(fmt "$wall" 1) |"$'\n'
+  history_rows+="| $(json "$s" context_calls) | $(quota_time "$st") | $(fmt "$wall" 1) | $rss_mb |"$'\n'
 }
 section_history() {
   local t0=$now t1=$((now + 86400)) things=267000 small=26700 predicted
@@ -334,6 +342,36 @@ section_history() {
   predicted=$(quota_time "$work/h-small-incremental-predicted-stats.json")
   history_audit small-incremental-at-10-per-s "$small" "$t1" "$t0" "$work/h-small-full.audit" 10 10
   history_notes="The quota-limited incremental run at a tenth the size took $(fmt "$wall" 0) s against a prediction of $predicted s ($(awk -v w="$wall" -v p="$predicted" 'BEGIN { printf "%.2f", (p > 0 ? w / p : 0) }') x)."
+}
+
+# The diagnosis's context calls (run --context, the default all) on a fleet of 1,000,000 things x 1
+# job, 10% active: a discovery (--describe active) with --context none, then all, each against a
+# fresh simulator; the calls by API, their time at AWS's default quotas, and the client's peak RSS.
+diag_rows=""
+section_diagnosis() {
+  local things=1000000 ctx s st
+  [ "$scale" = small ] && things=100000
+  for ctx in none all; do
+    start_sim "d-$ctx" --things "$things" --jobs 1 --active-share 0.1
+    s="$work/d-$ctx.json"
+    log "diagnosis: discovery of $things things x 1 job, --context $ctx"
+    timed "$bin" run --discover --jobs "$work/d-$ctx/jobs.txt" --out "$work/d-$ctx.audit" \
+      --endpoint-url "$url" --region us-east-1 --rps 0 --list-rps 0 --context-rps 0 \
+      --context "$ctx" --as-of "$now" --quiet --summary-json "$s" 2>"$work/d-$ctx.err"
+    st="$work/d-$ctx-stats.json"
+    curl -fsS "$url/_sim/stats" >"$st"
+    stop_sim
+    if [ "$rc" != 0 ]; then
+      log "diagnosis: --context $ctx failed (exit $rc):"
+      cat "$work/d-$ctx.err" >&2
+      exit 1
+    fi
+    diag_rows+="| $ctx | $(json "$s" pairs) | $(stat_of "$st" operations ListJobExecutionsForJob) "
+    diag_rows+="| $(stat_of "$st" operations DescribeJobExecution) | $(stat_of "$st" operations DescribeJob) "
+    diag_rows+="| $(stat_of "$st" operations SearchIndex) | $(stat_of "$st" operations ListJobExecutionsForThing) "
+    diag_rows+="| $(quota_time "$st") | $(fmt "$wall" 1) | $rss_mb |"$'\n'
+    rm -rf "$work/d-$ctx.audit"
+  done
 }
 
 # Many targets in one process: an organization-wide run (--org-role, --regions all) over the
@@ -407,7 +445,7 @@ section_instructions() {
 log "sections: $sections (BENCH_SCALE=$scale)"
 for s in $sections; do
   case $s in
-    throughput | scale | rate | instructions | history | targets)
+    throughput | scale | rate | instructions | history | diagnosis | targets)
       snap_cpu
       b0=$(busy_jiffies) o0=$our_cpu
       "section_$s"
@@ -464,12 +502,20 @@ done
     echo "|---:|---:|---:|---:|---:|"
     printf '%s' "$targets_rows"
   fi
+  if [ -n "$diag_rows" ]; then
+    echo
+    echo "The diagnosis's context calls: run --discover --describe active (the default), 1 job, 10% active, with --context none and all; calls counted by the simulator; at AWS quotas as in the history table (the context calls one at a time)"
+    echo
+    echo "| --context | executions | list calls | describes | DescribeJob | SearchIndex | ListJobExecutionsForThing | s at AWS quotas | wall s here | peak RSS MB |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    printf '%s' "$diag_rows"
+  fi
   if [ -n "$history_rows" ]; then
     echo
     echo "Audit history: run --discover --describe active, 5 jobs, 10% active, 1% of executions with an event in the day; the incremental audit is the same fleet a day later with --baseline (the full audit). Calls counted by the simulator; at AWS quotas = the busiest API's calls / 10 (each API its own 10/s quota)"
     echo
-    echo "| audit | executions | list calls | describes | carried | s at AWS quotas | wall s here |"
-    echo "|---|---:|---:|---:|---:|---:|---:|"
+    echo "| audit | executions | list calls | describes | carried | context calls | s at AWS quotas | wall s here | peak RSS MB |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     printf '%s' "$history_rows"
     echo
     echo "$history_notes"
