@@ -132,9 +132,11 @@ pub use crate::aws::client::{JobContext, ThingContext, ThingShape};
 /// Where a row was read from (one target of a run), defined with the targets.
 pub use crate::aws::targets::Origin;
 
-/// Epoch milliseconds (the rows' unit) as the columns' microseconds.
-fn micros(ms: i64) -> i64 {
-    ms * 1000
+/// Epoch milliseconds (the rows' unit) as the columns' microseconds; `None` for a time no
+/// microsecond timestamp holds (an answer's, some 290,000 years away: written as null, never a
+/// wrapped value).
+fn micros(ms: i64) -> Option<i64> {
+    ms.checked_mul(1000)
 }
 
 /// Timestamps are microseconds (schema version 3), as Delta Lake readers need them; version 2 wrote
@@ -322,7 +324,7 @@ impl ContextBuilder {
         self.connected
             .append_option(thing.and_then(|t| t.connected));
         self.connectivity_at
-            .append_option(thing.and_then(|t| t.connectivity_at_ms).map(micros));
+            .append_option(thing.and_then(|t| t.connectivity_at_ms).and_then(micros));
         self.disconnect_reason
             .append_option(thing.and_then(|t| t.disconnect_reason.as_deref()));
         self.blocked_by.append_option(c.blocked_by.as_deref());
@@ -462,7 +464,9 @@ impl BatchBuilder {
             }
         }
         self.attempts.append_value(row.attempts);
-        self.fetched_at.append_value(micros(row.fetched_at_ms));
+        // The run's own clock: always a time of now.
+        self.fetched_at
+            .append_value(micros(row.fetched_at_ms).unwrap_or(i64::MAX));
         let e = row.execution.as_ref();
         self.status
             .append_option(e.and_then(|e| e.status.as_deref()));
@@ -486,11 +490,11 @@ impl BatchBuilder {
         self.thing_arn
             .append_option(e.and_then(|e| e.thing_arn.as_deref()));
         self.queued_at
-            .append_option(e.and_then(|e| e.queued_at_ms).map(micros));
+            .append_option(e.and_then(|e| e.queued_at_ms).and_then(micros));
         self.started_at
-            .append_option(e.and_then(|e| e.started_at_ms).map(micros));
+            .append_option(e.and_then(|e| e.started_at_ms).and_then(micros));
         self.last_updated_at
-            .append_option(e.and_then(|e| e.last_updated_at_ms).map(micros));
+            .append_option(e.and_then(|e| e.last_updated_at_ms).and_then(micros));
         self.execution_number
             .append_option(e.and_then(|e| e.execution_number));
         self.version_number
@@ -606,6 +610,28 @@ mod tests {
         let details = batch.column_by_name("status_details").unwrap();
         assert!(details.is_valid(0));
         assert!(details.is_null(1));
+        // A time no microsecond timestamp holds (a hostile answer's) is null, never a panic.
+        let mut far = BatchBuilder::new("run-1", None);
+        far.push(&Row {
+            execution: Some(ExecutionRecord {
+                queued_at_ms: Some(i64::MAX / 10),
+                ..Default::default()
+            }),
+            thing_name: "t".into(),
+            job_id: "j".into(),
+            requested_execution_number: None,
+            outcome: Outcome::Ok,
+            error: None,
+            attempts: 1,
+            fetched_at_ms: 1,
+            source: Source::Describe,
+            retry_attempt: None,
+            origin: None,
+            carried_from: None,
+            context: Default::default(),
+        });
+        let batch = far.finish().unwrap();
+        assert!(batch.column_by_name("queued_at").unwrap().is_null(0));
         // Builders are reusable after finish.
         assert_eq!(b.finish().unwrap().num_rows(), 0);
     }

@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::classify::{Cause, Class, Counts, CAUSED};
 use super::html::{class_cell_kind, esc, num_cell};
-use super::render::{age_text, oldest_json, pct, thousands, Style};
+use super::render::{age_text, oldest_json, pct, printable, thousands, Style};
 use super::Report;
 
 /// `{class: {cause: count}}` for the stuck classes, each cause with rows, largest first.
@@ -77,8 +77,8 @@ pub(super) fn why_text(out: &mut String, r: &Report, st: Style) {
                 out,
                 "      {:>8}  {}  {}",
                 age_text(p.age_ms),
-                p.job_id,
-                p.thing_name
+                printable(&p.job_id),
+                printable(&p.thing_name)
             );
         }
     }
@@ -117,7 +117,8 @@ pub(super) fn held_up_text(out: &mut String, r: &Report) {
     for (job, n) in &r.held_up {
         let _ = writeln!(
             out,
-            "  {job}: holds up {} stuck QUEUED executions",
+            "  {}: holds up {} stuck QUEUED executions",
+            printable(job),
             thousands(*n)
         );
     }

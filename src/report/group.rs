@@ -183,7 +183,7 @@ pub(crate) fn text(out: &mut String, key: &str, groups: &[Group]) {
     }
     let vw = groups
         .iter()
-        .map(|g| g.value.chars().count())
+        .map(|g| super::render::printable(&g.value).chars().count())
         .chain([key.len()])
         .max()
         .unwrap_or(5);
@@ -205,7 +205,7 @@ pub(crate) fn text(out: &mut String, key: &str, groups: &[Group]) {
         let _ = writeln!(
             out,
             "  {:<vw$}  {:>9}  {:>7}  {:>12}  {:>17}  {:>9}  {:>7}  {:>9}  {:>9}",
-            g.value,
+            super::render::printable(&g.value),
             c.total,
             pct(
                 c.count(Class::StuckQueued) + c.count(Class::StaleInProgress),

@@ -118,6 +118,18 @@ impl Style {
     }
 }
 
+/// A value from the dataset as the terminal may show it: control characters (an escape sequence, a
+/// newline) written escaped, an empty value as `(empty)`.
+pub(crate) fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.is_empty() {
+        "(empty)".into()
+    } else if s.chars().any(char::is_control) {
+        s.escape_debug().to_string().into()
+    } else {
+        s.into()
+    }
+}
+
 pub(super) fn pct(n: u64, total: u64) -> String {
     if n == 0 || total == 0 {
         String::new()

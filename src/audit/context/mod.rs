@@ -94,6 +94,9 @@ pub(crate) fn spawn<C: FleetContext + FleetLister>(
         interrupted: false,
         connectivity_checked: false,
         paging_said: false,
+        denied: [false; 3],
+        said: HashSet::new(),
+        colon_said: false,
         pending: Vec::new(),
         wanted: HashSet::new(),
     };
@@ -107,6 +110,23 @@ enum Index {
     Available,
     Unavailable,
 }
+
+/// Whether SearchIndex's error says the account has no index (fleet indexing off, or being built).
+fn is_index_missing(e: &CallError) -> bool {
+    matches!(
+        e.code(),
+        "ResourceNotFoundException" | "IndexNotReadyException"
+    )
+}
+
+/// The context APIs by their index in [`Stage::limits`], and what is lost without each.
+const API_NAMES: [&str; 3] = ["DescribeJob", "SearchIndex", "ListJobExecutionsForThing"];
+const API_LOSS: [&str; 3] = [
+    "the jobs' status and timeout are unknown (QUEUED rows are judged as without context)",
+    "the things' context and connectivity are unknown, and so are the causes that need them",
+    "the things' queues are unknown: stuck QUEUED rows on online things are `unknown`, not \
+     `not_picked_up` or `blocked`",
+];
 
 /// Most pages read for one query of at most 100 things (one page, in AWS).
 const MAX_SEARCH_PAGES: usize = 10;
@@ -135,6 +155,12 @@ struct Stage<C> {
     connectivity_checked: bool,
     /// Whether an index that pages without end was said.
     paging_said: bool,
+    /// The context APIs the policy does not permit: not called again.
+    denied: [bool; 3],
+    /// The failures said, by API and error code.
+    said: HashSet<(usize, String)>,
+    /// Whether a thing name the query cannot hold (a `:`) was said.
+    colon_said: bool,
     /// Rows waiting for their thing's batch, and the things of the batch.
     pending: Vec<(Box<Row>, u64)>,
     wanted: HashSet<String>,
@@ -187,12 +213,26 @@ impl<C: FleetContext + FleetLister> Stage<C> {
     }
 
     /// Whether `thing`'s context is still to be asked for.
-    fn wants_thing(&self, thing: &str) -> bool {
-        self.parts.settings.things
-            && self.index != Index::Unavailable
-            && !self.things.known(pair_key(thing, ""))
-            // The query language would read a `:` in a name as a field.
-            && !thing.contains(':')
+    fn wants_thing(&mut self, thing: &str) -> bool {
+        if !self.parts.settings.things
+            || self.index == Index::Unavailable
+            || self.denied[SEARCH_INDEX]
+            || self.things.known(pair_key(thing, ""))
+        {
+            return false;
+        }
+        // The query language would read a `:` in a name as a field.
+        if thing.contains(':') {
+            if !self.colon_said {
+                self.colon_said = true;
+                self.warn(&format!(
+                    "{thing}: a thing name with `:` cannot be asked of SearchIndex; such things \
+                     have no thing context"
+                ));
+            }
+            return false;
+        }
+        true
     }
 
     /// A row on to the writer with its thing's context and queue.
@@ -225,6 +265,7 @@ impl<C: FleetContext + FleetLister> Stage<C> {
             .queued_at_ms
             .map(|q| row.fetched_at_ms.saturating_sub(q) > self.parts.settings.queued_after_ms);
         self.parts.settings.things
+            && !self.denied[LIST_FOR_THING]
             && e.status.as_deref() == Some("QUEUED")
             && waited == Some(true)
             && row.context.thing.as_ref().and_then(|t| t.connected) != Some(false)
@@ -250,7 +291,7 @@ impl<C: FleetContext + FleetLister> Stage<C> {
 
     /// The context of `job` (asked once a run; `None` when DescribeJob could not say).
     async fn job(&mut self, job: &str) -> Result<Option<Arc<JobContext>>, Stop> {
-        if !self.parts.settings.jobs {
+        if !self.parts.settings.jobs || self.denied[DESCRIBE_JOB] {
             return Ok(None);
         }
         if let Some(c) = self.jobs.get(job) {
@@ -370,7 +411,10 @@ impl<C: FleetContext + FleetLister> Stage<C> {
         .await;
         match result {
             Final::Ok(v) => Ok(Some(v)),
-            Final::NotFound(e) | Final::Failed(e) if api == SEARCH_INDEX => {
+            // No index in the account (or not built yet): asked no more.
+            Final::NotFound(e) | Final::Failed(e)
+                if api == SEARCH_INDEX && is_index_missing(&e) =>
+            {
                 self.index = Index::Unavailable;
                 self.warn(&format!(
                     "fleet indexing does not answer ({}): the things' context and connectivity \
@@ -379,8 +423,28 @@ impl<C: FleetContext + FleetLister> Stage<C> {
                 ));
                 Ok(None)
             }
+            // Not permitted (iot:SearchIndex, iot:DescribeJob, iot:ListJobExecutionsForThing
+            // missing from the policy): that context is left out, said once; the audit goes on.
+            Final::Fatal(e) if e.code() == "AccessDeniedException" => {
+                self.denied[api] = true;
+                self.warn(&format!(
+                    "{} is not permitted ({}): {}",
+                    API_NAMES[api],
+                    e.code(),
+                    API_LOSS[api]
+                ));
+                Ok(None)
+            }
             Final::NotFound(e) | Final::Failed(e) => {
-                self.warn(&format!("{what}: {}; its context is unknown", e.code()));
+                // Said once per API and error, not once per thing.
+                if self.said.insert((api, e.code().to_string())) {
+                    self.warn(&format!(
+                        "{what}: {}; its context is unknown (further {} failures of this kind \
+                         are not said)",
+                        e.code(),
+                        API_NAMES[api]
+                    ));
+                }
                 Ok(None)
             }
             Final::Fatal(e) => Err(stop_for(e)),
@@ -493,6 +557,8 @@ pub(crate) async fn join(
         None => Ok(()),
     };
     match (audit, stage) {
+        // The audit stopped because the stage it sends to had stopped: the stage says why.
+        (Err(Stop::WriterGone), Err(stop)) => Err(stop),
         (Err(stop), _) => Err(stop),
         (Ok(()), r) => r,
     }

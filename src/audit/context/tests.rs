@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::{spawn, ContextSettings, StageParts};
+use crate::audit::engine::Stop;
 use crate::aws::call::{Counters, EngineSettings};
 use crate::aws::client::{
     CallError, ExecutionRecord, FleetContext, FleetLister, JobContext, JobCounts, ListedExecution,
@@ -27,6 +28,10 @@ enum Answer {
     Missing,
     /// The same next token forever, with no documents.
     EndlessPages,
+    /// AccessDeniedException: the policy lacks iot:SearchIndex.
+    Denied,
+    /// An InvalidRequestException on the first call, documents after.
+    FailFirst,
 }
 
 struct Scripted {
@@ -70,13 +75,22 @@ impl FleetContext for Scripted {
         query: &str,
         _next_token: Option<String>,
     ) -> Result<Page<(String, ThingContext)>, CallError> {
-        self.searches.fetch_add(1, Ordering::Relaxed);
+        let n = self.searches.fetch_add(1, Ordering::Relaxed);
         let names: Vec<String> = query
             .split(" OR ")
             .map(|t| t.trim_start_matches("thingName:").to_string())
             .collect();
         self.asked.lock().unwrap().extend(names.iter().cloned());
+        let refused = |code: &str, http_status| {
+            Err(CallError::Service {
+                code: code.into(),
+                message: "refused".into(),
+                http_status,
+            })
+        };
         match self.answer {
+            Answer::Denied => refused("AccessDeniedException", 403),
+            Answer::FailFirst if n == 0 => refused("InvalidRequestException", 400),
             Answer::Missing => Err(CallError::Service {
                 code: "ResourceNotFoundException".into(),
                 message: "Index AWS_Things does not exist".into(),
@@ -86,7 +100,7 @@ impl FleetContext for Scripted {
                 items: Vec::new(),
                 next_token: Some("again".into()),
             }),
-            Answer::Documents => Ok(Page {
+            Answer::Documents | Answer::FailFirst => Ok(Page {
                 items: names
                     .into_iter()
                     .map(|n| {
@@ -304,4 +318,50 @@ async fn an_index_that_pages_without_end_is_left_after_a_few_pages() {
         client.searches.load(Ordering::Relaxed) <= 2,
         "a token seen twice ends it"
     );
+}
+
+#[tokio::test]
+async fn a_context_api_not_permitted_is_left_out_and_the_audit_goes_on() {
+    let client = Scripted::new(Answer::Denied);
+    let rows: Vec<Row> = (0..300)
+        .map(|i| row(&format!("t{i}"), "job-a", "QUEUED"))
+        .collect();
+    let got = through(client.clone(), rows).await;
+    assert_eq!(got.len(), 300);
+    assert_eq!(
+        client.searches.load(Ordering::Relaxed),
+        1,
+        "asked once, then no more"
+    );
+    assert!(got
+        .values()
+        .all(|r| r.context.thing.is_none() && r.context.job.is_some()));
+}
+
+#[tokio::test]
+async fn one_failed_query_leaves_the_index_on_for_the_next_things() {
+    let client = Scripted::new(Answer::FailFirst);
+    let rows: Vec<Row> = (0..300)
+        .map(|i| row(&format!("t{i}"), "job-a", "SUCCEEDED"))
+        .collect();
+    let got = through(client.clone(), rows).await;
+    let with = got.values().filter(|r| r.context.thing.is_some()).count();
+    assert_eq!(
+        with, 200,
+        "the first batch of 100 failed, the next two answered"
+    );
+    assert_eq!(client.searches.load(Ordering::Relaxed), 3);
+}
+
+#[tokio::test]
+async fn the_stage_says_why_an_audit_stopped_on_it() {
+    let fatal = async { Err(Stop::Interrupted) };
+    let stage = tokio::spawn(fatal);
+    let end = super::join(Err(Stop::WriterGone), Some(stage)).await;
+    assert!(matches!(end, Err(Stop::Interrupted)), "{end:?}");
+    let ok = tokio::spawn(async { Ok(()) });
+    assert!(matches!(
+        super::join(Err(Stop::WriterGone), Some(ok)).await,
+        Err(Stop::WriterGone)
+    ));
 }

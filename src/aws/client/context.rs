@@ -40,6 +40,10 @@ pub struct ThingShape {
     pub groups: Vec<String>,
 }
 
+/// Most attributes and groups kept of one thing document.
+const MAX_ATTRIBUTES: usize = 100;
+const MAX_GROUPS: usize = 100;
+
 /// Most documents SearchIndex answers a page.
 pub(crate) const SEARCH_PAGE: i32 = 100;
 /// The fleet index of things.
@@ -62,13 +66,17 @@ pub(crate) trait FleetContext: Send + Sync + 'static {
 
 /// A thing document as the row's context.
 fn thing_context(d: &ThingDocument) -> ThingContext {
+    // AWS allows a thing 50 attributes and 10 thing groups (more with dynamic and billing groups);
+    // a document with more is cut, so one odd answer cannot take the memory of a run.
     let mut attributes: Vec<(String, String)> = d
         .attributes()
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
     attributes.sort();
+    attributes.truncate(MAX_ATTRIBUTES);
     let mut groups: Vec<String> = d.thing_group_names().to_vec();
     groups.sort();
+    groups.truncate(MAX_GROUPS);
     let c = d.connectivity();
     ThingContext {
         shape: Arc::new(ThingShape {

@@ -376,7 +376,9 @@ impl FleetClient for IotClient {
 /// `1763957089.373` arrives as `...089.372999999`. Truncating (as `DateTime::to_millis` does) would
 /// lose a millisecond; rounding recovers exactly what AWS sent.
 pub(crate) fn epoch_millis(d: &aws_smithy_types::DateTime) -> i64 {
-    d.secs() * 1000 + ((f64::from(d.subsec_nanos()) / 1e6).round() as i64)
+    d.secs()
+        .saturating_mul(1000)
+        .saturating_add((f64::from(d.subsec_nanos()) / 1e6).round() as i64)
 }
 
 /// Converts the SDK's JobExecution into our record.
