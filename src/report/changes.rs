@@ -260,6 +260,7 @@ mod tests {
             account_id: None,
             region: None,
             job_status: None,
+            job_timeout_minutes: None,
             connected: None,
             blocked_by: None,
             queue_read: false,

@@ -14,7 +14,8 @@ pub enum Class {
     /// Status QUEUED and `fetched_at - queued_at` strictly longer than `--queued-after`, of a job
     /// running (`job_status` IN_PROGRESS, or not known).
     StuckQueued,
-    /// Status IN_PROGRESS and `fetched_at - last_updated_at` at least `--stale-after`.
+    /// Status IN_PROGRESS and `fetched_at - last_updated_at` at least `--stale-after`, or the job's
+    /// in-progress timeout when that is shorter.
     StaleInProgress,
     /// Status TIMED_OUT.
     TimedOut,
@@ -24,6 +25,9 @@ pub enum Class {
     /// Status QUEUED, of a job that is not running (`job_status` SCHEDULED outside its maintenance
     /// window, CANCELED, COMPLETED, DELETION_IN_PROGRESS): waiting, not stuck.
     Waiting,
+    /// Status QUEUED or IN_PROGRESS, of a job known to have no in-progress timeout: nothing but the
+    /// device (or a cancel) will ever end it.
+    NoTimeout,
     /// Outcome `not_found`: the service has no such execution.
     NotFound,
     /// Outcome `error`: the pair could not be described.
@@ -32,12 +36,13 @@ pub enum Class {
 
 impl Class {
     /// Every class, in the order the report shows them.
-    pub const ALL: [Class; 7] = [
+    pub const ALL: [Class; 8] = [
         Class::StuckQueued,
         Class::StaleInProgress,
         Class::TimedOut,
         Class::NearTimeout,
         Class::Waiting,
+        Class::NoTimeout,
         Class::NotFound,
         Class::Error,
     ];
@@ -50,6 +55,7 @@ impl Class {
             Class::TimedOut => "timed_out",
             Class::NearTimeout => "near_timeout",
             Class::Waiting => "waiting",
+            Class::NoTimeout => "no_timeout",
             Class::NotFound => "not_found",
             Class::Error => "errors",
         }
@@ -105,6 +111,8 @@ pub struct Execution<'a> {
     pub region: Option<&'a str>,
     /// The job's status when the row was read (schema version 4; `None`: not known).
     pub job_status: Option<&'a str>,
+    /// The job's in-progress timeout in minutes, when it has one.
+    pub job_timeout_minutes: Option<i64>,
     /// Whether the thing was connected (`None`: connectivity not known).
     pub connected: Option<bool>,
     /// The job of the IN_PROGRESS execution a QUEUED one waits behind.
@@ -306,10 +314,21 @@ pub fn classify(e: &Execution<'_>, t: &Thresholds) -> Classes {
     {
         c.insert(Class::StuckQueued);
     }
-    if status == "IN_PROGRESS"
-        && waited(e.last_updated_at_ms).is_some_and(|w| w >= t.stale_after_ms())
-    {
+    // Judged against the job's in-progress timeout where it is the shorter: past it without an
+    // update, AWS's own timer should have ended the execution.
+    let stale_after = match e.job_timeout_minutes {
+        Some(m) if m > 0 => t.stale_after_ms().min(m.saturating_mul(60_000)),
+        _ => t.stale_after_ms(),
+    };
+    if status == "IN_PROGRESS" && waited(e.last_updated_at_ms).is_some_and(|w| w >= stale_after) {
         c.insert(Class::StaleInProgress);
+    }
+    // An active execution of a job known to have no in-progress timeout never ends by itself.
+    if matches!(status, "QUEUED" | "IN_PROGRESS")
+        && e.job_status.is_some()
+        && e.job_timeout_minutes.is_none()
+    {
+        c.insert(Class::NoTimeout);
     }
     if status == "TIMED_OUT" {
         c.insert(Class::TimedOut);
@@ -436,6 +455,7 @@ mod tests {
             last_updated_at_ms: None,
             seconds_before_timed_out: None,
             job_status: None,
+            job_timeout_minutes: None,
             connected: None,
             blocked_by: None,
             queue_read: false,
@@ -495,6 +515,7 @@ mod tests {
         let old = |job_status| Execution {
             queued_at_ms: Some(0),
             job_status,
+            job_timeout_minutes: Some(30),
             ..ex("QUEUED")
         };
         assert_eq!(classes(old(Some("SCHEDULED"))), vec![Class::Waiting]);
@@ -505,6 +526,28 @@ mod tests {
             vec![Class::StuckQueued],
             "no context: as before"
         );
+    }
+
+    #[test]
+    fn a_job_s_timeout_judges_its_executions() {
+        let t = Thresholds::default();
+        let running = |timeout, quiet_ms| Execution {
+            job_status: Some("IN_PROGRESS"),
+            job_timeout_minutes: timeout,
+            last_updated_at_ms: Some(100 * H - quiet_ms),
+            ..ex("IN_PROGRESS")
+        };
+        let has = |e: Execution<'_>, c| classify(&e, &t).contains(c);
+        // A 30-minute timer: 30 minutes without an update is stale, 29 not.
+        assert!(has(running(Some(30), 30 * 60_000), Class::StaleInProgress));
+        assert!(!has(running(Some(30), 29 * 60_000), Class::StaleInProgress));
+        // A timer longer than --stale-after: the flag's hour still rules.
+        assert!(has(running(Some(120), H), Class::StaleInProgress));
+        // No timer: never ends by itself.
+        assert!(has(running(None, 0), Class::NoTimeout));
+        assert!(!has(running(Some(30), 0), Class::NoTimeout));
+        // Without context nothing is known of the job's timer.
+        assert!(!has(ex("IN_PROGRESS"), Class::NoTimeout));
     }
 
     #[test]

@@ -135,7 +135,7 @@ pub(super) fn class_cell_kind(c: Class, n: u64) -> &'static str {
         (_, Class::NotFound) => "neutral",
         // A job not running holds its queued executions back on purpose: not stuck.
         (_, Class::Waiting) => "neutral",
-        (_, Class::NearTimeout) => "warn",
+        (_, Class::NearTimeout | Class::NoTimeout) => "warn",
         _ => "bad",
     }
 }

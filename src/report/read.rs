@@ -112,6 +112,7 @@ struct Columns {
 /// The context columns (schema version 4); absent from older datasets.
 struct ContextColumns {
     job_status: Option<StringArray>,
+    job_timeout: Option<Int64Array>,
     blocked_by: Option<StringArray>,
     queue_read: Option<arrow::array::BooleanArray>,
     connected: Option<arrow::array::BooleanArray>,
@@ -133,6 +134,9 @@ impl ContextColumns {
         };
         Ok(ContextColumns {
             job_status: optional("job_status")?,
+            job_timeout: batch
+                .column_by_name("job_in_progress_timeout_minutes")
+                .and_then(|c| c.as_primitive_opt::<arrow::datatypes::Int64Type>().cloned()),
             blocked_by: optional("blocked_by")?,
             queue_read: batch
                 .column_by_name("queue_read")
@@ -304,6 +308,11 @@ impl Columns {
             account_id: self.account_id.as_ref().and_then(|a| s(a, i)),
             region: self.region.as_ref().and_then(|a| s(a, i)),
             job_status: self.context.job_status.as_ref().and_then(|a| s(a, i)),
+            job_timeout_minutes: self
+                .context
+                .job_timeout
+                .as_ref()
+                .and_then(|a| a.is_valid(i).then(|| a.value(i))),
             connected: self
                 .context
                 .connected

@@ -36,7 +36,7 @@ pub(crate) fn duration_text(ms: i64) -> String {
 pub use crate::audit::summary::thousands;
 
 /// One line per class: its name, its rule with the threshold, and the flag that sets it.
-pub(crate) fn class_rules(r: &Report) -> [(Class, String, Option<&'static str>); 7] {
+pub(crate) fn class_rules(r: &Report) -> [(Class, String, Option<&'static str>); 8] {
     let t = &r.thresholds;
     [
         (
@@ -50,7 +50,7 @@ pub(crate) fn class_rules(r: &Report) -> [(Class, String, Option<&'static str>);
         (
             Class::StaleInProgress,
             format!(
-                "IN_PROGRESS with no update for {} or more",
+                "IN_PROGRESS with no update for {} or more (or its job's in-progress timeout, if shorter)",
                 duration_text(t.stale_after_ms())
             ),
             Some("--stale-after"),
@@ -68,6 +68,12 @@ pub(crate) fn class_rules(r: &Report) -> [(Class, String, Option<&'static str>);
             Class::Waiting,
             "QUEUED, its job not running (SCHEDULED outside its window, COMPLETED, CANCELED): \
              not stuck"
+                .into(),
+            None,
+        ),
+        (
+            Class::NoTimeout,
+            "QUEUED or IN_PROGRESS, its job without an in-progress timeout: never ends by itself"
                 .into(),
             None,
         ),
@@ -112,7 +118,7 @@ impl Style {
         match (n, c) {
             (0, _) => self.dim(text),
             (_, Class::NotFound | Class::Waiting) => text.to_string(),
-            (_, Class::NearTimeout) => self.paint("33", text),
+            (_, Class::NearTimeout | Class::NoTimeout) => self.paint("33", text),
             _ => self.paint("1;31", text),
         }
     }

@@ -65,10 +65,12 @@ def sim_truth(url, fetched_ms):
     """Every execution's class and cause as boto3 reads the simulator: its jobs (DescribeJob), each
     thing's executions (ListJobExecutionsForThing) and connectivity (the fleet index: SearchIndex)."""
     c = client(url)
-    jobs = {}
+    jobs, timeouts = {}, {}
     for page in c.get_paginator("list_jobs").paginate():
         for j in page["jobs"]:
-            jobs[j["jobId"]] = c.describe_job(jobId=j["jobId"])["job"]["status"]
+            d = c.describe_job(jobId=j["jobId"])["job"]
+            jobs[j["jobId"]] = d["status"]
+            timeouts[j["jobId"]] = d.get("timeoutConfig", {}).get("inProgressTimeoutInMinutes")
     things = [t["thingName"] for p in c.get_paginator("list_things").paginate() for t in p["things"]]
     docs = indexed(c, things)
     causes = Counter()
@@ -94,7 +96,8 @@ def sim_truth(url, fetched_ms):
                     causes[("stuck_queued", cause)] += 1
             if s["status"] == "IN_PROGRESS":
                 age = fetched_ms - int(s["lastUpdatedAt"].timestamp() * 1000)
-                if age >= 3600 * 1000:
+                # An hour, or the job's in-progress timeout when shorter.
+                if age >= min(3600 * 1000, (timeouts[job] or 60) * 60 * 1000):
                     cause = {False: "device_offline", True: "no_progress", None: "unknown"}[connected]
                     causes[("stale_in_progress", cause)] += 1
     return causes
@@ -135,7 +138,8 @@ select job_id, cls, cause, count(*) n from (
   from read_parquet('{path}')
   where (status = 'QUEUED' and coalesce(job_status, 'IN_PROGRESS') = 'IN_PROGRESS'
          and fetched_at - queued_at > interval {hours} hours)
-     or (status = 'IN_PROGRESS' and fetched_at - last_updated_at >= interval 1 hour)
+     or (status = 'IN_PROGRESS' and fetched_at - last_updated_at >= least(interval 1 hour,
+         coalesce(to_minutes(job_in_progress_timeout_minutes), interval 1 hour)))
 ) group by all
 """
 

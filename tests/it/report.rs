@@ -242,18 +242,19 @@ fn every_count_and_class_of_a_known_dataset() {
     assert_eq!(a.by_status.values().sum::<u64>(), 10);
     assert_eq!(a.no_status, 2);
     let classes = |c: &fleet_audit::report::Counts| Class::ALL.map(|k| c.count(k));
-    // stuck_queued, stale_in_progress, timed_out, near_timeout, waiting, not_found, errors
+    // stuck_queued, stale_in_progress, timed_out, near_timeout, waiting, no_timeout, not_found,
+    // errors
     // near_timeout counts no QUEUED execution: a queued one's timer has not started.
-    assert_eq!(classes(a), [2, 2, 1, 1, 0, 1, 1]);
+    assert_eq!(classes(a), [2, 2, 1, 1, 0, 0, 1, 1]);
     let b = &job(&r, "job-b").counts;
     assert_eq!(b.total, 5);
     assert_eq!(b.status("PAUSED"), 1, "unknown status kept as spelled");
     assert_eq!(b.status("FAILED"), 1);
     assert_eq!(b.status("TIMED_OUT"), 1);
     assert_eq!(b.no_status, 2);
-    assert_eq!(classes(b), [0, 0, 1, 0, 0, 0, 2]);
+    assert_eq!(classes(b), [0, 0, 1, 0, 0, 0, 0, 2]);
     assert_eq!(r.totals.total, 17);
-    assert_eq!(classes(&r.totals), [2, 2, 2, 1, 0, 1, 3]);
+    assert_eq!(classes(&r.totals), [2, 2, 2, 1, 0, 0, 1, 3]);
     assert_eq!(r.totals.status("PAUSED"), 1);
 
     // Oldest first, over all jobs: age is fetched_at - since for each row's own fetch.
@@ -362,6 +363,7 @@ fn json_document_shape() {
         "timed_out",
         "near_timeout",
         "waiting",
+        "no_timeout",
         "not_found",
         "errors",
         "causes",
