@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod plan;
 mod run;
 
-pub use plan::{ActionArg, ApplyArgs, PlanArgs, PlanClassArg};
+pub use plan::{ActionArg, ApplyArgs, PlanArgs, PlanCauseArg, PlanClassArg};
 pub use run::{ContextArg, DescribeArg, FormatArg, RunArgs, TableFormatArg};
 
 #[derive(Debug, Parser)]

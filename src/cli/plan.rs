@@ -26,6 +26,11 @@ pub struct PlanArgs {
     /// Only the things named in this file (one a line, as `run`'s things list).
     #[arg(long, value_name = "FILE")]
     pub things: Option<PathBuf>,
+    /// Only stuck executions of these causes (comma list; the report's, see `report`):
+    /// device_offline, blocked, not_picked_up, no_progress, unknown. Needs a class that has causes
+    /// (stuck_queued, stale_in_progress).
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "LIST")]
+    pub cause: Vec<PlanCauseArg>,
     /// Only executions in their class for at least this long when audited (e.g. 3d, 36h).
     #[arg(long, value_name = "DURATION")]
     pub older_than: Option<String>,
@@ -91,6 +96,17 @@ pub enum PlanClassArg {
     StaleInProgress,
     TimedOut,
     NearTimeout,
+}
+
+/// The causes a plan can select, spelled as the report spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum PlanCauseArg {
+    DeviceOffline,
+    Blocked,
+    NotPickedUp,
+    NoProgress,
+    Unknown,
 }
 
 /// `--action`.

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use super::planfile::{self, Action, AuditRef, CountLine, Header, Selectors};
 use super::PlanError;
-use crate::report::classify::{classify, Class, Classes, Execution};
+use crate::report::classify::{classify, Cause, Class, Classes, Execution};
 use crate::report::read::Versions;
 use crate::report::Thresholds;
 
@@ -56,6 +56,8 @@ pub struct PlanSettings {
     pub jobs: BTreeSet<String>,
     pub things: Option<HashSet<String>>,
     pub older_than: Option<Duration>,
+    /// `--cause`: only stuck rows of these causes (empty: any).
+    pub causes: Vec<Cause>,
     pub action: ActionKind,
     pub force: bool,
     pub thresholds: Thresholds,
@@ -92,7 +94,18 @@ impl PlanSettings {
                 Some(names.iter()?.collect::<Result<HashSet<_>, _>>()?)
             }
         };
-        use crate::cli::{ActionArg, PlanClassArg};
+        use crate::cli::{ActionArg, PlanCauseArg, PlanClassArg};
+        let causes: Vec<Cause> = a
+            .cause
+            .iter()
+            .map(|c| match c {
+                PlanCauseArg::DeviceOffline => Cause::DeviceOffline,
+                PlanCauseArg::Blocked => Cause::Blocked,
+                PlanCauseArg::NotPickedUp => Cause::NotPickedUp,
+                PlanCauseArg::NoProgress => Cause::NoProgress,
+                PlanCauseArg::Unknown => Cause::Unknown,
+            })
+            .collect();
         let classes: Vec<Class> = a
             .class
             .iter()
@@ -103,6 +116,17 @@ impl PlanSettings {
                 PlanClassArg::NearTimeout => Class::NearTimeout,
             })
             .collect();
+        if !causes.is_empty()
+            && !classes
+                .iter()
+                .any(|c| crate::report::classify::CAUSED.contains(c))
+        {
+            return Err(PlanError::Config(
+                "--cause: only stuck executions have a cause: give --class stuck_queued or \
+                 stale_in_progress"
+                    .into(),
+            ));
+        }
         let action = match a.action {
             ActionArg::Cancel => ActionKind::Cancel,
             ActionArg::Delete => ActionKind::Delete,
@@ -117,6 +141,7 @@ impl PlanSettings {
                 jobs: jobs.iter().cloned().collect(),
                 things: a.things.as_ref().map(|p| p.display().to_string()),
                 older_than: a.older_than.clone(),
+                causes: causes.iter().map(|c| c.as_str().to_string()).collect(),
                 queued_after: a.thresholds.queued_after.clone(),
                 stale_after: a.thresholds.stale_after.clone(),
                 near_timeout: a.thresholds.near_timeout.clone(),
@@ -125,6 +150,7 @@ impl PlanSettings {
             jobs,
             things,
             older_than,
+            causes,
             thresholds,
         })
     }
@@ -172,9 +198,16 @@ impl Planner<'_> {
         }
         let fetched = e.fetched_at_ms.unwrap_or_default();
         self.first_read_ms = Some(self.first_read_ms.map_or(fetched, |o| o.min(fetched)));
-        let Some(class) = self.class_of(classify(e, &s.thresholds)) else {
+        let classes = classify(e, &s.thresholds);
+        let Some(class) = self.class_of(classes) else {
             return;
         };
+        let cause = crate::report::classify::cause(e, classes)
+            .filter(|(c, _)| *c == class)
+            .map(|(_, c)| c);
+        if !s.causes.is_empty() && !cause.is_some_and(|c| s.causes.contains(&c)) {
+            return;
+        }
         let age_ms = since(e, class).map(|t| fetched.saturating_sub(t));
         if let Some(min) = s.older_than {
             if age_ms.is_none_or(|a| a < i64::try_from(min.as_millis()).unwrap_or(i64::MAX)) {
@@ -218,6 +251,7 @@ impl Planner<'_> {
             execution_number: number,
             status: status.to_string(),
             class: class.as_str().to_string(),
+            cause: cause.map(|c| c.as_str().to_string()),
             age_seconds: age_ms.map(|a| a / 1000),
             fetched_at: crate::time::iso_utc(fetched, true),
             run_id: v.run_id.map(str::to_string),

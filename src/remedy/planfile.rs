@@ -39,6 +39,9 @@ pub struct Selectors {
     pub things: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub older_than: Option<String>,
+    /// `--cause`: only stuck executions of these causes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<String>,
     pub queued_after: String,
     pub stale_after: String,
     pub near_timeout: String,
@@ -96,6 +99,9 @@ pub struct Action {
     pub status: String,
     /// Why: the report's class, and how long the execution had been so when read.
     pub class: String,
+    /// The stuck execution's cause in the audit (the report's), where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
     pub age_seconds: Option<i64>,
     pub fetched_at: String,
     pub run_id: Option<String>,

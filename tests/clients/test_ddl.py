@@ -77,6 +77,8 @@ def arrow_name(t: pa.DataType) -> str:
         return f"timestamp[{t.unit}, {t.tz}]"
     if pa.types.is_map(t):
         return f"map<{arrow_name(t.key_type)}, {arrow_name(t.item_type)}>"
+    if pa.types.is_list(t):
+        return f"list<{arrow_name(t.value_type)}>"
     return str(t)
 
 

@@ -283,3 +283,25 @@ def test_the_html_report_shows_each_cause_and_the_groups(audited, fa, tmp_path):
             assert ex["thing_name"] in html
     for h in doc["held_up"]:
         assert h["job_id"] in html
+
+
+def test_plan_selects_by_cause(audited, fa, tmp_path):
+    """`plan --cause`: the cancellations of exactly the report's not_picked_up executions, each action
+    saying its cause; a class without causes is refused."""
+    out, doc, _ = audited
+    plan = tmp_path / "cancel.plan"
+    r = subprocess.run([fa, "plan", str(out), "--out", str(plan), "--class", "stuck_queued",
+                        "--cause", "not_picked_up,blocked"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    lines = plan.read_text().splitlines()
+    header, actions = json.loads(lines[0]), [json.loads(x) for x in lines[1:]]
+    assert header["selectors"]["causes"] == ["not_picked_up", "blocked"]
+    got = Counter(a["cause"] for a in actions)
+    want = report_causes(doc["totals"])
+    assert got == {"not_picked_up": want[("stuck_queued", "not_picked_up")],
+                   "blocked": want[("stuck_queued", "blocked")]}
+    assert all(a["class"] == "stuck_queued" and a["status"] == "QUEUED" for a in actions)
+    bad = subprocess.run([fa, "plan", str(out), "--out", str(tmp_path / "p2"), "--class", "timed_out",
+                          "--cause", "blocked", "--action", "delete"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "only stuck executions have a cause" in bad.stderr, bad.stderr
+    assert not (tmp_path / "p2").exists()
