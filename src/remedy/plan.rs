@@ -94,18 +94,8 @@ impl PlanSettings {
                 Some(names.iter()?.collect::<Result<HashSet<_>, _>>()?)
             }
         };
-        use crate::cli::{ActionArg, PlanCauseArg, PlanClassArg};
-        let causes: Vec<Cause> = a
-            .cause
-            .iter()
-            .map(|c| match c {
-                PlanCauseArg::DeviceOffline => Cause::DeviceOffline,
-                PlanCauseArg::Blocked => Cause::Blocked,
-                PlanCauseArg::NotPickedUp => Cause::NotPickedUp,
-                PlanCauseArg::NoProgress => Cause::NoProgress,
-                PlanCauseArg::Unknown => Cause::Unknown,
-            })
-            .collect();
+        use crate::cli::{ActionArg, PlanClassArg};
+        let causes = causes_of(&a.cause);
         let classes: Vec<Class> = a
             .class
             .iter()
@@ -154,6 +144,20 @@ impl PlanSettings {
             thresholds,
         })
     }
+}
+
+/// `--cause`'s values as the report's causes.
+fn causes_of(args: &[crate::cli::PlanCauseArg]) -> Vec<Cause> {
+    use crate::cli::PlanCauseArg;
+    args.iter()
+        .map(|c| match c {
+            PlanCauseArg::DeviceOffline => Cause::DeviceOffline,
+            PlanCauseArg::Blocked => Cause::Blocked,
+            PlanCauseArg::NotPickedUp => Cause::NotPickedUp,
+            PlanCauseArg::NoProgress => Cause::NoProgress,
+            PlanCauseArg::Unknown => Cause::Unknown,
+        })
+        .collect()
 }
 
 /// Since when a row has been in `class` (epoch ms): `queued_at` for the QUEUED classes,

@@ -443,9 +443,24 @@ impl Fleet {
         } else {
             return None;
         };
-        // Only a normal device moves its executions on; the others' stay as they were.
-        if span.now > span.epoch && self.behaviour(i) == Behaviour::Normal {
-            let from = e.queued_at_ms.max(span.epoch);
+        // Only a device that takes its jobs moves its executions on: a normal one from the epoch, an
+        // offline one from when it comes back; the others' stay as they were.
+        let online_from = match self.behaviour(i) {
+            Behaviour::Normal => Some(span.epoch),
+            Behaviour::Offline => self.reconnects_at(i),
+            Behaviour::Ignoring | Behaviour::Stalled => None,
+        };
+        if let Some(online) = online_from.filter(|t| span.now > *t) {
+            let mut from = e.queued_at_ms.max(online);
+            // A device back online picks up what waited for it, a few minutes later.
+            if online > span.epoch && e.status == "QUEUED" {
+                let t =
+                    online + h3(self.spec.seed, 0x7069_636B, i ^ u64::from(j)) % (30 * MINUTE_MS);
+                if t <= span.now {
+                    history::picked_up(&mut e, t, &span);
+                    from = t;
+                }
+            }
             history::advance(&mut e, &span, self.rates, from);
         }
         // The future-status share is drawn last, so turning it on does not change any other draw.

@@ -1,4 +1,5 @@
 """Fixtures for the client-compatibility tests: the fleet-audit binary and simulators it serves."""
+import json
 import os
 import socket
 import subprocess

@@ -64,6 +64,8 @@ def hive_type(t: pa.DataType) -> str:
         return "timestamp"
     if pa.types.is_map(t):
         return f"map<{hive_type(t.key_type)},{hive_type(t.item_type)}>"
+    if pa.types.is_list(t):
+        return f"array<{hive_type(t.value_type)}>"
     raise AssertionError(f"unexpected type {t}")
 
 

@@ -46,8 +46,12 @@ def glob(p):
     return str(p / "**" / "*.parquet")
 
 
-STUCK = """((status = 'QUEUED' AND epoch_ms(fetched_at) - epoch_ms(queued_at) > {q})
-            OR (status = 'IN_PROGRESS' AND epoch_ms(fetched_at) - epoch_ms(last_updated_at) >= {s}))""".format(
+# docs/report.md's rules: a QUEUED execution of a job not running is waiting, not stuck; an
+# IN_PROGRESS one is stale after --stale-after, or its job's in-progress timeout when shorter.
+STUCK = """((status = 'QUEUED' AND coalesce(job_status, 'IN_PROGRESS') = 'IN_PROGRESS'
+             AND epoch_ms(fetched_at) - epoch_ms(queued_at) > {q})
+            OR (status = 'IN_PROGRESS' AND epoch_ms(fetched_at) - epoch_ms(last_updated_at)
+                >= least({s}, coalesce(job_in_progress_timeout_minutes * 60000, {s}))))""".format(
     q=QUEUED_AFTER_MS, s=STALE_AFTER_MS)
 
 JOINED = f"""

@@ -37,18 +37,26 @@ def test_run_and_report_metrics_equal_the_report_and_the_summary(aws_env, fa, tm
     doc = json.loads(rep.stdout)
     run_f, rep_f = families(prom), families(report_prom)
     # The parser drops a counter's `_total` from the family name.
-    assert {"fleet_audit_executions", "fleet_audit_stuck", "fleet_audit_pairs", "fleet_audit_calls",
-            "fleet_audit_throttled", "fleet_audit_run_duration_seconds",
+    assert {"fleet_audit_executions", "fleet_audit_stuck", "fleet_audit_stuck_by_cause", "fleet_audit_pairs",
+            "fleet_audit_calls", "fleet_audit_throttled", "fleet_audit_run_duration_seconds",
             "fleet_audit_last_success_timestamp_seconds"} <= set(run_f)
-    assert set(rep_f) == {"fleet_audit_executions", "fleet_audit_stuck"}
+    assert set(rep_f) == {"fleet_audit_executions", "fleet_audit_stuck", "fleet_audit_stuck_by_cause"}
     for fams in (run_f, rep_f):
         executions = samples(fams["fleet_audit_executions"])
         stuck = samples(fams["fleet_audit_stuck"])
         for job in doc["jobs"]:
             for status, n in job["by_status"].items():
                 assert executions.get((("job_id", job["job_id"]), ("status", status)), 0) == n
-            for cls in ["stuck_queued", "stale_in_progress", "timed_out", "near_timeout", "not_found", "errors"]:
+            for cls in ["stuck_queued", "stale_in_progress", "timed_out", "near_timeout", "waiting", "no_timeout",
+                        "not_found", "errors"]:
                 assert stuck[(("class", cls), ("job_id", job["job_id"]))] == job[cls], (job["job_id"], cls)
+        # Each stuck class by cause, zeros included: the report's causes.
+        by_cause = samples(fams["fleet_audit_stuck_by_cause"])
+        for job in doc["jobs"]:
+            for cls in ["stuck_queued", "stale_in_progress"]:
+                for cause in ["device_offline", "blocked", "not_picked_up", "no_progress", "unknown"]:
+                    key = (("cause", cause), ("class", cls), ("job_id", job["job_id"]))
+                    assert by_cause[key] == job["causes"][cls].get(cause, 0), key
         assert sum(executions.values()) == doc["totals"]["total"] - doc["totals"]["no_status"]
     sm = json.loads(summary.read_text())
     pairs = samples(run_f["fleet_audit_pairs"])
@@ -56,6 +64,7 @@ def test_run_and_report_metrics_equal_the_report_and_the_summary(aws_env, fa, tm
     assert pairs[(("outcome", "not_found"),)] == sm["not_found"]
     assert pairs[(("outcome", "error"),)] == sm["errors"]
     assert samples(run_f["fleet_audit_calls"])[(("api", "DescribeJobExecution"),)] == sm["attempts"]
+    assert samples(run_f["fleet_audit_calls"])[(("api", "context"),)] == sm["context_calls"] > 0
     assert samples(run_f["fleet_audit_throttled"])[()] == sm["throttled"]
     assert abs(samples(run_f["fleet_audit_run_duration_seconds"])[()] - sm["elapsed_s"]) < 1e-6
     assert samples(run_f["fleet_audit_last_success_timestamp_seconds"])[()] > 1.7e9

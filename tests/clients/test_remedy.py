@@ -235,14 +235,19 @@ def test_audit_plan_a_day_later_apply_cancels_exactly_the_unchanged(fa, aws_env,
     day (the same seed a day on, nobody cancelling) exactly in the applied executions."""
     day = 86400
     lists = tmp_path / "lists"
-    fleet = ["--things", "400", "--jobs", "3", "--seed", "23", "--active-share", "0.6"]
+    fleet = ["--things", "400", "--jobs", "8", "--seed", "23", "--active-share", "0.6"]
     s = Sim(*fleet, "--write-lists", str(lists))
     truth = Sim(*fleet, "--epoch", NOW, now=str(int(NOW) + day))
     try:
         first = tmp_path / "first"
         audit(fa, aws_env, tmp_path, s, lists, first)
         plan = tmp_path / "cancel.plan"
-        actions = plan_of(fa, first, plan, "--class", "stuck_queued", "--jobs", "job-000,job-001")
+        # Two jobs running with stuck executions (a QUEUED one of a job not running is waiting).
+        rep = json.loads(subprocess.run([fa, "report", str(first), "--json"], capture_output=True,
+                                        text=True, check=True).stdout)
+        two = [j["job_id"] for j in rep["jobs"] if j["stuck_queued"] > 0][:2]
+        assert len(two) == 2, rep["jobs"]
+        actions = plan_of(fa, first, plan, "--class", "stuck_queued", "--jobs", ",".join(two))
         assert len(actions) > 20
         advance(s.url, day)
         out = tmp_path / "actions"

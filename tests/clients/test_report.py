@@ -40,17 +40,25 @@ def ms(d: str) -> int:
     raise ValueError(d)
 
 
-CLASSES_SQL = """
+# The classes by docs/report.md's rules: a QUEUED execution of a job not running is waiting, not
+# stuck; an IN_PROGRESS one is stale after --stale-after or its job's timeout when shorter; only an
+# IN_PROGRESS one can be near its timeout.
+RUNNING = "coalesce(job_status, 'IN_PROGRESS') = 'IN_PROGRESS'"
+STALE = "least($stale, coalesce(job_in_progress_timeout_minutes * 60000, $stale))"
+CLASSES_SQL = f"""
 SELECT job_id,
        count(*) AS total,
        count(*) FILTER (WHERE status IS NULL) AS no_status,
-       count(*) FILTER (WHERE status = 'QUEUED'
+       count(*) FILTER (WHERE status = 'QUEUED' AND {RUNNING}
                           AND epoch_ms(fetched_at) - epoch_ms(queued_at) > $queued) AS stuck_queued,
        count(*) FILTER (WHERE status = 'IN_PROGRESS'
-                          AND epoch_ms(fetched_at) - epoch_ms(last_updated_at) >= $stale) AS stale_in_progress,
+                          AND epoch_ms(fetched_at) - epoch_ms(last_updated_at) >= {STALE}) AS stale_in_progress,
        count(*) FILTER (WHERE status = 'TIMED_OUT') AS timed_out,
-       count(*) FILTER (WHERE status IN ('QUEUED', 'IN_PROGRESS')
+       count(*) FILTER (WHERE status = 'IN_PROGRESS'
                           AND approximate_seconds_before_timed_out * 1000 < $near) AS near_timeout,
+       count(*) FILTER (WHERE status = 'QUEUED' AND NOT {RUNNING}) AS waiting,
+       count(*) FILTER (WHERE status IN ('QUEUED', 'IN_PROGRESS') AND job_status IS NOT NULL
+                          AND job_in_progress_timeout_minutes IS NULL) AS no_timeout,
        count(*) FILTER (WHERE outcome = 'not_found') AS not_found,
        count(*) FILTER (WHERE outcome = 'error') AS errors
 FROM read_parquet($path)
@@ -63,7 +71,7 @@ SELECT job_id, status, count(*) FROM read_parquet($path) WHERE status IS NOT NUL
 """
 
 # Every stuck or timed-out row with its class, since when, and age; ranked as the report ranks them.
-OLDEST_SQL = """
+OLDEST_SQL = f"""
 WITH aged AS (
   SELECT thing_name, job_id, status,
          CASE WHEN status = 'QUEUED' THEN 'stuck_queued'
@@ -72,8 +80,8 @@ WITH aged AS (
          CASE WHEN status = 'QUEUED' THEN epoch_ms(queued_at) ELSE epoch_ms(last_updated_at) END AS since_ms,
          epoch_ms(fetched_at) AS fetched_ms
   FROM read_parquet($path)
-  WHERE (status = 'QUEUED' AND epoch_ms(fetched_at) - epoch_ms(queued_at) > $queued)
-     OR (status = 'IN_PROGRESS' AND epoch_ms(fetched_at) - epoch_ms(last_updated_at) >= $stale)
+  WHERE (status = 'QUEUED' AND {RUNNING} AND epoch_ms(fetched_at) - epoch_ms(queued_at) > $queued)
+     OR (status = 'IN_PROGRESS' AND epoch_ms(fetched_at) - epoch_ms(last_updated_at) >= {STALE})
      OR (status = 'TIMED_OUT' AND last_updated_at IS NOT NULL)
 )
 SELECT thing_name, job_id, class, status, since_ms, (fetched_ms - since_ms) // 1000 AS age_s

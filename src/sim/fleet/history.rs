@@ -123,6 +123,16 @@ pub(super) fn advance(e: &mut Execution, s: &Span, rates: Rates, from: u64) {
     };
 }
 
+/// A queued execution started at `t` by its device (one back online).
+pub(super) fn picked_up(e: &mut Execution, t: u64, s: &Span) {
+    e.status = "IN_PROGRESS";
+    e.started_at_ms = Some(t);
+    e.last_updated_at_ms = t;
+    e.version_number += 1;
+    e.details = drawn(&[("step", "downloading"), ("progress", "5%")]);
+    e.approximate_seconds_before_timed_out = s.timeout_ms.map(|m| (m / 1000) as i64);
+}
+
 /// One event at `t`: a start, an update or a finish.
 fn event(e: &mut Execution, d: &mut Draw, t: u64) {
     e.last_updated_at_ms = t;

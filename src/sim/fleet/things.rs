@@ -77,7 +77,18 @@ impl Fleet {
         }
     }
 
-    /// Thing `i`'s registry entry and connectivity, at the fleet's epoch.
+    /// When offline thing `i` comes back online, if it does: half of them, at a time in the five
+    /// days after the epoch (from then on it takes its jobs, as a normal device does).
+    pub fn reconnects_at(&self, i: u64) -> Option<u64> {
+        if self.behaviour(i) != Behaviour::Offline {
+            return None;
+        }
+        let mut d = Draw(h3(self.spec.seed, 0x6261_636B, i));
+        (d.range(0, 2) == 0).then(|| self.epoch_ms() + d.range(MINUTE_MS, 5 * DAY_MS))
+    }
+
+    /// Thing `i`'s registry entry and connectivity now (an offline thing that came back is
+    /// connected since then).
     pub fn thing(&self, i: u64) -> Thing {
         let (mut d, type_name, model, firmware) = self.registry_draws(i);
         let mut groups = vec![REGION_GROUPS[d.range(0, 2) as usize]];
@@ -86,7 +97,10 @@ impl Fleet {
         }
         let behaviour = self.behaviour(i);
         let epoch = self.epoch_ms();
-        let (connected, at, reason) = if behaviour == Behaviour::Offline {
+        let back = self.reconnects_at(i).filter(|t| *t <= self.now_ms());
+        let (connected, at, reason) = if let Some(t) = back {
+            (true, t, None)
+        } else if behaviour == Behaviour::Offline {
             let reason = DISCONNECT_REASONS[d.range(0, 3) as usize];
             (
                 false,
