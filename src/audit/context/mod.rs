@@ -453,12 +453,14 @@ impl<C: FleetContext + FleetLister> Stage<C> {
     }
 }
 
-/// Every thing a stage asked the index about, packed: its shape (type, attributes, groups) and its
-/// disconnect reason interned, its connectivity in place: 24 bytes a thing in the table, so that a
-/// run over a million things keeps them all in some 30 to 55 MB.
+/// The things a stage asked the index about, packed: its shape (type, attributes, groups) and its
+/// disconnect reason interned, its connectivity in place, 24 bytes a thing in the table; the last
+/// [`GENERATION`] to two generations of them, so that memory stays bounded whatever the fleet.
 #[derive(Default)]
 struct Things {
     packed: HashMap<u64, Packed>,
+    /// The generation before: a thing seen again moves back to `packed`.
+    older: HashMap<u64, Packed>,
     shapes: Vec<Arc<ThingShape>>,
     shape_ids: HashMap<Arc<ThingShape>, u32>,
     reasons: Vec<Arc<str>>,
@@ -474,6 +476,11 @@ struct Packed {
     at_ms: i64,
 }
 
+/// Things kept per generation, two generations at most: about 12 MB in all. A thing's rows of
+/// several jobs meet again within that many things in the fleets this is made for (a discovery by
+/// job lists each job's things in the same order); past it, a thing is asked about again.
+const GENERATION: usize = 1 << 18;
+
 /// A thing's key in [`Things`]: half of its name's 128-bit hash. Two names of a million things
 /// share one with a chance of about 3 in 100 million.
 fn short(key: u128) -> u64 {
@@ -486,7 +493,17 @@ const NO_TIME: i64 = i64::MIN;
 
 impl Things {
     fn known(&self, key: u128) -> bool {
-        self.packed.contains_key(&short(key))
+        let k = short(key);
+        self.packed.contains_key(&k) || self.older.contains_key(&k)
+    }
+
+    /// Keeps `p` in the current generation; a full generation becomes the older one, and the
+    /// older one is dropped.
+    fn keep(&mut self, k: u64, p: Packed) {
+        if self.packed.len() >= GENERATION {
+            self.older = std::mem::take(&mut self.packed);
+        }
+        self.packed.insert(k, p);
     }
 
     fn insert(&mut self, key: u128, t: Option<ThingContext>) {
@@ -527,12 +544,21 @@ impl Things {
                 at_ms: t.connectivity_at_ms.unwrap_or(NO_TIME),
             },
         };
-        self.packed.insert(short(key), p);
+        self.keep(short(key), p);
     }
 
     /// The context of a thing asked about, `None` when it is not in the index (or not asked).
-    fn get(&self, key: u128) -> Option<ThingContext> {
-        let p = self.packed.get(&short(key))?;
+    fn get(&mut self, key: u128) -> Option<ThingContext> {
+        let k = short(key);
+        let p = match self.packed.get(&k) {
+            Some(p) => *p,
+            None => {
+                // Seen again: kept on, in the current generation.
+                let p = self.older.remove(&k)?;
+                self.keep(k, p);
+                p
+            }
+        };
         let shape = self.shapes.get(p.shape as usize)?.clone();
         Some(ThingContext {
             shape,

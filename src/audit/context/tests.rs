@@ -365,3 +365,37 @@ async fn the_stage_says_why_an_audit_stopped_on_it() {
         Err(Stop::WriterGone)
     ));
 }
+
+#[test]
+fn things_are_kept_two_generations_and_a_thing_seen_again_stays() {
+    use super::{Things, GENERATION};
+    let ctx = |n: u64| ThingContext {
+        shape: Arc::new(ThingShape {
+            thing_type: Some(format!("type-{}", n % 3)),
+            ..ThingShape::default()
+        }),
+        connected: Some(n % 2 == 0),
+        connectivity_at_ms: Some(n as i64),
+        disconnect_reason: (n % 2 == 1).then(|| Arc::from("CONNECTION_LOST")),
+    };
+    let key = |n: u64| u128::from(n) << 64 | 7;
+    let mut t = Things::default();
+    for n in 0..GENERATION as u64 {
+        t.insert(key(n), Some(ctx(n)));
+    }
+    // Thing 0 read again while in the older generation: it moves back to the current one.
+    for n in GENERATION as u64..(GENERATION as u64 + 10) {
+        t.insert(key(n), Some(ctx(n)));
+    }
+    assert_eq!(t.get(key(0)), Some(ctx(0)));
+    for n in (GENERATION as u64 + 10)..(2 * GENERATION as u64 + 5) {
+        t.insert(key(n), Some(ctx(n)));
+    }
+    assert!(t.known(key(0)), "kept on when seen again");
+    assert!(!t.known(key(1)), "two generations ago: dropped");
+    assert_eq!(
+        t.get(key(2 * GENERATION as u64)),
+        Some(ctx(2 * GENERATION as u64))
+    );
+    assert_eq!(t.shapes.len(), 3, "a shape is kept once");
+}
