@@ -374,7 +374,7 @@ fn things_are_kept_two_generations_and_a_thing_seen_again_stays() {
             thing_type: Some(format!("type-{}", n % 3)),
             ..ThingShape::default()
         }),
-        connected: Some(n % 2 == 0),
+        connected: Some(n.is_multiple_of(2)),
         connectivity_at_ms: Some(n as i64),
         disconnect_reason: (n % 2 == 1).then(|| Arc::from("CONNECTION_LOST")),
     };
