@@ -63,7 +63,9 @@ struct ErrorRow {
 /// Describes the error rows of the complete audit in the local directory `out` again with `target`,
 /// and replaces each in its part. `run_id` names the new rows and the new parts. Returns what it
 /// did and the parts it wrote.
-pub(crate) async fn retry_error_rows<C: FleetClient>(
+pub(crate) async fn retry_error_rows<
+    C: FleetClient + crate::aws::client::FleetLister + crate::aws::client::FleetContext,
+>(
     cfg: &RunConfig,
     out: &Path,
     run_id: &str,
@@ -145,7 +147,9 @@ fn find_error_rows(out: &Path, m: &Manifest) -> Result<Vec<ErrorRow>, String> {
 /// The pairs of `found` described again, through the engine (rate, retries, concurrency,
 /// shutdown), with `target` connected now: each pair's new row by its place in `found`, and the
 /// target's region (the new rows carry it). Nothing is replaced unless every pair has its new row.
-async fn describe_again<C: FleetClient>(
+async fn describe_again<
+    C: FleetClient + crate::aws::client::FleetLister + crate::aws::client::FleetContext,
+>(
     cfg: &RunConfig,
     out: &Path,
     found: &[ErrorRow],
@@ -154,8 +158,16 @@ async fn describe_again<C: FleetClient>(
     shutdown: watch::Receiver<bool>,
 ) -> Result<(BTreeMap<u64, Row>, Option<String>), RedoError> {
     let target = target.connect().await?;
+    // The rows described again get their context as the audit's did.
+    let parts = crate::audit::context::StageParts {
+        settings: cfg.context.clone(),
+        engine: cfg.engine.clone(),
+        counters: counters.clone(),
+        shutdown: shutdown.clone(),
+        label: String::new(),
+    };
     let lane = TargetCalls {
-        client: target.client,
+        client: target.client.clone(),
         limiter: Arc::new(CallLimiter::new(
             cfg.rate.rps,
             crate::aws::limit::burst_for(cfg.rate.burst, cfg.rate.rps),
@@ -177,6 +189,7 @@ async fn describe_again<C: FleetClient>(
         .collect();
     let (tx, rx) = mpsc::channel::<WriterMsg>(BATCH_ROWS);
     let collect = tokio::spawn(collect_rows(rx));
+    let (tx, stage) = crate::audit::context::spawn(target.client.clone(), parts, tx);
     let ran = run_engine(
         lane,
         cfg.engine.clone(),
@@ -185,6 +198,7 @@ async fn describe_again<C: FleetClient>(
         shutdown,
     )
     .await;
+    let ran = crate::audit::context::join(ran, stage).await;
     let rows = collect
         .await
         .map_err(|e| RedoError::dataset(out, e.to_string()))?;
@@ -353,6 +367,7 @@ fn commit_new_parts(
         at_ms: crate::time::wall_ms(),
         attempts: Counters::get(&by.counters.attempts),
         list_calls: 0,
+        context_calls: 0,
         throttled: Counters::get(&by.counters.throttled),
         elapsed_ms: by.started.elapsed().as_millis() as u64,
         baseline: m.completed.as_ref().and_then(|c| c.baseline.clone()),

@@ -197,6 +197,7 @@ impl Session {
                 at_ms: crate::time::wall_ms(),
                 attempts: total(&self.lanes, |c| &c.attempts),
                 list_calls: total(&self.lanes, |c| &c.list_attempts),
+                context_calls: total(&self.lanes, |c| &c.context_attempts),
                 throttled: total(&self.lanes, |c| &c.throttled),
                 elapsed_ms: self.started.elapsed().as_millis() as u64,
                 baseline: base.baseline.as_ref().map(|b| b.display().to_string()),

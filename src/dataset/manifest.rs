@@ -263,6 +263,9 @@ pub struct Completion {
     /// Its DescribeJobExecution attempts, list and DescribeJob attempts, throttled attempts.
     pub attempts: u64,
     pub list_calls: u64,
+    /// Its context attempts (`--context`); absent from a manifest written before them.
+    #[serde(default)]
+    pub context_calls: u64,
     pub throttled: u64,
     pub elapsed_ms: u64,
     /// The baseline it carried rows from (`--baseline`), as its summary names it.

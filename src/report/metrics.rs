@@ -175,7 +175,7 @@ fn already_complete(out: &mut String, report: Option<&Report>, s: &Summary) {
         &Calls {
             attempts: c.attempts,
             list_calls: c.list_calls,
-            context_calls: 0,
+            context_calls: c.context_calls,
             throttled: c.throttled,
             elapsed_s: c.elapsed_ms as f64 / 1000.0,
             success_s: Some(c.at_ms as f64 / 1000.0),

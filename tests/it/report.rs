@@ -349,6 +349,7 @@ fn json_document_shape() {
             "thresholds",
             "totals",
             "jobs",
+            "why",
             "held_up"
         ]
     );
