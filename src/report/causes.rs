@@ -46,10 +46,9 @@ pub(super) fn causes_text(out: &mut String, c: &Counts, st: Style) {
     }
 }
 
-/// The stuck classes' causes over all jobs, largest first, each with what it means and its oldest
-/// examples.
-pub(super) fn why_text(out: &mut String, r: &Report, st: Style) {
-    let causes: Vec<(Class, super::classify::Cause, u64)> = CAUSED
+/// Each stuck class's causes over all jobs, in class order, largest first.
+fn stuck_causes(r: &Report) -> Vec<(Class, Cause, u64)> {
+    CAUSED
         .iter()
         .flat_map(|class| {
             r.totals
@@ -57,7 +56,13 @@ pub(super) fn why_text(out: &mut String, r: &Report, st: Style) {
                 .into_iter()
                 .map(move |(cause, n)| (*class, cause, n))
         })
-        .collect();
+        .collect()
+}
+
+/// The stuck classes' causes over all jobs, largest first, each with what it means and its oldest
+/// examples.
+pub(super) fn why_text(out: &mut String, r: &Report, st: Style) {
+    let causes = stuck_causes(r);
     if causes.is_empty() {
         return;
     }
@@ -86,23 +91,24 @@ pub(super) fn why_text(out: &mut String, r: &Report, st: Style) {
 
 /// `why`: each stuck class and cause over all jobs, largest first, with its advice and examples.
 pub(super) fn why_json(r: &Report) -> Value {
-    let mut v = Vec::new();
-    for class in CAUSED {
-        for (cause, n) in r.totals.causes_of(class) {
-            let examples = r
-                .cause_examples
-                .get(&(class, cause))
-                .map_or(&[][..], Vec::as_slice);
-            v.push(json!({
-                "class": class.as_str(),
-                "cause": cause.as_str(),
-                "count": n,
-                "advice": cause.advice(class),
-                "oldest": oldest_json(examples),
-            }));
-        }
-    }
-    Value::Array(v)
+    Value::Array(
+        stuck_causes(r)
+            .into_iter()
+            .map(|(class, cause, n)| {
+                let examples = r
+                    .cause_examples
+                    .get(&(class, cause))
+                    .map_or(&[][..], Vec::as_slice);
+                json!({
+                    "class": class.as_str(),
+                    "cause": cause.as_str(),
+                    "count": n,
+                    "advice": cause.advice(class),
+                    "oldest": oldest_json(examples),
+                })
+            })
+            .collect(),
+    )
 }
 
 /// The jobs whose IN_PROGRESS executions hold up stuck QUEUED ones.
@@ -127,15 +133,7 @@ pub(super) fn held_up_text(out: &mut String, r: &Report) {
 /// Why the stuck executions are stuck: each class's causes over all jobs, largest first, with what
 /// each means, a bar of its share and its oldest examples; then the jobs holding others up.
 pub(super) fn html(o: &mut String, r: &Report) {
-    let rows: Vec<(Class, Cause, u64)> = CAUSED
-        .iter()
-        .flat_map(|class| {
-            r.totals
-                .causes_of(*class)
-                .into_iter()
-                .map(move |(cause, n)| (*class, cause, n))
-        })
-        .collect();
+    let rows = stuck_causes(r);
     if rows.is_empty() {
         return;
     }

@@ -300,10 +300,10 @@ impl<C: FleetContext + FleetLister> Stage<C> {
         let client = self.client.clone();
         let c = self
             .call(DESCRIBE_JOB, &format!("DescribeJob {job}"), || {
-                client.job_context(job)
+                client.describe_job(job)
             })
             .await?
-            .map(Arc::new);
+            .map(|d| Arc::new(d.context));
         self.jobs.insert(job.to_string(), c.clone());
         Ok(c)
     }

@@ -55,21 +55,6 @@ impl Scripted {
 }
 
 impl FleetContext for Scripted {
-    async fn job_context(&self, job_id: &str) -> Result<JobContext, CallError> {
-        self.describe_jobs.fetch_add(1, Ordering::Relaxed);
-        Ok(JobContext {
-            status: Some(
-                if job_id == "done" {
-                    "COMPLETED"
-                } else {
-                    "IN_PROGRESS"
-                }
-                .into(),
-            ),
-            in_progress_timeout_minutes: None,
-        })
-    }
-
     async fn search_things(
         &self,
         query: &str,
@@ -130,8 +115,22 @@ impl FleetLister for Scripted {
     ) -> Result<Page<String>, CallError> {
         Ok(Page::default())
     }
-    async fn describe_job(&self, _: &str) -> Result<JobCounts, CallError> {
-        Ok(JobCounts::default())
+    async fn describe_job(&self, job_id: &str) -> Result<JobCounts, CallError> {
+        self.describe_jobs.fetch_add(1, Ordering::Relaxed);
+        Ok(JobCounts {
+            context: JobContext {
+                status: Some(
+                    if job_id == "done" {
+                        "COMPLETED"
+                    } else {
+                        "IN_PROGRESS"
+                    }
+                    .into(),
+                ),
+                in_progress_timeout_minutes: None,
+            },
+            ..JobCounts::default()
+        })
     }
     async fn list_for_job(
         &self,

@@ -1,13 +1,16 @@
-//! The context calls of a diagnosis, one request per call through `aws-sdk-iot`: DescribeJob (a
-//! job's status and in-progress timeout) and SearchIndex on `AWS_Things` (a page of thing documents:
-//! thing type, attributes, groups, connectivity). Paging, limits and retries are the caller's.
+//! The context of a diagnosis: the types of a job's (DescribeJob, made by `FleetLister::describe_job`
+//! with the counts a discovery's plan reads) and of a thing's, and the call that reads things:
+//! SearchIndex on `AWS_Things` (a page of thing documents: thing type, attributes, groups,
+//! connectivity), one request per call through `aws-sdk-iot`. Paging, limits and retries are the
+//! caller's.
 
 use std::future::Future;
 
 use aws_sdk_iot::types::ThingDocument;
 
-use super::{classify_sdk_error, CallError, IotClient, Page};
 use std::sync::Arc;
+
+use super::{classify_sdk_error, CallError, IotClient, Page};
 
 /// A job as DescribeJob reports it, as much as the diagnosis uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -51,11 +54,6 @@ pub(crate) const THINGS_INDEX: &str = "AWS_Things";
 
 /// The context calls, one request per call.
 pub(crate) trait FleetContext: Send + Sync + 'static {
-    fn job_context(
-        &self,
-        job_id: &str,
-    ) -> impl Future<Output = Result<JobContext, CallError>> + Send;
-
     /// One page of `AWS_Things` documents matching `query`: each thing's name and context.
     fn search_things(
         &self,
@@ -91,23 +89,6 @@ fn thing_context(d: &ThingDocument) -> ThingContext {
 }
 
 impl FleetContext for IotClient {
-    async fn job_context(&self, job_id: &str) -> Result<JobContext, CallError> {
-        let out = self
-            .sdk()
-            .describe_job()
-            .job_id(job_id)
-            .send()
-            .await
-            .map_err(classify_sdk_error)?;
-        let job = out.job();
-        Ok(JobContext {
-            status: job.and_then(|j| j.status()).map(|s| s.as_str().to_string()),
-            in_progress_timeout_minutes: job
-                .and_then(|j| j.timeout_config())
-                .and_then(|t| t.in_progress_timeout_in_minutes()),
-        })
-    }
-
     async fn search_things(
         &self,
         query: &str,

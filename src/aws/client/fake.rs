@@ -113,13 +113,9 @@ fn job_not_found(job_id: &str) -> CallError {
 
 /// Every job of the fake is IN_PROGRESS; a thing or job it does not hold lists nothing, as AWS's
 /// ListJobExecutionsForThing does (ListJobExecutionsForJob and DescribeJob answer 404 for a job).
-/// The fake has no jobs' configs and no fleet index: DescribeJob answers an empty job, and
-/// SearchIndex the ResourceNotFoundException of an account without fleet indexing.
+/// The fake has no fleet index: SearchIndex answers the ResourceNotFoundException of an account
+/// without fleet indexing.
 impl super::FleetContext for FakeFleet {
-    async fn job_context(&self, _job_id: &str) -> Result<super::JobContext, CallError> {
-        Ok(super::JobContext::default())
-    }
-
     async fn search_things(
         &self,
         _query: &str,
@@ -168,6 +164,8 @@ impl FleetLister for FakeFleet {
             queued: count("QUEUED"),
             in_progress: count("IN_PROGRESS"),
             total: of_job.len() as u64,
+            // The fake's jobs have no configs it could tell.
+            context: Default::default(),
         })
     }
 

@@ -154,14 +154,8 @@ impl<C: FleetClient> FleetClient for Faulty<C> {
     }
 }
 
-/// Listings pass through with the same latency and quota as describes (a fault per pair applies to
-/// DescribeJobExecution only).
+/// The context calls pass through as the listings do.
 impl<C: FleetClient + super::FleetContext> super::FleetContext for Faulty<C> {
-    async fn job_context(&self, job_id: &str) -> Result<super::JobContext, CallError> {
-        self.before_call().await?;
-        self.inner.job_context(job_id).await
-    }
-
     async fn search_things(
         &self,
         query: &str,
@@ -172,6 +166,8 @@ impl<C: FleetClient + super::FleetContext> super::FleetContext for Faulty<C> {
     }
 }
 
+/// Listings pass through with the same latency and quota as describes (a fault per pair applies to
+/// DescribeJobExecution only).
 impl<C: FleetClient + FleetLister> FleetLister for Faulty<C> {
     async fn list_jobs(
         &self,

@@ -38,13 +38,15 @@ pub(crate) struct Page<T> {
     pub next_token: Option<String>,
 }
 
-/// A job's execution counts by status, from DescribeJob's jobProcessDetails.
+/// What DescribeJob says of a job: its execution counts by status (jobProcessDetails, for a
+/// discovery's plan) and its status and timeout (a diagnosis's context).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct JobCounts {
     pub queued: u64,
     pub in_progress: u64,
     /// All executions the job reports, every status.
     pub total: u64,
+    pub context: super::JobContext,
 }
 
 /// Largest page the list operations allow.
@@ -132,11 +134,22 @@ impl FleetLister for IotClient {
             .send()
             .await
             .map_err(classify_sdk_error)?;
-        let d = out.job().and_then(|j| j.job_process_details());
+        let job = out.job();
+        let context = super::JobContext {
+            status: job.and_then(|j| j.status()).map(|s| s.as_str().to_string()),
+            in_progress_timeout_minutes: job
+                .and_then(|j| j.timeout_config())
+                .and_then(|t| t.in_progress_timeout_in_minutes()),
+        };
+        let d = job.and_then(|j| j.job_process_details());
         let n = |v: Option<i32>| v.unwrap_or(0).max(0) as u64;
         Ok(match d {
-            None => JobCounts::default(),
+            None => JobCounts {
+                context,
+                ..JobCounts::default()
+            },
             Some(d) => JobCounts {
+                context,
                 queued: n(d.number_of_queued_things()),
                 in_progress: n(d.number_of_in_progress_things()),
                 total: [
