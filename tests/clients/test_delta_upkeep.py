@@ -262,7 +262,10 @@ def test_retry_errors_is_one_more_commit_and_keeps_the_previous_version(fa, env,
     s = Sim(*FLEET)
     try:
         retry = run(fa, env, *common, "--endpoint-url", s.url, "--resume", "--retry-errors")
-        assert iot_calls(s) == {"DescribeJobExecution": len(errors)}, "one describe an error row"
+        calls = iot_calls(s)
+        assert calls.pop("DescribeJobExecution") == len(errors), "one describe an error row"
+        # Besides, the context of the rows described again (run --context, the default all).
+        assert set(calls) <= {"DescribeJob", "SearchIndex", "ListJobs", "ListJobExecutionsForJob"}, calls
     finally:
         s.stop()
     assert retry["retried_errors"]["retried"] == len(errors), retry

@@ -84,17 +84,18 @@ pub(crate) fn spawn<C: FleetContext + FleetLister>(
     let limiter = || CallLimiter::new(rps, crate::aws::limit::burst_for(None, rps), true);
     let stage = Stage {
         client,
-        limits: [limiter(), limiter(), limiter()],
+        limits: [limiter(), limiter(), limiter(), limiter()],
         parts,
         out,
         jobs: HashMap::new(),
         things: Things::default(),
-        queues: HashMap::new(),
+        running: None,
+        running_failed: false,
         index: Index::Unknown,
         interrupted: false,
         connectivity_checked: false,
         paging_said: false,
-        denied: [false; 3],
+        denied: [false; APIS],
         said: HashSet::new(),
         colon_said: false,
         pending: Vec::new(),
@@ -120,10 +121,17 @@ fn is_index_missing(e: &CallError) -> bool {
 }
 
 /// The context APIs by their index in [`Stage::limits`], and what is lost without each.
-const API_NAMES: [&str; 3] = ["DescribeJob", "SearchIndex", "ListJobExecutionsForThing"];
-const API_LOSS: [&str; 3] = [
+const API_NAMES: [&str; APIS] = [
+    "DescribeJob",
+    "SearchIndex",
+    "ListJobExecutionsForJob",
+    "ListJobs",
+];
+const API_LOSS: [&str; APIS] = [
     "the jobs' status and timeout are unknown (QUEUED rows are judged as without context)",
     "the things' context and connectivity are unknown, and so are the causes that need them",
+    "the things' queues are unknown: stuck QUEUED rows on online things are `unknown`, not \
+     `not_picked_up` or `blocked`",
     "the things' queues are unknown: stuck QUEUED rows on online things are `unknown`, not \
      `not_picked_up` or `blocked`",
 ];
@@ -131,13 +139,18 @@ const API_LOSS: [&str; 3] = [
 /// Most pages read for one query of at most 100 things (one page, in AWS).
 const MAX_SEARCH_PAGES: usize = 10;
 
+const APIS: usize = 4;
 const DESCRIBE_JOB: usize = 0;
 const SEARCH_INDEX: usize = 1;
-const LIST_FOR_THING: usize = 2;
+const LIST_FOR_JOB: usize = 2;
+const LIST_JOBS: usize = 3;
+
+/// How long a read of the account's IN_PROGRESS executions answers for the things' queues.
+const RUNNING_FRESH: Duration = Duration::from_secs(15 * 60);
 
 struct Stage<C> {
     client: Arc<C>,
-    limits: [CallLimiter; 3],
+    limits: [CallLimiter; APIS],
     parts: StageParts,
     out: mpsc::Sender<WriterMsg>,
     jobs: HashMap<String, Option<Arc<JobContext>>>,
@@ -145,8 +158,11 @@ struct Stage<C> {
     /// come apart), in a few bytes each.
     things: Things,
     /// Things whose queue was read: the job of an IN_PROGRESS execution, if any.
-    /// (`None`: it could not be read.)
-    queues: HashMap<u128, Option<Vec<Arc<str>>>>,
+    /// The account's IN_PROGRESS executions by thing, as last read (`None`: not read yet, or
+    /// it could not be).
+    running: Option<Running>,
+    /// Whether reading them failed (not tried again).
+    running_failed: bool,
     index: Index,
     /// A shutdown came while a context call was made: the rows still to come go on as they are
     /// (the writer commits what it has for `--resume`), with no more calls.
@@ -156,7 +172,7 @@ struct Stage<C> {
     /// Whether an index that pages without end was said.
     paging_said: bool,
     /// The context APIs the policy does not permit: not called again.
-    denied: [bool; 3],
+    denied: [bool; APIS],
     /// The failures said, by API and error code.
     said: HashSet<(usize, String)>,
     /// Whether a thing name the query cannot hold (a `:`) was said.
@@ -265,28 +281,84 @@ impl<C: FleetContext + FleetLister> Stage<C> {
             .queued_at_ms
             .map(|q| row.fetched_at_ms.saturating_sub(q) > self.parts.settings.queued_after_ms);
         self.parts.settings.things
-            && !self.denied[LIST_FOR_THING]
+            && !self.running_failed
             && e.status.as_deref() == Some("QUEUED")
             && waited == Some(true)
             && row.context.thing.as_ref().and_then(|t| t.connected) != Some(false)
     }
 
-    /// The jobs of `thing`'s IN_PROGRESS executions (read once a run).
-    async fn queue(&mut self, thing: &str, key: u128) -> Result<Option<Vec<Arc<str>>>, Stop> {
-        if let Some(q) = self.queues.get(&key) {
-            return Ok(q.clone());
+    /// The jobs of `thing`'s IN_PROGRESS executions, from the account's as read at most
+    /// [`RUNNING_FRESH`] ago (`None`: they could not be read).
+    async fn queue(&mut self, _thing: &str, key: u128) -> Result<Option<Vec<Arc<str>>>, Stop> {
+        let stale = self
+            .running
+            .as_ref()
+            .is_none_or(|r| r.read_at.elapsed() > RUNNING_FRESH);
+        if stale && !self.running_failed {
+            match self.read_running().await? {
+                Some(r) => self.running = Some(r),
+                None => {
+                    self.running_failed = true;
+                    self.running = None;
+                }
+            }
         }
+        Ok(self
+            .running
+            .as_ref()
+            .map(|r| r.by_thing.get(&short(key)).cloned().unwrap_or_default()))
+    }
+
+    /// Every IN_PROGRESS execution of the account, in pages: its jobs (ListJobs), then each
+    /// job's IN_PROGRESS executions (ListJobExecutionsForJob, 250 a page), so that a thing's queue
+    /// costs no call of its own. `None` when a listing could not be read.
+    async fn read_running(&mut self) -> Result<Option<Running>, Stop> {
         let client = self.client.clone();
-        let what = format!("ListJobExecutionsForThing {thing}");
-        let page = self
-            .call(LIST_FOR_THING, &what, || {
-                client.list_for_thing(thing, Some("IN_PROGRESS"), None)
-            })
-            .await?;
-        let running: Option<Vec<Arc<str>>> =
-            page.map(|p| p.items.into_iter().map(|i| Arc::from(i.job_id)).collect());
-        self.queues.insert(key, running.clone());
-        Ok(running)
+        let mut jobs = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let Some(page) = self
+                .call(LIST_JOBS, "ListJobs", || {
+                    client.list_jobs(None, token.clone())
+                })
+                .await?
+            else {
+                return Ok(None);
+            };
+            jobs.extend(page.items);
+            token = page.next_token;
+            if token.is_none() {
+                break;
+            }
+        }
+        let mut by_thing: HashMap<u64, Vec<Arc<str>>> = HashMap::new();
+        for job in jobs {
+            let id: Arc<str> = Arc::from(job.as_str());
+            let what = format!("ListJobExecutionsForJob {job} (IN_PROGRESS)");
+            let mut token: Option<String> = None;
+            loop {
+                let Some(page) = self
+                    .call(LIST_FOR_JOB, &what, || {
+                        client.list_for_job(&job, Some("IN_PROGRESS"), token.clone())
+                    })
+                    .await?
+                else {
+                    return Ok(None);
+                };
+                for item in page.items {
+                    let k = short(pair_key(&item.thing_name, ""));
+                    by_thing.entry(k).or_default().push(id.clone());
+                }
+                token = page.next_token;
+                if token.is_none() {
+                    break;
+                }
+            }
+        }
+        Ok(Some(Running {
+            by_thing,
+            read_at: Instant::now(),
+        }))
     }
 
     /// The context of `job` (asked once a run; `None` when DescribeJob could not say).
@@ -453,6 +525,12 @@ impl<C: FleetContext + FleetLister> Stage<C> {
     }
 }
 
+/// The account's IN_PROGRESS executions by thing (the short key of its name), and when read.
+struct Running {
+    by_thing: HashMap<u64, Vec<Arc<str>>>,
+    read_at: Instant,
+}
+
 /// The things a stage asked the index about, packed: its shape (type, attributes, groups) and its
 /// disconnect reason interned, its connectivity in place, 24 bytes a thing in the table; the last
 /// [`GENERATION`] to two generations of them, so that memory stays bounded whatever the fleet.
@@ -476,10 +554,11 @@ struct Packed {
     at_ms: i64,
 }
 
-/// Things kept per generation, two generations at most: about 12 MB in all. A thing's rows of
-/// several jobs meet again within that many things in the fleets this is made for (a discovery by
-/// job lists each job's things in the same order); past it, a thing is asked about again.
-const GENERATION: usize = 1 << 18;
+/// Things kept per generation, two generations at most: two tables of 2^18 slots, about 13 MB.
+/// A thing's rows of several jobs meet again within that many things in the fleets this is made
+/// for (a discovery by job lists each job's things in the same order); past it, a thing is asked
+/// about again.
+const GENERATION: usize = 200_000;
 
 /// A thing's key in [`Things`]: half of its name's 128-bit hash. Two names of a million things
 /// share one with a chance of about 3 in 100 million.
@@ -500,8 +579,15 @@ impl Things {
     /// Keeps `p` in the current generation; a full generation becomes the older one, and the
     /// older one is dropped.
     fn keep(&mut self, k: u64, p: Packed) {
+        if self.packed.capacity() == 0 {
+            // Sized once: a table grown by doubling would leave its old sizes behind.
+            self.packed.reserve(GENERATION);
+        }
         if self.packed.len() >= GENERATION {
+            // The oldest table is dropped before the new one is made, the same size: its room is
+            // used again.
             self.older = std::mem::take(&mut self.packed);
+            self.packed.reserve(GENERATION);
         }
         self.packed.insert(k, p);
     }

@@ -108,58 +108,66 @@ impl FleetContext for Scripted {
 }
 
 impl FleetLister for Scripted {
+    /// The rows' job and `blocker`.
     async fn list_jobs(
         &self,
         _: Option<&str>,
         _: Option<String>,
     ) -> Result<Page<String>, CallError> {
-        Ok(Page::default())
+        Ok(Page {
+            items: vec!["job-a".into(), "blocker".into()],
+            next_token: None,
+        })
     }
     async fn describe_job(&self, job_id: &str) -> Result<JobCounts, CallError> {
         self.describe_jobs.fetch_add(1, Ordering::Relaxed);
+        let status = if job_id == "done" {
+            "COMPLETED"
+        } else {
+            "IN_PROGRESS"
+        };
         Ok(JobCounts {
             context: JobContext {
-                status: Some(
-                    if job_id == "done" {
-                        "COMPLETED"
-                    } else {
-                        "IN_PROGRESS"
-                    }
-                    .into(),
-                ),
+                status: Some(status.into()),
                 in_progress_timeout_minutes: None,
             },
             ..JobCounts::default()
         })
     }
+    /// `blocker` is IN_PROGRESS on the things named `t-...`; no other job is on any.
     async fn list_for_job(
+        &self,
+        job: &str,
+        status: Option<&str>,
+        _: Option<String>,
+    ) -> Result<Page<ListedExecution>, CallError> {
+        self.queue_reads.fetch_add(1, Ordering::Relaxed);
+        assert_eq!(status, Some("IN_PROGRESS"));
+        let things: &[&str] = if job == "blocker" {
+            &["t-on", "t-off", "t-on2"]
+        } else {
+            &[]
+        };
+        Ok(Page {
+            items: things
+                .iter()
+                .map(|t| ListedExecution {
+                    thing_name: t.to_string(),
+                    job_id: job.into(),
+                    thing_arn: None,
+                    summary: Default::default(),
+                })
+                .collect(),
+            next_token: None,
+        })
+    }
+    async fn list_for_thing(
         &self,
         _: &str,
         _: Option<&str>,
         _: Option<String>,
     ) -> Result<Page<ListedExecution>, CallError> {
-        Ok(Page {
-            items: Vec::new(),
-            next_token: None,
-        })
-    }
-    /// Every thing has job `blocker` IN_PROGRESS.
-    async fn list_for_thing(
-        &self,
-        thing: &str,
-        _: Option<&str>,
-        _: Option<String>,
-    ) -> Result<Page<ListedExecution>, CallError> {
-        self.queue_reads.fetch_add(1, Ordering::Relaxed);
-        Ok(Page {
-            items: vec![ListedExecution {
-                thing_name: thing.to_string(),
-                job_id: "blocker".into(),
-                thing_arn: None,
-                summary: Default::default(),
-            }],
-            next_token: None,
-        })
+        unreachable!("a thing's queue is read from the account's IN_PROGRESS executions")
     }
 }
 
@@ -283,14 +291,14 @@ async fn a_stuck_queued_row_on_a_thing_not_offline_names_what_blocks_it() {
     assert_eq!(got[&0].context.blocked_by.as_deref(), Some("blocker"));
     assert_eq!(
         got[&1].context.blocked_by, None,
-        "offline: its queue is not read"
+        "offline: no queue is read for it"
     );
     assert_eq!(got[&2].context.blocked_by.as_deref(), Some("blocker"));
     assert_eq!(got[&3].context.blocked_by, None);
     assert_eq!(
         client.queue_reads.load(Ordering::Relaxed),
-        1,
-        "once a thing"
+        2,
+        "the account's IN_PROGRESS executions read once: a page for each of its two jobs"
     );
 }
 
