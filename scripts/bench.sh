@@ -299,9 +299,9 @@ section_rate() {
 # 10/s per API.
 history_rows=""
 history_notes=""
-# At AWS quotas: each API its own 10/s, side by side; the context calls (run --context: SearchIndex,
-# and ListJobExecutionsForThing, which a discovery by job does not list with) are made one at a time
-# by each target's context stage, so they count as their sum.
+# At AWS quotas: each API its own 10/s, side by side; the context stage's calls are made one at a
+# time, so SearchIndex counts with ListJobExecutionsForThing (which a discovery by job does not use);
+# its few ListJobs and ListJobExecutionsForJob pages share those APIs' quotas with the listing.
 quota_time() { # stats.json: seconds at 10 calls/s per API
   "$py" -c '
 import json, sys

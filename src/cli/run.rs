@@ -257,7 +257,8 @@ pub struct RunArgs {
     /// past --queued-after), `none`.
     #[arg(long, value_enum, default_value = "all", help_heading = "Diagnosis")]
     pub context: ContextArg,
-    /// Calls per second of each context API (DescribeJob, SearchIndex, ListJobExecutionsForThing),
+    /// Calls per second of each context API (DescribeJob, SearchIndex, ListJobs,
+    /// ListJobExecutionsForJob),
     /// each its own limiter as each has its own quota at AWS; 0: no limit.
     #[arg(
         long,

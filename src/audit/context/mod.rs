@@ -1,9 +1,9 @@
 //! The diagnosis's context stage: between a target's rows and the writer, each row gets its job's
 //! context (one DescribeJob per job), its thing's (one SearchIndex per 100 things: thing type,
 //! attributes, groups, connectivity) and, for a QUEUED row that waited past `--queued-after` on a
-//! thing not known to be offline, what holds up the thing's queue (one ListJobExecutionsForThing of
-//! its IN_PROGRESS executions). Every call goes through `aws/call` with its own limiter, as each
-//! API has its own quota at AWS; each thing and job is asked once a run.
+//! thing not known to be offline, what holds up the thing's queue (the account's IN_PROGRESS
+//! executions, listed in pages by job and read again when 15 minutes old). Every call goes through
+//! `aws/call` with its own limiter, as each API has its own quota at AWS.
 //!
 //! An account without fleet indexing is no error: its rows have no thing context, said once. A
 //! shutdown during a context call sends the rows on without what that call would have given: an
@@ -495,7 +495,7 @@ impl<C: FleetContext + FleetLister> Stage<C> {
                 ));
                 Ok(None)
             }
-            // Not permitted (iot:SearchIndex, iot:DescribeJob, iot:ListJobExecutionsForThing
+            // Not permitted (iot:SearchIndex, iot:DescribeJob, iot:ListJobs, iot:ListJobExecutionsForJob
             // missing from the policy): that context is left out, said once; the audit goes on.
             Final::Fatal(e) if e.code() == "AccessDeniedException" => {
                 self.denied[api] = true;
