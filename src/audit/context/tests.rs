@@ -375,7 +375,7 @@ async fn the_stage_says_why_an_audit_stopped_on_it() {
 
 #[test]
 fn things_are_kept_two_generations_and_a_thing_seen_again_stays() {
-    use super::{Things, GENERATION};
+    use super::things::{Things, GENERATION};
     let ctx = |n: u64| ThingContext {
         shape: Arc::new(ThingShape {
             thing_type: Some(format!("type-{}", n % 3)),
