@@ -87,7 +87,7 @@ impl Classes {
 }
 
 /// One row of the dataset, as much of it as the report reads (timestamps in epoch milliseconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Execution<'a> {
     /// The job of the pair.
     pub job_id: &'a str,
@@ -454,12 +454,7 @@ mod tests {
             queued_at_ms: None,
             last_updated_at_ms: None,
             seconds_before_timed_out: None,
-            job_status: None,
-            job_timeout_minutes: None,
-            connected: None,
-            blocked_by: None,
-            queue_read: false,
-            thing: ThingView::default(),
+            ..Default::default()
         }
     }
 

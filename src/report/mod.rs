@@ -607,12 +607,6 @@ mod tests {
         a.add(&Execution {
             account_id: None,
             region: None,
-            job_status: None,
-            job_timeout_minutes: None,
-            connected: None,
-            blocked_by: None,
-            queue_read: false,
-            thing: Default::default(),
             job_id: "j",
             thing_name: "t",
             outcome: "ok",
@@ -621,6 +615,7 @@ mod tests {
             queued_at_ms: Some(0),
             last_updated_at_ms: Some(5_000),
             seconds_before_timed_out: None,
+            ..Default::default()
         });
         let r = a.finish(Path::new("x"), 1);
         assert_eq!(

@@ -309,12 +309,6 @@ mod tests {
         Execution {
             account_id: None,
             region: None,
-            job_status: None,
-            job_timeout_minutes: None,
-            connected: None,
-            blocked_by: None,
-            queue_read: false,
-            thing: Default::default(),
             job_id: "j",
             thing_name: thing,
             outcome: "ok",
@@ -323,6 +317,7 @@ mod tests {
             queued_at_ms: Some(queued_at_ms),
             last_updated_at_ms: Some(queued_at_ms),
             seconds_before_timed_out: None,
+            ..Default::default()
         }
     }
 
