@@ -25,6 +25,7 @@ use crate::audit::engine::{stop_for, Stop};
 use crate::aws::call::{call_with_retries, Attempted, Counters, EngineSettings, Final};
 use crate::aws::client::{CallError, FleetContext, FleetLister, SEARCH_PAGE};
 use crate::aws::limit::CallLimiter;
+use crate::aws::retry::{classify, Class};
 use crate::dataset::schema::{JobContext, Row, ThingContext};
 use crate::dataset::WriterMsg;
 use crate::input::pair::pair_key;
@@ -99,6 +100,7 @@ pub(crate) fn spawn<C: FleetContext + FleetLister>(
         connectivity_checked: false,
         paging_said: false,
         denied: [false; APIS],
+        failed_in_row: [0; APIS],
         said: HashSet::new(),
         colon_said: false,
         pending: Vec::new(),
@@ -123,6 +125,12 @@ fn is_index_missing(e: &CallError) -> bool {
     )
 }
 
+/// Whether `e` is an error the call retried (and ran out of attempts on), not an answer about
+/// what was asked.
+fn is_retryable(e: &CallError) -> bool {
+    matches!(classify(e), Class::Retry { .. })
+}
+
 /// The context APIs by their index in [`Stage::limits`], and what is lost without each.
 const API_NAMES: [&str; APIS] = [
     "DescribeJob",
@@ -141,6 +149,10 @@ const API_LOSS: [&str; APIS] = [
 
 /// Most pages read for one query of at most 100 things (one page, in AWS).
 const MAX_SEARCH_PAGES: usize = 10;
+
+/// Calls of one API that may fail in a row, each after its retries, before the API is asked no
+/// more this run: an API that stalls would otherwise hold every batch's rows for its timeouts.
+const GIVE_UP_AFTER: u32 = 3;
 
 const APIS: usize = 4;
 const DESCRIBE_JOB: usize = 0;
@@ -174,8 +186,11 @@ struct Stage<C> {
     connectivity_checked: bool,
     /// Whether an index that pages without end was said.
     paging_said: bool,
-    /// The context APIs the policy does not permit: not called again.
+    /// The context APIs not called again: the policy does not permit them, or they failed
+    /// [`GIVE_UP_AFTER`] times in a row.
     denied: [bool; APIS],
+    /// Each API's calls failed in a row since its last answer.
+    failed_in_row: [u32; APIS],
     /// The failures said, by API and error code.
     said: HashSet<(usize, String)>,
     /// Whether a thing name the query cannot hold (a `:`) was said.
@@ -484,6 +499,9 @@ impl<C: FleetContext + FleetLister> Stage<C> {
             call,
         )
         .await;
+        if matches!(result, Final::Ok(_) | Final::NotFound(_)) {
+            self.failed_in_row[api] = 0;
+        }
         match result {
             Final::Ok(v) => Ok(Some(v)),
             // No index in the account (or not built yet): asked no more.
@@ -510,7 +528,25 @@ impl<C: FleetContext + FleetLister> Stage<C> {
                 ));
                 Ok(None)
             }
+            // A call that ran out of attempts on a timeout, a dropped connection, a throttle
+            // or a 5xx: the third in a row turns the API off.
+            Final::Failed(e)
+                if is_retryable(&e) && self.failed_in_row[api] + 1 >= GIVE_UP_AFTER =>
+            {
+                self.denied[api] = true;
+                self.warn(&format!(
+                    "{what}: {}; {} failed {GIVE_UP_AFTER} times in a row and is not asked again \
+                     this run: {}",
+                    e.code(),
+                    API_NAMES[api],
+                    API_LOSS[api]
+                ));
+                Ok(None)
+            }
             Final::NotFound(e) | Final::Failed(e) => {
+                if is_retryable(&e) {
+                    self.failed_in_row[api] += 1;
+                }
                 // Said once per API and error, not once per thing.
                 if self.said.insert((api, e.code().to_string())) {
                     self.warn(&format!(

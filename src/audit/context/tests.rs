@@ -32,6 +32,8 @@ enum Answer {
     Denied,
     /// An InvalidRequestException on the first call, documents after.
     FailFirst,
+    /// No answer: every attempt times out.
+    Stalled,
 }
 
 struct Scripted {
@@ -76,6 +78,7 @@ impl FleetContext for Scripted {
         match self.answer {
             Answer::Denied => refused("AccessDeniedException", 403),
             Answer::FailFirst if n == 0 => refused("InvalidRequestException", 400),
+            Answer::Stalled => Err(CallError::Timeout(Duration::from_secs(10))),
             Answer::Missing => Err(CallError::Service {
                 code: "ResourceNotFoundException".into(),
                 message: "Index AWS_Things does not exist".into(),
@@ -358,6 +361,22 @@ async fn one_failed_query_leaves_the_index_on_for_the_next_things() {
         "the first batch of 100 failed, the next two answered"
     );
     assert_eq!(client.searches.load(Ordering::Relaxed), 3);
+}
+
+#[tokio::test]
+async fn an_index_that_stops_answering_is_asked_no_more_after_three_calls_in_a_row() {
+    let client = Scripted::new(Answer::Stalled);
+    let rows: Vec<Row> = (0..1000)
+        .map(|i| row(&format!("t{i}"), "job-a", "SUCCEEDED"))
+        .collect();
+    let got = through(client.clone(), rows).await;
+    assert_eq!(got.len(), 1000, "every row still goes on");
+    assert!(got.values().all(|r| r.context.thing.is_none()));
+    assert_eq!(
+        client.searches.load(Ordering::Relaxed),
+        6,
+        "three calls of two attempts each, then none for the other 7 batches"
+    );
 }
 
 #[tokio::test]
