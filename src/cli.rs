@@ -256,8 +256,8 @@ pub struct SimArgs {
     #[arg(long, value_name = "N")]
     pub remediation_quota_rps: Option<f64>,
     /// Quota of the context calls (DescribeJob, SearchIndex, GetThingConnectivityData,
-    /// ListThingGroupsForThing, ListThings) in calls per second, each its own bucket as in AWS
-    /// (default: --quota-rps).
+    /// ListThingGroupsForThing, ListThings, ListThingGroups, ListThingsInThingGroup) in calls per
+    /// second, each its own bucket as in AWS (default: --quota-rps).
     #[arg(long, value_name = "N")]
     pub context_quota_rps: Option<f64>,
     /// The fleet indexing the simulated account has enabled: `off` (SearchIndex answers

@@ -14,10 +14,12 @@ pub enum Operation {
     GetThingConnectivityData,
     ListThingGroupsForThing,
     ListThings,
+    ListThingGroups,
+    ListThingsInThingGroup,
 }
 
 /// How many operations the simulator serves.
-pub(crate) const OPERATIONS: usize = 11;
+pub(crate) const OPERATIONS: usize = 13;
 
 impl Operation {
     pub const ALL: [Operation; OPERATIONS] = [
@@ -32,6 +34,8 @@ impl Operation {
         Operation::GetThingConnectivityData,
         Operation::ListThingGroupsForThing,
         Operation::ListThings,
+        Operation::ListThingGroups,
+        Operation::ListThingsInThingGroup,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +51,8 @@ impl Operation {
             Operation::GetThingConnectivityData => "GetThingConnectivityData",
             Operation::ListThingGroupsForThing => "ListThingGroupsForThing",
             Operation::ListThings => "ListThings",
+            Operation::ListThingGroups => "ListThingGroups",
+            Operation::ListThingsInThingGroup => "ListThingsInThingGroup",
         }
     }
 
@@ -60,6 +66,8 @@ impl Operation {
                 | Operation::GetThingConnectivityData
                 | Operation::ListThingGroupsForThing
                 | Operation::ListThings
+                | Operation::ListThingGroups
+                | Operation::ListThingsInThingGroup
         )
     }
 

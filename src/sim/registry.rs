@@ -2,7 +2,8 @@
 //! (`fleet/things`) in botocore's `iot` shapes: SearchIndex (`POST /indices/search`, the
 //! `AWS_Things` index, 100 documents a page), GetThingConnectivityData (`POST
 //! /things/T/connectivity-data`), ListThingGroupsForThing (`GET /things/T/thing-groups`) and
-//! ListThings (`GET /things`).
+//! ListThings (`GET /things`), ListThingGroups (`GET /thing-groups`) and ListThingsInThingGroup
+//! (`GET /thing-groups/G/things`).
 //!
 //! One thing in a hundred is not indexed yet (`Thing::indexed`): SearchIndex does not find it; the
 //! registry calls and GetThingConnectivityData do.
@@ -282,13 +283,81 @@ pub(super) fn groups_for_thing(sim: &Simulator, t: &str) -> Response<Body> {
     )
 }
 
+/// A registry listing's page size: 1..=250 (default 50), or the answer to a bad one.
+fn registry_max(sim: &Simulator, q: &Query) -> Result<usize, Box<Response<Body>>> {
+    match q.max_results.as_deref().map(str::parse::<usize>) {
+        None => Ok(50),
+        Some(Ok(n)) if (1..=250).contains(&n) => Ok(n),
+        Some(_) => Err(Box::new(invalid(
+            sim,
+            "maxResults must be between 1 and 250",
+        ))),
+    }
+}
+
+/// ListThingGroups: the fleet's thing groups, by name.
+pub(super) fn thing_groups(sim: &Simulator, q: &Query) -> Response<Body> {
+    let max = match registry_max(sim, q) {
+        Ok(n) => n,
+        Err(r) => return *r,
+    };
+    let fleet = sim.fleet();
+    let all = fleet.thing_groups();
+    let Some(start) = page_start(q.next_token.as_deref(), scope_of("thing-groups")) else {
+        return invalid(sim, "The nextToken is invalid or expired");
+    };
+    let start = (start as usize).min(all.len());
+    let end = (start + max).min(all.len());
+    let groups: Vec<Value> = all[start..end]
+        .iter()
+        .map(|g| json!({"groupName": g, "groupArn": fleet.thing_group_arn(g)}))
+        .collect();
+    let mut out = json!({ "thingGroups": groups });
+    if end < all.len() {
+        out["nextToken"] = super::list::encode_token(end as u64, scope_of("thing-groups")).into();
+    }
+    ok(sim, serde_json::to_vec(&out).expect("json"))
+}
+
+/// ListThingsInThingGroup: the names of the things in `group`, in thing order.
+pub(super) fn things_in_group(sim: &Simulator, group: &str, q: &Query) -> Response<Body> {
+    let max = match registry_max(sim, q) {
+        Ok(n) => n,
+        Err(r) => return *r,
+    };
+    let fleet = sim.fleet();
+    if !fleet.thing_groups().contains(&group) {
+        return not_found(sim, &format!("Thing group {group} cannot be found."));
+    }
+    let scope = scope_of(group);
+    let Some(start) = page_start(q.next_token.as_deref(), scope) else {
+        return invalid(sim, "The nextToken is invalid or expired");
+    };
+    let mut things = Vec::new();
+    let mut next = None;
+    for i in start..fleet.spec().things {
+        if !fleet.thing(i).groups.contains(&group) {
+            continue;
+        }
+        if things.len() == max {
+            next = Some(super::list::encode_token(i, scope));
+            break;
+        }
+        things.push(Value::from(fleet.thing_name(i)));
+    }
+    let mut out = json!({ "things": things });
+    if let Some(n) = next {
+        out["nextToken"] = n.into();
+    }
+    ok(sim, serde_json::to_vec(&out).expect("json"))
+}
+
 /// ListThings: the registry in thing order, 1..=250 a page (default 50), filtered by thing type or
 /// one attribute.
 pub(super) fn things(sim: &Simulator, q: &Query) -> Response<Body> {
-    let max = match q.max_results.as_deref().map(str::parse::<usize>) {
-        None => 50,
-        Some(Ok(n)) if (1..=250).contains(&n) => n,
-        Some(_) => return invalid(sim, "maxResults must be between 1 and 250"),
+    let max = match registry_max(sim, q) {
+        Ok(n) => n,
+        Err(r) => return *r,
     };
     let filter = format!(
         "{:?}{:?}{:?}",

@@ -65,6 +65,8 @@ enum Route {
     ThingConnectivity(String),
     ThingGroupsForThing(String),
     ListThings,
+    ListThingGroups,
+    ThingsInGroup(String),
     DeleteJobExecution(String, String, String),
     Stats,
     Reset,
@@ -84,6 +86,8 @@ impl Route {
             Route::ThingConnectivity(_) => Operation::GetThingConnectivityData,
             Route::ThingGroupsForThing(_) => Operation::ListThingGroupsForThing,
             Route::ListThings => Operation::ListThings,
+            Route::ListThingGroups => Operation::ListThingGroups,
+            Route::ThingsInGroup(_) => Operation::ListThingsInThingGroup,
             Route::DeleteJobExecution(..) => Operation::DeleteJobExecution,
             Route::Stats | Route::Reset | Route::Advance => return None,
         })
@@ -103,6 +107,8 @@ fn route(method: &Method, path: &str) -> Option<Route> {
         ("POST", ["things", t, "connectivity-data"]) => Route::ThingConnectivity(decode(t)?),
         ("GET", ["things", t, "thing-groups"]) => Route::ThingGroupsForThing(decode(t)?),
         ("GET", ["things"]) => Route::ListThings,
+        ("GET", ["thing-groups"]) => Route::ListThingGroups,
+        ("GET", ["thing-groups", g, "things"]) => Route::ThingsInGroup(decode(g)?),
         ("PUT", ["things", t, "jobs", j, "cancel"]) => {
             Route::CancelJobExecution(decode(t)?, decode(j)?)
         }
@@ -283,6 +289,8 @@ async fn handle(sim: &Simulator, req: Request<Incoming>) -> Result<Response<Body
         Route::ThingConnectivity(t) => registry::connectivity(sim, &t),
         Route::ThingGroupsForThing(t) => registry::groups_for_thing(sim, &t),
         Route::ListThings => registry::things(sim, &query),
+        Route::ListThingGroups => registry::thing_groups(sim, &query),
+        Route::ThingsInGroup(g) => registry::things_in_group(sim, &g, &query),
         Route::Stats | Route::Reset | Route::Advance => unreachable!("handled above"),
     })
 }

@@ -213,6 +213,7 @@ def test_the_extra_calls_are_one_per_job_and_one_per_hundred_things(audited, fle
     # more, never one a thing.
     assert 6 <= ops["SearchIndex"] <= 12, ops
     assert ops["GetThingConnectivityData"] == 0 and ops["ListThingGroupsForThing"] == 0
+    assert ops["ListThings"] == ops["ListThingGroups"] == ops["ListThingsInThingGroup"] == 0, ops
 
 
 @pytest.mark.parametrize("indexing,warning", [
@@ -223,6 +224,16 @@ def test_without_connectivity_causes_that_need_it_are_unknown_said_once(fa, tmp_
     s = Sim(*FLEET, "--fleet-indexing", indexing)
     try:
         r, out = audit(fa, s, tmp_path, aws_env)
+        ops = json.loads(subprocess.run(["curl", "-fsS", f"{s.url}/_sim/stats"], capture_output=True,
+                                        text=True).stdout)["operations"]
+        c = client(s.url)
+        registry = {t["thingName"]: t for p in c.get_paginator("list_things").paginate(maxResults=250)
+                    for t in p["things"]}
+        groups = {n: sorted(g["groupName"] for g in c.list_thing_groups_for_thing(thingName=n)["thingGroups"])
+                  for n in registry}
+        members = {g["groupName"]: sum(len(p["things"]) for p in c.get_paginator("list_things_in_thing_group")
+                                       .paginate(thingGroupName=g["groupName"]))
+                   for g in c.list_thing_groups()["thingGroups"]}
     finally:
         s.stop()
     assert r.returncode == 0, r.stderr
@@ -232,8 +243,24 @@ def test_without_connectivity_causes_that_need_it_are_unknown_said_once(fa, tmp_
     assert got[("stuck_queued", "unknown")] > 0 and got[("stale_in_progress", "unknown")] > 0, got
     # Only what needs no connectivity is still told apart: a queue held up by another job.
     assert set(cause for _, cause in got) <= {"unknown", "blocked"}, got
-    thing_types = duckdb.sql(f"select count(thing_type) from read_parquet('{out}')").fetchone()[0]
-    assert (thing_types > 0) == (indexing == "registry")
+    rows = duckdb.sql(f"""select distinct thing_name, thing_type, map_entries(thing_attributes), thing_groups,
+        connected from read_parquet('{out}')""").fetchall()
+    assert len(rows) == 600 and all(connected is None for *_, connected in rows)
+    assert sum(ttype is not None for _, ttype, *_ in rows) > 0
+    if indexing == "off":
+        # Without an index, what the things are comes from the registry's listings, every thing's
+        # as boto3 reads it, in a call per 250 things and per group's 250 members.
+        for name, ttype, attrs, in_groups, _ in rows:
+            t = registry[name]
+            assert ttype == t.get("thingTypeName"), name
+            assert {a["key"]: a["value"] for a in attrs} == t["attributes"], name
+            assert sorted(in_groups) == groups[name], name
+        assert ops["ListThings"] == -(-len(registry) // 250), ops
+        assert ops["ListThingGroups"] == 1, ops
+        assert ops["ListThingsInThingGroup"] == sum(-(-n // 250) or 1 for n in members.values()), (ops, members)
+        assert ops["SearchIndex"] == 1, "asked once, then no more"
+    else:
+        assert ops["ListThings"] == ops["ListThingGroups"] == ops["ListThingsInThingGroup"] == 0, ops
 
 
 @pytest.mark.parametrize("key,sql", [

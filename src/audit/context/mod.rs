@@ -5,12 +5,15 @@
 //! executions, listed in pages by job and read again when 15 minutes old). Every call goes through
 //! `aws/call` with its own limiter, as each API has its own quota at AWS.
 //!
-//! An account without fleet indexing is no error: its rows have no thing context, said once. A
+//! An account without fleet indexing is no error: its things' type, attributes and groups are read
+//! from the registry's listings instead (`registry`), their connectivity is unknown, said once. A
 //! shutdown during a context call sends the rows on without what that call would have given: an
 //! interrupted run commits what it has, and a row committed then may lack its thing's context.
 //! Rows wait here at most [`BATCH_WAIT`] for their thing's batch to fill, so a slow audit still
 //! commits its parts on time.
 
+mod calls;
+mod registry;
 mod things;
 
 use std::collections::{HashMap, HashSet};
@@ -21,14 +24,14 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::audit::engine::{stop_for, Stop};
-use crate::aws::call::{call_with_retries, Attempted, Counters, EngineSettings, Final};
-use crate::aws::client::{CallError, FleetContext, FleetLister, SEARCH_PAGE};
+use crate::audit::engine::Stop;
+use crate::aws::call::{Counters, EngineSettings};
+use crate::aws::client::{FleetContext, FleetLister, SEARCH_PAGE};
 use crate::aws::limit::CallLimiter;
-use crate::aws::retry::{classify, Class};
 use crate::dataset::schema::{JobContext, Row, ThingContext};
 use crate::dataset::WriterMsg;
 use crate::input::pair::pair_key;
+use registry::Registry;
 use things::{short, Things};
 
 /// Longest a row waits for its thing's batch.
@@ -88,13 +91,16 @@ pub(crate) fn spawn<C: FleetContext + FleetLister>(
     let limiter = || CallLimiter::new(rps, crate::aws::limit::burst_for(None, rps), true);
     let stage = Stage {
         client,
-        limits: [limiter(), limiter(), limiter(), limiter()],
+        limits: std::array::from_fn(|_| limiter()),
         parts,
         out,
         jobs: HashMap::new(),
         things: Things::default(),
         running: None,
         running_failed: false,
+        registry: None,
+        registry_wanted: false,
+        registry_read: false,
         index: Index::Unknown,
         interrupted: false,
         connectivity_checked: false,
@@ -117,48 +123,17 @@ enum Index {
     Unavailable,
 }
 
-/// Whether SearchIndex's error says the account has no index (fleet indexing off, or being built).
-fn is_index_missing(e: &CallError) -> bool {
-    matches!(
-        e.code(),
-        "ResourceNotFoundException" | "IndexNotReadyException"
-    )
-}
-
-/// Whether `e` is an error the call retried (and ran out of attempts on), not an answer about
-/// what was asked.
-fn is_retryable(e: &CallError) -> bool {
-    matches!(classify(e), Class::Retry { .. })
-}
-
-/// The context APIs by their index in [`Stage::limits`], and what is lost without each.
-const API_NAMES: [&str; APIS] = [
-    "DescribeJob",
-    "SearchIndex",
-    "ListJobExecutionsForJob",
-    "ListJobs",
-];
-const API_LOSS: [&str; APIS] = [
-    "the jobs' status and timeout are unknown (QUEUED rows are judged as without context)",
-    "the things' context and connectivity are unknown, and so are the causes that need them",
-    "the things' queues are unknown: stuck QUEUED rows on online things are `unknown`, not \
-     `not_picked_up` or `blocked`",
-    "the things' queues are unknown: stuck QUEUED rows on online things are `unknown`, not \
-     `not_picked_up` or `blocked`",
-];
-
 /// Most pages read for one query of at most 100 things (one page, in AWS).
 const MAX_SEARCH_PAGES: usize = 10;
 
-/// Calls of one API that may fail in a row, each after its retries, before the API is asked no
-/// more this run: an API that stalls would otherwise hold every batch's rows for its timeouts.
-const GIVE_UP_AFTER: u32 = 3;
-
-const APIS: usize = 4;
+const APIS: usize = 7;
 const DESCRIBE_JOB: usize = 0;
 const SEARCH_INDEX: usize = 1;
 const LIST_FOR_JOB: usize = 2;
 const LIST_JOBS: usize = 3;
+const LIST_THINGS: usize = 4;
+const LIST_THING_GROUPS: usize = 5;
+const LIST_THINGS_IN_GROUP: usize = 6;
 
 /// How long a read of the account's IN_PROGRESS executions answers for the things' queues.
 const RUNNING_FRESH: Duration = Duration::from_secs(15 * 60);
@@ -178,6 +153,11 @@ struct Stage<C> {
     running: Option<Running>,
     /// Whether reading them failed (not tried again).
     running_failed: bool,
+    /// The account's registry, for the things' context where the fleet index cannot give it
+    /// (`registry_wanted`); read once (`registry_read`), at the first thing that needs it.
+    registry: Option<Registry>,
+    registry_wanted: bool,
+    registry_read: bool,
     index: Index,
     /// A shutdown came while a context call was made: the rows still to come go on as they are
     /// (the writer commits what it has for `--resume`), with no more calls.
@@ -273,6 +253,9 @@ impl<C: FleetContext + FleetLister> Stage<C> {
     async fn send(&mut self, mut row: Box<Row>, ordinal: u64) -> Result<(), Stop> {
         let key = pair_key(&row.thing_name, "");
         row.context.thing = self.things.get(key);
+        if row.context.thing.is_none() && self.registry_wanted && !self.interrupted {
+            row.context.thing = self.registry_thing(&row.thing_name).await?;
+        }
         if self.needs_queue(&row) && !self.interrupted {
             match self.queue(&row.thing_name, key).await {
                 Ok(Some(running)) => {
@@ -288,6 +271,22 @@ impl<C: FleetContext + FleetLister> Stage<C> {
             .send(WriterMsg::Row { row, ordinal })
             .await
             .map_err(|_| Stop::WriterGone)
+    }
+
+    /// `thing`'s context from the account's registry, read at the first call.
+    async fn registry_thing(&mut self, thing: &str) -> Result<Option<ThingContext>, Stop> {
+        if !self.registry_read {
+            self.registry_read = true;
+            match self.read_registry().await {
+                Ok(r) => self.registry = r,
+                Err(Stop::Interrupted) => {
+                    self.interrupted = true;
+                    return Ok(None);
+                }
+                Err(stop) => return Err(stop),
+            }
+        }
+        Ok(self.registry.as_ref().and_then(|r| r.get(thing)))
     }
 
     /// A QUEUED row that waited past the threshold, on a thing not known to be offline.
@@ -473,94 +472,6 @@ impl<C: FleetContext + FleetLister> Stage<C> {
             );
         }
         Ok(found)
-    }
-
-    fn warn(&self, what: &str) {
-        let label = &self.parts.label;
-        let sep = if label.is_empty() { "" } else { ": " };
-        eprintln!("fleet-audit: warning: {label}{sep}{what}");
-    }
-
-    /// One context call with retries. A call that ends in an answer that is not the thing asked
-    /// (a job gone, an index missing, a refusal) is `None`; only a fatal error or a shutdown stops
-    /// the run.
-    async fn call<T, F, Fut>(&mut self, api: usize, what: &str, call: F) -> Result<Option<T>, Stop>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, CallError>>,
-    {
-        let p = &self.parts;
-        let Attempted { result, .. } = call_with_retries(
-            &self.limits[api],
-            &p.engine,
-            &p.counters,
-            &p.counters.context_attempts,
-            &p.shutdown,
-            call,
-        )
-        .await;
-        if matches!(result, Final::Ok(_) | Final::NotFound(_)) {
-            self.failed_in_row[api] = 0;
-        }
-        match result {
-            Final::Ok(v) => Ok(Some(v)),
-            // No index in the account (or not built yet): asked no more.
-            Final::NotFound(e) | Final::Failed(e)
-                if api == SEARCH_INDEX && is_index_missing(&e) =>
-            {
-                self.index = Index::Unavailable;
-                self.warn(&format!(
-                    "fleet indexing does not answer ({}): the things' context and connectivity \
-                     are unknown, and so are the causes that need them",
-                    e.code()
-                ));
-                Ok(None)
-            }
-            // Not permitted (iot:SearchIndex, iot:DescribeJob, iot:ListJobs, iot:ListJobExecutionsForJob
-            // missing from the policy): that context is left out, said once; the audit goes on.
-            Final::Fatal(e) if e.code() == "AccessDeniedException" => {
-                self.denied[api] = true;
-                self.warn(&format!(
-                    "{} is not permitted ({}): {}",
-                    API_NAMES[api],
-                    e.code(),
-                    API_LOSS[api]
-                ));
-                Ok(None)
-            }
-            // A call that ran out of attempts on a timeout, a dropped connection, a throttle
-            // or a 5xx: the third in a row turns the API off.
-            Final::Failed(e)
-                if is_retryable(&e) && self.failed_in_row[api] + 1 >= GIVE_UP_AFTER =>
-            {
-                self.denied[api] = true;
-                self.warn(&format!(
-                    "{what}: {}; {} failed {GIVE_UP_AFTER} times in a row and is not asked again \
-                     this run: {}",
-                    e.code(),
-                    API_NAMES[api],
-                    API_LOSS[api]
-                ));
-                Ok(None)
-            }
-            Final::NotFound(e) | Final::Failed(e) => {
-                if is_retryable(&e) {
-                    self.failed_in_row[api] += 1;
-                }
-                // Said once per API and error, not once per thing.
-                if self.said.insert((api, e.code().to_string())) {
-                    self.warn(&format!(
-                        "{what}: {}; its context is unknown (further {} failures of this kind \
-                         are not said)",
-                        e.code(),
-                        API_NAMES[api]
-                    ));
-                }
-                Ok(None)
-            }
-            Final::Fatal(e) => Err(stop_for(e)),
-            Final::Interrupted => Err(Stop::Interrupted),
-        }
     }
 }
 

@@ -41,6 +41,7 @@ struct Scripted {
     searches: AtomicU64,
     describe_jobs: AtomicU64,
     queue_reads: AtomicU64,
+    registry_reads: AtomicU64,
     asked: Mutex<Vec<String>>,
 }
 
@@ -51,6 +52,7 @@ impl Scripted {
             searches: AtomicU64::new(0),
             describe_jobs: AtomicU64::new(0),
             queue_reads: AtomicU64::new(0),
+            registry_reads: AtomicU64::new(0),
             asked: Mutex::new(Vec::new()),
         })
     }
@@ -107,6 +109,51 @@ impl FleetContext for Scripted {
                 next_token: None,
             }),
         }
+    }
+
+    async fn list_things(
+        &self,
+        next_token: Option<String>,
+    ) -> Result<Page<(String, ThingShape)>, CallError> {
+        self.registry_reads.fetch_add(1, Ordering::Relaxed);
+        let things: Vec<(String, ThingShape)> = (0..REGISTERED)
+            .map(|n| {
+                let shape = ThingShape {
+                    thing_type: Some(format!("reg-{}", n % 3)),
+                    ..ThingShape::default()
+                };
+                (format!("t{n}"), shape)
+            })
+            .collect();
+        Ok(page_of(&things, next_token))
+    }
+    async fn list_thing_groups(&self, t: Option<String>) -> Result<Page<String>, CallError> {
+        self.registry_reads.fetch_add(1, Ordering::Relaxed);
+        Ok(page_of(&["canary".to_string(), "all".to_string()], t))
+    }
+    async fn list_things_in_group(
+        &self,
+        group: &str,
+        t: Option<String>,
+    ) -> Result<Page<String>, CallError> {
+        self.registry_reads.fetch_add(1, Ordering::Relaxed);
+        let n = if group == "canary" { 10 } else { REGISTERED };
+        let names: Vec<String> = (0..n).map(|i| format!("t{i}")).collect();
+        Ok(page_of(&names, t))
+    }
+}
+
+/// The registry's things `t0`..`t299` (type `reg-N` for N = n % 3, in pages of 250), in group `all`, and
+/// `t0`..`t9` in `canary` too.
+const REGISTERED: usize = 300;
+
+/// Page `token` (`None`: the first) of `items`, 250 a page.
+fn page_of<T: Clone>(items: &[T], token: Option<String>) -> Page<T> {
+    let start: usize = token.map_or(0, |t| t.parse().unwrap());
+    let end = (start + 250).min(items.len());
+    Page {
+        items: items[start..end].to_vec(),
+        next_token: (end < items.len()).then(|| end.to_string()),
     }
 }
 
@@ -267,6 +314,11 @@ async fn each_thing_is_asked_once_in_batches_of_100_and_each_row_gets_its_own() 
     asked.sort();
     asked.dedup();
     assert_eq!(asked.len(), 250);
+    assert_eq!(
+        client.registry_reads.load(Ordering::Relaxed),
+        0,
+        "an index that answers"
+    );
     for r in got.values() {
         let t = r.context.thing.as_ref().expect("a document");
         assert_eq!(
@@ -306,7 +358,7 @@ async fn a_stuck_queued_row_on_a_thing_not_offline_names_what_blocks_it() {
 }
 
 #[tokio::test]
-async fn a_missing_index_is_asked_once_and_every_row_still_goes_on() {
+async fn a_missing_index_is_asked_once_and_the_things_come_from_the_registry() {
     let client = Scripted::new(Answer::Missing);
     let rows: Vec<Row> = (0..300)
         .map(|i| row(&format!("t{i}"), "job-a", "QUEUED"))
@@ -314,9 +366,22 @@ async fn a_missing_index_is_asked_once_and_every_row_still_goes_on() {
     let got = through(client.clone(), rows).await;
     assert_eq!(got.len(), 300);
     assert_eq!(client.searches.load(Ordering::Relaxed), 1);
-    assert!(got
-        .values()
-        .all(|r| r.context.thing.is_none() && r.context.job.is_some()));
+    assert_from_the_registry(&client, &got);
+}
+
+/// Every row has its thing's type and groups from the registry, its connectivity unknown, and
+/// the registry was read once: 2 pages of things, 1 of groups, 2 + 1 of their members.
+fn assert_from_the_registry(client: &Scripted, got: &HashMap<u64, Box<Row>>) {
+    assert_eq!(client.registry_reads.load(Ordering::Relaxed), 6);
+    for r in got.values() {
+        let t = r.context.thing.as_ref().expect("the registry's");
+        let n: usize = r.thing_name[1..].parse().unwrap();
+        assert_eq!(t.shape.thing_type, Some(format!("reg-{}", n % 3)));
+        let want: &[&str] = if n < 10 { &["all", "canary"] } else { &["all"] };
+        assert_eq!(t.shape.groups, want, "{}", r.thing_name);
+        assert_eq!(t.connected, None);
+        assert!(r.context.job.is_some());
+    }
 }
 
 #[tokio::test]
@@ -331,7 +396,7 @@ async fn an_index_that_pages_without_end_is_left_after_a_few_pages() {
 }
 
 #[tokio::test]
-async fn a_context_api_not_permitted_is_left_out_and_the_audit_goes_on() {
+async fn a_search_index_not_permitted_is_left_out_and_the_things_come_from_the_registry() {
     let client = Scripted::new(Answer::Denied);
     let rows: Vec<Row> = (0..300)
         .map(|i| row(&format!("t{i}"), "job-a", "QUEUED"))
@@ -343,9 +408,7 @@ async fn a_context_api_not_permitted_is_left_out_and_the_audit_goes_on() {
         1,
         "asked once, then no more"
     );
-    assert!(got
-        .values()
-        .all(|r| r.context.thing.is_none() && r.context.job.is_some()));
+    assert_from_the_registry(&client, &got);
 }
 
 #[tokio::test]
@@ -371,7 +434,22 @@ async fn an_index_that_stops_answering_is_asked_no_more_after_three_calls_in_a_r
         .collect();
     let got = through(client.clone(), rows).await;
     assert_eq!(got.len(), 1000, "every row still goes on");
-    assert!(got.values().all(|r| r.context.thing.is_none()));
+    // From the third failed batch on, things come from the registry (which lists t0..t299); the
+    // two batches that failed before went on without, as any failed call's rows do.
+    for r in got.values() {
+        let n: usize = r.thing_name[1..].parse().unwrap();
+        assert_eq!(
+            r.context.thing.is_some(),
+            (200..REGISTERED).contains(&n),
+            "{}",
+            r.thing_name
+        );
+    }
+    assert!(got.values().all(|r| r
+        .context
+        .thing
+        .as_ref()
+        .is_none_or(|t| t.connected.is_none())));
     assert_eq!(
         client.searches.load(Ordering::Relaxed),
         6,

@@ -114,7 +114,7 @@ fn job_not_found(job_id: &str) -> CallError {
 /// Every job of the fake is IN_PROGRESS; a thing or job it does not hold lists nothing, as AWS's
 /// ListJobExecutionsForThing does (ListJobExecutionsForJob and DescribeJob answer 404 for a job).
 /// The fake has no fleet index: SearchIndex answers the ResourceNotFoundException of an account
-/// without fleet indexing.
+/// without fleet indexing. Its registry holds no thing and no group.
 impl super::FleetContext for FakeFleet {
     async fn search_things(
         &self,
@@ -126,6 +126,22 @@ impl super::FleetContext for FakeFleet {
             message: "Index AWS_Things does not exist".into(),
             http_status: 404,
         })
+    }
+    async fn list_things(
+        &self,
+        _next_token: Option<String>,
+    ) -> Result<Page<(String, super::ThingShape)>, CallError> {
+        Ok(Page::default())
+    }
+    async fn list_thing_groups(&self, _: Option<String>) -> Result<Page<String>, CallError> {
+        Ok(Page::default())
+    }
+    async fn list_things_in_group(
+        &self,
+        _: &str,
+        _: Option<String>,
+    ) -> Result<Page<String>, CallError> {
+        Ok(Page::default())
     }
 }
 

@@ -164,6 +164,28 @@ impl<C: FleetClient + super::FleetContext> super::FleetContext for Faulty<C> {
         self.before_call().await?;
         self.inner.search_things(query, next_token).await
     }
+    async fn list_things(
+        &self,
+        next_token: Option<String>,
+    ) -> Result<Page<(String, super::ThingShape)>, CallError> {
+        self.before_call().await?;
+        self.inner.list_things(next_token).await
+    }
+    async fn list_thing_groups(
+        &self,
+        next_token: Option<String>,
+    ) -> Result<Page<String>, CallError> {
+        self.before_call().await?;
+        self.inner.list_thing_groups(next_token).await
+    }
+    async fn list_things_in_group(
+        &self,
+        group: &str,
+        next_token: Option<String>,
+    ) -> Result<Page<String>, CallError> {
+        self.before_call().await?;
+        self.inner.list_things_in_group(group, next_token).await
+    }
 }
 
 /// Listings pass through with the same latency and quota as describes (a fault per pair applies to

@@ -27,7 +27,7 @@ pub(crate) mod faulty;
 mod list;
 pub(crate) mod org;
 mod remedy;
-pub(crate) use context::{FleetContext, SEARCH_PAGE};
+pub(crate) use context::{FleetContext, MAX_GROUPS, SEARCH_PAGE};
 pub use context::{JobContext, ThingContext, ThingShape};
 pub use list::ExecutionSummary;
 pub(crate) use list::{FleetLister, JobCounts, ListedExecution, Page, MAX_PAGE};
