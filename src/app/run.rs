@@ -108,11 +108,11 @@ fn finish_complete(
     let rows = crate::audit::summary::thousands(left);
     if s.retried_errors.is_some() {
         eprintln!(
-            "fleet-audit: {rows} pairs are error rows still, after being described again (their calls failed past --max-attempts: throttling or a service error, in error_code): run the same command again later"
+            "fleet-audit: {rows} pairs are error rows still, after being described again (their calls failed past --max-attempts: throttling, a service error, a timeout or a dropped connection, in error_code): run the same command again later"
         );
     } else {
         eprintln!(
-            "fleet-audit: {rows} pairs ended as error rows (their calls failed past --max-attempts: throttling or a service error, in error_code); {retry_hint}"
+            "fleet-audit: {rows} pairs ended as error rows (their calls failed past --max-attempts: throttling, a service error, a timeout or a dropped connection, in error_code); {retry_hint}"
         );
     }
     Ok(Exit::PairErrors.code(0))

@@ -79,8 +79,16 @@ impl<C: FleetContext + FleetLister> Stage<C> {
                 },
             )
             .await?;
+        // The pages read hold what they hold: a listing that broke off leaves the things past
+        // it without context, not the ones before.
         if !listed {
-            return Ok(None);
+            if listed_things.is_empty() {
+                return Ok(None);
+            }
+            self.warn(&format!(
+                "ListThings broke off after {} things: the things past them have no thing context",
+                listed_things.len()
+            ));
         }
         listed_things.sort_unstable_by_key(|(k, _)| *k);
         listed_things.dedup_by_key(|(k, _)| *k);
@@ -95,7 +103,7 @@ impl<C: FleetContext + FleetLister> Stage<C> {
             )
             .await?;
         if !listed {
-            return Ok(None);
+            return Ok(self.groups_unread());
         }
         // Groups in name order, so that each thing's come sorted, as a document's do.
         groups.sort();
@@ -128,7 +136,7 @@ impl<C: FleetContext + FleetLister> Stage<C> {
                 )
                 .await?;
             if !listed {
-                return Ok(None);
+                return Ok(self.groups_unread());
             }
         }
         Ok(Some(Registry {
@@ -136,6 +144,16 @@ impl<C: FleetContext + FleetLister> Stage<C> {
             shape_of,
             shapes,
         }))
+    }
+
+    /// A registry whose groups could not all be read: none of it, since a thing's groups would be
+    /// short of some (wrong, where unknown is null).
+    fn groups_unread(&self) -> Option<Registry> {
+        self.warn(
+            "the registry's thing groups could not all be read: the things have no thing context \
+             from the registry",
+        );
+        None
     }
 
     /// Every page of one listing through [`Stage::call`], each page's items to `take`; whether

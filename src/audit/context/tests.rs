@@ -34,6 +34,8 @@ enum Answer {
     FailFirst,
     /// No answer: every attempt times out.
     Stalled,
+    /// No index, and the registry's second page of things fails with a 500 on every attempt.
+    MissingAndListingBreaks,
 }
 
 struct Scripted {
@@ -81,7 +83,7 @@ impl FleetContext for Scripted {
             Answer::Denied => refused("AccessDeniedException", 403),
             Answer::FailFirst if n == 0 => refused("InvalidRequestException", 400),
             Answer::Stalled => Err(CallError::Timeout(Duration::from_secs(10))),
-            Answer::Missing => Err(CallError::Service {
+            Answer::Missing | Answer::MissingAndListingBreaks => Err(CallError::Service {
                 code: "ResourceNotFoundException".into(),
                 message: "Index AWS_Things does not exist".into(),
                 http_status: 404,
@@ -116,6 +118,13 @@ impl FleetContext for Scripted {
         next_token: Option<String>,
     ) -> Result<Page<(String, ThingShape)>, CallError> {
         self.registry_reads.fetch_add(1, Ordering::Relaxed);
+        if self.answer == Answer::MissingAndListingBreaks && next_token.is_some() {
+            return Err(CallError::Service {
+                code: "InternalFailureException".into(),
+                message: "broken".into(),
+                http_status: 500,
+            });
+        }
         let things: Vec<(String, ThingShape)> = (0..REGISTERED)
             .map(|n| {
                 let shape = ThingShape {
@@ -381,6 +390,29 @@ fn assert_from_the_registry(client: &Scripted, got: &HashMap<u64, Box<Row>>) {
         assert_eq!(t.shape.groups, want, "{}", r.thing_name);
         assert_eq!(t.connected, None);
         assert!(r.context.job.is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_registry_listing_that_breaks_off_keeps_the_things_it_listed() {
+    let client = Scripted::new(Answer::MissingAndListingBreaks);
+    let rows: Vec<Row> = (0..REGISTERED)
+        .map(|i| row(&format!("t{i}"), "job-a", "SUCCEEDED"))
+        .collect();
+    let got = through(client.clone(), rows).await;
+    assert_eq!(got.len(), REGISTERED);
+    for r in got.values() {
+        let n: usize = r.thing_name[1..].parse().unwrap();
+        match &r.context.thing {
+            // The first page (250 things) was read, with the groups of its things.
+            Some(t) => {
+                assert!(n < 250, "{}", r.thing_name);
+                assert_eq!(t.shape.thing_type, Some(format!("reg-{}", n % 3)));
+                let want: &[&str] = if n < 10 { &["all", "canary"] } else { &["all"] };
+                assert_eq!(t.shape.groups, want, "{}", r.thing_name);
+            }
+            None => assert!(n >= 250, "{} lost", r.thing_name),
+        }
     }
 }
 
