@@ -61,9 +61,25 @@ impl Shapes {
 }
 
 impl<C: FleetContext + FleetLister> Stage<C> {
-    /// The account's registry, read whole; `None` when a listing could not be read (said by
+    /// The account's registry, read whole; `None` when nothing of it could be read (said by
     /// [`Stage::call`]).
     pub(super) async fn read_registry(&mut self) -> Result<Option<Registry>, Stop> {
+        let Some(mut registry) = self.read_things().await? else {
+            return Ok(None);
+        };
+        if !self.read_groups(&mut registry).await? {
+            self.warn(
+                "the registry's thing groups could not all be read: the things have no thing \
+                 context from the registry",
+            );
+            // None of it: a thing's groups would be short of some (wrong, where unknown is null).
+            return Ok(None);
+        }
+        Ok(Some(registry))
+    }
+
+    /// The registry's things with their type and attributes (ListThings), their groups not read.
+    async fn read_things(&mut self) -> Result<Option<Registry>, Stop> {
         let client = self.client.clone();
         let mut shapes = Shapes::default();
         let mut listed_things: Vec<(u64, u32)> = Vec::new();
@@ -92,7 +108,23 @@ impl<C: FleetContext + FleetLister> Stage<C> {
         }
         listed_things.sort_unstable_by_key(|(k, _)| *k);
         listed_things.dedup_by_key(|(k, _)| *k);
-        let (keys, mut shape_of): (Vec<u64>, Vec<u32>) = listed_things.into_iter().unzip();
+        let (keys, shape_of): (Vec<u64>, Vec<u32>) = listed_things.into_iter().unzip();
+        Ok(Some(Registry {
+            keys,
+            shape_of,
+            shapes,
+        }))
+    }
+
+    /// Each thing's groups into `registry`, from the account's groups and their members; whether
+    /// every listing was read.
+    async fn read_groups(&mut self, registry: &mut Registry) -> Result<bool, Stop> {
+        let client = self.client.clone();
+        let Registry {
+            keys,
+            shape_of,
+            shapes,
+        } = registry;
         let mut groups = Vec::new();
         let listed = self
             .pages(
@@ -103,7 +135,7 @@ impl<C: FleetContext + FleetLister> Stage<C> {
             )
             .await?;
         if !listed {
-            return Ok(self.groups_unread());
+            return Ok(false);
         }
         // Groups in name order, so that each thing's come sorted, as a document's do.
         groups.sort();
@@ -136,24 +168,10 @@ impl<C: FleetContext + FleetLister> Stage<C> {
                 )
                 .await?;
             if !listed {
-                return Ok(self.groups_unread());
+                return Ok(false);
             }
         }
-        Ok(Some(Registry {
-            keys,
-            shape_of,
-            shapes,
-        }))
-    }
-
-    /// A registry whose groups could not all be read: none of it, since a thing's groups would be
-    /// short of some (wrong, where unknown is null).
-    fn groups_unread(&self) -> Option<Registry> {
-        self.warn(
-            "the registry's thing groups could not all be read: the things have no thing context \
-             from the registry",
-        );
-        None
+        Ok(true)
     }
 
     /// Every page of one listing through [`Stage::call`], each page's items to `take`; whether
