@@ -168,7 +168,7 @@ impl Summary {
             r => format!(", {} committed by earlier runs; this run", t(r)),
         };
         let mut s = format!(
-            "{} pairs{whose}: {} ok, {} not found, {} errors; {} attempts ({} throttled) in {:.1} s, {} answered calls/s",
+            "{} pairs{whose}: {} ok, {} not found, {} errors; {} attempts ({} throttled, context and listings included) in {:.1} s, {} answered calls/s",
             t(self.pairs),
             t(self.ok),
             t(self.not_found),
@@ -259,7 +259,7 @@ impl Summary {
                 Some(_) => {}
                 None if many => {}
                 None => s.push_str(&format!(
-                    "\n  {}{account}: {} pairs: {} ok, {} not found, {} errors; {} attempts ({} throttled), {} answered calls/s",
+                    "\n  {}{account}: {} pairs: {} ok, {} not found, {} errors; {} attempts ({} throttled, context and listings included), {} answered calls/s",
                     t.target,
                     thousands(t.pairs),
                     thousands(t.ok),
