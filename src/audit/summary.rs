@@ -398,8 +398,8 @@ mod tests {
         s.files = vec!["a/part.parquet".into(), "a/part2.parquet".into()];
         assert_eq!(
             s.render(),
-            "50,000 pairs: 36,094 ok, 13,906 not found, 0 errors; 50,210 attempts (210 throttled) \
-             in 2.4 s, 21,165 answered calls/s; 1 duplicate input line dropped\n\
+            "50,000 pairs: 36,094 ok, 13,906 not found, 0 errors; 50,210 attempts (210 throttled, \
+             context and listings included) in 2.4 s, 21,165 answered calls/s; 1 duplicate input line dropped\n\
              wrote 50,000 rows in 2 files"
         );
         s.duplicates = 12_000;
