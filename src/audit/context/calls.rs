@@ -2,10 +2,12 @@
 //! registry's listings then say what the things are), an API the policy does not permit, an API
 //! that fails call after call. Each is said once; only a fatal error or a shutdown stops the run.
 
+use std::collections::HashSet;
+
 use super::{Index, Stage, APIS, SEARCH_INDEX};
 use crate::audit::engine::{stop_for, Stop};
 use crate::aws::call::{call_with_retries, Attempted, Final};
-use crate::aws::client::{CallError, FleetContext, FleetLister};
+use crate::aws::client::{CallError, FleetContext, FleetLister, Page};
 use crate::aws::retry::{classify, Class};
 
 /// Calls of one API that may fail in a row, each after its retries, before the API is asked no
@@ -36,6 +38,10 @@ const API_LOSS: [&str; APIS] = [
 ];
 const REGISTRY_LOSS: &str =
     "without fleet indexing, the things' type, attributes and groups are unknown";
+
+/// Most pages of one listing: a listing that pages on past this (or repeats a token) is an
+/// answer gone wrong, and the rest of it is not read.
+const MAX_PAGES: usize = 1_000_000;
 
 /// Whether SearchIndex's error says the account has no index (fleet indexing off, or being built).
 fn is_index_missing(e: &CallError) -> bool {
@@ -157,5 +163,35 @@ impl<C: FleetContext + FleetLister> Stage<C> {
     fn turn_off(&mut self, api: usize) {
         self.denied[api] = true;
         self.registry_wanted |= api == SEARCH_INDEX;
+    }
+
+    /// Every page of one listing through [`Stage::call`], each page's items to `take`; whether
+    /// the listing was read to its end (or to a token it had given before).
+    pub(super) async fn pages<T, F, Fut>(
+        &mut self,
+        api: usize,
+        what: &str,
+        mut call: F,
+        mut take: impl FnMut(Vec<T>),
+    ) -> Result<bool, Stop>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<Page<T>, CallError>>,
+    {
+        let mut token: Option<String> = None;
+        let mut seen = HashSet::new();
+        for _ in 0..MAX_PAGES {
+            let Some(page) = self.call(api, what, || call(token.clone())).await? else {
+                return Ok(false);
+            };
+            take(page.items);
+            token = page.next_token;
+            match &token {
+                None => return Ok(true),
+                Some(t) if !seen.insert(t.clone()) => return Ok(true),
+                Some(_) => {}
+            }
+        }
+        Ok(true)
     }
 }

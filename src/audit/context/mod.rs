@@ -332,44 +332,36 @@ impl<C: FleetContext + FleetLister> Stage<C> {
     async fn read_running(&mut self) -> Result<Option<Running>, Stop> {
         let client = self.client.clone();
         let mut jobs = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let Some(page) = self
-                .call(LIST_JOBS, "ListJobs", || {
-                    client.list_jobs(None, token.clone())
-                })
-                .await?
-            else {
-                return Ok(None);
-            };
-            jobs.extend(page.items);
-            token = page.next_token;
-            if token.is_none() {
-                break;
-            }
+        let listed = self
+            .pages(
+                LIST_JOBS,
+                "ListJobs",
+                |t| client.list_jobs(None, t),
+                |page| jobs.extend(page),
+            )
+            .await?;
+        if !listed {
+            return Ok(None);
         }
         let mut by_thing: HashMap<u64, Vec<Arc<str>>> = HashMap::new();
         for job in jobs {
             let id: Arc<str> = Arc::from(job.as_str());
             let what = format!("ListJobExecutionsForJob {job} (IN_PROGRESS)");
-            let mut token: Option<String> = None;
-            loop {
-                let Some(page) = self
-                    .call(LIST_FOR_JOB, &what, || {
-                        client.list_for_job(&job, Some("IN_PROGRESS"), token.clone())
-                    })
-                    .await?
-                else {
-                    return Ok(None);
-                };
-                for item in page.items {
-                    let k = short(pair_key(&item.thing_name, ""));
-                    by_thing.entry(k).or_default().push(id.clone());
-                }
-                token = page.next_token;
-                if token.is_none() {
-                    break;
-                }
+            let listed = self
+                .pages(
+                    LIST_FOR_JOB,
+                    &what,
+                    |t| client.list_for_job(&job, Some("IN_PROGRESS"), t),
+                    |page| {
+                        for item in page {
+                            let k = short(pair_key(&item.thing_name, ""));
+                            by_thing.entry(k).or_default().push(id.clone());
+                        }
+                    },
+                )
+                .await?;
+            if !listed {
+                return Ok(None);
             }
         }
         Ok(Some(Running {

@@ -5,17 +5,13 @@
 //! first thing that needs it: a call per 250 things of the account, where asking thing by thing
 //! would be a call or two per audited thing. Connectivity has no such source: it stays unknown.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::things::short;
 use super::{Stage, Stop, LIST_THINGS, LIST_THINGS_IN_GROUP, LIST_THING_GROUPS};
-use crate::aws::client::{FleetContext, FleetLister, Page, ThingContext, ThingShape, MAX_GROUPS};
+use crate::aws::client::{FleetContext, FleetLister, ThingContext, ThingShape, MAX_GROUPS};
 use crate::input::pair::pair_key;
-
-/// Most pages of one listing: a listing that pages on past this (or repeats a token) is an
-/// answer gone wrong, and the rest of it is not read.
-const MAX_PAGES: usize = 1_000_000;
 
 /// The account's things as its registry lists them: the short keys of their names, sorted, and
 /// beside each the index of its shape; a shape is kept once for all the things alike. About 12
@@ -169,36 +165,6 @@ impl<C: FleetContext + FleetLister> Stage<C> {
                 .await?;
             if !listed {
                 return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    /// Every page of one listing through [`Stage::call`], each page's items to `take`; whether
-    /// the listing was read to its end (or to a token it had given before).
-    async fn pages<T, F, Fut>(
-        &mut self,
-        api: usize,
-        what: &str,
-        mut call: F,
-        mut take: impl FnMut(Vec<T>),
-    ) -> Result<bool, Stop>
-    where
-        F: FnMut(Option<String>) -> Fut,
-        Fut: std::future::Future<Output = Result<Page<T>, crate::aws::client::CallError>>,
-    {
-        let mut token: Option<String> = None;
-        let mut seen = HashSet::new();
-        for _ in 0..MAX_PAGES {
-            let Some(page) = self.call(api, what, || call(token.clone())).await? else {
-                return Ok(false);
-            };
-            take(page.items);
-            token = page.next_token;
-            match &token {
-                None => return Ok(true),
-                Some(t) if !seen.insert(t.clone()) => return Ok(true),
-                Some(_) => {}
             }
         }
         Ok(true)
