@@ -306,6 +306,10 @@ pub(crate) async fn run_targets<C: FleetClient + FleetLister + crate::aws::clien
             "{}",
             announce(&cfg, &input, targets.len() as u64, per_target, base.resumed)
         );
+        let (things, jobs, at_most) = input.things_and_jobs();
+        if let Some(line) = cfg.context.plan_line(jobs, things, at_most) {
+            eprintln!("{line}");
+        }
     }
     // Every target's view (counters, limiter) exists from the start, for progress and the summary;
     // its client only while its turn lasts.

@@ -209,6 +209,15 @@ impl PreparedInput {
         }
     }
 
+    /// The distinct things and jobs of lists; of a pairs file, its pairs (a bound of its things)
+    /// and no count of jobs (not known before it is read).
+    pub fn things_and_jobs(&self) -> (u64, Option<u64>, bool) {
+        match &self.kind {
+            Prepared::Lists { things, jobs, .. } => (things.unique, Some(jobs.len() as u64), false),
+            Prepared::Pairs(p) => (p.unique, None, true),
+        }
+    }
+
     /// Duplicate lines dropped (names in lists, pairs in a pairs file).
     pub fn duplicates(&self) -> u64 {
         match &self.kind {

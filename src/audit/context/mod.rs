@@ -63,6 +63,60 @@ impl ContextSettings {
     }
 }
 
+impl ContextSettings {
+    /// The line said before the first call: the context calls a target makes for `jobs` jobs
+    /// (`None`: not known before the rows come) and `things` things (`at_most`: an upper bound,
+    /// the things being known only as listed), and
+    /// their time at `--context-rps`, each API at its own quota beside the audit's. `None` without
+    /// context.
+    pub(crate) fn plan_line(
+        &self,
+        jobs: Option<u64>,
+        things: u64,
+        at_most: bool,
+    ) -> Option<String> {
+        let describe_jobs = if self.jobs { jobs.unwrap_or(1) } else { 0 };
+        let searches = if self.things {
+            things.div_ceil(SEARCH_PAGE as u64)
+        } else {
+            0
+        };
+        if describe_jobs == 0 && searches == 0 {
+            return None;
+        }
+        let t = crate::audit::summary::thousands;
+        let bound = if at_most { "at most " } else { "about " };
+        let mut calls = Vec::new();
+        if self.jobs {
+            calls.push(match jobs {
+                Some(n) => format!("{} DescribeJob", t(n)),
+                None => "a DescribeJob per job".to_string(),
+            });
+        }
+        if self.things {
+            calls.push(format!("{bound}{} SearchIndex", t(searches)));
+        }
+        let time = match self.rps {
+            Some(r) => format!(
+                "{} at {r} calls/s an API, beside the audit's",
+                crate::time::human_duration(describe_jobs.max(searches) as f64 / r)
+            ),
+            None => "no rate limit".to_string(),
+        };
+        let queues = if self.things {
+            "; the account's IN_PROGRESS executions in pages (250 a call) once a stuck QUEUED \
+             row needs its thing's queue; without fleet indexing, the registry's listings (a call \
+             per 250 things of the account) instead of SearchIndex"
+        } else {
+            ""
+        };
+        Some(format!(
+            "context: {} calls ({time}){queues}",
+            calls.join(" and ")
+        ))
+    }
+}
+
 /// What a target's stage needs besides its client.
 pub(crate) struct StageParts {
     pub settings: ContextSettings,

@@ -535,3 +535,35 @@ fn things_are_kept_two_generations_and_a_thing_seen_again_stays() {
     );
     assert_eq!(t.shapes.len(), 3, "a shape is kept once");
 }
+
+#[test]
+fn the_plan_line_states_the_context_calls_and_their_time() {
+    let all = ContextSettings {
+        jobs: true,
+        things: true,
+        rps: Some(10.0),
+        queued_after_ms: DAY,
+    };
+    let line = all.plan_line(Some(2), 2_050, false).unwrap();
+    assert!(
+        line.starts_with(
+            "context: 2 DescribeJob and about 21 SearchIndex calls (2s at 10 calls/s an API, \
+             beside the audit's); the account's IN_PROGRESS executions"
+        ),
+        "{line}"
+    );
+    let by_thing = all.plan_line(None, 100, true).unwrap();
+    assert!(
+        by_thing.starts_with("context: a DescribeJob per job and at most 1 SearchIndex calls"),
+        "{by_thing}"
+    );
+    let jobs = ContextSettings {
+        things: false,
+        ..all.clone()
+    };
+    assert_eq!(
+        jobs.plan_line(Some(3), 9, false).as_deref(),
+        Some("context: 3 DescribeJob calls (0s at 10 calls/s an API, beside the audit's)")
+    );
+    assert_eq!(ContextSettings::none().plan_line(Some(3), 9, false), None);
+}

@@ -252,10 +252,26 @@ fn note_plan(shared: &Shared<'_>, label: &str, plan: &plan::Plan) {
             if let Some(b) = &shared.baseline {
                 eprintln!("{shard_note}{}", plan::baseline_line(b, plan));
             }
+            if let Some(line) = context_line(cfg, plan) {
+                eprintln!("{shard_note}{line}");
+            }
         } else {
             eprintln!("{label}: {}", plan.render(spec, cfg.rate.rps));
+            if let Some(line) = context_line(cfg, plan) {
+                eprintln!("{label}: {line}");
+            }
         }
     }
+}
+
+/// The plan's context line: DescribeJob for the jobs listed, SearchIndex for at most as many
+/// things as executions (by job) or for the things listed (by thing).
+fn context_line(cfg: &RunConfig, plan: &plan::Plan) -> Option<String> {
+    let (jobs, things) = match plan.unit_name {
+        "things" => (None, plan.units),
+        _ => (Some(plan.units), plan.executions.unwrap_or(0)),
+    };
+    cfg.context.plan_line(jobs, things, true)
 }
 
 /// The pairs an earlier run committed of the target whose rows carry `key`, taken from what the
