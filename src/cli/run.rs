@@ -253,13 +253,13 @@ pub struct RunArgs {
     pub list_rps: f64,
     /// What each row learns besides its execution: `all` (its job and its thing), `jobs`
     /// (DescribeJob, once per job), `things` (fleet indexing, one SearchIndex per 100 things: thing
-    /// type, attributes, groups, connectivity; and the queue of a thing whose QUEUED execution waited
-    /// past --queued-after), `none`.
+    /// type, attributes, groups, connectivity, or without fleet indexing the registry's listings;
+    /// and the queue of a thing whose QUEUED execution waited past --queued-after), `none`.
     #[arg(long, value_enum, default_value = "all", help_heading = "Diagnosis")]
     pub context: ContextArg,
     /// Calls per second of each context API (DescribeJob, SearchIndex, ListJobs,
-    /// ListJobExecutionsForJob),
-    /// each its own limiter as each has its own quota at AWS; 0: no limit.
+    /// ListJobExecutionsForJob; ListThings, ListThingGroups, ListThingsInThingGroup without fleet
+    /// indexing), each its own limiter as each has its own quota at AWS; 0: no limit.
     #[arg(
         long,
         default_value_t = 10.0,
