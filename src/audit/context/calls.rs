@@ -165,14 +165,15 @@ impl<C: FleetContext + FleetLister> Stage<C> {
         self.registry_wanted |= api == SEARCH_INDEX;
     }
 
-    /// Every page of one listing through [`Stage::call`], each page's items to `take`; whether
-    /// the listing was read to its end (or to a token it had given before).
+    /// Every page of one listing through [`Stage::call`], each page's items to `take` (which
+    /// says whether to read on); whether the listing was read to its end (or to a token it had
+    /// given before, or as far as `take` wanted).
     pub(super) async fn pages<T, F, Fut>(
         &mut self,
         api: usize,
         what: &str,
         mut call: F,
-        mut take: impl FnMut(Vec<T>),
+        mut take: impl FnMut(Vec<T>) -> bool,
     ) -> Result<bool, Stop>
     where
         F: FnMut(Option<String>) -> Fut,
@@ -184,7 +185,9 @@ impl<C: FleetContext + FleetLister> Stage<C> {
             let Some(page) = self.call(api, what, || call(token.clone())).await? else {
                 return Ok(false);
             };
-            take(page.items);
+            if !take(page.items) {
+                return Ok(true);
+            }
             token = page.next_token;
             match &token {
                 None => return Ok(true),

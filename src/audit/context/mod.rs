@@ -391,7 +391,10 @@ impl<C: FleetContext + FleetLister> Stage<C> {
                 LIST_JOBS,
                 "ListJobs",
                 |t| client.list_jobs(None, t),
-                |page| jobs.extend(page),
+                |page| {
+                    jobs.extend(page);
+                    true
+                },
             )
             .await?;
         if !listed {
@@ -411,6 +414,7 @@ impl<C: FleetContext + FleetLister> Stage<C> {
                             let k = short(pair_key(&item.thing_name, ""));
                             by_thing.entry(k).or_default().push(id.clone());
                         }
+                        true
                     },
                 )
                 .await?;

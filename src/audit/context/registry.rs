@@ -15,7 +15,8 @@ use crate::input::pair::pair_key;
 
 /// The account's things as its registry lists them: the short keys of their names, sorted, and
 /// beside each the index of its shape; a shape is kept once for all the things alike. About 12
-/// bytes a thing: a million-thing account's registry is 12 MB.
+/// bytes a thing: a million-thing account's registry is 12 MB, beside at most [`MAX_SHAPES`]
+/// shapes as listed (and those their groups make).
 #[derive(Default)]
 pub(super) struct Registry {
     keys: Vec<u64>,
@@ -35,6 +36,9 @@ impl Registry {
         })
     }
 }
+
+/// Most distinct shapes read from the registry's listing of things (about 200 bytes each).
+pub(super) const MAX_SHAPES: usize = 200_000;
 
 /// The distinct shapes, each once, by index.
 #[derive(Default)]
@@ -79,6 +83,7 @@ impl<C: FleetContext + FleetLister> Stage<C> {
         let client = self.client.clone();
         let mut shapes = Shapes::default();
         let mut listed_things: Vec<(u64, u32)> = Vec::new();
+        let mut full = false;
         let listed = self
             .pages(
                 LIST_THINGS,
@@ -88,9 +93,22 @@ impl<C: FleetContext + FleetLister> Stage<C> {
                     for (name, shape) in page {
                         listed_things.push((short(pair_key(&name, "")), shapes.intern(shape)));
                     }
+                    // Things with attributes of their own (a serial number) are a shape each:
+                    // past this many, the registry is read no further, so memory stays bounded.
+                    full = shapes.all.len() >= MAX_SHAPES;
+                    !full
                 },
             )
             .await?;
+        if full {
+            self.warn(&format!(
+                "the registry's things have more than {} distinct types and attribute sets: \
+                 the things listed after the first {} have no thing context (fleet indexing \
+                 gives it to every thing)",
+                crate::audit::summary::thousands(MAX_SHAPES as u64),
+                crate::audit::summary::thousands(listed_things.len() as u64)
+            ));
+        }
         // The pages read hold what they hold: a listing that broke off leaves the things past
         // it without context, not the ones before.
         if !listed {
@@ -127,7 +145,10 @@ impl<C: FleetContext + FleetLister> Stage<C> {
                 LIST_THING_GROUPS,
                 "ListThingGroups",
                 |t| client.list_thing_groups(t),
-                |page| groups.extend(page),
+                |page| {
+                    groups.extend(page);
+                    true
+                },
             )
             .await?;
         if !listed {
@@ -160,6 +181,7 @@ impl<C: FleetContext + FleetLister> Stage<C> {
                                 shapes.intern(shape)
                             });
                         }
+                        true
                     },
                 )
                 .await?;

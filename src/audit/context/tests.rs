@@ -36,6 +36,8 @@ enum Answer {
     Stalled,
     /// No index, and the registry's second page of things fails with a 500 on every attempt.
     MissingAndListingBreaks,
+    /// No index, and a registry of 260,000 things, each with a serial number of its own.
+    MissingSerials,
 }
 
 struct Scripted {
@@ -83,11 +85,13 @@ impl FleetContext for Scripted {
             Answer::Denied => refused("AccessDeniedException", 403),
             Answer::FailFirst if n == 0 => refused("InvalidRequestException", 400),
             Answer::Stalled => Err(CallError::Timeout(Duration::from_secs(10))),
-            Answer::Missing | Answer::MissingAndListingBreaks => Err(CallError::Service {
-                code: "ResourceNotFoundException".into(),
-                message: "Index AWS_Things does not exist".into(),
-                http_status: 404,
-            }),
+            Answer::Missing | Answer::MissingAndListingBreaks | Answer::MissingSerials => {
+                Err(CallError::Service {
+                    code: "ResourceNotFoundException".into(),
+                    message: "Index AWS_Things does not exist".into(),
+                    http_status: 404,
+                })
+            }
             Answer::EndlessPages => Ok(Page {
                 items: Vec::new(),
                 next_token: Some("again".into()),
@@ -123,6 +127,23 @@ impl FleetContext for Scripted {
                 code: "InternalFailureException".into(),
                 message: "broken".into(),
                 http_status: 500,
+            });
+        }
+        if self.answer == Answer::MissingSerials {
+            let start: usize = next_token.map_or(0, |t| t.parse().unwrap());
+            let end = (start + 250).min(260_000);
+            let items = (start..end)
+                .map(|n| {
+                    let shape = ThingShape {
+                        attributes: vec![("serial".into(), format!("SN-{n}"))],
+                        ..ThingShape::default()
+                    };
+                    (format!("t{n}"), shape)
+                })
+                .collect();
+            return Ok(Page {
+                items,
+                next_token: (end < 260_000).then(|| end.to_string()),
             });
         }
         let things: Vec<(String, ThingShape)> = (0..REGISTERED)
@@ -417,6 +438,28 @@ async fn a_registry_listing_that_breaks_off_keeps_the_things_it_listed() {
 }
 
 #[tokio::test]
+async fn a_registry_of_things_each_its_own_shape_is_read_only_so_far() {
+    use super::registry::MAX_SHAPES;
+    let client = Scripted::new(Answer::MissingSerials);
+    let rows = vec![
+        row("t5", "job-a", "SUCCEEDED"),
+        row("t250000", "job-a", "SUCCEEDED"),
+    ];
+    let got = through(client.clone(), rows).await;
+    let serial = |r: &Row| r.context.thing.as_ref().map(|t| t.shape.attributes.clone());
+    assert_eq!(
+        serial(&got[&0]),
+        Some(vec![("serial".into(), "SN-5".into())])
+    );
+    assert_eq!(serial(&got[&1]), None, "listed past the bound: not read");
+    // The things' pages up to the bound, then the groups' listings (1 + 2 + 1).
+    assert_eq!(
+        client.registry_reads.load(Ordering::Relaxed) as usize,
+        MAX_SHAPES / 250 + 4
+    );
+}
+
+#[tokio::test]
 async fn an_index_that_pages_without_end_is_left_after_a_few_pages() {
     let client = Scripted::new(Answer::EndlessPages);
     let got = through(client.clone(), vec![row("t1", "job-a", "SUCCEEDED")]).await;
@@ -533,7 +576,38 @@ fn things_are_kept_two_generations_and_a_thing_seen_again_stays() {
         t.get(key(2 * GENERATION as u64)),
         Some(ctx(2 * GENERATION as u64))
     );
-    assert_eq!(t.shapes.len(), 3, "a shape is kept once");
+    assert_eq!(t.shapes_kept().0, 3, "a shape is kept once a generation");
+}
+
+#[test]
+fn things_with_attributes_of_their_own_keep_their_shapes_two_generations_only() {
+    use super::things::{Things, GENERATION};
+    // A serial number per thing: every thing its own shape.
+    let ctx = |n: u64| ThingContext {
+        shape: Arc::new(ThingShape {
+            attributes: vec![("serial".into(), format!("SN-{n:012}"))],
+            ..ThingShape::default()
+        }),
+        ..ThingContext::default()
+    };
+    let key = |n: u64| u128::from(n) << 64;
+    let mut t = Things::default();
+    let n = 3 * GENERATION as u64 + 7;
+    for i in 0..n {
+        t.insert(key(i), Some(ctx(i)));
+    }
+    let (current, older) = t.shapes_kept();
+    assert_eq!(
+        (current, older),
+        (7, GENERATION),
+        "the oldest generation's shapes went with it"
+    );
+    assert_eq!(t.get(key(n - 1)), Some(ctx(n - 1)));
+    // A thing of the older generation seen again takes its shape back with it.
+    let back = n - 8;
+    assert_eq!(t.get(key(back)), Some(ctx(back)));
+    assert_eq!(t.shapes_kept().0, 8);
+    assert_eq!(t.get(key(back)), Some(ctx(back)));
 }
 
 #[test]

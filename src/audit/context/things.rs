@@ -7,15 +7,34 @@ use crate::dataset::schema::{ThingContext, ThingShape};
 
 /// The things a stage asked the index about, packed: its shape (type, attributes, groups) and its
 /// disconnect reason interned, its connectivity in place, 24 bytes a thing in the table; the last
-/// [`GENERATION`] to two generations of them, so that memory stays bounded whatever the fleet.
+/// [`GENERATION`] to two generations of them, each with the shapes of its things, so that memory
+/// stays bounded whatever the fleet, a thing with attributes of its own (a serial number) included.
 #[derive(Default)]
 pub(super) struct Things {
-    packed: HashMap<u64, Packed>,
-    /// The generation before: a thing seen again moves back to `packed`.
-    older: HashMap<u64, Packed>,
-    pub(super) shapes: Vec<Arc<ThingShape>>,
-    shape_ids: HashMap<Arc<ThingShape>, u32>,
+    current: Generation,
+    /// The generation before: a thing seen again moves back to `current`.
+    older: Generation,
     reasons: Vec<Arc<str>>,
+}
+
+/// One generation's things, and the shapes they use.
+#[derive(Default)]
+struct Generation {
+    packed: HashMap<u64, Packed>,
+    shapes: Vec<Arc<ThingShape>>,
+    shape_ids: HashMap<Arc<ThingShape>, u32>,
+}
+
+impl Generation {
+    fn shape_id(&mut self, shape: &Arc<ThingShape>) -> u32 {
+        if let Some(id) = self.shape_ids.get(shape) {
+            return *id;
+        }
+        let id = self.shapes.len() as u32;
+        self.shapes.push(shape.clone());
+        self.shape_ids.insert(shape.clone(), id);
+        id
+    }
 }
 
 /// One thing: `shape == NOT_INDEXED` when the index has no document of it.
@@ -45,28 +64,36 @@ const NO_REASON: u16 = u16::MAX;
 const NO_TIME: i64 = i64::MIN;
 
 impl Things {
-    pub(super) fn known(&self, key: u128) -> bool {
-        let k = short(key);
-        self.packed.contains_key(&k) || self.older.contains_key(&k)
+    /// The shapes kept, in the current generation and the older one.
+    #[cfg(test)]
+    pub(super) fn shapes_kept(&self) -> (usize, usize) {
+        (self.current.shapes.len(), self.older.shapes.len())
     }
 
-    /// Keeps `p` in the current generation; a full generation becomes the older one, and the
-    /// older one is dropped.
-    fn keep(&mut self, k: u64, p: Packed) {
-        if self.packed.capacity() == 0 {
+    pub(super) fn known(&self, key: u128) -> bool {
+        let k = short(key);
+        self.current.packed.contains_key(&k) || self.older.packed.contains_key(&k)
+    }
+
+    /// Keeps `p`, of `shape`, in the current generation; a full generation becomes the older
+    /// one, and the older one is dropped with its shapes.
+    fn keep(&mut self, k: u64, mut p: Packed, shape: Option<&Arc<ThingShape>>) {
+        if self.current.packed.capacity() == 0 {
             // Sized once: a table grown by doubling would leave its old sizes behind.
-            self.packed.reserve(GENERATION);
+            self.current.packed.reserve(GENERATION);
         }
-        if self.packed.len() >= GENERATION {
+        if self.current.packed.len() >= GENERATION {
             // The oldest table is dropped before the new one is made, the same size: its room is
             // used again.
-            self.older = std::mem::take(&mut self.packed);
-            self.packed.reserve(GENERATION);
+            self.older = std::mem::take(&mut self.current);
+            self.current.packed.reserve(GENERATION);
         }
-        self.packed.insert(k, p);
+        p.shape = shape.map_or(NOT_INDEXED, |s| self.current.shape_id(s));
+        self.current.packed.insert(k, p);
     }
 
     pub(super) fn insert(&mut self, key: u128, t: Option<ThingContext>) {
+        let shape = t.as_ref().map(|t| t.shape.clone());
         let p = match t {
             None => Packed {
                 shape: NOT_INDEXED,
@@ -75,15 +102,8 @@ impl Things {
                 at_ms: NO_TIME,
             },
             Some(t) => Packed {
-                shape: match self.shape_ids.get(&t.shape) {
-                    Some(id) => *id,
-                    None => {
-                        let id = self.shapes.len() as u32;
-                        self.shapes.push(t.shape.clone());
-                        self.shape_ids.insert(t.shape, id);
-                        id
-                    }
-                },
+                // Set by `keep`, in the generation it goes to.
+                shape: NOT_INDEXED,
                 connected: match t.connected {
                     None => 0,
                     Some(false) => 1,
@@ -104,22 +124,23 @@ impl Things {
                 at_ms: t.connectivity_at_ms.unwrap_or(NO_TIME),
             },
         };
-        self.keep(short(key), p);
+        self.keep(short(key), p, shape.as_ref());
     }
 
     /// The context of a thing asked about, `None` when it is not in the index (or not asked).
     pub(super) fn get(&mut self, key: u128) -> Option<ThingContext> {
         let k = short(key);
-        let p = match self.packed.get(&k) {
-            Some(p) => *p,
+        let (p, shape) = match self.current.packed.get(&k) {
+            Some(p) => (*p, self.current.shapes.get(p.shape as usize).cloned()),
             None => {
-                // Seen again: kept on, in the current generation.
-                let p = self.older.remove(&k)?;
-                self.keep(k, p);
-                p
+                // Seen again: kept on, in the current generation, its shape with it.
+                let p = self.older.packed.remove(&k)?;
+                let shape = self.older.shapes.get(p.shape as usize).cloned();
+                self.keep(k, p, shape.as_ref());
+                (p, shape)
             }
         };
-        let shape = self.shapes.get(p.shape as usize)?.clone();
+        let shape = shape?;
         Some(ThingContext {
             shape,
             connected: match p.connected {
