@@ -153,3 +153,74 @@ impl Things {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{Things, GENERATION};
+    use crate::dataset::schema::{ThingContext, ThingShape};
+
+    #[test]
+    fn things_are_kept_two_generations_and_a_thing_seen_again_stays() {
+        let ctx = |n: u64| ThingContext {
+            shape: Arc::new(ThingShape {
+                thing_type: Some(format!("type-{}", n % 3)),
+                ..ThingShape::default()
+            }),
+            connected: Some(n.is_multiple_of(2)),
+            connectivity_at_ms: Some(n as i64),
+            disconnect_reason: (n % 2 == 1).then(|| Arc::from("CONNECTION_LOST")),
+        };
+        let key = |n: u64| u128::from(n) << 64 | 7;
+        let mut t = Things::default();
+        for n in 0..GENERATION as u64 {
+            t.insert(key(n), Some(ctx(n)));
+        }
+        // Thing 0 read again while in the older generation: it moves back to the current one.
+        for n in GENERATION as u64..(GENERATION as u64 + 10) {
+            t.insert(key(n), Some(ctx(n)));
+        }
+        assert_eq!(t.get(key(0)), Some(ctx(0)));
+        for n in (GENERATION as u64 + 10)..(2 * GENERATION as u64 + 5) {
+            t.insert(key(n), Some(ctx(n)));
+        }
+        assert!(t.known(key(0)), "kept on when seen again");
+        assert!(!t.known(key(1)), "two generations ago: dropped");
+        assert_eq!(
+            t.get(key(2 * GENERATION as u64)),
+            Some(ctx(2 * GENERATION as u64))
+        );
+        assert_eq!(t.shapes_kept().0, 3, "a shape is kept once a generation");
+    }
+
+    #[test]
+    fn things_with_attributes_of_their_own_keep_their_shapes_two_generations_only() {
+        // A serial number per thing: every thing its own shape.
+        let ctx = |n: u64| ThingContext {
+            shape: Arc::new(ThingShape {
+                attributes: vec![("serial".into(), format!("SN-{n:012}"))],
+                ..ThingShape::default()
+            }),
+            ..ThingContext::default()
+        };
+        let key = |n: u64| u128::from(n) << 64;
+        let mut t = Things::default();
+        let n = 3 * GENERATION as u64 + 7;
+        for i in 0..n {
+            t.insert(key(i), Some(ctx(i)));
+        }
+        let (current, older) = t.shapes_kept();
+        assert_eq!(
+            (current, older),
+            (7, GENERATION),
+            "the oldest generation's shapes went with it"
+        );
+        assert_eq!(t.get(key(n - 1)), Some(ctx(n - 1)));
+        // A thing of the older generation seen again takes its shape back with it.
+        let back = n - 8;
+        assert_eq!(t.get(key(back)), Some(ctx(back)));
+        assert_eq!(t.shapes_kept().0, 8);
+        assert_eq!(t.get(key(back)), Some(ctx(back)));
+    }
+}
