@@ -308,7 +308,13 @@ pub(crate) async fn run_targets<C: FleetClient + FleetLister + crate::aws::clien
         );
         let (things, jobs, at_most) = input.things_and_jobs();
         if let Some(line) = cfg.context.plan_line(jobs, things, at_most) {
-            eprintln!("{line}");
+            // Each target makes its own.
+            let per = if targets.len() > 1 {
+                "each target's "
+            } else {
+                ""
+            };
+            eprintln!("{per}{line}");
         }
     }
     // Every target's view (counters, limiter) exists from the start, for progress and the summary;
