@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::{Index, Stage, APIS, SEARCH_INDEX};
+use super::{Stage, APIS, SEARCH_INDEX};
 use crate::audit::engine::{stop_for, Stop};
 use crate::aws::call::{call_with_retries, Attempted, Final};
 use crate::aws::client::{CallError, FleetContext, FleetLister, Page};
@@ -118,8 +118,7 @@ impl<C: FleetContext + FleetLister> Stage<C> {
     fn failed(&mut self, api: usize, what: &str, e: &CallError) {
         // No index in the account (or not built yet): asked no more.
         if api == SEARCH_INDEX && is_index_missing(e) {
-            self.index = Index::Unavailable;
-            self.registry_wanted = true;
+            self.turn_off(api);
             self.warn(&format!(
                 "fleet indexing does not answer ({}): the things' connectivity is unknown, and so \
                  are the causes that need it; their type, attributes and groups are read from the \
@@ -161,7 +160,7 @@ impl<C: FleetContext + FleetLister> Stage<C> {
     /// `api` is not called again this run; without SearchIndex, the registry's listings still say
     /// what the things are.
     fn turn_off(&mut self, api: usize) {
-        self.denied[api] = true;
+        self.off[api] = true;
         self.registry_wanted |= api == SEARCH_INDEX;
     }
 

@@ -155,11 +155,10 @@ pub(crate) fn spawn<C: FleetContext + FleetLister>(
         registry: None,
         registry_wanted: false,
         registry_read: false,
-        index: Index::Unknown,
         interrupted: false,
         connectivity_checked: false,
         paging_said: false,
-        denied: [false; APIS],
+        off: [false; APIS],
         failed_in_row: [0; APIS],
         said: HashSet::new(),
         colon_said: false,
@@ -167,14 +166,6 @@ pub(crate) fn spawn<C: FleetContext + FleetLister>(
         wanted: HashSet::new(),
     };
     (tx, Some(tokio::spawn(stage.run(rx))))
-}
-
-/// Whether the account's fleet index answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Index {
-    Unknown,
-    Available,
-    Unavailable,
 }
 
 /// Most pages read for one query of at most 100 things (one page, in AWS).
@@ -212,7 +203,6 @@ struct Stage<C> {
     registry: Option<Registry>,
     registry_wanted: bool,
     registry_read: bool,
-    index: Index,
     /// A shutdown came while a context call was made: the rows still to come go on as they are
     /// (the writer commits what it has for `--resume`), with no more calls.
     interrupted: bool,
@@ -220,9 +210,9 @@ struct Stage<C> {
     connectivity_checked: bool,
     /// Whether an index that pages without end was said.
     paging_said: bool,
-    /// The context APIs not called again: the policy does not permit them, or they failed
-    /// [`GIVE_UP_AFTER`] times in a row.
-    denied: [bool; APIS],
+    /// The context APIs not called again: the policy does not permit them, they failed
+    /// [`GIVE_UP_AFTER`] times in a row, or (SearchIndex) the account has no index.
+    off: [bool; APIS],
     /// Each API's calls failed in a row since its last answer.
     failed_in_row: [u32; APIS],
     /// The failures said, by API and error code.
@@ -283,8 +273,7 @@ impl<C: FleetContext + FleetLister> Stage<C> {
     /// Whether `thing`'s context is still to be asked for.
     fn wants_thing(&mut self, thing: &str) -> bool {
         if !self.parts.settings.things
-            || self.index == Index::Unavailable
-            || self.denied[SEARCH_INDEX]
+            || self.off[SEARCH_INDEX]
             || self.things.known(pair_key(thing, ""))
         {
             return false;
@@ -430,7 +419,7 @@ impl<C: FleetContext + FleetLister> Stage<C> {
 
     /// The context of `job` (asked once a run; `None` when DescribeJob could not say).
     async fn job(&mut self, job: &str) -> Result<Option<Arc<JobContext>>, Stop> {
-        if !self.parts.settings.jobs || self.denied[DESCRIBE_JOB] {
+        if !self.parts.settings.jobs || self.off[DESCRIBE_JOB] {
             return Ok(None);
         }
         if let Some(c) = self.jobs.get(job) {
@@ -449,7 +438,7 @@ impl<C: FleetContext + FleetLister> Stage<C> {
 
     /// Asks the index for the batch's things, then sends the rows that waited for them.
     async fn flush(&mut self) -> Result<(), Stop> {
-        if !self.wanted.is_empty() && self.index != Index::Unavailable {
+        if !self.wanted.is_empty() && !self.off[SEARCH_INDEX] {
             let names: Vec<String> = self.wanted.drain().collect();
             let query = names
                 .iter()
@@ -497,7 +486,6 @@ impl<C: FleetContext + FleetLister> Stage<C> {
             let Some(page) = page else {
                 return Ok(found);
             };
-            self.index = Index::Available;
             if !self.connectivity_checked && !page.items.is_empty() {
                 self.connectivity_checked = true;
                 if page.items.iter().all(|(_, t)| t.connected.is_none()) {
